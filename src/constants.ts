@@ -1,0 +1,111 @@
+// Every limit and default of tapeq, in one place (TigerBeetle's constants.zig is the model).
+// Units are in the names. `checkConstants()` runs at startup and in a test: it asserts how the
+// limits relate, so a change that breaks a relation fails loudly instead of misbehaving later.
+//
+// This module imports nothing and is safe for the pure fold to import.
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+
+// ── Log ────────────────────────────────────────────────────────────────────────────────────
+/** Default size at which the active segment is sealed and a new one started (SEGMENT_BYTES). */
+export const segmentBytesDefault = 64 * MiB;
+/** Smallest SEGMENT_BYTES accepted (tests use small segments to force rolls). */
+export const segmentBytesMin = 4 * KiB;
+/** Largest encoded record payload. Checked before any allocation when reading a frame. */
+export const recordBytesMax = 4 * MiB;
+/** Bytes of log between two sparse index entries. */
+export const indexIntervalBytes = 4 * KiB;
+/** How many recently appended records the log keeps decoded in memory for tail readers. */
+export const tailRingRecords = 65_536;
+/** Default group-commit policy and interval (LOG_SYNC, LOG_SYNC_INTERVAL_MS). */
+export const logSyncDefault = 'always' as const;
+export const logSyncIntervalMsDefault = 5;
+/** Upper bound of bytes written by one group commit; a larger batch is split. */
+export const groupCommitBytesMax = 8 * MiB;
+
+// ── Requests and jobs ──────────────────────────────────────────────────────────────────────
+/** MAX_BODY_BYTES default: largest HTTP request body. */
+export const bodyBytesMaxDefault = 1 * MiB;
+/** Largest `data` payload of one job, as JSON text. */
+export const jobDataBytesMax = 512 * KiB;
+export const queueNameLengthMax = 128;
+/** Queue names: letters, digits and . _ - : only; never used as a file path. */
+export const queueNamePattern = /^[A-Za-z0-9._:-]+$/;
+export const jobIdLengthMax = 128;
+export const jobNameLengthMax = 256;
+export const tagsCountMax = 32;
+export const tagLengthMax = 128;
+export const dependsOnCountMax = 100;
+export const bulkJobsMax = 1_000;
+export const errorTextLengthMax = 4 * KiB;
+export const logMessageLengthMax = 4 * KiB;
+/** Logs kept per job in the projection (the log keeps every one). */
+export const jobLogsMax = 1_000;
+export const listLengthMax = 100;
+
+export const maxAttemptsDefault = 3;
+export const backoffMsDefault = 1_000;
+/** Lock held by a pull before the job counts as stalled. */
+export const lockMsDefault = 30_000;
+export const lockMsMax = 24 * 60 * 60 * 1_000;
+/** Stalls allowed before a job fails (BullMQ's maxStalledCount). */
+export const maxStalledDefault = 1;
+/** Longest long-poll `timeout` accepted on pull. */
+export const pullTimeoutMsMax = 60_000;
+/** Most long-poll waiters held at once across all queues. */
+export const pullWaitersMax = 10_000;
+/** Largest delay, backoff, ttl or timeout accepted (about 10 years). */
+export const durationMsMax = 10 * 365 * 24 * 60 * 60 * 1_000;
+/** Ids per JobsRemoved / JobsPromoted record; larger sets are split into several records. */
+export const idsPerRecordMax = 1_000;
+
+// ── Snapshots and retention ────────────────────────────────────────────────────────────────
+export const snapshotEveryRecordsDefault = 1_000_000;
+export const snapshotIntervalMsDefault = 10 * 60 * 1_000;
+export const snapshotsKept = 2;
+export const historyRetentionMsDefault = 7 * 24 * 60 * 60 * 1_000;
+
+// ── Real-time ──────────────────────────────────────────────────────────────────────────────
+/** Bytes buffered for one SSE or WebSocket client before it is cut off as too slow. */
+export const subscriberBacklogBytesMax = 4 * MiB;
+export const sseKeepAliveMs = 15_000;
+export const wsFrameBytesMax = 1 * MiB;
+/** Commands one WebSocket may have in flight before it must wait for replies. */
+export const wsInflightMax = 1_024;
+
+// ── Rate limiting (seed 004 defaults) ──────────────────────────────────────────────────────
+export const rateLimitWindowMsDefault = 60_000;
+export const rateLimitMaxRequestsDefault = Number.POSITIVE_INFINITY;
+export const rateLimitCleanupMsDefault = 60_000;
+
+// ── Push workers ───────────────────────────────────────────────────────────────────────────
+export const workerTimeoutMsDefault = 3_000;
+export const workerConcurrencyDefault = 1;
+export const workerConcurrencyMax = 1_000;
+export const workerResponseBytesMax = 1 * MiB;
+/** Characters of an endpoint's response body quoted in a failure reason. */
+export const workerErrorBodyChars = 200;
+
+// ── Server ─────────────────────────────────────────────────────────────────────────────────
+export const httpPortDefault = 6790;
+export const hostDefault = '0.0.0.0';
+export const shutdownGraceMs = 10_000;
+
+export function checkConstants(): void {
+  const rules: Array<[boolean, string]> = [
+    [segmentBytesMin <= segmentBytesDefault, 'segmentBytesMin <= segmentBytesDefault'],
+    [recordBytesMax < segmentBytesDefault, 'a record must fit in a default segment'],
+    [jobDataBytesMax < recordBytesMax, 'a job payload must fit in one record'],
+    [bodyBytesMaxDefault <= recordBytesMax, 'a request body must fit in one record'],
+    [groupCommitBytesMax >= recordBytesMax, 'one group commit must hold the largest record'],
+    [indexIntervalBytes <= segmentBytesMin, 'a segment must hold at least one index interval'],
+    [idsPerRecordMax * (jobIdLengthMax + 8) < recordBytesMax, 'an id list must fit in one record'],
+    [bulkJobsMax * 64 <= bodyBytesMaxDefault * 64, 'bulk limit is sane'],
+    [listLengthMax > 0 && pullTimeoutMsMax > 0, 'positive limits'],
+    [lockMsDefault <= lockMsMax, 'lockMsDefault <= lockMsMax'],
+    [wsFrameBytesMax <= subscriberBacklogBytesMax, 'a frame must fit in a subscriber backlog'],
+  ];
+  const broken = rules.filter(([ok]) => !ok).map(([, name]) => name);
+  if (broken.length > 0) throw new Error(`constants broken: ${broken.join('; ')}`);
+}
