@@ -1,0 +1,160 @@
+// The broker's public contract: what the HTTP, WebSocket and push-worker layers may call.
+//
+// Every state-changing method follows validate → decide → append → apply and resolves only when
+// its records are durable under the log's policy. Business rejections are values (`Outcome` with a
+// stable `code`), never exceptions; `src/api/errors.ts` maps codes to HTTP statuses in one place.
+// Storage faults are values too (code STORAGE_FAULT) and flip the broker to not-ready.
+
+import type { Actor } from '../record/types.js';
+
+export type ErrorCode =
+  | 'BAD_REQUEST' //          400: validation failure; message names the field
+  | 'NOT_FOUND' //            404: "Job not found", "Queue not found", "Worker not found"
+  | 'NOT_ACTIVE' //           400: "Job not found or not active" (seed 004 ack/fail text)
+  | 'LOCK_MISMATCH' //        409: "Lock token mismatch"
+  | 'CONFLICT' //             409: the job is not in a state that allows the action
+  | 'READ_ONLY' //            409: a point-in-time server refuses writes
+  | 'FORBIDDEN' //            401: job-token auth failed for progress/logs
+  | 'TOO_MANY_WAITERS' //     503: long-poll waiter limit reached
+  | 'UNAVAILABLE' //          503: replaying at startup or draining for shutdown
+  | 'STORAGE_FAULT' //        500 (507 for a full disk): the log failed; nothing was acknowledged
+  | 'NO_SPACE'; //            507
+
+export type Failure = { ok: false; code: ErrorCode; error: string };
+export type Outcome<T extends object = object> = ({ ok: true } & T) | Failure;
+
+/** Who is calling. `owner` identifies the lock holder for pulls (a WebSocket client id, a worker). */
+export interface Ctx {
+  actor: Actor | null;
+  owner?: string;
+}
+
+/** BullMQ-style retention as shown in job JSON: boolean, a count, or {count, age (s)}. */
+export type KeepView = boolean | number | { count?: number; age?: number };
+
+/** Job JSON as served by the API (seed 004 "Get a Job" fields plus tapeq's additions). */
+export interface JobView {
+  id: string;
+  queue: string;
+  name: string;
+  data: unknown;
+  priority: number;
+  createdAt: number;
+  runAt: number;
+  startedAt: number | null;
+  completedAt: number | null;
+  attempts: number;
+  maxAttempts: number;
+  backoff: number | { type: 'fixed' | 'exponential'; delay: number };
+  progress: number;
+  tags: string[];
+  lifo: boolean;
+  removeOnComplete: KeepView;
+  removeOnFail: KeepView;
+  state: string;
+  ttl: number | null;
+  timeout: number | null;
+  uniqueKey: string | null;
+  groupId: string | null;
+  dependsOn: string[];
+  repeat: { every?: number; pattern?: string; limit?: number; count: number } | null;
+  result: unknown;
+  failedReason: string | null;
+  stalledCount: number;
+}
+
+export type Counts = {
+  waiting: number;
+  active: number;
+  delayed: number;
+  completed: number;
+  failed: number;
+  'waiting-children': number;
+  paused: number;
+};
+
+export type ListStatus = 'waiting' | 'active' | 'completed' | 'failed' | 'delayed' | 'waiting-children';
+
+/** Push worker registration (SPEC section 6), already validated. */
+export interface WorkerConfig {
+  queue: string;
+  endpoint: { url: string; method: 'POST' | 'PUT' | 'PATCH'; headers: Record<string, string>; timeout: number };
+  opts: {
+    concurrency: number;
+    limiter: { max: number; duration: number } | null;
+    removeOnComplete: { count?: number; age?: number } | null;
+    removeOnFail: { count?: number; age?: number } | null;
+    maxStalledCount: number;
+  };
+}
+
+export interface StatsView {
+  queued: number;
+  processing: number;
+  delayed: number;
+  dlq: number;
+  completed: number;
+  waitingChildren: number;
+  pushPerSec: number;
+  pullPerSec: number;
+  totalPushed: number;
+  totalPulled: number;
+  totalCompleted: number;
+  totalFailed: number;
+  totalStalled: number;
+  jobIndex: number;
+  queues: number;
+}
+
+export interface BrokerApi {
+  /** False while replaying, draining or after a storage fault. */
+  readonly ready: boolean;
+  /** Set for a point-in-time (read-only) server. */
+  readonly readOnly: boolean;
+
+  push(queue: string, input: unknown, ctx: Ctx): Promise<Outcome<{ id: string }>>;
+  /** All-or-nothing validation; items may be seed-004 shaped or BullMQ {name, data, opts}. */
+  pushBulk(queue: string, inputs: unknown[], ctx: Ctx): Promise<Outcome<{ ids: string[] }>>;
+  pull(
+    queue: string,
+    opts: { timeoutMs: number; lockMs?: number; signal?: AbortSignal },
+    ctx: Ctx,
+  ): Promise<Outcome<{ job: JobView | null; token: string | null }>>;
+  ack(id: string, body: { result?: unknown; token?: string }, ctx: Ctx): Promise<Outcome>;
+  fail(id: string, body: { error?: string; token?: string }, ctx: Ctx): Promise<Outcome>;
+  cancel(id: string, ctx: Ctx): Promise<Outcome>;
+  progress(id: string, body: { progress: number; message?: string }, ctx: Ctx): Promise<Outcome>;
+  addLog(id: string, message: string, ctx: Ctx): Promise<Outcome>;
+  promote(id: string, ctx: Ctx): Promise<Outcome>;
+  retry(id: string, ctx: Ctx): Promise<Outcome>;
+  changePriority(id: string, priority: unknown, ctx: Ctx): Promise<Outcome>;
+
+  getJob(id: string): JobView | null;
+  jobState(id: string): string | null;
+  jobResult(id: string): Outcome<{ result: unknown }>;
+  getLogs(id: string, start: number, length: number): Outcome<{ logs: string[]; count: number }>;
+  /** True when the job is active and `token` is its current lock token (job-token auth). */
+  isJobToken(id: string, token: string): boolean;
+
+  listQueues(): Array<{ name: string; paused: boolean; counts: Counts }>;
+  counts(queue: string): Counts;
+  listJobs(queue: string, statuses: ListStatus[], start: number, length: number): { counts: Counts; jobs: JobView[] };
+  pause(queue: string, ctx: Ctx): Promise<Outcome>;
+  resume(queue: string, ctx: Ctx): Promise<Outcome>;
+  isPaused(queue: string): boolean;
+  drain(queue: string, ctx: Ctx): Promise<Outcome<{ removed: number }>>;
+  clean(queue: string, body: unknown, ctx: Ctx): Promise<Outcome<{ removed: string[] }>>;
+  obliterate(queue: string, ctx: Ctx): Promise<Outcome>;
+  promoteJobs(queue: string, body: unknown, ctx: Ctx): Promise<Outcome<{ promoted: number }>>;
+  dlq(queue: string, start: number, length: number): { jobs: JobView[]; count: number };
+  dlqRetry(queue: string, id: string | undefined, ctx: Ctx): Promise<Outcome<{ retried: number }>>;
+  dlqPurge(queue: string, ctx: Ctx): Promise<Outcome<{ purged: number }>>;
+
+  registerWorker(config: WorkerConfig, ctx: Ctx): Promise<Outcome>;
+  removeWorker(queue: string, ctx: Ctx): Promise<Outcome>;
+  workers(): WorkerConfig[];
+  /** Release every job held by `owner` (a closed WebSocket), one `released` record each. */
+  releaseOwner(owner: string, reason: string): Promise<void>;
+
+  stats(nowMs: number): StatsView;
+}

@@ -1,0 +1,125 @@
+// Configuration from environment variables: parsed once at startup, every problem reported
+// together (one ConfigError listing them all), defaults from src/constants.ts. The README's
+// configuration table documents the same names and defaults; a test keeps the two in step.
+
+import * as C from './constants.js';
+
+export interface Config {
+  httpPort: number;
+  host: string;
+  dataDir: string;
+  authTokens: string[];
+  corsAllowOrigin: string;
+  rateLimitWindowMs: number;
+  rateLimitMaxRequests: number;
+  rateLimitCleanupMs: number;
+  /** requireAuthForMetrics: /prometheus needs a token when AUTH_TOKENS is set. */
+  metricsAuth: boolean;
+  metricsPrefix: string;
+  bodyBytesMax: number;
+  segmentBytes: number;
+  logSync: 'always' | 'interval';
+  logSyncIntervalMs: number;
+  snapshotEveryRecords: number;
+  snapshotIntervalMs: number;
+  historyRetentionMs: number;
+  archiveDir: string | null;
+  lockMs: number;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n  - ${problems.join('\n  - ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Each env variable with its default (as text) and meaning; the README table mirrors this. */
+export const ENV_VARIABLES: ReadonlyArray<{ name: string; default: string; description: string }> = [
+  { name: 'HTTP_PORT', default: String(C.httpPortDefault), description: 'HTTP, WebSocket and SSE port' },
+  { name: 'HOST', default: C.hostDefault, description: 'Listen address' },
+  { name: 'DATA_DIR', default: './data', description: 'Log segments, indexes and snapshots' },
+  { name: 'AUTH_TOKENS', default: '(none)', description: 'Comma-separated bearer tokens; unset = no auth' },
+  { name: 'CORS_ALLOW_ORIGIN', default: '*', description: 'Access-Control-Allow-Origin value' },
+  { name: 'RATE_LIMIT_WINDOW_MS', default: String(C.rateLimitWindowMsDefault), description: 'Sliding window (ms)' },
+  { name: 'RATE_LIMIT_MAX_REQUESTS', default: 'Infinity', description: 'Max requests per window per IP' },
+  { name: 'RATE_LIMIT_CLEANUP_MS', default: String(C.rateLimitCleanupMsDefault), description: 'Cleanup interval for expired entries (ms)' },
+  { name: 'METRICS_AUTH', default: 'false', description: 'requireAuthForMetrics: /prometheus needs a token' },
+  { name: 'METRICS_PREFIX', default: 'bunqueue', description: 'Prefix of Prometheus metric names' },
+  { name: 'MAX_BODY_BYTES', default: String(C.bodyBytesMaxDefault), description: 'Largest request body (413 above)' },
+  { name: 'SEGMENT_BYTES', default: String(C.segmentBytesDefault), description: 'Size at which a log segment is sealed' },
+  { name: 'LOG_SYNC', default: C.logSyncDefault, description: '`always`: ack after the group fdatasync; `interval`: ack after write, sync every LOG_SYNC_INTERVAL_MS' },
+  { name: 'LOG_SYNC_INTERVAL_MS', default: String(C.logSyncIntervalMsDefault), description: 'fdatasync period in interval mode' },
+  { name: 'SNAPSHOT_EVERY_RECORDS', default: String(C.snapshotEveryRecordsDefault), description: 'Snapshot after this many records' },
+  { name: 'SNAPSHOT_INTERVAL_MS', default: String(C.snapshotIntervalMsDefault), description: 'Snapshot at least this often when records arrived' },
+  { name: 'HISTORY_RETENTION_MS', default: String(C.historyRetentionMsDefault), description: 'Keep segments at least this long' },
+  { name: 'ARCHIVE_DIR', default: '(none)', description: 'Move expired segments here instead of deleting them' },
+  { name: 'LOCK_MS', default: String(C.lockMsDefault), description: 'Lock held by a pull before the job counts as stalled' },
+];
+
+type Env = Record<string, string | undefined>;
+
+export function loadConfig(env: Env = process.env): Config {
+  const problems: string[] = [];
+  const int = (name: string, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number => {
+    const raw = env[name];
+    if (raw === undefined || raw.trim() === '') return fallback;
+    const value = Number(raw);
+    if (!Number.isInteger(value) || value < min || value > max) {
+      problems.push(`${name} must be an integer from ${min} to ${max} (got "${raw}")`);
+      return fallback;
+    }
+    return value;
+  };
+  const bool = (name: string, fallback: boolean): boolean => {
+    const raw = env[name];
+    if (raw === undefined || raw === '') return fallback;
+    if (raw === 'true' || raw === '1') return true;
+    if (raw === 'false' || raw === '0') return false;
+    problems.push(`${name} must be true or false (got "${raw}")`);
+    return fallback;
+  };
+
+  const maxRequestsRaw = env.RATE_LIMIT_MAX_REQUESTS;
+  const rateLimitMaxRequests =
+    maxRequestsRaw === undefined || maxRequestsRaw === '' || maxRequestsRaw === 'Infinity'
+      ? C.rateLimitMaxRequestsDefault
+      : int('RATE_LIMIT_MAX_REQUESTS', C.rateLimitMaxRequestsDefault, 1);
+
+  const logSync = env.LOG_SYNC ?? C.logSyncDefault;
+  if (logSync !== 'always' && logSync !== 'interval') {
+    problems.push(`LOG_SYNC must be "always" or "interval" (got "${logSync}")`);
+  }
+  const tokens = (env.AUTH_TOKENS ?? '')
+    .split(',')
+    .map((t) => t.trim())
+    .filter((t) => t.length > 0);
+  const prefix = env.METRICS_PREFIX ?? 'bunqueue';
+  if (!/^[a-zA-Z_:][a-zA-Z0-9_:]*$/.test(prefix)) {
+    problems.push(`METRICS_PREFIX must match [a-zA-Z_:][a-zA-Z0-9_:]* (got "${prefix}")`);
+  }
+
+  const config: Config = {
+    httpPort: int('HTTP_PORT', C.httpPortDefault, 0, 65535),
+    host: env.HOST && env.HOST.length > 0 ? env.HOST : C.hostDefault,
+    dataDir: env.DATA_DIR && env.DATA_DIR.length > 0 ? env.DATA_DIR : './data',
+    authTokens: tokens,
+    corsAllowOrigin: env.CORS_ALLOW_ORIGIN && env.CORS_ALLOW_ORIGIN.length > 0 ? env.CORS_ALLOW_ORIGIN : '*',
+    rateLimitWindowMs: int('RATE_LIMIT_WINDOW_MS', C.rateLimitWindowMsDefault, 1),
+    rateLimitMaxRequests,
+    rateLimitCleanupMs: int('RATE_LIMIT_CLEANUP_MS', C.rateLimitCleanupMsDefault, 1),
+    metricsAuth: bool('METRICS_AUTH', false),
+    metricsPrefix: prefix,
+    bodyBytesMax: int('MAX_BODY_BYTES', C.bodyBytesMaxDefault, 1024, C.recordBytesMax),
+    segmentBytes: int('SEGMENT_BYTES', C.segmentBytesDefault, C.segmentBytesMin, 1024 * 1024 * 1024),
+    logSync: logSync === 'interval' ? 'interval' : 'always',
+    logSyncIntervalMs: int('LOG_SYNC_INTERVAL_MS', C.logSyncIntervalMsDefault, 1, 60_000),
+    snapshotEveryRecords: int('SNAPSHOT_EVERY_RECORDS', C.snapshotEveryRecordsDefault, 1),
+    snapshotIntervalMs: int('SNAPSHOT_INTERVAL_MS', C.snapshotIntervalMsDefault, 1),
+    historyRetentionMs: int('HISTORY_RETENTION_MS', C.historyRetentionMsDefault, 0),
+    archiveDir: env.ARCHIVE_DIR && env.ARCHIVE_DIR.length > 0 ? env.ARCHIVE_DIR : null,
+    lockMs: int('LOCK_MS', C.lockMsDefault, 1, C.lockMsMax),
+  };
+  if (problems.length > 0) throw new ConfigError(problems);
+  return config;
+}

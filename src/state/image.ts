@@ -1,0 +1,98 @@
+// The plain-data image of the whole projection: what a snapshot stores and what the state digest
+// hashes. `exportState(state)` and `importState(image)` (src/state/state.ts) convert between the
+// live, indexed State and this image; importState(exportState(s)) must behave exactly like s for
+// every later record, and exportState is canonical (same logical state → deep-equal image).
+//
+// Orders are part of the state and are stated explicitly:
+// - QueueImage.waiting lists job ids in the order pulls would take them.
+// - QueueImage.completed and .failed list ids oldest first (retention and clean work from the front).
+// - jobs are sorted by id.
+
+import type { BackoffType, JobState, KeepPolicy, Repeat } from '../record/types.js';
+
+export interface JobImage {
+  id: string;
+  queue: string;
+  name: string;
+  /** JSON text as received. */
+  data: string;
+  priority: number;
+  createdAt: number;
+  runAt: number;
+  startedAt: number | null;
+  finishedAt: number | null;
+  /** Failed attempts so far (a fail or a stall counts one). */
+  attempts: number;
+  maxAttempts: number;
+  backoff: number;
+  backoffType: BackoffType;
+  ttl: number | null;
+  timeout: number | null;
+  uniqueKey: string;
+  customId: boolean;
+  tags: string[];
+  groupId: string;
+  lifo: boolean;
+  removeOnComplete: KeepPolicy | null;
+  removeOnFail: KeepPolicy | null;
+  dependsOn: string[];
+  /** dependsOn ids still not completed. */
+  pendingDeps: string[];
+  repeat: Repeat | null;
+  maxStalled: number | null;
+  state: JobState;
+  progress: number;
+  progressMessage: string | null;
+  /** JSON text of the ack result. */
+  result: string | null;
+  /** Last failure reason. */
+  error: string | null;
+  lockToken: string | null;
+  lockOwner: string | null;
+  lockExpiresAt: number | null;
+  stalledCount: number;
+  /** Offset of the record that pushed the job: FIFO tie-break and delayed-order tie-break. */
+  seq: number;
+  /** Newest last, at most constants.jobLogsMax. */
+  logs: string[];
+}
+
+export interface QueueImage {
+  name: string;
+  paused: boolean;
+  waiting: string[];
+  completed: string[];
+  failed: string[];
+}
+
+export interface WorkerImage {
+  queue: string;
+  /** The validated registration as JSON text. */
+  config: string;
+}
+
+export interface StatsImage {
+  totalPushed: number;
+  totalPulled: number;
+  totalCompleted: number;
+  totalFailed: number;
+  totalStalled: number;
+  totalRemoved: number;
+  /** Per-second counts keyed by record timestamp second (floor(ts/1000)), newest last, bounded. */
+  seconds: Array<{ second: number; pushed: number; pulled: number; completed: number; failed: number }>;
+}
+
+export interface StateImage {
+  /** Image layout version; bump when a field is added and keep the old reader. */
+  version: number;
+  /** Offset of the next record to apply (all records < offset are folded in). */
+  offset: number;
+  /** Timestamp of the last applied record (0 for an empty log). */
+  timestamp: number;
+  jobs: JobImage[];
+  queues: QueueImage[];
+  workers: WorkerImage[];
+  stats: StatsImage;
+}
+
+export const stateImageVersion = 1;
