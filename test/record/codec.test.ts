@@ -1,0 +1,68 @@
+import t from 'tap';
+import { decodeRecord, encodeRecord, PROTO_BODY_TYPES, recordToJson } from '../../src/record/codec.js';
+import { RECORD_TYPES, type LogRecord } from '../../src/record/types.js';
+import { sampleRecord, smallPushDraft } from '../fixtures/records.js';
+
+t.test('schema-body-types-match-RECORD_TYPES', async (t) => {
+  t.strictSame([...PROTO_BODY_TYPES], [...RECORD_TYPES]);
+});
+
+t.test('every-record-kind-round-trips-fully-populated', async (t) => {
+  for (const type of RECORD_TYPES) {
+    const r = sampleRecord(type, 123_456_789_012, 1_700_000_000_123);
+    const bytes = encodeRecord(r);
+    const back = decodeRecord(bytes);
+    t.strictSame(back, r, type);
+    t.strictSame(decodeRecord(bytes), back, `${type}: two decodes are deepEqual`);
+  }
+});
+
+t.test('absent-optional-fields-decode-as-null-and-empty-lists', async (t) => {
+  const d = smallPushDraft(1);
+  const r: LogRecord = { offset: 0, ...d };
+  const back = decodeRecord(encodeRecord(r));
+  t.strictSame(back, r);
+  if (back.body.type !== 'pushed') throw new Error('type');
+  t.equal(back.body.job.ttl, null);
+  t.equal(back.body.job.repeat, null);
+  t.strictSame(back.body.job.tags, []);
+  t.equal(back.actor, null);
+  t.equal(Object.getPrototypeOf(back.body.job), Object.prototype, 'plain object');
+});
+
+t.test('zero-is-not-null-for-optional-fields', async (t) => {
+  const r = sampleRecord('pushed');
+  if (r.body.type !== 'pushed') throw new Error('type');
+  r.body.job.ttl = 0;
+  r.body.job.maxStalled = 0;
+  const back = decodeRecord(encodeRecord(r));
+  t.strictSame(back, r);
+});
+
+t.test('decode-of-a-slice-honours-start-and-end', async (t) => {
+  const r = sampleRecord('failed');
+  const bytes = encodeRecord(r);
+  const padded = new Uint8Array(bytes.length + 10);
+  padded.set(bytes, 5);
+  t.strictSame(decodeRecord(padded, 5, 5 + bytes.length), r);
+});
+
+t.test('garbage-bytes-throw-a-decode-error', async (t) => {
+  t.throws(() => decodeRecord(new Uint8Array([0xff, 0xff, 0xff])));
+  t.throws(() => decodeRecord(encodeRecord(sampleRecord('pushed')).subarray(0, 3)));
+});
+
+t.test('recordToJson-names-enums-and-keeps-fields', async (t) => {
+  const j = recordToJson(sampleRecord('removed', 3, 0));
+  t.match(j, { offset: 3, timestamp: 0, time: '1970-01-01T00:00:00.000Z', type: 'removed', queue: 'emails', reason: 'remove-on-fail' });
+  t.strictSame(j['jobs'], [
+    { jobId: 'job-1', prev: 'waiting' },
+    { jobId: 'job-2', prev: 'delayed' },
+  ]);
+  t.match(recordToJson(sampleRecord('failed')), { outcome: 'dead' });
+  t.match(recordToJson(sampleRecord('stalled')), { outcome: 'stall-failed' });
+  t.match(recordToJson(sampleRecord('retried')), { prev: 'failed' });
+  t.match(recordToJson(sampleRecord('pushed')), { state: 'waiting-children', job: { backoffType: 'fixed' } });
+  t.match(recordToJson(sampleRecord('pulled')), { actor: { name: 'tok:ab12' } });
+  t.equal(JSON.parse(JSON.stringify(j)).type, 'removed');
+});
