@@ -35,85 +35,185 @@ const bodyOneof = RecordType_.oneofs['body'];
 if (bodyOneof === undefined) throw new Error('proto: Record has no oneof body');
 
 type Plain = Record<string, unknown>;
-type Mapper = (m: Plain) => Plain;
+type Decoder = (r: protobuf.Reader, end: number) => Plain;
+type Encoder = (m: Plain, w: protobuf.Writer) => void;
 
-/** Builds `m => ({a: m.a, b: map(m.b), ...})` for a message type, straight from the schema.
- *  Generated code because object literals give every decoded record one hidden class. */
-function buildMapper(type: protobuf.Type, cache: Map<string, Mapper>, prefix: string): Mapper {
-  const cached = cache.get(type.fullName + prefix);
+// Scalar kinds the schema uses: [wire type, Reader/Writer method, proto3 default literal].
+const SCALARS: Record<string, [number, string, string]> = {
+  string: [2, 'string', "''"],
+  bool: [0, 'bool', 'false'],
+  uint32: [0, 'uint32', '0'],
+  int32: [0, 'int32', '0'],
+  sint32: [0, 'sint32', '0'],
+  uint64: [0, 'uint64', '0'],
+  double: [1, 'double', '0'],
+};
+
+interface Codec {
+  decode: Decoder;
+  encode: Encoder;
+}
+
+/** Generates, from the reflected schema, a decoder that reads straight into one object literal
+ *  (every field present: absent optional/message → null, repeated → []) and an encoder that
+ *  skips proto3 defaults and nulls. `typeTag` prefixes the literal with `type: '<oneof name>'`. */
+function buildCodec(type: protobuf.Type, cache: Map<string, Codec>, typeTag: string | null): Codec {
+  const key = `${type.fullName}/${typeTag ?? ''}`;
+  const cached = cache.get(key);
   if (cached !== undefined) return cached;
-  const nested: Mapper[] = [];
-  const parts: string[] = prefix === '' ? [] : [prefix];
-  for (const field of type.fieldsArray) {
+  const nested: Codec[] = [];
+  const decls: string[] = [];
+  const cases: string[] = [];
+  const props: string[] = typeTag === null ? [] : [`type: '${typeTag}'`];
+  const encs: string[] = [];
+  type.fieldsArray.forEach((field, i) => {
     field.resolve();
     const name = field.name;
     if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new Error(`proto: odd field name ${name}`);
+    const v = `f${i}`;
     const get = `m.${name}`;
+    const tagOf = (wire: number): number => ((field.id << 3) | wire) >>> 0;
+    props.push(`${name}: ${v}`);
     if (field.resolvedType instanceof protobuf.Type) {
-      const index = nested.push(buildMapper(field.resolvedType, cache, '')) - 1;
-      parts.push(
-        field.repeated
-          ? `${name}: ${get}.map(n[${index}])`
-          : `${name}: ${get} == null ? null : n[${index}](${get})`,
-      );
-    } else if (field.repeated) {
-      parts.push(`${name}: ${get}.slice()`);
-    } else {
-      parts.push(`${name}: ${get}`);
+      const n = nested.push(buildCodec(field.resolvedType, cache, null)) - 1;
+      const read = `{ const l = r.uint32(); const e = r.pos + l; if (e > end) throw RangeError('message overruns'); const x = n[${n}].decode(r, e); if (r.pos !== e) throw RangeError('bad nested length');`;
+      const write = (x: string): string => `{ w.uint32(${tagOf(2)}).fork(); n[${n}].encode(${x}, w); w.ldelim(); }`;
+      if (field.repeated) {
+        decls.push(`const ${v} = [];`);
+        cases.push(`case ${field.id}: if ((t & 7) !== 2) break; ${read} ${v}.push(x); continue; }`);
+        encs.push(`for (const x of ${get}) ${write('x')}`);
+      } else {
+        decls.push(`let ${v} = null;`);
+        cases.push(`case ${field.id}: if ((t & 7) !== 2) break; ${read} ${v} = x; continue; }`);
+        encs.push(`if (${get} != null) ${write(get)}`);
+      }
+      return;
     }
-  }
-  // eslint-disable-next-line @typescript-eslint/no-implied-eval
-  const make = new Function('n', `return function (m) { return { ${parts.join(', ')} }; }`);
-  const mapper = make(nested) as Mapper;
-  cache.set(type.fullName + prefix, mapper);
-  return mapper;
+    const kind = field.resolvedType instanceof protobuf.Enum ? SCALARS['int32'] : SCALARS[field.type];
+    if (kind === undefined) throw new Error(`proto: unsupported field type ${field.type} (${name})`);
+    const [wire, method, dflt] = kind;
+    const tag = tagOf(wire);
+    if (field.repeated) {
+      if (wire !== 2) throw new Error(`proto: packed repeated ${name} unsupported`);
+      decls.push(`const ${v} = [];`);
+      cases.push(`case ${field.id}: if ((t & 7) !== 2) break; ${v}.push(r.${method}()); continue;`);
+      encs.push(`for (const x of ${get}) w.uint32(${tag}).${method}(x);`);
+    } else {
+      const optional = field.options?.['proto3_optional'] === true || field.partOf?.name.startsWith('_') === true;
+      decls.push(`let ${v} = ${optional ? 'null' : dflt};`);
+      cases.push(`case ${field.id}: if ((t & 7) !== ${wire}) break; ${v} = r.${method}(); continue;`);
+      encs.push(optional ? `if (${get} != null) w.uint32(${tag}).${method}(${get});` : `if (${get} !== ${dflt}) w.uint32(${tag}).${method}(${get});`);
+    }
+  });
+  const decodeSrc = `return function (r, end) { ${decls.join(' ')}
+    while (r.pos < end) { const t = r.uint32(); switch (t >>> 3) { ${cases.join('\n')} } r.skipType(t & 7); }
+    return { ${props.join(', ')} }; }`;
+  const encodeSrc = `return function (m, w) { ${encs.join('\n')} }`;
+  const codec: Codec = {
+    decode: new Function('n', decodeSrc)(nested) as Decoder,
+    encode: new Function('n', encodeSrc)(nested) as Encoder,
+  };
+  cache.set(key, codec);
+  return codec;
 }
 
-const mapperCache = new Map<string, Mapper>();
-const actorMapper = buildMapper(root.lookupType('tapeq.v1.Actor'), mapperCache, '');
-const bodyMappers = new Map<string, Mapper>();
+const codecCache = new Map<string, Codec>();
+const actorCodec = buildCodec(root.lookupType('tapeq.v1.Actor'), codecCache, null);
+const bodyCodecs = new Map<string, { codec: Codec; tag: number }>();
+const bodyCodecsById: Array<{ type: string; codec: Codec } | undefined> = [];
 for (const fieldName of bodyOneof.oneof) {
   const field = RecordType_.fields[fieldName];
   if (field === undefined || !(field.resolvedType instanceof protobuf.Type)) {
     throw new Error(`proto: body.${fieldName} is not a message`);
   }
-  bodyMappers.set(fieldName, buildMapper(field.resolvedType, mapperCache, `type: '${fieldName}'`));
+  const codec = buildCodec(field.resolvedType, codecCache, fieldName);
+  bodyCodecs.set(fieldName, { codec, tag: ((field.id << 3) | 2) >>> 0 });
+  bodyCodecsById[field.id] = { type: fieldName, codec };
+}
+for (const [name, id] of [['offset', 1], ['timestamp', 2], ['actor', 3]] as const) {
+  if (RecordType_.fields[name]?.id !== id) throw new Error(`proto: Record.${name} must be field ${id}`);
 }
 
 /** The body field names of the proto oneof, in field order (must equal RECORD_TYPES). */
 export const PROTO_BODY_TYPES: readonly string[] = bodyOneof.oneof.slice();
 
-/** Protobuf bytes of one record. The body object is handed to protobufjs as is: its `type`
- *  key is not a proto field and is ignored, null optional fields are skipped. */
+/** Appends the protobuf bytes of `r` to writer `w` (lets a batch share one buffer). */
+export function encodeRecordInto(r: LogRecord, w: protobuf.Writer): void {
+  if (r.offset !== 0) w.uint32(8).uint64(r.offset);
+  if (r.timestamp !== 0) w.uint32(16).uint64(r.timestamp);
+  if (r.actor !== null) {
+    w.uint32(26).fork();
+    actorCodec.encode(r.actor as unknown as Plain, w);
+    w.ldelim();
+  }
+  const body = bodyCodecs.get(r.body.type);
+  if (body === undefined) throw new Error(`unknown record type ${r.body.type}`);
+  w.uint32(body.tag).fork();
+  body.codec.encode(r.body as unknown as Plain, w);
+  w.ldelim();
+}
+
+/** A fresh protobuf writer (for encodeRecordInto). */
+export function createWriter(): protobuf.Writer {
+  return protobuf.Writer.create();
+}
+
 export function encodeRecord(r: LogRecord): Uint8Array {
-  const message: Plain = { offset: r.offset, timestamp: r.timestamp, actor: r.actor };
-  message[r.body.type] = r.body;
-  return RecordType_.encode(message).finish();
+  const w = protobuf.Writer.create();
+  encodeRecordInto(r, w);
+  return w.finish();
 }
 
 export class RecordDecodeError extends Error {
   override readonly name = 'RecordDecodeError';
 }
 
-/** Decodes bytes[start, end) (default: all) into a plain LogRecord. Throws RecordDecodeError. */
-export function decodeRecord(bytes: Uint8Array, start = 0, end = bytes.length): LogRecord {
-  let m: Plain;
+/** A reader over `bytes` for decodeRecordAt; reuse one per buffer when decoding many frames. */
+export function createReader(bytes: Uint8Array): protobuf.Reader {
+  return protobuf.Reader.create(bytes);
+}
+
+/** Decodes reader.buf[start, end). Throws RecordDecodeError. */
+export function decodeRecordAt(reader: protobuf.Reader, start: number, end: number): LogRecord {
+  reader.pos = start;
+  reader.len = end;
+  let offset = 0;
+  let timestamp = 0;
+  let actor: Plain | null = null;
+  let type: string | null = null;
+  let body: Plain | null = null;
   try {
-    const reader = protobuf.Reader.create(bytes);
-    reader.pos = start;
-    m = RecordType_.decode(reader, end - start) as unknown as Plain;
+    while (reader.pos < end) {
+      const t = reader.uint32();
+      const id = t >>> 3;
+      if (t === 8) offset = reader.uint64() as unknown as number;
+      else if (t === 16) timestamp = reader.uint64() as unknown as number;
+      else if (t === 26) actor = nestedDecode(reader, end, actorCodec.decode);
+      else if ((t & 7) === 2 && bodyCodecsById[id] !== undefined) {
+        const entry = bodyCodecsById[id];
+        type = entry.type;
+        body = nestedDecode(reader, end, entry.codec.decode);
+      } else reader.skipType(t & 7);
+    }
   } catch (err) {
     throw new RecordDecodeError(`undecodable record: ${(err as Error).message}`, { cause: err });
   }
-  const type = m['body'];
-  const mapper = typeof type === 'string' ? bodyMappers.get(type) : undefined;
-  if (mapper === undefined) throw new RecordDecodeError('record has no body');
-  return {
-    offset: m['offset'] as number,
-    timestamp: m['timestamp'] as number,
-    actor: m['actor'] == null ? null : (actorMapper(m['actor'] as Plain) as unknown as LogRecord['actor']),
-    body: mapper(m[type as string] as Plain) as unknown as RecordBody,
-  };
+  if (type === null || body === null) throw new RecordDecodeError('record has no body');
+  return { offset, timestamp, actor, body } as unknown as LogRecord;
+}
+
+function nestedDecode(reader: protobuf.Reader, end: number, decode: Decoder): Plain {
+  const length = reader.uint32();
+  const nestedEnd = reader.pos + length;
+  if (nestedEnd > end) throw new RangeError('message overruns record');
+  const value = decode(reader, nestedEnd);
+  if (reader.pos !== nestedEnd) throw new RangeError('bad nested length');
+  return value;
+}
+
+/** Decodes bytes[start, end) (default: all) into a plain LogRecord. Throws RecordDecodeError. */
+export function decodeRecord(bytes: Uint8Array, start = 0, end = bytes.length): LogRecord {
+  return decodeRecordAt(protobuf.Reader.create(bytes), start, end);
 }
 
 /** Reads only the offset and timestamp of an encoded record (fields 1 and 2, which protobufjs
