@@ -1,0 +1,155 @@
+// Composition root, and nothing else: open the log → load the newest snapshot → replay the tail →
+// start the broker → serve. While replaying, a startup probe holds the port and answers /ready
+// with 503. Shutdown (SIGTERM/SIGINT): /ready goes 503, the server stops taking requests and lets
+// in-flight ones finish, the broker stops its timers, the log syncs and closes; a second signal
+// exits at once.
+
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { buildServer } from './api/server.js';
+import { realtimePlugin } from './api/realtime/index.js';
+import { Broker } from './broker/broker.js';
+import type { Config } from './config.js';
+import { checkConstants, shutdownGraceMs } from './constants.js';
+import { Log } from './log/log.js';
+import { loadState } from './snapshot/recover-state.js';
+import { compact } from './snapshot/retention.js';
+import { Snapshotter } from './snapshot/snapshotter.js';
+import { listenStartupProbe } from './startup-probe.js';
+
+export interface ServeOptions {
+  /** Quarantine a corrupt sealed segment instead of refusing to start. */
+  repair?: boolean;
+  logger?: (line: string) => void;
+}
+
+export interface Running {
+  app: FastifyInstance;
+  broker: Broker;
+  log: Log;
+  /** The port actually bound (HTTP_PORT=0 picks a free one). */
+  port: number;
+  close(): Promise<void>;
+}
+
+export function dataPaths(dataDir: string): { logDir: string; snapshotsDir: string } {
+  return { logDir: join(dataDir, 'log'), snapshotsDir: join(dataDir, 'snapshots') };
+}
+
+export async function serve(config: Config, options: ServeOptions = {}): Promise<Running> {
+  checkConstants();
+  const logger = options.logger ?? ((line: string) => console.error(line));
+  const { logDir, snapshotsDir } = dataPaths(config.dataDir);
+
+  const probe = await listenStartupProbe(config.httpPort, config.host, config.corsAllowOrigin);
+  let log: Log | null = null;
+  try {
+    log = await Log.open({
+      dir: logDir,
+      segmentBytes: config.segmentBytes,
+      sync: config.logSync,
+      syncIntervalMs: config.logSyncIntervalMs,
+      repair: options.repair === true,
+      logger,
+    });
+    const loaded = await loadState({ log, dir: snapshotsDir, logger });
+    logger(
+      `tapeq: state loaded in ${loaded.ms} ms (snapshot: ${loaded.fromSnapshot ?? 'none'}, ` +
+        `replayed ${loaded.replayed} records, next offset ${log.nextOffset})`,
+    );
+    const broker = new Broker({ log, state: loaded.state, lockMsDefault: config.lockMs, logger });
+    const snapshotter = new Snapshotter({
+      dir: snapshotsDir,
+      log,
+      everyRecords: config.snapshotEveryRecords,
+      intervalMs: config.snapshotIntervalMs,
+      logger,
+    });
+    const app = await buildServer({ broker, config, realtime: realtimePlugin({ broker, log, config }) });
+    await probe.close();
+    await app.listen({ port: config.httpPort, host: config.host });
+    broker.start();
+    snapshotter.start();
+    const openLog = log;
+    const stopCompaction = scheduleCompaction(openLog, snapshotsDir, config, logger);
+
+    const address = app.server.address();
+    const port = typeof address === 'object' && address !== null ? address.port : config.httpPort;
+    warnIfExposed(config, logger);
+    return {
+      app,
+      broker,
+      log: openLog,
+      port,
+      async close() {
+        stopCompaction();
+        broker.beginShutdown();
+        await app.close();
+        await broker.close();
+        await snapshotter.close();
+        await openLog.close();
+      },
+    };
+  } catch (error) {
+    await probe.close();
+    await log?.close().catch(() => undefined);
+    throw error;
+  }
+}
+
+/** Retention runs after snapshots exist; it is cheap (a directory listing) when nothing is due. */
+function scheduleCompaction(log: Log, snapshotsDir: string, config: Config, logger: (line: string) => void): () => void {
+  const everyMs = Math.min(config.snapshotIntervalMs, 60_000);
+  const timer = setInterval(() => {
+    compact({ log, snapshotsDir, retentionMs: config.historyRetentionMs, archiveDir: config.archiveDir, now: Date.now() })
+      .then((removed) => {
+        if (removed.length > 0) logger(`tapeq: retention removed ${removed.length} segment(s): ${removed.join(', ')}`);
+      })
+      .catch((error: unknown) => logger(`tapeq: retention failed: ${String(error)}`));
+  }, everyMs);
+  timer.unref();
+  return () => clearInterval(timer);
+}
+
+function warnIfExposed(config: Config, logger: (line: string) => void): void {
+  const loopback = config.host === '127.0.0.1' || config.host === '::1' || config.host === 'localhost';
+  if (!loopback && config.authTokens.length === 0) {
+    logger(
+      `tapeq: WARNING listening on ${config.host}:${config.httpPort} without AUTH_TOKENS: ` +
+        'anyone who can reach this address can read and change every queue',
+    );
+  }
+}
+
+/** Runs `serve` until SIGTERM/SIGINT; a second signal exits at once. */
+export async function serveUntilSignalled(config: Config, options: ServeOptions = {}): Promise<void> {
+  const running = await serve(config, options);
+  const logger = options.logger ?? ((line: string) => console.error(line));
+  logger(`tapeq: listening on http://${config.host}:${running.port} (data in ${config.dataDir})`);
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) {
+      logger(`tapeq: ${signal} again, exiting now`);
+      process.exit(1);
+    }
+    stopping = true;
+    logger(`tapeq: ${signal} received, draining`);
+    const force = setTimeout(() => {
+      logger(`tapeq: shutdown took longer than ${shutdownGraceMs} ms, exiting`);
+      process.exit(1);
+    }, shutdownGraceMs);
+    force.unref();
+    running.close().then(
+      () => {
+        logger('tapeq: stopped cleanly');
+        process.exit(0);
+      },
+      (error: unknown) => {
+        logger(`tapeq: shutdown failed: ${String(error)}`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}

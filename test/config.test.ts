@@ -1,0 +1,39 @@
+import { readFileSync } from 'node:fs';
+import t from 'tap';
+import { ConfigError, ENV_VARIABLES, loadConfig } from '../src/config.js';
+import * as C from '../src/constants.js';
+
+t.test('defaults-match-constants-when-env-is-empty', async (t) => {
+  const config = loadConfig({});
+  t.equal(config.httpPort, C.httpPortDefault);
+  t.equal(config.host, '0.0.0.0');
+  t.equal(config.dataDir, './data');
+  t.same(config.authTokens, []);
+  t.equal(config.corsAllowOrigin, '*');
+  t.equal(config.rateLimitMaxRequests, Infinity);
+  t.equal(config.logSync, 'always');
+  t.equal(config.metricsPrefix, 'bunqueue');
+});
+
+t.test('every-problem-is-reported-together', async (t) => {
+  const error = t.throws(() =>
+    loadConfig({ HTTP_PORT: 'abc', LOG_SYNC: 'sometimes', RATE_LIMIT_WINDOW_MS: '-5', METRICS_AUTH: 'yes' }),
+  ) as unknown as ConfigError;
+  t.ok(error instanceof ConfigError);
+  t.equal(error.problems.length, 4);
+  t.match(error.message, /HTTP_PORT/);
+  t.match(error.message, /LOG_SYNC/);
+  t.match(error.message, /RATE_LIMIT_WINDOW_MS/);
+  t.match(error.message, /METRICS_AUTH/);
+});
+
+t.test('auth-tokens-are-split-and-trimmed', async (t) => {
+  t.same(loadConfig({ AUTH_TOKENS: ' a, b ,,c ' }).authTokens, ['a', 'b', 'c']);
+});
+
+t.test('readme-documents-every-env-variable-with-its-default', async (t) => {
+  const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+  for (const v of ENV_VARIABLES) {
+    t.ok(readme.includes(`| \`${v.name}\` | \`${v.default}\` |`), `${v.name} documented with default ${v.default}`);
+  }
+});
