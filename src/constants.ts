@@ -92,6 +92,23 @@ export const httpPortDefault = 6790;
 export const hostDefault = '0.0.0.0';
 export const shutdownGraceMs = 10_000;
 
+// ── Broker and projection ──────────────────────────────────────────────────────────────────
+/** Per-second statistics buckets kept in the projection (and its image). */
+export const statsSecondsKept = 120;
+export const uniqueKeyLengthMax = 256;
+export const groupIdLengthMax = 256;
+export const maxAttemptsMax = 1_000_000;
+/** Job priorities are sint32 in the log. */
+export const priorityMin = -2_147_483_648;
+export const priorityMax = 2_147_483_647;
+/** BullMQ's priority range (1 is highest); converted to tapeq's by negation. */
+export const bullPriorityMax = 2_097_152;
+/** Longest setTimeout the broker arms at once (Node caps timers at 2^31-1 ms). */
+export const timerMsMax = 2_147_483_647;
+/** Repeat limits (runs) and cron pattern length accepted on push. */
+export const repeatLimitMax = 1_000_000_000;
+export const cronPatternLengthMax = 128;
+
 export function checkConstants(): void {
   const rules: Array<[boolean, string]> = [
     [segmentBytesMin <= segmentBytesDefault, 'segmentBytesMin <= segmentBytesDefault'],

@@ -1,0 +1,228 @@
+// State <-> StateImage. exportState is canonical (jobs sorted by id, queues and workers by name,
+// empty unpaused queues omitted, orders explicit); importState rebuilds every index so that the
+// result behaves exactly like the exported state for all later records. Internal details that do
+// not affect behaviour (WaitList stamps, front/back split of a bucket, Set orders that are always
+// sorted by seq before use) are not part of the image.
+
+import { JobState, type JobSpec } from '../record/types.js';
+import { stateImageVersion, type JobImage, type QueueImage, type StateImage } from './image.js';
+import {
+  claimKey,
+  createState,
+  isLive,
+  jobCount,
+  NO_IDS,
+  queueFor,
+  type Job,
+  type State,
+} from './state.js';
+import { waitInsert, waitIterate } from './waitlist.js';
+
+function idsOf(jobs: Iterable<Job>): string[] {
+  const ids: string[] = [];
+  for (const job of jobs) ids.push(job.spec.id);
+  return ids;
+}
+
+function compareText(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+export function exportJob(job: Job): JobImage {
+  const s = job.spec;
+  return {
+    id: s.id,
+    queue: s.queue,
+    name: s.name,
+    data: s.data,
+    priority: job.priority,
+    createdAt: job.createdAt,
+    runAt: job.runAt,
+    startedAt: job.startedAt,
+    finishedAt: job.finishedAt,
+    attempts: job.attempts,
+    maxAttempts: s.maxAttempts,
+    backoff: s.backoff,
+    backoffType: s.backoffType,
+    ttl: s.ttl,
+    timeout: s.timeout,
+    uniqueKey: s.uniqueKey,
+    customId: s.customId,
+    tags: s.tags.slice(),
+    groupId: s.groupId,
+    lifo: s.lifo,
+    removeOnComplete: s.removeOnComplete === null ? null : { ...s.removeOnComplete },
+    removeOnFail: s.removeOnFail === null ? null : { ...s.removeOnFail },
+    dependsOn: s.dependsOn.slice(),
+    pendingDeps: job.pendingDeps.slice(),
+    repeat: s.repeat === null ? null : { ...s.repeat },
+    maxStalled: s.maxStalled,
+    state: job.state,
+    progress: job.progress,
+    progressMessage: job.progressMessage,
+    result: job.result,
+    error: job.error,
+    lockToken: job.lockToken,
+    lockOwner: job.lockOwner,
+    lockExpiresAt: job.lockExpiresAt,
+    stalledCount: job.stalledCount,
+    seq: job.seq,
+    logs: job.logs === null ? [] : job.logs.slice(),
+  };
+}
+
+export function exportState(state: State): StateImage {
+  const jobs = [...state.jobs.values()].sort((a, b) => compareText(a.spec.id, b.spec.id)).map(exportJob);
+  const queues: QueueImage[] = [];
+  const names = [...state.queues.keys()].sort(compareText);
+  for (const name of names) {
+    const q = state.queues.get(name);
+    if (q === undefined || (!q.paused && jobCount(q) === 0)) continue;
+    queues.push({
+      name,
+      paused: q.paused,
+      waiting: idsOf(waitIterate(q.waiting)),
+      completed: idsOf(q.completed),
+      failed: idsOf(q.failed),
+    });
+  }
+  const workers = [...state.workers.entries()]
+    .sort((a, b) => compareText(a[0], b[0]))
+    .map(([queue, config]) => ({ queue, config }));
+  const st = state.stats;
+  return {
+    version: stateImageVersion,
+    offset: state.offset,
+    timestamp: state.timestamp,
+    jobs,
+    queues,
+    workers,
+    stats: {
+      totalPushed: st.totalPushed,
+      totalPulled: st.totalPulled,
+      totalCompleted: st.totalCompleted,
+      totalFailed: st.totalFailed,
+      totalStalled: st.totalStalled,
+      totalRemoved: st.totalRemoved,
+      seconds: st.seconds.map((b) => ({ ...b })),
+    },
+  };
+}
+
+function specOf(img: JobImage): JobSpec {
+  return {
+    id: img.id,
+    queue: img.queue,
+    name: img.name,
+    data: img.data,
+    priority: img.priority,
+    runAt: img.runAt,
+    maxAttempts: img.maxAttempts,
+    backoff: img.backoff,
+    backoffType: img.backoffType,
+    ttl: img.ttl,
+    timeout: img.timeout,
+    uniqueKey: img.uniqueKey,
+    customId: img.customId,
+    tags: img.tags.slice(),
+    groupId: img.groupId,
+    lifo: img.lifo,
+    removeOnComplete: img.removeOnComplete === null ? null : { ...img.removeOnComplete },
+    removeOnFail: img.removeOnFail === null ? null : { ...img.removeOnFail },
+    dependsOn: img.dependsOn.slice(),
+    repeat: img.repeat === null ? null : { ...img.repeat },
+    maxStalled: img.maxStalled,
+  };
+}
+
+function jobOf(img: JobImage): Job {
+  return {
+    spec: specOf(img),
+    createdAt: img.createdAt,
+    seq: img.seq,
+    priority: img.priority,
+    runAt: img.runAt,
+    state: img.state,
+    attempts: img.attempts,
+    startedAt: img.startedAt,
+    finishedAt: img.finishedAt,
+    progress: img.progress,
+    progressMessage: img.progressMessage,
+    result: img.result,
+    error: img.error,
+    lockToken: img.lockToken,
+    lockOwner: img.lockOwner,
+    lockExpiresAt: img.lockExpiresAt,
+    stalledCount: img.stalledCount,
+    pendingDeps: img.pendingDeps.length === 0 ? NO_IDS : img.pendingDeps.slice(),
+    logs: img.logs.length === 0 ? null : img.logs.slice(),
+    waitStamp: 0,
+  };
+}
+
+export function importState(image: StateImage): State {
+  if (image.version !== stateImageVersion) throw new Error(`importState: image version ${image.version}`);
+  const state = createState();
+  state.offset = image.offset;
+  state.timestamp = image.timestamp;
+  for (const img of image.jobs) state.jobs.set(img.id, jobOf(img));
+  for (const q of image.queues) {
+    const queue = queueFor(state, q.name);
+    queue.paused = q.paused;
+    for (const id of q.waiting) waitInsert(queue.waiting, lookup(state, id, JobState.WAITING), false);
+    for (const id of q.completed) queue.completed.add(lookup(state, id, JobState.COMPLETED));
+    for (const id of q.failed) queue.failed.add(lookup(state, id, JobState.FAILED));
+  }
+  for (const job of state.jobs.values()) placeRest(state, job);
+  for (const w of image.workers) state.workers.set(w.queue, w.config);
+  const st = image.stats;
+  state.stats = {
+    totalPushed: st.totalPushed,
+    totalPulled: st.totalPulled,
+    totalCompleted: st.totalCompleted,
+    totalFailed: st.totalFailed,
+    totalStalled: st.totalStalled,
+    totalRemoved: st.totalRemoved,
+    seconds: st.seconds.map((b) => ({ ...b })),
+  };
+  return state;
+}
+
+function lookup(state: State, id: string, expected: JobState): Job {
+  const job = state.jobs.get(id);
+  if (job === undefined || job.state !== expected) throw new Error(`importState: job ${id} is not ${expected}`);
+  return job;
+}
+
+/** Places the jobs whose container order is not in the image, and rebuilds the indexes. */
+function placeRest(state: State, job: Job): void {
+  const queue = queueFor(state, job.spec.queue);
+  switch (job.state) {
+    case JobState.DELAYED:
+      queue.delayed.add(job);
+      break;
+    case JobState.ACTIVE:
+      queue.active.add(job);
+      break;
+    case JobState.WAITING_CHILDREN:
+      queue.children.add(job);
+      for (const dep of job.pendingDeps) {
+        let set = state.dependents.get(dep);
+        if (set === undefined) state.dependents.set(dep, (set = new Set()));
+        set.add(job);
+      }
+      break;
+    case JobState.WAITING:
+      if (job.waitStamp === 0) throw new Error(`importState: waiting job ${job.spec.id} not in its queue order`);
+      break;
+    case JobState.COMPLETED:
+    case JobState.FAILED:
+      if (!(job.state === JobState.COMPLETED ? queue.completed : queue.failed).has(job)) {
+        throw new Error(`importState: finished job ${job.spec.id} not in its queue list`);
+      }
+      break;
+    default:
+      throw new Error(`importState: job ${job.spec.id} in state ${job.state}`);
+  }
+  if (isLive(job.state)) claimKey(state, job);
+}

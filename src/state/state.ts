@@ -1,0 +1,265 @@
+// The in-memory projection: jobs, per-queue containers, indexes, workers and statistics.
+//
+// Invariants (kept by `moveJob`, the only place a job changes container):
+// - every job in `jobs` is in exactly one container of its queue, the one named by `job.state`;
+// - a job is in `waiting` (a WaitList) iff state is WAITING, so waiting counts are exact;
+// - `uniqueKeys` maps "queue\nkey" to the live (not completed/failed) holder with the lowest seq;
+//   keys with several live holders (only possible through retry) are listed in `uniqueShared`;
+// - `dependents` maps a dependency id to the WAITING_CHILDREN jobs still waiting on it.
+// Anything whose iteration order could leak into later behaviour is either explicit in the image
+// (waiting, completed, failed) or sorted by seq where it is used.
+//
+// Plain data and functions, no I/O, no clock: only the fold (apply.ts) mutates it.
+
+import { JobState, type JobSpec } from '../record/types.js';
+import { createWaitList, waitInsert, waitRemove, type WaitList } from './waitlist.js';
+
+export interface Job {
+  /** The spec as pushed. Its `priority` and `runAt` are push-time values: read the fields below. */
+  spec: JobSpec;
+  createdAt: number;
+  seq: number;
+  priority: number;
+  runAt: number;
+  state: JobState;
+  attempts: number;
+  startedAt: number | null;
+  finishedAt: number | null;
+  progress: number;
+  progressMessage: string | null;
+  result: string | null;
+  error: string | null;
+  lockToken: string | null;
+  lockOwner: string | null;
+  lockExpiresAt: number | null;
+  stalledCount: number;
+  pendingDeps: readonly string[];
+  /** null until the first log line (most jobs never log). */
+  logs: string[] | null;
+  /** WaitList entry stamp; 0 when not waiting. */
+  waitStamp: number;
+}
+
+export interface QueueState {
+  name: string;
+  paused: boolean;
+  waiting: WaitList;
+  delayed: Set<Job>;
+  active: Set<Job>;
+  children: Set<Job>;
+  /** Oldest finished first. */
+  completed: Set<Job>;
+  /** Oldest finished first: the dead-letter list. */
+  failed: Set<Job>;
+}
+
+export interface SecondStats {
+  second: number;
+  pushed: number;
+  pulled: number;
+  completed: number;
+  failed: number;
+}
+
+export interface StatsState {
+  totalPushed: number;
+  totalPulled: number;
+  totalCompleted: number;
+  /** Jobs that ended FAILED (dead after their last attempt, or stalled past the limit). */
+  totalFailed: number;
+  totalStalled: number;
+  totalRemoved: number;
+  seconds: SecondStats[];
+}
+
+export interface State {
+  /** Offset of the next record to apply. */
+  offset: number;
+  /** Timestamp of the last applied record. */
+  timestamp: number;
+  jobs: Map<string, Job>;
+  queues: Map<string, QueueState>;
+  uniqueKeys: Map<string, Job>;
+  uniqueShared: Map<string, Job[]>;
+  dependents: Map<string, Set<Job>>;
+  /** Push worker registrations by queue, JSON text. */
+  workers: Map<string, string>;
+  stats: StatsState;
+}
+
+export const NO_IDS: readonly string[] = Object.freeze([]);
+
+export function createState(): State {
+  return {
+    offset: 0,
+    timestamp: 0,
+    jobs: new Map(),
+    queues: new Map(),
+    uniqueKeys: new Map(),
+    uniqueShared: new Map(),
+    dependents: new Map(),
+    workers: new Map(),
+    stats: {
+      totalPushed: 0,
+      totalPulled: 0,
+      totalCompleted: 0,
+      totalFailed: 0,
+      totalStalled: 0,
+      totalRemoved: 0,
+      seconds: [],
+    },
+  };
+}
+
+export function queueFor(state: State, name: string): QueueState {
+  const found = state.queues.get(name);
+  if (found !== undefined) return found;
+  const queue: QueueState = {
+    name,
+    paused: false,
+    waiting: createWaitList(),
+    delayed: new Set(),
+    active: new Set(),
+    children: new Set(),
+    completed: new Set(),
+    failed: new Set(),
+  };
+  state.queues.set(name, queue);
+  return queue;
+}
+
+export function jobCount(queue: QueueState): number {
+  return (
+    queue.waiting.size +
+    queue.delayed.size +
+    queue.active.size +
+    queue.children.size +
+    queue.completed.size +
+    queue.failed.size
+  );
+}
+
+export function isLive(s: JobState): boolean {
+  return s !== JobState.COMPLETED && s !== JobState.FAILED;
+}
+
+function leave(queue: QueueState, job: Job): void {
+  switch (job.state) {
+    case JobState.WAITING:
+      waitRemove(queue.waiting, job);
+      return;
+    case JobState.DELAYED:
+      queue.delayed.delete(job);
+      return;
+    case JobState.ACTIVE:
+      queue.active.delete(job);
+      return;
+    case JobState.WAITING_CHILDREN:
+      queue.children.delete(job);
+      return;
+    case JobState.COMPLETED:
+      queue.completed.delete(job);
+      return;
+    case JobState.FAILED:
+      queue.failed.delete(job);
+      return;
+    case JobState.UNSPECIFIED:
+      return;
+    default:
+      throw new Error(`leave: bad state ${String(job.state)}`);
+  }
+}
+
+function enter(queue: QueueState, job: Job, next: JobState, atFront: boolean): void {
+  job.state = next;
+  switch (next) {
+    case JobState.WAITING:
+      waitInsert(queue.waiting, job, atFront);
+      return;
+    case JobState.DELAYED:
+      queue.delayed.add(job);
+      return;
+    case JobState.ACTIVE:
+      queue.active.add(job);
+      return;
+    case JobState.WAITING_CHILDREN:
+      queue.children.add(job);
+      return;
+    case JobState.COMPLETED:
+      queue.completed.add(job);
+      return;
+    case JobState.FAILED:
+      queue.failed.add(job);
+      return;
+    case JobState.UNSPECIFIED:
+      throw new Error('enter: UNSPECIFIED');
+    default:
+      throw new Error(`enter: bad state ${String(next)}`);
+  }
+}
+
+/** Moves a job between containers (UNSPECIFIED = not yet placed), keeping unique keys in step. */
+export function moveJob(state: State, job: Job, next: JobState, atFront: boolean): void {
+  const queue = queueFor(state, job.spec.queue);
+  const wasLive = job.state !== JobState.UNSPECIFIED && isLive(job.state);
+  leave(queue, job);
+  enter(queue, job, next, atFront);
+  const nowLive = isLive(next);
+  if (wasLive && !nowLive) releaseKey(state, job);
+  if (!wasLive && nowLive) claimKey(state, job);
+}
+
+/** Takes a job out of every container and index (it is being removed). */
+export function dropJob(state: State, job: Job): void {
+  const queue = queueFor(state, job.spec.queue);
+  if (isLive(job.state)) releaseKey(state, job);
+  leave(queue, job);
+  job.state = JobState.UNSPECIFIED;
+  state.jobs.delete(job.spec.id);
+}
+
+export function keyOf(queue: string, uniqueKey: string): string {
+  return `${queue}\n${uniqueKey}`;
+}
+
+function bySeq(a: Job, b: Job): number {
+  return a.seq - b.seq;
+}
+
+export function claimKey(state: State, job: Job): void {
+  if (job.spec.uniqueKey === '') return;
+  const key = keyOf(job.spec.queue, job.spec.uniqueKey);
+  const holder = state.uniqueKeys.get(key);
+  if (holder === undefined) {
+    state.uniqueKeys.set(key, job);
+    return;
+  }
+  const shared = state.uniqueShared.get(key) ?? [holder];
+  shared.push(job);
+  shared.sort(bySeq);
+  state.uniqueShared.set(key, shared);
+  state.uniqueKeys.set(key, shared[0] as Job);
+}
+
+export function releaseKey(state: State, job: Job): void {
+  if (job.spec.uniqueKey === '') return;
+  const key = keyOf(job.spec.queue, job.spec.uniqueKey);
+  const shared = state.uniqueShared.get(key);
+  if (shared === undefined) {
+    if (state.uniqueKeys.get(key) === job) state.uniqueKeys.delete(key);
+    return;
+  }
+  const rest = shared.filter((j) => j !== job);
+  state.uniqueKeys.set(key, rest[0] as Job);
+  if (rest.length <= 1) state.uniqueShared.delete(key);
+  else state.uniqueShared.set(key, rest);
+}
+
+/** The live job holding `uniqueKey` in `queue`, if any. */
+export function uniqueHolder(state: State, queue: string, uniqueKey: string): Job | undefined {
+  return state.uniqueKeys.get(keyOf(queue, uniqueKey));
+}
+
+export function sortBySeq(jobs: Iterable<Job>): Job[] {
+  return [...jobs].sort(bySeq);
+}
