@@ -1,0 +1,39 @@
+// The real-time plugin: SSE (`/events`, `/events/queues/:queue`) and WebSocket (`/ws`,
+// `/ws/queues/:queue`), both streaming events straight off the log tail (subscription.ts).
+//
+// buildServer() registers it after its auth, CORS and rate-limit hooks. It registers
+// @fastify/websocket itself (frames bounded by wsFrameBytesMax) unless the parent already did. On
+// close it ends every SSE stream, which fastify would otherwise wait for; @fastify/websocket
+// closes the sockets.
+
+import websocket from '@fastify/websocket';
+import type { FastifyInstance } from 'fastify';
+import type { RealtimeDeps, RealtimeOptions } from './deps.js';
+import { realtimeLimitsDefault } from './limits.js';
+import { registerSse } from './sse.js';
+import type { Subscription } from './subscription.js';
+import { registerWs } from './ws.js';
+
+export type { RealtimeOptions } from './deps.js';
+export type { RealtimeLimits } from './limits.js';
+export type { RealtimeLog } from './subscription.js';
+
+export function realtimePlugin(options: RealtimeOptions): (app: FastifyInstance) => Promise<void> {
+  const deps: RealtimeDeps = {
+    broker: options.broker,
+    log: options.log,
+    config: options.config,
+    limits: { ...realtimeLimitsDefault, ...options.limits },
+  };
+  return async (app) => {
+    if (!app.hasDecorator('websocketServer')) {
+      await app.register(websocket, { options: { maxPayload: deps.limits.wsFrameBytesMax, perMessageDeflate: false } });
+    }
+    const streams = new Set<Subscription>();
+    app.addHook('preClose', async () => {
+      for (const stream of streams) stream.close();
+    });
+    registerSse(app, deps, streams);
+    registerWs(app, deps);
+  };
+}

@@ -1,0 +1,26 @@
+// The real-time layer's limits, defaulting to src/constants.ts. Tests inject small values (a 64 KiB
+// backlog, a short stall window) to exercise the cut-offs without megabytes of traffic.
+
+import * as C from '../../constants.js';
+
+export interface RealtimeLimits {
+  /** Bytes buffered for one client before the stream stops pulling from the log. */
+  backlogBytesMax: number;
+  /**
+   * How long a client over its backlog limit may take to drain before it is cut off, and how long a
+   * cut-off client gets to read its final message before the socket is destroyed. One SSE
+   * keep-alive interval: a client that takes no bytes for that long is gone or hopelessly behind.
+   */
+  stallMs: number;
+  sseKeepAliveMs: number;
+  wsFrameBytesMax: number;
+  wsInflightMax: number;
+}
+
+export const realtimeLimitsDefault: RealtimeLimits = {
+  backlogBytesMax: C.subscriberBacklogBytesMax,
+  stallMs: C.sseKeepAliveMs,
+  sseKeepAliveMs: C.sseKeepAliveMs,
+  wsFrameBytesMax: C.wsFrameBytesMax,
+  wsInflightMax: C.wsInflightMax,
+};

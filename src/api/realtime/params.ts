@@ -1,0 +1,36 @@
+// Request parameters shared by the SSE and WebSocket routes: the queue filter and the resume
+// offset. Both are validated before any stream starts; a bad value is a 400 with the standard
+// error envelope, never a silently-ignored filter or a stream from the wrong place.
+
+import { queueNameLengthMax, queueNamePattern } from '../../constants.js';
+
+export type Parsed<T> = { ok: true; value: T } | { ok: false; error: string };
+
+/** `:queue` of `/events/queues/:queue` and `/ws/queues/:queue`; null on the unfiltered paths. */
+export function parseQueueParam(params: unknown): Parsed<string | null> {
+  const queue = (params as { queue?: unknown } | undefined)?.queue;
+  if (queue === undefined) return { ok: true, value: null };
+  if (typeof queue !== 'string' || queue.length === 0 || queue.length > queueNameLengthMax || !queueNamePattern.test(queue)) {
+    return { ok: false, error: 'Invalid queue name' };
+  }
+  return { ok: true, value: queue };
+}
+
+/**
+ * The offset a client has already seen: the `Last-Event-ID` header (what an EventSource sends when
+ * it reconnects, so it wins over a `?from` left in the URL from the first connect), else `?from`.
+ * Null means "live only".
+ */
+export function parseResumeOffset(lastEventId: string | string[] | undefined, query: unknown): Parsed<number | null> {
+  const header = Array.isArray(lastEventId) ? lastEventId[0] : lastEventId;
+  if (header !== undefined && header.trim() !== '') return parseOffset(header.trim(), 'Last-Event-ID');
+  const from = (query as { from?: unknown } | undefined)?.from;
+  if (from === undefined || from === '') return { ok: true, value: null };
+  return parseOffset(typeof from === 'string' ? from : String(from), 'from');
+}
+
+function parseOffset(text: string, name: string): Parsed<number> {
+  const value = /^\d{1,16}$/.test(text) ? Number(text) : Number.NaN;
+  if (!Number.isSafeInteger(value)) return { ok: false, error: `${name} must be a log offset (a non-negative integer)` };
+  return { ok: true, value };
+}

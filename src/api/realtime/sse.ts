@@ -1,0 +1,86 @@
+// Server-Sent Events: `GET /events` and `GET /events/queues/:queue` (seed 004 "Server-Sent Events").
+//
+// Wire format, per connection:
+//   data: {"connected":true,"clientId":"<uuid>"}\n\n             first, once
+//   id: <offset>\ndata: {"eventType":…,"queue":…,"jobId":…,"timestamp":…,…extra}\n\n
+//   : keep-alive\n\n                                             every sseKeepAliveMs
+//   event: error\ndata: {"error":"Slow consumer: …"}\n\n          last, when cut off
+//
+// The log offset travels only as the SSE `id`, not in `data`, so `data` is exactly seed 004's
+// shape; EventSource exposes it as `lastEventId` and sends it back as `Last-Event-ID` on reconnect.
+// All events of one record share its offset and are written in one chunk, so a client never holds
+// half a record's events under a resumable id. The response is hijacked from fastify, so the CORS
+// header is set here. Authentication is buildServer's onRequest hook (a bearer token is required
+// when AUTH_TOKENS is set; 401 envelope otherwise), which runs before this handler.
+
+import { randomUUID } from 'node:crypto';
+import type { ServerResponse } from 'node:http';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { BrokerEvent } from '../../broker/events.js';
+import { connections } from '../connections.js';
+import type { RealtimeDeps } from './deps.js';
+import { parseQueueParam, parseResumeOffset } from './params.js';
+import { Subscription, type SubscriptionEnd } from './subscription.js';
+
+export const sseSlowConsumerError = 'Slow consumer: backlog limit exceeded; reconnect with Last-Event-ID';
+
+export function registerSse(app: FastifyInstance, deps: RealtimeDeps, streams: Set<Subscription>): void {
+  const handler = (request: FastifyRequest, reply: FastifyReply): void => openStream(request, reply, deps, streams);
+  app.get('/events', handler);
+  app.get('/events/queues/:queue', handler);
+}
+
+function openStream(request: FastifyRequest, reply: FastifyReply, deps: RealtimeDeps, streams: Set<Subscription>): void {
+  const { config, limits } = deps;
+  const queue = parseQueueParam(request.params);
+  const after = parseResumeOffset(request.headers['last-event-id'], request.query);
+  if (!queue.ok || !after.ok) {
+    void reply.code(400).send({ ok: false, error: queue.ok ? (after.ok ? '' : after.error) : queue.error });
+    return;
+  }
+
+  const res = reply.raw;
+  reply.hijack();
+  const sink = { deliver: (events: BrokerEvent[]) => res.write(renderEvents(events)), backlogBytes: () => res.writableLength };
+  const subscription = new Subscription(deps.log, { after: after.value, queue: queue.value, sink, limits });
+  res.writeHead(200, {
+    'Content-Type': 'text/event-stream',
+    'Cache-Control': 'no-cache',
+    Connection: 'keep-alive',
+    'Access-Control-Allow-Origin': config.corsAllowOrigin,
+  });
+  res.socket?.setNoDelay(true);
+  res.write(`data: ${JSON.stringify({ connected: true, clientId: randomUUID() })}\n\n`);
+
+  connections.sse += 1;
+  streams.add(subscription);
+  const keepAlive = setInterval(() => res.write(': keep-alive\n\n'), limits.sseKeepAliveMs);
+  const onClose = (): void => subscription.close();
+  res.on('close', onClose);
+  void subscription.run().then((ended) => {
+    clearInterval(keepAlive);
+    res.off('close', onClose);
+    streams.delete(subscription);
+    connections.sse -= 1;
+    finish(res, ended, limits.stallMs);
+  });
+}
+
+function renderEvents(events: BrokerEvent[]): string {
+  let text = '';
+  for (const { offset, ...event } of events) text += `id: ${offset}\ndata: ${JSON.stringify(event)}\n\n`;
+  return text;
+}
+
+/** End the response after the stream stopped; a cut-off client gets `graceMs` to read the rest. */
+function finish(res: ServerResponse, ended: SubscriptionEnd, graceMs: number): void {
+  if (res.destroyed) return;
+  if (ended.end === 'closed') {
+    res.end();
+    return;
+  }
+  const error = ended.end === 'slow' ? sseSlowConsumerError : ended.error.message;
+  res.end(`event: error\ndata: ${JSON.stringify({ error })}\n\n`);
+  const timer = setTimeout(() => res.destroy(), graceMs);
+  res.once('close', () => clearTimeout(timer));
+}

@@ -1,0 +1,113 @@
+// One subscriber's event stream, shared by SSE and WebSocket: a log tail turned into seed-004
+// events, filtered by queue, handed to a transport-specific sink with a bounded backlog.
+//
+// Invariants:
+// - One `log.tail()` iterator per subscriber. It reads history from disk and then follows the
+//   durable end, so a resumed client gets every event after its offset exactly once, in offset
+//   order, with no gap between history and live. There is no per-subscriber queue: the log is the
+//   buffer, and the only bytes held for a client are its socket's write buffer.
+// - Backlog: after delivering a record's events, if the client's buffered bytes exceed
+//   `backlogBytesMax`, no further record is pulled from the tail until the backlog drains to half
+//   the limit. A client that does not drain within `stallMs` is cut off (`end: 'slow'`); it can
+//   resume from the offset of the last event it received. So a slow-but-reading client catching up
+//   on a long history is paced by the log, and one that stopped reading costs at most
+//   `backlogBytesMax` plus one record's events, for at most `stallMs`.
+// - `run()` is called once; `close()` may be called at any time, any number of times, and makes
+//   `run()` resolve with `end: 'closed'`.
+
+import type { BrokerEvent } from '../../broker/events.js';
+import { eventsOf } from '../../broker/events.js';
+import type { LogRecord } from '../../record/types.js';
+import type { RealtimeLimits } from './limits.js';
+
+/** What the real-time layer needs from the log (src/log/log.ts `Log` satisfies it). */
+export interface RealtimeLog {
+  /** Durable records with offset >= `from`, oldest first, waiting for new ones at the end. */
+  tail(from: number): AsyncIterableIterator<LogRecord> & { close(): void };
+  /** Offset the next durable record will have (every record below it is durable). */
+  readonly durableOffset: number;
+}
+
+/** The transport side of a subscription. */
+export interface EventSink {
+  /** Deliver the events of one record (never empty), in order, without waiting. */
+  deliver(events: BrokerEvent[]): void;
+  /** Bytes written to the client and not yet handed to the kernel. */
+  backlogBytes(): number;
+}
+
+export type SubscriptionEnd = { end: 'closed' } | { end: 'slow' } | { end: 'error'; error: Error };
+
+/** Polling period while waiting for a client over its backlog limit to drain. */
+const drainPollMs = 10;
+
+export class Subscription {
+  readonly #iterator: AsyncIterableIterator<LogRecord> & { close(): void };
+  readonly #queue: string | null;
+  readonly #sink: EventSink;
+  readonly #limits: RealtimeLimits;
+  #closed = false;
+  #started = false;
+
+  /**
+   * `after`: deliver events of records with offset > after (a resume), or null for live only
+   * (records that become durable from now on). The start point is fixed here, at construction, so a
+   * caller that constructs before telling the client it is connected misses nothing after that.
+   */
+  constructor(
+    log: RealtimeLog,
+    opts: { after: number | null; queue: string | null; sink: EventSink; limits: RealtimeLimits },
+  ) {
+    const from = opts.after === null ? log.durableOffset : opts.after + 1;
+    this.#iterator = log.tail(from);
+    this.#queue = opts.queue;
+    this.#sink = opts.sink;
+    this.#limits = opts.limits;
+  }
+
+  async run(): Promise<SubscriptionEnd> {
+    if (this.#started) throw new Error('Subscription.run() called twice');
+    this.#started = true;
+    try {
+      while (!this.#closed) {
+        const next = await this.#iterator.next();
+        if (next.done === true || this.#closed) break;
+        const events = this.#select(next.value);
+        if (events.length === 0) continue;
+        this.#sink.deliver(events);
+        if (this.#sink.backlogBytes() > this.#limits.backlogBytesMax && !(await this.#drained())) {
+          return this.#closed ? { end: 'closed' } : { end: 'slow' };
+        }
+      }
+      return { end: 'closed' };
+    } catch (error) {
+      if (this.#closed) return { end: 'closed' };
+      return { end: 'error', error: error instanceof Error ? error : new Error(String(error)) };
+    } finally {
+      this.close();
+    }
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#iterator.close();
+  }
+
+  #select(record: LogRecord): BrokerEvent[] {
+    const events = eventsOf(record);
+    const queue = this.#queue;
+    return queue === null ? events : events.filter((e) => e.queue === queue);
+  }
+
+  /** Wait until the backlog is at most half the limit; false on timeout or close. */
+  async #drained(): Promise<boolean> {
+    const deadline = Date.now() + this.#limits.stallMs;
+    const target = this.#limits.backlogBytesMax / 2;
+    while (this.#sink.backlogBytes() > target) {
+      if (this.#closed || Date.now() >= deadline) return false;
+      await new Promise((resolve) => setTimeout(resolve, drainPollMs));
+    }
+    return !this.#closed;
+  }
+}

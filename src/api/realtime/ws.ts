@@ -1,0 +1,178 @@
+// WebSocket: `/ws` and `/ws/queues/:queue` (seed 004 "WebSocket"), events plus commands on one
+// socket.
+//
+// Authentication. Seed 004 says both "the upgrade is rejected with 401 when the token is missing
+// or invalid" and "alternatively, after connecting, authenticate with the Auth command"; both
+// cannot hold for a client without a header. Resolution: the upgrade is rejected (401) only when
+// an Authorization header is present and invalid. Without a header the socket is accepted
+// unauthenticated: every command except Auth answers `{ok:false, error:"Unauthorized"}` and no
+// event is sent until an Auth command succeeds (then the stream starts, from `?from` if given).
+//
+// Events are the seed-004 JSON objects plus `offset` (the log offset; a WebSocket has no `id:`
+// field), so a client can reconnect with `?from=<offset>`. Commands run concurrently, each reply
+// echoing its `reqId`; at most wsInflightMax run at once per socket. A slow reader is cut off with a
+// final `{"error": …}` message and close code 1008. On close the client's pulled-and-still-active
+// jobs are released (`broker.releaseOwner`, one `released` record each).
+
+import { randomUUID } from 'node:crypto';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { RawData, WebSocket } from 'ws';
+import type { BrokerEvent } from '../../broker/events.js';
+import type { Ctx } from '../../broker/types.js';
+import type { Actor } from '../../record/types.js';
+import { authenticate, bearerToken, tokenActorName } from '../auth.js';
+import { clientAddress } from '../context.js';
+import { connections } from '../connections.js';
+import { failure, isBrokerCommand, runCommand, type Reply } from './commands.js';
+import type { RealtimeDeps } from './deps.js';
+import { parseQueueParam, parseResumeOffset } from './params.js';
+import { Subscription } from './subscription.js';
+
+/** Close code for a slow consumer: 1008 policy violation. */
+export const wsSlowConsumerCloseCode = 1008;
+
+export function registerWs(app: FastifyInstance, deps: RealtimeDeps): void {
+  const preValidation = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    const header = request.headers.authorization;
+    if (deps.config.authTokens.length > 0 && header !== undefined && !authenticate(header, deps.config)) {
+      await reply.code(401).send({ ok: false, error: 'Unauthorized' });
+      return;
+    }
+    const queue = parseQueueParam(request.params);
+    const after = parseResumeOffset(undefined, request.query);
+    if (!queue.ok || !after.ok) await reply.code(400).send(failure(queue.ok ? (after.ok ? '' : after.error) : queue.error));
+  };
+  const handler = (socket: WebSocket, request: FastifyRequest): void => {
+    const queue = parseQueueParam(request.params);
+    const after = parseResumeOffset(undefined, request.query);
+    if (!queue.ok || !after.ok) throw new Error('ws route reached with parameters preValidation rejects');
+    new WsSession(socket, request, deps, { queue: queue.value, after: after.value }).start();
+  };
+  // 'exempt' from buildServer's auth hook, which would 401 every upgrade without a header: these
+  // routes authenticate themselves (preValidation above, or the Auth command).
+  const options = { websocket: true, preValidation, config: { auth: 'exempt' } } as const;
+  app.get('/ws', options, handler);
+  app.get('/ws/queues/:queue', options, handler);
+}
+
+class WsSession {
+  readonly #clientId = randomUUID();
+  readonly #ctx: Ctx;
+  readonly #abort = new AbortController();
+  #authenticated: boolean;
+  #inflight = 0;
+  #subscription: Subscription | null = null;
+  /** Offset of the last event sent; what the client should resume from. */
+  #lastOffset: number | null;
+
+  constructor(
+    private readonly socket: WebSocket,
+    private readonly request: FastifyRequest,
+    private readonly deps: RealtimeDeps,
+    private readonly filter: { queue: string | null; after: number | null },
+  ) {
+    // A present-and-invalid header was rejected at upgrade, so a header here is a valid one.
+    const token = deps.config.authTokens.length === 0 ? null : bearerToken(request.headers.authorization);
+    this.#authenticated = deps.config.authTokens.length === 0 || token !== null;
+    this.#ctx = { actor: actorOf(token, clientAddress(request)), owner: `ws:${this.#clientId}` };
+    this.#lastOffset = filter.after;
+  }
+
+  start(): void {
+    connections.ws += 1;
+    this.socket.on('message', (data) => this.#onMessage(data));
+    this.socket.once('close', () => this.#onClose());
+    if (this.#authenticated) this.#subscribe();
+  }
+
+  #subscribe(): void {
+    const { log, limits } = this.deps;
+    const sink = {
+      deliver: (events: BrokerEvent[]): void => {
+        for (const event of events) this.socket.send(JSON.stringify(event));
+        this.#lastOffset = events[events.length - 1]?.offset ?? this.#lastOffset;
+      },
+      backlogBytes: () => this.socket.bufferedAmount,
+    };
+    if (this.#lastOffset === null) this.#lastOffset = log.durableOffset - 1;
+    const subscription = new Subscription(log, { after: this.filter.after, queue: this.filter.queue, sink, limits });
+    this.#subscription = subscription;
+    void subscription.run().then((ended) => {
+      if (ended.end === 'closed' || this.socket.readyState !== this.socket.OPEN) return;
+      const error =
+        ended.end === 'slow'
+          ? `Slow consumer: backlog limit exceeded; reconnect with ?from=${this.#lastOffset}`
+          : ended.error.message;
+      this.socket.send(JSON.stringify({ error }));
+      this.socket.close(ended.end === 'slow' ? wsSlowConsumerCloseCode : 1011, ended.end === 'slow' ? 'Slow consumer' : 'Stream error');
+      const timer = setTimeout(() => this.socket.terminate(), limits.stallMs);
+      this.socket.once('close', () => clearTimeout(timer));
+    });
+  }
+
+  #onMessage(data: RawData): void {
+    const text = Buffer.isBuffer(data) ? data.toString('utf8') : Buffer.concat(Array.isArray(data) ? data : [Buffer.from(data)]).toString('utf8');
+    let msg: unknown;
+    try {
+      msg = JSON.parse(text);
+    } catch {
+      this.#send(failure('Invalid JSON'), undefined);
+      return;
+    }
+    if (typeof msg !== 'object' || msg === null || Array.isArray(msg)) {
+      this.#send(failure('Invalid command: expected a JSON object'), undefined);
+      return;
+    }
+    const fields = msg as Record<string, unknown>;
+    const reqId = fields.reqId;
+    if (typeof fields.cmd !== 'string') return this.#send(failure('Missing field: cmd'), reqId);
+    if (fields.cmd.toUpperCase() === 'AUTH') return this.#send(this.#auth(fields.token), reqId);
+    if (!this.#authenticated) return this.#send(failure('Unauthorized'), reqId);
+    if (!isBrokerCommand(fields.cmd)) return this.#send(failure(`Unknown command: ${fields.cmd}`), reqId);
+    if (this.#inflight >= this.deps.limits.wsInflightMax) return this.#send(failure('Too many in-flight commands'), reqId);
+
+    this.#inflight += 1;
+    runCommand(this.deps.broker, fields, this.#ctx, this.#abort.signal)
+      .catch((error: unknown) => {
+        this.request.log.error({ err: error, cmd: fields.cmd }, 'websocket command failed');
+        return failure('Internal server error');
+      })
+      .then((reply) => {
+        this.#inflight -= 1;
+        this.#send(reply, reqId);
+      });
+  }
+
+  #auth(token: unknown): Reply {
+    const { config } = this.deps;
+    const valid =
+      config.authTokens.length === 0 ||
+      (typeof token === 'string' && token.length > 0 && authenticate(`Bearer ${token}`, config));
+    if (!valid) return failure('Invalid token');
+    if (config.authTokens.length > 0) this.#ctx.actor = actorOf(token as string, this.#ctx.actor?.address ?? 'unknown');
+    if (!this.#authenticated) {
+      this.#authenticated = true;
+      this.#subscribe();
+    }
+    return { ok: true };
+  }
+
+  #send(reply: Reply, reqId: unknown): void {
+    if (this.socket.readyState !== this.socket.OPEN) return;
+    this.socket.send(JSON.stringify(reqId === undefined ? reply : { ...reply, reqId }));
+  }
+
+  #onClose(): void {
+    connections.ws -= 1;
+    this.#abort.abort();
+    this.#subscription?.close();
+    this.deps.broker.releaseOwner(this.#ctx.owner as string, 'connection closed').catch((error: unknown) => {
+      this.request.log.error({ err: error, owner: this.#ctx.owner }, 'releasing a closed websocket\'s jobs failed');
+    });
+  }
+}
+
+/** The actor stored in the records a socket appends: named as buildServer names token holders. */
+function actorOf(token: string | null, address: string): Actor {
+  return { name: token === null ? 'anonymous' : tokenActorName(token), address };
+}
