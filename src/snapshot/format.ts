@@ -1,0 +1,127 @@
+// The snapshot file format: a fixed 48-byte header, then the Avro payload (codec.ts).
+//
+//   snapshot-<covered offset, 20 digits, zero-padded>.snap
+//
+//   byte  width  field
+//   ────  ─────  ───────────────────────────────────────────────────────────────────────────
+//      0      8  magic            "TAPEQSNP" (ASCII)
+//      8      4  formatVersion    u32 LE = 1 (this header layout)
+//     12      4  schemaVersion    u32 LE   Avro schema the payload was written with (codec.ts)
+//     16      8  offset           u64 LE   records [0, offset) are folded in; = image.offset
+//     24      8  timestamp        u64 LE   timestamp of record offset-1 (0 for an empty log)
+//     32      8  payloadBytes     u64 LE   file size is exactly 48 + payloadBytes
+//     40      4  payloadChecksum  u32 LE   xxh32 (seed checksumSeed) of payload bytes
+//     44      4  headerChecksum   u32 LE   xxh32 (seed checksumSeed) of header bytes [0, 44)
+//     48      …  payload          Avro binary of StateImage under schemaVersion
+//
+// The header checksum exists because the payload checksum does not cover `offset`: a flipped bit
+// there would make a valid-looking snapshot claim the wrong position in the log. A reader checks,
+// in order: size ≥ 48, magic, header checksum, format version, exact size, payload checksum,
+// schema known, payload decodes, image.offset = header offset (and the loader checks the file name
+// against the header). Any failure makes the whole file unusable; nothing is repaired.
+//
+// Worked example: an empty state at offset 0 encodes to a 13-byte payload (one varint byte each
+// for version, offset, timestamp, the three empty arrays, the six zero totals and the empty
+// `seconds` array), so snapshot-00000000000000000000.snap is 61 bytes.
+//
+// Pure functions over buffers; `initChecksum()` must have resolved first.
+
+import { checksum32 } from '../log/checksum.js';
+import type { StateImage } from '../state/image.js';
+import { decodeImage, encodeImage, schemaVersionCurrent } from './codec.js';
+
+export const snapshotMagic = Buffer.from('TAPEQSNP', 'latin1');
+export const snapshotFormatVersion = 1;
+export const snapshotHeaderBytes = 48;
+
+export interface SnapshotHeader {
+  formatVersion: number;
+  schemaVersion: number;
+  offset: number;
+  timestamp: number;
+  payloadBytes: number;
+}
+
+export class SnapshotCorruptError extends Error {
+  readonly code = 'SNAPSHOT_CORRUPT';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'SnapshotCorruptError';
+  }
+}
+
+/** The whole file, header first. */
+export function encodeSnapshot(image: StateImage): Buffer {
+  const payload = encodeImage(image);
+  const header = Buffer.alloc(snapshotHeaderBytes);
+  snapshotMagic.copy(header, 0);
+  header.writeUInt32LE(snapshotFormatVersion, 8);
+  header.writeUInt32LE(schemaVersionCurrent, 12);
+  header.writeBigUInt64LE(BigInt(image.offset), 16);
+  header.writeBigUInt64LE(BigInt(image.timestamp), 24);
+  header.writeBigUInt64LE(BigInt(payload.length), 32);
+  header.writeUInt32LE(checksum32(payload, 0, payload.length), 40);
+  header.writeUInt32LE(checksum32(header, 0, 44), 44);
+  return Buffer.concat([header, payload]);
+}
+
+function readU64(buf: Buffer, at: number, field: string): number {
+  const n = buf.readBigUInt64LE(at);
+  if (n > BigInt(Number.MAX_SAFE_INTEGER)) throw new SnapshotCorruptError(`header ${field} ${n} is out of range`);
+  return Number(n);
+}
+
+/** Checks everything that does not need the payload: magic, header checksum, version, size. */
+export function decodeHeader(file: Buffer): SnapshotHeader {
+  if (file.length < snapshotHeaderBytes) {
+    throw new SnapshotCorruptError(`file is ${file.length} bytes, shorter than the ${snapshotHeaderBytes}-byte header`);
+  }
+  if (!file.subarray(0, 8).equals(snapshotMagic)) {
+    throw new SnapshotCorruptError(`bad magic ${file.subarray(0, 8).toString('hex')} (expected ${snapshotMagic.toString('hex')})`);
+  }
+  const stored = file.readUInt32LE(44);
+  const actual = checksum32(file, 0, 44);
+  if (stored !== actual) throw new SnapshotCorruptError(`header checksum mismatch (stored ${stored}, computed ${actual})`);
+  const formatVersion = file.readUInt32LE(8);
+  if (formatVersion !== snapshotFormatVersion) {
+    throw new SnapshotCorruptError(`format version ${formatVersion} is not supported (expected ${snapshotFormatVersion})`);
+  }
+  const header: SnapshotHeader = {
+    formatVersion,
+    schemaVersion: file.readUInt32LE(12),
+    offset: readU64(file, 16, 'offset'),
+    timestamp: readU64(file, 24, 'timestamp'),
+    payloadBytes: readU64(file, 32, 'payloadBytes'),
+  };
+  if (file.length !== snapshotHeaderBytes + header.payloadBytes) {
+    throw new SnapshotCorruptError(
+      `file is ${file.length} bytes but the header announces ${snapshotHeaderBytes} + ${header.payloadBytes}`,
+    );
+  }
+  return header;
+}
+
+/** Header and payload checks without decoding (cheap enough for retention's bookkeeping). */
+export function verifySnapshot(file: Buffer): SnapshotHeader {
+  const header = decodeHeader(file);
+  const stored = file.readUInt32LE(40);
+  const actual = checksum32(file, snapshotHeaderBytes, file.length);
+  if (stored !== actual) throw new SnapshotCorruptError(`payload checksum mismatch (stored ${stored}, computed ${actual})`);
+  return header;
+}
+
+export function decodeSnapshot(file: Buffer): { header: SnapshotHeader; image: StateImage } {
+  const header = verifySnapshot(file);
+  let image: StateImage;
+  try {
+    image = decodeImage(file.subarray(snapshotHeaderBytes), header.schemaVersion);
+  } catch (err) {
+    throw new SnapshotCorruptError(err instanceof Error ? err.message : String(err), { cause: err });
+  }
+  if (image.offset !== header.offset || image.timestamp !== header.timestamp) {
+    throw new SnapshotCorruptError(
+      `payload covers offset ${image.offset} @${image.timestamp} but the header says ${header.offset} @${header.timestamp}`,
+    );
+  }
+  return { header, image };
+}

@@ -1,0 +1,167 @@
+// The snapshots directory: atomic writes, pruning, and loading the newest snapshot that verifies.
+//
+// Write protocol (a crash at any step leaves either the old set or the old set plus the new file):
+//   1. write <name>.tmp, fsync it    2. rename to <name>    3. fsync the directory
+//   4. only then delete snapshots older than the newest `kept` valid ones.
+// A `.tmp` file was never renamed, so it is never a snapshot: the loader ignores it and removes it
+// (unless told to leave the directory untouched, as read-only tools are).
+//
+// Loading never trusts a file: every candidate is fully verified (format.ts) and decoded; the first
+// failure is logged as `snapshot <file> is unusable: <why>; trying older` and the next older is
+// tried. Concurrency: one writer per directory (the Snapshotter guarantees it); readers may run
+// beside the writer because a snapshot appears only by rename.
+
+import { open, readdir, readFile, rename, rm, mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { initChecksum } from '../log/checksum.js';
+import { snapshotsKept } from '../constants.js';
+import type { StateImage } from '../state/image.js';
+import { decodeSnapshot, encodeSnapshot, SnapshotCorruptError, verifySnapshot } from './format.js';
+
+export type Logger = (line: string) => void;
+
+const namePattern = /^snapshot-(\d{20})\.snap$/;
+const tmpSuffix = '.tmp';
+
+export function snapshotFileName(offset: number): string {
+  return `snapshot-${String(offset).padStart(20, '0')}.snap`;
+}
+
+export interface SnapshotEntry {
+  file: string;
+  /** The offset the file name claims; the header must agree before the file is used. */
+  offset: number;
+}
+
+/** Snapshot files by name, newest (highest offset) first. A missing directory has none. */
+export async function listSnapshots(dir: string): Promise<SnapshotEntry[]> {
+  const names = await readdir(dir).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return [] as string[];
+    throw err;
+  });
+  const entries: SnapshotEntry[] = [];
+  for (const name of names) {
+    const match = namePattern.exec(name);
+    if (match?.[1] !== undefined) entries.push({ file: join(dir, name), offset: Number(match[1]) });
+  }
+  return entries.sort((a, b) => b.offset - a.offset);
+}
+
+async function fsyncDir(dir: string): Promise<void> {
+  const handle = await open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+async function writeDurably(path: string, bytes: Buffer): Promise<void> {
+  const handle = await open(path, 'w', 0o644);
+  try {
+    await handle.writeFile(bytes);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+export interface WriteOptions {
+  /** Valid snapshots to keep, the new one included (default constants.snapshotsKept). */
+  kept?: number;
+}
+
+/** Writes `image` atomically and durably, then prunes; resolves with the new file's path. */
+export async function writeSnapshot(dir: string, image: StateImage, options: WriteOptions = {}): Promise<string> {
+  await initChecksum();
+  const bytes = encodeSnapshot(image);
+  await mkdir(dir, { recursive: true });
+  const file = join(dir, snapshotFileName(image.offset));
+  const tmp = file + tmpSuffix;
+  await writeDurably(tmp, bytes);
+  await rename(tmp, file);
+  await fsyncDir(dir);
+  await prune(dir, options.kept ?? snapshotsKept);
+  return file;
+}
+
+/** Reads and fully verifies (header + checksums, no decode) a snapshot file. */
+async function isValid(entry: SnapshotEntry): Promise<boolean> {
+  try {
+    const header = verifySnapshot(await readFile(entry.file));
+    return header.offset === entry.offset;
+  } catch {
+    return false;
+  }
+}
+
+/** Deletes every snapshot older than the oldest of the newest `kept` valid ones. */
+async function prune(dir: string, kept: number): Promise<void> {
+  if (kept < 1) throw new Error(`snapshotsKept must be ≥ 1, got ${kept}`);
+  const entries = await listSnapshots(dir);
+  let valid = 0;
+  let cut = entries.length;
+  for (let i = 0; i < entries.length && valid < kept; i++) {
+    const entry = entries[i] as SnapshotEntry;
+    if (await isValid(entry)) {
+      valid++;
+      cut = i + 1;
+    }
+  }
+  if (valid < kept) return;
+  for (const entry of entries.slice(cut)) await rm(entry.file, { force: true });
+  if (cut < entries.length) await fsyncDir(dir);
+}
+
+/** Removes never-renamed `.tmp` leftovers of an interrupted write. */
+async function removeLeftovers(dir: string, logger: Logger): Promise<void> {
+  const names = await readdir(dir).catch(() => [] as string[]);
+  for (const name of names) {
+    if (!name.endsWith(tmpSuffix) || !namePattern.test(name.slice(0, -tmpSuffix.length))) continue;
+    await rm(join(dir, name), { force: true });
+    logger(`tapeq: removed unfinished snapshot ${join(dir, name)} (never completed, never used)`);
+  }
+}
+
+export interface LoadOptions {
+  /** Only snapshots covering at most this offset are candidates (point-in-time recovery). */
+  maxOffset?: number;
+  /** Leave the directory untouched (no `.tmp` cleanup): read-only tools on a live data dir. */
+  readOnly?: boolean;
+  /** Extra check on a decoded candidate; a returned string rejects it with that reason. */
+  accept?: (image: StateImage, file: string) => string | null;
+}
+
+/** Reads, verifies and decodes one snapshot file; throws SnapshotCorruptError with the reason. */
+export async function readSnapshot(entry: SnapshotEntry): Promise<StateImage> {
+  await initChecksum();
+  const { header, image } = decodeSnapshot(await readFile(entry.file));
+  if (header.offset !== entry.offset) {
+    throw new SnapshotCorruptError(`file name says offset ${entry.offset} but the header says ${header.offset}`);
+  }
+  return image;
+}
+
+/** The newest snapshot that verifies and decodes, or null (the caller replays from offset 0). */
+export async function loadNewestSnapshot(
+  dir: string,
+  logger: Logger,
+  options: LoadOptions = {},
+): Promise<{ image: StateImage; file: string } | null> {
+  if (options.readOnly !== true) await removeLeftovers(dir, logger);
+  const maxOffset = options.maxOffset ?? Number.POSITIVE_INFINITY;
+  for (const entry of await listSnapshots(dir)) {
+    if (entry.offset > maxOffset) continue;
+    let why: string | null;
+    let image: StateImage | null = null;
+    try {
+      image = await readSnapshot(entry);
+      why = options.accept?.(image, entry.file) ?? null;
+    } catch (err) {
+      why = err instanceof Error ? err.message : String(err);
+    }
+    if (why === null && image !== null) return { image, file: entry.file };
+    logger(`snapshot ${entry.file} is unusable: ${why}; trying older`);
+  }
+  return null;
+}

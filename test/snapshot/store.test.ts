@@ -1,0 +1,124 @@
+import t, { type Test } from 'tap';
+import { mkdtemp, readdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { snapshotHeaderBytes } from '../../src/snapshot/format.js';
+import { listSnapshots, loadNewestSnapshot, snapshotFileName, writeSnapshot } from '../../src/snapshot/store.js';
+import { emptyImage, fullImage } from './images.js';
+
+async function tempDir(t: Test): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'tapeq-snap-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+function collect(): { lines: string[]; logger: (line: string) => void } {
+  const lines: string[] = [];
+  return { lines, logger: (line) => lines.push(line) };
+}
+
+t.test('write-then-load-returns-the-newest', async (t) => {
+  const dir = await tempDir(t);
+  await writeSnapshot(dir, fullImage(10));
+  const file = await writeSnapshot(dir, fullImage(20));
+  t.equal(file, join(dir, snapshotFileName(20)));
+  t.equal(snapshotFileName(20), 'snapshot-00000000000000000020.snap');
+  const { lines, logger } = collect();
+  const loaded = await loadNewestSnapshot(dir, logger);
+  t.strictSame(loaded, { image: fullImage(20), file });
+  t.strictSame(lines, []);
+});
+
+t.test('empty-image-file-matches-the-documented-worked-example', async (t) => {
+  const dir = await tempDir(t);
+  const file = await writeSnapshot(dir, emptyImage());
+  const bytes = await readFile(file);
+  t.equal(bytes.length, snapshotHeaderBytes + 13);
+  t.equal(bytes.subarray(0, 8).toString('latin1'), 'TAPEQSNP');
+});
+
+t.test('prune-keeps-the-newest-valid-snapshots-only-after-the-new-one-is-durable', async (t) => {
+  const dir = await tempDir(t);
+  for (const offset of [1, 2, 3, 4]) await writeSnapshot(dir, emptyImage(offset), { kept: 2 });
+  t.strictSame((await listSnapshots(dir)).map((e) => e.offset), [4, 3]);
+  // A corrupt newest does not count as kept: 3 and 5 are the two valid ones, 4 is not deleted.
+  await writeFile(join(dir, snapshotFileName(4)), 'garbage');
+  await writeSnapshot(dir, emptyImage(5), { kept: 2 });
+  t.strictSame((await listSnapshots(dir)).map((e) => e.offset), [5, 4, 3]);
+  await writeSnapshot(dir, emptyImage(6), { kept: 2 });
+  t.strictSame((await listSnapshots(dir)).map((e) => e.offset), [6, 5]);
+});
+
+t.test('snapshot-write-is-atomic-tmp-never-loaded', async (t) => {
+  const dir = await tempDir(t);
+  const older = await writeSnapshot(dir, fullImage(10));
+  // A crash after writing (even completely) but before the rename leaves only a .tmp file.
+  const complete = await readFile(await writeSnapshot(await tempDir(t), fullImage(30)));
+  await writeFile(join(dir, `${snapshotFileName(30)}.tmp`), complete);
+  await writeFile(join(dir, `${snapshotFileName(40)}.tmp`), complete.subarray(0, 20));
+  const { lines, logger } = collect();
+  const readOnly = await loadNewestSnapshot(dir, logger, { readOnly: true });
+  t.equal(readOnly?.file, older, 'the tmp file is never a candidate');
+  t.equal((await readdir(dir)).length, 3, 'read-only load leaves the directory alone');
+  const loaded = await loadNewestSnapshot(dir, logger);
+  t.equal(loaded?.file, older);
+  t.strictSame(await readdir(dir), [snapshotFileName(10)], 'leftover tmp files are removed');
+  t.equal(lines.length, 2);
+  t.match(lines[0], /removed unfinished snapshot .*\.tmp/);
+  t.notOk((await readdir(dir)).some((n) => n.endsWith('.tmp')), 'writeSnapshot leaves no tmp behind');
+});
+
+async function corruptCase(t: Test, damage: (file: string) => Promise<void>, why: RegExp): Promise<void> {
+  const dir = await tempDir(t);
+  const older = await writeSnapshot(dir, fullImage(10));
+  const newest = await writeSnapshot(dir, fullImage(20));
+  await damage(newest);
+  const { lines, logger } = collect();
+  const loaded = await loadNewestSnapshot(dir, logger);
+  t.equal(loaded?.file, older, 'falls back to the older snapshot');
+  t.strictSame(loaded?.image, fullImage(10));
+  t.equal(lines.length, 1);
+  t.match(lines[0], new RegExp(`^snapshot ${newest} is unusable: .*; trying older$`));
+  t.match(lines[0], why);
+}
+
+async function flipByte(file: string, at: (size: number) => number): Promise<void> {
+  const bytes = await readFile(file);
+  const i = at(bytes.length);
+  bytes[i] = (bytes[i] ?? 0) ^ 0x10;
+  await writeFile(file, bytes);
+}
+
+t.test('corrupt-newest-snapshot-falls-back-to-older', async (t) => {
+  t.test('payload byte flipped', (t) => corruptCase(t, (f) => flipByte(f, (n) => n - 40), /payload checksum mismatch/));
+  t.test('covered offset flipped', (t) => corruptCase(t, (f) => flipByte(f, () => 16), /header checksum mismatch/));
+  t.test('truncated', async (t) =>
+    corruptCase(t, async (f) => truncate(f, (await stat(f)).size - 1), /announces/));
+  t.test('truncated inside the header', (t) => corruptCase(t, (f) => truncate(f, 30), /shorter than the 48-byte header/));
+  t.test('bad magic', (t) => corruptCase(t, (f) => flipByte(f, () => 0), /bad magic/));
+  t.test('trailing garbage', async (t) =>
+    corruptCase(t, async (f) => writeFile(f, Buffer.concat([await readFile(f), Buffer.from('x')])), /announces/));
+  t.test('renamed to another offset', async (t) =>
+    corruptCase(t, async (f) => writeFile(f, await readFile(join(f, '..', snapshotFileName(10)))), /file name says offset 20/));
+});
+
+t.test('no-valid-snapshot-means-full-replay', async (t) => {
+  const dir = await tempDir(t);
+  const { lines, logger } = collect();
+  t.equal(await loadNewestSnapshot(join(dir, 'missing'), logger), null, 'no directory');
+  t.equal(await loadNewestSnapshot(dir, logger), null, 'empty directory');
+  const only = await writeSnapshot(dir, fullImage(5));
+  await writeFile(only, 'not a snapshot');
+  t.equal(await loadNewestSnapshot(dir, logger), null, 'only a corrupt one');
+  t.equal(lines.length, 1);
+  t.match(lines[0], /is unusable: file is 14 bytes/);
+});
+
+t.test('max-offset-picks-the-newest-at-or-below', async (t) => {
+  const dir = await tempDir(t);
+  for (const offset of [10, 20]) await writeSnapshot(dir, emptyImage(offset), { kept: 5 });
+  const { logger } = collect();
+  t.equal((await loadNewestSnapshot(dir, logger, { maxOffset: 19 }))?.image.offset, 10);
+  t.equal((await loadNewestSnapshot(dir, logger, { maxOffset: 20 }))?.image.offset, 20);
+  t.equal(await loadNewestSnapshot(dir, logger, { maxOffset: 9 }), null);
+});
