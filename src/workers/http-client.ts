@@ -1,0 +1,148 @@
+// Outbound HTTP for push workers: the only module that imports undici.
+//
+// One keep-alive `Pool` per endpoint origin, created on first use and closed by `prune()` once no
+// worker uses that origin any more, or by `close()`. `call()` turns one exchange into a value:
+//
+//   { kind: 'answered', status, contentType, body }   the endpoint answered (any status)
+//   { kind: 'unreachable', reason }                   network error, timeout or oversized body
+//
+// Invariants:
+// - One timer covers the whole exchange (connect, headers and body): when it fires the request is
+//   aborted and the outcome is `timeout after <ms> ms`. undici's own headers/body timeouts are set
+//   past it so ours always speaks first.
+// - The response body is read chunk by chunk and never held beyond `responseBytesMax`; an endpoint
+//   that sends more is cut off (the connection is destroyed, not drained).
+// - `call()` never throws; calls may overlap freely (the pool multiplexes connections).
+
+import { Pool } from 'undici';
+
+export interface EndpointCall {
+  url: string;
+  method: 'POST' | 'PUT' | 'PATCH';
+  headers: Record<string, string>;
+  /** Request body, already JSON text. */
+  body: string;
+  timeoutMs: number;
+  responseBytesMax: number;
+}
+
+export type CallOutcome =
+  | { kind: 'answered'; status: number; contentType: string; body: string }
+  | { kind: 'unreachable'; reason: string };
+
+export interface HttpClientOptions {
+  /** Most sockets one pool opens to one origin. */
+  connectionsPerOriginMax: number;
+  /** How long an idle keep-alive socket is kept when the server sends no Keep-Alive hint. */
+  keepAliveMs: number;
+  /** Cap on opening one socket; an exchange's own timeout still applies when it is shorter. */
+  connectTimeoutMs: number;
+}
+
+/** Slack given to undici's own timers so the exchange timer always fires first. */
+const undiciTimeoutSlackMs = 1_000;
+
+export class HttpClient {
+  readonly #pools = new Map<string, Pool>();
+  readonly #options: HttpClientOptions;
+  #closed = false;
+
+  constructor(options: HttpClientOptions) {
+    this.#options = options;
+  }
+
+  async call(call: EndpointCall): Promise<CallOutcome> {
+    if (this.#closed) return { kind: 'unreachable', reason: 'http client closed' };
+    let url: URL;
+    try {
+      url = new URL(call.url);
+    } catch {
+      return { kind: 'unreachable', reason: `invalid url ${call.url}` };
+    }
+    const controller = new AbortController();
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      controller.abort();
+    }, call.timeoutMs);
+    try {
+      return await this.#exchange(url, call, controller.signal);
+    } catch (error) {
+      if (timedOut) return { kind: 'unreachable', reason: `timeout after ${call.timeoutMs} ms` };
+      return { kind: 'unreachable', reason: describeError(error, call.timeoutMs) };
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Closes pools whose origin is not in `originsInUse` (they finish their in-flight requests). */
+  prune(originsInUse: ReadonlySet<string>): void {
+    for (const [origin, pool] of this.#pools) {
+      if (originsInUse.has(origin)) continue;
+      this.#pools.delete(origin);
+      void pool.close().catch(() => undefined);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    const pools = [...this.#pools.values()];
+    this.#pools.clear();
+    await Promise.all(pools.map((pool) => pool.close().catch(() => undefined)));
+  }
+
+  async #exchange(url: URL, call: EndpointCall, signal: AbortSignal): Promise<CallOutcome> {
+    const response = await this.#pool(url.origin).request({
+      path: url.pathname + url.search,
+      method: call.method,
+      headers: { ...call.headers, 'content-type': 'application/json' },
+      body: call.body,
+      signal,
+      headersTimeout: call.timeoutMs + undiciTimeoutSlackMs,
+      bodyTimeout: call.timeoutMs + undiciTimeoutSlackMs,
+    });
+    const chunks: Buffer[] = [];
+    let bytes = 0;
+    for await (const chunk of response.body as AsyncIterable<Buffer>) {
+      bytes += chunk.length;
+      if (bytes > call.responseBytesMax) {
+        response.body.destroy();
+        return { kind: 'unreachable', reason: `response body over ${call.responseBytesMax} bytes` };
+      }
+      chunks.push(chunk);
+    }
+    const contentType = response.headers['content-type'];
+    return {
+      kind: 'answered',
+      status: response.statusCode,
+      contentType: typeof contentType === 'string' ? contentType : '',
+      body: Buffer.concat(chunks, bytes).toString('utf8'),
+    };
+  }
+
+  #pool(origin: string): Pool {
+    let pool = this.#pools.get(origin);
+    if (pool === undefined) {
+      pool = new Pool(origin, {
+        connections: this.#options.connectionsPerOriginMax,
+        pipelining: 1,
+        keepAliveTimeout: this.#options.keepAliveMs,
+        keepAliveMaxTimeout: this.#options.keepAliveMs * 15,
+        connectTimeout: this.#options.connectTimeoutMs,
+      });
+      this.#pools.set(origin, pool);
+    }
+    return pool;
+  }
+}
+
+/** Node/undici errors carry a useful message ("connect ECONNREFUSED 127.0.0.1:1234"). */
+function describeError(error: unknown, timeoutMs: number): string {
+  if (!(error instanceof Error)) return String(error);
+  const code = (error as { code?: unknown }).code;
+  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT') {
+    return `timeout after ${timeoutMs} ms`;
+  }
+  const message = error.message !== '' ? error.message : error.name;
+  return typeof code === 'string' && !message.includes(code) ? `${message} (${code})` : message;
+}

@@ -1,0 +1,37 @@
+// What an endpoint's answer means for the job: a pure function from the HTTP outcome to an ack
+// (with its result) or a failure (with its reason). No I/O, no clock.
+//
+// - 2xx: the result is the parsed body when the response says JSON (`application/json` or any
+//   `+json` type), else the body text. An empty body is a null result. JSON that does not parse
+//   fails the attempt: the endpoint promised JSON and sent something else.
+// - any other status: `HTTP <status> from <METHOD> <url>: <first errorBodyChars chars of the body>`.
+// - no answer: the transport's reason plus where it was going.
+
+import type { CallOutcome } from './http-client.js';
+
+export type Verdict =
+  | { kind: 'ack'; result: unknown }
+  | { kind: 'fail'; reason: string; answered: boolean };
+
+export function judge(outcome: CallOutcome, method: string, url: string, errorBodyChars: number): Verdict {
+  const target = `${method} ${url}`;
+  if (outcome.kind === 'unreachable') return { kind: 'fail', reason: `${outcome.reason} (${target})`, answered: false };
+  const { status, body } = outcome;
+  if (status < 200 || status > 299) {
+    const excerpt = body.slice(0, errorBodyChars);
+    return { kind: 'fail', reason: `HTTP ${status} from ${target}${excerpt === '' ? '' : `: ${excerpt}`}`, answered: true };
+  }
+  if (body === '') return { kind: 'ack', result: null };
+  if (!isJsonType(outcome.contentType)) return { kind: 'ack', result: body };
+  try {
+    return { kind: 'ack', result: JSON.parse(body) as unknown };
+  } catch {
+    const excerpt = body.slice(0, errorBodyChars);
+    return { kind: 'fail', reason: `invalid JSON in HTTP ${status} from ${target}: ${excerpt}`, answered: true };
+  }
+}
+
+function isJsonType(contentType: string): boolean {
+  const mediaType = (contentType.split(';')[0] ?? '').trim().toLowerCase();
+  return mediaType === 'application/json' || mediaType.endsWith('+json');
+}
