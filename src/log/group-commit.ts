@@ -1,0 +1,326 @@
+// Group commit: the only writer of the active segment.
+//
+// append() encodes each record once into the pending batch (one growing buffer for all appends
+// since the last write) and returns one promise per call. A single loop, never overlapping
+// itself, drains the batch: one write() of everything pending (split only at a segment roll or
+// at groupCommitBytesMax), then one fdatasync covering it (policy 'always'). Appends that arrive
+// while a write or sync is in flight simply accumulate for the next round.
+//
+//   'always'   durable = after the fdatasync that covers the record
+//   'interval' durable = after write() reached the OS; fdatasync every syncIntervalMs when
+//              something was written; appends with durable:true wait for that sync
+//
+// A failed write or sync is final (an fsync is never retried: the kernel may have dropped the
+// dirty pages): every pending and later append rejects with the LogError. Invariants: offsets are
+// assigned synchronously and consecutively; a batch never straddles two segments; the directory
+// of a new segment is fsynced before any record in it is acknowledged.
+
+import { constants as fsConstants } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
+import { groupCommitBytesMax, recordBytesMax } from '../constants.js';
+import { createWriter, encodeRecordInto } from '../record/codec.js';
+import type { LogRecord, RecordDraft } from '../record/types.js';
+import { LogError, ioError } from './errors.js';
+import { frameHeaderBytes, sealFrame } from './framing.js';
+import { createSegment } from './recovery.js';
+import { syncDir, type Segment } from './segment.js';
+
+export type SyncPolicy = 'always' | 'interval';
+
+/** Test-only seams around every write and sync; each hook gets the real operation to call. */
+export interface FsHooks {
+  write?: (file: string, bytes: number, real: () => Promise<void>) => Promise<void>;
+  datasync?: (file: string, real: () => Promise<void>) => Promise<void>;
+  syncDir?: (dir: string, real: () => Promise<void>) => Promise<void>;
+}
+
+export interface GroupCommitOptions {
+  dir: string;
+  logId: string;
+  segments: Segment[];
+  segmentBytes: number;
+  sync: SyncPolicy;
+  syncIntervalMs: number;
+  hooks: FsHooks;
+  /** Called once per round with the records that just became durable, in order. */
+  onDurable: (records: LogRecord[], durableOffset: number) => void;
+}
+
+interface Waiter {
+  until: number;
+  needsSync: boolean;
+  resolve: () => void;
+  reject: (err: LogError) => void;
+}
+
+type Writer = ReturnType<typeof createWriter>;
+
+export class GroupCommit {
+  nextOffset: number;
+  writtenOffset: number;
+  syncedOffset: number;
+  failed: LogError | null = null;
+  private closed = false;
+  private writer: Writer = createWriter();
+  private frameEnds: number[] = [];
+  private records: LogRecord[] = [];
+  private waiters: Waiter[] = [];
+  private running: Promise<void> | null = null;
+  private syncDue = false;
+  private timer: NodeJS.Timeout | null = null;
+  /** Records written but not yet durable ('always' keeps them until the sync). */
+  private unsynced: LogRecord[] = [];
+
+  constructor(private readonly o: GroupCommitOptions) {
+    const active = this.active;
+    this.nextOffset = active.nextOffset;
+    this.writtenOffset = active.nextOffset;
+    this.syncedOffset = active.nextOffset;
+    if (o.sync === 'interval') {
+      this.timer = setInterval(() => {
+        if (this.writtenOffset > this.syncedOffset) {
+          this.syncDue = true;
+          this.kick();
+        }
+      }, o.syncIntervalMs);
+      this.timer.unref();
+    }
+  }
+
+  get durableOffset(): number {
+    return this.o.sync === 'always' ? this.syncedOffset : this.writtenOffset;
+  }
+
+  private get active(): Segment {
+    const s = this.o.segments[this.o.segments.length - 1];
+    if (s === undefined) throw new Error('log has no segment');
+    return s;
+  }
+
+  async openActive(): Promise<void> {
+    this.active.writer = await open(this.active.path, fsConstants.O_RDWR);
+  }
+
+  append(drafts: RecordDraft[], durable: boolean): { firstOffset: number; durable: Promise<void> } {
+    if (this.failed !== null) throw new LogError('LOG_FAILED', `log failed earlier: ${this.failed.message}`, { cause: this.failed });
+    if (this.closed) throw new LogError('LOG_CLOSED', 'log is closed');
+    const firstOffset = this.nextOffset;
+    if (drafts.length === 0) return { firstOffset, durable: Promise.resolve() };
+    this.encode(drafts, firstOffset);
+    this.nextOffset = firstOffset + drafts.length;
+    const until = this.nextOffset;
+    const promise = new Promise<void>((resolve, reject) => {
+      this.waiters.push({ until, needsSync: durable || this.o.sync === 'always', resolve, reject });
+    });
+    this.kick();
+    return { firstOffset, durable: promise };
+  }
+
+  /** Encodes all drafts into the pending batch, or nothing if one is too large. */
+  private encode(drafts: RecordDraft[], firstOffset: number): void {
+    const w = this.writer;
+    const startPos = w.pos;
+    const startFrames = this.frameEnds.length;
+    for (let i = 0; i < drafts.length; i++) {
+      const d = drafts[i] as RecordDraft;
+      const record: LogRecord = { offset: firstOffset + i, timestamp: d.timestamp, actor: d.actor, body: d.body };
+      const frameStart = w.pos;
+      w.fixed32(0).fixed32(0);
+      encodeRecordInto(record, w);
+      const length = w.pos - frameStart - frameHeaderBytes;
+      if (length > recordBytesMax) {
+        w.pos = startPos;
+        this.frameEnds.length = startFrames;
+        this.records.length = startFrames;
+        throw new LogError('LOG_RECORD_TOO_LARGE', `record of ${length} bytes exceeds recordBytesMax (${recordBytesMax})`, {
+          offset: record.offset,
+        });
+      }
+      this.frameEnds.push(w.pos);
+      this.records.push(record);
+    }
+  }
+
+  private kick(): void {
+    if (this.running !== null) return;
+    this.running = new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.loop());
+  }
+
+  private async loop(): Promise<void> {
+    try {
+      for (;;) {
+        if (this.failed !== null) return;
+        if (this.frameEnds.length > 0) await this.writeRound();
+        else if (this.syncDue && this.writtenOffset > this.syncedOffset) await this.syncRound();
+        else return;
+      }
+    } catch (err) {
+      this.fail(err instanceof LogError ? err : ioError('write', this.active.file, err));
+    } finally {
+      this.running = null;
+    }
+  }
+
+  /** One write of the pending batch (up to a segment roll), then its sync under 'always'. */
+  private async writeRound(): Promise<void> {
+    const bytes = this.writer.buf;
+    const frameEnds = this.frameEnds;
+    const records = this.records;
+    this.writer = createWriter();
+    this.frameEnds = [];
+    this.records = [];
+    let first = 0;
+    let start = 0;
+    while (first < frameEnds.length) {
+      let active = this.active;
+      if (active.recordCount > 0 && active.bytes + ((frameEnds[first] as number) - start) > this.o.segmentBytes) {
+        await this.roll();
+        active = this.active;
+      }
+      let count = 0;
+      const room = Math.min(this.o.segmentBytes - active.bytes, groupCommitBytesMax);
+      while (first + count < frameEnds.length && ((frameEnds[first + count] as number) - start <= room || count === 0)) count++;
+      const end = frameEnds[first + count - 1] as number;
+      await this.writeChunk(active, bytes, start, end, frameEnds, records, first, count);
+      if (this.o.sync === 'always') await this.syncActive();
+      first += count;
+      start = end;
+    }
+  }
+
+  private async writeChunk(
+    active: Segment,
+    bytes: Uint8Array,
+    start: number,
+    end: number,
+    frameEnds: number[],
+    records: LogRecord[],
+    first: number,
+    count: number,
+  ): Promise<void> {
+    let frameStart = start;
+    for (let i = first; i < first + count; i++) {
+      const frameEnd = frameEnds[i] as number;
+      sealFrame(bytes, frameStart, frameEnd - frameStart - frameHeaderBytes);
+      frameStart = frameEnd;
+    }
+    const fh = active.writer as FileHandle;
+    const chunk = bytes.subarray(start, end);
+    const position = active.bytes;
+    const real = async (): Promise<void> => writeAll(fh, chunk, position);
+    try {
+      await (this.o.hooks.write ? this.o.hooks.write(active.file, chunk.length, real) : real());
+    } catch (err) {
+      throw ioError('write', active.file, err);
+    }
+    frameStart = start;
+    for (let i = first; i < first + count; i++) {
+      const record = records[i] as LogRecord;
+      const frameEnd = frameEnds[i] as number;
+      active.noteRecord(record.offset, record.timestamp, position + frameStart - start, frameEnd - frameStart);
+      frameStart = frameEnd;
+    }
+    this.writtenOffset = active.nextOffset;
+    const written = records.slice(first, first + count);
+    if (this.o.sync === 'always') {
+      this.unsynced = written;
+      return;
+    }
+    this.release(false);
+    this.o.onDurable(written, this.writtenOffset);
+  }
+
+  private async syncRound(): Promise<void> {
+    this.syncDue = false;
+    await this.syncActive();
+  }
+
+  /** fdatasync of the active segment; everything written before it started is then durable. */
+  private async syncActive(): Promise<void> {
+    const active = this.active;
+    const covered = this.writtenOffset;
+    const fh = active.writer as FileHandle;
+    const real = (): Promise<void> => fh.datasync();
+    try {
+      await (this.o.hooks.datasync ? this.o.hooks.datasync(active.file, real) : real());
+    } catch (err) {
+      throw ioError('sync', active.file, err);
+    }
+    this.syncedOffset = covered;
+    this.release(true);
+    if (this.o.sync === 'always') {
+      const records = this.unsynced;
+      this.unsynced = [];
+      this.o.onDurable(records, this.syncedOffset);
+    }
+  }
+
+  /** Resolves the waiters whose records are now durable (waiters are in offset order). */
+  private release(afterSync: boolean): void {
+    const ws = this.waiters;
+    let kept = 0;
+    for (let i = 0; i < ws.length; i++) {
+      const w = ws[i] as Waiter;
+      const done = w.needsSync ? w.until <= this.syncedOffset : w.until <= this.writtenOffset;
+      if (done) w.resolve();
+      else ws[kept++] = w;
+    }
+    ws.length = kept;
+    if (afterSync && this.o.sync === 'interval') this.syncDue = false;
+  }
+
+  /** Seals the active segment (synced, index files written) and starts the next one. */
+  private async roll(): Promise<void> {
+    const sealed = this.active;
+    if (this.writtenOffset > this.syncedOffset) await this.syncActive();
+    await sealed.writeIndexFiles();
+    await (sealed.writer as FileHandle).close();
+    sealed.writer = null;
+    const segment = await createSegmentHooked(this.o, sealed.nextOffset);
+    segment.writer = await open(segment.path, fsConstants.O_RDWR);
+    this.o.segments.push(segment);
+  }
+
+  private fail(err: LogError): void {
+    if (this.failed !== null) return;
+    this.failed = err;
+    const waiters = this.waiters;
+    this.waiters = [];
+    this.frameEnds = [];
+    this.records = [];
+    for (const w of waiters) w.reject(err);
+  }
+
+  /** Flushes and syncs everything pending, then closes the active segment's write handle. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.timer !== null) clearInterval(this.timer);
+    while (this.running !== null) await this.running;
+    if (this.failed === null && this.writtenOffset > this.syncedOffset) {
+      this.syncDue = true;
+      this.running = this.loop();
+      await this.running;
+    }
+    const active = this.active;
+    if (active.writer !== null) {
+      await active.writer.close();
+      active.writer = null;
+    }
+    if (this.failed === null && this.waiters.length > 0) this.fail(new LogError('LOG_CLOSED', 'log closed'));
+  }
+}
+
+async function createSegmentHooked(o: GroupCommitOptions, baseOffset: number): Promise<Segment> {
+  const hook = o.hooks.syncDir;
+  const dirSync = hook === undefined ? syncDir : (dir: string) => hook(dir, () => syncDir(dir));
+  return createSegment(o.dir, o.logId, baseOffset, dirSync);
+}
+
+async function writeAll(fh: FileHandle, bytes: Uint8Array, position: number): Promise<void> {
+  let done = 0;
+  while (done < bytes.length) {
+    const { bytesWritten } = await fh.write(bytes, done, bytes.length - done, position + done);
+    done += bytesWritten;
+  }
+}

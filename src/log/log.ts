@@ -1,0 +1,252 @@
+// The log: a directory of segments with group-commit appends, verified reads, a tail ring for
+// live readers, time lookups and retention. This module composes the pieces:
+//
+//   recovery.ts     open: scan, cut torn tail, refuse (or quarantine) corruption and gaps
+//   group-commit.ts append → one write + one fdatasync per round; failure is final
+//   reader.ts       indexed, verified reads from disk, in batches
+//   ring.ts         the last tailRingRecords durable records, in memory
+//   tail.ts         follow the log from an offset
+//
+// Invariants: offsets are gap-free from firstOffset to nextOffset; durableOffset <= nextOffset;
+// only records below durableOffset are ever read, tailed or reported to onDurable listeners.
+// Async methods may overlap freely (appends are queued, reads use their own file handles),
+// except close(), after which nothing else may be called.
+
+import { mkdir, rename, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { logSyncIntervalMsDefault, segmentBytesDefault, segmentBytesMin, tailRingRecords } from '../constants.js';
+import type { LogRecord, RecordDraft } from '../record/types.js';
+import { initChecksum } from './checksum.js';
+import { LogError } from './errors.js';
+import { GroupCommit, type FsHooks, type SyncPolicy } from './group-commit.js';
+import { offsetAtTimeIn, readBatches } from './reader.js';
+import { loadSegments, type OpenReport } from './recovery.js';
+import { RecordRing } from './ring.js';
+import { syncDir, type Segment } from './segment.js';
+import { tailLog, type TailIterator, type TailSource } from './tail.js';
+
+export { LogError } from './errors.js';
+export type { LogErrorCode } from './errors.js';
+export type { FsHooks, SyncPolicy } from './group-commit.js';
+export type { OpenReport, Quarantine, TailCut } from './recovery.js';
+export type { TailIterator } from './tail.js';
+
+export interface LogOptions {
+  dir: string;
+  segmentBytes?: number;
+  sync?: SyncPolicy;
+  syncIntervalMs?: number;
+  repair?: boolean;
+  readOnly?: boolean;
+  logger?: (line: string) => void;
+  fsHooks?: FsHooks;
+  /** Records kept decoded in memory for tail readers (default tailRingRecords). */
+  ringRecords?: number;
+}
+
+export interface SegmentInfo {
+  file: string;
+  baseOffset: number;
+  nextOffset: number;
+  bytes: number;
+  firstTimestamp: number | null;
+  lastTimestamp: number | null;
+}
+
+export class Log {
+  readonly dir: string;
+  readonly logId: string;
+  readonly openReport: OpenReport;
+  private readonly segmentList: Segment[];
+  private readonly commit: GroupCommit | null;
+  private readonly ring: RecordRing<LogRecord>;
+  private readonly listeners = new Set<(durableOffset: number) => void>();
+  private wakers: Array<() => void> = [];
+  private closed = false;
+
+  private constructor(dir: string, logId: string, report: OpenReport, segments: Segment[], commit: GroupCommit | null, ringRecords: number) {
+    this.dir = dir;
+    this.logId = logId;
+    this.openReport = report;
+    this.segmentList = segments;
+    this.commit = commit;
+    this.ring = new RecordRing<LogRecord>(ringRecords, this.nextOffset);
+  }
+
+  static async open(opts: LogOptions): Promise<Log> {
+    const segmentBytes = opts.segmentBytes ?? segmentBytesDefault;
+    if (segmentBytes < segmentBytesMin || segmentBytes >= 2 ** 32) {
+      throw new RangeError(`segmentBytes must be in [${segmentBytesMin}, 2^32): ${segmentBytes}`);
+    }
+    await initChecksum();
+    const readOnly = opts.readOnly === true;
+    const logger = opts.logger ?? ((line: string) => console.error(line));
+    const loaded = await loadSegments({ dir: opts.dir, readOnly, repair: opts.repair === true, logger });
+    let log: Log | null = null;
+    const commit = readOnly
+      ? null
+      : new GroupCommit({
+          dir: opts.dir,
+          logId: loaded.logId,
+          segments: loaded.segments,
+          segmentBytes,
+          sync: opts.sync ?? 'always',
+          syncIntervalMs: opts.syncIntervalMs ?? logSyncIntervalMsDefault,
+          hooks: opts.fsHooks ?? {},
+          onDurable: (records, durableOffset) => log?.committed(records, durableOffset),
+        });
+    await commit?.openActive();
+    log = new Log(opts.dir, loaded.logId, loaded.report, loaded.segments, commit, opts.ringRecords ?? tailRingRecords);
+    return log;
+  }
+
+  get firstOffset(): number {
+    return (this.segmentList[0] as Segment).baseOffset;
+  }
+
+  get nextOffset(): number {
+    return this.commit?.nextOffset ?? this.activeSegment.nextOffset;
+  }
+
+  get durableOffset(): number {
+    return this.commit?.durableOffset ?? this.activeSegment.nextOffset;
+  }
+
+  get failed(): LogError | null {
+    return this.commit?.failed ?? null;
+  }
+
+  private get activeSegment(): Segment {
+    return this.segmentList[this.segmentList.length - 1] as Segment;
+  }
+
+  append(drafts: RecordDraft[], opts?: { durable?: boolean }): { firstOffset: number; durable: Promise<void> } {
+    if (this.commit === null) throw new LogError('LOG_CLOSED', 'log was opened read-only');
+    if (this.closed) throw new LogError('LOG_CLOSED', 'log is closed');
+    return this.commit.append(drafts, opts?.durable === true);
+  }
+
+  private committed(records: LogRecord[], durableOffset: number): void {
+    this.ring.push(records);
+    const wakers = this.wakers;
+    this.wakers = [];
+    for (const wake of wakers) wake();
+    for (const listener of this.listeners) listener(durableOffset);
+  }
+
+  /** Durable records [from, to) in batches: from the ring when it holds them, else from disk. */
+  async *readBatches(from: number, to = this.durableOffset): AsyncGenerator<LogRecord[]> {
+    const end = Math.min(to, this.durableOffset);
+    if (from < this.firstOffset) throw new LogError('LOG_NOT_FOUND', `offset ${from} is before the first retained offset ${this.firstOffset}`, { offset: from });
+    if (from >= end) return;
+    const fromRing = this.ring.slice(from, end);
+    if (fromRing !== null) {
+      yield fromRing;
+      return;
+    }
+    yield* readBatches(() => this.segmentList, from, end);
+  }
+
+  async *read(from: number, to?: number): AsyncGenerator<LogRecord> {
+    for await (const batch of this.readBatches(from, to)) yield* batch;
+  }
+
+  async readOne(offset: number): Promise<LogRecord | null> {
+    if (offset < this.firstOffset || offset >= this.durableOffset) return null;
+    for await (const batch of this.readBatches(offset, offset + 1)) return batch[0] ?? null;
+    return null;
+  }
+
+  /** First offset whose timestamp >= ts (nextOffset if none). Timestamps are expected to be
+   *  non-decreasing (the broker's clock); with steps back the answer is the first record at or
+   *  after the point where the running maximum reached ts. */
+  async offsetAtTime(ts: number): Promise<number> {
+    const limit = this.durableOffset;
+    for (const segment of this.segmentList.slice()) {
+      const found = await offsetAtTimeIn(segment, ts, Math.min(limit, segment.nextOffset));
+      if (found !== null) return found;
+    }
+    return this.nextOffset;
+  }
+
+  /** Last offset whose timestamp <= ts, or firstOffset - 1 if none (same clock caveat). */
+  async lastOffsetAtOrBefore(ts: number): Promise<number> {
+    return Math.min(await this.offsetAtTime(ts + 1), this.durableOffset) - 1;
+  }
+
+  tail(from: number): TailIterator {
+    const log = this;
+    const source: TailSource = {
+      get durableOffset() {
+        return log.durableOffset;
+      },
+      get isOpen() {
+        return !log.closed && log.failed === null;
+      },
+      async readBatch(batchFrom, batchTo) {
+        const out: LogRecord[] = [];
+        for await (const batch of log.readBatches(batchFrom, batchTo)) out.push(...batch);
+        return out;
+      },
+      waitForDurable: () => new Promise<void>((resolve) => log.wakers.push(resolve)),
+    };
+    return tailLog(source, from);
+  }
+
+  onDurable(listener: (durableOffset: number) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Retention: removes (or moves to archiveDir) the oldest sealed segments whose records are all
+   *  < offset and whose last timestamp < olderThanTs. Only a prefix: offsets stay gap-free. */
+  async dropSegmentsBefore(offset: number, olderThanTs: number, archiveDir?: string): Promise<string[]> {
+    if (this.commit === null) throw new LogError('LOG_CLOSED', 'log was opened read-only');
+    const removed: string[] = [];
+    if (archiveDir !== undefined) await mkdir(archiveDir, { recursive: true });
+    while (this.segmentList.length > 1) {
+      const s = this.segmentList[0] as Segment;
+      if (s.nextOffset > offset || (s.maxTimestamp ?? Number.NEGATIVE_INFINITY) >= olderThanTs) break;
+      this.segmentList.shift();
+      for (const path of [s.path, s.indexPath, s.timeIndexPath]) {
+        if (archiveDir === undefined) await rm(path, { force: true });
+        else await rename(path, join(archiveDir, path.slice(this.dir.length + 1))).catch(ignoreMissing);
+      }
+      removed.push(s.file);
+    }
+    if (removed.length > 0) {
+      await syncDir(this.dir);
+      if (archiveDir !== undefined) await syncDir(archiveDir);
+    }
+    return removed;
+  }
+
+  segments(): SegmentInfo[] {
+    return this.segmentList.map((s) => ({
+      file: s.file,
+      baseOffset: s.baseOffset,
+      nextOffset: s.nextOffset,
+      bytes: s.bytes,
+      firstTimestamp: s.firstTimestamp,
+      lastTimestamp: s.lastTimestamp,
+    }));
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.commit?.close();
+    const wakers = this.wakers;
+    this.wakers = [];
+    for (const wake of wakers) wake();
+  }
+}
+
+function ignoreMissing(err: unknown): void {
+  if ((err as { code?: unknown }).code !== 'ENOENT') throw err;
+}
+
+/** Opens a log for tools: scans and verifies, never writes, truncates or rebuilds anything. */
+export function openReadOnly(dir: string, logger: (line: string) => void = () => {}): Promise<Log> {
+  return Log.open({ dir, readOnly: true, logger });
+}

@@ -1,0 +1,296 @@
+// Opening a log directory (Kafka's LogLoader): list the segments, check every header, scan
+// every frame of every segment, and decide what a problem means.
+//
+//   problem in the last segment, nothing valid after it  → torn tail: save the cut bytes as
+//                                                          <segment>.torn-<pos>, truncate, fsync
+//   problem in a sealed segment, or valid frames after it → LOG_CORRUPT (file, byte, offset)
+//   offsets not continuing across segments               → LOG_GAP
+//   with repair: true, the last two are quarantined instead: the bytes from the bad point and
+//   every later segment move to <dir>/quarantine-<ms>/ and the log opens at the last good offset.
+//
+// readOnly never changes anything on disk: a torn tail is only reported (the log ends before
+// it) and indexes are not rewritten. Runs once per open; nothing else touches the directory
+// while it runs.
+
+import { constants as fsConstants } from 'node:fs';
+import { mkdir, open, readdir, readFile, rename, stat, writeFile, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { LogError } from './errors.js';
+import { readFully } from './frame-cursor.js';
+import { Segment, syncDir } from './segment.js';
+import {
+  decodeSegmentHeader,
+  encodeSegmentHeader,
+  newLogId,
+  segmentFilePattern,
+  segmentHeaderBytes,
+} from './segment-header.js';
+import { scanSegment, validFrameAfter, type ScanProblem } from './segment-scan.js';
+
+export interface TailCut {
+  segment: string;
+  position: number;
+  bytes: number;
+  /** Where the cut bytes were saved (null in readOnly mode: nothing was cut). */
+  savedAs: string | null;
+}
+
+export interface Quarantine {
+  dir: string;
+  segment: string;
+  position: number;
+  offset: number;
+  reason: string;
+  files: string[];
+}
+
+export interface OpenReport {
+  segments: number;
+  records: number;
+  tailCut: TailCut | null;
+  quarantined: Quarantine | null;
+  indexesRebuilt: string[];
+}
+
+export interface LoadOptions {
+  dir: string;
+  readOnly: boolean;
+  repair: boolean;
+  logger: (line: string) => void;
+}
+
+export interface Loaded {
+  logId: string;
+  segments: Segment[];
+  report: OpenReport;
+}
+
+interface Bad {
+  index: number;
+  problem: ScanProblem;
+  code: 'LOG_CORRUPT' | 'LOG_GAP';
+}
+
+export async function loadSegments(opts: LoadOptions): Promise<Loaded> {
+  const { dir } = opts;
+  if (opts.readOnly) {
+    if (!(await exists(dir))) throw new LogError('LOG_NOT_FOUND', `no log directory at ${dir}`, { file: dir });
+  } else {
+    await mkdir(dir, { recursive: true });
+  }
+  const bases = await listSegmentBases(dir);
+  const report: OpenReport = { segments: 0, records: 0, tailCut: null, quarantined: null, indexesRebuilt: [] };
+  if (bases.length === 0) {
+    if (opts.readOnly) throw new LogError('LOG_NOT_FOUND', `no segments in ${dir}`, { file: dir });
+    const logId = newLogId();
+    const segment = await createSegment(dir, logId, 0);
+    report.segments = 1;
+    return { logId, segments: [segment], report };
+  }
+  const segments = bases.map((base) => new Segment(dir, base));
+  let logId: string | null = null;
+  for (let i = 0; i < segments.length; i++) {
+    const segment = segments[i] as Segment;
+    const isLast = i === segments.length - 1;
+    const prev = segments[i - 1];
+    const expected = prev === undefined ? segment.baseOffset : prev.nextOffset;
+    let bad: Bad | null = null;
+    if (segment.baseOffset !== expected) {
+      const what = `segment starts at offset ${segment.baseOffset}, expected ${expected}`;
+      bad = { index: i, code: 'LOG_GAP', problem: { kind: 'offset-mismatch', position: 0, expectedOffset: expected, what } };
+    } else {
+      const result = await checkSegment(segment, logId, isLast, opts, report);
+      logId = result.logId ?? logId;
+      if (result.problem !== null) bad = { index: i, code: result.code, problem: result.problem };
+    }
+    if (bad !== null) {
+      if (!opts.repair || opts.readOnly) throw corruptionError(segment, bad);
+      report.quarantined = await quarantine(dir, segments, bad, opts.logger);
+      segments.length = bad.problem.position <= segmentHeaderBytes ? i : i + 1;
+      break;
+    }
+  }
+  if (segments.length === 0 || logId === null) {
+    throw new LogError('LOG_CORRUPT', `no usable segment left in ${dir}`, { file: dir });
+  }
+  const last = segments[segments.length - 1] as Segment;
+  if (report.quarantined !== null && !opts.readOnly) await last.removeIndexFiles();
+  if (!opts.readOnly) await checkIndexFiles(segments.slice(0, -1), report, opts.logger);
+  report.segments = segments.length;
+  report.records = last.nextOffset - (segments[0] as Segment).baseOffset;
+  return { logId, segments, report };
+}
+
+function corruptionError(segment: Segment, bad: Bad): LogError {
+  const { position, expectedOffset, what } = bad.problem;
+  const message = `${bad.code === 'LOG_GAP' ? 'offset gap' : 'corrupt record'} in ${segment.path} at byte ${position} (record offset ${expectedOffset}): ${what}`;
+  return new LogError(bad.code, message, { file: segment.path, position, offset: expectedOffset });
+}
+
+/** Header + frame scan of one segment; cuts a torn tail of the last one. */
+async function checkSegment(
+  segment: Segment,
+  logId: string | null,
+  isLast: boolean,
+  opts: LoadOptions,
+  report: OpenReport,
+): Promise<{ logId: string | null; problem: ScanProblem | null; code: 'LOG_CORRUPT' | 'LOG_GAP' }> {
+  const fh = await segment.openRead();
+  try {
+    const fileSize = (await fh.stat()).size;
+    const headerBuf = Buffer.alloc(segmentHeaderBytes);
+    const got = await readFully(fh, headerBuf, segmentHeaderBytes, 0);
+    const header = decodeSegmentHeader(headerBuf.subarray(0, got));
+    const at = { position: 0, expectedOffset: segment.baseOffset };
+    if (typeof header === 'string') {
+      if (isLast && fileSize < segmentHeaderBytes && logId !== null) {
+        // A roll that crashed before its header was synced: nothing was acknowledged in it.
+        await cutTail(segment, fh, 0, fileSize, opts, report);
+        if (!opts.readOnly) await writeFile(segment.path, encodeSegmentHeader(logId, segment.baseOffset), { flush: true });
+        return { logId, problem: null, code: 'LOG_CORRUPT' };
+      }
+      return { logId, problem: { kind: 'bad-checksum', ...at, what: `bad segment header: ${header}` }, code: 'LOG_CORRUPT' };
+    }
+    if (header.baseOffset !== segment.baseOffset) {
+      const what = `header says base offset ${header.baseOffset}, file name says ${segment.baseOffset}`;
+      return { logId, problem: { kind: 'offset-mismatch', ...at, what }, code: 'LOG_CORRUPT' };
+    }
+    if (logId !== null && header.logId !== logId) {
+      const what = `segment belongs to log ${header.logId}, not ${logId}`;
+      return { logId, problem: { kind: 'bad-checksum', ...at, what }, code: 'LOG_CORRUPT' };
+    }
+    const problem = await scanSegment(segment, fh, fileSize);
+    if (problem === null) return { logId: header.logId, problem: null, code: 'LOG_CORRUPT' };
+    const code = problem.kind === 'offset-mismatch' ? 'LOG_GAP' : 'LOG_CORRUPT';
+    if (isLast && problem.kind !== 'offset-mismatch' && !(await validFrameAfter(fh, problem.position, fileSize))) {
+      await cutTail(segment, fh, problem.position, fileSize, opts, report);
+      return { logId: header.logId, problem: null, code };
+    }
+    return { logId: header.logId, problem, code };
+  } finally {
+    await fh.close();
+  }
+}
+
+async function cutTail(segment: Segment, fh: FileHandle, position: number, fileSize: number, opts: LoadOptions, report: OpenReport): Promise<void> {
+  const bytes = fileSize - position;
+  if (opts.readOnly) {
+    report.tailCut = { segment: segment.file, position, bytes, savedAs: null };
+    opts.logger(`torn tail of ${segment.file} at byte ${position}: ${bytes} bytes (read-only: left in place)`);
+    return;
+  }
+  const savedAs = `${segment.path}.torn-${position}`;
+  const cut = Buffer.alloc(bytes);
+  await readFully(fh, cut, bytes, position);
+  await writeFile(savedAs, cut, { flush: true });
+  const writer = await open(segment.path, fsConstants.O_RDWR);
+  try {
+    await writer.truncate(position);
+    await writer.sync();
+  } finally {
+    await writer.close();
+  }
+  await syncDir(segment.dir);
+  report.tailCut = { segment: segment.file, position, bytes, savedAs };
+  opts.logger(`cut torn tail of ${segment.file} at byte ${position}: ${bytes} bytes (saved as ${savedAs})`);
+}
+
+/** Moves segment[bad.index] from the bad point, and every later segment, into a quarantine dir. */
+async function quarantine(dir: string, segments: Segment[], bad: Bad, logger: (line: string) => void): Promise<Quarantine> {
+  const qdir = join(dir, `quarantine-${Date.now()}`);
+  await mkdir(qdir, { recursive: true });
+  const segment = segments[bad.index] as Segment;
+  const { position } = bad.problem;
+  const files: string[] = [];
+  let from = bad.index;
+  if (position > segmentHeaderBytes) {
+    const kept = join(qdir, `${segment.file}.from-${position}`);
+    const fh = await open(segment.path, fsConstants.O_RDWR);
+    try {
+      const size = (await fh.stat()).size;
+      const tail = Buffer.alloc(size - position);
+      await readFully(fh, tail, tail.length, position);
+      await writeFile(kept, tail, { flush: true });
+      await fh.truncate(position);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    files.push(kept);
+    from = bad.index + 1;
+  }
+  for (const s of segments.slice(from)) {
+    for (const path of [s.path, s.indexPath, s.timeIndexPath]) {
+      if (!(await exists(path))) continue;
+      const target = join(qdir, path.slice(dir.length + 1));
+      await rename(path, target);
+      files.push(target);
+    }
+  }
+  await syncDir(qdir);
+  await syncDir(dir);
+  const q = { dir: qdir, segment: segment.file, position, offset: bad.problem.expectedOffset, reason: bad.problem.what, files };
+  logger(`repair: quarantined ${segment.file} from byte ${position} (record offset ${q.offset}: ${q.reason}) and ${segments.length - 1 - bad.index} later segment(s) into ${qdir}`);
+  return q;
+}
+
+/** Index files of sealed segments: rewritten when missing or different from the rebuild. */
+async function checkIndexFiles(sealed: Segment[], report: OpenReport, logger: (line: string) => void): Promise<void> {
+  let rewrote = false;
+  for (const s of sealed) {
+    const same =
+      (await readOrNull(s.indexPath))?.equals(s.index.offsetIndexBytes()) === true &&
+      (await readOrNull(s.timeIndexPath))?.equals(s.index.timeIndexBytes()) === true;
+    if (same) continue;
+    await s.writeIndexFiles();
+    report.indexesRebuilt.push(s.file);
+    logger(`rebuilt index files of ${s.file}`);
+    rewrote = true;
+  }
+  if (rewrote && sealed[0] !== undefined) await syncDir(sealed[0].dir);
+}
+
+/** Creates a segment file with its header, synced, and fsyncs the directory. */
+export async function createSegment(
+  dir: string,
+  logId: string,
+  baseOffset: number,
+  dirSync: (dir: string) => Promise<void> = syncDir,
+): Promise<Segment> {
+  const segment = new Segment(dir, baseOffset);
+  const fh = await open(segment.path, fsConstants.O_RDWR | fsConstants.O_CREAT | fsConstants.O_EXCL, 0o644);
+  try {
+    await fh.write(encodeSegmentHeader(logId, baseOffset), 0, segmentHeaderBytes, 0);
+    await fh.datasync();
+  } finally {
+    await fh.close();
+  }
+  await dirSync(dir);
+  return segment;
+}
+
+async function listSegmentBases(dir: string): Promise<number[]> {
+  const names = await readdir(dir);
+  return names
+    .map((name) => segmentFilePattern.exec(name)?.[1])
+    .filter((digits): digits is string => digits !== undefined)
+    .map(Number)
+    .sort((a, b) => a - b);
+}
+
+async function readOrNull(path: string): Promise<Buffer | null> {
+  try {
+    return await readFile(path);
+  } catch {
+    return null;
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,59 @@
+// Verifying scan of one segment file: every frame's length and checksum, and that the record
+// offsets continue the segment's base offset without a gap. Builds the segment's in-memory
+// index and metadata as it goes. Read-only. One scan per file handle at a time.
+
+import type { FileHandle } from 'node:fs/promises';
+import { peekOffsetTimestamp } from '../record/codec.js';
+import { recordBytesMax } from '../constants.js';
+import { checkFrame, frameHeaderBytes, frameStatusText, readU32, type FrameStatus } from './framing.js';
+import { FrameCursor, readFully } from './frame-cursor.js';
+import type { Segment } from './segment.js';
+
+export interface ScanProblem {
+  kind: Exclude<FrameStatus, 'ok'> | 'offset-mismatch';
+  /** Byte position of the bad frame in the segment file. */
+  position: number;
+  /** The offset the bad frame should have held. */
+  expectedOffset: number;
+  what: string;
+}
+
+/** Scans frames from the header to `fileSize`; returns the first problem, or null. On return
+ *  `segment` describes exactly the whole, valid frames before the problem. */
+export async function scanSegment(segment: Segment, fh: FileHandle, fileSize: number): Promise<ScanProblem | null> {
+  const cursor = new FrameCursor(fh, segment.bytes, fileSize);
+  const peek = { offset: 0, timestamp: 0 };
+  for (;;) {
+    const status = cursor.next();
+    if (status === 'refill') {
+      await cursor.refill();
+      continue;
+    }
+    if (status === 'end') return null;
+    const expectedOffset = segment.nextOffset;
+    if (status !== 'ok') {
+      return { kind: status, position: cursor.position, expectedOffset, what: frameStatusText[status] };
+    }
+    peekOffsetTimestamp(cursor.buf, cursor.payloadStart, cursor.payloadEnd, peek);
+    if (peek.offset !== expectedOffset) {
+      const what = `record holds offset ${peek.offset}, expected ${expectedOffset}`;
+      return { kind: 'offset-mismatch', position: cursor.position, expectedOffset, what };
+    }
+    segment.noteRecord(peek.offset, peek.timestamp, cursor.position, cursor.nextPosition - cursor.position);
+  }
+}
+
+/** True if any byte position in (from, fileSize) starts a frame with a valid checksum: then a
+ *  bad frame at `from` is damage in the middle, not a torn tail. */
+export async function validFrameAfter(fh: FileHandle, from: number, fileSize: number): Promise<boolean> {
+  const length = fileSize - from;
+  if (length <= frameHeaderBytes) return false;
+  const buf = Buffer.allocUnsafe(length);
+  const got = await readFully(fh, buf, length, from);
+  for (let p = 1; p + frameHeaderBytes < got; p++) {
+    const frameLength = readU32(buf, p);
+    if (frameLength === 0 || frameLength > recordBytesMax || p + frameHeaderBytes + frameLength > got) continue;
+    if (checkFrame(buf, p, got) === 'ok') return true;
+  }
+  return false;
+}

@@ -1,0 +1,63 @@
+// Following the log: an async iterator that yields every durable record from `from` on and then
+// waits for new ones. Bounded: it holds at most one batch (readBatchRecords) at a time; records
+// still in the tail ring come from memory, older ones from disk, so a slow consumer costs disk
+// reads, never memory. close() (or return()) ends it, also while it waits. One consumer per
+// iterator; next() calls must not overlap (the for-await contract).
+
+import type { LogRecord } from '../record/types.js';
+import { readBatchRecords } from './reader.js';
+
+export interface TailSource {
+  readonly durableOffset: number;
+  readonly isOpen: boolean;
+  /** Records [from, to), at most one batch, all durable. */
+  readBatch(from: number, to: number): Promise<LogRecord[]>;
+  /** Resolves at the next commit or close. */
+  waitForDurable(): Promise<void>;
+}
+
+export type TailIterator = AsyncIterableIterator<LogRecord> & { close(): void };
+
+export function tailLog(source: TailSource, from: number): TailIterator {
+  let closed = false;
+  let wake: (() => void) | null = null;
+  async function* follow(): AsyncGenerator<LogRecord> {
+    let next = from;
+    while (!closed) {
+      const durable = source.durableOffset;
+      if (next < durable) {
+        const batch = await source.readBatch(next, Math.min(durable, next + readBatchRecords));
+        for (const record of batch) {
+          if (closed) return;
+          yield record;
+          next = record.offset + 1;
+        }
+        continue;
+      }
+      if (!source.isOpen) return;
+      await new Promise<void>((resolve) => {
+        wake = resolve;
+        void source.waitForDurable().then(resolve);
+      });
+      wake = null;
+    }
+  }
+  const it = follow();
+  const iterator: TailIterator = {
+    [Symbol.asyncIterator]() {
+      return iterator;
+    },
+    next() {
+      return it.next();
+    },
+    async return() {
+      iterator.close();
+      return it.return(undefined);
+    },
+    close() {
+      closed = true;
+      wake?.();
+    },
+  };
+  return iterator;
+}
