@@ -1,0 +1,121 @@
+// Rebuilding the state: the newest usable snapshot plus a fold of the log tail after it. Used by
+// the composition root at startup, by the snapshot worker, and by the CLI `replay`/`recover`.
+//
+//   offsets   0 ......... firstOffset ........ S ................ end ........ nextOffset
+//   log                   [segments on disk ........................................)
+//   snapshot  state of [0, S)  ─────────────►  fold records [S, end) with apply
+//
+// A snapshot is usable only when S lies inside what the log can extend: firstOffset ≤ S ≤ end,
+// where end = min(until, durableOffset). A snapshot beyond the log's end (the log lost its tail)
+// would put the state ahead of the log, so it is reported and an older one is tried. A snapshot
+// below firstOffset cannot be extended (retention removed the records after it), and neither can
+// anything older: with no usable snapshot, a log that does not start at 0 is an error naming the
+// missing range, never a silently partial state. The fold checks every record's offset, so a gap
+// in the log is an error too. Single use per call; nothing here writes the log.
+
+import { performance } from 'node:perf_hooks';
+import type { LogRecord } from '../record/types.js';
+import { apply, createState, importState, type State } from '../state/index.js';
+import { listSnapshots, loadNewestSnapshot, type Logger } from './store.js';
+
+/** What loading needs from the log (the real Log satisfies it). */
+export interface LogView {
+  readonly firstOffset: number;
+  readonly nextOffset: number;
+  readonly durableOffset: number;
+  read(from: number, to?: number): AsyncIterableIterator<LogRecord>;
+}
+
+export interface LoadStateOptions {
+  log: LogView;
+  /** The snapshots directory. */
+  dir: string;
+  logger: Logger;
+  /** Point-in-time: fold only records < until, from the newest snapshot with offset ≤ until. */
+  until?: number;
+  /** Leave the snapshots directory untouched (read-only tools on a live data dir). */
+  readOnly?: boolean;
+}
+
+export interface LoadedState {
+  state: State;
+  /** Path of the snapshot used, or null for a full replay. */
+  fromSnapshot: string | null;
+  /** Records folded after the snapshot. */
+  replayed: number;
+  /** The state covers records [0, offset). */
+  offset: number;
+  ms: number;
+}
+
+export class RecoveryError extends Error {
+  readonly code = 'RECOVERY_IMPOSSIBLE';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'RecoveryError';
+  }
+}
+
+/** Reports snapshots the log cannot back: beyond its end (lost tail) or below its start. */
+async function reportUnbacked(dir: string, log: LogView, end: number, until: number | undefined, logger: Logger) {
+  for (const entry of await listSnapshots(dir)) {
+    if (entry.offset > log.durableOffset && until === undefined) {
+      logger(
+        `snapshot ${entry.file} covers offsets up to ${entry.offset} but the log ends at ${log.durableOffset} ` +
+          `(the log lost its tail); trying older`,
+      );
+    } else if (entry.offset < log.firstOffset && entry.offset <= end) {
+      logger(
+        `snapshot ${entry.file} covers offsets up to ${entry.offset} but the log starts at ${log.firstOffset} ` +
+          `(records [${entry.offset}, ${log.firstOffset}) were removed); not usable`,
+      );
+    }
+  }
+}
+
+async function fold(state: State, log: LogView, from: number, end: number): Promise<number> {
+  let expected = from;
+  if (from === end) return 0;
+  for await (const record of log.read(from, end)) {
+    if (record.offset !== expected) {
+      throw new RecoveryError(`log gap: expected offset ${expected}, read ${record.offset} (records missing from the log)`);
+    }
+    apply(state, record);
+    expected++;
+    if (expected === end) break;
+  }
+  if (expected !== end) {
+    throw new RecoveryError(`log ended at offset ${expected} while replaying to ${end} (records [${expected}, ${end}) missing)`);
+  }
+  return end - from;
+}
+
+export async function loadState(options: LoadStateOptions): Promise<LoadedState> {
+  const { log, dir, logger, until } = options;
+  const started = performance.now();
+  if (until !== undefined && (!Number.isSafeInteger(until) || until < 0)) throw new RangeError(`bad until offset ${until}`);
+  const end = Math.min(until ?? log.durableOffset, log.durableOffset);
+  if (until !== undefined && until > log.durableOffset) {
+    logger(`replay until ${until} is past the log's end; stopping at ${log.durableOffset}`);
+  }
+  await reportUnbacked(dir, log, end, until, logger);
+  const found =
+    end < log.firstOffset
+      ? null
+      : await loadNewestSnapshot(dir, logger, {
+          maxOffset: end,
+          minOffset: log.firstOffset,
+          ...(options.readOnly === true ? { readOnly: true } : {}),
+        });
+  if (found === null && log.firstOffset > 0) {
+    throw new RecoveryError(
+      `no usable snapshot covers offset ${log.firstOffset}, where the log now starts: records [0, ${log.firstOffset}) ` +
+        `are gone from ${end < log.firstOffset ? 'the requested range' : 'the log'}; restore the removed segments ` +
+        `(archive directory or backup) or a snapshot at offset ≥ ${log.firstOffset} and ≤ ${end}`,
+    );
+  }
+  const start = found?.image.offset ?? 0;
+  const state = found === null ? createState() : importState(found.image);
+  const replayed = await fold(state, log, start, end);
+  return { state, fromSnapshot: found?.file ?? null, replayed, offset: end, ms: Math.round(performance.now() - started) };
+}

@@ -1,0 +1,88 @@
+// Retention (compaction of history): which log segments may leave the data directory.
+//
+// The rule. A segment is removed — deleted, or moved to archiveDir when one is set — only when
+//   1. every record in it is below the offset of the OLDEST valid snapshot kept in the snapshots
+//      directory, so every snapshot we might fall back to can still be extended by the log; and
+//   2. its last record is older than `now - retentionMs`, so history, `/jobs/:id/history` and
+//      point-in-time recovery keep at least retentionMs of records; and
+//   3. it is not the active segment and only a prefix is removed, so offsets stay gap-free
+//      (both enforced again by Log.dropSegmentsBefore).
+// Consequently nothing at or after the newest snapshot is ever touched, and with no valid
+// snapshot nothing is removed at all (a full replay needs every record).
+//
+//   segments   [seg 0][seg 1][seg 2][seg 3 ......][active]
+//   snapshots                 ^oldest kept   ^newest
+//   removable  [seg 0][seg 1]                      (if also older than the retention time)
+//
+// "Valid" means the file passes every header and checksum check (format.ts); the verdict is
+// cached per (path, size, mtime) so a periodic run does not re-read unchanged snapshots.
+// Runs must not overlap each other (the composition root runs them one at a time on a timer).
+
+import { readFile, stat } from 'node:fs/promises';
+import { initChecksum } from '../log/checksum.js';
+import { verifySnapshot } from './format.js';
+import { listSnapshots, type SnapshotEntry } from './store.js';
+
+/** What retention needs from the log (the real Log satisfies it). */
+export interface RetentionLogView {
+  readonly firstOffset: number;
+  readonly durableOffset: number;
+  dropSegmentsBefore(offset: number, olderThanTs: number, archiveDir?: string): Promise<string[]>;
+}
+
+export interface CompactOptions {
+  log: RetentionLogView;
+  snapshotsDir: string;
+  retentionMs: number;
+  /** Move removed segments here instead of deleting them. */
+  archiveDir?: string | null;
+  /** The wall clock, passed in so a test can place it. */
+  now: number;
+}
+
+const verdicts = new Map<string, { key: string; valid: boolean }>();
+
+async function isValid(entry: SnapshotEntry): Promise<boolean> {
+  try {
+    const info = await stat(entry.file);
+    const key = `${info.size}:${info.mtimeMs}`;
+    const cached = verdicts.get(entry.file);
+    if (cached?.key === key) return cached.valid;
+    let valid = false;
+    try {
+      valid = verifySnapshot(await readFile(entry.file)).offset === entry.offset;
+    } catch {
+      valid = false;
+    }
+    verdicts.set(entry.file, { key, valid });
+    return valid;
+  } catch {
+    return false;
+  }
+}
+
+/** Offset of the oldest valid snapshot the log can extend, or null when there is none. */
+export async function oldestKeptSnapshotOffset(snapshotsDir: string, log: RetentionLogView): Promise<number | null> {
+  await initChecksum();
+  const entries = await listSnapshots(snapshotsDir);
+  const listed = new Set(entries.map((e) => e.file));
+  for (const file of verdicts.keys()) if (!listed.has(file)) verdicts.delete(file);
+  let oldest: number | null = null;
+  for (const entry of entries) {
+    if (entry.offset > log.durableOffset || entry.offset < log.firstOffset) continue;
+    if (await isValid(entry)) oldest = entry.offset;
+  }
+  return oldest;
+}
+
+/** Applies the rule above; resolves with the names of the segments removed (or archived). */
+export async function compact(options: CompactOptions): Promise<string[]> {
+  const { log, snapshotsDir, retentionMs, archiveDir, now } = options;
+  if (!(retentionMs >= 0)) throw new RangeError(`retentionMs must be ≥ 0, got ${retentionMs}`);
+  const boundary = await oldestKeptSnapshotOffset(snapshotsDir, log);
+  if (boundary === null) return [];
+  const olderThanTs = now - retentionMs;
+  return archiveDir === undefined || archiveDir === null
+    ? log.dropSegmentsBefore(boundary, olderThanTs)
+    : log.dropSegmentsBefore(boundary, olderThanTs, archiveDir);
+}
