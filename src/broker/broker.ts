@@ -1,0 +1,740 @@
+// The broker: validate → decide → append → apply → effects, for every state change.
+//
+// Each command runs its validation, decisions, `log.append` and `apply` synchronously in one turn
+// of the event loop, so concurrent commands always decide against a state that already includes
+// every earlier append (two pulls can never take the same job). Only then does it await
+// durability. A failed append or sync is a storage fault: the command answers STORAGE_FAULT or
+// NO_SPACE, the broker turns not-ready for good, and nothing after it is acknowledged.
+//
+// Effects after each apply, in order: timer index, onRecords listeners, long-poll wake-ups
+// (deferred to a microtask so a wake never re-enters a running command). Timers: one setTimeout
+// for the earliest due moment (see timers.ts); `runDueTimers()` is the same work, callable
+// synchronously by simulations with an injected clock.
+//
+// Async methods may overlap freely; every mutation happens inside a synchronous section.
+
+import { errorTextLengthMax, jobDataBytesMax, lockMsDefault, logMessageLengthMax, pullWaitersMax, timerMsMax } from '../constants.js';
+import {
+  JobState,
+  queueOf,
+  RemoveReason,
+  type KeepPolicy,
+  type LogRecord,
+  type RecordDraft,
+} from '../record/types.js';
+import { apply, type Job, type State } from '../state/index.js';
+import {
+  draft,
+  failedDraft,
+  finishDrafts,
+  planPush,
+  promotedDrafts,
+  removedDrafts,
+  stalledDraft,
+  type Decide,
+} from './commands.js';
+import { IdGenerator } from './ids.js';
+import { countsOf, listJobs, parseWorker, queueNames, statsOf } from './queries.js';
+import { DueHeap, noteRecord, noteState, takeDue, ttlDueAt, type DueWork } from './timers.js';
+import type {
+  BrokerApi,
+  Counts,
+  Ctx,
+  Failure,
+  JobView,
+  ListStatus,
+  Outcome,
+  StatsView,
+  WorkerConfig,
+} from './types.js';
+import { checkLogMessage, checkPriority, checkProgress, checkPull, checkPush, checkPushBulk, queueNameError, type PushInput } from './validate.js';
+import { jobView } from './view.js';
+import { Waiters, type Waiter } from './waiters.js';
+import * as queueOps from './queue-ops.js';
+
+/** The part of the Log (src/log/log.ts) the broker uses. */
+export interface BrokerLog {
+  append(drafts: RecordDraft[], opts?: { durable?: boolean }): { firstOffset: number; durable: Promise<void> };
+  readonly failed: { code: string; message: string } | null;
+}
+
+export interface BrokerOptions {
+  log: BrokerLog;
+  /** The state replayed up to the log's end; the broker owns it from now on. */
+  state: State;
+  clock?: () => number;
+  lockMsDefault?: number;
+  readOnly?: boolean;
+  logger?: (line: string) => void;
+}
+
+export type RecordsListener = (records: LogRecord[]) => void;
+
+type Pending = Promise<Failure | null>;
+
+const noJob = { ok: true as const, job: null, token: null };
+
+function fail(code: Failure['code'], error: string): Failure {
+  return { ok: false, code, error };
+}
+
+export class Broker implements BrokerApi {
+  readonly readOnly: boolean;
+  readonly state: State;
+  private readonly log: BrokerLog;
+  private readonly clock: () => number;
+  private readonly lockMsDefault: number;
+  private readonly logger: (line: string) => void;
+  private readonly ids: IdGenerator;
+  private readonly heap = new DueHeap();
+  private readonly waiters = new Waiters();
+  private readonly listeners: RecordsListener[] = [];
+  private readonly wakeQueues = new Set<string>();
+  private readonly workerCache = new Map<string, WorkerConfig>();
+  private fault: Failure | null = null;
+  private draining = false;
+  private closed = false;
+  private started = false;
+  private timer: NodeJS.Timeout | null = null;
+  private armedAt = Number.POSITIVE_INFINITY;
+  private lastDurable: Pending = Promise.resolve(null);
+
+  constructor(opts: BrokerOptions) {
+    this.log = opts.log;
+    this.state = opts.state;
+    this.clock = opts.clock ?? Date.now;
+    this.lockMsDefault = opts.lockMsDefault ?? lockMsDefault;
+    this.readOnly = opts.readOnly === true;
+    this.logger = opts.logger ?? (() => undefined);
+    this.ids = new IdGenerator(() => this.now());
+    noteState(this.heap, this.state);
+  }
+
+  get ready(): boolean {
+    return this.fault === null && !this.draining && !this.closed;
+  }
+
+  /** Arms the timers from the state: overdue moments (expired locks after a restart) fire at once. */
+  start(): void {
+    if (this.started || this.closed) return;
+    this.started = true;
+    this.rearm();
+  }
+
+  /** Readiness goes false; commands still finish until close(). */
+  beginShutdown(): void {
+    this.draining = true;
+  }
+
+  /** Stops timers and wakes every long-poll waiter with no job. Does not close the log. */
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    for (const waiter of this.waiters.takeAll()) waiter.done(null);
+    await this.lastDurable;
+  }
+
+  /** Called synchronously after each batch of records is applied. Returns an unsubscribe. */
+  onRecords(listener: RecordsListener): () => void {
+    this.listeners.push(listener);
+    return () => {
+      const i = this.listeners.indexOf(listener);
+      if (i >= 0) this.listeners.splice(i, 1);
+    };
+  }
+
+  /** Record timestamps never go backwards, whatever the wall clock does. */
+  now(): number {
+    return Math.max(Math.floor(this.clock()), this.state.timestamp);
+  }
+
+  // ── The commit path ───────────────────────────────────────────────────────────────────────
+
+  private gate(): Failure | null {
+    if (this.fault !== null) return this.fault;
+    if (this.closed) return fail('UNAVAILABLE', 'Broker is closed');
+    if (this.readOnly) return fail('READ_ONLY', 'Server is read-only');
+    return null;
+  }
+
+  private decide(ctx: Ctx | null): Decide {
+    return { state: this.state, now: this.now(), actor: ctx?.actor ?? null, ids: this.ids };
+  }
+
+  private storageFault(error: unknown): Failure {
+    if (this.fault !== null) return this.fault;
+    const code = (error as { code?: unknown } | null)?.code;
+    const message = error instanceof Error ? error.message : String(error);
+    this.fault =
+      code === 'LOG_NO_SPACE'
+        ? fail('NO_SPACE', `No space left on device: ${message}`)
+        : fail('STORAGE_FAULT', `Storage failure: ${message}`);
+    this.logger(`tapeq: broker stops acknowledging writes: ${message}`);
+    for (const waiter of this.waiters.takeAll()) waiter.done(null);
+    return this.fault;
+  }
+
+  /** Appends and applies synchronously; the promise settles when the records are durable. */
+  private append(drafts: RecordDraft[], durable = false): Pending {
+    if (drafts.length === 0) return Promise.resolve(this.fault);
+    if (this.fault !== null) return Promise.resolve(this.fault);
+    let result: { firstOffset: number; durable: Promise<void> };
+    try {
+      result = this.log.append(drafts, durable ? { durable: true } : undefined);
+    } catch (error) {
+      if (this.log.failed === null && (error as { code?: unknown }).code === 'LOG_RECORD_TOO_LARGE') {
+        return Promise.resolve(fail('BAD_REQUEST', 'Record too large'));
+      }
+      return Promise.resolve(this.storageFault(error));
+    }
+    const records: LogRecord[] = drafts.map((d, i) => ({
+      offset: result.firstOffset + i,
+      timestamp: d.timestamp,
+      actor: d.actor,
+      body: d.body,
+    }));
+    for (const record of records) {
+      apply(this.state, record);
+      noteRecord(this.heap, this.state, record);
+    }
+    this.afterApply(records);
+    const pending = result.durable.then(
+      () => null,
+      (error: unknown) => this.storageFault(error),
+    );
+    this.lastDurable = pending;
+    return pending;
+  }
+
+  private afterApply(records: LogRecord[]): void {
+    for (const listener of this.listeners) {
+      try {
+        listener(records);
+      } catch (error) {
+        this.logger(`tapeq: onRecords listener failed: ${String(error)}`);
+      }
+    }
+    if (this.waiters.size > 0) {
+      const before = this.wakeQueues.size;
+      for (const record of records) {
+        const queue = queueOf(record.body);
+        if (this.waiters.has(queue)) this.wakeQueues.add(queue);
+      }
+      if (before === 0 && this.wakeQueues.size > 0) queueMicrotask(() => this.wake());
+    }
+    if (this.started && !this.closed) {
+      const at = this.heap.peekAt();
+      if (at !== null && at < this.armedAt) this.rearm();
+    }
+  }
+
+  private async settle(pending: Pending[]): Promise<Failure | null> {
+    const results = await Promise.all(pending);
+    return results.find((r) => r !== null) ?? null;
+  }
+
+  private async done<T extends object>(pending: Pending[], value: T): Promise<Outcome<T>> {
+    const failure = await this.settle(pending);
+    return failure ?? { ok: true, ...value };
+  }
+
+  // ── Timers ────────────────────────────────────────────────────────────────────────────────
+
+  private rearm(): void {
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    this.armedAt = Number.POSITIVE_INFINITY;
+    const at = this.heap.peekAt();
+    if (at === null || this.closed || !this.started) return;
+    const delayMs = Math.min(Math.max(at - this.clock(), 0), timerMsMax);
+    this.armedAt = at;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.armedAt = Number.POSITIVE_INFINITY;
+      this.runDueTimers();
+    }, delayMs);
+    this.timer.unref();
+  }
+
+  /** Writes the records for every moment due now (promotions, expiries, stalls, timeouts). */
+  runDueTimers(): void {
+    if (this.gate() === null) {
+      const now = this.now();
+      for (let at = this.heap.peekAt(); at !== null && at <= now && this.fault === null; at = this.heap.peekAt()) {
+        this.processDue(takeDue(this.heap, this.state, now));
+      }
+    }
+    if (this.started) this.rearm();
+  }
+
+  private processDue(work: DueWork): void {
+    const d = this.decide(null);
+    const expiring = work.expire.filter((job) => (ttlDueAt(job) ?? Infinity) <= d.now);
+    for (const [queue, jobs] of groupByQueue(expiring)) {
+      void this.append(removedDrafts(d, queue, jobs, RemoveReason.EXPIRED));
+    }
+    const promoting = work.promote.filter((job) => job.state === JobState.DELAYED && job.runAt <= d.now);
+    for (const [queue, jobs] of groupByQueue(promoting)) void this.append(promotedDrafts(d, queue, jobs, false));
+    for (const job of work.stall) {
+      if (job.state !== JobState.ACTIVE || (job.lockExpiresAt ?? Infinity) > d.now) continue;
+      const maxStalled = this.workerConfig(job.spec.queue)?.opts.maxStalledCount ?? null;
+      void this.append([stalledDraft(this.decide(null), job, maxStalled)]);
+      if ((job.state as JobState) === JobState.FAILED) void this.append(finishDrafts(this.decide(null), job, this.workerPolicy(job)));
+    }
+    for (const job of work.timeout) {
+      const timeout = job.spec.timeout;
+      if (job.state !== JobState.ACTIVE || timeout === null || (job.startedAt ?? Infinity) + timeout > d.now) continue;
+      this.failJob(job, `Job timed out after ${timeout} ms`, 'timeout', null);
+    }
+  }
+
+  // ── Workers' settings that decisions use ──────────────────────────────────────────────────
+
+  private workerConfig(queue: string): WorkerConfig | null {
+    const text = this.state.workers.get(queue);
+    if (text === undefined) return null;
+    let config = this.workerCache.get(text);
+    if (config === undefined) {
+      config = parseWorker(text);
+      this.workerCache.clear();
+      this.workerCache.set(text, config);
+    }
+    return config;
+  }
+
+  /** The push worker's retention, used when the job has none of its own. */
+  private workerPolicy(job: Job): KeepPolicy | null {
+    const opts = this.workerConfig(job.spec.queue)?.opts;
+    const keep = job.state === JobState.COMPLETED ? opts?.removeOnComplete : opts?.removeOnFail;
+    if (keep === undefined || keep === null) return null;
+    return { remove: false, count: keep.count ?? null, ageMs: keep.age === undefined ? null : keep.age * 1000 };
+  }
+
+  // ── Jobs ──────────────────────────────────────────────────────────────────────────────────
+
+  push(queue: string, input: unknown, ctx: Ctx): Promise<Outcome<{ id: string }>> {
+    const checked = checkPush(input);
+    if (!checked.ok) return Promise.resolve(fail('BAD_REQUEST', checked.error));
+    return this.pushMany(queue, [checked.value], ctx).then((r) => (r.ok ? { ok: true, id: r.ids[0] as string } : r));
+  }
+
+  pushBulk(queue: string, inputs: unknown[], ctx: Ctx): Promise<Outcome<{ ids: string[] }>> {
+    const checked = checkPushBulk(inputs);
+    if (!checked.ok) return Promise.resolve(fail('BAD_REQUEST', checked.error));
+    return this.pushMany(queue, checked.value, ctx);
+  }
+
+  private pushMany(queue: string, inputs: PushInput[], ctx: Ctx): Promise<Outcome<{ ids: string[] }>> {
+    const bad = queueNameError(queue);
+    if (bad !== null) return Promise.resolve(fail('BAD_REQUEST', bad));
+    const gated = this.gate();
+    if (gated !== null) return Promise.resolve(gated);
+    const ids: string[] = [];
+    const pending: Pending[] = [];
+    for (const input of inputs) {
+      const plan = planPush(this.decide(ctx), queue, input);
+      if (plan.kind === 'invalid') return Promise.resolve(fail('BAD_REQUEST', plan.error));
+      ids.push(plan.id);
+      // An existing custom id appends nothing, but still answers only once its record is durable.
+      pending.push(plan.kind === 'exists' ? this.lastDurable : this.append(plan.drafts, input.durable));
+      if (this.fault !== null) break;
+    }
+    return this.done(pending, { ids });
+  }
+
+  pull(
+    queue: string,
+    opts: { timeoutMs: number; lockMs?: number; signal?: AbortSignal },
+    ctx: Ctx,
+  ): Promise<Outcome<{ job: JobView | null; token: string | null }>> {
+    const bad = queueNameError(queue);
+    if (bad !== null) return Promise.resolve(fail('BAD_REQUEST', bad));
+    const checked = checkPull(opts);
+    if (!checked.ok) return Promise.resolve(fail('BAD_REQUEST', checked.error));
+    const gated = this.gate();
+    if (gated !== null) return Promise.resolve(gated);
+    const { timeoutMs, lockMs } = checked.value;
+    const owner = ctx.owner ?? 'http';
+    const now = this.pullNow(queue, lockMs, owner, ctx);
+    if (now !== null) return now;
+    if (timeoutMs === 0 || opts.signal?.aborted === true) return Promise.resolve(noJob);
+    if (this.waiters.size >= pullWaitersMax) return Promise.resolve(fail('TOO_MANY_WAITERS', 'Too many waiting pulls'));
+    return this.waitForJob(queue, lockMs, owner, ctx, timeoutMs, opts.signal);
+  }
+
+  private waitForJob(
+    queue: string,
+    lockMs: number | null,
+    owner: string,
+    ctx: Ctx,
+    timeoutMs: number,
+    signal: AbortSignal | undefined,
+  ): Promise<Outcome<{ job: JobView | null; token: string | null }>> {
+    return new Promise((resolve) => {
+      const onAbort = (): void => {
+        if (this.waiters.remove(waiter)) waiter.done(null);
+      };
+      const timer = setTimeout(onAbort, timeoutMs);
+      const waiter: Waiter = {
+        queue,
+        lockMs,
+        owner,
+        ctx,
+        done: (result) => {
+          clearTimeout(timer);
+          signal?.removeEventListener('abort', onAbort);
+          resolve(result ?? noJob);
+        },
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.waiters.add(waiter);
+    });
+  }
+
+  /** Hands waiting jobs to long-poll waiters of the queues that may have gained some. */
+  private wake(): void {
+    const queues = [...this.wakeQueues];
+    this.wakeQueues.clear();
+    for (const queue of queues) {
+      for (let waiter = this.waiters.peek(queue); waiter !== undefined; waiter = this.waiters.peek(queue)) {
+        if (this.gate() !== null) return;
+        const result = this.pullNow(queue, waiter.lockMs, waiter.owner, waiter.ctx);
+        if (result === null) break;
+        this.waiters.shift(queue);
+        waiter.done(result);
+      }
+    }
+  }
+
+  /** Takes the head job now, or null when none is available (empty or paused queue). Expired
+   *  jobs found at the head are removed on the way: a pull never hands out an expired job. */
+  private pullNow(
+    queue: string,
+    lockMs: number | null,
+    owner: string,
+    ctx: Ctx,
+  ): Promise<Outcome<{ job: JobView | null; token: string | null }>> | null {
+    const q = this.state.queues.get(queue);
+    if (q === undefined || q.paused) return null;
+    const now = this.now();
+    const expired: Job[] = [];
+    let pick: Job | null = null;
+    for (const job of queueOps.waitingJobs(q)) {
+      const ttlAt = ttlDueAt(job);
+      if (ttlAt !== null && ttlAt <= now) {
+        expired.push(job);
+        continue;
+      }
+      pick = job;
+      break;
+    }
+    if (expired.length > 0) void this.append(removedDrafts(this.decide(null), queue, expired, RemoveReason.EXPIRED));
+    if (pick === null) return null;
+    const d = this.decide(ctx);
+    const token = this.ids.next();
+    const body = { type: 'pulled' as const, queue, jobId: pick.spec.id, token, owner, lockMs: lockMs ?? this.lockMsDefault };
+    const pending = this.append([draft(d, body)]);
+    const job = jobView(pick);
+    return this.done([pending], { job, token });
+  }
+
+  /** Checks shared by ack and fail: the job is active and, when a token is given, holds it. */
+  private activeJob(id: string, token: string | undefined): Job | Failure {
+    const gated = this.gate();
+    if (gated !== null) return gated;
+    const job = this.state.jobs.get(id);
+    if (job === undefined) return fail('NOT_ACTIVE', 'Job not found or not active');
+    if (token !== undefined && token !== job.lockToken) return fail('LOCK_MISMATCH', 'Lock token mismatch');
+    if (job.state !== JobState.ACTIVE) return fail('NOT_ACTIVE', 'Job not found or not active');
+    return job;
+  }
+
+  ack(id: string, body: { result?: unknown; token?: string }, ctx: Ctx): Promise<Outcome> {
+    const job = this.activeJob(id, body.token);
+    if ('ok' in job) return Promise.resolve(job);
+    const result = body.result === undefined ? null : (JSON.stringify(body.result) ?? null);
+    if (result !== null && Buffer.byteLength(result, 'utf8') > jobDataBytesMax) {
+      return Promise.resolve(fail('BAD_REQUEST', `result must be at most ${jobDataBytesMax} bytes as JSON`));
+    }
+    const d = this.decide(ctx);
+    const body_ = { type: 'completed' as const, queue: job.spec.queue, jobId: id, result, token: job.lockToken ?? '' };
+    const pending = [this.append([draft(d, body_)])];
+    pending.push(this.append(finishDrafts(this.decide(ctx), job, this.workerPolicy(job))));
+    return this.done(pending, {});
+  }
+
+  fail(id: string, body: { error?: string; token?: string }, ctx: Ctx): Promise<Outcome> {
+    const job = this.activeJob(id, body.token);
+    if ('ok' in job) return Promise.resolve(job);
+    if (body.error !== undefined && typeof body.error !== 'string') {
+      return Promise.resolve(fail('BAD_REQUEST', 'error must be a string'));
+    }
+    const error = (body.error ?? 'Job failed').slice(0, errorTextLengthMax);
+    return this.done(this.failJob(job, error, 'nack', ctx), {});
+  }
+
+  /** One failed attempt: retry with backoff, or dead → DLQ with retention and the next repeat. */
+  private failJob(job: Job, error: string, cause: string, ctx: Ctx | null): Pending[] {
+    const pending = [this.append([failedDraft(this.decide(ctx), job, error, cause)])];
+    if (job.state === JobState.FAILED) pending.push(this.append(finishDrafts(this.decide(ctx), job, this.workerPolicy(job))));
+    return pending;
+  }
+
+  /** Job lookup for the job actions: gate first, then NOT_FOUND. */
+  private jobFor(id: string): Job | Failure {
+    const gated = this.gate();
+    if (gated !== null) return gated;
+    return this.state.jobs.get(id) ?? fail('NOT_FOUND', 'Job not found');
+  }
+
+  cancel(id: string, ctx: Ctx): Promise<Outcome> {
+    const job = this.jobFor(id);
+    if ('ok' in job) return Promise.resolve(job);
+    const drafts = removedDrafts(this.decide(ctx), job.spec.queue, [job], RemoveReason.CANCELLED);
+    return this.done([this.append(drafts)], {});
+  }
+
+  progress(id: string, body: { progress: number; message?: string }, ctx: Ctx): Promise<Outcome> {
+    const checked = checkProgress(body);
+    if (!checked.ok) return Promise.resolve(fail('BAD_REQUEST', checked.error));
+    const job = this.jobFor(id);
+    if ('ok' in job) return Promise.resolve(job);
+    if (job.state === JobState.COMPLETED || job.state === JobState.FAILED) {
+      return Promise.resolve(fail('CONFLICT', 'Job is already finished'));
+    }
+    const { progress, message } = checked.value;
+    const d = this.decide(ctx);
+    return this.done([this.append([draft(d, { type: 'progressed', queue: job.spec.queue, jobId: id, progress, message })])], {});
+  }
+
+  addLog(id: string, message: string, ctx: Ctx): Promise<Outcome> {
+    const checked = checkLogMessage(message, logMessageLengthMax);
+    if (!checked.ok) return Promise.resolve(fail('BAD_REQUEST', checked.error));
+    const job = this.jobFor(id);
+    if ('ok' in job) return Promise.resolve(job);
+    const d = this.decide(ctx);
+    return this.done([this.append([draft(d, { type: 'logged', queue: job.spec.queue, jobId: id, message: checked.value })])], {});
+  }
+
+  promote(id: string, ctx: Ctx): Promise<Outcome> {
+    const job = this.jobFor(id);
+    if ('ok' in job) return Promise.resolve(job);
+    if (job.state !== JobState.DELAYED) return Promise.resolve(fail('CONFLICT', 'Job is not delayed'));
+    return this.done([this.append(promotedDrafts(this.decide(ctx), job.spec.queue, [job], true))], {});
+  }
+
+  retry(id: string, ctx: Ctx): Promise<Outcome> {
+    const job = this.jobFor(id);
+    if ('ok' in job) return Promise.resolve(job);
+    if (job.state !== JobState.FAILED && job.state !== JobState.COMPLETED) {
+      return Promise.resolve(fail('CONFLICT', 'Job is not failed or completed'));
+    }
+    const d = this.decide(ctx);
+    return this.done([this.append([draft(d, { type: 'retried', queue: job.spec.queue, jobId: id, prev: job.state })])], {});
+  }
+
+  changePriority(id: string, priority: unknown, ctx: Ctx): Promise<Outcome> {
+    const checked = checkPriority(priority);
+    if (!checked.ok) return Promise.resolve(fail('BAD_REQUEST', checked.error));
+    const job = this.jobFor(id);
+    if ('ok' in job) return Promise.resolve(job);
+    const s = job.state;
+    if (s !== JobState.WAITING && s !== JobState.DELAYED && s !== JobState.WAITING_CHILDREN) {
+      return Promise.resolve(fail('CONFLICT', 'Job is not waiting or delayed'));
+    }
+    const d = this.decide(ctx);
+    const body = { type: 'priorityChanged' as const, queue: job.spec.queue, jobId: id, priority: checked.value };
+    return this.done([this.append([draft(d, body)])], {});
+  }
+
+  // ── Job reads ─────────────────────────────────────────────────────────────────────────────
+
+  getJob(id: string): JobView | null {
+    const job = this.state.jobs.get(id);
+    return job === undefined ? null : jobView(job);
+  }
+
+  jobState(id: string): string | null {
+    const job = this.state.jobs.get(id);
+    return job === undefined ? null : jobView(job).state;
+  }
+
+  jobResult(id: string): Outcome<{ result: unknown }> {
+    const job = this.state.jobs.get(id);
+    if (job === undefined) return fail('NOT_FOUND', 'Job not found');
+    return { ok: true, result: job.result === null ? null : (JSON.parse(job.result) as unknown) };
+  }
+
+  getLogs(id: string, start: number, length: number): Outcome<{ logs: string[]; count: number }> {
+    const job = this.state.jobs.get(id);
+    if (job === undefined) return fail('NOT_FOUND', 'Job not found');
+    const logs = job.logs ?? [];
+    const from = Math.max(0, Math.floor(start));
+    return { ok: true, logs: logs.slice(from, from + Math.max(0, Math.floor(length))), count: logs.length };
+  }
+
+  isJobToken(id: string, token: string): boolean {
+    const job = this.state.jobs.get(id);
+    return job !== undefined && job.state === JobState.ACTIVE && queueOps.sameToken(job.lockToken, token);
+  }
+
+  // ── Queues ────────────────────────────────────────────────────────────────────────────────
+
+  listQueues(): Array<{ name: string; paused: boolean; counts: Counts }> {
+    return queueNames(this.state).map((name) => {
+      const q = this.state.queues.get(name);
+      return { name, paused: q?.paused ?? false, counts: countsOf(q) };
+    });
+  }
+
+  counts(queue: string): Counts {
+    return countsOf(this.state.queues.get(queue));
+  }
+
+  listJobs(queue: string, statuses: ListStatus[], start: number, length: number): { counts: Counts; jobs: JobView[] } {
+    const q = this.state.queues.get(queue);
+    return { counts: countsOf(q), jobs: listJobs(q, statuses, start, length) };
+  }
+
+  isPaused(queue: string): boolean {
+    return this.state.queues.get(queue)?.paused ?? false;
+  }
+
+  private queueGate(queue: string): Failure | null {
+    const bad = queueNameError(queue);
+    return bad !== null ? fail('BAD_REQUEST', bad) : this.gate();
+  }
+
+  pause(queue: string, ctx: Ctx): Promise<Outcome> {
+    const gated = this.queueGate(queue);
+    if (gated !== null) return Promise.resolve(gated);
+    if (this.isPaused(queue)) return this.done([this.lastDurable], {});
+    return this.done([this.append([draft(this.decide(ctx), { type: 'queuePaused', queue })])], {});
+  }
+
+  resume(queue: string, ctx: Ctx): Promise<Outcome> {
+    const gated = this.queueGate(queue);
+    if (gated !== null) return Promise.resolve(gated);
+    if (!this.isPaused(queue)) return this.done([this.lastDurable], {});
+    return this.done([this.append([draft(this.decide(ctx), { type: 'queueResumed', queue })])], {});
+  }
+
+  drain(queue: string, ctx: Ctx): Promise<Outcome<{ removed: number }>> {
+    const gated = this.queueGate(queue);
+    if (gated !== null) return Promise.resolve(gated);
+    const d = this.decide(ctx);
+    const jobs = queueOps.drainable(this.state.queues.get(queue));
+    const drafts = removedDrafts(d, queue, jobs, RemoveReason.DRAINED);
+    drafts.push(draft(d, { type: 'queueDrained', queue, removed: jobs.length }));
+    return this.done([this.append(drafts)], { removed: jobs.length });
+  }
+
+  clean(queue: string, body: unknown, ctx: Ctx): Promise<Outcome<{ removed: string[] }>> {
+    const gated = this.queueGate(queue);
+    if (gated !== null) return Promise.resolve(gated);
+    const d = this.decide(ctx);
+    const picked = queueOps.cleanable(this.state.queues.get(queue), body, d.now);
+    if (!picked.ok) return Promise.resolve(fail('BAD_REQUEST', picked.error));
+    const jobs = picked.value;
+    const removed = jobs.map((j) => j.spec.id);
+    return this.done([this.append(removedDrafts(d, queue, jobs, RemoveReason.CLEANED))], { removed });
+  }
+
+  obliterate(queue: string, ctx: Ctx): Promise<Outcome> {
+    const gated = this.queueGate(queue);
+    if (gated !== null) return Promise.resolve(gated);
+    const d = this.decide(ctx);
+    const q = this.state.queues.get(queue);
+    const drafts = removedDrafts(d, queue, queueOps.allJobs(q), RemoveReason.OBLITERATED);
+    if (this.state.workers.has(queue)) drafts.push(draft(d, { type: 'workerRemoved', queue }));
+    if (q !== undefined || drafts.length > 0) drafts.push(draft(d, { type: 'queueObliterated', queue }));
+    return this.done([this.append(drafts)], {});
+  }
+
+  promoteJobs(queue: string, body: unknown, ctx: Ctx): Promise<Outcome<{ promoted: number }>> {
+    const gated = this.queueGate(queue);
+    if (gated !== null) return Promise.resolve(gated);
+    const picked = queueOps.promotable(this.state.queues.get(queue), body);
+    if (!picked.ok) return Promise.resolve(fail('BAD_REQUEST', picked.error));
+    const drafts = promotedDrafts(this.decide(ctx), queue, picked.value, true);
+    return this.done([this.append(drafts)], { promoted: picked.value.length });
+  }
+
+  dlq(queue: string, start: number, length: number): { jobs: JobView[]; count: number } {
+    const q = this.state.queues.get(queue);
+    if (q === undefined) return { jobs: [], count: 0 };
+    const from = Math.max(0, Math.floor(start));
+    const page = [...q.failed].slice(from, from + Math.max(0, Math.floor(length)));
+    return { jobs: page.map(jobView), count: q.failed.size };
+  }
+
+  dlqRetry(queue: string, id: string | undefined, ctx: Ctx): Promise<Outcome<{ retried: number }>> {
+    const gated = this.queueGate(queue);
+    if (gated !== null) return Promise.resolve(gated);
+    const q = this.state.queues.get(queue);
+    let jobs: Job[] = q === undefined ? [] : [...q.failed];
+    if (id !== undefined) {
+      const job = this.state.jobs.get(id);
+      if (job === undefined || q === undefined || !q.failed.has(job)) return Promise.resolve(fail('NOT_FOUND', 'Job not found'));
+      jobs = [job];
+    }
+    const d = this.decide(ctx);
+    const drafts = jobs.map((job) => draft(d, { type: 'retried', queue, jobId: job.spec.id, prev: job.state }));
+    return this.done([this.append(drafts)], { retried: jobs.length });
+  }
+
+  dlqPurge(queue: string, ctx: Ctx): Promise<Outcome<{ purged: number }>> {
+    const gated = this.queueGate(queue);
+    if (gated !== null) return Promise.resolve(gated);
+    const q = this.state.queues.get(queue);
+    const jobs = q === undefined ? [] : [...q.failed];
+    const drafts = removedDrafts(this.decide(ctx), queue, jobs, RemoveReason.DLQ_PURGED);
+    return this.done([this.append(drafts)], { purged: jobs.length });
+  }
+
+  // ── Push workers ──────────────────────────────────────────────────────────────────────────
+
+  registerWorker(config: WorkerConfig, ctx: Ctx): Promise<Outcome> {
+    const gated = this.queueGate(config.queue);
+    if (gated !== null) return Promise.resolve(gated);
+    const body = { type: 'workerRegistered' as const, queue: config.queue, config: JSON.stringify(config) };
+    return this.done([this.append([draft(this.decide(ctx), body)])], {});
+  }
+
+  removeWorker(queue: string, ctx: Ctx): Promise<Outcome> {
+    const gated = this.gate();
+    if (gated !== null) return Promise.resolve(gated);
+    if (!this.state.workers.has(queue)) return Promise.resolve(fail('NOT_FOUND', 'Worker not found'));
+    return this.done([this.append([draft(this.decide(ctx), { type: 'workerRemoved', queue })])], {});
+  }
+
+  workers(): WorkerConfig[] {
+    return [...this.state.workers.keys()].sort().map((queue) => this.workerConfig(queue) as WorkerConfig);
+  }
+
+  async releaseOwner(owner: string, reason: string): Promise<void> {
+    if (this.gate() !== null) return;
+    const jobs = queueOps.heldBy(this.state, owner);
+    if (jobs.length === 0) return;
+    const d = this.decide(null);
+    const drafts = jobs.map((job) =>
+      draft(d, { type: 'released', queue: job.spec.queue, jobId: job.spec.id, token: job.lockToken ?? '', reason }),
+    );
+    await this.append(drafts);
+  }
+
+  stats(nowMs: number): StatsView {
+    return statsOf(this.state, nowMs);
+  }
+}
+
+function groupByQueue(jobs: Job[]): Map<string, Job[]> {
+  const out = new Map<string, Job[]>();
+  for (const job of jobs) {
+    const list = out.get(job.spec.queue);
+    if (list === undefined) out.set(job.spec.queue, [job]);
+    else list.push(job);
+  }
+  return out;
+}

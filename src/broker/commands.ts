@@ -1,0 +1,190 @@
+// Decisions: given the current state, the time and an id source, build fully-decided record
+// drafts. Nothing here appends or applies; the broker does that, in the order the functions are
+// called, so a later decision can see the state an earlier one produced (e.g. retention after a
+// completion). Synchronous; reads the state only.
+
+import { durationMsMax, idsPerRecordMax, maxStalledDefault } from '../constants.js';
+import {
+  BackoffType,
+  FailOutcome,
+  JobState,
+  StallOutcome,
+  type Actor,
+  type JobSpec,
+  type KeepPolicy,
+  type RecordBody,
+  type RecordDraft,
+} from '../record/types.js';
+import { RemoveReason } from '../record/types.js';
+import { sortBySeq, uniqueHolder, type Job, type State } from '../state/index.js';
+import type { IdGenerator } from './ids.js';
+import { firstRepeatRunAt, nextRepeatRunAt } from './schedule.js';
+import type { PushInput } from './validate.js';
+
+export interface Decide {
+  state: State;
+  now: number;
+  actor: Actor | null;
+  ids: IdGenerator;
+}
+
+export function draft(d: Decide, body: RecordBody): RecordDraft {
+  return { timestamp: d.now, actor: d.actor, body };
+}
+
+export type PushPlan =
+  | { kind: 'exists'; id: string }
+  | { kind: 'duplicated'; id: string; drafts: RecordDraft[] }
+  | { kind: 'new'; id: string; drafts: RecordDraft[] }
+  | { kind: 'invalid'; error: string };
+
+export function planPush(d: Decide, queue: string, input: PushInput): PushPlan {
+  if (input.jobId !== null) {
+    const existing = d.state.jobs.get(input.jobId);
+    if (existing !== undefined) return { kind: 'exists', id: existing.spec.id };
+  }
+  if (input.uniqueKey !== '') {
+    const holder = uniqueHolder(d.state, queue, input.uniqueKey);
+    if (holder !== undefined) {
+      const body: RecordBody = { type: 'duplicated', queue, jobId: holder.spec.id, uniqueKey: input.uniqueKey };
+      return { kind: 'duplicated', id: holder.spec.id, drafts: [draft(d, body)] };
+    }
+  }
+  let runAt = d.now + input.delay;
+  if (input.repeat !== null) {
+    const first = firstRepeatRunAt(input.repeat, d.now, input.delay);
+    if (first === null) return { kind: 'invalid', error: 'repeat.pattern has no future run' };
+    runAt = first;
+  }
+  const id = input.jobId ?? d.ids.next();
+  const spec: JobSpec = {
+    id,
+    queue,
+    name: input.name,
+    data: input.data,
+    priority: input.priority,
+    runAt,
+    maxAttempts: input.maxAttempts,
+    backoff: input.backoff,
+    backoffType: input.backoffType,
+    ttl: input.ttl,
+    timeout: input.timeout,
+    uniqueKey: input.uniqueKey,
+    customId: input.jobId !== null,
+    tags: input.tags,
+    groupId: input.groupId,
+    lifo: input.lifo,
+    removeOnComplete: input.removeOnComplete,
+    removeOnFail: input.removeOnFail,
+    dependsOn: input.dependsOn,
+    repeat: input.repeat,
+    maxStalled: null,
+  };
+  return { kind: 'new', id, drafts: [pushedDraft(d, spec)] };
+}
+
+/** A dependency counts as pending while it exists and has not completed; unknown ids are
+ *  treated as satisfied (a removed job cannot be told apart from one that completed). */
+function pushedDraft(d: Decide, spec: JobSpec): RecordDraft {
+  const pendingDeps = spec.dependsOn.filter((dep) => {
+    const job = d.state.jobs.get(dep);
+    return job !== undefined && job.state !== JobState.COMPLETED;
+  });
+  const state =
+    pendingDeps.length > 0 ? JobState.WAITING_CHILDREN : spec.runAt > d.now ? JobState.DELAYED : JobState.WAITING;
+  return draft(d, { type: 'pushed', job: spec, state, pendingDeps });
+}
+
+/** `removed` drafts for `jobs` (of one queue), at most idsPerRecordMax per record, in seq order. */
+export function removedDrafts(d: Decide, queue: string, jobs: Iterable<Job>, reason: RemoveReason): RecordDraft[] {
+  const sorted = sortBySeq(jobs);
+  const out: RecordDraft[] = [];
+  for (let i = 0; i < sorted.length; i += idsPerRecordMax) {
+    const chunk = sorted.slice(i, i + idsPerRecordMax).map((j) => ({ jobId: j.spec.id, prev: j.state }));
+    out.push(draft(d, { type: 'removed', queue, jobs: chunk, reason }));
+  }
+  return out;
+}
+
+/** `promoted` drafts: due order (runAt, then push order), chunked. */
+export function promotedDrafts(d: Decide, queue: string, jobs: Iterable<Job>, manual: boolean): RecordDraft[] {
+  const sorted = [...jobs].sort((a, b) => a.runAt - b.runAt || a.seq - b.seq);
+  const out: RecordDraft[] = [];
+  for (let i = 0; i < sorted.length; i += idsPerRecordMax) {
+    const jobIds = sorted.slice(i, i + idsPerRecordMax).map((j) => j.spec.id);
+    out.push(draft(d, { type: 'promoted', queue, jobIds, manual }));
+  }
+  return out;
+}
+
+/** attempt n (1-based) waits backoff * 2^(n-1) (exponential) or backoff (fixed). */
+export function retryDelayMs(job: Job, attempt: number): number {
+  const spec = job.spec;
+  if (spec.backoffType === BackoffType.FIXED) return spec.backoff;
+  return Math.min(spec.backoff * 2 ** Math.min(attempt - 1, 60), durationMsMax);
+}
+
+export function failedDraft(d: Decide, job: Job, error: string, cause: string): RecordDraft {
+  const attempt = job.attempts + 1;
+  const base = { type: 'failed' as const, queue: job.spec.queue, jobId: job.spec.id, error, token: job.lockToken ?? '', cause };
+  if (attempt < job.spec.maxAttempts) {
+    const retryDelay = retryDelayMs(job, attempt);
+    return draft(d, { ...base, outcome: FailOutcome.RETRY, runAt: d.now + retryDelay, retryDelay });
+  }
+  return draft(d, { ...base, outcome: FailOutcome.DEAD, runAt: 0, retryDelay: 0 });
+}
+
+export function stalledDraft(d: Decide, job: Job, workerMaxStalled: number | null): RecordDraft {
+  const maxStalled = job.spec.maxStalled ?? workerMaxStalled ?? maxStalledDefault;
+  const outcome = job.stalledCount + 1 > maxStalled ? StallOutcome.STALL_FAILED : StallOutcome.REQUEUED;
+  return draft(d, { type: 'stalled', queue: job.spec.queue, jobId: job.spec.id, outcome, token: job.lockToken ?? '' });
+}
+
+/** After a job reached COMPLETED or FAILED: retention removals, then the next repeat instance. */
+export function finishDrafts(d: Decide, job: Job, workerPolicy: KeepPolicy | null): RecordDraft[] {
+  const completed = job.state === JobState.COMPLETED;
+  if (!completed && job.state !== JobState.FAILED) return [];
+  const out: RecordDraft[] = [];
+  const policy = (completed ? job.spec.removeOnComplete : job.spec.removeOnFail) ?? workerPolicy;
+  if (policy !== null) {
+    const reason = completed ? RemoveReason.REMOVE_ON_COMPLETE : RemoveReason.REMOVE_ON_FAIL;
+    const victims = policy.remove ? [job] : retentionVictims(d, job, policy);
+    if (victims.length > 0) out.push(...removedDrafts(d, job.spec.queue, victims, reason));
+  }
+  const next = nextRepeatDraft(d, job);
+  if (next !== null) out.push(next);
+  return out;
+}
+
+/** Oldest finished jobs of the queue beyond `count`, or finished more than `ageMs` ago. */
+function retentionVictims(d: Decide, job: Job, policy: KeepPolicy): Job[] {
+  const queue = d.state.queues.get(job.spec.queue);
+  if (queue === undefined) return [];
+  const list = job.state === JobState.COMPLETED ? queue.completed : queue.failed;
+  let excess = policy.count === null ? 0 : list.size - policy.count;
+  const victims: Job[] = [];
+  for (const j of list) {
+    const old = policy.ageMs !== null && (j.finishedAt ?? 0) < d.now - policy.ageMs;
+    if (excess <= 0 && !old) break;
+    victims.push(j);
+    excess--;
+  }
+  return victims;
+}
+
+function nextRepeatDraft(d: Decide, job: Job): RecordDraft | null {
+  const repeat = job.spec.repeat;
+  if (repeat === null) return null;
+  const runAt = nextRepeatRunAt(repeat, job.runAt, d.now);
+  if (runAt === null) return null;
+  const spec: JobSpec = {
+    ...job.spec,
+    id: d.ids.next(),
+    runAt,
+    priority: job.priority,
+    customId: false,
+    dependsOn: [],
+    repeat: { ...repeat, count: repeat.count + 1 },
+  };
+  return pushedDraft(d, spec);
+}

@@ -1,0 +1,120 @@
+// Read-only views over the state for the API: counts, job listings, the DLQ page, workers, stats.
+// Synchronous and allocation-conscious: listings stop after the page they serve.
+
+import { JobState } from '../record/types.js';
+import { jobCount, sortBySeq, waitIterate, type Job, type QueueState, type State } from '../state/index.js';
+import type { Counts, ListStatus, StatsView, WorkerConfig } from './types.js';
+import { jobView } from './view.js';
+import type { JobView } from './types.js';
+
+export function emptyCounts(): Counts {
+  return { waiting: 0, active: 0, delayed: 0, completed: 0, failed: 0, 'waiting-children': 0, paused: 0 };
+}
+
+export function countsOf(queue: QueueState | undefined): Counts {
+  if (queue === undefined) return emptyCounts();
+  return {
+    waiting: queue.waiting.size,
+    active: queue.active.size,
+    delayed: queue.delayed.size,
+    completed: queue.completed.size,
+    failed: queue.failed.size,
+    'waiting-children': queue.children.size,
+    paused: queue.paused ? queue.waiting.size : 0,
+  };
+}
+
+/** Names of queues that have jobs, are paused, or have a push worker. */
+export function queueNames(state: State): string[] {
+  const names = new Set<string>(state.workers.keys());
+  for (const q of state.queues.values()) if (q.paused || jobCount(q) > 0) names.add(q.name);
+  return [...names].sort();
+}
+
+function* newestFirst(set: Set<Job>): Generator<Job> {
+  const all = [...set];
+  for (let i = all.length - 1; i >= 0; i--) yield all[i] as Job;
+}
+
+export function byDueOrder(jobs: Iterable<Job>): Job[] {
+  return [...jobs].sort((a, b) => a.runAt - b.runAt || a.seq - b.seq);
+}
+
+function jobsIn(queue: QueueState, status: ListStatus): Iterable<Job> {
+  switch (status) {
+    case 'waiting':
+      return waitIterate(queue.waiting);
+    case 'active':
+      return sortBySeq(queue.active);
+    case 'completed':
+      return newestFirst(queue.completed);
+    case 'failed':
+      return newestFirst(queue.failed);
+    case 'delayed':
+      return byDueOrder(queue.delayed);
+    case 'waiting-children':
+      return sortBySeq(queue.children);
+    default:
+      throw new Error(`jobsIn: status ${String(status)}`);
+  }
+}
+
+/** Statuses in the order given; inside each, pull order / newest finished first / due order. */
+export function listJobs(queue: QueueState | undefined, statuses: ListStatus[], start: number, length: number): JobView[] {
+  const out: JobView[] = [];
+  if (queue === undefined || length <= 0) return out;
+  let skip = Math.max(start, 0);
+  for (const status of new Set(statuses)) {
+    for (const job of jobsIn(queue, status)) {
+      if (skip > 0) {
+        skip--;
+        continue;
+      }
+      out.push(jobView(job));
+      if (out.length >= length) return out;
+    }
+  }
+  return out;
+}
+
+export function parseWorker(text: string): WorkerConfig {
+  return JSON.parse(text) as WorkerConfig;
+}
+
+/** pushPerSec/pullPerSec are the counts of the last complete second before `nowMs`. */
+export function statsOf(state: State, nowMs: number): StatsView {
+  const st = state.stats;
+  const lastSecond = Math.floor(nowMs / 1000) - 1;
+  const bucket = st.seconds.find((b) => b.second === lastSecond);
+  const view: StatsView = {
+    queued: 0,
+    processing: 0,
+    delayed: 0,
+    dlq: 0,
+    completed: 0,
+    waitingChildren: 0,
+    pushPerSec: bucket?.pushed ?? 0,
+    pullPerSec: bucket?.pulled ?? 0,
+    totalPushed: st.totalPushed,
+    totalPulled: st.totalPulled,
+    totalCompleted: st.totalCompleted,
+    totalFailed: st.totalFailed,
+    totalStalled: st.totalStalled,
+    jobIndex: state.jobs.size,
+    queues: 0,
+  };
+  for (const q of state.queues.values()) {
+    view.queued += q.waiting.size;
+    view.processing += q.active.size;
+    view.delayed += q.delayed.size;
+    view.dlq += q.failed.size;
+    view.completed += q.completed.size;
+    view.waitingChildren += q.children.size;
+  }
+  view.queues = queueNames(state).length;
+  return view;
+}
+
+export function isUnfinished(job: Job): boolean {
+  return job.state !== JobState.COMPLETED && job.state !== JobState.FAILED;
+}

@@ -1,0 +1,385 @@
+// Request validation: untrusted JSON in, normalized values or an error text out. Every error names
+// the field as the caller spelled it. Pure (reads no state, no clock); state-dependent checks
+// (job exists, state allows the action) live with the commands.
+//
+// Two push shapes are accepted:
+// - seed 004: {data, priority, delay, maxAttempts, backoff, ttl, timeout, uniqueKey, jobId, tags,
+//   groupId, lifo, removeOnComplete, removeOnFail, durable, dependsOn, repeat, name};
+//   unknown keys → "Unknown field: <key>".
+// - BullMQ: {name, data, opts} (recognized by the `opts` key); opts keys attempts, backoff, delay,
+//   priority, lifo, jobId, removeOnComplete, removeOnFail, repeat, timeout, ttl, tags, groupId,
+//   dependsOn, uniqueKey, durable; unknown keys → "Unknown option: <key>".
+// BullMQ priority: 1 is highest and 0 (or absent) means "no priority", which BullMQ runs before any
+// prioritized job. tapeq runs higher numbers first, so the conversion is priority = -bullPriority:
+// none → 0, 1 → -1, 2 → -2 … keeping BullMQ's order exactly.
+
+import {
+  backoffMsDefault,
+  bulkJobsMax,
+  bullPriorityMax,
+  cronPatternLengthMax,
+  dependsOnCountMax,
+  durationMsMax,
+  groupIdLengthMax,
+  jobDataBytesMax,
+  jobIdLengthMax,
+  jobNameLengthMax,
+  lockMsMax,
+  maxAttemptsDefault,
+  maxAttemptsMax,
+  priorityMax,
+  priorityMin,
+  pullTimeoutMsMax,
+  queueNameLengthMax,
+  queueNamePattern,
+  repeatLimitMax,
+  tagLengthMax,
+  tagsCountMax,
+  uniqueKeyLengthMax,
+} from '../constants.js';
+import { BackoffType, type KeepPolicy, type Repeat } from '../record/types.js';
+import { cronPatternError } from './schedule.js';
+
+export interface PushInput {
+  name: string;
+  data: string;
+  priority: number;
+  delay: number;
+  maxAttempts: number;
+  backoff: number;
+  backoffType: BackoffType;
+  ttl: number | null;
+  timeout: number | null;
+  uniqueKey: string;
+  jobId: string | null;
+  tags: string[];
+  groupId: string;
+  lifo: boolean;
+  removeOnComplete: KeepPolicy | null;
+  removeOnFail: KeepPolicy | null;
+  durable: boolean;
+  dependsOn: string[];
+  repeat: Repeat | null;
+}
+
+export type Checked<T> = { ok: true; value: T } | { ok: false; error: string };
+
+class Invalid extends Error {}
+
+function fail(message: string): never {
+  throw new Invalid(message);
+}
+
+function checked<T>(fn: () => T): Checked<T> {
+  try {
+    return { ok: true, value: fn() };
+  } catch (error) {
+    if (error instanceof Invalid) return { ok: false, error: error.message };
+    throw error;
+  }
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function int(field: string, v: unknown, min: number, max: number): number {
+  if (typeof v !== 'number' || !Number.isInteger(v)) fail(`${field} must be an integer`);
+  if (v < min) fail(min === 0 ? `${field} must be a non-negative integer` : `${field} must be at least ${min}`);
+  if (v > max) fail(`${field} must be at most ${max}`);
+  return v;
+}
+
+function bool(field: string, v: unknown): boolean {
+  if (typeof v !== 'boolean') fail(`${field} must be a boolean`);
+  return v;
+}
+
+function text(field: string, v: unknown, lengthMax: number, allowEmpty = false): string {
+  if (typeof v !== 'string') fail(`${field} must be a string`);
+  if (!allowEmpty && v.length === 0) fail(`${field} must not be empty`);
+  if (v.length > lengthMax) fail(`${field} must be at most ${lengthMax} characters`);
+  return v;
+}
+
+function texts(field: string, v: unknown, countMax: number, lengthMax: number): string[] {
+  if (!Array.isArray(v)) fail(`${field} must be an array of strings`);
+  if (v.length > countMax) fail(`${field} must have at most ${countMax} items`);
+  return v.map((item, i) => text(`${field}[${i}]`, item, lengthMax));
+}
+
+function nullableDuration(field: string, v: unknown): number | null {
+  if (v === null) return null;
+  return int(field, v, 1, durationMsMax);
+}
+
+/** Data as JSON text, bounded. */
+function dataText(v: unknown): string {
+  if (v === undefined) fail('data is required');
+  let json: string | undefined;
+  try {
+    json = JSON.stringify(v);
+  } catch {
+    fail('data must be JSON');
+  }
+  if (json === undefined) fail('data must be JSON');
+  if (Buffer.byteLength(json, 'utf8') > jobDataBytesMax) fail(`data must be at most ${jobDataBytesMax} bytes as JSON`);
+  return json;
+}
+
+/** true | false | count | {count, age (s)} → KeepPolicy (null = keep). */
+function keepPolicy(field: string, v: unknown): KeepPolicy | null {
+  if (v === true) return { remove: true, count: null, ageMs: null };
+  if (v === false || v === null) return null;
+  if (typeof v === 'number') return { remove: false, count: int(field, v, 0, 2 ** 32 - 1), ageMs: null };
+  if (!isObject(v)) fail(`${field} must be a boolean, a count or {count, age}`);
+  let count: number | null = null;
+  let ageMs: number | null = null;
+  for (const [key, value] of Object.entries(v)) {
+    if (key === 'count') count = int(`${field}.count`, value, 0, 2 ** 32 - 1);
+    else if (key === 'age') ageMs = int(`${field}.age`, value, 0, Math.floor(durationMsMax / 1000)) * 1000;
+    else fail(`Unknown field: ${field}.${key}`);
+  }
+  return { remove: false, count, ageMs };
+}
+
+function backoffOf(field: string, v: unknown): { backoff: number; backoffType: BackoffType } {
+  if (typeof v === 'number') return { backoff: int(field, v, 0, durationMsMax), backoffType: BackoffType.EXPONENTIAL };
+  if (!isObject(v)) fail(`${field} must be a number or {type, delay}`);
+  let backoffType: BackoffType = BackoffType.EXPONENTIAL;
+  let backoff = backoffMsDefault;
+  for (const [key, value] of Object.entries(v)) {
+    if (key === 'type') {
+      if (value === 'fixed') backoffType = BackoffType.FIXED;
+      else if (value === 'exponential') backoffType = BackoffType.EXPONENTIAL;
+      else fail(`${field}.type must be "fixed" or "exponential"`);
+    } else if (key === 'delay') backoff = int(`${field}.delay`, value, 0, durationMsMax);
+    else fail(`Unknown field: ${field}.${key}`);
+  }
+  return { backoff, backoffType };
+}
+
+function repeatOf(field: string, v: unknown): Repeat | null {
+  if (v === null) return null;
+  if (!isObject(v)) fail(`${field} must be an object`);
+  const repeat: Repeat = { every: null, pattern: '', limit: null, immediately: false, count: 0, tz: '' };
+  for (const [key, value] of Object.entries(v)) {
+    if (key === 'every') repeat.every = int(`${field}.every`, value, 1, durationMsMax);
+    else if (key === 'pattern') repeat.pattern = text(`${field}.pattern`, value, cronPatternLengthMax);
+    else if (key === 'limit') repeat.limit = int(`${field}.limit`, value, 1, repeatLimitMax);
+    else if (key === 'immediately') repeat.immediately = bool(`${field}.immediately`, value);
+    else if (key === 'tz') repeat.tz = text(`${field}.tz`, value, 64);
+    else fail(`Unknown field: ${field}.${key}`);
+  }
+  if ((repeat.every === null) === (repeat.pattern === '')) fail(`${field} needs exactly one of every or pattern`);
+  if (repeat.pattern !== '') {
+    const why = cronPatternError(repeat.pattern, repeat.tz);
+    if (why !== null) fail(`${field}.pattern is invalid: ${why}`);
+  }
+  return repeat;
+}
+
+function defaults(): PushInput {
+  return {
+    name: 'default',
+    data: 'null',
+    priority: 0,
+    delay: 0,
+    maxAttempts: maxAttemptsDefault,
+    backoff: backoffMsDefault,
+    backoffType: BackoffType.EXPONENTIAL,
+    ttl: null,
+    timeout: null,
+    uniqueKey: '',
+    jobId: null,
+    tags: [],
+    groupId: '',
+    lifo: false,
+    removeOnComplete: null,
+    removeOnFail: null,
+    durable: false,
+    dependsOn: [],
+    repeat: null,
+  };
+}
+
+/** Options shared by both shapes (same key, same meaning). Returns false for a key it doesn't know. */
+function commonOption(out: PushInput, key: string, v: unknown): boolean {
+  switch (key) {
+    case 'delay':
+      out.delay = int(key, v, 0, durationMsMax);
+      return true;
+    case 'backoff':
+      Object.assign(out, backoffOf(key, v));
+      return true;
+    case 'ttl':
+      out.ttl = nullableDuration(key, v);
+      return true;
+    case 'timeout':
+      out.timeout = nullableDuration(key, v);
+      return true;
+    case 'uniqueKey':
+      out.uniqueKey = v === null ? '' : text(key, v, uniqueKeyLengthMax);
+      return true;
+    case 'jobId':
+      out.jobId = v === null ? null : text(key, v, jobIdLengthMax);
+      return true;
+    case 'tags':
+      out.tags = texts(key, v, tagsCountMax, tagLengthMax);
+      return true;
+    case 'groupId':
+      out.groupId = v === null ? '' : text(key, v, groupIdLengthMax);
+      return true;
+    case 'lifo':
+      out.lifo = bool(key, v);
+      return true;
+    case 'removeOnComplete':
+      out.removeOnComplete = keepPolicy(key, v);
+      return true;
+    case 'removeOnFail':
+      out.removeOnFail = keepPolicy(key, v);
+      return true;
+    case 'durable':
+      out.durable = bool(key, v);
+      return true;
+    case 'dependsOn':
+      out.dependsOn = [...new Set(texts(key, v, dependsOnCountMax, jobIdLengthMax))];
+      return true;
+    case 'repeat':
+      out.repeat = repeatOf(key, v);
+      return true;
+    default:
+      return false;
+  }
+}
+
+function finish(out: PushInput): PushInput {
+  if (out.jobId !== null && out.dependsOn.includes(out.jobId)) fail('dependsOn must not contain the job itself');
+  return out;
+}
+
+function seedShape(input: Record<string, unknown>): PushInput {
+  const out = defaults();
+  for (const [key, v] of Object.entries(input)) {
+    if (v === undefined) continue;
+    if (key === 'data') out.data = dataText(v);
+    else if (key === 'name') out.name = text(key, v, jobNameLengthMax);
+    else if (key === 'priority') out.priority = int(key, v, priorityMin, priorityMax);
+    else if (key === 'maxAttempts') out.maxAttempts = int(key, v, 1, maxAttemptsMax);
+    else if (!commonOption(out, key, v)) fail(`Unknown field: ${key}`);
+  }
+  if (input['data'] === undefined) fail('data is required');
+  return finish(out);
+}
+
+function bullShape(input: Record<string, unknown>): PushInput {
+  const out = defaults();
+  for (const [key, v] of Object.entries(input)) {
+    if (v === undefined) continue;
+    if (key === 'data') out.data = dataText(v);
+    else if (key === 'name') out.name = text(key, v, jobNameLengthMax);
+    else if (key !== 'opts') fail(`Unknown field: ${key}`);
+  }
+  if (input['data'] === undefined) fail('data is required');
+  const opts = input['opts'];
+  if (opts === null || opts === undefined) return out;
+  if (!isObject(opts)) fail('opts must be an object');
+  for (const [key, v] of Object.entries(opts)) {
+    if (v === undefined) continue;
+    if (key === 'attempts') out.maxAttempts = int(key, v, 1, maxAttemptsMax);
+    else if (key === 'priority') out.priority = -int(key, v, 0, bullPriorityMax);
+    else if (!commonOption(out, key, v)) fail(`Unknown option: ${key}`);
+  }
+  if (out.priority === 0) out.priority = 0; // -0 → 0: the record stores a sint32
+  return finish(out);
+}
+
+export function checkPush(input: unknown): Checked<PushInput> {
+  return checked(() => {
+    if (!isObject(input)) fail('job must be a JSON object');
+    return 'opts' in input ? bullShape(input) : seedShape(input);
+  });
+}
+
+export function checkPushBulk(inputs: unknown): Checked<PushInput[]> {
+  return checked(() => {
+    if (!Array.isArray(inputs)) fail('jobs must be an array');
+    if (inputs.length === 0) fail('jobs must not be empty');
+    if (inputs.length > bulkJobsMax) fail(`jobs must have at most ${bulkJobsMax} items`);
+    return inputs.map((item, i) => {
+      const one = checkPush(item);
+      if (!one.ok) fail(`jobs[${i}]: ${one.error}`);
+      return one.value;
+    });
+  });
+}
+
+export function queueNameError(name: string): string | null {
+  if (name.length === 0 || name.length > queueNameLengthMax || !queueNamePattern.test(name)) {
+    return `queue name must be 1-${queueNameLengthMax} characters of letters, digits, '.', '_', '-' or ':'`;
+  }
+  return null;
+}
+
+export function checkPull(opts: { timeoutMs: number; lockMs?: number }): Checked<{ timeoutMs: number; lockMs: number | null }> {
+  return checked(() => ({
+    timeoutMs: int('timeout', opts.timeoutMs, 0, pullTimeoutMsMax),
+    lockMs: opts.lockMs === undefined ? null : int('lockMs', opts.lockMs, 1, lockMsMax),
+  }));
+}
+
+export function checkProgress(body: unknown): Checked<{ progress: number; message: string | null }> {
+  return checked(() => {
+    if (!isObject(body)) fail('progress must be a number');
+    const progress = body['progress'];
+    if (typeof progress !== 'number' || !Number.isFinite(progress) || progress < 0 || progress > 100) {
+      fail('progress must be a number between 0 and 100');
+    }
+    const message = body['message'];
+    return { progress, message: message === undefined || message === null ? null : text('message', message, 4096) };
+  });
+}
+
+export function checkLogMessage(message: unknown, lengthMax: number): Checked<string> {
+  return checked(() => text('message', message, lengthMax));
+}
+
+export function checkPriority(v: unknown): Checked<number> {
+  return checked(() => int('priority', v, priorityMin, priorityMax));
+}
+
+export type CleanState = 'completed' | 'failed' | 'waiting' | 'delayed';
+
+export function checkClean(body: unknown): Checked<{ graceMs: number; state: CleanState; limit: number | null }> {
+  return checked(() => {
+    if (!isObject(body)) fail('body must be a JSON object');
+    let graceMs: number | null = null;
+    let state: CleanState = 'completed';
+    let limit: number | null = null;
+    for (const [key, v] of Object.entries(body)) {
+      if (key === 'grace') graceMs = int(key, v, 0, durationMsMax);
+      else if (key === 'state') {
+        if (v !== 'completed' && v !== 'failed' && v !== 'waiting' && v !== 'delayed') {
+          fail('state must be one of completed, failed, waiting, delayed');
+        }
+        state = v;
+      } else if (key === 'limit') limit = v === null ? null : int(key, v, 1, 2 ** 31 - 1);
+      else fail(`Unknown field: ${key}`);
+    }
+    if (graceMs === null) fail('grace is required');
+    return { graceMs, state, limit };
+  });
+}
+
+export function checkPromoteJobs(body: unknown): Checked<{ count: number | null }> {
+  return checked(() => {
+    if (body === undefined || body === null) return { count: null };
+    if (!isObject(body)) fail('body must be a JSON object');
+    let count: number | null = null;
+    for (const [key, v] of Object.entries(body)) {
+      if (key === 'count') count = v === null ? null : int(key, v, 1, 2 ** 31 - 1);
+      else fail(`Unknown field: ${key}`);
+    }
+    return { count };
+  });
+}
