@@ -26,6 +26,8 @@ export interface RealtimeLog {
   tail(from: number): AsyncIterableIterator<LogRecord> & { close(): void };
   /** Offset the next durable record will have (every record below it is durable). */
   readonly durableOffset: number;
+  /** Oldest offset retention still holds. */
+  readonly firstOffset: number;
 }
 
 /** The transport side of a subscription. */
@@ -52,13 +54,15 @@ export class Subscription {
   /**
    * `after`: deliver events of records with offset > after (a resume), or null for live only
    * (records that become durable from now on). The start point is fixed here, at construction, so a
-   * caller that constructs before telling the client it is connected misses nothing after that.
+   * caller that constructs before telling the client it is connected misses nothing after that. A
+   * resume from before the oldest retained record starts at that record: the client gets
+   * everything retention still holds.
    */
   constructor(
     log: RealtimeLog,
     opts: { after: number | null; queue: string | null; sink: EventSink; limits: RealtimeLimits },
   ) {
-    const from = opts.after === null ? log.durableOffset : opts.after + 1;
+    const from = opts.after === null ? log.durableOffset : Math.max(opts.after + 1, log.firstOffset);
     this.#iterator = log.tail(from);
     this.#queue = opts.queue;
     this.#sink = opts.sink;

@@ -1,0 +1,32 @@
+// Request body parsing. Every body is parsed as JSON whatever its Content-Type (bunqueue and
+// BullMQ Proxy clients often send JSON with curl's default form type), with these rules:
+// - any JSON value is a valid body: progress takes `100`, logs take `"text"` (SPEC section 4);
+// - an empty body is "no body"; routes whose body is optional use `emptyBodyAsObject`;
+// - malformed JSON, and `__proto__` / `constructor.prototype` keys, are 400 "Invalid JSON body";
+// - more than config.bodyBytesMax bytes is 413, checked against Content-Length before reading and
+//   while streaming, so an oversized body is never buffered whole.
+
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Config } from '../config.js';
+import { ApiError } from './errors.js';
+
+export function registerBodyParser(app: FastifyInstance, config: Config): void {
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'string', bodyLimit: config.bodyBytesMax }, (request, body, done) => {
+    const text = typeof body === 'string' ? body : body.toString('utf8');
+    if (text.trim() === '') {
+      done(null, undefined);
+      return;
+    }
+    parseJson(request, text, (error, value) => {
+      if (error) done(ApiError.of('invalidJson'), undefined);
+      else done(null, value);
+    });
+  });
+}
+
+/** preValidation for routes whose body is optional (ack, fail, clean, …): no body means `{}`. */
+export async function emptyBodyAsObject(request: FastifyRequest): Promise<void> {
+  if (request.body === undefined || request.body === null) request.body = {};
+}

@@ -1,0 +1,52 @@
+// Per-request context shared by the hooks and the routes: who is calling (the actor stored in
+// every record the request appends) and where from. The auth hook fills `request.actor`; routes
+// turn it into the broker's Ctx with `ctxOf`.
+
+import type { FastifyRequest } from 'fastify';
+import type { Ctx } from '../broker/types.js';
+import type { Actor } from '../record/types.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    actor: Actor;
+  }
+  interface FastifyContextConfig {
+    /**
+     * How the auth hook treats the route (absent = a bearer token from AUTH_TOKENS is required):
+     * - 'exempt': health probes, debug endpoints, API docs (seed 004's exempt list);
+     * - 'metrics': /prometheus, which needs a token only when config.metricsAuth;
+     * - 'job-token': progress/logs, which also accept the job's lock token while it is active.
+     */
+    auth?: 'exempt' | 'metrics' | 'job-token';
+    /** Health probes are not rate limited. */
+    rateLimitExempt?: boolean;
+  }
+}
+
+/**
+ * The client address as seed 004 defines it for rate limiting: the first X-Forwarded-For entry,
+ * else X-Real-IP, else "unknown". These headers are client-controlled; deploy behind a proxy
+ * that overwrites them if the limit must hold against hostile clients.
+ */
+export function forwardedIp(request: FastifyRequest): string {
+  const forwarded = headerValue(request.headers['x-forwarded-for']);
+  const first = forwarded?.split(',')[0]?.trim();
+  if (first) return first;
+  const realIp = headerValue(request.headers['x-real-ip'])?.trim();
+  if (realIp) return realIp;
+  return 'unknown';
+}
+
+/** The address recorded in the actor: the forwarded address, else the socket's peer address. */
+export function clientAddress(request: FastifyRequest): string {
+  const forwarded = forwardedIp(request);
+  return forwarded !== 'unknown' ? forwarded : (request.socket.remoteAddress ?? 'unknown');
+}
+
+export function ctxOf(request: FastifyRequest, owner?: string): Ctx {
+  return owner === undefined ? { actor: request.actor } : { actor: request.actor, owner };
+}
+
+function headerValue(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}

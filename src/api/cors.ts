@@ -1,0 +1,24 @@
+// CORS as seed 004 specifies it: `Access-Control-Allow-Origin: <CORS_ALLOW_ORIGIN>` on every
+// response (success, error, 404 alike), and a preflight answer for OPTIONS on any path: 204 with
+// exactly the four headers below. The preflight route is auth-exempt (seed 004: OPTIONS *).
+
+import type { FastifyInstance } from 'fastify';
+import type { Config } from '../config.js';
+
+export const PREFLIGHT_HEADERS = {
+  'access-control-allow-methods': 'GET, POST, PUT, DELETE, OPTIONS',
+  'access-control-allow-headers': 'Content-Type, Authorization',
+  'access-control-max-age': '86400',
+} as const;
+
+export function registerCors(app: FastifyInstance, config: Config): void {
+  app.addHook('onSend', async (_request, reply, payload) => {
+    reply.header('access-control-allow-origin', config.corsAllowOrigin);
+    return payload;
+  });
+  const hidden = { hide: true }; // not an API operation: keep it out of the OpenAPI document
+  app.options('*', { config: { auth: 'exempt' }, schema: hidden }, async (_request, reply) => {
+    reply.code(204).headers(PREFLIGHT_HEADERS);
+    return reply.send();
+  });
+}

@@ -1,0 +1,32 @@
+// Process memory and projection sizes as the monitoring and debug endpoints report them.
+// Memory is in whole MB (seed 004). "collections" are seed 004's names for bunqueue's internal
+// structures; in tapeq they are sizes of the projection, taken from the broker's statistics:
+// jobIndex = jobs known to the index, completedJobs = completed jobs retained,
+// processingTotal = active jobs, queuedTotal = waiting jobs, temporalIndexTotal = delayed jobs.
+
+import type { StatsView } from '../broker/types.js';
+
+export function toMb(bytes: number): number {
+  return Math.round(bytes / (1024 * 1024));
+}
+
+export function memoryMb(): { heapUsed: number; heapTotal: number; rss: number; external: number; arrayBuffers: number } {
+  const m = process.memoryUsage();
+  return {
+    heapUsed: toMb(m.heapUsed),
+    heapTotal: toMb(m.heapTotal),
+    rss: toMb(m.rss),
+    external: toMb(m.external),
+    arrayBuffers: toMb(m.arrayBuffers),
+  };
+}
+
+export function collections(stats: StatsView) {
+  return {
+    jobIndex: stats.jobIndex,
+    completedJobs: stats.completed,
+    processingTotal: stats.processing,
+    queuedTotal: stats.queued,
+    temporalIndexTotal: stats.delayed,
+  };
+}

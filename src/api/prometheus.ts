@@ -1,0 +1,99 @@
+// Prometheus text exposition (format 0.0.4) for GET /prometheus, with seed 004's metric names
+// under config.metricsPrefix (default "bunqueue", drop-in for existing dashboards):
+//   <p>_jobs_{pushed,pulled,completed,failed}_total   counters from the broker's statistics
+//   <p>_queue_jobs_{waiting,active,delayed,dlq}{queue} gauges per queue
+//   <p>_{push,pull,ack}_duration_ms                   histograms measured by the HTTP routes
+// The histograms are per server instance and cover HTTP calls only (WebSocket commands are not
+// timed here). Pull latency includes the long-poll wait.
+
+import type { BrokerApi } from '../broker/types.js';
+
+export const histogramBucketsMs = [0.1, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 1000] as const;
+
+export class Histogram {
+  /** Non-cumulative count per bucket; the last slot is +Inf. */
+  private readonly bucketCounts = new Array<number>(histogramBucketsMs.length + 1).fill(0);
+  private sumMs = 0;
+  private count = 0;
+
+  observe(ms: number): void {
+    let i = histogramBucketsMs.findIndex((le) => ms <= le);
+    if (i < 0) i = histogramBucketsMs.length;
+    this.bucketCounts[i] = (this.bucketCounts[i] ?? 0) + 1;
+    this.sumMs += ms;
+    this.count += 1;
+  }
+
+  render(name: string, help: string): string[] {
+    const lines = [`# HELP ${name} ${help}`, `# TYPE ${name} histogram`];
+    let cumulative = 0;
+    histogramBucketsMs.forEach((le, i) => {
+      cumulative += this.bucketCounts[i] ?? 0;
+      lines.push(`${name}_bucket{le="${le}"} ${cumulative}`);
+    });
+    cumulative += this.bucketCounts[histogramBucketsMs.length] ?? 0;
+    lines.push(`${name}_bucket{le="+Inf"} ${cumulative}`);
+    lines.push(`${name}_sum ${formatNumber(this.sumMs)}`);
+    lines.push(`${name}_count ${this.count}`);
+    return lines;
+  }
+}
+
+export interface LatencyMetrics {
+  push: Histogram;
+  pull: Histogram;
+  ack: Histogram;
+}
+
+export function createLatencyMetrics(): LatencyMetrics {
+  return { push: new Histogram(), pull: new Histogram(), ack: new Histogram() };
+}
+
+/** Runs `call` and records its duration in `histogram`, whether it resolves or rejects. */
+export async function timed<T>(histogram: Histogram, call: () => Promise<T>): Promise<T> {
+  const started = process.hrtime.bigint();
+  try {
+    return await call();
+  } finally {
+    histogram.observe(Number(process.hrtime.bigint() - started) / 1e6);
+  }
+}
+
+/** Escapes a label value: backslash, double quote and newline (exposition format rules). */
+export function escapeLabel(value: string): string {
+  return value.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
+}
+
+function formatNumber(n: number): string {
+  return Number.isInteger(n) ? String(n) : n.toFixed(3);
+}
+
+export function renderPrometheus(prefix: string, broker: BrokerApi, latency: LatencyMetrics, nowMs: number): string {
+  const stats = broker.stats(nowMs);
+  const lines: string[] = [];
+  const counter = (name: string, help: string, value: number): void => {
+    lines.push(`# HELP ${prefix}_${name} ${help}`, `# TYPE ${prefix}_${name} counter`, `${prefix}_${name} ${value}`);
+  };
+  counter('jobs_pushed_total', 'Total jobs pushed', stats.totalPushed);
+  counter('jobs_pulled_total', 'Total jobs pulled', stats.totalPulled);
+  counter('jobs_completed_total', 'Total jobs completed', stats.totalCompleted);
+  counter('jobs_failed_total', 'Total jobs failed', stats.totalFailed);
+
+  const queues = broker.listQueues();
+  const gauges: Array<[string, string, (c: (typeof queues)[number]['counts']) => number]> = [
+    ['waiting', 'Jobs waiting per queue', (c) => c.waiting],
+    ['active', 'Jobs active per queue', (c) => c.active],
+    ['delayed', 'Jobs delayed per queue', (c) => c.delayed],
+    ['dlq', 'Jobs in the dead-letter queue per queue', (c) => c.failed],
+  ];
+  for (const [state, help, pick] of gauges) {
+    const name = `${prefix}_queue_jobs_${state}`;
+    lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} gauge`);
+    for (const q of queues) lines.push(`${name}{queue="${escapeLabel(q.name)}"} ${pick(q.counts)}`);
+  }
+
+  lines.push(...latency.push.render(`${prefix}_push_duration_ms`, 'Push operation latency in ms'));
+  lines.push(...latency.pull.render(`${prefix}_pull_duration_ms`, 'Pull operation latency in ms (includes long-poll wait)'));
+  lines.push(...latency.ack.render(`${prefix}_ack_duration_ms`, 'Ack operation latency in ms'));
+  return `${lines.join('\n')}\n`;
+}

@@ -1,0 +1,88 @@
+// Job routes by id (seed 004 + SPEC section 4 "job actions"):
+//   GET    /jobs/:id            → {ok, job}                 404 "Job not found"
+//   DELETE /jobs/:id            cancel/remove → {ok}
+//   POST   /jobs/:id/ack        {result?, token?} → {ok}    400 "Job not found or not active", 409 lock mismatch
+//   POST   /jobs/:id/fail       {error?, token?} → {ok}
+//   POST   /jobs/:id/promote    delayed → waiting → {ok}
+//   POST   /jobs/:id/retry      failed → waiting → {ok}
+//   PUT    /jobs/:id/priority   {priority} → {ok}
+//   GET    /jobs/:id/state      → {ok, state}
+//   GET    /jobs/:id/result     → {ok, result}
+
+import type { FastifyInstance } from 'fastify';
+import { emptyBodyAsObject } from '../body.js';
+import { ctxOf } from '../context.js';
+import { sendApiError, sendOutcome } from '../errors.js';
+import { timed } from '../prometheus.js';
+import { errorResponses, idParams, okResponse, okWith } from '../schemas.js';
+import { ackBody, failBody, jobResponses, priorityBody } from './job-schemas.js';
+import type { RouteDeps } from './types.js';
+
+type IdParams = { id: string };
+const okResponses = { 200: okResponse, ...errorResponses };
+
+export function jobActionRoutes(app: FastifyInstance, { broker, latency }: RouteDeps): void {
+  app.get<{ Params: IdParams }>(
+    '/jobs/:id',
+    { schema: { summary: 'Get a job', tags: ['jobs'], params: idParams, response: { 200: jobResponses.job, ...errorResponses } } },
+    async (request, reply) => {
+      const job = broker.getJob(request.params.id);
+      return job ? { ok: true, job } : sendApiError(reply, 'jobNotFound');
+    },
+  );
+
+  app.delete<{ Params: IdParams }>(
+    '/jobs/:id',
+    { schema: { summary: 'Cancel (remove) a job', tags: ['jobs'], params: idParams, response: okResponses } },
+    async (request, reply) => sendOutcome(reply, await broker.cancel(request.params.id, ctxOf(request))),
+  );
+
+  app.post<{ Params: IdParams; Body: { result?: unknown; token?: string } }>(
+    '/jobs/:id/ack',
+    { preValidation: emptyBodyAsObject, schema: { summary: 'Complete an active job', tags: ['jobs'], params: idParams, body: ackBody, response: okResponses } },
+    async (request, reply) => {
+      const outcome = await timed(latency.ack, () => broker.ack(request.params.id, request.body, ctxOf(request)));
+      return sendOutcome(reply, outcome);
+    },
+  );
+
+  app.post<{ Params: IdParams; Body: { error?: string; token?: string } }>(
+    '/jobs/:id/fail',
+    { preValidation: emptyBodyAsObject, schema: { summary: 'Fail an active job (retry or DLQ)', tags: ['jobs'], params: idParams, body: failBody, response: okResponses } },
+    async (request, reply) => sendOutcome(reply, await broker.fail(request.params.id, request.body, ctxOf(request))),
+  );
+
+  app.post<{ Params: IdParams }>(
+    '/jobs/:id/promote',
+    { schema: { summary: 'Move a delayed job to waiting', tags: ['jobs'], params: idParams, response: okResponses } },
+    async (request, reply) => sendOutcome(reply, await broker.promote(request.params.id, ctxOf(request))),
+  );
+
+  app.post<{ Params: IdParams }>(
+    '/jobs/:id/retry',
+    { schema: { summary: 'Retry a failed job (attempts reset)', tags: ['jobs'], params: idParams, response: okResponses } },
+    async (request, reply) => sendOutcome(reply, await broker.retry(request.params.id, ctxOf(request))),
+  );
+
+  app.put<{ Params: IdParams; Body: { priority: number } }>(
+    '/jobs/:id/priority',
+    { schema: { summary: 'Change the priority of a job', tags: ['jobs'], params: idParams, body: priorityBody, response: okResponses } },
+    async (request, reply) =>
+      sendOutcome(reply, await broker.changePriority(request.params.id, request.body.priority, ctxOf(request))),
+  );
+
+  app.get<{ Params: IdParams }>(
+    '/jobs/:id/state',
+    { schema: { summary: 'The state of a job', tags: ['jobs'], params: idParams, response: { 200: okWith({ state: { type: 'string' } }), ...errorResponses } } },
+    async (request, reply) => {
+      const state = broker.jobState(request.params.id);
+      return state === null ? sendApiError(reply, 'jobNotFound') : { ok: true, state };
+    },
+  );
+
+  app.get<{ Params: IdParams }>(
+    '/jobs/:id/result',
+    { schema: { summary: 'The result of a completed job', tags: ['jobs'], params: idParams, response: { 200: okWith({ result: {} }), ...errorResponses } } },
+    async (request, reply) => sendOutcome(reply, broker.jobResult(request.params.id), (o) => ({ result: o.result })),
+  );
+}

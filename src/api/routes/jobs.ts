@@ -1,0 +1,142 @@
+// Queue-scoped job routes (seed 004 + SPEC section 4):
+//   POST /queues/:queue/jobs          push one (object) or many (array)   → {ok, id} | {ok, ids}
+//   POST /queues/:queue/jobs/bulk     {jobs: [...]}                       → {ok, ids}
+//   GET  /queues/:queue/jobs          pull, ?timeout= long-poll (ms)      → {ok, job, token}
+//   GET  /queues/:queue/jobs/list     ?statuses=&start=&length=           → {ok, counts, jobs, start, length}
+//   GET  /queues/:queue/jobs/:id      the job if it is in that queue      → {ok, job}
+//
+// A long-poll pull is aborted when the client disconnects and when the server starts closing,
+// so neither a gone client nor shutdown waits out the timeout.
+
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { ListStatus } from '../../broker/types.js';
+import { clientAddress, ctxOf } from '../context.js';
+import { sendApiError, sendOutcome } from '../errors.js';
+import { timed } from '../prometheus.js';
+import { queueIdParams, queueParams } from '../schemas.js';
+import { bulkBody, jobResponses, listQuery, pullQuery, pushBody } from './job-schemas.js';
+import type { RouteDeps } from './types.js';
+
+type QueueParams = { queue: string };
+
+export function jobRoutes(app: FastifyInstance, { broker, latency }: RouteDeps): void {
+  app.post<{ Params: QueueParams; Body: unknown }>(
+    '/queues/:queue/jobs',
+    {
+      schema: {
+        summary: 'Push a job (object) or jobs (array, all-or-nothing)',
+        tags: ['jobs'],
+        params: queueParams,
+        body: pushBody,
+        response: { 200: { description: '{ok, id} for an object, {ok, ids} for an array' }, ...jobResponses.errors },
+      },
+    },
+    async (request, reply) => {
+      const { queue } = request.params;
+      const body = request.body;
+      const ctx = ctxOf(request);
+      if (Array.isArray(body)) {
+        const outcome = await timed(latency.push, () => broker.pushBulk(queue, body, ctx));
+        return sendOutcome(reply, outcome, (o) => ({ ids: o.ids }));
+      }
+      const outcome = await timed(latency.push, () => broker.push(queue, body, ctx));
+      return sendOutcome(reply, outcome, (o) => ({ id: o.id }));
+    },
+  );
+
+  app.post<{ Params: QueueParams; Body: { jobs: unknown[] } }>(
+    '/queues/:queue/jobs/bulk',
+    {
+      schema: {
+        summary: 'Push many jobs (all-or-nothing validation)',
+        tags: ['jobs'],
+        params: queueParams,
+        body: bulkBody,
+        response: { 200: { description: '{ok, ids}' }, ...jobResponses.errors },
+      },
+    },
+    async (request, reply) => {
+      const { queue } = request.params;
+      const outcome = await timed(latency.push, () => broker.pushBulk(queue, request.body.jobs, ctxOf(request)));
+      return sendOutcome(reply, outcome, (o) => ({ ids: o.ids }));
+    },
+  );
+
+  registerPull(app, { broker, latency });
+
+  app.get<{ Params: QueueParams; Querystring: { statuses: string; start: number; length: number } }>(
+    '/queues/:queue/jobs/list',
+    {
+      schema: {
+        summary: 'List jobs by status',
+        tags: ['jobs'],
+        params: queueParams,
+        querystring: listQuery,
+        response: { 200: jobResponses.list, ...jobResponses.errors },
+      },
+    },
+    async (request) => {
+      const { statuses, start, length } = request.query;
+      const wanted = [...new Set(statuses.split(','))] as ListStatus[];
+      const { counts, jobs } = broker.listJobs(request.params.queue, wanted, start, length);
+      return { ok: true, counts, jobs, start, length };
+    },
+  );
+
+  app.get<{ Params: QueueParams & { id: string } }>(
+    '/queues/:queue/jobs/:id',
+    {
+      schema: {
+        summary: 'Get a job of this queue',
+        tags: ['jobs'],
+        params: queueIdParams,
+        response: { 200: jobResponses.job, ...jobResponses.errors },
+      },
+    },
+    async (request, reply) => {
+      const job = broker.getJob(request.params.id);
+      if (!job || job.queue !== request.params.queue) return sendApiError(reply, 'jobNotFound');
+      return { ok: true, job };
+    },
+  );
+}
+
+function registerPull(app: FastifyInstance, { broker, latency }: Pick<RouteDeps, 'broker' | 'latency'>): void {
+  const waiting = new Set<AbortController>();
+  app.addHook('preClose', async () => {
+    for (const controller of waiting) controller.abort();
+  });
+
+  app.get<{ Params: QueueParams; Querystring: { timeout: number } }>(
+    '/queues/:queue/jobs',
+    {
+      schema: {
+        summary: 'Pull the next job (long-poll with ?timeout=ms)',
+        tags: ['jobs'],
+        params: queueParams,
+        querystring: pullQuery,
+        response: { 200: jobResponses.pulled, ...jobResponses.errors },
+      },
+    },
+    async (request, reply) => {
+      const controller = new AbortController();
+      const onClose = (): void => abortIfGone(reply, controller);
+      reply.raw.on('close', onClose);
+      waiting.add(controller);
+      try {
+        const ctx = ctxOf(request, `http:${clientAddress(request)}`);
+        const opts = { timeoutMs: request.query.timeout, signal: controller.signal };
+        const outcome = await timed(latency.pull, () => broker.pull(request.params.queue, opts, ctx));
+        return sendOutcome(reply, outcome, (o) => ({ job: o.job, token: o.token }));
+      } finally {
+        reply.raw.off('close', onClose);
+        waiting.delete(controller);
+      }
+    },
+  );
+}
+
+/** The response closed before we wrote it: the client went away. */
+function abortIfGone(reply: FastifyReply, controller: AbortController): void {
+  if (!reply.raw.writableEnded) controller.abort();
+}

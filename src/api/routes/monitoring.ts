@@ -1,0 +1,142 @@
+// Monitoring endpoints, seed 004 shapes:
+//   GET /health       {ok, status: 'healthy', uptime (s), version, queues, connections, memory (MB)}   no auth
+//   GET /healthz|live text/plain "OK"                                                             no auth
+//   GET /ready        200 {ok: true, ready: true} | 503 {ok: false, ready: false}                  no auth
+//   GET /stats        {ok, stats, memory, collections}
+//   GET /metrics      {ok, metrics: {totalPushed, totalPulled, totalCompleted, totalFailed}}
+//   GET /prometheus   text exposition; auth only when config.metricsAuth
+// Probes are exempt from rate limiting. `uptime` is the process uptime in whole seconds.
+
+import type { FastifyInstance } from 'fastify';
+import { connections } from '../connections.js';
+import { collections, memoryMb } from '../memory.js';
+import { renderPrometheus } from '../prometheus.js';
+import { okWith } from '../schemas.js';
+import { version } from '../version.js';
+import type { RouteDeps } from './types.js';
+
+/** Extra fields a composition root may add to /health (e.g. log offsets). */
+export type HealthExtras = Record<string, unknown>;
+
+const numbers = (...names: string[]) => ({
+  type: 'object',
+  properties: Object.fromEntries(names.map((n) => [n, { type: 'number' }])),
+});
+const memorySchema = numbers('heapUsed', 'heapTotal', 'rss', 'external', 'arrayBuffers');
+const collectionsSchema = numbers('jobIndex', 'completedJobs', 'processingTotal', 'queuedTotal', 'temporalIndexTotal');
+const probe = { auth: 'exempt', rateLimitExempt: true } as const;
+
+function uptimeSeconds(): number {
+  return Math.floor(process.uptime());
+}
+
+export function monitoringRoutes(app: FastifyInstance, { broker, config, latency }: RouteDeps, health?: () => HealthExtras): void {
+  const tags = ['monitoring'];
+  app.get(
+    '/health',
+    {
+      config: probe,
+      schema: {
+        summary: 'Detailed health',
+        tags,
+        response: {
+          200: okWith({
+            status: { type: 'string' },
+            uptime: { type: 'integer' },
+            version: { type: 'string' },
+            queues: numbers('waiting', 'active', 'delayed', 'completed', 'dlq'),
+            connections: numbers('tcp', 'ws', 'sse'),
+            memory: numbers('heapUsed', 'heapTotal', 'rss'),
+          }),
+        },
+      },
+    },
+    async () => {
+      const s = broker.stats(Date.now());
+      const { heapUsed, heapTotal, rss } = memoryMb();
+      return {
+        ok: true,
+        status: 'healthy',
+        uptime: uptimeSeconds(),
+        version,
+        queues: { waiting: s.queued, active: s.processing, delayed: s.delayed, completed: s.completed, dlq: s.dlq },
+        connections: { tcp: 0, ws: connections.ws, sse: connections.sse },
+        memory: { heapUsed, heapTotal, rss },
+        ...(health ? health() : {}),
+      };
+    },
+  );
+
+  for (const path of ['/healthz', '/live']) {
+    app.get(path, { config: probe, schema: { summary: 'Liveness probe (text OK)', tags, produces: ['text/plain'] } }, async (_request, reply) =>
+      reply.type('text/plain').send('OK'),
+    );
+  }
+
+  app.get(
+    '/ready',
+    { config: probe, schema: { summary: 'Readiness probe', tags, response: { 200: okWith({ ready: { type: 'boolean' } }), 503: { type: 'object' } } } },
+    async (_request, reply) => {
+      if (broker.ready) return { ok: true, ready: true };
+      reply.code(503);
+      return { ok: false, ready: false };
+    },
+  );
+
+  app.get(
+    '/stats',
+    {
+      schema: {
+        summary: 'Server statistics',
+        tags,
+        response: {
+          200: okWith({
+            stats: numbers('queued', 'processing', 'delayed', 'dlq', 'completed', 'uptime', 'pushPerSec', 'pullPerSec', 'totalPushed', 'totalPulled', 'totalCompleted', 'totalFailed'),
+            memory: memorySchema,
+            collections: collectionsSchema,
+          }),
+        },
+      },
+    },
+    async () => {
+      const s = broker.stats(Date.now());
+      return {
+        ok: true,
+        stats: {
+          queued: s.queued,
+          processing: s.processing,
+          delayed: s.delayed,
+          dlq: s.dlq,
+          completed: s.completed,
+          uptime: uptimeSeconds(),
+          pushPerSec: s.pushPerSec,
+          pullPerSec: s.pullPerSec,
+          totalPushed: s.totalPushed,
+          totalPulled: s.totalPulled,
+          totalCompleted: s.totalCompleted,
+          totalFailed: s.totalFailed,
+        },
+        memory: memoryMb(),
+        collections: collections(s),
+      };
+    },
+  );
+
+  app.get(
+    '/metrics',
+    { schema: { summary: 'Throughput counters (JSON)', tags, response: { 200: okWith({ metrics: numbers('totalPushed', 'totalPulled', 'totalCompleted', 'totalFailed') }) } } },
+    async () => {
+      const { totalPushed, totalPulled, totalCompleted, totalFailed } = broker.stats(Date.now());
+      return { ok: true, metrics: { totalPushed, totalPulled, totalCompleted, totalFailed } };
+    },
+  );
+
+  app.get(
+    '/prometheus',
+    { config: { auth: 'metrics' }, schema: { summary: 'Prometheus text format', tags, produces: ['text/plain'] } },
+    async (_request, reply) =>
+      reply
+        .type('text/plain; version=0.0.4; charset=utf-8')
+        .send(renderPrometheus(config.metricsPrefix, broker, latency, Date.now())),
+  );
+}

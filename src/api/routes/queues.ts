@@ -1,0 +1,158 @@
+// Queue routes (SPEC section 4 "queue actions" and "DLQ"):
+//   GET  /queues                       → {ok, queues: [{name, paused, counts}]}
+//   GET  /queues/:q/counts             → {ok, counts}
+//   POST /queues/:q/pause | resume     → {ok}
+//   GET  /queues/:q/paused             → {ok, paused}
+//   POST /queues/:q/drain              remove waiting + delayed → {ok, removed}
+//   POST /queues/:q/clean              {grace, state, limit} → {ok, removed: [ids]}
+//   POST /queues/:q/obliterate         → {ok}
+//   POST /queues/:q/promote-jobs       {count?} → {ok, promoted}
+//   GET  /queues/:q/dlq                ?start=&length= → {ok, jobs, count}
+//   POST /queues/:q/dlq/retry          {id?} (absent = all) → {ok, retried}
+//   POST /queues/:q/dlq/purge          → {ok, purged}
+
+import type { FastifyInstance } from 'fastify';
+import { emptyBodyAsObject } from '../body.js';
+import { ctxOf } from '../context.js';
+import { sendOutcome } from '../errors.js';
+import { counts, errorResponses, jobId, jobView, okResponse, okWith, pageQuery, queueParams } from '../schemas.js';
+import type { RouteDeps } from './types.js';
+
+type QueueParams = { queue: string };
+
+const cleanBody = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    grace: { type: 'integer', minimum: 0, description: 'Only jobs finished at least this many ms ago' },
+    state: { type: 'string', description: 'completed, failed, waiting, delayed, …' },
+    limit: { type: 'integer', minimum: 0, description: 'Most jobs to remove (0 = no limit)' },
+  },
+} as const;
+const promoteJobsBody = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { count: { type: 'integer', minimum: 1, description: 'Most delayed jobs to promote' } },
+} as const;
+const dlqRetryBody = { type: 'object', additionalProperties: false, properties: { id: jobId } } as const;
+const dlqQuery = { type: 'object', additionalProperties: false, properties: pageQuery(10) } as const;
+
+export function queueRoutes(app: FastifyInstance, { broker }: RouteDeps): void {
+  const tags = ['queues'];
+  app.get(
+    '/queues',
+    {
+      schema: {
+        summary: 'Every queue with its counts',
+        tags,
+        response: {
+          200: okWith({
+            queues: {
+              type: 'array',
+              items: { type: 'object', properties: { name: { type: 'string' }, paused: { type: 'boolean' }, counts } },
+            },
+          }),
+        },
+      },
+    },
+    async () => ({ ok: true, queues: broker.listQueues() }),
+  );
+
+  app.get<{ Params: QueueParams }>(
+    '/queues/:queue/counts',
+    { schema: { summary: 'Job counts by state', tags, params: queueParams, response: { 200: okWith({ counts }), ...errorResponses } } },
+    async (request) => ({ ok: true, counts: broker.counts(request.params.queue) }),
+  );
+
+  const simple = { params: queueParams, response: { 200: okResponse, ...errorResponses } };
+  app.post<{ Params: QueueParams }>('/queues/:queue/pause', { schema: { summary: 'Pause a queue', tags, ...simple } }, async (request, reply) =>
+    sendOutcome(reply, await broker.pause(request.params.queue, ctxOf(request))),
+  );
+  app.post<{ Params: QueueParams }>('/queues/:queue/resume', { schema: { summary: 'Resume a queue', tags, ...simple } }, async (request, reply) =>
+    sendOutcome(reply, await broker.resume(request.params.queue, ctxOf(request))),
+  );
+  app.get<{ Params: QueueParams }>(
+    '/queues/:queue/paused',
+    { schema: { summary: 'Whether a queue is paused', tags, params: queueParams, response: { 200: okWith({ paused: { type: 'boolean' } }), ...errorResponses } } },
+    async (request) => ({ ok: true, paused: broker.isPaused(request.params.queue) }),
+  );
+  app.post<{ Params: QueueParams }>(
+    '/queues/:queue/drain',
+    { schema: { summary: 'Remove waiting and delayed jobs', tags, params: queueParams, response: { 200: okWith({ removed: { type: 'integer' } }), ...errorResponses } } },
+    async (request, reply) => sendOutcome(reply, await broker.drain(request.params.queue, ctxOf(request)), (o) => ({ removed: o.removed })),
+  );
+  app.post<{ Params: QueueParams; Body: object }>(
+    '/queues/:queue/clean',
+    {
+      preValidation: emptyBodyAsObject,
+      schema: {
+        summary: 'Remove finished jobs older than grace',
+        tags,
+        params: queueParams,
+        body: cleanBody,
+        response: { 200: okWith({ removed: { type: 'array', items: { type: 'string' } } }), ...errorResponses },
+      },
+    },
+    async (request, reply) =>
+      sendOutcome(reply, await broker.clean(request.params.queue, request.body, ctxOf(request)), (o) => ({ removed: o.removed })),
+  );
+  app.post<{ Params: QueueParams }>('/queues/:queue/obliterate', { schema: { summary: 'Remove the queue and all its jobs', tags, ...simple } }, async (request, reply) =>
+    sendOutcome(reply, await broker.obliterate(request.params.queue, ctxOf(request))),
+  );
+  app.post<{ Params: QueueParams; Body: object }>(
+    '/queues/:queue/promote-jobs',
+    {
+      preValidation: emptyBodyAsObject,
+      schema: {
+        summary: 'Move delayed jobs to waiting',
+        tags,
+        params: queueParams,
+        body: promoteJobsBody,
+        response: { 200: okWith({ promoted: { type: 'integer' } }), ...errorResponses },
+      },
+    },
+    async (request, reply) =>
+      sendOutcome(reply, await broker.promoteJobs(request.params.queue, request.body, ctxOf(request)), (o) => ({ promoted: o.promoted })),
+  );
+  dlqRoutes(app, broker);
+}
+
+function dlqRoutes(app: FastifyInstance, broker: RouteDeps['broker']): void {
+  const tags = ['dlq'];
+  app.get<{ Params: QueueParams; Querystring: { start: number; length: number } }>(
+    '/queues/:queue/dlq',
+    {
+      schema: {
+        summary: 'Jobs in the dead-letter queue',
+        tags,
+        params: queueParams,
+        querystring: dlqQuery,
+        response: { 200: okWith({ jobs: { type: 'array', items: jobView }, count: { type: 'integer' } }), ...errorResponses },
+      },
+    },
+    async (request) => {
+      const { jobs, count } = broker.dlq(request.params.queue, request.query.start, request.query.length);
+      return { ok: true, jobs, count };
+    },
+  );
+  app.post<{ Params: QueueParams; Body: { id?: string } }>(
+    '/queues/:queue/dlq/retry',
+    {
+      preValidation: emptyBodyAsObject,
+      schema: {
+        summary: 'Retry one ({id}) or every job of the DLQ',
+        tags,
+        params: queueParams,
+        body: dlqRetryBody,
+        response: { 200: okWith({ retried: { type: 'integer' } }), ...errorResponses },
+      },
+    },
+    async (request, reply) =>
+      sendOutcome(reply, await broker.dlqRetry(request.params.queue, request.body.id, ctxOf(request)), (o) => ({ retried: o.retried })),
+  );
+  app.post<{ Params: QueueParams }>(
+    '/queues/:queue/dlq/purge',
+    { schema: { summary: 'Remove every job of the DLQ', tags, params: queueParams, response: { 200: okWith({ purged: { type: 'integer' } }), ...errorResponses } } },
+    async (request, reply) => sendOutcome(reply, await broker.dlqPurge(request.params.queue, ctxOf(request)), (o) => ({ purged: o.purged })),
+  );
+}

@@ -1,0 +1,92 @@
+// buildServer: the fastify application of tapeq's HTTP API (SPEC section 4). It never listens;
+// the composition root calls `app.listen`, tests use `inject` or listen on port 0.
+//
+// Request pipeline, in order:
+//   onRequest  rate limit (429) → auth (401, sets request.actor)
+//   parse      JSON body, bounded by config.bodyBytesMax (400 / 413)
+//   validate   route JSON schemas (400 naming the field)
+//   handler    one broker call; its Outcome is mapped to a status by errors.ts
+//   onSend     CORS origin header on every response; JSON Content-Type normalised
+// A request rejected at any step before the handler never reaches the broker, so nothing is
+// appended for it. The real-time plugin (deps.realtime) is registered after the hooks, so auth,
+// CORS and rate limiting apply to SSE and WebSocket upgrades as well.
+
+import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
+import type { BrokerApi } from '../broker/types.js';
+import type { Config } from '../config.js';
+import { jobIdLengthMax, queueNameLengthMax } from '../constants.js';
+import { registerAuth } from './auth.js';
+import { registerBodyParser } from './body.js';
+import { registerCors } from './cors.js';
+import { envelope } from './errors.js';
+import { registerHttpErrors } from './http-errors.js';
+import { registerDocs, registerOpenApi } from './openapi.js';
+import { createLatencyMetrics } from './prometheus.js';
+import { registerRateLimit } from './rate-limit.js';
+import { debugRoutes } from './routes/debug.js';
+import { jobActionRoutes } from './routes/job-actions.js';
+import { jobUpdateRoutes } from './routes/job-updates.js';
+import { jobRoutes } from './routes/jobs.js';
+import { type HealthExtras, monitoringRoutes } from './routes/monitoring.js';
+import { queueRoutes } from './routes/queues.js';
+import type { RouteDeps } from './routes/types.js';
+import { workerRoutes } from './routes/workers.js';
+import { schemaErrorFormatter, validatorCompiler } from './validation.js';
+
+export type { HealthExtras } from './routes/monitoring.js';
+
+export interface ServerDeps {
+  broker: BrokerApi;
+  config: Config;
+  logger?: boolean;
+  /** Extra fields merged into GET /health. */
+  health?: () => HealthExtras;
+  /** The real-time plugin (SSE /events, WebSocket /ws), registered in its own scope. */
+  realtime?: (app: FastifyInstance) => Promise<void>;
+}
+
+/**
+ * Longest path parameter the router accepts. Larger than any valid queue name or job id so an
+ * over-long name reaches validation and gets "queue must be at most 128 characters" instead of
+ * a bare 404; the URL as a whole is still bounded by Node's header size limit.
+ */
+const paramLengthMax = 4 * Math.max(queueNameLengthMax, jobIdLengthMax);
+
+export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
+  const { broker, config } = deps;
+  const app = Fastify({
+    logger: deps.logger ?? false,
+    bodyLimit: config.bodyBytesMax,
+    routerOptions: { maxParamLength: paramLengthMax },
+    schemaErrorFormatter,
+    return503OnClosing: true,
+    frameworkErrors: (error, _request, reply) => {
+      (reply as FastifyReply).code(400).send(envelope(error.message));
+    },
+  });
+  app.setValidatorCompiler(validatorCompiler);
+  // Responses are written as the handlers built them; response schemas are documentation only.
+  app.setSerializerCompiler(() => (data) => JSON.stringify(data));
+
+  registerHttpErrors(app);
+  registerBodyParser(app, config);
+  registerRateLimit(app, config);
+  registerAuth(app, config, broker);
+  registerCors(app, config);
+  await registerOpenApi(app);
+
+  const routeDeps: RouteDeps = { broker, config, latency: createLatencyMetrics()};
+  jobRoutes(app, routeDeps);
+  jobActionRoutes(app, routeDeps);
+  jobUpdateRoutes(app, routeDeps);
+  queueRoutes(app, routeDeps);
+  workerRoutes(app, routeDeps);
+  monitoringRoutes(app, routeDeps, deps.health);
+  debugRoutes(app, routeDeps);
+  if (deps.realtime) {
+    const realtime = deps.realtime;
+    await app.register(async (scope) => realtime(scope));
+  }
+  await registerDocs(app);
+  return app;
+}

@@ -1,0 +1,109 @@
+// Request validation: the route JSON schemas are compiled by two Ajv instances, and Ajv's errors
+// become one-line messages that name the field (`priority must be an integer`).
+//
+// Bodies are validated strictly (no type coercion: `"5"` is not a number, `true` is not 1) and
+// unknown fields are rejected, never silently stripped. Querystrings and path params arrive as
+// text, so that instance coerces them to the schema's types. Only the first error is reported.
+
+import { Ajv, type ErrorObject, type Options } from 'ajv';
+import type { FastifySchemaCompiler, FastifySchemaValidationError, FastifyServerOptions } from 'fastify';
+import { queueNamePattern } from '../constants.js';
+import { LIST_STATUSES, statusesPattern } from './schemas.js';
+import { workerMethodPattern, workerUrlPattern } from './worker-validation.js';
+
+const shared: Options = {
+  removeAdditional: false,
+  useDefaults: true,
+  allErrors: false,
+  verbose: true,
+  allowUnionTypes: true,
+  strictTypes: false,
+  // OpenAPI annotations that Ajv does not know.
+  keywords: ['example'],
+};
+const bodyAjv = new Ajv({ ...shared, coerceTypes: false });
+const textAjv = new Ajv({ ...shared, coerceTypes: true });
+
+export const validatorCompiler: FastifySchemaCompiler<unknown> = ({ schema, httpPart }) => {
+  const ajv = httpPart === 'body' ? bodyAjv : textAjv;
+  return ajv.compile(schema as object);
+};
+
+/** Plain words for the patterns our schemas use (Ajv would quote the regex). */
+const PATTERN_WORDS: ReadonlyMap<string, string> = new Map([
+  [queueNamePattern.source, 'must contain only letters, digits, ".", "_", "-" and ":"'],
+  [workerMethodPattern, 'must be POST, PUT or PATCH'],
+  [workerUrlPattern, 'must be a valid http or https URL'],
+  [statusesPattern, `must be a comma-separated list of: ${LIST_STATUSES.join(', ')}`],
+]);
+
+const ARTICLE_TYPES: Readonly<Record<string, string>> = {
+  integer: 'an integer',
+  object: 'an object',
+  array: 'an array',
+  number: 'a number',
+  string: 'a string',
+  boolean: 'a boolean',
+  null: 'null',
+};
+
+function fieldPath(instancePath: string, leaf: unknown, dataVar: string): string {
+  const parts = instancePath.split('/').slice(1);
+  if (typeof leaf === 'string') parts.push(leaf);
+  if (parts.length === 0) return dataVar;
+  return parts
+    .map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'))
+    .reduce((path, p) => (/^\d+$/.test(p) ? `${path}[${p}]` : path === '' ? p : `${path}.${p}`), '');
+}
+
+function describe(error: ErrorObject): string {
+  const p = error.params as Record<string, unknown>;
+  switch (error.keyword) {
+    case 'required':
+      return 'is required';
+    case 'additionalProperties':
+      return 'is not an allowed field';
+    case 'type': {
+      const types = Array.isArray(p.type) ? p.type : String(p.type).split(',');
+      return `must be ${types.map((t) => ARTICLE_TYPES[t] ?? t).join(' or ')}`;
+    }
+    case 'minimum':
+    case 'maximum':
+    case 'exclusiveMinimum':
+    case 'exclusiveMaximum':
+      return `must be ${String(p.comparison)} ${String(p.limit)}`;
+    case 'minLength':
+      return p.limit === 1 ? 'must not be empty' : `must be at least ${String(p.limit)} characters`;
+    case 'maxLength':
+      return `must be at most ${String(p.limit)} characters`;
+    case 'minItems':
+      return `must have at least ${String(p.limit)} items`;
+    case 'maxItems':
+      return `must have at most ${String(p.limit)} items`;
+    case 'pattern':
+      return PATTERN_WORDS.get(String(p.pattern)) ?? `must match ${String(p.pattern)}`;
+    case 'enum':
+      return `must be one of: ${(p.allowedValues as unknown[]).map(String).join(', ')}`;
+    case 'oneOf':
+    case 'anyOf': {
+      const description = (error.parentSchema as { description?: unknown } | undefined)?.description;
+      return typeof description === 'string' ? `must be ${description}` : 'has an invalid shape';
+    }
+    default:
+      return error.message ?? 'is invalid';
+  }
+}
+
+/** A validation error Fastify reports as 400 with `message` as the envelope's error text. */
+export const schemaErrorFormatter: NonNullable<FastifyServerOptions['schemaErrorFormatter']> = (
+  errors: FastifySchemaValidationError[],
+  dataVar: string,
+): Error => {
+  // With oneOf/anyOf, Ajv lists the failed branches before the combinator; report the combinator.
+  const first = errors.find((e) => e.keyword === 'oneOf' || e.keyword === 'anyOf') ?? errors[0];
+  if (!first) return new Error(`${dataVar} is invalid`);
+  const error = first as ErrorObject;
+  const p = error.params as Record<string, unknown>;
+  const leaf = error.keyword === 'required' ? p.missingProperty : error.keyword === 'additionalProperties' ? p.additionalProperty : undefined;
+  return new Error(`${fieldPath(error.instancePath, leaf, dataVar)} ${describe(error)}`);
+};
