@@ -1,0 +1,200 @@
+// Push-worker dispatcher (SPEC section 6): one WorkerRunner per registered worker, woken by the
+// records the broker applies. No polling: every pull is caused by a record, a freed slot or a
+// runner's own limiter/backoff timer.
+//
+// Which records wake whom (credit = jobs that may have become pullable in that queue):
+//
+//   workerRegistered   create the runner, or reconfigure it (new calls use the new config)  ∞
+//   workerRemoved      stop the runner: running calls finish, nothing new starts
+//   pushed (waiting)   +1          promoted  +jobIds     released / retried  +1
+//   stalled (requeued) +1          failed (RETRY, due now)  +1               queueResumed  ∞
+//   completed, removed (any queue) may release dependents anywhere: runners whose queue has
+//                      waiting jobs get +1 (checked through `counts`, after the batch)
+//
+// A removed runner's late pulls (a pull in flight when the removal was applied) are handed to a
+// successor registered meanwhile, else released back to the queue with `releaseOwner` once the
+// removed runner is idle (so its running calls keep their locks).
+//
+// Retention: see ./retention.ts for how a worker's removeOnComplete / removeOnFail are applied.
+//
+// close() stops every runner, waits for running calls to be acked or failed (each bounded by its
+// endpoint timeout), then closes the HTTP pools. start() and close() are each called once.
+
+import type { BrokerApi, WorkerConfig } from '../broker/types.js';
+import { FailOutcome, JobState, StallOutcome, type LogRecord } from '../record/types.js';
+import { HttpClient } from './http-client.js';
+import {
+  checkWorkerLimits,
+  workerConnectionsPerOriginMax,
+  workerConnectTimeoutMs,
+  workerKeepAliveMs,
+} from './limits.js';
+import { WorkerRunner, type OrphanJob } from './worker-runner.js';
+
+/** What the dispatcher needs from the broker: its API plus the applied-records feed. */
+export interface DispatcherBroker extends BrokerApi {
+  onRecords(listener: (records: LogRecord[]) => void): unknown;
+}
+
+export interface DispatcherOptions {
+  broker: DispatcherBroker;
+  logger?: (line: string) => void;
+  /** Milliseconds since the epoch; the broker's clock in tests. */
+  clock?: () => number;
+}
+
+export class WorkerDispatcher {
+  readonly #broker: DispatcherBroker;
+  readonly #logger: (line: string) => void;
+  readonly #now: () => number;
+  readonly #client: HttpClient;
+  readonly #runners = new Map<string, WorkerRunner>();
+  readonly #stopping = new Set<Promise<void>>();
+  #unsubscribe: (() => void) | null = null;
+  #started = false;
+  #closed = false;
+
+  constructor(options: DispatcherOptions) {
+    checkWorkerLimits();
+    this.#broker = options.broker;
+    this.#logger = options.logger ?? ((line: string) => console.error(line));
+    this.#now = options.clock ?? Date.now;
+    this.#client = new HttpClient({
+      connectionsPerOriginMax: workerConnectionsPerOriginMax,
+      keepAliveMs: workerKeepAliveMs,
+      connectTimeoutMs: workerConnectTimeoutMs,
+    });
+  }
+
+  /** The HTTP client the runners share (the benchmark calls endpoints through the same pools). */
+  get client(): HttpClient {
+    return this.#client;
+  }
+
+  start(): void {
+    if (this.#started) throw new Error('WorkerDispatcher.start called twice');
+    this.#started = true;
+    const off = this.#broker.onRecords((records) => this.#onRecords(records));
+    if (typeof off === 'function') this.#unsubscribe = off as () => void;
+    for (const config of this.#broker.workers()) this.#register(config);
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#unsubscribe?.();
+    for (const queue of [...this.#runners.keys()]) this.#remove(queue);
+    while (this.#stopping.size > 0) await Promise.all([...this.#stopping]);
+    await this.#client.close();
+  }
+
+  /** Calls running per worker queue (for stats and tests). */
+  inFlight(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const [queue, runner] of this.#runners) out[queue] = runner.inFlight;
+    return out;
+  }
+
+  #onRecords(records: LogRecord[]): void {
+    if (this.#closed) return;
+    let settled = false;
+    for (const record of records) {
+      const body = record.body;
+      switch (body.type) {
+        case 'workerRegistered': {
+          const config = this.#broker.workers().find((w) => w.queue === body.queue);
+          if (config !== undefined) this.#register(config);
+          break;
+        }
+        case 'workerRemoved':
+          this.#remove(body.queue);
+          break;
+        case 'pushed':
+          if (body.state === JobState.WAITING) this.#wake(body.job.queue, 1);
+          break;
+        case 'promoted':
+          this.#wake(body.queue, body.jobIds.length);
+          break;
+        case 'released':
+        case 'retried':
+          this.#wake(body.queue, 1);
+          break;
+        case 'stalled':
+          if (body.outcome === StallOutcome.REQUEUED) this.#wake(body.queue, 1);
+          break;
+        case 'failed':
+          if (body.outcome === FailOutcome.RETRY && body.runAt <= record.timestamp) this.#wake(body.queue, 1);
+          break;
+        case 'queueResumed':
+          this.#wake(body.queue, Number.POSITIVE_INFINITY);
+          break;
+        case 'completed':
+        case 'removed':
+          settled = true;
+          break;
+        default:
+          break;
+      }
+    }
+    if (settled) this.#wakeWhereWaiting();
+  }
+
+  #wake(queue: string, credit: number): void {
+    this.#runners.get(queue)?.wake(credit);
+  }
+
+  /** A settled dependency may have made jobs waiting in any queue; idle runners check theirs. */
+  #wakeWhereWaiting(): void {
+    for (const runner of this.#runners.values()) {
+      if (runner.inFlight >= runner.config.opts.concurrency) continue;
+      if (this.#broker.counts(runner.queue).waiting > 0) runner.wake(1);
+    }
+  }
+
+  #register(config: WorkerConfig): void {
+    const existing = this.#runners.get(config.queue);
+    if (existing !== undefined) {
+      existing.reconfigure(config);
+    } else {
+      const runner = new WorkerRunner(config, {
+        broker: this.#broker,
+        client: this.#client,
+        logger: this.#logger,
+        now: this.#now,
+      });
+      this.#runners.set(config.queue, runner);
+      runner.wake(Number.POSITIVE_INFINITY);
+    }
+    this.#prunePools();
+  }
+
+  #remove(queue: string): void {
+    const runner = this.#runners.get(queue);
+    if (runner === undefined) return;
+    this.#runners.delete(queue);
+    const stopped = runner.stop().then((orphans) => this.#rehome(runner, orphans));
+    this.#stopping.add(stopped);
+    void stopped.finally(() => {
+      this.#stopping.delete(stopped);
+      this.#prunePools();
+    });
+  }
+
+  async #rehome(runner: WorkerRunner, orphans: OrphanJob[]): Promise<void> {
+    if (orphans.length === 0) return;
+    const successor = this.#closed ? undefined : this.#runners.get(runner.queue);
+    if (successor !== undefined) {
+      for (const orphan of orphans) successor.adopt(orphan);
+      return;
+    }
+    await this.#broker.releaseOwner(runner.owner, 'worker removed').catch((error: unknown) => {
+      this.#logger(`tapeq: worker ${runner.queue}: releasing late pulls failed: ${String(error)}`);
+    });
+  }
+
+  #prunePools(): void {
+    const origins = new Set<string>();
+    for (const runner of this.#runners.values()) origins.add(new URL(runner.config.endpoint.url).origin);
+    if (!this.#closed) this.#client.prune(origins);
+  }
+}

@@ -1,0 +1,256 @@
+// One registered push worker: pulls jobs of its queue and calls its endpoint, within its
+// concurrency, its start-rate limiter and its own backoff.
+//
+//   wake(credit) ─▶ pump ─▶ pull (timeoutMs 0, lock = timeout + margin) ─▶ call ─▶ ack | fail
+//                    ▲                                                        │
+//                    └──────────────── a slot frees / a timer fires ◀─────────┘
+//
+// Invariants:
+// - inFlight + pulling <= concurrency: a pull holds a slot, so the endpoint never sees more than
+//   `concurrency` calls of this worker at once (a replaced worker's lower concurrency applies to
+//   new pulls; calls already running finish).
+// - `credit` estimates how many jobs records made available (Infinity = unknown, pull until the
+//   queue answers empty). Nothing polls: without credit, a free slot or a timer, nothing runs.
+//   A pull that finds the queue empty drops the credit, unless a wake arrived meanwhile.
+// - Backoff: calls that got no answer at all (network error, timeout) pause new pulls for 100 ms,
+//   doubling per consecutive unanswered round up to 5 s; any answer resets it. Calls that were
+//   already running when the pause began do not escalate it again. The job's own retry delay is
+//   the broker's business (fail → backoff → DLQ).
+// - A late ack/fail (LOCK_MISMATCH, NOT_ACTIVE: the attempt stalled or the job was cancelled) is
+//   logged and dropped; the broker guarantees it cannot complete a newer attempt.
+// - After stop(): no pull or call starts. A pull that was already on its way and returns a job
+//   after stop is not called; the owner's jobs are released once the runner is idle (see
+//   WorkerDispatcher, which decides whether a successor takes them instead).
+//
+// Methods are synchronous; the async work (pulls, calls, acks) overlaps freely and only touches
+// the counters above from the event loop's single thread.
+
+import type { BrokerApi, Ctx, JobView, WorkerConfig } from '../broker/types.js';
+import { workerErrorBodyChars, workerResponseBytesMax } from '../constants.js';
+import type { HttpClient } from './http-client.js';
+import { StartLimiter } from './limiter.js';
+import { workerBackoffMsFirst, workerBackoffMsMax, workerLockMarginMs } from './limits.js';
+import { judge } from './response.js';
+
+export interface RunnerDeps {
+  broker: BrokerApi;
+  client: HttpClient;
+  logger: (line: string) => void;
+  now: () => number;
+}
+
+/** A job pulled by a runner that was stopped before it could call the endpoint. */
+export interface OrphanJob {
+  job: JobView;
+  token: string;
+}
+
+export class WorkerRunner {
+  readonly queue: string;
+  readonly owner: string;
+  readonly #deps: RunnerDeps;
+  readonly #ctx: Ctx;
+  #config: WorkerConfig;
+  #limiter: StartLimiter | null;
+  #inFlight = 0;
+  #pulling = 0;
+  #credit = 0;
+  #wakeSeq = 0;
+  #pumpQueued = false;
+  #stopped = false;
+  #timer: NodeJS.Timeout | null = null;
+  #timerAtMs = 0;
+  #unansweredRounds = 0;
+  #pausedUntilMs = 0;
+  #pauseSetAtMs = Number.NEGATIVE_INFINITY;
+  readonly #orphans: OrphanJob[] = [];
+  readonly #idleWaiters: Array<() => void> = [];
+
+  constructor(config: WorkerConfig, deps: RunnerDeps) {
+    this.queue = config.queue;
+    this.owner = `worker:${config.queue}`;
+    this.#deps = deps;
+    this.#ctx = { actor: { name: 'worker', address: '' }, owner: this.owner };
+    this.#config = config;
+    this.#limiter = config.opts.limiter === null ? null : new StartLimiter(config.opts.limiter);
+  }
+
+  get config(): WorkerConfig {
+    return this.#config;
+  }
+
+  get inFlight(): number {
+    return this.#inFlight;
+  }
+
+  /** A replaced registration: new pulls and calls use it; running calls keep theirs. */
+  reconfigure(config: WorkerConfig): void {
+    this.#config = config;
+    const limiter = config.opts.limiter;
+    if (limiter === null) this.#limiter = null;
+    else if (this.#limiter === null) this.#limiter = new StartLimiter(limiter);
+    else this.#limiter.reconfigure(limiter);
+    this.wake(Number.POSITIVE_INFINITY);
+  }
+
+  /** `credit` jobs may have become available (Infinity when unknown). Coalesced per tick. */
+  wake(credit: number): void {
+    if (this.#stopped || credit <= 0) return;
+    this.#credit += credit;
+    this.#wakeSeq += 1;
+    this.#schedulePump();
+  }
+
+  /** No new pulls or calls; resolves with the jobs pulled too late, once running calls ended. */
+  stop(): Promise<OrphanJob[]> {
+    this.#stopped = true;
+    this.#clearTimer();
+    return new Promise((resolve) => {
+      this.#idleWaiters.push(() => resolve(this.#orphans.splice(0)));
+      this.#settle();
+    });
+  }
+
+  /** Starts a call for a job some other runner pulled (a removed predecessor's orphan). */
+  adopt(orphan: OrphanJob): void {
+    this.#startCall(orphan.job, orphan.token);
+  }
+
+  #schedulePump(): void {
+    if (this.#pumpQueued) return;
+    this.#pumpQueued = true;
+    queueMicrotask(() => {
+      this.#pumpQueued = false;
+      this.#pump();
+    });
+  }
+
+  #pump(): void {
+    if (this.#stopped) return;
+    const now = this.#deps.now();
+    if (now < this.#pausedUntilMs) {
+      this.#armTimer(this.#pausedUntilMs - now, now);
+      return;
+    }
+    while (this.#credit > 0 && this.#inFlight + this.#pulling < this.#config.opts.concurrency) {
+      if (this.#limiter !== null) {
+        const waitMs = this.#limiter.tryReserve(now);
+        if (waitMs > 0) {
+          if (Number.isFinite(waitMs)) this.#armTimer(waitMs, now);
+          return;
+        }
+      }
+      this.#credit -= 1;
+      this.#pulling += 1;
+      void this.#pullOne(this.#wakeSeq);
+    }
+  }
+
+  async #pullOne(wakeSeqAtStart: number): Promise<void> {
+    const lockMs = this.#config.endpoint.timeout + workerLockMarginMs;
+    const startedAtMs = this.#deps.now();
+    let pulled: { job: JobView; token: string } | null = null;
+    let pullFailed = false;
+    try {
+      const out = await this.#deps.broker.pull(this.queue, { timeoutMs: 0, lockMs }, this.#ctx);
+      if (!out.ok) {
+        pullFailed = true;
+        this.#deps.logger(`tapeq: worker ${this.queue}: pull refused: ${out.code} ${out.error}`);
+      } else if (out.job !== null && out.token !== null) {
+        pulled = { job: out.job, token: out.token };
+      }
+    } catch (error) {
+      pullFailed = true;
+      this.#deps.logger(`tapeq: worker ${this.queue}: pull threw: ${String(error)}`);
+    }
+    this.#pulling -= 1;
+    if (pulled === null) {
+      this.#limiter?.unused();
+      if (pullFailed) {
+        this.#credit += 1;
+        this.#pause(this.#deps.now(), startedAtMs);
+      } else if (this.#wakeSeq === wakeSeqAtStart) {
+        this.#credit = 0;
+      }
+    } else if (this.#stopped) {
+      this.#limiter?.unused();
+      this.#orphans.push(pulled);
+    } else {
+      this.#startCall(pulled.job, pulled.token);
+    }
+    this.#schedulePump();
+    this.#settle();
+  }
+
+  #startCall(job: JobView, token: string): void {
+    const startedAtMs = this.#deps.now();
+    this.#limiter?.started(startedAtMs);
+    this.#inFlight += 1;
+    void this.#call(job, token, this.#config, startedAtMs).finally(() => {
+      this.#inFlight -= 1;
+      this.#schedulePump();
+      this.#settle();
+    });
+  }
+
+  async #call(job: JobView, token: string, config: WorkerConfig, startedAtMs: number): Promise<void> {
+    const { url, method, headers, timeout } = config.endpoint;
+    const outcome = await this.#deps.client.call({
+      url,
+      method,
+      headers,
+      body: JSON.stringify({ job, token }),
+      timeoutMs: timeout,
+      responseBytesMax: workerResponseBytesMax,
+    });
+    const verdict = judge(outcome, method, url, workerErrorBodyChars);
+    if (verdict.kind === 'fail' && !verdict.answered) this.#pause(this.#deps.now(), startedAtMs);
+    else this.#unansweredRounds = 0;
+    try {
+      const out =
+        verdict.kind === 'ack'
+          ? await this.#deps.broker.ack(job.id, { result: verdict.result, token }, this.#ctx)
+          : await this.#deps.broker.fail(job.id, { error: verdict.reason, token }, this.#ctx);
+      if (!out.ok) {
+        const late = out.code === 'LOCK_MISMATCH' || out.code === 'NOT_ACTIVE';
+        this.#deps.logger(
+          `tapeq: worker ${this.queue}: ${verdict.kind} of job ${job.id} ${late ? 'dropped (late answer)' : 'refused'}: ` +
+            `${out.code} ${out.error}`,
+        );
+      }
+    } catch (error) {
+      this.#deps.logger(`tapeq: worker ${this.queue}: ${verdict.kind} of job ${job.id} threw: ${String(error)}`);
+    }
+  }
+
+  /** Escalates only for calls/pulls that started after the current pause was set (one step per round). */
+  #pause(nowMs: number, callStartedAtMs: number): void {
+    if (callStartedAtMs < this.#pauseSetAtMs) return;
+    this.#unansweredRounds += 1;
+    const exponent = Math.min(this.#unansweredRounds - 1, 16);
+    const pauseMs = Math.min(workerBackoffMsMax, workerBackoffMsFirst * 2 ** exponent);
+    this.#pauseSetAtMs = nowMs;
+    this.#pausedUntilMs = nowMs + pauseMs;
+  }
+
+  #armTimer(delayMs: number, nowMs: number): void {
+    const atMs = nowMs + delayMs;
+    if (this.#timer !== null && this.#timerAtMs <= atMs) return;
+    this.#clearTimer();
+    this.#timerAtMs = atMs;
+    this.#timer = setTimeout(() => {
+      this.#timer = null;
+      this.#pump();
+    }, delayMs);
+  }
+
+  #clearTimer(): void {
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    this.#timer = null;
+  }
+
+  #settle(): void {
+    if (!this.#stopped || this.#inFlight > 0 || this.#pulling > 0) return;
+    for (const resolve of this.#idleWaiters.splice(0)) resolve();
+  }
+}

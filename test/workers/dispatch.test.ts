@@ -1,0 +1,190 @@
+// Push workers end to end: a real broker + API + dispatcher calling real local endpoints.
+import t from 'tap';
+import { FailOutcome } from '../../src/record/types.js';
+import { deadPort, json, sleep, startEndpoint, text, until } from './endpoint.js';
+import { startStack } from './harness.js';
+
+const worker = (queue: string, url: string, extra: Record<string, unknown> = {}, opts: Record<string, unknown> = {}) => ({
+  queue,
+  endpoint: { url, method: 'POST', ...extra },
+  opts,
+});
+
+t.test('json-answer-completes-the-job-with-the-parsed-result', async (t) => {
+  const ep = await startEndpoint((c, res) => json(res, 200, { doubled: (c.body.job.data as { n: number }).n * 2 }));
+  const s = await startStack();
+  t.teardown(async () => {
+    await s.close();
+    await ep.close();
+  });
+  await s.registerWorker(worker('q', ep.url, { headers: { 'x-secret': 's3' } }));
+  const id = await s.push('q', { data: { n: 21 } });
+  await until('completed', () => s.broker.jobState(id) === 'completed');
+  t.strictSame(s.job(id).result, { doubled: 42 });
+  const call = ep.calls[0];
+  t.equal(call?.headers['x-secret'], 's3', 'registered headers are sent');
+  t.equal(call?.headers['content-type'], 'application/json');
+  t.equal(call?.body.job.id, id, 'body carries the job view');
+  t.equal(typeof call?.body.token, 'string');
+  t.ok((call?.body.token ?? '').length > 0, 'and its lock token');
+});
+
+t.test('text-answer-completes-the-job-with-the-text', async (t) => {
+  const ep = await startEndpoint((_c, res) => text(res, 200, 'all done'));
+  const s = await startStack();
+  t.teardown(async () => {
+    await s.close();
+    await ep.close();
+  });
+  await s.registerWorker(worker('q', ep.url, { method: 'put' }));
+  const id = await s.push('q', { data: 1 });
+  await until('completed', () => s.broker.jobState(id) === 'completed');
+  t.equal(s.job(id).result, 'all done');
+  t.equal(ep.calls[0]?.method, 'PUT');
+});
+
+t.test('non-2xx-fails-with-status-and-body-start-then-retries-with-backoff-then-dlq', async (t) => {
+  const ep = await startEndpoint((_c, res) => json(res, 500, { boom: 1 }));
+  const s = await startStack();
+  t.teardown(async () => {
+    await s.close();
+    await ep.close();
+  });
+  await s.registerWorker(worker('q', ep.url));
+  const id = await s.push('q', { data: 1, maxAttempts: 3, backoff: 100 });
+  await until('failed for good', () => s.broker.jobState(id) === 'failed');
+  const job = s.job(id);
+  t.equal(job.failedReason, `HTTP 500 from POST ${ep.url}: {"boom":1}`);
+  t.equal(job.attempts, 3);
+  t.equal(ep.calls.length, 3, 'one call per attempt');
+  const gaps = [1, 2].map((i) => (ep.calls[i]?.atMs ?? 0) - (ep.calls[i - 1]?.atMs ?? 0));
+  t.ok((gaps[0] ?? 0) >= 90, `first retry after backoff 100 ms (gap ${gaps[0]})`);
+  t.ok((gaps[1] ?? 0) >= 190, `second retry after exponential 200 ms (gap ${gaps[1]})`);
+  t.equal(s.broker.dlq('q', 0, 10).count, 1, 'the job is in the DLQ');
+  await sleep(20);
+  const failed = (await s.records()).filter((r) => r.body.type === 'failed');
+  t.strictSame(
+    failed.map((r) => (r.body.type === 'failed' ? r.body.outcome : -1)),
+    [FailOutcome.RETRY, FailOutcome.RETRY, FailOutcome.DEAD],
+    'the history shows two retries then dead',
+  );
+});
+
+t.test('connection-refused-fails-with-the-socket-error', async (t) => {
+  const port = await deadPort();
+  const s = await startStack();
+  t.teardown(() => s.close());
+  const url = `http://127.0.0.1:${port}/x`;
+  await s.registerWorker(worker('q', url));
+  const id = await s.push('q', { data: 1, maxAttempts: 1 });
+  await until('failed', () => s.broker.jobState(id) === 'failed');
+  t.equal(s.job(id).failedReason, `connect ECONNREFUSED 127.0.0.1:${port} (POST ${url})`);
+});
+
+t.test('timeout-fails-the-attempt-and-the-late-answer-is-ignored', async (t) => {
+  const ep = await startEndpoint(async (_c, res) => {
+    await sleep(400);
+    if (!res.destroyed) text(res, 200, 'too late');
+  });
+  const s = await startStack();
+  t.teardown(async () => {
+    await s.close();
+    await ep.close();
+  });
+  await s.registerWorker(worker('q', ep.url, { timeout: 150 }));
+  const id = await s.push('q', { data: 1, maxAttempts: 1 });
+  await until('failed', () => s.broker.jobState(id) === 'failed');
+  t.equal(s.job(id).failedReason, `timeout after 150 ms (POST ${ep.url})`);
+  t.equal(s.job(id).result, null);
+});
+
+t.test('slow-body-counts-against-the-timeout', async (t) => {
+  const ep = await startEndpoint(async (_c, res) => {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.write('{"part":');
+    await sleep(600);
+    if (!res.destroyed) res.end('1}');
+  });
+  const s = await startStack();
+  t.teardown(async () => {
+    await s.close();
+    await ep.close();
+  });
+  await s.registerWorker(worker('q', ep.url, { timeout: 200 }));
+  const id = await s.push('q', { data: 1, maxAttempts: 1 });
+  await until('failed', () => s.broker.jobState(id) === 'failed');
+  t.equal(s.job(id).failedReason, `timeout after 200 ms (POST ${ep.url})`);
+});
+
+t.test('invalid-json-from-a-2xx-fails-the-attempt', async (t) => {
+  const ep = await startEndpoint((_c, res) => {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end('not json');
+  });
+  const s = await startStack();
+  t.teardown(async () => {
+    await s.close();
+    await ep.close();
+  });
+  await s.registerWorker(worker('q', ep.url));
+  const id = await s.push('q', { data: 1, maxAttempts: 1 });
+  await until('failed', () => s.broker.jobState(id) === 'failed');
+  t.equal(s.job(id).failedReason, `invalid JSON in HTTP 200 from POST ${ep.url}: not json`);
+});
+
+t.test('answer-for-a-job-cancelled-meanwhile-is-dropped', async (t) => {
+  let release = () => {};
+  const held = new Promise<void>((resolve) => (release = resolve));
+  const ep = await startEndpoint(async (_c, res) => {
+    await held;
+    text(res, 200, 'done');
+  });
+  const s = await startStack();
+  t.teardown(async () => {
+    release();
+    await s.close();
+    await ep.close();
+  });
+  await s.registerWorker(worker('q', ep.url));
+  const id = await s.push('q', { data: 1 });
+  await until('called', () => ep.calls.length === 1);
+  const cancelled = await s.request('DELETE', `/jobs/${id}`);
+  t.equal(cancelled.status, 200);
+  release();
+  await until('dropped line', () => s.lines.some((l) => l.includes(`ack of job ${id} dropped (late answer)`)));
+  t.equal(s.broker.getJob(id), null, 'the cancelled job stays gone');
+  const completed = (await s.records()).filter((r) => r.body.type === 'completed');
+  t.equal(completed.length, 0, 'no completion was written');
+});
+
+t.test('progress-and-logs-with-the-job-token-over-http', async (t) => {
+  const s = await startStack({ authToken: 'admin-token' });
+  let seen: { token: string; id: string } | null = null;
+  const answers: Record<string, number> = {};
+  const ep = await startEndpoint(async (c, res) => {
+    const auth = { authorization: `Bearer ${c.body.token}` };
+    const id = c.body.job.id;
+    seen = { token: c.body.token, id };
+    answers.progress = (await s.request('POST', `/queues/q/jobs/${id}/progress`, 50, auth)).status;
+    answers.log = (await s.request('POST', `/jobs/${id}/logs`, { message: 'half way' }, auth)).status;
+    answers.wrong = (await s.request('POST', `/jobs/${id}/progress`, 60, { authorization: 'Bearer nope' })).status;
+    json(res, 200, 'job-result');
+  });
+  t.teardown(async () => {
+    await s.close();
+    await ep.close();
+  });
+  await s.registerWorker(worker('q', ep.url));
+  const id = await s.push('q', { data: 1 });
+  await until('completed', () => s.broker.jobState(id) === 'completed');
+  t.equal(answers.progress, 200, 'progress accepted while active');
+  t.equal(answers.log, 200, 'log accepted while active');
+  t.equal(s.job(id).progress, 50);
+  t.strictSame(s.broker.getLogs(id, 0, 10), { ok: true, logs: ['half way'], count: 1 });
+  t.equal(s.job(id).result, 'job-result');
+  const token = (seen as { token: string } | null)?.token ?? '';
+  const after = await s.request('POST', `/jobs/${id}/progress`, 70, { authorization: `Bearer ${token}` });
+  t.equal(after.status, 401, 'the job token is refused after completion');
+  t.equal(answers.wrong, 401, 'a wrong token is refused while active');
+  t.equal(s.job(id).progress, 50, 'neither refused call changed the progress');
+});
