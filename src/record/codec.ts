@@ -54,6 +54,46 @@ interface Codec {
   encode: Encoder;
 }
 
+/** uint64 varint → number without protobufjs's LongBits detour (values stay < 2^53). */
+function readU64(r: protobuf.Reader): number {
+  const buf = r.buf;
+  let pos = r.pos;
+  let value = 0;
+  let scale = 1;
+  for (let i = 0; i < 10; i++) {
+    if (pos >= r.len) throw new RangeError('varint overruns record');
+    const b = buf[pos++] as number;
+    value += (b & 0x7f) * scale;
+    if (b < 0x80) {
+      r.pos = pos;
+      return value;
+    }
+    scale *= 128;
+  }
+  throw new RangeError('varint too long');
+}
+
+/** Length-delimited string; short ASCII strings are built in JS (cheaper than a native
+ *  utf8Slice call for the ids and names that make up most of a record). */
+function readString(r: protobuf.Reader): string {
+  const length = r.uint32();
+  const start = r.pos;
+  const end = start + length;
+  if (end > r.len) throw new RangeError('string overruns record');
+  r.pos = end;
+  const buf = r.buf;
+  if (length <= 24) {
+    let out = '';
+    for (let i = start; i < end; i++) {
+      const c = buf[i] as number;
+      if (c >= 0x80) return Buffer.from(buf.buffer, buf.byteOffset + start, length).toString('utf8');
+      out += String.fromCharCode(c);
+    }
+    return out;
+  }
+  return Buffer.from(buf.buffer, buf.byteOffset + start, length).toString('utf8');
+}
+
 /** Generates, from the reflected schema, a decoder that reads straight into one object literal
  *  (every field present: absent optional/message → null, repeated → []) and an encoder that
  *  skips proto3 defaults and nulls. `typeTag` prefixes the literal with `type: '<oneof name>'`. */
@@ -96,12 +136,12 @@ function buildCodec(type: protobuf.Type, cache: Map<string, Codec>, typeTag: str
     if (field.repeated) {
       if (wire !== 2) throw new Error(`proto: packed repeated ${name} unsupported`);
       decls.push(`const ${v} = [];`);
-      cases.push(`case ${field.id}: if ((t & 7) !== 2) break; ${v}.push(r.${method}()); continue;`);
+      cases.push(`case ${field.id}: if ((t & 7) !== 2) break; ${v}.push(${readCall(method)}); continue;`);
       encs.push(`for (const x of ${get}) w.uint32(${tag}).${method}(x);`);
     } else {
       const optional = field.options?.['proto3_optional'] === true || field.partOf?.name.startsWith('_') === true;
       decls.push(`let ${v} = ${optional ? 'null' : dflt};`);
-      cases.push(`case ${field.id}: if ((t & 7) !== ${wire}) break; ${v} = r.${method}(); continue;`);
+      cases.push(`case ${field.id}: if ((t & 7) !== ${wire}) break; ${v} = ${readCall(method)}; continue;`);
       encs.push(optional ? `if (${get} != null) w.uint32(${tag}).${method}(${get});` : `if (${get} !== ${dflt}) w.uint32(${tag}).${method}(${get});`);
     }
   });
@@ -110,11 +150,15 @@ function buildCodec(type: protobuf.Type, cache: Map<string, Codec>, typeTag: str
     return { ${props.join(', ')} }; }`;
   const encodeSrc = `return function (m, w) { ${encs.join('\n')} }`;
   const codec: Codec = {
-    decode: new Function('n', decodeSrc)(nested) as Decoder,
+    decode: new Function('n', 'u64', 'str', decodeSrc)(nested, readU64, readString) as Decoder,
     encode: new Function('n', encodeSrc)(nested) as Encoder,
   };
   cache.set(key, codec);
   return codec;
+}
+
+function readCall(method: string): string {
+  return method === 'uint64' ? 'u64(r)' : method === 'string' ? 'str(r)' : `r.${method}()`;
 }
 
 const codecCache = new Map<string, Codec>();
@@ -186,8 +230,8 @@ export function decodeRecordAt(reader: protobuf.Reader, start: number, end: numb
     while (reader.pos < end) {
       const t = reader.uint32();
       const id = t >>> 3;
-      if (t === 8) offset = reader.uint64() as unknown as number;
-      else if (t === 16) timestamp = reader.uint64() as unknown as number;
+      if (t === 8) offset = readU64(reader);
+      else if (t === 16) timestamp = readU64(reader);
       else if (t === 26) actor = nestedDecode(reader, end, actorCodec.decode);
       else if ((t & 7) === 2 && bodyCodecsById[id] !== undefined) {
         const entry = bodyCodecsById[id];
@@ -231,8 +275,8 @@ export function peekOffsetTimestamp(
   out.timestamp = 0;
   while (reader.pos < end) {
     const tag = reader.uint32();
-    if (tag === 8) out.offset = reader.uint64() as unknown as number;
-    else if (tag === 16) out.timestamp = reader.uint64() as unknown as number;
+    if (tag === 8) out.offset = readU64(reader);
+    else if (tag === 16) out.timestamp = readU64(reader);
     else return;
   }
 }

@@ -1,0 +1,156 @@
+// Log benchmark: append throughput (sync=always and interval, batched and 64 concurrent single
+// appenders), sequential read+decode, and beside them the raw fs ceiling measured in the same
+// run on the same disk (same bytes, same write sizes, one fdatasync per write; sequential read).
+// Run: node build/tools/bench-log.js [--records N]
+
+import { mkdtemp, open, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { Log, type SyncPolicy } from '../src/log/log.js';
+import type { RecordDraft } from '../src/record/types.js';
+import { smallPushDraft } from '../test/fixtures/records.js';
+
+export interface BenchLogOptions {
+  records?: number;
+  batchRecords?: number;
+  /** Batches in flight at once in the batched append runs. */
+  batchesInFlight?: number;
+  concurrentAppenders?: number;
+  dir?: string;
+}
+
+export interface BenchRow {
+  name: string;
+  records: number;
+  seconds: number;
+  recordsPerSec: number;
+  mbPerSec: number;
+}
+
+export interface BenchLogResult {
+  recordBytes: number;
+  rows: BenchRow[];
+}
+
+export async function benchLog(opts: BenchLogOptions = {}): Promise<BenchLogResult> {
+  const records = opts.records ?? 300_000;
+  const batchRecords = opts.batchRecords ?? 1_000;
+  const inFlight = opts.batchesInFlight ?? 4;
+  const appenders = opts.concurrentAppenders ?? 64;
+  const base = opts.dir ?? (await mkdtemp(join(tmpdir(), 'tapeq-bench-')));
+  const drafts: RecordDraft[] = Array.from({ length: records }, (_, i) => smallPushDraft(i));
+  const rows: BenchRow[] = [];
+  let logBytes = 0;
+  try {
+    for (const sync of ['always', 'interval'] as const) {
+      const dir = join(base, `batched-${sync}`);
+      const { seconds, bytes } = await appendBatched(dir, sync, drafts, batchRecords, inFlight);
+      rows.push(row(`append ${sync}, batches of ${batchRecords} (${inFlight} in flight)`, records, seconds, bytes));
+      logBytes = bytes;
+      const single = Math.min(records, 50_000);
+      const s2 = await appendConcurrent(join(base, `single-${sync}`), sync, drafts.slice(0, single), appenders);
+      rows.push(row(`append ${sync}, ${appenders} concurrent single-record appenders`, single, s2.seconds, s2.bytes));
+    }
+    const read = await readAll(join(base, 'batched-always'), records);
+    rows.push(row('read + decode (sequential, from disk)', records, read, logBytes));
+    const raw = await rawFs(join(base, 'raw.bin'), logBytes, Math.ceil(records / batchRecords));
+    rows.push(row('raw fs: write + fdatasync per batch-sized write', records, raw.writeSeconds, logBytes));
+    rows.push(row('raw fs: sequential read (1 MiB reads)', records, raw.readSeconds, logBytes));
+  } finally {
+    if (opts.dir === undefined) await rm(base, { recursive: true, force: true });
+  }
+  return { recordBytes: Math.round(logBytes / records), rows };
+}
+
+function row(name: string, records: number, seconds: number, bytes: number): BenchRow {
+  return { name, records, seconds, recordsPerSec: records / seconds, mbPerSec: bytes / seconds / 1e6 };
+}
+
+async function appendBatched(dir: string, sync: SyncPolicy, drafts: RecordDraft[], batch: number, inFlight: number) {
+  const log = await Log.open({ dir, sync, logger: () => {} });
+  const start = performance.now();
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < drafts.length) {
+      const from = next;
+      next += batch;
+      await log.append(drafts.slice(from, from + batch)).durable;
+    }
+  };
+  await Promise.all(Array.from({ length: inFlight }, worker));
+  const seconds = (performance.now() - start) / 1000;
+  const bytes = log.segments().reduce((n, s) => n + s.bytes, 0);
+  await log.close();
+  return { seconds, bytes };
+}
+
+async function appendConcurrent(dir: string, sync: SyncPolicy, drafts: RecordDraft[], appenders: number) {
+  const log = await Log.open({ dir, sync, logger: () => {} });
+  const start = performance.now();
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < drafts.length) {
+      const draft = drafts[next++] as RecordDraft;
+      await log.append([draft]).durable;
+    }
+  };
+  await Promise.all(Array.from({ length: appenders }, worker));
+  const seconds = (performance.now() - start) / 1000;
+  const bytes = log.segments().reduce((n, s) => n + s.bytes, 0);
+  await log.close();
+  return { seconds, bytes };
+}
+
+async function readAll(dir: string, expected: number): Promise<number> {
+  const log = await Log.open({ dir, readOnly: true, logger: () => {} });
+  const start = performance.now();
+  let count = 0;
+  for await (const batch of log.readBatches(0)) count += batch.length;
+  const seconds = (performance.now() - start) / 1000;
+  await log.close();
+  if (count !== expected) throw new Error(`read ${count} records, expected ${expected}`);
+  return seconds;
+}
+
+async function rawFs(path: string, bytes: number, writes: number): Promise<{ writeSeconds: number; readSeconds: number }> {
+  const chunk = Buffer.alloc(Math.ceil(bytes / writes), 0x61);
+  const fh = await open(path, 'w+');
+  let start = performance.now();
+  for (let pos = 0; pos < bytes; pos += chunk.length) {
+    await fh.write(chunk, 0, Math.min(chunk.length, bytes - pos), pos);
+    await fh.datasync();
+  }
+  const writeSeconds = (performance.now() - start) / 1000;
+  const buf = Buffer.allocUnsafe(1024 * 1024);
+  start = performance.now();
+  for (let pos = 0; pos < bytes; pos += buf.length) await fh.read(buf, 0, buf.length, pos);
+  const readSeconds = (performance.now() - start) / 1000;
+  await fh.close();
+  return { writeSeconds, readSeconds };
+}
+
+export function formatBench(result: BenchLogResult): string {
+  const lines = [
+    `records ≈ ${result.recordBytes} bytes each on disk (frame included)`,
+    '',
+    '| run | records | seconds | records/s | MB/s |',
+    '|---|---:|---:|---:|---:|',
+    ...result.rows.map(
+      (r) => `| ${r.name} | ${r.records} | ${r.seconds.toFixed(3)} | ${Math.round(r.recordsPerSec).toLocaleString('en-US')} | ${r.mbPerSec.toFixed(1)} |`,
+    ),
+  ];
+  return lines.join('\n');
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  const i = process.argv.indexOf('--records');
+  const records = i > 0 ? Number(process.argv[i + 1]) : undefined;
+  benchLog(records === undefined ? {} : { records }).then(
+    (result) => console.log(formatBench(result)),
+    (err: unknown) => {
+      console.error(err);
+      process.exitCode = 1;
+    },
+  );
+}
