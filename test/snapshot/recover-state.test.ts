@@ -1,0 +1,110 @@
+import t from 'tap';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Log } from '../../src/log/log.js';
+import { exportState } from '../../src/state/index.js';
+import { loadState } from '../../src/snapshot/recover-state.js';
+import { writeSnapshot } from '../../src/snapshot/store.js';
+import { manualClock, replayLog, startBroker } from '../fixtures/broker.js';
+import { digestOf, prng, runWorkload } from './workload.js';
+
+const seed = Number(process.env.TAPEQ_SEED ?? Date.now() % 1_000_000);
+t.comment(`seed ${seed} (TAPEQ_SEED=${seed} replays it)`);
+
+function collect(): { lines: string[]; logger: (line: string) => void } {
+  const lines: string[] = [];
+  return { lines, logger: (line) => lines.push(line) };
+}
+
+t.test('snapshot-plus-tail-equals-full-replay', async (t) => {
+  const clock = manualClock();
+  const f = await startBroker({ start: false, clock: clock.now, segmentBytes: 16 * 1024 });
+  t.teardown(() => f.cleanup());
+  const snapshots = await mkdtemp(join(tmpdir(), 'tapeq-snaps-'));
+  t.teardown(() => rm(snapshots, { recursive: true, force: true }));
+  const random = prng(seed);
+  const { lines, logger } = collect();
+
+  await runWorkload(f.broker, 600, random, clock.advance);
+  const mid = await loadState({ log: f.log, dir: snapshots, logger });
+  t.equal(mid.fromSnapshot, null, 'no snapshot yet: full replay');
+  t.equal(mid.replayed, f.log.durableOffset);
+  t.equal(digestOf(mid.state), digestOf(f.broker.state), 'full replay = live state');
+  const file = await writeSnapshot(snapshots, exportState(mid.state));
+
+  await runWorkload(f.broker, 600, random, clock.advance);
+  const end = f.log.durableOffset;
+  const loaded = await loadState({ log: f.log, dir: snapshots, logger });
+  t.equal(loaded.fromSnapshot, file);
+  t.equal(loaded.replayed, end - mid.offset, 'only the tail is folded');
+  t.equal(loaded.offset, end);
+  const full = await replayLog(f.log);
+  t.equal(digestOf(loaded.state), digestOf(full), 'snapshot + tail = full replay');
+  t.equal(digestOf(loaded.state), digestOf(f.broker.state), 'snapshot + tail = live state');
+  t.ok(f.log.segments().length > 2, 'the workload spans several segments');
+  const types = new Set<string>();
+  for await (const record of f.log.read(0)) types.add(record.body.type);
+  for (const type of ['pushed', 'pulled', 'completed', 'failed', 'progressed', 'logged', 'removed', 'queuePaused']) {
+    t.ok(types.has(type), `workload wrote ${type} records`);
+  }
+
+  // Point in time: until between the snapshot and the end, and until before the snapshot.
+  for (const until of [mid.offset + Math.floor((end - mid.offset) / 2), Math.floor(mid.offset / 3)]) {
+    const pit = await loadState({ log: f.log, dir: snapshots, logger, until, readOnly: true });
+    const expected = digestOf(await replayPrefix(f.log, until));
+    t.equal(digestOf(pit.state), expected, `point in time ${until}`);
+    t.equal(pit.fromSnapshot, until >= mid.offset ? file : null);
+  }
+  t.strictSame(lines, []);
+});
+
+async function replayPrefix(log: Log, until: number) {
+  const { createState, apply } = await import('../../src/state/index.js');
+  const state = createState();
+  for await (const record of log.read(0, until)) apply(state, record);
+  return state;
+}
+
+t.test('snapshot-beyond-the-log-end-is-reported-and-an-older-one-used', async (t) => {
+  const clock = manualClock();
+  const f = await startBroker({ start: false, clock: clock.now });
+  t.teardown(() => f.cleanup());
+  const snapshots = await mkdtemp(join(tmpdir(), 'tapeq-snaps-'));
+  t.teardown(() => rm(snapshots, { recursive: true, force: true }));
+  const random = prng(seed + 1);
+  await runWorkload(f.broker, 100, random, clock.advance);
+  const { lines, logger } = collect();
+  const first = await loadState({ log: f.log, dir: snapshots, logger });
+  const older = await writeSnapshot(snapshots, exportState(first.state));
+  // A snapshot from a future the log no longer has (lost tail): offset beyond durableOffset.
+  const ahead = exportState(first.state);
+  ahead.offset = f.log.durableOffset + 50;
+  const aheadFile = await writeSnapshot(snapshots, ahead);
+  const loaded = await loadState({ log: f.log, dir: snapshots, logger });
+  t.equal(loaded.fromSnapshot, older);
+  t.equal(digestOf(loaded.state), digestOf(f.broker.state));
+  t.equal(lines.length, 1);
+  t.match(lines[0], `snapshot ${aheadFile} covers offsets up to ${ahead.offset} but the log ends at ${f.log.durableOffset}`);
+});
+
+t.test('snapshot-below-the-log-start-with-removed-segments-is-an-error-naming-the-range', async (t) => {
+  const clock = manualClock();
+  const f = await startBroker({ start: false, clock: clock.now, segmentBytes: 4 * 1024 });
+  t.teardown(() => f.cleanup());
+  const snapshots = await mkdtemp(join(tmpdir(), 'tapeq-snaps-'));
+  t.teardown(() => rm(snapshots, { recursive: true, force: true }));
+  await runWorkload(f.broker, 300, prng(seed + 2), clock.advance);
+  const { lines, logger } = collect();
+  const early = await loadState({ log: f.log, dir: snapshots, logger, until: 5 });
+  await writeSnapshot(snapshots, exportState(early.state));
+  // Remove history past the snapshot (as a careless operator or a foreign tool could).
+  const removed = await f.log.dropSegmentsBefore(f.log.durableOffset, Number.POSITIVE_INFINITY);
+  t.ok(removed.length > 0 && f.log.firstOffset > 5, `log now starts at ${f.log.firstOffset}`);
+  await t.rejects(loadState({ log: f.log, dir: snapshots, logger }), {
+    code: 'RECOVERY_IMPOSSIBLE',
+    message: new RegExp(`records \\[0, ${f.log.firstOffset}\\) are gone`),
+  });
+  t.match(lines.join('\n'), `but the log starts at ${f.log.firstOffset} (records [5, ${f.log.firstOffset}) were removed)`);
+  t.ok((await readdir(snapshots)).length === 1, 'nothing deleted by the failed load');
+});
