@@ -1,0 +1,142 @@
+// `tapeq logcat`: prints log records as NDJSON (recordToJson), one per line, oldest first.
+//
+//   --dir <path>           data directory (default $DATA_DIR or ./data)
+//   --from <offset>        first offset (inclusive)      --to <offset>     end (exclusive)
+//   --since <time>         timestamp >= time             --until <time>    timestamp <= time
+//   --kind <type>          record type; repeatable or comma separated (e.g. pushed,completed)
+//   --queue <name>         records of that queue         --job <id>        records touching that job
+//   --follow               keep printing records appended by a running broker (polls every 200 ms)
+//
+// Strictly read-only: the log is opened with readOnly (O_RDONLY, no truncation, no index
+// rebuild); a torn tail is reported on stderr and not printed. Exit 0, 1 on a log error, 2 on usage.
+
+import { parseArgs } from 'node:util';
+import { LogError, openReadOnly } from '../log/log.js';
+import { followDirectory } from '../log/follower.js';
+import { recordToJson } from '../record/codec.js';
+import { jobIdsOf, queueOf, RECORD_TYPES, type LogRecord, type RecordType } from '../record/types.js';
+
+function dataDir(flag: string | undefined): string {
+  return flag ?? process.env['DATA_DIR'] ?? './data';
+}
+
+/** Epoch ms from "1700000000000" or an ISO time; throws a usage error naming the flag. */
+function parseTime(flag: string, value: string): number {
+  const ms = /^\d+$/.test(value) ? Number(value) : Date.parse(value);
+  if (!Number.isFinite(ms)) throw new UsageError(`${flag}: not a time (ISO 8601 or epoch ms): ${value}`);
+  return ms;
+}
+
+function parseOffset(flag: string, value: string): number {
+  if (!/^\d+$/.test(value)) throw new UsageError(`${flag}: not an offset: ${value}`);
+  return Number(value);
+}
+
+class UsageError extends Error {
+  override readonly name = 'UsageError';
+}
+
+/** Writes a line to stdout, waiting when the pipe is full (logcat | head must not buffer). */
+async function writeLine(line: string): Promise<void> {
+  if (!process.stdout.write(`${line}\n`)) {
+    await new Promise<void>((resolve) => process.stdout.once('drain', resolve));
+  }
+}
+
+interface Filter {
+  from: number;
+  to: number;
+  since: number;
+  until: number;
+  kinds: Set<RecordType> | null;
+  queue: string | null;
+  job: string | null;
+}
+
+function parseLogcatArgs(argv: string[]): { dir: string; follow: boolean; filter: Filter } {
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    options: {
+      dir: { type: 'string' },
+      from: { type: 'string' },
+      to: { type: 'string' },
+      since: { type: 'string' },
+      until: { type: 'string' },
+      kind: { type: 'string', multiple: true },
+      queue: { type: 'string' },
+      job: { type: 'string' },
+      follow: { type: 'boolean', default: false },
+    },
+  });
+  const kinds = values.kind?.flatMap((k) => k.split(',')).filter((k) => k !== '');
+  for (const k of kinds ?? []) {
+    if (!(RECORD_TYPES as readonly string[]).includes(k)) throw new UsageError(`--kind: unknown record type ${k} (one of ${RECORD_TYPES.join(', ')})`);
+  }
+  const filter: Filter = {
+    from: values.from === undefined ? 0 : parseOffset('--from', values.from),
+    to: values.to === undefined ? Number.POSITIVE_INFINITY : parseOffset('--to', values.to),
+    since: values.since === undefined ? Number.NEGATIVE_INFINITY : parseTime('--since', values.since),
+    until: values.until === undefined ? Number.POSITIVE_INFINITY : parseTime('--until', values.until),
+    kinds: kinds === undefined || kinds.length === 0 ? null : new Set(kinds as RecordType[]),
+    queue: values.queue ?? null,
+    job: values.job ?? null,
+  };
+  return { dir: dataDir(values.dir), follow: values.follow === true, filter };
+}
+
+function matches(r: LogRecord, f: Filter): boolean {
+  if (r.offset < f.from || r.offset >= f.to || r.timestamp < f.since || r.timestamp > f.until) return false;
+  if (f.kinds !== null && !f.kinds.has(r.body.type)) return false;
+  if (f.queue !== null && queueOf(r.body) !== f.queue) return false;
+  if (f.job !== null && !jobIdsOf(r.body).includes(f.job)) return false;
+  return true;
+}
+
+export async function logcatCommand(argv: string[]): Promise<number> {
+  let parsed: ReturnType<typeof parseLogcatArgs>;
+  try {
+    parsed = parseLogcatArgs(argv);
+  } catch (err) {
+    console.error(`tapeq logcat: ${(err as Error).message}`);
+    return 2;
+  }
+  const { dir, follow, filter } = parsed;
+  try {
+    const log = await openReadOnly(dir, (line) => console.error(`tapeq logcat: ${line}`));
+    const start = Math.max(filter.from, log.firstOffset, Number.isFinite(filter.since) ? await log.offsetAtTime(filter.since) : 0);
+    const end = Math.min(filter.to, log.durableOffset);
+    for await (const batch of log.readBatches(Math.min(start, end), end)) {
+      for (const r of batch) if (matches(r, filter)) await writeLine(JSON.stringify(recordToJson(r)));
+    }
+    const last = log.segments().at(-1);
+    await log.close();
+    if (!follow || last === undefined || end >= filter.to) return 0;
+    await followAndPrint(dir, { baseOffset: last.baseOffset, position: last.bytes, nextOffset: last.nextOffset }, filter);
+    return 0;
+  } catch (err) {
+    if (err instanceof LogError) {
+      console.error(`tapeq logcat: ${err.message}`);
+      return 1;
+    }
+    throw err;
+  }
+}
+
+async function followAndPrint(dir: string, at: { baseOffset: number; position: number; nextOffset: number }, filter: Filter): Promise<void> {
+  const stop = new AbortController();
+  const onSignal = (): void => stop.abort();
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    for await (const batch of followDirectory(dir, at, stop.signal)) {
+      for (const r of batch) {
+        if (r.offset >= filter.to) return;
+        if (matches(r, filter)) await writeLine(JSON.stringify(recordToJson(r)));
+      }
+    }
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
