@@ -1,0 +1,87 @@
+import t, { type Test } from 'tap';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { exportState } from '../../src/state/index.js';
+import { loadState } from '../../src/snapshot/recover-state.js';
+import { compact } from '../../src/snapshot/retention.js';
+import { snapshotFileName, writeSnapshot } from '../../src/snapshot/store.js';
+import { manualClock, startBroker, type BrokerFixture } from '../fixtures/broker.js';
+import { digestOf, prng, runWorkload } from './workload.js';
+
+const day = 24 * 60 * 60 * 1_000;
+const quiet = () => undefined;
+
+async function setup(t: Test): Promise<{ f: BrokerFixture; snapshots: string; clock: ReturnType<typeof manualClock> }> {
+  const clock = manualClock();
+  const f = await startBroker({ start: false, clock: clock.now, segmentBytes: 4 * 1024 });
+  t.teardown(() => f.cleanup());
+  const snapshots = await mkdtemp(join(tmpdir(), 'tapeq-snaps-'));
+  t.teardown(() => rm(snapshots, { recursive: true, force: true }));
+  await runWorkload(f.broker, 400, prng(7), clock.advance);
+  t.ok(f.log.segments().length >= 5, `${f.log.segments().length} segments`);
+  return { f, snapshots, clock };
+}
+
+async function snapshotAt(f: BrokerFixture, dir: string, offset: number): Promise<string> {
+  const { state } = await loadState({ log: f.log, dir, logger: quiet, until: offset });
+  return writeSnapshot(dir, exportState(state), { kept: 5 });
+}
+
+t.test('retention-never-touches-active-or-unsnapshotted-segments', async (t) => {
+  const { f, snapshots, clock } = await setup(t);
+  const far = clock.now() + 365 * day;
+  const before = f.log.segments();
+
+  t.strictSame(await compact({ log: f.log, snapshotsDir: snapshots, retentionMs: 0, now: far }), [], 'no snapshot: keep all');
+
+  const middle = before[Math.floor(before.length / 2)];
+  if (middle === undefined) throw new Error('segments');
+  const boundary = middle.baseOffset + 1; // inside the middle segment
+  await snapshotAt(f, snapshots, boundary);
+  await writeFile(join(snapshots, snapshotFileName(2)), 'corrupt: must not count as the oldest kept');
+
+  t.strictSame(
+    await compact({ log: f.log, snapshotsDir: snapshots, retentionMs: 30 * day, now: far - 365 * day }),
+    [],
+    'nothing older than the retention time',
+  );
+  const removed = await compact({ log: f.log, snapshotsDir: snapshots, retentionMs: 0, now: far });
+  const expected = before.filter((s) => s.nextOffset <= boundary).map((s) => s.file);
+  t.strictSame(removed, expected, 'exactly the segments wholly before the oldest kept snapshot');
+  t.equal(f.log.segments()[0]?.baseOffset, middle.baseOffset, 'the segment holding the snapshot offset stays');
+
+  await snapshotAt(f, snapshots, f.log.durableOffset);
+  const last = f.log.segments().at(-1);
+  await compact({ log: f.log, snapshotsDir: snapshots, retentionMs: 0, now: far });
+  t.equal(f.log.segments()[0]?.baseOffset, middle.baseOffset, 'oldest kept snapshot still bounds removal');
+  await rm(join(snapshots, snapshotFileName(boundary)));
+  await compact({ log: f.log, snapshotsDir: snapshots, retentionMs: 0, now: far });
+  t.strictSame(f.log.segments().at(-1), last, 'the active segment is never removed, even when fully snapshotted');
+  t.ok(f.log.segments().length >= 1);
+
+  const loaded = await loadState({ log: f.log, dir: snapshots, logger: quiet });
+  t.equal(digestOf(loaded.state), digestOf(f.broker.state), 'state still loads after compaction');
+});
+
+t.test('retention-moves-to-archive-dir', async (t) => {
+  const { f, snapshots, clock } = await setup(t);
+  const archive = await mkdtemp(join(tmpdir(), 'tapeq-archive-'));
+  t.teardown(() => rm(archive, { recursive: true, force: true }));
+  const before = f.log.segments();
+  await snapshotAt(f, snapshots, f.log.durableOffset);
+  const removed = await compact({
+    log: f.log,
+    snapshotsDir: snapshots,
+    retentionMs: day,
+    archiveDir: archive,
+    now: clock.now() + 2 * day,
+  });
+  t.strictSame(removed, before.slice(0, -1).map((s) => s.file), 'every sealed segment');
+  const archived = await readdir(archive);
+  for (const file of removed) t.ok(archived.includes(file), `${file} archived`);
+  const logFiles = await readdir(f.dir);
+  for (const file of removed) t.notOk(logFiles.includes(file), `${file} gone from the log dir`);
+  const loaded = await loadState({ log: f.log, dir: snapshots, logger: quiet });
+  t.equal(digestOf(loaded.state), digestOf(f.broker.state));
+});
