@@ -19,7 +19,7 @@ export const bucketsPerWindow = 60;
 export const trackedIpsMax = 100_000;
 
 interface Client {
-  /** Slice number (floor(now / sliceMs)) each ring slot counts; a slot is stale when too old. */
+  /** Slice number (floor(now / (windowMs / bucketsPerWindow))) each ring slot counts; a slot is stale when too old. */
   slices: Float64Array;
   counts: Uint32Array;
   lastSlice: number;
@@ -27,14 +27,16 @@ interface Client {
 
 export class SlidingWindowLimiter {
   private readonly clients = new Map<string, Client>();
-  private readonly sliceMs: number;
 
   constructor(
     private readonly windowMs: number,
     private readonly maxRequests: number,
     private readonly ipsMax: number = trackedIpsMax,
-  ) {
-    this.sliceMs = windowMs / bucketsPerWindow;
+  ) {}
+
+  /** Multiply before dividing so slice boundaries are exact (1000 / (1000/60) is 59.99…). */
+  private sliceOf(nowMs: number): number {
+    return Math.floor((nowMs * bucketsPerWindow) / this.windowMs);
   }
 
   get trackedCount(): number {
@@ -43,7 +45,7 @@ export class SlidingWindowLimiter {
 
   /** Counts the request if allowed; returns 0 when allowed, else ms until a slot frees up. */
   hit(key: string, nowMs: number): number {
-    const slice = Math.floor(nowMs / this.sliceMs);
+    const slice = this.sliceOf(nowMs);
     const client = this.touch(key, slice);
     let total = 0;
     let oldest = slice;
@@ -56,7 +58,7 @@ export class SlidingWindowLimiter {
       }
     }
     if (total >= this.maxRequests) {
-      return Math.max(1, (oldest + bucketsPerWindow) * this.sliceMs - nowMs);
+      return Math.max(1, Math.ceil(((oldest + bucketsPerWindow) * this.windowMs) / bucketsPerWindow - nowMs));
     }
     const slot = slice % bucketsPerWindow;
     if (client.slices[slot] !== slice) {
@@ -69,7 +71,7 @@ export class SlidingWindowLimiter {
 
   /** Forgets clients with no request inside the window. */
   cleanup(nowMs: number): void {
-    const slice = Math.floor(nowMs / this.sliceMs);
+    const slice = this.sliceOf(nowMs);
     for (const [key, client] of this.clients) {
       if (client.lastSlice <= slice - bucketsPerWindow) this.clients.delete(key);
     }

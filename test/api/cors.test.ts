@@ -1,0 +1,32 @@
+// CORS (seed 004): preflight on any path is 204 with exactly the listed headers and no auth;
+// every response, errors included, carries Access-Control-Allow-Origin.
+
+import t from 'tap';
+import { startServer } from '../fixtures/server.js';
+
+t.test('preflight-on-any-path-is-204-with-the-seed-headers-even-with-auth', async (t) => {
+  const s = await startServer({ config: { authTokens: ['secret'] } });
+  t.teardown(() => s.close());
+  for (const path of ['/queues/emails/jobs', '/no/such/path', '/jobs/x/ack', '/health']) {
+    const res = await s.request('OPTIONS', path);
+    t.equal(res.status, 204, path);
+    t.equal(res.text, '');
+    t.equal(res.headers.get('access-control-allow-origin'), '*');
+    t.equal(res.headers.get('access-control-allow-methods'), 'GET, POST, PUT, DELETE, OPTIONS');
+    t.equal(res.headers.get('access-control-allow-headers'), 'Content-Type, Authorization');
+    t.equal(res.headers.get('access-control-max-age'), '86400');
+  }
+});
+
+t.test('allow-origin-on-success-error-and-404-uses-config', async (t) => {
+  const s = await startServer({ config: { corsAllowOrigin: 'https://app.example' } });
+  t.teardown(() => s.close());
+  const responses = [
+    await s.request('GET', '/health'),
+    await s.request('GET', '/jobs/missing'),
+    await s.request('GET', '/nowhere'),
+    await s.request('POST', '/queues/q/jobs', { raw: '{' }),
+    await s.request('GET', '/healthz'),
+  ];
+  for (const res of responses) t.equal(res.headers.get('access-control-allow-origin'), 'https://app.example', String(res.status));
+});

@@ -1,0 +1,73 @@
+// Rate limiting (seed 004): sliding window per client IP, 429 with the seed text, keyed by the
+// first X-Forwarded-For entry, else X-Real-IP, else "unknown"; probes exempt; bounded memory.
+
+import t from 'tap';
+import { SlidingWindowLimiter } from '../../src/api/rate-limit.js';
+import { startServer } from '../fixtures/server.js';
+
+t.test('limiter-allows-max-per-window-and-slides', async (t) => {
+  const limiter = new SlidingWindowLimiter(60_000, 3);
+  const t0 = 1_000_000_000;
+  t.equal(limiter.hit('a', t0), 0);
+  t.equal(limiter.hit('a', t0 + 10_000), 0);
+  t.equal(limiter.hit('a', t0 + 20_000), 0);
+  t.ok(limiter.hit('a', t0 + 30_000) > 0, '4th inside the window is refused');
+  t.equal(limiter.hit('b', t0 + 30_000), 0, 'other IPs have their own window');
+  t.ok(limiter.hit('a', t0 + 59_000) > 0, 'still inside the window of the first hit');
+  t.equal(limiter.hit('a', t0 + 61_000), 0, 'the first hit slid out of the window');
+  t.ok(limiter.hit('a', t0 + 62_000) > 0, 'the 2nd and 3rd hits are still in the window');
+  t.equal(limiter.hit('a', t0 + 71_000), 0);
+});
+
+t.test('refused-hits-are-not-counted', async (t) => {
+  const limiter = new SlidingWindowLimiter(1_000, 1);
+  t.equal(limiter.hit('a', 0), 0);
+  for (let i = 1; i < 100; i++) t.ok(limiter.hit('a', i * 5) > 0);
+  t.equal(limiter.hit('a', 1_000), 0, 'hammering while refused does not extend the window');
+});
+
+t.test('tracked-ips-are-capped-and-cleaned-up', async (t) => {
+  const limiter = new SlidingWindowLimiter(1_000, 5, 100);
+  for (let i = 0; i < 1_000; i++) limiter.hit(`ip-${i}`, 0);
+  t.equal(limiter.trackedCount, 100, 'least recently seen IPs are forgotten past the cap');
+  limiter.cleanup(500);
+  t.equal(limiter.trackedCount, 100, 'still inside the window');
+  limiter.cleanup(2_000);
+  t.equal(limiter.trackedCount, 0, 'idle clients are dropped');
+});
+
+t.test('http-429-after-max-requests-per-forwarded-ip-and-probes-exempt', async (t) => {
+  const s = await startServer({ config: { rateLimitMaxRequests: 3, rateLimitWindowMs: 400 } });
+  t.teardown(() => s.close());
+  const as = (ip: string) => ({ headers: { 'x-forwarded-for': `${ip}, 10.0.0.1` } });
+  for (let i = 0; i < 3; i++) t.equal((await s.request('GET', '/queues', as('198.51.100.1'))).status, 200);
+  const limited = await s.request('GET', '/queues', as('198.51.100.1'));
+  t.equal(limited.status, 429);
+  t.same(limited.json, { ok: false, error: 'Rate limit exceeded' });
+  t.equal(limited.headers.get('content-type'), 'application/json');
+  t.ok(Number(limited.headers.get('retry-after')) >= 1);
+  t.equal((await s.request('POST', '/queues/q/jobs', { body: { data: 1 }, ...as('198.51.100.1') })).status, 429);
+  t.equal(s.broker.appended, 0, 'a limited push appends nothing');
+
+  t.equal((await s.request('GET', '/queues', as('198.51.100.2'))).status, 200, 'another forwarded IP is separate');
+  t.equal((await s.request('GET', '/queues', { headers: { 'x-real-ip': '198.51.100.1' } })).status, 429, 'X-Real-IP keys the same client');
+  for (const probe of ['/health', '/healthz', '/live', '/ready']) {
+    t.equal((await s.request('GET', probe, as('198.51.100.1'))).status, 200, `${probe} is exempt`);
+  }
+  await new Promise((r) => setTimeout(r, 450));
+  t.equal((await s.request('GET', '/queues', as('198.51.100.1'))).status, 200, 'allowed again after the window');
+});
+
+t.test('clients-without-forwarding-headers-share-the-unknown-key', async (t) => {
+  const s = await startServer({ config: { rateLimitMaxRequests: 2, rateLimitWindowMs: 60_000 } });
+  t.teardown(() => s.close());
+  t.equal((await s.request('GET', '/queues')).status, 200);
+  t.equal((await s.request('GET', '/queues')).status, 200);
+  t.equal((await s.request('GET', '/queues')).status, 429);
+});
+
+t.test('rate-limit-off-by-default', async (t) => {
+  const s = await startServer();
+  t.teardown(() => s.close());
+  for (let i = 0; i < 50; i++) t.equal((await s.request('GET', '/queues')).status, 200);
+});
