@@ -1,0 +1,178 @@
+import t from 'tap';
+import { cp, readFile, readdir, rename, stat, truncate, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { segmentHeaderBytes } from '../../src/log/segment-header.js';
+import { drafts, openLog, range, readAll, segmentFiles, tempDir, writeLog } from './helpers.js';
+
+/** Byte positions of every frame in the single segment of `dir`, by reading lengths. */
+async function framePositions(path: string): Promise<number[]> {
+  const buf = await readFile(path);
+  const out: number[] = [];
+  for (let p = segmentHeaderBytes; p < buf.length; p += 8 + buf.readUInt32LE(p)) out.push(p);
+  return out;
+}
+
+t.test('truncated-tail-is-cut-and-reported-at-every-byte-of-the-last-three-records', async (t) => {
+  const pristine = await tempDir(t, 'pristine');
+  await writeLog(pristine, 20);
+  const file = (await segmentFiles(pristine))[0] as string;
+  const positions = await framePositions(join(pristine, file));
+  const size = (await stat(join(pristine, file))).size;
+  const firstCut = positions[positions.length - 3] as number;
+  const whole = await readFile(join(pristine, file));
+  let checked = 0;
+  for (let cutAt = firstCut + 1; cutAt < size; cutAt++) {
+    const dir = await tempDir(t, 'torn');
+    await cp(pristine, dir, { recursive: true });
+    await truncate(join(dir, file), cutAt);
+    const { log, lines } = await openLog({ dir });
+    const wholeRecords = positions.filter((p) => p < cutAt && positions.indexOf(p) < positions.length && nextFrame(positions, p, size) <= cutAt).length;
+    const lastWholeEnd = wholeRecords === 0 ? segmentHeaderBytes : nextFrame(positions, positions[wholeRecords - 1] as number, size);
+    if (lastWholeEnd === cutAt) {
+      t.equal(log.openReport.tailCut, null, `cut at ${cutAt} is on a frame boundary`);
+    } else {
+      const cut = log.openReport.tailCut;
+      if (cut === null) {
+        t.fail(`cut at ${cutAt} not reported`);
+        await log.close();
+        continue;
+      }
+      t.equal(cut.segment, file);
+      t.equal(cut.position, lastWholeEnd);
+      t.equal(cut.bytes, cutAt - lastWholeEnd);
+      t.strictSame(await readFile(cut.savedAs as string), whole.subarray(lastWholeEnd, cutAt), 'cut bytes saved beside the segment');
+      t.match(lines.join('\n'), `cut torn tail of ${file} at byte ${lastWholeEnd}: ${cutAt - lastWholeEnd} bytes`);
+      t.equal((await stat(join(dir, file))).size, lastWholeEnd, 'segment truncated to the last whole record');
+    }
+    t.equal(log.nextOffset, wholeRecords);
+    t.strictSame(await readAll(log), range(0, wholeRecords), `cut at ${cutAt}: exactly the whole records before`);
+    await log.append(drafts(wholeRecords, 1)).durable;
+    await log.close();
+    const again = await openLog({ dir });
+    t.equal(again.log.openReport.tailCut, null, 'appending after the cut leaves a clean log');
+    t.equal(again.log.nextOffset, wholeRecords + 1);
+    await again.log.close();
+    checked++;
+  }
+  t.ok(checked > 200, `${checked} cut positions checked`);
+});
+
+function nextFrame(positions: number[], p: number, size: number): number {
+  const i = positions.indexOf(p);
+  return positions[i + 1] ?? size;
+}
+
+t.test('garbage-after-the-last-record-is-a-torn-tail', async (t) => {
+  const dir = await tempDir(t);
+  await writeLog(dir, 10);
+  const file = join(dir, (await segmentFiles(dir))[0] as string);
+  const before = (await stat(file)).size;
+  await writeFile(file, Buffer.from([5, 0, 0, 0, 1, 2, 3, 4, 9, 9, 9, 9, 9]), { flag: 'a' });
+  const { log } = await openLog({ dir });
+  t.match(log.openReport.tailCut, { position: before, bytes: 13 });
+  t.strictSame(await readAll(log), range(0, 10));
+  await log.close();
+});
+
+/** Flips one bit inside the payload of record `offset` (single-segment or given file). */
+async function flipBitInRecord(path: string, index: number): Promise<number> {
+  const positions = await framePositions(path);
+  const position = positions[index] as number;
+  const buf = await readFile(path);
+  buf[position + 8 + 3] = (buf[position + 8 + 3] as number) ^ 0x10;
+  await writeFile(path, buf);
+  return position;
+}
+
+t.test('sealed-segment-bit-flip-refuses-open-naming-file-byte-and-offset', async (t) => {
+  const dir = await tempDir(t);
+  await writeLog(dir, 400, { segmentBytes: 8192 });
+  const files = await segmentFiles(dir);
+  t.ok(files.length >= 4);
+  const victim = files[1] as string;
+  const base = Number(victim.slice(0, 20));
+  const position = await flipBitInRecord(join(dir, victim), 5);
+  const err = await openLog({ dir }).then(
+    () => null,
+    (e: unknown) => e as { code: string; file: string; position: number; offset: number; message: string },
+  );
+  t.ok(err, 'open refused');
+  t.equal(err?.code, 'LOG_CORRUPT');
+  t.equal(err?.file, join(dir, victim));
+  t.equal(err?.position, position);
+  t.equal(err?.offset, base + 5);
+  t.match(err?.message, `${victim} at byte ${position} (record offset ${base + 5})`);
+  t.match(err?.message, 'checksum mismatch');
+});
+
+t.test('repair-quarantines-the-bad-part-and-opens-at-the-last-good-offset', async (t) => {
+  const dir = await tempDir(t);
+  await writeLog(dir, 400, { segmentBytes: 8192 });
+  const files = await segmentFiles(dir);
+  const victim = files[1] as string;
+  const base = Number(victim.slice(0, 20));
+  const original = await readFile(join(dir, victim));
+  const position = await flipBitInRecord(join(dir, victim), 5);
+  const { log, lines } = await openLog({ dir, repair: true });
+  t.equal(log.nextOffset, base + 5, 'opens at the last good offset');
+  t.strictSame(await readAll(log), range(0, base + 5));
+  const q = log.openReport.quarantined;
+  t.match(q, { segment: victim, position, offset: base + 5 });
+  t.match(lines.join('\n'), /repair: quarantined/);
+  const moved = await readdir(q?.dir as string);
+  t.ok(moved.includes(`${victim}.from-${position}`), 'bad part moved aside');
+  for (const later of files.slice(2)) t.ok(moved.includes(later), `${later} moved aside, not deleted`);
+  const kept = await readFile(join(q?.dir as string, `${victim}.from-${position}`));
+  t.equal(kept.length, original.length - position, 'all bytes from the bad point are kept');
+  t.strictSame(await segmentFiles(dir), files.slice(0, 2));
+  await log.append(drafts(base + 5, 3)).durable;
+  t.equal(log.nextOffset, base + 8);
+  await log.close();
+  const again = await openLog({ dir });
+  t.equal(again.log.nextOffset, base + 8, 'repaired log reopens cleanly');
+  await again.log.close();
+});
+
+t.test('active-segment-bad-frame-followed-by-valid-frames-refuses-open', async (t) => {
+  const dir = await tempDir(t);
+  await writeLog(dir, 20);
+  const file = (await segmentFiles(dir))[0] as string;
+  const position = await flipBitInRecord(join(dir, file), 10);
+  await t.rejects(openLog({ dir }), { code: 'LOG_CORRUPT', position, offset: 10 });
+  t.equal((await readFile(join(dir, file))).length > position + 100, true, 'nothing was cut');
+});
+
+t.test('offset-gap-between-segments-refuses-open', async (t) => {
+  const dir = await tempDir(t);
+  await writeLog(dir, 400, { segmentBytes: 8192 });
+  const files = await segmentFiles(dir);
+  const missing = files[2] as string;
+  await rename(join(dir, missing), join(dir, `${missing}.moved`));
+  const next = files[3] as string;
+  await t.rejects(openLog({ dir }), { code: 'LOG_GAP', file: join(dir, next), offset: Number(files[2]?.slice(0, 20) ?? -1) });
+});
+
+t.test('bad-segment-header-refuses-open', async (t) => {
+  const dir = await tempDir(t);
+  await writeLog(dir, 400, { segmentBytes: 8192 });
+  const files = await segmentFiles(dir);
+  const path = join(dir, files[1] as string);
+  const buf = await readFile(path);
+  buf[30] = (buf[30] as number) ^ 1;
+  await writeFile(path, buf);
+  await t.rejects(openLog({ dir }), { code: 'LOG_CORRUPT', position: 0, message: /header checksum mismatch/ });
+});
+
+t.test('read-only-open-reports-torn-tail-without-touching-it', async (t) => {
+  const dir = await tempDir(t);
+  await writeLog(dir, 10);
+  const file = join(dir, (await segmentFiles(dir))[0] as string);
+  const size = (await stat(file)).size;
+  await truncate(file, size - 3);
+  const { log } = await openLog({ dir, readOnly: true });
+  t.match(log.openReport.tailCut, { savedAs: null, bytes: size - 3 - (await framePositions(file)).at(-1)! });
+  t.strictSame(await readAll(log), range(0, 9));
+  await log.close();
+  t.equal((await stat(file)).size, size - 3, 'file untouched');
+  t.strictSame((await readdir(dir)).filter((n) => n.includes('torn')), []);
+});
