@@ -1,0 +1,112 @@
+// Who may subscribe and to what: bearer-token auth on SSE, at the WebSocket upgrade and by the
+// Auth command; queue filters on both transports; bad parameters refused before any stream.
+
+import t from 'tap';
+import { SseClient, UpgradeRefused, WsClient } from './clients.js';
+import { push, startRealtime } from './harness.js';
+
+const token = 's3cret-token';
+const bearer = { authorization: `Bearer ${token}` };
+
+t.test('sse-without-or-with-wrong-token-is-401-with-the-envelope', async (t) => {
+  const h = await startRealtime({ config: { authTokens: [token] } });
+  t.teardown(() => h.close());
+  for (const headers of [{}, { authorization: 'Bearer nope' }] as Array<Record<string, string>>) {
+    const sse = await SseClient.connect(h.http('/events'), headers);
+    t.equal(sse.status, 401);
+    t.strictSame(JSON.parse(await sse.body()), { ok: false, error: 'Unauthorized' });
+  }
+  const sse = await SseClient.connect(h.http('/events/queues/q'), bearer);
+  t.equal(sse.status, 200);
+  t.match(JSON.parse((await sse.inbox.take()).data), { connected: true });
+  sse.close();
+});
+
+t.test('ws-upgrade-with-an-invalid-authorization-header-is-refused-401', async (t) => {
+  const h = await startRealtime({ config: { authTokens: [token] } });
+  t.teardown(() => h.close());
+  for (const path of ['/ws', '/ws/queues/q']) {
+    const refused = await WsClient.connect(h.ws(path), { authorization: 'Bearer wrong' }).catch((e: unknown) => e);
+    t.ok(refused instanceof UpgradeRefused, path);
+    t.equal((refused as UpgradeRefused).status, 401);
+  }
+  const ws = await WsClient.connect(h.ws('/ws'), bearer);
+  t.teardown(() => ws.close());
+  t.match(await ws.command({ cmd: 'PUSH', queue: 'q', data: 1 }), { ok: true, id: String });
+  t.match(await ws.nextEvent(), { eventType: 'pushed', queue: 'q', data: 1 });
+});
+
+// Seed 004 allows both a 401 at the upgrade and a later Auth command. Resolution (ws.ts): no
+// header → the socket opens unauthenticated; commands other than Auth are refused and no events
+// flow until Auth succeeds.
+t.test('ws-without-header-is-unauthenticated-until-the-auth-command', async (t) => {
+  const h = await startRealtime({ config: { authTokens: [token] } });
+  t.teardown(() => h.close());
+  const ws = await WsClient.connect(h.ws('/ws'));
+  t.teardown(() => ws.close());
+  t.strictSame(await ws.command({ cmd: 'PUSH', queue: 'q', data: 1 }), { ok: false, error: 'Unauthorized', reqId: 'r1' });
+  t.strictSame(await ws.command({ cmd: 'GETJOB', id: 'x' }), { ok: false, error: 'Unauthorized', reqId: 'r2' });
+  await push(h, 'q', { data: 'unseen' });
+  t.strictSame(await ws.command({ cmd: 'Auth', token: 'wrong' }), { ok: false, error: 'Invalid token', reqId: 'r3' });
+  ws.send({ cmd: 'Auth', token: 'wrong' });
+  t.strictSame(await ws.inbox.take((m) => m.reqId === undefined), { ok: false, error: 'Invalid token' }, 'seed shape without reqId');
+  t.strictSame(await ws.command({ cmd: 'Auth', token }), { ok: true, reqId: 'r4' });
+  const id = await push(h, 'q', { data: 'seen' });
+  const first = await ws.nextEvent();
+  t.match(first, { eventType: 'pushed', jobId: id, data: 'seen' }, 'events start at Auth, none from before');
+  t.match(await ws.command({ cmd: 'GETJOB', id }), { ok: true, job: { id, data: 'seen' } });
+});
+
+t.test('queue-filters-on-sse-and-ws', async (t) => {
+  const h = await startRealtime();
+  t.teardown(() => h.close());
+  const sseA = await SseClient.connect(h.http('/events/queues/a'));
+  const sseAll = await SseClient.connect(h.http('/events'));
+  const wsB = await WsClient.connect(h.ws('/ws/queues/b'));
+  const wsAll = await WsClient.connect(h.ws('/ws'));
+  t.teardown(async () => {
+    sseA.close();
+    sseAll.close();
+    await wsB.close();
+    await wsAll.close();
+  });
+  await sseA.inbox.take();
+  await sseAll.inbox.take();
+  const order = ['a', 'b', 'a', 'c', 'b'];
+  const ids: string[] = [];
+  for (const q of order) ids.push(await push(h, q, { data: q }));
+  const take = async <T>(n: number, next: () => Promise<T>): Promise<T[]> => {
+    const out: T[] = [];
+    for (let i = 0; i < n; i++) out.push(await next());
+    return out;
+  };
+  const queuesOf = (events: Array<Record<string, unknown>>): unknown[] => events.map((e) => e.queue);
+  t.strictSame(queuesOf((await take(2, () => sseA.nextEvent())).map((e) => e.event)), ['a', 'a']);
+  t.strictSame(queuesOf((await take(5, () => sseAll.nextEvent())).map((e) => e.event)), order);
+  t.strictSame(queuesOf(await take(2, () => wsB.nextEvent())), ['b', 'b']);
+  t.strictSame(queuesOf(await take(5, () => wsAll.nextEvent())), order);
+  // Nothing else was queued for the filtered clients: a later event of their queue comes next.
+  const last = await push(h, 'a', { data: 'sentinel' });
+  t.equal((await sseA.nextEvent()).event.jobId, last);
+  const lastB = await push(h, 'b', { data: 'sentinel' });
+  t.equal((await wsB.nextEvent()).jobId, lastB);
+});
+
+t.test('bad-queue-name-or-offset-is-400-before-any-stream', async (t) => {
+  const h = await startRealtime();
+  t.teardown(() => h.close());
+  const cases: Array<[string, Record<string, string>, string]> = [
+    ['/events/queues/bad%20name', {}, 'Invalid queue name'],
+    ['/events?from=-1', {}, 'from must be a log offset (a non-negative integer)'],
+    ['/events', { 'last-event-id': 'abc' }, 'Last-Event-ID must be a log offset (a non-negative integer)'],
+  ];
+  for (const [path, headers, error] of cases) {
+    const sse = await SseClient.connect(h.http(path), headers);
+    t.equal(sse.status, 400, path);
+    t.strictSame(JSON.parse(await sse.body()), { ok: false, error });
+  }
+  for (const path of ['/ws/queues/bad%20name', '/ws?from=x']) {
+    const refused = await WsClient.connect(h.ws(path)).catch((e: unknown) => e);
+    t.equal((refused as UpgradeRefused).status, 400, path);
+  }
+});
