@@ -1,0 +1,90 @@
+// Concurrency, start-rate limiter and the dispatcher's own backoff, measured at a real endpoint.
+import t from 'tap';
+import type { LogRecord } from '../../src/record/types.js';
+import { deadPort, sleep, startEndpoint, text, until } from './endpoint.js';
+import { startStack } from './harness.js';
+
+t.test('observed-max-in-flight-equals-concurrency', async (t) => {
+  const ep = await startEndpoint(async (_c, res) => {
+    await sleep(30);
+    text(res, 200, 'ok');
+  });
+  const s = await startStack();
+  t.teardown(async () => {
+    await s.close();
+    await ep.close();
+  });
+  await s.registerWorker({ queue: 'q', endpoint: { url: ep.url, method: 'POST' }, opts: { concurrency: 5 } });
+  const res = await s.request('POST', '/queues/q/jobs', Array.from({ length: 50 }, (_, i) => ({ data: i })));
+  t.equal(res.status, 200);
+  await until('50 completed', () => s.broker.counts('q').completed === 50, 10_000);
+  t.equal(ep.calls.length, 50, 'one call per job');
+  t.equal(ep.openMax(), 5, 'never more than 5 at once, and 5 were reached');
+});
+
+t.test('limiter-caps-call-starts-per-window-and-jobs-wait', async (t) => {
+  const ep = await startEndpoint((_c, res) => text(res, 200, 'ok'));
+  const s = await startStack();
+  t.teardown(async () => {
+    await s.close();
+    await ep.close();
+  });
+  await s.registerWorker({
+    queue: 'q',
+    endpoint: { url: ep.url, method: 'POST' },
+    opts: { concurrency: 20, limiter: { max: 5, duration: 500 } },
+  });
+  // Warm-up: the limiter counts a start when the call is handed to the socket pool; a first call
+  // that must open its connection reaches the endpoint later, so measure on warm sockets.
+  await s.request('POST', '/queues/q/jobs', Array.from({ length: 5 }, (_, i) => ({ data: i })));
+  await until('warm-up completed', () => s.broker.counts('q').completed === 5, 10_000);
+  await sleep(550);
+  const warm = ep.calls.length;
+  const started = Date.now();
+  await s.request('POST', '/queues/q/jobs', Array.from({ length: 15 }, (_, i) => ({ data: i })));
+  await until('15 completed', () => s.broker.counts('q').completed === 20, 10_000);
+  const elapsed = Date.now() - started;
+  t.ok(elapsed >= 950, `15 jobs at 5 per 500 ms take at least two windows (${elapsed} ms)`);
+  // Arrival times carry a little network jitter; a window 20 ms shorter than the limiter's
+  // must never hold more than `max` arrivals.
+  const times = ep.calls.slice(warm).map((c) => c.atMs).sort((a, b) => a - b);
+  t.equal(times.length, 15);
+  let worst = 0;
+  for (let i = 0; i < times.length; i++) {
+    const inWindow = times.filter((x) => x >= (times[i] ?? 0) && x < (times[i] ?? 0) + 480).length;
+    worst = Math.max(worst, inWindow);
+  }
+  t.equal(worst, 5, 'at most 5 starts in any 480 ms window, and 5 did start together');
+  t.equal(s.broker.counts('q').failed, 0, 'held-back jobs waited, none failed');
+});
+
+t.test('endpoint-down-follows-job-backoff-and-the-worker-backs-off-without-spinning', async (t) => {
+  const port = await deadPort();
+  const s = await startStack();
+  t.teardown(() => s.close());
+  let pulls = 0;
+  const off = s.broker.onRecords((records: LogRecord[]) => {
+    for (const r of records) if (r.body.type === 'pulled') pulls++;
+  });
+  t.teardown(off);
+  await s.registerWorker({ queue: 'q', endpoint: { url: `http://127.0.0.1:${port}/down`, method: 'POST' }, opts: { concurrency: 10 } });
+  const ids = await Promise.all(
+    Array.from({ length: 10 }, (_, i) => s.push('q', { data: i, maxAttempts: 100, backoff: 0 })),
+  );
+  const loopLag: number[] = [];
+  let last = Date.now();
+  const probe = setInterval(() => {
+    loopLag.push(Date.now() - last - 20);
+    last = Date.now();
+  }, 20);
+  await sleep(1_000);
+  clearInterval(probe);
+  // backoff 0 makes every failed job due at once: only the dispatcher's pause (100, 200, 400 ms …)
+  // stands between a dead endpoint and a hot loop.
+  t.ok(pulls <= 60, `pulls in 1 s with a dead endpoint: ${pulls} (10 jobs, pauses 100→200→400 ms)`);
+  t.ok(pulls >= 10, 'but it kept trying');
+  t.ok(Math.max(...loopLag) < 100, `event loop stayed responsive (worst lag ${Math.max(...loopLag)} ms)`);
+  const job = s.job(ids[0] ?? '');
+  t.match(job.failedReason, /ECONNREFUSED/);
+  t.equal(job.state, 'waiting', 'the job waits for its next attempt, not failed');
+});
