@@ -1,0 +1,102 @@
+import t, { type Test } from 'tap';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { Log } from '../../src/log/log.js';
+import { loadState } from '../../src/snapshot/recover-state.js';
+import { Snapshotter } from '../../src/snapshot/snapshotter.js';
+import { listSnapshots } from '../../src/snapshot/store.js';
+import { replayLog } from '../fixtures/broker.js';
+import { smallPushDraft } from '../fixtures/records.js';
+import { digestOf } from './workload.js';
+
+async function logWith(t: Test, records: number) {
+  const root = await mkdtemp(join(tmpdir(), 'tapeq-snapshotter-'));
+  t.teardown(() => rm(root, { recursive: true, force: true }));
+  const log = await Log.open({ dir: join(root, 'log'), sync: 'interval', syncIntervalMs: 2, logger: () => undefined });
+  t.teardown(() => log.close());
+  await append(log, 0, records);
+  return { log, snapshots: join(root, 'snapshots') };
+}
+
+async function append(log: Log, from: number, count: number): Promise<void> {
+  for (let i = from; i < from + count; i += 1_000) {
+    const drafts = [];
+    for (let j = i; j < Math.min(i + 1_000, from + count); j++) drafts.push(smallPushDraft(j));
+    await log.append(drafts).durable;
+  }
+}
+
+const lines: string[] = [];
+const logger = (line: string) => lines.push(line);
+
+t.test('snapshotter-runs-off-main-thread', async (t) => {
+  const { log, snapshots } = await logWith(t, 60_000);
+  const snapshotter = new Snapshotter({ dir: snapshots, log, everyRecords: 1e9, intervalMs: 1e9, logger });
+  t.teardown(() => snapshotter.close());
+  const delay = monitorEventLoopDelay({ resolution: 5 });
+  let ticks = 0;
+  const ticker = setInterval(() => ticks++, 5);
+  delay.enable();
+  const started = performance.now();
+  const file = await snapshotter.snapshotNow();
+  const tookMs = performance.now() - started;
+  delay.disable();
+  clearInterval(ticker);
+  const maxPauseMs = delay.max / 1e6;
+  t.comment(`snapshot of 60000 jobs took ${tookMs.toFixed(0)} ms; longest main-loop pause ${maxPauseMs.toFixed(1)} ms; ${ticks} ticks`);
+  t.ok(file?.endsWith('snapshot-00000000000000060000.snap'), String(file));
+  t.ok(maxPauseMs < Math.max(100, tookMs / 4), 'the main loop kept turning while the snapshot was built');
+  t.ok(ticks > tookMs / 5 / 4, 'timers kept firing');
+  const loaded = await loadState({ log, dir: snapshots, logger });
+  t.equal(loaded.fromSnapshot, file);
+  t.equal(loaded.replayed, 0);
+  t.equal(digestOf(loaded.state), digestOf(await replayLog(log)));
+});
+
+t.test('snapshotter-never-runs-two-at-once-and-skips-when-nothing-is-new', async (t) => {
+  const { log, snapshots } = await logWith(t, 2_000);
+  const snapshotter = new Snapshotter({ dir: snapshots, log, everyRecords: 1e9, intervalMs: 1e9, logger, kept: 2 });
+  t.teardown(() => snapshotter.close());
+  const first = snapshotter.snapshotNow();
+  const second = snapshotter.snapshotNow();
+  t.equal(await first, join(snapshots, 'snapshot-00000000000000002000.snap'));
+  t.equal(await second, null, 'the second request found the log already covered');
+  await append(log, 2_000, 500);
+  t.equal(await snapshotter.snapshotNow(), join(snapshots, 'snapshot-00000000000000002500.snap'));
+  await append(log, 2_500, 500);
+  await snapshotter.snapshotNow();
+  t.strictSame((await listSnapshots(snapshots)).map((e) => e.offset), [3_000, 2_500], 'kept the newest two');
+});
+
+t.test('snapshotter-triggers-on-record-count', async (t) => {
+  const { log, snapshots } = await logWith(t, 100);
+  const snapshotter = new Snapshotter({ dir: snapshots, log, everyRecords: 1_000, intervalMs: 60_000, logger });
+  t.teardown(() => snapshotter.close());
+  snapshotter.start();
+  snapshotter.maybeSnapshot();
+  await append(log, 100, 1_000);
+  snapshotter.maybeSnapshot();
+  for (let i = 0; i < 200 && (await readdir(snapshots).catch(() => [])).length === 0; i++) await sleep(50);
+  t.strictSame((await listSnapshots(snapshots)).map((e) => e.offset), [1_100]);
+});
+
+t.test('close-terminates-a-running-snapshot-and-leaves-nothing-loadable-half-done', async (t) => {
+  const { log, snapshots } = await logWith(t, 30_000);
+  const snapshotter = new Snapshotter({ dir: snapshots, log, everyRecords: 1e9, intervalMs: 1e9, logger });
+  const running = snapshotter.snapshotNow();
+  await sleep(100);
+  await snapshotter.close();
+  await running.then(
+    (file) => t.comment(`finished before close: ${file}`),
+    (error: unknown) => t.match(String(error), /exited/),
+  );
+  const found = await loadState({ log, dir: snapshots, logger });
+  t.equal(digestOf(found.state), digestOf(await replayLog(log)));
+  t.notOk((await readdir(snapshots).catch(() => [])).some((n) => n.endsWith('.tmp')), 'no tmp left after a load');
+});
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

@@ -1,0 +1,147 @@
+// Snapshot benchmark: N waiting jobs with ~100-byte payloads in a real log, then
+//   - the longest main-thread event-loop pause while the Snapshotter builds a snapshot in its
+//     worker (perf_hooks.monitorEventLoopDelay, 1 ms resolution) and that snapshot's wall time;
+//   - snapshot file size and the in-process write time (export + encode + write + fsync + rename);
+//   - load time (read + verify + decode) and importState time of that snapshot;
+//   - full replay from offset 0 in records/s, for comparison.
+//
+// Run: npx tsc -p . && node build/tools/bench-snapshot.js [jobs]   (default 1,000,000)
+// Needs a few GB of memory for 1M jobs (the log's tail ring, the state, the worker's copy).
+
+import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { pathToFileURL } from 'node:url';
+import { Log } from '../src/log/log.js';
+import type { RecordDraft } from '../src/record/types.js';
+import { exportState, importState } from '../src/state/index.js';
+import { loadState } from '../src/snapshot/recover-state.js';
+import { Snapshotter } from '../src/snapshot/snapshotter.js';
+import { loadNewestSnapshot, writeSnapshot } from '../src/snapshot/store.js';
+
+export interface SnapshotBenchResult {
+  jobs: number;
+  snapshotterMs: number;
+  mainLoopMaxPauseMs: number;
+  mainLoopP99PauseMs: number;
+  snapshotBytes: number;
+  exportMs: number;
+  writeMs: number;
+  loadMs: number;
+  importMs: number;
+  fullReplayMs: number;
+  fullReplayRecordsPerSec: number;
+}
+
+const payload = JSON.stringify({ email: 'someone@example.com', template: 'welcome', locale: 'en', n: 0, pad: 'x'.repeat(38) });
+
+function pushDraft(i: number, t0: number): RecordDraft {
+  return {
+    timestamp: t0 + Math.floor(i / 100),
+    actor: null,
+    body: {
+      type: 'pushed',
+      job: {
+        id: `0190f5c2-8a4b-7c3d-${i.toString(16).padStart(12, '0')}`,
+        queue: `bench-${i % 4}`,
+        name: 'default',
+        data: payload,
+        priority: 0,
+        runAt: t0,
+        maxAttempts: 3,
+        backoff: 1_000,
+        backoffType: 0,
+        ttl: null,
+        timeout: null,
+        uniqueKey: '',
+        customId: false,
+        tags: [],
+        groupId: '',
+        lifo: false,
+        removeOnComplete: null,
+        removeOnFail: null,
+        dependsOn: [],
+        repeat: null,
+        maxStalled: null,
+      },
+      state: 1,
+      pendingDeps: [],
+    },
+  };
+}
+
+async function fillLog(log: Log, jobs: number): Promise<void> {
+  const t0 = 1_700_000_000_000;
+  for (let i = 0; i < jobs; i += 2_000) {
+    const drafts: RecordDraft[] = [];
+    for (let j = i; j < Math.min(i + 2_000, jobs); j++) drafts.push(pushDraft(j, t0));
+    await log.append(drafts).durable;
+  }
+}
+
+/** Longest main-loop pause while the Snapshotter's worker builds a snapshot of the whole log. */
+async function measureSnapshotter(log: Log, dir: string): Promise<{ ms: number; maxMs: number; p99Ms: number }> {
+  const snapshotter = new Snapshotter({ dir, log, everyRecords: Number.MAX_SAFE_INTEGER, intervalMs: 2 ** 30, logger: () => {} });
+  const delay = monitorEventLoopDelay({ resolution: 1 });
+  const started = performance.now();
+  delay.enable();
+  const file = await snapshotter.snapshotNow();
+  delay.disable();
+  const ms = performance.now() - started;
+  await snapshotter.close();
+  if (file === null) throw new Error('snapshotter wrote nothing');
+  return { ms, maxMs: delay.max / 1e6, p99Ms: delay.percentile(99) / 1e6 };
+}
+
+export async function benchSnapshot(jobs = 1_000_000): Promise<SnapshotBenchResult> {
+  const root = await mkdtemp(join(tmpdir(), 'tapeq-bench-snapshot-'));
+  const log = await Log.open({ dir: join(root, 'log'), sync: 'interval', syncIntervalMs: 5, logger: () => {} });
+  try {
+    await fillLog(log, jobs);
+    const worker = await measureSnapshotter(log, join(root, 'snapshots'));
+
+    let t = performance.now();
+    const replay = await loadState({ log, dir: join(root, 'empty'), logger: () => {} });
+    const fullReplayMs = performance.now() - t;
+
+    t = performance.now();
+    const image = exportState(replay.state);
+    const exportMs = performance.now() - t;
+    t = performance.now();
+    const file = await writeSnapshot(join(root, 'written'), image);
+    const writeMs = performance.now() - t;
+    const snapshotBytes = (await stat(file)).size;
+
+    t = performance.now();
+    const loaded = await loadNewestSnapshot(join(root, 'written'), () => {});
+    const loadMs = performance.now() - t;
+    if (loaded === null) throw new Error('snapshot did not load');
+    t = performance.now();
+    importState(loaded.image);
+    const importMs = performance.now() - t;
+
+    return {
+      jobs,
+      snapshotterMs: Math.round(worker.ms),
+      mainLoopMaxPauseMs: Math.round(worker.maxMs * 10) / 10,
+      mainLoopP99PauseMs: Math.round(worker.p99Ms * 10) / 10,
+      snapshotBytes,
+      exportMs: Math.round(exportMs),
+      writeMs: Math.round(writeMs),
+      loadMs: Math.round(loadMs),
+      importMs: Math.round(importMs),
+      fullReplayMs: Math.round(fullReplayMs),
+      fullReplayRecordsPerSec: Math.round(replay.replayed / (fullReplayMs / 1_000)),
+    };
+  } finally {
+    await log.close();
+    await rm(root, { recursive: true, force: true });
+  }
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const jobs = Number(process.argv[2] ?? 1_000_000);
+  const result = await benchSnapshot(jobs);
+  for (const [key, value] of Object.entries(result)) console.log(`${key.padEnd(26)} ${value}`);
+}
