@@ -1,0 +1,196 @@
+// Seed 004 endpoint by endpoint, plus SPEC section 4's additions, over the real broker on a real
+// log: status codes, response shapes, error texts and content types.
+
+import t from 'tap';
+import { startBroker } from '../fixtures/broker.js';
+import { startServer } from '../fixtures/server.js';
+
+async function realServer(t: { teardown(fn: () => Promise<void>): void }) {
+  const fx = await startBroker();
+  const s = await startServer({ broker: fx.broker });
+  t.teardown(async () => {
+    await s.close();
+    await fx.cleanup();
+  });
+  return { s, fx };
+}
+
+t.test('push-pull-get-ack-follows-seed-004', async (t) => {
+  const { s } = await realServer(t);
+  const pushed = await s.request('POST', '/queues/emails/jobs', {
+    body: { data: { to: 'user@test.com' }, priority: 10, maxAttempts: 5, tags: ['email'] },
+  });
+  t.equal(pushed.status, 200);
+  t.equal(pushed.headers.get('content-type'), 'application/json');
+  t.same(Object.keys(pushed.json).sort(), ['id', 'ok']);
+  t.match(pushed.json, { ok: true, id: String });
+
+  const got = await s.request('GET', `/jobs/${pushed.json.id}`);
+  t.equal(got.status, 200);
+  t.match(got.json.job, {
+    id: pushed.json.id,
+    queue: 'emails',
+    data: { to: 'user@test.com' },
+    priority: 10,
+    createdAt: Number,
+    runAt: Number,
+    startedAt: null,
+    completedAt: null,
+    attempts: 0,
+    maxAttempts: 5,
+    backoff: 1000,
+    progress: 0,
+    tags: ['email'],
+    lifo: false,
+    removeOnComplete: false,
+    removeOnFail: false,
+  });
+  t.equal((await s.request('GET', `/queues/emails/jobs/${pushed.json.id}`)).status, 200);
+  const otherQueue = await s.request('GET', `/queues/other/jobs/${pushed.json.id}`);
+  t.same([otherQueue.status, otherQueue.json], [404, { ok: false, error: 'Job not found' }]);
+
+  const pulled = await s.request('GET', '/queues/emails/jobs?timeout=0');
+  t.equal(pulled.status, 200);
+  t.match(pulled.json, { ok: true, job: { id: pushed.json.id, queue: 'emails' }, token: String });
+  t.equal((await s.request('GET', `/jobs/${pushed.json.id}/state`)).json.state, 'active');
+
+  const wrong = await s.request('POST', `/jobs/${pushed.json.id}/ack`, { body: { token: 'not-the-lock' } });
+  t.same([wrong.status, wrong.json], [409, { ok: false, error: 'Lock token mismatch' }]);
+  const acked = await s.request('POST', `/jobs/${pushed.json.id}/ack`, { body: { result: { sent: true }, token: pulled.json.token } });
+  t.same([acked.status, acked.json], [200, { ok: true }]);
+  const again = await s.request('POST', `/jobs/${pushed.json.id}/ack`);
+  t.same([again.status, again.json], [400, { ok: false, error: 'Job not found or not active' }]);
+  t.same((await s.request('GET', `/jobs/${pushed.json.id}/result`)).json, { ok: true, result: { sent: true } });
+  t.same((await s.request('GET', `/jobs/${pushed.json.id}/state`)).json, { ok: true, state: 'completed' });
+
+  const empty = await s.request('GET', '/queues/emails/jobs');
+  t.same(empty.json, { ok: true, job: null, token: null });
+});
+
+t.test('unknown-job-is-404-job-not-found-everywhere', async (t) => {
+  const { s } = await realServer(t);
+  for (const [method, path] of [
+    ['GET', '/jobs/nope'],
+    ['GET', '/jobs/nope/state'],
+    ['DELETE', '/jobs/nope'],
+  ] as const) {
+    const res = await s.request(method, path);
+    t.same([res.status, res.json], [404, { ok: false, error: 'Job not found' }], `${method} ${path}`);
+  }
+});
+
+t.test('array-push-and-bulk-return-ids-and-list-pages', async (t) => {
+  const { s } = await realServer(t);
+  const arr = await s.request('POST', '/queues/q/jobs', { body: [{ data: 1 }, { name: 'n', data: 2, opts: { attempts: 2 } }] });
+  t.equal(arr.status, 200);
+  t.equal(arr.json.ids.length, 2);
+  const bulk = await s.request('POST', '/queues/q/jobs/bulk', { body: { jobs: [{ data: 3 }] } });
+  t.equal(bulk.json.ids.length, 1);
+  const list = await s.request('GET', '/queues/q/jobs/list?statuses=waiting&start=0&length=2');
+  t.match(list.json, { ok: true, counts: { waiting: 3 }, start: 0, length: 2 });
+  t.equal(list.json.jobs.length, 2);
+  const tooLong = await s.request('GET', '/queues/q/jobs/list?length=101');
+  t.same([tooLong.status, tooLong.json.error], [400, 'length must be <= 100']);
+});
+
+t.test('fail-retries-then-dead-letters-and-dlq-routes-work', async (t) => {
+  const { s } = await realServer(t);
+  const { json } = await s.request('POST', '/queues/q/jobs', { body: { data: 1, maxAttempts: 1 } });
+  await s.request('GET', '/queues/q/jobs');
+  const failed = await s.request('POST', `/jobs/${json.id}/fail`, { body: { error: 'SMTP connection refused' } });
+  t.same([failed.status, failed.json], [200, { ok: true }]);
+  const dlq = await s.request('GET', '/queues/q/dlq');
+  t.match(dlq.json, { ok: true, count: 1, jobs: [{ id: json.id }] });
+  t.match((await s.request('POST', '/queues/q/dlq/retry', { body: { id: json.id } })).json, { ok: true, retried: 1 });
+  t.equal((await s.request('GET', `/jobs/${json.id}/state`)).json.state, 'waiting');
+  t.match((await s.request('POST', '/queues/q/dlq/purge')).json, { ok: true, purged: 0 });
+});
+
+t.test('progress-and-logs-accept-bare-json-values-on-both-paths', async (t) => {
+  const { s } = await realServer(t);
+  const { json } = await s.request('POST', '/queues/q/jobs', { body: { data: 1 } });
+  await s.request('GET', '/queues/q/jobs');
+  t.same((await s.request('POST', `/jobs/${json.id}/progress`, { raw: '100' })).json, { ok: true });
+  t.same((await s.request('POST', `/queues/q/jobs/${json.id}/progress`, { body: { progress: 50, message: 'half' } })).json, { ok: true });
+  t.equal((await s.request('GET', `/jobs/${json.id}`)).json.job.progress, 50);
+  t.same((await s.request('POST', `/jobs/${json.id}/logs`, { raw: '"first"' })).json, { ok: true });
+  t.same((await s.request('POST', `/queues/q/jobs/${json.id}/logs`, { body: { message: 'second' } })).json, { ok: true });
+  t.same((await s.request('GET', `/queues/q/jobs/${json.id}/logs?start=0&length=10`)).json, { ok: true, logs: ['first', 'second'], count: 2 });
+  t.equal((await s.request('POST', `/queues/other/jobs/${json.id}/progress`, { body: 1 })).status, 404);
+});
+
+t.test('job-actions-promote-priority-cancel', async (t) => {
+  const { s } = await realServer(t);
+  const { json } = await s.request('POST', '/queues/q/jobs', { body: { data: 1, delay: 60_000 } });
+  t.equal((await s.request('GET', `/jobs/${json.id}/state`)).json.state, 'delayed');
+  t.same((await s.request('PUT', `/jobs/${json.id}/priority`, { body: { priority: 7 } })).json, { ok: true });
+  t.same((await s.request('POST', `/jobs/${json.id}/promote`)).json, { ok: true });
+  t.equal((await s.request('GET', `/jobs/${json.id}`)).json.job.state, 'waiting');
+  t.same((await s.request('DELETE', `/jobs/${json.id}`)).json, { ok: true });
+  t.equal((await s.request('GET', `/jobs/${json.id}`)).status, 404);
+});
+
+t.test('queue-actions', async (t) => {
+  const { s } = await realServer(t);
+  await s.request('POST', '/queues/q/jobs', { body: [{ data: 1 }, { data: 2, delay: 60_000 }] });
+  t.match((await s.request('GET', '/queues')).json, { ok: true, queues: [{ name: 'q', paused: false, counts: { waiting: 1, delayed: 1 } }] });
+  t.match((await s.request('GET', '/queues/q/counts')).json, { ok: true, counts: { waiting: 1, delayed: 1 } });
+  t.same((await s.request('POST', '/queues/q/pause')).json, { ok: true });
+  t.same((await s.request('GET', '/queues/q/paused')).json, { ok: true, paused: true });
+  t.same((await s.request('GET', '/queues/q/jobs')).json, { ok: true, job: null, token: null }, 'paused queue gives nothing');
+  t.same((await s.request('POST', '/queues/q/resume')).json, { ok: true });
+  t.match((await s.request('POST', '/queues/q/promote-jobs')).json, { ok: true, promoted: 1 });
+  t.match((await s.request('POST', '/queues/q/drain')).json, { ok: true, removed: 2 });
+  t.match((await s.request('POST', '/queues/q/clean', { body: { grace: 0, state: 'completed', limit: 10 } })).json, { ok: true, removed: [] });
+  t.same((await s.request('POST', '/queues/q/obliterate')).json, { ok: true });
+});
+
+t.test('workers-register-list-remove', async (t) => {
+  const { s } = await realServer(t);
+  const reg = await s.request('POST', '/workers', { body: { queue: 'q', endpoint: { url: 'http://127.0.0.1:9/hook', method: 'put' } } });
+  t.same([reg.status, reg.json], [200, { ok: true }]);
+  const list = await s.request('GET', '/workers');
+  t.match(list.json, {
+    ok: true,
+    workers: [{ queue: 'q', endpoint: { method: 'PUT', timeout: 3000 }, opts: { concurrency: 1, maxStalledCount: 1 } }],
+  });
+  t.same((await s.request('DELETE', '/workers/q')).json, { ok: true });
+  const gone = await s.request('DELETE', '/workers/q');
+  t.same([gone.status, gone.json], [404, { ok: false, error: 'Worker not found' }]);
+});
+
+t.test('monitoring-shapes', async (t) => {
+  const { s } = await realServer(t);
+  await s.request('POST', '/queues/emails/jobs', { body: { data: 1 } });
+  const health = await s.request('GET', '/health');
+  t.match(health.json, {
+    ok: true,
+    status: 'healthy',
+    uptime: Number,
+    version: '0.1.0',
+    queues: { waiting: 1, active: 0, delayed: 0, completed: 0, dlq: 0 },
+    connections: { tcp: 0, ws: 0, sse: 0 },
+    memory: { heapUsed: Number, heapTotal: Number, rss: Number },
+  });
+  for (const probe of ['/healthz', '/live']) {
+    const res = await s.request('GET', probe);
+    t.same([res.status, res.text, res.headers.get('content-type')], [200, 'OK', 'text/plain'], probe);
+  }
+  t.same((await s.request('GET', '/ready')).json, { ok: true, ready: true });
+  const stats = await s.request('GET', '/stats');
+  t.same(Object.keys(stats.json.stats), ['queued', 'processing', 'delayed', 'dlq', 'completed', 'uptime', 'pushPerSec', 'pullPerSec', 'totalPushed', 'totalPulled', 'totalCompleted', 'totalFailed']);
+  t.same(Object.keys(stats.json.memory), ['heapUsed', 'heapTotal', 'rss', 'external', 'arrayBuffers']);
+  t.same(Object.keys(stats.json.collections), ['jobIndex', 'completedJobs', 'processingTotal', 'queuedTotal', 'temporalIndexTotal']);
+  t.same((await s.request('GET', '/metrics')).json, { ok: true, metrics: { totalPushed: 1, totalPulled: 0, totalCompleted: 0, totalFailed: 0 } });
+});
+
+t.test('routing-errors-404-and-405-with-allow', async (t) => {
+  const { s } = await realServer(t);
+  const missing = await s.request('GET', '/nope');
+  t.same([missing.status, missing.json], [404, { ok: false, error: 'Not found' }]);
+  const wrong = await s.request('PATCH', '/queues/q/jobs');
+  t.same([wrong.status, wrong.json], [405, { ok: false, error: 'Method not allowed' }]);
+  t.match(wrong.headers.get('allow'), /POST/);
+  t.match(wrong.headers.get('allow'), /GET/);
+  t.equal((await s.request('GET', '/jobs/x/ack')).status, 405);
+});
