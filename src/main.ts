@@ -1,8 +1,8 @@
 // Composition root, and nothing else: open the log → load the newest snapshot → replay the tail →
-// start the broker → serve. While replaying, a startup probe holds the port and answers /ready
-// with 503. Shutdown (SIGTERM/SIGINT): /ready goes 503, the server stops taking requests and lets
-// in-flight ones finish, the broker stops its timers, the log syncs and closes; a second signal
-// exits at once.
+// start the broker and the push-worker dispatcher → serve. While replaying, a startup probe holds
+// the port and answers /ready with 503. Shutdown (SIGTERM/SIGINT): /ready goes 503, the server
+// stops taking requests and lets in-flight ones finish, push workers finish their calls, the
+// broker stops its timers, the log syncs and closes; a second signal exits at once.
 
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -16,6 +16,7 @@ import { loadState } from './snapshot/recover-state.js';
 import { compact } from './snapshot/retention.js';
 import { Snapshotter } from './snapshot/snapshotter.js';
 import { listenStartupProbe } from './startup-probe.js';
+import { WorkerDispatcher } from './workers/dispatcher.js';
 
 export interface ServeOptions {
   /** Quarantine a corrupt sealed segment instead of refusing to start. */
@@ -68,7 +69,9 @@ export async function serve(config: Config, options: ServeOptions = {}): Promise
     const app = await buildServer({ broker, config, realtime: realtimePlugin({ broker, log, config }) });
     await probe.close();
     await app.listen({ port: config.httpPort, host: config.host });
+    const dispatcher = new WorkerDispatcher({ broker, logger });
     broker.start();
+    dispatcher.start();
     snapshotter.start();
     const openLog = log;
     const stopCompaction = scheduleCompaction(openLog, snapshotsDir, config, logger);
@@ -85,6 +88,7 @@ export async function serve(config: Config, options: ServeOptions = {}): Promise
         stopCompaction();
         broker.beginShutdown();
         await app.close();
+        await dispatcher.close();
         await broker.close();
         await snapshotter.close();
         await openLog.close();
