@@ -14,6 +14,7 @@ import { Log } from '../../src/log/log.js';
 import type { LogRecord } from '../../src/record/types.js';
 import { loadState } from '../../src/snapshot/recover-state.js';
 import { WorkerDispatcher } from '../../src/workers/dispatcher.js';
+import { until } from './endpoint.js';
 
 export interface Stack {
   dir: string;
@@ -91,6 +92,8 @@ export async function startStack(opts: { dir?: string; lockMsDefault?: number; a
       return job;
     },
     async records() {
+      const end = log.nextOffset;
+      await until('records durable', () => log.durableOffset >= end);
       const out: LogRecord[] = [];
       for await (const r of log.read(log.firstOffset)) out.push(r);
       return out;
