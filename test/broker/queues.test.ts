@@ -1,0 +1,84 @@
+import t from 'tap';
+import { startBroker } from '../fixtures/broker.js';
+import type { WorkerConfig } from '../../src/broker/types.js';
+
+const ctx = { actor: null };
+
+t.test('drain-clean-obliterate', async (t) => {
+  const f = await startBroker();
+  t.teardown(() => f.cleanup());
+  const b = f.broker;
+  await b.pushBulk('q', [{ data: 1 }, { data: 2, delay: 10_000 }, { name: 'b', data: 3, opts: {} }], ctx);
+  const active = await b.push('q', { data: 4, priority: 9 }, ctx);
+  await b.pull('q', { timeoutMs: 0 }, ctx);
+  t.same(await b.drain('q', ctx), { ok: true, removed: 3 });
+  t.same(b.counts('q'), { waiting: 0, active: 1, delayed: 0, completed: 0, failed: 0, 'waiting-children': 0, paused: 0 });
+  const token = active.ok ? (b.state.jobs.get(active.id)?.lockToken ?? '') : '';
+  await b.ack(active.ok ? active.id : '', { token }, ctx);
+  t.same(await b.clean('q', { state: 'completed' }, ctx), { ok: false, code: 'BAD_REQUEST', error: 'grace is required' });
+  t.same(await b.clean('q', { grace: 0, state: 'completed', foo: 1 }, ctx), { ok: false, code: 'BAD_REQUEST', error: 'Unknown field: foo' });
+  await new Promise((r) => setTimeout(r, 5));
+  const cleaned = await b.clean('q', { grace: 0, state: 'completed' }, ctx);
+  t.same(cleaned, { ok: true, removed: [active.ok ? active.id : ''] });
+  await b.push('q', { data: 5 }, ctx);
+  await b.pause('q', ctx);
+  t.same(b.listQueues().map((q) => q.name), ['q']);
+  t.same(await b.obliterate('q', ctx), { ok: true });
+  t.same(b.listQueues(), []);
+  t.equal(b.isPaused('q'), false);
+});
+
+t.test('promote-jobs-and-dlq-purge', async (t) => {
+  const f = await startBroker();
+  t.teardown(() => f.cleanup());
+  const b = f.broker;
+  await b.pushBulk('q', [{ data: 1, delay: 5000 }, { data: 2, delay: 9000 }], ctx);
+  t.same(await b.promoteJobs('q', { count: 1 }, ctx), { ok: true, promoted: 1 });
+  t.same(b.counts('q').waiting, 1);
+  const p = await b.pull('q', { timeoutMs: 0 }, ctx);
+  const id = p.ok && p.job ? p.job.id : '';
+  t.equal(p.ok && p.job?.data, 1, 'the earliest due was promoted');
+  await b.push('q', { data: 3, maxAttempts: 1, jobId: 'dead' }, ctx);
+  const q = await b.pull('q', { timeoutMs: 0 }, ctx);
+  t.equal(q.ok && q.job?.id, 'dead');
+  await b.fail('dead', { error: 'x' }, ctx);
+  t.same(b.dlq('q', 0, 10).count, 1);
+  t.same(await b.dlqRetry('q', 'nope', ctx), { ok: false, code: 'NOT_FOUND', error: 'Job not found' });
+  t.same(await b.dlqPurge('q', ctx), { ok: true, purged: 1 });
+  t.equal(b.getJob('dead'), null);
+  t.ok(b.getJob(id));
+});
+
+t.test('workers-register-replace-remove', async (t) => {
+  const f = await startBroker();
+  t.teardown(() => f.cleanup());
+  const b = f.broker;
+  const config: WorkerConfig = {
+    queue: 'mail',
+    endpoint: { url: 'http://localhost:1/x', method: 'POST', headers: {}, timeout: 3000 },
+    opts: { concurrency: 2, limiter: null, removeOnComplete: null, removeOnFail: null, maxStalledCount: 1 },
+  };
+  t.same(await b.registerWorker(config, ctx), { ok: true });
+  t.same(await b.registerWorker({ ...config, opts: { ...config.opts, concurrency: 5 } }, ctx), { ok: true });
+  t.same(b.workers().map((w) => w.opts.concurrency), [5]);
+  t.same(b.listQueues().map((q) => q.name), ['mail']);
+  t.same(await b.removeWorker('mail', ctx), { ok: true });
+  t.same(await b.removeWorker('mail', ctx), { ok: false, code: 'NOT_FOUND', error: 'Worker not found' });
+});
+
+t.test('stats-count-the-last-complete-second', async (t) => {
+  let now = 1_700_000_000_000;
+  const f = await startBroker({ clock: () => now, start: false });
+  t.teardown(() => f.cleanup());
+  const b = f.broker;
+  await b.push('q', { data: 1 }, ctx);
+  await b.push('q', { data: 2 }, ctx);
+  await b.pull('q', { timeoutMs: 0 }, ctx);
+  now += 1000;
+  const s = b.stats(now);
+  t.equal(s.pushPerSec, 2);
+  t.equal(s.pullPerSec, 1);
+  t.equal(s.totalPushed, 2);
+  t.equal(s.queued, 1);
+  t.equal(s.processing, 1);
+});

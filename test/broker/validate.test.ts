@@ -1,0 +1,42 @@
+import t from 'tap';
+import { checkPush, checkPushBulk } from '../../src/broker/validate.js';
+
+const err = (input: unknown): string => {
+  const r = checkPush(input);
+  return r.ok ? 'ok' : r.error;
+};
+
+t.test('validation-errors-name-the-field', async (t) => {
+  t.equal(err({}), 'data is required');
+  t.equal(err({ data: 1, priority: 1.5 }), 'priority must be an integer');
+  t.equal(err({ data: 1, foo: 1 }), 'Unknown field: foo');
+  t.equal(err({ data: 1, delay: -1 }), 'delay must be a non-negative integer');
+  t.equal(err({ data: 1, maxAttempts: 0 }), 'maxAttempts must be at least 1');
+  t.equal(err({ data: 1, tags: ['a', 2] }), 'tags[1] must be a string');
+  t.equal(err({ data: 1, lifo: 'yes' }), 'lifo must be a boolean');
+  t.equal(err({ data: 1, repeat: { every: 10, pattern: '* * * * *' } }), 'repeat needs exactly one of every or pattern');
+  t.equal(err({ data: 1, repeat: { every: 10, foo: 1 } }), 'Unknown field: repeat.foo');
+  t.equal(err({ data: 1, jobId: 'a', dependsOn: ['a'] }), 'dependsOn must not contain the job itself');
+  t.equal(err({ name: 'n', data: 1, opts: { foo: 1 } }), 'Unknown option: foo');
+  t.equal(err({ name: 'n', data: 1, opts: { attempts: 'x' } }), 'attempts must be an integer');
+  t.equal(err({ name: 'n', data: 1, opts: {}, extra: 1 }), 'Unknown field: extra');
+  t.equal(err([1]), 'job must be a JSON object');
+});
+
+t.test('both-shapes-normalize-to-the-same-options', async (t) => {
+  const seed = checkPush({ data: { a: 1 }, maxAttempts: 5, backoff: 200, removeOnComplete: true, delay: 10 });
+  const bull = checkPush({ data: { a: 1 }, opts: { attempts: 5, backoff: { type: 'exponential', delay: 200 }, removeOnComplete: true, delay: 10 } });
+  t.same(seed, bull);
+  const p = checkPush({ name: 'n', data: null, opts: { priority: 3, removeOnFail: { count: 2, age: 60 } } });
+  t.ok(p.ok);
+  if (p.ok) {
+    t.equal(p.value.priority, -3, 'BullMQ priority p → -p');
+    t.same(p.value.removeOnFail, { remove: false, count: 2, ageMs: 60_000 });
+    t.equal(p.value.data, 'null');
+  }
+});
+
+t.test('bulk-validation-is-all-or-nothing', async (t) => {
+  const r = checkPushBulk([{ data: 1 }, { data: 2, bad: true }]);
+  t.same(r, { ok: false, error: 'jobs[1]: Unknown field: bad' });
+});
