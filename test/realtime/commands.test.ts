@@ -1,0 +1,118 @@
+// WebSocket commands: pipelining with reqId correlation, every command against the real broker,
+// error replies, the in-flight cap, and the release of pulled jobs when the socket closes.
+
+import t from 'tap';
+import { connections } from '../../src/api/connections.js';
+import { WsClient } from './clients.js';
+import { push, startRealtime } from './harness.js';
+
+/** A reply without its reqId (WsClient.command already matched it). */
+function bare(reply: Record<string, unknown>): Record<string, unknown> {
+  const { reqId, ...rest } = reply;
+  return typeof reqId === 'string' ? rest : reply;
+}
+
+t.test('hundred-pipelined-pushes-each-reply-carries-its-reqId', async (t) => {
+  const h = await startRealtime();
+  t.teardown(() => h.close());
+  const ws = await WsClient.connect(h.ws('/ws/queues/none'));
+  t.teardown(() => ws.close());
+  for (let i = 0; i < 100; i++) ws.send({ cmd: 'PUSH', queue: 'pipe', data: { i }, reqId: `p${i}` });
+  const replies = await Promise.all(Array.from({ length: 100 }, (_, i) => ws.reply(`p${i}`)));
+  t.ok(replies.every((r) => r.ok === true && typeof r.id === 'string'));
+  t.equal(new Set(replies.map((r) => r.id)).size, 100, 'distinct ids');
+  const replyCount = ws.inbox.all.filter((m) => typeof m.reqId === 'string').length;
+  t.equal(replyCount, 100, 'exactly one reply per command');
+  for (const [i, r] of replies.entries()) t.match(h.fixture.broker.getJob(r.id as string), { data: { i } });
+  const bulk = await ws.command({ cmd: 'PUSHB', queue: 'pipe', jobs: [{ data: 1 }, { name: 'n', data: 2, opts: { attempts: 2 } }] });
+  t.match(bulk, { ok: true, ids: [String, String] });
+});
+
+t.test('job-lifecycle-commands-and-their-error-replies', async (t) => {
+  const h = await startRealtime();
+  t.teardown(() => h.close());
+  const ws = await WsClient.connect(h.ws('/ws'));
+  t.teardown(() => ws.close());
+  const { id } = (await ws.command({ cmd: 'PUSH', queue: 'life', data: { x: 1 }, priority: 5, tags: ['t'] })) as { id: string };
+  t.match(await ws.command({ cmd: 'GetJob', id }), { ok: true, job: { id, queue: 'life', priority: 5, tags: ['t'] } }, 'case-insensitive');
+  const pulled = await ws.command({ cmd: 'PULL', queue: 'life', timeout: 1_000 });
+  t.match(pulled, { ok: true, job: { id }, token: String });
+  t.strictSame(bare(await ws.command({ cmd: 'PROGRESS', id, progress: 40, message: 'almost' })), { ok: true });
+  t.strictSame(bare(await ws.command({ cmd: 'ACK', id, token: 'not-the-lock' })), { ok: false, error: 'Lock token mismatch' });
+  t.strictSame(bare(await ws.command({ cmd: 'ACK', id, result: { done: true }, token: pulled.token })), { ok: true });
+  t.match(h.fixture.broker.getJob(id), { state: 'completed', result: { done: true }, progress: 40 });
+  t.strictSame(bare(await ws.command({ cmd: 'ACK', id })), { ok: false, error: 'Job not found or not active' });
+
+  const second = await push(h, 'life', { data: {}, maxAttempts: 1 });
+  t.match(await ws.command({ cmd: 'PULL', queue: 'life' }), { ok: true, job: { id: second } });
+  t.match(await ws.command({ cmd: 'FAIL', id: second, error: 'nope' }), { ok: true });
+  t.match(h.fixture.broker.getJob(second), { state: 'failed', failedReason: 'nope' });
+  const third = await push(h, 'life', { data: {} });
+  t.match(await ws.command({ cmd: 'CANCEL', id: third }), { ok: true });
+  t.equal(h.fixture.broker.getJob(third), null);
+  t.match(await ws.command({ cmd: 'PULL', queue: 'life' }), { ok: true, job: null, token: null }, 'empty queue');
+
+  t.strictSame(bare(await ws.command({ cmd: 'GETJOB', id: 'missing' })), { ok: false, error: 'Job not found' });
+  t.strictSame(bare(await ws.command({ cmd: 'NOPE' })), { ok: false, error: 'Unknown command: NOPE' });
+  t.strictSame(bare(await ws.command({ cmd: 'PUSH', data: 1 })), { ok: false, error: 'Missing field: queue' });
+  t.strictSame(bare(await ws.command({ cmd: 'PROGRESS', id })), { ok: false, error: 'Missing field: progress (a number)' });
+  t.strictSame(bare(await ws.command({ reqId: 'x' })), { ok: false, error: 'Missing field: cmd' });
+  const badOption = await ws.command({ cmd: 'PUSH', queue: 'life', data: 1, bogus: true });
+  t.match(badOption, { ok: false, error: /bogus/, reqId: String }, "the broker's validation text");
+  t.notOk('code' in badOption, 'internal codes stay internal');
+  ws.send('{not json');
+  t.strictSame(await ws.inbox.find((m) => m.error === 'Invalid JSON'), { ok: false, error: 'Invalid JSON' });
+  ws.send('[1,2]');
+  t.match(await ws.inbox.find((m) => /expected a JSON object/.test(String(m.error))), { ok: false });
+});
+
+t.test('in-flight-commands-beyond-the-cap-are-refused', async (t) => {
+  const h = await startRealtime({ limits: { wsInflightMax: 2 } });
+  t.teardown(() => h.close());
+  const ws = await WsClient.connect(h.ws('/ws/queues/none'));
+  t.teardown(() => ws.close());
+  ws.send({ cmd: 'PULL', queue: 'cap', timeout: 5_000, reqId: 'w1' });
+  ws.send({ cmd: 'PULL', queue: 'cap', timeout: 5_000, reqId: 'w2' });
+  ws.send({ cmd: 'PUSH', queue: 'cap', data: 1, reqId: 'over' });
+  t.strictSame(await ws.reply('over'), { ok: false, error: 'Too many in-flight commands', reqId: 'over' });
+  const a = await push(h, 'cap', { data: 'a' });
+  const b = await push(h, 'cap', { data: 'b' });
+  const got = [await ws.reply('w1'), await ws.reply('w2')].map((r) => (r.job as { id: string }).id).sort();
+  t.strictSame(got, [a, b].sort(), 'the long polls complete');
+  t.match(await ws.command({ cmd: 'PUSH', queue: 'cap', data: 2 }), { ok: true }, 'room again once they replied');
+});
+
+t.test('jobs-pulled-over-a-socket-are-released-when-it-closes', async (t) => {
+  const h = await startRealtime();
+  t.teardown(() => h.close());
+  const wsBefore = connections.ws;
+  const ws = await WsClient.connect(h.ws('/ws'));
+  t.equal(connections.ws, wsBefore + 1);
+  const id = await push(h, 'rel', { data: {} });
+  const other = await push(h, 'rel', { data: {} });
+  t.match(await ws.command({ cmd: 'PULL', queue: 'rel' }), { ok: true, job: { id } });
+  t.match(await ws.command({ cmd: 'PULL', queue: 'rel' }), { ok: true, job: { id: other } });
+  t.match(await ws.command({ cmd: 'ACK', id: other }), { ok: true }, 'a finished job is not released');
+  t.equal(h.fixture.broker.jobState(id), 'active');
+  await ws.close();
+  // The release is applied when appended and readable once durable: wait for the record.
+  const releasedRecords = async (): Promise<unknown[]> => {
+    const out: unknown[] = [];
+    for await (const record of h.fixture.log.read(h.fixture.log.firstOffset)) {
+      if (record.body.type === 'released') out.push(record.body);
+    }
+    return out;
+  };
+  let released = await releasedRecords();
+  for (const deadline = Date.now() + 5_000; released.length === 0 && Date.now() < deadline; released = await releasedRecords()) {
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  t.equal(h.fixture.broker.jobState(id), 'waiting', 'back in its queue');
+  t.equal(h.fixture.broker.jobState(other), 'completed');
+  t.equal(connections.ws, wsBefore);
+  t.equal(released.length, 1, 'one released record');
+  t.match(released[0], { queue: 'rel', jobId: id, reason: 'connection closed' });
+  const again = await WsClient.connect(h.ws('/ws'));
+  t.teardown(() => again.close());
+  t.match(await again.command({ cmd: 'PULL', queue: 'rel' }), { ok: true, job: { id } }, 'another client can take it');
+});
