@@ -77,7 +77,7 @@ function describe(error: ErrorObject): string {
     case 'maxLength':
       return `must be at most ${String(p.limit)} characters`;
     case 'minItems':
-      return `must have at least ${String(p.limit)} items`;
+      return p.limit === 1 ? 'must not be empty' : `must have at least ${String(p.limit)} items`;
     case 'maxItems':
       return `must have at most ${String(p.limit)} items`;
     case 'pattern':
@@ -99,8 +99,15 @@ export const schemaErrorFormatter: NonNullable<FastifyServerOptions['schemaError
   errors: FastifySchemaValidationError[],
   dataVar: string,
 ): Error => {
-  // With oneOf/anyOf, Ajv lists the failed branches before the combinator; report the combinator.
-  const first = errors.find((e) => e.keyword === 'oneOf' || e.keyword === 'anyOf') ?? errors[0];
+  // With oneOf/anyOf, Ajv lists every failed branch before the combinator. A branch that failed
+  // only on its `type` is not the shape the client meant; report the first error of a branch
+  // whose type matched (`priority must be a number`), else the combinator's description.
+  const isCombinator = (e: FastifySchemaValidationError): boolean => e.keyword === 'oneOf' || e.keyword === 'anyOf';
+  const combinator = errors.find(isCombinator);
+  const specific = combinator
+    ? errors.find((e) => !isCombinator(e) && !(e.keyword === 'type' && e.instancePath === combinator.instancePath))
+    : undefined;
+  const first = specific ?? combinator ?? errors[0];
   if (!first) return new Error(`${dataVar} is invalid`);
   const error = first as ErrorObject;
   const p = error.params as Record<string, unknown>;

@@ -1,0 +1,65 @@
+// Rejected requests get a clear 4xx envelope and append NOTHING: the real log's nextOffset is the
+// same before and after each one.
+
+import t from 'tap';
+import { startBroker } from '../fixtures/broker.js';
+import { startServer } from '../fixtures/server.js';
+
+t.test('each-bad-request-is-rejected-with-a-named-error-and-appends-nothing', async (t) => {
+  const fx = await startBroker();
+  const s = await startServer({ broker: fx.broker, config: { bodyBytesMax: 64 * 1024 } });
+  t.teardown(async () => {
+    await s.close();
+    await fx.cleanup();
+  });
+  const { json: job } = await s.request('POST', '/queues/q/jobs', { body: { data: 1 } });
+  await s.request('GET', '/queues/q/jobs');
+  const id = job.id as string;
+
+  const cases: Array<{ name: string; method: string; path: string; raw?: string; body?: unknown; status: number; error: string | RegExp }> = [
+    { name: 'malformed-json', method: 'POST', path: '/queues/q/jobs', raw: '{"data":', status: 400, error: 'Invalid JSON body' },
+    { name: 'proto-poisoning', method: 'POST', path: '/queues/q/jobs', raw: '{"data":1,"__proto__":{"x":1}}', status: 400, error: 'Invalid JSON body' },
+    { name: 'huge-body', method: 'POST', path: '/queues/q/jobs', raw: JSON.stringify({ data: 'x'.repeat(100 * 1024) }), status: 413, error: 'Request body is too large' },
+    { name: 'push-scalar-body', method: 'POST', path: '/queues/q/jobs', raw: '42', status: 400, error: /^body must be/ },
+    { name: 'push-empty-array', method: 'POST', path: '/queues/q/jobs', body: [], status: 400, error: 'body must not be empty' },
+    { name: 'push-wrong-type', method: 'POST', path: '/queues/q/jobs', body: { data: 1, priority: '5' }, status: 400, error: /priority/ },
+    { name: 'push-negative-delay', method: 'POST', path: '/queues/q/jobs', body: { data: 1, delay: -5 }, status: 400, error: /delay/ },
+    { name: 'push-unknown-bullmq-opt', method: 'POST', path: '/queues/q/jobs', body: { name: 'n', data: 1, opts: { bogus: 1 } }, status: 400, error: /bogus/ },
+    { name: 'bulk-without-jobs', method: 'POST', path: '/queues/q/jobs/bulk', body: { job: [] }, status: 400, error: 'jobs is required' },
+    { name: 'queue-dot-dot-slash', method: 'POST', path: '/queues/..%2Fx/jobs', body: { data: 1 }, status: 400, error: /^queue must contain only/ },
+    { name: 'queue-too-long', method: 'POST', path: `/queues/${'a'.repeat(129)}/jobs`, body: { data: 1 }, status: 400, error: 'queue must be at most 128 characters' },
+    { name: 'queue-space', method: 'POST', path: '/queues/a%20b/jobs', body: { data: 1 }, status: 400, error: /^queue must contain only/ },
+    { name: 'ack-unknown-field', method: 'POST', path: `/jobs/${id}/ack`, body: { result: 1, extra: true }, status: 400, error: 'extra is not an allowed field' },
+    { name: 'ack-token-not-string', method: 'POST', path: `/jobs/${id}/ack`, body: { token: 5 }, status: 400, error: 'token must be a string' },
+    { name: 'fail-error-not-string', method: 'POST', path: `/jobs/${id}/fail`, body: { error: { a: 1 } }, status: 400, error: 'error must be a string' },
+    { name: 'progress-over-100', method: 'POST', path: `/jobs/${id}/progress`, raw: '101', status: 400, error: 'body must be <= 100' },
+    { name: 'progress-boolean', method: 'POST', path: `/jobs/${id}/progress`, raw: 'true', status: 400, error: /^body must be a number from 0 to 100 or/ },
+    { name: 'progress-object-wrong-type', method: 'POST', path: `/jobs/${id}/progress`, body: { progress: 'x' }, status: 400, error: 'progress must be a number' },
+    { name: 'progress-missing-body', method: 'POST', path: `/jobs/${id}/progress`, status: 400, error: /^body must be a number from 0 to 100 or/ },
+    { name: 'log-empty', method: 'POST', path: `/jobs/${id}/logs`, raw: '""', status: 400, error: 'body must not be empty' },
+    { name: 'priority-float', method: 'PUT', path: `/jobs/${id}/priority`, body: { priority: 1.5 }, status: 400, error: 'priority must be an integer' },
+    { name: 'priority-missing', method: 'PUT', path: `/jobs/${id}/priority`, body: {}, status: 400, error: 'priority is required' },
+    { name: 'pull-negative-timeout', method: 'GET', path: '/queues/q/jobs?timeout=-1', status: 400, error: 'timeout must be >= 0' },
+    { name: 'pull-timeout-over-max', method: 'GET', path: '/queues/q/jobs?timeout=600000', status: 400, error: 'timeout must be <= 60000' },
+    { name: 'clean-negative-grace', method: 'POST', path: '/queues/q/clean', body: { grace: -1 }, status: 400, error: 'grace must be >= 0' },
+    { name: 'worker-missing-endpoint', method: 'POST', path: '/workers', body: { queue: 'q' }, status: 400, error: 'endpoint is required' },
+    { name: 'worker-missing-queue', method: 'POST', path: '/workers', body: { endpoint: { url: 'http://x', method: 'POST' } }, status: 400, error: 'queue is required' },
+    { name: 'worker-unknown-field', method: 'POST', path: '/workers', body: { queue: 'q', endpoint: { url: 'http://x', method: 'POST' }, color: 'red' }, status: 400, error: 'color is not an allowed field' },
+    { name: 'worker-file-url', method: 'POST', path: '/workers', body: { queue: 'q', endpoint: { url: 'file:///etc/passwd', method: 'POST' } }, status: 400, error: 'endpoint.url must be a valid http or https URL' },
+    { name: 'worker-get-method', method: 'POST', path: '/workers', body: { queue: 'q', endpoint: { url: 'http://x', method: 'GET' } }, status: 400, error: 'endpoint.method must be POST, PUT or PATCH' },
+    { name: 'worker-zero-timeout', method: 'POST', path: '/workers', body: { queue: 'q', endpoint: { url: 'http://x', method: 'POST', timeout: 0 } }, status: 400, error: 'endpoint.timeout must be >= 1' },
+    { name: 'worker-limiter-half', method: 'POST', path: '/workers', body: { queue: 'q', endpoint: { url: 'http://x', method: 'POST' }, opts: { limiter: { max: 1 } } }, status: 400, error: 'opts.limiter.duration is required' },
+    { name: 'worker-header-not-string', method: 'POST', path: '/workers', body: { queue: 'q', endpoint: { url: 'http://x', method: 'POST', headers: { a: 1 } } }, status: 400, error: 'endpoint.headers.a must be a string' },
+  ];
+
+  for (const c of cases) {
+    const before = fx.log.nextOffset;
+    const res = await s.request(c.method, c.path, c.raw !== undefined ? { raw: c.raw } : { body: c.body });
+    t.equal(res.status, c.status, `${c.name}: status`);
+    t.equal(res.headers.get('content-type'), 'application/json', `${c.name}: content type`);
+    t.equal(res.json?.ok, false, `${c.name}: envelope`);
+    if (typeof c.error === 'string') t.equal(res.json?.error, c.error, `${c.name}: error text`);
+    else t.match(res.json?.error, c.error, `${c.name}: error text`);
+    t.equal(fx.log.nextOffset, before, `${c.name}: nothing appended`);
+  }
+});
