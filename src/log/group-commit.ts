@@ -44,6 +44,8 @@ export interface GroupCommitOptions {
   hooks: FsHooks;
   /** Called once per round with the records that just became durable, in order. */
   onDurable: (records: LogRecord[], durableOffset: number) => void;
+  /** Called once when the log enters the failed state. */
+  onFailed: (err: LogError) => void;
 }
 
 interface Waiter {
@@ -76,15 +78,16 @@ export class GroupCommit {
     this.nextOffset = active.nextOffset;
     this.writtenOffset = active.nextOffset;
     this.syncedOffset = active.nextOffset;
-    if (o.sync === 'interval') {
-      this.timer = setInterval(() => {
-        if (this.writtenOffset > this.syncedOffset) {
-          this.syncDue = true;
-          this.kick();
-        }
-      }, o.syncIntervalMs);
-      this.timer.unref();
-    }
+  }
+
+  /** 'interval': the first write after a sync arms one timer; the sync runs when it fires. */
+  private scheduleSync(): void {
+    if (this.timer !== null || this.closed) return;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.syncDue = true;
+      this.kick();
+    }, this.o.syncIntervalMs);
   }
 
   get durableOffset(): number {
@@ -226,7 +229,8 @@ export class GroupCommit {
       this.unsynced = written;
       return;
     }
-    this.release(false);
+    this.release();
+    this.scheduleSync();
     this.o.onDurable(written, this.writtenOffset);
   }
 
@@ -247,7 +251,7 @@ export class GroupCommit {
       throw ioError('sync', active.file, err);
     }
     this.syncedOffset = covered;
-    this.release(true);
+    this.release();
     if (this.o.sync === 'always') {
       const records = this.unsynced;
       this.unsynced = [];
@@ -256,7 +260,7 @@ export class GroupCommit {
   }
 
   /** Resolves the waiters whose records are now durable (waiters are in offset order). */
-  private release(afterSync: boolean): void {
+  private release(): void {
     const ws = this.waiters;
     let kept = 0;
     for (let i = 0; i < ws.length; i++) {
@@ -266,7 +270,6 @@ export class GroupCommit {
       else ws[kept++] = w;
     }
     ws.length = kept;
-    if (afterSync && this.o.sync === 'interval') this.syncDue = false;
   }
 
   /** Seals the active segment (synced, index files written) and starts the next one. */
@@ -289,13 +292,14 @@ export class GroupCommit {
     this.frameEnds = [];
     this.records = [];
     for (const w of waiters) w.reject(err);
+    this.o.onFailed(err);
   }
 
   /** Flushes and syncs everything pending, then closes the active segment's write handle. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    if (this.timer !== null) clearInterval(this.timer);
+    if (this.timer !== null) clearTimeout(this.timer);
     while (this.running !== null) await this.running;
     if (this.failed === null && this.writtenOffset > this.syncedOffset) {
       this.syncDue = true;

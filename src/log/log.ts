@@ -94,6 +94,7 @@ export class Log {
           syncIntervalMs: opts.syncIntervalMs ?? logSyncIntervalMsDefault,
           hooks: opts.fsHooks ?? {},
           onDurable: (records, durableOffset) => log?.committed(records, durableOffset),
+          onFailed: () => log?.wakeTails(),
         });
     await commit?.openActive();
     log = new Log(opts.dir, loaded.logId, loaded.report, loaded.segments, commit, opts.ringRecords ?? tailRingRecords);
@@ -128,9 +129,7 @@ export class Log {
 
   private committed(records: LogRecord[], durableOffset: number): void {
     this.ring.push(records);
-    const wakers = this.wakers;
-    this.wakers = [];
-    for (const wake of wakers) wake();
+    this.wakeTails();
     for (const listener of this.listeners) listener(durableOffset);
   }
 
@@ -236,6 +235,10 @@ export class Log {
     if (this.closed) return;
     this.closed = true;
     await this.commit?.close();
+    this.wakeTails();
+  }
+
+  private wakeTails(): void {
     const wakers = this.wakers;
     this.wakers = [];
     for (const wake of wakers) wake();

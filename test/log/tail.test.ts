@@ -1,0 +1,65 @@
+import t from 'tap';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { LogRecord } from '../../src/record/types.js';
+import { drafts, openLog, range, tempDir } from './helpers.js';
+
+async function take(it: AsyncIterator<LogRecord>, n: number): Promise<number[]> {
+  const out: number[] = [];
+  while (out.length < n) {
+    const r = await it.next();
+    if (r.done === true) break;
+    out.push(r.value.offset);
+  }
+  return out;
+}
+
+t.test('tail-yields-history-then-wakes-on-new-appends', async (t) => {
+  const dir = await tempDir(t);
+  const { log } = await openLog({ dir, segmentBytes: 8192, ringRecords: 50 });
+  await log.append(drafts(0, 300)).durable;
+  const tail = log.tail(10);
+  t.strictSame(await take(tail, 290), range(10, 300), 'old records (from disk: older than the ring)');
+  const pending = take(tail, 5);
+  await sleep(30);
+  log.append(drafts(300, 5));
+  t.strictSame(await pending, range(300, 305), 'woken by the append');
+  tail.close();
+  t.equal((await tail.next()).done, true, 'closed');
+  await log.close();
+});
+
+t.test('tail-close-ends-a-waiting-reader', async (t) => {
+  const dir = await tempDir(t);
+  const { log } = await openLog({ dir });
+  const tail = log.tail(0);
+  const waiting = tail.next();
+  await sleep(20);
+  tail.close();
+  t.equal((await waiting).done, true);
+  await log.close();
+});
+
+t.test('tail-ends-when-the-log-closes', async (t) => {
+  const dir = await tempDir(t);
+  const { log } = await openLog({ dir });
+  await log.append(drafts(0, 2)).durable;
+  const seen: number[] = [];
+  const done = (async () => {
+    for await (const r of log.tail(0)) seen.push(r.offset);
+  })();
+  await sleep(20);
+  await log.close();
+  await done;
+  t.strictSame(seen, [0, 1]);
+});
+
+t.test('tail-is-bounded-a-slow-consumer-reads-older-records-from-disk', async (t) => {
+  const dir = await tempDir(t);
+  const { log } = await openLog({ dir, ringRecords: 100 });
+  const tail = log.tail(0);
+  for (let i = 0; i < 5000; i += 500) await log.append(drafts(i, 500)).durable;
+  // The consumer was idle during 5000 appends; the ring only holds 100, the rest come from disk.
+  t.strictSame(await take(tail, 5000), range(0, 5000));
+  tail.close();
+  await log.close();
+});
