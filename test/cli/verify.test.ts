@@ -1,0 +1,64 @@
+import t from 'tap';
+import { readFile, truncate, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { segmentHeaderBytes } from '../../src/log/segment-header.js';
+import { hashTree, segmentFiles, tempDir, writeLog } from '../log/helpers.js';
+import { runCli } from './run-cli.js';
+
+t.test('verify-clean-log-prints-summary-exits-0-and-leaves-dir-byte-identical', async (t) => {
+  const dir = await tempDir(t);
+  await writeLog(dir, 500, { segmentBytes: 8192 });
+  const before = await hashTree(dir);
+  const files = await segmentFiles(dir);
+  const r = await runCli(['verify', '--dir', dir]);
+  t.equal(r.code, 0, r.stderr);
+  t.match(r.stdout, `verify: ok ${files.length} segments, 500 records (offsets 0..499)`);
+  t.strictSame(await hashTree(dir), before);
+});
+
+t.test('verify-uses-DATA_DIR-when-no-dir-flag', async (t) => {
+  const dir = await tempDir(t);
+  await writeLog(dir, 3);
+  const r = await runCli(['verify'], { DATA_DIR: dir });
+  t.equal(r.code, 0);
+  t.match(r.stdout, '3 records');
+});
+
+t.test('verify-bit-flip-exits-1-naming-file-byte-and-record-offset', async (t) => {
+  const dir = await tempDir(t);
+  await writeLog(dir, 500, { segmentBytes: 8192 });
+  const files = await segmentFiles(dir);
+  const victim = join(dir, files[2] as string);
+  const base = Number(files[2]?.slice(0, 20));
+  const buf = await readFile(victim);
+  let position = segmentHeaderBytes;
+  for (let i = 0; i < 7; i++) position += 8 + buf.readUInt32LE(position);
+  buf[position + 20] = (buf[position + 20] as number) ^ 0x01;
+  await writeFile(victim, buf);
+  const before = await hashTree(dir);
+  const r = await runCli(['verify', '--dir', dir]);
+  t.equal(r.code, 1);
+  t.match(r.stdout, `verify: FAILED ${victim} byte ${position} record offset ${base + 7}`);
+  t.match(r.stdout, 'checksum mismatch');
+  t.strictSame(await hashTree(dir), before, 'read-only: nothing changed');
+});
+
+t.test('verify-torn-tail-exits-1-and-does-not-cut-it', async (t) => {
+  const dir = await tempDir(t);
+  await writeLog(dir, 10);
+  const file = join(dir, (await segmentFiles(dir))[0] as string);
+  const size = (await readFile(file)).length;
+  await truncate(file, size - 5);
+  const before = await hashTree(dir);
+  const r = await runCli(['verify', '--dir', dir]);
+  t.equal(r.code, 1);
+  t.match(r.stdout, /torn tail/);
+  t.strictSame(await hashTree(dir), before);
+});
+
+t.test('verify-missing-directory-exits-1', async (t) => {
+  const dir = await tempDir(t);
+  const r = await runCli(['verify', '--dir', join(dir, 'none')]);
+  t.equal(r.code, 1);
+  t.match(r.stdout, /no log directory/);
+});
