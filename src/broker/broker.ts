@@ -154,7 +154,7 @@ export class Broker implements BrokerApi {
   private gate(): Failure | null {
     if (this.fault !== null) return this.fault;
     if (this.closed) return fail('UNAVAILABLE', 'Broker is closed');
-    if (this.readOnly) return fail('READ_ONLY', 'Server is read-only');
+    if (this.readOnly) return fail('READ_ONLY', `Read-only: this server shows the state at offset ${this.state.offset} (serve --until); writes are refused`);
     return null;
   }
 
