@@ -3,6 +3,9 @@
 // the port and answers /ready with 503. Shutdown (SIGTERM/SIGINT): /ready goes 503, the server
 // stops taking requests and lets in-flight ones finish, push workers finish their calls, the
 // broker stops its timers, the log syncs and closes; a second signal exits at once.
+// `serve --until <point>` is the point-in-time variant: the log opened read-only, the state as of
+// that point, a read-only broker (writes answer 409 READ_ONLY), and no timers, snapshots,
+// retention, push workers or real-time streams (they would show records past the point).
 
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -13,6 +16,8 @@ import type { Config } from './config.js';
 import { checkConstants, shutdownGraceMs } from './constants.js';
 import { Log } from './log/log.js';
 import { loadState } from './snapshot/recover-state.js';
+import { JobHistory } from './history/history.js';
+import { describePoint, untilOffset, type Point } from './history/point.js';
 import { compact } from './snapshot/retention.js';
 import { Snapshotter } from './snapshot/snapshotter.js';
 import { listenStartupProbe } from './startup-probe.js';
@@ -21,6 +26,8 @@ import { WorkerDispatcher } from './workers/dispatcher.js';
 export interface ServeOptions {
   /** Quarantine a corrupt sealed segment instead of refusing to start. */
   repair?: boolean;
+  /** Serve the state as of this point, read-only (`serve --until`). */
+  until?: Point;
   logger?: (line: string) => void;
 }
 
@@ -40,6 +47,7 @@ export function dataPaths(dataDir: string): { logDir: string; snapshotsDir: stri
 export async function serve(config: Config, options: ServeOptions = {}): Promise<Running> {
   checkConstants();
   const logger = options.logger ?? ((line: string) => console.error(line));
+  if (options.until !== undefined) return servePointInTime(config, options.until, logger);
   const { logDir, snapshotsDir } = dataPaths(config.dataDir);
 
   const probe = await listenStartupProbe(config.httpPort, config.host, config.corsAllowOrigin);
@@ -66,13 +74,15 @@ export async function serve(config: Config, options: ServeOptions = {}): Promise
       intervalMs: config.snapshotIntervalMs,
       logger,
     });
-    const app = await buildServer({ broker, config, realtime: realtimePlugin({ broker, log, config }) });
+    const history = new JobHistory({ log, writeFiles: true, logger });
+    const app = await buildServer({ broker, config, history, realtime: realtimePlugin({ broker, log, config }) });
     await probe.close();
     await app.listen({ port: config.httpPort, host: config.host });
     const dispatcher = new WorkerDispatcher({ broker, logger });
     broker.start();
     dispatcher.start();
     snapshotter.start();
+    history.start();
     const openLog = log;
     const stopCompaction = scheduleCompaction(openLog, snapshotsDir, config, logger);
 
@@ -91,6 +101,49 @@ export async function serve(config: Config, options: ServeOptions = {}): Promise
         await dispatcher.close();
         await broker.close();
         await snapshotter.close();
+        await history.close();
+        await openLog.close();
+      },
+    };
+  } catch (error) {
+    await probe.close();
+    await log?.close().catch(() => undefined);
+    throw error;
+  }
+}
+
+/** `serve --until`: a read-only server on the state as of `point`; nothing on disk changes. */
+async function servePointInTime(config: Config, point: Point, logger: (line: string) => void): Promise<Running> {
+  const { logDir, snapshotsDir } = dataPaths(config.dataDir);
+  const probe = await listenStartupProbe(config.httpPort, config.host, config.corsAllowOrigin);
+  let log: Log | null = null;
+  try {
+    log = await Log.open({ dir: logDir, readOnly: true, logger });
+    const until = await untilOffset(log, point);
+    const loaded = await loadState({ log, dir: snapshotsDir, logger, until, readOnly: true });
+    logger(
+      `tapeq: READ-ONLY server on the state at ${describePoint(point)}: records [0, ${until}) of ${log.durableOffset} ` +
+        `(snapshot: ${loaded.fromSnapshot ?? 'none'}, replayed ${loaded.replayed}); writes answer 409`,
+    );
+    const broker = new Broker({ log, state: loaded.state, lockMsDefault: config.lockMs, logger, readOnly: true });
+    const history = new JobHistory({ log, writeFiles: false, until, logger });
+    const app = await buildServer({ broker, config, history });
+    await probe.close();
+    await app.listen({ port: config.httpPort, host: config.host });
+    const address = app.server.address();
+    const port = typeof address === 'object' && address !== null ? address.port : config.httpPort;
+    warnIfExposed(config, logger);
+    const openLog = log;
+    return {
+      app,
+      broker,
+      log: openLog,
+      port,
+      async close() {
+        broker.beginShutdown();
+        await app.close();
+        await broker.close();
+        await history.close();
         await openLog.close();
       },
     };

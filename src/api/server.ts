@@ -24,6 +24,7 @@ import { registerDocs, registerOpenApi } from './openapi.js';
 import { createLatencyMetrics } from './prometheus.js';
 import { registerRateLimit } from './rate-limit.js';
 import { debugRoutes } from './routes/debug.js';
+import { historyRoutes, type HistorySource } from './routes/history.js';
 import { jobActionRoutes } from './routes/job-actions.js';
 import { jobUpdateRoutes } from './routes/job-updates.js';
 import { jobRoutes } from './routes/jobs.js';
@@ -43,6 +44,8 @@ export interface ServerDeps {
   health?: () => HealthExtras;
   /** The real-time plugin (SSE /events, WebSocket /ws), registered in its own scope. */
   realtime?: (app: FastifyInstance) => Promise<void>;
+  /** Job history (GET /jobs/:id/history); absent = the route is not served. */
+  history?: HistorySource;
 }
 
 /**
@@ -83,6 +86,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   workerRoutes(app, routeDeps);
   monitoringRoutes(app, routeDeps, deps.health);
   debugRoutes(app, routeDeps);
+  if (deps.history) historyRoutes(app, deps.history);
   if (deps.realtime) {
     const realtime = deps.realtime;
     await app.register(async (scope) => realtime(scope));

@@ -1,16 +1,34 @@
-// `tapeq serve [--repair]`: start the broker on DATA_DIR with the configuration from the
-// environment. `--repair` quarantines a corrupt sealed segment instead of refusing to start.
+// `tapeq serve [--repair] [--until <offset|ISO time>]`: start the broker on DATA_DIR with the
+// configuration from the environment. `--repair` quarantines a corrupt sealed segment instead of
+// refusing to start. `--until` starts a READ-ONLY server on the state as of that point (see
+// src/history/point.ts for how a time resolves): the log is opened read-only, nothing runs in the
+// background, every write answers 409.
 
+import { parseArgs } from 'node:util';
 import { loadConfig } from '../config.js';
+import { parsePoint, type Point } from '../history/point.js';
 import { serveUntilSignalled } from '../main.js';
 
 export async function serveCommand(argv: string[]): Promise<number> {
-  const unknown = argv.filter((a) => a !== '--repair');
-  if (unknown.length > 0) {
-    console.error(`tapeq serve: unknown option ${unknown[0]} (accepted: --repair)`);
+  let repair: boolean;
+  let until: Point | undefined;
+  try {
+    const { values } = parseArgs({
+      args: argv,
+      strict: true,
+      options: { repair: { type: 'boolean', default: false }, until: { type: 'string' } },
+    });
+    repair = values.repair === true;
+    until = values.until === undefined ? undefined : parsePoint('--until', values.until);
+  } catch (err) {
+    console.error(`tapeq serve: ${(err as Error).message} (accepted: --repair, --until <offset|ISO time>)`);
+    return 2;
+  }
+  if (repair && until !== undefined) {
+    console.error('tapeq serve: --repair and --until exclude each other (--until never changes the data directory)');
     return 2;
   }
   const config = loadConfig(process.env);
-  await serveUntilSignalled(config, { repair: argv.includes('--repair') });
+  await serveUntilSignalled(config, { repair, ...(until !== undefined ? { until } : {}) });
   return 0;
 }

@@ -1,0 +1,58 @@
+// The audit trail of one job (SPEC section 4, "history"):
+//   GET /jobs/:id/history                 → {ok, history: [{offset, timestamp, time, type, actor?, ...fields}]}
+//   GET /jobs/:id/history?format=ndjson   → the same entries, one JSON object per line, streamed
+// Entries are recordToJson views of every record that mentions the job, oldest first. They come
+// from the log (through the per-job index), not from the state, so they outlive the job: removed
+// or completed-and-removed jobs keep their history while retention keeps the segments. 404
+// "Job not found" only when no retained record mentions the id. Registered on the main app, so
+// auth, rate limiting and CORS apply as for every route.
+
+import { Readable } from 'node:stream';
+import type { FastifyInstance } from 'fastify';
+import { recordToJson } from '../../record/codec.js';
+import type { LogRecord } from '../../record/types.js';
+import { sendApiError } from '../errors.js';
+import { errorResponses, idParams } from '../schemas.js';
+
+/** Where history comes from (src/history/history.ts's JobHistory). */
+export interface HistorySource {
+  records(jobId: string): AsyncGenerator<LogRecord>;
+}
+
+const historyQuery = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { format: { type: 'string', enum: ['json', 'ndjson'], default: 'json' } },
+} as const;
+
+async function* ndjsonLines(first: LogRecord, rest: AsyncGenerator<LogRecord>): AsyncGenerator<string> {
+  yield `${JSON.stringify(recordToJson(first))}\n`;
+  for await (const record of rest) yield `${JSON.stringify(recordToJson(record))}\n`;
+}
+
+export function historyRoutes(app: FastifyInstance, history: HistorySource): void {
+  app.get<{ Params: { id: string }; Querystring: { format: 'json' | 'ndjson' } }>(
+    '/jobs/:id/history',
+    {
+      schema: {
+        summary: 'Every log record that touched the job, oldest first (JSON, or NDJSON with ?format=ndjson)',
+        tags: ['jobs'],
+        params: idParams,
+        querystring: historyQuery,
+        response: { 200: { description: '{ok, history} or NDJSON lines' }, ...errorResponses },
+      },
+    },
+    async (request, reply) => {
+      const records = history.records(request.params.id);
+      const first = await records.next();
+      if (first.done === true) return sendApiError(reply, 'jobNotFound');
+      if (request.query.format === 'ndjson') {
+        reply.type('application/x-ndjson');
+        return reply.send(Readable.from(ndjsonLines(first.value, records), { objectMode: false }));
+      }
+      const entries = [recordToJson(first.value)];
+      for await (const record of records) entries.push(recordToJson(record));
+      return { ok: true, history: entries };
+    },
+  );
+}

@@ -1,0 +1,277 @@
+// JobHistory: every record that mentions a job, oldest first, found through per-segment job
+// indexes (job-index.ts) instead of a scan of the log.
+//
+//   segments   [ sealed ][ sealed ] ... [ sealed ][ active ...........)
+//   index      .jobindex files, loaded into an LRU   ActiveJobIndex, fed from the durable tail
+//              cache bounded by cacheBytesMax         (log.onDurable → read the new records)
+//
+// Sealed segments: the `.jobindex` file is read and verified; when it is missing, damaged or
+// stale the segment is scanned and the index rebuilt (and, with writeFiles, rewritten
+// atomically). When the active segment rolls, its in-memory index is sealed and written. Only
+// the server writes files; read-only tools and `serve --until` build indexes in memory only.
+// Memory: one active index (bounded by the segment size) plus the cache; never a map of all ids.
+//
+// Lookups first bring the active index up to the durable offset they saw, then read each
+// candidate record with readOne and keep it only if jobIdsOf(body) holds the id (hash
+// collisions are filtered here). Async methods may overlap: catch-up runs one at a time, index
+// builds are shared per segment, and lookups only read.
+
+import { readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { SegmentInfo } from '../log/log.js';
+import { jobIdsOf, type LogRecord } from '../record/types.js';
+import {
+  ActiveJobIndex,
+  decodeJobIndex,
+  encodeJobIndex,
+  jobIndexPath,
+  sealedCandidates,
+  type SealedJobIndex,
+  type SegmentIdentity,
+} from './job-index.js';
+
+/** Bytes of sealed job indexes kept in memory (each entry is 8 bytes: 8 Mi record mentions). */
+export const jobIndexCacheBytesMax = 64 * 1024 * 1024;
+
+/** What the history needs from the Log (src/log/log.ts satisfies it). */
+export interface HistoryLog {
+  readonly dir: string;
+  readonly firstOffset: number;
+  readonly durableOffset: number;
+  segments(): SegmentInfo[];
+  read(from: number, to?: number): AsyncGenerator<LogRecord>;
+  readOne(offset: number): Promise<LogRecord | null>;
+  onDurable(listener: (durableOffset: number) => void): () => void;
+}
+
+export interface JobHistoryOptions {
+  log: HistoryLog;
+  /** Write `.jobindex` files beside sealed segments (the server only). */
+  writeFiles: boolean;
+  /** Point-in-time: only records with offset < until exist. */
+  until?: number;
+  cacheBytesMax?: number;
+  logger?: (line: string) => void;
+}
+
+function identityOf(segment: SegmentInfo): SegmentIdentity {
+  return { baseOffset: segment.baseOffset, recordCount: segment.nextOffset - segment.baseOffset, segmentBytes: segment.bytes };
+}
+
+function segmentPath(dir: string, segment: SegmentInfo): string {
+  return join(dir, segment.file);
+}
+
+export class JobHistory {
+  private readonly log: HistoryLog;
+  private readonly writeFiles: boolean;
+  private readonly until: number;
+  private readonly cacheBytesMax: number;
+  private readonly logger: (line: string) => void;
+  private readonly cache = new Map<number, SealedJobIndex>();
+  private readonly builds = new Map<number, Promise<SealedJobIndex>>();
+  private cacheBytes = 0;
+  private active: ActiveJobIndex;
+  private indexedTo: number;
+  private catching: Promise<void> | null = null;
+  private warming: Promise<void> = Promise.resolve();
+  private unsubscribe: (() => void) | null = null;
+  private firstOffsetSeen: number;
+
+  constructor(opts: JobHistoryOptions) {
+    this.log = opts.log;
+    this.writeFiles = opts.writeFiles;
+    this.until = opts.until ?? Number.POSITIVE_INFINITY;
+    this.cacheBytesMax = opts.cacheBytesMax ?? jobIndexCacheBytesMax;
+    this.logger = opts.logger ?? (() => undefined);
+    const last = opts.log.segments().at(-1);
+    if (last === undefined) throw new Error('JobHistory: the log has no segment');
+    this.active = new ActiveJobIndex(last.baseOffset);
+    this.indexedTo = last.baseOffset;
+    this.firstOffsetSeen = opts.log.firstOffset;
+  }
+
+  /** Follows the durable tail; with writeFiles, checks every sealed segment's file in the background. */
+  start(): void {
+    if (this.unsubscribe !== null) return;
+    this.unsubscribe = this.log.onDurable(() => void this.catchUp().catch((e: unknown) => this.logger(`tapeq: job index: ${String(e)}`)));
+    void this.catchUp().catch((e: unknown) => this.logger(`tapeq: job index: ${String(e)}`));
+    if (this.writeFiles) this.warming = this.checkFiles().catch((e: unknown) => this.logger(`tapeq: job index check failed: ${String(e)}`));
+  }
+
+  async close(): Promise<void> {
+    this.unsubscribe?.();
+    this.unsubscribe = null;
+    await this.warming;
+    await this.catching?.catch(() => undefined);
+    await Promise.allSettled([...this.builds.values()]);
+  }
+
+  private limit(): number {
+    return Math.min(this.until, this.log.durableOffset);
+  }
+
+  /** Every record that mentions `jobId`, oldest first (empty when none does). */
+  async *records(jobId: string): AsyncGenerator<LogRecord> {
+    const limit = this.limit();
+    while (this.indexedTo < limit) await this.catchUp();
+    await this.pruneDropped();
+    for (const segment of this.log.segments()) {
+      if (segment.baseOffset >= limit) break;
+      const candidates =
+        segment.baseOffset === this.active.baseOffset
+          ? this.active.candidates(jobId)
+          : segment.baseOffset < this.active.baseOffset
+            ? sealedCandidates(await this.sealed(segment), jobId)
+            : [];
+      for (const offset of candidates) {
+        if (offset >= limit) break;
+        const record = await this.readOrNull(offset);
+        if (record !== null && jobIdsOf(record.body).includes(jobId)) yield record;
+      }
+    }
+  }
+
+  /** A record retention removed between the index lookup and the read is simply gone. */
+  private async readOrNull(offset: number): Promise<LogRecord | null> {
+    try {
+      return await this.log.readOne(offset);
+    } catch (err) {
+      if ((err as { code?: unknown }).code === 'LOG_NOT_FOUND') return null;
+      throw err;
+    }
+  }
+
+  private catchUp(): Promise<void> {
+    this.catching ??= this.runCatchUp().finally(() => {
+      this.catching = null;
+    });
+    return this.catching;
+  }
+
+  /** Indexes durable records [indexedTo, limit), sealing the active index at each roll. */
+  private async runCatchUp(): Promise<void> {
+    const end = this.limit();
+    if (this.indexedTo >= end) return;
+    const segments = this.log.segments();
+    let nextBase = segments.find((s) => s.baseOffset > this.active.baseOffset)?.baseOffset ?? Number.POSITIVE_INFINITY;
+    for await (const record of this.log.read(this.indexedTo, end)) {
+      while (record.offset >= nextBase) {
+        const sealedSegment = segments.find((s) => s.baseOffset === this.active.baseOffset);
+        if (sealedSegment !== undefined) await this.sealActive(sealedSegment);
+        this.active = new ActiveJobIndex(nextBase);
+        nextBase = segments.find((s) => s.baseOffset > nextBase)?.baseOffset ?? Number.POSITIVE_INFINITY;
+      }
+      this.active.add(record);
+      this.indexedTo = record.offset + 1;
+    }
+  }
+
+  private async sealActive(segment: SegmentInfo): Promise<void> {
+    const index = this.active.seal(identityOf(segment));
+    this.remember(index);
+    if (this.writeFiles) await writeIndexFile(segmentPath(this.log.dir, segment), index);
+  }
+
+  /** The sealed index of `segment`: from the cache, the verified file, or a rebuild. */
+  private sealed(segment: SegmentInfo): Promise<SealedJobIndex> {
+    const cached = this.cache.get(segment.baseOffset);
+    if (cached !== undefined) {
+      this.cache.delete(segment.baseOffset);
+      this.cache.set(segment.baseOffset, cached);
+      return Promise.resolve(cached);
+    }
+    let build = this.builds.get(segment.baseOffset);
+    if (build === undefined) {
+      build = this.loadOrRebuild(segment).finally(() => this.builds.delete(segment.baseOffset));
+      this.builds.set(segment.baseOffset, build);
+    }
+    return build;
+  }
+
+  private async loadOrRebuild(segment: SegmentInfo): Promise<SealedJobIndex> {
+    const path = jobIndexPath(segmentPath(this.log.dir, segment));
+    const problem = await readIndexFile(path, identityOf(segment));
+    if (typeof problem !== 'string') {
+      this.remember(problem);
+      return problem;
+    }
+    const index = await this.scan(segment);
+    if (this.writeFiles) {
+      await writeIndexFile(segmentPath(this.log.dir, segment), index);
+      this.logger(`tapeq: rebuilt job index of ${segment.file} (${problem})`);
+    }
+    this.remember(index);
+    return index;
+  }
+
+  private async scan(segment: SegmentInfo): Promise<SealedJobIndex> {
+    const building = new ActiveJobIndex(segment.baseOffset);
+    for await (const record of this.log.read(segment.baseOffset, segment.nextOffset)) building.add(record);
+    return building.seal(identityOf(segment));
+  }
+
+  /** Server start: every sealed segment gets a verified `.jobindex` file (rebuilt if needed). */
+  private async checkFiles(): Promise<void> {
+    for (const segment of this.log.segments()) {
+      if (segment.baseOffset >= this.active.baseOffset || this.unsubscribe === null) break;
+      const path = jobIndexPath(segmentPath(this.log.dir, segment));
+      const problem = await readIndexFile(path, identityOf(segment));
+      if (typeof problem !== 'string') continue;
+      const index = await this.scan(segment);
+      await writeIndexFile(segmentPath(this.log.dir, segment), index);
+      this.logger(`tapeq: rebuilt job index of ${segment.file} (${problem})`);
+    }
+  }
+
+  private remember(index: SealedJobIndex): void {
+    const bytes = index.entries.byteLength;
+    if (bytes > this.cacheBytesMax) return;
+    const old = this.cache.get(index.baseOffset);
+    if (old !== undefined) this.cacheBytes -= old.entries.byteLength;
+    this.cache.delete(index.baseOffset);
+    this.cache.set(index.baseOffset, index);
+    this.cacheBytes += bytes;
+    for (const [base, entry] of this.cache) {
+      if (this.cacheBytes <= this.cacheBytesMax) break;
+      this.cache.delete(base);
+      this.cacheBytes -= entry.entries.byteLength;
+    }
+  }
+
+  /** After retention: forget dropped segments; the server also removes their `.jobindex` files. */
+  private async pruneDropped(): Promise<void> {
+    const first = this.log.firstOffset;
+    if (first === this.firstOffsetSeen) return;
+    this.firstOffsetSeen = first;
+    for (const [base, entry] of this.cache) {
+      if (base >= first) continue;
+      this.cache.delete(base);
+      this.cacheBytes -= entry.entries.byteLength;
+    }
+    if (!this.writeFiles) return;
+    for (const name of await readdir(this.log.dir)) {
+      const match = /^(\d{20})\.jobindex$/.exec(name);
+      if (match?.[1] !== undefined && Number(match[1]) < first) await rm(join(this.log.dir, name), { force: true });
+    }
+  }
+}
+
+async function readIndexFile(path: string, identity: SegmentIdentity): Promise<SealedJobIndex | string> {
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(path);
+  } catch (err) {
+    if ((err as { code?: unknown }).code === 'ENOENT') return 'missing';
+    throw err;
+  }
+  return decodeJobIndex(bytes, identity);
+}
+
+/** Temp file, flushed, renamed: a crash leaves the old file, the new one, or none (rebuilt later). */
+async function writeIndexFile(segmentFile: string, index: SealedJobIndex): Promise<void> {
+  const path = jobIndexPath(segmentFile);
+  const tmp = `${path}.tmp`;
+  await writeFile(tmp, encodeJobIndex(index), { flush: true });
+  await rename(tmp, path);
+}

@@ -1,0 +1,171 @@
+// The per-job index of one segment: which records mention a job, found by hashing its id.
+// Derived data, like the offset indexes (Kafka's model): rebuilt from the segment whenever it is
+// missing, damaged or does not match the segment; never trusted without its checksum.
+//
+// File `<base>.jobindex` beside a sealed segment `<base>.log`. All integers little-endian.
+//
+//   0        8         12            20             24              28            32
+//   +--------+---------+-------------+--------------+---------------+-------------+
+//   | magic  | version | base offset | record count | segment bytes | entry count |
+//   | 8 B    | u32     | u64         | u32          | u32           | u32 (= n)   |
+//   +--------+---------+-------------+--------------+---------------+-------------+
+//   | n entries of 8 B: hash u32 | relative offset u32, sorted by (hash, relative offset) |
+//   +------------------------------------------------------------------------------------+
+//   | checksum u32 = xxh32(every byte before it, checksumSeed)                            |
+//   +------------------------------------------------------------------------------------+
+//
+// magic = "TAPEQJIX". hash = checksum32(utf-8 bytes of the job id): equal hashes are only
+// candidates; readers keep a record only when jobIdsOf(body) contains the id, so collisions cost
+// a read, never a wrong answer. A record that mentions k jobs has k entries. Base offset, record
+// count and segment bytes must equal the segment's, or the file is stale and rebuilt.
+//
+// The active segment's index is an ActiveJobIndex: append-only typed arrays in file order,
+// searched linearly (bounded by the segment size). All functions here are synchronous and pure.
+
+import { checksum32 } from '../log/checksum.js';
+import { readU32 } from '../log/framing.js';
+import { jobIdsOf, type LogRecord } from '../record/types.js';
+
+export const jobIndexMagic = 'TAPEQJIX';
+export const jobIndexVersion = 1;
+export const jobIndexHeaderBytes = 32;
+export const jobIndexEntryBytes = 8;
+export const jobIndexSuffix = '.jobindex';
+
+/** Which segment an index describes; a file for any other segment is stale. */
+export interface SegmentIdentity {
+  baseOffset: number;
+  recordCount: number;
+  segmentBytes: number;
+}
+
+/** A sealed segment's index: `entries` holds (hash, relOffset) pairs sorted by hash, then offset. */
+export interface SealedJobIndex extends SegmentIdentity {
+  entries: Uint32Array;
+}
+
+const encoder = new TextEncoder();
+
+export function jobIdHash(jobId: string): number {
+  const bytes = encoder.encode(jobId);
+  return checksum32(bytes, 0, bytes.length);
+}
+
+export function jobIndexPath(segmentPath: string): string {
+  return segmentPath.replace(/\.log$/, jobIndexSuffix);
+}
+
+/** Append-only (hash, relOffset) pairs for the segment being written. */
+export class ActiveJobIndex {
+  private pairs = new Uint32Array(2048);
+  private used = 0;
+
+  constructor(readonly baseOffset: number) {}
+
+  get entryCount(): number {
+    return this.used / 2;
+  }
+
+  /** Called for every record of the segment, in offset order. */
+  add(record: LogRecord): void {
+    const rel = record.offset - this.baseOffset;
+    if (rel < 0 || rel >= 2 ** 32) throw new RangeError(`record ${record.offset} outside segment ${this.baseOffset}`);
+    for (const id of jobIdsOf(record.body)) {
+      if (this.used + 2 > this.pairs.length) {
+        const grown = new Uint32Array(this.pairs.length * 2);
+        grown.set(this.pairs);
+        this.pairs = grown;
+      }
+      this.pairs[this.used++] = jobIdHash(id);
+      this.pairs[this.used++] = rel;
+    }
+  }
+
+  /** Absolute offsets whose records may mention the job, ascending. */
+  candidates(jobId: string): number[] {
+    const hash = jobIdHash(jobId);
+    const out: number[] = [];
+    let last = -1;
+    for (let i = 0; i < this.used; i += 2) {
+      if (this.pairs[i] !== hash) continue;
+      const offset = this.baseOffset + (this.pairs[i + 1] as number);
+      if (offset !== last) out.push(offset);
+      last = offset;
+    }
+    return out;
+  }
+
+  /** The sealed form: same pairs, sorted by (hash, relOffset). */
+  seal(identity: SegmentIdentity): SealedJobIndex {
+    if (identity.baseOffset !== this.baseOffset) throw new Error('seal: wrong segment');
+    const n = this.used / 2;
+    const order = Array.from({ length: n }, (_, i) => i);
+    const p = this.pairs;
+    order.sort((a, b) => (p[2 * a] as number) - (p[2 * b] as number) || (p[2 * a + 1] as number) - (p[2 * b + 1] as number));
+    const entries = new Uint32Array(2 * n);
+    order.forEach((from, to) => {
+      entries[2 * to] = p[2 * from] as number;
+      entries[2 * to + 1] = p[2 * from + 1] as number;
+    });
+    return { ...identity, entries };
+  }
+}
+
+/** Absolute offsets in a sealed index whose records may mention the job, ascending. */
+export function sealedCandidates(index: SealedJobIndex, jobId: string): number[] {
+  const hash = jobIdHash(jobId);
+  const e = index.entries;
+  let lo = 0;
+  let hi = e.length / 2;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if ((e[2 * mid] as number) < hash) lo = mid + 1;
+    else hi = mid;
+  }
+  const out: number[] = [];
+  let last = -1;
+  for (let i = lo; i < e.length / 2 && e[2 * i] === hash; i++) {
+    const offset = index.baseOffset + (e[2 * i + 1] as number);
+    if (offset !== last) out.push(offset);
+    last = offset;
+  }
+  return out;
+}
+
+export function encodeJobIndex(index: SealedJobIndex): Buffer {
+  const n = index.entries.length / 2;
+  const buf = Buffer.alloc(jobIndexHeaderBytes + n * jobIndexEntryBytes + 4);
+  buf.write(jobIndexMagic, 0, 'latin1');
+  buf.writeUInt32LE(jobIndexVersion, 8);
+  buf.writeBigUInt64LE(BigInt(index.baseOffset), 12);
+  buf.writeUInt32LE(index.recordCount, 20);
+  buf.writeUInt32LE(index.segmentBytes, 24);
+  buf.writeUInt32LE(n, 28);
+  for (let i = 0; i < index.entries.length; i++) buf.writeUInt32LE(index.entries[i] as number, jobIndexHeaderBytes + 4 * i);
+  const end = buf.length - 4;
+  buf.writeUInt32LE(checksum32(buf, 0, end), end);
+  return buf;
+}
+
+/** Parses and checks a file against the segment it should describe; a string says what is wrong. */
+export function decodeJobIndex(buf: Buffer, expected: SegmentIdentity): SealedJobIndex | string {
+  if (buf.length < jobIndexHeaderBytes + 4) return `file is ${buf.length} bytes, shorter than a header`;
+  if (buf.toString('latin1', 0, 8) !== jobIndexMagic) return 'bad magic';
+  const end = buf.length - 4;
+  if (checksum32(buf, 0, end) !== readU32(buf, end)) return 'checksum mismatch';
+  const version = buf.readUInt32LE(8);
+  if (version !== jobIndexVersion) return `unsupported version ${version}`;
+  const n = buf.readUInt32LE(28);
+  if (buf.length !== jobIndexHeaderBytes + n * jobIndexEntryBytes + 4) return `length does not match ${n} entries`;
+  const identity: SegmentIdentity = {
+    baseOffset: Number(buf.readBigUInt64LE(12)),
+    recordCount: buf.readUInt32LE(20),
+    segmentBytes: buf.readUInt32LE(24),
+  };
+  for (const key of ['baseOffset', 'recordCount', 'segmentBytes'] as const) {
+    if (identity[key] !== expected[key]) return `stale: ${key} is ${identity[key]}, the segment's is ${expected[key]}`;
+  }
+  const entries = new Uint32Array(2 * n);
+  for (let i = 0; i < entries.length; i++) entries[i] = readU32(buf, jobIndexHeaderBytes + 4 * i);
+  return { ...identity, entries };
+}

@@ -1,0 +1,51 @@
+// A point in the log's history, as the tools and `serve --until` accept it:
+//
+//   --until 1234                    an offset: the state after records [0, 1234), i.e. up to and
+//                                   including record 1233 (1234 itself is the first left out)
+//   --until 2025-01-02T03:04:05Z    a time: the state after the LAST record whose timestamp is
+//                                   <= that time (until = its offset + 1); records stamped later
+//                                   are left out. A time before the first record gives its offset.
+//
+// Only digits are an offset; anything else must parse as an ISO 8601 time (Date.parse), so epoch
+// milliseconds are written as an ISO time. Points past the log's end resolve to the end.
+
+/** What the resolver needs from the Log. */
+export interface PointLog {
+  readonly firstOffset: number;
+  readonly durableOffset: number;
+  lastOffsetAtOrBefore(ts: number): Promise<number>;
+  offsetAtTime(ts: number): Promise<number>;
+}
+
+export type Point = { kind: 'offset'; offset: number } | { kind: 'time'; ms: number };
+
+export class PointError extends Error {
+  override readonly name = 'PointError';
+}
+
+export function parsePoint(flag: string, text: string): Point {
+  if (/^\d+$/.test(text)) {
+    const offset = Number(text);
+    if (!Number.isSafeInteger(offset)) throw new PointError(`${flag}: offset out of range: ${text}`);
+    return { kind: 'offset', offset };
+  }
+  const ms = Date.parse(text);
+  if (!Number.isFinite(ms)) throw new PointError(`${flag}: neither an offset nor an ISO 8601 time: ${text}`);
+  return { kind: 'time', ms };
+}
+
+/** The exclusive end offset a point stands for, at most durableOffset. An offset below the log's
+ *  first retained one is kept as is: loading the state then needs a snapshot that covers it. */
+export async function untilOffset(log: PointLog, point: Point): Promise<number> {
+  const raw = point.kind === 'offset' ? point.offset : (await log.lastOffsetAtOrBefore(point.ms)) + 1;
+  return Math.min(raw, log.durableOffset);
+}
+
+/** The first offset of a `--since <time>` bound (first record with timestamp >= time). */
+export async function sinceOffset(log: PointLog, ms: number): Promise<number> {
+  return Math.min(await log.offsetAtTime(ms), log.durableOffset);
+}
+
+export function describePoint(point: Point): string {
+  return point.kind === 'offset' ? `offset ${point.offset}` : new Date(point.ms).toISOString();
+}

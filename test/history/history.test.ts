@@ -1,0 +1,217 @@
+// GET /jobs/:id/history over a real server (src/main.ts serve(): real log, real job index files).
+// Tiny segments (SEGMENT_BYTES=4096) so that histories cross sealed segments and their
+// `.jobindex` files, not just the in-memory index of the active segment.
+
+import { readdir, readFile, writeFile, rm, mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t, { type Test } from 'tap';
+import type { Broker } from '../../src/broker/broker.js';
+import { loadConfig } from '../../src/config.js';
+import { serve, type Running } from '../../src/main.js';
+
+const actor = { name: 'tester', address: '127.0.0.1' };
+
+async function start(dir: string, env: Record<string, string> = {}): Promise<Running & { url: string }> {
+  const config = loadConfig({ DATA_DIR: dir, HTTP_PORT: '0', HOST: '127.0.0.1', SEGMENT_BYTES: '4096', ...env });
+  const running = await serve(config, { logger: () => undefined });
+  return Object.assign(running, { url: `http://127.0.0.1:${running.port}` });
+}
+
+async function tempDir(t: Test): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'tapeq-history-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+async function history(url: string, id: string): Promise<{ status: number; body: any }> {
+  const res = await fetch(`${url}/jobs/${encodeURIComponent(id)}/history`);
+  return { status: res.status, body: await res.json() };
+}
+
+async function pushed(b: Broker, queue: string, input: unknown): Promise<string> {
+  const r = await b.push(queue, input, { actor });
+  if (!r.ok) throw new Error(`push failed: ${r.error}`);
+  return r.id;
+}
+
+async function pullOne(b: Broker, queue: string, owner: string, lockMs?: number): Promise<string> {
+  const r = await b.pull(queue, { timeoutMs: 0, ...(lockMs !== undefined ? { lockMs } : {}) }, { actor, owner });
+  if (!r.ok || r.token === null) throw new Error(`pull failed: ${JSON.stringify(r)}`);
+  return r.token;
+}
+
+async function until(what: string, check: () => boolean, ms = 5000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+t.test('history-lists-every-transition-of-a-job', async (t) => {
+  const dir = await tempDir(t);
+  const s = await start(dir);
+  t.teardown(() => s.close());
+  const b = s.broker;
+  const id = await pushed(b, 'mail', { data: { to: 'a@b.c' }, priority: 5, maxAttempts: 2, backoff: 40, tags: ['vip'] });
+  await pushed(b, 'mail', { data: { other: true } });
+  await b.cancel((await b.listJobs('mail', ['waiting'], 0, 10)).jobs.find((j) => j.id !== id)?.id ?? '', { actor });
+
+  const token1 = await pullOne(b, 'mail', 'worker-1');
+  t.same(await b.progress(id, { progress: 50, message: 'half' }, { actor }), { ok: true });
+  t.same(await b.addLog(id, 'hello from the worker', { actor }), { ok: true });
+  t.same(await b.fail(id, { error: 'boom', token: token1 }, { actor }), { ok: true });
+  t.equal(b.jobState(id), 'delayed');
+  t.same(await b.promote(id, { actor }), { ok: true });
+
+  await pullOne(b, 'mail', 'worker-2', 30);
+  await until('stall requeue', () => b.jobState(id) === 'waiting');
+  await pullOne(b, 'mail', 'ws-conn-7');
+  await b.releaseOwner('ws-conn-7', 'connection closed');
+  t.equal(b.jobState(id), 'waiting');
+  for (let i = 0; i < 5 && b.jobState(id) !== 'failed'; i++) {
+    if (b.jobState(id) === 'delayed') await b.promote(id, { actor });
+    const token = await pullOne(b, 'mail', 'worker-3');
+    await b.fail(id, { error: `boom-${i}`, token }, { actor });
+  }
+  t.equal(b.jobState(id), 'failed', 'in the DLQ');
+  t.same(await b.retry(id, { actor }), { ok: true });
+  const token4 = await pullOne(b, 'mail', 'worker-4');
+  t.same(await b.ack(id, { result: { sent: 1 }, token: token4 }, { actor }), { ok: true });
+  t.same(await b.cancel(id, { actor }), { ok: true });
+  t.equal(b.getJob(id), null, 'the job is gone from the state');
+
+  const { status, body } = await history(s.url, id);
+  t.equal(status, 200);
+  t.equal(body.ok, true);
+  const entries: any[] = body.history;
+  const types = entries.map((e) => e.type);
+  for (const type of ['pushed', 'pulled', 'progressed', 'logged', 'failed', 'promoted', 'stalled', 'released', 'retried', 'completed', 'removed']) {
+    t.ok(types.includes(type), `history has a ${type} record`);
+  }
+  t.equal(types[0], 'pushed');
+  t.equal(types.at(-1), 'removed');
+  const offsets = entries.map((e) => e.offset);
+  t.same(offsets, [...offsets].sort((a, b) => a - b), 'oldest first');
+  t.ok(entries.every((e, i) => i === 0 || e.timestamp >= entries[i - 1].timestamp), 'timestamps do not go back');
+
+  const push = entries[0];
+  t.equal(push.job.id, id);
+  t.equal(push.job.priority, 5);
+  t.equal(push.job.maxAttempts, 2);
+  t.same(push.job.tags, ['vip']);
+  t.equal(push.state, 'waiting');
+  t.same(push.actor, actor, 'actor included');
+  t.equal(typeof push.time, 'string');
+  const pulls = entries.filter((e) => e.type === 'pulled');
+  t.same(pulls.slice(0, 3).map((e) => e.owner), ['worker-1', 'worker-2', 'ws-conn-7'], 'pull owners');
+  t.equal(pulls[1].lockMs, 30);
+  t.match(entries.find((e) => e.type === 'progressed'), { progress: 50, message: 'half' });
+  t.match(entries.find((e) => e.type === 'logged'), { message: 'hello from the worker' });
+  t.match(entries.find((e) => e.type === 'failed'), { error: 'boom', outcome: 'retry', retryDelay: 40, token: token1 });
+  t.match(entries.find((e) => e.type === 'promoted'), { manual: true, jobIds: [id] });
+  t.match(entries.find((e) => e.type === 'stalled'), { outcome: 'requeued' });
+  t.equal(entries.find((e) => e.type === 'stalled').actor, undefined, 'timer records carry no actor');
+  t.match(entries.find((e) => e.type === 'released'), { reason: 'connection closed' });
+  t.match(entries.filter((e) => e.type === 'failed').at(-1), { outcome: 'dead' });
+  t.match(entries.find((e) => e.type === 'retried'), { prev: 'failed' });
+  t.match(entries.find((e) => e.type === 'completed'), { result: JSON.stringify({ sent: 1 }), token: token4 });
+  t.match(entries.at(-1), { reason: 'cancelled', jobs: [{ jobId: id, prev: 'completed' }] });
+  t.ok(entries.every((e) => e.type === 'pushed' ? e.job.id === id : e.jobId === id || e.jobIds?.includes(id) || e.jobs?.some((j: any) => j.jobId === id)), 'no other job leaks in');
+
+  t.same((await history(s.url, 'no-such-job')).body, { ok: false, error: 'Job not found' });
+  t.equal((await history(s.url, 'no-such-job')).status, 404);
+});
+
+t.test('history-needs-auth-like-every-route', async (t) => {
+  const dir = await tempDir(t);
+  const s = await start(dir, { AUTH_TOKENS: 'sekret' });
+  t.teardown(() => s.close());
+  const id = await pushed(s.broker, 'q', { data: 1 });
+  t.equal((await fetch(`${s.url}/jobs/${id}/history`)).status, 401);
+  const ok = await fetch(`${s.url}/jobs/${id}/history`, { headers: { authorization: 'Bearer sekret' } });
+  t.equal(ok.status, 200);
+});
+
+t.test('history-survives-removal-and-remove-on-complete', async (t) => {
+  const dir = await tempDir(t);
+  let s = await start(dir);
+  const b = s.broker;
+  const gone = await pushed(b, 'q', { data: 'x', removeOnComplete: true });
+  const token = await pullOne(b, 'q', 'w');
+  t.same(await b.ack(gone, { result: 'done', token }, { actor }), { ok: true });
+  t.equal(b.getJob(gone), null, 'removeOnComplete removed it');
+  const cancelled = await pushed(b, 'q', { data: 'y', delay: 60_000 });
+  t.same(await b.cancel(cancelled, { actor }), { ok: true });
+  for (let i = 0; i < 60; i++) await pushed(b, 'filler', { data: 'z'.repeat(200) });
+
+  const check = async (url: string): Promise<void> => {
+    const h1 = await history(url, gone);
+    t.same(h1.body.history.map((e: any) => e.type), ['pushed', 'pulled', 'completed', 'removed']);
+    t.equal(h1.body.history[3].reason, 'remove-on-complete');
+    const h2 = await history(url, cancelled);
+    t.same(h2.body.history.map((e: any) => e.type), ['pushed', 'removed']);
+    t.equal(h2.body.history[0].state, 'delayed');
+  };
+  await check(s.url);
+  await s.close();
+  s = await start(dir);
+  t.teardown(() => s.close());
+  t.ok(s.log.segments().length > 2, 'the history now lies in sealed segments');
+  await check(s.url);
+});
+
+t.test('history-index-rebuilt-when-deleted-or-corrupt', async (t) => {
+  const dir = await tempDir(t);
+  let s = await start(dir);
+  const ids: string[] = [];
+  for (let i = 0; i < 80; i++) ids.push(await pushed(s.broker, `q${i % 3}`, { data: 'p'.repeat(150) }));
+  for (const id of ids.slice(0, 40)) {
+    const queue = s.broker.getJob(id)?.queue ?? '';
+    const token = await pullOne(s.broker, queue, 'w');
+    await s.broker.ack(id, { token }, { actor });
+  }
+  const expected = new Map<string, unknown>();
+  for (const id of ids) expected.set(id, (await history(s.url, id)).body);
+  await s.close();
+
+  const logDir = join(dir, 'log');
+  const indexFiles = (await readdir(logDir)).filter((n) => n.endsWith('.jobindex')).sort();
+  const segments = (await readdir(logDir)).filter((n) => n.endsWith('.log'));
+  t.equal(indexFiles.length, segments.length - 1, 'every sealed segment has a .jobindex file');
+  const [deleted, corrupted, truncated] = indexFiles;
+  if (deleted === undefined || corrupted === undefined || truncated === undefined) throw new Error('want three sealed segments');
+  const originals = new Map<string, Buffer>();
+  for (const name of [deleted, corrupted, truncated]) originals.set(name, await readFile(join(logDir, name)));
+  await rm(join(logDir, deleted));
+  const bad = Buffer.from(originals.get(corrupted) as Buffer);
+  bad[40] = (bad[40] as number) ^ 0xff;
+  await writeFile(join(logDir, corrupted), bad);
+  await writeFile(join(logDir, truncated), (originals.get(truncated) as Buffer).subarray(0, 50));
+
+  s = await start(dir);
+  for (const id of ids) t.same((await history(s.url, id)).body, expected.get(id), `history of ${id} unchanged`);
+  await s.close();
+  for (const name of [deleted, corrupted, truncated]) {
+    t.same(await readFile(join(logDir, name)), originals.get(name), `${name} rebuilt byte-identical`);
+  }
+});
+
+t.test('history-ndjson-streams', async (t) => {
+  const dir = await tempDir(t);
+  const s = await start(dir);
+  t.teardown(() => s.close());
+  const id = await pushed(s.broker, 'q', { data: 1 });
+  for (let i = 0; i < 300; i++) await s.broker.addLog(id, `line ${i}`, { actor });
+  const res = await fetch(`${s.url}/jobs/${id}/history?format=ndjson`);
+  t.equal(res.status, 200);
+  t.equal(res.headers.get('content-type'), 'application/x-ndjson');
+  const text = await res.text();
+  t.ok(text.endsWith('\n'));
+  const lines = text.trimEnd().split('\n').map((l) => JSON.parse(l));
+  t.equal(lines.length, 301);
+  t.same(lines, (await history(s.url, id)).body.history, 'same entries as the JSON form');
+  t.equal((await fetch(`${s.url}/jobs/nope/history?format=ndjson`)).status, 404);
+  t.equal((await fetch(`${s.url}/jobs/${id}/history?format=xml`)).status, 400);
+});
