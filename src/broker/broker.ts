@@ -15,6 +15,7 @@
 
 import { errorTextLengthMax, jobDataBytesMax, lockMsDefault, logMessageLengthMax, pullWaitersMax, timerMsMax } from '../constants.js';
 import {
+  JOB_STATE_NAMES,
   JobState,
   queueOf,
   RemoveReason,
@@ -557,7 +558,7 @@ export class Broker implements BrokerApi {
 
   jobState(id: string): string | null {
     const job = this.state.jobs.get(id);
-    return job === undefined ? null : jobView(job).state;
+    return job === undefined ? null : JOB_STATE_NAMES[job.state];
   }
 
   jobResult(id: string): Outcome<{ result: unknown }> {
