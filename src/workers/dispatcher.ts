@@ -15,7 +15,15 @@
 // successor registered meanwhile, else released back to the queue with `releaseOwner` once the
 // removed runner is idle (so its running calls keep their locks).
 //
-// Retention: see ./retention.ts for how a worker's removeOnComplete / removeOnFail are applied.
+// Worker settings the broker applies, not the dispatcher: removeOnComplete / removeOnFail of the
+// worker are the retention policy the broker uses when a job of that queue finishes without a
+// policy of its own (Broker.workerPolicy → finishDrafts: `removed` records, oldest first, keeping
+// at most `count` and none older than `age` s); maxStalledCount is read by the broker's stall
+// timer (job setting, else the worker's, else maxStalledDefault). Both work for every job of the
+// queue, however it was pulled, and survive restarts because the registration is a log record.
+//
+// The limiter counts a start when the call is handed to the socket pool; a call that first has to
+// open its connection reaches the endpoint a little later than it was counted.
 //
 // close() stops every runner, waits for running calls to be acked or failed (each bounded by its
 // endpoint timeout), then closes the HTTP pools. start() and close() are each called once.

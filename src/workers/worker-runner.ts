@@ -113,7 +113,7 @@ export class WorkerRunner {
 
   /** Starts a call for a job some other runner pulled (a removed predecessor's orphan). */
   adopt(orphan: OrphanJob): void {
-    this.#startCall(orphan.job, orphan.token);
+    this.#startCall(orphan.job, orphan.token, false);
   }
 
   #schedulePump(): void {
@@ -176,15 +176,15 @@ export class WorkerRunner {
       this.#limiter?.unused();
       this.#orphans.push(pulled);
     } else {
-      this.#startCall(pulled.job, pulled.token);
+      this.#startCall(pulled.job, pulled.token, true);
     }
     this.#schedulePump();
     this.#settle();
   }
 
-  #startCall(job: JobView, token: string): void {
+  #startCall(job: JobView, token: string, reserved: boolean): void {
     const startedAtMs = this.#deps.now();
-    this.#limiter?.started(startedAtMs);
+    this.#limiter?.started(startedAtMs, reserved);
     this.#inFlight += 1;
     void this.#call(job, token, this.#config, startedAtMs).finally(() => {
       this.#inFlight -= 1;
