@@ -1,6 +1,7 @@
 // `tapeq logcat`: prints log records as NDJSON (recordToJson), one per line, oldest first.
 //
-//   --dir <path>           data directory (default $DATA_DIR or ./data)
+//   --dir <path>           data directory (default $DATA_DIR or ./data; its log/ subdirectory,
+//                          or the directory itself when it holds segment files)
 //   --from <offset>        first offset (inclusive)      --to <offset>     end (exclusive)
 //   --since <time>         timestamp >= time             --until <time>    timestamp <= time
 //   --kind <type>          record type; repeatable or comma separated (e.g. pushed,completed)
@@ -11,7 +12,7 @@
 // rebuild); a torn tail is reported on stderr and not printed. Exit 0, 1 on a log error, 2 on usage.
 
 import { parseArgs } from 'node:util';
-import { LogError, openReadOnly } from '../log/log.js';
+import { findLogDir, LogError, openReadOnly } from '../log/log.js';
 import { followDirectory } from '../log/follower.js';
 import { recordToJson } from '../record/codec.js';
 import { jobIdsOf, queueOf, RECORD_TYPES, type LogRecord, type RecordType } from '../record/types.js';
@@ -101,8 +102,9 @@ export async function logcatCommand(argv: string[]): Promise<number> {
     console.error(`tapeq logcat: ${(err as Error).message}`);
     return 2;
   }
-  const { dir, follow, filter } = parsed;
+  const { follow, filter } = parsed;
   try {
+    const dir = await findLogDir(parsed.dir);
     const log = await openReadOnly(dir, (line) => console.error(`tapeq logcat: ${line}`));
     const start = Math.max(filter.from, log.firstOffset, Number.isFinite(filter.since) ? await log.offsetAtTime(filter.since) : 0);
     const end = Math.min(filter.to, log.durableOffset);

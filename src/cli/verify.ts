@@ -5,7 +5,7 @@
 // Strictly read-only: opens files O_RDONLY and never truncates or rebuilds anything.
 
 import { parseArgs } from 'node:util';
-import { LogError, openReadOnly } from '../log/log.js';
+import { findLogDir, LogError, openReadOnly } from '../log/log.js';
 
 export async function verifyCommand(argv: string[]): Promise<number> {
   let dir: string;
@@ -17,7 +17,7 @@ export async function verifyCommand(argv: string[]): Promise<number> {
     return 2;
   }
   try {
-    const log = await openReadOnly(dir);
+    const log = await openReadOnly(await findLogDir(dir));
     const cut = log.openReport.tailCut;
     if (cut !== null) {
       console.log(

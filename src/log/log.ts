@@ -12,7 +12,7 @@
 // Async methods may overlap freely (appends are queued, reads use their own file handles),
 // except close(), after which nothing else may be called.
 
-import { mkdir, rename, rm } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { logSyncIntervalMsDefault, segmentBytesDefault, segmentBytesMin, tailRingRecords } from '../constants.js';
 import type { LogRecord, RecordDraft } from '../record/types.js';
@@ -22,6 +22,7 @@ import { GroupCommit, type FsHooks, type SyncPolicy } from './group-commit.js';
 import { offsetAtTimeIn, readBatches } from './reader.js';
 import { loadSegments, type OpenReport } from './recovery.js';
 import { RecordRing } from './ring.js';
+import { segmentFilePattern } from './segment-header.js';
 import { syncDir, type Segment } from './segment.js';
 import { tailLog, type TailIterator, type TailSource } from './tail.js';
 
@@ -252,4 +253,11 @@ function ignoreMissing(err: unknown): void {
 /** Opens a log for tools: scans and verifies, never writes, truncates or rebuilds anything. */
 export function openReadOnly(dir: string, logger: (line: string) => void = () => {}): Promise<Log> {
   return Log.open({ dir, readOnly: true, logger });
+}
+
+/** Tools accept the data directory or the log directory itself: `<dir>` when it holds segment
+ *  files, else `<dir>/log` (where the broker keeps its log). */
+export async function findLogDir(dir: string): Promise<string> {
+  const names = await readdir(dir).catch(() => [] as string[]);
+  return names.some((n) => segmentFilePattern.test(n)) ? dir : join(dir, 'log');
 }

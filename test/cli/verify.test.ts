@@ -16,9 +16,9 @@ t.test('verify-clean-log-prints-summary-exits-0-and-leaves-dir-byte-identical', 
   t.strictSame(await hashTree(dir), before);
 });
 
-t.test('verify-uses-DATA_DIR-when-no-dir-flag', async (t) => {
+t.test('verify-uses-DATA_DIR-and-its-log-subdirectory-when-no-dir-flag', async (t) => {
   const dir = await tempDir(t);
-  await writeLog(dir, 3);
+  await writeLog(join(dir, 'log'), 3);
   const r = await runCli(['verify'], { DATA_DIR: dir });
   t.equal(r.code, 0);
   t.match(r.stdout, '3 records');
