@@ -3,15 +3,14 @@
 //
 // buildServer() registers it after its auth, CORS and rate-limit hooks. It registers
 // @fastify/websocket itself (frames bounded by wsFrameBytesMax) unless the parent already did. On
-// close it ends every SSE stream, which fastify would otherwise wait for; @fastify/websocket
-// closes the sockets.
+// close it ends every SSE stream (and drops cut-off clients still reading their final message),
+// which fastify would otherwise wait for; @fastify/websocket closes the sockets.
 
 import websocket from '@fastify/websocket';
 import type { FastifyInstance } from 'fastify';
 import type { RealtimeDeps, RealtimeOptions } from './deps.js';
 import { realtimeLimitsDefault } from './limits.js';
 import { registerSse } from './sse.js';
-import type { Subscription } from './subscription.js';
 import { registerWs } from './ws.js';
 
 export type { RealtimeOptions } from './deps.js';
@@ -29,9 +28,10 @@ export function realtimePlugin(options: RealtimeOptions): (app: FastifyInstance)
     if (!app.hasDecorator('websocketServer')) {
       await app.register(websocket, { options: { maxPayload: deps.limits.wsFrameBytesMax, perMessageDeflate: false } });
     }
-    const streams = new Set<Subscription>();
+    /** How to stop each open SSE response: end its stream, or drop a cut-off client in its grace. */
+    const streams = new Set<() => void>();
     app.addHook('preClose', async () => {
-      for (const stream of streams) stream.close();
+      for (const stop of [...streams]) stop();
     });
     registerSse(app, deps, streams);
     registerWs(app, deps);

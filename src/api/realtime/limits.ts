@@ -7,11 +7,12 @@ export interface RealtimeLimits {
   /** Bytes buffered for one client before the stream stops pulling from the log. */
   backlogBytesMax: number;
   /**
-   * How long a client over its backlog limit may take to drain before it is cut off, and how long a
-   * cut-off client gets to read its final message before the socket is destroyed. One SSE
+   * How long a client over its backlog limit may take to drain before it is cut off. One SSE
    * keep-alive interval: a client that takes no bytes for that long is gone or hopelessly behind.
    */
   stallMs: number;
+  /** How long a cut-off client gets to read its final message before its socket is destroyed. */
+  closeGraceMs: number;
   sseKeepAliveMs: number;
   wsFrameBytesMax: number;
   wsInflightMax: number;
@@ -20,6 +21,7 @@ export interface RealtimeLimits {
 export const realtimeLimitsDefault: RealtimeLimits = {
   backlogBytesMax: C.subscriberBacklogBytesMax,
   stallMs: C.sseKeepAliveMs,
+  closeGraceMs: C.sseKeepAliveMs,
   sseKeepAliveMs: C.sseKeepAliveMs,
   wsFrameBytesMax: C.wsFrameBytesMax,
   wsInflightMax: C.wsInflightMax,

@@ -6,6 +6,20 @@ import { queueNameLengthMax, queueNamePattern } from '../../constants.js';
 
 export type Parsed<T> = { ok: true; value: T } | { ok: false; error: string };
 
+export interface StreamParams {
+  queue: string | null;
+  after: number | null;
+}
+
+/** Queue filter and resume offset of a stream request; the first problem when one is bad. */
+export function parseStreamParams(params: unknown, lastEventId: string | string[] | undefined, query: unknown): Parsed<StreamParams> {
+  const queue = parseQueueParam(params);
+  if (!queue.ok) return queue;
+  const after = parseResumeOffset(lastEventId, query);
+  if (!after.ok) return after;
+  return { ok: true, value: { queue: queue.value, after: after.value } };
+}
+
 /** `:queue` of `/events/queues/:queue` and `/ws/queues/:queue`; null on the unfiltered paths. */
 export function parseQueueParam(params: unknown): Parsed<string | null> {
   const queue = (params as { queue?: unknown } | undefined)?.queue;

@@ -19,30 +19,29 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { BrokerEvent } from '../../broker/events.js';
 import { connections } from '../connections.js';
 import type { RealtimeDeps } from './deps.js';
-import { parseQueueParam, parseResumeOffset } from './params.js';
+import { parseStreamParams } from './params.js';
 import { Subscription, type SubscriptionEnd } from './subscription.js';
 
 export const sseSlowConsumerError = 'Slow consumer: backlog limit exceeded; reconnect with Last-Event-ID';
 
-export function registerSse(app: FastifyInstance, deps: RealtimeDeps, streams: Set<Subscription>): void {
+export function registerSse(app: FastifyInstance, deps: RealtimeDeps, streams: Set<() => void>): void {
   const handler = (request: FastifyRequest, reply: FastifyReply): void => openStream(request, reply, deps, streams);
   app.get('/events', handler);
   app.get('/events/queues/:queue', handler);
 }
 
-function openStream(request: FastifyRequest, reply: FastifyReply, deps: RealtimeDeps, streams: Set<Subscription>): void {
+function openStream(request: FastifyRequest, reply: FastifyReply, deps: RealtimeDeps, streams: Set<() => void>): void {
   const { config, limits } = deps;
-  const queue = parseQueueParam(request.params);
-  const after = parseResumeOffset(request.headers['last-event-id'], request.query);
-  if (!queue.ok || !after.ok) {
-    void reply.code(400).send({ ok: false, error: queue.ok ? (after.ok ? '' : after.error) : queue.error });
+  const params = parseStreamParams(request.params, request.headers['last-event-id'], request.query);
+  if (!params.ok) {
+    void reply.code(400).send({ ok: false, error: params.error });
     return;
   }
 
   const res = reply.raw;
   reply.hijack();
   const sink = { deliver: (events: BrokerEvent[]) => res.write(renderEvents(events)), backlogBytes: () => res.writableLength };
-  const subscription = new Subscription(deps.log, { after: after.value, queue: queue.value, sink, limits });
+  const subscription = new Subscription(deps.log, { ...params.value, sink, limits });
   res.writeHead(200, {
     'Content-Type': 'text/event-stream',
     'Cache-Control': 'no-cache',
@@ -53,16 +52,16 @@ function openStream(request: FastifyRequest, reply: FastifyReply, deps: Realtime
   res.write(`data: ${JSON.stringify({ connected: true, clientId: randomUUID() })}\n\n`);
 
   connections.sse += 1;
-  streams.add(subscription);
+  const stop = (): void => subscription.close();
+  streams.add(stop);
   const keepAlive = setInterval(() => res.write(': keep-alive\n\n'), limits.sseKeepAliveMs);
-  const onClose = (): void => subscription.close();
-  res.on('close', onClose);
+  res.on('close', stop);
   void subscription.run().then((ended) => {
     clearInterval(keepAlive);
-    res.off('close', onClose);
-    streams.delete(subscription);
+    res.off('close', stop);
+    streams.delete(stop);
     connections.sse -= 1;
-    finish(res, ended, limits.stallMs);
+    finish(res, ended, limits.closeGraceMs, streams);
   });
 }
 
@@ -72,8 +71,11 @@ function renderEvents(events: BrokerEvent[]): string {
   return text;
 }
 
-/** End the response after the stream stopped; a cut-off client gets `graceMs` to read the rest. */
-function finish(res: ServerResponse, ended: SubscriptionEnd, graceMs: number): void {
+/**
+ * End the response after the stream stopped; a cut-off client gets `graceMs` to read the rest,
+ * unless the server closes first.
+ */
+function finish(res: ServerResponse, ended: SubscriptionEnd, graceMs: number, streams: Set<() => void>): void {
   if (res.destroyed) return;
   if (ended.end === 'closed') {
     res.end();
@@ -81,6 +83,13 @@ function finish(res: ServerResponse, ended: SubscriptionEnd, graceMs: number): v
   }
   const error = ended.end === 'slow' ? sseSlowConsumerError : ended.error.message;
   res.end(`event: error\ndata: ${JSON.stringify({ error })}\n\n`);
-  const timer = setTimeout(() => res.destroy(), graceMs);
-  res.once('close', () => clearTimeout(timer));
+  const kill = (): void => {
+    res.destroy();
+  };
+  const timer = setTimeout(kill, graceMs);
+  streams.add(kill);
+  res.once('close', () => {
+    clearTimeout(timer);
+    streams.delete(kill);
+  });
 }

@@ -25,7 +25,7 @@ import { clientAddress } from '../context.js';
 import { connections } from '../connections.js';
 import { failure, isBrokerCommand, runCommand, type Reply } from './commands.js';
 import type { RealtimeDeps } from './deps.js';
-import { parseQueueParam, parseResumeOffset } from './params.js';
+import { parseStreamParams, type StreamParams } from './params.js';
 import { Subscription } from './subscription.js';
 
 /** Close code for a slow consumer: 1008 policy violation. */
@@ -38,15 +38,13 @@ export function registerWs(app: FastifyInstance, deps: RealtimeDeps): void {
       await reply.code(401).send({ ok: false, error: 'Unauthorized' });
       return;
     }
-    const queue = parseQueueParam(request.params);
-    const after = parseResumeOffset(undefined, request.query);
-    if (!queue.ok || !after.ok) await reply.code(400).send(failure(queue.ok ? (after.ok ? '' : after.error) : queue.error));
+    const params = parseStreamParams(request.params, undefined, request.query);
+    if (!params.ok) await reply.code(400).send(failure(params.error));
   };
   const handler = (socket: WebSocket, request: FastifyRequest): void => {
-    const queue = parseQueueParam(request.params);
-    const after = parseResumeOffset(undefined, request.query);
-    if (!queue.ok || !after.ok) throw new Error('ws route reached with parameters preValidation rejects');
-    new WsSession(socket, request, deps, { queue: queue.value, after: after.value }).start();
+    const params = parseStreamParams(request.params, undefined, request.query);
+    if (!params.ok) throw new Error('ws route reached with parameters preValidation rejects');
+    new WsSession(socket, request, deps, params.value).start();
   };
   // 'exempt' from buildServer's auth hook, which would 401 every upgrade without a header: these
   // routes authenticate themselves (preValidation above, or the Auth command).
@@ -69,7 +67,7 @@ class WsSession {
     private readonly socket: WebSocket,
     private readonly request: FastifyRequest,
     private readonly deps: RealtimeDeps,
-    private readonly filter: { queue: string | null; after: number | null },
+    private readonly filter: StreamParams,
   ) {
     // A present-and-invalid header was rejected at upgrade, so a header here is a valid one.
     const token = deps.config.authTokens.length === 0 ? null : bearerToken(request.headers.authorization);
@@ -105,7 +103,7 @@ class WsSession {
           : ended.error.message;
       this.socket.send(JSON.stringify({ error }));
       this.socket.close(ended.end === 'slow' ? wsSlowConsumerCloseCode : 1011, ended.end === 'slow' ? 'Slow consumer' : 'Stream error');
-      const timer = setTimeout(() => this.socket.terminate(), limits.stallMs);
+      const timer = setTimeout(() => this.socket.terminate(), limits.closeGraceMs);
       this.socket.once('close', () => clearTimeout(timer));
     });
   }

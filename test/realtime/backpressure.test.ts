@@ -1,0 +1,96 @@
+// Slow consumers and keep-alives: a client that stops reading is cut off once its backlog passes
+// the (here small) limit and it does not drain within the stall window; it gets a final message
+// saying so, and can resume from its last offset without losing anything.
+
+import t from 'tap';
+import { connections } from '../../src/api/connections.js';
+import { sseSlowConsumerError } from '../../src/api/realtime/sse.js';
+import { SseClient, WsClient } from './clients.js';
+import { eventsInLog, push, type RealtimeHarness, startRealtime } from './harness.js';
+
+const limits = { backlogBytesMax: 64 * 1024, stallMs: 300, closeGraceMs: 20_000 };
+/** 48 events of 256 KiB: far more than the socket buffers of loopback plus the limit. */
+const floodJobs = 48;
+const payload = 'x'.repeat(256 * 1024);
+
+async function flood(h: RealtimeHarness, queue: string): Promise<void> {
+  for (let i = 0; i < floodJobs; i += 8) {
+    await Promise.all(Array.from({ length: 8 }, (_, k) => push(h, queue, { data: { i: i + k, payload } })));
+  }
+}
+
+async function until(what: string, check: () => boolean, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+t.test('sse-client-that-stops-reading-is-cut-off-and-resumes-losslessly', async (t) => {
+  const h = await startRealtime({ limits });
+  t.teardown(() => h.close());
+  const sseBefore = connections.sse;
+  const sse = await SseClient.connect(h.http('/events/queues/slow'));
+  await sse.inbox.take();
+  t.equal(connections.sse, sseBefore + 1);
+  sse.pause();
+  await flood(h, 'slow');
+  await until('the server to cut the stream', () => connections.sse === sseBefore);
+  sse.resume();
+  await sse.closed;
+  const messages = sse.inbox.all;
+  const final = messages[messages.length - 1];
+  t.equal(final?.event, 'error', 'the last message is a named error event');
+  t.strictSame(JSON.parse(final?.data ?? '{}'), { error: sseSlowConsumerError });
+  const ids = messages.filter((m) => m.event === null && m.id !== null).map((m) => Number(m.id));
+  t.ok(ids.length < floodJobs, `cut off after ${ids.length} of ${floodJobs} events`);
+
+  const expected = (await eventsInLog(h, 'slow')).map((e) => e.offset);
+  const resumed = await SseClient.connect(h.http('/events/queues/slow'), { 'last-event-id': String(ids[ids.length - 1] ?? expected[0]! - 1) });
+  const rest: number[] = [];
+  while (ids.length + rest.length < floodJobs) rest.push((await resumed.nextEvent(10_000)).id);
+  resumed.close();
+  t.strictSame([...ids, ...rest], expected, 'with Last-Event-ID nothing is lost or repeated');
+});
+
+t.test('ws-client-that-stops-reading-is-cut-off-with-1008', async (t) => {
+  const h = await startRealtime({ limits });
+  t.teardown(() => h.close());
+  const ws = await WsClient.connect(h.ws('/ws/queues/slow'));
+  const wsBefore = connections.ws;
+  ws.socket.pause();
+  await flood(h, 'slow');
+  // The backlog passed the limit during the flood; stallMs later the server gave up. The final
+  // message then waits for us for closeGraceMs.
+  await new Promise((r) => setTimeout(r, limits.stallMs * 4));
+  ws.socket.resume();
+  const closed = await ws.closed;
+  t.equal(closed.code, 1008);
+  const final = ws.inbox.all[ws.inbox.all.length - 1] as { error?: string };
+  const events = ws.inbox.all.filter((m) => m.eventType === 'pushed');
+  const lastOffset = events[events.length - 1]?.offset;
+  t.strictSame(final, { error: `Slow consumer: backlog limit exceeded; reconnect with ?from=${lastOffset}` });
+  t.ok(events.length < floodJobs, `cut off after ${events.length} of ${floodJobs} events`);
+  await until('connections.ws to drop', () => connections.ws === wsBefore - 1);
+
+  const again = await WsClient.connect(h.ws(`/ws/queues/slow?from=${lastOffset}`));
+  const rest = [];
+  while (events.length + rest.length < floodJobs) rest.push(await again.nextEvent(10_000));
+  await again.close();
+  t.strictSame(
+    [...events, ...rest].map((e) => e.offset),
+    (await eventsInLog(h, 'slow')).map((e) => e.offset),
+    'resuming from the offset in the message loses nothing',
+  );
+});
+
+t.test('sse-sends-keep-alive-comments', async (t) => {
+  const h = await startRealtime({ limits: { sseKeepAliveMs: 40 } });
+  t.teardown(() => h.close());
+  const sse = await SseClient.connect(h.http('/events'));
+  await new Promise((r) => setTimeout(r, 300));
+  t.ok(sse.comments >= 3, `${sse.comments} keep-alive comments in 300 ms`);
+  t.equal(sse.inbox.all.length, 1, 'comments are not messages');
+  sse.close();
+});
