@@ -31,7 +31,7 @@ export interface SnapshotterOptions {
   kept?: number;
 }
 
-/** How often the record-count trigger is polled when the owner does not call maybeSnapshot(). */
+/** How often both triggers are polled (the owner may also call maybeSnapshot() after appends). */
 const pollMsMax = 1_000;
 
 const workerUrl = new URL('./snapshot-worker.js', import.meta.url);
@@ -42,7 +42,7 @@ export class Snapshotter {
   private coveredOffset = 0;
   private running: Promise<string | null> | null = null;
   private worker: Worker | null = null;
-  private timers: NodeJS.Timeout[] = [];
+  private timer: NodeJS.Timeout | null = null;
   private lastRunMs = Date.now();
   private closed = false;
 
@@ -62,15 +62,13 @@ export class Snapshotter {
       },
       (error: unknown) => this.options.logger(`tapeq: snapshot directory unreadable: ${String(error)}`),
     );
-    const poll = setInterval(() => this.maybeSnapshot(), Math.min(pollMsMax, this.options.intervalMs));
-    const interval = setInterval(() => {
-      if (Date.now() - this.lastRunMs >= this.options.intervalMs && this.options.log.durableOffset > this.coveredOffset) {
-        this.trigger();
-      }
-    }, this.options.intervalMs);
+    const poll = setInterval(() => {
+      this.maybeSnapshot();
+      const due = Date.now() - this.lastRunMs >= this.options.intervalMs;
+      if (due && this.options.log.durableOffset > this.coveredOffset) this.trigger();
+    }, Math.min(pollMsMax, this.options.intervalMs));
     poll.unref();
-    interval.unref();
-    this.timers.push(poll, interval);
+    this.timer = poll;
   }
 
   /** Cheap: compares two numbers; starts a snapshot when everyRecords records are not covered. */
@@ -89,8 +87,8 @@ export class Snapshotter {
 
   async close(): Promise<void> {
     this.closed = true;
-    for (const timer of this.timers) clearInterval(timer);
-    this.timers = [];
+    if (this.timer !== null) clearInterval(this.timer);
+    this.timer = null;
     const worker = this.worker;
     if (worker !== null) await worker.terminate();
     await this.running?.catch(() => null);

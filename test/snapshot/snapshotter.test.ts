@@ -78,7 +78,7 @@ t.test('snapshotter-triggers-on-record-count', async (t) => {
   snapshotter.maybeSnapshot();
   await append(log, 100, 1_000);
   snapshotter.maybeSnapshot();
-  for (let i = 0; i < 200 && (await readdir(snapshots).catch(() => [])).length === 0; i++) await sleep(50);
+  for (let i = 0; i < 600 && (await listSnapshots(snapshots)).length === 0; i++) await sleep(50);
   t.strictSame((await listSnapshots(snapshots)).map((e) => e.offset), [1_100]);
 });
 
