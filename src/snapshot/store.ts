@@ -126,10 +126,10 @@ async function removeLeftovers(dir: string, logger: Logger): Promise<void> {
 export interface LoadOptions {
   /** Only snapshots covering at most this offset are candidates (point-in-time recovery). */
   maxOffset?: number;
+  /** Snapshots below this offset are skipped without reading (the log cannot extend them). */
+  minOffset?: number;
   /** Leave the directory untouched (no `.tmp` cleanup): read-only tools on a live data dir. */
   readOnly?: boolean;
-  /** Extra check on a decoded candidate; a returned string rejects it with that reason. */
-  accept?: (image: StateImage, file: string) => string | null;
 }
 
 /** Reads, verifies and decodes one snapshot file; throws SnapshotCorruptError with the reason. */
@@ -152,16 +152,13 @@ export async function loadNewestSnapshot(
   const maxOffset = options.maxOffset ?? Number.POSITIVE_INFINITY;
   for (const entry of await listSnapshots(dir)) {
     if (entry.offset > maxOffset) continue;
-    let why: string | null;
-    let image: StateImage | null = null;
+    if (entry.offset < (options.minOffset ?? 0)) break;
     try {
-      image = await readSnapshot(entry);
-      why = options.accept?.(image, entry.file) ?? null;
+      return { image: await readSnapshot(entry), file: entry.file };
     } catch (err) {
-      why = err instanceof Error ? err.message : String(err);
+      const why = err instanceof Error ? err.message : String(err);
+      logger(`snapshot ${entry.file} is unusable: ${why}; trying older`);
     }
-    if (why === null && image !== null) return { image, file: entry.file };
-    logger(`snapshot ${entry.file} is unusable: ${why}; trying older`);
   }
   return null;
 }
