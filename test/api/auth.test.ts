@@ -114,3 +114,18 @@ t.test('job-lock-token-authorises-progress-and-logs-only-while-active', async (t
   const after = await s.request('POST', `/jobs/${pushed.id}/progress`, { body: 100, token: lock });
   t.equal(after.status, 401, 'the lock token expires with the lock');
 });
+
+t.test('realtime-plugin-routes-get-auth-cors-and-404-handling', async (t) => {
+  const s = await startServer({
+    config: { authTokens: TOKENS },
+    realtime: async (app) => {
+      app.get('/events', async () => ({ ok: true, stream: 'stub' }));
+    },
+  });
+  t.teardown(() => s.close());
+  const refused = await s.request('GET', '/events');
+  t.same([refused.status, refused.json], [401, { ok: false, error: 'Unauthorized' }]);
+  t.equal(refused.headers.get('access-control-allow-origin'), '*');
+  t.equal((await s.request('GET', '/events', { token: 'secret-token-1' })).status, 200);
+  t.equal((await s.request('POST', '/events', { token: 'secret-token-1' })).status, 405);
+});
