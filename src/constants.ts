@@ -44,6 +44,8 @@ export const logMessageLengthMax = 4 * KiB;
 export const jobLogsMax = 1_000;
 export const listLengthMax = 100;
 
+/** Name of a job pushed without one. */
+export const jobNameDefault = 'default';
 export const maxAttemptsDefault = 3;
 export const backoffMsDefault = 1_000;
 /** Lock held by a pull before the job counts as stalled. */

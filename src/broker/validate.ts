@@ -23,6 +23,7 @@ import {
   groupIdLengthMax,
   jobDataBytesMax,
   jobIdLengthMax,
+  jobNameDefault,
   jobNameLengthMax,
   lockMsMax,
   maxAttemptsDefault,
@@ -181,7 +182,7 @@ function repeatOf(field: string, v: unknown): Repeat | null {
 
 function defaults(): PushInput {
   return {
-    name: 'default',
+    name: jobNameDefault,
     data: 'null',
     priority: 0,
     delay: 0,

@@ -17,7 +17,7 @@ import {
   type LogRecord,
 } from '../record/types.js';
 import { waitInsert, waitRemove } from './waitlist.js';
-import { dropJob, moveJob, NO_IDS, queueFor, sortBySeq, type Job, type SecondStats, type State } from './state.js';
+import { compactSpec, dropJob, moveJob, NO_IDS, queueFor, sortBySeq, type Job, type SecondStats, type State } from './state.js';
 
 /** BullMQ's failure text for a job that stalled more often than allowed. */
 export const stalledFailureText = 'job stalled more than allowable limit';
@@ -131,8 +131,8 @@ export function apply(state: State, record: LogRecord): void {
 }
 
 function applyPushed(state: State, body: BodyOf<'pushed'>, ts: number, offset: number): void {
-  const spec = body.job;
-  if (state.jobs.has(spec.id)) throw new Error(`apply: pushed duplicate id ${spec.id}`);
+  if (state.jobs.has(body.job.id)) throw new Error(`apply: pushed duplicate id ${body.job.id}`);
+  const spec = compactSpec(state, body.job);
   const job: Job = {
     spec,
     createdAt: ts,

@@ -8,6 +8,7 @@ import { JobState, type JobSpec } from '../record/types.js';
 import { stateImageVersion, type JobImage, type QueueImage, type StateImage } from './image.js';
 import {
   claimKey,
+  compactSpec,
   createState,
   isLive,
   jobCount,
@@ -135,9 +136,9 @@ function specOf(img: JobImage): JobSpec {
   };
 }
 
-function jobOf(img: JobImage): Job {
+function jobOf(state: State, img: JobImage): Job {
   return {
-    spec: specOf(img),
+    spec: compactSpec(state, specOf(img)),
     createdAt: img.createdAt,
     seq: img.seq,
     priority: img.priority,
@@ -165,7 +166,7 @@ export function importState(image: StateImage): State {
   const state = createState();
   state.offset = image.offset;
   state.timestamp = image.timestamp;
-  for (const img of image.jobs) state.jobs.set(img.id, jobOf(img));
+  for (const img of image.jobs) state.jobs.set(img.id, jobOf(state, img));
   for (const q of image.queues) {
     const queue = queueFor(state, q.name);
     queue.paused = q.paused;

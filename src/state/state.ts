@@ -11,6 +11,7 @@
 //
 // Plain data and functions, no I/O, no clock: only the fold (apply.ts) mutates it.
 
+import { jobNameDefault } from '../constants.js';
 import { JobState, type JobSpec } from '../record/types.js';
 import { createWaitList, waitInsert, waitRemove, type WaitList } from './waitlist.js';
 
@@ -262,4 +263,17 @@ export function uniqueHolder(state: State, queue: string, uniqueKey: string): Jo
 
 export function sortBySeq(jobs: Iterable<Job>): Job[] {
   return [...jobs].sort(bySeq);
+}
+
+/** A copy of the spec that shares what most jobs have in common: the queue's own name string,
+ *  the default job name and one frozen empty array for empty tags/dependsOn. A million waiting
+ *  jobs pay for these once instead of a million times (about 100 bytes a job). */
+export function compactSpec(state: State, spec: JobSpec): JobSpec {
+  return {
+    ...spec,
+    queue: queueFor(state, spec.queue).name,
+    name: spec.name === jobNameDefault ? jobNameDefault : spec.name,
+    tags: spec.tags.length === 0 ? (NO_IDS as string[]) : spec.tags,
+    dependsOn: spec.dependsOn.length === 0 ? (NO_IDS as string[]) : spec.dependsOn,
+  };
 }
