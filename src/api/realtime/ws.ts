@@ -92,9 +92,9 @@ class WsSession {
       },
       backlogBytes: () => this.socket.bufferedAmount,
     };
-    if (this.#lastOffset === null) this.#lastOffset = log.durableOffset - 1;
     const subscription = new Subscription(log, { after: this.filter.after, queue: this.filter.queue, sink, limits });
     this.#subscription = subscription;
+    // A cut-off ('slow') always follows a delivery, so #lastOffset names a real event then.
     void subscription.run().then((ended) => {
       if (ended.end === 'closed' || this.socket.readyState !== this.socket.OPEN) return;
       const error =
@@ -109,10 +109,9 @@ class WsSession {
   }
 
   #onMessage(data: RawData): void {
-    const text = Buffer.isBuffer(data) ? data.toString('utf8') : Buffer.concat(Array.isArray(data) ? data : [Buffer.from(data)]).toString('utf8');
     let msg: unknown;
     try {
-      msg = JSON.parse(text);
+      msg = JSON.parse(textOf(data));
     } catch {
       this.#send(failure('Invalid JSON'), undefined);
       return;
@@ -168,6 +167,12 @@ class WsSession {
       this.request.log.error({ err: error, owner: this.#ctx.owner }, 'releasing a closed websocket\'s jobs failed');
     });
   }
+}
+
+/** A frame's text; the default binaryType hands over one Buffer, the others are handled too. */
+function textOf(data: RawData): string {
+  if (Buffer.isBuffer(data)) return data.toString('utf8');
+  return Buffer.concat(Array.isArray(data) ? data : [Buffer.from(data)]).toString('utf8');
 }
 
 /** The actor stored in the records a socket appends: named as buildServer names token holders. */
