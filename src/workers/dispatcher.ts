@@ -154,7 +154,7 @@ export class WorkerDispatcher {
   /** A settled dependency may have made jobs waiting in any queue; idle runners check theirs. */
   #wakeWhereWaiting(): void {
     for (const runner of this.#runners.values()) {
-      if (runner.inFlight >= runner.config.opts.concurrency) continue;
+      if (runner.inFlight >= runner.config.opts.concurrency || this.#broker.isPaused(runner.queue)) continue;
       if (this.#broker.counts(runner.queue).waiting > 0) runner.wake(1);
     }
   }

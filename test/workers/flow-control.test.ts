@@ -45,16 +45,17 @@ t.test('limiter-caps-call-starts-per-window-and-jobs-wait', async (t) => {
   await until('15 completed', () => s.broker.counts('q').completed === 20, 10_000);
   const elapsed = Date.now() - started;
   t.ok(elapsed >= 950, `15 jobs at 5 per 500 ms take at least two windows (${elapsed} ms)`);
-  // Arrival times carry a little network jitter; a window 20 ms shorter than the limiter's
-  // must never hold more than `max` arrivals.
+  // Arrival times carry jitter (socket hand-off, event-loop lag on a loaded machine: the endpoint
+  // runs in this process); a window 100 ms shorter than the limiter's must never hold more than
+  // `max` arrivals. Without the limiter all 15 arrive within a few ms.
   const times = ep.calls.slice(warm).map((c) => c.atMs).sort((a, b) => a - b);
   t.equal(times.length, 15);
   let worst = 0;
   for (let i = 0; i < times.length; i++) {
-    const inWindow = times.filter((x) => x >= (times[i] ?? 0) && x < (times[i] ?? 0) + 480).length;
+    const inWindow = times.filter((x) => x >= (times[i] ?? 0) && x < (times[i] ?? 0) + 400).length;
     worst = Math.max(worst, inWindow);
   }
-  t.equal(worst, 5, 'at most 5 starts in any 480 ms window, and 5 did start together');
+  t.equal(worst, 5, 'at most 5 starts in any 400 ms window, and 5 did start together');
   t.equal(s.broker.counts('q').failed, 0, 'held-back jobs waited, none failed');
 });
 
