@@ -24,6 +24,8 @@ export interface BenchRow {
   name: string;
   records: number;
   seconds: number;
+  /** CPU seconds of this process (user + system) during the run: the machine may be shared. */
+  cpuSeconds: number;
   recordsPerSec: number;
   mbPerSec: number;
 }
@@ -45,31 +47,47 @@ export async function benchLog(opts: BenchLogOptions = {}): Promise<BenchLogResu
   try {
     for (const sync of ['always', 'interval'] as const) {
       const dir = join(base, `batched-${sync}`);
-      const { seconds, bytes } = await appendBatched(dir, sync, drafts, batchRecords, inFlight);
-      rows.push(row(`append ${sync}, batches of ${batchRecords} (${inFlight} in flight)`, records, seconds, bytes));
+      const { timing, bytes } = await appendBatched(dir, sync, drafts, batchRecords, inFlight);
+      rows.push(row(`append ${sync}, batches of ${batchRecords} (${inFlight} in flight)`, records, timing, bytes));
       logBytes = bytes;
       const single = Math.min(records, 50_000);
       const s2 = await appendConcurrent(join(base, `single-${sync}`), sync, drafts.slice(0, single), appenders);
-      rows.push(row(`append ${sync}, ${appenders} concurrent single-record appenders`, single, s2.seconds, s2.bytes));
+      rows.push(row(`append ${sync}, ${appenders} concurrent single-record appenders`, single, s2.timing, s2.bytes));
     }
+    await readAll(join(base, 'batched-always'), records);
     const read = await readAll(join(base, 'batched-always'), records);
-    rows.push(row('read + decode (sequential, from disk)', records, read, logBytes));
+    rows.push(row('read + decode (sequential, from disk; 2nd pass)', records, read, logBytes));
     const raw = await rawFs(join(base, 'raw.bin'), logBytes, Math.ceil(records / batchRecords));
-    rows.push(row('raw fs: write + fdatasync per batch-sized write', records, raw.writeSeconds, logBytes));
-    rows.push(row('raw fs: sequential read (1 MiB reads)', records, raw.readSeconds, logBytes));
+    rows.push(row('raw fs: write + fdatasync per batch-sized write', records, raw.write, logBytes));
+    rows.push(row('raw fs: sequential read (1 MiB reads)', records, raw.read, logBytes));
   } finally {
     if (opts.dir === undefined) await rm(base, { recursive: true, force: true });
   }
   return { recordBytes: Math.round(logBytes / records), rows };
 }
 
-function row(name: string, records: number, seconds: number, bytes: number): BenchRow {
-  return { name, records, seconds, recordsPerSec: records / seconds, mbPerSec: bytes / seconds / 1e6 };
+function row(name: string, records: number, timing: Timing, bytes: number): BenchRow {
+  const { seconds, cpuSeconds } = timing;
+  return { name, records, seconds, cpuSeconds, recordsPerSec: records / seconds, mbPerSec: bytes / seconds / 1e6 };
+}
+
+interface Timing {
+  seconds: number;
+  cpuSeconds: number;
+}
+
+function startTimer(): () => Timing {
+  const wall = performance.now();
+  const cpu = process.cpuUsage();
+  return () => {
+    const used = process.cpuUsage(cpu);
+    return { seconds: (performance.now() - wall) / 1000, cpuSeconds: (used.user + used.system) / 1e6 };
+  };
 }
 
 async function appendBatched(dir: string, sync: SyncPolicy, drafts: RecordDraft[], batch: number, inFlight: number) {
   const log = await Log.open({ dir, sync, logger: () => {} });
-  const start = performance.now();
+  const stop = startTimer();
   let next = 0;
   const worker = async (): Promise<void> => {
     while (next < drafts.length) {
@@ -79,15 +97,15 @@ async function appendBatched(dir: string, sync: SyncPolicy, drafts: RecordDraft[
     }
   };
   await Promise.all(Array.from({ length: inFlight }, worker));
-  const seconds = (performance.now() - start) / 1000;
+  const timing = stop();
   const bytes = log.segments().reduce((n, s) => n + s.bytes, 0);
   await log.close();
-  return { seconds, bytes };
+  return { timing, bytes };
 }
 
 async function appendConcurrent(dir: string, sync: SyncPolicy, drafts: RecordDraft[], appenders: number) {
   const log = await Log.open({ dir, sync, logger: () => {} });
-  const start = performance.now();
+  const stop = startTimer();
   let next = 0;
   const worker = async (): Promise<void> => {
     while (next < drafts.length) {
@@ -96,48 +114,54 @@ async function appendConcurrent(dir: string, sync: SyncPolicy, drafts: RecordDra
     }
   };
   await Promise.all(Array.from({ length: appenders }, worker));
-  const seconds = (performance.now() - start) / 1000;
+  const timing = stop();
   const bytes = log.segments().reduce((n, s) => n + s.bytes, 0);
   await log.close();
-  return { seconds, bytes };
+  return { timing, bytes };
 }
 
-async function readAll(dir: string, expected: number): Promise<number> {
+async function readAll(dir: string, expected: number): Promise<Timing> {
   const log = await Log.open({ dir, readOnly: true, logger: () => {} });
-  const start = performance.now();
+  const stop = startTimer();
   let count = 0;
   for await (const batch of log.readBatches(0)) count += batch.length;
-  const seconds = (performance.now() - start) / 1000;
+  const timing = stop();
   await log.close();
   if (count !== expected) throw new Error(`read ${count} records, expected ${expected}`);
-  return seconds;
+  return timing;
 }
 
-async function rawFs(path: string, bytes: number, writes: number): Promise<{ writeSeconds: number; readSeconds: number }> {
+async function rawFs(path: string, bytes: number, writes: number): Promise<{ write: Timing; read: Timing }> {
   const chunk = Buffer.alloc(Math.ceil(bytes / writes), 0x61);
   const fh = await open(path, 'w+');
-  let start = performance.now();
+  let stop = startTimer();
   for (let pos = 0; pos < bytes; pos += chunk.length) {
     await fh.write(chunk, 0, Math.min(chunk.length, bytes - pos), pos);
     await fh.datasync();
   }
-  const writeSeconds = (performance.now() - start) / 1000;
+  const write = stop();
   const buf = Buffer.allocUnsafe(1024 * 1024);
-  start = performance.now();
+  stop = startTimer();
   for (let pos = 0; pos < bytes; pos += buf.length) await fh.read(buf, 0, buf.length, pos);
-  const readSeconds = (performance.now() - start) / 1000;
+  const read = stop();
   await fh.close();
-  return { writeSeconds, readSeconds };
+  return { write, read };
+}
+
+function fmt(n: number): string {
+  return Math.round(n).toLocaleString('en-US');
 }
 
 export function formatBench(result: BenchLogResult): string {
   const lines = [
     `records ≈ ${result.recordBytes} bytes each on disk (frame included)`,
     '',
-    '| run | records | seconds | records/s | MB/s |',
-    '|---|---:|---:|---:|---:|',
+    '| run | records | seconds | records/s | MB/s | CPU s | records per CPU-s |',
+    '|---|---:|---:|---:|---:|---:|---:|',
     ...result.rows.map(
-      (r) => `| ${r.name} | ${r.records} | ${r.seconds.toFixed(3)} | ${Math.round(r.recordsPerSec).toLocaleString('en-US')} | ${r.mbPerSec.toFixed(1)} |`,
+      (r) =>
+        `| ${r.name} | ${r.records} | ${r.seconds.toFixed(3)} | ${fmt(r.recordsPerSec)} | ${r.mbPerSec.toFixed(1)} | ` +
+        `${r.cpuSeconds.toFixed(3)} | ${fmt(r.records / r.cpuSeconds)} |`,
     ),
   ];
   return lines.join('\n');

@@ -22,10 +22,16 @@ export function frameSeed(length: number): number {
 
 /** Fills the 8-byte header at buf[pos] for the payload already at buf[pos+8, pos+8+length). */
 export function sealFrame(buf: Uint8Array, pos: number, length: number): void {
-  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-  view.setUint32(pos, length, true);
+  writeU32(buf, pos, length);
   const start = pos + frameHeaderBytes;
-  view.setUint32(pos + 4, checksum32(buf, start, start + length, frameSeed(length)), true);
+  writeU32(buf, pos + 4, checksum32(buf, start, start + length, frameSeed(length)));
+}
+
+function writeU32(buf: Uint8Array, pos: number, value: number): void {
+  buf[pos] = value & 0xff;
+  buf[pos + 1] = (value >>> 8) & 0xff;
+  buf[pos + 2] = (value >>> 16) & 0xff;
+  buf[pos + 3] = value >>> 24;
 }
 
 /** What a frame check found. */

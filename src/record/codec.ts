@@ -73,25 +73,29 @@ function readU64(r: protobuf.Reader): number {
   throw new RangeError('varint too long');
 }
 
-/** Length-delimited string; short ASCII strings are built in JS (cheaper than a native
- *  utf8Slice call for the ids and names that make up most of a record). */
+/** Length-delimited string. Short ASCII strings (ids, queue names) are built in JS; longer
+ *  ones use Buffer's native utf8Slice directly on the reader's buffer (no view allocated). */
 function readString(r: protobuf.Reader): string {
   const length = r.uint32();
   const start = r.pos;
   const end = start + length;
   if (end > r.len) throw new RangeError('string overruns record');
   r.pos = end;
-  const buf = r.buf;
-  if (length <= 24) {
+  const buf = r.buf as Uint8Array & { utf8Slice?: (start: number, end: number) => string };
+  if (length <= 16) {
     let out = '';
     for (let i = start; i < end; i++) {
       const c = buf[i] as number;
-      if (c >= 0x80) return Buffer.from(buf.buffer, buf.byteOffset + start, length).toString('utf8');
+      if (c >= 0x80) return utf8(buf, start, end);
       out += String.fromCharCode(c);
     }
     return out;
   }
-  return Buffer.from(buf.buffer, buf.byteOffset + start, length).toString('utf8');
+  return utf8(buf, start, end);
+}
+
+function utf8(buf: Uint8Array & { utf8Slice?: (start: number, end: number) => string }, start: number, end: number): string {
+  return buf.utf8Slice !== undefined ? buf.utf8Slice(start, end) : Buffer.from(buf.buffer, buf.byteOffset + start, end - start).toString('utf8');
 }
 
 /** Generates, from the reflected schema, a decoder that reads straight into one object literal

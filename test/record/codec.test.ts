@@ -66,3 +66,13 @@ t.test('recordToJson-names-enums-and-keeps-fields', async (t) => {
   t.match(recordToJson(sampleRecord('pulled')), { actor: { name: 'tok:ab12' } });
   t.equal(JSON.parse(JSON.stringify(j)).type, 'removed');
 });
+
+t.test('non-ascii-strings-short-and-long-round-trip', async (t) => {
+  const r = sampleRecord('logged');
+  if (r.body.type !== 'logged') throw new Error('type');
+  for (const message of ['é', 'naïve ☃', '日本語のメッセージ、とても長いテキストです', '🎉'.repeat(40), 'x'.repeat(16), 'y'.repeat(17)]) {
+    r.body.message = message;
+    r.body.jobId = message.slice(0, 4);
+    t.strictSame(decodeRecord(encodeRecord(r)), r, message.slice(0, 10));
+  }
+});
