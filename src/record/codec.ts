@@ -73,6 +73,32 @@ function readU64(r: protobuf.Reader): number {
   throw new RangeError('varint too long');
 }
 
+/** The parts of protobufjs's Writer the uint64 fast path uses (`_reserve` is untyped but public JS). */
+interface RawWriter {
+  buf: Uint8Array;
+  pos: number;
+  _reserve(bytes: number): void;
+}
+
+/** uint64 varint from a JS number without protobufjs's per-call LongBits allocation. */
+function writeU64(w: protobuf.Writer, value: number): void {
+  if (value < 0x100000000) {
+    w.uint32(value);
+    return;
+  }
+  const raw = w as unknown as RawWriter;
+  raw._reserve(10);
+  const buf = raw.buf;
+  let pos = raw.pos;
+  let v = value;
+  while (v >= 0x80) {
+    buf[pos++] = (v % 128) | 0x80;
+    v = Math.floor(v / 128);
+  }
+  buf[pos++] = v;
+  raw.pos = pos;
+}
+
 /** Length-delimited string. Short ASCII strings (ids, queue names) are built in JS; longer
  *  ones use Buffer's native utf8Slice directly on the reader's buffer (no view allocated). */
 function readString(r: protobuf.Reader): string {
@@ -141,12 +167,12 @@ function buildCodec(type: protobuf.Type, cache: Map<string, Codec>, typeTag: str
       if (wire !== 2) throw new Error(`proto: packed repeated ${name} unsupported`);
       decls.push(`const ${v} = [];`);
       cases.push(`case ${field.id}: if ((t & 7) !== 2) break; ${v}.push(${readCall(method)}); continue;`);
-      encs.push(`for (const x of ${get}) w.uint32(${tag}).${method}(x);`);
+      encs.push(`for (const x of ${get}) ${writeCall(method, tag, 'x')};`);
     } else {
       const optional = field.options?.['proto3_optional'] === true || field.partOf?.name.startsWith('_') === true;
       decls.push(`let ${v} = ${optional ? 'null' : dflt};`);
       cases.push(`case ${field.id}: if ((t & 7) !== ${wire}) break; ${v} = ${readCall(method)}; continue;`);
-      encs.push(optional ? `if (${get} != null) w.uint32(${tag}).${method}(${get});` : `if (${get} !== ${dflt}) w.uint32(${tag}).${method}(${get});`);
+      encs.push(optional ? `if (${get} != null) ${writeCall(method, tag, get)};` : `if (${get} !== ${dflt}) ${writeCall(method, tag, get)};`);
     }
   });
   const decodeSrc = `return function (r, end) { ${decls.join(' ')}
@@ -155,10 +181,14 @@ function buildCodec(type: protobuf.Type, cache: Map<string, Codec>, typeTag: str
   const encodeSrc = `return function (m, w) { ${encs.join('\n')} }`;
   const codec: Codec = {
     decode: new Function('n', 'u64', 'str', decodeSrc)(nested, readU64, readString) as Decoder,
-    encode: new Function('n', encodeSrc)(nested) as Encoder,
+    encode: new Function('n', 'wu64', encodeSrc)(nested, writeU64) as Encoder,
   };
   cache.set(key, codec);
   return codec;
+}
+
+function writeCall(method: string, tag: number, value: string): string {
+  return method === 'uint64' ? `(w.uint32(${tag}), wu64(w, ${value}))` : `w.uint32(${tag}).${method}(${value})`;
 }
 
 function readCall(method: string): string {
@@ -187,8 +217,8 @@ export const PROTO_BODY_TYPES: readonly string[] = bodyOneof.oneof.slice();
 
 /** Appends the protobuf bytes of `r` to writer `w` (lets a batch share one buffer). */
 export function encodeRecordInto(r: LogRecord, w: protobuf.Writer): void {
-  if (r.offset !== 0) w.uint32(8).uint64(r.offset);
-  if (r.timestamp !== 0) w.uint32(16).uint64(r.timestamp);
+  if (r.offset !== 0) writeU64(w.uint32(8), r.offset);
+  if (r.timestamp !== 0) writeU64(w.uint32(16), r.timestamp);
   if (r.actor !== null) {
     w.uint32(26).fork();
     actorCodec.encode(r.actor as unknown as Plain, w);

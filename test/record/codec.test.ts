@@ -30,6 +30,15 @@ t.test('absent-optional-fields-decode-as-null-and-empty-lists', async (t) => {
   t.equal(Object.getPrototypeOf(back.body.job), Object.prototype, 'plain object');
 });
 
+t.test('uint64-values-up-to-2^53-round-trip', async (t) => {
+  for (const n of [0, 1, 127, 128, 2 ** 32 - 1, 2 ** 32, 2 ** 35 + 1, 1_700_000_000_000, Number.MAX_SAFE_INTEGER]) {
+    const r = sampleRecord('pulled', n, n);
+    if (r.body.type !== 'pulled') throw new Error('type');
+    r.body.lockMs = n;
+    t.strictSame(decodeRecord(encodeRecord(r)), r, String(n));
+  }
+});
+
 t.test('zero-is-not-null-for-optional-fields', async (t) => {
   const r = sampleRecord('pushed');
   if (r.body.type !== 'pushed') throw new Error('type');
