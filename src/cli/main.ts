@@ -16,6 +16,18 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }
     summary: 'check every frame and checksum; exit 1 naming the first bad record',
     load: async () => (await import('./verify.js')).verifyCommand,
   },
+  replay: {
+    summary: 'rebuild the state as of --until <offset|ISO time>; print a summary, --job <id> or --digest',
+    load: async () => (await import('./replay.js')).replayCommand,
+  },
+  recover: {
+    summary: 'point-in-time recovery: --until <offset|ISO time> --out <new dir> [--dry-run]',
+    load: async () => (await import('./recover.js')).recoverCommand,
+  },
+  export: {
+    summary: 'write records as an Avro object container file: --avro <file> [--since --until --queue]',
+    load: async () => (await import('./export.js')).exportCommand,
+  },
   bench: { summary: 'run the benchmarks (see --help)', load: async () => (await import('./bench.js')).benchCommand },
 };
 

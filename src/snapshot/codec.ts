@@ -17,8 +17,10 @@
 // `data`, `result` and worker `config` stay JSON text.
 //
 // Decoded images are plain objects (see readPlainRecords), directly usable by importState.
-// Pure functions, no I/O.
+// Pure functions, no I/O. The Avro container helpers at the end (for `tapeq export`) build
+// streams; the caller connects them to files.
 
+import type { Duplex } from 'node:stream';
 import avro from 'avsc';
 import type { StateImage } from '../state/image.js';
 import schemaV1 from './schema-v1.json' with { type: 'json' };
@@ -146,4 +148,20 @@ export function encodeImage(image: StateImage): Buffer {
 
 export function decodeImage(payload: Buffer, schemaVersion: number = schemaVersionCurrent): StateImage {
   return codec.decodeImage(payload, schemaVersion);
+}
+
+/**
+ * An Avro object container file encoder (header with the schema, blocks, sync markers) for
+ * `schema`, used by `tapeq export`: write plain values, pipe the bytes to a file. `codec` is one
+ * of the two every Avro implementation reads: 'null' or 'deflate'. Unions stay unwrapped (a
+ * nullable field takes the value or null).
+ */
+export function createAvroContainerEncoder(schema: unknown, codec: 'null' | 'deflate', blockBytes: number): Duplex {
+  const type = avro.Type.forSchema(schema as avro.Schema, { wrapUnions: 'never' });
+  return new avro.streams.BlockEncoder(type as unknown as avro.Schema, { codec, blockSize: blockBytes, writeHeader: true });
+}
+
+/** Decodes the bytes of an Avro object container file back into plain values (unwrapped unions). */
+export function createAvroContainerDecoder(): Duplex {
+  return new avro.streams.BlockDecoder({ parseHook: (schema) => avro.Type.forSchema(schema, { wrapUnions: 'never' }) });
 }

@@ -1,0 +1,97 @@
+// `tapeq recover --until <offset|ISO time> --out <dir> [--dir <path>] [--dry-run]`:
+// point-in-time recovery into a NEW data directory that `tapeq serve` starts from. The state of
+// <out> is exactly the state at the point (offset N: after records [0, N); a time: after the last
+// record stamped <= it). See src/history/fork.ts for what is copied: the segments before the cut,
+// the segment holding it truncated at the frame boundary, a new log id, and a snapshot at the cut.
+// The source directory is only read. <out> must not exist or be empty.
+//
+// --dry-run writes nothing: it prints what would be kept and what would be left out (records
+// after the cut: count, offset range, time range, counts per record type). Output is JSON on
+// stdout. Exit 0; 1 when recovery is impossible; 2 on usage errors.
+
+import { parseArgs } from 'node:util';
+import { LogError, type Log } from '../log/log.js';
+import { ForkError, checkTarget, planSegments, writeFork } from '../history/fork.js';
+import { parsePoint, PointError, describePoint, type Point } from '../history/point.js';
+import { dataDirOf, stateAt } from '../history/state-at.js';
+import { RecoveryError } from '../snapshot/recover-state.js';
+
+interface RecoverArgs {
+  dir: string;
+  until: Point;
+  out: string;
+  dryRun: boolean;
+}
+
+function parseRecoverArgs(argv: string[]): RecoverArgs {
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    options: {
+      dir: { type: 'string' },
+      until: { type: 'string' },
+      out: { type: 'string' },
+      'dry-run': { type: 'boolean', default: false },
+    },
+  });
+  if (values.until === undefined) throw new PointError('--until <offset|ISO time> is required');
+  if (values.out === undefined) throw new PointError('--out <dir> is required');
+  return { dir: dataDirOf(values.dir), until: parsePoint('--until', values.until), out: values.out, dryRun: values['dry-run'] === true };
+}
+
+/** The records a cut at `until` leaves out. */
+async function leftOut(log: Log, until: number): Promise<Record<string, unknown>> {
+  let count = 0;
+  let timeFirst: number | null = null;
+  let timeLast: number | null = null;
+  const types: Record<string, number> = {};
+  for await (const batch of log.readBatches(until)) {
+    for (const r of batch) {
+      count++;
+      timeFirst ??= r.timestamp;
+      timeLast = r.timestamp;
+      types[r.body.type] = (types[r.body.type] ?? 0) + 1;
+    }
+  }
+  const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+  return {
+    records: count,
+    offsets: count === 0 ? null : { first: until, last: log.durableOffset - 1 },
+    times: count === 0 ? null : { first: iso(timeFirst), last: iso(timeLast) },
+    types,
+  };
+}
+
+export async function recoverCommand(argv: string[]): Promise<number> {
+  let args: RecoverArgs;
+  try {
+    args = parseRecoverArgs(argv);
+  } catch (err) {
+    console.error(`tapeq recover: ${(err as Error).message}`);
+    return 2;
+  }
+  try {
+    await checkTarget(args.out);
+    const { log, until, loaded } = await stateAt(args.dir, args.until, (line) => console.error(`tapeq recover: ${line}`));
+    try {
+      const kept = { records: until - log.firstOffset, offsets: { first: log.firstOffset, next: until }, lastTime: until > log.firstOffset ? new Date(loaded.state.timestamp).toISOString() : null };
+      const report = { point: describePoint(args.until), until, kept, leftOut: await leftOut(log, until) };
+      if (args.dryRun) {
+        const segments = planSegments(log.segments(), until);
+        console.log(JSON.stringify({ dryRun: true, out: args.out, ...report, segments }, null, 2));
+        return 0;
+      }
+      const fork = await writeFork(log, loaded.state, until, args.out);
+      console.log(JSON.stringify({ out: args.out, ...report, logId: fork.logId, segments: fork.segments, snapshot: fork.snapshot }, null, 2));
+      return 0;
+    } finally {
+      await log.close();
+    }
+  } catch (err) {
+    if (err instanceof LogError || err instanceof RecoveryError || err instanceof ForkError) {
+      console.error(`tapeq recover: ${err.message}`);
+      return 1;
+    }
+    throw err;
+  }
+}

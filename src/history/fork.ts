@@ -1,0 +1,135 @@
+// Point-in-time recovery into a new data directory: the log up to the cut, plus a snapshot of the
+// state at the cut. The source is only ever read.
+//
+//   source log   [seg 0 ........][seg 1 ........][seg 2 ....|.....][seg 3 ...]
+//                                                            ^ cut (= until, exclusive)
+//   new log      [seg 0 ........][seg 1 ........][seg 2 ....]        every byte of each frame
+//                                                                    copied; seg 2 ends at the
+//                                                                    frame boundary of the cut
+//
+// The recovered log is a fork: same offsets and records below the cut, but a NEW log id written
+// into every segment header (header checksum recomputed), so segments of the two logs can never
+// be mixed in one directory and nothing mistakes the fork for the original. Sparse indexes and
+// `.jobindex` files are not copied: `serve` rebuilds them when it opens the new directory.
+// A segment whose base offset is the cut is left out, unless no earlier segment is kept (cut at
+// the first retained offset): then its header alone is kept so the new log starts at the cut.
+//
+// The new directory is assembled beside the target as `<out>.recovering-<pid>`, every file and
+// directory fsynced, then renamed into place: `<out>` is either absent/empty or complete.
+
+import { constants as fsConstants } from 'node:fs';
+import { mkdir, open, readdir, rename, rmdir, stat, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Log, SegmentInfo } from '../log/log.js';
+import { readFully } from '../log/frame-cursor.js';
+import { frameHeaderBytes, readU32 } from '../log/framing.js';
+import { syncDir } from '../log/segment.js';
+import { encodeSegmentHeader, newLogId, segmentHeaderBytes } from '../log/segment-header.js';
+import { writeSnapshot } from '../snapshot/store.js';
+import { exportState, type State } from '../state/index.js';
+import { dataPathsOf } from './state-at.js';
+
+const copyChunkBytes = 1024 * 1024;
+
+export class ForkError extends Error {
+  override readonly name = 'ForkError';
+}
+
+export interface SegmentPlan {
+  file: string;
+  baseOffset: number;
+  /** Records kept: [baseOffset, nextOffset). */
+  nextOffset: number;
+  /** Whole segment, cut at a frame boundary, or header only. */
+  kind: 'whole' | 'cut' | 'header-only';
+}
+
+/** Which segments (and how much of each) hold exactly the records [firstOffset, until). */
+export function planSegments(segments: readonly SegmentInfo[], until: number): SegmentPlan[] {
+  const plan: SegmentPlan[] = [];
+  for (const s of segments) {
+    if (s.baseOffset >= until) break;
+    const nextOffset = Math.min(s.nextOffset, until);
+    plan.push({ file: s.file, baseOffset: s.baseOffset, nextOffset, kind: nextOffset === s.nextOffset ? 'whole' : 'cut' });
+  }
+  const first = segments[0];
+  if (plan.length === 0 && first !== undefined && first.baseOffset === until) {
+    plan.push({ file: first.file, baseOffset: first.baseOffset, nextOffset: until, kind: 'header-only' });
+  }
+  return plan;
+}
+
+/** Byte position just after the first `records` frames of a segment file (already verified by open). */
+async function frameBoundary(fh: FileHandle, records: number): Promise<number> {
+  const header = Buffer.alloc(frameHeaderBytes);
+  let position = segmentHeaderBytes;
+  for (let i = 0; i < records; i++) {
+    if ((await readFully(fh, header, frameHeaderBytes, position)) !== frameHeaderBytes) {
+      throw new ForkError(`segment ends inside frame ${i} at byte ${position}`);
+    }
+    position += frameHeaderBytes + readU32(header, 0);
+  }
+  return position;
+}
+
+async function copySegment(sourceDir: string, targetDir: string, plan: SegmentPlan, logId: string): Promise<void> {
+  const source = await open(join(sourceDir, plan.file), fsConstants.O_RDONLY);
+  try {
+    const end = await frameBoundary(source, plan.nextOffset - plan.baseOffset);
+    const target = await open(join(targetDir, plan.file), 'wx', 0o644);
+    try {
+      await target.write(encodeSegmentHeader(logId, plan.baseOffset), 0, segmentHeaderBytes, 0);
+      const chunk = Buffer.alloc(copyChunkBytes);
+      for (let position = segmentHeaderBytes; position < end; ) {
+        const n = await readFully(source, chunk, Math.min(copyChunkBytes, end - position), position);
+        if (n === 0) throw new ForkError(`${plan.file} is shorter than expected (${position} of ${end} bytes)`);
+        await target.write(chunk, 0, n, position);
+        position += n;
+      }
+      await target.sync();
+    } finally {
+      await target.close();
+    }
+  } finally {
+    await source.close();
+  }
+}
+
+/** `<out>` must not exist or be an empty directory. */
+export async function checkTarget(out: string): Promise<void> {
+  const info = await stat(out).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return null;
+    throw err;
+  });
+  if (info === null) return;
+  if (!info.isDirectory()) throw new ForkError(`--out ${out} exists and is not a directory`);
+  if ((await readdir(out)).length > 0) throw new ForkError(`--out ${out} is not empty; recovery only writes a new data directory`);
+}
+
+export interface ForkResult {
+  logId: string;
+  segments: SegmentPlan[];
+  snapshot: string;
+}
+
+/** Writes the recovered data directory `out` from `log` (the source, read-only) and `state` at `until`. */
+export async function writeFork(log: Log, state: State, until: number, out: string): Promise<ForkResult> {
+  if (state.offset !== until) throw new Error(`fork: state covers ${state.offset}, not ${until}`);
+  if (until < log.firstOffset) {
+    throw new ForkError(`offset ${until} is before the first retained record (${log.firstOffset}): the log cannot be cut there`);
+  }
+  await checkTarget(out);
+  const building = `${out.replace(/\/+$/, '')}.recovering-${process.pid}`;
+  const paths = dataPathsOf(building);
+  await mkdir(paths.logDir, { recursive: true });
+  const logId = newLogId();
+  const segments = planSegments(log.segments(), until);
+  for (const plan of segments) await copySegment(log.dir, paths.logDir, plan, logId);
+  await syncDir(paths.logDir);
+  const snapshot = await writeSnapshot(paths.snapshotsDir, exportState(state));
+  await syncDir(building);
+  if ((await stat(out).catch(() => null)) !== null) await rmdir(out);
+  await rename(building, out);
+  await syncDir(join(out, '..'));
+  return { logId, segments, snapshot: join(dataPathsOf(out).snapshotsDir, snapshot.slice(paths.snapshotsDir.length + 1)) };
+}

@@ -1,0 +1,38 @@
+// Opening a data directory read-only and rebuilding its state as of a point: shared by
+// `tapeq replay`, `tapeq recover` and `tapeq export`. Nothing here writes: the log is opened
+// readOnly (no torn-tail cut, no index rewrite) and snapshots are loaded with readOnly (no `.tmp`
+// cleanup). The caller closes the returned log.
+
+import { join } from 'node:path';
+import { openReadOnly, type Log } from '../log/log.js';
+import { loadState, type LoadedState } from '../snapshot/recover-state.js';
+import { untilOffset, type Point } from './point.js';
+
+export function dataDirOf(flag: string | undefined): string {
+  return flag ?? process.env['DATA_DIR'] ?? './data';
+}
+
+export function dataPathsOf(dataDir: string): { logDir: string; snapshotsDir: string } {
+  return { logDir: join(dataDir, 'log'), snapshotsDir: join(dataDir, 'snapshots') };
+}
+
+export interface StateAt {
+  log: Log;
+  /** The state covers records [0, until). */
+  until: number;
+  loaded: LoadedState;
+}
+
+/** The state as of `point` (the log's durable end when absent). */
+export async function stateAt(dataDir: string, point: Point | undefined, logger: (line: string) => void): Promise<StateAt> {
+  const { logDir, snapshotsDir } = dataPathsOf(dataDir);
+  const log = await openReadOnly(logDir, logger);
+  try {
+    const until = point === undefined ? log.durableOffset : await untilOffset(log, point);
+    const loaded = await loadState({ log, dir: snapshotsDir, logger, until, readOnly: true });
+    return { log, until, loaded };
+  } catch (err) {
+    await log.close();
+    throw err;
+  }
+}
