@@ -22,5 +22,6 @@ export function initChecksum(): Promise<void> {
 /** xxh32 of bytes[start, end) with the fixed tapeq seed (or `seed`, for frames: see framing.ts). */
 export function checksum32(bytes: Uint8Array, start: number, end: number, seed = checksumSeed): number {
   if (h32Raw === null) throw new Error('checksum32 before initChecksum()');
-  return h32Raw(bytes.subarray(start, end), seed) >>> 0;
+  // A plain Uint8Array view: cheaper than Buffer#subarray, which builds a Buffer per call.
+  return h32Raw(new Uint8Array(bytes.buffer, bytes.byteOffset + start, end - start), seed) >>> 0;
 }

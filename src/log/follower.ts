@@ -1,8 +1,9 @@
 // Follows a log directory that another process is appending to, without opening it for write:
 // polls the segment files and yields each new whole, verified record, moving on to the next
 // segment when one appears. Used by `tapeq logcat --follow`. Strictly read-only (O_RDONLY).
-// A partial frame at the end is simply waited for; a bad frame followed by a newer segment, or
-// a bad checksum that stays, is reported as LOG_CORRUPT. One consumer; not re-entrant.
+// A partial or bad frame at the end is waited for (a concurrent reader can see a write half
+// copied into the page cache); it is reported as LOG_CORRUPT only when it is still bad after
+// settlePolls polls with the file unchanged. One consumer; not re-entrant.
 
 import { readdir, stat } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -15,6 +16,8 @@ import { segmentFileName, segmentHeaderBytes } from './segment-header.js';
 import { Segment } from './segment.js';
 
 export const followPollMs = 200;
+/** Polls a bad frame at the end must stay bad (file size unchanged) before it is corruption. */
+export const settlePolls = 5;
 
 export interface FollowPosition {
   /** Segment base offset and byte position of the next frame, and the offset it must hold. */
@@ -25,19 +28,25 @@ export interface FollowPosition {
 
 export async function* followDirectory(dir: string, at: FollowPosition, signal: AbortSignal): AsyncGenerator<LogRecord[]> {
   let { baseOffset, position, nextOffset } = at;
+  let stuck = { position: -1, size: -1, polls: 0 };
   while (!signal.aborted) {
     const segment = new Segment(dir, baseOffset);
     const size = await fileSize(segment.path);
     if (size > position) {
-      const { records, end } = await readWholeFrames(segment, position, size, nextOffset);
+      const { records, end, bad } = await readWholeFrames(segment, position, size, nextOffset);
       position = end;
       nextOffset += records.length;
       if (records.length > 0) {
+        stuck = { position: -1, size: -1, polls: 0 };
         yield records;
         continue;
       }
+      if (bad !== null) {
+        stuck = stuck.position === position && stuck.size === size ? { ...stuck, polls: stuck.polls + 1 } : { position, size, polls: 1 };
+        if (stuck.polls >= settlePolls) throw bad;
+      }
     }
-    if (await segmentExists(dir, nextOffset, baseOffset)) {
+    if (position >= size && (await segmentExists(dir, nextOffset, baseOffset))) {
       baseOffset = nextOffset;
       position = segmentHeaderBytes;
       continue;
@@ -49,6 +58,7 @@ export async function* followDirectory(dir: string, at: FollowPosition, signal: 
 async function readWholeFrames(segment: Segment, position: number, size: number, nextOffset: number) {
   const fh = await segment.openRead();
   const records: LogRecord[] = [];
+  let bad: LogError | null = null;
   try {
     const cursor = new FrameCursor(fh, position, size);
     let reader = createReader(cursor.buf);
@@ -62,13 +72,24 @@ async function readWholeFrames(segment: Segment, position: number, size: number,
       if (status === 'end' || status === 'partial-header' || status === 'partial-payload') break;
       const expected = nextOffset + records.length;
       if (status !== 'ok') {
-        throw new LogError('LOG_CORRUPT', `corrupt record in ${segment.path} at byte ${cursor.position} (record offset ${expected}): ${frameStatusText[status]}`, {
+        bad = new LogError('LOG_CORRUPT', `corrupt record in ${segment.path} at byte ${cursor.position} (record offset ${expected}): ${frameStatusText[status]}`, {
           file: segment.path,
           position: cursor.position,
           offset: expected,
         });
+        break;
       }
-      const record = decodeRecordAt(reader, cursor.payloadStart, cursor.payloadEnd);
+      let record: LogRecord;
+      try {
+        record = decodeRecordAt(reader, cursor.payloadStart, cursor.payloadEnd);
+      } catch (err) {
+        throw new LogError('LOG_CORRUPT', `undecodable record in ${segment.path} at byte ${cursor.position} (record offset ${expected})`, {
+          file: segment.path,
+          position: cursor.position,
+          offset: expected,
+          cause: err,
+        });
+      }
       if (record.offset !== expected) {
         throw new LogError('LOG_GAP', `offset gap in ${segment.path} at byte ${cursor.position}: found ${record.offset}, expected ${expected}`, {
           file: segment.path,
@@ -78,7 +99,7 @@ async function readWholeFrames(segment: Segment, position: number, size: number,
       }
       records.push(record);
     }
-    return { records, end: cursor.nextPosition };
+    return { records, end: cursor.nextPosition, bad };
   } finally {
     await fh.close();
   }

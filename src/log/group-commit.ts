@@ -57,13 +57,16 @@ interface Waiter {
 
 type Writer = ReturnType<typeof createWriter>;
 
+/** Initial size of a group commit's buffer (grows by doubling past it). */
+const batchBytesInitial = 16 * 1024;
+
 export class GroupCommit {
   nextOffset: number;
   writtenOffset: number;
   syncedOffset: number;
   failed: LogError | null = null;
   private closed = false;
-  private writer: Writer = createWriter();
+  private writer: Writer = createWriter(batchBytesInitial);
   private frameEnds: number[] = [];
   private records: LogRecord[] = [];
   private waiters: Waiter[] = [];
@@ -169,7 +172,7 @@ export class GroupCommit {
     const bytes = this.writer.buf;
     const frameEnds = this.frameEnds;
     const records = this.records;
-    this.writer = createWriter();
+    this.writer = createWriter(batchBytesInitial);
     this.frameEnds = [];
     this.records = [];
     let first = 0;

@@ -231,9 +231,12 @@ export function encodeRecordInto(r: LogRecord, w: protobuf.Writer): void {
   w.ldelim();
 }
 
-/** A fresh protobuf writer (for encodeRecordInto). */
-export function createWriter(): protobuf.Writer {
-  return protobuf.Writer.create();
+/** A fresh protobuf writer (for encodeRecordInto) with room for `initialBytes`, so a batch
+ *  buffer does not grow by doubling from 128 bytes. */
+export function createWriter(initialBytes = 0): protobuf.Writer {
+  const w = protobuf.Writer.create();
+  if (initialBytes > 0) (w as unknown as RawWriter)._reserve(initialBytes);
+  return w;
 }
 
 export function encodeRecord(r: LogRecord): Uint8Array {
