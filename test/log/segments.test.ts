@@ -125,3 +125,35 @@ t.test('empty-log-opens-with-one-header-only-segment', async (t) => {
   t.equal(again.log.logId, log.logId, 'log id is kept');
   await again.log.close();
 });
+
+t.test('record-ending-exactly-at-segmentBytes-stays-and-the-next-one-rolls', async (t) => {
+  // Frame sizes: offset 0 is a proto3 default (absent), offsets 1..127 take one varint byte.
+  const probe = await tempDir(t, 'probe');
+  const first = await openLog({ dir: probe });
+  await first.log.append(drafts(0, 1)).durable;
+  const frame0 = (first.log.segments()[0]?.bytes as number) - segmentHeaderBytes;
+  await first.log.append(drafts(1, 1)).durable;
+  const frame = (first.log.segments()[0]?.bytes as number) - segmentHeaderBytes - frame0;
+  await first.log.close();
+  const records = Math.ceil(4096 / frame) + 1;
+  t.ok(records < 128, 'all in the one-byte-offset range');
+  const segmentBytes = segmentHeaderBytes + frame0 + (records - 1) * frame;
+  const dir = await tempDir(t);
+  const { log } = await openLog({ dir, segmentBytes });
+  await log.append(drafts(0, records)).durable;
+  t.strictSame(
+    log.segments().map((s) => [s.baseOffset, s.bytes]),
+    [[0, segmentBytes]],
+    'the record ending exactly at segmentBytes stays in the segment',
+  );
+  await log.append(drafts(records, 1)).durable;
+  t.strictSame(
+    log.segments().map((s) => [s.baseOffset, s.bytes]),
+    [
+      [0, segmentBytes],
+      [records, segmentHeaderBytes + frame],
+    ],
+    'the next record rolls',
+  );
+  await log.close();
+});
