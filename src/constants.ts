@@ -75,11 +75,17 @@ export const sseKeepAliveMs = 15_000;
 export const wsFrameBytesMax = 1 * MiB;
 /** Commands one WebSocket may have in flight before it must wait for replies. */
 export const wsInflightMax = 1_024;
+/** How long a client over its backlog may take to drain to half before it is cut off. */
+export const subscriberStallMs = sseKeepAliveMs;
+/** How long a cut-off client gets to read its final message before its socket is destroyed. */
+export const subscriberCloseGraceMs = sseKeepAliveMs;
 
 // ── Rate limiting (seed 004 defaults) ──────────────────────────────────────────────────────
 export const rateLimitWindowMsDefault = 60_000;
 export const rateLimitMaxRequestsDefault = Number.POSITIVE_INFINITY;
 export const rateLimitCleanupMsDefault = 60_000;
+/** Client IPs tracked at once; past that the least recently seen is forgotten. */
+export const rateLimitTrackedIpsMax = 100_000;
 
 // ── Push workers ───────────────────────────────────────────────────────────────────────────
 export const workerTimeoutMsDefault = 3_000;
@@ -88,6 +94,18 @@ export const workerConcurrencyMax = 1_000;
 export const workerResponseBytesMax = 1 * MiB;
 /** Characters of an endpoint's response body quoted in a failure reason. */
 export const workerErrorBodyChars = 200;
+/** Added to the endpoint timeout to form the lock of a pushed job: the ack/fail has this long to land. */
+export const workerLockMarginMs = 2_000;
+/** First pause of a worker after its endpoint stopped answering (network error or timeout). */
+export const workerBackoffMsFirst = 100;
+/** The pause doubles per consecutive unreachable round, up to this. */
+export const workerBackoffMsMax = 5_000;
+/** Sockets one origin may get; above the largest concurrency of one worker. */
+export const workerConnectionsPerOriginMax = 1_024;
+/** Idle keep-alive socket lifetime when the endpoint sends no Keep-Alive hint. */
+export const workerKeepAliveMs = 4_000;
+/** Cap on opening one socket to an endpoint (the endpoint timeout applies when shorter). */
+export const workerConnectTimeoutMs = 10_000;
 
 // ── Server ─────────────────────────────────────────────────────────────────────────────────
 export const httpPortDefault = 6790;
@@ -124,6 +142,10 @@ export function checkConstants(): void {
     [listLengthMax > 0 && pullTimeoutMsMax > 0, 'positive limits'],
     [lockMsDefault <= lockMsMax, 'lockMsDefault <= lockMsMax'],
     [wsFrameBytesMax <= subscriberBacklogBytesMax, 'a frame must fit in a subscriber backlog'],
+    [workerBackoffMsFirst > 0 && workerBackoffMsFirst <= workerBackoffMsMax, 'worker backoff first <= max'],
+    [workerTimeoutMsDefault + workerLockMarginMs <= lockMsMax, 'a pushed job lock fits lockMsMax'],
+    [workerConcurrencyMax <= workerConnectionsPerOriginMax, 'one worker at full concurrency fits the pool'],
+    [subscriberStallMs > 0 && subscriberCloseGraceMs > 0, 'positive subscriber cut-off times'],
   ];
   const broken = rules.filter(([ok]) => !ok).map(([, name]) => name);
   if (broken.length > 0) throw new Error(`constants broken: ${broken.join('; ')}`);

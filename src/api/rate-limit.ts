@@ -5,18 +5,18 @@
 //
 // Bounded memory: each tracked IP holds a ring of `bucketsPerWindow` counters (the window split
 // into equal slices), so the window slides in slices of windowMs/bucketsPerWindow and an IP costs
-// the same however high the limit is. At most `trackedIpsMax` IPs are tracked; past that the least
+// the same however high the limit is. At most `rateLimitTrackedIpsMax` IPs are tracked; past that the least
 // recently seen IP is forgotten. A cleanup timer (every rateLimitCleanupMs, unref'd, cleared on
 // close) drops IPs with no request in the last window. Disabled when the limit is Infinity.
 
 import type { FastifyInstance } from 'fastify';
 import type { Config } from '../config.js';
+import { rateLimitTrackedIpsMax } from '../constants.js';
 import { forwardedIp } from './context.js';
 import { API_ERRORS, envelope } from './errors.js';
 
 export const bucketsPerWindow = 60;
 /** Most client IPs tracked at once (~1 KiB each). */
-export const trackedIpsMax = 100_000;
 
 interface Client {
   /** Slice number (floor(now / (windowMs / bucketsPerWindow))) each ring slot counts; a slot is stale when too old. */
@@ -31,7 +31,7 @@ export class SlidingWindowLimiter {
   constructor(
     private readonly windowMs: number,
     private readonly maxRequests: number,
-    private readonly ipsMax: number = trackedIpsMax,
+    private readonly ipsMax: number = rateLimitTrackedIpsMax,
   ) {}
 
   /** Multiply before dividing so slice boundaries are exact (1000 / (1000/60) is 59.99…). */

@@ -32,11 +32,10 @@ import type { BrokerApi, WorkerConfig } from '../broker/types.js';
 import { FailOutcome, JobState, StallOutcome, type LogRecord } from '../record/types.js';
 import { HttpClient } from './http-client.js';
 import {
-  checkWorkerLimits,
   workerConnectionsPerOriginMax,
   workerConnectTimeoutMs,
   workerKeepAliveMs,
-} from './limits.js';
+} from '../constants.js';
 import { WorkerRunner, type OrphanJob } from './worker-runner.js';
 
 /** What the dispatcher needs from the broker: its API plus the applied-records feed. */
@@ -63,7 +62,6 @@ export class WorkerDispatcher {
   #closed = false;
 
   constructor(options: DispatcherOptions) {
-    checkWorkerLimits();
     this.#broker = options.broker;
     this.#logger = options.logger ?? ((line: string) => console.error(line));
     this.#now = options.clock ?? Date.now;

@@ -26,10 +26,15 @@
 // the counters above from the event loop's single thread.
 
 import type { BrokerApi, Ctx, JobView, WorkerConfig } from '../broker/types.js';
-import { workerErrorBodyChars, workerResponseBytesMax } from '../constants.js';
+import {
+  workerBackoffMsFirst,
+  workerBackoffMsMax,
+  workerErrorBodyChars,
+  workerLockMarginMs,
+  workerResponseBytesMax,
+} from '../constants.js';
 import type { HttpClient } from './http-client.js';
 import { StartLimiter } from './limiter.js';
-import { workerBackoffMsFirst, workerBackoffMsMax, workerLockMarginMs } from './limits.js';
 import { judge } from './response.js';
 
 export interface RunnerDeps {

@@ -20,8 +20,8 @@ export interface RealtimeLimits {
 
 export const realtimeLimitsDefault: RealtimeLimits = {
   backlogBytesMax: C.subscriberBacklogBytesMax,
-  stallMs: C.sseKeepAliveMs,
-  closeGraceMs: C.sseKeepAliveMs,
+  stallMs: C.subscriberStallMs,
+  closeGraceMs: C.subscriberCloseGraceMs,
   sseKeepAliveMs: C.sseKeepAliveMs,
   wsFrameBytesMax: C.wsFrameBytesMax,
   wsInflightMax: C.wsInflightMax,
