@@ -37,7 +37,7 @@ interface Ledger {
 t.test('kill -9 at random moments loses no acknowledged job and duplicates none', async (t) => {
   const rng = seededRng(t, 'kill-9');
   const dataDir = await tempDir(t, 'kill9');
-  const env = { SNAPSHOT_EVERY_RECORDS: '300', SEGMENT_BYTES: String(64 * 1024), LOCK_MS: '600000' };
+  const env = { SNAPSHOT_EVERY_RECORDS: '25', SNAPSHOT_INTERVAL_MS: '300', SEGMENT_BYTES: String(64 * 1024), LOCK_MS: '600000' };
   const ledger: Ledger = { sent: new Set(), acked: new Set(), unknown: new Set(), completed: new Set() };
   let previous: Folded | null = null;
   let tornTails = 0;
@@ -73,12 +73,13 @@ t.test('kill -9 at random moments loses no acknowledged job and duplicates none'
     const folded = await foldDataDir(dataDir);
     checkOffline(t, folded, ledger, cycle, rng.seed);
     if (folded.fromSnapshot !== null) snapshotLoads++;
+    if (LONG) await compareReplayCli(t, dataDir, folded);
     previous = folded;
     if (t.passing() === false) break;
   }
 
   const final = previous as Folded;
-  await compareReplayCli(t, dataDir, final);
+  if (!LONG) await compareReplayCli(t, dataDir, final);
   t.comment(
     `kill-9: cycles=${cycles} pushes acked=${ledger.acked.size} acks acked=${ledger.completed.size} sent=${ledger.sent.size} ` +
       `retried-after-kill=${retried} records=${final.records} lost=0 duplicates=0 (checked) torn-tails=${tornTails} ` +
@@ -86,7 +87,7 @@ t.test('kill -9 at random moments loses no acknowledged job and duplicates none'
   );
 });
 
-t.test('tapeq verify finds the log under DATA_DIR like serve does', { todo: 'bug: verify/logcat open DATA_DIR itself, serve writes DATA_DIR/log' }, async (t) => {
+t.test('tapeq verify finds the log under DATA_DIR like serve does', async (t) => {
   const dataDir = await tempDir(t, 'verify-dir');
   const broker = await startTapeq(dataDir);
   await http(broker.url, 'POST', '/queues/q/jobs', { body: { data: 1 } });
@@ -101,7 +102,8 @@ async function checkLive(t: Test, url: string, ledger: Ledger, folded: Folded, r
   const total = Object.values(counts.json.counts as Record<string, number>).reduce((a, b) => a + b, 0) - (counts.json.counts.paused ?? 0);
   t.equal(total, folded.replay.jobs.size, `cycle ${cycle}: live job count = jobs in the replayed log`);
   const acked = [...ledger.acked];
-  const sample = acked.length <= 150 ? acked : Array.from({ length: 150 }, () => rng.pick(acked));
+  const sampleSize = LONG ? 150 : 50;
+  const sample = acked.length <= sampleSize ? acked : Array.from({ length: sampleSize }, () => rng.pick(acked));
   let bad = 0;
   for (const id of sample) {
     const res = await http(url, 'GET', `/jobs/${encodeURIComponent(id)}`);
