@@ -211,16 +211,12 @@ export class JobHistory {
     return building.seal(identityOf(segment));
   }
 
-  /** Server start: every sealed segment gets a verified `.jobindex` file (rebuilt if needed). */
+  /** Server start: every sealed segment gets a verified `.jobindex` file (rebuilt if needed).
+   *  Goes through sealed() so a lookup of the same segment shares the work (one writer per file). */
   private async checkFiles(): Promise<void> {
     for (const segment of this.log.segments()) {
       if (segment.baseOffset >= this.active.baseOffset || this.unsubscribe === null) break;
-      const path = jobIndexPath(segmentPath(this.log.dir, segment));
-      const problem = await readIndexFile(path, identityOf(segment));
-      if (typeof problem !== 'string') continue;
-      const index = await this.scan(segment);
-      await writeIndexFile(segmentPath(this.log.dir, segment), index);
-      this.logger(`tapeq: rebuilt job index of ${segment.file} (${problem})`);
+      await this.sealed(segment);
     }
   }
 
@@ -268,10 +264,12 @@ async function readIndexFile(path: string, identity: SegmentIdentity): Promise<S
   return decodeJobIndex(bytes, identity);
 }
 
+let tmpCounter = 0;
+
 /** Temp file, flushed, renamed: a crash leaves the old file, the new one, or none (rebuilt later). */
 async function writeIndexFile(segmentFile: string, index: SealedJobIndex): Promise<void> {
   const path = jobIndexPath(segmentFile);
-  const tmp = `${path}.tmp`;
+  const tmp = `${path}.tmp-${process.pid}-${++tmpCounter}`;
   await writeFile(tmp, encodeJobIndex(index), { flush: true });
   await rename(tmp, path);
 }

@@ -54,7 +54,7 @@ t.test('history-lists-every-transition-of-a-job', async (t) => {
   const s = await start(dir);
   t.teardown(() => s.close());
   const b = s.broker;
-  const id = await pushed(b, 'mail', { data: { to: 'a@b.c' }, priority: 5, maxAttempts: 2, backoff: 40, tags: ['vip'] });
+  const id = await pushed(b, 'mail', { data: { to: 'a@b.c' }, priority: 5, maxAttempts: 2, backoff: 5000, tags: ['vip'] });
   await pushed(b, 'mail', { data: { other: true } });
   await b.cancel((await b.listJobs('mail', ['waiting'], 0, 10)).jobs.find((j) => j.id !== id)?.id ?? '', { actor });
 
@@ -109,7 +109,7 @@ t.test('history-lists-every-transition-of-a-job', async (t) => {
   t.equal(pulls[1].lockMs, 30);
   t.match(entries.find((e) => e.type === 'progressed'), { progress: 50, message: 'half' });
   t.match(entries.find((e) => e.type === 'logged'), { message: 'hello from the worker' });
-  t.match(entries.find((e) => e.type === 'failed'), { error: 'boom', outcome: 'retry', retryDelay: 40, token: token1 });
+  t.match(entries.find((e) => e.type === 'failed'), { error: 'boom', outcome: 'retry', retryDelay: 5000, token: token1 });
   t.match(entries.find((e) => e.type === 'promoted'), { manual: true, jobIds: [id] });
   t.match(entries.find((e) => e.type === 'stalled'), { outcome: 'requeued' });
   t.equal(entries.find((e) => e.type === 'stalled').actor, undefined, 'timer records carry no actor');
