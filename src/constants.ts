@@ -68,6 +68,14 @@ export const snapshotIntervalMsDefault = 10 * 60 * 1_000;
 export const snapshotsKept = 2;
 export const historyRetentionMsDefault = 7 * 24 * 60 * 60 * 1_000;
 
+// ── History, recovery and export ──────────────────────────────────────────────────────────
+/** Sealed-segment job indexes kept in memory (LRU) for history lookups. */
+export const jobIndexCacheBytesMax = 64 * MiB;
+/** Bytes copied per read when `recover` copies segments into a new data directory. */
+export const recoverCopyChunkBytes = 1 * MiB;
+/** Target size of one block of an Avro export file. */
+export const avroExportBlockBytes = 256 * KiB;
+
 // ── Real-time ──────────────────────────────────────────────────────────────────────────────
 /** Bytes buffered for one SSE or WebSocket client before it is cut off as too slow. */
 export const subscriberBacklogBytesMax = 4 * MiB;

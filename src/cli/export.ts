@@ -10,6 +10,7 @@
 // file. The data directory is only read. Prints a one-line summary on stderr. Exit 0; 1 on log
 // errors; 2 on usage errors.
 
+import { avroExportBlockBytes } from '../constants.js';
 import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
 import { open, rename, rm } from 'node:fs/promises';
@@ -23,7 +24,6 @@ import { jobIdsOf, queueOf, type LogRecord } from '../record/types.js';
 import { createAvroContainerEncoder } from '../snapshot/codec.js';
 import exportSchema from '../history/export-schema.json' with { type: 'json' };
 
-const avroBlockBytes = 256 * 1024;
 
 interface ExportArgs {
   dir: string;
@@ -89,7 +89,7 @@ export async function exportCommand(argv: string[]): Promise<number> {
     try {
       const from = args.since === null ? log.firstOffset : Math.max(log.firstOffset, await sinceOffset(log, args.since));
       const to = args.until === null ? log.durableOffset : await untilOffset(log, args.until);
-      const encoder = createAvroContainerEncoder(exportSchema, 'deflate', avroBlockBytes);
+      const encoder = createAvroContainerEncoder(exportSchema, 'deflate', avroExportBlockBytes);
       const out = createWriteStream(tmp, { flags: 'wx' });
       encoder.pipe(out);
       if (from < to) {

@@ -17,6 +17,7 @@
 // The new directory is assembled beside the target as `<out>.recovering-<pid>`, every file and
 // directory fsynced, then renamed into place: `<out>` is either absent/empty or complete.
 
+import { recoverCopyChunkBytes } from '../constants.js';
 import { constants as fsConstants } from 'node:fs';
 import { mkdir, open, readdir, rename, rmdir, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -29,7 +30,6 @@ import { writeSnapshot } from '../snapshot/store.js';
 import { exportState, type State } from '../state/index.js';
 import { dataPathsOf } from './state-at.js';
 
-const copyChunkBytes = 1024 * 1024;
 
 export class ForkError extends Error {
   override readonly name = 'ForkError';
@@ -79,9 +79,9 @@ async function copySegment(sourceDir: string, targetDir: string, plan: SegmentPl
     const target = await open(join(targetDir, plan.file), 'wx', 0o644);
     try {
       await target.write(encodeSegmentHeader(logId, plan.baseOffset), 0, segmentHeaderBytes, 0);
-      const chunk = Buffer.alloc(copyChunkBytes);
+      const chunk = Buffer.alloc(recoverCopyChunkBytes);
       for (let position = segmentHeaderBytes; position < end; ) {
-        const n = await readFully(source, chunk, Math.min(copyChunkBytes, end - position), position);
+        const n = await readFully(source, chunk, Math.min(recoverCopyChunkBytes, end - position), position);
         if (n === 0) throw new ForkError(`${plan.file} is shorter than expected (${position} of ${end} bytes)`);
         await target.write(chunk, 0, n, position);
         position += n;

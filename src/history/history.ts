@@ -16,6 +16,7 @@
 // collisions are filtered here). Async methods may overlap: catch-up runs one at a time, index
 // builds are shared per segment, and lookups only read.
 
+import { jobIndexCacheBytesMax } from '../constants.js';
 import { readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { SegmentInfo } from '../log/log.js';
@@ -30,8 +31,6 @@ import {
   type SegmentIdentity,
 } from './job-index.js';
 
-/** Bytes of sealed job indexes kept in memory (each entry is 8 bytes: 8 Mi record mentions). */
-export const jobIndexCacheBytesMax = 64 * 1024 * 1024;
 
 /** What the history needs from the Log (src/log/log.ts satisfies it). */
 export interface HistoryLog {
