@@ -176,3 +176,16 @@ t.test('read-only-open-reports-torn-tail-without-touching-it', async (t) => {
   t.equal((await stat(file)).size, size - 3, 'file untouched');
   t.strictSame((await readdir(dir)).filter((n) => n.includes('torn')), []);
 });
+
+t.test('repair-of-an-offset-gap-moves-the-later-segments-aside', async (t) => {
+  const dir = await tempDir(t);
+  await writeLog(dir, 400, { segmentBytes: 8192 });
+  const files = await segmentFiles(dir);
+  await rename(join(dir, files[2] as string), join(dir, `${files[2]}.moved`));
+  const { log } = await openLog({ dir, repair: true });
+  t.equal(log.nextOffset, Number(files[2]?.slice(0, 20)), 'opens at the end of the last contiguous segment');
+  const moved = await readdir(log.openReport.quarantined?.dir as string);
+  for (const later of files.slice(3)) t.ok(moved.includes(later), `${later} quarantined`);
+  t.strictSame(await segmentFiles(dir), files.slice(0, 2));
+  await log.close();
+});
