@@ -71,7 +71,7 @@ function row(name: string, records: number, timing: Timing, bytes: number): Benc
   return { name, records, seconds, cpuSeconds, recordsPerSec: records / seconds, mbPerSec: bytes / seconds / 1e6 };
 }
 
-interface Timing {
+export interface Timing {
   seconds: number;
   cpuSeconds: number;
 }
@@ -131,7 +131,7 @@ async function readAll(dir: string, expected: number): Promise<Timing> {
   return timing;
 }
 
-async function rawFs(path: string, bytes: number, writes: number): Promise<{ write: Timing; read: Timing }> {
+export async function rawFs(path: string, bytes: number, writes: number): Promise<{ write: Timing; read: Timing }> {
   const chunk = Buffer.alloc(Math.ceil(bytes / writes), 0x61);
   const fh = await open(path, 'w+');
   let stop = startTimer();

@@ -36,7 +36,7 @@ export interface SnapshotBenchResult {
 
 const payload = JSON.stringify({ email: 'someone@example.com', template: 'welcome', locale: 'en', n: 0, pad: 'x'.repeat(38) });
 
-function pushDraft(i: number, t0: number): RecordDraft {
+export function pushDraft(i: number, t0: number): RecordDraft {
   return {
     timestamp: t0 + Math.floor(i / 100),
     actor: null,
@@ -71,7 +71,7 @@ function pushDraft(i: number, t0: number): RecordDraft {
   };
 }
 
-async function fillLog(log: Log, jobs: number): Promise<void> {
+export async function fillLog(log: Log, jobs: number): Promise<void> {
   const t0 = 1_700_000_000_000;
   for (let i = 0; i < jobs; i += 2_000) {
     const drafts: RecordDraft[] = [];

@@ -1,50 +1,158 @@
-// Benchmark harness: `tapeq bench [scenario ...] [--json]` (also `npm run bench`). Each scenario
-// measures tapeq and, in the same run, the reference it is judged against (raw fs for the log,
-// full replay for snapshots), because this machine is shared and only same-run ratios mean much.
-// With no scenario named, every scenario runs.
+// Benchmark harness: `tapeq bench [scenario ...] [--json] [--svg <file>] [--seconds N] [--jobs N]
+// [--connections N] [--vs bunqueue]` (also `npm run bench -- …`). Each scenario measures tapeq
+// and, in the same run, the reference it is judged against (bare fastify for HTTP, raw fs for the
+// disk, an in-memory fastify queue for the cycle, direct calls for push workers, full replay for
+// snapshots), because this machine is shared and only same-run ratios mean much. The load average
+// is printed first for the same reason. With no scenario named, every scenario runs.
+//
+// Servers under test and load generators are separate processes on 127.0.0.1, bounded in time
+// and killed at the end even on error (tools/bench-proc.ts).
 
+import { writeFile } from 'node:fs/promises';
+import { cpus, loadavg, totalmem } from 'node:os';
 import { benchLog, formatBench } from './bench-log.js';
+import { benchHttpBulk, benchHttpCycle, benchHttpPush, benchHttpPushInterval } from './bench-http.js';
+import { BenchRun, defaultBenchOptions, type BenchOptions } from './bench-measure.js';
+import { benchMemory, benchRecovery } from './bench-recovery.js';
+import { formatReport, renderSvg, withRatio, type Row, type ScenarioReport } from './bench-report.js';
 import { benchSnapshot } from './bench-snapshot.js';
+import { benchWorkers } from './bench-workers.js';
+import { benchWs } from './bench-ws.js';
 
 interface Scenario {
   summary: string;
-  run: (args: { json: boolean }) => Promise<unknown>;
+  run: (run: BenchRun) => Promise<unknown>;
   format: (result: never) => string;
+  /** Rows for the SVG chart, for results that are not a ScenarioReport. */
+  rows?: (result: never) => Row[];
+}
+
+const report = (run: (r: BenchRun) => Promise<ScenarioReport>, summary: string): Scenario => ({
+  summary,
+  run,
+  format: (r: ScenarioReport) => formatReport(r),
+  rows: (r: ScenarioReport) => r.rows,
+});
+
+export async function benchWorkersReport(run: BenchRun, jobs = 20_000): Promise<ScenarioReport> {
+  run.opts.log('bench: push workers (in-process broker, local endpoint, concurrency 50)');
+  const r = await benchWorkers(jobs, 'always');
+  const direct: Row = { subject: 'direct calls', measure: `same endpoint, same undici pools, concurrency ${r.concurrency}`, value: r.directCallsPerSec, unit: 'calls/s' };
+  const worker: Row = { subject: 'tapeq', measure: `push worker, ${r.jobs} jobs, concurrency ${r.concurrency}, LOG_SYNC=always`, value: r.workerJobsPerSec, unit: 'jobs/s' };
+  return {
+    rows: [direct, withRatio(worker, direct)],
+    notes: [`In-process (tools/bench-workers.ts): broker + dispatcher + endpoint share one event loop. Broker overhead ${r.overheadUsPerJob.toFixed(1)} µs/job.`],
+  };
 }
 
 const SCENARIOS: Record<string, Scenario> = {
+  'http-push': report(benchHttpPush, 'HTTP push, 1 job/request, 50 connections, LOG_SYNC=always, vs bare fastify and raw fs'),
+  'http-push-interval': report(benchHttpPushInterval, 'HTTP push with LOG_SYNC=interval, plain and "durable": true'),
+  'http-bulk': report(benchHttpBulk, 'HTTP bulk push, 100 jobs/request, vs bare fastify'),
+  'http-cycle': report(benchHttpCycle, 'push → pull → ack over HTTP, 20 consumers, vs an in-memory fastify queue'),
+  ws: report(benchWs, 'WebSocket pipelined PUSH and PULL → ACK; SSE fan-out to 500 subscribers'),
+  workers: report((run) => benchWorkersReport(run), 'push worker throughput (concurrency 50) vs direct calls'),
+  recovery: report(benchRecovery, 'time to /ready with --jobs N jobs (default 1,000,000): full replay vs snapshot'),
+  memory: report(benchMemory, 'RSS with --jobs N waiting jobs (default 1,000,000) after POST /gc'),
   log: {
-    summary: 'append (always, interval) and read+decode records/s beside the raw fs ceiling',
+    summary: 'append (always, interval) and read+decode records/s beside the raw fs ceiling (in-process)',
     run: () => benchLog(),
     format: (r: Awaited<ReturnType<typeof benchLog>>) => formatBench(r),
   },
   snapshot: {
-    summary: 'snapshot of 1,000,000 jobs: main-loop pause, size, write/load times, vs full replay',
+    summary: 'snapshot of 1,000,000 jobs: main-loop pause, size, write/load times, vs full replay (in-process)',
     run: () => benchSnapshot(),
     format: (r: Awaited<ReturnType<typeof benchSnapshot>>) =>
       ['| measure | value |', '|---|---:|', ...Object.entries(r).map(([k, v]) => `| ${k} | ${String(v)} |`)].join('\n'),
   },
 };
 
-export async function benchMain(argv: string[]): Promise<number> {
-  const json = argv.includes('--json');
-  const names = argv.filter((a) => !a.startsWith('--'));
-  const unknown = names.filter((n) => !(n in SCENARIOS));
-  if (argv.includes('--help') || unknown.length > 0) {
-    if (unknown.length > 0) console.error(`tapeq bench: unknown scenario ${unknown.join(', ')}`);
-    console.error('usage: tapeq bench [scenario ...] [--json]\n\nscenarios:');
-    for (const [name, s] of Object.entries(SCENARIOS)) console.error(`  ${name.padEnd(10)} ${s.summary}`);
-    return unknown.length > 0 ? 2 : 0;
+export const scenarioNames = Object.keys(SCENARIOS);
+
+const usage = `usage: tapeq bench [scenario ...] [--json] [--svg <file>] [--seconds N] [--jobs N] [--connections N] [--vs bunqueue]
+
+  --seconds N      measured seconds per run (default 5; each run also has a 1 s warm-up)
+  --jobs N         jobs for recovery and memory (default 1,000,000)
+  --connections N  HTTP connections for push (default 50)
+  --vs bunqueue    also run http-push, http-bulk and http-cycle against bunqueue (SQLite and memory),
+                   installed on demand into ~/.cache/tapeq-bench/bunqueue
+  --json           JSON on stdout instead of markdown
+  --svg <file>     also write an SVG bar chart
+
+scenarios:`;
+
+interface Args {
+  names: string[];
+  json: boolean;
+  svg: string | null;
+  opts: BenchOptions;
+  errors: string[];
+}
+
+function parseArgs(argv: string[]): Args {
+  const args: Args = { names: [], json: false, svg: null, opts: { ...defaultBenchOptions, vs: [] }, errors: [] };
+  const number = (flag: string, value: string | undefined, min: number): number => {
+    const n = Number(value);
+    if (!Number.isFinite(n) || n < min) args.errors.push(`${flag} needs a number ≥ ${min}`);
+    return n;
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] ?? '';
+    if (a === '--json') args.json = true;
+    else if (a === '--svg') args.svg = argv[++i] ?? (args.errors.push('--svg needs a file'), null);
+    else if (a === '--seconds') args.opts.seconds = number(a, argv[++i], 0.1);
+    else if (a === '--jobs') args.opts.jobs = Math.floor(number(a, argv[++i], 1));
+    else if (a === '--connections') args.opts.connections = Math.floor(number(a, argv[++i], 1));
+    else if (a === '--vs') {
+      const who = argv[++i];
+      if (who === 'bunqueue') args.opts.vs.push(who);
+      else args.errors.push(`--vs: unknown competitor ${String(who)} (known: bunqueue)`);
+    } else if (a.startsWith('--')) args.errors.push(`unknown option ${a}`);
+    else if (a in SCENARIOS) args.names.push(a);
+    else args.errors.push(`unknown scenario ${a}`);
   }
-  const selected = names.length > 0 ? names : Object.keys(SCENARIOS);
+  return args;
+}
+
+/** Machine and load, printed before the numbers: the machine is shared. */
+export function machineLine(): string {
+  const cpu = cpus();
+  const [one, five, fifteen] = loadavg().map((n) => n.toFixed(2));
+  return (
+    `${cpu.length} vCPU (${cpu[0]?.model.trim() ?? '?'}), ${(totalmem() / 2 ** 30).toFixed(1)} GiB, Node ${process.version}, ` +
+    `load average ${one} ${five} ${fifteen} (at ${new Date().toISOString()})`
+  );
+}
+
+export async function benchMain(argv: string[]): Promise<number> {
+  const args = parseArgs(argv);
+  if (argv.includes('--help') || args.errors.length > 0) {
+    for (const e of args.errors) console.error(`tapeq bench: ${e}`);
+    console.error(usage);
+    for (const [name, s] of Object.entries(SCENARIOS)) console.error(`  ${name.padEnd(19)} ${s.summary}`);
+    return args.errors.length > 0 ? 2 : 0;
+  }
+  let selected = args.names.length > 0 ? args.names : Object.keys(SCENARIOS);
+  if (args.names.length === 0 && args.opts.vs.length > 0) selected = ['http-push', 'http-bulk', 'http-cycle'];
+  const run = new BenchRun(args.opts);
+  const machineBefore = machineLine();
+  if (!args.json) console.log(`# tapeq bench\n\n${machineBefore}\n\n\`tapeq bench ${argv.join(' ')}\``);
   const results: Record<string, unknown> = {};
+  const groups: Array<{ scenario: string; rows: Row[] }> = [];
   for (const name of selected) {
     const scenario = SCENARIOS[name];
     if (scenario === undefined) continue;
-    const result = await scenario.run({ json });
+    const result = await scenario.run(run);
     results[name] = result;
-    if (!json) console.log(`\n## ${name}\n\n${scenario.format(result as never)}`);
+    if (scenario.rows) groups.push({ scenario: name, rows: scenario.rows(result as never) });
+    if (!args.json) console.log(`\n## ${name}\n\n${scenario.format(result as never)}`);
   }
-  if (json) console.log(JSON.stringify(results, null, 2));
+  const machineAfter = machineLine();
+  if (args.json) console.log(JSON.stringify({ machineBefore, machineAfter, argv, results }, null, 2));
+  else console.log(`\n${machineAfter}`);
+  if (args.svg !== null) {
+    await writeFile(args.svg, renderSvg(groups, `tapeq bench — ${machineBefore}`));
+    if (!args.json) console.log(`\nSVG chart written to ${args.svg}`);
+  }
   return 0;
 }

@@ -1,0 +1,439 @@
+// Load generator for the HTTP/WS/SSE benchmarks, forked by tools/bench-proc.ts `runLoad` so that
+// it never shares an event loop with a server under test. It receives one LoadSpec over IPC, runs
+// it (a warm-up first, not counted), and answers with one LoadResult, including the CPU seconds
+// this process used during the measured part: on a 2-core machine a load generator that uses a
+// whole core is a large part of the machine, and the reader must see that.
+//
+// HTTP is driven by autocannon (raw sockets, keep-alive, its own parser): Node's fetch tops out at
+// a few thousand requests/s per process. WebSocket and SSE use `ws` and node:http directly.
+
+import autocannon from 'autocannon';
+import { request as httpRequest, Agent, type IncomingMessage } from 'node:http';
+import WebSocket from 'ws';
+
+export type Workload = 'push' | 'bulk' | 'cycle' | 'fill' | 'ws-push' | 'ws-cycle' | 'sse';
+
+export interface LoadSpec {
+  workload: Workload;
+  /** Base URL of the server, e.g. http://127.0.0.1:6790. */
+  url: string;
+  queue: string;
+  connections: number;
+  seconds: number;
+  warmupSeconds: number;
+  /** Jobs per request (bulk, fill) or per PUSHB frame (ws-cycle prefill). */
+  bulkSize: number;
+  /** fill: jobs to push in total; ws-cycle: jobs pushed before the pull+ack run. */
+  amount: number;
+  /** ws-*: commands in flight per connection. */
+  pipeline: number;
+  /** sse: pushes per second while the subscribers listen. */
+  ssePushPerSec: number;
+  /** push, bulk, cycle: send `"durable": true` with every job. */
+  durable: boolean;
+}
+
+export interface LoadResult {
+  workload: Workload;
+  /** Wall seconds of the measured part. */
+  seconds: number;
+  /** Jobs pushed (push, bulk, fill, ws-push), cycles completed (cycle, ws-cycle), events received (sse). */
+  ops: number;
+  opsPerSec: number;
+  p50Ms: number;
+  p99Ms: number;
+  /** Non-2xx answers, `ok:false` replies, socket errors and timeouts. */
+  errors: number;
+  /** CPU seconds (user + system) of this process during the measured part. */
+  cpuSeconds: number;
+  note: string;
+}
+
+/** A ~100-byte job payload (the `data` object serialises to 101 bytes). */
+export const jobData = { email: 'someone@example.com', template: 'welcome', locale: 'en', n: 1, pad: 'x'.repeat(20) };
+const dataJson = JSON.stringify(jobData);
+
+export function percentile(sorted: Float64Array | number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[i] ?? Number.NaN;
+}
+
+/** Latency samples (ms) in a growing Float64Array; percentiles sort a copy once at the end. */
+class Samples {
+  private values = new Float64Array(1 << 16);
+  count = 0;
+  add(ms: number): void {
+    if (this.count === this.values.length) {
+      const next = new Float64Array(this.values.length * 2);
+      next.set(this.values);
+      this.values = next;
+    }
+    this.values[this.count++] = ms;
+  }
+  percentiles(): { p50Ms: number; p99Ms: number } {
+    const sorted = this.values.slice(0, this.count).sort();
+    return { p50Ms: percentile(sorted, 50), p99Ms: percentile(sorted, 99) };
+  }
+}
+
+function cpuMeter(): () => number {
+  const start = process.cpuUsage();
+  return () => {
+    const used = process.cpuUsage(start);
+    return (used.user + used.system) / 1e6;
+  };
+}
+
+const jsonHeaders = { 'content-type': 'application/json' };
+
+function jobText(spec: LoadSpec): string {
+  return `{"data":${dataJson}${spec.durable ? ',"durable":true' : ''}}`;
+}
+
+/** Tells the parent the measured part starts now (it samples the server's CPU time). */
+function markMeasured(): void {
+  process.send?.({ phase: 'measure' });
+}
+
+function cannon(opts: autocannon.Options): Promise<autocannon.Result> {
+  return autocannon(opts);
+}
+
+// ---- HTTP via autocannon --------------------------------------------------------------------
+
+async function httpPush(spec: LoadSpec): Promise<LoadResult> {
+  const single = spec.workload === 'push';
+  const jobJson = jobText(spec);
+  const body = single ? jobJson : `{"jobs":[${Array.from({ length: spec.bulkSize }, () => jobJson).join(',')}]}`;
+  const path = single ? `/queues/${spec.queue}/jobs` : `/queues/${spec.queue}/jobs/bulk`;
+  const base = { url: `${spec.url}${path}`, method: 'POST' as const, headers: jsonHeaders, body, connections: spec.connections };
+  if (spec.warmupSeconds > 0) await cannon({ ...base, duration: spec.warmupSeconds });
+  markMeasured();
+  const cpu = cpuMeter();
+  const r = await cannon(spec.workload === 'fill' ? { ...base, amount: Math.ceil(spec.amount / spec.bulkSize) } : { ...base, duration: spec.seconds });
+  const perRequest = single ? 1 : spec.bulkSize;
+  const ops = r['2xx'] * perRequest;
+  return {
+    workload: spec.workload,
+    seconds: r.duration,
+    ops,
+    opsPerSec: ops / r.duration,
+    p50Ms: r.latency.p50,
+    p99Ms: r.latency.p99,
+    errors: r.non2xx + r.errors + r.timeouts,
+    cpuSeconds: cpu(),
+    note: `${r.requests.total} requests (${perRequest} job${perRequest > 1 ? 's' : ''} each), latency per request`,
+  };
+}
+
+interface CycleContext {
+  t0?: number;
+  id?: string;
+  token?: string | null;
+}
+
+/** push → pull → ack per connection; a cycle's latency runs from sending the push to the ack's answer. */
+async function httpCycle(spec: LoadSpec): Promise<LoadResult> {
+  let cycles = 0;
+  let badPulls = 0;
+  let samples = new Samples();
+  const q = spec.queue;
+  const requests: autocannon.Request[] = [
+    {
+      method: 'POST',
+      path: `/queues/${q}/jobs`,
+      headers: jsonHeaders,
+      body: jobText(spec),
+      setupRequest: (req: autocannon.Request, ctx: CycleContext) => {
+        ctx.t0 = performance.now();
+        return req;
+      },
+    },
+    {
+      method: 'GET',
+      path: `/queues/${q}/jobs`,
+      onResponse: (status: number, body: string, ctx: CycleContext) => {
+        const parsed = status === 200 ? (JSON.parse(body) as { job: { id: string } | null; token?: string | null }) : null;
+        ctx.id = parsed?.job?.id;
+        ctx.token = parsed?.token ?? null;
+        if (ctx.id === undefined) badPulls += 1;
+      },
+    },
+    {
+      method: 'POST',
+      headers: jsonHeaders,
+      setupRequest: (req: autocannon.Request, ctx: CycleContext) => ({
+        ...req,
+        path: `/jobs/${ctx.id ?? 'none'}/ack`,
+        body: ctx.token ? `{"token":"${ctx.token}"}` : '{}',
+      }),
+      onResponse: (status: number, _body: string, ctx: CycleContext) => {
+        if (status !== 200 || ctx.t0 === undefined) return;
+        cycles += 1;
+        samples.add(performance.now() - ctx.t0);
+      },
+    },
+  ];
+  const base = { url: spec.url, connections: spec.connections, requests };
+  if (spec.warmupSeconds > 0) await cannon({ ...base, duration: spec.warmupSeconds });
+  cycles = 0;
+  badPulls = 0;
+  samples = new Samples();
+  markMeasured();
+  const cpu = cpuMeter();
+  const r = await cannon({ ...base, duration: spec.seconds });
+  return {
+    workload: spec.workload,
+    seconds: r.duration,
+    ops: cycles,
+    opsPerSec: cycles / r.duration,
+    ...samples.percentiles(),
+    errors: r.non2xx + r.errors + r.timeouts + badPulls,
+    cpuSeconds: cpu(),
+    note: `${spec.connections} consumers each push → pull → ack; latency per cycle (push sent → ack answered)`,
+  };
+}
+
+// ---- WebSocket ------------------------------------------------------------------------------
+
+type Reply = { ok: boolean; reqId?: string; job?: { id: string } | null; token?: string | null; error?: string };
+
+/** One socket; commands carry a numeric reqId and resolve on the reply that echoes it. */
+class WsClient {
+  private next = 0;
+  private readonly pending = new Map<string, (reply: Reply) => void>();
+  private constructor(private readonly socket: WebSocket) {
+    socket.on('message', (raw) => {
+      const reply = JSON.parse(raw.toString()) as Reply;
+      if (reply.reqId === undefined) return;
+      const resolve = this.pending.get(reply.reqId);
+      this.pending.delete(reply.reqId);
+      resolve?.(reply);
+    });
+  }
+  static async open(url: string): Promise<WsClient> {
+    const socket = new WebSocket(url, { perMessageDeflate: false });
+    await new Promise<void>((resolve, reject) => {
+      socket.once('open', () => resolve());
+      socket.once('error', reject);
+    });
+    return new WsClient(socket);
+  }
+  /** `head` is a JSON object text without its closing brace. */
+  call(head: string): Promise<Reply> {
+    const reqId = String(this.next++);
+    return new Promise((resolve) => {
+      this.pending.set(reqId, resolve);
+      this.socket.send(`${head},"reqId":"${reqId}"}`);
+    });
+  }
+  close(): void {
+    this.socket.terminate();
+  }
+}
+
+/** Each connection runs `pipeline` lanes; a lane sends its next command when the last is answered. */
+async function lanes(clients: WsClient[], pipeline: number, untilMs: number, step: (c: WsClient) => Promise<boolean>): Promise<void> {
+  const lane = async (client: WsClient): Promise<void> => {
+    while (performance.now() < untilMs) if (!(await step(client))) return;
+  };
+  await Promise.all(clients.flatMap((c) => Array.from({ length: pipeline }, () => lane(c))));
+}
+
+async function wsRun(spec: LoadSpec): Promise<LoadResult> {
+  // Producers connect to a queue filter nobody pushes to, so the socket carries replies only.
+  const wsUrl = `${spec.url.replace(/^http/, 'ws')}/ws/queues/${spec.queue}-idle`;
+  const clients = await Promise.all(Array.from({ length: spec.connections }, () => WsClient.open(wsUrl)));
+  try {
+    let ops = 0;
+    let errors = 0;
+    let samples = new Samples();
+    const pushHead = `{"cmd":"PUSH","queue":"${spec.queue}","data":${dataJson}`;
+    const pushStep = async (c: WsClient): Promise<boolean> => {
+      const t0 = performance.now();
+      const reply = await c.call(pushHead);
+      if (!reply.ok) errors += 1;
+      ops += 1;
+      samples.add(performance.now() - t0);
+      return true;
+    };
+    const cycleStep = async (c: WsClient): Promise<boolean> => {
+      const t0 = performance.now();
+      const pulled = await c.call(`{"cmd":"PULL","queue":"${spec.queue}","timeout":0`);
+      if (!pulled.ok) errors += 1;
+      const job = pulled.job;
+      if (!job) return false;
+      const acked = await c.call(`{"cmd":"ACK","id":"${job.id}","token":"${pulled.token ?? ''}"`);
+      if (acked.ok) ops += 1;
+      else errors += 1;
+      samples.add(performance.now() - t0);
+      return true;
+    };
+    const step = spec.workload === 'ws-push' ? pushStep : cycleStep;
+    if (spec.workload === 'ws-cycle') await prefill(clients, spec);
+    if (spec.warmupSeconds > 0) await lanes(clients, spec.pipeline, performance.now() + spec.warmupSeconds * 1_000, step);
+    ops = 0;
+    errors = 0;
+    samples = new Samples();
+    markMeasured();
+    const cpu = cpuMeter();
+    const t0 = performance.now();
+    await lanes(clients, spec.pipeline, t0 + spec.seconds * 1_000, step);
+    const seconds = (performance.now() - t0) / 1_000;
+    const what = spec.workload === 'ws-push' ? 'PUSH' : 'PULL → ACK';
+    return {
+      workload: spec.workload,
+      seconds,
+      ops,
+      opsPerSec: ops / seconds,
+      ...samples.percentiles(),
+      errors,
+      cpuSeconds: cpu(),
+      note: `${spec.connections} sockets × ${spec.pipeline} ${what} in flight; latency per ${spec.workload === 'ws-push' ? 'command' : 'cycle'}`,
+    };
+  } finally {
+    for (const c of clients) c.close();
+  }
+}
+
+async function prefill(clients: WsClient[], spec: LoadSpec): Promise<void> {
+  const first = clients[0];
+  if (first === undefined) return;
+  const batch = Array.from({ length: spec.bulkSize }, () => `{"data":${dataJson}}`).join(',');
+  const inFlight: Promise<Reply>[] = [];
+  for (let pushed = 0; pushed < spec.amount; pushed += spec.bulkSize) {
+    inFlight.push(first.call(`{"cmd":"PUSHB","queue":"${spec.queue}","jobs":[${batch}]`));
+    if (inFlight.length >= 16) {
+      const reply = await inFlight.shift();
+      if (reply && !reply.ok) throw new Error(`PUSHB failed: ${reply.error ?? '?'}`);
+    }
+  }
+  await Promise.all(inFlight);
+}
+
+// ---- SSE fan-out ----------------------------------------------------------------------------
+
+/** Opens `connections` SSE subscribers, pushes at a fixed rate, measures push timestamp → receipt. */
+async function sseFanout(spec: LoadSpec): Promise<LoadResult> {
+  const agent = new Agent({ keepAlive: false, maxSockets: Infinity });
+  const responses: IncomingMessage[] = [];
+  let events = 0;
+  let samples = new Samples();
+  const onEvent = (text: string): void => {
+    const event = JSON.parse(text) as { eventType?: string; timestamp?: number };
+    if (event.eventType !== 'pushed' || event.timestamp === undefined) return;
+    events += 1;
+    samples.add(Date.now() - event.timestamp);
+  };
+  try {
+    await Promise.all(
+      Array.from({ length: spec.connections }, () => subscribe(`${spec.url}/events/queues/${spec.queue}`, agent, onEvent, responses)),
+    );
+    const pushAgent = new Agent({ keepAlive: true, maxSockets: 8 });
+    const pushOnce = (): Promise<void> => postJson(`${spec.url}/queues/${spec.queue}/jobs`, `{"data":${dataJson}}`, pushAgent);
+    const run = async (seconds: number): Promise<number> => {
+      const tickMs = 10;
+      const perTick = Math.max(1, Math.round((spec.ssePushPerSec * tickMs) / 1_000));
+      const until = performance.now() + seconds * 1_000;
+      let pushed = 0;
+      while (performance.now() < until) {
+        const tick = performance.now();
+        await Promise.all(Array.from({ length: perTick }, pushOnce));
+        pushed += perTick;
+        const wait = tickMs - (performance.now() - tick);
+        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      }
+      await new Promise((r) => setTimeout(r, 500));
+      return pushed;
+    };
+    if (spec.warmupSeconds > 0) await run(spec.warmupSeconds);
+    events = 0;
+    samples = new Samples();
+    markMeasured();
+    const cpu = cpuMeter();
+    const t0 = performance.now();
+    const pushed = await run(spec.seconds);
+    const seconds = (performance.now() - t0) / 1_000;
+    pushAgent.destroy();
+    const expected = pushed * spec.connections;
+    return {
+      workload: spec.workload,
+      seconds,
+      ops: events,
+      opsPerSec: events / seconds,
+      ...samples.percentiles(),
+      errors: Math.max(0, expected - events),
+      cpuSeconds: cpu(),
+      note: `${spec.connections} SSE subscribers, ${pushed} pushes at ${spec.ssePushPerSec}/s; ${events}/${expected} events delivered; latency = receipt − record timestamp (ms clock)`,
+    };
+  } finally {
+    for (const res of responses) res.destroy();
+    agent.destroy();
+  }
+}
+
+function subscribe(url: string, agent: Agent, onEvent: (data: string) => void, responses: IncomingMessage[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, { agent, headers: { accept: 'text/event-stream' } }, (res) => {
+      responses.push(res);
+      if (res.statusCode !== 200) return reject(new Error(`SSE answered ${res.statusCode}`));
+      let buffer = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => {
+        buffer += chunk;
+        let end = buffer.indexOf('\n\n');
+        while (end >= 0) {
+          const message = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          for (const line of message.split('\n')) if (line.startsWith('data: ')) onEvent(line.slice(6));
+          end = buffer.indexOf('\n\n');
+        }
+      });
+      res.on('error', () => {});
+      resolve();
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+function postJson(url: string, body: string, agent: Agent): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, { method: 'POST', agent, headers: { ...jsonHeaders, 'content-length': Buffer.byteLength(body) } }, (res) => {
+      res.resume();
+      res.on('end', () => (res.statusCode === 200 ? resolve() : reject(new Error(`push answered ${res.statusCode}`))));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+export async function runSpec(spec: LoadSpec): Promise<LoadResult> {
+  switch (spec.workload) {
+    case 'push':
+    case 'bulk':
+    case 'fill':
+      return httpPush(spec);
+    case 'cycle':
+      return httpCycle(spec);
+    case 'ws-push':
+    case 'ws-cycle':
+      return wsRun(spec);
+    case 'sse':
+      return sseFanout(spec);
+    default: {
+      const never: never = spec.workload;
+      throw new Error(`unknown workload ${String(never)}`);
+    }
+  }
+}
+
+if (process.send !== undefined) {
+  process.once('message', (spec: LoadSpec) => {
+    runSpec(spec).then(
+      (result) => process.send?.({ ok: true, result }, () => process.exit(0)),
+      (err: unknown) => process.send?.({ ok: false, error: err instanceof Error ? (err.stack ?? err.message) : String(err) }, () => process.exit(1)),
+    );
+  });
+}

@@ -1,0 +1,158 @@
+// One measurement = one fresh server process + one forked load generator, both on loopback, both
+// bounded in time and both gone afterwards (even on error). References that several scenarios
+// compare against (bare fastify push, the raw disk) are measured once per run and shared, so
+// every ratio printed is between numbers of the same run.
+
+import { join } from 'node:path';
+import { rawFs } from './bench-log.js';
+import { ensureBunqueue, startBunqueue, type Bunqueue, type BunqueueMode } from './bench-bunqueue.js';
+import type { LoadSpec, Workload } from './bench-loadgen.js';
+import { runLoad, startRef, startTapeq, tempDir, type ServerProcess } from './bench-proc.js';
+import type { Row } from './bench-report.js';
+
+export interface BenchOptions {
+  /** Measured seconds per run (`--seconds`). */
+  seconds: number;
+  /** Warm-up seconds before each measured run, not counted. */
+  warmupSeconds: number;
+  /** Jobs for recovery and memory (`--jobs`). */
+  jobs: number;
+  /** HTTP connections for push (`--connections`); the issue's 50 by default. */
+  connections: number;
+  /** Competitors (`--vs bunqueue`). */
+  vs: string[];
+  /** Progress lines (stderr), never the report. */
+  log: (line: string) => void;
+}
+
+export const defaultBenchOptions: BenchOptions = {
+  seconds: 5,
+  warmupSeconds: 1,
+  jobs: 1_000_000,
+  connections: 50,
+  vs: [],
+  log: (line) => process.stderr.write(`${line}\n`),
+};
+
+export interface Target {
+  subject: string;
+  start(): Promise<{ server: ServerProcess; remove: () => Promise<void> }>;
+}
+
+export function tapeqTarget(env: Record<string, string> = {}, subject = 'tapeq'): Target {
+  return {
+    subject,
+    async start() {
+      const data = await tempDir('tapeq-bench-data-');
+      try {
+        return { server: await startTapeq(data.dir, env), remove: data.remove };
+      } catch (err) {
+        await data.remove();
+        throw err;
+      }
+    },
+  };
+}
+
+export function refTarget(kind: 'fastify' | 'memory-queue'): Target {
+  return {
+    subject: kind === 'fastify' ? 'bare fastify' : 'in-memory fastify queue',
+    start: async () => ({ server: await startRef(kind), remove: async () => {} }),
+  };
+}
+
+export function bunqueueTarget(bq: Bunqueue, mode: BunqueueMode, subject: string): Target {
+  return { subject, start: () => startBunqueue(bq, mode) };
+}
+
+export class BenchRun {
+  private readonly cache = new Map<string, Promise<unknown>>();
+  constructor(readonly opts: BenchOptions) {}
+
+  /** `make()` once per run under `key`; later calls share the first result. */
+  once<T>(key: string, make: () => Promise<T>): Promise<T> {
+    let hit = this.cache.get(key) as Promise<T> | undefined;
+    if (hit === undefined) {
+      hit = make();
+      this.cache.set(key, hit);
+    }
+    return hit;
+  }
+
+  spec(workload: Workload, over: Partial<LoadSpec> = {}): LoadSpec {
+    return {
+      workload,
+      url: '',
+      queue: 'bench',
+      connections: this.opts.connections,
+      seconds: this.opts.seconds,
+      warmupSeconds: this.opts.warmupSeconds,
+      bulkSize: 100,
+      amount: 0,
+      pipeline: 64,
+      ssePushPerSec: 200,
+      durable: false,
+      ...over,
+    };
+  }
+
+  /** Starts `target`, runs `spec` against it, stops it; the server's CPU counts the measured part only. */
+  async measure(target: Target, measure: string, spec: LoadSpec, unit: string): Promise<Row> {
+    this.opts.log(`bench: ${target.subject} — ${measure}`);
+    const { server, remove } = await target.start();
+    try {
+      let cpuStart = Number.NaN;
+      const result = await runLoad({ ...spec, url: server.url }, () => {
+        cpuStart = server.cpuSeconds();
+      });
+      const serverCpu = server.cpuSeconds() - cpuStart;
+      return {
+        subject: target.subject,
+        measure,
+        value: result.opsPerSec,
+        unit,
+        p50Ms: result.p50Ms,
+        p99Ms: result.p99Ms,
+        peakRssMb: server.peakRssMb(),
+        serverCores: serverCpu / result.seconds,
+        loadgenCores: result.cpuSeconds / result.seconds,
+        errors: result.errors,
+      };
+    } finally {
+      await server.stop();
+      await remove();
+    }
+  }
+
+  /** The bare fastify push ceiling (one JSON job per request), shared by the push scenarios. */
+  bareFastifyPush(): Promise<Row> {
+    return this.once('bare-fastify-push', () =>
+      this.measure(refTarget('fastify'), `push, 1 job/request, ${this.opts.connections} connections`, this.spec('push'), 'req/s'),
+    );
+  }
+
+  /** The disk ceiling: raw fs write + fdatasync per write, small and large writes, same run. */
+  disk(): Promise<Row[]> {
+    return this.once('disk', async () => {
+      this.opts.log('bench: raw fs write + fdatasync');
+      const dir = await tempDir('tapeq-bench-disk-');
+      try {
+        const small = await rawFs(join(dir.dir, 'small.bin'), 4_096 * 500, 500);
+        const large = await rawFs(join(dir.dir, 'large.bin'), 1_048_576 * 64, 64);
+        return [
+          { subject: 'raw fs', measure: 'sequential 4 KiB write + fdatasync each', value: 500 / small.write.seconds, unit: 'fdatasyncs/s' },
+          { subject: 'raw fs', measure: 'sequential 1 MiB write + fdatasync each', value: 64 / large.write.seconds, unit: 'MiB/s' },
+        ];
+      } finally {
+        await dir.remove();
+      }
+    });
+  }
+
+  /** bunqueue, or the reason it cannot run here (installed once per run). */
+  bunqueue(): Promise<Bunqueue | Error> {
+    return this.once('bunqueue', () =>
+      ensureBunqueue(this.opts.log).catch((err: unknown) => (err instanceof Error ? err : new Error(String(err)))),
+    );
+  }
+}

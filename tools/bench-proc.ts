@@ -1,0 +1,230 @@
+// Processes under test for the HTTP/WS benchmarks: the real `tapeq serve`, the reference servers
+// in tools/bench-ref-server.ts, bunqueue; and the forked load generator (tools/bench-loadgen.ts).
+//
+// Every process binds 127.0.0.1 on a free port, is tracked in one set and is SIGKILLed when this
+// process exits, so an error or ^C mid-run leaves nothing behind. Peak RSS (VmHWM) and CPU time
+// (utime + stime) of a server are read from /proc/<pid> (Linux), because the servers are separate
+// processes and the 2-core machine is shared: CPU seconds show who used the cores.
+
+import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { LoadResult, LoadSpec } from './bench-loadgen.js';
+
+export const tapeqCliPath = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+export const refServerPath = fileURLToPath(new URL('./bench-ref-server.js', import.meta.url));
+const loadgenPath = fileURLToPath(new URL('./bench-loadgen.js', import.meta.url));
+
+const children = new Set<ChildProcess>();
+let exitHooked = false;
+
+function track(child: ChildProcess): void {
+  if (!exitHooked) {
+    exitHooked = true;
+    process.on('exit', () => {
+      for (const c of children) c.kill('SIGKILL');
+    });
+    for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+      process.once(signal, () => {
+        for (const c of children) c.kill('SIGKILL');
+        process.exit(130);
+      });
+    }
+  }
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address !== null ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export async function tempDir(prefix: string): Promise<{ dir: string; remove: () => Promise<void> }> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  return { dir, remove: () => rm(dir, { recursive: true, force: true }) };
+}
+
+export interface ServerProcess {
+  name: string;
+  pid: number;
+  url: string;
+  /** Milliseconds from spawn until the ready path answered 200. */
+  readyMs: number;
+  stderr(): string;
+  /** Peak resident set size so far (VmHWM), MB. */
+  peakRssMb(): number;
+  /** Current resident set size (VmRSS), MB. */
+  rssMb(): number;
+  /** CPU seconds (user + system) used so far. */
+  cpuSeconds(): number;
+  /** SIGTERM, then SIGKILL after `graceMs`; resolves once the process is gone. */
+  stop(graceMs?: number): Promise<void>;
+}
+
+export interface StartOptions {
+  name: string;
+  command: string;
+  /** Arguments; the string `{port}` is replaced by the chosen port. */
+  args: string[];
+  env?: Record<string, string>;
+  /** Env variable that receives the port (besides `{port}` in args). */
+  portEnv?: string;
+  readyPath?: string;
+  readyTimeoutMs?: number;
+  cwd?: string;
+  /** Inherited env variables to remove (e.g. a DATA_PATH that would switch bunqueue to SQLite). */
+  envDrop?: string[];
+}
+
+export async function startServer(opts: StartOptions): Promise<ServerProcess> {
+  const port = await freePort();
+  const args = opts.args.map((a) => a.replaceAll('{port}', String(port)));
+  const env: Record<string, string | undefined> = { ...process.env, HOST: '127.0.0.1', ...(opts.portEnv ? { [opts.portEnv]: String(port) } : {}), ...opts.env };
+  for (const name of opts.envDrop ?? []) delete env[name];
+  const started = performance.now();
+  const child = spawn(opts.command, args, { env, cwd: opts.cwd, stdio: ['ignore', 'ignore', 'pipe'] });
+  track(child);
+  let stderr = '';
+  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
+    if (stderr.length < 200_000) stderr += chunk;
+  });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const url = `http://127.0.0.1:${port}`;
+  const pid = child.pid ?? -1;
+  const stop = async (graceMs = 3_000): Promise<void> => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+    await exited;
+    clearTimeout(timer);
+  };
+  try {
+    await waitReady(child, `${url}${opts.readyPath ?? '/ready'}`, opts.readyTimeoutMs ?? 30_000, () => stderr);
+  } catch (err) {
+    await stop(0);
+    throw err;
+  }
+  const readyMs = performance.now() - started;
+  return {
+    name: opts.name,
+    pid,
+    url,
+    readyMs,
+    stderr: () => stderr,
+    peakRssMb: () => procStatusMb(pid, 'VmHWM'),
+    rssMb: () => procStatusMb(pid, 'VmRSS'),
+    cpuSeconds: () => procCpuSeconds(pid),
+    stop,
+  };
+}
+
+async function waitReady(child: ChildProcess, readyUrl: string, timeoutMs: number, stderr: () => string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      throw new Error(`server exited (${child.exitCode ?? child.signalCode}) before ready:\n${stderr().slice(-2_000)}`);
+    }
+    const ok = await fetch(readyUrl, { signal: AbortSignal.timeout(1_000) }).then(
+      async (r) => {
+        await r.arrayBuffer();
+        return r.status === 200;
+      },
+      () => false,
+    );
+    if (ok) return;
+    if (Date.now() > deadline) throw new Error(`server not ready after ${timeoutMs} ms:\n${stderr().slice(-2_000)}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** `tapeq serve` from this build on a fresh or given data dir. */
+export async function startTapeq(
+  dataDir: string,
+  env: Record<string, string> = {},
+  nodeArgs: string[] = [],
+  readyTimeoutMs = 30_000,
+): Promise<ServerProcess> {
+  return startServer({
+    name: 'tapeq',
+    command: process.execPath,
+    args: [...nodeArgs, tapeqCliPath, 'serve'],
+    env: { DATA_DIR: dataDir, ...env },
+    portEnv: 'HTTP_PORT',
+    readyTimeoutMs,
+  });
+}
+
+/** One of the reference servers of tools/bench-ref-server.ts (`fastify` or `memory-queue`). */
+export async function startRef(kind: 'fastify' | 'memory-queue'): Promise<ServerProcess> {
+  return startServer({
+    name: kind === 'fastify' ? 'bare fastify' : 'in-memory fastify queue',
+    command: process.execPath,
+    args: [refServerPath, kind, '{port}'],
+  });
+}
+
+function procStatusMb(pid: number, field: 'VmHWM' | 'VmRSS'): number {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const match = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status);
+    return match?.[1] === undefined ? Number.NaN : Number(match[1]) / 1024;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/** Clock ticks per second for /proc/<pid>/stat; 100 on every Linux this runs on (USER_HZ). */
+const userHz = 100;
+
+function procCpuSeconds(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(rest[11]) + Number(rest[12])) / userHz;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/**
+ * Runs one load spec in a forked tools/bench-loadgen.js and returns its result. `onMeasure` runs
+ * when the child ends its warm-up and starts the measured part. The child is killed if it has
+ * not answered within the spec's duration plus `slackMs`, and always once it has answered.
+ */
+export async function runLoad(spec: LoadSpec, onMeasure: () => void = () => {}, slackMs = 120_000): Promise<LoadResult> {
+  const child = fork(loadgenPath, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'advanced' });
+  track(child);
+  const budgetMs = (spec.seconds + spec.warmupSeconds) * 1_000 + slackMs;
+  type Message = { phase: 'measure' } | { ok: true; result: LoadResult } | { ok: false; error: string };
+  try {
+    return await new Promise<LoadResult>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`load generator (${spec.workload}) timed out`)), budgetMs);
+      child.on('message', (msg: Message) => {
+        if ('phase' in msg) return onMeasure();
+        clearTimeout(timer);
+        if (msg.ok) resolve(msg.result);
+        else reject(new Error(`load generator (${spec.workload}): ${msg.error}`));
+      });
+      child.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`load generator (${spec.workload}) exited with ${code}`));
+      });
+      child.send(spec);
+    });
+  } finally {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  }
+}

@@ -1,0 +1,132 @@
+// The result shape shared by the server benchmarks (one Row per measured subject) and its two
+// renderings: a markdown table per scenario and a hand-written SVG bar chart (one bar group per
+// scenario, each bar scaled to the largest value of its group, every bar labelled).
+
+export interface Row {
+  /** What was measured: tapeq, bare fastify, bunqueue (SQLite), raw fs, ... */
+  subject: string;
+  /** The workload, e.g. "push, 1 job/request, 50 connections, LOG_SYNC=always". */
+  measure: string;
+  value: number;
+  unit: string;
+  p50Ms?: number;
+  p99Ms?: number;
+  /** Peak RSS of the server process (VmHWM), MB. */
+  peakRssMb?: number;
+  /** Server CPU seconds / wall seconds during the measured run (2.0 = both cores). */
+  serverCores?: number;
+  /** Load generator CPU seconds / wall seconds. */
+  loadgenCores?: number;
+  errors?: number;
+  /** A same-run ratio, e.g. {value: 0.8, text: '0.80× bare fastify'}. */
+  ratio?: { text: string; value: number };
+  /** An issue target on the ratio: pass when ratio ≥ min. */
+  target?: { text: string; min: number; pass: boolean };
+}
+
+export interface ScenarioReport {
+  rows: Row[];
+  notes: string[];
+}
+
+/** `row` with its ratio to `reference` (row ÷ reference) and, given `targetMin`, the target. */
+export function withRatio(row: Row, reference: Row | undefined, targetMin?: number): Row {
+  if (reference === undefined || !(reference.value > 0) || !(row.value >= 0)) return row;
+  const value = row.value / reference.value;
+  const out: Row = { ...row, ratio: { text: `${value.toFixed(2)}× ${reference.subject}`, value } };
+  if (targetMin !== undefined) out.target = { text: `≥ ${targetMin}× ${reference.subject}`, min: targetMin, pass: value >= targetMin };
+  return out;
+}
+
+/** A competitor's row with tapeq's ratio to it (tapeq ÷ competitor) and, given `targetMin`, the target. */
+export function versus(competitor: Row, tapeq: Row | undefined, targetMin?: number): Row {
+  if (tapeq === undefined || !(competitor.value > 0)) return competitor;
+  const value = tapeq.value / competitor.value;
+  const out: Row = { ...competitor, ratio: { text: `tapeq = ${value.toFixed(2)}× this`, value } };
+  if (targetMin !== undefined) out.target = { text: `tapeq ≥ ${targetMin}× this`, min: targetMin, pass: value >= targetMin };
+  return out;
+}
+
+function num(n: number | undefined, digits = 0): string {
+  if (n === undefined || !Number.isFinite(n)) return '';
+  return n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+}
+
+function ms(n: number | undefined): string {
+  if (n === undefined || !Number.isFinite(n)) return '';
+  return n < 10 ? n.toFixed(2) : n.toFixed(1);
+}
+
+export function formatReport(report: ScenarioReport): string {
+  const lines = [
+    '| subject | measure | value | unit | p50 ms | p99 ms | peak RSS MB | server cores | loadgen cores | errors | ratio | target |',
+    '|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---|',
+    ...report.rows.map((r) => {
+      const ratio = r.ratio?.text ?? '';
+      const target = r.target ? `${r.target.pass ? 'PASS' : 'FAIL'} (${r.target.text})` : '';
+      return (
+        `| ${r.subject} | ${r.measure} | ${num(r.value, r.value < 100 ? 1 : 0)} | ${r.unit} | ${ms(r.p50Ms)} | ${ms(r.p99Ms)} | ` +
+        `${num(r.peakRssMb)} | ${num(r.serverCores, 2)} | ${num(r.loadgenCores, 2)} | ${r.errors ?? ''} | ${ratio} | ${target} |`
+      );
+    }),
+  ];
+  if (report.notes.length > 0) lines.push('', ...report.notes.map((n) => `- ${n}`));
+  return lines.join('\n');
+}
+
+function escapeXml(text: string): string {
+  return text.replaceAll('&', '&amp;').replaceAll('<', '&lt;').replaceAll('>', '&gt;').replaceAll('"', '&quot;');
+}
+
+const palette: Record<string, string> = { tapeq: '#2b6cb0' };
+const otherColours = ['#a0aec0', '#ed8936', '#48bb78', '#9f7aea', '#e53e3e', '#38b2ac', '#d69e2e'];
+
+function colourOf(subject: string, seen: Map<string, string>): string {
+  if (subject.startsWith('tapeq')) return palette.tapeq ?? '#2b6cb0';
+  let colour = seen.get(subject);
+  if (colour === undefined) {
+    colour = otherColours[seen.size % otherColours.length] ?? '#a0aec0';
+    seen.set(subject, colour);
+  }
+  return colour;
+}
+
+/** Horizontal bars, one group per scenario; bars of one group share a scale (per unit). */
+export function renderSvg(groups: Array<{ scenario: string; rows: Row[] }>, title: string): string {
+  const width = 980;
+  const labelWidth = 430;
+  const barMax = width - labelWidth - 150;
+  const barHeight = 18;
+  const gap = 6;
+  const seen = new Map<string, string>();
+  const parts: string[] = [];
+  let y = 40;
+  parts.push(`<text x="10" y="24" font-size="16" font-weight="bold">${escapeXml(title)}</text>`);
+  for (const group of groups) {
+    if (group.rows.length === 0) continue;
+    parts.push(`<text x="10" y="${y + 14}" font-size="14" font-weight="bold">${escapeXml(group.scenario)}</text>`);
+    y += 22;
+    const maxByUnit = new Map<string, number>();
+    for (const r of group.rows) maxByUnit.set(r.unit, Math.max(maxByUnit.get(r.unit) ?? 0, r.value));
+    for (const r of group.rows) {
+      const max = maxByUnit.get(r.unit) ?? 1;
+      const w = max > 0 && Number.isFinite(r.value) ? Math.max(1, (r.value / max) * barMax) : 0;
+      const label = `${r.subject}: ${r.measure}`;
+      const shown = label.length > 70 ? `${label.slice(0, 67)}…` : label;
+      parts.push(
+        `<text x="${labelWidth - 6}" y="${y + barHeight - 5}" font-size="11" text-anchor="end">${escapeXml(shown)}</text>`,
+        `<rect x="${labelWidth}" y="${y}" width="${w.toFixed(1)}" height="${barHeight}" fill="${colourOf(r.subject, seen)}"/>`,
+        `<text x="${labelWidth + w + 4}" y="${y + barHeight - 5}" font-size="11">${escapeXml(`${num(r.value, r.value < 100 ? 1 : 0)} ${r.unit}`)}</text>`,
+      );
+      y += barHeight + gap;
+    }
+    y += 12;
+  }
+  return [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${y + 10}" viewBox="0 0 ${width} ${y + 10}" font-family="sans-serif">`,
+    `<rect width="100%" height="100%" fill="white"/>`,
+    ...parts,
+    '</svg>',
+    '',
+  ].join('\n');
+}

@@ -1,0 +1,54 @@
+// WebSocket and SSE scenario: pipelined PUSH over WebSocket (issue target ≥ 100,000 jobs/s with
+// the default durability), pipelined PULL → ACK over WebSocket on a prefilled queue, and SSE
+// fan-out (500 subscribers while pushing; delivery latency from the record's timestamp to
+// receipt). Each runs against a fresh `tapeq serve` with LOG_SYNC=always.
+
+import { tapeqTarget, type BenchRun } from './bench-measure.js';
+import type { Row, ScenarioReport } from './bench-report.js';
+
+const wsPushTargetJobsPerSec = 100_000;
+
+export interface WsScale {
+  wsConnections: number;
+  pipeline: number;
+  /** Jobs pushed before the PULL → ACK run. */
+  cycleJobs: number;
+  sseSubscribers: number;
+  ssePushPerSec: number;
+}
+
+export const wsScaleDefault: WsScale = { wsConnections: 4, pipeline: 256, cycleJobs: 300_000, sseSubscribers: 500, ssePushPerSec: 200 };
+
+export async function benchWs(run: BenchRun, scale: WsScale = wsScaleDefault): Promise<ScenarioReport> {
+  const { wsConnections, pipeline } = scale;
+  const push = await run.measure(
+    tapeqTarget({ LOG_SYNC: 'always' }),
+    `WS pipelined PUSH, ${wsConnections} sockets × ${pipeline} in flight, LOG_SYNC=always`,
+    run.spec('ws-push', { connections: wsConnections, pipeline }),
+    'jobs/s',
+  );
+  const pushRow: Row = {
+    ...push,
+    target: { text: `≥ ${wsPushTargetJobsPerSec.toLocaleString('en-US')} jobs/s`, min: wsPushTargetJobsPerSec, pass: push.value >= wsPushTargetJobsPerSec },
+  };
+  const cycle = await run.measure(
+    tapeqTarget({ LOG_SYNC: 'always' }),
+    `WS PULL → ACK, ${wsConnections} sockets × ${pipeline} lanes, ${scale.cycleJobs.toLocaleString('en-US')} jobs prefilled`,
+    run.spec('ws-cycle', { connections: wsConnections, pipeline, amount: scale.cycleJobs, bulkSize: 1_000 }),
+    'cycles/s',
+  );
+  const sse = await run.measure(
+    tapeqTarget({ LOG_SYNC: 'always' }),
+    `SSE fan-out: ${scale.sseSubscribers} subscribers, ${scale.ssePushPerSec} pushes/s`,
+    run.spec('sse', { connections: scale.sseSubscribers, ssePushPerSec: scale.ssePushPerSec }),
+    'events/s',
+  );
+  return {
+    rows: [pushRow, cycle, sse],
+    notes: [
+      'WS producers connect to /ws/queues/<a queue nobody pushes to> so their sockets carry command replies only, not every job event.',
+      'WS PULL → ACK stops early when the prefilled queue runs dry (the rate is still cycles per measured second).',
+      'SSE latency = receipt time − the event\'s `timestamp` (the push record\'s time, ms resolution, same machine clock); "errors" counts events not delivered by the end.',
+    ],
+  };
+}
