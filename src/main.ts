@@ -47,20 +47,20 @@ export function dataPaths(dataDir: string): { logDir: string; snapshotsDir: stri
 export async function serve(config: Config, options: ServeOptions = {}): Promise<Running> {
   checkConstants();
   const logger = options.logger ?? ((line: string) => console.error(line));
-  if (options.until !== undefined) return servePointInTime(config, options.until, logger);
   const { logDir, snapshotsDir } = dataPaths(config.dataDir);
+  if (options.until !== undefined) return servePointInTime(config, options.until, logger);
 
-  const probe = await listenStartupProbe(config.httpPort, config.host, config.corsAllowOrigin);
-  let log: Log | null = null;
-  try {
-    log = await Log.open({
-      dir: logDir,
-      segmentBytes: config.segmentBytes,
-      sync: config.logSync,
-      syncIntervalMs: config.logSyncIntervalMs,
-      repair: options.repair === true,
-      logger,
-    });
+  return withStartupProbe(config, async (track) => {
+    const log = track(
+      await Log.open({
+        dir: logDir,
+        segmentBytes: config.segmentBytes,
+        sync: config.logSync,
+        syncIntervalMs: config.logSyncIntervalMs,
+        repair: options.repair === true,
+        logger,
+      }),
+    );
     const loaded = await loadState({ log, dir: snapshotsDir, logger });
     logger(
       `tapeq: state loaded in ${loaded.ms} ms (snapshot: ${loaded.fromSnapshot ?? 'none'}, ` +
@@ -75,50 +75,38 @@ export async function serve(config: Config, options: ServeOptions = {}): Promise
       logger,
     });
     const history = new JobHistory({ log, writeFiles: true, logger });
-    const app = await buildServer({ broker, config, history, realtime: realtimePlugin({ broker, log, config }) });
-    await probe.close();
-    await app.listen({ port: config.httpPort, host: config.host });
     const dispatcher = new WorkerDispatcher({ broker, logger });
-    broker.start();
-    dispatcher.start();
-    snapshotter.start();
-    history.start();
-    const openLog = log;
-    const stopCompaction = scheduleCompaction(openLog, snapshotsDir, config, logger);
-
-    const address = app.server.address();
-    const port = typeof address === 'object' && address !== null ? address.port : config.httpPort;
-    warnIfExposed(config, logger);
+    const app = await buildServer({ broker, config, history, realtime: realtimePlugin({ broker, log, config }) });
     return {
       app,
       broker,
-      log: openLog,
-      port,
-      async close() {
-        stopCompaction();
-        broker.beginShutdown();
-        await app.close();
-        await dispatcher.close();
-        await broker.close();
-        await snapshotter.close();
-        await history.close();
-        await openLog.close();
+      log,
+      start() {
+        broker.start();
+        dispatcher.start();
+        snapshotter.start();
+        history.start();
+        const stopCompaction = scheduleCompaction(log, snapshotsDir, config, logger);
+        return async () => {
+          stopCompaction();
+          broker.beginShutdown();
+          await app.close();
+          await dispatcher.close();
+          await broker.close();
+          await snapshotter.close();
+          await history.close();
+          await log.close();
+        };
       },
     };
-  } catch (error) {
-    await probe.close();
-    await log?.close().catch(() => undefined);
-    throw error;
-  }
+  }, logger);
 }
 
 /** `serve --until`: a read-only server on the state as of `point`; nothing on disk changes. */
 async function servePointInTime(config: Config, point: Point, logger: (line: string) => void): Promise<Running> {
   const { logDir, snapshotsDir } = dataPaths(config.dataDir);
-  const probe = await listenStartupProbe(config.httpPort, config.host, config.corsAllowOrigin);
-  let log: Log | null = null;
-  try {
-    log = await Log.open({ dir: logDir, readOnly: true, logger });
+  return withStartupProbe(config, async (track) => {
+    const log = track(await Log.open({ dir: logDir, readOnly: true, logger }));
     const until = await untilOffset(log, point);
     const loaded = await loadState({ log, dir: snapshotsDir, logger, until, readOnly: true });
     logger(
@@ -128,28 +116,53 @@ async function servePointInTime(config: Config, point: Point, logger: (line: str
     const broker = new Broker({ log, state: loaded.state, lockMsDefault: config.lockMs, logger, readOnly: true });
     const history = new JobHistory({ log, writeFiles: false, until, logger });
     const app = await buildServer({ broker, config, history });
-    await probe.close();
-    await app.listen({ port: config.httpPort, host: config.host });
-    const address = app.server.address();
-    const port = typeof address === 'object' && address !== null ? address.port : config.httpPort;
-    warnIfExposed(config, logger);
-    const openLog = log;
     return {
       app,
       broker,
-      log: openLog,
-      port,
-      async close() {
-        broker.beginShutdown();
-        await app.close();
-        await broker.close();
-        await history.close();
-        await openLog.close();
+      log,
+      start() {
+        return async () => {
+          broker.beginShutdown();
+          await app.close();
+          await broker.close();
+          await history.close();
+          await log.close();
+        };
       },
     };
+  }, logger);
+}
+
+/** What a server variant builds before it listens; `start()` runs after listening and returns
+ *  the shutdown sequence. */
+interface Assembled {
+  app: FastifyInstance;
+  broker: Broker;
+  log: Log;
+  start(): () => Promise<void>;
+}
+
+/** Holds the port with the startup probe while `assemble` opens the log and replays it, then
+ *  swaps the probe for the real server. On failure the probe and any opened log are closed. */
+async function withStartupProbe(
+  config: Config,
+  assemble: (track: (log: Log) => Log) => Promise<Assembled>,
+  logger: (line: string) => void,
+): Promise<Running> {
+  const probe = await listenStartupProbe(config.httpPort, config.host, config.corsAllowOrigin);
+  let opened: Log | null = null;
+  try {
+    const built = await assemble((log) => (opened = log));
+    await probe.close();
+    await built.app.listen({ port: config.httpPort, host: config.host });
+    const stop = built.start();
+    const address = built.app.server.address();
+    const port = typeof address === 'object' && address !== null ? address.port : config.httpPort;
+    warnIfExposed(config, logger);
+    return { app: built.app, broker: built.broker, log: built.log, port, close: stop };
   } catch (error) {
     await probe.close();
-    await log?.close().catch(() => undefined);
+    await (opened as Log | null)?.close().catch(() => undefined);
     throw error;
   }
 }
