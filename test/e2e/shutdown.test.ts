@@ -1,0 +1,78 @@
+// The real `tapeq serve` process: state survives a clean restart, SIGTERM drains (a waiting long
+// poll is answered, the process exits 0 after syncing the log), and a second signal exits at once.
+
+import { createServer, type Server } from 'node:http';
+import t from 'tap';
+import { startTapeq, tempDataDir } from '../fixtures/process.js';
+
+const json = { 'content-type': 'application/json' };
+
+async function post(url: string, body: unknown): Promise<{ status: number; body: any }> {
+  const res = await fetch(url, { method: 'POST', headers: json, body: JSON.stringify(body) });
+  return { status: res.status, body: await res.json() };
+}
+
+t.test('state-survives-a-clean-restart-and-ready-turns-200', async (t) => {
+  const data = await tempDataDir();
+  t.teardown(data.remove);
+  const first = await startTapeq(data.dir);
+  const pushed = await post(`${first.url}/queues/mail/jobs`, { data: { to: 'a@example.com' }, priority: 3 });
+  t.equal(pushed.status, 200);
+  const id: string = pushed.body.id;
+  t.equal(await first.kill('SIGTERM'), 0, 'exits 0 on SIGTERM');
+  t.match(first.stderr(), /stopped cleanly/);
+
+  const second = await startTapeq(data.dir);
+  t.teardown(() => second.kill('SIGKILL'));
+  const got = await (await fetch(`${second.url}/jobs/${id}`)).json();
+  t.same(got.job.data, { to: 'a@example.com' }, 'the job came back from the log');
+  t.equal(got.job.state, 'waiting');
+  t.match(second.stderr(), /replayed 1 records|snapshot: snapshot-/);
+});
+
+t.test('sigterm-answers-a-waiting-long-poll-and-exits-0', async (t) => {
+  const data = await tempDataDir();
+  t.teardown(data.remove);
+  const tapeq = await startTapeq(data.dir);
+  const poll = fetch(`${tapeq.url}/queues/empty/jobs?timeout=20000`).then((r) => r.json());
+  await new Promise((r) => setTimeout(r, 200));
+  const exited = tapeq.kill('SIGTERM');
+  t.same(await poll, { ok: true, job: null, token: null }, 'the long poll is answered, not dropped');
+  t.equal(await exited, 0);
+});
+
+t.test('second-signal-exits-at-once-while-a-push-worker-call-holds-shutdown', async (t) => {
+  const data = await tempDataDir();
+  t.teardown(data.remove);
+  let called!: () => void;
+  const calledOnce = new Promise<void>((resolve) => (called = resolve));
+  const endpoint: Server = createServer((req) => {
+    req.resume();
+    called();
+  });
+  await new Promise<void>((resolve) => endpoint.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => {
+    endpoint.closeAllConnections();
+    endpoint.close();
+  });
+  const address = endpoint.address();
+  const port = typeof address === 'object' && address !== null ? address.port : 0;
+
+  const tapeq = await startTapeq(data.dir);
+  const registered = await post(`${tapeq.url}/workers`, {
+    queue: 'slow',
+    endpoint: { url: `http://127.0.0.1:${port}/job`, method: 'POST', timeout: 30000 },
+  });
+  t.equal(registered.status, 200);
+  await post(`${tapeq.url}/queues/slow/jobs`, { data: 1 });
+  await calledOnce;
+
+  const started = Date.now();
+  const exited = tapeq.kill('SIGTERM');
+  await new Promise((r) => setTimeout(r, 300));
+  t.equal(tapeq.child.exitCode, null, 'the first SIGTERM waits for the running call');
+  tapeq.child.kill('SIGTERM');
+  t.equal(await exited, 1, 'the second signal exits at once with code 1');
+  t.ok(Date.now() - started < 10_000, 'long before the 30 s endpoint timeout');
+  t.match(tapeq.stderr(), /again, exiting now/);
+});
