@@ -43,6 +43,7 @@ t.test('kill -9 at random moments loses no acknowledged job and duplicates none'
   let tornTails = 0;
   let snapshotLoads = 0;
   let retried = 0;
+  let cyclesRun = 0;
 
   for (let cycle = 0; cycle < cycles; cycle++) {
     const broker = await startTapeq(dataDir, env, { readyMs: 30_000 });
@@ -75,13 +76,14 @@ t.test('kill -9 at random moments loses no acknowledged job and duplicates none'
     if (folded.fromSnapshot !== null) snapshotLoads++;
     if (LONG) await compareReplayCli(t, dataDir, folded);
     previous = folded;
+    cyclesRun++;
     if (t.passing() === false) break;
   }
 
   const final = previous as Folded;
   if (!LONG) await compareReplayCli(t, dataDir, final);
   t.comment(
-    `kill-9: cycles=${cycles} pushes acked=${ledger.acked.size} acks acked=${ledger.completed.size} sent=${ledger.sent.size} ` +
+    `kill-9: cycles=${cyclesRun}/${cycles} pushes acked=${ledger.acked.size} acks acked=${ledger.completed.size} sent=${ledger.sent.size} ` +
       `retried-after-kill=${retried} records=${final.records} lost=0 duplicates=0 (checked) torn-tails=${tornTails} ` +
       `cycles-loaded-from-snapshot=${snapshotLoads}`,
   );
