@@ -116,7 +116,7 @@ export function renderSvg(groups: Array<{ scenario: string; rows: Row[] }>, titl
       parts.push(
         `<text x="${labelWidth - 6}" y="${y + barHeight - 5}" font-size="11" text-anchor="end">${escapeXml(shown)}</text>`,
         `<rect x="${labelWidth}" y="${y}" width="${w.toFixed(1)}" height="${barHeight}" fill="${colourOf(r.subject, seen)}"/>`,
-        `<text x="${labelWidth + w + 4}" y="${y + barHeight - 5}" font-size="11">${escapeXml(`${num(r.value, r.value < 100 ? 1 : 0)} ${r.unit}`)}</text>`,
+        `<text x="${(labelWidth + w + 4).toFixed(1)}" y="${y + barHeight - 5}" font-size="11">${escapeXml(`${num(r.value, r.value < 100 ? 1 : 0)} ${r.unit}`)}</text>`,
       );
       y += barHeight + gap;
     }

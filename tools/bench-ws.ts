@@ -17,7 +17,7 @@ export interface WsScale {
   ssePushPerSec: number;
 }
 
-export const wsScaleDefault: WsScale = { wsConnections: 4, pipeline: 256, cycleJobs: 300_000, sseSubscribers: 500, ssePushPerSec: 200 };
+export const wsScaleDefault: WsScale = { wsConnections: 4, pipeline: 256, cycleJobs: 100_000, sseSubscribers: 500, ssePushPerSec: 200 };
 
 export async function benchWs(run: BenchRun, scale: WsScale = wsScaleDefault): Promise<ScenarioReport> {
   const { wsConnections, pipeline } = scale;

@@ -1,0 +1,33 @@
+import t from 'tap';
+import { benchHttpBulk, benchHttpCycle, benchHttpPush, benchHttpPushInterval } from '../../tools/bench-http.js';
+import { checkReport, tinyRun } from './bench-fixture.js';
+
+t.setTimeout(300_000);
+const run = tinyRun();
+
+t.test('http-push-beside-bare-fastify-and-raw-fs', async (t) => {
+  const report = await benchHttpPush(run);
+  checkReport(t, report, ['bare fastify', 'raw fs', 'raw fs', 'tapeq']);
+  const tapeq = report.rows[3];
+  t.equal(tapeq?.errors, 0, 'every push answered 2xx');
+  t.ok(tapeq?.target !== undefined, 'the 0.75× target is judged');
+  t.ok((tapeq?.serverCores ?? Number.NaN) >= 0, 'server CPU read from /proc');
+});
+
+t.test('http-push-interval-plain-and-durable', async (t) => {
+  const report = await benchHttpPushInterval(run);
+  checkReport(t, report, ['bare fastify', 'tapeq', 'tapeq']);
+  t.same(report.rows.map((r) => r.errors), [0, 0, 0]);
+});
+
+t.test('http-bulk-counts-jobs-not-requests', async (t) => {
+  const report = await benchHttpBulk(run);
+  checkReport(t, report, ['bare fastify', 'tapeq']);
+  t.same(report.rows.map((r) => r.errors), [0, 0]);
+});
+
+t.test('http-cycle-completes-push-pull-ack', async (t) => {
+  const report = await benchHttpCycle(run);
+  checkReport(t, report, ['in-memory fastify queue', 'tapeq']);
+  t.same(report.rows.map((r) => r.errors), [0, 0], 'every pull found a job and every ack succeeded');
+});

@@ -1,0 +1,51 @@
+import t from 'tap';
+import { benchWorkersReport, machineLine } from '../../tools/bench.js';
+import { benchMemory, benchRecovery } from '../../tools/bench-recovery.js';
+import { formatReport, renderSvg } from '../../tools/bench-report.js';
+import { benchWs } from '../../tools/bench-ws.js';
+import { checkReport, tinyRun } from './bench-fixture.js';
+
+t.setTimeout(300_000);
+const run = tinyRun();
+
+t.test('ws-push-pull-ack-and-sse-fanout', async (t) => {
+  const report = await benchWs(run, { wsConnections: 1, pipeline: 4, cycleJobs: 200, sseSubscribers: 3, ssePushPerSec: 50 });
+  checkReport(t, report, ['tapeq', 'tapeq', 'tapeq']);
+  t.equal(report.rows[0]?.errors, 0, 'every WS PUSH answered ok');
+  t.equal(report.rows[1]?.errors, 0, 'every WS PULL and ACK answered ok');
+  t.match(report.rows[2]?.measure ?? '', /3 subscribers/);
+});
+
+t.test('workers-beside-direct-calls', async (t) => {
+  checkReport(t, await benchWorkersReport(run, 200), ['direct calls', 'tapeq']);
+});
+
+t.test('recovery-replay-and-snapshot-reach-ready', async (t) => {
+  const report = await benchRecovery(run);
+  checkReport(t, report, ['tapeq', 'tapeq', 'tapeq']);
+  t.match(report.rows[1]?.measure ?? '', /full replay of 500 jobs \(server's own load: \d+ ms\)/);
+  t.match(report.rows[2]?.measure ?? '', /from a snapshot of 500 jobs/);
+});
+
+t.test('memory-after-gc-with-waiting-jobs', async (t) => {
+  const report = await benchMemory(run);
+  t.equal(report.rows.length, 5);
+  t.match(report.rows[1]?.measure ?? '', /500 waiting jobs/);
+  t.ok((report.rows[1]?.value ?? 0) > 10, 'RSS in MB');
+  t.equal(report.rows[4]?.errors, 0, 'every bulk push answered 2xx');
+  t.match(report.notes[0] ?? '', /--expose-gc: yes/);
+});
+
+t.test('report-renders-markdown-and-svg', async (t) => {
+  const rows = [
+    { subject: 'bare fastify', measure: 'push', value: 1000, unit: 'req/s' },
+    { subject: 'tapeq', measure: 'push <&>', value: 800, unit: 'jobs/s', ratio: { text: '0.80× bare fastify', value: 0.8 } },
+  ];
+  const md = formatReport({ rows, notes: ['a note'] });
+  t.match(md, /\| tapeq \| push <&> \| 800 \| jobs\/s \|/);
+  t.match(md, /- a note/);
+  const svg = renderSvg([{ scenario: 'http-push', rows }], machineLine());
+  t.match(svg, /^<svg xmlns="http:\/\/www.w3.org\/2000\/svg"/);
+  t.match(svg, /push &lt;&amp;&gt;/, 'labels are escaped');
+  t.equal((svg.match(/<rect /g) ?? []).length, 3, 'background + one bar per row');
+});
