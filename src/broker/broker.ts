@@ -279,12 +279,12 @@ export class Broker implements BrokerApi {
     for (const [queue, jobs] of groupByQueue(promoting)) void this.append(promotedDrafts(d, queue, jobs, false));
     for (const job of work.stall) {
       if (job.state !== JobState.ACTIVE || (job.lockExpiresAt ?? Infinity) > d.now) continue;
-      const maxStalled = this.workerConfig(job.spec.queue)?.opts.maxStalledCount ?? null;
+      const maxStalled = this.workerConfig(job.queue)?.opts.maxStalledCount ?? null;
       void this.append([stalledDraft(this.decide(null), job, maxStalled)]);
       if ((job.state as JobState) === JobState.FAILED) void this.append(finishDrafts(this.decide(null), job, this.workerPolicy(job)));
     }
     for (const job of work.timeout) {
-      const timeout = job.spec.timeout;
+      const timeout = job.timeout;
       if (job.state !== JobState.ACTIVE || timeout === null || (job.startedAt ?? Infinity) + timeout > d.now) continue;
       this.failJob(job, `Job timed out after ${timeout} ms`, 'timeout', null);
     }
@@ -306,7 +306,7 @@ export class Broker implements BrokerApi {
 
   /** The push worker's retention, used when the job has none of its own. */
   private workerPolicy(job: Job): KeepPolicy | null {
-    const opts = this.workerConfig(job.spec.queue)?.opts;
+    const opts = this.workerConfig(job.queue)?.opts;
     const keep = job.state === JobState.COMPLETED ? opts?.removeOnComplete : opts?.removeOnFail;
     if (keep === undefined || keep === null) return null;
     return { remove: false, count: keep.count ?? null, ageMs: keep.age === undefined ? null : keep.age * 1000 };
@@ -434,7 +434,7 @@ export class Broker implements BrokerApi {
     if (pick === null) return null;
     const d = this.decide(ctx);
     const token = this.ids.next();
-    const body = { type: 'pulled' as const, queue, jobId: pick.spec.id, token, owner, lockMs: lockMs ?? this.lockMsDefault };
+    const body = { type: 'pulled' as const, queue, jobId: pick.id, token, owner, lockMs: lockMs ?? this.lockMsDefault };
     const pending = this.append([draft(d, body)]);
     const job = jobView(pick);
     return this.done([pending], { job, token });
@@ -459,7 +459,7 @@ export class Broker implements BrokerApi {
       return Promise.resolve(fail('BAD_REQUEST', `result must be at most ${jobDataBytesMax} bytes as JSON`));
     }
     const d = this.decide(ctx);
-    const body_ = { type: 'completed' as const, queue: job.spec.queue, jobId: id, result, token: job.lockToken ?? '' };
+    const body_ = { type: 'completed' as const, queue: job.queue, jobId: id, result, token: job.lockToken ?? '' };
     const pending = [this.append([draft(d, body_)])];
     pending.push(this.append(finishDrafts(this.decide(ctx), job, this.workerPolicy(job))));
     return this.done(pending, {});
@@ -492,7 +492,7 @@ export class Broker implements BrokerApi {
   cancel(id: string, ctx: Ctx): Promise<Outcome> {
     const job = this.jobFor(id);
     if ('ok' in job) return Promise.resolve(job);
-    const drafts = removedDrafts(this.decide(ctx), job.spec.queue, [job], RemoveReason.CANCELLED);
+    const drafts = removedDrafts(this.decide(ctx), job.queue, [job], RemoveReason.CANCELLED);
     return this.done([this.append(drafts)], {});
   }
 
@@ -506,7 +506,7 @@ export class Broker implements BrokerApi {
     }
     const { progress, message } = checked.value;
     const d = this.decide(ctx);
-    return this.done([this.append([draft(d, { type: 'progressed', queue: job.spec.queue, jobId: id, progress, message })])], {});
+    return this.done([this.append([draft(d, { type: 'progressed', queue: job.queue, jobId: id, progress, message })])], {});
   }
 
   addLog(id: string, message: string, ctx: Ctx): Promise<Outcome> {
@@ -515,14 +515,14 @@ export class Broker implements BrokerApi {
     const job = this.jobFor(id);
     if ('ok' in job) return Promise.resolve(job);
     const d = this.decide(ctx);
-    return this.done([this.append([draft(d, { type: 'logged', queue: job.spec.queue, jobId: id, message: checked.value })])], {});
+    return this.done([this.append([draft(d, { type: 'logged', queue: job.queue, jobId: id, message: checked.value })])], {});
   }
 
   promote(id: string, ctx: Ctx): Promise<Outcome> {
     const job = this.jobFor(id);
     if ('ok' in job) return Promise.resolve(job);
     if (job.state !== JobState.DELAYED) return Promise.resolve(fail('CONFLICT', 'Job is not delayed'));
-    return this.done([this.append(promotedDrafts(this.decide(ctx), job.spec.queue, [job], true))], {});
+    return this.done([this.append(promotedDrafts(this.decide(ctx), job.queue, [job], true))], {});
   }
 
   retry(id: string, ctx: Ctx): Promise<Outcome> {
@@ -532,7 +532,7 @@ export class Broker implements BrokerApi {
       return Promise.resolve(fail('CONFLICT', 'Job is not failed or completed'));
     }
     const d = this.decide(ctx);
-    return this.done([this.append([draft(d, { type: 'retried', queue: job.spec.queue, jobId: id, prev: job.state })])], {});
+    return this.done([this.append([draft(d, { type: 'retried', queue: job.queue, jobId: id, prev: job.state })])], {});
   }
 
   changePriority(id: string, priority: unknown, ctx: Ctx): Promise<Outcome> {
@@ -545,7 +545,7 @@ export class Broker implements BrokerApi {
       return Promise.resolve(fail('CONFLICT', 'Job is not waiting or delayed'));
     }
     const d = this.decide(ctx);
-    const body = { type: 'priorityChanged' as const, queue: job.spec.queue, jobId: id, priority: checked.value };
+    const body = { type: 'priorityChanged' as const, queue: job.queue, jobId: id, priority: checked.value };
     return this.done([this.append([draft(d, body)])], {});
   }
 
@@ -638,7 +638,7 @@ export class Broker implements BrokerApi {
     const picked = queueOps.cleanable(this.state.queues.get(queue), body, d.now);
     if (!picked.ok) return Promise.resolve(fail('BAD_REQUEST', picked.error));
     const jobs = picked.value;
-    const removed = jobs.map((j) => j.spec.id);
+    const removed = jobs.map((j) => j.id);
     return this.done([this.append(removedDrafts(d, queue, jobs, RemoveReason.CLEANED))], { removed });
   }
 
@@ -681,7 +681,7 @@ export class Broker implements BrokerApi {
       jobs = [job];
     }
     const d = this.decide(ctx);
-    const drafts = jobs.map((job) => draft(d, { type: 'retried', queue, jobId: job.spec.id, prev: job.state }));
+    const drafts = jobs.map((job) => draft(d, { type: 'retried', queue, jobId: job.id, prev: job.state }));
     return this.done([this.append(drafts)], { retried: jobs.length });
   }
 
@@ -720,7 +720,7 @@ export class Broker implements BrokerApi {
     if (jobs.length === 0) return;
     const d = this.decide(null);
     const drafts = jobs.map((job) =>
-      draft(d, { type: 'released', queue: job.spec.queue, jobId: job.spec.id, token: job.lockToken ?? '', reason }),
+      draft(d, { type: 'released', queue: job.queue, jobId: job.id, token: job.lockToken ?? '', reason }),
     );
     await this.append(drafts);
   }
@@ -733,8 +733,8 @@ export class Broker implements BrokerApi {
 function groupByQueue(jobs: Job[]): Map<string, Job[]> {
   const out = new Map<string, Job[]>();
   for (const job of jobs) {
-    const list = out.get(job.spec.queue);
-    if (list === undefined) out.set(job.spec.queue, [job]);
+    const list = out.get(job.queue);
+    if (list === undefined) out.set(job.queue, [job]);
     else list.push(job);
   }
   return out;

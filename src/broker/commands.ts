@@ -41,13 +41,13 @@ export type PushPlan =
 export function planPush(d: Decide, queue: string, input: PushInput): PushPlan {
   if (input.jobId !== null) {
     const existing = d.state.jobs.get(input.jobId);
-    if (existing !== undefined) return { kind: 'exists', id: existing.spec.id };
+    if (existing !== undefined) return { kind: 'exists', id: existing.id };
   }
   if (input.uniqueKey !== '') {
     const holder = uniqueHolder(d.state, queue, input.uniqueKey);
     if (holder !== undefined) {
-      const body: RecordBody = { type: 'duplicated', queue, jobId: holder.spec.id, uniqueKey: input.uniqueKey };
-      return { kind: 'duplicated', id: holder.spec.id, drafts: [draft(d, body)] };
+      const body: RecordBody = { type: 'duplicated', queue, jobId: holder.id, uniqueKey: input.uniqueKey };
+      return { kind: 'duplicated', id: holder.id, drafts: [draft(d, body)] };
     }
   }
   let runAt = d.now + input.delay;
@@ -100,7 +100,7 @@ export function removedDrafts(d: Decide, queue: string, jobs: Iterable<Job>, rea
   const sorted = sortBySeq(jobs);
   const out: RecordDraft[] = [];
   for (let i = 0; i < sorted.length; i += idsPerRecordMax) {
-    const chunk = sorted.slice(i, i + idsPerRecordMax).map((j) => ({ jobId: j.spec.id, prev: j.state }));
+    const chunk = sorted.slice(i, i + idsPerRecordMax).map((j) => ({ jobId: j.id, prev: j.state }));
     out.push(draft(d, { type: 'removed', queue, jobs: chunk, reason }));
   }
   return out;
@@ -111,7 +111,7 @@ export function promotedDrafts(d: Decide, queue: string, jobs: Iterable<Job>, ma
   const sorted = [...jobs].sort((a, b) => a.runAt - b.runAt || a.seq - b.seq);
   const out: RecordDraft[] = [];
   for (let i = 0; i < sorted.length; i += idsPerRecordMax) {
-    const jobIds = sorted.slice(i, i + idsPerRecordMax).map((j) => j.spec.id);
+    const jobIds = sorted.slice(i, i + idsPerRecordMax).map((j) => j.id);
     out.push(draft(d, { type: 'promoted', queue, jobIds, manual }));
   }
   return out;
@@ -119,15 +119,15 @@ export function promotedDrafts(d: Decide, queue: string, jobs: Iterable<Job>, ma
 
 /** attempt n (1-based) waits backoff * 2^(n-1) (exponential) or backoff (fixed). */
 export function retryDelayMs(job: Job, attempt: number): number {
-  const spec = job.spec;
+  const spec = job;
   if (spec.backoffType === BackoffType.FIXED) return spec.backoff;
   return Math.min(spec.backoff * 2 ** Math.min(attempt - 1, 60), durationMsMax);
 }
 
 export function failedDraft(d: Decide, job: Job, error: string, cause: string): RecordDraft {
   const attempt = job.attempts + 1;
-  const base = { type: 'failed' as const, queue: job.spec.queue, jobId: job.spec.id, error, token: job.lockToken ?? '', cause };
-  if (attempt < job.spec.maxAttempts) {
+  const base = { type: 'failed' as const, queue: job.queue, jobId: job.id, error, token: job.lockToken ?? '', cause };
+  if (attempt < job.maxAttempts) {
     const retryDelay = retryDelayMs(job, attempt);
     return draft(d, { ...base, outcome: FailOutcome.RETRY, runAt: d.now + retryDelay, retryDelay });
   }
@@ -135,9 +135,9 @@ export function failedDraft(d: Decide, job: Job, error: string, cause: string): 
 }
 
 export function stalledDraft(d: Decide, job: Job, workerMaxStalled: number | null): RecordDraft {
-  const maxStalled = job.spec.maxStalled ?? workerMaxStalled ?? maxStalledDefault;
+  const maxStalled = job.maxStalled ?? workerMaxStalled ?? maxStalledDefault;
   const outcome = job.stalledCount + 1 > maxStalled ? StallOutcome.STALL_FAILED : StallOutcome.REQUEUED;
-  return draft(d, { type: 'stalled', queue: job.spec.queue, jobId: job.spec.id, outcome, token: job.lockToken ?? '' });
+  return draft(d, { type: 'stalled', queue: job.queue, jobId: job.id, outcome, token: job.lockToken ?? '' });
 }
 
 /** After a job reached COMPLETED or FAILED: retention removals, then the next repeat instance. */
@@ -145,11 +145,11 @@ export function finishDrafts(d: Decide, job: Job, workerPolicy: KeepPolicy | nul
   const completed = job.state === JobState.COMPLETED;
   if (!completed && job.state !== JobState.FAILED) return [];
   const out: RecordDraft[] = [];
-  const policy = (completed ? job.spec.removeOnComplete : job.spec.removeOnFail) ?? workerPolicy;
+  const policy = (completed ? job.removeOnComplete : job.removeOnFail) ?? workerPolicy;
   if (policy !== null) {
     const reason = completed ? RemoveReason.REMOVE_ON_COMPLETE : RemoveReason.REMOVE_ON_FAIL;
     const victims = policy.remove ? [job] : retentionVictims(d, job, policy);
-    if (victims.length > 0) out.push(...removedDrafts(d, job.spec.queue, victims, reason));
+    if (victims.length > 0) out.push(...removedDrafts(d, job.queue, victims, reason));
   }
   const next = nextRepeatDraft(d, job);
   if (next !== null) out.push(next);
@@ -158,7 +158,7 @@ export function finishDrafts(d: Decide, job: Job, workerPolicy: KeepPolicy | nul
 
 /** Oldest finished jobs of the queue beyond `count`, or finished more than `ageMs` ago. */
 function retentionVictims(d: Decide, job: Job, policy: KeepPolicy): Job[] {
-  const queue = d.state.queues.get(job.spec.queue);
+  const queue = d.state.queues.get(job.queue);
   if (queue === undefined) return [];
   const list = job.state === JobState.COMPLETED ? queue.completed : queue.failed;
   let excess = policy.count === null ? 0 : list.size - policy.count;
@@ -173,7 +173,7 @@ function retentionVictims(d: Decide, job: Job, policy: KeepPolicy): Job[] {
 }
 
 function nextRepeatDraft(d: Decide, job: Job): RecordDraft | null {
-  const repeat = job.spec.repeat;
+  const repeat = job.repeat;
   if (repeat === null) return null;
   const runAt = nextRepeatRunAt(repeat, job.runAt, d.now);
   if (runAt === null) return null;

@@ -68,7 +68,7 @@ export class DueHeap {
 }
 
 export function ttlDueAt(job: Job): number | null {
-  const ttl = job.spec.ttl;
+  const ttl = job.ttl;
   if (ttl === null || job.startedAt !== null) return null;
   const s = job.state;
   if (s !== JobState.WAITING && s !== JobState.DELAYED && s !== JobState.WAITING_CHILDREN) return null;
@@ -85,8 +85,8 @@ export function dueAt(job: Job, kind: DueKind): number | null {
     case DueKind.LOCK:
       return job.state === JobState.ACTIVE ? job.lockExpiresAt : null;
     case DueKind.TIMEOUT:
-      return job.state === JobState.ACTIVE && job.spec.timeout !== null && job.startedAt !== null
-        ? job.startedAt + job.spec.timeout
+      return job.state === JobState.ACTIVE && job.timeout !== null && job.startedAt !== null
+        ? job.startedAt + job.timeout
         : null;
     default:
       throw new Error(`dueAt: kind ${String(kind)}`);
@@ -96,7 +96,7 @@ export function dueAt(job: Job, kind: DueKind): number | null {
 function noteJob(heap: DueHeap, job: Job): void {
   for (const kind of [DueKind.DELAY, DueKind.TTL, DueKind.LOCK, DueKind.TIMEOUT] as const) {
     const at = dueAt(job, kind);
-    if (at !== null) heap.push(at, kind, job.spec.id);
+    if (at !== null) heap.push(at, kind, job.id);
   }
 }
 

@@ -47,7 +47,7 @@ export interface JobView {
   maxAttempts: number;
   backoff: number | { type: 'fixed' | 'exponential'; delay: number };
   progress: number;
-  tags: string[];
+  tags: readonly string[];
   lifo: boolean;
   removeOnComplete: KeepView;
   removeOnFail: KeepView;
@@ -56,7 +56,7 @@ export interface JobView {
   timeout: number | null;
   uniqueKey: string | null;
   groupId: string | null;
-  dependsOn: string[];
+  dependsOn: readonly string[];
   repeat: { every?: number; pattern?: string; limit?: number; count: number } | null;
   result: unknown;
   failedReason: string | null;

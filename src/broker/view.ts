@@ -20,7 +20,7 @@ function parse(text: string | null): unknown {
 }
 
 export function jobView(job: Job): JobView {
-  const s = job.spec;
+  const s = job;
   const repeat = s.repeat;
   const finished = job.state === JobState.COMPLETED || job.state === JobState.FAILED;
   return {

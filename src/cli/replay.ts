@@ -60,7 +60,7 @@ function summaryOf(state: State, queue: string | null): Record<string, unknown> 
     const q = state.queues.get(name);
     queues[name] = { paused: q?.paused ?? false, counts: countsOf(q) };
   }
-  return { jobs: queue === null ? state.jobs.size : [...state.jobs.values()].filter((j) => j.spec.queue === queue).length, queues };
+  return { jobs: queue === null ? state.jobs.size : [...state.jobs.values()].filter((j) => j.queue === queue).length, queues };
 }
 
 export async function replayCommand(argv: string[]): Promise<number> {
@@ -82,7 +82,7 @@ export async function replayCommand(argv: string[]): Promise<number> {
     }
     if (args.job !== null) {
       const job = state.jobs.get(args.job);
-      if (job === undefined || (args.queue !== null && job.spec.queue !== args.queue)) {
+      if (job === undefined || (args.queue !== null && job.queue !== args.queue)) {
         console.error(`tapeq replay: job ${args.job} did not exist${args.queue === null ? '' : ` in queue ${args.queue}`} at offset ${until}`);
         return 1;
       }

@@ -17,7 +17,7 @@ import {
   type LogRecord,
 } from '../record/types.js';
 import { waitInsert, waitRemove } from './waitlist.js';
-import { compactSpec, dropJob, moveJob, NO_IDS, queueFor, sortBySeq, type Job, type SecondStats, type State } from './state.js';
+import { dropJob, moveJob, newJob, NO_IDS, queueFor, sortBySeq, type Job, type SecondStats, type State } from './state.js';
 
 /** BullMQ's failure text for a job that stalled more often than allowed. */
 export const stalledFailureText = 'job stalled more than allowable limit';
@@ -89,7 +89,7 @@ export function apply(state: State, record: LogRecord): void {
         dropJob(state, job);
         unlinkDependent(state, job);
         state.stats.totalRemoved++;
-        settleDependency(state, job.spec.id, ts);
+        settleDependency(state, job.id, ts);
       }
       break;
     case 'priorityChanged': {
@@ -97,7 +97,7 @@ export function apply(state: State, record: LogRecord): void {
       if (job === undefined) break;
       if (job.state === JobState.WAITING) {
         // Re-positioned at the back of its new priority, like a fresh push.
-        const waiting = queueFor(state, job.spec.queue).waiting;
+        const waiting = queueFor(state, job.queue).waiting;
         waitRemove(waiting, job);
         job.priority = body.priority;
         waitInsert(waiting, job, false);
@@ -132,31 +132,9 @@ export function apply(state: State, record: LogRecord): void {
 
 function applyPushed(state: State, body: BodyOf<'pushed'>, ts: number, offset: number): void {
   if (state.jobs.has(body.job.id)) throw new Error(`apply: pushed duplicate id ${body.job.id}`);
-  const spec = compactSpec(state, body.job);
-  const job: Job = {
-    spec,
-    createdAt: ts,
-    seq: offset,
-    priority: spec.priority,
-    runAt: spec.runAt,
-    state: JobState.UNSPECIFIED,
-    attempts: 0,
-    startedAt: null,
-    finishedAt: null,
-    progress: 0,
-    progressMessage: null,
-    result: null,
-    error: null,
-    lockToken: null,
-    lockOwner: null,
-    lockExpiresAt: null,
-    stalledCount: 0,
-    pendingDeps: body.pendingDeps.length === 0 ? NO_IDS : body.pendingDeps.slice(),
-    logs: null,
-    waitStamp: 0,
-  };
-  state.jobs.set(spec.id, job);
-  moveJob(state, job, body.state, spec.lifo);
+  const job = newJob(state, body.job, offset, ts, body.pendingDeps.length === 0 ? NO_IDS : body.pendingDeps.slice());
+  state.jobs.set(job.id, job);
+  moveJob(state, job, body.state, job.lifo);
   if (body.state === JobState.WAITING_CHILDREN) linkDependent(state, job);
   state.stats.totalPushed++;
   bumpSecond(state, ts).pushed++;
@@ -183,7 +161,7 @@ function applyCompleted(state: State, body: BodyOf<'completed'>, ts: number): vo
   moveJob(state, job, JobState.COMPLETED, false);
   state.stats.totalCompleted++;
   bumpSecond(state, ts).completed++;
-  settleDependency(state, job.spec.id, ts);
+  settleDependency(state, job.id, ts);
 }
 
 function applyFailed(state: State, body: BodyOf<'failed'>, ts: number): void {

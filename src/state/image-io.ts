@@ -4,24 +4,25 @@
 // not affect behaviour (WaitList stamps, front/back split of a bucket, Set orders that are always
 // sorted by seq before use) are not part of the image.
 
-import { JobState, type JobSpec } from '../record/types.js';
+import { jobNameDefault } from '../constants.js';
+import { JobState } from '../record/types.js';
 import { stateImageVersion, type JobImage, type QueueImage, type StateImage } from './image.js';
 import {
   claimKey,
-  compactSpec,
   createState,
   isLive,
+  Job,
   jobCount,
   NO_IDS,
   queueFor,
-  type Job,
+  sharedOptions,
   type State,
 } from './state.js';
 import { waitInsert, waitIterate } from './waitlist.js';
 
 function idsOf(jobs: Iterable<Job>): string[] {
   const ids: string[] = [];
-  for (const job of jobs) ids.push(job.spec.id);
+  for (const job of jobs) ids.push(job.id);
   return ids;
 }
 
@@ -30,34 +31,33 @@ function compareText(a: string, b: string): number {
 }
 
 export function exportJob(job: Job): JobImage {
-  const s = job.spec;
   return {
-    id: s.id,
-    queue: s.queue,
-    name: s.name,
-    data: s.data,
+    id: job.id,
+    queue: job.queue,
+    name: job.name,
+    data: job.data,
     priority: job.priority,
     createdAt: job.createdAt,
     runAt: job.runAt,
     startedAt: job.startedAt,
     finishedAt: job.finishedAt,
     attempts: job.attempts,
-    maxAttempts: s.maxAttempts,
-    backoff: s.backoff,
-    backoffType: s.backoffType,
-    ttl: s.ttl,
-    timeout: s.timeout,
-    uniqueKey: s.uniqueKey,
-    customId: s.customId,
-    tags: s.tags.slice(),
-    groupId: s.groupId,
-    lifo: s.lifo,
-    removeOnComplete: s.removeOnComplete === null ? null : { ...s.removeOnComplete },
-    removeOnFail: s.removeOnFail === null ? null : { ...s.removeOnFail },
-    dependsOn: s.dependsOn.slice(),
+    maxAttempts: job.maxAttempts,
+    backoff: job.backoff,
+    backoffType: job.backoffType,
+    ttl: job.ttl,
+    timeout: job.timeout,
+    uniqueKey: job.uniqueKey,
+    customId: job.customId,
+    tags: job.tags.slice(),
+    groupId: job.groupId,
+    lifo: job.lifo,
+    removeOnComplete: job.removeOnComplete === null ? null : { ...job.removeOnComplete },
+    removeOnFail: job.removeOnFail === null ? null : { ...job.removeOnFail },
+    dependsOn: job.dependsOn.slice(),
     pendingDeps: job.pendingDeps.slice(),
-    repeat: s.repeat === null ? null : { ...s.repeat },
-    maxStalled: s.maxStalled,
+    repeat: job.repeat === null ? null : { ...job.repeat },
+    maxStalled: job.maxStalled,
     state: job.state,
     progress: job.progress,
     progressMessage: job.progressMessage,
@@ -73,7 +73,7 @@ export function exportJob(job: Job): JobImage {
 }
 
 export function exportState(state: State): StateImage {
-  const jobs = [...state.jobs.values()].sort((a, b) => compareText(a.spec.id, b.spec.id)).map(exportJob);
+  const jobs = [...state.jobs.values()].sort((a, b) => compareText(a.id, b.id)).map(exportJob);
   const queues: QueueImage[] = [];
   const names = [...state.queues.keys()].sort(compareText);
   for (const name of names) {
@@ -110,55 +110,35 @@ export function exportState(state: State): StateImage {
   };
 }
 
-function specOf(img: JobImage): JobSpec {
-  return {
-    id: img.id,
-    queue: img.queue,
-    name: img.name,
-    data: img.data,
-    priority: img.priority,
-    runAt: img.runAt,
-    maxAttempts: img.maxAttempts,
-    backoff: img.backoff,
-    backoffType: img.backoffType,
-    ttl: img.ttl,
-    timeout: img.timeout,
-    uniqueKey: img.uniqueKey,
-    customId: img.customId,
-    tags: img.tags.slice(),
-    groupId: img.groupId,
-    lifo: img.lifo,
-    removeOnComplete: img.removeOnComplete === null ? null : { ...img.removeOnComplete },
-    removeOnFail: img.removeOnFail === null ? null : { ...img.removeOnFail },
-    dependsOn: img.dependsOn.slice(),
-    repeat: img.repeat === null ? null : { ...img.repeat },
-    maxStalled: img.maxStalled,
-  };
-}
-
-function jobOf(state: State, img: JobImage): Job {
-  return {
-    spec: compactSpec(state, specOf(img)),
-    createdAt: img.createdAt,
-    seq: img.seq,
-    priority: img.priority,
-    runAt: img.runAt,
-    state: img.state,
-    attempts: img.attempts,
-    startedAt: img.startedAt,
-    finishedAt: img.finishedAt,
-    progress: img.progress,
-    progressMessage: img.progressMessage,
-    result: img.result,
-    error: img.error,
-    lockToken: img.lockToken,
-    lockOwner: img.lockOwner,
-    lockExpiresAt: img.lockExpiresAt,
-    stalledCount: img.stalledCount,
-    pendingDeps: img.pendingDeps.length === 0 ? NO_IDS : img.pendingDeps.slice(),
-    logs: img.logs.length === 0 ? null : img.logs.slice(),
-    waitStamp: 0,
-  };
+/** The live job for an image row; the queue's name string and options are shared as in a push. */
+export function jobOf(state: State, img: JobImage): Job {
+  const queue = queueFor(state, img.queue);
+  const job = new Job(
+    img.id,
+    queue.name,
+    img.name === jobNameDefault ? jobNameDefault : img.name,
+    img.data,
+    img.seq,
+    img.createdAt,
+    img.priority,
+    img.runAt,
+    img.state,
+    img.pendingDeps.length === 0 ? NO_IDS : img.pendingDeps.slice(),
+    sharedOptions(queue, img),
+  );
+  job.attempts = img.attempts;
+  job.stalledCount = img.stalledCount;
+  job.startedAt = img.startedAt;
+  job.finishedAt = img.finishedAt;
+  job.progress = img.progress;
+  job.progressMessage = img.progressMessage;
+  job.result = img.result;
+  job.error = img.error;
+  job.lockToken = img.lockToken;
+  job.lockOwner = img.lockOwner;
+  job.lockExpiresAt = img.lockExpiresAt;
+  job.logs = img.logs.length === 0 ? null : img.logs.slice();
+  return job;
 }
 
 export function importState(image: StateImage): State {
@@ -197,7 +177,7 @@ function lookup(state: State, id: string, expected: JobState): Job {
 
 /** Places the jobs whose container order is not in the image, and rebuilds the indexes. */
 function placeRest(state: State, job: Job): void {
-  const queue = queueFor(state, job.spec.queue);
+  const queue = queueFor(state, job.queue);
   switch (job.state) {
     case JobState.DELAYED:
       queue.delayed.add(job);
@@ -214,16 +194,16 @@ function placeRest(state: State, job: Job): void {
       }
       break;
     case JobState.WAITING:
-      if (job.waitStamp === 0) throw new Error(`importState: waiting job ${job.spec.id} not in its queue order`);
+      if (job.waitStamp === 0) throw new Error(`importState: waiting job ${job.id} not in its queue order`);
       break;
     case JobState.COMPLETED:
     case JobState.FAILED:
       if (!(job.state === JobState.COMPLETED ? queue.completed : queue.failed).has(job)) {
-        throw new Error(`importState: finished job ${job.spec.id} not in its queue list`);
+        throw new Error(`importState: finished job ${job.id} not in its queue list`);
       }
       break;
     default:
-      throw new Error(`importState: job ${job.spec.id} in state ${job.state}`);
+      throw new Error(`importState: job ${job.id} in state ${job.state}`);
   }
   if (isLive(job.state)) claimKey(state, job);
 }

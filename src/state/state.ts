@@ -13,33 +13,10 @@
 
 import { jobNameDefault } from '../constants.js';
 import { JobState, type JobSpec } from '../record/types.js';
+import { Job, optionsOf, sameOptions, type JobOptions, type OptionFields } from './job.js';
 import { createWaitList, waitInsert, waitRemove, type WaitList } from './waitlist.js';
 
-export interface Job {
-  /** The spec as pushed. Its `priority` and `runAt` are push-time values: read the fields below. */
-  spec: JobSpec;
-  createdAt: number;
-  seq: number;
-  priority: number;
-  runAt: number;
-  state: JobState;
-  attempts: number;
-  startedAt: number | null;
-  finishedAt: number | null;
-  progress: number;
-  progressMessage: string | null;
-  result: string | null;
-  error: string | null;
-  lockToken: string | null;
-  lockOwner: string | null;
-  lockExpiresAt: number | null;
-  stalledCount: number;
-  pendingDeps: readonly string[];
-  /** null until the first log line (most jobs never log). */
-  logs: string[] | null;
-  /** WaitList entry stamp; 0 when not waiting. */
-  waitStamp: number;
-}
+export { Job, NO_IDS, type JobOptions, type JobRun } from './job.js';
 
 export interface QueueState {
   name: string;
@@ -52,6 +29,8 @@ export interface QueueState {
   completed: Set<Job>;
   /** Oldest finished first: the dead-letter list. */
   failed: Set<Job>;
+  /** Options of the newest job pushed with any, shared by the next one if equal (memory only). */
+  lastOptions: JobOptions | null;
 }
 
 export interface SecondStats {
@@ -88,8 +67,6 @@ export interface State {
   stats: StatsState;
 }
 
-export const NO_IDS: readonly string[] = Object.freeze([]);
-
 export function createState(): State {
   return {
     offset: 0,
@@ -124,6 +101,7 @@ export function queueFor(state: State, name: string): QueueState {
     children: new Set(),
     completed: new Set(),
     failed: new Set(),
+    lastOptions: null,
   };
   state.queues.set(name, queue);
   return queue;
@@ -201,7 +179,7 @@ function enter(queue: QueueState, job: Job, next: JobState, atFront: boolean): v
 
 /** Moves a job between containers (UNSPECIFIED = not yet placed), keeping unique keys in step. */
 export function moveJob(state: State, job: Job, next: JobState, atFront: boolean): void {
-  const queue = queueFor(state, job.spec.queue);
+  const queue = queueFor(state, job.queue);
   const wasLive = job.state !== JobState.UNSPECIFIED && isLive(job.state);
   leave(queue, job);
   enter(queue, job, next, atFront);
@@ -212,11 +190,11 @@ export function moveJob(state: State, job: Job, next: JobState, atFront: boolean
 
 /** Takes a job out of every container and index (it is being removed). */
 export function dropJob(state: State, job: Job): void {
-  const queue = queueFor(state, job.spec.queue);
+  const queue = queueFor(state, job.queue);
   if (isLive(job.state)) releaseKey(state, job);
   leave(queue, job);
   job.state = JobState.UNSPECIFIED;
-  state.jobs.delete(job.spec.id);
+  state.jobs.delete(job.id);
 }
 
 export function keyOf(queue: string, uniqueKey: string): string {
@@ -228,8 +206,8 @@ function bySeq(a: Job, b: Job): number {
 }
 
 export function claimKey(state: State, job: Job): void {
-  if (job.spec.uniqueKey === '') return;
-  const key = keyOf(job.spec.queue, job.spec.uniqueKey);
+  if (job.uniqueKey === '') return;
+  const key = keyOf(job.queue, job.uniqueKey);
   const holder = state.uniqueKeys.get(key);
   if (holder === undefined) {
     state.uniqueKeys.set(key, job);
@@ -243,8 +221,8 @@ export function claimKey(state: State, job: Job): void {
 }
 
 export function releaseKey(state: State, job: Job): void {
-  if (job.spec.uniqueKey === '') return;
-  const key = keyOf(job.spec.queue, job.spec.uniqueKey);
+  if (job.uniqueKey === '') return;
+  const key = keyOf(job.queue, job.uniqueKey);
   const shared = state.uniqueShared.get(key);
   if (shared === undefined) {
     if (state.uniqueKeys.get(key) === job) state.uniqueKeys.delete(key);
@@ -265,15 +243,32 @@ export function sortBySeq(jobs: Iterable<Job>): Job[] {
   return [...jobs].sort(bySeq);
 }
 
-/** A copy of the spec that shares what most jobs have in common: the queue's own name string,
- *  the default job name and one frozen empty array for empty tags/dependsOn. A million waiting
- *  jobs pay for these once instead of a million times (about 100 bytes a job). */
-export function compactSpec(state: State, spec: JobSpec): JobSpec {
-  return {
-    ...spec,
-    queue: queueFor(state, spec.queue).name,
-    name: spec.name === jobNameDefault ? jobNameDefault : spec.name,
-    tags: spec.tags.length === 0 ? (NO_IDS as string[]) : spec.tags,
-    dependsOn: spec.dependsOn.length === 0 ? (NO_IDS as string[]) : spec.dependsOn,
-  };
+/** The options for a new job of `queue`: null for defaults, else shared with the previous job's
+ *  when equal (a bulk of jobs pushed with the same options holds one copy). */
+export function sharedOptions(queue: QueueState, spec: OptionFields): JobOptions | null {
+  const options = optionsOf(spec);
+  if (options === null) return null;
+  const last = queue.lastOptions;
+  if (last !== null && sameOptions(last, options)) return last;
+  queue.lastOptions = options;
+  return options;
+}
+
+/** A new, not yet placed (UNSPECIFIED) job for `spec`, sharing the queue's name string, the
+ *  default job name and, when possible, its options. */
+export function newJob(state: State, spec: JobSpec, seq: number, createdAt: number, pendingDeps: readonly string[]): Job {
+  const queue = queueFor(state, spec.queue);
+  return new Job(
+    spec.id,
+    queue.name,
+    spec.name === jobNameDefault ? jobNameDefault : spec.name,
+    spec.data,
+    seq,
+    createdAt,
+    spec.priority,
+    spec.runAt,
+    JobState.UNSPECIFIED,
+    pendingDeps,
+    sharedOptions(queue, spec),
+  );
 }

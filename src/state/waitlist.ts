@@ -53,7 +53,7 @@ function bucketOf(list: WaitList, priority: number): Bucket {
 
 /** Inserts `job` (not currently waiting) at the back or the front of its priority. */
 export function waitInsert(list: WaitList, job: Job, atFront: boolean): void {
-  if (job.waitStamp !== 0) throw new Error(`waitInsert: job ${job.spec.id} is already waiting`);
+  if (job.waitStamp !== 0) throw new Error(`waitInsert: job ${job.id} is already waiting`);
   const bucket = bucketOf(list, job.priority);
   const stamp = list.stampNext++;
   job.waitStamp = stamp;
@@ -71,7 +71,7 @@ export function waitInsert(list: WaitList, job: Job, atFront: boolean): void {
 /** Removes a waiting job (lazily: its entry dies with its stamp). */
 export function waitRemove(list: WaitList, job: Job): void {
   const bucket = list.buckets.get(job.priority);
-  if (bucket === undefined || job.waitStamp === 0) throw new Error(`waitRemove: job ${job.spec.id} not waiting`);
+  if (bucket === undefined || job.waitStamp === 0) throw new Error(`waitRemove: job ${job.id} not waiting`);
   job.waitStamp = 0;
   bucket.size--;
   list.size--;

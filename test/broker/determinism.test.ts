@@ -47,7 +47,7 @@ t.test('live-replay-and-snapshot-digests-agree', async (t) => {
     const ids = [...b.state.jobs.keys()];
     return chance(0.05) || ids.length === 0 ? `missing-${int(10)}` : (ids[int(ids.length)] as string);
   };
-  const jobsIn = (state: number): string[] => [...b.state.jobs.values()].filter((j) => j.state === state).map((j) => j.spec.id);
+  const jobsIn = (state: number): string[] => [...b.state.jobs.values()].filter((j) => j.state === state).map((j) => j.id);
 
   const pushInput = (): unknown => {
     const opts: Record<string, unknown> = {};

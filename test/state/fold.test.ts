@@ -31,7 +31,7 @@ const push = (id: string, over: Partial<JobSpec> = {}, st: JobState = JobState.W
 
 function waitingIds(state: State): string[] {
   const q = state.queues.get('q');
-  return q === undefined ? [] : [...waitIterate(q.waiting)].map((j) => j.spec.id);
+  return q === undefined ? [] : [...waitIterate(q.waiting)].map((j) => j.id);
 }
 
 t.test('waiting-order-is-priority-then-fifo-with-lifo-and-requeue-at-front', async (t) => {

@@ -1,0 +1,329 @@
+// One job of the projection, laid out for a million of them: one object, one hidden class, with
+// only what every job needs as own fields; the rest hangs off two references that are null for
+// the common case.
+//
+//   Job (own fields, ~13 slots)        options: JobOptions | null   the push options beyond the
+//     id queue name data seq                     defaults (ttl, timeout, uniqueKey, tags, repeat…);
+//     createdAt priority runAt state             immutable, shared between consecutive jobs of a
+//     pendingDeps waitStamp                      queue pushed with the same options
+//     options ──────────────────────────►
+//     run ──────────────────────────────► run: JobRun | null   what running a job produces (lock,
+//                                                attempts, progress, result, error, logs); created
+//                                                the first time one of them leaves its default
+//
+// The accessors (`job.ttl`, `job.lockToken`, …) read through to those objects and answer the
+// default when they are null, so callers see one flat job. Writing a default into a job that has
+// no `run` allocates nothing. A waiting job pushed with default options therefore costs one
+// object of ~13 slots (plus its id and data strings) instead of a job and a copy of its spec.
+//
+// Invariant: `queue` is the queue's own name string and `name` is shared when it is the default
+// (state.ts hands them in), `pendingDeps`/`tags`/`dependsOn` share NO_IDS when empty.
+
+import { backoffMsDefault, maxAttemptsDefault } from '../constants.js';
+import { BackoffType, JobState, type JobSpec, type KeepPolicy, type Repeat } from '../record/types.js';
+
+export const NO_IDS: readonly string[] = Object.freeze([]);
+
+/** The push options a job needs later; null on a job when all of them are the defaults. */
+export interface JobOptions {
+  readonly maxAttempts: number;
+  readonly backoff: number;
+  readonly backoffType: BackoffType;
+  readonly ttl: number | null;
+  readonly timeout: number | null;
+  readonly uniqueKey: string;
+  readonly customId: boolean;
+  readonly tags: readonly string[];
+  readonly groupId: string;
+  readonly lifo: boolean;
+  readonly removeOnComplete: Readonly<KeepPolicy> | null;
+  readonly removeOnFail: Readonly<KeepPolicy> | null;
+  readonly dependsOn: readonly string[];
+  readonly repeat: Readonly<Repeat> | null;
+  readonly maxStalled: number | null;
+}
+
+/** What running the job produced; null on a job until one of these leaves its default. */
+export interface JobRun {
+  attempts: number;
+  stalledCount: number;
+  startedAt: number | null;
+  finishedAt: number | null;
+  progress: number;
+  progressMessage: string | null;
+  result: string | null;
+  error: string | null;
+  lockToken: string | null;
+  lockOwner: string | null;
+  lockExpiresAt: number | null;
+  /** Newest last; null until the first log line. */
+  logs: string[] | null;
+}
+
+function newRun(): JobRun {
+  return {
+    attempts: 0,
+    stalledCount: 0,
+    startedAt: null,
+    finishedAt: null,
+    progress: 0,
+    progressMessage: null,
+    result: null,
+    error: null,
+    lockToken: null,
+    lockOwner: null,
+    lockExpiresAt: null,
+    logs: null,
+  };
+}
+
+function sameKeep(a: Readonly<KeepPolicy> | null, b: Readonly<KeepPolicy> | null): boolean {
+  if (a === null || b === null) return a === b;
+  return a.remove === b.remove && a.count === b.count && a.ageMs === b.ageMs;
+}
+
+function sameIds(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((id, i) => id === b[i]);
+}
+
+/** Equal options (repeat is compared by identity: its count differs from one instance to the next). */
+export function sameOptions(a: JobOptions, b: JobOptions): boolean {
+  return (
+    a.maxAttempts === b.maxAttempts &&
+    a.backoff === b.backoff &&
+    a.backoffType === b.backoffType &&
+    a.ttl === b.ttl &&
+    a.timeout === b.timeout &&
+    a.uniqueKey === b.uniqueKey &&
+    a.customId === b.customId &&
+    sameIds(a.tags, b.tags) &&
+    a.groupId === b.groupId &&
+    a.lifo === b.lifo &&
+    sameKeep(a.removeOnComplete, b.removeOnComplete) &&
+    sameKeep(a.removeOnFail, b.removeOnFail) &&
+    sameIds(a.dependsOn, b.dependsOn) &&
+    a.repeat === b.repeat &&
+    a.maxStalled === b.maxStalled
+  );
+}
+
+/** The option fields of a JobSpec or a JobImage. */
+export type OptionFields = Omit<JobSpec, 'id' | 'queue' | 'name' | 'data' | 'priority' | 'runAt'>;
+
+/** The options of a spec-like value, or null when every one is the default. Copies what it keeps. */
+export function optionsOf(s: OptionFields): JobOptions | null {
+  if (
+    s.maxAttempts === maxAttemptsDefault &&
+    s.backoff === backoffMsDefault &&
+    s.backoffType === BackoffType.EXPONENTIAL &&
+    s.ttl === null &&
+    s.timeout === null &&
+    s.uniqueKey === '' &&
+    !s.customId &&
+    s.tags.length === 0 &&
+    s.groupId === '' &&
+    !s.lifo &&
+    s.removeOnComplete === null &&
+    s.removeOnFail === null &&
+    s.dependsOn.length === 0 &&
+    s.repeat === null &&
+    s.maxStalled === null
+  ) {
+    return null;
+  }
+  return {
+    maxAttempts: s.maxAttempts,
+    backoff: s.backoff,
+    backoffType: s.backoffType,
+    ttl: s.ttl,
+    timeout: s.timeout,
+    uniqueKey: s.uniqueKey,
+    customId: s.customId,
+    tags: s.tags.length === 0 ? NO_IDS : s.tags.slice(),
+    groupId: s.groupId,
+    lifo: s.lifo,
+    removeOnComplete: s.removeOnComplete === null ? null : { ...s.removeOnComplete },
+    removeOnFail: s.removeOnFail === null ? null : { ...s.removeOnFail },
+    dependsOn: s.dependsOn.length === 0 ? NO_IDS : s.dependsOn.slice(),
+    repeat: s.repeat === null ? null : { ...s.repeat },
+    maxStalled: s.maxStalled,
+  };
+}
+
+export class Job {
+  /** WaitList entry stamp; 0 when not waiting. */
+  waitStamp = 0;
+  run: JobRun | null = null;
+
+  constructor(
+    readonly id: string,
+    readonly queue: string,
+    readonly name: string,
+    /** JSON text as received. */
+    readonly data: string,
+    /** Offset of the record that pushed the job: FIFO and delayed-order tie-break. */
+    readonly seq: number,
+    readonly createdAt: number,
+    public priority: number,
+    public runAt: number,
+    public state: JobState,
+    /** dependsOn ids still not completed. */
+    public pendingDeps: readonly string[],
+    readonly options: JobOptions | null,
+  ) {}
+
+  /** The job's run record, created on first use. */
+  private ensureRun(): JobRun {
+    return this.run ?? (this.run = newRun());
+  }
+
+  /** The spec this job would be pushed with now (priority and runAt are the current values). */
+  get spec(): JobSpec {
+    return {
+      id: this.id,
+      queue: this.queue,
+      name: this.name,
+      data: this.data,
+      priority: this.priority,
+      runAt: this.runAt,
+      maxAttempts: this.maxAttempts,
+      backoff: this.backoff,
+      backoffType: this.backoffType,
+      ttl: this.ttl,
+      timeout: this.timeout,
+      uniqueKey: this.uniqueKey,
+      customId: this.customId,
+      tags: this.tags.slice(),
+      groupId: this.groupId,
+      lifo: this.lifo,
+      removeOnComplete: this.removeOnComplete === null ? null : { ...this.removeOnComplete },
+      removeOnFail: this.removeOnFail === null ? null : { ...this.removeOnFail },
+      dependsOn: this.dependsOn.slice(),
+      repeat: this.repeat === null ? null : { ...this.repeat },
+      maxStalled: this.maxStalled,
+    };
+  }
+
+  get maxAttempts(): number {
+    return this.options === null ? maxAttemptsDefault : this.options.maxAttempts;
+  }
+  get backoff(): number {
+    return this.options === null ? backoffMsDefault : this.options.backoff;
+  }
+  get backoffType(): BackoffType {
+    return this.options === null ? BackoffType.EXPONENTIAL : this.options.backoffType;
+  }
+  get ttl(): number | null {
+    return this.options === null ? null : this.options.ttl;
+  }
+  get timeout(): number | null {
+    return this.options === null ? null : this.options.timeout;
+  }
+  get uniqueKey(): string {
+    return this.options === null ? '' : this.options.uniqueKey;
+  }
+  get customId(): boolean {
+    return this.options === null ? false : this.options.customId;
+  }
+  get tags(): readonly string[] {
+    return this.options === null ? NO_IDS : this.options.tags;
+  }
+  get groupId(): string {
+    return this.options === null ? '' : this.options.groupId;
+  }
+  get lifo(): boolean {
+    return this.options === null ? false : this.options.lifo;
+  }
+  get removeOnComplete(): Readonly<KeepPolicy> | null {
+    return this.options === null ? null : this.options.removeOnComplete;
+  }
+  get removeOnFail(): Readonly<KeepPolicy> | null {
+    return this.options === null ? null : this.options.removeOnFail;
+  }
+  get dependsOn(): readonly string[] {
+    return this.options === null ? NO_IDS : this.options.dependsOn;
+  }
+  get repeat(): Readonly<Repeat> | null {
+    return this.options === null ? null : this.options.repeat;
+  }
+  get maxStalled(): number | null {
+    return this.options === null ? null : this.options.maxStalled;
+  }
+
+  /** Failed attempts so far (a fail or a stall counts one). */
+  get attempts(): number {
+    return this.run === null ? 0 : this.run.attempts;
+  }
+  set attempts(v: number) {
+    if (this.run !== null || v !== 0) this.ensureRun().attempts = v;
+  }
+  get stalledCount(): number {
+    return this.run === null ? 0 : this.run.stalledCount;
+  }
+  set stalledCount(v: number) {
+    if (this.run !== null || v !== 0) this.ensureRun().stalledCount = v;
+  }
+  get startedAt(): number | null {
+    return this.run === null ? null : this.run.startedAt;
+  }
+  set startedAt(v: number | null) {
+    if (this.run !== null || v !== null) this.ensureRun().startedAt = v;
+  }
+  get finishedAt(): number | null {
+    return this.run === null ? null : this.run.finishedAt;
+  }
+  set finishedAt(v: number | null) {
+    if (this.run !== null || v !== null) this.ensureRun().finishedAt = v;
+  }
+  get progress(): number {
+    return this.run === null ? 0 : this.run.progress;
+  }
+  set progress(v: number) {
+    if (this.run !== null || v !== 0) this.ensureRun().progress = v;
+  }
+  get progressMessage(): string | null {
+    return this.run === null ? null : this.run.progressMessage;
+  }
+  set progressMessage(v: string | null) {
+    if (this.run !== null || v !== null) this.ensureRun().progressMessage = v;
+  }
+  /** JSON text of the ack result. */
+  get result(): string | null {
+    return this.run === null ? null : this.run.result;
+  }
+  set result(v: string | null) {
+    if (this.run !== null || v !== null) this.ensureRun().result = v;
+  }
+  /** Last failure reason. */
+  get error(): string | null {
+    return this.run === null ? null : this.run.error;
+  }
+  set error(v: string | null) {
+    if (this.run !== null || v !== null) this.ensureRun().error = v;
+  }
+  get lockToken(): string | null {
+    return this.run === null ? null : this.run.lockToken;
+  }
+  set lockToken(v: string | null) {
+    if (this.run !== null || v !== null) this.ensureRun().lockToken = v;
+  }
+  get lockOwner(): string | null {
+    return this.run === null ? null : this.run.lockOwner;
+  }
+  set lockOwner(v: string | null) {
+    if (this.run !== null || v !== null) this.ensureRun().lockOwner = v;
+  }
+  get lockExpiresAt(): number | null {
+    return this.run === null ? null : this.run.lockExpiresAt;
+  }
+  set lockExpiresAt(v: number | null) {
+    if (this.run !== null || v !== null) this.ensureRun().lockExpiresAt = v;
+  }
+  /** Newest last, at most constants.jobLogsMax; null until the first log line. */
+  get logs(): string[] | null {
+    return this.run === null ? null : this.run.logs;
+  }
+  set logs(v: string[] | null) {
+    if (this.run !== null || v !== null) this.ensureRun().logs = v;
+  }
+}
