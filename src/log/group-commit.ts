@@ -21,7 +21,7 @@ import { groupCommitBytesMax, recordBytesMax } from '../constants.js';
 import { createWriter, encodeRecordInto } from '../record/codec.js';
 import type { LogRecord, RecordDraft } from '../record/types.js';
 import { LogError, ioError } from './errors.js';
-import { frameHeaderBytes, sealFrame } from './framing.js';
+import { frameHeaderBytes, sealFrames } from './framing.js';
 import { createSegment } from './recovery.js';
 import { syncDir, type Segment } from './segment.js';
 
@@ -204,12 +204,7 @@ export class GroupCommit {
     first: number,
     count: number,
   ): Promise<void> {
-    let frameStart = start;
-    for (let i = first; i < first + count; i++) {
-      const frameEnd = frameEnds[i] as number;
-      sealFrame(bytes, frameStart, frameEnd - frameStart - frameHeaderBytes);
-      frameStart = frameEnd;
-    }
+    sealFrames(bytes, start, frameEnds, first, count);
     const fh = active.writer as FileHandle;
     const chunk = bytes.subarray(start, end);
     const position = active.bytes;
@@ -219,7 +214,7 @@ export class GroupCommit {
     } catch (err) {
       throw ioError('write', active.file, err);
     }
-    frameStart = start;
+    let frameStart = start;
     for (let i = first; i < first + count; i++) {
       const record = records[i] as LogRecord;
       const frameEnd = frameEnds[i] as number;

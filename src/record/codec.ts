@@ -297,25 +297,58 @@ export function decodeRecord(bytes: Uint8Array, start = 0, end = bytes.length): 
   return decodeRecordAt(protobuf.Reader.create(bytes), start, end);
 }
 
-/** Reads only the offset and timestamp of an encoded record (fields 1 and 2, which protobufjs
- *  writes first; absent means 0). Used by recovery and index rebuilds to avoid full decodes. */
+/** Reads only the offset and timestamp of an encoded record (fields 1 and 2, which the encoder
+ *  writes first; absent means 0). Used by recovery and index rebuilds to avoid full decodes:
+ *  plain byte reads, no Reader or other allocation. A malformed varint stops the peek (the
+ *  offset check that follows then fails, or the full decode reports it). */
 export function peekOffsetTimestamp(
   bytes: Uint8Array,
   start: number,
   end: number,
   out: { offset: number; timestamp: number },
 ): void {
-  const reader = protobuf.Reader.create(bytes);
-  reader.pos = start;
-  reader.len = end;
   out.offset = 0;
   out.timestamp = 0;
-  while (reader.pos < end) {
-    const tag = reader.uint32();
-    if (tag === 8) out.offset = readU64(reader);
-    else if (tag === 16) out.timestamp = readU64(reader);
-    else return;
+  let pos = start;
+  while (pos < end) {
+    const tag = bytes[pos] as number;
+    if (tag !== 8 && tag !== 16) return;
+    const value = varintAt(bytes, pos + 1, end);
+    if (value < 0) return;
+    pos = varintEnd;
+    if (tag === 8) out.offset = value;
+    else out.timestamp = value;
   }
+}
+
+/** Where the last successful varintAt ended. */
+let varintEnd = 0;
+
+/** The unsigned varint at bytes[pos] (< 2^53 by our invariants), or -1 if it runs past `end`
+ *  or is longer than 10 bytes; sets varintEnd. Integer math for the first 28 bits. */
+function varintAt(bytes: Uint8Array, pos: number, end: number): number {
+  let value = 0;
+  for (let shift = 0; shift < 28; shift += 7) {
+    if (pos >= end) return -1;
+    const b = bytes[pos++] as number;
+    value |= (b & 0x7f) << shift;
+    if (b < 0x80) {
+      varintEnd = pos;
+      return value;
+    }
+  }
+  let scale = 0x10000000;
+  for (let i = 4; i < 10; i++) {
+    if (pos >= end) return -1;
+    const b = bytes[pos++] as number;
+    value += (b & 0x7f) * scale;
+    if (b < 0x80) {
+      varintEnd = pos;
+      return value;
+    }
+    scale *= 128;
+  }
+  return -1;
 }
 
 const FAIL_OUTCOME_NAMES = ['retry', 'dead'] as const;
