@@ -47,6 +47,8 @@ export interface LoadResult {
   /** CPU seconds (user + system) of this process during the measured part. */
   cpuSeconds: number;
   note: string;
+  /** What the errors were, when there were any (status codes, socket errors, timeouts). */
+  errorDetail: string;
 }
 
 /** A ~100-byte job payload (the `data` object serialises to 101 bytes). */
@@ -100,6 +102,14 @@ function cannon(opts: autocannon.Options): Promise<autocannon.Result> {
   return autocannon(opts);
 }
 
+function cannonErrors(r: autocannon.Result): string {
+  if (r.non2xx + r.errors + r.timeouts === 0) return '';
+  const codes = Object.entries(r.statusCodeStats ?? {})
+    .filter(([code]) => !code.startsWith('2'))
+    .map(([code, { count }]) => `${count}× HTTP ${code}`);
+  return [...codes, `${r.errors} socket errors`, `${r.timeouts} timeouts`].join(', ');
+}
+
 // ---- HTTP via autocannon --------------------------------------------------------------------
 
 async function httpPush(spec: LoadSpec): Promise<LoadResult> {
@@ -122,6 +132,7 @@ async function httpPush(spec: LoadSpec): Promise<LoadResult> {
     p50Ms: r.latency.p50,
     p99Ms: r.latency.p99,
     errors: r.non2xx + r.errors + r.timeouts,
+    errorDetail: cannonErrors(r),
     cpuSeconds: cpu(),
     note: `${r.requests.total} requests (${perRequest} job${perRequest > 1 ? 's' : ''} each), latency per request`,
   };
@@ -190,6 +201,7 @@ async function httpCycle(spec: LoadSpec): Promise<LoadResult> {
     opsPerSec: cycles / r.duration,
     ...samples.percentiles(),
     errors: r.non2xx + r.errors + r.timeouts + badPulls,
+    errorDetail: `${cannonErrors(r)}${badPulls > 0 ? `, ${badPulls} pulls without a job` : ''}`,
     cpuSeconds: cpu(),
     note: `${spec.connections} consumers each push → pull → ack; latency per cycle (push sent → ack answered)`,
   };
@@ -289,6 +301,7 @@ async function wsRun(spec: LoadSpec): Promise<LoadResult> {
       opsPerSec: ops / seconds,
       ...samples.percentiles(),
       errors,
+      errorDetail: errors > 0 ? `${errors} replies with ok:false` : '',
       cpuSeconds: cpu(),
       note: `${spec.connections} sockets × ${spec.pipeline} ${what} in flight; latency per ${spec.workload === 'ws-push' ? 'command' : 'cycle'}`,
     };
@@ -364,6 +377,7 @@ async function sseFanout(spec: LoadSpec): Promise<LoadResult> {
       opsPerSec: events / seconds,
       ...samples.percentiles(),
       errors: Math.max(0, expected - events),
+      errorDetail: expected > events ? `${expected - events} events not received within 0.5 s of the last push` : '',
       cpuSeconds: cpu(),
       note: `${spec.connections} SSE subscribers, ${pushed} pushes at ${spec.ssePushPerSec}/s; ${events}/${expected} events delivered; latency = receipt − record timestamp (ms clock)`,
     };

@@ -117,6 +117,7 @@ export class BenchRun {
         serverCores: serverCpu / result.seconds,
         loadgenCores: result.cpuSeconds / result.seconds,
         errors: result.errors,
+        ...(result.errors > 0 ? { errorDetail: result.errorDetail } : {}),
       };
     } finally {
       await server.stop();

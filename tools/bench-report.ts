@@ -18,6 +18,8 @@ export interface Row {
   /** Load generator CPU seconds / wall seconds. */
   loadgenCores?: number;
   errors?: number;
+  /** What the errors were (status codes, socket errors, timeouts). */
+  errorDetail?: string;
   /** A same-run ratio, e.g. {value: 0.8, text: '0.80× bare fastify'}. */
   ratio?: { text: string; value: number };
   /** An issue target on the ratio: pass when ratio ≥ min. */
@@ -44,6 +46,7 @@ export function versus(competitor: Row, tapeq: Row | undefined, targetMin?: numb
   const value = tapeq.value / competitor.value;
   const out: Row = { ...competitor, ratio: { text: `tapeq = ${value.toFixed(2)}× this`, value } };
   if (targetMin !== undefined) out.target = { text: `tapeq ≥ ${targetMin}× this`, min: targetMin, pass: value >= targetMin };
+  if ((competitor.errors ?? 0) > 0 && out.target) out.target.text += '; this run had errors, its rate counts successes only';
   return out;
 }
 
@@ -70,7 +73,9 @@ export function formatReport(report: ScenarioReport): string {
       );
     }),
   ];
-  if (report.notes.length > 0) lines.push('', ...report.notes.map((n) => `- ${n}`));
+  const errorNotes = report.rows.filter((r) => (r.errors ?? 0) > 0).map((r) => `errors, ${r.subject} (${r.measure}): ${r.errorDetail ?? r.errors}`);
+  const notes = [...report.notes, ...errorNotes];
+  if (notes.length > 0) lines.push('', ...notes.map((n) => `- ${n}`));
   return lines.join('\n');
 }
 
