@@ -12,6 +12,7 @@
 //
 // Skipped unless TAPEQ_LONG=1. TAPEQ_SOAK_MS shortens the run (e.g. to try it out).
 
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
 import { digestOf } from '../../src/broker/digest.js';
@@ -92,9 +93,16 @@ t.test('a 10-minute soak with restarts keeps RSS and loop delay flat', { skip: L
     t.equal(folded.replayDigest, folded.loadedDigest, 'digest(replay from 0) = digest(snapshot + tail)');
   } else {
     const ro = await openReadOnly(join(dataDir, 'log'));
-    const loaded = await loadState({ log: ro, dir: join(dataDir, 'snapshots'), logger: () => undefined, readOnly: true });
-    await ro.close();
-    t.ok(digestOf(loaded.state).length === 64, `retention removed records [0, ${firstOffset}); snapshot + tail loads (${loaded.fromSnapshot})`);
+    const lines: string[] = [];
+    try {
+      const loaded = await loadState({ log: ro, dir: join(dataDir, 'snapshots'), logger: (l) => void lines.push(l), readOnly: true });
+      t.ok(digestOf(loaded.state).length === 64, `retention removed records [0, ${firstOffset}); snapshot + tail loads (${loaded.fromSnapshot})`);
+    } catch (error) {
+      const snapshots = await readdir(join(dataDir, 'snapshots')).catch(() => []);
+      t.fail(`after retention the data dir does not load: ${String(error)}`, { snapshots, lines, segments: ro.segments().map((s) => s.file) });
+    } finally {
+      await ro.close();
+    }
   }
   t.comment(
     `soak: ${Math.round((Date.now() - started) / 1000)} s process lifetimes=${counters.rounds} pushed=${counters.pushed} ws-pushed=${counters.wsPushed} ` +
