@@ -18,7 +18,7 @@
 import { constants as fsConstants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { groupCommitBytesMax, recordBytesMax } from '../constants.js';
-import { createWriter, encodeRecordInto } from '../record/codec.js';
+import { encodeRecordInto, RecordWriter } from '../record/codec.js';
 import type { LogRecord, RecordDraft } from '../record/types.js';
 import { LogError, ioError } from './errors.js';
 import { frameHeaderBytes, sealFrames } from './framing.js';
@@ -55,9 +55,8 @@ interface Waiter {
   reject: (err: LogError) => void;
 }
 
-type Writer = ReturnType<typeof createWriter>;
-
-/** Initial size of a group commit's buffer (grows by doubling past it). */
+/** Smallest initial size of a group commit's buffer; a new round starts at the size the last
+ *  one reached (capped at groupCommitBytesMax), so steady batches do not grow by doubling. */
 const batchBytesInitial = 16 * 1024;
 
 export class GroupCommit {
@@ -66,7 +65,7 @@ export class GroupCommit {
   syncedOffset: number;
   failed: LogError | null = null;
   private closed = false;
-  private writer: Writer = createWriter(batchBytesInitial);
+  private writer = new RecordWriter(batchBytesInitial);
   private frameEnds: number[] = [];
   private records: LogRecord[] = [];
   private waiters: Waiter[] = [];
@@ -131,7 +130,7 @@ export class GroupCommit {
       const d = drafts[i] as RecordDraft;
       const record: LogRecord = { offset: firstOffset + i, timestamp: d.timestamp, actor: d.actor, body: d.body };
       const frameStart = w.pos;
-      w.fixed32(0).fixed32(0);
+      w.skip(frameHeaderBytes);
       encodeRecordInto(record, w);
       const length = w.pos - frameStart - frameHeaderBytes;
       if (length > recordBytesMax) {
@@ -172,7 +171,7 @@ export class GroupCommit {
     const bytes = this.writer.buf;
     const frameEnds = this.frameEnds;
     const records = this.records;
-    this.writer = createWriter(batchBytesInitial);
+    this.writer = new RecordWriter(Math.min(Math.max(batchBytesInitial, this.writer.pos), groupCommitBytesMax));
     this.frameEnds = [];
     this.records = [];
     let first = 0;

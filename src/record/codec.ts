@@ -1,13 +1,16 @@
 // The record codec: LogRecord <-> protobuf bytes (proto/tapeq.proto, message tapeq.v1.Record).
 //
-// The only module that imports protobufjs. The schema is loaded by reflection at module load;
-// protobufjs then generates a specialised encoder/decoder per message type at first use, so
-// there is no generated code to keep in sync with the .proto (see proto/README.md for the
-// measured cost). On top of protobufjs's decoded Message instances we generate, also from the
-// reflected schema, one "plain" mapper per message type that copies every field into an object
-// literal: decoded records are plain objects with every field of the TypeScript type present
-// (absent proto3 `optional` and message fields are `null`, absent repeated fields `[]`), so two
-// decodes of the same bytes are deepEqual and encode∘decode is the identity.
+// The only module that imports protobufjs, and only for the schema (reflection, at module load)
+// and its Reader. From the reflected schema we generate one encoder and one decoder per message
+// type (`new Function`, as protobufjs itself does), so there is no generated file to keep in
+// sync with the .proto (see proto/README.md for the measured cost):
+//   encode  straight into a RecordWriter: one growable Buffer per group commit, varints and
+//           short ASCII strings written by hand, nested lengths back-patched
+//   decode  from a protobufjs Reader straight into object literals: every field of the
+//           TypeScript type present (absent proto3 `optional` and message fields are `null`,
+//           absent repeated fields `[]`), so two decodes of the same bytes are deepEqual and
+//           encode∘decode is the identity
+// The bytes are the ones protobufjs writes (field order, minimal varints, 10-byte negatives).
 //
 // Invariants: 64-bit fields decode as JS numbers (util.Long is disabled before the schema is
 // loaded); every value we store is < 2^53. All functions are synchronous and pure.
@@ -36,7 +39,7 @@ if (bodyOneof === undefined) throw new Error('proto: Record has no oneof body');
 
 type Plain = Record<string, unknown>;
 type Decoder = (r: protobuf.Reader, end: number) => Plain;
-type Encoder = (m: Plain, w: protobuf.Writer) => void;
+type Encoder = (m: Plain, w: RecordWriter) => void;
 
 // Scalar kinds the schema uses: [wire type, Reader/Writer method, proto3 default literal].
 const SCALARS: Record<string, [number, string, string]> = {
@@ -73,30 +76,155 @@ function readU64(r: protobuf.Reader): number {
   throw new RangeError('varint too long');
 }
 
-/** The parts of protobufjs's Writer the uint64 fast path uses (`_reserve` is untyped but public JS). */
-interface RawWriter {
-  buf: Uint8Array;
-  pos: number;
-  _reserve(bytes: number): void;
-}
+/** The output of the generated encoders: protobuf bytes written straight into one growable
+ *  Buffer (a whole group commit's frames share one), varints by hand, short ASCII strings
+ *  without a length pass, nested lengths back-patched (the reserved length byte is widened, and
+ *  the message moved, only when it is 128 bytes or more). Byte-for-byte what protobufjs writes. */
+export class RecordWriter {
+  buf: Buffer;
+  pos = 0;
 
-/** uint64 varint from a JS number without protobufjs's per-call LongBits allocation. */
-function writeU64(w: protobuf.Writer, value: number): void {
-  if (value < 0x100000000) {
-    w.uint32(value);
-    return;
+  constructor(initialBytes = 256) {
+    this.buf = Buffer.allocUnsafe(Math.max(16, initialBytes));
   }
-  const raw = w as unknown as RawWriter;
-  raw._reserve(10);
-  const buf = raw.buf;
-  let pos = raw.pos;
-  let v = value;
-  while (v >= 0x80) {
-    buf[pos++] = (v % 128) | 0x80;
-    v = Math.floor(v / 128);
+
+  /** Makes room for n more bytes (doubling). */
+  reserve(n: number): void {
+    const need = this.pos + n;
+    if (need <= this.buf.length) return;
+    const grown = Buffer.allocUnsafe(Math.max(need, this.buf.length * 2));
+    this.buf.copy(grown, 0, 0, this.pos);
+    this.buf = grown;
   }
-  buf[pos++] = v;
-  raw.pos = pos;
+
+  /** Leaves n bytes (e.g. a frame header filled in later). */
+  skip(n: number): void {
+    this.reserve(n);
+    this.pos += n;
+  }
+
+  uint32(value: number): void {
+    this.reserve(5);
+    const b = this.buf;
+    let p = this.pos;
+    let v = value >>> 0;
+    while (v > 127) {
+      b[p++] = (v & 127) | 128;
+      v >>>= 7;
+    }
+    b[p++] = v;
+    this.pos = p;
+  }
+
+  /** int32 (and enums): negative values take 10 bytes, sign-extended to 64 bits, as protobuf says. */
+  int32(value: number): void {
+    if (value >= 0) {
+      this.uint32(value);
+      return;
+    }
+    this.reserve(10);
+    const b = this.buf;
+    let p = this.pos;
+    let lo = value >>> 0;
+    let hi = 0xffffffff;
+    while (hi !== 0) {
+      b[p++] = (lo & 127) | 128;
+      lo = ((lo >>> 7) | (hi << 25)) >>> 0;
+      hi >>>= 7;
+    }
+    while (lo > 127) {
+      b[p++] = (lo & 127) | 128;
+      lo >>>= 7;
+    }
+    b[p++] = lo;
+    this.pos = p;
+  }
+
+  sint32(value: number): void {
+    this.uint32(((value << 1) ^ (value >> 31)) >>> 0);
+  }
+
+  bool(value: boolean): void {
+    this.uint32(value ? 1 : 0);
+  }
+
+  /** uint64 from a JS number (< 2^53): split into two u32 halves, then integer shifts only. */
+  uint64(value: number): void {
+    if (value < 0x100000000) {
+      this.uint32(value);
+      return;
+    }
+    this.reserve(10);
+    const b = this.buf;
+    let p = this.pos;
+    let lo = value >>> 0;
+    let hi = ((value - lo) / 0x100000000) >>> 0;
+    while (hi !== 0) {
+      b[p++] = (lo & 127) | 128;
+      lo = ((lo >>> 7) | (hi << 25)) >>> 0;
+      hi >>>= 7;
+    }
+    while (lo > 127) {
+      b[p++] = (lo & 127) | 128;
+      lo >>>= 7;
+    }
+    b[p++] = lo;
+    this.pos = p;
+  }
+
+  double(value: number): void {
+    this.reserve(8);
+    this.buf.writeDoubleLE(value, this.pos);
+    this.pos += 8;
+  }
+
+  /** Length-prefixed UTF-8. Strings under 128 chars are tried as ASCII in one pass. */
+  string(value: string): void {
+    const n = value.length;
+    if (n < 128) {
+      this.reserve(1 + n);
+      const b = this.buf;
+      let p = this.pos + 1;
+      let i = 0;
+      for (; i < n; i++) {
+        const c = value.charCodeAt(i);
+        if (c >= 0x80) break;
+        b[p++] = c;
+      }
+      if (i === n) {
+        b[this.pos] = n;
+        this.pos = p;
+        return;
+      }
+    }
+    const length = Buffer.byteLength(value, 'utf8');
+    this.uint32(length);
+    this.reserve(length);
+    this.buf.write(value, this.pos, length, 'utf8');
+    this.pos += length;
+  }
+
+  /** Starts a length-delimited field: reserves one length byte; pass the result to ldelim. */
+  fork(): number {
+    this.reserve(1);
+    return this.pos++;
+  }
+
+  ldelim(at: number): void {
+    const length = this.pos - at - 1;
+    if (length < 128) {
+      this.buf[at] = length;
+      return;
+    }
+    const extra = (length < 16384 ? 2 : length < 2097152 ? 3 : length < 268435456 ? 4 : 5) - 1;
+    this.reserve(extra);
+    this.buf.copy(this.buf, at + 1 + extra, at + 1, this.pos);
+    this.pos += extra;
+    const end = this.pos;
+    this.pos = at;
+    this.uint32(length);
+    this.pos = end;
+  }
 }
 
 /** Length-delimited string. Short ASCII strings (ids, queue names) are built in JS; longer
@@ -147,7 +275,7 @@ function buildCodec(type: protobuf.Type, cache: Map<string, Codec>, typeTag: str
     if (field.resolvedType instanceof protobuf.Type) {
       const n = nested.push(buildCodec(field.resolvedType, cache, null)) - 1;
       const read = `{ const l = r.uint32(); const e = r.pos + l; if (e > end) throw RangeError('message overruns'); const x = n[${n}].decode(r, e); if (r.pos !== e) throw RangeError('bad nested length');`;
-      const write = (x: string): string => `{ w.uint32(${tagOf(2)}).fork(); n[${n}].encode(${x}, w); w.ldelim(); }`;
+      const write = (x: string): string => `{ w.uint32(${tagOf(2)}); const at = w.fork(); n[${n}].encode(${x}, w); w.ldelim(at); }`;
       if (field.repeated) {
         decls.push(`const ${v} = [];`);
         cases.push(`case ${field.id}: if ((t & 7) !== 2) break; ${read} ${v}.push(x); continue; }`);
@@ -181,14 +309,14 @@ function buildCodec(type: protobuf.Type, cache: Map<string, Codec>, typeTag: str
   const encodeSrc = `return function (m, w) { ${encs.join('\n')} }`;
   const codec: Codec = {
     decode: new Function('n', 'u64', 'str', decodeSrc)(nested, readU64, readString) as Decoder,
-    encode: new Function('n', 'wu64', encodeSrc)(nested, writeU64) as Encoder,
+    encode: new Function('n', encodeSrc)(nested) as Encoder,
   };
   cache.set(key, codec);
   return codec;
 }
 
 function writeCall(method: string, tag: number, value: string): string {
-  return method === 'uint64' ? `(w.uint32(${tag}), wu64(w, ${value}))` : `w.uint32(${tag}).${method}(${value})`;
+  return `(w.uint32(${tag}), w.${method}(${value}))`;
 }
 
 function readCall(method: string): string {
@@ -216,33 +344,33 @@ for (const [name, id] of [['offset', 1], ['timestamp', 2], ['actor', 3]] as cons
 export const PROTO_BODY_TYPES: readonly string[] = bodyOneof.oneof.slice();
 
 /** Appends the protobuf bytes of `r` to writer `w` (lets a batch share one buffer). */
-export function encodeRecordInto(r: LogRecord, w: protobuf.Writer): void {
-  if (r.offset !== 0) writeU64(w.uint32(8), r.offset);
-  if (r.timestamp !== 0) writeU64(w.uint32(16), r.timestamp);
+export function encodeRecordInto(r: LogRecord, w: RecordWriter): void {
+  if (r.offset !== 0) {
+    w.uint32(8);
+    w.uint64(r.offset);
+  }
+  if (r.timestamp !== 0) {
+    w.uint32(16);
+    w.uint64(r.timestamp);
+  }
   if (r.actor !== null) {
-    w.uint32(26).fork();
+    w.uint32(26);
+    const at = w.fork();
     actorCodec.encode(r.actor as unknown as Plain, w);
-    w.ldelim();
+    w.ldelim(at);
   }
   const body = bodyCodecs.get(r.body.type);
   if (body === undefined) throw new Error(`unknown record type ${r.body.type}`);
-  w.uint32(body.tag).fork();
+  w.uint32(body.tag);
+  const at = w.fork();
   body.codec.encode(r.body as unknown as Plain, w);
-  w.ldelim();
-}
-
-/** A fresh protobuf writer (for encodeRecordInto) with room for `initialBytes`, so a batch
- *  buffer does not grow by doubling from 128 bytes. */
-export function createWriter(initialBytes = 0): protobuf.Writer {
-  const w = protobuf.Writer.create();
-  if (initialBytes > 0) (w as unknown as RawWriter)._reserve(initialBytes);
-  return w;
+  w.ldelim(at);
 }
 
 export function encodeRecord(r: LogRecord): Uint8Array {
-  const w = protobuf.Writer.create();
+  const w = new RecordWriter();
   encodeRecordInto(r, w);
-  return w.finish();
+  return new Uint8Array(w.buf.subarray(0, w.pos));
 }
 
 export class RecordDecodeError extends Error {

@@ -1,3 +1,5 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import t from 'tap';
 import { recordBytesMax } from '../../src/constants.js';
 import { RECORD_TYPES } from '../../src/record/types.js';
@@ -78,4 +80,15 @@ t.test('read-only-open-refuses-appends-and-missing-dir', async (t) => {
   t.strictSame(await readAll(ro.log), range(0, 5));
   await ro.log.close();
   await t.rejects(openLog({ dir: `${dir}/nope`, readOnly: true }), { code: 'LOG_NOT_FOUND' });
+});
+
+t.test('frame-on-disk-is-the-worked-example-of-the-format-doc', async (t) => {
+  const dir = await tempDir(t);
+  const { log } = await openLog({ dir });
+  const filler = { timestamp: 1, actor: null, body: { type: 'queueResumed', queue: 'q' } } as const;
+  await log.append([filler, filler, filler, filler, filler]).durable;
+  await log.append([{ timestamp: 1_700_000_000_000, actor: null, body: { type: 'queuePaused', queue: 'emails' } }]).durable;
+  const file = (await readFile(join(dir, '00000000000000000000.log'))).toString('hex');
+  await log.close();
+  t.equal(file.slice(-56), '14000000' + '6d6ab6ea' + '0805' + '1080d095ffbc31' + 'ba0108' + '0a06656d61696c73');
 });

@@ -85,3 +85,18 @@ t.test('non-ascii-strings-short-and-long-round-trip', async (t) => {
     t.strictSame(decodeRecord(encodeRecord(r)), r, message.slice(0, 10));
   }
 });
+
+t.test('encoding-is-the-worked-example-of-the-format-doc', async (t) => {
+  const r = { offset: 5, timestamp: 1_700_000_000_000, actor: null, body: { type: 'queuePaused', queue: 'emails' } } as LogRecord;
+  t.equal(Buffer.from(encodeRecord(r)).toString('hex'), '0805' + '1080d095ffbc31' + 'ba0108' + '0a06656d61696c73');
+});
+
+t.test('nested-messages-of-128-bytes-and-more-get-a-wider-length-and-round-trip', async (t) => {
+  for (const dataBytes of [60, 100, 127, 128, 200, 16_500]) {
+    const r = sampleRecord('pushed');
+    if (r.body.type !== 'pushed') throw new Error('sample');
+    r.body.job.data = 'x'.repeat(dataBytes);
+    const bytes = encodeRecord(r);
+    t.strictSame(decodeRecord(bytes), r, `data of ${dataBytes} bytes`);
+  }
+});
