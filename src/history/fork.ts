@@ -26,8 +26,8 @@ import { readFully } from '../log/frame-cursor.js';
 import { frameHeaderBytes, readU32 } from '../log/framing.js';
 import { syncDir } from '../log/segment.js';
 import { encodeSegmentHeader, newLogId, segmentHeaderBytes } from '../log/segment-header.js';
-import { writeSnapshot } from '../snapshot/store.js';
-import { exportState, type State } from '../state/index.js';
+import { writeStateSnapshot } from '../snapshot/store.js';
+import type { State } from '../state/index.js';
 import { dataPathsOf } from './state-at.js';
 
 
@@ -126,7 +126,7 @@ export async function writeFork(log: Log, state: State, until: number, out: stri
   const segments = planSegments(log.segments(), until);
   for (const plan of segments) await copySegment(log.dir, paths.logDir, plan, logId);
   await syncDir(paths.logDir);
-  const snapshot = await writeSnapshot(paths.snapshotsDir, exportState(state));
+  const snapshot = await writeStateSnapshot(paths.snapshotsDir, state);
   await syncDir(building);
   if ((await stat(out).catch(() => null)) !== null) await rmdir(out);
   await rename(building, out);

@@ -1,4 +1,5 @@
-// Avro codec for the snapshot payload: StateImage ⇄ bytes. The only module that imports avsc.
+// Avro codec for snapshot payloads: StateImage ⇄ bytes (file format 1), and the head and job
+// blocks of file format 2 (format-v2.ts, schema-v2.json). The only module that imports avsc.
 //
 // Versioning. Every payload schema ever written is kept as `schema-v<N>.json` and registered in
 // `schemas` below; the file header (format.ts) stores which N wrote the payload. Decoding reads
@@ -22,8 +23,11 @@
 
 import type { Duplex } from 'node:stream';
 import avro from 'avsc';
-import type { StateImage } from '../state/image.js';
+import type { JobState } from '../record/types.js';
+import type { StatsImage, StateImage, WorkerImage } from '../state/image.js';
+import type { JobOptions, JobRun } from '../state/index.js';
 import schemaV1 from './schema-v1.json' with { type: 'json' };
+import schemaV2 from './schema-v2.json' with { type: 'json' };
 
 /** One payload schema ever written, and how its decoded images become the next version's. */
 export interface SchemaVersion {
@@ -148,6 +152,81 @@ export function encodeImage(image: StateImage): Buffer {
 
 export function decodeImage(payload: Buffer, schemaVersion: number = schemaVersionCurrent): StateImage {
   return codec.decodeImage(payload, schemaVersion);
+}
+
+/** File format 2 (format-v2.ts): the section after the header. */
+export interface SnapshotHead {
+  offset: number;
+  timestamp: number;
+  jobCount: number;
+  queues: QueueHead[];
+  workers: WorkerImage[];
+  stats: StatsImage;
+}
+
+/** A queue's counts of job rows, which follow in this order: waiting, completed, failed. */
+export interface QueueHead {
+  name: string;
+  paused: boolean;
+  waitingCount: number;
+  completedCount: number;
+  failedCount: number;
+}
+
+/** File format 2: one job, with the Job's own layout (options and run are null when default). */
+export interface JobRow {
+  id: string;
+  /** Index into SnapshotHead.queues. */
+  queue: number;
+  /** null: the default job name. */
+  name: string | null;
+  data: string;
+  priority: number;
+  createdAt: number;
+  runAt: number;
+  state: JobState;
+  seq: number;
+  pendingDeps: readonly string[];
+  options: JobOptions | null;
+  run: JobRun | null;
+}
+
+const headType = compile(schemaV2.head);
+const rowsType = compile(schemaV2.jobs);
+/** Schema version of file format 2's head and job rows (schema-v2.json). */
+export const rowsSchemaVersion = 2;
+
+function encodeWith(type: avro.Type, value: unknown, what: string): Buffer {
+  try {
+    return type.toBuffer(value);
+  } catch (err) {
+    throw new SnapshotCodecError(`${what} does not fit snapshot schema v${rowsSchemaVersion}: ${String(err)}`, { cause: err });
+  }
+}
+
+function decodeWith(type: avro.Type, bytes: Buffer, what: string): unknown {
+  try {
+    return type.fromBuffer(bytes);
+  } catch (err) {
+    throw new SnapshotCodecError(`${what} does not decode with schema v${rowsSchemaVersion}: ${String(err)}`, { cause: err });
+  }
+}
+
+export function encodeHead(head: SnapshotHead): Buffer {
+  return encodeWith(headType, head, 'snapshot head');
+}
+
+export function decodeHead(bytes: Buffer): SnapshotHead {
+  return decodeWith(headType, bytes, 'snapshot head') as SnapshotHead;
+}
+
+/** One block of job rows; rows decode into plain objects whose options/run are usable as is. */
+export function encodeRows(rows: readonly JobRow[]): Buffer {
+  return encodeWith(rowsType, rows, 'job block');
+}
+
+export function decodeRows(bytes: Buffer): JobRow[] {
+  return decodeWith(rowsType, bytes, 'job block') as JobRow[];
 }
 
 /**

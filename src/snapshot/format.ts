@@ -1,16 +1,17 @@
-// The snapshot file format: a fixed 48-byte header, then the Avro payload (codec.ts).
+// The snapshot file header (both formats) and file format 1: a fixed 48-byte header, then one
+// Avro StateImage payload (codec.ts). File format 2 (head + job blocks) is in format-v2.ts.
 //
 //   snapshot-<covered offset, 20 digits, zero-padded>.snap
 //
 //   byte  width  field
 //   ────  ─────  ───────────────────────────────────────────────────────────────────────────
 //      0      8  magic            "TAPEQSNP" (ASCII)
-//      8      4  formatVersion    u32 LE = 1 (this header layout)
+//      8      4  formatVersion    u32 LE = 1, or 2 for format-v2.ts (same header, other payload)
 //     12      4  schemaVersion    u32 LE   Avro schema the payload was written with (codec.ts)
 //     16      8  offset           u64 LE   records [0, offset) are folded in; = image.offset
 //     24      8  timestamp        u64 LE   timestamp of record offset-1 (0 for an empty log)
 //     32      8  payloadBytes     u64 LE   file size is exactly 48 + payloadBytes
-//     40      4  payloadChecksum  u32 LE   xxh32 (seed checksumSeed) of payload bytes
+//     40      4  payloadChecksum  u32 LE   xxh32 (seed checksumSeed) of payload bytes (format 2: of its head)
 //     44      4  headerChecksum   u32 LE   xxh32 (seed checksumSeed) of header bytes [0, 44)
 //     48      …  payload          Avro binary of StateImage under schemaVersion
 //
@@ -28,10 +29,15 @@
 
 import { checksum32 } from '../log/checksum.js';
 import type { StateImage } from '../state/image.js';
+import { exportState, importState, type State } from '../state/index.js';
 import { decodeImage, encodeImage, schemaVersionCurrent } from './codec.js';
+import { decodeStateFile, verifySections } from './format-v2.js';
 
 export const snapshotMagic = Buffer.from('TAPEQSNP', 'latin1');
+/** Format 1: one Avro StateImage payload (written for StateImages: writeSnapshot). */
 export const snapshotFormatVersion = 1;
+/** Format 2: head + checksummed job blocks (format-v2.ts; written for States: writeStateSnapshot). */
+export const snapshotFormatVersionBlocks = 2;
 export const snapshotHeaderBytes = 48;
 
 export interface SnapshotHeader {
@@ -50,18 +56,31 @@ export class SnapshotCorruptError extends Error {
   }
 }
 
-/** The whole file, header first. */
-export function encodeSnapshot(image: StateImage): Buffer {
-  const payload = encodeImage(image);
+/** The 48-byte header; `payloadChecksum` is computed by the caller (format 1: whole payload). */
+export function writeHeader(h: SnapshotHeader & { payloadChecksum: number }): Buffer {
   const header = Buffer.alloc(snapshotHeaderBytes);
   snapshotMagic.copy(header, 0);
-  header.writeUInt32LE(snapshotFormatVersion, 8);
-  header.writeUInt32LE(schemaVersionCurrent, 12);
-  header.writeBigUInt64LE(BigInt(image.offset), 16);
-  header.writeBigUInt64LE(BigInt(image.timestamp), 24);
-  header.writeBigUInt64LE(BigInt(payload.length), 32);
-  header.writeUInt32LE(checksum32(payload, 0, payload.length), 40);
+  header.writeUInt32LE(h.formatVersion, 8);
+  header.writeUInt32LE(h.schemaVersion, 12);
+  header.writeBigUInt64LE(BigInt(h.offset), 16);
+  header.writeBigUInt64LE(BigInt(h.timestamp), 24);
+  header.writeBigUInt64LE(BigInt(h.payloadBytes), 32);
+  header.writeUInt32LE(h.payloadChecksum, 40);
   header.writeUInt32LE(checksum32(header, 0, 44), 44);
+  return header;
+}
+
+/** A whole format-1 file, header first. */
+export function encodeSnapshot(image: StateImage): Buffer {
+  const payload = encodeImage(image);
+  const header = writeHeader({
+    formatVersion: snapshotFormatVersion,
+    schemaVersion: schemaVersionCurrent,
+    offset: image.offset,
+    timestamp: image.timestamp,
+    payloadBytes: payload.length,
+    payloadChecksum: checksum32(payload, 0, payload.length),
+  });
   return Buffer.concat([header, payload]);
 }
 
@@ -83,8 +102,10 @@ export function decodeHeader(file: Buffer): SnapshotHeader {
   const actual = checksum32(file, 0, 44);
   if (stored !== actual) throw new SnapshotCorruptError(`header checksum mismatch (stored ${stored}, computed ${actual})`);
   const formatVersion = file.readUInt32LE(8);
-  if (formatVersion !== snapshotFormatVersion) {
-    throw new SnapshotCorruptError(`format version ${formatVersion} is not supported (expected ${snapshotFormatVersion})`);
+  if (formatVersion !== snapshotFormatVersion && formatVersion !== snapshotFormatVersionBlocks) {
+    throw new SnapshotCorruptError(
+      `format version ${formatVersion} is not supported (expected ${snapshotFormatVersion} or ${snapshotFormatVersionBlocks})`,
+    );
   }
   const header: SnapshotHeader = {
     formatVersion,
@@ -104,14 +125,32 @@ export function decodeHeader(file: Buffer): SnapshotHeader {
 /** Header and payload checks without decoding (cheap enough for retention's bookkeeping). */
 export function verifySnapshot(file: Buffer): SnapshotHeader {
   const header = decodeHeader(file);
+  if (header.formatVersion === snapshotFormatVersionBlocks) {
+    verifySections(file);
+    return header;
+  }
   const stored = file.readUInt32LE(40);
   const actual = checksum32(file, snapshotHeaderBytes, file.length);
   if (stored !== actual) throw new SnapshotCorruptError(`payload checksum mismatch (stored ${stored}, computed ${actual})`);
   return header;
 }
 
+/** Verifies and decodes a file of either format into a State. */
+export function decodeSnapshotState(file: Buffer): { header: SnapshotHeader; state: State } {
+  const header = decodeHeader(file);
+  if (header.formatVersion === snapshotFormatVersionBlocks) return { header, state: decodeStateFile(file, header) };
+  const { image } = decodeSnapshot(file);
+  try {
+    return { header, state: importState(image) };
+  } catch (err) {
+    throw new SnapshotCorruptError(err instanceof Error ? err.message : String(err), { cause: err });
+  }
+}
+
+/** Verifies and decodes a file of either format into a StateImage (format 2: via its State). */
 export function decodeSnapshot(file: Buffer): { header: SnapshotHeader; image: StateImage } {
   const header = verifySnapshot(file);
+  if (header.formatVersion === snapshotFormatVersionBlocks) return { header, image: exportState(decodeStateFile(file, header)) };
   let image: StateImage;
   try {
     image = decodeImage(file.subarray(snapshotHeaderBytes), header.schemaVersion);

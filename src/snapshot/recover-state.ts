@@ -15,8 +15,8 @@
 
 import { performance } from 'node:perf_hooks';
 import type { LogRecord } from '../record/types.js';
-import { apply, createState, importState, type State } from '../state/index.js';
-import { listSnapshots, loadNewestSnapshot, type Logger } from './store.js';
+import { apply, createState, type State } from '../state/index.js';
+import { listSnapshots, loadNewestState, type Logger } from './store.js';
 
 /** What loading needs from the log (the real Log satisfies it). */
 export interface LogView {
@@ -105,7 +105,7 @@ export async function loadState(options: LoadStateOptions): Promise<LoadedState>
   const found =
     end < log.firstOffset
       ? null
-      : await loadNewestSnapshot(dir, logger, {
+      : await loadNewestState(dir, logger, {
           maxOffset: end,
           minOffset: log.firstOffset,
           ...(options.readOnly === true ? { readOnly: true } : {}),
@@ -117,8 +117,8 @@ export async function loadState(options: LoadStateOptions): Promise<LoadedState>
         `(archive directory or backup) or a snapshot at offset ≥ ${log.firstOffset} and ≤ ${end}`,
     );
   }
-  const start = found?.image.offset ?? 0;
-  const state = found === null ? createState() : importState(found.image);
+  const state = found?.state ?? createState();
+  const start = state.offset;
   const replayed = await fold(state, log, start, end);
   return { state, fromSnapshot: found?.file ?? null, replayed, offset: end, ms: Math.round(performance.now() - started) };
 }

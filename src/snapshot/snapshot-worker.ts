@@ -13,9 +13,8 @@
 
 import { parentPort, workerData } from 'node:worker_threads';
 import { Log } from '../log/log.js';
-import { exportState } from '../state/index.js';
 import { loadState } from './recover-state.js';
-import { writeSnapshot } from './store.js';
+import { writeStateSnapshot } from './store.js';
 
 export interface SnapshotJob {
   snapshotsDir: string;
@@ -45,7 +44,7 @@ async function run(job: SnapshotJob, post: (message: WorkerMessage) => void): Pr
     }
     const loaded = await loadState({ log, dir: job.snapshotsDir, logger, until: job.upTo, readOnly: true });
     const fresh = loaded.fromSnapshot === null || loaded.replayed > 0;
-    const file = fresh ? await writeSnapshot(job.snapshotsDir, exportState(loaded.state), { kept: job.kept }) : null;
+    const file = fresh ? await writeStateSnapshot(job.snapshotsDir, loaded.state, { kept: job.kept }) : null;
     return { file, fromSnapshot: loaded.fromSnapshot, replayed: loaded.replayed, ms: Math.round(performance.now() - started) };
   } finally {
     await log.close();

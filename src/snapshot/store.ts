@@ -11,12 +11,14 @@
 // tried. Concurrency: one writer per directory (the Snapshotter guarantees it); readers may run
 // beside the writer because a snapshot appears only by rename.
 
-import { open, readdir, readFile, rename, rm, mkdir } from 'node:fs/promises';
+import { open, readdir, readFile, rename, rm, mkdir, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { initChecksum } from '../log/checksum.js';
 import { snapshotsKept } from '../constants.js';
 import type { StateImage } from '../state/image.js';
-import { decodeSnapshot, encodeSnapshot, SnapshotCorruptError, verifySnapshot } from './format.js';
+import type { State } from '../state/index.js';
+import { decodeSnapshot, decodeSnapshotState, encodeSnapshot, SnapshotCorruptError, verifySnapshot } from './format.js';
+import { writeStateFile } from './format-v2.js';
 
 export type Logger = (line: string) => void;
 
@@ -56,32 +58,44 @@ async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
-async function writeDurably(path: string, bytes: Buffer): Promise<void> {
-  const handle = await open(path, 'w', 0o644);
-  try {
-    await handle.writeFile(bytes);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
-
 export interface WriteOptions {
   /** Valid snapshots to keep, the new one included (default constants.snapshotsKept). */
   kept?: number;
 }
 
-/** Writes `image` atomically and durably, then prunes; resolves with the new file's path. */
+/** Writes `image` (file format 1) atomically and durably, then prunes; resolves with the path. */
 export async function writeSnapshot(dir: string, image: StateImage, options: WriteOptions = {}): Promise<string> {
   await initChecksum();
   const bytes = encodeSnapshot(image);
+  return writeAtomically(dir, image.offset, options, (handle) => handle.writeFile(bytes));
+}
+
+/** Writes `state` (file format 2, block by block: no whole-file buffer) atomically and durably,
+ *  then prunes; resolves with the path. `state` must not change until this resolves. */
+export async function writeStateSnapshot(dir: string, state: State, options: WriteOptions = {}): Promise<string> {
+  await initChecksum();
+  return writeAtomically(dir, state.offset, options, (handle) => writeStateFile(handle, state));
+}
+
+async function writeAtomically(
+  dir: string,
+  offset: number,
+  options: WriteOptions,
+  write: (handle: FileHandle) => Promise<void>,
+): Promise<string> {
   await mkdir(dir, { recursive: true });
-  const file = join(dir, snapshotFileName(image.offset));
+  const file = join(dir, snapshotFileName(offset));
   const tmp = file + tmpSuffix;
-  await writeDurably(tmp, bytes);
+  const handle = await open(tmp, 'w', 0o644);
+  try {
+    await write(handle);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
   await rename(tmp, file);
   await fsyncDir(dir);
-  await prune(dir, options.kept ?? snapshotsKept);
+  await prune(dir, options.kept ?? snapshotsKept, file);
   return file;
 }
 
@@ -95,15 +109,16 @@ async function isValid(entry: SnapshotEntry): Promise<boolean> {
   }
 }
 
-/** Deletes every snapshot older than the oldest of the newest `kept` valid ones. */
-async function prune(dir: string, kept: number): Promise<void> {
+/** Deletes every snapshot older than the oldest of the newest `kept` valid ones. `written` was
+ *  just written from memory and synced, so it counts as valid without being read back. */
+async function prune(dir: string, kept: number, written: string): Promise<void> {
   if (kept < 1) throw new Error(`snapshotsKept must be ≥ 1, got ${kept}`);
   const entries = await listSnapshots(dir);
   let valid = 0;
   let cut = entries.length;
   for (let i = 0; i < entries.length && valid < kept; i++) {
     const entry = entries[i] as SnapshotEntry;
-    if (await isValid(entry)) {
+    if (entry.file === written || (await isValid(entry))) {
       valid++;
       cut = i + 1;
     }
@@ -142,23 +157,54 @@ export async function readSnapshot(entry: SnapshotEntry): Promise<StateImage> {
   return image;
 }
 
-/** The newest snapshot that verifies and decodes, or null (the caller replays from offset 0). */
-export async function loadNewestSnapshot(
+/** Reads, verifies and decodes one snapshot file straight into a State. */
+export async function readSnapshotState(entry: SnapshotEntry): Promise<State> {
+  await initChecksum();
+  const { header, state } = decodeSnapshotState(await readFile(entry.file));
+  if (header.offset !== entry.offset) {
+    throw new SnapshotCorruptError(`file name says offset ${entry.offset} but the header says ${header.offset}`);
+  }
+  return state;
+}
+
+/** The first snapshot, newest first, that `read` accepts; each refusal is logged. */
+async function loadNewest<T>(
   dir: string,
   logger: Logger,
-  options: LoadOptions = {},
-): Promise<{ image: StateImage; file: string } | null> {
+  options: LoadOptions,
+  read: (entry: SnapshotEntry) => Promise<T>,
+): Promise<{ value: T; file: string } | null> {
   if (options.readOnly !== true) await removeLeftovers(dir, logger);
   const maxOffset = options.maxOffset ?? Number.POSITIVE_INFINITY;
   for (const entry of await listSnapshots(dir)) {
     if (entry.offset > maxOffset) continue;
     if (entry.offset < (options.minOffset ?? 0)) break;
     try {
-      return { image: await readSnapshot(entry), file: entry.file };
+      return { value: await read(entry), file: entry.file };
     } catch (err) {
       const why = err instanceof Error ? err.message : String(err);
       logger(`snapshot ${entry.file} is unusable: ${why}; trying older`);
     }
   }
   return null;
+}
+
+/** The newest snapshot that verifies and decodes, as an image, or null. */
+export async function loadNewestSnapshot(
+  dir: string,
+  logger: Logger,
+  options: LoadOptions = {},
+): Promise<{ image: StateImage; file: string } | null> {
+  const found = await loadNewest(dir, logger, options, readSnapshot);
+  return found === null ? null : { image: found.value, file: found.file };
+}
+
+/** The newest snapshot that verifies and decodes, as a State, or null (replay from offset 0). */
+export async function loadNewestState(
+  dir: string,
+  logger: Logger,
+  options: LoadOptions = {},
+): Promise<{ state: State; file: string } | null> {
+  const found = await loadNewest(dir, logger, options, readSnapshotState);
+  return found === null ? null : { state: found.value, file: found.file };
 }

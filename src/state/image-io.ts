@@ -6,7 +6,14 @@
 
 import { jobNameDefault } from '../constants.js';
 import { JobState } from '../record/types.js';
-import { stateImageVersion, type JobImage, type QueueImage, type StateImage } from './image.js';
+import {
+  stateImageVersion,
+  type JobImage,
+  type QueueImage,
+  type StateImage,
+  type StatsImage,
+  type WorkerImage,
+} from './image.js';
 import {
   claimKey,
   createState,
@@ -16,6 +23,7 @@ import {
   NO_IDS,
   queueFor,
   sharedOptions,
+  type QueueState,
   type State,
 } from './state.js';
 import { waitInsert, waitIterate } from './waitlist.js';
@@ -167,6 +175,50 @@ export function importState(image: StateImage): State {
     seconds: st.seconds.map((b) => ({ ...b })),
   };
   return state;
+}
+
+/** An empty state to restore into (file format 2 of snapshots): jobs follow with restoreJob. */
+export function restoreState(offset: number, timestamp: number, workers: readonly WorkerImage[], stats: StatsImage): State {
+  const state = createState();
+  state.offset = offset;
+  state.timestamp = timestamp;
+  for (const w of workers) state.workers.set(w.queue, w.config);
+  state.stats = { ...stats, seconds: stats.seconds.map((b) => ({ ...b })) };
+  return state;
+}
+
+/** The queue `name` of a state being restored. */
+export function restoreQueue(state: State, name: string, paused: boolean): QueueState {
+  const queue = queueFor(state, name);
+  queue.paused = paused;
+  return queue;
+}
+
+/**
+ * Adds a job to a state being restored and indexes it. Jobs of one queue's waiting, completed and
+ * failed containers must come in container order (pull order, oldest first); `job.queue` must be
+ * that queue's own name string (restoreQueue(...).name).
+ */
+export function restoreJob(state: State, job: Job): void {
+  const count = state.jobs.size;
+  state.jobs.set(job.id, job);
+  if (state.jobs.size === count) throw new Error(`restoreJob: duplicate job ${job.id}`);
+  const queue = queueFor(state, job.queue);
+  switch (job.state) {
+    case JobState.WAITING:
+      waitInsert(queue.waiting, job, false);
+      break;
+    case JobState.COMPLETED:
+      queue.completed.add(job);
+      break;
+    case JobState.FAILED:
+      queue.failed.add(job);
+      break;
+    default:
+      placeRest(state, job);
+      return;
+  }
+  if (isLive(job.state)) claimKey(state, job);
 }
 
 function lookup(state: State, id: string, expected: JobState): Job {

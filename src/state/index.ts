@@ -2,6 +2,19 @@
 
 export { apply, stalledFailureText } from './apply.js';
 export { stateDigest } from './digest.js';
-export { exportJob, exportState, importState } from './image-io.js';
-export { createState, jobCount, queueFor, sortBySeq, uniqueHolder, type Job, type QueueState, type State } from './state.js';
+export { exportJob, exportState, importState, restoreJob, restoreQueue, restoreState } from './image-io.js';
+export {
+  createState,
+  internOptions,
+  Job,
+  jobCount,
+  NO_IDS,
+  queueFor,
+  sortBySeq,
+  uniqueHolder,
+  type JobOptions,
+  type JobRun,
+  type QueueState,
+  type State,
+} from './state.js';
 export { waitHead, waitIterate } from './waitlist.js';

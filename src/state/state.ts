@@ -246,7 +246,11 @@ export function sortBySeq(jobs: Iterable<Job>): Job[] {
 /** The options for a new job of `queue`: null for defaults, else shared with the previous job's
  *  when equal (a bulk of jobs pushed with the same options holds one copy). */
 export function sharedOptions(queue: QueueState, spec: OptionFields): JobOptions | null {
-  const options = optionsOf(spec);
+  return internOptions(queue, optionsOf(spec));
+}
+
+/** `options`, or the equal options of the queue's previous job with options (then shared). */
+export function internOptions(queue: QueueState, options: JobOptions | null): JobOptions | null {
   if (options === null) return null;
   const last = queue.lastOptions;
   if (last !== null && sameOptions(last, options)) return last;

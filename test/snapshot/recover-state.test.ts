@@ -3,9 +3,9 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Log } from '../../src/log/log.js';
-import { exportState } from '../../src/state/index.js';
+import { exportState, type State } from '../../src/state/index.js';
 import { loadState } from '../../src/snapshot/recover-state.js';
-import { writeSnapshot } from '../../src/snapshot/store.js';
+import { writeSnapshot, writeStateSnapshot } from '../../src/snapshot/store.js';
 import { manualClock, replayLog, startBroker } from '../fixtures/broker.js';
 import { digestOf, prng, runWorkload } from './workload.js';
 
@@ -17,7 +17,12 @@ function collect(): { lines: string[]; logger: (line: string) => void } {
   return { lines, logger: (line) => lines.push(line) };
 }
 
-t.test('snapshot-plus-tail-equals-full-replay', async (t) => {
+const writers: Array<[string, (dir: string, state: State) => Promise<string>]> = [
+  ['format-1-image', (dir, state) => writeSnapshot(dir, exportState(state))],
+  ['format-2-blocks', (dir, state) => writeStateSnapshot(dir, state)],
+];
+
+for (const [format, write] of writers) t.test(`snapshot-plus-tail-equals-full-replay-${format}`, async (t) => {
   const clock = manualClock();
   const f = await startBroker({ start: false, clock: clock.now, segmentBytes: 16 * 1024 });
   t.teardown(() => f.cleanup());
@@ -31,7 +36,7 @@ t.test('snapshot-plus-tail-equals-full-replay', async (t) => {
   t.equal(mid.fromSnapshot, null, 'no snapshot yet: full replay');
   t.equal(mid.replayed, f.log.durableOffset);
   t.equal(digestOf(mid.state), digestOf(f.broker.state), 'full replay = live state');
-  const file = await writeSnapshot(snapshots, exportState(mid.state));
+  const file = await write(snapshots, mid.state);
 
   await runWorkload(f.broker, 600, random, clock.advance);
   const end = f.log.durableOffset;

@@ -3,7 +3,16 @@ import { mkdtemp, readdir, readFile, rm, stat, truncate, writeFile } from 'node:
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { snapshotHeaderBytes } from '../../src/snapshot/format.js';
-import { listSnapshots, loadNewestSnapshot, snapshotFileName, writeSnapshot } from '../../src/snapshot/store.js';
+import { BackoffType, FailOutcome, JobState, type JobSpec, type RecordBody } from '../../src/record/types.js';
+import {
+  listSnapshots,
+  loadNewestSnapshot,
+  loadNewestState,
+  snapshotFileName,
+  writeSnapshot,
+  writeStateSnapshot,
+} from '../../src/snapshot/store.js';
+import { apply, createState, exportState, type State } from '../../src/state/index.js';
 import { emptyImage, fullImage } from './images.js';
 
 async function tempDir(t: Test): Promise<string> {
@@ -121,4 +130,65 @@ t.test('max-offset-picks-the-newest-at-or-below', async (t) => {
   t.equal((await loadNewestSnapshot(dir, logger, { maxOffset: 19 }))?.image.offset, 10);
   t.equal((await loadNewestSnapshot(dir, logger, { maxOffset: 20 }))?.image.offset, 20);
   t.equal(await loadNewestSnapshot(dir, logger, { maxOffset: 9 }), null);
+});
+
+/** A state with every container in use: waiting (with priorities and options), delayed, active,
+ *  waiting for children, completed, failed, a paused queue and a worker registration. */
+function mixedState(): State {
+  const state = createState();
+  const spec = (id: string, queue: string, over: Partial<JobSpec> = {}): JobSpec => ({
+    id, queue, name: 'default', data: `{"id":"${id}"}`, priority: 0, runAt: 1000, maxAttempts: 3, backoff: 1000,
+    backoffType: BackoffType.EXPONENTIAL, ttl: null, timeout: null, uniqueKey: '', customId: false, tags: [],
+    groupId: '', lifo: false, removeOnComplete: null, removeOnFail: null, dependsOn: [], repeat: null, maxStalled: null,
+    ...over,
+  });
+  const bodies: RecordBody[] = [
+    { type: 'pushed', job: spec('a', 'q1'), state: JobState.WAITING, pendingDeps: [] },
+    { type: 'pushed', job: spec('b', 'q1', { priority: 5, name: 'named', tags: ['t'], ttl: 9_000 }), state: JobState.WAITING, pendingDeps: [] },
+    { type: 'pushed', job: spec('c', 'q1', { uniqueKey: 'k' }), state: JobState.WAITING, pendingDeps: [] },
+    { type: 'pushed', job: spec('d', 'q2', { runAt: 99_000 }), state: JobState.DELAYED, pendingDeps: [] },
+    { type: 'pushed', job: spec('e', 'q2', { dependsOn: ['a'] }), state: JobState.WAITING_CHILDREN, pendingDeps: ['a'] },
+    { type: 'pushed', job: spec('f', 'q1'), state: JobState.WAITING, pendingDeps: [] },
+    { type: 'pulled', queue: 'q1', jobId: 'b', token: 'tok', owner: 'w', lockMs: 30_000 },
+    { type: 'pulled', queue: 'q1', jobId: 'c', token: 'tok2', owner: 'w', lockMs: 30_000 },
+    { type: 'completed', queue: 'q1', jobId: 'c', result: '{"ok":1}', token: 'tok2' },
+    { type: 'pulled', queue: 'q1', jobId: 'f', token: 'tok3', owner: 'w', lockMs: 30_000 },
+    { type: 'failed', queue: 'q1', jobId: 'f', error: 'boom', outcome: FailOutcome.DEAD, runAt: 0, retryDelay: 0, token: 'tok3', cause: 'ack' },
+    { type: 'progressed', queue: 'q1', jobId: 'b', progress: 12.5, message: 'going' },
+    { type: 'logged', queue: 'q1', jobId: 'b', message: 'line' },
+    { type: 'queuePaused', queue: 'q3' },
+    { type: 'workerRegistered', queue: 'q2', config: '{"url":"http://x"}' },
+  ];
+  for (const body of bodies) apply(state, { offset: state.offset, timestamp: 1000 + state.offset, actor: null, body });
+  return state;
+}
+
+t.test('format-2-state-round-trips-and-a-bad-block-falls-back-to-an-older-one', async (t) => {
+  const dir = await tempDir(t);
+  const older = createState();
+  apply(older, { offset: 0, timestamp: 5, actor: null, body: { type: 'queuePaused', queue: 'q' } });
+  const olderFile = await writeStateSnapshot(dir, older);
+  const state = mixedState();
+  const file = await writeStateSnapshot(dir, state);
+  t.equal((await readFile(file)).readUInt32LE(8), 2, 'format version 2');
+  const { lines, logger } = collect();
+  const loaded = await loadNewestState(dir, logger);
+  t.equal(loaded?.file, file);
+  t.strictSame(exportState(loaded?.state ?? createState()), exportState(state), 'state round-trips');
+  t.strictSame((await loadNewestSnapshot(dir, logger))?.image, exportState(state), 'and reads as an image');
+  const bytes = await readFile(file);
+  bytes[bytes.length - 3] = (bytes[bytes.length - 3] as number) ^ 0x40;
+  await writeFile(file, bytes);
+  t.equal((await loadNewestState(dir, logger))?.file, olderFile);
+  t.equal(lines.length, 1);
+  t.match(lines[0], /block at byte \d+: checksum mismatch; trying older/);
+});
+
+t.test('format-1-files-load-as-states', async (t) => {
+  const dir = await tempDir(t);
+  const state = mixedState();
+  const file = await writeSnapshot(dir, exportState(state));
+  t.equal((await readFile(file)).readUInt32LE(8), 1, 'format version 1');
+  const loaded = await loadNewestState(dir, () => {});
+  t.strictSame(exportState(loaded?.state ?? createState()), exportState(state));
 });

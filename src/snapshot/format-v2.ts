@@ -1,0 +1,273 @@
+// Snapshot file format 2: the state written job by job in checksummed blocks, so that a snapshot
+// is written without one giant buffer and loaded straight into a State (no StateImage, no id
+// lookups, no whole-file checksum copy).
+//
+//   byte  width  field
+//   ────  ─────  ───────────────────────────────────────────────────────────────────────────
+//      0     48  header           as format 1 (format.ts) with formatVersion = 2,
+//                                 schemaVersion = 2 and payloadChecksum = xxh32 of `head`
+//     48      4  headBytes  H     u32 LE
+//     52      H  head             Avro SnapshotHead (schema-v2.json): offset, timestamp,
+//                                 jobCount, queues with their container counts, workers, stats
+//      …         blocks, to the end of the file, each:
+//                  4  rowBytes B  u32 LE
+//                  4  checksum    u32 LE, xxh32 (seed checksumSeed) of the B bytes
+//                  B  rows        Avro array<JobRow>, at most jobsPerBlock rows
+//
+// Row order carries the container orders, so no id list is stored: for each queue of `head`, in
+// order, its waitingCount rows in pull order, completedCount rows and failedCount rows oldest
+// first; then every other job (delayed, active, waiting for children). A row's `queue` is an
+// index into head.queues; its `state` must match the section it is in. The sum of rows must be
+// jobCount and the blocks must end exactly at the end of the file.
+//
+// The writer awaits between blocks: the state must not change until writeStateFile resolves
+// (the snapshot worker owns its state). Decoding is synchronous; `initChecksum()` first.
+
+import type { FileHandle } from 'node:fs/promises';
+import { checksum32 } from '../log/checksum.js';
+import { jobNameDefault } from '../constants.js';
+import { JobState } from '../record/types.js';
+import {
+  internOptions,
+  Job,
+  jobCount,
+  NO_IDS,
+  restoreJob,
+  restoreQueue,
+  restoreState,
+  waitIterate,
+  type QueueState,
+  type State,
+} from '../state/index.js';
+import { decodeHead, decodeRows, encodeHead, encodeRows, rowsSchemaVersion, type JobRow, type QueueHead } from './codec.js';
+import { SnapshotCorruptError, snapshotFormatVersionBlocks, snapshotHeaderBytes, writeHeader, type SnapshotHeader } from './format.js';
+
+/** Rows per block: big enough that per-block costs vanish, small enough to bound the buffers. */
+const jobsPerBlock = 4_096;
+const blockFrameBytes = 8;
+
+function compareText(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** Queues in the canonical order of exportState (by name, empty unpaused ones left out). */
+function queuesOf(state: State): QueueState[] {
+  return [...state.queues.values()]
+    .filter((q) => q.paused || jobCount(q) > 0)
+    .sort((a, b) => compareText(a.name, b.name));
+}
+
+function rowOf(job: Job, queueIndex: number): JobRow {
+  return {
+    id: job.id,
+    queue: queueIndex,
+    name: job.name === jobNameDefault ? null : job.name,
+    data: job.data,
+    priority: job.priority,
+    createdAt: job.createdAt,
+    runAt: job.runAt,
+    state: job.state,
+    seq: job.seq,
+    pendingDeps: job.pendingDeps,
+    options: job.options,
+    run: job.run,
+  };
+}
+
+/** Jobs in file order with their queue index. */
+function* rowsInOrder(state: State, queues: readonly QueueState[]): Generator<JobRow> {
+  const indexOf = new Map(queues.map((q, i) => [q.name, i]));
+  for (const [i, q] of queues.entries()) {
+    for (const job of waitIterate(q.waiting)) yield rowOf(job, i);
+    for (const job of q.completed) yield rowOf(job, i);
+    for (const job of q.failed) yield rowOf(job, i);
+  }
+  for (const job of state.jobs.values()) {
+    const s = job.state;
+    if (s === JobState.WAITING || s === JobState.COMPLETED || s === JobState.FAILED) continue;
+    const i = indexOf.get(job.queue);
+    if (i === undefined) throw new Error(`writeStateFile: job ${job.id} of unknown queue ${job.queue}`);
+    yield rowOf(job, i);
+  }
+}
+
+/** Writes the whole file through `handle` (header last, once the payload size is known). */
+export async function writeStateFile(handle: FileHandle, state: State): Promise<void> {
+  const queues = queuesOf(state);
+  const head = encodeHead({
+    offset: state.offset,
+    timestamp: state.timestamp,
+    jobCount: state.jobs.size,
+    queues: queues.map((q) => ({
+      name: q.name,
+      paused: q.paused,
+      waitingCount: q.waiting.size,
+      completedCount: q.completed.size,
+      failedCount: q.failed.size,
+    })),
+    workers: [...state.workers.entries()].sort((a, b) => compareText(a[0], b[0])).map(([queue, config]) => ({ queue, config })),
+    stats: { ...state.stats, seconds: state.stats.seconds.map((b) => ({ ...b })) },
+  });
+  let position = snapshotHeaderBytes;
+  const headLength = Buffer.alloc(4);
+  headLength.writeUInt32LE(head.length, 0);
+  await handle.write(headLength, 0, 4, position);
+  await handle.write(head, 0, head.length, position + 4);
+  position += 4 + head.length;
+
+  let rows: JobRow[] = [];
+  const flush = async () => {
+    const bytes = encodeRows(rows);
+    const frame = Buffer.alloc(blockFrameBytes);
+    frame.writeUInt32LE(bytes.length, 0);
+    frame.writeUInt32LE(checksum32(bytes, 0, bytes.length), 4);
+    await handle.writev([frame, bytes], position);
+    position += blockFrameBytes + bytes.length;
+    rows = [];
+  };
+  for (const row of rowsInOrder(state, queues)) {
+    rows.push(row);
+    if (rows.length === jobsPerBlock) await flush();
+  }
+  if (rows.length > 0) await flush();
+
+  const header = writeHeader({
+    formatVersion: snapshotFormatVersionBlocks,
+    schemaVersion: rowsSchemaVersion,
+    offset: state.offset,
+    timestamp: state.timestamp,
+    payloadBytes: position - snapshotHeaderBytes,
+    payloadChecksum: checksum32(head, 0, head.length),
+  });
+  await handle.write(header, 0, header.length, 0);
+}
+
+interface Sections {
+  head: Buffer;
+  /** Row bytes of every block, checksums verified. */
+  blocks: Buffer[];
+}
+
+/** Splits and checks the payload of a format-2 file (header already decoded). */
+export function verifySections(file: Buffer): Sections {
+  let at = snapshotHeaderBytes;
+  if (file.length < at + 4) throw new SnapshotCorruptError(`format 2 file of ${file.length} bytes has no head`);
+  const headBytes = file.readUInt32LE(at);
+  at += 4;
+  if (at + headBytes > file.length) throw new SnapshotCorruptError(`head of ${headBytes} bytes runs past the end of the file`);
+  const head = file.subarray(at, at + headBytes);
+  const stored = file.readUInt32LE(40);
+  const actual = checksum32(file, at, at + headBytes);
+  if (stored !== actual) throw new SnapshotCorruptError(`head checksum mismatch (stored ${stored}, computed ${actual})`);
+  at += headBytes;
+  const blocks: Buffer[] = [];
+  while (at < file.length) {
+    if (at + blockFrameBytes > file.length) throw new SnapshotCorruptError(`block frame at byte ${at} is cut short`);
+    const length = file.readUInt32LE(at);
+    const start = at + blockFrameBytes;
+    if (start + length > file.length) throw new SnapshotCorruptError(`block at byte ${at} runs past the end of the file`);
+    const sum = checksum32(file, start, start + length);
+    if (sum !== file.readUInt32LE(at + 4)) throw new SnapshotCorruptError(`block at byte ${at}: checksum mismatch`);
+    blocks.push(file.subarray(start, start + length));
+    at = start + length;
+  }
+  return { head, blocks };
+}
+
+/** Where the next rows must go: the queue and state each row position requires. */
+class Placement {
+  private queueIndex = 0;
+  private section = 0;
+  private left: number;
+
+  constructor(private readonly queues: readonly QueueHead[]) {
+    this.left = queues[0]?.waitingCount ?? 0;
+    this.skipEmpty();
+  }
+
+  private count(q: QueueHead, section: number): number {
+    return section === 0 ? q.waitingCount : section === 1 ? q.completedCount : q.failedCount;
+  }
+
+  private skipEmpty(): void {
+    while (this.left === 0 && this.queueIndex < this.queues.length) {
+      this.section++;
+      if (this.section === 3) {
+        this.section = 0;
+        this.queueIndex++;
+      }
+      const q = this.queues[this.queueIndex];
+      if (q !== undefined) this.left = this.count(q, this.section);
+    }
+  }
+
+  /** Checks a row against its position; throws SnapshotCorruptError when it does not belong. */
+  check(row: JobRow): void {
+    if (this.queueIndex === this.queues.length) {
+      if (row.queue < 0 || row.queue >= this.queues.length) throw new SnapshotCorruptError(`job ${row.id}: queue index ${row.queue}`);
+      const s = row.state;
+      if (s !== JobState.DELAYED && s !== JobState.ACTIVE && s !== JobState.WAITING_CHILDREN) {
+        throw new SnapshotCorruptError(`job ${row.id} in state ${s} after the ordered sections`);
+      }
+      return;
+    }
+    const expected = this.section === 0 ? JobState.WAITING : this.section === 1 ? JobState.COMPLETED : JobState.FAILED;
+    if (row.queue !== this.queueIndex || row.state !== expected) {
+      throw new SnapshotCorruptError(`job ${row.id} (queue ${row.queue}, state ${row.state}) is where queue ${this.queueIndex} state ${expected} belongs`);
+    }
+    this.left--;
+    this.skipEmpty();
+  }
+
+  /** Every ordered section got all its rows. */
+  get complete(): boolean {
+    return this.queueIndex === this.queues.length;
+  }
+}
+
+/** Decodes a verified format-2 file straight into a State. */
+export function decodeStateFile(file: Buffer, header: SnapshotHeader): State {
+  const { head: headBytes, blocks } = verifySections(file);
+  if (header.schemaVersion !== rowsSchemaVersion) {
+    throw new SnapshotCorruptError(`format 2 file with schema version ${header.schemaVersion} (this build reads ${rowsSchemaVersion})`);
+  }
+  const head = decodeHead(headBytes);
+  if (head.offset !== header.offset || head.timestamp !== header.timestamp) {
+    throw new SnapshotCorruptError(
+      `payload covers offset ${head.offset} @${head.timestamp} but the header says ${header.offset} @${header.timestamp}`,
+    );
+  }
+  const state = restoreState(head.offset, head.timestamp, head.workers, head.stats);
+  const queues = head.queues.map((q) => restoreQueue(state, q.name, q.paused));
+  const placement = new Placement(head.queues);
+  let count = 0;
+  for (const block of blocks) {
+    for (const row of decodeRows(block)) {
+      placement.check(row);
+      const queue = queues[row.queue] as QueueState;
+      const job = new Job(
+        row.id,
+        queue.name,
+        row.name ?? jobNameDefault,
+        row.data,
+        row.seq,
+        row.createdAt,
+        row.priority,
+        row.runAt,
+        row.state,
+        row.pendingDeps.length === 0 ? NO_IDS : row.pendingDeps,
+        internOptions(queue, row.options),
+      );
+      job.run = row.run;
+      try {
+        restoreJob(state, job);
+      } catch (err) {
+        throw new SnapshotCorruptError(err instanceof Error ? err.message : String(err), { cause: err });
+      }
+      count++;
+    }
+  }
+  if (!placement.complete) throw new SnapshotCorruptError(`file ends before the queues' ordered jobs do`);
+  if (count !== head.jobCount) throw new SnapshotCorruptError(`file holds ${count} jobs, its head announces ${head.jobCount}`);
+  return state;
+}
