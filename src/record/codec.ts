@@ -227,30 +227,46 @@ export class RecordWriter {
   }
 }
 
-/** Length-delimited string. Short ASCII strings (ids, queue names) are built in JS; longer
- *  ones use Buffer's native utf8Slice directly on the reader's buffer (no view allocated). */
+/** Length-delimited string. ASCII strings up to internBytesMax go through a small intern
+ *  table (queue names, job names, states repeat in nearly every record: a hit costs a hash and
+ *  a compare, no allocation); misses and longer strings are sliced natively straight from the
+ *  reader's buffer, except the shortest, which are cheaper to build in JS. */
 function readString(r: protobuf.Reader): string {
   const length = r.uint32();
   const start = r.pos;
   const end = start + length;
   if (end > r.len) throw new RangeError('string overruns record');
   r.pos = end;
-  const buf = r.buf as Uint8Array & { utf8Slice?: (start: number, end: number) => string };
-  if (length <= 16) {
-    let out = '';
-    for (let i = start; i < end; i++) {
-      const c = buf[i] as number;
-      if (c >= 0x80) return utf8(buf, start, end);
-      out += String.fromCharCode(c);
-    }
-    return out;
+  const buf = r.buf as SliceableBuffer;
+  if (length > internBytesMax) return buf.utf8Slice(start, end);
+  let hash = length;
+  for (let i = start; i < end; i++) {
+    const c = buf[i] as number;
+    if (c >= 0x80) return buf.utf8Slice(start, end);
+    hash = Math.imul(hash ^ c, 0x01000193);
   }
-  return utf8(buf, start, end);
+  const slot = (hash >>> 0) & (internSlots - 1);
+  const known = interned[slot] as string;
+  if (known.length === length) {
+    let i = 0;
+    while (i < length && known.charCodeAt(i) === buf[start + i]) i++;
+    if (i === length) return known;
+  }
+  let out = '';
+  if (length <= 8) for (let i = start; i < end; i++) out += String.fromCharCode(buf[i] as number);
+  else out = buf.latin1Slice(start, end);
+  interned[slot] = out;
+  return out;
 }
 
-function utf8(buf: Uint8Array & { utf8Slice?: (start: number, end: number) => string }, start: number, end: number): string {
-  return buf.utf8Slice !== undefined ? buf.utf8Slice(start, end) : Buffer.from(buf.buffer, buf.byteOffset + start, end - start).toString('utf8');
-}
+/** Strings longer than this are never interned (ids and payloads rarely repeat). */
+const internBytesMax = 24;
+/** Slots of the intern table (a power of two); a slot holds the last string hashed to it. */
+const internSlots = 512;
+const interned: string[] = new Array<string>(internSlots).fill('');
+
+/** Buffer's native slicers (public JS, untyped): a string straight from the bytes, no view. */
+type SliceableBuffer = Buffer & { utf8Slice(start: number, end: number): string; latin1Slice(start: number, end: number): string };
 
 /** Generates, from the reflected schema, a decoder that reads straight into one object literal
  *  (every field present: absent optional/message → null, repeated → []) and an encoder that
@@ -379,7 +395,8 @@ export class RecordDecodeError extends Error {
 
 /** A reader over `bytes` for decodeRecordAt; reuse one per buffer when decoding many frames. */
 export function createReader(bytes: Uint8Array): protobuf.Reader {
-  return protobuf.Reader.create(bytes);
+  // Always over a Buffer (a view, no copy): readString slices strings with its native methods.
+  return protobuf.Reader.create(Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length));
 }
 
 /** Decodes reader.buf[start, end). Throws RecordDecodeError. */
@@ -422,7 +439,7 @@ function nestedDecode(reader: protobuf.Reader, end: number, decode: Decoder): Pl
 
 /** Decodes bytes[start, end) (default: all) into a plain LogRecord. Throws RecordDecodeError. */
 export function decodeRecord(bytes: Uint8Array, start = 0, end = bytes.length): LogRecord {
-  return decodeRecordAt(protobuf.Reader.create(bytes), start, end);
+  return decodeRecordAt(createReader(bytes), start, end);
 }
 
 /** Reads only the offset and timestamp of an encoded record (fields 1 and 2, which the encoder

@@ -100,3 +100,16 @@ t.test('nested-messages-of-128-bytes-and-more-get-a-wider-length-and-round-trip'
     t.strictSame(decodeRecord(bytes), r, `data of ${dataBytes} bytes`);
   }
 });
+
+t.test('short-strings-decode-exactly-when-many-share-an-intern-slot', async (t) => {
+  const names = Array.from({ length: 5_000 }, (_, i) => (i % 3 === 0 ? `q${i}` : i % 3 === 1 ? `queue-${i}-é` : `x`.repeat(i % 30)));
+  let wrong = 0;
+  for (let round = 0; round < 2; round++) {
+    for (const queue of names) {
+      const r = { offset: 1, timestamp: 2, actor: null, body: { type: 'queuePaused', queue } } as LogRecord;
+      const back = decodeRecord(encodeRecord(r));
+      if (back.body.type !== 'queuePaused' || back.body.queue !== queue) wrong++;
+    }
+  }
+  t.equal(wrong, 0);
+});
