@@ -22,7 +22,11 @@ async function digestOfDir(dir: string, until?: string): Promise<string> {
 t.test('pitr-recovered-directory-has-the-live-digest-at-every-offset-and-time', async (t) => {
   const outRoot = await tempDir(t, 'tapeq-pitr-out-');
   t.ok(w.checkpoints.length >= 4, 'several checkpoints');
-  for (const [i, cp] of w.checkpoints.entries()) {
+  // Every process spawn costs about a second on a busy 2-core machine: the normal run checks every
+  // other checkpoint (still offsets and times across several segments), TAPEQ_LONG=1 all of them.
+  const checked = w.checkpoints.filter((_, i) => process.env.TAPEQ_LONG === '1' || i % 2 === 0);
+  t.ok(checked.length >= 3, `${checked.length} checkpoints checked`);
+  for (const [i, cp] of checked.entries()) {
     t.equal(await digestOfDir(w.dir, String(cp.offset)), cp.digest, `replay --until ${cp.offset} = live digest`);
     const iso = new Date(cp.timestamp).toISOString();
     t.equal(await digestOfDir(w.dir, iso), cp.digest, `replay --until ${iso} = live digest`);
