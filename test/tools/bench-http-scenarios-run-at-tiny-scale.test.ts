@@ -2,6 +2,9 @@ import t from 'tap';
 import { benchHttpBulk, benchHttpCycle, benchHttpPush, benchHttpPushInterval } from '../../tools/bench-http.js';
 import { checkReport, tinyRun } from './bench-fixture.js';
 
+/** Each scenario starts real server processes; the normal run covers the rest, TAPEQ_LONG=1 all. */
+const longOnly = { skip: process.env.TAPEQ_LONG === '1' ? false : 'runs with TAPEQ_LONG=1 (npm run test:reliability)' };
+
 t.setTimeout(300_000);
 const run = tinyRun();
 
@@ -14,13 +17,13 @@ t.test('http-push-beside-bare-fastify-and-raw-fs', async (t) => {
   t.ok((tapeq?.serverCores ?? Number.NaN) >= 0, 'server CPU read from /proc');
 });
 
-t.test('http-push-interval-plain-and-durable', async (t) => {
+t.test('http-push-interval-plain-and-durable', longOnly, async (t) => {
   const report = await benchHttpPushInterval(run);
   checkReport(t, report, ['bare fastify', 'tapeq', 'tapeq']);
   t.same(report.rows.map((r) => r.errors), [0, 0, 0]);
 });
 
-t.test('http-bulk-counts-jobs-not-requests', async (t) => {
+t.test('http-bulk-counts-jobs-not-requests', longOnly, async (t) => {
   const report = await benchHttpBulk(run);
   checkReport(t, report, ['bare fastify', 'tapeq']);
   t.same(report.rows.map((r) => r.errors), [0, 0]);

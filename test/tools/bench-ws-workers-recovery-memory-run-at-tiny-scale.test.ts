@@ -5,6 +5,9 @@ import { formatReport, renderSvg } from '../../tools/bench-report.js';
 import { benchWs } from '../../tools/bench-ws.js';
 import { checkReport, tinyRun } from './bench-fixture.js';
 
+/** Each scenario starts real server processes; the normal run covers the rest, TAPEQ_LONG=1 all. */
+const longOnly = { skip: process.env.TAPEQ_LONG === '1' ? false : 'runs with TAPEQ_LONG=1 (npm run test:reliability)' };
+
 t.setTimeout(300_000);
 const run = tinyRun();
 
@@ -16,7 +19,7 @@ t.test('ws-push-pull-ack-and-sse-fanout', async (t) => {
   t.match(report.rows[2]?.measure ?? '', /3 subscribers/);
 });
 
-t.test('workers-beside-direct-calls', async (t) => {
+t.test('workers-beside-direct-calls', longOnly, async (t) => {
   checkReport(t, await benchWorkersReport(run, 200), ['direct calls', 'tapeq']);
 });
 
@@ -27,7 +30,7 @@ t.test('recovery-replay-and-snapshot-reach-ready', async (t) => {
   t.match(report.rows[2]?.measure ?? '', /from a snapshot of 500 jobs/);
 });
 
-t.test('memory-after-gc-with-waiting-jobs', async (t) => {
+t.test('memory-after-gc-with-waiting-jobs', longOnly, async (t) => {
   const report = await benchMemory(run);
   t.equal(report.rows.length, 5);
   t.match(report.rows[1]?.measure ?? '', /500 waiting jobs/);
