@@ -174,6 +174,41 @@ export function verifySections(file: Buffer): Sections {
   return { head, blocks };
 }
 
+/**
+ * The checks of verifySections, reading one block at a time through `handle` (an await between
+ * blocks): verifying a large file this way neither holds it in memory nor blocks the event loop
+ * for more than one block's checksum. The header was checked by the caller.
+ */
+export async function verifyStateFile(handle: FileHandle, fileBytes: number): Promise<void> {
+  const readAt = async (position: number, length: number): Promise<Buffer> => {
+    const bytes = Buffer.alloc(length);
+    const { bytesRead } = await handle.read(bytes, 0, length, position);
+    if (bytesRead !== length) throw new SnapshotCorruptError(`short read at byte ${position}`);
+    return bytes;
+  };
+  let at = snapshotHeaderBytes;
+  if (fileBytes < at + 4) throw new SnapshotCorruptError(`format 2 file of ${fileBytes} bytes has no head`);
+  const top = await readAt(0, at + 4);
+  const headBytes = top.readUInt32LE(at);
+  at += 4;
+  if (at + headBytes > fileBytes) throw new SnapshotCorruptError(`head of ${headBytes} bytes runs past the end of the file`);
+  const head = await readAt(at, headBytes);
+  const stored = top.readUInt32LE(40);
+  const actual = checksum32(head, 0, head.length);
+  if (stored !== actual) throw new SnapshotCorruptError(`head checksum mismatch (stored ${stored}, computed ${actual})`);
+  at += headBytes;
+  while (at < fileBytes) {
+    if (at + blockFrameBytes > fileBytes) throw new SnapshotCorruptError(`block frame at byte ${at} is cut short`);
+    const frame = await readAt(at, blockFrameBytes);
+    const length = frame.readUInt32LE(0);
+    const start = at + blockFrameBytes;
+    if (start + length > fileBytes) throw new SnapshotCorruptError(`block at byte ${at} runs past the end of the file`);
+    const rows = await readAt(start, length);
+    if (checksum32(rows, 0, length) !== frame.readUInt32LE(4)) throw new SnapshotCorruptError(`block at byte ${at}: checksum mismatch`);
+    at = start + length;
+  }
+}
+
 /** Where the next rows must go: the queue and state each row position requires. */
 class Placement {
   private queueIndex = 0;

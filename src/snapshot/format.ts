@@ -90,10 +90,11 @@ function readU64(buf: Buffer, at: number, field: string): number {
   return Number(n);
 }
 
-/** Checks everything that does not need the payload: magic, header checksum, version, size. */
-export function decodeHeader(file: Buffer): SnapshotHeader {
-  if (file.length < snapshotHeaderBytes) {
-    throw new SnapshotCorruptError(`file is ${file.length} bytes, shorter than the ${snapshotHeaderBytes}-byte header`);
+/** Checks everything that does not need the payload: magic, header checksum, version, size.
+ *  `file` may be just the first bytes when `fileBytes` gives the whole file's size. */
+export function decodeHeader(file: Buffer, fileBytes = file.length): SnapshotHeader {
+  if (fileBytes < snapshotHeaderBytes || file.length < snapshotHeaderBytes) {
+    throw new SnapshotCorruptError(`file is ${fileBytes} bytes, shorter than the ${snapshotHeaderBytes}-byte header`);
   }
   if (!file.subarray(0, 8).equals(snapshotMagic)) {
     throw new SnapshotCorruptError(`bad magic ${file.subarray(0, 8).toString('hex')} (expected ${snapshotMagic.toString('hex')})`);
@@ -114,9 +115,9 @@ export function decodeHeader(file: Buffer): SnapshotHeader {
     timestamp: readU64(file, 24, 'timestamp'),
     payloadBytes: readU64(file, 32, 'payloadBytes'),
   };
-  if (file.length !== snapshotHeaderBytes + header.payloadBytes) {
+  if (fileBytes !== snapshotHeaderBytes + header.payloadBytes) {
     throw new SnapshotCorruptError(
-      `file is ${file.length} bytes but the header announces ${snapshotHeaderBytes} + ${header.payloadBytes}`,
+      `file is ${fileBytes} bytes but the header announces ${snapshotHeaderBytes} + ${header.payloadBytes}`,
     );
   }
   return header;

@@ -15,13 +15,14 @@
 //   removable  [seg 0][seg 1]                      (if also older than the retention time)
 //
 // "Valid" means the file passes every header and checksum check (format.ts); the verdict is
-// cached per (path, size, mtime) so a periodic run does not re-read unchanged snapshots.
+// cached per (path, size, mtime) so a periodic run does not re-read unchanged snapshots, and a
+// format-2 file is verified block by block (verifySnapshotFile), so this runs on the main thread
+// without holding the file in memory or pausing the event loop for more than one block.
 // Runs must not overlap each other (the composition root runs them one at a time on a timer).
 
-import { readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { initChecksum } from '../log/checksum.js';
-import { verifySnapshot } from './format.js';
-import { listSnapshots, type SnapshotEntry } from './store.js';
+import { listSnapshots, verifySnapshotFile, type SnapshotEntry } from './store.js';
 
 /** What retention needs from the log (the real Log satisfies it). */
 export interface RetentionLogView {
@@ -50,7 +51,7 @@ async function isValid(entry: SnapshotEntry): Promise<boolean> {
     if (cached?.key === key) return cached.valid;
     let valid = false;
     try {
-      valid = verifySnapshot(await readFile(entry.file)).offset === entry.offset;
+      valid = (await verifySnapshotFile(entry.file)).offset === entry.offset;
     } catch {
       valid = false;
     }

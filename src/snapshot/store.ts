@@ -17,8 +17,18 @@ import { initChecksum } from '../log/checksum.js';
 import { snapshotsKept } from '../constants.js';
 import type { StateImage } from '../state/image.js';
 import type { State } from '../state/index.js';
-import { decodeSnapshot, decodeSnapshotState, encodeSnapshot, SnapshotCorruptError, verifySnapshot } from './format.js';
-import { writeStateFile } from './format-v2.js';
+import {
+  decodeHeader,
+  decodeSnapshot,
+  decodeSnapshotState,
+  encodeSnapshot,
+  SnapshotCorruptError,
+  snapshotFormatVersionBlocks,
+  snapshotHeaderBytes,
+  verifySnapshot,
+  type SnapshotHeader,
+} from './format.js';
+import { verifyStateFile, writeStateFile } from './format-v2.js';
 
 export type Logger = (line: string) => void;
 
@@ -99,11 +109,30 @@ async function writeAtomically(
   return file;
 }
 
-/** Reads and fully verifies (header + checksums, no decode) a snapshot file. */
+/**
+ * Fully verifies (header + checksums, no decode) a snapshot file. Format 2 is read block by block
+ * with an await between blocks, so a large snapshot costs neither its size in memory nor a long
+ * event-loop pause; format 1 is read whole (one checksum covers its payload).
+ */
+export async function verifySnapshotFile(file: string): Promise<SnapshotHeader> {
+  await initChecksum();
+  const handle = await open(file, 'r');
+  try {
+    const fileBytes = (await handle.stat()).size;
+    const first = Buffer.alloc(Math.min(fileBytes, snapshotHeaderBytes));
+    await handle.read(first, 0, first.length, 0);
+    const header = decodeHeader(first, fileBytes);
+    if (header.formatVersion === snapshotFormatVersionBlocks) await verifyStateFile(handle, fileBytes);
+    else verifySnapshot(await handle.readFile());
+    return header;
+  } finally {
+    await handle.close();
+  }
+}
+
 async function isValid(entry: SnapshotEntry): Promise<boolean> {
   try {
-    const header = verifySnapshot(await readFile(entry.file));
-    return header.offset === entry.offset;
+    return (await verifySnapshotFile(entry.file)).offset === entry.offset;
   } catch {
     return false;
   }
