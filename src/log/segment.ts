@@ -18,10 +18,12 @@ export class Segment {
   index = new SegmentIndex();
   nextOffset: number;
   bytes: number;
-  firstTimestamp: number | null = null;
-  lastTimestamp: number | null = null;
-  /** Largest timestamp in the segment (clocks may step back; time lookups use the maximum). */
-  maxTimestamp: number | null = null;
+  // Timestamps are kept in number-only fields (NaN until the first record): V8 then stores them
+  // in place, where a `number | null` field would box every timestamp (> 2^31) it is given,
+  // one allocation per record during a scan.
+  private timestampFirst = Number.NaN;
+  private timestampLast = Number.NaN;
+  private timestampMax = Number.NaN;
   /** Write handle; only while this is the active segment. */
   writer: FileHandle | null = null;
 
@@ -33,6 +35,19 @@ export class Segment {
     this.path = join(dir, this.file);
     this.nextOffset = baseOffset;
     this.bytes = segmentHeaderBytes;
+  }
+
+  get firstTimestamp(): number | null {
+    return Number.isNaN(this.timestampFirst) ? null : this.timestampFirst;
+  }
+
+  get lastTimestamp(): number | null {
+    return Number.isNaN(this.timestampLast) ? null : this.timestampLast;
+  }
+
+  /** Largest timestamp in the segment (clocks may step back; time lookups use the maximum). */
+  get maxTimestamp(): number | null {
+    return Number.isNaN(this.timestampMax) ? null : this.timestampMax;
   }
 
   get recordCount(): number {
@@ -50,9 +65,9 @@ export class Segment {
   /** Book-keeping for one frame at `position` (file order, consecutive offsets). */
   noteRecord(offset: number, timestamp: number, position: number, frameBytes: number): void {
     this.index.note(offset - this.baseOffset, position, frameBytes, timestamp);
-    this.firstTimestamp ??= timestamp;
-    this.lastTimestamp = timestamp;
-    if (this.maxTimestamp === null || timestamp > this.maxTimestamp) this.maxTimestamp = timestamp;
+    if (Number.isNaN(this.timestampFirst)) this.timestampFirst = timestamp;
+    this.timestampLast = timestamp;
+    if (!(timestamp <= this.timestampMax)) this.timestampMax = timestamp;
     this.nextOffset = offset + 1;
     this.bytes = position + frameBytes;
   }
