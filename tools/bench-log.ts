@@ -1,6 +1,8 @@
 // Log benchmark: append throughput (sync=always and interval, batched and 64 concurrent single
-// appenders), sequential read+decode, and beside them the raw fs ceiling measured in the same
-// run on the same disk (same bytes, same write sizes, one fdatasync per write; sequential read).
+// appenders), sequential read+decode, open (the startup verification of every segment), and
+// beside them the raw fs ceiling measured in the same run on the same disk (same bytes, same
+// write sizes, one fdatasync per write; sequential read). A discarded warm-up pass (append and
+// read of warmupRecords) runs first, so the first measured row does not pay for JIT compilation.
 // Run: node build/tools/bench-log.js [--records N]
 
 import { mkdtemp, open, rm } from 'node:fs/promises';
@@ -45,6 +47,7 @@ export async function benchLog(opts: BenchLogOptions = {}): Promise<BenchLogResu
   const rows: BenchRow[] = [];
   let logBytes = 0;
   try {
+    await warmUp(join(base, 'warm-up'), drafts.slice(0, warmupRecords), batchRecords, inFlight);
     for (const sync of ['always', 'interval'] as const) {
       const dir = join(base, `batched-${sync}`);
       const { timing, bytes } = await appendBatched(dir, sync, drafts, batchRecords, inFlight);
@@ -57,6 +60,7 @@ export async function benchLog(opts: BenchLogOptions = {}): Promise<BenchLogResu
     await readAll(join(base, 'batched-always'), records);
     const read = await readAll(join(base, 'batched-always'), records);
     rows.push(row('read + decode (sequential, from disk; 2nd pass)', records, read, logBytes));
+    rows.push(row('open: verify every frame of every segment (read-only)', records, await openTimed(join(base, 'batched-always'), records), logBytes));
     const raw = await rawFs(join(base, 'raw.bin'), logBytes, Math.ceil(records / batchRecords));
     rows.push(row('raw fs: write + fdatasync per batch-sized write', records, raw.write, logBytes));
     rows.push(row('raw fs: sequential read (1 MiB reads)', records, raw.read, logBytes));
@@ -64,6 +68,24 @@ export async function benchLog(opts: BenchLogOptions = {}): Promise<BenchLogResu
     if (opts.dir === undefined) await rm(base, { recursive: true, force: true });
   }
   return { recordBytes: Math.round(logBytes / records), rows };
+}
+
+/** Records appended and read back, unmeasured, before the first measured row. */
+const warmupRecords = 30_000;
+
+async function warmUp(dir: string, drafts: RecordDraft[], batch: number, inFlight: number): Promise<void> {
+  for (const sync of ['always', 'interval'] as const) await appendBatched(join(dir, sync), sync, drafts, batch, inFlight);
+  await readAll(join(dir, 'always'), drafts.length);
+}
+
+async function openTimed(dir: string, expected: number): Promise<Timing> {
+  const stop = startTimer();
+  const log = await Log.open({ dir, readOnly: true, logger: () => {} });
+  const timing = stop();
+  const records = log.openReport.records;
+  await log.close();
+  if (records !== expected) throw new Error(`open found ${records} records, expected ${expected}`);
+  return timing;
 }
 
 function row(name: string, records: number, timing: Timing, bytes: number): BenchRow {
