@@ -17,8 +17,24 @@
 
 import type { BrokerEvent } from '../../broker/events.js';
 import { eventsOf } from '../../broker/events.js';
-import type { LogRecord } from '../../record/types.js';
+import { queueOf, type LogRecord } from '../../record/types.js';
 import type { RealtimeLimits } from './limits.js';
+
+const NO_EVENTS: BrokerEvent[] = [];
+
+/** Every event of a record belongs to the record's queue. Live subscribers read the same record
+ *  objects from the log's tail ring, so the events (and the JSON.parse of a pushed job's data)
+ *  are computed once per record, not once per subscriber; the cache lets go of a record when the
+ *  ring does. Events are never mutated by subscribers. */
+const eventsByRecord = new WeakMap<LogRecord, BrokerEvent[]>();
+function eventsOfShared(record: LogRecord): BrokerEvent[] {
+  let events = eventsByRecord.get(record);
+  if (events === undefined) {
+    events = eventsOf(record);
+    eventsByRecord.set(record, events);
+  }
+  return events;
+}
 
 /** What the real-time layer needs from the log (src/log/log.ts `Log` satisfies it). */
 export interface RealtimeLog {
@@ -99,9 +115,8 @@ export class Subscription {
   }
 
   #select(record: LogRecord): BrokerEvent[] {
-    const events = eventsOf(record);
-    const queue = this.#queue;
-    return queue === null ? events : events.filter((e) => e.queue === queue);
+    if (this.#queue !== null && queueOf(record.body) !== this.#queue) return NO_EVENTS;
+    return eventsOfShared(record);
   }
 
   /** Wait until the backlog is at most half the limit; false on timeout or close. */

@@ -59,6 +59,7 @@ class WsSession {
   readonly #abort = new AbortController();
   #authenticated: boolean;
   #inflight = 0;
+  #corked = false;
   #subscription: Subscription | null = null;
   /** Offset of the last event sent; what the client should resume from. */
   #lastOffset: number | null;
@@ -87,6 +88,7 @@ class WsSession {
     const { log, limits } = this.deps;
     const sink = {
       deliver: (events: BrokerEvent[]): void => {
+        this.#corkUntilNextTick();
         for (const event of events) this.socket.send(JSON.stringify(event));
         this.#lastOffset = events[events.length - 1]?.offset ?? this.#lastOffset;
       },
@@ -156,7 +158,21 @@ class WsSession {
 
   #send(reply: Reply, reqId: unknown): void {
     if (this.socket.readyState !== this.socket.OPEN) return;
+    this.#corkUntilNextTick();
     this.socket.send(JSON.stringify(reqId === undefined ? reply : { ...reply, reqId }));
+  }
+
+  /** Replies resolved by one group commit and the events of one batch are sent in the same tick:
+   *  corking the TCP socket until then turns hundreds of small writes into one writev. */
+  #corkUntilNextTick(): void {
+    if (this.#corked) return;
+    const raw = this.request.raw.socket;
+    raw.cork();
+    this.#corked = true;
+    process.nextTick(() => {
+      this.#corked = false;
+      raw.uncork();
+    });
   }
 
   #onClose(): void {
