@@ -1,6 +1,6 @@
 // Snapshot file format 2: the state written job by job in checksummed blocks, so that a snapshot
-// is written without one giant buffer and loaded straight into a State (no StateImage, no id
-// lookups, no whole-file checksum copy).
+// is written and read without one giant buffer and loaded straight into a State (no StateImage,
+// no id lookups, no whole-file checksum copy).
 //
 //   byte  width  field
 //   ────  ─────  ───────────────────────────────────────────────────────────────────────────
@@ -20,8 +20,9 @@
 // index into head.queues; its `state` must match the section it is in. The sum of rows must be
 // jobCount and the blocks must end exactly at the end of the file.
 //
-// The writer awaits between blocks: the state must not change until writeStateFile resolves
-// (the snapshot worker owns its state). Decoding is synchronous; `initChecksum()` first.
+// Both directions go one block at a time with an await between blocks, so neither the writer nor
+// the reader holds the whole file in memory. The state must not change until writeStateFile
+// resolves (the snapshot worker owns its state). `initChecksum()` first.
 
 import type { FileHandle } from 'node:fs/promises';
 import { checksum32 } from '../log/checksum.js';
@@ -142,60 +143,35 @@ export async function writeStateFile(handle: FileHandle, state: State): Promise<
   await handle.write(header, 0, header.length, 0);
 }
 
-interface Sections {
-  head: Buffer;
-  /** Row bytes of every block, checksums verified. */
-  blocks: Buffer[];
-}
+/** Reads `length` bytes of the file at `position`. */
+export type ReadAt = (position: number, length: number) => Promise<Buffer>;
 
-/** Splits and checks the payload of a format-2 file (header already decoded). */
-export function verifySections(file: Buffer): Sections {
-  let at = snapshotHeaderBytes;
-  if (file.length < at + 4) throw new SnapshotCorruptError(`format 2 file of ${file.length} bytes has no head`);
-  const headBytes = file.readUInt32LE(at);
-  at += 4;
-  if (at + headBytes > file.length) throw new SnapshotCorruptError(`head of ${headBytes} bytes runs past the end of the file`);
-  const head = file.subarray(at, at + headBytes);
-  const stored = file.readUInt32LE(40);
-  const actual = checksum32(file, at, at + headBytes);
-  if (stored !== actual) throw new SnapshotCorruptError(`head checksum mismatch (stored ${stored}, computed ${actual})`);
-  at += headBytes;
-  const blocks: Buffer[] = [];
-  while (at < file.length) {
-    if (at + blockFrameBytes > file.length) throw new SnapshotCorruptError(`block frame at byte ${at} is cut short`);
-    const length = file.readUInt32LE(at);
-    const start = at + blockFrameBytes;
-    if (start + length > file.length) throw new SnapshotCorruptError(`block at byte ${at} runs past the end of the file`);
-    const sum = checksum32(file, start, start + length);
-    if (sum !== file.readUInt32LE(at + 4)) throw new SnapshotCorruptError(`block at byte ${at}: checksum mismatch`);
-    blocks.push(file.subarray(start, start + length));
-    at = start + length;
-  }
-  return { head, blocks };
-}
-
-/**
- * The checks of verifySections, reading one block at a time through `handle` (an await between
- * blocks): verifying a large file this way neither holds it in memory nor blocks the event loop
- * for more than one block's checksum. The header was checked by the caller.
- */
-export async function verifyStateFile(handle: FileHandle, fileBytes: number): Promise<void> {
-  const readAt = async (position: number, length: number): Promise<Buffer> => {
-    const bytes = Buffer.alloc(length);
+/** A ReadAt over an open file; a short read is corruption (the size was checked against the header). */
+export function readAtHandle(handle: FileHandle): ReadAt {
+  return async (position, length) => {
+    const bytes = Buffer.allocUnsafe(length);
     const { bytesRead } = await handle.read(bytes, 0, length, position);
     if (bytesRead !== length) throw new SnapshotCorruptError(`short read at byte ${position}`);
     return bytes;
   };
+}
+
+/**
+ * The head, then each block's row bytes, each checked (lengths inside the file, checksums) before
+ * it is yielded. One block is read at a time with an await between blocks: a large file is never
+ * held in memory whole, and verifying it never blocks the event loop for more than one block.
+ * The 48-byte header was decoded by the caller (`header`, checked against `fileBytes`).
+ */
+async function* sections(readAt: ReadAt, fileBytes: number, headChecksum: number): AsyncGenerator<Buffer> {
   let at = snapshotHeaderBytes;
   if (fileBytes < at + 4) throw new SnapshotCorruptError(`format 2 file of ${fileBytes} bytes has no head`);
-  const top = await readAt(0, at + 4);
-  const headBytes = top.readUInt32LE(at);
+  const headBytes = (await readAt(at, 4)).readUInt32LE(0);
   at += 4;
   if (at + headBytes > fileBytes) throw new SnapshotCorruptError(`head of ${headBytes} bytes runs past the end of the file`);
   const head = await readAt(at, headBytes);
-  const stored = top.readUInt32LE(40);
   const actual = checksum32(head, 0, head.length);
-  if (stored !== actual) throw new SnapshotCorruptError(`head checksum mismatch (stored ${stored}, computed ${actual})`);
+  if (headChecksum !== actual) throw new SnapshotCorruptError(`head checksum mismatch (stored ${headChecksum}, computed ${actual})`);
+  yield head;
   at += headBytes;
   while (at < fileBytes) {
     if (at + blockFrameBytes > fileBytes) throw new SnapshotCorruptError(`block frame at byte ${at} is cut short`);
@@ -205,8 +181,14 @@ export async function verifyStateFile(handle: FileHandle, fileBytes: number): Pr
     if (start + length > fileBytes) throw new SnapshotCorruptError(`block at byte ${at} runs past the end of the file`);
     const rows = await readAt(start, length);
     if (checksum32(rows, 0, length) !== frame.readUInt32LE(4)) throw new SnapshotCorruptError(`block at byte ${at}: checksum mismatch`);
+    yield rows;
     at = start + length;
   }
+}
+
+/** Every check that needs no decoding (head and block checksums, lengths). */
+export async function verifyStateFile(readAt: ReadAt, fileBytes: number, header: SnapshotHeader): Promise<void> {
+  for await (const section of sections(readAt, fileBytes, header.payloadChecksum)) void section;
 }
 
 /** Where the next rows must go: the queue and state each row position requires. */
@@ -260,13 +242,15 @@ class Placement {
   }
 }
 
-/** Decodes a verified format-2 file straight into a State. */
-export function decodeStateFile(file: Buffer, header: SnapshotHeader): State {
-  const { head: headBytes, blocks } = verifySections(file);
+/** Verifies and decodes a format-2 file straight into a State, one block at a time. */
+export async function readStateFile(readAt: ReadAt, fileBytes: number, header: SnapshotHeader): Promise<State> {
   if (header.schemaVersion !== rowsSchemaVersion) {
     throw new SnapshotCorruptError(`format 2 file with schema version ${header.schemaVersion} (this build reads ${rowsSchemaVersion})`);
   }
-  const head = decodeHead(headBytes);
+  const parts = sections(readAt, fileBytes, header.payloadChecksum);
+  const first = await parts.next();
+  if (first.done === true) throw new SnapshotCorruptError('format 2 file has no head');
+  const head = decodeHead(first.value);
   if (head.offset !== header.offset || head.timestamp !== header.timestamp) {
     throw new SnapshotCorruptError(
       `payload covers offset ${head.offset} @${head.timestamp} but the header says ${header.offset} @${header.timestamp}`,
@@ -276,7 +260,7 @@ export function decodeStateFile(file: Buffer, header: SnapshotHeader): State {
   const queues = head.queues.map((q) => restoreQueue(state, q.name, q.paused));
   const placement = new Placement(head.queues);
   let count = 0;
-  for (const block of blocks) {
+  for await (const block of parts) {
     for (const row of decodeRows(block)) {
       placement.check(row);
       const queue = queues[row.queue] as QueueState;

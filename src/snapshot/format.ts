@@ -29,9 +29,7 @@
 
 import { checksum32 } from '../log/checksum.js';
 import type { StateImage } from '../state/image.js';
-import { exportState, importState, type State } from '../state/index.js';
 import { decodeImage, encodeImage, schemaVersionCurrent } from './codec.js';
-import { decodeStateFile, verifySections } from './format-v2.js';
 
 export const snapshotMagic = Buffer.from('TAPEQSNP', 'latin1');
 /** Format 1: one Avro StateImage payload (written for StateImages: writeSnapshot). */
@@ -46,6 +44,8 @@ export interface SnapshotHeader {
   offset: number;
   timestamp: number;
   payloadBytes: number;
+  /** Format 1: xxh32 of the payload; format 2: of its head. */
+  payloadChecksum: number;
 }
 
 export class SnapshotCorruptError extends Error {
@@ -57,7 +57,7 @@ export class SnapshotCorruptError extends Error {
 }
 
 /** The 48-byte header; `payloadChecksum` is computed by the caller (format 1: whole payload). */
-export function writeHeader(h: SnapshotHeader & { payloadChecksum: number }): Buffer {
+export function writeHeader(h: SnapshotHeader): Buffer {
   const header = Buffer.alloc(snapshotHeaderBytes);
   snapshotMagic.copy(header, 0);
   header.writeUInt32LE(h.formatVersion, 8);
@@ -114,6 +114,7 @@ export function decodeHeader(file: Buffer, fileBytes = file.length): SnapshotHea
     offset: readU64(file, 16, 'offset'),
     timestamp: readU64(file, 24, 'timestamp'),
     payloadBytes: readU64(file, 32, 'payloadBytes'),
+    payloadChecksum: file.readUInt32LE(40),
   };
   if (fileBytes !== snapshotHeaderBytes + header.payloadBytes) {
     throw new SnapshotCorruptError(
@@ -123,35 +124,18 @@ export function decodeHeader(file: Buffer, fileBytes = file.length): SnapshotHea
   return header;
 }
 
-/** Header and payload checks without decoding (cheap enough for retention's bookkeeping). */
+/** Header and payload checks of a format-1 file without decoding. */
 export function verifySnapshot(file: Buffer): SnapshotHeader {
   const header = decodeHeader(file);
-  if (header.formatVersion === snapshotFormatVersionBlocks) {
-    verifySections(file);
-    return header;
-  }
+  if (header.formatVersion !== snapshotFormatVersion) throw new Error(`verifySnapshot: format ${header.formatVersion} file`);
   const stored = file.readUInt32LE(40);
   const actual = checksum32(file, snapshotHeaderBytes, file.length);
   if (stored !== actual) throw new SnapshotCorruptError(`payload checksum mismatch (stored ${stored}, computed ${actual})`);
   return header;
 }
 
-/** Verifies and decodes a file of either format into a State. */
-export function decodeSnapshotState(file: Buffer): { header: SnapshotHeader; state: State } {
-  const header = decodeHeader(file);
-  if (header.formatVersion === snapshotFormatVersionBlocks) return { header, state: decodeStateFile(file, header) };
-  const { image } = decodeSnapshot(file);
-  try {
-    return { header, state: importState(image) };
-  } catch (err) {
-    throw new SnapshotCorruptError(err instanceof Error ? err.message : String(err), { cause: err });
-  }
-}
-
-/** Verifies and decodes a file of either format into a StateImage (format 2: via its State). */
 export function decodeSnapshot(file: Buffer): { header: SnapshotHeader; image: StateImage } {
   const header = verifySnapshot(file);
-  if (header.formatVersion === snapshotFormatVersionBlocks) return { header, image: exportState(decodeStateFile(file, header)) };
   let image: StateImage;
   try {
     image = decodeImage(file.subarray(snapshotHeaderBytes), header.schemaVersion);

@@ -11,16 +11,15 @@
 // tried. Concurrency: one writer per directory (the Snapshotter guarantees it); readers may run
 // beside the writer because a snapshot appears only by rename.
 
-import { open, readdir, readFile, rename, rm, mkdir, type FileHandle } from 'node:fs/promises';
+import { open, readdir, rename, rm, mkdir, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { initChecksum } from '../log/checksum.js';
 import { snapshotsKept } from '../constants.js';
 import type { StateImage } from '../state/image.js';
-import type { State } from '../state/index.js';
+import { exportState, importState, type State } from '../state/index.js';
 import {
   decodeHeader,
   decodeSnapshot,
-  decodeSnapshotState,
   encodeSnapshot,
   SnapshotCorruptError,
   snapshotFormatVersionBlocks,
@@ -28,7 +27,7 @@ import {
   verifySnapshot,
   type SnapshotHeader,
 } from './format.js';
-import { verifyStateFile, writeStateFile } from './format-v2.js';
+import { readAtHandle, readStateFile, verifyStateFile, writeStateFile } from './format-v2.js';
 
 export type Logger = (line: string) => void;
 
@@ -115,16 +114,25 @@ async function writeAtomically(
  * event-loop pause; format 1 is read whole (one checksum covers its payload).
  */
 export async function verifySnapshotFile(file: string): Promise<SnapshotHeader> {
+  return withSnapshotFile(file, async (handle, header, fileBytes) => {
+    if (header.formatVersion === snapshotFormatVersionBlocks) await verifyStateFile(readAtHandle(handle), fileBytes, header);
+    else verifySnapshot(await handle.readFile());
+    return header;
+  });
+}
+
+/** Opens a snapshot file and checks its header (against the file's size) before `use`. */
+async function withSnapshotFile<T>(
+  file: string,
+  use: (handle: FileHandle, header: SnapshotHeader, fileBytes: number) => Promise<T>,
+): Promise<T> {
   await initChecksum();
   const handle = await open(file, 'r');
   try {
     const fileBytes = (await handle.stat()).size;
     const first = Buffer.alloc(Math.min(fileBytes, snapshotHeaderBytes));
     await handle.read(first, 0, first.length, 0);
-    const header = decodeHeader(first, fileBytes);
-    if (header.formatVersion === snapshotFormatVersionBlocks) await verifyStateFile(handle, fileBytes);
-    else verifySnapshot(await handle.readFile());
-    return header;
+    return await use(handle, decodeHeader(first, fileBytes), fileBytes);
   } finally {
     await handle.close();
   }
@@ -176,24 +184,34 @@ export interface LoadOptions {
   readOnly?: boolean;
 }
 
-/** Reads, verifies and decodes one snapshot file; throws SnapshotCorruptError with the reason. */
+/** Reads, verifies and decodes one snapshot file as an image; throws SnapshotCorruptError. */
 export async function readSnapshot(entry: SnapshotEntry): Promise<StateImage> {
-  await initChecksum();
-  const { header, image } = decodeSnapshot(await readFile(entry.file));
-  if (header.offset !== entry.offset) {
-    throw new SnapshotCorruptError(`file name says offset ${entry.offset} but the header says ${header.offset}`);
-  }
-  return image;
+  return withSnapshotFile(entry.file, async (handle, header) => {
+    checkName(entry, header);
+    if (header.formatVersion === snapshotFormatVersionBlocks) return exportState(await readSnapshotState(entry));
+    return decodeSnapshot(await handle.readFile()).image;
+  });
 }
 
-/** Reads, verifies and decodes one snapshot file straight into a State. */
+/** Reads, verifies and decodes one snapshot file into a State (format 2 block by block, format 1
+ *  whole and through importState); throws SnapshotCorruptError with the reason. */
 export async function readSnapshotState(entry: SnapshotEntry): Promise<State> {
-  await initChecksum();
-  const { header, state } = decodeSnapshotState(await readFile(entry.file));
+  return withSnapshotFile(entry.file, async (handle, header, fileBytes) => {
+    checkName(entry, header);
+    if (header.formatVersion === snapshotFormatVersionBlocks) return readStateFile(readAtHandle(handle), fileBytes, header);
+    const { image } = decodeSnapshot(await handle.readFile());
+    try {
+      return importState(image);
+    } catch (err) {
+      throw new SnapshotCorruptError(err instanceof Error ? err.message : String(err), { cause: err });
+    }
+  });
+}
+
+function checkName(entry: SnapshotEntry, header: SnapshotHeader): void {
   if (header.offset !== entry.offset) {
     throw new SnapshotCorruptError(`file name says offset ${entry.offset} but the header says ${header.offset}`);
   }
-  return state;
 }
 
 /** The first snapshot, newest first, that `read` accepts; each refusal is logged. */
