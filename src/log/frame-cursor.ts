@@ -12,7 +12,9 @@
 // the following run of whole frames in the chunk (framing.verifyFrames, ~64 KiB at a time, so a
 // reader that wants one record does not hash the whole chunk), and frames inside a verified run
 // cost a length read. A frame that is not verified goes through checkFrame, which names the
-// problem. Invariants: `position` is the file position of the frame just returned (or of the problem);
+// problem.
+//
+// Invariants: `position` is the file position of the frame just returned (or of the problem);
 // a frame is only reported cut ('partial-*') when the *file* ends inside it; a refill always
 // loads at least one whole frame (bounded by recordBytesMax, checked before allocating).
 // Not re-entrant: one consumer, refill() calls never overlap.
