@@ -21,6 +21,8 @@ export const tailRingRecords = 65_536;
 /** Default group-commit policy and interval (LOG_SYNC, LOG_SYNC_INTERVAL_MS). */
 export const logSyncDefault = 'always' as const;
 export const logSyncIntervalMsDefault = 5;
+/** Torn-tail copies kept for one byte position of a segment (each later tear there gets its own). */
+export const tornCopiesPerPositionMax = 1_000;
 /** Upper bound of bytes written by one group commit; a larger batch is split. */
 export const groupCommitBytesMax = 8 * MiB;
 

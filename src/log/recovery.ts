@@ -15,6 +15,7 @@
 import { constants as fsConstants } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, stat, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
+import { tornCopiesPerPositionMax } from '../constants.js';
 import { LogError } from './errors.js';
 import { readFully } from './frame-cursor.js';
 import { Segment, syncDir } from './segment.js';
@@ -179,10 +180,11 @@ async function cutTail(segment: Segment, fh: FileHandle, position: number, fileS
     opts.logger(`torn tail of ${segment.file} at byte ${position}: ${bytes} bytes (read-only: left in place)`);
     return;
   }
-  const savedAs = `${segment.path}.torn-${position}`;
   const cut = Buffer.alloc(bytes);
   await readFully(fh, cut, bytes, position);
-  await writeFile(savedAs, cut, { flush: true });
+  const savedAs = await saveCutBytes(`${segment.path}.torn-${position}`, cut);
+  // The copy's directory entry is durable before the truncation that makes it the only copy.
+  await syncDir(segment.dir);
   const writer = await open(segment.path, fsConstants.O_RDWR);
   try {
     await writer.truncate(position);
@@ -193,6 +195,31 @@ async function cutTail(segment: Segment, fh: FileHandle, position: number, fileS
   await syncDir(segment.dir);
   report.tailCut = { segment: segment.file, position, bytes, savedAs };
   opts.logger(`cut torn tail of ${segment.file} at byte ${position}: ${bytes} bytes (saved as ${savedAs})`);
+}
+
+/** Saves cut bytes under `base`, or `base.1`, `base.2`… when an earlier cut at the same byte
+ *  already left a copy there (appends after a repair reuse the position, so a later tear can land
+ *  on it again): every cut keeps its own copy. A copy holding these bytes, or a prefix of them
+ *  (a crash while writing it), is reused, so a crashed repair and its repeat keep one copy. */
+async function saveCutBytes(base: string, cut: Buffer): Promise<string> {
+  for (let n = 0; n < tornCopiesPerPositionMax; n++) {
+    const name = n === 0 ? base : `${base}.${n}`;
+    const existing = await readFile(name).catch((error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT') return null;
+      throw error;
+    });
+    if (existing === null) {
+      await writeFile(name, cut, { flush: true, flag: 'wx' });
+      return name;
+    }
+    if (existing.equals(cut)) return name;
+    if (existing.length < cut.length && existing.equals(cut.subarray(0, existing.length))) {
+      // A crash while an earlier repair wrote this copy left a prefix of the same bytes: finish it.
+      await writeFile(name, cut, { flush: true });
+      return name;
+    }
+  }
+  throw new LogError('LOG_WRITE', `more than ${tornCopiesPerPositionMax} torn-tail copies at ${base}: inspect the disk`);
 }
 
 /** Moves segment[bad.index] from the bad point, and every later segment, into a quarantine dir. */
