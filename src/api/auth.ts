@@ -64,8 +64,13 @@ export function tokenActorName(token: string): string {
 /** Registers the onRequest hook that authenticates and sets `request.actor`. */
 export function registerAuth(app: FastifyInstance, config: Config, broker: BrokerApi): void {
   app.decorateRequest('actor', null as unknown as Actor);
-  app.addHook('onRequest', async (request) => {
-    request.actor = actorFor(request, config, broker);
+  app.addHook('onRequest', (request, _reply, done) => {
+    try {
+      request.actor = actorFor(request, config, broker);
+      done();
+    } catch (error) {
+      done(error as Error);
+    }
   });
 }
 

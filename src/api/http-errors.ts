@@ -1,10 +1,8 @@
 // Turns every failure the framework can produce into the seed-004 envelope, and answers requests
 // no route takes: unknown path → 404 "Not found"; known path with another method → 405
 // "Method not allowed" with an Allow header. Fastify itself answers 404 for a wrong method, so
-// the route table is kept here (from onRoute) to tell the two apart.
-//
-// Also normalises the JSON Content-Type to exactly `application/json` (RFC 8259 defines no
-// charset parameter; UTF-8 is implied).
+// the route table is kept here (from onRoute) to tell the two apart. (The JSON Content-Type is
+// normalised to `application/json` in cors.ts's onSend hook.)
 
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { API_ERRORS, ApiError, envelope } from './errors.js';
@@ -40,12 +38,6 @@ export function registerHttpErrors(app: FastifyInstance): void {
   });
 
   app.setErrorHandler(async (error: FastifyError, request, reply) => replyError(error, request, reply));
-
-  app.addHook('onSend', async (_request, reply, payload) => {
-    const type = reply.getHeader('content-type');
-    if (typeof type === 'string' && type.startsWith('application/json')) reply.header('content-type', 'application/json');
-    return payload;
-  });
 }
 
 function replyError(error: FastifyError, request: FastifyRequest, reply: FastifyReply): FastifyReply {
