@@ -231,6 +231,15 @@ export class RecordWriter {
  *  table (queue names, job names, states repeat in nearly every record: a hit costs a hash and
  *  a compare, no allocation); misses and longer strings are sliced natively straight from the
  *  reader's buffer, except the shortest, which are cheaper to build in JS. */
+function readUniqueString(r: protobuf.Reader): string {
+  const length = r.uint32();
+  const start = r.pos;
+  const end = start + length;
+  if (end > r.len) throw new RangeError('string overruns record');
+  r.pos = end;
+  return (r.buf as SliceableBuffer).utf8Slice(start, end);
+}
+
 function readString(r: protobuf.Reader): string {
   const length = r.uint32();
   const start = r.pos;
@@ -310,12 +319,12 @@ function buildCodec(type: protobuf.Type, cache: Map<string, Codec>, typeTag: str
     if (field.repeated) {
       if (wire !== 2) throw new Error(`proto: packed repeated ${name} unsupported`);
       decls.push(`const ${v} = [];`);
-      cases.push(`case ${field.id}: if ((t & 7) !== 2) break; ${v}.push(${readCall(method)}); continue;`);
+      cases.push(`case ${field.id}: if ((t & 7) !== 2) break; ${v}.push(${readCall(method, name)}); continue;`);
       encs.push(`for (const x of ${get}) ${writeCall(method, tag, 'x')};`);
     } else {
       const optional = field.options?.['proto3_optional'] === true || field.partOf?.name.startsWith('_') === true;
       decls.push(`let ${v} = ${optional ? 'null' : dflt};`);
-      cases.push(`case ${field.id}: if ((t & 7) !== ${wire}) break; ${v} = ${readCall(method)}; continue;`);
+      cases.push(`case ${field.id}: if ((t & 7) !== ${wire}) break; ${v} = ${readCall(method, name)}; continue;`);
       encs.push(optional ? `if (${get} != null) ${writeCall(method, tag, get)};` : `if (${get} !== ${dflt}) ${writeCall(method, tag, get)};`);
     }
   });
@@ -324,7 +333,7 @@ function buildCodec(type: protobuf.Type, cache: Map<string, Codec>, typeTag: str
     return { ${props.join(', ')} }; }`;
   const encodeSrc = `return function (m, w) { ${encs.join('\n')} }`;
   const codec: Codec = {
-    decode: new Function('n', 'u64', 'str', decodeSrc)(nested, readU64, readString) as Decoder,
+    decode: new Function('n', 'u64', 'str', 'strUnique', decodeSrc)(nested, readU64, readString, readUniqueString) as Decoder,
     encode: new Function('n', encodeSrc)(nested) as Encoder,
   };
   cache.set(key, codec);
@@ -335,8 +344,15 @@ function writeCall(method: string, tag: number, value: string): string {
   return `(w.uint32(${tag}), w.${method}(${value}))`;
 }
 
-function readCall(method: string): string {
-  return method === 'uint64' ? 'u64(r)' : method === 'string' ? 'str(r)' : `r.${method}()`;
+/** String fields whose values repeat from record to record (a queue, a job name, a lock owner):
+ *  these go through the intern table. Ids, tokens, payloads and messages are unique, so hashing
+ *  them to look for a repeat only costs time: they are sliced straight from the buffer. */
+const internedFields = new Set(['queue', 'name', 'owner', 'cause', 'reason', 'groupId', 'pattern', 'tz', 'address']);
+
+function readCall(method: string, field: string): string {
+  if (method === 'uint64') return 'u64(r)';
+  if (method === 'string') return internedFields.has(field) ? 'str(r)' : 'strUnique(r)';
+  return `r.${method}()`;
 }
 
 const codecCache = new Map<string, Codec>();
