@@ -2,7 +2,7 @@
 //
 //   recovery  a data dir holding N pushed jobs (written straight through the Log, ~100-byte
 //             payloads), then time from spawn to GET /ready = 200: first by full replay (no
-//             snapshot), then from a snapshot of the same log (written with the snapshot store).
+//             snapshot), then from a snapshot of the same log (written by the snapshot store in the format the server's snapshotter writes).
 //   memory    a fresh server started with --expose-gc, N jobs pushed over HTTP in bulk requests of
 //             1,000, then POST /gc and the process RSS (VmRSS) against the RSS of the empty server.
 //
@@ -13,8 +13,7 @@ import { join } from 'node:path';
 import { Log } from '../src/log/log.js';
 import { dataPaths } from '../src/main.js';
 import { loadState } from '../src/snapshot/recover-state.js';
-import { writeSnapshot } from '../src/snapshot/store.js';
-import { exportState } from '../src/state/index.js';
+import { writeStateSnapshot } from '../src/snapshot/store.js';
 import type { BenchRun } from './bench-measure.js';
 import { runLoad, startTapeq, tempDir, type ServerProcess } from './bench-proc.js';
 import type { Row, ScenarioReport } from './bench-report.js';
@@ -65,7 +64,7 @@ export async function benchRecovery(run: BenchRun): Promise<ScenarioReport> {
     try {
       const loaded = await loadState({ log: readOnly, dir: join(data.dir, 'no-snapshots'), logger: () => {} });
       await mkdir(snapshotsDir, { recursive: true });
-      await writeSnapshot(snapshotsDir, exportState(loaded.state));
+      await writeStateSnapshot(snapshotsDir, loaded.state);
     } finally {
       await readOnly.close();
     }

@@ -24,6 +24,7 @@ import { exportState } from '../src/state/index.js';
 import { loadState } from '../src/snapshot/recover-state.js';
 import { Snapshotter } from '../src/snapshot/snapshotter.js';
 import { loadNewestState, writeStateSnapshot } from '../src/snapshot/store.js';
+import { plainSpec } from '../test/fixtures/records.js';
 
 export interface SnapshotBenchResult {
   jobs: number;
@@ -69,29 +70,7 @@ export function pushDraft(i: number, t0: number): RecordDraft {
     actor: null,
     body: {
       type: 'pushed',
-      job: {
-        id: `0190f5c2-8a4b-7c3d-${i.toString(16).padStart(12, '0')}`,
-        queue: `bench-${i % 4}`,
-        name: 'default',
-        data: payload,
-        priority: 0,
-        runAt: t0,
-        maxAttempts: 3,
-        backoff: 1_000,
-        backoffType: 0,
-        ttl: null,
-        timeout: null,
-        uniqueKey: '',
-        customId: false,
-        tags: [],
-        groupId: '',
-        lifo: false,
-        removeOnComplete: null,
-        removeOnFail: null,
-        dependsOn: [],
-        repeat: null,
-        maxStalled: null,
-      },
+      job: plainSpec(`0190f5c2-8a4b-7c3d-${i.toString(16).padStart(12, '0')}`, `bench-${i % 4}`, payload, t0),
       state: 1,
       pendingDeps: [],
     },
