@@ -9,11 +9,13 @@
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { freePort } from '../test/fixtures/process.js';
 import type { LoadResult, LoadSpec } from './bench-loadgen.js';
+
+export { freePort };
 
 export const tapeqCliPath = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 export const refServerPath = fileURLToPath(new URL('./bench-ref-server.js', import.meta.url));
@@ -39,17 +41,6 @@ function track(child: ChildProcess): void {
   child.once('exit', () => children.delete(child));
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 export async function tempDir(prefix: string): Promise<{ dir: string; remove: () => Promise<void> }> {
   const dir = await mkdtemp(join(tmpdir(), prefix));

@@ -122,22 +122,7 @@ export class RecordWriter {
       this.uint32(value);
       return;
     }
-    this.reserve(10);
-    const b = this.buf;
-    let p = this.pos;
-    let lo = value >>> 0;
-    let hi = 0xffffffff;
-    while (hi !== 0) {
-      b[p++] = (lo & 127) | 128;
-      lo = ((lo >>> 7) | (hi << 25)) >>> 0;
-      hi >>>= 7;
-    }
-    while (lo > 127) {
-      b[p++] = (lo & 127) | 128;
-      lo >>>= 7;
-    }
-    b[p++] = lo;
-    this.pos = p;
+    this.varint64(value >>> 0, 0xffffffff);
   }
 
   sint32(value: number): void {
@@ -154,11 +139,15 @@ export class RecordWriter {
       this.uint32(value);
       return;
     }
+    const lo = value >>> 0;
+    this.varint64(lo, ((value - lo) / 0x100000000) >>> 0);
+  }
+
+  /** The varint of the 64-bit value hi·2^32 + lo (both unsigned 32-bit halves). */
+  private varint64(lo: number, hi: number): void {
     this.reserve(10);
     const b = this.buf;
     let p = this.pos;
-    let lo = value >>> 0;
-    let hi = ((value - lo) / 0x100000000) >>> 0;
     while (hi !== 0) {
       b[p++] = (lo & 127) | 128;
       lo = ((lo >>> 7) | (hi << 25)) >>> 0;
