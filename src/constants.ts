@@ -85,6 +85,8 @@ export const sseKeepAliveMs = 15_000;
 export const wsFrameBytesMax = 1 * MiB;
 /** Commands one WebSocket may have in flight before it must wait for replies. */
 export const wsInflightMax = 1_024;
+/** How long a WebSocket opened without credentials may stay open before its Auth command. */
+export const wsAuthDeadlineMs = 10_000;
 /** How long a client over its backlog may take to drain to half before it is cut off. */
 export const subscriberStallMs = sseKeepAliveMs;
 /** How long a cut-off client gets to read its final message before its socket is destroyed. */

@@ -57,6 +57,19 @@ t.test('ws-without-header-is-unauthenticated-until-the-auth-command', async (t) 
   t.match(await ws.command({ cmd: 'GETJOB', id }), { ok: true, job: { id, data: 'seen' } });
 });
 
+t.test('ws-that-never-authenticates-is-closed-at-the-deadline', async (t) => {
+  const h = await startRealtime({ config: { authTokens: [token] }, limits: { wsAuthDeadlineMs: 300 } });
+  t.teardown(() => h.close());
+  const idle = await WsClient.connect(h.ws('/ws'));
+  const authed = await WsClient.connect(h.ws('/ws'));
+  t.teardown(() => authed.close());
+  t.strictSame(await authed.command({ cmd: 'Auth', token }), { ok: true, reqId: 'r1' });
+  t.match(await idle.inbox.take(() => true), { ok: false, error: /^Authentication timeout/ }, 'told why');
+  t.match(await idle.closed, { code: 1008, reason: 'Authentication timeout' });
+  await new Promise((resolve) => setTimeout(resolve, 400));
+  t.match(await authed.command({ cmd: 'GETJOB', id: 'nope' }), { ok: false, error: 'Job not found' }, 'an authenticated socket stays open');
+});
+
 t.test('queue-filters-on-sse-and-ws', async (t) => {
   const h = await startRealtime();
   t.teardown(() => h.close());

@@ -16,6 +16,8 @@ export interface RealtimeLimits {
   sseKeepAliveMs: number;
   wsFrameBytesMax: number;
   wsInflightMax: number;
+  /** A socket opened without credentials is closed if no Auth command succeeds by then. */
+  wsAuthDeadlineMs: number;
 }
 
 export const realtimeLimitsDefault: RealtimeLimits = {
@@ -25,4 +27,5 @@ export const realtimeLimitsDefault: RealtimeLimits = {
   sseKeepAliveMs: C.sseKeepAliveMs,
   wsFrameBytesMax: C.wsFrameBytesMax,
   wsInflightMax: C.wsInflightMax,
+  wsAuthDeadlineMs: C.wsAuthDeadlineMs,
 };

@@ -28,8 +28,8 @@ import type { RealtimeDeps } from './deps.js';
 import { parseStreamParams, type StreamParams } from './params.js';
 import { Subscription } from './subscription.js';
 
-/** Close code for a slow consumer: 1008 policy violation. */
-export const wsSlowConsumerCloseCode = 1008;
+/** Close code for a slow consumer and for an authentication timeout: 1008 policy violation. */
+export const wsPolicyViolationCode = 1008;
 
 export function registerWs(app: FastifyInstance, deps: RealtimeDeps): void {
   const preValidation = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
@@ -82,6 +82,19 @@ class WsSession {
     this.socket.on('message', (data) => this.#onMessage(data));
     this.socket.once('close', () => this.#onClose());
     if (this.#authenticated) this.#subscribe();
+    else this.#armAuthDeadline();
+  }
+
+  /** An unauthenticated socket holds a connection and a slot in /health while doing nothing:
+   *  it gets wsAuthDeadlineMs to authenticate, then it is closed (1008, policy violation). */
+  #armAuthDeadline(): void {
+    const timer = setTimeout(() => {
+      if (this.#authenticated || this.socket.readyState !== this.socket.OPEN) return;
+      this.socket.send(JSON.stringify({ ok: false, error: 'Authentication timeout: send {"cmd":"Auth","token":"..."} after connecting' }));
+      this.socket.close(wsPolicyViolationCode, 'Authentication timeout');
+    }, this.deps.limits.wsAuthDeadlineMs);
+    timer.unref();
+    this.socket.once('close', () => clearTimeout(timer));
   }
 
   #subscribe(): void {
@@ -104,7 +117,7 @@ class WsSession {
           ? `Slow consumer: backlog limit exceeded; reconnect with ?from=${this.#lastOffset}`
           : ended.error.message;
       this.socket.send(JSON.stringify({ error }));
-      this.socket.close(ended.end === 'slow' ? wsSlowConsumerCloseCode : 1011, ended.end === 'slow' ? 'Slow consumer' : 'Stream error');
+      this.socket.close(ended.end === 'slow' ? wsPolicyViolationCode : 1011, ended.end === 'slow' ? 'Slow consumer' : 'Stream error');
       const timer = setTimeout(() => this.socket.terminate(), limits.closeGraceMs);
       this.socket.once('close', () => clearTimeout(timer));
     });
