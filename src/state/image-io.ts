@@ -106,15 +106,7 @@ export function exportState(state: State): StateImage {
     jobs,
     queues,
     workers,
-    stats: {
-      totalPushed: st.totalPushed,
-      totalPulled: st.totalPulled,
-      totalCompleted: st.totalCompleted,
-      totalFailed: st.totalFailed,
-      totalStalled: st.totalStalled,
-      totalRemoved: st.totalRemoved,
-      seconds: st.seconds.map((b) => ({ ...b })),
-    },
+    stats: copyStats(st),
   };
 }
 
@@ -165,15 +157,7 @@ export function importState(image: StateImage): State {
   for (const job of state.jobs.values()) placeRest(state, job);
   for (const w of image.workers) state.workers.set(w.queue, w.config);
   const st = image.stats;
-  state.stats = {
-    totalPushed: st.totalPushed,
-    totalPulled: st.totalPulled,
-    totalCompleted: st.totalCompleted,
-    totalFailed: st.totalFailed,
-    totalStalled: st.totalStalled,
-    totalRemoved: st.totalRemoved,
-    seconds: st.seconds.map((b) => ({ ...b })),
-  };
+  state.stats = copyStats(st);
   return state;
 }
 
@@ -258,4 +242,17 @@ function placeRest(state: State, job: Job): void {
       throw new Error(`importState: job ${job.id} in state ${job.state}`);
   }
   if (isLive(job.state)) claimKey(state, job);
+}
+
+/** The counters are the same fields in the live state and the image; each gets its own copy. */
+function copyStats(st: StatsImage): StatsImage {
+  return {
+    totalPushed: st.totalPushed,
+    totalPulled: st.totalPulled,
+    totalCompleted: st.totalCompleted,
+    totalFailed: st.totalFailed,
+    totalStalled: st.totalStalled,
+    totalRemoved: st.totalRemoved,
+    seconds: st.seconds.map((b) => ({ ...b })),
+  };
 }

@@ -3,8 +3,7 @@
 // No timers fire (no delays, long locks), and the clock is left to move >= 2 ms after each
 // checkpoint, so "the last record stamped <= T" is exactly the checkpoint's last record.
 
-import { createHash } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Test } from 'tap';
@@ -71,16 +70,4 @@ export async function runWorkload(dir: string, steps = 90): Promise<Workload> {
   }
 }
 
-/** sha256 of every file under `dir`, by relative path. */
-export async function hashTree(dir: string): Promise<Record<string, string>> {
-  const out: Record<string, string> = {};
-  const walk = async (rel: string): Promise<void> => {
-    for (const name of (await readdir(join(dir, rel))).sort()) {
-      const path = join(dir, rel, name);
-      if ((await stat(path)).isDirectory()) await walk(join(rel, name));
-      else out[join(rel, name)] = createHash('sha256').update(await readFile(path)).digest('hex');
-    }
-  };
-  await walk('.');
-  return out;
-}
+export { hashTree } from '../fixtures/hash-tree.js';

@@ -1,7 +1,6 @@
 // Shared helpers of the log tests: temp dirs, quiet loggers, draft batches, file hashing.
 
-import { createHash } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Log, type LogOptions } from '../../src/log/log.js';
@@ -45,20 +44,9 @@ export async function segmentFiles(dir: string): Promise<string[]> {
   return (await readdir(dir)).filter((n) => n.endsWith('.log')).sort();
 }
 
-/** name → sha256 of every file under dir (recursively), for byte-identity checks. */
-export async function hashTree(dir: string): Promise<Record<string, string>> {
-  const out: Record<string, string> = {};
-  for (const name of (await readdir(dir)).sort()) {
-    const path = join(dir, name);
-    if ((await stat(path)).isDirectory()) {
-      for (const [k, v] of Object.entries(await hashTree(path))) out[`${name}/${k}`] = v;
-    } else {
-      out[name] = createHash('sha256').update(await readFile(path)).digest('hex');
-    }
-  }
-  return out;
-}
 
 export function range(from: number, to: number): number[] {
   return Array.from({ length: to - from }, (_, i) => from + i);
 }
+
+export { hashTree } from '../fixtures/hash-tree.js';

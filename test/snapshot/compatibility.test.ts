@@ -3,12 +3,12 @@
 // no longer read would make the data directory unrecoverable. The fixtures are real files
 // committed under test/fixtures/snapshots/format-N (see test/fixtures/snapshot-history.ts).
 
-import { createHash } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { digestOf } from '../../src/broker/digest.js';
 import { loadNewestState } from '../../src/snapshot/store.js';
+import { hashTree } from '../fixtures/hash-tree.js';
 import { snapshotHistoryState } from '../fixtures/snapshot-history.js';
 
 const fixtures = fileURLToPath(new URL('../../../test/fixtures/snapshots', import.meta.url));
@@ -24,17 +24,11 @@ t.test('every-committed-snapshot-format-loads-to-the-same-state', async (t) => {
   t.ok(formats.length >= 2, `formats with fixtures: ${formats.join(', ')}`);
   for (const format of formats) {
     const dir = `${fixtures}/${format}`;
-    const before = await hashDir(dir);
+    const before = await hashTree(dir);
     const problems: string[] = [];
     const loaded = await loadNewestState(dir, (line) => problems.push(line), { readOnly: true });
     t.same(problems, [], `${format}: no fallback reported`);
     t.equal(loaded === null ? null : digestOf(loaded.state), recorded, `${format} loads to the recorded state`);
-    t.equal(await hashDir(dir), before, `${format}: loading leaves the fixture untouched`);
+    t.same(await hashTree(dir), before, `${format}: loading leaves the fixture untouched`);
   }
 });
-
-async function hashDir(dir: string): Promise<string> {
-  const hash = createHash('sha256');
-  for (const name of (await readdir(dir)).sort()) hash.update(name).update(await readFile(`${dir}/${name}`));
-  return hash.digest('hex');
-}
