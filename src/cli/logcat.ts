@@ -103,18 +103,27 @@ export async function logcatCommand(argv: string[]): Promise<number> {
     return 2;
   }
   const { follow, filter } = parsed;
+  // With --follow, a stop signal ends the command cleanly from the first moment, also while the
+  // records already on disk are still being printed.
+  const stop = new AbortController();
+  const onSignal = (): void => stop.abort();
+  if (follow) {
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+  }
   try {
     const dir = await findLogDir(parsed.dir);
     const log = await openReadOnly(dir, (line) => console.error(`tapeq logcat: ${line}`));
     const start = Math.max(filter.from, log.firstOffset, Number.isFinite(filter.since) ? await log.offsetAtTime(filter.since) : 0);
     const end = Math.min(filter.to, log.durableOffset);
     for await (const batch of log.readBatches(Math.min(start, end), end)) {
+      if (stop.signal.aborted) break;
       for (const r of batch) if (matches(r, filter)) await writeLine(JSON.stringify(recordToJson(r)));
     }
     const last = log.segments().at(-1);
     await log.close();
-    if (!follow || last === undefined || end >= filter.to) return 0;
-    await followAndPrint(dir, { baseOffset: last.baseOffset, position: last.bytes, nextOffset: last.nextOffset }, filter);
+    if (!follow || stop.signal.aborted || last === undefined || end >= filter.to) return 0;
+    await followAndPrint(dir, { baseOffset: last.baseOffset, position: last.bytes, nextOffset: last.nextOffset }, filter, stop.signal);
     return 0;
   } catch (err) {
     if (err instanceof LogError) {
@@ -122,23 +131,22 @@ export async function logcatCommand(argv: string[]): Promise<number> {
       return 1;
     }
     throw err;
-  }
-}
-
-async function followAndPrint(dir: string, at: { baseOffset: number; position: number; nextOffset: number }, filter: Filter): Promise<void> {
-  const stop = new AbortController();
-  const onSignal = (): void => stop.abort();
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
-  try {
-    for await (const batch of followDirectory(dir, at, stop.signal)) {
-      for (const r of batch) {
-        if (r.offset >= filter.to) return;
-        if (matches(r, filter)) await writeLine(JSON.stringify(recordToJson(r)));
-      }
-    }
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+  }
+}
+
+async function followAndPrint(
+  dir: string,
+  at: { baseOffset: number; position: number; nextOffset: number },
+  filter: Filter,
+  signal: AbortSignal,
+): Promise<void> {
+  for await (const batch of followDirectory(dir, at, signal)) {
+    for (const r of batch) {
+      if (r.offset >= filter.to) return;
+      if (matches(r, filter)) await writeLine(JSON.stringify(recordToJson(r)));
+    }
   }
 }
