@@ -3,21 +3,29 @@
 // append() encodes each record once into the pending batch (one growing buffer for all appends
 // since the last write) and returns one promise per call. A single loop, never overlapping
 // itself, drains the batch: one write() of everything pending (split only at a segment roll or
-// at groupCommitBytesMax), then one fdatasync covering it (policy 'always'). Appends that arrive
-// while a write or sync is in flight simply accumulate for the next round.
+// at groupCommitBytesMax), then, under 'always', one fdatasync covering it. Appends that arrive
+// meanwhile accumulate for the next round.
 //
-//   'always'   durable = after the fdatasync that covers the record
+//   'always'   durable = after an fdatasync that started after the record's write returned
 //   'interval' durable = after write() reached the OS; fdatasync every syncIntervalMs when
 //              something was written; appends with durable:true wait for that sync
 //
+// The write is a synchronous write() to the page cache on the main thread: a round trip through
+// the libuv pool costs an event-loop turn, which under load is milliseconds, while the copy costs
+// microseconds (at most groupCommitBytesMax per call). The fdatasync goes to the pool, and up to
+// groupCommitSyncsMax of them may be in flight: the next round writes and starts its own sync
+// without waiting for the previous one. Any sync covers everything written before it started, so
+// syncs may finish in any order; the durable offset only moves forward.
+//
 // A failed write or sync is final (an fsync is never retried: the kernel may have dropped the
 // dirty pages): every pending and later append rejects with the LogError. Invariants: offsets are
-// assigned synchronously and consecutively; a batch never straddles two segments; the directory
-// of a new segment is fsynced before any record in it is acknowledged.
+// assigned synchronously and consecutively; a batch never straddles two segments; a segment is
+// sealed only after every sync on it has finished; the directory of a new segment is fsynced
+// before any record in it is acknowledged.
 
-import { constants as fsConstants } from 'node:fs';
+import { constants as fsConstants, writeSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
-import { groupCommitBytesMax, recordBytesMax } from '../constants.js';
+import { groupCommitBytesMax, groupCommitSyncsMax, recordBytesMax } from '../constants.js';
 import { encodeRecordInto, RecordWriter } from '../record/codec.js';
 import type { LogRecord, RecordDraft } from '../record/types.js';
 import { LogError, ioError } from './errors.js';
@@ -27,9 +35,10 @@ import { syncDir, type Segment } from './segment.js';
 
 export type SyncPolicy = 'always' | 'interval';
 
-/** Test-only seams around every write and sync; each hook gets the real operation to call. */
+/** Test-only seams around every write and sync; each hook gets the real operation to call. The
+ *  write is synchronous (see above), so its hook is too. */
 export interface FsHooks {
-  write?: (file: string, bytes: number, real: () => Promise<void>) => Promise<void>;
+  write?: (file: string, bytes: number, real: () => void) => void;
   datasync?: (file: string, real: () => Promise<void>) => Promise<void>;
   syncDir?: (dir: string, real: () => Promise<void>) => Promise<void>;
 }
@@ -72,8 +81,10 @@ export class GroupCommit {
   private running: Promise<void> | null = null;
   private syncDue = false;
   private timer: NodeJS.Timeout | null = null;
-  /** Records written but not yet durable ('always' keeps them until the sync). */
-  private unsynced: LogRecord[] = [];
+  /** Under 'always', the records of each write not yet covered by a finished sync, in order. */
+  private unsynced: { until: number; records: LogRecord[] }[] = [];
+  /** fdatasyncs in flight (at most groupCommitSyncsMax). */
+  private syncs = new Set<Promise<void>>();
 
   constructor(private readonly o: GroupCommitOptions) {
     const active = this.active;
@@ -155,9 +166,14 @@ export class GroupCommit {
     try {
       for (;;) {
         if (this.failed !== null) return;
-        if (this.frameEnds.length > 0) await this.writeRound();
-        else if (this.syncDue && this.writtenOffset > this.syncedOffset) await this.syncRound();
-        else return;
+        if (this.frameEnds.length > 0) {
+          // A finished sync kicks the loop again; until then the batch keeps growing.
+          if (this.o.sync === 'always' && this.syncs.size >= groupCommitSyncsMax) return;
+          await this.writeRound();
+        } else if (this.syncDue && this.writtenOffset > this.syncedOffset) {
+          this.syncDue = false;
+          this.startSync();
+        } else return;
       }
     } catch (err) {
       this.fail(err instanceof LogError ? err : ioError('write', this.active.file, err));
@@ -186,14 +202,14 @@ export class GroupCommit {
       const room = Math.min(this.o.segmentBytes - active.bytes, groupCommitBytesMax);
       while (first + count < frameEnds.length && ((frameEnds[first + count] as number) - start <= room || count === 0)) count++;
       const end = frameEnds[first + count - 1] as number;
-      await this.writeChunk(active, bytes, start, end, frameEnds, records, first, count);
-      if (this.o.sync === 'always') await this.syncActive();
+      this.writeChunk(active, bytes, start, end, frameEnds, records, first, count);
+      if (this.o.sync === 'always') this.startSync();
       first += count;
       start = end;
     }
   }
 
-  private async writeChunk(
+  private writeChunk(
     active: Segment,
     bytes: Uint8Array,
     start: number,
@@ -202,14 +218,15 @@ export class GroupCommit {
     records: LogRecord[],
     first: number,
     count: number,
-  ): Promise<void> {
+  ): void {
     sealFrames(bytes, start, frameEnds, first, count);
-    const fh = active.writer as FileHandle;
+    const fd = (active.writer as FileHandle).fd;
     const chunk = bytes.subarray(start, end);
     const position = active.bytes;
-    const real = async (): Promise<void> => writeAll(fh, chunk, position);
+    const real = (): void => writeAll(fd, chunk, position);
     try {
-      await (this.o.hooks.write ? this.o.hooks.write(active.file, chunk.length, real) : real());
+      if (this.o.hooks.write) this.o.hooks.write(active.file, chunk.length, real);
+      else real();
     } catch (err) {
       throw ioError('write', active.file, err);
     }
@@ -221,9 +238,9 @@ export class GroupCommit {
       frameStart = frameEnd;
     }
     this.writtenOffset = active.nextOffset;
-    const written = records.slice(first, first + count);
+    const written = first === 0 && count === records.length ? records : records.slice(first, first + count);
     if (this.o.sync === 'always') {
-      this.unsynced = written;
+      this.unsynced.push({ until: this.writtenOffset, records: written });
       return;
     }
     this.release();
@@ -231,29 +248,46 @@ export class GroupCommit {
     this.o.onDurable(written, this.writtenOffset);
   }
 
-  private async syncRound(): Promise<void> {
-    this.syncDue = false;
-    await this.syncActive();
-  }
-
-  /** fdatasync of the active segment; everything written before it started is then durable. */
-  private async syncActive(): Promise<void> {
+  /** Starts an fdatasync of the active segment; when it finishes, everything written before it
+   *  started is durable. Resolves when done; a failure fails the log (and resolves too). */
+  private startSync(): Promise<void> {
     const active = this.active;
     const covered = this.writtenOffset;
     const fh = active.writer as FileHandle;
     const real = (): Promise<void> => fh.datasync();
-    try {
-      await (this.o.hooks.datasync ? this.o.hooks.datasync(active.file, real) : real());
-    } catch (err) {
-      throw ioError('sync', active.file, err);
+    const sync: Promise<void> = (this.o.hooks.datasync ? this.o.hooks.datasync(active.file, real) : real()).then(
+      () => {
+        this.syncs.delete(sync);
+        this.synced(covered);
+      },
+      (err: unknown) => {
+        this.syncs.delete(sync);
+        this.fail(ioError('sync', active.file, err));
+      },
+    );
+    this.syncs.add(sync);
+    return sync;
+  }
+
+  private synced(covered: number): void {
+    if (this.failed !== null) return;
+    if (covered > this.syncedOffset) {
+      this.syncedOffset = covered;
+      this.release();
+      if (this.o.sync === 'always') {
+        let n = 0;
+        while (n < this.unsynced.length && (this.unsynced[n] as { until: number }).until <= covered) n++;
+        const done = this.unsynced.splice(0, n);
+        if (done.length > 0) this.o.onDurable(done.length === 1 ? (done[0]?.records as LogRecord[]) : done.flatMap((d) => d.records), covered);
+      }
     }
-    this.syncedOffset = covered;
-    this.release();
-    if (this.o.sync === 'always') {
-      const records = this.unsynced;
-      this.unsynced = [];
-      this.o.onDurable(records, this.syncedOffset);
-    }
+    if (this.frameEnds.length > 0) this.kick();
+  }
+
+  /** Waits for every sync in flight, then syncs what none of them covers. */
+  private async syncAll(): Promise<void> {
+    while (this.syncs.size > 0) await Promise.all(this.syncs);
+    if (this.failed === null && this.writtenOffset > this.syncedOffset) await this.startSync();
   }
 
   /** Resolves the waiters whose records are now durable (waiters are in offset order). */
@@ -272,7 +306,8 @@ export class GroupCommit {
   /** Seals the active segment (synced, index files written) and starts the next one. */
   private async roll(): Promise<void> {
     const sealed = this.active;
-    if (this.writtenOffset > this.syncedOffset) await this.syncActive();
+    await this.syncAll();
+    if (this.failed !== null) throw this.failed;
     await sealed.writeIndexFiles();
     await (sealed.writer as FileHandle).close();
     sealed.writer = null;
@@ -297,12 +332,14 @@ export class GroupCommit {
     if (this.closed) return;
     this.closed = true;
     if (this.timer !== null) clearTimeout(this.timer);
-    while (this.running !== null) await this.running;
-    if (this.failed === null && this.writtenOffset > this.syncedOffset) {
-      this.syncDue = true;
-      this.running = this.loop();
-      await this.running;
+    // A finished sync may kick the loop again while pending records remain: drain until neither.
+    for (;;) {
+      if (this.running !== null) await this.running;
+      else if (this.syncs.size > 0) await Promise.all(this.syncs);
+      else if (this.failed === null && this.frameEnds.length > 0) this.kick();
+      else break;
     }
+    await this.syncAll();
     const active = this.active;
     if (active.writer !== null) {
       await active.writer.close();
@@ -318,10 +355,7 @@ async function createSegmentHooked(o: GroupCommitOptions, baseOffset: number): P
   return createSegment(o.dir, o.logId, baseOffset, dirSync);
 }
 
-async function writeAll(fh: FileHandle, bytes: Uint8Array, position: number): Promise<void> {
+function writeAll(fd: number, bytes: Uint8Array, position: number): void {
   let done = 0;
-  while (done < bytes.length) {
-    const { bytesWritten } = await fh.write(bytes, done, bytes.length - done, position + done);
-    done += bytesWritten;
-  }
+  while (done < bytes.length) done += writeSync(fd, bytes, done, bytes.length - done, position + done);
 }

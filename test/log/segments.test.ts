@@ -16,9 +16,9 @@ t.test('segment-rolls-at-segmentBytes-with-directory-fsync-and-no-frame-straddle
         events.push(`syncDir ${d}`);
         await real();
       },
-      write: async (file, _bytes, real) => {
+      write: (file, _bytes, real) => {
         events.push(`write ${file}`);
-        await real();
+        real();
       },
     },
   });

@@ -146,7 +146,12 @@ t.test('a write that hits ENOSPC answers 507 and the refused jobs are absent aft
   const rng = seededRng(t, 'enospc-fault');
   const dataDir = await tempDir(t, 'enospc');
   let full = false;
-  const hooks: FsHooks = { write: async (_file, _bytes, real) => (full ? Promise.reject(injected('ENOSPC')) : real()) };
+  const hooks: FsHooks = {
+    write: (_file, _bytes, real) => {
+      if (full) throw injected('ENOSPC');
+      real();
+    },
+  };
   const broker = await startInProcess(dataDir, hooks);
   const acked: string[] = [];
   const refused: string[] = [];
