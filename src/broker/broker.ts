@@ -55,7 +55,8 @@ import * as queueOps from './queue-ops.js';
 
 /** The part of the Log (src/log/log.ts) the broker uses. */
 export interface BrokerLog {
-  append(drafts: RecordDraft[], opts?: { durable?: boolean }): { firstOffset: number; durable: Promise<void> };
+  /** `records` are the drafts with their offsets, as they will be read back. */
+  append(drafts: RecordDraft[], opts?: { durable?: boolean }): { firstOffset: number; records: LogRecord[]; durable: Promise<void> };
   readonly failed: { code: string; message: string } | null;
 }
 
@@ -180,7 +181,7 @@ export class Broker implements BrokerApi {
   private append(drafts: RecordDraft[], durable = false): Pending {
     if (drafts.length === 0) return Promise.resolve(this.fault);
     if (this.fault !== null) return Promise.resolve(this.fault);
-    let result: { firstOffset: number; durable: Promise<void> };
+    let result: { records: LogRecord[]; durable: Promise<void> };
     try {
       result = this.log.append(drafts, durable ? { durable: true } : undefined);
     } catch (error) {
@@ -189,12 +190,7 @@ export class Broker implements BrokerApi {
       }
       return Promise.resolve(this.storageFault(error));
     }
-    const records: LogRecord[] = drafts.map((d, i) => ({
-      offset: result.firstOffset + i,
-      timestamp: d.timestamp,
-      actor: d.actor,
-      body: d.body,
-    }));
+    const records = result.records;
     for (const record of records) {
       apply(this.state, record);
       noteRecord(this.heap, this.state, record);

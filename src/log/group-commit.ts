@@ -57,6 +57,13 @@ export interface GroupCommitOptions {
   onFailed: (err: LogError) => void;
 }
 
+/** What append() hands back: the records as they will be in the log, and when they are durable. */
+export interface Appended {
+  firstOffset: number;
+  records: LogRecord[];
+  durable: Promise<void>;
+}
+
 interface Waiter {
   until: number;
   needsSync: boolean;
@@ -117,23 +124,25 @@ export class GroupCommit {
     this.active.writer = await open(this.active.path, fsConstants.O_RDWR);
   }
 
-  append(drafts: RecordDraft[], durable: boolean): { firstOffset: number; durable: Promise<void> } {
+  append(drafts: RecordDraft[], durable: boolean): Appended {
     if (this.failed !== null) throw new LogError('LOG_FAILED', `log failed earlier: ${this.failed.message}`, { cause: this.failed });
     if (this.closed) throw new LogError('LOG_CLOSED', 'log is closed');
     const firstOffset = this.nextOffset;
-    if (drafts.length === 0) return { firstOffset, durable: Promise.resolve() };
-    this.encode(drafts, firstOffset);
+    if (drafts.length === 0) return { firstOffset, records: [], durable: Promise.resolve() };
+    const records = this.encode(drafts, firstOffset);
     this.nextOffset = firstOffset + drafts.length;
     const until = this.nextOffset;
     const promise = new Promise<void>((resolve, reject) => {
       this.waiters.push({ until, needsSync: durable || this.o.sync === 'always', resolve, reject });
     });
     this.kick();
-    return { firstOffset, durable: promise };
+    return { firstOffset, records, durable: promise };
   }
 
-  /** Encodes all drafts into the pending batch, or nothing if one is too large. */
-  private encode(drafts: RecordDraft[], firstOffset: number): void {
+  /** Encodes all drafts into the pending batch, or nothing if one is too large; returns the
+   *  records with their offsets. */
+  private encode(drafts: RecordDraft[], firstOffset: number): LogRecord[] {
+    const out: LogRecord[] = new Array<LogRecord>(drafts.length);
     const w = this.writer;
     const startPos = w.pos;
     const startFrames = this.frameEnds.length;
@@ -154,7 +163,9 @@ export class GroupCommit {
       }
       this.frameEnds.push(w.pos);
       this.records.push(record);
+      out[i] = record;
     }
+    return out;
   }
 
   private kick(): void {

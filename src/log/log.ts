@@ -18,7 +18,7 @@ import { logSyncIntervalMsDefault, segmentBytesDefault, segmentBytesMin, tailRin
 import type { LogRecord, RecordDraft } from '../record/types.js';
 import { initChecksum } from './checksum.js';
 import { LogError } from './errors.js';
-import { GroupCommit, type FsHooks, type SyncPolicy } from './group-commit.js';
+import { GroupCommit, type Appended, type FsHooks, type SyncPolicy } from './group-commit.js';
 import { offsetAtTimeIn, readBatches } from './reader.js';
 import { loadSegments, type OpenReport } from './recovery.js';
 import { RecordRing } from './ring.js';
@@ -28,7 +28,7 @@ import { tailLog, type TailIterator, type TailSource } from './tail.js';
 
 export { LogError } from './errors.js';
 export type { LogErrorCode } from './errors.js';
-export type { FsHooks, SyncPolicy } from './group-commit.js';
+export type { Appended, FsHooks, SyncPolicy } from './group-commit.js';
 export type { OpenReport, Quarantine, TailCut } from './recovery.js';
 export type { TailIterator } from './tail.js';
 
@@ -122,7 +122,7 @@ export class Log {
     return this.segmentList[this.segmentList.length - 1] as Segment;
   }
 
-  append(drafts: RecordDraft[], opts?: { durable?: boolean }): { firstOffset: number; durable: Promise<void> } {
+  append(drafts: RecordDraft[], opts?: { durable?: boolean }): Appended {
     if (this.commit === null) throw new LogError('LOG_CLOSED', 'log was opened read-only');
     if (this.closed) throw new LogError('LOG_CLOSED', 'log is closed');
     return this.commit.append(drafts, opts?.durable === true);

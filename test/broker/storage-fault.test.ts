@@ -19,7 +19,8 @@ function failingLog(mode: 'throw' | 'reject', code: string): BrokerLog & { appen
       next += drafts.length;
       log.appended += drafts.length;
       log.failed = error;
-      return { firstOffset, durable: Promise.reject(error) };
+      const records = drafts.map((d, i) => ({ ...d, offset: firstOffset + i }));
+      return { firstOffset, records, durable: Promise.reject(error) };
     },
   };
   return log;
