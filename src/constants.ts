@@ -28,6 +28,9 @@ export const groupCommitBytesMax = 8 * MiB;
 /** fdatasyncs of the active segment in flight at once: the next round writes and starts its own
  *  sync while the previous one runs, instead of waiting for it (see src/log/group-commit.ts). */
 export const groupCommitSyncsMax = 2;
+/** A group-commit write up to this size is a synchronous write() on the main thread; a larger one
+ *  goes through the thread pool (see src/log/group-commit.ts). */
+export const groupCommitSyncWriteBytesMax = 256 * 1024;
 
 // ── Requests and jobs ──────────────────────────────────────────────────────────────────────
 /** MAX_BODY_BYTES default: largest HTTP request body. */
@@ -152,6 +155,7 @@ export function checkConstants(): void {
     [bodyBytesMaxDefault <= recordBytesMax, 'a request body must fit in one record'],
     [groupCommitBytesMax >= recordBytesMax, 'one group commit must hold the largest record'],
     [Number.isInteger(groupCommitSyncsMax) && groupCommitSyncsMax >= 1, 'groupCommitSyncsMax is a positive integer'],
+    [groupCommitSyncWriteBytesMax <= groupCommitBytesMax, 'a synchronous write is at most one group commit'],
     [indexIntervalBytes <= segmentBytesMin, 'a segment must hold at least one index interval'],
     [idsPerRecordMax * (jobIdLengthMax + 8) < recordBytesMax, 'an id list must fit in one record'],
     [bulkJobsMax * 64 <= bodyBytesMaxDefault * 64, 'bulk limit is sane'],

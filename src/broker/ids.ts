@@ -14,17 +14,20 @@ export class IdGenerator {
   private poolAt = 0;
   private lastMs = -1;
   private counter = 0;
+  /** The 16 bytes of the id being built: reused, since only the string leaves next(). */
+  private readonly bytes = Buffer.alloc(16);
 
   constructor(private readonly clock: () => number) {}
 
-  private random(n: number): Buffer {
+  /** Position in `pool` of n fresh random bytes. */
+  private random(n: number): number {
     if (this.poolAt + n > poolBytes) {
       this.pool = randomBytes(poolBytes);
       this.poolAt = 0;
     }
-    const out = this.pool.subarray(this.poolAt, this.poolAt + n);
+    const at = this.poolAt;
     this.poolAt += n;
-    return out;
+    return at;
   }
 
   next(): string {
@@ -40,11 +43,12 @@ export class IdGenerator {
       this.counter = this.seedCounter();
     }
     this.lastMs = ms;
-    const b = Buffer.allocUnsafe(16);
+    const b = this.bytes;
     b.writeUIntBE(ms, 0, 6);
     b[6] = 0x70 | (this.counter >> 8);
     b[7] = this.counter & 0xff;
-    this.random(8).copy(b, 8);
+    const at = this.random(8);
+    this.pool.copy(b, 8, at, at + 8);
     b[8] = 0x80 | ((b[8] as number) & 0x3f);
     let s = '';
     for (let i = 0; i < 16; i++) {
@@ -55,7 +59,7 @@ export class IdGenerator {
   }
 
   private seedCounter(): number {
-    const r = this.random(2);
-    return (((r[0] as number) << 8) | (r[1] as number)) & 0x7ff;
+    const at = this.random(2);
+    return (((this.pool[at] as number) << 8) | (this.pool[at + 1] as number)) & 0x7ff;
   }
 }

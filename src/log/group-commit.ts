@@ -10,9 +10,10 @@
 //   'interval' durable = after write() reached the OS; fdatasync every syncIntervalMs when
 //              something was written; appends with durable:true wait for that sync
 //
-// The write is a synchronous write() to the page cache on the main thread: a round trip through
-// the libuv pool costs an event-loop turn, which under load is milliseconds, while the copy costs
-// microseconds (at most groupCommitBytesMax per call). The fdatasync goes to the pool, and up to
+// A write of up to groupCommitSyncWriteBytesMax is a synchronous write() to the page cache on the
+// main thread: a round trip through the libuv pool costs an event-loop turn, which under load is
+// milliseconds, while copying that much costs tens of microseconds. A larger batch goes through
+// the pool, so that encoding the next batch overlaps it. The fdatasync goes to the pool, and up to
 // groupCommitSyncsMax of them may be in flight: the next round writes and starts its own sync
 // without waiting for the previous one. Any sync covers everything written before it started, so
 // syncs may finish in any order; the durable offset only moves forward.
@@ -25,7 +26,7 @@
 
 import { constants as fsConstants, writeSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
-import { groupCommitBytesMax, groupCommitSyncsMax, recordBytesMax } from '../constants.js';
+import { groupCommitBytesMax, groupCommitSyncsMax, groupCommitSyncWriteBytesMax, recordBytesMax } from '../constants.js';
 import { encodeRecordInto, RecordWriter } from '../record/codec.js';
 import type { LogRecord, RecordDraft } from '../record/types.js';
 import { LogError, ioError } from './errors.js';
@@ -35,10 +36,11 @@ import { syncDir, type Segment } from './segment.js';
 
 export type SyncPolicy = 'always' | 'interval';
 
-/** Test-only seams around every write and sync; each hook gets the real operation to call. The
- *  write is synchronous (see above), so its hook is too. */
+/** Test-only seams around every write and sync; each hook gets the real operation to call and
+ *  returns what it returns. A small write is synchronous (see above): `real` returns nothing, and
+ *  the hook must then call it synchronously too; a large one returns a promise. */
 export interface FsHooks {
-  write?: (file: string, bytes: number, real: () => void) => void;
+  write?: (file: string, bytes: number, real: () => void | Promise<void>) => void | Promise<void>;
   datasync?: (file: string, real: () => Promise<void>) => Promise<void>;
   syncDir?: (dir: string, real: () => Promise<void>) => Promise<void>;
 }
@@ -213,13 +215,16 @@ export class GroupCommit {
       const room = Math.min(this.o.segmentBytes - active.bytes, groupCommitBytesMax);
       while (first + count < frameEnds.length && ((frameEnds[first + count] as number) - start <= room || count === 0)) count++;
       const end = frameEnds[first + count - 1] as number;
-      this.writeChunk(active, bytes, start, end, frameEnds, records, first, count);
+      const pending = this.writeChunk(active, bytes, start, end, frameEnds, records, first, count);
+      if (pending !== undefined) await pending;
       if (this.o.sync === 'always') this.startSync();
       first += count;
       start = end;
     }
   }
 
+  /** Writes frames [first, first + count) of the batch; synchronously when the chunk is small
+   *  (undefined comes back), through the pool when it is large (a promise comes back). */
   private writeChunk(
     active: Segment,
     bytes: Uint8Array,
@@ -229,18 +234,33 @@ export class GroupCommit {
     records: LogRecord[],
     first: number,
     count: number,
-  ): void {
+  ): Promise<void> | undefined {
     sealFrames(bytes, start, frameEnds, first, count);
-    const fd = (active.writer as FileHandle).fd;
+    const fh = active.writer as FileHandle;
     const chunk = bytes.subarray(start, end);
     const position = active.bytes;
-    const real = (): void => writeAll(fd, chunk, position);
+    const real =
+      chunk.length <= groupCommitSyncWriteBytesMax
+        ? (): void => writeAllSync(fh.fd, chunk, position)
+        : (): Promise<void> => writeAll(fh, chunk, position);
+    const done = (): void => this.written(active, start, position, frameEnds, records, first, count);
+    let pending: void | Promise<void>;
     try {
-      if (this.o.hooks.write) this.o.hooks.write(active.file, chunk.length, real);
-      else real();
+      pending = this.o.hooks.write ? this.o.hooks.write(active.file, chunk.length, real) : real();
     } catch (err) {
       throw ioError('write', active.file, err);
     }
+    if (pending === undefined) {
+      done();
+      return undefined;
+    }
+    return pending.then(done, (err: unknown) => {
+      throw ioError('write', active.file, err);
+    });
+  }
+
+  /** Bookkeeping once a chunk is in the file: index entries, written offset, acks ('interval'). */
+  private written(active: Segment, start: number, position: number, frameEnds: number[], records: LogRecord[], first: number, count: number): void {
     let frameStart = start;
     for (let i = first; i < first + count; i++) {
       const record = records[i] as LogRecord;
@@ -366,7 +386,15 @@ async function createSegmentHooked(o: GroupCommitOptions, baseOffset: number): P
   return createSegment(o.dir, o.logId, baseOffset, dirSync);
 }
 
-function writeAll(fd: number, bytes: Uint8Array, position: number): void {
+function writeAllSync(fd: number, bytes: Uint8Array, position: number): void {
   let done = 0;
   while (done < bytes.length) done += writeSync(fd, bytes, done, bytes.length - done, position + done);
+}
+
+async function writeAll(fh: FileHandle, bytes: Uint8Array, position: number): Promise<void> {
+  let done = 0;
+  while (done < bytes.length) {
+    const { bytesWritten } = await fh.write(bytes, done, bytes.length - done, position + done);
+    done += bytesWritten;
+  }
 }

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { groupCommitSyncsMax } from '../../src/constants.js';
+import { groupCommitSyncsMax, groupCommitSyncWriteBytesMax } from '../../src/constants.js';
 import { drafts, openLog, range, readAll, tempDir } from './helpers.js';
 
 function errno(code: string): Error {
@@ -16,7 +16,7 @@ t.test('durable-append-resolves-only-after-an-fdatasync-that-started-after-its-w
     fsHooks: {
       write: (_f, _bytes, real) => {
         events.push('write');
-        real();
+        return real();
       },
       datasync: async (_f, real) => {
         const n = holds.length + 1;
@@ -100,6 +100,30 @@ t.test('full-disk-write-fails-with-LOG_NO_SPACE', async (t) => {
   });
   await t.rejects(log.append(drafts(0, 1)).durable, { code: 'LOG_NO_SPACE' });
   t.equal(log.failed?.code, 'LOG_NO_SPACE');
+  await log.close();
+});
+
+t.test('small-batches-are-written-synchronously-large-ones-through-the-pool-and-both-fail-with-LOG_NO_SPACE', async (t) => {
+  const dir = await tempDir(t);
+  const writes: string[] = [];
+  let full = false;
+  const { log } = await openLog({
+    dir,
+    fsHooks: {
+      write: (_f, bytes, real) => {
+        if (full) throw errno('ENOSPC');
+        const pending = real();
+        writes.push(`${bytes > groupCommitSyncWriteBytesMax ? 'large' : 'small'} ${pending === undefined ? 'sync' : 'async'}`);
+        return pending;
+      },
+    },
+  });
+  await log.append(drafts(0, 10)).durable;
+  await log.append(drafts(10, 5_000)).durable;
+  t.strictSame(writes, ['small sync', 'large async'], 'one write each, by size');
+  t.strictSame(await readAll(log), range(0, 5_010), 'both read back whole');
+  full = true;
+  await t.rejects(log.append(drafts(5_010, 5_000)).durable, { code: 'LOG_NO_SPACE' }, 'a large write fails like a small one');
   await log.close();
 });
 

@@ -18,7 +18,7 @@ t.test('segment-rolls-at-segmentBytes-with-directory-fsync-and-no-frame-straddle
       },
       write: (file, _bytes, real) => {
         events.push(`write ${file}`);
-        real();
+        return real();
       },
     },
   });

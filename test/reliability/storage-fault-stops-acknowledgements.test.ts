@@ -149,7 +149,7 @@ t.test('a write that hits ENOSPC answers 507 and the refused jobs are absent aft
   const hooks: FsHooks = {
     write: (_file, _bytes, real) => {
       if (full) throw injected('ENOSPC');
-      real();
+      return real();
     },
   };
   const broker = await startInProcess(dataDir, hooks);
