@@ -25,9 +25,6 @@ export const logSyncIntervalMsDefault = 5;
 export const tornCopiesPerPositionMax = 1_000;
 /** Upper bound of bytes written by one group commit; a larger batch is split. */
 export const groupCommitBytesMax = 8 * MiB;
-/** fdatasyncs of the active segment in flight at once: the next round writes and starts its own
- *  sync while the previous one runs, instead of waiting for it (see src/log/group-commit.ts). */
-export const groupCommitSyncsMax = 2;
 /** A group-commit write up to this size is a synchronous write() on the main thread; a larger one
  *  goes through the thread pool (see src/log/group-commit.ts). */
 export const groupCommitSyncWriteBytesMax = 256 * 1024;
@@ -154,7 +151,6 @@ export function checkConstants(): void {
     [jobDataBytesMax < recordBytesMax, 'a job payload must fit in one record'],
     [bodyBytesMaxDefault <= recordBytesMax, 'a request body must fit in one record'],
     [groupCommitBytesMax >= recordBytesMax, 'one group commit must hold the largest record'],
-    [Number.isInteger(groupCommitSyncsMax) && groupCommitSyncsMax >= 1, 'groupCommitSyncsMax is a positive integer'],
     [groupCommitSyncWriteBytesMax <= groupCommitBytesMax, 'a synchronous write is at most one group commit'],
     [indexIntervalBytes <= segmentBytesMin, 'a segment must hold at least one index interval'],
     [idsPerRecordMax * (jobIdLengthMax + 8) < recordBytesMax, 'an id list must fit in one record'],

@@ -3,30 +3,29 @@
 // append() encodes each record once into the pending batch (one growing buffer for all appends
 // since the last write) and returns one promise per call. A single loop, never overlapping
 // itself, drains the batch: one write() of everything pending (split only at a segment roll or
-// at groupCommitBytesMax), then, under 'always', one fdatasync covering it. Appends that arrive
-// meanwhile accumulate for the next round.
+// at groupCommitBytesMax), then one fdatasync covering it (policy 'always'). Appends that arrive
+// while a write or sync is in flight simply accumulate for the next round.
 //
-//   'always'   durable = after an fdatasync that started after the record's write returned
+//   'always'   durable = after the fdatasync that covers the record
 //   'interval' durable = after write() reached the OS; fdatasync every syncIntervalMs when
 //              something was written; appends with durable:true wait for that sync
 //
 // A write of up to groupCommitSyncWriteBytesMax is a synchronous write() to the page cache on the
 // main thread: a round trip through the libuv pool costs an event-loop turn, which under load is
 // milliseconds, while copying that much costs tens of microseconds. A larger batch goes through
-// the pool, so that encoding the next batch overlaps it. The fdatasync goes to the pool, and up to
-// groupCommitSyncsMax of them may be in flight: the next round writes and starts its own sync
-// without waiting for the previous one. Any sync covers everything written before it started, so
-// syncs may finish in any order; the durable offset only moves forward.
+// the pool, so that encoding the next batch overlaps it. The fdatasync always goes to the pool.
+// Only one sync is ever in flight: Linux reports a write-back error to one fdatasync per open
+// file, so two overlapping syncs on one handle could let the one that missed the error
+// acknowledge records whose pages were lost.
 //
 // A failed write or sync is final (an fsync is never retried: the kernel may have dropped the
 // dirty pages): every pending and later append rejects with the LogError. Invariants: offsets are
-// assigned synchronously and consecutively; a batch never straddles two segments; a segment is
-// sealed only after every sync on it has finished; the directory of a new segment is fsynced
-// before any record in it is acknowledged.
+// assigned synchronously and consecutively; a batch never straddles two segments; the directory
+// of a new segment is fsynced before any record in it is acknowledged.
 
 import { constants as fsConstants, writeSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
-import { groupCommitBytesMax, groupCommitSyncsMax, groupCommitSyncWriteBytesMax, recordBytesMax } from '../constants.js';
+import { groupCommitBytesMax, groupCommitSyncWriteBytesMax, recordBytesMax } from '../constants.js';
 import { encodeRecordInto, RecordWriter } from '../record/codec.js';
 import type { LogRecord, RecordDraft } from '../record/types.js';
 import { LogError, ioError } from './errors.js';
@@ -36,9 +35,9 @@ import { syncDir, type Segment } from './segment.js';
 
 export type SyncPolicy = 'always' | 'interval';
 
-/** Test-only seams around every write and sync; each hook gets the real operation to call and
- *  returns what it returns. A small write is synchronous (see above): `real` returns nothing, and
- *  the hook must then call it synchronously too; a large one returns a promise. */
+/** Test-only seams around every write and sync; each hook gets the real operation to call. A
+ *  small write is synchronous (see above): its `real` returns nothing and must be called before
+ *  the hook returns; a large one returns a promise, which the log awaits whatever the hook does. */
 export interface FsHooks {
   write?: (file: string, bytes: number, real: () => void | Promise<void>) => void | Promise<void>;
   datasync?: (file: string, real: () => Promise<void>) => Promise<void>;
@@ -90,10 +89,8 @@ export class GroupCommit {
   private running: Promise<void> | null = null;
   private syncDue = false;
   private timer: NodeJS.Timeout | null = null;
-  /** Under 'always', the records of each write not yet covered by a finished sync, in order. */
-  private unsynced: { until: number; records: LogRecord[] }[] = [];
-  /** fdatasyncs in flight (at most groupCommitSyncsMax). */
-  private syncs = new Set<Promise<void>>();
+  /** Records written but not yet durable ('always' keeps them until the sync). */
+  private unsynced: LogRecord[] = [];
 
   constructor(private readonly o: GroupCommitOptions) {
     const active = this.active;
@@ -179,14 +176,9 @@ export class GroupCommit {
     try {
       for (;;) {
         if (this.failed !== null) return;
-        if (this.frameEnds.length > 0) {
-          // A finished sync kicks the loop again; until then the batch keeps growing.
-          if (this.o.sync === 'always' && this.syncs.size >= groupCommitSyncsMax) return;
-          await this.writeRound();
-        } else if (this.syncDue && this.writtenOffset > this.syncedOffset) {
-          this.syncDue = false;
-          this.startSync();
-        } else return;
+        if (this.frameEnds.length > 0) await this.writeRound();
+        else if (this.syncDue && this.writtenOffset > this.syncedOffset) await this.syncRound();
+        else return;
       }
     } catch (err) {
       this.fail(err instanceof LogError ? err : ioError('write', this.active.file, err));
@@ -217,7 +209,7 @@ export class GroupCommit {
       const end = frameEnds[first + count - 1] as number;
       const pending = this.writeChunk(active, bytes, start, end, frameEnds, records, first, count);
       if (pending !== undefined) await pending;
-      if (this.o.sync === 'always') this.startSync();
+      if (this.o.sync === 'always') await this.syncActive();
       first += count;
       start = end;
     }
@@ -244,9 +236,14 @@ export class GroupCommit {
         ? (): void => writeAllSync(fh.fd, chunk, position)
         : (): Promise<void> => writeAll(fh, chunk, position);
     const done = (): void => this.written(active, start, position, frameEnds, records, first, count);
+    // What the real write returned, whatever a test hook around it returns; a hook that returns
+    // a promise (it may write later) is awaited too.
+    let writing: void | Promise<void> = undefined;
+    const run = (): void | Promise<void> => (writing = real());
     let pending: void | Promise<void>;
     try {
-      pending = this.o.hooks.write ? this.o.hooks.write(active.file, chunk.length, real) : real();
+      const hooked = this.o.hooks.write ? this.o.hooks.write(active.file, chunk.length, run) : run();
+      pending = hooked === undefined ? writing : hooked.then(() => writing);
     } catch (err) {
       throw ioError('write', active.file, err);
     }
@@ -271,7 +268,7 @@ export class GroupCommit {
     this.writtenOffset = active.nextOffset;
     const written = first === 0 && count === records.length ? records : records.slice(first, first + count);
     if (this.o.sync === 'always') {
-      this.unsynced.push({ until: this.writtenOffset, records: written });
+      this.unsynced = written;
       return;
     }
     this.release();
@@ -279,46 +276,29 @@ export class GroupCommit {
     this.o.onDurable(written, this.writtenOffset);
   }
 
-  /** Starts an fdatasync of the active segment; when it finishes, everything written before it
-   *  started is durable. Resolves when done; a failure fails the log (and resolves too). */
-  private startSync(): Promise<void> {
+  private async syncRound(): Promise<void> {
+    this.syncDue = false;
+    await this.syncActive();
+  }
+
+  /** fdatasync of the active segment; everything written before it started is then durable. */
+  private async syncActive(): Promise<void> {
     const active = this.active;
     const covered = this.writtenOffset;
     const fh = active.writer as FileHandle;
     const real = (): Promise<void> => fh.datasync();
-    const sync: Promise<void> = (this.o.hooks.datasync ? this.o.hooks.datasync(active.file, real) : real()).then(
-      () => {
-        this.syncs.delete(sync);
-        this.synced(covered);
-      },
-      (err: unknown) => {
-        this.syncs.delete(sync);
-        this.fail(ioError('sync', active.file, err));
-      },
-    );
-    this.syncs.add(sync);
-    return sync;
-  }
-
-  private synced(covered: number): void {
-    if (this.failed !== null) return;
-    if (covered > this.syncedOffset) {
-      this.syncedOffset = covered;
-      this.release();
-      if (this.o.sync === 'always') {
-        let n = 0;
-        while (n < this.unsynced.length && (this.unsynced[n] as { until: number }).until <= covered) n++;
-        const done = this.unsynced.splice(0, n);
-        if (done.length > 0) this.o.onDurable(done.length === 1 ? (done[0]?.records as LogRecord[]) : done.flatMap((d) => d.records), covered);
-      }
+    try {
+      await (this.o.hooks.datasync ? this.o.hooks.datasync(active.file, real) : real());
+    } catch (err) {
+      throw ioError('sync', active.file, err);
     }
-    if (this.frameEnds.length > 0) this.kick();
-  }
-
-  /** Waits for every sync in flight, then syncs what none of them covers. */
-  private async syncAll(): Promise<void> {
-    while (this.syncs.size > 0) await Promise.all(this.syncs);
-    if (this.failed === null && this.writtenOffset > this.syncedOffset) await this.startSync();
+    this.syncedOffset = covered;
+    this.release();
+    if (this.o.sync === 'always') {
+      const records = this.unsynced;
+      this.unsynced = [];
+      this.o.onDurable(records, this.syncedOffset);
+    }
   }
 
   /** Resolves the waiters whose records are now durable (waiters are in offset order). */
@@ -337,8 +317,7 @@ export class GroupCommit {
   /** Seals the active segment (synced, index files written) and starts the next one. */
   private async roll(): Promise<void> {
     const sealed = this.active;
-    await this.syncAll();
-    if (this.failed !== null) throw this.failed;
+    if (this.writtenOffset > this.syncedOffset) await this.syncActive();
     await sealed.writeIndexFiles();
     await (sealed.writer as FileHandle).close();
     sealed.writer = null;
@@ -363,14 +342,12 @@ export class GroupCommit {
     if (this.closed) return;
     this.closed = true;
     if (this.timer !== null) clearTimeout(this.timer);
-    // A finished sync may kick the loop again while pending records remain: drain until neither.
-    for (;;) {
-      if (this.running !== null) await this.running;
-      else if (this.syncs.size > 0) await Promise.all(this.syncs);
-      else if (this.failed === null && this.frameEnds.length > 0) this.kick();
-      else break;
+    while (this.running !== null) await this.running;
+    if (this.failed === null && this.writtenOffset > this.syncedOffset) {
+      this.syncDue = true;
+      this.running = this.loop();
+      await this.running;
     }
-    await this.syncAll();
     const active = this.active;
     if (active.writer !== null) {
       await active.writer.close();

@@ -2,7 +2,7 @@
 // live readers, time lookups and retention. This module composes the pieces:
 //
 //   recovery.ts     open: scan, cut torn tail, refuse (or quarantine) corruption and gaps
-//   group-commit.ts append → one write + one fdatasync per round, syncs pipelined; failure is final
+//   group-commit.ts append → one write + one fdatasync per round; failure is final
 //   reader.ts       indexed, verified reads from disk, in batches
 //   ring.ts         the last tailRingRecords durable records, in memory
 //   tail.ts         follow the log from an offset
