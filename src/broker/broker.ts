@@ -23,6 +23,7 @@ import {
   type LogRecord,
   type RecordDraft,
 } from '../record/types.js';
+import type { Appended } from '../log/log.js';
 import { apply, type Job, type State } from '../state/index.js';
 import {
   draft,
@@ -55,8 +56,7 @@ import * as queueOps from './queue-ops.js';
 
 /** The part of the Log (src/log/log.ts) the broker uses. */
 export interface BrokerLog {
-  /** `records` are the drafts with their offsets, as they will be read back. */
-  append(drafts: RecordDraft[], opts?: { durable?: boolean }): { firstOffset: number; records: LogRecord[]; durable: Promise<void> };
+  append(drafts: RecordDraft[], opts?: { durable?: boolean }): Appended;
   readonly failed: { code: string; message: string } | null;
 }
 
@@ -181,7 +181,7 @@ export class Broker implements BrokerApi {
   private append(drafts: RecordDraft[], durable = false): Pending {
     if (drafts.length === 0) return Promise.resolve(this.fault);
     if (this.fault !== null) return Promise.resolve(this.fault);
-    let result: { records: LogRecord[]; durable: Promise<void> };
+    let result: Appended;
     try {
       result = this.log.append(drafts, durable ? { durable: true } : undefined);
     } catch (error) {

@@ -38,29 +38,14 @@ import {
   tagsCountMax,
   uniqueKeyLengthMax,
 } from '../constants.js';
-import { BackoffType, type KeepPolicy, type Repeat } from '../record/types.js';
+import { BackoffType, type JobSpec, type KeepPolicy, type Repeat } from '../record/types.js';
 import { cronPatternError } from './schedule.js';
 
-export interface PushInput {
-  name: string;
-  data: string;
-  priority: number;
+/** A validated push: the job's spec fields a client sets, plus how to place and store it. */
+export interface PushInput extends Omit<JobSpec, 'id' | 'queue' | 'runAt' | 'customId' | 'maxStalled'> {
   delay: number;
-  maxAttempts: number;
-  backoff: number;
-  backoffType: BackoffType;
-  ttl: number | null;
-  timeout: number | null;
-  uniqueKey: string;
   jobId: string | null;
-  tags: string[];
-  groupId: string;
-  lifo: boolean;
-  removeOnComplete: KeepPolicy | null;
-  removeOnFail: KeepPolicy | null;
   durable: boolean;
-  dependsOn: string[];
-  repeat: Repeat | null;
 }
 
 export type Checked<T> = { ok: true; value: T } | { ok: false; error: string };

@@ -8,49 +8,16 @@
 // - QueueImage.completed and .failed list ids oldest first (retention and clean work from the front).
 // - jobs are sorted by id.
 
-import type { BackoffType, JobState, KeepPolicy, Repeat } from '../record/types.js';
+import type { JobSpec, JobState } from '../record/types.js';
+import type { JobRun } from './job.js';
 
-export interface JobImage {
-  id: string;
-  queue: string;
-  name: string;
-  /** JSON text as received. */
-  data: string;
-  priority: number;
+/** A job as plain data: its push spec (JobSpec), what running it produced (JobRun, with the logs
+ *  never null), and the projection's own fields. */
+export interface JobImage extends JobSpec, Omit<JobRun, 'logs'> {
   createdAt: number;
-  runAt: number;
-  startedAt: number | null;
-  finishedAt: number | null;
-  /** Failed attempts so far (a fail or a stall counts one). */
-  attempts: number;
-  maxAttempts: number;
-  backoff: number;
-  backoffType: BackoffType;
-  ttl: number | null;
-  timeout: number | null;
-  uniqueKey: string;
-  customId: boolean;
-  tags: string[];
-  groupId: string;
-  lifo: boolean;
-  removeOnComplete: KeepPolicy | null;
-  removeOnFail: KeepPolicy | null;
-  dependsOn: string[];
   /** dependsOn ids still not completed. */
   pendingDeps: string[];
-  repeat: Repeat | null;
-  maxStalled: number | null;
   state: JobState;
-  progress: number;
-  progressMessage: string | null;
-  /** JSON text of the ack result. */
-  result: string | null;
-  /** Last failure reason. */
-  error: string | null;
-  lockToken: string | null;
-  lockOwner: string | null;
-  lockExpiresAt: number | null;
-  stalledCount: number;
   /** Offset of the record that pushed the job: FIFO tie-break and delayed-order tie-break. */
   seq: number;
   /** Newest last, at most constants.jobLogsMax. */

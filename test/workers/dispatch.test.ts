@@ -2,7 +2,7 @@
 import t from 'tap';
 import { FailOutcome } from '../../src/record/types.js';
 import { deadPort, json, sleep, startEndpoint, text, until } from './endpoint.js';
-import { startStack } from './harness.js';
+import { startStack, startStackWithEndpoint } from './harness.js';
 
 const worker = (queue: string, url: string, extra: Record<string, unknown> = {}, opts: Record<string, unknown> = {}) => ({
   queue,
@@ -11,12 +11,7 @@ const worker = (queue: string, url: string, extra: Record<string, unknown> = {},
 });
 
 t.test('json-answer-completes-the-job-with-the-parsed-result', async (t) => {
-  const ep = await startEndpoint((c, res) => json(res, 200, { doubled: (c.body.job.data as { n: number }).n * 2 }));
-  const s = await startStack();
-  t.teardown(async () => {
-    await s.close();
-    await ep.close();
-  });
+  const { s, ep } = await startStackWithEndpoint(t, (c, res) => json(res, 200, { doubled: (c.body.job.data as { n: number }).n * 2 }));
   await s.registerWorker(worker('q', ep.url, { headers: { 'x-secret': 's3' } }));
   const id = await s.push('q', { data: { n: 21 } });
   await until('completed', () => s.broker.jobState(id) === 'completed');
@@ -30,12 +25,7 @@ t.test('json-answer-completes-the-job-with-the-parsed-result', async (t) => {
 });
 
 t.test('text-answer-completes-the-job-with-the-text', async (t) => {
-  const ep = await startEndpoint((_c, res) => text(res, 200, 'all done'));
-  const s = await startStack();
-  t.teardown(async () => {
-    await s.close();
-    await ep.close();
-  });
+  const { s, ep } = await startStackWithEndpoint(t, (_c, res) => text(res, 200, 'all done'));
   await s.registerWorker(worker('q', ep.url, { method: 'put' }));
   const id = await s.push('q', { data: 1 });
   await until('completed', () => s.broker.jobState(id) === 'completed');
@@ -44,12 +34,7 @@ t.test('text-answer-completes-the-job-with-the-text', async (t) => {
 });
 
 t.test('non-2xx-fails-with-status-and-body-start-then-retries-with-backoff-then-dlq', async (t) => {
-  const ep = await startEndpoint((_c, res) => json(res, 500, { boom: 1 }));
-  const s = await startStack();
-  t.teardown(async () => {
-    await s.close();
-    await ep.close();
-  });
+  const { s, ep } = await startStackWithEndpoint(t, (_c, res) => json(res, 500, { boom: 1 }));
   await s.registerWorker(worker('q', ep.url));
   const id = await s.push('q', { data: 1, maxAttempts: 3, backoff: 100 });
   await until('failed for good', () => s.broker.jobState(id) === 'failed');
@@ -82,14 +67,9 @@ t.test('connection-refused-fails-with-the-socket-error', async (t) => {
 });
 
 t.test('timeout-fails-the-attempt-and-the-late-answer-is-ignored', async (t) => {
-  const ep = await startEndpoint(async (_c, res) => {
+  const { s, ep } = await startStackWithEndpoint(t, async (_c, res) => {
     await sleep(400);
     if (!res.destroyed) text(res, 200, 'too late');
-  });
-  const s = await startStack();
-  t.teardown(async () => {
-    await s.close();
-    await ep.close();
   });
   await s.registerWorker(worker('q', ep.url, { timeout: 150 }));
   const id = await s.push('q', { data: 1, maxAttempts: 1 });
@@ -99,16 +79,11 @@ t.test('timeout-fails-the-attempt-and-the-late-answer-is-ignored', async (t) => 
 });
 
 t.test('slow-body-counts-against-the-timeout', async (t) => {
-  const ep = await startEndpoint(async (_c, res) => {
+  const { s, ep } = await startStackWithEndpoint(t, async (_c, res) => {
     res.writeHead(200, { 'content-type': 'application/json' });
     res.write('{"part":');
     await sleep(600);
     if (!res.destroyed) res.end('1}');
-  });
-  const s = await startStack();
-  t.teardown(async () => {
-    await s.close();
-    await ep.close();
   });
   await s.registerWorker(worker('q', ep.url, { timeout: 200 }));
   const id = await s.push('q', { data: 1, maxAttempts: 1 });
@@ -117,14 +92,9 @@ t.test('slow-body-counts-against-the-timeout', async (t) => {
 });
 
 t.test('invalid-json-from-a-2xx-fails-the-attempt', async (t) => {
-  const ep = await startEndpoint((_c, res) => {
+  const { s, ep } = await startStackWithEndpoint(t, (_c, res) => {
     res.writeHead(200, { 'content-type': 'application/json' });
     res.end('not json');
-  });
-  const s = await startStack();
-  t.teardown(async () => {
-    await s.close();
-    await ep.close();
   });
   await s.registerWorker(worker('q', ep.url));
   const id = await s.push('q', { data: 1, maxAttempts: 1 });
@@ -135,16 +105,10 @@ t.test('invalid-json-from-a-2xx-fails-the-attempt', async (t) => {
 t.test('answer-for-a-job-cancelled-meanwhile-is-dropped', async (t) => {
   let release = () => {};
   const held = new Promise<void>((resolve) => (release = resolve));
-  const ep = await startEndpoint(async (_c, res) => {
+  const { s, ep } = await startStackWithEndpoint(t, async (_c, res) => {
     await held;
     text(res, 200, 'done');
-  });
-  const s = await startStack();
-  t.teardown(async () => {
-    release();
-    await s.close();
-    await ep.close();
-  });
+  }, {}, release);
   await s.registerWorker(worker('q', ep.url));
   const id = await s.push('q', { data: 1 });
   await until('called', () => ep.calls.length === 1);

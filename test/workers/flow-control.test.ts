@@ -1,18 +1,13 @@
 // Concurrency, start-rate limiter and the dispatcher's own backoff, measured at a real endpoint.
 import t from 'tap';
 import type { LogRecord } from '../../src/record/types.js';
-import { deadPort, sleep, startEndpoint, text, until } from './endpoint.js';
-import { startStack } from './harness.js';
+import { deadPort, sleep, text, until } from './endpoint.js';
+import { startStack, startStackWithEndpoint } from './harness.js';
 
 t.test('observed-max-in-flight-equals-concurrency', async (t) => {
-  const ep = await startEndpoint(async (_c, res) => {
+  const { s, ep } = await startStackWithEndpoint(t, async (_c, res) => {
     await sleep(30);
     text(res, 200, 'ok');
-  });
-  const s = await startStack();
-  t.teardown(async () => {
-    await s.close();
-    await ep.close();
   });
   await s.registerWorker({ queue: 'q', endpoint: { url: ep.url, method: 'POST' }, opts: { concurrency: 5 } });
   const res = await s.request('POST', '/queues/q/jobs', Array.from({ length: 50 }, (_, i) => ({ data: i })));
@@ -23,12 +18,7 @@ t.test('observed-max-in-flight-equals-concurrency', async (t) => {
 });
 
 t.test('limiter-caps-call-starts-per-window-and-jobs-wait', async (t) => {
-  const ep = await startEndpoint((_c, res) => text(res, 200, 'ok'));
-  const s = await startStack();
-  t.teardown(async () => {
-    await s.close();
-    await ep.close();
-  });
+  const { s, ep } = await startStackWithEndpoint(t, (_c, res) => text(res, 200, 'ok'));
   await s.registerWorker({
     queue: 'q',
     endpoint: { url: ep.url, method: 'POST' },

@@ -14,7 +14,7 @@ import { Log } from '../../src/log/log.js';
 import type { LogRecord } from '../../src/record/types.js';
 import { loadState } from '../../src/snapshot/recover-state.js';
 import { WorkerDispatcher } from '../../src/workers/dispatcher.js';
-import { until } from './endpoint.js';
+import { startEndpoint, until, type Endpoint, type Handler } from './endpoint.js';
 
 export interface Stack {
   dir: string;
@@ -109,4 +109,23 @@ export async function startStack(opts: { dir?: string; lockMsDefault?: number; a
       if (ownDir) await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** An endpoint answering with `handler` and a stack, both closed when the test ends: the stack
+ *  first, so its running calls finish against a live endpoint. `beforeClose` runs before either
+ *  (e.g. to release calls the handler holds). */
+export async function startStackWithEndpoint(
+  t: { teardown(fn: () => Promise<void>): void },
+  handler: Handler,
+  opts: Parameters<typeof startStack>[0] = {},
+  beforeClose: () => void = () => {},
+): Promise<{ s: Stack; ep: Endpoint }> {
+  const ep = await startEndpoint(handler);
+  const s = await startStack(opts);
+  t.teardown(async () => {
+    beforeClose();
+    await s.close();
+    await ep.close();
+  });
+  return { s, ep };
 }

@@ -2,7 +2,7 @@
 // (removeOnComplete / removeOnFail retention, maxStalledCount).
 import t from 'tap';
 import { sleep, startEndpoint, text, until } from './endpoint.js';
-import { startStack } from './harness.js';
+import { startStack, startStackWithEndpoint } from './harness.js';
 
 t.test('replacing-a-worker-applies-to-new-calls-only', async (t) => {
   let releaseA = () => {};
@@ -37,16 +37,10 @@ t.test('replacing-a-worker-applies-to-new-calls-only', async (t) => {
 t.test('deleting-a-worker-lets-running-calls-finish-and-starts-none', async (t) => {
   let release = () => {};
   const held = new Promise<void>((resolve) => (release = resolve));
-  const ep = await startEndpoint(async (_c, res) => {
+  const { s, ep } = await startStackWithEndpoint(t, async (_c, res) => {
     await held;
     text(res, 200, 'done');
-  });
-  const s = await startStack();
-  t.teardown(async () => {
-    release();
-    await s.close();
-    await ep.close();
-  });
+  }, {}, release);
   await s.registerWorker({ queue: 'q', endpoint: { url: ep.url, method: 'POST' } });
   const running = await s.push('q', { data: 1 });
   await until('called', () => ep.calls.length === 1);
@@ -63,12 +57,7 @@ t.test('deleting-a-worker-lets-running-calls-finish-and-starts-none', async (t) 
 });
 
 t.test('worker-removeOnComplete-count-applies-unless-the-job-has-its-own', async (t) => {
-  const ep = await startEndpoint((_c, res) => text(res, 200, 'ok'));
-  const s = await startStack();
-  t.teardown(async () => {
-    await s.close();
-    await ep.close();
-  });
+  const { s, ep } = await startStackWithEndpoint(t, (_c, res) => text(res, 200, 'ok'));
   await s.registerWorker({ queue: 'q', endpoint: { url: ep.url, method: 'POST' }, opts: { removeOnComplete: { count: 3 } } });
   const run = async (body: Record<string, unknown>): Promise<string> => {
     const id = await s.push('q', body);
@@ -90,12 +79,7 @@ t.test('worker-removeOnComplete-count-applies-unless-the-job-has-its-own', async
 });
 
 t.test('worker-removeOnFail-age-drops-old-failures', async (t) => {
-  const ep = await startEndpoint((_c, res) => text(res, 500, 'no'));
-  const s = await startStack();
-  t.teardown(async () => {
-    await s.close();
-    await ep.close();
-  });
+  const { s, ep } = await startStackWithEndpoint(t, (_c, res) => text(res, 500, 'no'));
   await s.registerWorker({ queue: 'q', endpoint: { url: ep.url, method: 'POST' }, opts: { removeOnFail: { age: 1 } } });
   const old = await s.push('q', { data: 1, maxAttempts: 1 });
   await until('old failed', () => s.broker.jobState(old) === 'failed');
