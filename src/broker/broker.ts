@@ -226,14 +226,15 @@ export class Broker implements BrokerApi {
     }
   }
 
-  private async settle(pending: Pending[]): Promise<Failure | null> {
-    const results = await Promise.all(pending);
-    return results.find((r) => r !== null) ?? null;
+  /** The first failure among `pending`, or null once all are durable. One pending (a single
+   *  push, ack or fail: the hot path) is handed back as it is, without a Promise.all. */
+  private settle(pending: Pending[]): Pending {
+    if (pending.length === 1) return pending[0] as Pending;
+    return Promise.all(pending).then((results) => results.find((r) => r !== null) ?? null);
   }
 
-  private async done<T extends object>(pending: Pending[], value: T): Promise<Outcome<T>> {
-    const failure = await this.settle(pending);
-    return failure ?? { ok: true, ...value };
+  private done<T extends object>(pending: Pending[], value: T): Promise<Outcome<T>> {
+    return this.settle(pending).then((failure) => failure ?? { ok: true, ...value });
   }
 
   // ── Timers ────────────────────────────────────────────────────────────────────────────────
@@ -313,7 +314,13 @@ export class Broker implements BrokerApi {
   push(queue: string, input: unknown, ctx: Ctx): Promise<Outcome<{ id: string }>> {
     const checked = checkPush(input);
     if (!checked.ok) return Promise.resolve(fail('BAD_REQUEST', checked.error));
-    return this.pushMany(queue, [checked.value], ctx).then((r) => (r.ok ? { ok: true, id: r.ids[0] as string } : r));
+    // One job, the hot path: no arrays and no Promise.all around a single pending append.
+    const refused = this.pushRefusal(queue);
+    if (refused !== null) return Promise.resolve(refused);
+    const pushed = this.pushOne(queue, checked.value, ctx);
+    if ('error' in pushed) return Promise.resolve(pushed);
+    const id = pushed.id;
+    return pushed.pending.then((failure) => failure ?? { ok: true, id });
   }
 
   pushBulk(queue: string, inputs: unknown[], ctx: Ctx): Promise<Outcome<{ ids: string[] }>> {
@@ -323,21 +330,30 @@ export class Broker implements BrokerApi {
   }
 
   private pushMany(queue: string, inputs: PushInput[], ctx: Ctx): Promise<Outcome<{ ids: string[] }>> {
-    const bad = queueNameError(queue);
-    if (bad !== null) return Promise.resolve(fail('BAD_REQUEST', bad));
-    const gated = this.gate();
-    if (gated !== null) return Promise.resolve(gated);
+    const refused = this.pushRefusal(queue);
+    if (refused !== null) return Promise.resolve(refused);
     const ids: string[] = [];
     const pending: Pending[] = [];
     for (const input of inputs) {
-      const plan = planPush(this.decide(ctx), queue, input);
-      if (plan.kind === 'invalid') return Promise.resolve(fail('BAD_REQUEST', plan.error));
-      ids.push(plan.id);
-      // An existing custom id appends nothing, but still answers only once its record is durable.
-      pending.push(plan.kind === 'exists' ? this.lastDurable : this.append(plan.drafts, input.durable));
+      const pushed = this.pushOne(queue, input, ctx);
+      if ('error' in pushed) return Promise.resolve(pushed);
+      ids.push(pushed.id);
+      pending.push(pushed.pending);
       if (this.fault !== null) break;
     }
     return this.done(pending, { ids });
+  }
+
+  private pushRefusal(queue: string): Failure | null {
+    const bad = queueNameError(queue);
+    return bad !== null ? fail('BAD_REQUEST', bad) : this.gate();
+  }
+
+  private pushOne(queue: string, input: PushInput, ctx: Ctx): { id: string; pending: Pending } | Failure {
+    const plan = planPush(this.decide(ctx), queue, input);
+    if (plan.kind === 'invalid') return fail('BAD_REQUEST', plan.error);
+    // An existing custom id appends nothing, but still answers only once its record is durable.
+    return { id: plan.id, pending: plan.kind === 'exists' ? this.lastDurable : this.append(plan.drafts, input.durable) };
   }
 
   pull(

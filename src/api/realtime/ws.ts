@@ -144,15 +144,17 @@ class WsSession {
     if (this.#inflight >= this.deps.limits.wsInflightMax) return this.#send(failure('Too many in-flight commands'), reqId);
 
     this.#inflight += 1;
-    runCommand(this.deps.broker, fields, this.#ctx, this.#abort.signal)
-      .catch((error: unknown) => {
-        this.request.log.error({ err: error, cmd: fields.cmd }, 'websocket command failed');
-        return failure('Internal server error');
-      })
-      .then((reply) => {
+    runCommand(this.deps.broker, fields, this.#ctx, this.#abort.signal).then(
+      (reply) => {
         this.#inflight -= 1;
         this.#send(reply, reqId);
-      });
+      },
+      (error: unknown) => {
+        this.request.log.error({ err: error, cmd: fields.cmd }, 'websocket command failed');
+        this.#inflight -= 1;
+        this.#send(failure('Internal server error'), reqId);
+      },
+    );
   }
 
   #auth(token: unknown): Reply {
