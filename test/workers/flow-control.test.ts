@@ -69,5 +69,6 @@ t.test('endpoint-down-follows-job-backoff-and-the-worker-backs-off-without-spinn
   t.ok(pulls >= 10, 'but it kept trying');
   const job = s.job(ids[0] ?? '');
   t.match(job.failedReason, /ECONNREFUSED/);
-  t.equal(job.state, 'waiting', 'the job waits for its next attempt, not failed');
+  // Between attempts it waits; sampled while an attempt is in flight it is active. Never failed.
+  t.ok(['waiting', 'active'].includes(job.state), `the job is retrying (${job.state}), not failed`);
 });
