@@ -69,8 +69,7 @@ export function runCommand(broker: BrokerApi, msg: Fields, ctx: Ctx, signal: Abo
   const handler = typeof msg.cmd === 'string' ? handlers[msg.cmd.toUpperCase()] : undefined;
   if (handler === undefined) return Promise.resolve(failure(`Unknown command: ${String(msg.cmd)}`));
   try {
-    const reply = handler(broker, msg, ctx, signal);
-    return reply instanceof Promise ? reply : Promise.resolve(reply);
+    return Promise.resolve(handler(broker, msg, ctx, signal));
   } catch (error) {
     return Promise.reject(error);
   }
