@@ -9,6 +9,7 @@
 
 import autocannon from 'autocannon';
 import { request as httpRequest, Agent, type IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
 import WebSocket from 'ws';
 
 export type Workload = 'push' | 'bulk' | 'cycle' | 'fill' | 'ws-push' | 'ws-cycle' | 'sse';
@@ -209,11 +210,29 @@ async function httpCycle(spec: LoadSpec): Promise<LoadResult> {
 
 // ---- WebSocket ------------------------------------------------------------------------------
 
+/** The TCP socket under a `ws` WebSocket (a documented-internal field of `ws`). */
+function rawSocket(socket: WebSocket): Socket {
+  return (socket as unknown as { _socket: Socket })._socket;
+}
+
+/** Corks `raw` until the next tick, so every frame written in this tick leaves in one writev. */
+function corkUntilNextTick(raw: Socket, uncorked: () => void): void {
+  raw.cork();
+  process.nextTick(() => {
+    uncorked();
+    raw.uncork();
+  });
+}
+
 type Reply = { ok: boolean; reqId?: string; job?: { id: string } | null; token?: string | null; error?: string };
 
-/** One socket; commands carry a numeric reqId and resolve on the reply that echoes it. */
+/** One socket; commands carry a numeric reqId and resolve on the reply that echoes it. The
+ *  commands sent in one tick (the lanes answered by one batch of replies) leave in one write:
+ *  the TCP socket is corked until the next tick, as tapeq does with its replies, so the load
+ *  generator spends its core on commands rather than on one syscall per frame. */
 class WsClient {
   private next = 0;
+  private corked = false;
   private readonly pending = new Map<string, (reply: Reply) => void>();
   private constructor(private readonly socket: WebSocket) {
     socket.on('message', (raw) => {
@@ -237,8 +256,14 @@ class WsClient {
     const reqId = String(this.next++);
     return new Promise((resolve) => {
       this.pending.set(reqId, resolve);
+      this.corkUntilNextTick();
       this.socket.send(`${head},"reqId":"${reqId}"}`);
     });
+  }
+  private corkUntilNextTick(): void {
+    if (this.corked) return;
+    this.corked = true;
+    corkUntilNextTick(rawSocket(this.socket), () => (this.corked = false));
   }
   close(): void {
     this.socket.terminate();

@@ -2,7 +2,9 @@
 //
 //   node build/tools/bench-ref-server.js fastify <port>
 //     the HTTP ceiling of this machine: the push routes parse the JSON body and answer
-//     {ok:true,id} (or {ok:true,ids} for an array / bulk body), nothing else; no disk.
+//     {ok:true,id} (or {ok:true,ids} for an array / bulk body), nothing else; no disk. Its
+//     WebSocket route /ws/queues/:queue (@fastify/websocket, as tapeq uses) parses each command
+//     and answers {ok:true,id,reqId}: the WebSocket ceiling of this machine.
 //   node build/tools/bench-ref-server.js memory-queue <port>
 //     the ceiling of the full cycle: a trivial queue over an array with the same routes as tapeq
 //     (push, bulk, pull with token, ack with token), no log, no validation, no disk.
@@ -10,6 +12,7 @@
 // Both answer GET /ready with 200 and exit on SIGTERM.
 
 import { randomUUID } from 'node:crypto';
+import websocket from '@fastify/websocket';
 import Fastify, { type FastifyInstance } from 'fastify';
 
 interface Job {
@@ -29,6 +32,28 @@ function bareFastify(app: FastifyInstance): void {
     ok: true,
     ids: (request.body.jobs ?? []).map(() => randomUUID()),
   }));
+}
+
+/** Registers the bare WebSocket route; call before the routes are ready (it is a plugin). */
+async function bareWebSocket(app: FastifyInstance): Promise<void> {
+  await app.register(websocket, { options: { maxPayload: 1_048_576, perMessageDeflate: false } });
+  app.get('/ws/queues/:queue', { websocket: true }, (socket, request) => {
+    // Replies of one tick leave in one write, as tapeq's do.
+    const tcp = request.raw.socket;
+    let corked = false;
+    socket.on('message', (raw: Buffer) => {
+      const command = JSON.parse(raw.toString('utf8')) as { reqId?: unknown };
+      if (!corked) {
+        corked = true;
+        tcp.cork();
+        process.nextTick(() => {
+          corked = false;
+          tcp.uncork();
+        });
+      }
+      socket.send(JSON.stringify({ ok: true, id: randomUUID(), reqId: command.reqId }));
+    });
+  });
 }
 
 function memoryQueue(app: FastifyInstance): void {
@@ -77,8 +102,10 @@ async function main(): Promise<void> {
   }
   const app = Fastify({ logger: false, bodyLimit: 1_048_576, keepAliveTimeout: 72_000 });
   app.get('/ready', async () => ({ ok: true, ready: true }));
-  if (kind === 'fastify') bareFastify(app);
-  else memoryQueue(app);
+  if (kind === 'fastify') {
+    await bareWebSocket(app);
+    bareFastify(app);
+  } else memoryQueue(app);
   await app.listen({ port, host: '127.0.0.1' });
   process.once('SIGTERM', () => {
     void app.close().then(() => process.exit(0));

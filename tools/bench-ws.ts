@@ -3,8 +3,8 @@
 // fan-out (500 subscribers while pushing; delivery latency from the record's timestamp to
 // receipt). Each runs against a fresh `tapeq serve` with LOG_SYNC=always.
 
-import { tapeqTarget, type BenchRun } from './bench-measure.js';
-import type { Row, ScenarioReport } from './bench-report.js';
+import { refTarget, tapeqTarget, type BenchRun } from './bench-measure.js';
+import { withRatio, type Row, type ScenarioReport } from './bench-report.js';
 
 const wsPushTargetJobsPerSec = 100_000;
 
@@ -21,6 +21,12 @@ export const wsScaleDefault: WsScale = { wsConnections: 4, pipeline: 256, cycleJ
 
 export async function benchWs(run: BenchRun, scale: WsScale = wsScaleDefault): Promise<ScenarioReport> {
   const { wsConnections, pipeline } = scale;
+  const bare = await run.measure(
+    refTarget('fastify'),
+    `WS pipelined PUSH, ${wsConnections} sockets × ${pipeline} in flight, parse and answer only`,
+    run.spec('ws-push', { connections: wsConnections, pipeline }),
+    'jobs/s',
+  );
   const push = await run.measure(
     tapeqTarget({ LOG_SYNC: 'always' }),
     `WS pipelined PUSH, ${wsConnections} sockets × ${pipeline} in flight, LOG_SYNC=always`,
@@ -28,7 +34,7 @@ export async function benchWs(run: BenchRun, scale: WsScale = wsScaleDefault): P
     'jobs/s',
   );
   const pushRow: Row = {
-    ...push,
+    ...withRatio(push, bare),
     target: { text: `≥ ${wsPushTargetJobsPerSec.toLocaleString('en-US')} jobs/s`, min: wsPushTargetJobsPerSec, pass: push.value >= wsPushTargetJobsPerSec },
   };
   const cycle = await run.measure(
@@ -44,8 +50,9 @@ export async function benchWs(run: BenchRun, scale: WsScale = wsScaleDefault): P
     'events/s',
   );
   return {
-    rows: [pushRow, cycle, sse],
+    rows: [bare, pushRow, cycle, sse],
     notes: [
+      'bare fastify = @fastify/websocket answering each PUSH with {ok, id, reqId} after JSON.parse, nothing else: the WebSocket ceiling of this machine.',
       'WS producers connect to /ws/queues/<a queue nobody pushes to> so their sockets carry command replies only, not every job event.',
       'WS PULL → ACK stops early when the prefilled queue runs dry (the rate is still cycles per measured second).',
       'SSE latency = receipt time − the event\'s `timestamp` (the push record\'s time, ms resolution, same machine clock); "errors" counts events not delivered by the end.',

@@ -11,12 +11,14 @@ const longOnly = { skip: process.env.TAPEQ_LONG === '1' ? false : 'runs with TAP
 t.setTimeout(300_000);
 const run = tinyRun();
 
-t.test('ws-push-pull-ack-and-sse-fanout', async (t) => {
+t.test('ws-push-beside-the-bare-websocket-reference-pull-ack-and-sse-fanout', async (t) => {
   const report = await benchWs(run, { wsConnections: 1, pipeline: 4, cycleJobs: 200, sseSubscribers: 3, ssePushPerSec: 50 });
-  checkReport(t, report, ['tapeq', 'tapeq', 'tapeq']);
-  t.equal(report.rows[0]?.errors, 0, 'every WS PUSH answered ok');
-  t.equal(report.rows[1]?.errors, 0, 'every WS PULL and ACK answered ok');
-  t.match(report.rows[2]?.measure ?? '', /3 subscribers/);
+  checkReport(t, report, ['bare fastify', 'tapeq', 'tapeq', 'tapeq']);
+  t.equal(report.rows[0]?.errors, 0, 'the bare WebSocket route answered every PUSH ok');
+  t.equal(report.rows[1]?.errors, 0, 'every WS PUSH answered ok');
+  t.match(report.rows[1]?.ratio?.text ?? '', /× bare fastify$/, 'tapeq WS push is shown as a ratio of the same-run reference');
+  t.equal(report.rows[2]?.errors, 0, 'every WS PULL and ACK answered ok');
+  t.match(report.rows[3]?.measure ?? '', /3 subscribers/);
 });
 
 t.test('workers-beside-direct-calls', longOnly, async (t) => {
