@@ -38,7 +38,8 @@ export interface HistoryLog {
   readonly firstOffset: number;
   readonly durableOffset: number;
   segments(): SegmentInfo[];
-  read(from: number, to?: number): AsyncGenerator<LogRecord>;
+  /** Durable records [from, to) in batches, oldest first. */
+  readBatches(from: number, to?: number): AsyncGenerator<LogRecord[]>;
   readOne(offset: number): Promise<LogRecord | null>;
   onDurable(listener: (durableOffset: number) => void): () => void;
 }
@@ -154,15 +155,19 @@ export class JobHistory {
     if (this.indexedTo >= end) return;
     const segments = this.log.segments();
     let nextBase = segments.find((s) => s.baseOffset > this.active.baseOffset)?.baseOffset ?? Number.POSITIVE_INFINITY;
-    for await (const record of this.log.read(this.indexedTo, end)) {
-      while (record.offset >= nextBase) {
-        const sealedSegment = segments.find((s) => s.baseOffset === this.active.baseOffset);
-        if (sealedSegment !== undefined) await this.sealActive(sealedSegment);
-        this.active = new ActiveJobIndex(nextBase);
-        nextBase = segments.find((s) => s.baseOffset > nextBase)?.baseOffset ?? Number.POSITIVE_INFINITY;
+    // Whole batches: the live catch-up runs once per group commit, and one async step per
+    // record would cost more than indexing it.
+    for await (const batch of this.log.readBatches(this.indexedTo, end)) {
+      for (const record of batch) {
+        while (record.offset >= nextBase) {
+          const sealedSegment = segments.find((s) => s.baseOffset === this.active.baseOffset);
+          if (sealedSegment !== undefined) await this.sealActive(sealedSegment);
+          this.active = new ActiveJobIndex(nextBase);
+          nextBase = segments.find((s) => s.baseOffset > nextBase)?.baseOffset ?? Number.POSITIVE_INFINITY;
+        }
+        this.active.add(record);
+        this.indexedTo = record.offset + 1;
       }
-      this.active.add(record);
-      this.indexedTo = record.offset + 1;
     }
   }
 
@@ -206,7 +211,7 @@ export class JobHistory {
 
   private async scan(segment: SegmentInfo): Promise<SealedJobIndex> {
     const building = new ActiveJobIndex(segment.baseOffset);
-    for await (const record of this.log.read(segment.baseOffset, segment.nextOffset)) building.add(record);
+    for await (const batch of this.log.readBatches(segment.baseOffset, segment.nextOffset)) for (const record of batch) building.add(record);
     return building.seal(identityOf(segment));
   }
 

@@ -1,8 +1,10 @@
-// Following the log: an async iterator that yields every durable record from `from` on and then
-// waits for new ones. Bounded: it holds at most one batch (readBatchRecords) at a time; records
-// still in the tail ring come from memory, older ones from disk, so a slow consumer costs disk
-// reads, never memory. close() (or return()) ends it, also while it waits. One consumer per
-// iterator; next() calls must not overlap (the for-await contract).
+// Following the log: an async iterator that yields every durable record from `from` on, in
+// batches, and then waits for new ones. Bounded: it holds at most one batch (readBatchRecords) at
+// a time; records still in the tail ring come from memory, older ones from disk, so a slow
+// consumer costs disk reads, never memory. Batches, not records: a live follower wakes once per
+// group commit, and one async step per record would cost more than handling it. close() (or
+// return()) ends it, also while it waits. One consumer per iterator; next() calls must not
+// overlap (the for-await contract).
 
 import type { LogRecord } from '../record/types.js';
 import { readBatchRecords } from './reader.js';
@@ -16,22 +18,22 @@ export interface TailSource {
   waitForDurable(): Promise<void>;
 }
 
-export type TailIterator = AsyncIterableIterator<LogRecord> & { close(): void };
+export type TailIterator = AsyncIterableIterator<LogRecord[]> & { close(): void };
 
 export function tailLog(source: TailSource, from: number): TailIterator {
   let closed = false;
   let wake: (() => void) | null = null;
-  async function* follow(): AsyncGenerator<LogRecord> {
+  async function* follow(): AsyncGenerator<LogRecord[]> {
     let next = from;
     while (!closed) {
       const durable = source.durableOffset;
       if (next < durable) {
         const batch = await source.readBatch(next, Math.min(durable, next + readBatchRecords));
-        for (const record of batch) {
-          if (closed) return;
-          yield record;
-          next = record.offset + 1;
-        }
+        const last = batch[batch.length - 1];
+        if (last === undefined) throw new Error(`log tail: no records in [${next}, ${durable}) below the durable offset`);
+        if (closed) return;
+        yield batch;
+        next = last.offset + 1;
         continue;
       }
       if (!source.isOpen) return;

@@ -3,12 +3,14 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { LogRecord } from '../../src/record/types.js';
 import { drafts, openLog, range, tempDir } from './helpers.js';
 
-async function take(it: AsyncIterator<LogRecord>, n: number): Promise<number[]> {
+/** Offsets of the next batches until at least n records came (a batch is never split). */
+async function take(it: AsyncIterator<LogRecord[]>, n: number): Promise<number[]> {
   const out: number[] = [];
   while (out.length < n) {
     const r = await it.next();
     if (r.done === true) break;
-    out.push(r.value.offset);
+    t.ok(r.value.length > 0, 'a batch is never empty');
+    for (const record of r.value) out.push(record.offset);
   }
   return out;
 }
@@ -45,7 +47,7 @@ t.test('tail-ends-when-the-log-closes', async (t) => {
   await log.append(drafts(0, 2)).durable;
   const seen: number[] = [];
   const done = (async () => {
-    for await (const r of log.tail(0)) seen.push(r.offset);
+    for await (const batch of log.tail(0)) for (const r of batch) seen.push(r.offset);
   })();
   await sleep(20);
   await log.close();

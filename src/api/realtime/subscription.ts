@@ -38,8 +38,9 @@ function eventsOfShared(record: LogRecord): BrokerEvent[] {
 
 /** What the real-time layer needs from the log (src/log/log.ts `Log` satisfies it). */
 export interface RealtimeLog {
-  /** Durable records with offset >= `from`, oldest first, waiting for new ones at the end. */
-  tail(from: number): AsyncIterableIterator<LogRecord> & { close(): void };
+  /** Durable records with offset >= `from`, oldest first and in batches, waiting for new ones
+   *  at the end. */
+  tail(from: number): AsyncIterableIterator<LogRecord[]> & { close(): void };
   /** Offset the next durable record will have (every record below it is durable). */
   readonly durableOffset: number;
   /** Oldest offset retention still holds. */
@@ -60,7 +61,7 @@ export type SubscriptionEnd = { end: 'closed' } | { end: 'slow' } | { end: 'erro
 const drainPollMs = 10;
 
 export class Subscription {
-  readonly #iterator: AsyncIterableIterator<LogRecord> & { close(): void };
+  readonly #iterator: AsyncIterableIterator<LogRecord[]> & { close(): void };
   readonly #queue: string | null;
   readonly #sink: EventSink;
   readonly #limits: RealtimeLimits;
@@ -91,12 +92,15 @@ export class Subscription {
     try {
       while (!this.#closed) {
         const next = await this.#iterator.next();
-        if (next.done === true || this.#closed) break;
-        const events = this.#select(next.value);
-        if (events.length === 0) continue;
-        this.#sink.deliver(events);
-        if (this.#sink.backlogBytes() > this.#limits.backlogBytesMax && !(await this.#drained())) {
-          return this.#closed ? { end: 'closed' } : { end: 'slow' };
+        if (next.done === true) break;
+        for (const record of next.value) {
+          if (this.#closed) break;
+          const events = this.#select(record);
+          if (events.length === 0) continue;
+          this.#sink.deliver(events);
+          if (this.#sink.backlogBytes() > this.#limits.backlogBytesMax && !(await this.#drained())) {
+            return this.#closed ? { end: 'closed' } : { end: 'slow' };
+          }
         }
       }
       return { end: 'closed' };
