@@ -246,7 +246,8 @@ function finish(out: PushInput): PushInput {
 
 function seedShape(input: Record<string, unknown>): PushInput {
   const out = defaults();
-  for (const [key, v] of Object.entries(input)) {
+  for (const key of Object.keys(input)) {
+    const v = input[key];
     if (v === undefined) continue;
     if (key === 'data') out.data = dataText(v);
     else if (key === 'name') out.name = text(key, v, jobNameLengthMax);
@@ -260,7 +261,8 @@ function seedShape(input: Record<string, unknown>): PushInput {
 
 function bullShape(input: Record<string, unknown>): PushInput {
   const out = defaults();
-  for (const [key, v] of Object.entries(input)) {
+  for (const key of Object.keys(input)) {
+    const v = input[key];
     if (v === undefined) continue;
     if (key === 'data') out.data = dataText(v);
     else if (key === 'name') out.name = text(key, v, jobNameLengthMax);
@@ -270,7 +272,8 @@ function bullShape(input: Record<string, unknown>): PushInput {
   const opts = input['opts'];
   if (opts === null || opts === undefined) return out;
   if (!isObject(opts)) fail('opts must be an object');
-  for (const [key, v] of Object.entries(opts)) {
+  for (const key of Object.keys(opts)) {
+    const v = opts[key];
     if (v === undefined) continue;
     if (key === 'attempts') out.maxAttempts = int(key, v, 1, maxAttemptsMax);
     else if (key === 'priority') out.priority = -int(key, v, 0, bullPriorityMax);

@@ -58,15 +58,15 @@ const handlers: Record<string, Handler> = {
   CANCEL: (broker, msg, ctx) => needString(msg, 'id') ?? outcomeReply(broker.cancel(msg.id as string, ctx)),
 };
 
-/** True for the names `runCommand` knows (case-insensitive), `Auth` excluded. */
-export function isBrokerCommand(cmd: string): boolean {
-  return Object.hasOwn(handlers, cmd.toUpperCase());
+/** True for the names `runCommand` knows, given upper-cased (`Auth` excluded). */
+export function isBrokerCommand(name: string): boolean {
+  return Object.hasOwn(handlers, name);
 }
 
-/** A handler that throws becomes a rejected promise, as if runCommand were async (it is not, to
- *  save a promise and a microtask per command). */
-export function runCommand(broker: BrokerApi, msg: Fields, ctx: Ctx, signal: AbortSignal): Promise<Reply> {
-  const handler = typeof msg.cmd === 'string' ? handlers[msg.cmd.toUpperCase()] : undefined;
+/** Runs command `name` (the upper-cased `cmd`). A handler that throws becomes a rejected promise,
+ *  as if runCommand were async (it is not, to save a promise and a microtask per command). */
+export function runCommand(broker: BrokerApi, name: string, msg: Fields, ctx: Ctx, signal: AbortSignal): Promise<Reply> {
+  const handler = Object.hasOwn(handlers, name) ? handlers[name] : undefined;
   if (handler === undefined) return Promise.resolve(failure(`Unknown command: ${String(msg.cmd)}`));
   try {
     return Promise.resolve(handler(broker, msg, ctx, signal));
@@ -85,7 +85,7 @@ function outcomeReply(pending: Promise<Outcome>): Promise<Reply> {
 
 function jobInput(msg: Fields): Fields {
   const input: Fields = {};
-  for (const [key, value] of Object.entries(msg)) if (!envelopeFields.has(key)) input[key] = value;
+  for (const key of Object.keys(msg)) if (!envelopeFields.has(key)) input[key] = msg[key];
   return input;
 }
 

@@ -119,21 +119,31 @@ function registerPull(app: FastifyInstance, { broker, latency }: Pick<RouteDeps,
       },
     },
     async (request, reply) => {
-      const controller = new AbortController();
-      const onClose = (): void => abortIfGone(reply, controller);
-      reply.raw.on('close', onClose);
-      waiting.add(controller);
-      try {
-        const ctx = ctxOf(request, `http:${clientAddress(request)}`);
-        const opts = { timeoutMs: request.query.timeout, signal: controller.signal };
-        const outcome = await timed(latency.pull, () => broker.pull(request.params.queue, opts, ctx));
-        return sendOutcome(reply, outcome, (o) => ({ job: o.job, token: o.token }));
-      } finally {
-        reply.raw.off('close', onClose);
-        waiting.delete(controller);
-      }
+      const ctx = ctxOf(request, `http:${clientAddress(request)}`);
+      const timeoutMs = request.query.timeout;
+      const pull = (signal?: AbortSignal): Promise<PullOutcome> =>
+        timed(latency.pull, () => broker.pull(request.params.queue, signal ? { timeoutMs, signal } : { timeoutMs }, ctx));
+      // A pull without a timeout answers at once: nothing to abort, no listeners to add.
+      const outcome = timeoutMs === 0 ? await pull() : await abortable(reply, waiting, pull);
+      return sendOutcome(reply, outcome, (o) => ({ job: o.job, token: o.token }));
     },
   );
+}
+
+type PullOutcome = Awaited<ReturnType<RouteDeps['broker']['pull']>>;
+
+/** Runs a long poll that is aborted when the client goes away or the server closes. */
+async function abortable(reply: FastifyReply, waiting: Set<AbortController>, run: (signal: AbortSignal) => Promise<PullOutcome>): Promise<PullOutcome> {
+  const controller = new AbortController();
+  const onClose = (): void => abortIfGone(reply, controller);
+  reply.raw.on('close', onClose);
+  waiting.add(controller);
+  try {
+    return await run(controller.signal);
+  } finally {
+    reply.raw.off('close', onClose);
+    waiting.delete(controller);
+  }
 }
 
 /** The response closed before we wrote it: the client went away. */
