@@ -176,11 +176,9 @@ class WsSession {
     if (this.socket.readyState !== this.socket.OPEN) return;
     this.#corkUntilNextTick();
     const json = JSON.stringify(reply);
-    // The reply is an object with at least `ok`: reqId goes in before its closing brace, which
-    // costs less than copying the reply into a new object to stringify. A reqId that JSON cannot
-    // represent (only possible from a caller in process) is left out, as JSON.stringify would.
-    const id = reqId === undefined ? undefined : JSON.stringify(reqId);
-    this.socket.send(id === undefined ? json : `${json.slice(0, -1)},"reqId":${id}}`);
+    // reqId (parsed from the command's JSON, so it stringifies) goes in before the reply's closing
+    // brace: cheaper than copying the reply into a new object to stringify.
+    this.socket.send(reqId === undefined ? json : `${json.slice(0, -1)},"reqId":${JSON.stringify(reqId)}}`);
   }
 
   /** Replies resolved by one group commit and the events of one batch are sent in the same tick:
