@@ -28,6 +28,23 @@ t.test('hundred-pipelined-pushes-each-reply-carries-its-reqId', async (t) => {
   t.match(bulk, { ok: true, ids: [String, String] });
 });
 
+t.test('a-reqId-of-any-json-type-comes-back-unchanged-on-success-and-error-replies', async (t) => {
+  const h = await startRealtime();
+  t.teardown(() => h.close());
+  const ws = await WsClient.connect(h.ws('/ws/queues/none'));
+  t.teardown(() => ws.close());
+  const reqIds = [7, 0, -1.5, true, false, null, 'with "quotes" and \\ and é', { a: [1, { b: null }] }, [1, 'x'], ''];
+  for (const [i, reqId] of reqIds.entries()) {
+    ws.send({ cmd: 'PUSH', queue: 'ids', data: { i }, reqId });
+    const reply = await ws.inbox.take((m) => 'reqId' in m && JSON.stringify(m.reqId) === JSON.stringify(reqId), 5_000, `reply to ${JSON.stringify(reqId)}`);
+    t.match(reply, { ok: true, id: String }, `push with reqId ${JSON.stringify(reqId)}`);
+    t.strictSame(reply.reqId, reqId);
+  }
+  ws.send({ cmd: 'GETJOB', id: 'missing', reqId: { n: 1 } });
+  const missing = await ws.inbox.take((m) => JSON.stringify(m.reqId) === '{"n":1}', 5_000, 'GETJOB reply');
+  t.strictSame(missing, { ok: false, error: 'Job not found', reqId: { n: 1 } }, 'an error reply carries it too');
+});
+
 t.test('job-lifecycle-commands-and-their-error-replies', async (t) => {
   const h = await startRealtime();
   t.teardown(() => h.close());
