@@ -215,15 +215,6 @@ function rawSocket(socket: WebSocket): Socket {
   return (socket as unknown as { _socket: Socket })._socket;
 }
 
-/** Corks `raw` until the next tick, so every frame written in this tick leaves in one writev. */
-function corkUntilNextTick(raw: Socket, uncorked: () => void): void {
-  raw.cork();
-  process.nextTick(() => {
-    uncorked();
-    raw.uncork();
-  });
-}
-
 type Reply = { ok: boolean; reqId?: string; job?: { id: string } | null; token?: string | null; error?: string };
 
 /** One socket; commands carry a numeric reqId and resolve on the reply that echoes it. The
@@ -263,7 +254,12 @@ class WsClient {
   private corkUntilNextTick(): void {
     if (this.corked) return;
     this.corked = true;
-    corkUntilNextTick(rawSocket(this.socket), () => (this.corked = false));
+    const raw = rawSocket(this.socket);
+    raw.cork();
+    process.nextTick(() => {
+      this.corked = false;
+      raw.uncork();
+    });
   }
   close(): void {
     this.socket.terminate();
