@@ -13,9 +13,10 @@
 // missing range, never a silently partial state. The fold checks every record's offset, so a gap
 // in the log is an error too. Single use per call; nothing here writes the log.
 
+import { randomInt } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { LogRecord } from '../record/types.js';
-import { apply, createState, type State } from '../state/index.js';
+import { apply, createState, seedJobTables, type State } from '../state/index.js';
 import { listSnapshots, loadNewestState, type Logger } from './store.js';
 
 /** What loading needs from the log (the real Log satisfies it). */
@@ -96,6 +97,9 @@ async function fold(state: State, log: LogView, from: number, end: number): Prom
 export async function loadState(options: LoadStateOptions): Promise<LoadedState> {
   const { log, dir, logger, until } = options;
   const started = performance.now();
+  // Every process that holds jobs loads them here first (server, snapshot worker, CLI): a random
+  // hash seed keeps clients from choosing custom job ids that collide in the job index.
+  seedJobTables(randomInt(2 ** 31));
   if (until !== undefined && (!Number.isSafeInteger(until) || until < 0)) throw new RangeError(`bad until offset ${until}`);
   const end = Math.min(until ?? log.durableOffset, log.durableOffset);
   if (until !== undefined && until > log.durableOffset) {

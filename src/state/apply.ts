@@ -132,11 +132,9 @@ export function apply(state: State, record: LogRecord): void {
 
 function applyPushed(state: State, body: BodyOf<'pushed'>, ts: number, offset: number): void {
   const job = newJob(state, body.job, offset, ts, body.pendingDeps.length === 0 ? NO_IDS : body.pendingDeps.slice());
-  // One hash lookup instead of has() + set(): a duplicate leaves the size unchanged. It can only
-  // come from a bug, so the state it leaves behind does not matter: assertions are never caught.
-  const count = state.jobs.size;
-  state.jobs.set(job.id, job);
-  if (state.jobs.size === count) throw new Error(`apply: pushed duplicate id ${job.id}`);
+  // A duplicate can only come from a bug, so the state it leaves behind does not matter:
+  // assertions are never caught.
+  if (!state.jobs.add(job)) throw new Error(`apply: pushed duplicate id ${job.id}`);
   moveJob(state, job, body.state, job.lifo);
   if (body.state === JobState.WAITING_CHILDREN) linkDependent(state, job);
   state.stats.totalPushed++;

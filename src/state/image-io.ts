@@ -146,7 +146,9 @@ export function importState(image: StateImage): State {
   const state = createState();
   state.offset = image.offset;
   state.timestamp = image.timestamp;
-  for (const img of image.jobs) state.jobs.set(img.id, jobOf(state, img));
+  for (const img of image.jobs) {
+    if (!state.jobs.add(jobOf(state, img))) throw new Error(`importState: duplicate job ${img.id}`);
+  }
   for (const q of image.queues) {
     const queue = queueFor(state, q.name);
     queue.paused = q.paused;
@@ -184,9 +186,7 @@ export function restoreQueue(state: State, name: string, paused: boolean): Queue
  * that queue's own name string (restoreQueue(...).name).
  */
 export function restoreJob(state: State, job: Job): void {
-  const count = state.jobs.size;
-  state.jobs.set(job.id, job);
-  if (state.jobs.size === count) throw new Error(`restoreJob: duplicate job ${job.id}`);
+  if (!state.jobs.add(job)) throw new Error(`restoreJob: duplicate job ${job.id}`);
   const queue = queueFor(state, job.queue);
   switch (job.state) {
     case JobState.WAITING:

@@ -2,6 +2,7 @@
 
 export { apply, stalledFailureText } from './apply.js';
 export { stateDigest } from './digest.js';
+export { seedJobTables } from './job-table.js';
 export { exportJob, exportState, importState, restoreJob, restoreQueue, restoreState } from './image-io.js';
 export {
   createState,

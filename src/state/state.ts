@@ -13,6 +13,7 @@
 
 import { jobNameDefault } from '../constants.js';
 import { JobState, type JobSpec } from '../record/types.js';
+import { JobTable } from './job-table.js';
 import { Job, optionsOf, sameOptions, type JobOptions, type OptionFields } from './job.js';
 import { createWaitList, waitInsert, waitRemove, type WaitList } from './waitlist.js';
 
@@ -57,7 +58,7 @@ export interface State {
   offset: number;
   /** Timestamp of the last applied record. */
   timestamp: number;
-  jobs: Map<string, Job>;
+  jobs: JobTable;
   queues: Map<string, QueueState>;
   uniqueKeys: Map<string, Job>;
   uniqueShared: Map<string, Job[]>;
@@ -71,7 +72,7 @@ export function createState(): State {
   return {
     offset: 0,
     timestamp: 0,
-    jobs: new Map(),
+    jobs: new JobTable(),
     queues: new Map(),
     uniqueKeys: new Map(),
     uniqueShared: new Map(),

@@ -44,7 +44,7 @@ t.test('live-replay-and-snapshot-digests-agree', async (t) => {
   const cutAt = new Set([Math.floor(commandCount / 4), Math.floor(commandCount / 2), Math.floor((commandCount * 3) / 4)]);
 
   const anyJobId = (): string => {
-    const ids = [...b.state.jobs.keys()];
+    const ids = [...b.state.jobs.values()].map((j) => j.id);
     return chance(0.05) || ids.length === 0 ? `missing-${int(10)}` : (ids[int(ids.length)] as string);
   };
   const jobsIn = (state: number): string[] => [...b.state.jobs.values()].filter((j) => j.state === state).map((j) => j.id);

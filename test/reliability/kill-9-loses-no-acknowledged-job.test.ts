@@ -151,7 +151,7 @@ function checkOffline(t: Test, folded: Folded, ledger: Ledger, cycle: number, se
   let notCompleted = 0;
   for (const id of ledger.completed) if (jobs.get(id)?.state !== JobState.COMPLETED) notCompleted++;
   t.equal(notCompleted, 0, `cycle ${cycle}: acknowledged completions undone (of ${ledger.completed.size})`);
-  const invented = [...jobs.keys()].filter((id) => !ledger.sent.has(id));
+  const invented = [...jobs.values()].map((j) => j.id).filter((id) => !ledger.sent.has(id));
   t.same(invented, [], `cycle ${cycle}: no job the clients never sent`);
   t.equal(folded.byType.get('pushed') ?? 0, jobs.size, `cycle ${cycle}: one pushed record per job id (duplicates = 0)`);
   let contained = 0;

@@ -1,0 +1,88 @@
+// The job index against a Map model: same answers and the same iteration order through adds,
+// deletes, tombstone reuse and rebuilds, whatever the hash seed.
+import t from 'tap';
+import { Job } from '../../src/state/job.js';
+import { JobTable, seedJobTables } from '../../src/state/job-table.js';
+import { JobState } from '../../src/record/types.js';
+import { NO_IDS } from '../../src/state/state.js';
+
+function job(id: string): Job {
+  return new Job(id, 'q', 'default', '{}', 0, 0, 0, 0, JobState.WAITING, NO_IDS, null);
+}
+
+/** A small deterministic generator (mulberry32): the seed is printed on failure. */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let x = Math.imul(a ^ (a >>> 15), a | 1);
+    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
+    return ((x ^ (x >>> 14)) >>> 0) / 2 ** 32;
+  };
+}
+
+t.test('answers like a Map, in insertion order, through 50,000 random operations', async (t) => {
+  for (const seed of [1, 2, 0x5eed]) {
+    const random = rng(seed);
+    seedJobTables(seed * 7919);
+    const table = new JobTable();
+    const model = new Map<string, Job>();
+    // Ids from a small pool, so that deletes hit, re-adds reuse tombstones and rebuilds compact.
+    const idOf = () => (random() < 0.5 ? `id-${Math.floor(random() * 3000)}` : `0190c2a4-${Math.floor(random() * 3000)}`);
+    for (let i = 0; i < 50_000; i++) {
+      const id = idOf();
+      const r = random();
+      if (r < 0.55) {
+        const j = job(id);
+        const added = table.add(j);
+        t.equal(added, !model.has(id), `seed ${seed} op ${i}: add ${id}`);
+        if (added) model.set(id, j);
+      } else if (r < 0.9) {
+        t.equal(table.delete(id), model.delete(id), `seed ${seed} op ${i}: delete ${id}`);
+      } else {
+        t.equal(table.get(id), model.get(id), `seed ${seed} op ${i}: get ${id}`);
+        t.equal(table.has(id), model.has(id), `seed ${seed} op ${i}: has ${id}`);
+      }
+      if (i % 5_000 === 0 || i === 49_999) {
+        t.equal(table.size, model.size, `seed ${seed} op ${i}: size`);
+        t.same([...table.values()].map((j) => j.id), [...model.keys()], `seed ${seed} op ${i}: insertion order`);
+      }
+    }
+  }
+});
+
+t.test('a duplicate id is refused and changes nothing', async (t) => {
+  const table = new JobTable();
+  const first = job('a');
+  t.ok(table.add(first));
+  t.notOk(table.add(job('a')));
+  t.equal(table.size, 1);
+  t.equal(table.get('a'), first);
+});
+
+t.test('ids that differ in one character, in any position, all stay findable', async (t) => {
+  const table = new JobTable();
+  const base = '0190c2a4-7d1e-7abc-8def-0123456789ab';
+  const ids: string[] = [];
+  for (let at = 0; at < base.length; at++) {
+    for (const c of 'xyz') ids.push(base.slice(0, at) + c + base.slice(at + 1));
+  }
+  for (const id of ids) t.ok(table.add(job(id)), `added ${id}`);
+  for (const id of ids) t.equal(table.get(id)?.id, id);
+  t.equal(table.get(base), undefined, 'the unmodified id was never added');
+});
+
+t.test('deleting while iterating is allowed; adding while iterating is refused', async (t) => {
+  const table = new JobTable();
+  for (let i = 0; i < 100; i++) table.add(job(`j${i}`));
+  const seen: string[] = [];
+  for (const j of table.values()) {
+    seen.push(j.id);
+    table.delete(`j${Number(j.id.slice(1)) + 1}`);
+  }
+  t.same(seen, Array.from({ length: 50 }, (_, i) => `j${2 * i}`), 'every other job: each deletes the next one');
+  t.throws(() => {
+    let i = 0;
+    for (const _ of table.values()) for (let k = 0; k < 64; k++) table.add(job(`new-${i++}`));
+  }, /add\(\) while iterating/);
+});
