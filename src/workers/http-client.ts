@@ -13,8 +13,12 @@
 // - The response body is read chunk by chunk and never held beyond `responseBytesMax`; an endpoint
 //   that sends more is cut off (the connection is destroyed, not drained).
 // - `call()` never throws; calls may overlap freely (the pool multiplexes connections).
+// - undici is loaded on the first call, not at start-up: importing it costs about 100 ms, which
+//   every restart of a broker without push workers would pay for nothing.
 
-import { Pool } from 'undici';
+import type { Pool } from 'undici';
+
+let undici: Promise<typeof import('undici')> | null = null;
 
 export interface EndpointCall {
   url: string;
@@ -92,7 +96,8 @@ export class HttpClient {
   }
 
   async #exchange(url: URL, call: EndpointCall, signal: AbortSignal): Promise<CallOutcome> {
-    const response = await this.#pool(url.origin).request({
+    const pool = this.#pools.get(url.origin) ?? (await this.#newPool(url.origin));
+    const response = await pool.request({
       path: url.pathname + url.search,
       method: call.method,
       headers: { ...call.headers, 'content-type': 'application/json' },
@@ -120,7 +125,10 @@ export class HttpClient {
     };
   }
 
-  #pool(origin: string): Pool {
+  async #newPool(origin: string): Promise<Pool> {
+    undici ??= import('undici');
+    const { Pool } = await undici;
+    // Another call may have created it while the module loaded.
     let pool = this.#pools.get(origin);
     if (pool === undefined) {
       pool = new Pool(origin, {
