@@ -1,6 +1,7 @@
 // The debug endpoints on the real server process, whose heap is small enough to snapshot quickly
 // (snapshotting the test runner's own heap takes minutes on a busy machine).
 
+import { readFileSync } from 'node:fs';
 import t from 'tap';
 import { startTapeq, tempDataDir } from '../fixtures/process.js';
 
@@ -20,16 +21,37 @@ t.test('heapstats-snapshot-counts-real-object-types', async (t) => {
   t.same(counts, [...counts].sort((a, b) => b - a), 'sorted by count');
 });
 
-t.test('gc-with-expose-gc-reports-before-and-after-in-mb', async (t) => {
+function rssMbOf(pid: number): number {
+  const line = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  if (line === null) throw new Error('no VmRSS');
+  return Number(line[1]) / 1024;
+}
+
+t.test('gc-compacts-the-heap-and-reports-the-memory-it-leaves', async (t) => {
   const data = await tempDataDir();
   t.teardown(data.remove);
   const tapeq = await startTapeq(data.dir, {}, { nodeArgs: ['--expose-gc'] });
   t.teardown(() => tapeq.kill('SIGKILL'));
+  // Something to compact: 100,000 jobs pushed in bulks leave request garbage among the jobs.
+  for (let i = 0; i < 100; i++) {
+    const jobs = Array.from({ length: 1_000 }, (_, k) => ({ data: { n: i * 1_000 + k, pad: 'x'.repeat(100) } }));
+    const push = await fetch(`${tapeq.url}/queues/gc/jobs/bulk`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ jobs }) });
+    t.equal(push.status, 200);
+  }
   const res = await fetch(`${tapeq.url}/gc`, { method: 'POST' });
   t.equal(res.status, 200);
-  t.match(await res.json(), {
+  const body = (await res.json()) as { ok: boolean; before: Record<string, number>; after: Record<string, number> };
+  t.match(body, {
     ok: true,
     before: { heapUsed: Number, heapTotal: Number, rss: Number },
     after: { heapUsed: Number, heapTotal: Number, rss: Number },
   });
+  const { before, after } = body as { before: Record<string, number>; after: Record<string, number> };
+  t.ok((after.heapUsed as number) <= (before.heapUsed as number), `heapUsed ${before.heapUsed} → ${after.heapUsed} MB`);
+  t.ok((after.heapTotal as number) <= (before.heapTotal as number), `heapTotal ${before.heapTotal} → ${after.heapTotal} MB`);
+  const pid = tapeq.child.pid as number;
+  const rss = rssMbOf(pid);
+  t.ok(Math.abs(rss - (after.rss as number)) <= 8, `after.rss ${after.rss} MB is the process's RSS (${rss.toFixed(1)} MB in /proc)`);
+  const stats = (await (await fetch(`${tapeq.url}/heapstats`)).json()) as { collections: { queuedTotal: number } };
+  t.equal(stats.collections.queuedTotal, 100_000, 'every job is still there');
 });

@@ -1,12 +1,20 @@
 // Debug endpoints (seed 004; no auth, as the seed's exempt list says):
-//   POST /gc          force a full GC → {ok, before, after} (MB); needs `node --expose-gc`,
+//   POST /gc          a full GC that also compacts the heap (seed 004: "garbage collection and
+//                     memory compaction") → {ok, before, after} (MB); needs `node --expose-gc`,
 //                     else 501: we report that GC is unavailable rather than invent numbers.
+//                     V8's own full GCs compact only the most fragmented pages, so a heap that
+//                     held much short-lived data (a fill of a million jobs) keeps hundreds of MB
+//                     of half-empty pages. This one moves every live object, which needs up to
+//                     heapUsed of extra memory for a moment; `after` is read once the pages it
+//                     emptied have been handed back to the OS (V8 releases them in the
+//                     background), at most gcSettleMsMax later.
 //   GET  /heapstats   {ok, memory (MB), heap (v8.getHeapStatistics(), V8's own field names),
 //                     collections, topObjectTypes}. topObjectTypes needs ?snapshot=true, which
 //                     takes a real heap snapshot (pauses the process); otherwise it is null and a
 //                     note says how to get it.
 
-import { getHeapStatistics } from 'node:v8';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { getHeapStatistics, setFlagsFromString } from 'node:v8';
 import type { FastifyInstance } from 'fastify';
 import { sendApiError } from '../errors.js';
 import { topObjectTypes } from '../heap-snapshot.js';
@@ -14,6 +22,31 @@ import { collections, memoryMb } from '../memory.js';
 import type { RouteDeps } from './types.js';
 
 export const topObjectTypesLimit = 20;
+/** Longest wait after a compacting GC for the RSS to stop falling. */
+export const gcSettleMsMax = 3_000;
+const gcSettlePollMs = 50;
+
+/** A full GC that evacuates every page (not only the ones V8's heuristics pick). */
+function compactingGc(gc: () => void): void {
+  setFlagsFromString('--compact-on-every-full-gc');
+  try {
+    gc();
+  } finally {
+    setFlagsFromString('--no-compact-on-every-full-gc');
+  }
+}
+
+/** Waits until the RSS has stopped falling for a few polls (or gcSettleMsMax passed). */
+async function settle(): Promise<void> {
+  let lowest = process.memoryUsage.rss();
+  let steady = 0;
+  for (let waited = 0; waited < gcSettleMsMax && steady < 4; waited += gcSettlePollMs) {
+    await sleep(gcSettlePollMs);
+    const rss = process.memoryUsage.rss();
+    steady = rss < lowest ? 0 : steady + 1;
+    lowest = Math.min(lowest, rss);
+  }
+}
 
 function memorySummary() {
   const { heapUsed, heapTotal, rss } = memoryMb();
@@ -28,7 +61,8 @@ export function debugRoutes(app: FastifyInstance, { broker }: RouteDeps): void {
     const gc = (globalThis as { gc?: () => void }).gc;
     if (typeof gc !== 'function') return sendApiError(reply, 'gcNotExposed');
     const before = memorySummary();
-    gc();
+    compactingGc(gc);
+    await settle();
     return { ok: true, before, after: memorySummary() };
   });
 
