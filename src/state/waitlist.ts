@@ -7,9 +7,12 @@
 //
 // Removal from the middle (cancel, expiry, priority change) is lazy: every insertion stamps the job
 // (`job.waitStamp`) and stores the stamp beside the entry; an entry whose stamp no longer matches
-// its job is dead and skipped. Buckets compact themselves when dead entries dominate. Stamps are
-// private to this structure and never part of the image: only the order of live entries is, and it
-// is all later behaviour depends on.
+// its job is dead and skipped. Dead entries at a bucket's head are dropped as soon as they appear,
+// so the head of every bucket is live and a pull finds its job at once however many were pulled
+// before it (iterating past a dead prefix made each pull from a deep queue cost more than the
+// last). Buckets compact themselves when dead entries dominate. Stamps are private to this
+// structure and never part of the image: only the order of live entries is, and it is all later
+// behaviour depends on.
 //
 // Pure data plus functions; no I/O. Imported only by the fold and its helpers.
 
@@ -79,12 +82,25 @@ export function waitRemove(list: WaitList, job: Job): void {
     list.buckets.delete(bucket.priority);
     list.priorities.splice(list.priorities.indexOf(bucket.priority), 1);
   } else {
+    dropDeadHead(bucket);
     const entries = bucket.front.length + bucket.back.length - bucket.backHead;
     // Dead entries dominate, or a long consumed prefix still pins old jobs: rebuild.
     if ((entries > 64 && entries > bucket.size * 3) || (bucket.backHead > 1024 && bucket.backHead * 2 > bucket.back.length)) {
       compact(bucket);
     }
   }
+}
+
+/** Drops the dead entries at the head of a bucket that still holds a live one. */
+function dropDeadHead(bucket: Bucket): void {
+  const { front, frontStamps } = bucket;
+  while (front.length > 0 && (front[front.length - 1] as Job).waitStamp !== frontStamps[frontStamps.length - 1]) {
+    front.pop();
+    frontStamps.pop();
+  }
+  if (front.length > 0) return;
+  const { back, backStamps } = bucket;
+  while (bucket.backHead < back.length && (back[bucket.backHead] as Job).waitStamp !== backStamps[bucket.backHead]) bucket.backHead++;
 }
 
 function compact(bucket: Bucket): void {

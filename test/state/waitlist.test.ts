@@ -1,0 +1,89 @@
+// The waiting list against an array model: pull order (priority, then FIFO with LIFO fronts)
+// through random inserts and removals, and the invariant that makes a pull O(1) however deep the
+// queue: the head entry of every bucket is live, so a pull never walks past jobs pulled before.
+
+import t from 'tap';
+import { JobState } from '../../src/record/types.js';
+import { Job, NO_IDS } from '../../src/state/state.js';
+import { createWaitList, waitHead, waitInsert, waitIterate, waitRemove, type WaitList } from '../../src/state/waitlist.js';
+
+function job(n: number, priority: number): Job {
+  return new Job(`j${n}`, 'q', 'default', '{}', n, 0, priority, 0, JobState.WAITING, NO_IDS, null);
+}
+
+/** mulberry32: a small deterministic generator; the seed is in every assertion message. */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let x = Math.imul(a ^ (a >>> 15), a | 1);
+    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
+    return ((x ^ (x >>> 14)) >>> 0) / 2 ** 32;
+  };
+}
+
+/** Every bucket's first entry in pull order is a live one. */
+function headsLive(list: WaitList): boolean {
+  for (const bucket of list.buckets.values()) {
+    const { front, frontStamps, back, backStamps, backHead } = bucket;
+    const top = front.length - 1;
+    const live = top >= 0 ? front[top]?.waitStamp === frontStamps[top] : back[backHead]?.waitStamp === backStamps[backHead];
+    if (!live) return false;
+  }
+  return true;
+}
+
+t.test('pull order and live heads through 20,000 random inserts and removals', async (t) => {
+  for (const seed of [7, 8, 9]) {
+    const random = rng(seed);
+    const list = createWaitList();
+    // The model: per priority (highest first) an array in pull order.
+    const model = new Map<number, Job[]>();
+    const live: Job[] = [];
+    let n = 0;
+    for (let i = 0; i < 20_000; i++) {
+      if (live.length === 0 || random() < 0.5) {
+        const priority = Math.floor(random() * 3);
+        const j = job(n++, priority);
+        const atFront = random() < 0.2;
+        waitInsert(list, j, atFront);
+        const row = model.get(priority) ?? [];
+        if (atFront) row.unshift(j);
+        else row.push(j);
+        model.set(priority, row);
+        live.push(j);
+      } else {
+        // Mostly the head (a pull), sometimes anywhere (a cancel, an expiry).
+        const head = waitHead(list) as Job;
+        const j = random() < 0.8 ? head : (live[Math.floor(random() * live.length)] as Job);
+        waitRemove(list, j);
+        const row = model.get(j.priority) as Job[];
+        row.splice(row.indexOf(j), 1);
+        if (row.length === 0) model.delete(j.priority);
+        live.splice(live.indexOf(j), 1);
+      }
+      t.ok(headsLive(list), `seed ${seed} op ${i}: every bucket's head is live`);
+      if (i % 1_000 === 0 || i === 19_999) {
+        const expected = [...model.keys()].sort((a, b) => b - a).flatMap((p) => model.get(p) as Job[]);
+        t.same([...waitIterate(list)].map((j) => j.id), expected.map((j) => j.id), `seed ${seed} op ${i}: pull order`);
+        t.equal(list.size, live.length, `seed ${seed} op ${i}: size`);
+      }
+    }
+  }
+});
+
+t.test('pulling a deep queue front to back leaves no dead entry to walk past', async (t) => {
+  const list = createWaitList();
+  const jobs = Array.from({ length: 10_000 }, (_, i) => job(i, 0));
+  for (const j of jobs) waitInsert(list, j, false);
+  for (let i = 0; i < 9_000; i++) {
+    const head = waitHead(list);
+    t.equal(head, jobs[i]);
+    waitRemove(list, head as Job);
+  }
+  const bucket = list.buckets.get(0);
+  t.ok(bucket !== undefined);
+  const first = bucket?.back[bucket.backHead];
+  t.equal(first, jobs[9_000], 'the bucket starts at the next job to pull');
+  t.equal(waitIterate(list).next().value, jobs[9_000]);
+});
