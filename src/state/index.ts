@@ -18,4 +18,4 @@ export {
   type QueueState,
   type State,
 } from './state.js';
-export { waitHead, waitIterate } from './waitlist.js';
+export { waitIterate } from './waitlist.js';

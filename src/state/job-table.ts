@@ -15,9 +15,9 @@
 // an add() that rebuilds during an iteration makes that iteration throw.
 //
 // The hash is FNV-1a over the UTF-16 code units, started from a process-wide seed and finished
-// with an avalanche mix, so the probe position depends on every bit. The composition root sets
-// a random seed at start-up (seedJobTables): clients choose custom job ids, and a fixed seed
-// would let them craft ids that all land in one probe run. The seed changes only where a job
+// with an avalanche mix, so the probe position depends on every bit. loadState, which builds the
+// state of every process that holds jobs, first sets a random seed (seedJobTables): clients
+// choose custom job ids, and a fixed seed would let them craft ids that all land in one probe run. The seed changes only where a job
 // sits in `slots`, never what the table holds or the order values() yields.
 //
 // Pure data; no I/O, no clock, no randomness of its own.
@@ -30,7 +30,7 @@ const capacityMin = 16;
 
 let seedCurrent = 0x811c9dc5 | 0;
 
-/** Sets the hash seed of tables created from now on (the composition root, once, at start-up). */
+/** Sets the hash seed of tables created from now on (loadState, before it builds a state). */
 export function seedJobTables(seed: number): void {
   seedCurrent = seed | 0;
 }

@@ -146,23 +146,3 @@ export function* waitIterate(list: WaitList): Generator<Job, void, void> {
     }
   }
 }
-
-/** The job a pull would take, dropping dead entries at the head as it goes. */
-export function waitHead(list: WaitList): Job | null {
-  const priority = list.priorities[0];
-  if (priority === undefined) return null;
-  const bucket = list.buckets.get(priority);
-  if (bucket === undefined) throw new Error('waitHead: bucket missing');
-  while (bucket.front.length > 0) {
-    const job = bucket.front[bucket.front.length - 1] as Job;
-    if (job.waitStamp === bucket.frontStamps[bucket.frontStamps.length - 1]) return job;
-    bucket.front.pop();
-    bucket.frontStamps.pop();
-  }
-  while (bucket.backHead < bucket.back.length) {
-    const job = bucket.back[bucket.backHead] as Job;
-    if (job.waitStamp === bucket.backStamps[bucket.backHead]) return job;
-    bucket.backHead++;
-  }
-  throw new Error('waitHead: bucket with live size has no live entry');
-}
