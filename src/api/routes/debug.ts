@@ -48,6 +48,19 @@ async function settle(): Promise<void> {
   }
 }
 
+interface GcReport {
+  ok: true;
+  before: ReturnType<typeof memorySummary>;
+  after: ReturnType<typeof memorySummary>;
+}
+
+async function collect(gc: () => void): Promise<GcReport> {
+  const before = memorySummary();
+  compactingGc(gc);
+  await settle();
+  return { ok: true, before, after: memorySummary() };
+}
+
 function memorySummary() {
   const { heapUsed, heapTotal, rss } = memoryMb();
   return { heapUsed, heapTotal, rss };
@@ -57,13 +70,16 @@ export function debugRoutes(app: FastifyInstance, { broker }: RouteDeps): void {
   const tags = ['debug'];
   const exempt = { auth: 'exempt' } as const;
 
+  // One compaction at a time: requests that arrive while one settles share its result instead of
+  // each moving the whole heap again (the route needs no token, as seed 004 says).
+  let running: Promise<GcReport> | null = null;
   app.post('/gc', { config: exempt, schema: { summary: 'Force garbage collection (needs --expose-gc)', tags } }, async (_request, reply) => {
     const gc = (globalThis as { gc?: () => void }).gc;
     if (typeof gc !== 'function') return sendApiError(reply, 'gcNotExposed');
-    const before = memorySummary();
-    compactingGc(gc);
-    await settle();
-    return { ok: true, before, after: memorySummary() };
+    running ??= collect(gc).finally(() => {
+      running = null;
+    });
+    return running;
   });
 
   app.get<{ Querystring: { snapshot: boolean } }>(
