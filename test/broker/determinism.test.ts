@@ -10,18 +10,10 @@ import { JobState } from '../../src/record/types.js';
 import { createState, exportState, importState } from '../../src/state/index.js';
 import type { StateImage } from '../../src/state/image.js';
 import { manualClock, replayLog, startBroker } from '../fixtures/broker.js';
+import { mulberry32 } from '../fixtures/random.js';
 
 const seed = process.env['SEED'] !== undefined ? Number(process.env['SEED']) : Math.floor(Math.random() * 2 ** 31);
 const commandCount = Number(process.env['COMMANDS'] ?? 20_000);
-
-function mulberry32(a: number): () => number {
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let r = Math.imul(a ^ (a >>> 15), 1 | a);
-    r = (r + Math.imul(r ^ (r >>> 7), 61 | r)) ^ r;
-    return ((r ^ (r >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 t.test('live-replay-and-snapshot-digests-agree', async (t) => {
   t.comment(`SEED=${seed} COMMANDS=${commandCount}`);

@@ -5,26 +5,16 @@ import { Job } from '../../src/state/job.js';
 import { JobTable, seedJobTables } from '../../src/state/job-table.js';
 import { JobState } from '../../src/record/types.js';
 import { NO_IDS } from '../../src/state/state.js';
+import { mulberry32 } from '../fixtures/random.js';
 
 function job(id: string): Job {
   return new Job(id, 'q', 'default', '{}', 0, 0, 0, 0, JobState.WAITING, NO_IDS, null);
 }
 
-/** A small deterministic generator (mulberry32): the seed is printed on failure. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = Math.imul(a ^ (a >>> 15), a | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
-
 t.test('answers like a Map, in insertion order, through 50,000 random operations', async (t) => {
   const wrong: string[] = [];
   for (const seed of [1, 2, 0x5eed]) {
-    const random = rng(seed);
+    const random = mulberry32(seed);
     seedJobTables(seed * 7919);
     const table = new JobTable();
     const model = new Map<string, Job>();

@@ -6,20 +6,10 @@ import t from 'tap';
 import { JobState } from '../../src/record/types.js';
 import { Job, NO_IDS } from '../../src/state/state.js';
 import { createWaitList, waitInsert, waitIterate, waitRemove, type WaitList } from '../../src/state/waitlist.js';
+import { mulberry32 } from '../fixtures/random.js';
 
 function job(n: number, priority: number): Job {
   return new Job(`j${n}`, 'q', 'default', '{}', n, 0, priority, 0, JobState.WAITING, NO_IDS, null);
-}
-
-/** mulberry32: a small deterministic generator; the seed is in every assertion message. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = Math.imul(a ^ (a >>> 15), a | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 2 ** 32;
-  };
 }
 
 /** The job a pull takes: the first in pull order. */
@@ -42,7 +32,7 @@ function headsLive(list: WaitList): boolean {
 t.test('pull order and live heads through 20,000 random inserts and removals', async (t) => {
   const deadHeads: string[] = [];
   for (const seed of [7, 8, 9]) {
-    const random = rng(seed);
+    const random = mulberry32(seed);
     const list = createWaitList();
     // The model: per priority (highest first) an array in pull order.
     const model = new Map<number, Job[]>();
