@@ -66,6 +66,8 @@ export const pullWaitersMax = 10_000;
 export const durationMsMax = 10 * 365 * 24 * 60 * 60 * 1_000;
 /** Ids per JobsRemoved / JobsPromoted record; larger sets are split into several records. */
 export const idsPerRecordMax = 1_000;
+/** Longest `POST /gc` waits after its compaction for the RSS to stop falling. */
+export const gcSettleMsMax = 3_000;
 
 // ── Snapshots and retention ────────────────────────────────────────────────────────────────
 export const snapshotEveryRecordsDefault = 1_000_000;

@@ -141,10 +141,12 @@ export class JobTable {
     }
     entries.length = kept;
     const capacity = capacityFor(live);
+    // After many deletes (a drained queue), give back the hashes of the entries that are gone.
+    if (hashes.length > capacity) this.hashes = hashes.slice(0, capacity);
     const slots = new Int32Array(capacity).fill(EMPTY);
     const mask = capacity - 1;
     for (let i = 0; i < kept; i++) {
-      let at = (hashes[i] as number) & mask;
+      let at = (this.hashes[i] as number) & mask;
       while (slots[at] !== EMPTY) at = (at + 1) & mask;
       slots[at] = i;
     }

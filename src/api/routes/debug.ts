@@ -16,15 +16,16 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { getHeapStatistics, setFlagsFromString } from 'node:v8';
 import type { FastifyInstance } from 'fastify';
+import { gcSettleMsMax } from '../../constants.js';
 import { sendApiError } from '../errors.js';
 import { topObjectTypes } from '../heap-snapshot.js';
 import { collections, memoryMb } from '../memory.js';
 import type { RouteDeps } from './types.js';
 
 export const topObjectTypesLimit = 20;
-/** Longest wait after a compacting GC for the RSS to stop falling. */
-export const gcSettleMsMax = 3_000;
 const gcSettlePollMs = 50;
+/** Polls in a row without a lower RSS that count as settled. */
+const gcSettledPolls = 4;
 
 /** A full GC that evacuates every page (not only the ones V8's heuristics pick). */
 function compactingGc(gc: () => void): void {
@@ -40,7 +41,7 @@ function compactingGc(gc: () => void): void {
 async function settle(): Promise<void> {
   let lowest = process.memoryUsage.rss();
   let steady = 0;
-  for (let waited = 0; waited < gcSettleMsMax && steady < 4; waited += gcSettlePollMs) {
+  for (let waited = 0; waited < gcSettleMsMax && steady < gcSettledPolls; waited += gcSettlePollMs) {
     await sleep(gcSettlePollMs);
     const rss = process.memoryUsage.rss();
     steady = rss < lowest ? 0 : steady + 1;
