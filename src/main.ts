@@ -1,4 +1,5 @@
-// Composition root, and nothing else: open the log → load the newest snapshot → replay the tail →
+// Composition root, and nothing else: open the log (its sealed segments verified in a worker
+// while the newest snapshot is decoded) → replay the tail →
 // start the broker and the push-worker dispatcher → serve. While replaying, a startup probe holds
 // the port and answers /ready with 503. Shutdown (SIGTERM/SIGINT): /ready goes 503, the server
 // stops taking requests and lets in-flight ones finish, push workers finish their calls, the
@@ -51,17 +52,18 @@ export async function serve(config: Config, options: ServeOptions = {}): Promise
   if (options.until !== undefined) return servePointInTime(config, options.until, logger);
 
   return withStartupProbe(config, async (track) => {
-    const log = track(
-      await Log.open({
-        dir: logDir,
-        segmentBytes: config.segmentBytes,
-        sync: config.logSync,
-        syncIntervalMs: config.logSyncIntervalMs,
-        repair: options.repair === true,
-        logger,
-      }),
-    );
-    const loaded = await loadState({ log, dir: snapshotsDir, logger });
+    // The sealed segments are verified in a worker while the newest snapshot is decoded here.
+    const opening = Log.open({
+      dir: logDir,
+      segmentBytes: config.segmentBytes,
+      sync: config.logSync,
+      syncIntervalMs: config.logSyncIntervalMs,
+      repair: options.repair === true,
+      logger,
+      sealedInWorker: true,
+    }).then(track);
+    const loaded = await loadState({ log: opening, dir: snapshotsDir, logger });
+    const log = await opening;
     logger(
       `tapeq: state loaded in ${loaded.ms} ms (snapshot: ${loaded.fromSnapshot ?? 'none'}, ` +
         `replayed ${loaded.replayed} records, next offset ${log.nextOffset})`,

@@ -43,6 +43,8 @@ export interface LogOptions {
   fsHooks?: FsHooks;
   /** Records kept decoded in memory for tail readers (default tailRingRecords). */
   ringRecords?: number;
+  /** Verify sealed segments in a worker thread, so the caller can work while open() runs. */
+  sealedInWorker?: boolean;
 }
 
 export interface SegmentInfo {
@@ -82,7 +84,13 @@ export class Log {
     await initChecksum();
     const readOnly = opts.readOnly === true;
     const logger = opts.logger ?? ((line: string) => console.error(line));
-    const loaded = await loadSegments({ dir: opts.dir, readOnly, repair: opts.repair === true, logger });
+    const loaded = await loadSegments({
+      dir: opts.dir,
+      readOnly,
+      repair: opts.repair === true,
+      logger,
+      sealedInWorker: opts.sealedInWorker === true,
+    });
     let log: Log | null = null;
     const commit = readOnly
       ? null

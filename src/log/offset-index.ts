@@ -15,12 +15,36 @@ import { indexIntervalBytes } from '../constants.js';
 export const offsetIndexEntryBytes = 8;
 export const timeIndexEntryBytes = 12;
 
+/** Everything a SegmentIndex holds, as plain data (crosses a worker boundary). */
+export interface SegmentIndexState {
+  rel: number[];
+  pos: number[];
+  ts: number[];
+  bytesSinceEntry: number;
+  maxTimestamp: number;
+}
+
 export class SegmentIndex {
   private rel: number[] = [];
   private pos: number[] = [];
   private ts: number[] = [];
   private bytesSinceEntry = Number.POSITIVE_INFINITY;
   private maxTimestamp = Number.NEGATIVE_INFINITY;
+
+  static fromState(s: SegmentIndexState): SegmentIndex {
+    const index = new SegmentIndex();
+    index.rel = s.rel;
+    index.pos = s.pos;
+    index.ts = s.ts;
+    index.bytesSinceEntry = s.bytesSinceEntry;
+    index.maxTimestamp = s.maxTimestamp;
+    return index;
+  }
+
+  state(): SegmentIndexState {
+    const { rel, pos, ts, bytesSinceEntry, maxTimestamp } = this;
+    return { rel, pos, ts, bytesSinceEntry, maxTimestamp };
+  }
 
   get entryCount(): number {
     return this.rel.length;

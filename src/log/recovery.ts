@@ -10,7 +10,8 @@
 //
 // readOnly never changes anything on disk: a torn tail is only reported (the log ends before
 // it) and indexes are not rewritten. Runs once per open; nothing else touches the directory
-// while it runs.
+// while it runs. With sealedInWorker the sealed segments are scanned in a worker thread
+// (sealed-scan.ts) and clean results adopted; anything else is checked here as without it.
 
 import { constants as fsConstants } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, stat, writeFile, type FileHandle } from 'node:fs/promises';
@@ -26,6 +27,7 @@ import {
   segmentFilePattern,
   segmentHeaderBytes,
 } from './segment-header.js';
+import { scanSealedInWorker } from './sealed-scan.js';
 import { scanSegment, validFrameAfter, type ScanProblem } from './segment-scan.js';
 
 export interface TailCut {
@@ -51,6 +53,8 @@ export interface OpenReport {
   tailCut: TailCut | null;
   quarantined: Quarantine | null;
   indexesRebuilt: string[];
+  /** Sealed segments whose verification a worker thread did (LoadOptions.sealedInWorker). */
+  verifiedInWorker: number;
 }
 
 export interface LoadOptions {
@@ -58,6 +62,8 @@ export interface LoadOptions {
   readOnly: boolean;
   repair: boolean;
   logger: (line: string) => void;
+  /** Verify the sealed segments in a worker thread (sealed-scan.ts) while the caller goes on. */
+  sealedInWorker?: boolean;
 }
 
 export interface Loaded {
@@ -80,7 +86,7 @@ export async function loadSegments(opts: LoadOptions): Promise<Loaded> {
     await mkdir(dir, { recursive: true });
   }
   const bases = await listSegmentBases(dir);
-  const report: OpenReport = { segments: 0, records: 0, tailCut: null, quarantined: null, indexesRebuilt: [] };
+  const report: OpenReport = { segments: 0, records: 0, tailCut: null, quarantined: null, indexesRebuilt: [], verifiedInWorker: 0 };
   if (bases.length === 0) {
     if (opts.readOnly) throw new LogError('LOG_NOT_FOUND', `no segments in ${dir}`, { file: dir });
     const logId = newLogId();
@@ -89,6 +95,8 @@ export async function loadSegments(opts: LoadOptions): Promise<Loaded> {
     return { logId, segments: [segment], report };
   }
   const segments = bases.map((base) => new Segment(dir, base));
+  const sealedScans =
+    opts.sealedInWorker === true && bases.length > 1 ? scanSealedInWorker({ dir, bases: bases.slice(0, -1) }, opts.logger) : null;
   let logId: string | null = null;
   for (let i = 0; i < segments.length; i++) {
     const segment = segments[i] as Segment;
@@ -100,9 +108,16 @@ export async function loadSegments(opts: LoadOptions): Promise<Loaded> {
       const what = `segment starts at offset ${segment.baseOffset}, expected ${expected}`;
       bad = { index: i, code: 'LOG_GAP', problem: { kind: 'offset-mismatch', position: 0, expectedOffset: expected, what } };
     } else {
-      const result = await checkSegment(segment, logId, isLast, opts, report);
-      logId = result.logId ?? logId;
-      if (result.problem !== null) bad = { index: i, code: result.code, problem: result.problem };
+      const scanned = isLast || sealedScans === null ? undefined : (await sealedScans).get(segment.baseOffset);
+      if (scanned !== undefined && scanned.clean && (logId === null || scanned.logId === logId)) {
+        segment.adoptScan(scanned.scan);
+        logId = scanned.logId;
+        report.verifiedInWorker += 1;
+      } else {
+        const result = await checkSegment(segment, logId, isLast, opts, report);
+        logId = result.logId ?? logId;
+        if (result.problem !== null) bad = { index: i, code: result.code, problem: result.problem };
+      }
     }
     if (bad !== null) {
       if (!opts.repair || opts.readOnly) throw corruptionError(segment, bad);
@@ -129,7 +144,7 @@ function corruptionError(segment: Segment, bad: Bad): LogError {
 }
 
 /** Header + frame scan of one segment; cuts a torn tail of the last one. */
-async function checkSegment(
+export async function checkSegment(
   segment: Segment,
   logId: string | null,
   isLast: boolean,

@@ -9,8 +9,18 @@
 import { open, rename, rm, writeFile, type FileHandle } from 'node:fs/promises';
 import { constants as fsConstants } from 'node:fs';
 import { join } from 'node:path';
-import { SegmentIndex } from './offset-index.js';
+import { SegmentIndex, type SegmentIndexState } from './offset-index.js';
 import { segmentFileName, segmentHeaderBytes } from './segment-header.js';
+
+/** What a scan learned about a segment, as plain data (crosses a worker boundary). */
+export interface SegmentScanState {
+  nextOffset: number;
+  bytes: number;
+  timestampFirst: number;
+  timestampLast: number;
+  timestampMax: number;
+  index: SegmentIndexState;
+}
 
 export class Segment {
   readonly file: string;
@@ -70,6 +80,21 @@ export class Segment {
     if (!(timestamp <= this.timestampMax)) this.timestampMax = timestamp;
     this.nextOffset = offset + 1;
     this.bytes = position + frameBytes;
+  }
+
+  scanState(): SegmentScanState {
+    const { nextOffset, bytes, timestampFirst, timestampLast, timestampMax } = this;
+    return { nextOffset, bytes, timestampFirst, timestampLast, timestampMax, index: this.index.state() };
+  }
+
+  /** Takes over what a scan of this segment's file (in another thread) found. */
+  adoptScan(s: SegmentScanState): void {
+    this.nextOffset = s.nextOffset;
+    this.bytes = s.bytes;
+    this.timestampFirst = s.timestampFirst;
+    this.timestampLast = s.timestampLast;
+    this.timestampMax = s.timestampMax;
+    this.index = SegmentIndex.fromState(s.index);
   }
 
   openRead(): Promise<FileHandle> {

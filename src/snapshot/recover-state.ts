@@ -29,7 +29,8 @@ export interface LogView {
 }
 
 export interface LoadStateOptions {
-  log: LogView;
+  /** The log, or its open() still running: then the newest snapshot is decoded meanwhile. */
+  log: LogView | Promise<LogView>;
   /** The snapshots directory. */
   dir: string;
   logger: Logger;
@@ -95,25 +96,31 @@ async function fold(state: State, log: LogView, from: number, end: number): Prom
 }
 
 export async function loadState(options: LoadStateOptions): Promise<LoadedState> {
-  const { log, dir, logger, until } = options;
+  const { dir, logger, until } = options;
   const started = performance.now();
   // Every process that holds jobs loads them here first (server, snapshot worker, CLI): a random
   // hash seed keeps clients from choosing custom job ids that collide in the job index.
   seedJobTables(randomInt(2 ** 31));
   if (until !== undefined && (!Number.isSafeInteger(until) || until < 0)) throw new RangeError(`bad until offset ${until}`);
+  const readOnly = options.readOnly === true ? { readOnly: true } : {};
+  // A log still opening (its sealed segments verified in a worker): decode the newest snapshot
+  // meanwhile, and use it only if the opened log can extend it (the usual case).
+  const early =
+    options.log instanceof Promise ? loadNewestState(dir, logger, { maxOffset: until, ...readOnly }).catch(() => null) : null;
+  const log = await options.log;
   const end = Math.min(until ?? log.durableOffset, log.durableOffset);
   if (until !== undefined && until > log.durableOffset) {
     logger(`replay until ${until} is past the log's end; stopping at ${log.durableOffset}`);
   }
   await reportUnbacked(dir, log, end, until, logger);
+  const usable = (found: { state: State } | null) => found !== null && found.state.offset >= log.firstOffset && found.state.offset <= end;
+  const preloaded = early === null ? null : await early;
   const found =
     end < log.firstOffset
       ? null
-      : await loadNewestState(dir, logger, {
-          maxOffset: end,
-          minOffset: log.firstOffset,
-          ...(options.readOnly === true ? { readOnly: true } : {}),
-        });
+      : usable(preloaded)
+        ? preloaded
+        : await loadNewestState(dir, logger, { maxOffset: end, minOffset: log.firstOffset, ...readOnly });
   if (found === null && log.firstOffset > 0) {
     throw new RecoveryError(
       `no usable snapshot covers offset ${log.firstOffset}, where the log now starts: records [0, ${log.firstOffset}) ` +

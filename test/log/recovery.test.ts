@@ -84,54 +84,82 @@ async function flipBitInRecord(path: string, index: number): Promise<number> {
   return position;
 }
 
-t.test('sealed-segment-bit-flip-refuses-open-naming-file-byte-and-offset', async (t) => {
-  const dir = await tempDir(t);
-  await writeLog(dir, 400, { segmentBytes: 8192 });
-  const files = await segmentFiles(dir);
-  t.ok(files.length >= 4);
-  const victim = files[1] as string;
-  const base = Number(victim.slice(0, 20));
-  const position = await flipBitInRecord(join(dir, victim), 5);
-  const err = await openLog({ dir }).then(
-    () => null,
-    (e: unknown) => e as { code: string; file: string; position: number; offset: number; message: string },
-  );
-  t.ok(err, 'open refused');
-  t.equal(err?.code, 'LOG_CORRUPT');
-  t.equal(err?.file, join(dir, victim));
-  t.equal(err?.position, position);
-  t.equal(err?.offset, base + 5);
-  t.match(err?.message, `${victim} at byte ${position} (record offset ${base + 5})`);
-  t.match(err?.message, 'checksum mismatch');
-});
+// The server verifies sealed segments in a worker thread (sealedInWorker); every outcome must be
+// the one a scan on the opening thread gives.
+for (const sealedInWorker of [false, true]) {
+  const where = sealedInWorker ? '-verified-in-a-worker' : '';
 
-t.test('repair-quarantines-the-bad-part-and-opens-at-the-last-good-offset', async (t) => {
-  const dir = await tempDir(t);
-  await writeLog(dir, 400, { segmentBytes: 8192 });
-  const files = await segmentFiles(dir);
-  const victim = files[1] as string;
-  const base = Number(victim.slice(0, 20));
-  const original = await readFile(join(dir, victim));
-  const position = await flipBitInRecord(join(dir, victim), 5);
-  const { log, lines } = await openLog({ dir, repair: true });
-  t.equal(log.nextOffset, base + 5, 'opens at the last good offset');
-  t.strictSame(await readAll(log), range(0, base + 5));
-  const q = log.openReport.quarantined;
-  t.match(q, { segment: victim, position, offset: base + 5 });
-  t.match(lines.join('\n'), /repair: quarantined/);
-  const moved = await readdir(q?.dir as string);
-  t.ok(moved.includes(`${victim}.from-${position}`), 'bad part moved aside');
-  for (const later of files.slice(2)) t.ok(moved.includes(later), `${later} moved aside, not deleted`);
-  const kept = await readFile(join(q?.dir as string, `${victim}.from-${position}`));
-  t.equal(kept.length, original.length - position, 'all bytes from the bad point are kept');
-  t.strictSame(await segmentFiles(dir), files.slice(0, 2));
-  await log.append(drafts(base + 5, 3)).durable;
-  t.equal(log.nextOffset, base + 8);
-  await log.close();
-  const again = await openLog({ dir });
-  t.equal(again.log.nextOffset, base + 8, 'repaired log reopens cleanly');
-  await again.log.close();
-});
+  t.test('sealed-segment-bit-flip-refuses-open-naming-file-byte-and-offset' + where, async (t) => {
+    const dir = await tempDir(t);
+    await writeLog(dir, 400, { segmentBytes: 8192 });
+    const files = await segmentFiles(dir);
+    t.ok(files.length >= 4);
+    const victim = files[1] as string;
+    const base = Number(victim.slice(0, 20));
+    const position = await flipBitInRecord(join(dir, victim), 5);
+    const err = await openLog({ dir, sealedInWorker }).then(
+      () => null,
+      (e: unknown) => e as { code: string; file: string; position: number; offset: number; message: string },
+    );
+    t.ok(err, 'open refused');
+    t.equal(err?.code, 'LOG_CORRUPT');
+    t.equal(err?.file, join(dir, victim));
+    t.equal(err?.position, position);
+    t.equal(err?.offset, base + 5);
+    t.match(err?.message, `${victim} at byte ${position} (record offset ${base + 5})`);
+    t.match(err?.message, 'checksum mismatch');
+  });
+
+  t.test('repair-quarantines-the-bad-part-and-opens-at-the-last-good-offset' + where, async (t) => {
+    const dir = await tempDir(t);
+    await writeLog(dir, 400, { segmentBytes: 8192 });
+    const files = await segmentFiles(dir);
+    const victim = files[1] as string;
+    const base = Number(victim.slice(0, 20));
+    const original = await readFile(join(dir, victim));
+    const position = await flipBitInRecord(join(dir, victim), 5);
+    const { log, lines } = await openLog({ dir, repair: true, sealedInWorker });
+    t.equal(log.nextOffset, base + 5, 'opens at the last good offset');
+    t.equal(log.openReport.verifiedInWorker, sealedInWorker ? 1 : 0, 'the worker verified the segment before the bad one');
+    t.strictSame(await readAll(log), range(0, base + 5));
+    const q = log.openReport.quarantined;
+    t.match(q, { segment: victim, position, offset: base + 5 });
+    t.match(lines.join('\n'), /repair: quarantined/);
+    const moved = await readdir(q?.dir as string);
+    t.ok(moved.includes(`${victim}.from-${position}`), 'bad part moved aside');
+    for (const later of files.slice(2)) t.ok(moved.includes(later), `${later} moved aside, not deleted`);
+    const kept = await readFile(join(q?.dir as string, `${victim}.from-${position}`));
+    t.equal(kept.length, original.length - position, 'all bytes from the bad point are kept');
+    t.strictSame(await segmentFiles(dir), files.slice(0, 2));
+    await log.append(drafts(base + 5, 3)).durable;
+    t.equal(log.nextOffset, base + 8);
+    await log.close();
+    const again = await openLog({ dir, sealedInWorker });
+    t.equal(again.log.nextOffset, base + 8, 'repaired log reopens cleanly');
+    await again.log.close();
+  });
+
+  t.test('offset-gap-between-segments-refuses-open' + where, async (t) => {
+    const dir = await tempDir(t);
+    await writeLog(dir, 400, { segmentBytes: 8192 });
+    const files = await segmentFiles(dir);
+    const missing = files[2] as string;
+    await rename(join(dir, missing), join(dir, `${missing}.moved`));
+    const next = files[3] as string;
+    await t.rejects(openLog({ dir, sealedInWorker }), { code: 'LOG_GAP', file: join(dir, next), offset: Number(files[2]?.slice(0, 20) ?? -1) });
+  });
+
+  t.test('bad-segment-header-refuses-open' + where, async (t) => {
+    const dir = await tempDir(t);
+    await writeLog(dir, 400, { segmentBytes: 8192 });
+    const files = await segmentFiles(dir);
+    const path = join(dir, files[1] as string);
+    const buf = await readFile(path);
+    buf[30] = (buf[30] as number) ^ 1;
+    await writeFile(path, buf);
+    await t.rejects(openLog({ dir, sealedInWorker }), { code: 'LOG_CORRUPT', position: 0, message: /header checksum mismatch/ });
+  });
+}
 
 t.test('active-segment-bad-frame-followed-by-valid-frames-refuses-open', async (t) => {
   const dir = await tempDir(t);
@@ -140,27 +168,6 @@ t.test('active-segment-bad-frame-followed-by-valid-frames-refuses-open', async (
   const position = await flipBitInRecord(join(dir, file), 10);
   await t.rejects(openLog({ dir }), { code: 'LOG_CORRUPT', position, offset: 10 });
   t.equal((await readFile(join(dir, file))).length > position + 100, true, 'nothing was cut');
-});
-
-t.test('offset-gap-between-segments-refuses-open', async (t) => {
-  const dir = await tempDir(t);
-  await writeLog(dir, 400, { segmentBytes: 8192 });
-  const files = await segmentFiles(dir);
-  const missing = files[2] as string;
-  await rename(join(dir, missing), join(dir, `${missing}.moved`));
-  const next = files[3] as string;
-  await t.rejects(openLog({ dir }), { code: 'LOG_GAP', file: join(dir, next), offset: Number(files[2]?.slice(0, 20) ?? -1) });
-});
-
-t.test('bad-segment-header-refuses-open', async (t) => {
-  const dir = await tempDir(t);
-  await writeLog(dir, 400, { segmentBytes: 8192 });
-  const files = await segmentFiles(dir);
-  const path = join(dir, files[1] as string);
-  const buf = await readFile(path);
-  buf[30] = (buf[30] as number) ^ 1;
-  await writeFile(path, buf);
-  await t.rejects(openLog({ dir }), { code: 'LOG_CORRUPT', position: 0, message: /header checksum mismatch/ });
 });
 
 t.test('read-only-open-reports-torn-tail-without-touching-it', async (t) => {

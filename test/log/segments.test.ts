@@ -1,5 +1,5 @@
 import t from 'tap';
-import { readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { cp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { segmentHeaderBytes } from '../../src/log/segment-header.js';
 import { smallPushDraft } from '../fixtures/records.js';
@@ -156,4 +156,48 @@ t.test('record-ending-exactly-at-segmentBytes-stays-and-the-next-one-rolls', asy
     'the next record rolls',
   );
   await log.close();
+});
+
+t.test('sealed-segments-verified-in-a-worker-open-exactly-as-scanned-here', async (t) => {
+  const dir = await tempDir(t);
+  await writeLog(dir, 3000, { segmentBytes: 64 * 1024 });
+  const files = await segmentFiles(dir);
+  t.ok(files.length >= 4, 'several sealed segments');
+  const here = await openLog({ dir, segmentBytes: 64 * 1024 });
+  const expected = here.log.segments();
+  await here.log.close();
+  const { log, lines } = await openLog({ dir, segmentBytes: 64 * 1024, sealedInWorker: true });
+  t.equal(log.openReport.verifiedInWorker, files.length - 1, 'every sealed segment was verified by the worker');
+  t.strictSame(log.segments(), expected, 'same offsets, sizes and timestamps per segment');
+  t.strictSame(log.openReport.indexesRebuilt, [], 'the worker-built indexes equal the index files on disk');
+  t.strictSame(lines, []);
+  for (const offset of [0, 1, 499, 1234, 2999]) t.equal((await log.readOne(offset))?.offset, offset);
+  t.equal(await log.offsetAtTime(1_700_000_000_000 + 1500), 1500);
+  await log.append(drafts(3000, 5)).durable;
+  t.strictSame(await readAll(log, 2990), range(2990, 3005), 'appends continue after the adopted segments');
+  await log.close();
+});
+
+t.test('a-segment-of-another-log-refuses-open-whether-verified-here-or-in-a-worker', async (t) => {
+  const dir = await tempDir(t);
+  const other = await tempDir(t, 'other');
+  await writeLog(dir, 1000, { segmentBytes: 8192 });
+  await writeLog(other, 1000, { segmentBytes: 8192 });
+  const files = await segmentFiles(dir);
+  const victim = files[2] as string;
+  t.strictSame((await segmentFiles(other)).includes(victim), true, 'the other log has a segment of that name');
+  await cp(join(other, victim), join(dir, victim));
+  const refusal = (sealedInWorker: boolean) =>
+    openLog({ dir, sealedInWorker }).then(
+      () => null,
+      (e: unknown) => e as Error & { code: string },
+    );
+  const here = await refusal(false);
+  const worker = await refusal(true);
+  t.equal(here?.code, 'LOG_CORRUPT');
+  t.match(here?.message, /segment belongs to log/);
+  t.equal(worker?.message, here?.message, 'the same error, word for word');
+  const clean = await openLog({ dir: other, sealedInWorker: true });
+  t.equal(clean.log.openReport.verifiedInWorker, files.length - 1, 'the worker verified every sealed segment of the clean log');
+  await clean.log.close();
 });

@@ -47,6 +47,11 @@ for (const [format, write] of writers) t.test(`snapshot-plus-tail-equals-full-re
   const full = await replayLog(f.log);
   t.equal(digestOf(loaded.state), digestOf(full), 'snapshot + tail = full replay');
   t.equal(digestOf(loaded.state), digestOf(f.broker.state), 'snapshot + tail = live state');
+  // The server hands loadState its log while open() still runs: the snapshot is decoded meanwhile.
+  const overlapped = await loadState({ log: Promise.resolve(f.log), dir: snapshots, logger });
+  t.equal(overlapped.fromSnapshot, file);
+  t.equal(overlapped.replayed, loaded.replayed);
+  t.equal(digestOf(overlapped.state), digestOf(loaded.state), 'decoded while the log opens: the same state');
   t.ok(f.log.segments().length > 2, 'the workload spans several segments');
   const types = new Set<string>();
   for await (const record of f.log.read(0)) types.add(record.body.type);
@@ -86,11 +91,21 @@ t.test('snapshot-beyond-the-log-end-is-reported-and-an-older-one-used', async (t
   const ahead = exportState(first.state);
   ahead.offset = f.log.durableOffset + 50;
   const aheadFile = await writeSnapshot(snapshots, ahead);
-  const loaded = await loadState({ log: f.log, dir: snapshots, logger });
-  t.equal(loaded.fromSnapshot, older);
-  t.equal(digestOf(loaded.state), digestOf(f.broker.state));
-  t.equal(lines.length, 1);
-  t.match(lines[0], `snapshot ${aheadFile} covers offsets up to ${ahead.offset} but the log ends at ${f.log.durableOffset}`);
+  for (const log of [f.log, Promise.resolve(f.log)]) {
+    lines.length = 0;
+    const loaded = await loadState({ log, dir: snapshots, logger });
+    t.equal(loaded.fromSnapshot, older, 'the snapshot decoded while the log opened is dropped for the older one');
+    t.equal(digestOf(loaded.state), digestOf(f.broker.state));
+    t.equal(lines.length, 1);
+    t.match(lines[0], `snapshot ${aheadFile} covers offsets up to ${ahead.offset} but the log ends at ${f.log.durableOffset}`);
+  }
+});
+
+t.test('a-log-that-fails-to-open-fails-the-load-with-its-own-error', async (t) => {
+  const snapshots = await mkdtemp(join(tmpdir(), 'tapeq-snaps-'));
+  t.teardown(() => rm(snapshots, { recursive: true, force: true }));
+  const refused = Object.assign(new Error('corrupt record in 00000000000000000000.log'), { code: 'LOG_CORRUPT' });
+  await t.rejects(loadState({ log: Promise.reject(refused), dir: snapshots, logger: () => {} }), refused);
 });
 
 t.test('snapshot-below-the-log-start-with-removed-segments-is-an-error-naming-the-range', async (t) => {
@@ -106,10 +121,12 @@ t.test('snapshot-below-the-log-start-with-removed-segments-is-an-error-naming-th
   // Remove history past the snapshot (as a careless operator or a foreign tool could).
   const removed = await f.log.dropSegmentsBefore(f.log.durableOffset, Number.POSITIVE_INFINITY);
   t.ok(removed.length > 0 && f.log.firstOffset > 5, `log now starts at ${f.log.firstOffset}`);
-  await t.rejects(loadState({ log: f.log, dir: snapshots, logger }), {
-    code: 'RECOVERY_IMPOSSIBLE',
-    message: new RegExp(`records \\[0, ${f.log.firstOffset}\\) are gone`),
-  });
+  for (const log of [f.log, Promise.resolve(f.log)]) {
+    await t.rejects(loadState({ log, dir: snapshots, logger }), {
+      code: 'RECOVERY_IMPOSSIBLE',
+      message: new RegExp(`records \\[0, ${f.log.firstOffset}\\) are gone`),
+    });
+  }
   t.match(lines.join('\n'), `but the log starts at ${f.log.firstOffset} (records [5, ${f.log.firstOffset}) were removed)`);
   t.ok((await readdir(snapshots)).length === 1, 'nothing deleted by the failed load');
 });
