@@ -73,6 +73,9 @@ export const gcSettleMsMax = 3_000;
 export const snapshotEveryRecordsDefault = 1_000_000;
 export const snapshotIntervalMsDefault = 10 * 60 * 1_000;
 export const snapshotsKept = 2;
+/** Nice level of the snapshot process (src/snapshot/snapshot-process.ts): the server's request
+ *  loop wins the CPU when both want it, yet snapshots still progress under full load. */
+export const snapshotProcessNice = 10;
 export const historyRetentionMsDefault = 7 * 24 * 60 * 60 * 1_000;
 
 // ── History, recovery and export ──────────────────────────────────────────────────────────

@@ -22,7 +22,7 @@
 //
 // Both directions go one block at a time with an await between blocks, so neither the writer nor
 // the reader holds the whole file in memory. The state must not change until writeStateFile
-// resolves (the snapshot worker owns its state). `initChecksum()` first.
+// resolves (the snapshot process owns its state). `initChecksum()` first.
 
 import type { FileHandle } from 'node:fs/promises';
 import { checksum32 } from '../log/checksum.js';

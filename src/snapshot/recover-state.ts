@@ -1,5 +1,5 @@
 // Rebuilding the state: the newest usable snapshot plus a fold of the log tail after it. Used by
-// the composition root at startup, by the snapshot worker, and by the CLI `replay`/`recover`.
+// the composition root at startup, by the snapshot process, and by the CLI `replay`/`recover`.
 //
 //   offsets   0 ......... firstOffset ........ S ................ end ........ nextOffset
 //   log                   [segments on disk ........................................)
@@ -98,7 +98,7 @@ async function fold(state: State, log: LogView, from: number, end: number): Prom
 export async function loadState(options: LoadStateOptions): Promise<LoadedState> {
   const { dir, logger, until } = options;
   const started = performance.now();
-  // Every process that holds jobs loads them here first (server, snapshot worker, CLI): a random
+  // Every process that holds jobs loads them here first (server, snapshot process, CLI): a random
   // hash seed keeps clients from choosing custom job ids that collide in the job index.
   seedJobTables(randomInt(2 ** 31));
   if (until !== undefined && (!Number.isSafeInteger(until) || until < 0)) throw new RangeError(`bad until offset ${until}`);

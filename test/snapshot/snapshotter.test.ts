@@ -1,5 +1,6 @@
 import t, { type Test } from 'tap';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
@@ -8,6 +9,7 @@ import { loadState } from '../../src/snapshot/recover-state.js';
 import { Snapshotter } from '../../src/snapshot/snapshotter.js';
 import { listSnapshots } from '../../src/snapshot/store.js';
 import { replayLog } from '../fixtures/broker.js';
+import { startTapeq, tempDataDir } from '../fixtures/process.js';
 import { smallPushDraft } from '../fixtures/records.js';
 import { digestOf } from './workload.js';
 
@@ -96,6 +98,87 @@ t.test('close-terminates-a-running-snapshot-and-leaves-nothing-loadable-half-don
   t.equal(digestOf(found.state), digestOf(await replayLog(log)));
   t.notOk((await readdir(snapshots).catch(() => [])).some((n) => n.endsWith('.tmp')), 'no tmp left after a load');
 });
+
+t.test('a-snapshot-process-that-dies-between-snapshots-is-forked-again-for-the-next', async (t) => {
+  const { log, snapshots } = await logWith(t, 2_000);
+  const snapshotter = new Snapshotter({ dir: snapshots, log, everyRecords: 1e9, intervalMs: 1e9, logger });
+  t.teardown(() => snapshotter.close());
+  snapshotter.start();
+  const first = await until(async () => (await snapshotProcesses(process.pid))[0]);
+  process.kill(first, 'SIGKILL');
+  t.equal(await until(async () => (alive(first) ? undefined : true)), true, 'the first snapshot process is gone');
+  t.equal(await snapshotter.snapshotNow(), join(snapshots, 'snapshot-00000000000000002000.snap'));
+  const second = (await snapshotProcesses(process.pid))[0];
+  t.ok(second !== undefined && second !== first, `a new snapshot process (${second}) built it`);
+});
+
+t.test('a-snapshot-whose-process-is-killed-midway-is-retried-once-in-a-new-process', async (t) => {
+  const { log, snapshots } = await logWith(t, 100_000);
+  const seen: string[] = [];
+  const snapshotter = new Snapshotter({ dir: snapshots, log, everyRecords: 1e9, intervalMs: 1e9, logger: (line) => seen.push(line) });
+  t.teardown(() => snapshotter.close());
+  const running = snapshotter.snapshotNow();
+  const pid = await until(async () => (await snapshotProcesses(process.pid))[0]);
+  process.kill(pid, 'SIGKILL');
+  t.equal(await running, join(snapshots, 'snapshot-00000000000000100000.snap'), 'the snapshot was still written');
+  t.match(seen.join('\n'), /snapshot process exited on SIGKILL before finishing; retrying the snapshot in a new snapshot process/);
+  const found = await loadState({ log, dir: snapshots, logger });
+  t.equal(found.replayed, 0);
+  t.equal(digestOf(found.state), digestOf(await replayLog(log)));
+});
+
+t.test('the-snapshot-process-exits-when-its-server-is-killed', async (t) => {
+  const data = await tempDataDir();
+  t.teardown(() => data.remove());
+  const server = await startTapeq(data.dir);
+  const pid = await until(async () => (await snapshotProcesses(server.child.pid as number))[0]);
+  t.ok(alive(pid), `the server started its snapshot process (${pid})`);
+  await server.kill('SIGKILL');
+  t.equal(await until(async () => (alive(pid) ? undefined : true)), true, 'it exited when its IPC channel closed');
+});
+
+/** Pids of the snapshot processes whose parent is `parent` (Linux /proc). */
+async function snapshotProcesses(parent: number): Promise<number[]> {
+  const pids: number[] = [];
+  for (const name of await readdir('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = await readFile(`/proc/${name}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === parent && (await readFile(`/proc/${name}/cmdline`, 'utf8')).includes('snapshot-process.js')) {
+        pids.push(Number(name));
+      }
+    } catch {
+      // The process ended while we looked.
+    }
+  }
+  return pids;
+}
+
+/** Running or sleeping, not gone and not a zombie waiting to be reaped. */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+/** Polls `probe` every 50 ms until it yields a value (at most 10 s). */
+async function until<T>(probe: () => Promise<T | undefined>): Promise<T> {
+  for (let i = 0; i < 200; i++) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    await sleep(50);
+  }
+  throw new Error('condition not reached within 10 s');
+}
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));

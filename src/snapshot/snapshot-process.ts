@@ -1,0 +1,77 @@
+// Child-process entry of the Snapshotter: builds snapshots covering [0, upTo) without touching
+// the server's state or heap. Started once per server (child_process.fork), it runs at a lower
+// CPU priority (snapshotProcessNice) with a single-threaded GC, and takes one job at a time:
+// load the newest valid snapshot (or start empty), open a read-only view of the log, fold records
+// [snapshot.offset, upTo), write the State (format 2). Between jobs it drops that state and runs
+// a full GC, so it holds little memory while idle. It exits when its parent goes away (the IPC
+// channel closes), so a killed server leaves no snapshot process behind.
+//
+// The read-only open scans the live log while the broker appends; a half-written frame at the
+// end of the active segment is normal there, so the view's open report is not forwarded (it
+// would read like a torn tail). What matters is checked instead: the view must reach `upTo`.
+//
+// Messages to the parent, per job: { kind: 'log', line } …, then exactly one
+// { kind: 'done', result } or { kind: 'failed', error }.
+
+import { setPriority } from 'node:os';
+import { snapshotProcessNice } from '../constants.js';
+import { Log } from '../log/log.js';
+import { loadState } from './recover-state.js';
+import { writeStateSnapshot } from './store.js';
+
+export interface SnapshotJob {
+  snapshotsDir: string;
+  logDir: string;
+  /** The snapshot covers records [0, upTo): the log's durableOffset when the job was posted. */
+  upTo: number;
+  kept: number;
+}
+
+export interface SnapshotResult {
+  /** The new snapshot's path, or null when the newest snapshot already covers upTo. */
+  file: string | null;
+  fromSnapshot: string | null;
+  replayed: number;
+  ms: number;
+}
+
+export type ProcessMessage =
+  | { kind: 'log'; line: string }
+  | { kind: 'done'; result: SnapshotResult }
+  | { kind: 'failed'; error: string };
+
+async function run(job: SnapshotJob, post: (message: ProcessMessage) => void): Promise<SnapshotResult> {
+  const started = performance.now();
+  const logger = (line: string) => post({ kind: 'log', line });
+  const log = await Log.open({ dir: job.logDir, readOnly: true, logger: () => {} });
+  try {
+    if (log.durableOffset < job.upTo) {
+      throw new Error(`read-only view of ${job.logDir} ends at ${log.durableOffset}, before the requested ${job.upTo}`);
+    }
+    const loaded = await loadState({ log, dir: job.snapshotsDir, logger, until: job.upTo, readOnly: true });
+    const fresh = loaded.fromSnapshot === null || loaded.replayed > 0;
+    const file = fresh ? await writeStateSnapshot(job.snapshotsDir, loaded.state, { kept: job.kept }) : null;
+    return { file, fromSnapshot: loaded.fromSnapshot, replayed: loaded.replayed, ms: Math.round(performance.now() - started) };
+  } finally {
+    await log.close();
+  }
+}
+
+if (process.send !== undefined) {
+  const post = (message: ProcessMessage) => process.send?.(message);
+  try {
+    setPriority(snapshotProcessNice);
+  } catch {
+    // Not permitted here: run at the parent's priority.
+  }
+  process.on('disconnect', () => process.exit(0));
+  process.on('message', (job: SnapshotJob) => {
+    run(job, post).then(
+      (result) => post({ kind: 'done', result }),
+      (error: unknown) => post({ kind: 'failed', error: error instanceof Error ? error.message : String(error) }),
+    ).finally(() => {
+      // The job's state is garbage now; give its pages back before waiting for the next job.
+      (globalThis as { gc?: () => void }).gc?.();
+    });
+  });
+}
