@@ -65,7 +65,7 @@ export async function serve(config: Config, options: ServeOptions = {}): Promise
     const loaded = await loadState({ log: opening, dir: snapshotsDir, logger });
     const log = await opening;
     logger(
-      `tapeq: state loaded in ${loaded.ms} ms (snapshot: ${loaded.fromSnapshot ?? 'none'}, ` +
+      `tapeq: log opened and state loaded in ${loaded.ms} ms (snapshot: ${loaded.fromSnapshot ?? 'none'}, ` +
         `replayed ${loaded.replayed} records, next offset ${log.nextOffset})`,
     );
     const broker = new Broker({ log, state: loaded.state, lockMsDefault: config.lockMs, logger });

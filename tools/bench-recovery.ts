@@ -22,7 +22,8 @@ import { fillLog } from './bench-snapshot.js';
 
 const noSnapshots = { SNAPSHOT_EVERY_RECORDS: String(2 ** 31 - 1), SNAPSHOT_INTERVAL_MS: String(2 ** 31 - 1) };
 
-/** Milliseconds the server itself reported for loading its state ("state loaded in N ms"). */
+/** Milliseconds the server itself reported for opening its log and loading its state
+ *  ("log opened and state loaded in N ms"; before 2026-12-06 "state loaded in N ms", without the open). */
 function loadedMs(server: ServerProcess): number {
   const match = /state loaded in (\d+) ms/.exec(server.stderr());
   return match?.[1] === undefined ? Number.NaN : Number(match[1]);
@@ -34,7 +35,7 @@ async function timeToReady(run: BenchRun, dataDir: string, how: string): Promise
   try {
     return {
       subject: 'tapeq',
-      measure: `spawn → /ready 200, ${how} (server's own load: ${loadedMs(server)} ms)`,
+      measure: `spawn → /ready 200, ${how} (server's own log open + load: ${loadedMs(server)} ms)`,
       value: server.readyMs,
       unit: 'ms',
       peakRssMb: server.peakRssMb(),
