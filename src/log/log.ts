@@ -21,6 +21,7 @@ import { LogError } from './errors.js';
 import { GroupCommit, type Appended, type FsHooks, type SyncPolicy } from './group-commit.js';
 import { offsetAtTimeIn, readBatches } from './reader.js';
 import { loadSegments, type OpenReport } from './recovery.js';
+import type { SealedScanResult } from './sealed-scan.js';
 import { RecordRing } from './ring.js';
 import { segmentFilePattern } from './segment-header.js';
 import { syncDir, type Segment } from './segment.js';
@@ -45,6 +46,8 @@ export interface LogOptions {
   ringRecords?: number;
   /** Verify sealed segments in a worker thread, so the caller can work while open() runs. */
   sealedInWorker?: boolean;
+  /** What an earlier open of this log found (sealedScanResults()): those segments are not read. */
+  knownSealed?: ReadonlyMap<number, SealedScanResult>;
 }
 
 export interface SegmentInfo {
@@ -90,6 +93,7 @@ export class Log {
       repair: opts.repair === true,
       logger,
       sealedInWorker: opts.sealedInWorker === true,
+      ...(opts.knownSealed === undefined ? {} : { knownSealed: opts.knownSealed }),
     });
     let log: Log | null = null;
     const commit = readOnly
@@ -227,6 +231,15 @@ export class Log {
       if (archiveDir !== undefined) await syncDir(archiveDir);
     }
     return removed;
+  }
+
+  /** The verified state of every sealed segment, for a later open of this log (knownSealed). */
+  sealedScanResults(): Map<number, SealedScanResult> {
+    const out = new Map<number, SealedScanResult>();
+    for (const segment of this.segmentList.slice(0, -1)) {
+      out.set(segment.baseOffset, { base: segment.baseOffset, logId: this.logId, clean: true, scan: segment.scanState() });
+    }
+    return out;
   }
 
   segments(): SegmentInfo[] {

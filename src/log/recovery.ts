@@ -11,7 +11,9 @@
 // readOnly never changes anything on disk: a torn tail is only reported (the log ends before
 // it) and indexes are not rewritten. Runs once per open; nothing else touches the directory
 // while it runs. With sealedInWorker the sealed segments are scanned in a worker thread
-// (sealed-scan.ts) and clean results adopted; anything else is checked here as without it.
+// (sealed-scan.ts) and clean results adopted; with knownSealed, what an earlier open of the same
+// log found for a sealed segment is adopted while the file keeps its size (sealed segments are
+// never written again). Anything else is checked here as without them.
 
 import { constants as fsConstants } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, stat, writeFile, type FileHandle } from 'node:fs/promises';
@@ -27,7 +29,7 @@ import {
   segmentFilePattern,
   segmentHeaderBytes,
 } from './segment-header.js';
-import { scanSealedInWorker } from './sealed-scan.js';
+import { scanSealedInWorker, type SealedScanResult } from './sealed-scan.js';
 import { scanSegment, validFrameAfter, type ScanProblem } from './segment-scan.js';
 
 export interface TailCut {
@@ -55,6 +57,8 @@ export interface OpenReport {
   indexesRebuilt: string[];
   /** Sealed segments whose verification a worker thread did (LoadOptions.sealedInWorker). */
   verifiedInWorker: number;
+  /** Sealed segments taken from an earlier open's results (LoadOptions.knownSealed), not read. */
+  knownSealed: number;
 }
 
 export interface LoadOptions {
@@ -64,6 +68,8 @@ export interface LoadOptions {
   logger: (line: string) => void;
   /** Verify the sealed segments in a worker thread (sealed-scan.ts) while the caller goes on. */
   sealedInWorker?: boolean;
+  /** Sealed segments an earlier open of this log verified (Log.sealedScanResults()), by base. */
+  knownSealed?: ReadonlyMap<number, SealedScanResult>;
 }
 
 export interface Loaded {
@@ -86,7 +92,7 @@ export async function loadSegments(opts: LoadOptions): Promise<Loaded> {
     await mkdir(dir, { recursive: true });
   }
   const bases = await listSegmentBases(dir);
-  const report: OpenReport = { segments: 0, records: 0, tailCut: null, quarantined: null, indexesRebuilt: [], verifiedInWorker: 0 };
+  const report: OpenReport = { segments: 0, records: 0, tailCut: null, quarantined: null, indexesRebuilt: [], verifiedInWorker: 0, knownSealed: 0 };
   if (bases.length === 0) {
     if (opts.readOnly) throw new LogError('LOG_NOT_FOUND', `no segments in ${dir}`, { file: dir });
     const logId = newLogId();
@@ -108,8 +114,13 @@ export async function loadSegments(opts: LoadOptions): Promise<Loaded> {
       const what = `segment starts at offset ${segment.baseOffset}, expected ${expected}`;
       bad = { index: i, code: 'LOG_GAP', problem: { kind: 'offset-mismatch', position: 0, expectedOffset: expected, what } };
     } else {
+      const known = isLast ? undefined : opts.knownSealed?.get(segment.baseOffset);
       const scanned = isLast || sealedScans === null ? undefined : (await sealedScans).get(segment.baseOffset);
-      if (scanned !== undefined && scanned.clean && (logId === null || scanned.logId === logId)) {
+      if (known !== undefined && (logId === null || known.logId === logId) && (await unchanged(segment, known))) {
+        segment.adoptScan(known.scan);
+        logId = known.logId;
+        report.knownSealed += 1;
+      } else if (scanned !== undefined && scanned.clean && (logId === null || scanned.logId === logId)) {
         segment.adoptScan(scanned.scan);
         logId = scanned.logId;
         report.verifiedInWorker += 1;
@@ -334,5 +345,18 @@ async function exists(path: string): Promise<boolean> {
     return true;
   } catch {
     return false;
+  }
+}
+
+/** The segment file is still the one `known` describes: same size and the same header. */
+async function unchanged(segment: Segment, known: SealedScanResult): Promise<boolean> {
+  const fh = await segment.openRead();
+  try {
+    if ((await fh.stat()).size !== known.scan.bytes) return false;
+    const headerBuf = Buffer.alloc(segmentHeaderBytes);
+    const header = decodeSegmentHeader(headerBuf.subarray(0, await readFully(fh, headerBuf, segmentHeaderBytes, 0)));
+    return typeof header !== 'string' && header.logId === known.logId && header.baseOffset === segment.baseOffset;
+  } finally {
+    await fh.close();
   }
 }

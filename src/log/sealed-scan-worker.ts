@@ -11,7 +11,7 @@ import type { SealedScanJob, SealedScanResult } from './sealed-scan.js';
 async function run(job: SealedScanJob): Promise<SealedScanResult[]> {
   await initChecksum();
   const opts = { dir: job.dir, readOnly: true, repair: false, logger: () => {} };
-  const report: OpenReport = { segments: 0, records: 0, tailCut: null, quarantined: null, indexesRebuilt: [], verifiedInWorker: 0 };
+  const report: OpenReport = { segments: 0, records: 0, tailCut: null, quarantined: null, indexesRebuilt: [], verifiedInWorker: 0, knownSealed: 0 };
   const results: SealedScanResult[] = [];
   let logId: string | null = null;
   for (const base of job.bases) {

@@ -3,7 +3,10 @@
 // CPU priority (snapshotProcessNice) with a single-threaded GC, and takes one job at a time:
 // load the newest valid snapshot (or start empty), open a read-only view of the log, fold records
 // [snapshot.offset, upTo), write the State (format 2). Between jobs it drops that state and runs
-// a full GC, so it holds little memory while idle. It exits when its parent goes away (the IPC
+// a full GC, so it holds little memory while idle. It keeps what each open verified about the
+// sealed segments (a few numbers and the sparse index of each), so every sealed segment is read
+// once per process, not once per snapshot: with days of retained log that scan would otherwise
+// outgrow the snapshot itself. It exits when its parent goes away (the IPC
 // channel closes), so a killed server leaves no snapshot process behind.
 //
 // The read-only open scans the live log while the broker appends; a half-written frame at the
@@ -16,6 +19,7 @@
 import { setPriority } from 'node:os';
 import { snapshotProcessNice } from '../constants.js';
 import { Log } from '../log/log.js';
+import type { SealedScanResult } from '../log/sealed-scan.js';
 import { loadState } from './recover-state.js';
 import { writeStateSnapshot } from './store.js';
 
@@ -32,6 +36,9 @@ export interface SnapshotResult {
   file: string | null;
   fromSnapshot: string | null;
   replayed: number;
+  /** Sealed segments read and verified by this snapshot's log open, and those known from before. */
+  sealedScanned: number;
+  sealedKnown: number;
   ms: number;
 }
 
@@ -40,10 +47,16 @@ export type ProcessMessage =
   | { kind: 'done'; result: SnapshotResult }
   | { kind: 'failed'; error: string };
 
+/** What earlier jobs' log opens verified about the sealed segments, by base offset. */
+let knownSealed = new Map<number, SealedScanResult>();
+
 async function run(job: SnapshotJob, post: (message: ProcessMessage) => void): Promise<SnapshotResult> {
   const started = performance.now();
   const logger = (line: string) => post({ kind: 'log', line });
-  const log = await Log.open({ dir: job.logDir, readOnly: true, logger: () => {} });
+  const log = await Log.open({ dir: job.logDir, readOnly: true, logger: () => {}, knownSealed });
+  knownSealed = log.sealedScanResults();
+  const sealedKnown = log.openReport.knownSealed;
+  const sealedScanned = log.segments().length - 1 - sealedKnown;
   try {
     if (log.durableOffset < job.upTo) {
       throw new Error(`read-only view of ${job.logDir} ends at ${log.durableOffset}, before the requested ${job.upTo}`);
@@ -51,7 +64,8 @@ async function run(job: SnapshotJob, post: (message: ProcessMessage) => void): P
     const loaded = await loadState({ log, dir: job.snapshotsDir, logger, until: job.upTo, readOnly: true });
     const fresh = loaded.fromSnapshot === null || loaded.replayed > 0;
     const file = fresh ? await writeStateSnapshot(job.snapshotsDir, loaded.state, { kept: job.kept }) : null;
-    return { file, fromSnapshot: loaded.fromSnapshot, replayed: loaded.replayed, ms: Math.round(performance.now() - started) };
+    const ms = Math.round(performance.now() - started);
+    return { file, fromSnapshot: loaded.fromSnapshot, replayed: loaded.replayed, sealedScanned, sealedKnown, ms };
   } finally {
     await log.close();
   }

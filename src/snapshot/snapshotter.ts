@@ -142,7 +142,8 @@ export class Snapshotter {
         if (result.file !== null) {
           this.options.logger(
             `tapeq: snapshot ${result.file} written in ${result.ms} ms ` +
-              `(from ${result.fromSnapshot ?? 'empty state'} + ${result.replayed} records)`,
+              `(from ${result.fromSnapshot ?? 'empty state'} + ${result.replayed} records; ` +
+              `sealed log segments: ${result.sealedScanned} read, ${result.sealedKnown} known)`,
           );
         }
         return result.file;

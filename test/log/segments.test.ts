@@ -201,3 +201,36 @@ t.test('a-segment-of-another-log-refuses-open-whether-verified-here-or-in-a-work
   t.equal(clean.log.openReport.verifiedInWorker, files.length - 1, 'the worker verified every sealed segment of the clean log');
   await clean.log.close();
 });
+
+t.test('an-open-given-an-earlier-opens-sealed-results-reads-only-new-or-changed-segments', async (t) => {
+  const dir = await tempDir(t);
+  const segmentBytes = 64 * 1024;
+  await writeLog(dir, 3000, { segmentBytes });
+  const first = await openLog({ dir, segmentBytes, readOnly: true });
+  const known = first.log.sealedScanResults();
+  await first.log.close();
+  t.ok(known.size >= 3, `${known.size} sealed segments known`);
+  const more = await openLog({ dir, segmentBytes });
+  await more.log.append(drafts(3000, 2000)).durable;
+  await more.log.close();
+
+  const fresh = await openLog({ dir, segmentBytes, readOnly: true });
+  const withKnown = await openLog({ dir, segmentBytes, readOnly: true, knownSealed: known });
+  t.equal(withKnown.log.openReport.knownSealed, known.size, 'the known segments were not read again');
+  t.ok(withKnown.log.segments().length - 1 > known.size, 'segments sealed since were');
+  t.strictSame(withKnown.log.segments(), fresh.log.segments(), 'the same log as a full scan gives');
+  for (const offset of [0, 1499, 2999, 3000, 4999]) t.equal((await withKnown.log.readOne(offset))?.offset, offset);
+  t.equal(await withKnown.log.offsetAtTime(1_700_000_000_000 + 1500), await fresh.log.offsetAtTime(1_700_000_000_000 + 1500));
+  await fresh.log.close();
+  await withKnown.log.close();
+
+  // A known segment whose file changed (here: bytes appended) is read again, and its damage found.
+  const victim = (await segmentFiles(dir))[1] as string;
+  await writeFile(join(dir, victim), Buffer.from('garbage'), { flag: 'a' });
+  const refused = await openLog({ dir, segmentBytes, readOnly: true, knownSealed: known }).then(
+    () => null,
+    (e: unknown) => e as Error & { code: string; file: string },
+  );
+  t.equal(refused?.code, 'LOG_CORRUPT');
+  t.equal(refused?.file, join(dir, victim));
+});

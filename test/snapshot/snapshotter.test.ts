@@ -13,10 +13,16 @@ import { startTapeq, tempDataDir } from '../fixtures/process.js';
 import { smallPushDraft } from '../fixtures/records.js';
 import { digestOf } from './workload.js';
 
-async function logWith(t: Test, records: number) {
+async function logWith(t: Test, records: number, segmentBytes?: number) {
   const root = await mkdtemp(join(tmpdir(), 'tapeq-snapshotter-'));
   t.teardown(() => rm(root, { recursive: true, force: true }));
-  const log = await Log.open({ dir: join(root, 'log'), sync: 'interval', syncIntervalMs: 2, logger: () => undefined });
+  const log = await Log.open({
+    dir: join(root, 'log'),
+    sync: 'interval',
+    syncIntervalMs: 2,
+    logger: () => undefined,
+    ...(segmentBytes === undefined ? {} : { segmentBytes }),
+  });
   t.teardown(() => log.close());
   await append(log, 0, records);
   return { log, snapshots: join(root, 'snapshots') };
@@ -97,6 +103,24 @@ t.test('close-terminates-a-running-snapshot-and-leaves-nothing-loadable-half-don
   const found = await loadState({ log, dir: snapshots, logger });
   t.equal(digestOf(found.state), digestOf(await replayLog(log)));
   t.notOk((await readdir(snapshots).catch(() => [])).some((n) => n.endsWith('.tmp')), 'no tmp left after a load');
+});
+
+t.test('the-snapshot-process-reads-each-sealed-segment-once-not-once-per-snapshot', async (t) => {
+  const { log, snapshots } = await logWith(t, 20_000, 64 * 1024);
+  const seen: string[] = [];
+  const snapshotter = new Snapshotter({ dir: snapshots, log, everyRecords: 1e9, intervalMs: 1e9, logger: (line) => seen.push(line) });
+  t.teardown(() => snapshotter.close());
+  await snapshotter.snapshotNow();
+  const sealedFirst = log.segments().length - 1;
+  await append(log, 20_000, 5_000);
+  await snapshotter.snapshotNow();
+  const sealedSecond = log.segments().length - 1;
+  t.ok(sealedFirst >= 3 && sealedSecond > sealedFirst, `${sealedFirst} then ${sealedSecond} sealed segments`);
+  t.match(seen[0], `sealed log segments: ${sealedFirst} read, 0 known`);
+  t.match(seen[1], `sealed log segments: ${sealedSecond - sealedFirst} read, ${sealedFirst} known`);
+  const loaded = await loadState({ log, dir: snapshots, logger });
+  t.equal(loaded.replayed, 0);
+  t.equal(digestOf(loaded.state), digestOf(await replayLog(log)));
 });
 
 t.test('a-snapshot-process-that-dies-between-snapshots-is-forked-again-for-the-next', async (t) => {
