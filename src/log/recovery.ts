@@ -92,7 +92,7 @@ export async function loadSegments(opts: LoadOptions): Promise<Loaded> {
     await mkdir(dir, { recursive: true });
   }
   const bases = await listSegmentBases(dir);
-  const report: OpenReport = { segments: 0, records: 0, tailCut: null, quarantined: null, indexesRebuilt: [], verifiedInWorker: 0, knownSealed: 0 };
+  const report: OpenReport = emptyReport();
   if (bases.length === 0) {
     if (opts.readOnly) throw new LogError('LOG_NOT_FOUND', `no segments in ${dir}`, { file: dir });
     const logId = newLogId();
@@ -114,16 +114,12 @@ export async function loadSegments(opts: LoadOptions): Promise<Loaded> {
       const what = `segment starts at offset ${segment.baseOffset}, expected ${expected}`;
       bad = { index: i, code: 'LOG_GAP', problem: { kind: 'offset-mismatch', position: 0, expectedOffset: expected, what } };
     } else {
-      const known = isLast ? undefined : opts.knownSealed?.get(segment.baseOffset);
-      const scanned = isLast || sealedScans === null ? undefined : (await sealedScans).get(segment.baseOffset);
-      if (known !== undefined && (logId === null || known.logId === logId) && (await unchanged(segment, known))) {
-        segment.adoptScan(known.scan);
-        logId = known.logId;
-        report.knownSealed += 1;
-      } else if (scanned !== undefined && scanned.clean && (logId === null || scanned.logId === logId)) {
-        segment.adoptScan(scanned.scan);
-        logId = scanned.logId;
-        report.verifiedInWorker += 1;
+      const verified: SealedScanResult | null = isLast
+        ? null
+        : await verifiedElsewhere(segment, logId, opts.knownSealed, sealedScans, report);
+      if (verified !== null) {
+        segment.adoptScan(verified.scan);
+        logId = verified.logId;
       } else {
         const result = await checkSegment(segment, logId, isLast, opts, report);
         logId = result.logId ?? logId;
@@ -146,6 +142,10 @@ export async function loadSegments(opts: LoadOptions): Promise<Loaded> {
   report.segments = segments.length;
   report.records = last.nextOffset - (segments[0] as Segment).baseOffset;
   return { logId, segments, report };
+}
+
+export function emptyReport(): OpenReport {
+  return { segments: 0, records: 0, tailCut: null, quarantined: null, indexesRebuilt: [], verifiedInWorker: 0, knownSealed: 0 };
 }
 
 function corruptionError(segment: Segment, bad: Bad): LogError {
@@ -346,6 +346,30 @@ async function exists(path: string): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+/** A verified result for the sealed `segment` that spares scanning it here: an earlier open's,
+ *  while the file is unchanged, or the worker's. Counted in `report`; null when there is none. */
+async function verifiedElsewhere(
+  segment: Segment,
+  logId: string | null,
+  known: ReadonlyMap<number, SealedScanResult> | undefined,
+  fromWorker: Promise<Map<number, SealedScanResult>> | null,
+  report: OpenReport,
+): Promise<SealedScanResult | null> {
+  const fits = (r: SealedScanResult | undefined): r is SealedScanResult =>
+    r !== undefined && r.clean && (logId === null || r.logId === logId);
+  const earlier = known?.get(segment.baseOffset);
+  if (fits(earlier) && (await unchanged(segment, earlier))) {
+    report.knownSealed += 1;
+    return earlier;
+  }
+  const worker = fromWorker === null ? undefined : (await fromWorker).get(segment.baseOffset);
+  if (fits(worker)) {
+    report.verifiedInWorker += 1;
+    return worker;
+  }
+  return null;
 }
 
 /** The segment file is still the one `known` describes: same size and the same header. */

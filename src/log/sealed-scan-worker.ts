@@ -4,14 +4,14 @@
 
 import { parentPort, workerData } from 'node:worker_threads';
 import { initChecksum } from './checksum.js';
-import { checkSegment, type OpenReport } from './recovery.js';
+import { checkSegment, emptyReport } from './recovery.js';
 import { Segment } from './segment.js';
 import type { SealedScanJob, SealedScanResult } from './sealed-scan.js';
 
 async function run(job: SealedScanJob): Promise<SealedScanResult[]> {
   await initChecksum();
   const opts = { dir: job.dir, readOnly: true, repair: false, logger: () => {} };
-  const report: OpenReport = { segments: 0, records: 0, tailCut: null, quarantined: null, indexesRebuilt: [], verifiedInWorker: 0, knownSealed: 0 };
+  const report = emptyReport();
   const results: SealedScanResult[] = [];
   let logId: string | null = null;
   for (const base of job.bases) {
