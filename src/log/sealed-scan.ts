@@ -29,7 +29,14 @@ const workerUrl = new URL('./sealed-scan-worker.js', import.meta.url);
 export function scanSealedInWorker(job: SealedScanJob, logger: (line: string) => void): Promise<Map<number, SealedScanResult>> {
   return new Promise((resolve) => {
     const found = new Map<number, SealedScanResult>();
-    const worker = new Worker(workerUrl, { workerData: job });
+    let worker: Worker;
+    try {
+      worker = new Worker(workerUrl, { workerData: job });
+    } catch (error) {
+      logger(`verifying sealed segments in a worker failed (${String(error)}); verifying them here`);
+      resolve(found);
+      return;
+    }
     worker.once('message', (results: SealedScanResult[]) => {
       for (const r of results) found.set(r.base, r);
     });

@@ -169,7 +169,8 @@ export class Snapshotter {
       else if (message.kind === 'done') this.settle(child, (c) => c.resolve(message.result));
       else if (message.kind === 'failed') this.settle(child, (c) => c.reject(new Error(message.error)));
     });
-    child.on('error', (error) => this.options.logger(`tapeq: snapshot process error: ${error.message}`));
+    // Also a failed fork, after which no 'exit' may follow: the job must not wait forever.
+    child.on('error', (error) => this.gone(child, `snapshot process error: ${error.message}`));
     child.once('exit', (code, signal) => {
       this.gone(child, `snapshot process exited ${signal === null ? `with code ${code}` : `on ${signal}`} before finishing`);
     });
