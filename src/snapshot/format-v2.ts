@@ -158,9 +158,11 @@ export function readAtHandle(handle: FileHandle): ReadAt {
 
 /**
  * The head, then each block's row bytes, each checked (lengths inside the file, checksums) before
- * it is yielded. One block is read at a time with an await between blocks: a large file is never
- * held in memory whole, and verifying it never blocks the event loop for more than one block.
- * The 48-byte header was decoded by the caller (`header`, checked against `fileBytes`).
+ * it is yielded. Blocks are read one ahead: each read takes a block's rows and the next block's
+ * frame, and the next block's read is in flight while the caller decodes the current one. A large
+ * file is never held in memory whole (two blocks at most), and verifying it never blocks the event
+ * loop for more than one block. The 48-byte header was decoded by the caller (`header`, checked
+ * against `fileBytes`).
  */
 async function* sections(readAt: ReadAt, fileBytes: number, headChecksum: number): AsyncGenerator<Buffer> {
   let at = snapshotHeaderBytes;
@@ -168,22 +170,49 @@ async function* sections(readAt: ReadAt, fileBytes: number, headChecksum: number
   const headBytes = (await readAt(at, 4)).readUInt32LE(0);
   at += 4;
   if (at + headBytes > fileBytes) throw new SnapshotCorruptError(`head of ${headBytes} bytes runs past the end of the file`);
-  const head = await readAt(at, headBytes);
+  // The head and the first block's frame in one read.
+  const withFrame = Math.min(headBytes + blockFrameBytes, fileBytes - at);
+  const headRead = await readAt(at, withFrame);
+  const head = headRead.subarray(0, headBytes);
   const actual = checksum32(head, 0, head.length);
   if (headChecksum !== actual) throw new SnapshotCorruptError(`head checksum mismatch (stored ${headChecksum}, computed ${actual})`);
-  yield head;
   at += headBytes;
-  while (at < fileBytes) {
-    if (at + blockFrameBytes > fileBytes) throw new SnapshotCorruptError(`block frame at byte ${at} is cut short`);
-    const frame = await readAt(at, blockFrameBytes);
-    const length = frame.readUInt32LE(0);
-    const start = at + blockFrameBytes;
-    if (start + length > fileBytes) throw new SnapshotCorruptError(`block at byte ${at} runs past the end of the file`);
-    const rows = await readAt(start, length);
-    if (checksum32(rows, 0, length) !== frame.readUInt32LE(4)) throw new SnapshotCorruptError(`block at byte ${at}: checksum mismatch`);
-    yield rows;
-    at = start + length;
+  let next = at < fileBytes ? readAhead(readBlock(readAt, fileBytes, at, headRead.subarray(headBytes))) : null;
+  yield head;
+  while (next !== null) {
+    const block = await next;
+    next = block.end < fileBytes ? readAhead(readBlock(readAt, fileBytes, block.end, block.nextFrame)) : null;
+    yield block.rows;
   }
+}
+
+/** A read started before it is awaited: its failure is reported where it is awaited, and never
+ *  as an unhandled rejection (the caller may stop at a bad block before awaiting the next). */
+function readAhead(read: Promise<Block>): Promise<Block> {
+  read.catch(() => undefined);
+  return read;
+}
+
+interface Block {
+  rows: Buffer;
+  /** File position after the rows: the next block's frame. */
+  end: number;
+  /** The first bytes of that frame, read together with the rows. */
+  nextFrame: Buffer;
+}
+
+/** The block whose frame starts at `at` (`frame`: what of it was read already), verified. */
+async function readBlock(readAt: ReadAt, fileBytes: number, at: number, frame: Buffer): Promise<Block> {
+  if (at + blockFrameBytes > fileBytes) throw new SnapshotCorruptError(`block frame at byte ${at} is cut short`);
+  const header = frame.length === blockFrameBytes ? frame : await readAt(at, blockFrameBytes);
+  const length = header.readUInt32LE(0);
+  const start = at + blockFrameBytes;
+  if (start + length > fileBytes) throw new SnapshotCorruptError(`block at byte ${at} runs past the end of the file`);
+  const end = start + length;
+  const bytes = await readAt(start, length + Math.min(blockFrameBytes, fileBytes - end));
+  const rows = bytes.subarray(0, length);
+  if (checksum32(rows, 0, length) !== header.readUInt32LE(4)) throw new SnapshotCorruptError(`block at byte ${at}: checksum mismatch`);
+  return { rows, end, nextFrame: bytes.subarray(length) };
 }
 
 /** Every check that needs no decoding (head and block checksums, lengths). */

@@ -14,6 +14,7 @@ import {
 } from '../../src/snapshot/store.js';
 import { apply, createState, exportState, type State } from '../../src/state/index.js';
 import { emptyImage, fullImage } from './images.js';
+import { smallPushDraft } from '../fixtures/records.js';
 
 async function tempDir(t: Test): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'tapeq-snap-'));
@@ -191,4 +192,38 @@ t.test('format-1-files-load-as-states', async (t) => {
   t.equal((await readFile(file)).readUInt32LE(8), 1, 'format version 1');
   const loaded = await loadNewestState(dir, () => {});
   t.strictSame(exportState(loaded?.state ?? createState()), exportState(state));
+});
+
+t.test('format-2-blocks-read-ahead-round-trip-and-a-damaged-middle-block-is-named', async (t) => {
+  const dir = await tempDir(t);
+  const older = createState();
+  apply(older, { offset: 0, timestamp: 5, actor: null, body: { type: 'queuePaused', queue: 'q' } });
+  const olderFile = await writeStateSnapshot(dir, older);
+  const state = createState();
+  for (let i = 0; i < 10_000; i++) apply(state, { offset: i, ...smallPushDraft(i) });
+  const file = await writeStateSnapshot(dir, state);
+  const pristine = await readFile(file);
+  // Block frames: [u32 rows length, u32 checksum] after the 48-byte header and the head.
+  const frames: number[] = [];
+  for (let at = snapshotHeaderBytes + 4 + pristine.readUInt32LE(snapshotHeaderBytes); at < pristine.length; at += 8 + pristine.readUInt32LE(at)) {
+    frames.push(at);
+  }
+  t.ok(frames.length >= 3, `${frames.length} blocks`);
+  const loaded = await loadNewestState(dir, () => {});
+  t.equal(loaded?.file, file);
+  t.strictSame(exportState(loaded?.state ?? createState()), exportState(state), 'every block read, in order');
+
+  const middle = frames[1] as number;
+  const damaged: Array<[string, (bytes: Buffer) => void, RegExp]> = [
+    ['a row byte', (b) => (b[middle + 100] = (b[middle + 100] as number) ^ 0x10), new RegExp(`block at byte ${middle}: checksum mismatch`)],
+    ['its length', (b) => b.writeUInt32LE(pristine.length, middle), new RegExp(`block at byte ${middle} runs past the end of the file`)],
+  ];
+  for (const [what, damage, expected] of damaged) {
+    const bytes = Buffer.from(pristine);
+    damage(bytes);
+    await writeFile(file, bytes);
+    const { lines, logger } = collect();
+    t.equal((await loadNewestState(dir, logger))?.file, olderFile, `${what} damaged: the older snapshot is used`);
+    t.match(lines.join('\n'), expected);
+  }
 });
