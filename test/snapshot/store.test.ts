@@ -164,11 +164,16 @@ function mixedState(): State {
   return state;
 }
 
-t.test('format-2-state-round-trips-and-a-bad-block-falls-back-to-an-older-one', async (t) => {
-  const dir = await tempDir(t);
+/** A one-record snapshot to fall back to when a newer one is damaged. */
+async function writeOlderSnapshot(dir: string): Promise<string> {
   const older = createState();
   apply(older, { offset: 0, timestamp: 5, actor: null, body: { type: 'queuePaused', queue: 'q' } });
-  const olderFile = await writeStateSnapshot(dir, older);
+  return writeStateSnapshot(dir, older);
+}
+
+t.test('format-2-state-round-trips-and-a-bad-block-falls-back-to-an-older-one', async (t) => {
+  const dir = await tempDir(t);
+  const olderFile = await writeOlderSnapshot(dir);
   const state = mixedState();
   const file = await writeStateSnapshot(dir, state);
   t.equal((await readFile(file)).readUInt32LE(8), 2, 'format version 2');
@@ -196,9 +201,7 @@ t.test('format-1-files-load-as-states', async (t) => {
 
 t.test('format-2-blocks-read-ahead-round-trip-and-a-damaged-middle-block-is-named', async (t) => {
   const dir = await tempDir(t);
-  const older = createState();
-  apply(older, { offset: 0, timestamp: 5, actor: null, body: { type: 'queuePaused', queue: 'q' } });
-  const olderFile = await writeStateSnapshot(dir, older);
+  const olderFile = await writeOlderSnapshot(dir);
   const state = createState();
   for (let i = 0; i < 10_000; i++) apply(state, { offset: i, ...smallPushDraft(i) });
   const file = await writeStateSnapshot(dir, state);
