@@ -76,6 +76,8 @@ export const snapshotsKept = 2;
 /** Nice level of the snapshot process (src/snapshot/snapshot-process.ts): the server's request
  *  loop wins the CPU when both want it, yet snapshots still progress under full load. */
 export const snapshotProcessNice = 10;
+/** Longest wait of the automatic snapshot triggers after failed snapshots (doubling from 1 s). */
+export const snapshotRetryMsMax = 5 * 60 * 1_000;
 export const historyRetentionMsDefault = 7 * 24 * 60 * 60 * 1_000;
 
 // ── History, recovery and export ──────────────────────────────────────────────────────────

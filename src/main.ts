@@ -91,11 +91,12 @@ export async function serve(config: Config, options: ServeOptions = {}): Promise
         const stopCompaction = scheduleCompaction(log, snapshotsDir, config, logger);
         return async () => {
           stopCompaction();
+          // First: a snapshot process must not be forked again while the rest drains.
+          await snapshotter.close();
           broker.beginShutdown();
           await app.close();
           await dispatcher.close();
           await broker.close();
-          await snapshotter.close();
           await history.close();
           await log.close();
         };

@@ -25,7 +25,7 @@ export interface SealedScanResult {
 const workerUrl = new URL('./sealed-scan-worker.js', import.meta.url);
 
 /** Results by base offset, up to the first segment that is not clean. A worker that fails
- *  yields what it posted (nothing): the opener then scans those segments itself. */
+ *  yields what it posted until then: the opener scans the rest itself. */
 export function scanSealedInWorker(job: SealedScanJob, logger: (line: string) => void): Promise<Map<number, SealedScanResult>> {
   return new Promise((resolve) => {
     const found = new Map<number, SealedScanResult>();
@@ -37,9 +37,7 @@ export function scanSealedInWorker(job: SealedScanJob, logger: (line: string) =>
       resolve(found);
       return;
     }
-    worker.once('message', (results: SealedScanResult[]) => {
-      for (const r of results) found.set(r.base, r);
-    });
+    worker.on('message', (result: SealedScanResult) => found.set(result.base, result));
     worker.once('error', (error) => logger(`verifying sealed segments in a worker failed (${error.message}); verifying them here`));
     worker.once('exit', () => resolve(found));
   });

@@ -105,7 +105,7 @@ export async function loadState(options: LoadStateOptions): Promise<LoadedState>
   const readOnly = options.readOnly === true ? { readOnly: true } : {};
   // A log still opening (its sealed segments verified in a worker): decode the newest snapshot
   // meanwhile, and use it only if the opened log can extend it (the usual case).
-  const early =
+  let early =
     options.log instanceof Promise ? loadNewestState(dir, logger, { maxOffset: until, ...readOnly }).catch(() => null) : null;
   const log = await options.log;
   const end = Math.min(until ?? log.durableOffset, log.durableOffset);
@@ -114,13 +114,14 @@ export async function loadState(options: LoadStateOptions): Promise<LoadedState>
   }
   await reportUnbacked(dir, log, end, until, logger);
   const usable = (found: { state: State } | null) => found !== null && found.state.offset >= log.firstOffset && found.state.offset <= end;
-  const preloaded = early === null ? null : await early;
+  let preloaded = early === null ? null : await early;
+  early = null;
+  // An unusable early decode is dropped before the search decodes another (never two states held).
+  if (!usable(preloaded)) preloaded = null;
   const found =
     end < log.firstOffset
       ? null
-      : usable(preloaded)
-        ? preloaded
-        : await loadNewestState(dir, logger, { maxOffset: end, minOffset: log.firstOffset, ...readOnly });
+      : (preloaded ?? (await loadNewestState(dir, logger, { maxOffset: end, minOffset: log.firstOffset, ...readOnly })));
   if (found === null && log.firstOffset > 0) {
     throw new RecoveryError(
       `no usable snapshot covers offset ${log.firstOffset}, where the log now starts: records [0, ${log.firstOffset}) ` +

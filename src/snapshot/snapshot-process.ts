@@ -16,6 +16,7 @@
 // Messages to the parent, per job: { kind: 'log', line } …, then exactly one
 // { kind: 'done', result } or { kind: 'failed', error }.
 
+import { readdirSync } from 'node:fs';
 import { setPriority } from 'node:os';
 import { snapshotProcessNice } from '../constants.js';
 import { Log } from '../log/log.js';
@@ -45,7 +46,7 @@ export interface SnapshotResult {
 export type ProcessMessage =
   | { kind: 'log'; line: string }
   | { kind: 'done'; result: SnapshotResult }
-  | { kind: 'failed'; error: string };
+  | { kind: 'failed'; error: { name: string; message: string; code?: string } };
 
 /** What earlier jobs' log opens verified about the sealed segments, by base offset. */
 let knownSealed = new Map<number, SealedScanResult>();
@@ -73,19 +74,43 @@ async function run(job: SnapshotJob, post: (message: ProcessMessage) => void): P
 
 if (process.send !== undefined) {
   const post = (message: ProcessMessage) => process.send?.(message);
-  try {
-    setPriority(snapshotProcessNice);
-  } catch {
-    // Not permitted here: run at the parent's priority.
-  }
+  lowerPriority();
   process.on('disconnect', () => process.exit(0));
+  // A terminal's Ctrl-C or a SIGTERM to the whole group is for the server, which stops this process
+  // itself when it shuts down (or by closing the IPC channel, if it dies).
+  process.on('SIGINT', () => {});
+  process.on('SIGTERM', () => {});
   process.on('message', (job: SnapshotJob) => {
     run(job, post).then(
       (result) => post({ kind: 'done', result }),
-      (error: unknown) => post({ kind: 'failed', error: error instanceof Error ? error.message : String(error) }),
+      (error: unknown) => post({ kind: 'failed', error: describe(error) }),
     ).finally(() => {
       // The job's state is garbage now; give its pages back before waiting for the next job.
       (globalThis as { gc?: () => void }).gc?.();
     });
   });
+}
+
+/** Every thread of this process at snapshotProcessNice: on Linux a nice value belongs to a thread,
+ *  and V8's platform threads exist before this code runs (threads started later inherit it). */
+function lowerPriority(): void {
+  let threads: number[] = [0];
+  try {
+    threads = readdirSync('/proc/self/task').map(Number);
+  } catch {
+    // No /proc: this thread only.
+  }
+  for (const tid of threads) {
+    try {
+      setPriority(tid, snapshotProcessNice);
+    } catch {
+      // Not permitted here: that thread keeps the parent's priority.
+    }
+  }
+}
+
+function describe(error: unknown): { name: string; message: string; code?: string } {
+  if (!(error instanceof Error)) return { name: 'Error', message: String(error) };
+  const code = (error as { code?: unknown }).code;
+  return typeof code === 'string' ? { name: error.name, message: error.message, code } : { name: error.name, message: error.message };
 }

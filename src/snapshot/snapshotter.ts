@@ -15,11 +15,13 @@
 // record. At most one snapshot runs at a time; a request made while one runs is served by a
 // second run after it, if records arrived meanwhile. close() kills the process, also in the middle
 // of a snapshot: its `.tmp` file is never renamed, so it is never loaded, and the next load
-// removes it. A snapshot whose process dies under it is run once more in a new process.
+// removes it. A snapshot whose process is killed under it (a signal other than SIGABRT) is run
+// once more in a new process; after a failed snapshot the automatic triggers wait, doubling from
+// 1 s to snapshotRetryMsMax. The process shares the server's heap limits (--max-old-space-size).
 
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { snapshotsKept } from '../constants.js';
+import { snapshotRetryMsMax, snapshotsKept } from '../constants.js';
 import type { ProcessMessage, SnapshotJob, SnapshotResult } from './snapshot-process.js';
 import { listSnapshots, type Logger } from './store.js';
 
@@ -48,6 +50,12 @@ const processPath = fileURLToPath(new URL('./snapshot-process.js', import.meta.u
  *  gives its pages back after each job. */
 const processArgs = ['--single-threaded-gc', '--expose-gc'];
 
+/** The server's own heap limits, which the process must share (fork's execArgv replaces them):
+ *  a raised limit fits a state as large as the server's, a lowered one keeps a memory cap. */
+function inheritedArgs(): string[] {
+  return process.execArgv.filter((arg) => /^--max[-_](old|semi)[-_]space[-_]size=/.test(arg));
+}
+
 interface Current {
   child: ChildProcess;
   resolve: (result: SnapshotResult) => void;
@@ -65,6 +73,9 @@ export class Snapshotter {
   private timer: NodeJS.Timeout | null = null;
   private lastRunMs = Date.now();
   private closed = false;
+  /** Consecutive failed snapshots, and when the automatic triggers may try again. */
+  private failures = 0;
+  private retryAfterMs = 0;
 
   constructor(options: SnapshotterOptions) {
     if (!(options.everyRecords >= 1) || !(options.intervalMs >= 1)) {
@@ -77,7 +88,11 @@ export class Snapshotter {
    *  newest snapshot file name. */
   start(): void {
     if (this.closed) throw new Error('Snapshotter is closed');
-    this.process();
+    try {
+      this.process();
+    } catch (error) {
+      this.options.logger(`tapeq: snapshot process not started (${String(error)}); trying again at the first snapshot`);
+    }
     void listSnapshots(this.options.dir).then(
       (entries) => {
         this.coveredOffset = Math.max(this.coveredOffset, entries[0]?.offset ?? 0);
@@ -95,7 +110,7 @@ export class Snapshotter {
 
   /** Cheap: compares two numbers; starts a snapshot when everyRecords records are not covered. */
   maybeSnapshot(): void {
-    if (this.running !== null || this.closed) return;
+    if (this.running !== null || this.closed || Date.now() < this.retryAfterMs) return;
     if (this.options.log.durableOffset - this.coveredOffset >= this.options.everyRecords) this.trigger();
   }
 
@@ -113,7 +128,7 @@ export class Snapshotter {
     this.timer = null;
     const child = this.child;
     if (child !== null) {
-      if (child.exitCode === null && child.signalCode === null) {
+      if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) {
         const exited = new Promise((resolve) => child.once('exit', resolve));
         child.ref();
         child.kill('SIGKILL');
@@ -123,9 +138,23 @@ export class Snapshotter {
     await this.running?.catch(() => null);
   }
 
+  /** Automatic triggers wait after a failed snapshot, twice as long after each further one
+   *  (1 s up to snapshotRetryMsMax): a snapshot that cannot succeed (a process that runs out of
+   *  memory) must not become a fork-and-crash loop. */
   private trigger(): void {
-    if (this.running !== null || this.closed) return;
-    this.launch().catch((error: unknown) => this.options.logger(`tapeq: snapshot failed: ${String(error)}`));
+    if (this.running !== null || this.closed || Date.now() < this.retryAfterMs) return;
+    this.launch().then(
+      () => {
+        this.failures = 0;
+        this.retryAfterMs = 0;
+      },
+      (error: unknown) => {
+        this.failures += 1;
+        const waitMs = Math.min(snapshotRetryMsMax, 1_000 * 2 ** (this.failures - 1));
+        this.retryAfterMs = Date.now() + waitMs;
+        this.options.logger(`tapeq: snapshot failed: ${String(error)}; next attempt in ${waitMs} ms at the earliest`);
+      },
+    );
   }
 
   private launch(): Promise<string | null> {
@@ -161,27 +190,31 @@ export class Snapshotter {
    *  (its IPC channel closed: it died, even if its exit has not been reported yet). */
   private process(): ChildProcess {
     if (this.child !== null && this.child.connected) return this.child;
-    const child = fork(processPath, [], { execArgv: processArgs, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const execArgv = [...inheritedArgs(), ...processArgs];
+    const child = fork(processPath, [], { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     this.child = child;
     idle(child);
     child.on('message', (message: ProcessMessage) => {
       if (message.kind === 'log') this.options.logger(`tapeq: ${message.line}`);
       else if (message.kind === 'done') this.settle(child, (c) => c.resolve(message.result));
-      else if (message.kind === 'failed') this.settle(child, (c) => c.reject(new Error(message.error)));
+      else if (message.kind === 'failed') this.settle(child, (c) => c.reject(Object.assign(new Error(message.error.message), message.error)));
     });
     // Also a failed fork, after which no 'exit' may follow: the job must not wait forever.
-    child.on('error', (error) => this.gone(child, `snapshot process error: ${error.message}`));
+    child.on('error', (error) => this.gone(child, `snapshot process error: ${error.message}`, false));
+    // Killed from outside (SIGKILL, SIGTERM…): worth one more try. A non-zero exit or SIGABRT (V8
+    // out of memory) would most likely happen again.
     child.once('exit', (code, signal) => {
-      this.gone(child, `snapshot process exited ${signal === null ? `with code ${code}` : `on ${signal}`} before finishing`);
+      const how = signal === null ? `with code ${code}` : `on ${signal}`;
+      this.gone(child, `snapshot process exited ${how} before finishing`, signal !== null && signal !== 'SIGABRT');
     });
     return child;
   }
 
   /** `child` cannot finish its job: fail the job, and fork a new process for the next one. */
-  private gone(child: ChildProcess, why: string): void {
+  private gone(child: ChildProcess, why: string, retryable: boolean): void {
     if (this.child === child) this.child = null;
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    this.settle(child, (c) => c.reject(new ProcessGone(why)));
+    if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    this.settle(child, (c) => c.reject(new ProcessGone(why, retryable)));
   }
 
   /** Ends the current job with `how`, if `child` is the process running it. */
@@ -199,7 +232,7 @@ export class Snapshotter {
     try {
       return await this.runOnce(job);
     } catch (error) {
-      if (!(error instanceof ProcessGone) || this.closed) throw error;
+      if (!(error instanceof ProcessGone) || !error.retryable || this.closed) throw error;
       this.options.logger(`tapeq: ${error.message}; retrying the snapshot in a new snapshot process`);
       return this.runOnce(job);
     }
@@ -213,13 +246,20 @@ export class Snapshotter {
     return new Promise<SnapshotResult>((resolve, reject) => {
       this.current = { child, resolve, reject };
       child.send(job, (error) => {
-        if (error !== null) this.gone(child, `snapshot process unreachable (${error.message})`);
+        if (error !== null) this.gone(child, `snapshot process unreachable (${error.message})`, true);
       });
     });
   }
 }
 
-class ProcessGone extends Error {}
+class ProcessGone extends Error {
+  constructor(
+    message: string,
+    readonly retryable: boolean,
+  ) {
+    super(message);
+  }
+}
 
 /** An idle snapshot process never keeps the server's event loop alive. */
 function idle(child: ChildProcess): void {

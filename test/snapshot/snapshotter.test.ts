@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Log } from '../../src/log/log.js';
 import { loadState } from '../../src/snapshot/recover-state.js';
+import { snapshotProcessNice } from '../../src/constants.js';
 import { Snapshotter } from '../../src/snapshot/snapshotter.js';
 import { listSnapshots } from '../../src/snapshot/store.js';
 import { replayLog } from '../fixtures/broker.js';
@@ -149,6 +150,28 @@ t.test('a-snapshot-whose-process-is-killed-midway-is-retried-once-in-a-new-proce
   const found = await loadState({ log, dir: snapshots, logger });
   t.equal(found.replayed, 0);
   t.equal(digestOf(found.state), digestOf(await replayLog(log)));
+});
+
+t.test('every-thread-of-the-snapshot-process-runs-at-its-nice-level-and-ctrl-c-does-not-stop-it', async (t) => {
+  const { log, snapshots } = await logWith(t, 2_000);
+  const snapshotter = new Snapshotter({ dir: snapshots, log, everyRecords: 1e9, intervalMs: 1e9, logger });
+  t.teardown(() => snapshotter.close());
+  snapshotter.start();
+  const pid = await until(async () => (await snapshotProcesses(process.pid))[0]);
+  // Its threads are reniced once its code runs: wait until the main one is.
+  const niceOf = async (tid: string) => {
+    const stat = await readFile(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
+  };
+  await until(async () => ((await niceOf(String(pid))) === snapshotProcessNice ? true : undefined));
+  const tids = await readdir(`/proc/${pid}/task`);
+  t.ok(tids.length > 1, `${tids.length} threads`);
+  for (const tid of tids) t.equal(await niceOf(tid), snapshotProcessNice, `thread ${tid}`);
+  process.kill(pid, 'SIGINT');
+  await sleep(200);
+  t.ok(alive(pid), 'SIGINT is for the server, not for it');
+  t.equal(await snapshotter.snapshotNow(), join(snapshots, 'snapshot-00000000000000002000.snap'));
+  t.strictSame(await snapshotProcesses(process.pid), [pid], 'the same process built it');
 });
 
 t.test('the-snapshot-process-exits-when-its-server-is-killed', async (t) => {
