@@ -125,11 +125,7 @@ t.test('the-snapshot-process-reads-each-sealed-segment-once-not-once-per-snapsho
 });
 
 t.test('a-snapshot-process-that-dies-between-snapshots-is-forked-again-for-the-next', async (t) => {
-  const { log, snapshots } = await logWith(t, 2_000);
-  const snapshotter = new Snapshotter({ dir: snapshots, log, everyRecords: 1e9, intervalMs: 1e9, logger });
-  t.teardown(() => snapshotter.close());
-  snapshotter.start();
-  const first = await until(async () => (await snapshotProcesses(process.pid))[0]);
+  const { snapshots, snapshotter, pid: first } = await startedSnapshotter(t, 2_000);
   process.kill(first, 'SIGKILL');
   t.equal(await until(async () => (alive(first) ? undefined : true)), true, 'the first snapshot process is gone');
   t.equal(await snapshotter.snapshotNow(), join(snapshots, 'snapshot-00000000000000002000.snap'));
@@ -153,15 +149,10 @@ t.test('a-snapshot-whose-process-is-killed-midway-is-retried-once-in-a-new-proce
 });
 
 t.test('every-thread-of-the-snapshot-process-runs-at-its-nice-level-and-ctrl-c-does-not-stop-it', async (t) => {
-  const { log, snapshots } = await logWith(t, 2_000);
-  const snapshotter = new Snapshotter({ dir: snapshots, log, everyRecords: 1e9, intervalMs: 1e9, logger });
-  t.teardown(() => snapshotter.close());
-  snapshotter.start();
-  const pid = await until(async () => (await snapshotProcesses(process.pid))[0]);
+  const { snapshots, snapshotter, pid } = await startedSnapshotter(t, 2_000);
   // Its threads are reniced once its code runs: wait until the main one is.
   const niceOf = async (tid: string) => {
-    const stat = await readFile(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
+    return Number(statFields(await readFile(`/proc/${pid}/task/${tid}/stat`, 'utf8'))[16]);
   };
   await until(async () => ((await niceOf(String(pid))) === snapshotProcessNice ? true : undefined));
   const tids = await readdir(`/proc/${pid}/task`);
@@ -184,14 +175,23 @@ t.test('the-snapshot-process-exits-when-its-server-is-killed', async (t) => {
   t.equal(await until(async () => (alive(pid) ? undefined : true)), true, 'it exited when its IPC channel closed');
 });
 
+/** A started Snapshotter over a log of `records` records, once its snapshot process is up. */
+async function startedSnapshotter(t: Test, records: number) {
+  const { log, snapshots } = await logWith(t, records);
+  const snapshotter = new Snapshotter({ dir: snapshots, log, everyRecords: 1e9, intervalMs: 1e9, logger });
+  t.teardown(() => snapshotter.close());
+  snapshotter.start();
+  const pid = await until(async () => (await snapshotProcesses(process.pid))[0]);
+  return { log, snapshots, snapshotter, pid };
+}
+
 /** Pids of the snapshot processes whose parent is `parent` (Linux /proc). */
 async function snapshotProcesses(parent: number): Promise<number[]> {
   const pids: number[] = [];
   for (const name of await readdir('/proc')) {
     if (!/^\d+$/.test(name)) continue;
     try {
-      const stat = await readFile(`/proc/${name}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      const ppid = Number(statFields(await readFile(`/proc/${name}/stat`, 'utf8'))[1]);
       if (ppid === parent && (await readFile(`/proc/${name}/cmdline`, 'utf8')).includes('snapshot-process.js')) {
         pids.push(Number(name));
       }
@@ -202,6 +202,11 @@ async function snapshotProcesses(parent: number): Promise<number[]> {
   return pids;
 }
 
+/** The fields of a /proc stat line after the command name: [0] state, [1] ppid, [16] nice. */
+function statFields(stat: string): string[] {
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+}
+
 /** Running or sleeping, not gone and not a zombie waiting to be reaped. */
 function alive(pid: number): boolean {
   try {
@@ -210,8 +215,7 @@ function alive(pid: number): boolean {
     return false;
   }
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+    return statFields(readFileSync(`/proc/${pid}/stat`, 'utf8'))[0] !== 'Z';
   } catch {
     return false;
   }
