@@ -26,6 +26,7 @@ import avro from 'avsc';
 import type { JobState } from '../record/types.js';
 import type { StatsImage, StateImage, WorkerImage } from '../state/image.js';
 import type { JobOptions, JobRun } from '../state/index.js';
+import type { PayloadArena, PayloadHandle } from '../state/payloads.js';
 import schemaV1 from './schema-v1.json' with { type: 'json' };
 import schemaV2 from './schema-v2.json' with { type: 'json' };
 
@@ -70,13 +71,29 @@ function plainRecordReader(this: RecordTypeInternals): (tap: unknown) => unknown
   const args = this.fields.map((_, i) => `f${i}`);
   // Field names are Avro identifiers ([A-Za-z_][A-Za-z0-9_]*), validated by avsc before this runs.
   const make = new Function(...args, `return function readPlain(t) { return { ${props} }; };`);
-  return make(...this.fields.map((f) => f.type)) as (tap: unknown) => unknown;
+  return make(...this.fields.map((f) => fieldReaders.get(f.name) ?? f.type)) as (tap: unknown) => unknown;
 }
 
-function compile(schema: unknown): avro.Type {
+/** The slice of avsc's Tap (the decoding cursor) a field reader uses. */
+interface TapInternals {
+  buf: Buffer;
+  pos: number;
+  readLong(): number;
+  _invalidate(): void;
+}
+
+interface FieldReader {
+  _read(tap: TapInternals): unknown;
+}
+
+/** Readers that replace a field's own type, by field name, while a schema compiles. */
+let fieldReaders: ReadonlyMap<string, FieldReader> = new Map();
+
+function compile(schema: unknown, readers: ReadonlyMap<string, FieldReader> = new Map()): avro.Type {
   const proto = (avro.types.RecordType as unknown as { prototype: RecordTypeInternals }).prototype;
   const original = proto._createReader;
   proto._createReader = plainRecordReader;
+  fieldReaders = readers;
   try {
     return avro.Type.forSchema(schema as avro.Schema, {
       wrapUnions: 'never',
@@ -85,6 +102,7 @@ function compile(schema: unknown): avro.Type {
     });
   } finally {
     proto._createReader = original;
+    fieldReaders = new Map();
   }
 }
 
@@ -191,8 +209,28 @@ export interface JobRow {
   run: JobRun | null;
 }
 
+/** Where `rowsIntoType` puts the data of the rows it decodes (set only while decodeRowsInto runs). */
+let payloadTarget: PayloadArena | null = null;
+
+/** A row's `data` (an Avro string) read as bytes straight into payloadTarget: no string made. */
+const dataIntoArena: FieldReader = {
+  _read(tap) {
+    const bytes = tap.readLong();
+    if (bytes < 0) {
+      tap._invalidate();
+      return '';
+    }
+    const start = tap.pos;
+    tap.pos += bytes;
+    // Past the end: the decoder's final check fails the block (as avsc's own string reader).
+    if (tap.pos > tap.buf.length) return '';
+    return (payloadTarget as PayloadArena).storeBytes(tap.buf, start, tap.pos);
+  },
+};
+
 const headType = compile(schemaV2.head);
 const rowsType = compile(schemaV2.jobs);
+const rowsIntoType = compile(schemaV2.jobs, new Map([['data', dataIntoArena]]));
 /** Schema version of file format 2's head and job rows (schema-v2.json). */
 export const rowsSchemaVersion = 2;
 
@@ -227,6 +265,19 @@ export function encodeRows(rows: readonly JobRow[]): Buffer {
 
 export function decodeRows(bytes: Buffer): JobRow[] {
   return decodeWith(rowsType, bytes, 'job block') as JobRow[];
+}
+
+/** A job row whose data is in an arena already (a handle) unless the arena refused it. */
+export type StoredJobRow = Omit<JobRow, 'data'> & { data: string | PayloadHandle };
+
+/** decodeRows, with every row's data stored in `payloads` as it is read. */
+export function decodeRowsInto(bytes: Buffer, payloads: PayloadArena): StoredJobRow[] {
+  payloadTarget = payloads;
+  try {
+    return decodeWith(rowsIntoType, bytes, 'job block') as StoredJobRow[];
+  } finally {
+    payloadTarget = null;
+  }
 }
 
 /**

@@ -40,7 +40,7 @@ import {
   type QueueState,
   type State,
 } from '../state/index.js';
-import { decodeHead, decodeRows, encodeHead, encodeRows, rowsSchemaVersion, type JobRow, type QueueHead } from './codec.js';
+import { decodeHead, decodeRowsInto, encodeHead, encodeRows, rowsSchemaVersion, type JobRow, type QueueHead } from './codec.js';
 import { SnapshotCorruptError, snapshotFormatVersionBlocks, snapshotHeaderBytes, writeHeader, type SnapshotHeader } from './format.js';
 
 /** Rows per block: big enough that per-block costs vanish, small enough to bound the buffers. */
@@ -248,7 +248,7 @@ class Placement {
   }
 
   /** Checks a row against its position; throws SnapshotCorruptError when it does not belong. */
-  check(row: JobRow): void {
+  check(row: Pick<JobRow, 'id' | 'queue' | 'state'>): void {
     if (this.queueIndex === this.queues.length) {
       if (row.queue < 0 || row.queue >= this.queues.length) throw new SnapshotCorruptError(`job ${row.id}: queue index ${row.queue}`);
       const s = row.state;
@@ -290,10 +290,11 @@ export async function readStateFile(readAt: ReadAt, fileBytes: number, header: S
   const placement = new Placement(head.queues);
   let count = 0;
   for await (const block of parts) {
-    for (const row of decodeRows(block)) {
+    for (const row of decodeRowsInto(block, state.payloads)) {
       placement.check(row);
       const queue = queues[row.queue] as QueueState;
       const job = new Job(
+        state.payloads,
         row.id,
         queue.name,
         row.name ?? jobNameDefault,

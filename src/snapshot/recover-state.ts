@@ -17,6 +17,7 @@ import { randomInt } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { LogRecord } from '../record/types.js';
 import { apply, createState, seedJobTables, type State } from '../state/index.js';
+import { installChunkSupply } from './chunk-supply.js';
 import { listSnapshots, loadNewestState, type Logger } from './store.js';
 
 /** What loading needs from the log (the real Log satisfies it). */
@@ -101,6 +102,8 @@ export async function loadState(options: LoadStateOptions): Promise<LoadedState>
   // Every process that holds jobs loads them here first (server, snapshot process, CLI): a random
   // hash seed keeps clients from choosing custom job ids that collide in the job index.
   seedJobTables(randomInt(2 ** 31));
+  // Their payloads go to arena chunks that a helper thread pages in ahead of use.
+  installChunkSupply();
   if (until !== undefined && (!Number.isSafeInteger(until) || until < 0)) throw new RangeError(`bad until offset ${until}`);
   const readOnly = options.readOnly === true ? { readOnly: true } : {};
   // A log still opening (its sealed segments verified in a worker): decode the newest snapshot

@@ -114,6 +114,7 @@ export function exportState(state: State): StateImage {
 export function jobOf(state: State, img: JobImage): Job {
   const queue = queueFor(state, img.queue);
   const job = new Job(
+    state.payloads,
     img.id,
     queue.name,
     img.name === jobNameDefault ? jobNameDefault : img.name,

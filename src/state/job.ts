@@ -2,10 +2,12 @@
 // only what every job needs as own fields; the rest hangs off two references that are null for
 // the common case.
 //
-//   Job (own fields, ~13 slots)        options: JobOptions | null   the push options beyond the
-//     id queue name data seq                     defaults (ttl, timeout, uniqueKey, tags, repeat…);
-//     createdAt priority runAt state             immutable, shared between consecutive jobs of a
-//     pendingDeps waitStamp                      queue pushed with the same options
+//   Job (own fields, ~19 slots)        options: JobOptions | null   the push options beyond the
+//     id queue name seq priority state           defaults (ttl, timeout, uniqueKey, tags, repeat…);
+//     pendingDeps waitStamp                      immutable, shared between consecutive jobs of a
+//     data: position and length in the           queue pushed with the same options
+//       state's PayloadArena (off the heap)
+//     createdAt, runAt: two small ints each
 //     options ──────────────────────────►
 //     run ──────────────────────────────► run: JobRun | null   what running a job produces (lock,
 //                                                attempts, progress, result, error, logs); created
@@ -13,16 +15,28 @@
 //
 // The accessors (`job.ttl`, `job.lockToken`, …) read through to those objects and answer the
 // default when they are null, so callers see one flat job. Writing a default into a job that has
-// no `run` allocates nothing. A waiting job pushed with default options therefore costs one
-// object of ~13 slots (plus its id and data strings) instead of a job and a copy of its spec.
+// no `run` allocates nothing. A waiting job pushed with default options therefore costs one heap
+// object plus its id string: every field is a small integer or a shared reference, so the young
+// generation's collector has only those two to copy (a data string and two timestamps as
+// HeapNumbers were three more, and most of a replay's GC time). `job.data` decodes the payload
+// from the arena on each read; a job leaving the state (dropJob) takes its data out first.
 //
 // Invariant: `queue` is the queue's own name string and `name` is shared when it is the default
 // (state.ts hands them in), `pendingDeps`/`tags`/`dependsOn` share NO_IDS when empty.
 
 import { backoffMsDefault, maxAttemptsDefault } from '../constants.js';
 import { BackoffType, JobState, type JobSpec, type KeepPolicy, type Repeat } from '../record/types.js';
+import { handleAt, handleBytes, payloadBytesMax, type PayloadArena, type PayloadHandle } from './payloads.js';
 
 export const NO_IDS: readonly string[] = Object.freeze([]);
+
+/** Timestamps are kept as two small integers, ms = high * timeSplit + low: a field holding a
+ *  number beyond 2^31 would be a separate HeapNumber object for the garbage collector to copy. */
+const timeSplit = 2 ** 24;
+
+function highOf(ms: number): number {
+  return Math.floor(ms / timeSplit);
+}
 
 /** The push options a job needs later; null on a job when all of them are the defaults. */
 export interface JobOptions {
@@ -154,23 +168,81 @@ export class Job {
   /** WaitList entry stamp; 0 when not waiting. */
   waitStamp = 0;
   run: JobRun | null = null;
+  /** Position of the data in `payloads`, or -1 when `dataText` holds it. */
+  private dataAt: number;
+  /** UTF-8 length of the data. */
+  private readonly dataBytes: number;
+  private dataText: string | null;
+  private readonly createdHigh: number;
+  private readonly createdLow: number;
+  private runAtHigh: number;
+  private runAtLow: number;
 
   constructor(
+    /** Holds the data; the state's own arena. */
+    private readonly payloads: PayloadArena,
     readonly id: string,
     readonly queue: string,
     readonly name: string,
-    /** JSON text as received. */
-    readonly data: string,
+    /** JSON text as received, or a handle of it already in `payloads`. */
+    data: string | PayloadHandle,
     /** Offset of the record that pushed the job: FIFO and delayed-order tie-break. */
     readonly seq: number,
-    readonly createdAt: number,
+    createdAt: number,
     public priority: number,
-    public runAt: number,
+    runAt: number,
     public state: JobState,
     /** dependsOn ids still not completed. */
     public pendingDeps: readonly string[],
     readonly options: JobOptions | null,
-  ) {}
+  ) {
+    if (typeof data === 'number') {
+      this.dataAt = handleAt(data);
+      this.dataBytes = handleBytes(data);
+      this.dataText = null;
+    } else {
+      // A string too long for the arena in characters is too long in bytes: no need to count them.
+      this.dataBytes = data.length <= payloadBytesMax ? Buffer.byteLength(data) : payloadBytesMax + 1;
+      this.dataAt = payloads.store(data, this.dataBytes);
+      this.dataText = this.dataAt < 0 ? data : null;
+    }
+    this.createdHigh = highOf(createdAt);
+    this.createdLow = createdAt - this.createdHigh * timeSplit;
+    this.runAtHigh = highOf(runAt);
+    this.runAtLow = runAt - this.runAtHigh * timeSplit;
+  }
+
+  /** JSON text as received (decoded from the arena on every read). */
+  get data(): string {
+    return this.dataText ?? this.payloads.read(this.dataAt, this.dataBytes);
+  }
+
+  get createdAt(): number {
+    return this.createdHigh * timeSplit + this.createdLow;
+  }
+
+  /** When a delayed job becomes due (ms). */
+  get runAt(): number {
+    return this.runAtHigh * timeSplit + this.runAtLow;
+  }
+  set runAt(ms: number) {
+    this.runAtHigh = highOf(ms);
+    this.runAtLow = ms - this.runAtHigh * timeSplit;
+  }
+
+  /** Takes the data out of the arena into a string of its own: the job is leaving the state, but
+   *  whoever still holds it (an event, a response) may read it. */
+  detachData(): void {
+    if (this.dataAt < 0) return;
+    this.dataText = this.payloads.read(this.dataAt, this.dataBytes);
+    this.payloads.free(this.dataAt, this.dataBytes);
+    this.dataAt = -1;
+  }
+
+  /** Moves the data out of a mostly empty arena chunk (PayloadArena.wasteful). */
+  compactData(): void {
+    if (this.dataAt >= 0 && this.payloads.sparse(this.dataAt)) this.dataAt = this.payloads.relocate(this.dataAt, this.dataBytes);
+  }
 
   /** The job's run record, created on first use. */
   private ensureRun(): JobRun {

@@ -14,6 +14,7 @@
 import { jobNameDefault } from '../constants.js';
 import { JobState, type JobSpec } from '../record/types.js';
 import { JobTable } from './job-table.js';
+import { PayloadArena } from './payloads.js';
 import { Job, optionsOf, sameOptions, type JobOptions, type OptionFields } from './job.js';
 import { createWaitList, waitInsert, waitRemove, type WaitList } from './waitlist.js';
 
@@ -59,6 +60,8 @@ export interface State {
   /** Timestamp of the last applied record. */
   timestamp: number;
   jobs: JobTable;
+  /** The jobs' data, off the JS heap. */
+  payloads: PayloadArena;
   queues: Map<string, QueueState>;
   uniqueKeys: Map<string, Job>;
   uniqueShared: Map<string, Job[]>;
@@ -73,6 +76,7 @@ export function createState(): State {
     offset: 0,
     timestamp: 0,
     jobs: new JobTable(),
+    payloads: new PayloadArena(),
     queues: new Map(),
     uniqueKeys: new Map(),
     uniqueShared: new Map(),
@@ -196,6 +200,8 @@ export function dropJob(state: State, job: Job): void {
   leave(queue, job);
   job.state = JobState.UNSPECIFIED;
   state.jobs.delete(job.id);
+  job.detachData();
+  if (state.payloads.wasteful()) for (const held of state.jobs.values()) held.compactData();
 }
 
 export function keyOf(queue: string, uniqueKey: string): string {
@@ -264,6 +270,7 @@ export function internOptions(queue: QueueState, options: JobOptions | null): Jo
 export function newJob(state: State, spec: JobSpec, seq: number, createdAt: number, pendingDeps: readonly string[]): Job {
   const queue = queueFor(state, spec.queue);
   return new Job(
+    state.payloads,
     spec.id,
     queue.name,
     spec.name === jobNameDefault ? jobNameDefault : spec.name,

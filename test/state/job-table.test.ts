@@ -3,12 +3,15 @@
 import t from 'tap';
 import { Job } from '../../src/state/job.js';
 import { JobTable, seedJobTables } from '../../src/state/job-table.js';
+import { PayloadArena } from '../../src/state/payloads.js';
 import { JobState } from '../../src/record/types.js';
 import { NO_IDS } from '../../src/state/state.js';
 import { mulberry32 } from '../fixtures/random.js';
 
+const payloads = new PayloadArena();
+
 function job(id: string): Job {
-  return new Job(id, 'q', 'default', '{}', 0, 0, 0, 0, JobState.WAITING, NO_IDS, null);
+  return new Job(payloads, id, 'q', 'default', '{}', 0, 0, 0, 0, JobState.WAITING, NO_IDS, null);
 }
 
 t.test('answers like a Map, in insertion order, through 50,000 random operations', async (t) => {

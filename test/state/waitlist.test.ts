@@ -5,11 +5,14 @@
 import t from 'tap';
 import { JobState } from '../../src/record/types.js';
 import { Job, NO_IDS } from '../../src/state/state.js';
+import { PayloadArena } from '../../src/state/payloads.js';
 import { createWaitList, waitInsert, waitIterate, waitRemove, type WaitList } from '../../src/state/waitlist.js';
 import { mulberry32 } from '../fixtures/random.js';
 
+const payloads = new PayloadArena();
+
 function job(n: number, priority: number): Job {
-  return new Job(`j${n}`, 'q', 'default', '{}', n, 0, priority, 0, JobState.WAITING, NO_IDS, null);
+  return new Job(payloads, `j${n}`, 'q', 'default', '{}', n, 0, priority, 0, JobState.WAITING, NO_IDS, null);
 }
 
 /** The job a pull takes: the first in pull order. */

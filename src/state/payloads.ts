@@ -1,0 +1,166 @@
+// Job payloads off the JS heap: the JSON text of every job's data, as UTF-8 bytes in 1 MiB chunks.
+//
+// A million waiting jobs used to hold a million data strings on the heap. Each one was born in
+// V8's young generation and copied twice on its way to the old one, which made the payloads the
+// largest share of the garbage collector's work in a replay or a snapshot load. Here they are
+// bytes in Buffers the collector never scans or moves; a job keeps only a position and a length
+// (two small integers) and its data is decoded again each time it is read.
+//
+//   chunks   Buffer of chunkBytes, or null once released; a position is chunk * chunkBytes + offset
+//   live     bytes still in use per chunk: a chunk whose count drops to zero is released at once
+//
+// Allocation bumps a pointer through the current chunk and opens a new one (reusing a released
+// index) when the next payload does not fit. A chunk with a single long-lived payload left in it
+// stays held, so `wasteful()` tells the owner when held bytes exceed twice the live ones (plus
+// slack); the owner then moves the payloads out of chunks less than half full (`relocate`), which
+// releases those chunks. Positions stay below 2^30, small integers even under pointer
+// compression: empty payloads, payloads larger than payloadBytesMax and any beyond 1 GiB of chunks
+// are refused (-1) and the caller keeps them as strings.
+//
+// Pure data; not part of the state image and not observable through it: where a payload lives
+// never changes what a job holds.
+
+const chunkShift = 20;
+/** Bytes of one chunk. */
+export const chunkBytes = 1 << chunkShift;
+const chunksMax = 1 << (30 - chunkShift);
+/** Larger payloads stay strings: rare, and V8 keeps big strings out of the young generation. */
+export const payloadBytesMax = 16 * 1024;
+/** Waste tolerated beyond the live bytes before `wasteful()` asks for a compaction. */
+const slackBytes = 16 * chunkBytes;
+
+/** Where arenas get their chunks (of chunkBytes) and give back the ones they release. */
+export interface ChunkSource {
+  take(): Buffer;
+  giveBack(chunk: Buffer): void;
+}
+
+const freshChunks: ChunkSource = {
+  take: () => Buffer.allocUnsafeSlow(chunkBytes),
+  giveBack: () => {},
+};
+
+let chunkSource = freshChunks;
+
+/** Sets, for the whole process, where arenas get their chunks from now on (loadState installs
+ *  the chunk supply of snapshot/chunk-supply.ts; the default allocates each one). */
+export function setChunkSource(source: ChunkSource): void {
+  chunkSource = source;
+}
+
+/** A payload already stored (storeBytes): its position and UTF-8 length in one number. */
+export type PayloadHandle = number;
+const handleSpan = 2 ** 15;
+
+export function handleAt(handle: PayloadHandle): number {
+  return Math.floor(handle / handleSpan);
+}
+
+export function handleBytes(handle: PayloadHandle): number {
+  return handle % handleSpan;
+}
+
+/** Buffer's native slicer and writers (public JS, untyped): no argument coercion per call. */
+type Chunk = Buffer & {
+  utf8Slice(start: number, end: number): string;
+  utf8Write(text: string, offset: number, length: number): number;
+  latin1Write(text: string, offset: number, length: number): number;
+};
+
+export class PayloadArena {
+  private readonly chunks: (Chunk | null)[] = [];
+  private readonly live: number[] = [];
+  private readonly released: number[] = [];
+  private current = -1;
+  private used = chunkBytes;
+  /** Bytes of the stored payloads. */
+  liveBytes = 0;
+  /** Bytes of the chunks held. */
+  heldBytes = 0;
+
+  /** Stores `text` (of UTF-8 length `bytes`); its position, or -1 when it must stay a string. */
+  store(text: string, bytes: number): number {
+    const at = this.allocate(bytes);
+    if (at < 0) return at;
+    const chunk = this.chunks[at >>> chunkShift] as Chunk;
+    // As many bytes as characters: all ASCII, which the Latin-1 writer copies without encoding.
+    if (bytes === text.length) chunk.latin1Write(text, at & (chunkBytes - 1), bytes);
+    else chunk.utf8Write(text, at & (chunkBytes - 1), bytes);
+    return at;
+  }
+
+  /** Stores UTF-8 bytes as they are; a handle for the Job, or the text when it must stay a string. */
+  storeBytes(from: Buffer, start: number, end: number): PayloadHandle | string {
+    const bytes = end - start;
+    const at = this.allocate(bytes);
+    if (at < 0) return (from as Chunk).utf8Slice(start, end);
+    from.copy(this.chunks[at >>> chunkShift] as Chunk, at & (chunkBytes - 1), start, end);
+    return at * handleSpan + bytes;
+  }
+
+  read(at: number, bytes: number): string {
+    const offset = at & (chunkBytes - 1);
+    return (this.chunks[at >>> chunkShift] as Chunk).utf8Slice(offset, offset + bytes);
+  }
+
+  free(at: number, bytes: number): void {
+    const index = at >>> chunkShift;
+    const left = (this.live[index] as number) - bytes;
+    this.live[index] = left;
+    this.liveBytes -= bytes;
+    if (left === 0 && index !== this.current) this.release(index);
+  }
+
+  /** Held bytes exceed twice the live ones by more than the slack: time to relocate. */
+  wasteful(): boolean {
+    return this.heldBytes - this.liveBytes > this.liveBytes + slackBytes;
+  }
+
+  /** Whether the payload at `at` sits in a chunk worth emptying (less than half of it live). */
+  sparse(at: number): boolean {
+    const index = at >>> chunkShift;
+    return index !== this.current && (this.live[index] as number) < chunkBytes / 2;
+  }
+
+  /** Copies the payload at `at` to a fresh position (never a sparse chunk) and frees the old one. */
+  relocate(at: number, bytes: number): number {
+    const to = this.allocate(bytes);
+    if (to < 0) return at;
+    const from = this.chunks[at >>> chunkShift] as Chunk;
+    const offset = at & (chunkBytes - 1);
+    from.copy(this.chunks[to >>> chunkShift] as Chunk, to & (chunkBytes - 1), offset, offset + bytes);
+    this.free(at, bytes);
+    return to;
+  }
+
+  private allocate(bytes: number): number {
+    if (bytes === 0 || bytes > payloadBytesMax) return -1;
+    if (this.used + bytes > chunkBytes && !this.open()) return -1;
+    const at = (this.current << chunkShift) + this.used;
+    this.used += bytes;
+    this.live[this.current] = (this.live[this.current] as number) + bytes;
+    this.liveBytes += bytes;
+    return at;
+  }
+
+  /** Makes a fresh chunk current (the old one is released if nothing in it is live). */
+  private open(): boolean {
+    const index = this.released.pop() ?? this.chunks.length;
+    if (index >= chunksMax) return false;
+    const previous = this.current;
+    this.chunks[index] = chunkSource.take() as Chunk;
+    this.live[index] = 0;
+    this.heldBytes += chunkBytes;
+    this.current = index;
+    this.used = 0;
+    if (previous >= 0 && this.live[previous] === 0) this.release(previous);
+    return true;
+  }
+
+  private release(index: number): void {
+    chunkSource.giveBack(this.chunks[index] as Chunk);
+    this.chunks[index] = null;
+    this.heldBytes -= chunkBytes;
+    this.released.push(index);
+  }
+}
