@@ -740,6 +740,11 @@ export class Broker implements BrokerApi {
   stats(nowMs: number): StatsView {
     return statsOf(this.state, nowMs);
   }
+
+  payloadBytes(): { liveBytes: number; heldBytes: number } {
+    const { liveBytes, heldBytes } = this.state.payloads;
+    return { liveBytes, heldBytes };
+  }
 }
 
 function groupByQueue(jobs: Job[]): Map<string, Job[]> {

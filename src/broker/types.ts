@@ -157,4 +157,6 @@ export interface BrokerApi {
   releaseOwner(owner: string, reason: string): Promise<void>;
 
   stats(nowMs: number): StatsView;
+  /** The jobs' data off the JS heap: bytes stored, and bytes of the chunks holding them. */
+  payloadBytes(): { liveBytes: number; heldBytes: number };
 }

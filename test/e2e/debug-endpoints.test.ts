@@ -55,6 +55,13 @@ t.test('gc-compacts-the-heap-and-reports-the-memory-it-leaves', async (t) => {
   const pid = tapeq.child.pid as number;
   const rss = rssMbOf(pid);
   t.ok(Math.abs(rss - (after.rss as number)) <= 8, `after.rss ${after.rss} MB is the process's RSS (${rss.toFixed(1)} MB in /proc)`);
-  const stats = (await (await fetch(`${tapeq.url}/heapstats`)).json()) as { collections: { queuedTotal: number } };
+  const stats = (await (await fetch(`${tapeq.url}/heapstats`)).json()) as {
+    collections: { queuedTotal: number };
+    payloads: { liveBytes: number; heldBytes: number };
+  };
   t.equal(stats.collections.queuedTotal, 100_000, 'every job is still there');
+  let dataBytes = 0;
+  for (let n = 0; n < 100_000; n++) dataBytes += Buffer.byteLength(JSON.stringify({ n, pad: 'x'.repeat(100) }));
+  t.equal(stats.payloads.liveBytes, dataBytes, 'the payload arena holds exactly the jobs\' data');
+  t.ok(stats.payloads.heldBytes >= dataBytes && stats.payloads.heldBytes <= dataBytes + 2 * 1_048_576, `in ${stats.payloads.heldBytes} bytes of chunks`);
 });

@@ -9,7 +9,8 @@
 //                     emptied have been handed back to the OS (V8 releases them in the
 //                     background), at most gcSettleMsMax later.
 //   GET  /heapstats   {ok, memory (MB), heap (v8.getHeapStatistics(), V8's own field names),
-//                     collections, topObjectTypes}. topObjectTypes needs ?snapshot=true, which
+//                     payloads (bytes of the jobs' data off the JS heap: liveBytes stored,
+//                     heldBytes of the 1 MiB chunks holding them), collections, topObjectTypes}. topObjectTypes needs ?snapshot=true, which
 //                     takes a real heap snapshot (pauses the process); otherwise it is null and a
 //                     note says how to get it.
 
@@ -102,6 +103,7 @@ export function debugRoutes(app: FastifyInstance, { broker }: RouteDeps): void {
         ok: true,
         memory: memorySummary(),
         heap: getHeapStatistics(),
+        payloads: broker.payloadBytes(),
         collections: collections(broker.stats(Date.now())),
       };
       if (!request.query.snapshot) {
