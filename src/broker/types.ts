@@ -157,6 +157,7 @@ export interface BrokerApi {
   releaseOwner(owner: string, reason: string): Promise<void>;
 
   stats(nowMs: number): StatsView;
-  /** The jobs' data off the JS heap: bytes stored, and bytes of the chunks holding them. */
+  /** The jobs' data off the JS heap: bytes of its entries (each payload after a 2-byte length)
+   *  and of the chunks holding them. */
   payloadBytes(): { liveBytes: number; heldBytes: number };
 }

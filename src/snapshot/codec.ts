@@ -26,7 +26,7 @@ import avro from 'avsc';
 import type { JobState } from '../record/types.js';
 import type { StatsImage, StateImage, WorkerImage } from '../state/image.js';
 import type { JobOptions, JobRun } from '../state/index.js';
-import type { PayloadArena, PayloadHandle } from '../state/payloads.js';
+import type { PayloadArena } from '../state/payloads.js';
 import schemaV1 from './schema-v1.json' with { type: 'json' };
 import schemaV2 from './schema-v2.json' with { type: 'json' };
 
@@ -267,8 +267,8 @@ export function decodeRows(bytes: Buffer): JobRow[] {
   return decodeWith(rowsType, bytes, 'job block') as JobRow[];
 }
 
-/** A job row whose data is in an arena already (a handle) unless the arena refused it. */
-export type StoredJobRow = Omit<JobRow, 'data'> & { data: string | PayloadHandle };
+/** A job row whose data is in an arena already (its position) unless the arena refused it. */
+export type StoredJobRow = Omit<JobRow, 'data'> & { data: string | number };
 
 /** decodeRows, with every row's data stored in `payloads` as it is read. */
 export function decodeRowsInto(bytes: Buffer, payloads: PayloadArena): StoredJobRow[] {

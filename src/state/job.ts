@@ -2,11 +2,11 @@
 // only what every job needs as own fields; the rest hangs off two references that are null for
 // the common case.
 //
-//   Job (own fields, ~19 slots)        options: JobOptions | null   the push options beyond the
+//   Job (own fields, ~17 slots)        options: JobOptions | null   the push options beyond the
 //     id queue name seq priority state           defaults (ttl, timeout, uniqueKey, tags, repeat…);
 //     pendingDeps waitStamp                      immutable, shared between consecutive jobs of a
-//     data: position and length in the           queue pushed with the same options
-//       state's PayloadArena (off the heap)
+//     data: its position in the state's          queue pushed with the same options
+//       PayloadArena (off the heap)
 //     createdAt, runAt: two small ints each
 //     options ──────────────────────────►
 //     run ──────────────────────────────► run: JobRun | null   what running a job produces (lock,
@@ -26,7 +26,7 @@
 
 import { backoffMsDefault, maxAttemptsDefault } from '../constants.js';
 import { BackoffType, JobState, type JobSpec, type KeepPolicy, type Repeat } from '../record/types.js';
-import { handleAt, handleBytes, payloadBytesMax, type PayloadArena, type PayloadHandle } from './payloads.js';
+import type { PayloadArena } from './payloads.js';
 
 export const NO_IDS: readonly string[] = Object.freeze([]);
 
@@ -168,11 +168,8 @@ export class Job {
   /** WaitList entry stamp; 0 when not waiting. */
   waitStamp = 0;
   run: JobRun | null = null;
-  /** Position of the data in `payloads`, or -1 when `dataText` holds it. */
-  private dataAt: number;
-  /** UTF-8 length of the data. */
-  private readonly dataBytes: number;
-  private dataText: string | null;
+  /** The data: its position in `payloads`, or the text itself when the arena does not hold it. */
+  private dataRef: number | string;
   private readonly createdHigh: number;
   private readonly createdLow: number;
   private runAtHigh: number;
@@ -184,8 +181,8 @@ export class Job {
     readonly id: string,
     readonly queue: string,
     readonly name: string,
-    /** JSON text as received, or a handle of it already in `payloads`. */
-    data: string | PayloadHandle,
+    /** JSON text as received, or its position in `payloads` (PayloadArena.storeBytes). */
+    data: string | number,
     /** Offset of the record that pushed the job: FIFO and delayed-order tie-break. */
     readonly seq: number,
     createdAt: number,
@@ -197,14 +194,10 @@ export class Job {
     readonly options: JobOptions | null,
   ) {
     if (typeof data === 'number') {
-      this.dataAt = handleAt(data);
-      this.dataBytes = handleBytes(data);
-      this.dataText = null;
+      this.dataRef = data;
     } else {
-      // A string too long for the arena in characters is too long in bytes: no need to count them.
-      this.dataBytes = data.length <= payloadBytesMax ? Buffer.byteLength(data) : payloadBytesMax + 1;
-      this.dataAt = payloads.store(data, this.dataBytes);
-      this.dataText = this.dataAt < 0 ? data : null;
+      const at = payloads.store(data);
+      this.dataRef = at < 0 ? data : at;
     }
     this.createdHigh = highOf(createdAt);
     this.createdLow = createdAt - this.createdHigh * timeSplit;
@@ -214,7 +207,8 @@ export class Job {
 
   /** JSON text as received (decoded from the arena on every read). */
   get data(): string {
-    return this.dataText ?? this.payloads.read(this.dataAt, this.dataBytes);
+    const ref = this.dataRef;
+    return typeof ref === 'string' ? ref : this.payloads.read(ref);
   }
 
   get createdAt(): number {
@@ -233,15 +227,16 @@ export class Job {
   /** Takes the data out of the arena into a string of its own: the job is leaving the state, but
    *  whoever still holds it (an event, a response) may read it. */
   detachData(): void {
-    if (this.dataAt < 0) return;
-    this.dataText = this.payloads.read(this.dataAt, this.dataBytes);
-    this.payloads.free(this.dataAt, this.dataBytes);
-    this.dataAt = -1;
+    const ref = this.dataRef;
+    if (typeof ref === 'string') return;
+    this.dataRef = this.payloads.read(ref);
+    this.payloads.free(ref);
   }
 
   /** Moves the data out of a mostly empty arena chunk (PayloadArena.wasteful). */
   compactData(): void {
-    if (this.dataAt >= 0 && this.payloads.sparse(this.dataAt)) this.dataAt = this.payloads.relocate(this.dataAt, this.dataBytes);
+    const ref = this.dataRef;
+    if (typeof ref === 'number' && this.payloads.sparse(ref)) this.dataRef = this.payloads.relocate(ref);
   }
 
   /** The job's run record, created on first use. */

@@ -3,14 +3,15 @@
 // A million waiting jobs used to hold a million data strings on the heap. Each one was born in
 // V8's young generation and copied twice on its way to the old one, which made the payloads the
 // largest share of the garbage collector's work in a replay or a snapshot load. Here they are
-// bytes in Buffers the collector never scans or moves; a job keeps only a position and a length
-// (two small integers) and its data is decoded again each time it is read.
+// bytes in Buffers the collector never scans or moves; a job keeps only their position (a small
+// integer) and its data is decoded again each time it is read.
 //
 //   chunks   Buffer of chunkBytes, or null once released; a position is chunk * chunkBytes + offset
+//   entry    at a position: the payload's UTF-8 length (u16 LE), then its bytes
 //   live     bytes still in use per chunk: a chunk whose count drops to zero is released at once
 //
 // Allocation bumps a pointer through the current chunk and opens a new one (reusing a released
-// index) when the next payload does not fit. A chunk with a single long-lived payload left in it
+// index) when the next entry does not fit. A chunk with a single long-lived payload left in it
 // stays held, so `wasteful()` tells the owner when held bytes exceed twice the live ones (plus
 // slack); the owner then moves the payloads out of chunks less than half full (`relocate`), which
 // releases those chunks. Positions stay below 2^30, small integers even under pointer
@@ -26,6 +27,7 @@ export const chunkBytes = 1 << chunkShift;
 const chunksMax = 1 << (30 - chunkShift);
 /** Larger payloads stay strings: rare, and V8 keeps big strings out of the young generation. */
 export const payloadBytesMax = 16 * 1024;
+const lengthBytes = 2;
 /** Waste tolerated beyond the live bytes before `wasteful()` asks for a compaction. */
 const slackBytes = 16 * chunkBytes;
 
@@ -48,18 +50,6 @@ export function setChunkSource(source: ChunkSource): void {
   chunkSource = source;
 }
 
-/** A payload already stored (storeBytes): its position and UTF-8 length in one number. */
-export type PayloadHandle = number;
-const handleSpan = 2 ** 15;
-
-export function handleAt(handle: PayloadHandle): number {
-  return Math.floor(handle / handleSpan);
-}
-
-export function handleBytes(handle: PayloadHandle): number {
-  return handle % handleSpan;
-}
-
 /** Buffer's native slicer and writers (public JS, untyped): no argument coercion per call. */
 type Chunk = Buffer & {
   utf8Slice(start: number, end: number): string;
@@ -73,41 +63,46 @@ export class PayloadArena {
   private readonly released: number[] = [];
   private current = -1;
   private used = chunkBytes;
-  /** Bytes of the stored payloads. */
+  /** Bytes of the stored entries (payloads and their lengths). */
   liveBytes = 0;
   /** Bytes of the chunks held. */
   heldBytes = 0;
 
-  /** Stores `text` (of UTF-8 length `bytes`); its position, or -1 when it must stay a string. */
-  store(text: string, bytes: number): number {
+  /** Stores `text`; its position, or -1 when it must stay a string. */
+  store(text: string): number {
+    // A text too long for the arena in characters is too long in bytes: no need to count them.
+    if (text.length > payloadBytesMax) return -1;
+    const bytes = Buffer.byteLength(text);
     const at = this.allocate(bytes);
     if (at < 0) return at;
     const chunk = this.chunks[at >>> chunkShift] as Chunk;
+    const offset = (at & (chunkBytes - 1)) + lengthBytes;
     // As many bytes as characters: all ASCII, which the Latin-1 writer copies without encoding.
-    if (bytes === text.length) chunk.latin1Write(text, at & (chunkBytes - 1), bytes);
-    else chunk.utf8Write(text, at & (chunkBytes - 1), bytes);
+    if (bytes === text.length) chunk.latin1Write(text, offset, bytes);
+    else chunk.utf8Write(text, offset, bytes);
     return at;
   }
 
-  /** Stores UTF-8 bytes as they are; a handle for the Job, or the text when it must stay a string. */
-  storeBytes(from: Buffer, start: number, end: number): PayloadHandle | string {
-    const bytes = end - start;
-    const at = this.allocate(bytes);
+  /** Stores UTF-8 bytes as they are; their position, or the text when it must stay a string. */
+  storeBytes(from: Buffer, start: number, end: number): number | string {
+    const at = this.allocate(end - start);
     if (at < 0) return (from as Chunk).utf8Slice(start, end);
-    from.copy(this.chunks[at >>> chunkShift] as Chunk, at & (chunkBytes - 1), start, end);
-    return at * handleSpan + bytes;
+    from.copy(this.chunks[at >>> chunkShift] as Chunk, (at & (chunkBytes - 1)) + lengthBytes, start, end);
+    return at;
   }
 
-  read(at: number, bytes: number): string {
+  read(at: number): string {
+    const chunk = this.chunks[at >>> chunkShift] as Chunk;
     const offset = at & (chunkBytes - 1);
-    return (this.chunks[at >>> chunkShift] as Chunk).utf8Slice(offset, offset + bytes);
+    return chunk.utf8Slice(offset + lengthBytes, offset + lengthBytes + chunk.readUInt16LE(offset));
   }
 
-  free(at: number, bytes: number): void {
+  free(at: number): void {
     const index = at >>> chunkShift;
-    const left = (this.live[index] as number) - bytes;
+    const entry = this.entryBytes(at);
+    const left = (this.live[index] as number) - entry;
     this.live[index] = left;
-    this.liveBytes -= bytes;
+    this.liveBytes -= entry;
     if (left === 0 && index !== this.current) this.release(index);
   }
 
@@ -123,23 +118,31 @@ export class PayloadArena {
   }
 
   /** Copies the payload at `at` to a fresh position (never a sparse chunk) and frees the old one. */
-  relocate(at: number, bytes: number): number {
-    const to = this.allocate(bytes);
+  relocate(at: number): number {
+    const entry = this.entryBytes(at);
+    const to = this.allocate(entry - lengthBytes);
     if (to < 0) return at;
-    const from = this.chunks[at >>> chunkShift] as Chunk;
     const offset = at & (chunkBytes - 1);
-    from.copy(this.chunks[to >>> chunkShift] as Chunk, to & (chunkBytes - 1), offset, offset + bytes);
-    this.free(at, bytes);
+    const from = this.chunks[at >>> chunkShift] as Chunk;
+    from.copy(this.chunks[to >>> chunkShift] as Chunk, (to & (chunkBytes - 1)) + lengthBytes, offset + lengthBytes, offset + entry);
+    this.free(at);
     return to;
   }
 
+  private entryBytes(at: number): number {
+    return lengthBytes + (this.chunks[at >>> chunkShift] as Chunk).readUInt16LE(at & (chunkBytes - 1));
+  }
+
+  /** Room for a payload of `bytes` and its length, the length written; -1 when refused. */
   private allocate(bytes: number): number {
     if (bytes === 0 || bytes > payloadBytesMax) return -1;
-    if (this.used + bytes > chunkBytes && !this.open()) return -1;
+    const entry = lengthBytes + bytes;
+    if (this.used + entry > chunkBytes && !this.open()) return -1;
     const at = (this.current << chunkShift) + this.used;
-    this.used += bytes;
-    this.live[this.current] = (this.live[this.current] as number) + bytes;
-    this.liveBytes += bytes;
+    (this.chunks[this.current] as Chunk).writeUInt16LE(bytes, this.used);
+    this.used += entry;
+    this.live[this.current] = (this.live[this.current] as number) + entry;
+    this.liveBytes += entry;
     return at;
   }
 

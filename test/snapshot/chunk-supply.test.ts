@@ -16,15 +16,15 @@ t.test('payloads written into chunks the helper is paging in read back unchanged
   for (let i = 0; i < 400_000; i++) {
     const text = `{"i":${i},"pad":"${'x'.repeat(Math.floor(random() * 300))}"}`;
     const arena = arenas[i % 2] as PayloadArena;
-    stored.push({ arena, at: arena.store(text, text.length), text });
+    stored.push({ arena, at: arena.store(text), text });
   }
   // Release some chunks (they go back to the reserve) and fill them again.
-  for (const entry of stored.splice(0, 100_000)) entry.arena.free(entry.at, entry.text.length);
+  for (const entry of stored.splice(0, 100_000)) entry.arena.free(entry.at);
   for (let i = 0; i < 100_000; i++) {
     const text = `{"again":${i}}`;
-    stored.push({ arena: arenas[0] as PayloadArena, at: (arenas[0] as PayloadArena).store(text, text.length), text });
+    stored.push({ arena: arenas[0] as PayloadArena, at: (arenas[0] as PayloadArena).store(text), text });
   }
   await sleep(500);
-  const wrong = stored.filter((e) => e.at < 0 || e.arena.read(e.at, e.text.length) !== e.text).length;
+  const wrong = stored.filter((e) => e.at < 0 || e.arena.read(e.at) !== e.text).length;
   t.equal(wrong, 0, `${stored.length} payloads read back`);
 });

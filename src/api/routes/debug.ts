@@ -9,10 +9,11 @@
 //                     emptied have been handed back to the OS (V8 releases them in the
 //                     background), at most gcSettleMsMax later.
 //   GET  /heapstats   {ok, memory (MB), heap (v8.getHeapStatistics(), V8's own field names),
-//                     payloads (bytes of the jobs' data off the JS heap: liveBytes stored,
-//                     heldBytes of the 1 MiB chunks holding them), collections, topObjectTypes}. topObjectTypes needs ?snapshot=true, which
-//                     takes a real heap snapshot (pauses the process); otherwise it is null and a
-//                     note says how to get it.
+//                     payloads (the jobs' data off the JS heap: liveBytes of the entries, each a
+//                     payload after its 2-byte length; heldBytes of the 1 MiB chunks holding
+//                     them), collections, topObjectTypes}. topObjectTypes needs ?snapshot=true,
+//                     which takes a real heap snapshot (pauses the process); otherwise it is null
+//                     and a note says how to get it.
 
 import { setTimeout as sleep } from 'node:timers/promises';
 import { getHeapStatistics, setFlagsFromString } from 'node:v8';
