@@ -17,6 +17,7 @@
 
 import { Worker } from 'node:worker_threads';
 import { chunkBytes, setChunkSource } from '../state/payloads.js';
+
 /** Chunks taken by the process before the helper starts. */
 const takenBeforeHelper = 4;
 /** Chunks kept in reserve once the helper runs. */
