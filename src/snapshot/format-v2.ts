@@ -272,7 +272,7 @@ class Placement {
 }
 
 /** Verifies and decodes a format-2 file straight into a State, one block at a time. */
-export async function readStateFile(readAt: ReadAt, fileBytes: number, header: SnapshotHeader): Promise<State> {
+export async function readStateFile(readAt: ReadAt, fileBytes: number, header: SnapshotHeader, signal?: AbortSignal): Promise<State> {
   if (header.schemaVersion !== rowsSchemaVersion) {
     throw new SnapshotCorruptError(`format 2 file with schema version ${header.schemaVersion} (this build reads ${rowsSchemaVersion})`);
   }
@@ -290,6 +290,7 @@ export async function readStateFile(readAt: ReadAt, fileBytes: number, header: S
   const placement = new Placement(head.queues);
   let count = 0;
   for await (const block of parts) {
+    signal?.throwIfAborted();
     for (const row of decodeRowsInto(block, state.payloads)) {
       placement.check(row);
       const queue = queues[row.queue] as QueueState;

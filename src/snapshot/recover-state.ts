@@ -108,9 +108,19 @@ export async function loadState(options: LoadStateOptions): Promise<LoadedState>
   const readOnly = options.readOnly === true ? { readOnly: true } : {};
   // A log still opening (its sealed segments verified in a worker): decode the newest snapshot
   // meanwhile, and use it only if the opened log can extend it (the usual case).
+  // An open that fails stops that decode at its next block.
+  const stopEarly = new AbortController();
   let early =
-    options.log instanceof Promise ? loadNewestState(dir, logger, { maxOffset: until, ...readOnly }).catch(() => null) : null;
-  const log = await options.log;
+    options.log instanceof Promise
+      ? loadNewestState(dir, logger, { maxOffset: until, ...readOnly, signal: stopEarly.signal }).catch(() => null)
+      : null;
+  let log: LogView;
+  try {
+    log = await options.log;
+  } catch (error) {
+    stopEarly.abort();
+    throw error;
+  }
   const end = Math.min(until ?? log.durableOffset, log.durableOffset);
   if (until !== undefined && until > log.durableOffset) {
     logger(`replay until ${until} is past the log's end; stopping at ${log.durableOffset}`);

@@ -182,6 +182,9 @@ export interface LoadOptions {
   minOffset?: number;
   /** Leave the directory untouched (no `.tmp` cleanup): read-only tools on a live data dir. */
   readOnly?: boolean;
+  /** Abandons the load between blocks once aborted (nobody wants the state any more); the load
+   *  then rejects with the signal's reason. */
+  signal?: AbortSignal;
 }
 
 /** Reads, verifies and decodes one snapshot file as an image; throws SnapshotCorruptError. */
@@ -195,10 +198,10 @@ export async function readSnapshot(entry: SnapshotEntry): Promise<StateImage> {
 
 /** Reads, verifies and decodes one snapshot file into a State (format 2 block by block, format 1
  *  whole and through importState); throws SnapshotCorruptError with the reason. */
-export async function readSnapshotState(entry: SnapshotEntry): Promise<State> {
+export async function readSnapshotState(entry: SnapshotEntry, signal?: AbortSignal): Promise<State> {
   return withSnapshotFile(entry.file, async (handle, header, fileBytes) => {
     checkName(entry, header);
-    if (header.formatVersion === snapshotFormatVersionBlocks) return readStateFile(readAtHandle(handle), fileBytes, header);
+    if (header.formatVersion === snapshotFormatVersionBlocks) return readStateFile(readAtHandle(handle), fileBytes, header, signal);
     const { image } = decodeSnapshot(await handle.readFile());
     try {
       return importState(image);
@@ -226,9 +229,11 @@ async function loadNewest<T>(
   for (const entry of await listSnapshots(dir)) {
     if (entry.offset > maxOffset) continue;
     if (entry.offset < (options.minOffset ?? 0)) break;
+    options.signal?.throwIfAborted();
     try {
       return { value: await read(entry), file: entry.file };
     } catch (err) {
+      if (options.signal?.aborted === true) throw err;
       const why = err instanceof Error ? err.message : String(err);
       logger(`snapshot ${entry.file} is unusable: ${why}; trying older`);
     }
@@ -252,6 +257,6 @@ export async function loadNewestState(
   logger: Logger,
   options: LoadOptions = {},
 ): Promise<{ state: State; file: string } | null> {
-  const found = await loadNewest(dir, logger, options, readSnapshotState);
+  const found = await loadNewest(dir, logger, options, (entry) => readSnapshotState(entry, options.signal));
   return found === null ? null : { state: found.value, file: found.file };
 }

@@ -230,3 +230,23 @@ t.test('format-2-blocks-read-ahead-round-trip-and-a-damaged-middle-block-is-name
     t.match(lines.join('\n'), expected);
   }
 });
+
+t.test('an-aborted-load-stops-between-blocks-and-rejects-with-the-reason-logging-nothing', async (t) => {
+  const dir = await tempDir(t);
+  await writeOlderSnapshot(dir);
+  const state = createState();
+  for (let i = 0; i < 10_000; i++) apply(state, { offset: i, ...smallPushDraft(i) });
+  await writeStateSnapshot(dir, state);
+  const { lines, logger } = collect();
+  const reason = new Error('the log failed to open');
+  const before = new AbortController();
+  before.abort(reason);
+  await t.rejects(loadNewestState(dir, logger, { signal: before.signal }), reason, 'aborted before it starts');
+  // Aborted while the first block is read: the next block check stops it, and the older snapshot
+  // is not tried.
+  const during = new AbortController();
+  const loading = loadNewestState(dir, logger, { signal: during.signal });
+  setImmediate(() => during.abort(reason));
+  await t.rejects(loading, reason, 'aborted mid-load');
+  t.strictSame(lines, [], 'an abandoned load is not reported as an unusable snapshot');
+});
