@@ -234,3 +234,33 @@ async function until<T>(probe: () => Promise<T | undefined>): Promise<T> {
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
+
+t.test('after-failed-snapshots-the-automatic-triggers-back-off-doubling-from-1-s', async (t) => {
+  // A log directory that does not exist: every snapshot fails in the snapshot process.
+  const root = await mkdtemp(join(tmpdir(), 'tapeq-snapshotter-'));
+  t.teardown(() => rm(root, { recursive: true, force: true }));
+  const attempts: { line: string; at: number }[] = [];
+  const log = { dir: join(root, 'no-such-log'), durableOffset: 10 };
+  const snapshotter = new Snapshotter({
+    dir: join(root, 'snapshots'),
+    log,
+    everyRecords: 1,
+    intervalMs: 50,
+    logger: (line) => {
+      if (line.includes('snapshot failed')) attempts.push({ line, at: performance.now() });
+    },
+  });
+  t.teardown(() => snapshotter.close());
+  snapshotter.start();
+  const deadline = performance.now() + 20_000;
+  while (attempts.length < 3 && performance.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+  // Polled every 50 ms and on every maybeSnapshot(): without the back-off, dozens would have failed.
+  for (let i = 0; i < 20; i++) snapshotter.maybeSnapshot();
+  t.equal(attempts.length, 3, attempts.map((a) => a.line).join('\n'));
+  t.match(attempts[0]?.line, /next attempt in 1000 ms at the earliest/);
+  t.match(attempts[1]?.line, /next attempt in 2000 ms at the earliest/);
+  t.match(attempts[2]?.line, /next attempt in 4000 ms at the earliest/);
+  const gaps = [1, 2].map((i) => (attempts[i] as { at: number }).at - (attempts[i - 1] as { at: number }).at);
+  t.ok((gaps[0] as number) >= 1_000, `second failure ${gaps[0]?.toFixed(0)} ms after the first`);
+  t.ok((gaps[1] as number) >= 2_000, `third failure ${gaps[1]?.toFixed(0)} ms after the second`);
+});
