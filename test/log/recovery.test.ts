@@ -1,5 +1,5 @@
 import t from 'tap';
-import { cp, readFile, readdir, rename, stat, truncate, writeFile } from 'node:fs/promises';
+import { cp, mkdir, readFile, readdir, rename, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { segmentHeaderBytes } from '../../src/log/segment-header.js';
 import { drafts, openLog, range, readAll, segmentFiles, tempDir, writeLog } from './helpers.js';
@@ -147,6 +147,17 @@ for (const sealedInWorker of [false, true]) {
     await rename(join(dir, missing), join(dir, `${missing}.moved`));
     const next = files[3] as string;
     await t.rejects(openLog({ dir, sealedInWorker }), { code: 'LOG_GAP', file: join(dir, next), offset: Number(files[2]?.slice(0, 20) ?? -1) });
+  });
+
+  // In a worker, the scan fails midway: what it verified before stands, the rest is read here.
+  t.test('an-unreadable-sealed-segment-fails-the-open-with-the-read-error' + where, async (t) => {
+    const dir = await tempDir(t);
+    await writeLog(dir, 400, { segmentBytes: 8192 });
+    const files = await segmentFiles(dir);
+    const path = join(dir, files[2] as string);
+    await rm(path);
+    await mkdir(path);
+    await t.rejects(openLog({ dir, sealedInWorker }), { code: 'EISDIR' });
   });
 
   t.test('bad-segment-header-refuses-open' + where, async (t) => {
