@@ -10,6 +10,7 @@
 // `--jobs N` scales both (default 1,000,000).
 
 import { mkdir } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import { Log } from '../src/log/log.js';
 import { dataPaths } from '../src/main.js';
@@ -93,6 +94,25 @@ async function gc(server: ServerProcess): Promise<GcReply> {
   return (await res.json()) as GcReply;
 }
 
+/** How long the memory scenario leaves the filled server idle before POST /gc: V8's memory
+ *  reducer compacted the heap 15–60 s after a fill in our runs. */
+const idleSeconds = 60;
+
+/** RSS after `seconds` of no requests, and the lowest RSS seen meanwhile (sampled each second). */
+async function idleRss(server: ServerProcess, seconds: number): Promise<{ end: number; lowest: number; lowestAtS: number }> {
+  let lowest = server.rssMb();
+  let lowestAtS = 0;
+  for (let s = 1; s <= seconds; s++) {
+    await sleep(1_000);
+    const rss = server.rssMb();
+    if (rss < lowest) {
+      lowest = rss;
+      lowestAtS = s;
+    }
+  }
+  return { end: server.rssMb(), lowest, lowestAtS };
+}
+
 export async function benchMemory(run: BenchRun): Promise<ScenarioReport> {
   const jobs = run.opts.jobs;
   const data = await tempDir('tapeq-bench-memory-');
@@ -106,6 +126,8 @@ export async function benchMemory(run: BenchRun): Promise<ScenarioReport> {
     const fill = await runLoad(run.spec('fill', { url: server.url, connections, bulkSize, amount: jobs, warmupSeconds: 0, seconds: 0 }));
     if (fill.errors > 0) throw new Error(`memory: ${fill.errors} push requests failed`);
     const rssFilled = server.rssMb();
+    run.opts.log(`bench: tapeq — leaving the filled server idle for ${idleSeconds} s`);
+    const idle = await idleRss(server, idleSeconds);
     const full = await gc(server);
     const rssFull = server.rssMb();
     const bytesPerJob = ((rssFull - rssEmpty) * 1_048_576) / fill.ops;
@@ -113,6 +135,12 @@ export async function benchMemory(run: BenchRun): Promise<ScenarioReport> {
     const rows: Row[] = [
       { subject: 'tapeq', measure: 'RSS after POST /gc, empty server', value: rssEmpty, unit: 'MB' },
       { subject: 'tapeq', measure: `RSS right after pushing ${fill.ops.toLocaleString('en-US')} jobs, before POST /gc`, value: rssFilled, unit: 'MB' },
+      {
+        subject: 'tapeq',
+        measure: `RSS after ${idleSeconds} s idle, before POST /gc (lowest meanwhile: ${idle.lowest.toFixed(0)} MB, at ${idle.lowestAtS} s)`,
+        value: idle.end,
+        unit: 'MB',
+      },
       { subject: 'tapeq', measure: `RSS after POST /gc, ${fill.ops.toLocaleString('en-US')} waiting jobs (~100-byte payloads)`, value: rssFull, unit: 'MB', peakRssMb: server.peakRssMb() },
       { subject: 'tapeq', measure: 'RSS growth per waiting job', value: bytesPerJob, unit: 'bytes/job' },
       { subject: 'tapeq', measure: 'heapUsed growth per waiting job (from POST /gc)', value: heapPerJob, unit: 'bytes/job' },
@@ -122,7 +150,7 @@ export async function benchMemory(run: BenchRun): Promise<ScenarioReport> {
       rows,
       notes: [
         `POST /gc runs a full GC that compacts the whole heap and returns once the freed pages are back with the OS (server started with --expose-gc: ${empty.ok ? 'yes' : 'no, RSS is without GC'}); RSS read from /proc/<pid>/status.`,
-        'Before POST /gc the heap still holds the half-empty pages the fill left behind (request bodies and records that outlived a young-generation GC); V8 compacts them only gradually on its own.',
+        'Before POST /gc the heap still holds the half-empty pages the fill left behind (request bodies and records that outlived a young-generation GC); V8 compacts them only gradually on its own, which the idle row shows.',
       ],
     };
   } finally {
