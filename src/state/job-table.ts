@@ -6,7 +6,10 @@
 // and independent of hashing) and finds them through open addressing over typed arrays:
 //
 //   slots   Int32Array, capacity a power of two: entry index, EMPTY or TOMBSTONE (linear probing)
-//   entries (Job | undefined)[]  insertion order; a deleted job leaves a hole
+//   entries (Job | undefined)[][] insertion order, in chunks of entryChunk; a deleted job leaves
+//           a hole. Chunks, not one array grown by push: a growing array of a million entries is
+//           reallocated some thirty times in V8's large-object space, each time on fresh pages
+//           (1M adds: about 100 ms against 10–35 ms in chunks on the benchmark VM)
 //   hashes  Int32Array parallel to entries: the id's hash, so a rebuild never rehashes a string
 //
 // Deleting leaves a tombstone and a hole. Only an insertion rebuilds (when slots in use, live or
@@ -27,6 +30,9 @@ import type { Job } from './job.js';
 const EMPTY = -1;
 const TOMBSTONE = -2;
 const capacityMin = 16;
+const entryShift = 12;
+const entryChunk = 1 << entryShift;
+const entryMask = entryChunk - 1;
 
 let seedCurrent = 0x811c9dc5 | 0;
 
@@ -58,13 +64,15 @@ export class JobTable {
   private mask = capacityMin - 1;
   /** Slots holding an entry index or a tombstone. */
   private used = 0;
-  private entries: (Job | undefined)[] = [];
+  private entries: (Job | undefined)[][] = [];
+  /** Entries in use, holes included. */
+  private count = 0;
   private hashes = new Int32Array(capacityMin);
   private rebuilds = 0;
 
   get(id: string): Job | undefined {
     const at = this.find(id, hashOf(id, this.seed));
-    return at < 0 ? undefined : this.entries[this.slots[at] as number];
+    return at < 0 ? undefined : this.entry(this.slots[at] as number);
   }
 
   has(id: string): boolean {
@@ -77,13 +85,15 @@ export class JobTable {
     const hash = hashOf(id, this.seed);
     if (this.find(id, hash) >= 0) return false;
     if ((this.used + 1) * 2 > this.slots.length) this.rebuild(this.size + 1);
-    const n = this.entries.length;
+    const n = this.count;
     if (n === this.hashes.length) {
       const grown = new Int32Array(n * 2);
       grown.set(this.hashes);
       this.hashes = grown;
     }
-    this.entries.push(job);
+    if ((n & entryMask) === 0) this.entries.push(new Array<Job | undefined>(entryChunk));
+    (this.entries[n >>> entryShift] as (Job | undefined)[])[n & entryMask] = job;
+    this.count = n + 1;
     this.hashes[n] = hash;
     const slots = this.slots;
     let at = hash & this.mask;
@@ -98,7 +108,8 @@ export class JobTable {
   delete(id: string): boolean {
     const at = this.find(id, hashOf(id, this.seed));
     if (at < 0) return false;
-    this.entries[this.slots[at] as number] = undefined;
+    const e = this.slots[at] as number;
+    (this.entries[e >>> entryShift] as (Job | undefined)[])[e & entryMask] = undefined;
     this.slots[at] = TOMBSTONE;
     this.size--;
     return true;
@@ -107,12 +118,15 @@ export class JobTable {
   /** The live jobs in insertion order (jobs added meanwhile included, as a Map would). */
   *values(): IterableIterator<Job> {
     const rebuilds = this.rebuilds;
-    const entries = this.entries;
-    for (let i = 0; i < entries.length; i++) {
+    for (let i = 0; i < this.count; i++) {
       if (this.rebuilds !== rebuilds) throw new Error('JobTable: add() while iterating');
-      const job = entries[i];
+      const job = this.entry(i);
       if (job !== undefined) yield job;
     }
+  }
+
+  private entry(i: number): Job | undefined {
+    return (this.entries[i >>> entryShift] as (Job | undefined)[])[i & entryMask];
   }
 
   /** Slot of `id`, or -1. */
@@ -122,7 +136,7 @@ export class JobTable {
     for (let at = hash & mask; ; at = (at + 1) & mask) {
       const e = slots[at] as number;
       if (e === EMPTY) return -1;
-      if (e >= 0 && this.hashes[e] === hash && (this.entries[e] as Job).id === id) return at;
+      if (e >= 0 && this.hashes[e] === hash && (this.entry(e) as Job).id === id) return at;
     }
   }
 
@@ -132,14 +146,18 @@ export class JobTable {
     const entries = this.entries;
     const hashes = this.hashes;
     let kept = 0;
-    for (let i = 0; i < entries.length; i++) {
-      const job = entries[i];
+    for (let i = 0; i < this.count; i++) {
+      const job = this.entry(i);
       if (job === undefined) continue;
-      entries[kept] = job;
+      (entries[kept >>> entryShift] as (Job | undefined)[])[kept & entryMask] = job;
       hashes[kept] = hashes[i] as number;
       kept++;
     }
-    entries.length = kept;
+    // Drop the chunks past the kept entries and clear the rest of the last one.
+    entries.length = (kept + entryMask) >>> entryShift;
+    const last = entries[entries.length - 1];
+    if (last !== undefined) last.fill(undefined, kept & entryMask || entryChunk);
+    this.count = kept;
     const capacity = capacityFor(live);
     // After many deletes (a drained queue), give back the hashes of the entries that are gone.
     if (hashes.length > capacity) this.hashes = hashes.slice(0, capacity);
