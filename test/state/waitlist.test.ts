@@ -2,11 +2,11 @@
 // through random inserts and removals, and the invariant that makes a pull O(1) however deep the
 // queue: the head entry of every bucket is live, so a pull never walks past jobs pulled before.
 
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { JobState } from '../../src/record/types.js';
 import { Job, NO_IDS } from '../../src/state/state.js';
 import { PayloadArena } from '../../src/state/payloads.js';
-import { createWaitList, waitInsert, waitIterate, waitRemove, type WaitList } from '../../src/state/waitlist.js';
+import { createWaitList, headEntry, waitInsert, waitIterate, waitRemove, type WaitList } from '../../src/state/waitlist.js';
 import { mulberry32 } from '../fixtures/random.js';
 
 const payloads = new PayloadArena();
@@ -24,26 +24,26 @@ function head(list: WaitList): Job | undefined {
 /** Every bucket's first entry in pull order is a live one. */
 function headsLive(list: WaitList): boolean {
   for (const bucket of list.buckets.values()) {
-    const { front, frontStamps, back, backStamps, backHead } = bucket;
-    const top = front.length - 1;
-    const live = top >= 0 ? front[top]?.waitStamp === frontStamps[top] : back[backHead]?.waitStamp === backStamps[backHead];
-    if (!live) return false;
+    const first = headEntry(bucket);
+    if (first === undefined || first.job.waitStamp !== first.stamp) return false;
   }
   return true;
 }
 
-t.test('pull order and live heads through 20,000 random inserts and removals', async (t) => {
+/** Random inserts (front or back) and removals (mostly the head) against a model, checking the
+ *  pull order, the size and that every bucket's head is live. */
+function checkAgainstModel(t: Test, seeds: number[], ops: number, priorities: number, insertShare: number): void {
   const deadHeads: string[] = [];
-  for (const seed of [7, 8, 9]) {
+  for (const seed of seeds) {
     const random = mulberry32(seed);
     const list = createWaitList();
     // The model: per priority (highest first) an array in pull order.
     const model = new Map<number, Job[]>();
     const live: Job[] = [];
     let n = 0;
-    for (let i = 0; i < 20_000; i++) {
-      if (live.length === 0 || random() < 0.5) {
-        const priority = Math.floor(random() * 3);
+    for (let i = 0; i < ops; i++) {
+      if (live.length === 0 || random() < insertShare) {
+        const priority = Math.floor(random() * priorities);
         const j = job(n++, priority);
         const atFront = random() < 0.2;
         waitInsert(list, j, atFront);
@@ -63,7 +63,7 @@ t.test('pull order and live heads through 20,000 random inserts and removals', a
         live.splice(live.indexOf(j), 1);
       }
       if (!headsLive(list)) deadHeads.push(`seed ${seed} op ${i}`);
-      if (i % 1_000 === 0 || i === 19_999) {
+      if (i % 1_000 === 0 || i === ops - 1) {
         const expected = [...model.keys()].sort((a, b) => b - a).flatMap((p) => model.get(p) as Job[]);
         t.same([...waitIterate(list)].map((j) => j.id), expected.map((j) => j.id), `seed ${seed} op ${i}: pull order`);
         t.equal(list.size, live.length, `seed ${seed} op ${i}: size`);
@@ -71,6 +71,14 @@ t.test('pull order and live heads through 20,000 random inserts and removals', a
     }
   }
   t.same(deadHeads.slice(0, 5), [], `every bucket's head is live after every operation (${deadHeads.length} failures)`);
+}
+
+t.test('pull order and live heads through 20,000 random inserts and removals', async (t) => {
+  checkAgainstModel(t, [7, 8, 9], 20_000, 3, 0.5);
+});
+
+t.test('pull order and live heads in one deep bucket, across many chunks of its back queue', async (t) => {
+  checkAgainstModel(t, [10, 11], 40_000, 1, 0.7);
 });
 
 t.test('pulling a deep queue front to back leaves no dead entry to walk past', async (t) => {
@@ -86,7 +94,9 @@ t.test('pulling a deep queue front to back leaves no dead entry to walk past', a
   t.equal(outOfOrder, 0, 'pulled in FIFO order');
   const bucket = list.buckets.get(0);
   t.ok(bucket !== undefined);
-  const first = bucket?.back[bucket.backHead];
-  t.equal(first, jobs[9_000], 'the bucket starts at the next job to pull');
+  t.equal(bucket && headEntry(bucket)?.job, jobs[9_000], 'the bucket starts at the next job to pull');
+  // Entries 0–8191 filled the first two chunks of 4,096: the head has left them, so they are gone.
+  t.equal(bucket?.back.jobs.length, 1, 'chunks the head has left are dropped');
+  t.equal(bucket?.back.jobs[0]?.filter((j) => j !== undefined).length, 1_000, 'consumed entries hold no job');
   t.equal(waitIterate(list).next().value, jobs[9_000]);
 });
