@@ -29,6 +29,12 @@ const reserve: Buffer[] = [];
 let taken = 0;
 let helper: Worker | null = null;
 let helperFailed = false;
+let batchesPaged = 0;
+
+/** Batches of chunks the helper has paged in so far in this process. */
+export function chunkBatchesPaged(): number {
+  return batchesPaged;
+}
 
 /** Makes every payload arena of this process take its chunks from the supply. */
 export function installChunkSupply(): void {
@@ -61,6 +67,8 @@ function refill(): void {
 
 function startHelper(): Worker {
   const worker = new Worker(workerUrl);
+  worker.on('message', () => batchesPaged++);
+  // After the listener, which refs the worker: the helper never keeps a process alive.
   worker.unref();
   worker.once('error', () => {
     helperFailed = true;

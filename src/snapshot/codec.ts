@@ -216,14 +216,14 @@ let payloadTarget: PayloadArena | null = null;
 const dataIntoArena: FieldReader = {
   _read(tap) {
     const bytes = tap.readLong();
-    if (bytes < 0) {
+    const start = tap.pos;
+    // A negative or unreadable (NaN) length, or one past the end: the block fails the decoder's
+    // final check, as with avsc's own string reader, and nothing reaches the arena.
+    if (!(bytes >= 0) || start + bytes > tap.buf.length) {
       tap._invalidate();
       return '';
     }
-    const start = tap.pos;
-    tap.pos += bytes;
-    // Past the end: the decoder's final check fails the block (as avsc's own string reader).
-    if (tap.pos > tap.buf.length) return '';
+    tap.pos = start + bytes;
     return (payloadTarget as PayloadArena).storeBytes(tap.buf, start, tap.pos);
   },
 };

@@ -108,42 +108,41 @@ export async function loadState(options: LoadStateOptions): Promise<LoadedState>
   const readOnly = options.readOnly === true ? { readOnly: true } : {};
   // A log still opening (its sealed segments verified in a worker): decode the newest snapshot
   // meanwhile, and use it only if the opened log can extend it (the usual case).
-  // An open that fails stops that decode at its next block.
+  // Whatever ends the load (a log that fails to open, an error later) stops that decode at its
+  // next block: no decode outlives the load.
   const stopEarly = new AbortController();
   let early =
     options.log instanceof Promise
       ? loadNewestState(dir, logger, { maxOffset: until, ...readOnly, signal: stopEarly.signal }).catch(() => null)
       : null;
-  let log: LogView;
   try {
-    log = await options.log;
-  } catch (error) {
+    const log = await options.log;
+    const end = Math.min(until ?? log.durableOffset, log.durableOffset);
+    if (until !== undefined && until > log.durableOffset) {
+      logger(`replay until ${until} is past the log's end; stopping at ${log.durableOffset}`);
+    }
+    await reportUnbacked(dir, log, end, until, logger);
+    const usable = (found: { state: State } | null) => found !== null && found.state.offset >= log.firstOffset && found.state.offset <= end;
+    let preloaded = early === null ? null : await early;
+    early = null;
+    // An unusable early decode is dropped before the search decodes another (never two states held).
+    if (!usable(preloaded)) preloaded = null;
+    const found =
+      end < log.firstOffset
+        ? null
+        : (preloaded ?? (await loadNewestState(dir, logger, { maxOffset: end, minOffset: log.firstOffset, ...readOnly })));
+    if (found === null && log.firstOffset > 0) {
+      throw new RecoveryError(
+        `no usable snapshot covers offset ${log.firstOffset}, where the log now starts: records [0, ${log.firstOffset}) ` +
+          `are gone from ${end < log.firstOffset ? 'the requested range' : 'the log'}; restore the removed segments ` +
+          `(archive directory or backup) or a snapshot at offset ≥ ${log.firstOffset} and ≤ ${end}`,
+      );
+    }
+    const state = found?.state ?? createState();
+    const start = state.offset;
+    const replayed = await fold(state, log, start, end);
+    return { state, fromSnapshot: found?.file ?? null, replayed, offset: end, ms: Math.round(performance.now() - started) };
+  } finally {
     stopEarly.abort();
-    throw error;
   }
-  const end = Math.min(until ?? log.durableOffset, log.durableOffset);
-  if (until !== undefined && until > log.durableOffset) {
-    logger(`replay until ${until} is past the log's end; stopping at ${log.durableOffset}`);
-  }
-  await reportUnbacked(dir, log, end, until, logger);
-  const usable = (found: { state: State } | null) => found !== null && found.state.offset >= log.firstOffset && found.state.offset <= end;
-  let preloaded = early === null ? null : await early;
-  early = null;
-  // An unusable early decode is dropped before the search decodes another (never two states held).
-  if (!usable(preloaded)) preloaded = null;
-  const found =
-    end < log.firstOffset
-      ? null
-      : (preloaded ?? (await loadNewestState(dir, logger, { maxOffset: end, minOffset: log.firstOffset, ...readOnly })));
-  if (found === null && log.firstOffset > 0) {
-    throw new RecoveryError(
-      `no usable snapshot covers offset ${log.firstOffset}, where the log now starts: records [0, ${log.firstOffset}) ` +
-        `are gone from ${end < log.firstOffset ? 'the requested range' : 'the log'}; restore the removed segments ` +
-        `(archive directory or backup) or a snapshot at offset ≥ ${log.firstOffset} and ≤ ${end}`,
-    );
-  }
-  const state = found?.state ?? createState();
-  const start = state.offset;
-  const replayed = await fold(state, log, start, end);
-  return { state, fromSnapshot: found?.file ?? null, replayed, offset: end, ms: Math.round(performance.now() - started) };
 }

@@ -135,7 +135,7 @@ export class PayloadArena {
 
   /** Room for a payload of `bytes` and its length, the length written; -1 when refused. */
   private allocate(bytes: number): number {
-    if (bytes === 0 || bytes > payloadBytesMax) return -1;
+    if (!(bytes > 0 && bytes <= payloadBytesMax && Number.isInteger(bytes))) return -1;
     const entry = lengthBytes + bytes;
     if (this.used + entry > chunkBytes && !this.open()) return -1;
     const at = (this.current << chunkShift) + this.used;

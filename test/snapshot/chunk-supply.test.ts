@@ -2,7 +2,7 @@
 // already be writing them: nothing the main thread wrote may change.
 import { setTimeout as sleep } from 'node:timers/promises';
 import t from 'tap';
-import { installChunkSupply } from '../../src/snapshot/chunk-supply.js';
+import { chunkBatchesPaged, installChunkSupply } from '../../src/snapshot/chunk-supply.js';
 import { PayloadArena } from '../../src/state/payloads.js';
 import { mulberry32 } from '../fixtures/random.js';
 
@@ -11,6 +11,10 @@ t.test('payloads written into chunks the helper is paging in read back unchanged
   const random = mulberry32(11);
   const arenas = [new PayloadArena(), new PayloadArena()];
   const stored: { arena: PayloadArena; at: number; text: string }[] = [];
+  const check = (what: string) => {
+    const wrong = stored.filter((e) => e.at < 0 || e.arena.read(e.at) !== e.text).length;
+    t.equal(wrong, 0, `${stored.length} payloads read back ${what}`);
+  };
   // 80 MiB across two arenas: many batches of reserve chunks, each handed to the helper just
   // before the main thread starts writing into them.
   for (let i = 0; i < 400_000; i++) {
@@ -18,13 +22,14 @@ t.test('payloads written into chunks the helper is paging in read back unchanged
     const arena = arenas[i % 2] as PayloadArena;
     stored.push({ arena, at: arena.store(text), text });
   }
+  await sleep(500);
+  t.ok(chunkBatchesPaged() > 0, `the helper paged in ${chunkBatchesPaged()} batches`);
+  check('after the helper went over their chunks');
   // Release some chunks (they go back to the reserve) and fill them again.
   for (const entry of stored.splice(0, 100_000)) entry.arena.free(entry.at);
   for (let i = 0; i < 100_000; i++) {
     const text = `{"again":${i}}`;
     stored.push({ arena: arenas[0] as PayloadArena, at: (arenas[0] as PayloadArena).store(text), text });
   }
-  await sleep(500);
-  const wrong = stored.filter((e) => e.at < 0 || e.arena.read(e.at) !== e.text).length;
-  t.equal(wrong, 0, `${stored.length} payloads read back`);
+  check('after chunks were given back and reused');
 });

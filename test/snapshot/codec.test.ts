@@ -1,5 +1,16 @@
 import t from 'tap';
-import { createImageCodec, decodeImage, encodeImage, schemaVersionCurrent } from '../../src/snapshot/codec.js';
+import {
+  createImageCodec,
+  decodeImage,
+  decodeRows,
+  decodeRowsInto,
+  encodeImage,
+  encodeRows,
+  schemaVersionCurrent,
+  type JobRow,
+} from '../../src/snapshot/codec.js';
+import { PayloadArena } from '../../src/state/payloads.js';
+import { JobState } from '../../src/record/types.js';
 import schemaV1 from '../../src/snapshot/schema-v1.json' with { type: 'json' };
 import { emptyImage, fullImage } from './images.js';
 
@@ -59,4 +70,47 @@ t.test('old-schema-version-stays-readable', async (t) => {
   t.throws(() => createImageCodec(new Map([[0, { schema: v0, upgrade: null }], [1, { schema: schemaV1, upgrade: null }]]), 1), {
     message: /lacks an upgrade/,
   });
+});
+
+t.test('a job block whose data length is unreadable fails to decode and leaves the arena usable', async (t) => {
+  const arena = new PayloadArena();
+  const before = arena.store('{"before":1}');
+  const liveBefore = arena.liveBytes;
+  // One row: id "a", queue 0, no name, then a data length that is 150 continuation bytes (no
+  // number: avsc reads it as NaN).
+  const block = Buffer.concat([Buffer.from([0x02, 0x02, 0x61, 0x00, 0x00]), Buffer.alloc(150, 0x80), Buffer.from([0x00, 0x00, 0x00])]);
+  t.throws(() => decodeRowsInto(block, arena), { code: 'SNAPSHOT_CODEC' });
+  t.throws(() => decodeRows(block), { code: 'SNAPSHOT_CODEC' }, 'as the plain decoder');
+  t.equal(arena.liveBytes, liveBefore, 'nothing reached the arena');
+  const at = arena.store('{"still":"fine"}');
+  t.equal(arena.read(at), '{"still":"fine"}');
+  t.equal(arena.read(before), '{"before":1}');
+});
+
+const rowTemplate: JobRow = {
+  id: '',
+  queue: 0,
+  name: null,
+  data: '',
+  priority: 0,
+  createdAt: 1_733_450_000_000,
+  runAt: 1_733_450_000_000,
+  state: JobState.WAITING,
+  seq: 0,
+  pendingDeps: [],
+  options: null,
+  run: null,
+};
+
+t.test('decodeRowsInto stores each row\'s data in the arena and keeps every other field', async (t) => {
+  const rows = [
+    { ...rowTemplate, id: 'a', data: '{"x":1}' },
+    { ...rowTemplate, id: 'b', data: '{"é":"€😀"}' },
+  ];
+  const arena = new PayloadArena();
+  const stored = decodeRowsInto(encodeRows(rows), arena);
+  t.same(
+    stored.map((r) => ({ ...r, data: typeof r.data === 'number' ? arena.read(r.data) : r.data })),
+    decodeRows(encodeRows(rows)),
+  );
 });

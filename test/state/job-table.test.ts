@@ -82,3 +82,31 @@ t.test('deleting while iterating is allowed; adding while iterating is refused',
     for (const _ of table.values()) for (let k = 0; k < 64; k++) table.add(job(`new-${i++}`));
   }, /add\(\) while iterating/);
 });
+
+t.test('keeps order and lookups when rebuilds compact to whole chunks of entries', async (t) => {
+  // 8,192 live jobs (two whole chunks of 4,096 entries) with one add and one delete per step: a
+  // rebuild runs in an add, so it compacts exactly 8,192 entries and then appends past the last
+  // whole chunk.
+  const table = new JobTable();
+  const model = new Map<string, Job>();
+  let next = 0;
+  const addOne = () => {
+    const j = job(`k${next++}`);
+    table.add(j);
+    model.set(j.id, j);
+  };
+  for (let i = 0; i < 8_192; i++) addOne();
+  const wrong: string[] = [];
+  for (let step = 0; step < 60_000; step++) {
+    addOne();
+    const oldest = model.keys().next().value as string;
+    table.delete(oldest);
+    model.delete(oldest);
+    if (step % 10_000 === 9_999) {
+      if ([...table.values()].map((j) => j.id).join() !== [...model.keys()].join()) wrong.push(`step ${step}: order`);
+      for (const id of [...model.keys()].filter((_, i) => i % 997 === 0)) if (table.get(id) !== model.get(id)) wrong.push(`step ${step}: get ${id}`);
+    }
+  }
+  t.same(wrong, []);
+  t.equal(table.size, 8_192);
+});
