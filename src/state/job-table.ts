@@ -92,7 +92,7 @@ export class JobTable {
       this.hashes = grown;
     }
     if ((n & entryMask) === 0) this.entries.push(new Array<Job | undefined>(entryChunk));
-    (this.entries[n >>> entryShift] as (Job | undefined)[])[n & entryMask] = job;
+    this.setEntry(n, job);
     this.count = n + 1;
     this.hashes[n] = hash;
     const slots = this.slots;
@@ -109,7 +109,7 @@ export class JobTable {
     const at = this.find(id, hashOf(id, this.seed));
     if (at < 0) return false;
     const e = this.slots[at] as number;
-    (this.entries[e >>> entryShift] as (Job | undefined)[])[e & entryMask] = undefined;
+    this.setEntry(e, undefined);
     this.slots[at] = TOMBSTONE;
     this.size--;
     return true;
@@ -127,6 +127,10 @@ export class JobTable {
 
   private entry(i: number): Job | undefined {
     return (this.entries[i >>> entryShift] as (Job | undefined)[])[i & entryMask];
+  }
+
+  private setEntry(i: number, job: Job | undefined): void {
+    (this.entries[i >>> entryShift] as (Job | undefined)[])[i & entryMask] = job;
   }
 
   /** Slot of `id`, or -1. */
@@ -149,7 +153,7 @@ export class JobTable {
     for (let i = 0; i < this.count; i++) {
       const job = this.entry(i);
       if (job === undefined) continue;
-      (entries[kept >>> entryShift] as (Job | undefined)[])[kept & entryMask] = job;
+      this.setEntry(kept, job);
       hashes[kept] = hashes[i] as number;
       kept++;
     }
