@@ -4,7 +4,7 @@
 // Request pipeline, in order:
 //   onRequest  rate limit (429) → auth (401, sets request.actor)
 //   parse      JSON body, bounded by config.bodyBytesMax (400 / 413)
-//   validate   route JSON schemas (400 naming the field)
+//   validate   route JSON schemas (400 naming the field), each compiled on its route's first use
 //   handler    one broker call; its Outcome is mapped to a status by errors.ts
 //   onSend     CORS origin header on every response; JSON Content-Type normalised
 // A request rejected at any step before the handler never reaches the broker, so nothing is
@@ -32,9 +32,16 @@ import { type HealthExtras, monitoringRoutes } from './routes/monitoring.js';
 import { queueRoutes } from './routes/queues.js';
 import type { RouteDeps } from './routes/types.js';
 import { workerRoutes } from './routes/workers.js';
-import { schemaErrorFormatter, validatorCompiler } from './validation.js';
+import { lazyValidators, schemaErrorFormatter } from './validation.js';
 
 export type { HealthExtras } from './routes/monitoring.js';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Compiles the route schemas no request has needed yet (they compile lazily); returns how many. */
+    compileValidators(): number;
+  }
+}
 
 export interface ServerDeps {
   broker: BrokerApi;
@@ -67,7 +74,9 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
       (reply as FastifyReply).code(400).send(envelope(error.message));
     },
   });
-  app.setValidatorCompiler(validatorCompiler);
+  const validators = lazyValidators();
+  app.setValidatorCompiler(validators.compiler);
+  app.decorate('compileValidators', validators.compileAll);
   // Responses are written as the handlers built them; response schemas are documentation only.
   app.setSerializerCompiler(() => (data) => JSON.stringify(data));
 
