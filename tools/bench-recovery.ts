@@ -18,7 +18,7 @@ import { loadState } from '../src/snapshot/recover-state.js';
 import { writeStateSnapshot } from '../src/snapshot/store.js';
 import type { BenchRun } from './bench-measure.js';
 import { runLoad, startTapeq, tempDir, type ServerProcess } from './bench-proc.js';
-import type { Row, ScenarioReport } from './bench-report.js';
+import { ratioOf, type Row, type ScenarioReport } from './bench-report.js';
 import { fillLog } from './bench-snapshot.js';
 
 const noSnapshots = { SNAPSHOT_EVERY_RECORDS: String(2 ** 31 - 1), SNAPSHOT_INTERVAL_MS: String(2 ** 31 - 1) };
@@ -74,7 +74,7 @@ export async function benchRecovery(run: BenchRun): Promise<ScenarioReport> {
     const snapshot = await timeToReady(run, data.dir, `from a snapshot of ${jobs.toLocaleString('en-US')} jobs`);
     const speedup = replay.value / snapshot.value;
     return {
-      rows: [baseline, replay, { ...snapshot, ratio: { text: `replay time ÷ this = ${speedup.toFixed(2)}`, value: speedup } }],
+      rows: [baseline, replay, { ...snapshot, ratio: ratioOf(speedup, 'replay time ÷ this = {x}') }],
       notes: [
         'Time to ready includes starting Node and loading the code (the empty-data-dir row); the server\'s own state load time is in the measure column.',
       ],

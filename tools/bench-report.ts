@@ -20,10 +20,22 @@ export interface Row {
   errors?: number;
   /** What the errors were (status codes, socket errors, timeouts). */
   errorDetail?: string;
-  /** A same-run ratio, e.g. {value: 0.8, text: '0.80× bare fastify'}. */
-  ratio?: { text: string; value: number };
+  /** A same-run ratio, e.g. {value: 0.8, text: '0.80× bare fastify', template: '{x}× bare fastify'}. */
+  ratio?: Ratio;
   /** An issue target on the ratio: pass when ratio ≥ min. */
   target?: { text: string; min: number; pass: boolean };
+}
+
+export interface Ratio {
+  value: number;
+  /** `template` with the value written in. */
+  text: string;
+  /** How the ratio reads, `{x}` standing for the value. */
+  template: string;
+}
+
+export function ratioOf(value: number, template: string): Ratio {
+  return { value, text: template.replace('{x}', value.toFixed(2)), template };
 }
 
 export interface ScenarioReport {
@@ -35,7 +47,7 @@ export interface ScenarioReport {
 export function withRatio(row: Row, reference: Row | undefined, targetMin?: number): Row {
   if (reference === undefined || !(reference.value > 0) || !(row.value >= 0)) return row;
   const value = row.value / reference.value;
-  const out: Row = { ...row, ratio: { text: `${value.toFixed(2)}× ${reference.subject}`, value } };
+  const out: Row = { ...row, ratio: ratioOf(value, `{x}× ${reference.subject}`) };
   if (targetMin !== undefined) out.target = { text: `≥ ${targetMin}× ${reference.subject}`, min: targetMin, pass: value >= targetMin };
   return out;
 }
@@ -44,10 +56,68 @@ export function withRatio(row: Row, reference: Row | undefined, targetMin?: numb
 export function versus(competitor: Row, tapeq: Row | undefined, targetMin?: number): Row {
   if (tapeq === undefined || !(competitor.value > 0)) return competitor;
   const value = tapeq.value / competitor.value;
-  const out: Row = { ...competitor, ratio: { text: `tapeq = ${value.toFixed(2)}× this`, value } };
+  const out: Row = { ...competitor, ratio: ratioOf(value, 'tapeq = {x}× this') };
   if (targetMin !== undefined) out.target = { text: `tapeq ≥ ${targetMin}× this`, min: targetMin, pass: value >= targetMin };
   if ((competitor.errors ?? 0) > 0 && out.target) out.target.text += '; this run had errors, its rate counts successes only';
   return out;
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+}
+
+function medianOf(rows: Row[], pick: (row: Row) => number | undefined): number | undefined {
+  const values = rows.map(pick).filter((v): v is number => v !== undefined && Number.isFinite(v));
+  return values.length === 0 ? undefined : median(values);
+}
+
+/**
+ * One report from the same scenario run `rounds.length` times (`--rounds`): each row is the median
+ * of its rounds, and its ratio the median of the per-round ratios (each between numbers measured
+ * minutes apart at most, so a slow stretch of a shared machine moves both sides of one round). A
+ * note lists every round's ratios, so the spread is there to see. Rounds whose rows differ (a
+ * competitor that failed to start in one of them) cannot be lined up: the last round is reported
+ * as it is, with a note saying so.
+ */
+export function mergeRounds(rounds: ScenarioReport[]): ScenarioReport {
+  const last = rounds[rounds.length - 1];
+  if (last === undefined) throw new Error('mergeRounds: no rounds');
+  if (rounds.length === 1) return last;
+  const sameRows = rounds.every(
+    (r) => r.rows.length === last.rows.length && r.rows.every((row, i) => row.subject === last.rows[i]?.subject && row.measure === last.rows[i]?.measure),
+  );
+  if (!sameRows) {
+    return { rows: last.rows, notes: [...last.notes, `The ${rounds.length} rounds measured different rows; this is the last round alone.`] };
+  }
+  const spreads: string[] = [];
+  const rows = last.rows.map((lastRow, i) => {
+    const all = rounds.map((r) => r.rows[i] as Row);
+    const merged: Row = { ...lastRow, value: medianOf(all, (r) => r.value) ?? lastRow.value };
+    const fields = ['p50Ms', 'p99Ms', 'peakRssMb', 'serverCores', 'loadgenCores'] as const;
+    for (const field of fields) {
+      const m = medianOf(all, (r) => r[field]);
+      if (m === undefined) delete merged[field];
+      else merged[field] = m;
+    }
+    const errors = all.reduce((sum, r) => sum + (r.errors ?? 0), 0);
+    if (lastRow.errors !== undefined) merged.errors = errors;
+    const ratios = all.map((r) => r.ratio?.value).filter((v): v is number => v !== undefined);
+    if (lastRow.ratio !== undefined && ratios.length === all.length) {
+      const value = median(ratios);
+      merged.ratio = ratioOf(value, lastRow.ratio.template);
+      if (lastRow.target !== undefined) merged.target = { ...lastRow.target, pass: value >= lastRow.target.min };
+      spreads.push(`${lastRow.subject} (${lastRow.measure}): ${ratios.map((v) => v.toFixed(2)).join(', ')}`);
+    }
+    return merged;
+  });
+  const notes = [
+    ...last.notes,
+    `Medians of ${rounds.length} rounds, each measuring every row once, in order; each ratio is the median of the rounds' own ratios.`,
+    ...(spreads.length > 0 ? [`Ratio in each round: ${spreads.join('; ')}.`] : []),
+  ];
+  return { rows, notes };
 }
 
 function num(n: number | undefined, digits = 0): string {

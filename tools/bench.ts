@@ -1,9 +1,11 @@
-// Benchmark harness: `tapeq bench [scenario ...] [--json] [--svg <file>] [--seconds N] [--jobs N]
-// [--connections N] [--vs bunqueue]` (also `npm run bench -- …`). Each scenario measures tapeq
+// Benchmark harness: `tapeq bench [scenario ...] [--json] [--svg <file>] [--seconds N] [--rounds N]
+// [--jobs N] [--connections N] [--vs bunqueue]` (also `npm run bench -- …`). Each scenario measures tapeq
 // and, in the same run, the reference it is judged against (bare fastify for HTTP, raw fs for the
 // disk, an in-memory fastify queue for the cycle, direct calls for push workers, full replay for
 // snapshots), because this machine is shared and only same-run ratios mean much. The load average
-// is printed first for the same reason. With no scenario named, every scenario runs.
+// is printed first for the same reason. With no scenario named, every scenario runs. `--rounds N`
+// runs the server scenarios N times over (every scenario once per round, references included) and
+// reports medians, with each round's ratios listed (bench-report.ts mergeRounds).
 //
 // Servers under test and load generators are separate processes on 127.0.0.1, bounded in time
 // and killed at the end even on error (tools/bench-proc.ts).
@@ -14,7 +16,7 @@ import { benchLog, formatBench } from './bench-log.js';
 import { benchHttpBulk, benchHttpCycle, benchHttpPush, benchHttpPushInterval } from './bench-http.js';
 import { BenchRun, defaultBenchOptions, type BenchOptions } from './bench-measure.js';
 import { benchMemory, benchRecovery } from './bench-recovery.js';
-import { formatReport, renderSvg, withRatio, type Row, type ScenarioReport } from './bench-report.js';
+import { formatReport, mergeRounds, renderSvg, withRatio, type Row, type ScenarioReport } from './bench-report.js';
 import { benchSnapshot } from './bench-snapshot.js';
 import { benchWorkers } from './bench-workers.js';
 import { benchWs } from './bench-ws.js';
@@ -25,6 +27,8 @@ interface Scenario {
   format: (result: never) => string;
   /** Rows for the SVG chart, for results that are not a ScenarioReport. */
   rows?: (result: never) => Row[];
+  /** One result from several rounds (`--rounds`); scenarios without it run once. */
+  merge?: (results: never[]) => unknown;
 }
 
 const report = (run: (r: BenchRun) => Promise<ScenarioReport>, summary: string): Scenario => ({
@@ -32,6 +36,7 @@ const report = (run: (r: BenchRun) => Promise<ScenarioReport>, summary: string):
   run,
   format: (r: ScenarioReport) => formatReport(r),
   rows: (r: ScenarioReport) => r.rows,
+  merge: (rounds: ScenarioReport[]) => mergeRounds(rounds),
 });
 
 export async function benchWorkersReport(run: BenchRun, jobs = 20_000): Promise<ScenarioReport> {
@@ -69,9 +74,11 @@ const SCENARIOS: Record<string, Scenario> = {
 
 export const scenarioNames = Object.keys(SCENARIOS);
 
-const usage = `usage: tapeq bench [scenario ...] [--json] [--svg <file>] [--seconds N] [--jobs N] [--connections N] [--vs bunqueue]
+const usage = `usage: tapeq bench [scenario ...] [--json] [--svg <file>] [--seconds N] [--rounds N] [--jobs N] [--connections N] [--vs bunqueue]
 
   --seconds N      measured seconds per run (default 5; each run also has a 1 s warm-up)
+  --rounds N       run the server scenarios N times (references too) and report medians, with each
+                   round's ratios listed (default 1; log and snapshot run once)
   --jobs N         jobs for recovery and memory (default 1,000,000)
   --connections N  HTTP connections for push (default 50)
   --vs bunqueue    also run http-push, http-bulk and http-cycle against bunqueue (SQLite and memory),
@@ -86,11 +93,12 @@ interface Args {
   json: boolean;
   svg: string | null;
   opts: BenchOptions;
+  rounds: number;
   errors: string[];
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { names: [], json: false, svg: null, opts: { ...defaultBenchOptions, vs: [] }, errors: [] };
+  const args: Args = { names: [], json: false, svg: null, opts: { ...defaultBenchOptions, vs: [] }, rounds: 1, errors: [] };
   const number = (flag: string, value: string | undefined, min: number): number => {
     const n = Number(value);
     if (!Number.isFinite(n) || n < min) args.errors.push(`${flag} needs a number ≥ ${min}`);
@@ -101,6 +109,7 @@ function parseArgs(argv: string[]): Args {
     if (a === '--json') args.json = true;
     else if (a === '--svg') args.svg = argv[++i] ?? (args.errors.push('--svg needs a file'), null);
     else if (a === '--seconds') args.opts.seconds = number(a, argv[++i], 0.1);
+    else if (a === '--rounds') args.rounds = Math.floor(number(a, argv[++i], 1));
     else if (a === '--jobs') args.opts.jobs = Math.floor(number(a, argv[++i], 1));
     else if (a === '--connections') args.opts.connections = Math.floor(number(a, argv[++i], 1));
     else if (a === '--vs') {
@@ -134,18 +143,26 @@ export async function benchMain(argv: string[]): Promise<number> {
   }
   let selected = args.names.length > 0 ? args.names : Object.keys(SCENARIOS);
   if (args.names.length === 0 && args.opts.vs.length > 0) selected = ['http-push', 'http-bulk', 'http-cycle'];
-  const run = new BenchRun(args.opts);
   const machineBefore = machineLine();
   if (!args.json) console.log(`# tapeq bench\n\n${machineBefore}\n\n\`tapeq bench ${argv.join(' ')}\``);
   const results: Record<string, unknown> = {};
   const groups: Array<{ scenario: string; rows: Row[] }> = [];
-  for (const name of selected) {
-    const scenario = SCENARIOS[name];
-    if (scenario === undefined) continue;
-    const result = await scenario.run(run);
-    results[name] = result;
-    if (scenario.rows) groups.push({ scenario: name, rows: scenario.rows(result as never) });
-    if (!args.json) console.log(`\n## ${name}\n\n${scenario.format(result as never)}`);
+  const rounds = new Map<string, unknown[]>(selected.map((name) => [name, []]));
+  for (let round = 1; round <= args.rounds; round++) {
+    if (args.rounds > 1) args.opts.log(`bench: round ${round} of ${args.rounds}`);
+    // One BenchRun per round: its shared references (bare fastify, the disk) are measured anew.
+    const run = new BenchRun(args.opts);
+    for (const name of selected) {
+      const scenario = SCENARIOS[name];
+      const done = rounds.get(name);
+      if (scenario === undefined || done === undefined || (round > 1 && scenario.merge === undefined)) continue;
+      done.push(await scenario.run(run));
+      if (round < args.rounds && scenario.merge !== undefined) continue;
+      const result = done.length > 1 && scenario.merge !== undefined ? scenario.merge(done as never[]) : done[0];
+      results[name] = done.length > 1 ? { ...(result as object), rounds: done } : result;
+      if (scenario.rows) groups.push({ scenario: name, rows: scenario.rows(result as never) });
+      if (!args.json) console.log(`\n## ${name}\n\n${scenario.format(result as never)}`);
+    }
   }
   const machineAfter = machineLine();
   if (args.json) console.log(JSON.stringify({ machineBefore, machineAfter, argv, results }, null, 2));

@@ -44,21 +44,25 @@ export function lazyValidators(): LazyValidators {
   const compiler: FastifySchemaCompiler<unknown> = ({ schema, httpPart }) => {
     const ajv = httpPart === 'body' ? bodyAjv : textAjv;
     let compiled: ValidateFunction | null = null;
-    const compile = (): ValidateFunction => {
-      pending.delete(compile);
-      compiled ??= ajv.compile(schema as object);
-      return compiled;
-    };
-    pending.add(compile);
     const validate = ((data: unknown, dataCxt?: unknown): boolean => {
       const real = (compiled ?? compile()) as Validator;
       const ok = real(data, dataCxt);
       validate.errors = real.errors;
       return ok;
     }) as Validator;
+    const compile = (): ValidateFunction => {
+      if (compiled === null) {
+        compiled = ajv.compile(schema as object);
+        pending.delete(compile);
+        // A plain property from now on: fastify reads it on every request.
+        Object.defineProperty(validate, 'schemaEnv', { value: compiled.schemaEnv, configurable: true });
+      }
+      return compiled;
+    };
+    pending.add(compile);
     // Fastify passes the parent (dataCxt) only to functions that carry Ajv's schemaEnv, and Ajv
     // needs it to apply defaults and coercions to a root value.
-    Object.defineProperty(validate, 'schemaEnv', { get: () => compile().schemaEnv });
+    Object.defineProperty(validate, 'schemaEnv', { get: () => compile().schemaEnv, configurable: true });
     return validate;
   };
   return {

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { benchWorkersReport, machineLine } from '../../tools/bench.js';
 import { benchMemory, benchRecovery } from '../../tools/bench-recovery.js';
-import { formatReport, renderSvg } from '../../tools/bench-report.js';
+import { formatReport, ratioOf, renderSvg } from '../../tools/bench-report.js';
 import { benchWs } from '../../tools/bench-ws.js';
 import { checkReport, tinyRun } from './bench-fixture.js';
 
@@ -47,7 +47,7 @@ t.test('memory-after-gc-with-waiting-jobs', longOnly, async (t) => {
 t.test('report-renders-markdown-and-svg', async (t) => {
   const rows = [
     { subject: 'bare fastify', measure: 'push', value: 1000, unit: 'req/s' },
-    { subject: 'tapeq', measure: 'push <&>', value: 800, unit: 'jobs/s', ratio: { text: '0.80× bare fastify', value: 0.8 } },
+    { subject: 'tapeq', measure: 'push <&>', value: 800, unit: 'jobs/s', ratio: ratioOf(0.8, '{x}× bare fastify') },
   ];
   const md = formatReport({ rows, notes: ['a note'] });
   t.match(md, /\| tapeq \| push <&> \| 800 \| jobs\/s \|/);
