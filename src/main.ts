@@ -159,15 +159,40 @@ async function withStartupProbe(
     await probe.close();
     await built.app.listen({ port: config.httpPort, host: config.host });
     const stop = built.start();
+    const stopWarming = warmValidators(built.app, logger);
     const address = built.app.server.address();
     const port = typeof address === 'object' && address !== null ? address.port : config.httpPort;
     warnIfExposed(config, logger);
-    return { app: built.app, broker: built.broker, log: built.log, port, close: stop };
+    const close = async (): Promise<void> => {
+      stopWarming();
+      await stop();
+    };
+    return { app: built.app, broker: built.broker, log: built.log, port, close };
   } catch (error) {
     await probe.close();
     await (opened as Log | null)?.close().catch(() => undefined);
     throw error;
   }
+}
+
+/** Compiles the route schemas no request has needed yet, one per event-loop turn once the server
+ *  listens: first requests do not wait on Ajv, and a schema that does not compile is reported now
+ *  rather than by its route's first request (which answers 500 for it). Returns a stop. */
+function warmValidators(app: FastifyInstance, logger: (line: string) => void): () => void {
+  let stopped = false;
+  const step = (): void => {
+    if (stopped) return;
+    try {
+      if (app.compileValidators(1) === 0) return;
+    } catch (error) {
+      logger(`tapeq: ${(error as Error).message}`);
+    }
+    setImmediate(step);
+  };
+  setImmediate(step);
+  return () => {
+    stopped = true;
+  };
 }
 
 /** Retention runs after snapshots exist; it is cheap (a directory listing) when nothing is due. */

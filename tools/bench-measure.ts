@@ -67,7 +67,11 @@ export function bunqueueTarget(bq: Bunqueue, mode: BunqueueMode, subject: string
 
 export class BenchRun {
   private readonly cache = new Map<string, Promise<unknown>>();
-  constructor(readonly opts: BenchOptions) {}
+  /** `installs`: what several runs share (a competitor installed once, not once per round). */
+  constructor(
+    readonly opts: BenchOptions,
+    private readonly installs = new Map<string, Promise<unknown>>(),
+  ) {}
 
   /** `make()` once per run under `key`; later calls share the first result. */
   once<T>(key: string, make: () => Promise<T>): Promise<T> {
@@ -152,8 +156,11 @@ export class BenchRun {
 
   /** bunqueue, or the reason it cannot run here (installed once per run). */
   bunqueue(): Promise<Bunqueue | Error> {
-    return this.once('bunqueue', () =>
-      ensureBunqueue(this.opts.log).catch((err: unknown) => (err instanceof Error ? err : new Error(String(err)))),
-    );
+    let installed = this.installs.get('bunqueue') as Promise<Bunqueue | Error> | undefined;
+    if (installed === undefined) {
+      installed = ensureBunqueue(this.opts.log).catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))));
+      this.installs.set('bunqueue', installed);
+    }
+    return installed;
   }
 }

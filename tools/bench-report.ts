@@ -73,49 +73,70 @@ function medianOf(rows: Row[], pick: (row: Row) => number | undefined): number |
   return values.length === 0 ? undefined : median(values);
 }
 
+const medianFields = ['p50Ms', 'p99Ms', 'peakRssMb', 'serverCores', 'loadgenCores'] as const;
+
+/** One row from the rounds that measured it (same subject and measure). */
+function mergeRow(all: Row[], rounds: number, spreads: string[]): Row {
+  const last = all[all.length - 1] as Row;
+  const label = `${last.subject} (${last.measure})`;
+  const merged: Row = { ...last, value: medianOf(all, (r) => r.value) ?? last.value };
+  for (const field of medianFields) {
+    const m = medianOf(all, (r) => r[field]);
+    if (m === undefined) delete merged[field];
+    else merged[field] = m;
+  }
+  delete merged.errorDetail;
+  if (all.some((r) => r.errors !== undefined)) merged.errors = all.reduce((sum, r) => sum + (r.errors ?? 0), 0);
+  const details = all.map((r, i) => (r.errorDetail === undefined ? '' : `round ${i + 1}: ${r.errorDetail}`)).filter((d) => d !== '');
+  if (details.length > 0) merged.errorDetail = details.join('; ');
+  delete merged.ratio;
+  delete merged.target;
+  const withRatios = all.filter((r) => r.ratio !== undefined && Number.isFinite(r.ratio.value));
+  const template = withRatios[withRatios.length - 1]?.ratio?.template;
+  if (template !== undefined) {
+    const ratios = withRatios.map((r) => (r.ratio as Ratio).value);
+    const value = median(ratios);
+    merged.ratio = ratioOf(value, template);
+    const target = withRatios[withRatios.length - 1]?.target;
+    if (target !== undefined) merged.target = { ...target, pass: value >= target.min };
+    const of = withRatios.length < rounds ? ` (${withRatios.length} of ${rounds} rounds)` : '';
+    spreads.push(`${label}: ${ratios.map((v) => v.toFixed(2)).join(', ')}${of}`);
+  }
+  return merged;
+}
+
 /**
- * One report from the same scenario run `rounds.length` times (`--rounds`): each row is the median
- * of its rounds, and its ratio the median of the per-round ratios (each between numbers measured
- * minutes apart at most, so a slow stretch of a shared machine moves both sides of one round). A
- * note lists every round's ratios, so the spread is there to see. Rounds whose rows differ (a
- * competitor that failed to start in one of them) cannot be lined up: the last round is reported
- * as it is, with a note saying so.
+ * One report from the same scenario run `rounds.length` times (`--rounds`). Rows are matched by
+ * subject and measure; each is the median of the rounds that measured it, and its ratio the
+ * median of those rounds' own ratios (each between numbers measured minutes apart at most, so a
+ * slow stretch of a shared machine moves both sides of one round). Errors add up. A note lists
+ * every round's ratios, so the spread is there to see, and names any row some round lacked (a
+ * competitor that failed to start once). Notes are the rounds' notes, each once.
  */
 export function mergeRounds(rounds: ScenarioReport[]): ScenarioReport {
-  const last = rounds[rounds.length - 1];
-  if (last === undefined) throw new Error('mergeRounds: no rounds');
-  if (rounds.length === 1) return last;
-  const sameRows = rounds.every(
-    (r) => r.rows.length === last.rows.length && r.rows.every((row, i) => row.subject === last.rows[i]?.subject && row.measure === last.rows[i]?.measure),
-  );
-  if (!sameRows) {
-    return { rows: last.rows, notes: [...last.notes, `The ${rounds.length} rounds measured different rows; this is the last round alone.`] };
+  if (rounds.length === 0) throw new Error('mergeRounds: no rounds');
+  if (rounds.length === 1) return rounds[0] as ScenarioReport;
+  const byKey = new Map<string, Row[]>();
+  for (const round of rounds) {
+    for (const row of round.rows) {
+      const key = `${row.subject}\u0000${row.measure}`;
+      const seen = byKey.get(key);
+      if (seen === undefined) byKey.set(key, [row]);
+      else seen.push(row);
+    }
   }
   const spreads: string[] = [];
-  const rows = last.rows.map((lastRow, i) => {
-    const all = rounds.map((r) => r.rows[i] as Row);
-    const merged: Row = { ...lastRow, value: medianOf(all, (r) => r.value) ?? lastRow.value };
-    const fields = ['p50Ms', 'p99Ms', 'peakRssMb', 'serverCores', 'loadgenCores'] as const;
-    for (const field of fields) {
-      const m = medianOf(all, (r) => r[field]);
-      if (m === undefined) delete merged[field];
-      else merged[field] = m;
-    }
-    const errors = all.reduce((sum, r) => sum + (r.errors ?? 0), 0);
-    if (lastRow.errors !== undefined) merged.errors = errors;
-    const ratios = all.map((r) => r.ratio?.value).filter((v): v is number => v !== undefined);
-    if (lastRow.ratio !== undefined && ratios.length === all.length) {
-      const value = median(ratios);
-      merged.ratio = ratioOf(value, lastRow.ratio.template);
-      if (lastRow.target !== undefined) merged.target = { ...lastRow.target, pass: value >= lastRow.target.min };
-      spreads.push(`${lastRow.subject} (${lastRow.measure}): ${ratios.map((v) => v.toFixed(2)).join(', ')}`);
-    }
-    return merged;
+  const partial: string[] = [];
+  const rows = [...byKey.values()].map((all) => {
+    const last = all[all.length - 1] as Row;
+    if (all.length < rounds.length) partial.push(`${last.subject} (${last.measure}): ${all.length} of ${rounds.length}`);
+    return mergeRow(all, rounds.length, spreads);
   });
   const notes = [
-    ...last.notes,
+    ...new Set(rounds.flatMap((r) => r.notes)),
     `Medians of ${rounds.length} rounds, each measuring every row once, in order; each ratio is the median of the rounds' own ratios.`,
     ...(spreads.length > 0 ? [`Ratio in each round: ${spreads.join('; ')}.`] : []),
+    ...(partial.length > 0 ? [`Rows not measured in every round: ${partial.join('; ')}.`] : []),
   ];
   return { rows, notes };
 }

@@ -31,12 +31,14 @@ interface Scenario {
   merge?: (results: never[]) => unknown;
 }
 
-const report = (run: (r: BenchRun) => Promise<ScenarioReport>, summary: string): Scenario => ({
+/** A scenario that reports rows; `rounds: false` runs it once even with --rounds (its rows are
+ *  labelled with what it measured, and it takes minutes). */
+const report = (run: (r: BenchRun) => Promise<ScenarioReport>, summary: string, rounds = true): Scenario => ({
   summary,
   run,
   format: (r: ScenarioReport) => formatReport(r),
   rows: (r: ScenarioReport) => r.rows,
-  merge: (rounds: ScenarioReport[]) => mergeRounds(rounds),
+  ...(rounds ? { merge: (results: ScenarioReport[]) => mergeRounds(results) } : {}),
 });
 
 export async function benchWorkersReport(run: BenchRun, jobs = 20_000): Promise<ScenarioReport> {
@@ -57,8 +59,8 @@ const SCENARIOS: Record<string, Scenario> = {
   'http-cycle': report(benchHttpCycle, 'push → pull → ack over HTTP, 20 consumers, vs an in-memory fastify queue'),
   ws: report(benchWs, 'WebSocket pipelined PUSH and PULL → ACK; SSE fan-out to 500 subscribers'),
   workers: report((run) => benchWorkersReport(run), 'push worker throughput (concurrency 50) vs direct calls'),
-  recovery: report(benchRecovery, 'time to /ready with --jobs N jobs (default 1,000,000): full replay vs snapshot'),
-  memory: report(benchMemory, 'RSS with --jobs N waiting jobs (default 1,000,000): after the fill, after 60 s idle, after POST /gc'),
+  recovery: report(benchRecovery, 'time to /ready with --jobs N jobs (default 1,000,000): full replay vs snapshot', false),
+  memory: report(benchMemory, 'RSS with --jobs N waiting jobs (default 1,000,000): after the fill, after 60 s idle, after POST /gc', false),
   log: {
     summary: 'append (always, interval) and read+decode records/s beside the raw fs ceiling (in-process)',
     run: () => benchLog(),
@@ -77,8 +79,8 @@ export const scenarioNames = Object.keys(SCENARIOS);
 const usage = `usage: tapeq bench [scenario ...] [--json] [--svg <file>] [--seconds N] [--rounds N] [--jobs N] [--connections N] [--vs bunqueue]
 
   --seconds N      measured seconds per run (default 5; each run also has a 1 s warm-up)
-  --rounds N       run the server scenarios N times (references too) and report medians, with each
-                   round's ratios listed (default 1; log and snapshot run once)
+  --rounds N       run the scenarios N times (references too) and report medians, with each round's
+                   ratios listed (default 1; recovery, memory, log and snapshot run once)
   --jobs N         jobs for recovery and memory (default 1,000,000)
   --connections N  HTTP connections for push (default 50)
   --vs bunqueue    also run http-push, http-bulk and http-cycle against bunqueue (SQLite and memory),
@@ -147,25 +149,37 @@ export async function benchMain(argv: string[]): Promise<number> {
   if (!args.json) console.log(`# tapeq bench\n\n${machineBefore}\n\n\`tapeq bench ${argv.join(' ')}\``);
   const results: Record<string, unknown> = {};
   const groups: Array<{ scenario: string; rows: Row[] }> = [];
-  const rounds = new Map<string, unknown[]>(selected.map((name) => [name, []]));
+  const show = (name: string, scenario: Scenario, result: unknown): void => {
+    results[name] = result;
+    if (scenario.rows) groups.push({ scenario: name, rows: scenario.rows(result as never) });
+    if (!args.json) console.log(`\n## ${name}\n\n${scenario.format(result as never)}`);
+  };
+  const perRound = new Map<string, unknown[]>();
+  // Installs (bunqueue) are made once for all rounds; each round measures its references anew.
+  const installs = new Map<string, Promise<unknown>>();
   for (let round = 1; round <= args.rounds; round++) {
     if (args.rounds > 1) args.opts.log(`bench: round ${round} of ${args.rounds}`);
-    // One BenchRun per round: its shared references (bare fastify, the disk) are measured anew.
-    const run = new BenchRun(args.opts);
+    const run = new BenchRun(args.opts, installs);
     for (const name of selected) {
       const scenario = SCENARIOS[name];
-      const done = rounds.get(name);
-      if (scenario === undefined || done === undefined || (round > 1 && scenario.merge === undefined)) continue;
-      done.push(await scenario.run(run));
-      if (round < args.rounds && scenario.merge !== undefined) continue;
-      const result = done.length > 1 && scenario.merge !== undefined ? scenario.merge(done as never[]) : done[0];
-      results[name] = done.length > 1 ? { ...(result as object), rounds: done } : result;
-      if (scenario.rows) groups.push({ scenario: name, rows: scenario.rows(result as never) });
-      if (!args.json) console.log(`\n## ${name}\n\n${scenario.format(result as never)}`);
+      if (scenario === undefined || (round > 1 && scenario.merge === undefined)) continue;
+      const result = await scenario.run(run);
+      if (args.rounds === 1) {
+        show(name, scenario, result);
+        continue;
+      }
+      perRound.set(name, [...(perRound.get(name) ?? []), result]);
+      args.opts.log(`bench: round ${round}, ${name}:\n${scenario.format(result as never)}`);
     }
   }
+  // Several rounds: every scenario once all are in, in the order asked for.
+  for (const [name, rounds] of perRound) {
+    const scenario = SCENARIOS[name] as Scenario;
+    show(name, scenario, scenario.merge !== undefined ? scenario.merge(rounds as never[]) : rounds[0]);
+  }
   const machineAfter = machineLine();
-  if (args.json) console.log(JSON.stringify({ machineBefore, machineAfter, argv, results }, null, 2));
+  const rounds = args.rounds > 1 ? { rounds: Object.fromEntries(perRound) } : {};
+  if (args.json) console.log(JSON.stringify({ machineBefore, machineAfter, argv, results, ...rounds }, null, 2));
   else console.log(`\n${machineAfter}`);
   if (args.svg !== null) {
     await writeFile(args.svg, renderSvg(groups, `tapeq bench — ${machineBefore}`));

@@ -29,19 +29,20 @@ type Validator = ValidateFunction & { (data: unknown, dataCxt?: unknown): boolea
 
 export interface LazyValidators {
   compiler: FastifySchemaCompiler<unknown>;
-  /** Compiles every validator not compiled yet; returns how many it compiled. */
-  compileAll(): number;
+  /** Compiles up to `max` validators no request has needed yet; returns how many it compiled.
+   *  A schema that does not compile throws, naming its route (and is not tried again here). */
+  compile(max?: number): number;
 }
 
 /**
  * A validator compiler for one fastify instance that compiles each route's schema with Ajv on the
- * route's first request, not when the route is registered: compiling the ~100 schemas of the API
- * up front cost about 150 ms of every server start. compileAll() compiles the rest at once (the
- * tests prove every schema compiles).
+ * route's first request, not when the route is registered: compiling the ~70 schemas of the API
+ * up front cost about 150 ms of every server start. compile() does the rest ahead of requests:
+ * the server does it one schema per event-loop turn once it listens, the tests all at once.
  */
 export function lazyValidators(): LazyValidators {
-  const pending = new Set<() => void>();
-  const compiler: FastifySchemaCompiler<unknown> = ({ schema, httpPart }) => {
+  const pending = new Set<() => ValidateFunction>();
+  const compiler: FastifySchemaCompiler<unknown> = ({ schema, httpPart, method, url }) => {
     const ajv = httpPart === 'body' ? bodyAjv : textAjv;
     let compiled: ValidateFunction | null = null;
     const validate = ((data: unknown, dataCxt?: unknown): boolean => {
@@ -51,12 +52,15 @@ export function lazyValidators(): LazyValidators {
       return ok;
     }) as Validator;
     const compile = (): ValidateFunction => {
-      if (compiled === null) {
+      if (compiled !== null) return compiled;
+      pending.delete(compile);
+      try {
         compiled = ajv.compile(schema as object);
-        pending.delete(compile);
-        // A plain property from now on: fastify reads it on every request.
-        Object.defineProperty(validate, 'schemaEnv', { value: compiled.schemaEnv, configurable: true });
+      } catch (error) {
+        throw new Error(`the ${httpPart ?? 'request'} schema of ${method} ${url} does not compile: ${(error as Error).message}`, { cause: error });
       }
+      // A plain property from now on: fastify reads it on every request.
+      Object.defineProperty(validate, 'schemaEnv', { value: compiled.schemaEnv, configurable: true });
       return compiled;
     };
     pending.add(compile);
@@ -67,9 +71,13 @@ export function lazyValidators(): LazyValidators {
   };
   return {
     compiler,
-    compileAll() {
-      const count = pending.size;
-      for (const compile of [...pending]) compile();
+    compile(max = Number.POSITIVE_INFINITY) {
+      let count = 0;
+      for (const compile of pending) {
+        if (count >= max) break;
+        count++;
+        compile();
+      }
       return count;
     },
   };

@@ -1,7 +1,8 @@
 // `tapeq bench --rounds N`: the rounds of a scenario merge into one report whose values are the
 // medians of the rounds, whose ratios are the medians of each round's own ratio (not the ratio
 // of two medians), whose targets are judged on that median, and whose notes list every round's
-// ratios. Rounds that measured different rows are not lined up.
+// ratios. Rows are matched by subject and measure, so a row missing from a round (a competitor
+// that failed once) costs only that row's round; unusable ratios are left out, not ranked.
 
 import t from 'tap';
 import { mergeRounds, versus, withRatio, type Row, type ScenarioReport } from '../../tools/bench-report.js';
@@ -45,12 +46,46 @@ t.test('versus-ratios-keep-their-wording', async (t) => {
   t.equal(merged.rows[1]?.target?.pass, true);
 });
 
-t.test('one-round-is-returned-as-it-is-and-rounds-that-differ-are-not-lined-up', async (t) => {
+t.test('one-round-is-returned-as-it-is', async (t) => {
   const one = round(1000, 500, 1);
   t.equal(mergeRounds([one]), one);
-  const short: ScenarioReport = { rows: [one.rows[0] as Row], notes: [] };
-  const merged = mergeRounds([one, short]);
-  t.equal(merged.rows.length, 1, 'the last round');
-  t.match(merged.notes.join('\n'), /different rows; this is the last round alone/);
   t.throws(() => mergeRounds([]));
+});
+
+t.test('a-row-missing-from-a-round-is-merged-over-the-rounds-that-have-it', async (t) => {
+  const full = (v: number): ScenarioReport => {
+    const tapeq: Row = { subject: 'tapeq', measure: 'push', value: 400, unit: 'jobs/s' };
+    return { rows: [tapeq, versus({ subject: 'bunqueue (memory)', measure: 'push', value: v, unit: 'jobs/s' }, tapeq, 1)], notes: ['n'] };
+  };
+  const failed: ScenarioReport = {
+    rows: [{ subject: 'tapeq', measure: 'push', value: 100, unit: 'jobs/s' }],
+    notes: ['n', 'bunqueue (memory): did not run'],
+  };
+  const merged = mergeRounds([full(100), failed, full(400)]);
+  t.equal(merged.rows.length, 2);
+  t.equal(merged.rows[0]?.value, 400, 'tapeq: the median of all three rounds');
+  t.equal(merged.rows[1]?.value, 250, 'bunqueue: the median of the two rounds it ran');
+  t.equal(merged.rows[1]?.ratio?.value, 2.5);
+  const notes = merged.notes.join('\n');
+  t.equal(merged.notes.filter((n) => n === 'n').length, 1, 'a note every round made is listed once');
+  t.match(notes, /bunqueue \(memory\): did not run/);
+  t.match(notes, /bunqueue \(memory\) \(push\): 4\.00, 1\.00 \(2 of 3 rounds\)/);
+  t.match(notes, /Rows not measured in every round: bunqueue \(memory\) \(push\): 2 of 3/);
+});
+
+t.test('rounds-without-a-usable-ratio-are-left-out-of-its-median', async (t) => {
+  const ref: Row = { subject: 'ref', measure: 'm', value: 100, unit: 'x' };
+  const tapeq = (value: number): Row => ({ subject: 'tapeq', measure: 'm', value, unit: 'x', errors: 0 });
+  const rounds: ScenarioReport[] = [
+    { rows: [ref, withRatio(tapeq(50), ref, 0.75)], notes: [] },
+    { rows: [ref, { ...tapeq(60), ratio: { value: Number.NaN, text: 'NaN× ref', template: '{x}× ref' } }], notes: [] },
+    { rows: [ref, tapeq(70)], notes: [] },
+    { rows: [ref, { ...withRatio(tapeq(90), ref, 0.75), errors: 2, errorDetail: '2 × 503' }], notes: [] },
+  ];
+  const merged = mergeRounds(rounds).rows[1];
+  t.equal(merged?.value, 65);
+  t.equal(merged?.ratio?.value, 0.7, 'the median of 0.50 and 0.90, the two usable ratios');
+  t.equal(merged?.target?.pass, false);
+  t.equal(merged?.errors, 2);
+  t.equal(merged?.errorDetail, 'round 4: 2 × 503');
 });

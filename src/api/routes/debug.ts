@@ -69,6 +69,13 @@ function memorySummary() {
   return { heapUsed, heapTotal, rss };
 }
 
+/** One object for every server: Ajv caches compiled schemas by the schema object. */
+const heapStatsQuery = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { snapshot: { type: 'boolean', default: false } },
+} as const;
+
 export function debugRoutes(app: FastifyInstance, { broker }: RouteDeps): void {
   const tags = ['debug'];
   const exempt = { auth: 'exempt' } as const;
@@ -92,11 +99,7 @@ export function debugRoutes(app: FastifyInstance, { broker }: RouteDeps): void {
       schema: {
         summary: 'Heap statistics; ?snapshot=true adds object counts by type from a heap snapshot',
         tags,
-        querystring: {
-          type: 'object',
-          additionalProperties: false,
-          properties: { snapshot: { type: 'boolean', default: false } },
-        },
+        querystring: heapStatsQuery,
       },
     },
     async (request) => {
