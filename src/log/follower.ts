@@ -59,8 +59,8 @@ async function readWholeFrames(segment: Segment, position: number, size: number,
   const fh = await segment.openRead();
   const records: LogRecord[] = [];
   let bad: LogError | null = null;
+  const cursor = new FrameCursor(fh, position, size);
   try {
-    const cursor = new FrameCursor(fh, position, size);
     let reader = createReader(cursor.buf);
     for (;;) {
       const status = cursor.next();
@@ -101,6 +101,7 @@ async function readWholeFrames(segment: Segment, position: number, size: number,
     }
     return { records, end: cursor.nextPosition, bad };
   } finally {
+    cursor.release();
     await fh.close();
   }
 }

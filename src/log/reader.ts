@@ -64,8 +64,17 @@ export async function* readBatches(
 
 async function* readSegment(segment: Segment, fh: FileHandle, from: number, to: number, batchRecords: number): AsyncGenerator<LogRecord[]> {
   const floor = segment.index.floorByOffset(from - segment.baseOffset);
-  let expected = segment.baseOffset + (floor?.relOffset ?? 0);
+  const expected = segment.baseOffset + (floor?.relOffset ?? 0);
   const cursor = new FrameCursor(fh, floor?.position ?? segmentHeaderBytes, segment.bytes);
+  try {
+    yield* readFrames(segment, cursor, expected, from, to, batchRecords);
+  } finally {
+    cursor.release();
+  }
+}
+
+async function* readFrames(segment: Segment, cursor: FrameCursor, first: number, from: number, to: number, batchRecords: number): AsyncGenerator<LogRecord[]> {
+  let expected = first;
   let reader = createReader(cursor.buf);
   const peek = { offset: 0, timestamp: 0 };
   let batch: LogRecord[] = [];
@@ -120,8 +129,8 @@ export async function offsetAtTimeIn(segment: Segment, ts: number, limit: number
   const entry = segment.index.lastBeforeTime(ts);
   let offset = segment.baseOffset + (entry?.relOffset ?? 0);
   const fh = await segment.openRead();
+  const cursor = new FrameCursor(fh, entry?.position ?? segmentHeaderBytes, segment.bytes);
   try {
-    const cursor = new FrameCursor(fh, entry?.position ?? segmentHeaderBytes, segment.bytes);
     const peek = { offset: 0, timestamp: 0 };
     while (offset < limit) {
       const status = cursor.next();
@@ -137,6 +146,7 @@ export async function offsetAtTimeIn(segment: Segment, ts: number, limit: number
     }
     return null;
   } finally {
+    cursor.release();
     await fh.close();
   }
 }

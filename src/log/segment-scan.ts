@@ -4,7 +4,7 @@
 //
 // No record is decoded: a frame costs a length read, its share of a bulk xxh32 pass
 // (FrameCursor), and a peek at the offset and timestamp varints (fields 1 and 2) for the gap
-// check and the indexes. Reads are scanChunkBytes, sequential.
+// check and the indexes. Reads are scanChunkBytes, sequential, the next one ahead (FrameCursor).
 
 import type { FileHandle } from 'node:fs/promises';
 import { peekOffsetTimestamp } from '../record/codec.js';
@@ -29,6 +29,14 @@ export interface ScanProblem {
  *  `segment` describes exactly the whole, valid frames before the problem. */
 export async function scanSegment(segment: Segment, fh: FileHandle, fileSize: number): Promise<ScanProblem | null> {
   const cursor = new FrameCursor(fh, segment.bytes, fileSize, scanChunkBytes);
+  try {
+    return await scanFrames(segment, cursor);
+  } finally {
+    cursor.release();
+  }
+}
+
+async function scanFrames(segment: Segment, cursor: FrameCursor): Promise<ScanProblem | null> {
   const peek = { offset: 0, timestamp: 0 };
   for (;;) {
     const status = cursor.next();
