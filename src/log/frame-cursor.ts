@@ -17,16 +17,17 @@
 // Read-ahead: from its second refill on (a sequential read, not a lookup of a few records), the
 // cursor reads the chunk after the one it hands out into a second buffer while the caller works
 // through the first, so a long read (a replay, a scan) waits on the disk only when decoding
-// outruns it. That buffer keeps room in front for the partial frame at the end of the current
-// chunk, copied there when the cursor moves on; a frame too big for that room, or a read-ahead
-// that came back short or failed, falls back to a plain read at the frame (which reports the
-// error, if any, itself).
+// outruns it. The partial frame at the end of the current chunk moves on with it: into room kept
+// in front of the next chunk when it is small, else together with that chunk into the cursor's
+// own buffer. A frame longer than the two, or a read-ahead that came back short or failed, is
+// read again by a plain read at the frame, which reports a lasting error itself (a read that
+// fails once and then succeeds is no error: the bytes are checksummed either way).
 //
 // Invariants: `position` is the file position of the frame just returned (or of the problem);
-// a frame is only reported cut ('partial-*') when the *file* ends inside it; a refill always
+// a frame is only reported cut ('partial-*') when the *file* ends inside it; a plain read always
 // loads at least one whole frame (bounded by recordBytesMax, checked before allocating).
-// Not re-entrant: one consumer, refill() calls never overlap; at most one read-ahead is in
-// flight, and only between refills.
+// Not re-entrant: one consumer, refill() calls never overlap; at most one read is in flight, and
+// a buffer being filled is never given back to the pool.
 
 import type { FileHandle } from 'node:fs/promises';
 import { recordBytesMax } from '../constants.js';
@@ -38,8 +39,9 @@ export const readChunkBytes = 1024 * 1024;
 const carryBytesMax = 64 * 1024;
 
 /** Read buffers given back by cursors that are done, by size: a replay or a scan opens a cursor
- *  per segment, and on a VM where the first touch of fresh memory costs ~3.5 ms per MiB, two
- *  new 4 MiB buffers per segment were a tenth of a scan. At most two of each size are kept. */
+ *  per segment, and on a VM where the first touch of fresh memory costs ~3.5 ms per MiB, fresh
+ *  buffers for every segment were a tenth of a scan. At most two of each size are kept (all
+ *  cursors of the log read readChunkBytes: about 2 MiB held for good). */
 const pool = new Map<number, Buffer[]>();
 const pooledPerSize = 2;
 
@@ -62,7 +64,7 @@ interface ReadAhead {
   /** File position of the chunk, right after the current one. */
   filePos: number;
   length: number;
-  /** Which of `wholes` it is read into, at carryBytesMax. */
+  /** Which read buffer it is read into, at carryBytesMax. */
   into: 0 | 1;
   /** Bytes read; never rejects (a failure reads as 0 bytes: the plain read then reports it). */
   read: Promise<number>;
@@ -81,11 +83,15 @@ export class FrameCursor {
   payloadStart = 0;
   payloadEnd = 0;
   private refills = 0;
-  /** The two read-ahead buffers (carryBytesMax + chunkBytes each), made on first use. */
-  private wholes: [Buffer, Buffer] | null = null;
-  /** Which of `wholes` holds `buf`, or -1 when `buf` is a buffer of its own. */
+  /** The two pooled read buffers (carryBytesMax + chunkBytes each), each taken on first use. */
+  private readonly wholes: [Buffer | null, Buffer | null] = [null, null];
+  /** Which read buffer holds `buf`, or -1 when `buf` is the cursor's own buffer. */
   private current: 0 | 1 | -1 = -1;
+  /** Which read buffer a read is filling, or -1. */
+  private filling: 0 | 1 | -1 = -1;
   private ahead: ReadAhead | null = null;
+  /** For what the read buffers cannot hold (a long frame); kept for the next one. */
+  private own: Buffer | null = null;
 
   constructor(
     private readonly fh: FileHandle,
@@ -141,25 +147,40 @@ export class FrameCursor {
     if (this.refills >= 2) this.readAhead();
   }
 
-  /** Moves on to the read-ahead chunk, the partial frame carried in front; false if it cannot. */
+  /** Moves on to the read-ahead chunk, the partial frame at the end of `buf` carried along;
+   *  false when the chunk cannot be used (a plain read at the frame follows). */
   private async takeAhead(): Promise<boolean> {
     const ahead = this.ahead;
-    this.ahead = null;
     if (ahead === null) return false;
     const got = await ahead.read;
-    const carried = this.bufFilePos + this.bufEnd - this.next_;
-    if (got !== ahead.length || ahead.filePos !== this.bufFilePos + this.bufEnd || carried < 0 || carried > carryBytesMax) {
-      return false;
+    this.ahead = null;
+    this.filling = -1;
+    const from = this.next_ - this.bufFilePos;
+    const carried = this.bufEnd - from;
+    if (got !== ahead.length || ahead.filePos !== this.bufFilePos + this.bufEnd || carried < 0) return false;
+    const chunk = this.whole(ahead.into);
+    if (carried <= carryBytesMax) {
+      const start = carryBytesMax - carried;
+      this.buf.copy(chunk, start, from, this.bufEnd);
+      this.moveTo(chunk.subarray(start, carryBytesMax + got), ahead.into, carried + got);
+      return true;
     }
-    const whole = (this.wholes as [Buffer, Buffer])[ahead.into];
-    const start = carryBytesMax - carried;
-    this.buf.copy(whole, start, this.next_ - this.bufFilePos, this.bufEnd);
-    this.buf = whole.subarray(start, carryBytesMax + got);
-    this.current = ahead.into;
-    this.bufFilePos = this.next_;
-    this.bufEnd = carried + got;
-    this.verifiedEnd = 0;
+    // A long partial frame: joined with the chunk in the cursor's own buffer if it ends in it.
+    if (carried >= frameHeaderBytes && frameHeaderBytes + readU32(this.buf, from) > carried + got) return false;
+    const joined = this.ownBuffer(carried + got);
+    this.buf.copy(joined, 0, from, this.bufEnd);
+    chunk.copy(joined, carried, carryBytesMax, carryBytesMax + got);
+    this.moveTo(joined, -1, carried + got);
     return true;
+  }
+
+  /** `buf` becomes `next`, holding `bytes` bytes from the next frame on. */
+  private moveTo(next: Buffer, current: 0 | 1 | -1, bytes: number): void {
+    this.buf = next;
+    this.current = current;
+    this.bufFilePos = this.next_;
+    this.bufEnd = bytes;
+    this.verifiedEnd = 0;
   }
 
   /** Starts reading the chunk after `buf` into the read buffer `buf` is not in. */
@@ -168,32 +189,40 @@ export class FrameCursor {
     const length = Math.min(this.chunkBytes, this.fileEnd - filePos);
     if (length <= 0) return;
     const into = this.current === 0 ? 1 : 0;
-    const target = this.buffers()[into].subarray(carryBytesMax, carryBytesMax + length);
-    const read = readFully(this.fh, target, length, filePos).catch(() => 0);
-    this.ahead = { filePos, length, into, read };
+    const target = this.whole(into).subarray(carryBytesMax, carryBytesMax + length);
+    this.filling = into;
+    this.ahead = { filePos, length, into, read: readFully(this.fh, target, length, filePos).catch(() => 0) };
   }
 
-  private buffers(): [Buffer, Buffer] {
-    const size = carryBytesMax + this.chunkBytes;
-    this.wholes ??= [takeBuffer(size), takeBuffer(size)];
-    return this.wholes;
+  private whole(i: 0 | 1): Buffer {
+    let buf = this.wholes[i];
+    if (buf === null) {
+      buf = takeBuffer(carryBytesMax + this.chunkBytes);
+      this.wholes[i] = buf;
+    }
+    return buf;
+  }
+
+  private ownBuffer(bytes: number): Buffer {
+    if (this.own === null || this.own.length < bytes) this.own = Buffer.allocUnsafe(bytes);
+    return this.own;
   }
 
   /** Gives the cursor's read buffers back for later cursors; the cursor must not be used after.
-   *  A buffer a read-ahead is still filling is left to the garbage collector instead. */
+   *  A buffer a read is still filling is left to the garbage collector instead. */
   release(): void {
-    const wholes = this.wholes;
-    this.wholes = null;
+    for (const i of [0, 1] as const) {
+      const buf = this.wholes[i];
+      this.wholes[i] = null;
+      if (buf !== null && i !== this.filling) giveBack(buf);
+    }
     this.buf = Buffer.alloc(0);
-    if (wholes === null) return;
-    const busy = this.ahead?.into;
+    this.own = null;
     this.ahead = null;
-    if (busy !== 0) giveBack(wholes[0]);
-    if (busy !== 1) giveBack(wholes[1]);
   }
 
-  /** A plain read at the next frame: into the read buffer `buf` is not in, or into a buffer of
-   *  its own for a frame too big for those. */
+  /** A plain read at the next frame: into the read buffer `buf` is not in, or into the cursor's
+   *  own buffer for a frame too long for those. */
   private async readAt(): Promise<void> {
     const want = Math.min(Math.max(this.chunkBytes, frameHeaderBytes + recordBytesMax), this.fileEnd - this.next_);
     const size = Math.min(this.chunkBytes, this.fileEnd - this.next_);
@@ -202,17 +231,13 @@ export class FrameCursor {
       const length = readU32(this.buf, this.next_ - this.bufFilePos);
       if (length <= recordBytesMax) need = Math.max(size, Math.min(want, frameHeaderBytes + length));
     }
-    if (need <= carryBytesMax + this.chunkBytes) {
-      const into = this.current === 0 ? 1 : 0;
-      this.buf = this.buffers()[into];
-      this.current = into;
-    } else {
-      this.buf = Buffer.allocUnsafe(need);
-      this.current = -1;
-    }
-    this.bufFilePos = this.next_;
-    this.verifiedEnd = 0;
-    this.bufEnd = await readFully(this.fh, this.buf, need, this.bufFilePos);
+    const into = this.current === 0 ? 1 : 0;
+    const fits = need <= carryBytesMax + this.chunkBytes;
+    const target = fits ? this.whole(into) : this.ownBuffer(need);
+    this.moveTo(target, fits ? into : -1, 0);
+    if (fits) this.filling = into;
+    this.bufEnd = await readFully(this.fh, target, need, this.bufFilePos);
+    this.filling = -1;
     if (this.bufEnd < need) {
       throw new Error(`short read at ${this.bufFilePos}: file shrank while being read`);
     }
