@@ -75,12 +75,7 @@ export class BenchRun {
 
   /** `make()` once per run under `key`; later calls share the first result. */
   once<T>(key: string, make: () => Promise<T>): Promise<T> {
-    let hit = this.cache.get(key) as Promise<T> | undefined;
-    if (hit === undefined) {
-      hit = make();
-      this.cache.set(key, hit);
-    }
-    return hit;
+    return memo(this.cache, key, make);
   }
 
   spec(workload: Workload, over: Partial<LoadSpec> = {}): LoadSpec {
@@ -154,13 +149,20 @@ export class BenchRun {
     });
   }
 
-  /** bunqueue, or the reason it cannot run here (installed once per run). */
+  /** bunqueue, or the reason it cannot run here (installed once for all the runs sharing `installs`). */
   bunqueue(): Promise<Bunqueue | Error> {
-    let installed = this.installs.get('bunqueue') as Promise<Bunqueue | Error> | undefined;
-    if (installed === undefined) {
-      installed = ensureBunqueue(this.opts.log).catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))));
-      this.installs.set('bunqueue', installed);
-    }
-    return installed;
+    return memo(this.installs, 'bunqueue', () =>
+      ensureBunqueue(this.opts.log).catch((err: unknown) => (err instanceof Error ? err : new Error(String(err)))),
+    );
   }
+}
+
+/** The promise `cache` holds under `key`, made by `make()` the first time. */
+function memo<T>(cache: Map<string, Promise<unknown>>, key: string, make: () => Promise<T>): Promise<T> {
+  let hit = cache.get(key) as Promise<T> | undefined;
+  if (hit === undefined) {
+    hit = make();
+    cache.set(key, hit);
+  }
+  return hit;
 }

@@ -60,9 +60,8 @@ function giveBack(buf: Buffer): void {
   if (kept.length < pooledPerSize) kept.push(buf);
 }
 
+/** The chunk right after `buf`, being read (nothing moves `buf` until the next refill takes it). */
 interface ReadAhead {
-  /** File position of the chunk, right after the current one. */
-  filePos: number;
   length: number;
   /** Which read buffer it is read into, at carryBytesMax. */
   into: 0 | 1;
@@ -157,7 +156,7 @@ export class FrameCursor {
     this.filling = -1;
     const from = this.next_ - this.bufFilePos;
     const carried = this.bufEnd - from;
-    if (got !== ahead.length || ahead.filePos !== this.bufFilePos + this.bufEnd || carried < 0) return false;
+    if (got !== ahead.length || carried < 0) return false;
     const chunk = this.whole(ahead.into);
     if (carried <= carryBytesMax) {
       const start = carryBytesMax - carried;
@@ -191,7 +190,7 @@ export class FrameCursor {
     const into = this.current === 0 ? 1 : 0;
     const target = this.whole(into).subarray(carryBytesMax, carryBytesMax + length);
     this.filling = into;
-    this.ahead = { filePos, length, into, read: readFully(this.fh, target, length, filePos).catch(() => 0) };
+    this.ahead = { length, into, read: readFully(this.fh, target, length, filePos).catch(() => 0) };
   }
 
   private whole(i: 0 | 1): Buffer {
