@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { rawFs } from './bench-log.js';
 import { ensureBunqueue, startBunqueue, type Bunqueue, type BunqueueMode } from './bench-bunqueue.js';
 import type { LoadSpec, Workload } from './bench-loadgen.js';
-import { runLoad, startRef, startTapeq, tempDir, type ServerProcess } from './bench-proc.js';
+import { firstTouchUsPerPage, runLoad, startRef, startTapeq, tempDir, type ServerProcess } from './bench-proc.js';
 import type { Row } from './bench-report.js';
 
 export interface BenchOptions {
@@ -146,6 +146,19 @@ export class BenchRun {
       } finally {
         await dir.remove();
       }
+    });
+  }
+
+  /** The memory ceiling for building a large state: the first write to a fresh 4 KiB page. */
+  freshMemory(): Promise<Row> {
+    return this.once('fresh-memory', async () => {
+      this.opts.log('bench: raw memory, first write to fresh pages');
+      return {
+        subject: 'raw memory',
+        measure: 'first write to fresh memory, one byte per 4 KiB page (64 MiB in a fresh process, median of 3)',
+        value: await firstTouchUsPerPage(),
+        unit: 'µs/page',
+      };
     });
   }
 

@@ -6,12 +6,13 @@
 // (utime + stime) of a server are read from /proc/<pid> (Linux), because the servers are separate
 // processes and the 2-core machine is shared: CPU seconds show who used the cores.
 
-import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, fork, spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { freePort } from '../test/fixtures/process.js';
 import type { LoadResult, LoadSpec } from './bench-loadgen.js';
 
@@ -60,6 +61,8 @@ export interface ServerProcess {
   rssMb(): number;
   /** CPU seconds (user + system) used so far. */
   cpuSeconds(): number;
+  /** Minor page faults so far, every thread of the process (first touches of fresh memory, mostly). */
+  minorFaults(): number;
   /** SIGTERM, then SIGKILL after `graceMs`; resolves once the process is gone. */
   stop(graceMs?: number): Promise<void>;
 }
@@ -117,6 +120,7 @@ export async function startServer(opts: StartOptions): Promise<ServerProcess> {
     peakRssMb: () => procStatusMb(pid, 'VmHWM'),
     rssMb: () => procStatusMb(pid, 'VmRSS'),
     cpuSeconds: () => procCpuSeconds(pid),
+    minorFaults: () => procStatField(pid, minorFaultsField),
     stop,
   };
 }
@@ -179,15 +183,45 @@ function procStatusMb(pid: number, field: 'VmHWM' | 'VmRSS'): number {
 /** Clock ticks per second for /proc/<pid>/stat; 100 on every Linux this runs on (USER_HZ). */
 const userHz = 100;
 
-function procCpuSeconds(pid: number): number {
+/** Fields of /proc/<pid>/stat as proc(5) numbers them (1-based): minflt, utime, stime. */
+const minorFaultsField = 10;
+const utimeField = 14;
+const stimeField = 15;
+
+/** Field `n` of /proc/<pid>/stat as a number; NaN once the process is gone. */
+function procStatField(pid: number, n: number): number {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    // The command name (field 2) is parenthesised and may hold spaces: count from after it.
     const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(rest[11]) + Number(rest[12])) / userHz;
+    return Number(rest[n - 3]);
   } catch {
     return Number.NaN;
   }
+}
+
+function procCpuSeconds(pid: number): number {
+  return (procStatField(pid, utimeField) + procStatField(pid, stimeField)) / userHz;
+}
+
+/** Writes one byte into each 4 KiB page of `mib` MiB never touched before, three times in a fresh
+ *  process (each time a new buffer): the median time per page. A process that builds a large
+ *  state pays this once per page of heap, arena and buffers it fills; on a VM whose host backs
+ *  guest memory lazily it is far above bare metal's fraction of a microsecond. */
+const firstTouchScript = `
+const bytes = Number(process.argv[1]) * 1048576;
+const us = [];
+for (let round = 0; round < 3; round++) {
+  const b = Buffer.allocUnsafeSlow(bytes);
+  const t = process.hrtime.bigint();
+  for (let i = 0; i < bytes; i += 4096) b[i] = 1;
+  us.push(Number(process.hrtime.bigint() - t) / 1000 / (bytes / 4096));
+}
+console.log(JSON.stringify(us.sort((a, b) => a - b)[1]));`;
+
+export async function firstTouchUsPerPage(mib = 64): Promise<number> {
+  const { stdout } = await promisify(execFile)(process.execPath, ['-e', firstTouchScript, String(mib)], { timeout: 120_000 });
+  return Number(JSON.parse(stdout));
 }
 
 /**

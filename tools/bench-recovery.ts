@@ -30,17 +30,19 @@ function loadedMs(server: ServerProcess): number {
   return match?.[1] === undefined ? Number.NaN : Number(match[1]);
 }
 
-async function timeToReady(run: BenchRun, dataDir: string, how: string): Promise<Row> {
+async function timeToReady(run: BenchRun, dataDir: string, how: string): Promise<{ row: Row; minorFaults: number }> {
   run.opts.log(`bench: tapeq — time to ready, ${how}`);
   const server = await startTapeq(dataDir, noSnapshots, [], 600_000);
   try {
-    return {
+    const minorFaults = server.minorFaults();
+    const row: Row = {
       subject: 'tapeq',
-      measure: `spawn → /ready 200, ${how} (server's own log open + load: ${loadedMs(server)} ms)`,
+      measure: `spawn → /ready 200, ${how} (server's own log open + load: ${loadedMs(server)} ms; ${minorFaults.toLocaleString('en-US')} minor page faults)`,
       value: server.readyMs,
       unit: 'ms',
       peakRssMb: server.peakRssMb(),
     };
+    return { row, minorFaults };
   } finally {
     await server.stop(30_000);
   }
@@ -72,16 +74,28 @@ export async function benchRecovery(run: BenchRun): Promise<ScenarioReport> {
       await readOnly.close();
     }
     const snapshot = await timeToReady(run, data.dir, `from a snapshot of ${jobs.toLocaleString('en-US')} jobs`);
-    const speedup = replay.value / snapshot.value;
+    const speedup = replay.row.value / snapshot.row.value;
+    const memory = await run.freshMemory();
     return {
-      rows: [baseline, replay, { ...snapshot, ratio: ratioOf(speedup, 'replay time ÷ this = {x}') }],
+      rows: [baseline.row, replay.row, { ...snapshot.row, ratio: ratioOf(speedup, 'replay time ÷ this = {x}') }, memory],
       notes: [
         'Time to ready includes starting Node and loading the code (the empty-data-dir row); the server\'s own state load time is in the measure column.',
+        faultNote(memory.value, [replay, snapshot]),
       ],
     };
   } finally {
     await data.remove();
   }
+}
+
+/** What the starts' minor page faults cost at the raw memory row's price per page. */
+function faultNote(usPerPage: number, starts: Array<{ row: Row; minorFaults: number }>): string {
+  const cost = starts.map((s) => `${((s.minorFaults * usPerPage) / 1e6).toFixed(2)} s of the ${(s.row.value / 1_000).toFixed(2)} s`).join(' and ');
+  return (
+    `Minor page faults are counted over every thread of the server until it is ready; nearly all are first writes to fresh memory ` +
+    `(the heap, the payload arena, read buffers). At this machine's ${usPerPage.toFixed(2)} µs per page (raw memory row) they are ` +
+    `${cost} starts (CPU time, spread over the server's threads, so not all of it on the wall clock).`
+  );
 }
 
 interface GcReply {

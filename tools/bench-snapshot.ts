@@ -7,7 +7,9 @@
 //     encode + write block by block + fsync + rename + prune);
 //   - load time (read + verify + decode straight into a State: loadNewestState) of that file;
 //   - exportState time (the image the digest hashes; snapshots no longer go through it);
-//   - full replay from offset 0 in records/s, for comparison.
+//   - full replay from offset 0 in records/s, for comparison;
+//   - the minor page faults of the load and the replay, and what a first write to a fresh page
+//     costs on this machine (most of those faults are such writes).
 // Wall times suffer on a loaded machine; the CPU seconds of this process are reported too.
 //
 // Run: npx tsc -p . && node build/tools/bench-snapshot.js [jobs]   (default 1,000,000)
@@ -25,6 +27,7 @@ import { loadState } from '../src/snapshot/recover-state.js';
 import { Snapshotter } from '../src/snapshot/snapshotter.js';
 import { loadNewestState, writeStateSnapshot } from '../src/snapshot/store.js';
 import { plainSpec } from '../test/fixtures/records.js';
+import { firstTouchUsPerPage } from './bench-proc.js';
 
 export interface SnapshotBenchResult {
   jobs: number;
@@ -38,19 +41,25 @@ export interface SnapshotBenchResult {
   writeCpuMs: number;
   loadMs: number;
   loadCpuMs: number;
+  loadMinorFaults: number;
   fullReplayMs: number;
   fullReplayCpuMs: number;
+  fullReplayMinorFaults: number;
   fullReplayRecordsPerSec: number;
   fullReplayRecordsPerCpuSec: number;
+  /** The first write to a fresh 4 KiB page, in a fresh process (bench-proc.ts firstTouchUsPerPage). */
+  firstTouchUsPerPage: number;
 }
 
-/** Wall and CPU milliseconds of `run`. */
-async function timed<T>(run: () => Promise<T> | T): Promise<{ value: T; ms: number; cpuMs: number }> {
+/** Wall and CPU milliseconds of `run`, and the minor page faults of this process meanwhile. */
+async function timed<T>(run: () => Promise<T> | T): Promise<{ value: T; ms: number; cpuMs: number; minorFaults: number }> {
   const cpu = process.cpuUsage();
+  const faults = process.resourceUsage().minorPageFault;
   const started = performance.now();
   const value = await run();
+  const ms = performance.now() - started;
   const used = process.cpuUsage(cpu);
-  return { value, ms: performance.now() - started, cpuMs: (used.user + used.system) / 1_000 };
+  return { value, ms, cpuMs: (used.user + used.system) / 1_000, minorFaults: process.resourceUsage().minorPageFault - faults };
 }
 
 /** Longest event-loop pause over `ms` with nothing else running. */
@@ -111,7 +120,7 @@ async function replayExportWrite(log: Log, root: string) {
   const exported = await timed(() => exportState(state).jobs.length);
   const write = await timed(() => writeStateSnapshot(join(root, 'written'), state));
   return {
-    replay: { ms: replay.ms, cpuMs: replay.cpuMs, replayed: replay.value.replayed },
+    replay: { ms: replay.ms, cpuMs: replay.cpuMs, minorFaults: replay.minorFaults, replayed: replay.value.replayed },
     exported: { ms: exported.ms },
     write: { ms: write.ms, cpuMs: write.cpuMs },
     snapshotBytes: (await stat(write.value)).size,
@@ -143,10 +152,13 @@ export async function benchSnapshot(jobs = 1_000_000): Promise<SnapshotBenchResu
       writeCpuMs: Math.round(write.cpuMs),
       loadMs: Math.round(load.ms),
       loadCpuMs: Math.round(load.cpuMs),
+      loadMinorFaults: load.minorFaults,
       fullReplayMs: Math.round(replay.ms),
       fullReplayCpuMs: Math.round(replay.cpuMs),
+      fullReplayMinorFaults: replay.minorFaults,
       fullReplayRecordsPerSec: Math.round(replay.replayed / (replay.ms / 1_000)),
       fullReplayRecordsPerCpuSec: Math.round(replay.replayed / (replay.cpuMs / 1_000)),
+      firstTouchUsPerPage: Math.round((await firstTouchUsPerPage()) * 100) / 100,
     };
   } finally {
     await log.close();

@@ -25,11 +25,17 @@ t.test('workers-beside-direct-calls', longOnly, async (t) => {
   checkReport(t, await benchWorkersReport(run, 200), ['direct calls', 'tapeq']);
 });
 
-t.test('recovery-replay-and-snapshot-reach-ready', async (t) => {
+t.test('recovery-replay-and-snapshot-reach-ready-with-their-page-faults-priced', async (t) => {
   const report = await benchRecovery(run);
-  checkReport(t, report, ['tapeq', 'tapeq', 'tapeq']);
-  t.match(report.rows[1]?.measure ?? '', /full replay of 500 jobs \(server's own log open \+ load: \d+ ms\)/);
+  checkReport(t, report, ['tapeq', 'tapeq', 'tapeq', 'raw memory']);
+  t.match(report.rows[1]?.measure ?? '', /full replay of 500 jobs \(server's own log open \+ load: \d+ ms; [\d,]+ minor page faults\)/);
   t.match(report.rows[2]?.measure ?? '', /from a snapshot of 500 jobs/);
+  const faults = /; ([\d,]+) minor page faults/.exec(report.rows[2]?.measure ?? '')?.[1] ?? '0';
+  t.ok(Number(faults.replaceAll(',', '')) > 1_000, 'a Node process faults in thousands of pages before it is ready');
+  const memory = report.rows[3];
+  t.equal(memory?.unit, 'µs/page');
+  t.ok((memory?.value ?? 0) > 0 && (memory?.value ?? 0) < 1_000, 'a first write to a fresh page is priced in microseconds');
+  t.match(report.notes[1] ?? '', /^Minor page faults .* µs per page .* s of the [\d.]+ s and [\d.]+ s of the [\d.]+ s starts/);
 });
 
 t.test('memory-after-gc-with-waiting-jobs', longOnly, async (t) => {
