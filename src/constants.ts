@@ -16,8 +16,11 @@ export const segmentBytesMin = 4 * KiB;
 export const recordBytesMax = 4 * MiB;
 /** Bytes of log between two sparse index entries. */
 export const indexIntervalBytes = 4 * KiB;
-/** How many recently appended records the log keeps decoded in memory for tail readers. */
-export const tailRingRecords = 65_536;
+/** The recently appended records the log keeps decoded in memory for tail readers: at most this
+ *  many, and at most tailRingBytes of them as encoded (a record's heap is ~2.5× its encoded bytes
+ *  when small, ~1× when its data dominates). Older records are read from the segments. */
+export const tailRingRecords = 16_384;
+export const tailRingBytes = 16 * MiB;
 /** Default group-commit policy and interval (LOG_SYNC, LOG_SYNC_INTERVAL_MS). */
 export const logSyncDefault = 'always' as const;
 export const logSyncIntervalMsDefault = 5;

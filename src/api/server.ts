@@ -89,7 +89,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   registerCors(app, config);
   await registerOpenApi(app);
 
-  const routeDeps: RouteDeps = { broker, config, latency: createLatencyMetrics()};
+  const routeDeps: RouteDeps = { broker, config, latency: createLatencyMetrics() };
   jobRoutes(app, routeDeps);
   jobActionRoutes(app, routeDeps);
   jobUpdateRoutes(app, routeDeps);

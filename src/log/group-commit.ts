@@ -52,8 +52,9 @@ export interface GroupCommitOptions {
   sync: SyncPolicy;
   syncIntervalMs: number;
   hooks: FsHooks;
-  /** Called once per round with the records that just became durable, in order. */
-  onDurable: (records: LogRecord[], durableOffset: number) => void;
+  /** Called once per round with the records that just became durable, in order, and the size of
+   *  each one's frame in the segment. */
+  onDurable: (records: LogRecord[], frameBytes: number[], durableOffset: number) => void;
   /** Called once when the log enters the failed state. */
   onFailed: (err: LogError) => void;
 }
@@ -89,8 +90,9 @@ export class GroupCommit {
   private running: Promise<void> | null = null;
   private syncDue = false;
   private timer: NodeJS.Timeout | null = null;
-  /** Records written but not yet durable ('always' keeps them until the sync). */
+  /** Records written but not yet durable ('always' keeps them until the sync), and their frames' sizes. */
   private unsynced: LogRecord[] = [];
+  private unsyncedBytes: number[] = [];
 
   constructor(private readonly o: GroupCommitOptions) {
     const active = this.active;
@@ -258,10 +260,12 @@ export class GroupCommit {
 
   /** Bookkeeping once a chunk is in the file: index entries, written offset, acks ('interval'). */
   private written(active: Segment, start: number, position: number, frameEnds: number[], records: LogRecord[], first: number, count: number): void {
+    const frameBytes = new Array<number>(count);
     let frameStart = start;
     for (let i = first; i < first + count; i++) {
       const record = records[i] as LogRecord;
       const frameEnd = frameEnds[i] as number;
+      frameBytes[i - first] = frameEnd - frameStart;
       active.noteRecord(record.offset, record.timestamp, position + frameStart - start, frameEnd - frameStart);
       frameStart = frameEnd;
     }
@@ -269,11 +273,12 @@ export class GroupCommit {
     const written = first === 0 && count === records.length ? records : records.slice(first, first + count);
     if (this.o.sync === 'always') {
       this.unsynced = written;
+      this.unsyncedBytes = frameBytes;
       return;
     }
     this.release();
     this.scheduleSync();
-    this.o.onDurable(written, this.writtenOffset);
+    this.o.onDurable(written, frameBytes, this.writtenOffset);
   }
 
   private async syncRound(): Promise<void> {
@@ -296,8 +301,10 @@ export class GroupCommit {
     this.release();
     if (this.o.sync === 'always') {
       const records = this.unsynced;
+      const frameBytes = this.unsyncedBytes;
       this.unsynced = [];
-      this.o.onDurable(records, this.syncedOffset);
+      this.unsyncedBytes = [];
+      this.o.onDurable(records, frameBytes, this.syncedOffset);
     }
   }
 

@@ -4,7 +4,7 @@
 //   recovery.ts     open: scan, cut torn tail, refuse (or quarantine) corruption and gaps
 //   group-commit.ts append → one write + one fdatasync per round; failure is final
 //   reader.ts       indexed, verified reads from disk, in batches
-//   ring.ts         the last tailRingRecords durable records, in memory
+//   ring.ts         the latest durable records in memory (tailRingRecords, tailRingBytes)
 //   tail.ts         follow the log from an offset
 //
 // Invariants: offsets are gap-free from firstOffset to nextOffset; durableOffset <= nextOffset;
@@ -14,7 +14,7 @@
 
 import { mkdir, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { logSyncIntervalMsDefault, segmentBytesDefault, segmentBytesMin, tailRingRecords } from '../constants.js';
+import { logSyncIntervalMsDefault, segmentBytesDefault, segmentBytesMin, tailRingBytes, tailRingRecords } from '../constants.js';
 import type { LogRecord, RecordDraft } from '../record/types.js';
 import { initChecksum } from './checksum.js';
 import { LogError } from './errors.js';
@@ -42,8 +42,10 @@ export interface LogOptions {
   readOnly?: boolean;
   logger?: (line: string) => void;
   fsHooks?: FsHooks;
-  /** Records kept decoded in memory for tail readers (default tailRingRecords). */
+  /** Records kept decoded in memory for tail readers: at most ringRecords (default tailRingRecords)… */
   ringRecords?: number;
+  /** …and at most ringBytes of them encoded (default tailRingBytes). */
+  ringBytes?: number;
   /** Verify sealed segments in a worker thread, so the caller can work while open() runs. */
   sealedInWorker?: boolean;
   /** What an earlier open of this log found (sealedScanResults()): those segments are not read. */
@@ -70,13 +72,13 @@ export class Log {
   private wakers: Array<() => void> = [];
   private closed = false;
 
-  private constructor(dir: string, logId: string, report: OpenReport, segments: Segment[], commit: GroupCommit | null, ringRecords: number) {
+  private constructor(dir: string, logId: string, report: OpenReport, segments: Segment[], commit: GroupCommit | null, ring: { records: number; bytes: number }) {
     this.dir = dir;
     this.logId = logId;
     this.openReport = report;
     this.segmentList = segments;
     this.commit = commit;
-    this.ring = new RecordRing<LogRecord>(ringRecords, this.nextOffset);
+    this.ring = new RecordRing<LogRecord>(ring.records, ring.bytes, this.nextOffset);
   }
 
   static async open(opts: LogOptions): Promise<Log> {
@@ -106,11 +108,14 @@ export class Log {
           sync: opts.sync ?? 'always',
           syncIntervalMs: opts.syncIntervalMs ?? logSyncIntervalMsDefault,
           hooks: opts.fsHooks ?? {},
-          onDurable: (records, durableOffset) => log?.committed(records, durableOffset),
+          onDurable: (records, frameBytes, durableOffset) => log?.committed(records, frameBytes, durableOffset),
           onFailed: () => log?.wakeTails(),
         });
     await commit?.openActive();
-    log = new Log(opts.dir, loaded.logId, loaded.report, loaded.segments, commit, opts.ringRecords ?? tailRingRecords);
+    log = new Log(opts.dir, loaded.logId, loaded.report, loaded.segments, commit, {
+      records: opts.ringRecords ?? tailRingRecords,
+      bytes: opts.ringBytes ?? tailRingBytes,
+    });
     return log;
   }
 
@@ -124,6 +129,11 @@ export class Log {
 
   get durableOffset(): number {
     return this.commit?.durableOffset ?? this.activeSegment.nextOffset;
+  }
+
+  /** What the tail ring holds: records [fromOffset, durableOffset) and their encoded bytes. */
+  get tailRing(): { fromOffset: number; records: number; bytes: number } {
+    return { fromOffset: this.ring.startOffset, records: this.ring.count, bytes: this.ring.bytes };
   }
 
   get failed(): LogError | null {
@@ -140,8 +150,8 @@ export class Log {
     return this.commit.append(drafts, opts?.durable === true);
   }
 
-  private committed(records: LogRecord[], durableOffset: number): void {
-    this.ring.push(records);
+  private committed(records: LogRecord[], frameBytes: number[], durableOffset: number): void {
+    this.ring.push(records, frameBytes);
     this.wakeTails();
     for (const listener of this.listeners) listener(durableOffset);
   }

@@ -65,3 +65,30 @@ t.test('gc-compacts-the-heap-and-reports-the-memory-it-leaves', async (t) => {
   t.equal(stats.payloads.liveBytes, dataBytes, 'the payload arena holds exactly the jobs\' data, each after a 2-byte length');
   t.ok(stats.payloads.heldBytes >= dataBytes && stats.payloads.heldBytes <= dataBytes + 2 * 1_048_576, `in ${stats.payloads.heldBytes} bytes of chunks`);
 });
+
+t.test('large-jobs-leave-no-heap-behind-once-they-are-gone', async (t) => {
+  const data = await tempDataDir();
+  t.teardown(data.remove);
+  const tapeq = await startTapeq(data.dir, {}, { nodeArgs: ['--expose-gc'] });
+  t.teardown(() => tapeq.kill('SIGKILL'));
+  const heapUsedAfterGc = async (): Promise<number> => {
+    const res = await fetch(`${tapeq.url}/gc`, { method: 'POST' });
+    return ((await res.json()) as { after: { heapUsed: number } }).after.heapUsed;
+  };
+  const empty = await heapUsedAfterGc();
+  // 200 jobs of 256 KiB: 50 MB of data, far above the log's in-memory tail budget (16 MiB).
+  const job = JSON.stringify({ data: { blob: 'x'.repeat(256 * 1024 - 20) } });
+  const refused: number[] = [];
+  for (let i = 0; i < 200; i++) {
+    const res = await fetch(`${tapeq.url}/queues/big/jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: job });
+    if (res.status !== 200) refused.push(res.status);
+    await res.arrayBuffer();
+  }
+  t.same(refused, [], 'every push accepted');
+  const held = await heapUsedAfterGc();
+  t.ok(held - empty >= 40, `the waiting jobs hold their data: ${empty} → ${held} MB`);
+  const obliterate = await fetch(`${tapeq.url}/queues/big/obliterate`, { method: 'POST' });
+  t.equal(obliterate.status, 200);
+  const left = await heapUsedAfterGc();
+  t.ok(left - empty <= 25, `once they are gone at most the tail budget stays: ${empty} → ${left} MB`);
+});

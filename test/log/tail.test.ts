@@ -65,3 +65,22 @@ t.test('tail-is-bounded-a-slow-consumer-reads-older-records-from-disk', async (t
   tail.close();
   await log.close();
 });
+
+t.test('large-records-leave-the-ring-by-bytes-and-are-read-back-from-disk', async (t) => {
+  const dir = await tempDir(t);
+  const { log } = await openLog({ dir, ringBytes: 256 * 1024 });
+  const big = drafts(0, 20);
+  for (const d of big) if (d.body.type === 'pushed') d.body.job.data = JSON.stringify('x'.repeat(64 * 1024));
+  await log.append(big).durable;
+  const ring = log.tailRing;
+  t.ok(ring.records >= 1 && ring.records <= 4, `the ring holds ${ring.records} of the 64 KiB records`);
+  t.ok(ring.bytes <= 256 * 1024, `${ring.bytes} encoded bytes held`);
+  t.equal(ring.fromOffset, 20 - ring.records, 'the newest ones');
+  const read: string[] = [];
+  for await (const r of log.read(0)) if (r.body.type === 'pushed') read.push(r.body.job.data);
+  t.equal(read.length, 20, 'the evicted ones come from the segment');
+  t.ok(read.every((d) => d.length === 64 * 1024 + 2), 'whole');
+  await log.append(drafts(20, 100)).durable;
+  t.ok(log.tailRing.records > 4, 'small records fill the ring again');
+  await log.close();
+});

@@ -8,5 +8,4 @@ export interface RouteDeps {
   broker: BrokerApi;
   config: Config;
   latency: LatencyMetrics;
-  
 }
