@@ -25,6 +25,8 @@ export interface Config {
   historyRetentionMs: number;
   archiveDir: string | null;
   lockMs: number;
+  /** V8's --heap-growing-percent for `tapeq serve`; 0 = V8's own heuristic. */
+  heapGrowingPercent: number;
 }
 
 export class ConfigError extends Error {
@@ -55,6 +57,11 @@ export const ENV_VARIABLES: ReadonlyArray<{ name: string; default: string; descr
   { name: 'HISTORY_RETENTION_MS', default: String(C.historyRetentionMsDefault), description: 'Keep segments at least this long' },
   { name: 'ARCHIVE_DIR', default: '(none)', description: 'Move expired segments here instead of deleting them' },
   { name: 'LOCK_MS', default: String(C.lockMsDefault), description: 'Lock held by a pull before the job counts as stalled' },
+  {
+    name: 'HEAP_GROWING_PERCENT',
+    default: String(C.heapGrowingPercentDefault),
+    description: 'How far (%) the JS heap may grow past its live size before a full GC; 0 = V8 decides (less GC, more RSS)',
+  },
 ];
 
 type Env = Record<string, string | undefined>;
@@ -119,6 +126,7 @@ export function loadConfig(env: Env = process.env): Config {
     historyRetentionMs: int('HISTORY_RETENTION_MS', C.historyRetentionMsDefault, 0),
     archiveDir: env.ARCHIVE_DIR && env.ARCHIVE_DIR.length > 0 ? env.ARCHIVE_DIR : null,
     lockMs: int('LOCK_MS', C.lockMsDefault, 1, C.lockMsMax),
+    heapGrowingPercent: int('HEAP_GROWING_PERCENT', C.heapGrowingPercentDefault, 0, C.heapGrowingPercentMax),
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return config;

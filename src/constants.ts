@@ -58,6 +58,12 @@ export const maxAttemptsDefault = 3;
 export const backoffMsDefault = 1_000;
 /** Lock held by a pull before the job counts as stalled. */
 export const lockMsDefault = 30_000;
+/** How far V8 lets the old generation grow past the live heap before its next full GC
+ *  (HEAP_GROWING_PERCENT; 0 leaves V8's own factor, which reaches 1.5–4× on a large heap).
+ *  30: a server filled with 1,000,000 jobs holds 551–582 MB right after the fill instead of
+ *  771–885 MB (about 510 MB after a full GC either way). */
+export const heapGrowingPercentDefault = 30;
+export const heapGrowingPercentMax = 300;
 export const lockMsMax = 24 * 60 * 60 * 1_000;
 /** Stalls allowed before a job fails (BullMQ's maxStalledCount). */
 export const maxStalledDefault = 1;

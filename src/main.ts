@@ -9,6 +9,7 @@
 // retention, push workers or real-time streams (they would show records past the point).
 
 import { join } from 'node:path';
+import { setFlagsFromString } from 'node:v8';
 import type { FastifyInstance } from 'fastify';
 import { buildServer } from './api/server.js';
 import { realtimePlugin } from './api/realtime/index.js';
@@ -219,8 +220,10 @@ function warnIfExposed(config: Config, logger: (line: string) => void): void {
   }
 }
 
-/** Runs `serve` until SIGTERM/SIGINT; a second signal exits at once. */
+/** Runs `serve` until SIGTERM/SIGINT; a second signal exits at once. The process is the server's
+ *  own, so its V8 heap growth is set here (HEAP_GROWING_PERCENT), before the state is loaded. */
 export async function serveUntilSignalled(config: Config, options: ServeOptions = {}): Promise<void> {
+  if (config.heapGrowingPercent > 0) setFlagsFromString(`--heap-growing-percent=${config.heapGrowingPercent}`);
   const running = await serve(config, options);
   const logger = options.logger ?? ((line: string) => console.error(line));
   logger(`tapeq: listening on http://${config.host}:${running.port} (data in ${config.dataDir})`);

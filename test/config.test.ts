@@ -27,6 +27,15 @@ t.test('every-problem-is-reported-together', async (t) => {
   t.match(error.message, /METRICS_AUTH/);
 });
 
+t.test('heap-growing-percent-defaults-to-30-and-takes-0-to-300', async (t) => {
+  t.equal(loadConfig({}).heapGrowingPercent, 30);
+  t.equal(loadConfig({ HEAP_GROWING_PERCENT: '0' }).heapGrowingPercent, 0, '0 leaves the factor to V8');
+  t.equal(loadConfig({ HEAP_GROWING_PERCENT: '300' }).heapGrowingPercent, 300);
+  for (const bad of ['-1', '301', '12.5', 'lots']) {
+    t.throws(() => loadConfig({ HEAP_GROWING_PERCENT: bad }), { message: new RegExp(`HEAP_GROWING_PERCENT must be an integer from 0 to 300 \\(got "${bad}"\\)`) });
+  }
+});
+
 t.test('auth-tokens-are-split-and-trimmed', async (t) => {
   t.same(loadConfig({ AUTH_TOKENS: ' a, b ,,c ' }).authTokens, ['a', 'b', 'c']);
 });

@@ -12,6 +12,7 @@
 import { mkdir } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
+import { heapGrowingPercentDefault } from '../src/constants.js';
 import { Log } from '../src/log/log.js';
 import { dataPaths } from '../src/main.js';
 import { loadState } from '../src/snapshot/recover-state.js';
@@ -164,7 +165,7 @@ export async function benchMemory(run: BenchRun): Promise<ScenarioReport> {
       rows,
       notes: [
         `POST /gc runs a full GC that compacts the whole heap and returns once the freed pages are back with the OS (server started with --expose-gc: ${empty.ok ? 'yes' : 'no, RSS is without GC'}); RSS read from /proc/<pid>/status.`,
-        'Before POST /gc the heap still holds the half-empty pages the fill left behind (request bodies and records that outlived a young-generation GC); V8 compacts them only gradually on its own, which the idle row shows.',
+        `Before POST /gc the heap also holds the garbage the fill left in the old generation since V8's last full GC (request bodies and records that outlived a young-generation GC): at most HEAP_GROWING_PERCENT (${process.env.HEAP_GROWING_PERCENT ?? heapGrowingPercentDefault} here) past the live heap, and V8 compacts what stays half-empty only gradually, which the idle row shows.`,
       ],
     };
   } finally {
