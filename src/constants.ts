@@ -60,7 +60,7 @@ export const backoffMsDefault = 1_000;
 export const lockMsDefault = 30_000;
 /** How far V8 lets the old generation grow past the live heap before its next full GC
  *  (HEAP_GROWING_PERCENT; 0 leaves V8's own factor, which reaches 1.5–4× on a large heap).
- *  30: a server filled with 1,000,000 jobs holds 551–582 MB right after the fill instead of
+ *  30: a server filled with 1,000,000 jobs holds 572–582 MB right after the fill instead of
  *  771–885 MB (about 510 MB after a full GC either way). */
 export const heapGrowingPercentDefault = 30;
 export const heapGrowingPercentMax = 300;
