@@ -58,12 +58,6 @@ export const maxAttemptsDefault = 3;
 export const backoffMsDefault = 1_000;
 /** Lock held by a pull before the job counts as stalled. */
 export const lockMsDefault = 30_000;
-/** How far V8 lets the old generation grow past the live heap before its next full GC
- *  (HEAP_GROWING_PERCENT; 0 leaves V8's own factor, which reaches 1.5–4× on a large heap).
- *  30: a server filled with 1,000,000 jobs holds 572–582 MB right after the fill instead of
- *  771–885 MB (about 510 MB after a full GC either way). */
-export const heapGrowingPercentDefault = 30;
-export const heapGrowingPercentMax = 300;
 export const lockMsMax = 24 * 60 * 60 * 1_000;
 /** Stalls allowed before a job fails (BullMQ's maxStalledCount). */
 export const maxStalledDefault = 1;
@@ -77,6 +71,12 @@ export const durationMsMax = 10 * 365 * 24 * 60 * 60 * 1_000;
 export const idsPerRecordMax = 1_000;
 /** Longest `POST /gc` waits after its compaction for the RSS to stop falling. */
 export const gcSettleMsMax = 3_000;
+/** How far V8 lets the old generation grow past the live heap before its next full GC
+ *  (HEAP_GROWING_PERCENT; 0 leaves V8's own factor, which reaches 1.5–4× on a large heap).
+ *  30: a server filled with 1,000,000 jobs holds 572–582 MB right after the fill instead of
+ *  771–885 MB (about 510 MB after a full GC either way). */
+export const heapGrowingPercentDefault = 30;
+export const heapGrowingPercentMax = 300;
 
 // ── Snapshots and retention ────────────────────────────────────────────────────────────────
 export const snapshotEveryRecordsDefault = 1_000_000;
