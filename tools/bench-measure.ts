@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { rawFs } from './bench-log.js';
 import { ensureBunqueue, startBunqueue, type Bunqueue, type BunqueueMode } from './bench-bunqueue.js';
 import type { LoadSpec, Workload } from './bench-loadgen.js';
-import { firstTouchUsPerPage, runLoad, startRef, startTapeq, tempDir, type ServerProcess } from './bench-proc.js';
+import { firstTouchUsPerFault, runLoad, startRef, startTapeq, tempDir, type ServerProcess } from './bench-proc.js';
 import type { Row } from './bench-report.js';
 
 export interface BenchOptions {
@@ -155,9 +155,9 @@ export class BenchRun {
       this.opts.log('bench: raw memory, first write to fresh pages');
       return {
         subject: 'raw memory',
-        measure: 'first write to fresh memory, one byte per 4 KiB page (64 MiB in a fresh process, median of 3)',
-        value: await firstTouchUsPerPage(),
-        unit: 'µs/page',
+        measure: 'first write to fresh memory, one byte per 4 KiB page (64 MiB in a fresh process, median of 3): wall time per minor page fault',
+        value: await firstTouchUsPerFault(),
+        unit: 'µs/fault',
       };
     });
   }

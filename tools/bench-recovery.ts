@@ -12,7 +12,7 @@
 import { mkdir } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
-import { heapGrowingPercentDefault } from '../src/constants.js';
+import { loadConfig } from '../src/config.js';
 import { Log } from '../src/log/log.js';
 import { dataPaths } from '../src/main.js';
 import { loadState } from '../src/snapshot/recover-state.js';
@@ -89,14 +89,23 @@ export async function benchRecovery(run: BenchRun): Promise<ScenarioReport> {
   }
 }
 
-/** What the starts' minor page faults cost at the raw memory row's price per page. */
-function faultNote(usPerPage: number, starts: Array<{ row: Row; minorFaults: number }>): string {
-  const cost = starts.map((s) => `${((s.minorFaults * usPerPage) / 1e6).toFixed(2)} s of the ${(s.row.value / 1_000).toFixed(2)} s`).join(' and ');
+/** What the starts' minor page faults cost at the raw memory row's price per fault. */
+function faultNote(usPerFault: number, starts: Array<{ row: Row; minorFaults: number }>): string {
+  const cost = starts.map((s) => `${((s.minorFaults * usPerFault) / 1e6).toFixed(2)} s of the ${(s.row.value / 1_000).toFixed(2)} s`).join(' and ');
   return (
-    `Minor page faults are counted over every thread of the server until it is ready; nearly all are first writes to fresh memory ` +
-    `(the heap, the payload arena, read buffers). At this machine's ${usPerPage.toFixed(2)} µs per page (raw memory row) they are ` +
-    `${cost} starts (CPU time, spread over the server's threads, so not all of it on the wall clock).`
+    `Minor page faults are counted over every thread of the server until it is ready; most are first writes to fresh memory ` +
+    `(the heap, the payload arena, read buffers). At this run's ${usPerFault.toFixed(2)} µs per fault (raw memory row; it varies ` +
+    `from run to run on a shared machine) they come to about ${cost} starts, spread over the server's threads, so not all of ` +
+    `it on the wall clock.`
   );
+}
+
+/** How far the server under test let its old generation grow (its HEAP_GROWING_PERCENT). */
+function heapGrowthText(): string {
+  const percent = loadConfig(process.env).heapGrowingPercent;
+  return percent === 0
+    ? 'HEAP_GROWING_PERCENT=0 here, so V8 picks how far the old generation grows past the live heap (up to 4×)'
+    : `at most HEAP_GROWING_PERCENT (${percent}% here) past the live heap`;
 }
 
 interface GcReply {
@@ -165,7 +174,7 @@ export async function benchMemory(run: BenchRun): Promise<ScenarioReport> {
       rows,
       notes: [
         `POST /gc runs a full GC that compacts the whole heap and returns once the freed pages are back with the OS (server started with --expose-gc: ${empty.ok ? 'yes' : 'no, RSS is without GC'}); RSS read from /proc/<pid>/status.`,
-        `Before POST /gc the heap also holds the garbage the fill left in the old generation since V8's last full GC (request bodies and records that outlived a young-generation GC): at most HEAP_GROWING_PERCENT (${process.env.HEAP_GROWING_PERCENT ?? heapGrowingPercentDefault} here) past the live heap, and V8 compacts what stays half-empty only gradually, which the idle row shows.`,
+        `Before POST /gc the heap also holds the garbage the fill left in the old generation since V8's last full GC (request bodies and records that outlived a young-generation GC): ${heapGrowthText()}; V8 compacts what stays half-empty only gradually, which the idle row shows.`,
       ],
     };
   } finally {

@@ -27,7 +27,7 @@ import { loadState } from '../src/snapshot/recover-state.js';
 import { Snapshotter } from '../src/snapshot/snapshotter.js';
 import { loadNewestState, writeStateSnapshot } from '../src/snapshot/store.js';
 import { plainSpec } from '../test/fixtures/records.js';
-import { firstTouchUsPerPage } from './bench-proc.js';
+import { firstTouchUsPerFault } from './bench-proc.js';
 
 export interface SnapshotBenchResult {
   jobs: number;
@@ -47,8 +47,8 @@ export interface SnapshotBenchResult {
   fullReplayMinorFaults: number;
   fullReplayRecordsPerSec: number;
   fullReplayRecordsPerCpuSec: number;
-  /** The first write to a fresh 4 KiB page, in a fresh process (bench-proc.ts firstTouchUsPerPage). */
-  firstTouchUsPerPage: number;
+  /** Wall time per minor fault of first writes to fresh memory, in a fresh process (bench-proc.ts). */
+  firstTouchUsPerFault: number;
 }
 
 /** Wall and CPU milliseconds of `run`, and the minor page faults of this process meanwhile. */
@@ -158,7 +158,7 @@ export async function benchSnapshot(jobs = 1_000_000): Promise<SnapshotBenchResu
       fullReplayMinorFaults: replay.minorFaults,
       fullReplayRecordsPerSec: Math.round(replay.replayed / (replay.ms / 1_000)),
       fullReplayRecordsPerCpuSec: Math.round(replay.replayed / (replay.cpuMs / 1_000)),
-      firstTouchUsPerPage: Math.round((await firstTouchUsPerPage()) * 100) / 100,
+      firstTouchUsPerFault: Math.round((await firstTouchUsPerFault()) * 100) / 100,
     };
   } finally {
     await log.close();
