@@ -1,6 +1,7 @@
 import t from 'tap';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { LogRecord } from '../../src/record/types.js';
+import { segmentHeaderBytes } from '../../src/log/segment-header.js';
 import { drafts, openLog, range, tempDir } from './helpers.js';
 
 /** Offsets of the next batches until at least n records came (a batch is never split). */
@@ -83,4 +84,17 @@ t.test('large-records-leave-the-ring-by-bytes-and-are-read-back-from-disk', asyn
   await log.append(drafts(20, 100)).durable;
   t.ok(log.tailRing.records > 4, 'small records fill the ring again');
   await log.close();
+});
+
+t.test('the-ring-counts-each-record-by-its-frame-on-disk-under-either-sync-policy-across-rolls', async (t) => {
+  for (const sync of ['always', 'interval'] as const) {
+    const dir = await tempDir(t, `ring-${sync}`);
+    const { log } = await openLog({ dir, sync, segmentBytes: 8192, ringBytes: 2 ** 30 });
+    for (let i = 0; i < 600; i += 50) await log.append(drafts(i, 50), { durable: true }).durable;
+    t.ok(log.segments().length > 3, `${sync}: ${log.segments().length} segments`);
+    const onDisk = log.segments().reduce((sum, s) => sum + s.bytes - segmentHeaderBytes, 0);
+    t.equal(log.tailRing.records, 600, `${sync}: every record is held`);
+    t.equal(log.tailRing.bytes, onDisk, `${sync}: the ring's bytes are the frames' bytes in the segments`);
+    await log.close();
+  }
 });
