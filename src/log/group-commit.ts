@@ -265,8 +265,9 @@ export class GroupCommit {
     for (let i = first; i < first + count; i++) {
       const record = records[i] as LogRecord;
       const frameEnd = frameEnds[i] as number;
-      frameBytes[i - first] = frameEnd - frameStart;
-      active.noteRecord(record.offset, record.timestamp, position + frameStart - start, frameEnd - frameStart);
+      const bytes = frameEnd - frameStart;
+      frameBytes[i - first] = bytes;
+      active.noteRecord(record.offset, record.timestamp, position + frameStart - start, bytes);
       frameStart = frameEnd;
     }
     this.writtenOffset = active.nextOffset;
