@@ -222,7 +222,9 @@ export class Snapshotter {
     const current = this.current;
     if (current === null || current.child !== child) return;
     this.current = null;
-    idle(child);
+    // Once closing, the process stays referenced: close() holds the event loop open with it until
+    // the killed process's exit arrives, and a reply still on its way must not let go of it.
+    if (!this.closed) idle(child);
     how(current);
   }
 
