@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { freePort } from '../test/fixtures/process.js';
+import { freePort, procStatFields } from '../test/fixtures/process.js';
 import type { LoadResult, LoadSpec } from './bench-loadgen.js';
 
 export { freePort };
@@ -191,10 +191,7 @@ const stimeField = 15;
 /** Field `n` of /proc/<pid>/stat as a number; NaN once the process is gone. */
 function procStatField(pid: number, n: number): number {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // The command name (field 2) is parenthesised and may hold spaces: count from after it.
-    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return Number(rest[n - 3]);
+    return Number(procStatFields(readFileSync(`/proc/${pid}/stat`, 'utf8'))[n - 3]);
   } catch {
     return Number.NaN;
   }

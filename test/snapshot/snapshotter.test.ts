@@ -13,7 +13,7 @@ import { snapshotProcessNice } from '../../src/constants.js';
 import { Snapshotter } from '../../src/snapshot/snapshotter.js';
 import { listSnapshots } from '../../src/snapshot/store.js';
 import { replayLog } from '../fixtures/broker.js';
-import { startTapeq, tempDataDir } from '../fixtures/process.js';
+import { procStatFields, startTapeq, tempDataDir } from '../fixtures/process.js';
 import { smallPushDraft } from '../fixtures/records.js';
 import { digestOf } from './workload.js';
 
@@ -164,7 +164,7 @@ t.test('every-thread-of-the-snapshot-process-runs-at-its-nice-level-and-ctrl-c-d
   const { snapshots, snapshotter, pid } = await startedSnapshotter(t, 2_000);
   // Its threads are reniced once its code runs: wait until the main one is.
   const niceOf = async (tid: string) => {
-    return Number(statFields(await readFile(`/proc/${pid}/task/${tid}/stat`, 'utf8'))[16]);
+    return Number(procStatFields(await readFile(`/proc/${pid}/task/${tid}/stat`, 'utf8'))[16]);
   };
   await until(async () => ((await niceOf(String(pid))) === snapshotProcessNice ? true : undefined));
   const tids = await readdir(`/proc/${pid}/task`);
@@ -203,7 +203,7 @@ async function snapshotProcesses(parent: number): Promise<number[]> {
   for (const name of await readdir('/proc')) {
     if (!/^\d+$/.test(name)) continue;
     try {
-      const ppid = Number(statFields(await readFile(`/proc/${name}/stat`, 'utf8'))[1]);
+      const ppid = Number(procStatFields(await readFile(`/proc/${name}/stat`, 'utf8'))[1]);
       if (ppid === parent && (await readFile(`/proc/${name}/cmdline`, 'utf8')).includes('snapshot-process.js')) {
         pids.push(Number(name));
       }
@@ -214,11 +214,6 @@ async function snapshotProcesses(parent: number): Promise<number[]> {
   return pids;
 }
 
-/** The fields of a /proc stat line after the command name: [0] state, [1] ppid, [16] nice. */
-function statFields(stat: string): string[] {
-  return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-}
-
 /** Running or sleeping, not gone and not a zombie waiting to be reaped. */
 function alive(pid: number): boolean {
   try {
@@ -227,7 +222,7 @@ function alive(pid: number): boolean {
     return false;
   }
   try {
-    return statFields(readFileSync(`/proc/${pid}/stat`, 'utf8'))[0] !== 'Z';
+    return procStatFields(readFileSync(`/proc/${pid}/stat`, 'utf8'))[0] !== 'Z';
   } catch {
     return false;
   }
