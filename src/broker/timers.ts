@@ -115,7 +115,8 @@ export function noteRecord(heap: DueHeap, state: State, record: LogRecord): void
 /** Rebuilds the heap from the state (start, or after an import). */
 export function noteState(heap: DueHeap, state: State): void {
   heap.clear();
-  for (const job of state.jobs.values()) noteJob(heap, job);
+  // Cold rows (state/cold-jobs.ts) are waiting jobs without a ttl: nothing of theirs comes due.
+  for (const job of state.jobs.made()) noteJob(heap, job);
 }
 
 export interface DueWork {

@@ -38,7 +38,23 @@ export function chunkBatchesPaged(): number {
 
 /** Makes every payload arena of this process take its chunks from the supply. */
 export function installChunkSupply(): void {
-  setChunkSource({ take: takeChunk, giveBack: giveBackChunk });
+  setChunkSource({ take: takeChunk, giveBack: giveBackChunk, block: pagedBlock });
+}
+
+/** Blocks smaller than this are written by their user straight away: not worth the helper. */
+const blockBytesMin = 4 * chunkBytes;
+
+/** A large block (the columns of a restore's cold rows), paged in by the helper like a chunk. */
+function pagedBlock(bytes: number): ArrayBuffer | SharedArrayBuffer {
+  if (bytes < blockBytesMin || helperFailed) return new ArrayBuffer(bytes);
+  const memory = new SharedArrayBuffer(bytes);
+  try {
+    helper ??= startHelper();
+    helper.postMessage([memory]);
+  } catch {
+    helperFailed = true;
+  }
+  return memory;
 }
 
 function takeChunk(): Buffer {

@@ -212,8 +212,8 @@ export interface JobRow {
 /** Where `rowsIntoType` puts the data of the rows it decodes (set only while decodeRowsInto runs). */
 let payloadTarget: PayloadArena | null = null;
 
-/** A row's `data` (an Avro string) read as bytes straight into payloadTarget: no string made. */
-const dataIntoArena: FieldReader = {
+/** An Avro string field read as bytes straight into payloadTarget: no string made. */
+const bytesIntoArena: FieldReader = {
   _read(tap) {
     const bytes = tap.readLong();
     const start = tap.pos;
@@ -230,7 +230,13 @@ const dataIntoArena: FieldReader = {
 
 const headType = compile(schemaV2.head);
 const rowsType = compile(schemaV2.jobs);
-const rowsIntoType = compile(schemaV2.jobs, new Map([['data', dataIntoArena]]));
+const rowsIntoType = compile(
+  schemaV2.jobs,
+  new Map([
+    ['id', bytesIntoArena],
+    ['data', bytesIntoArena],
+  ]),
+);
 /** Schema version of file format 2's head and job rows (schema-v2.json). */
 export const rowsSchemaVersion = 2;
 
@@ -267,10 +273,11 @@ export function decodeRows(bytes: Buffer): JobRow[] {
   return decodeWith(rowsType, bytes, 'job block') as JobRow[];
 }
 
-/** A job row whose data is in an arena already (its position) unless the arena refused it. */
-export type StoredJobRow = Omit<JobRow, 'data'> & { data: string | number };
+/** A job row whose id and data are in an arena already (their positions) unless the arena
+ *  refused them (then they are strings). */
+export type StoredJobRow = Omit<JobRow, 'id' | 'data'> & { id: string | number; data: string | number };
 
-/** decodeRows, with every row's data stored in `payloads` as it is read. */
+/** decodeRows, with every row's id and data stored in `payloads` as it is read. */
 export function decodeRowsInto(bytes: Buffer, payloads: PayloadArena): StoredJobRow[] {
   payloadTarget = payloads;
   try {

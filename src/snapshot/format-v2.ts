@@ -33,14 +33,25 @@ import {
   Job,
   jobCount,
   NO_IDS,
+  restoreColdJob,
   restoreJob,
   restoreQueue,
   restoreState,
-  waitIterate,
+  waitEntries,
+  type JobOptions,
   type QueueState,
   type State,
 } from '../state/index.js';
-import { decodeHead, decodeRowsInto, encodeHead, encodeRows, rowsSchemaVersion, type JobRow, type QueueHead } from './codec.js';
+import {
+  decodeHead,
+  decodeRowsInto,
+  encodeHead,
+  encodeRows,
+  rowsSchemaVersion,
+  type JobRow,
+  type QueueHead,
+  type StoredJobRow,
+} from './codec.js';
 import { SnapshotCorruptError, snapshotFormatVersionBlocks, snapshotHeaderBytes, writeHeader, type SnapshotHeader } from './format.js';
 
 /** Rows per block: big enough that per-block costs vanish, small enough to bound the buffers. */
@@ -75,11 +86,30 @@ function rowOf(job: Job, queueIndex: number): JobRow {
   };
 }
 
+/** Row c of the state's ColdJobs as rowOf would write its job, without making the job. */
+function coldRowOf(state: State, c: number, queueIndex: number): JobRow {
+  const row = state.cold.row(c);
+  return {
+    id: row.id,
+    queue: queueIndex,
+    name: row.name === jobNameDefault ? null : row.name,
+    data: row.data,
+    priority: row.priority,
+    createdAt: row.createdAt,
+    runAt: row.runAt,
+    state: JobState.WAITING,
+    seq: row.seq,
+    pendingDeps: NO_IDS,
+    options: row.options,
+    run: null,
+  };
+}
+
 /** Jobs in file order with their queue index. */
 function* rowsInOrder(state: State, queues: readonly QueueState[]): Generator<JobRow> {
   const indexOf = new Map(queues.map((q, i) => [q.name, i]));
   for (const [i, q] of queues.entries()) {
-    for (const job of waitIterate(q.waiting)) yield rowOf(job, i);
+    for (const e of waitEntries(q.waiting)) yield typeof e === 'number' ? coldRowOf(state, e, i) : rowOf(e, i);
     for (const job of q.completed) yield rowOf(job, i);
     for (const job of q.failed) yield rowOf(job, i);
   }
@@ -247,19 +277,20 @@ class Placement {
     }
   }
 
-  /** Checks a row against its position; throws SnapshotCorruptError when it does not belong. */
-  check(row: Pick<JobRow, 'id' | 'queue' | 'state'>): void {
+  /** Checks a row against its position; throws SnapshotCorruptError when it does not belong
+   *  (`id`: the row's id, asked for only then). */
+  check(row: Pick<JobRow, 'queue' | 'state'>, id: () => string): void {
     if (this.queueIndex === this.queues.length) {
-      if (row.queue < 0 || row.queue >= this.queues.length) throw new SnapshotCorruptError(`job ${row.id}: queue index ${row.queue}`);
+      if (row.queue < 0 || row.queue >= this.queues.length) throw new SnapshotCorruptError(`job ${id()}: queue index ${row.queue}`);
       const s = row.state;
       if (s !== JobState.DELAYED && s !== JobState.ACTIVE && s !== JobState.WAITING_CHILDREN) {
-        throw new SnapshotCorruptError(`job ${row.id} in state ${s} after the ordered sections`);
+        throw new SnapshotCorruptError(`job ${id()} in state ${s} after the ordered sections`);
       }
       return;
     }
     const expected = this.section === 0 ? JobState.WAITING : this.section === 1 ? JobState.COMPLETED : JobState.FAILED;
     if (row.queue !== this.queueIndex || row.state !== expected) {
-      throw new SnapshotCorruptError(`job ${row.id} (queue ${row.queue}, state ${row.state}) is where queue ${this.queueIndex} state ${expected} belongs`);
+      throw new SnapshotCorruptError(`job ${id()} (queue ${row.queue}, state ${row.state}) is where queue ${this.queueIndex} state ${expected} belongs`);
     }
     this.left--;
     this.skipEmpty();
@@ -269,6 +300,32 @@ class Placement {
   get complete(): boolean {
     return this.queueIndex === this.queues.length;
   }
+}
+
+/** An ordinary Job for a decoded row (its id taken back out of the arena). */
+function jobOfRow(state: State, row: StoredJobRow, queue: QueueState, name: string, options: JobOptions | null): Job {
+  let id = row.id;
+  if (typeof id === 'number') {
+    const at = id;
+    id = state.payloads.read(at);
+    state.payloads.free(at);
+  }
+  const job = new Job(
+    state.payloads,
+    id,
+    queue.name,
+    name,
+    row.data,
+    row.seq,
+    row.createdAt,
+    row.priority,
+    row.runAt,
+    row.state,
+    row.pendingDeps.length === 0 ? NO_IDS : row.pendingDeps,
+    options,
+  );
+  job.run = row.run;
+  return job;
 }
 
 /** Verifies and decodes a format-2 file straight into a State, one block at a time. */
@@ -288,29 +345,28 @@ export async function readStateFile(readAt: ReadAt, fileBytes: number, header: S
   const state = restoreState(head.offset, head.timestamp, head.workers, head.stats);
   const queues = head.queues.map((q) => restoreQueue(state, q.name, q.paused));
   const placement = new Placement(head.queues);
+  state.jobs.reserve(head.jobCount);
+  state.cold.reserve(head.queues.reduce((sum, q) => sum + q.waitingCount, 0));
+  const payloads = state.payloads;
   let count = 0;
   for await (const block of parts) {
     signal?.throwIfAborted();
-    for (const row of decodeRowsInto(block, state.payloads)) {
-      placement.check(row);
+    for (const row of decodeRowsInto(block, payloads)) {
+      const idAt = row.id;
+      placement.check(row, () => (typeof idAt === 'number' ? payloads.read(idAt) : idAt));
       const queue = queues[row.queue] as QueueState;
-      const job = new Job(
-        state.payloads,
-        row.id,
-        queue.name,
-        row.name ?? jobNameDefault,
-        row.data,
-        row.seq,
-        row.createdAt,
-        row.priority,
-        row.runAt,
-        row.state,
-        row.pendingDeps.length === 0 ? NO_IDS : row.pendingDeps,
-        internOptions(queue, row.options),
-      );
-      job.run = row.run;
+      const options = internOptions(queue, row.options);
+      const name = row.name ?? jobNameDefault;
       try {
-        restoreJob(state, job);
+        // Most waiting jobs stay rows until first used (state/cold-jobs.ts).
+        const cold =
+          row.state === JobState.WAITING &&
+          row.run === null &&
+          row.pendingDeps.length === 0 &&
+          typeof idAt === 'number' &&
+          typeof row.data === 'number' &&
+          restoreColdJob(state, queue, idAt, row.data, name, options, row);
+        if (!cold) restoreJob(state, jobOfRow(state, row, queue, name, options));
       } catch (err) {
         throw new SnapshotCorruptError(err instanceof Error ? err.message : String(err), { cause: err });
       }

@@ -3,7 +3,7 @@
 export { apply, stalledFailureText } from './apply.js';
 export { stateDigest } from './digest.js';
 export { seedJobTables } from './job-table.js';
-export { exportJob, exportState, importState, restoreJob, restoreQueue, restoreState } from './image-io.js';
+export { exportJob, exportState, importState, restoreColdJob, restoreJob, restoreQueue, restoreState } from './image-io.js';
 export {
   createState,
   internOptions,
@@ -18,4 +18,4 @@ export {
   type QueueState,
   type State,
 } from './state.js';
-export { waitIterate } from './waitlist.js';
+export { waitEntries, waitIterate } from './waitlist.js';

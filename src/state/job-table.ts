@@ -6,13 +6,15 @@
 // and independent of hashing) and finds them through open addressing over typed arrays:
 //
 //   slots   Int32Array, capacity a power of two: entry index, EMPTY or TOMBSTONE (linear probing)
-//   entries (Job | undefined)[][] insertion order, in chunks of entryChunk; a deleted job leaves
-//           a hole. Chunks, not one array grown by push: a growing array of a million entries is
+//   entries (Job | number | undefined)[][] insertion order, in chunks of entryChunk; a number is
+//           a row of the state's ColdJobs (a waiting job restored from a snapshot and not touched
+//           since, cold-jobs.ts), compared by its id's bytes and made into its Job by get() and
+//           values(); a deleted job leaves a hole. Chunks, not one array grown by push: a growing array of a million entries is
 //           reallocated some thirty times in V8's large-object space, each time on fresh pages
 //           (1M adds: about 100 ms against 10–35 ms in chunks on the benchmark VM)
 //   hashes  Int32Array parallel to entries: the id's hash, so a rebuild never rehashes a string
 //
-// Deleting leaves a tombstone and a hole. Only an insertion rebuilds (when slots in use, live or
+// Deleting leaves a tombstone and a hole. Only an insertion (or reserve()) rebuilds (when slots in use, live or
 // tombstone, would pass half the capacity): it compacts the entries, keeping their order, and
 // rebuilds the slots at a capacity fitted to the live count. Deleting while iterating is fine;
 // an add() that rebuilds during an iteration makes that iteration throw.
@@ -25,7 +27,11 @@
 //
 // Pure data; no I/O, no clock, no randomness of its own.
 
+import type { ColdJobs } from './cold-jobs.js';
 import type { Job } from './job.js';
+
+/** An entry: a job, or the number of a row of the state's ColdJobs not yet made into one. */
+type Entry = Job | number;
 
 const EMPTY = -1;
 const TOMBSTONE = -2;
@@ -50,6 +56,16 @@ function hashOf(id: string, seed: number): number {
   return (h ^ (h >>> 16)) | 0;
 }
 
+/** hashOf over the UTF-8 bytes of an ASCII id (its bytes are its UTF-16 code units). */
+function hashOfBytes(bytes: Buffer, start: number, end: number, seed: number): number {
+  let h = seed;
+  for (let i = start; i < end; i++) h = Math.imul(h ^ (bytes[i] as number), 0x01000193);
+  h ^= end - start;
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+  return (h ^ (h >>> 16)) | 0;
+}
+
 function capacityFor(live: number): number {
   let capacity = capacityMin;
   while (capacity < live * 4) capacity *= 2;
@@ -64,19 +80,35 @@ export class JobTable {
   private mask = capacityMin - 1;
   /** Slots holding an entry index or a tombstone. */
   private used = 0;
-  private entries: (Job | undefined)[][] = [];
+  private entries: (Entry | undefined)[][] = [];
   /** Entries in use, holes included. */
   private count = 0;
   private hashes = new Int32Array(capacityMin);
   private rebuilds = 0;
+  private readonly hashBytes = (bytes: Buffer, start: number, end: number) => hashOfBytes(bytes, start, end, this.seed);
+
+  /** `cold`: where the rows this table may hold (addCold) live; the state's own. */
+  constructor(private readonly cold: ColdJobs | null = null) {}
 
   get(id: string): Job | undefined {
     const at = this.find(id, hashOf(id, this.seed));
-    return at < 0 ? undefined : this.entry(this.slots[at] as number);
+    return at < 0 ? undefined : this.jobOf(this.entry(this.slots[at] as number) as Entry);
   }
 
   has(id: string): boolean {
     return this.find(id, hashOf(id, this.seed)) >= 0;
+  }
+
+  /** Makes room for `more` jobs beyond those held, so that adding them never rebuilds (a restore
+   *  knows how many jobs follow: growing by doubling would rebuild the slots some twenty times). */
+  reserve(more: number): void {
+    const live = this.size + more;
+    if ((this.used + more) * 2 > this.slots.length) this.rebuild(live);
+    if (this.hashes.length < this.count + more) {
+      const grown = new Int32Array(this.count + more);
+      grown.set(this.hashes.subarray(0, this.count));
+      this.hashes = grown;
+    }
   }
 
   /** Adds `job` under `job.id`; false (and no change) when that id is already present. */
@@ -84,6 +116,29 @@ export class JobTable {
     const id = job.id;
     const hash = hashOf(id, this.seed);
     if (this.find(id, hash) >= 0) return false;
+    this.insert(job, hash);
+    return true;
+  }
+
+  /** Adds row c of the state's ColdJobs; false (and no change) when its id is already present. */
+  addCold(c: number): boolean {
+    const cold = this.cold as ColdJobs;
+    const hash = cold.idHash(c, this.hashBytes);
+    const slots = this.slots;
+    const mask = this.mask;
+    for (let at = hash & mask; ; at = (at + 1) & mask) {
+      const e = slots[at] as number;
+      if (e === EMPTY) break;
+      if (e < 0 || this.hashes[e] !== hash) continue;
+      const held = this.entry(e) as Entry;
+      if (typeof held === 'number' ? cold.sameId(c, held) : cold.idIs(c, held.id)) return false;
+    }
+    this.insert(c, hash);
+    return true;
+  }
+
+  /** Inserts an entry whose id find() proved absent. */
+  private insert(entry: Entry, hash: number): void {
     if ((this.used + 1) * 2 > this.slots.length) this.rebuild(this.size + 1);
     const n = this.count;
     if (n === this.hashes.length) {
@@ -91,8 +146,8 @@ export class JobTable {
       grown.set(this.hashes);
       this.hashes = grown;
     }
-    if ((n & entryMask) === 0) this.entries.push(new Array<Job | undefined>(entryChunk));
-    this.setEntry(n, job);
+    if ((n & entryMask) === 0) this.entries.push(new Array<Entry | undefined>(entryChunk));
+    this.setEntry(n, entry);
     this.count = n + 1;
     this.hashes[n] = hash;
     const slots = this.slots;
@@ -102,35 +157,51 @@ export class JobTable {
     if (slots[at] === EMPTY) this.used++;
     slots[at] = n;
     this.size++;
-    return true;
   }
 
   delete(id: string): boolean {
     const at = this.find(id, hashOf(id, this.seed));
     if (at < 0) return false;
     const e = this.slots[at] as number;
+    const held = this.entry(e);
+    if (typeof held === 'number') (this.cold as ColdJobs).drop(held);
     this.setEntry(e, undefined);
     this.slots[at] = TOMBSTONE;
     this.size--;
     return true;
   }
 
-  /** The live jobs in insertion order (jobs added meanwhile included, as a Map would). */
+  /** The live jobs in insertion order (jobs added meanwhile included, as a Map would). Cold rows
+   *  are made into jobs as they come: see made() for the jobs that exist already. */
   *values(): IterableIterator<Job> {
     const rebuilds = this.rebuilds;
     for (let i = 0; i < this.count; i++) {
       if (this.rebuilds !== rebuilds) throw new Error('JobTable: add() while iterating');
-      const job = this.entry(i);
+      const held = this.entry(i);
+      if (held !== undefined) yield this.jobOf(held);
+    }
+  }
+
+  /** values() without the cold rows never made into jobs: for work a cold row never needs
+   *  (timers, arena compaction). */
+  *made(): IterableIterator<Job> {
+    for (let i = 0; i < this.count; i++) {
+      const held = this.entry(i);
+      const job = typeof held === 'number' ? (this.cold as ColdJobs).made(held) : held;
       if (job !== undefined) yield job;
     }
   }
 
-  private entry(i: number): Job | undefined {
-    return (this.entries[i >>> entryShift] as (Job | undefined)[])[i & entryMask];
+  private jobOf(held: Entry): Job {
+    return typeof held === 'number' ? (this.cold as ColdJobs).job(held) : held;
   }
 
-  private setEntry(i: number, job: Job | undefined): void {
-    (this.entries[i >>> entryShift] as (Job | undefined)[])[i & entryMask] = job;
+  private entry(i: number): Entry | undefined {
+    return (this.entries[i >>> entryShift] as (Entry | undefined)[])[i & entryMask];
+  }
+
+  private setEntry(i: number, held: Entry | undefined): void {
+    (this.entries[i >>> entryShift] as (Entry | undefined)[])[i & entryMask] = held;
   }
 
   /** Slot of `id`, or -1. */
@@ -140,7 +211,9 @@ export class JobTable {
     for (let at = hash & mask; ; at = (at + 1) & mask) {
       const e = slots[at] as number;
       if (e === EMPTY) return -1;
-      if (e >= 0 && this.hashes[e] === hash && (this.entry(e) as Job).id === id) return at;
+      if (e < 0 || this.hashes[e] !== hash) continue;
+      const held = this.entry(e) as Entry;
+      if (typeof held === 'number' ? (this.cold as ColdJobs).idIs(held, id) : held.id === id) return at;
     }
   }
 
@@ -151,9 +224,9 @@ export class JobTable {
     const hashes = this.hashes;
     let kept = 0;
     for (let i = 0; i < this.count; i++) {
-      const job = this.entry(i);
-      if (job === undefined) continue;
-      this.setEntry(kept, job);
+      const held = this.entry(i);
+      if (held === undefined) continue;
+      this.setEntry(kept, held);
       hashes[kept] = hashes[i] as number;
       kept++;
     }

@@ -31,15 +31,19 @@ const lengthBytes = 2;
 /** Waste tolerated beyond the live bytes before `wasteful()` asks for a compaction. */
 const slackBytes = 16 * chunkBytes;
 
-/** Where arenas get their chunks (of chunkBytes) and give back the ones they release. */
+/** Where arenas get their chunks (of chunkBytes) and give back the ones they release, and where
+ *  other large blocks about to be written (the columns of cold-jobs.ts) come from. */
 export interface ChunkSource {
   take(): Buffer;
   giveBack(chunk: Buffer): void;
+  /** `bytes` of zeroed memory that is about to be written from start to end. */
+  block(bytes: number): ArrayBuffer | SharedArrayBuffer;
 }
 
 const freshChunks: ChunkSource = {
   take: () => Buffer.allocUnsafeSlow(chunkBytes),
   giveBack: () => {},
+  block: (bytes) => new ArrayBuffer(bytes),
 };
 
 let chunkSource = freshChunks;
@@ -48,6 +52,11 @@ let chunkSource = freshChunks;
  *  the chunk supply of snapshot/chunk-supply.ts; the default allocates each one). */
 export function setChunkSource(source: ChunkSource): void {
   chunkSource = source;
+}
+
+/** Zeroed memory for a large block about to be written, from the process's chunk source. */
+export function freshBlock(bytes: number): ArrayBuffer | SharedArrayBuffer {
+  return chunkSource.block(bytes);
 }
 
 /** Buffer's native slicer and writers (public JS, untyped): no argument coercion per call. */
@@ -95,6 +104,19 @@ export class PayloadArena {
     const chunk = this.chunks[at >>> chunkShift] as Chunk;
     const offset = at & (chunkBytes - 1);
     return chunk.utf8Slice(offset + lengthBytes, offset + lengthBytes + chunk.readUInt16LE(offset));
+  }
+
+  /** The chunk holding the entry at `at`: its bytes are [bytesStart(at), bytesStart(at) + bytesLength(at)). */
+  chunkOf(at: number): Buffer {
+    return this.chunks[at >>> chunkShift] as Chunk;
+  }
+
+  bytesStart(at: number): number {
+    return (at & (chunkBytes - 1)) + lengthBytes;
+  }
+
+  bytesLength(at: number): number {
+    return (this.chunks[at >>> chunkShift] as Chunk).readUInt16LE(at & (chunkBytes - 1));
   }
 
   free(at: number): void {

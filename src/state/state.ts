@@ -13,6 +13,7 @@
 
 import { jobNameDefault } from '../constants.js';
 import { JobState, type JobSpec } from '../record/types.js';
+import { ColdJobs } from './cold-jobs.js';
 import { JobTable } from './job-table.js';
 import { PayloadArena } from './payloads.js';
 import { Job, optionsOf, sameOptions, type JobOptions, type OptionFields } from './job.js';
@@ -62,6 +63,8 @@ export interface State {
   jobs: JobTable;
   /** The jobs' data, off the JS heap. */
   payloads: PayloadArena;
+  /** Waiting jobs restored from a snapshot and not yet touched, as rows (cold-jobs.ts). */
+  cold: ColdJobs;
   queues: Map<string, QueueState>;
   uniqueKeys: Map<string, Job>;
   uniqueShared: Map<string, Job[]>;
@@ -72,11 +75,14 @@ export interface State {
 }
 
 export function createState(): State {
+  const payloads = new PayloadArena();
+  const cold = new ColdJobs(payloads);
   return {
     offset: 0,
     timestamp: 0,
-    jobs: new JobTable(),
-    payloads: new PayloadArena(),
+    jobs: new JobTable(cold),
+    payloads,
+    cold,
     queues: new Map(),
     uniqueKeys: new Map(),
     uniqueShared: new Map(),
@@ -100,7 +106,7 @@ export function queueFor(state: State, name: string): QueueState {
   const queue: QueueState = {
     name,
     paused: false,
-    waiting: createWaitList(),
+    waiting: createWaitList(state.cold),
     delayed: new Set(),
     active: new Set(),
     children: new Set(),
@@ -201,7 +207,10 @@ export function dropJob(state: State, job: Job): void {
   job.state = JobState.UNSPECIFIED;
   state.jobs.delete(job.id);
   job.detachData();
-  if (state.payloads.wasteful()) for (const held of state.jobs.values()) held.compactData();
+  if (state.payloads.wasteful()) {
+    for (const held of state.jobs.made()) held.compactData();
+    state.cold.compactData();
+  }
 }
 
 export function keyOf(queue: string, uniqueKey: string): string {

@@ -12,6 +12,10 @@
 // to a million entries; in a replay of 1M jobs the chunks measured the same time within noise,
 // with 10–20 MB less RSS.)
 //
+// An entry of the back queue may be a number instead of a job: a row of the state's ColdJobs (a
+// waiting job restored from a snapshot and not touched since, cold-jobs.ts), whose stamp the row
+// keeps. waitIterate makes such rows into jobs as it reaches them; waitEntries leaves them be.
+//
 // Removal from the middle (cancel, expiry, priority change) is lazy: every insertion stamps the job
 // (`job.waitStamp`) and stores the stamp beside the entry; an entry whose stamp no longer matches
 // its job is dead and skipped. Dead entries at a bucket's head are dropped as soon as they appear,
@@ -23,7 +27,11 @@
 //
 // Pure data plus functions; no I/O. Imported only by the fold and its helpers.
 
+import type { ColdJobs } from './cold-jobs.js';
 import type { Job } from './state.js';
+
+/** An entry: a job, or the number of a row of the state's ColdJobs (always at the back). */
+type Entry = Job | number;
 
 export interface Bucket {
   priority: number;
@@ -36,7 +44,7 @@ export interface Bucket {
 
 /** A FIFO of entries in chunks: entry i is jobs[i >>> backShift][i & backMask]. */
 export interface BackQueue {
-  jobs: (Job | undefined)[][];
+  jobs: (Entry | undefined)[][];
   stamps: number[][];
   /** Index of the first entry not yet consumed; consumed slots are cleared. */
   head: number;
@@ -51,6 +59,8 @@ export interface WaitList {
   /** Live entries across buckets. */
   size: number;
   stampNext: number;
+  /** Where the rows named by number entries live (the state's own). */
+  cold: ColdJobs | null;
 }
 
 const backShift = 12;
@@ -61,21 +71,30 @@ function newBackQueue(): BackQueue {
   return { jobs: [], stamps: [], head: 0, end: 0 };
 }
 
-function backJob(q: BackQueue, i: number): Job {
-  return (q.jobs[i >>> backShift] as (Job | undefined)[])[i & backMask] as Job;
+function backEntry(q: BackQueue, i: number): Entry {
+  return (q.jobs[i >>> backShift] as (Entry | undefined)[])[i & backMask] as Entry;
+}
+
+/** The stamp the entry's job holds now: the entry is live iff it equals the entry's own. */
+function stampNow(list: WaitList, e: Entry): number {
+  return typeof e === 'number' ? (list.cold as ColdJobs).stampOf(e) : e.waitStamp;
+}
+
+function jobOf(list: WaitList, e: Entry): Job {
+  return typeof e === 'number' ? (list.cold as ColdJobs).job(e) : e;
 }
 
 function backStamp(q: BackQueue, i: number): number {
   return (q.stamps[i >>> backShift] as number[])[i & backMask] as number;
 }
 
-function backPush(q: BackQueue, job: Job, stamp: number): void {
+function backPush(q: BackQueue, job: Entry, stamp: number): void {
   const i = q.end;
   if ((i & backMask) === 0) {
-    q.jobs.push(new Array<Job | undefined>(backChunk));
+    q.jobs.push(new Array<Entry | undefined>(backChunk));
     q.stamps.push(new Array<number>(backChunk));
   }
-  (q.jobs[i >>> backShift] as (Job | undefined)[])[i & backMask] = job;
+  (q.jobs[i >>> backShift] as (Entry | undefined)[])[i & backMask] = job;
   (q.stamps[i >>> backShift] as number[])[i & backMask] = stamp;
   q.end = i + 1;
 }
@@ -83,7 +102,7 @@ function backPush(q: BackQueue, job: Job, stamp: number): void {
 /** Consumes the head entry; a chunk the head has left is dropped. */
 function backShiftHead(q: BackQueue): void {
   const i = q.head;
-  (q.jobs[i >>> backShift] as (Job | undefined)[])[i & backMask] = undefined;
+  (q.jobs[i >>> backShift] as (Entry | undefined)[])[i & backMask] = undefined;
   q.head = i + 1;
   if (q.head === backChunk) {
     q.jobs.shift();
@@ -93,8 +112,9 @@ function backShiftHead(q: BackQueue): void {
   }
 }
 
-export function createWaitList(): WaitList {
-  return { priorities: [], buckets: new Map(), size: 0, stampNext: 1 };
+/** `cold`: the state's ColdJobs, when the list may hold its rows (waitInsertCold). */
+export function createWaitList(cold: ColdJobs | null = null): WaitList {
+  return { priorities: [], buckets: new Map(), size: 0, stampNext: 1, cold };
 }
 
 function bucketOf(list: WaitList, priority: number): Bucket {
@@ -125,6 +145,16 @@ export function waitInsert(list: WaitList, job: Job, atFront: boolean): void {
   list.size++;
 }
 
+/** Inserts row c of the list's ColdJobs, a waiting job of `priority`, at the back. */
+export function waitInsertCold(list: WaitList, c: number, priority: number): void {
+  const bucket = bucketOf(list, priority);
+  const stamp = list.stampNext++;
+  (list.cold as ColdJobs).setStamp(c, stamp);
+  backPush(bucket.back, c, stamp);
+  bucket.size++;
+  list.size++;
+}
+
 /** Removes a waiting job (lazily: its entry dies with its stamp). */
 export function waitRemove(list: WaitList, job: Job): void {
   const bucket = list.buckets.get(job.priority);
@@ -136,15 +166,15 @@ export function waitRemove(list: WaitList, job: Job): void {
     list.buckets.delete(bucket.priority);
     list.priorities.splice(list.priorities.indexOf(bucket.priority), 1);
   } else {
-    dropDeadHead(bucket);
+    dropDeadHead(list, bucket);
     const entries = bucket.front.length + bucket.back.end - bucket.back.head;
     // Dead entries dominate: rebuild.
-    if (entries > 64 && entries > bucket.size * 3) compact(bucket);
+    if (entries > 64 && entries > bucket.size * 3) compact(list, bucket);
   }
 }
 
 /** Drops the dead entries at the head of a bucket that still holds a live one. */
-function dropDeadHead(bucket: Bucket): void {
+function dropDeadHead(list: WaitList, bucket: Bucket): void {
   const { front, frontStamps } = bucket;
   while (front.length > 0 && (front[front.length - 1] as Job).waitStamp !== frontStamps[frontStamps.length - 1]) {
     front.pop();
@@ -152,10 +182,10 @@ function dropDeadHead(bucket: Bucket): void {
   }
   if (front.length > 0) return;
   const back = bucket.back;
-  while (back.head < back.end && backJob(back, back.head).waitStamp !== backStamp(back, back.head)) backShiftHead(back);
+  while (back.head < back.end && stampNow(list, backEntry(back, back.head)) !== backStamp(back, back.head)) backShiftHead(back);
 }
 
-function compact(bucket: Bucket): void {
+function compact(list: WaitList, bucket: Bucket): void {
   const front: Job[] = [];
   const frontStamps: number[] = [];
   for (let i = 0; i < bucket.front.length; i++) {
@@ -169,9 +199,9 @@ function compact(bucket: Bucket): void {
   const old = bucket.back;
   const back = newBackQueue();
   for (let i = old.head; i < old.end; i++) {
-    const job = backJob(old, i);
+    const e = backEntry(old, i);
     const stamp = backStamp(old, i);
-    if (job.waitStamp === stamp) backPush(back, job, stamp);
+    if (stampNow(list, e) === stamp) backPush(back, e, stamp);
   }
   bucket.front = front;
   bucket.frontStamps = frontStamps;
@@ -179,15 +209,22 @@ function compact(bucket: Bucket): void {
 }
 
 /** A bucket's first entry in pull order, live or dead (its job and the stamp stored with it). */
-export function headEntry(bucket: Bucket): { job: Job; stamp: number } | undefined {
+export function headEntry(list: WaitList, bucket: Bucket): { job: Job; stamp: number } | undefined {
   const top = bucket.front.length - 1;
   if (top >= 0) return { job: bucket.front[top] as Job, stamp: bucket.frontStamps[top] as number };
   const back = bucket.back;
-  return back.head < back.end ? { job: backJob(back, back.head), stamp: backStamp(back, back.head) } : undefined;
+  return back.head < back.end ? { job: jobOf(list, backEntry(back, back.head)), stamp: backStamp(back, back.head) } : undefined;
 }
 
-/** Live jobs in pull order. Do not modify the list while iterating. */
+/** Live jobs in pull order (cold rows made into jobs as they come). Do not modify the list while
+ *  iterating. */
 export function* waitIterate(list: WaitList): Generator<Job, void, void> {
+  for (const e of waitEntries(list)) yield jobOf(list, e);
+}
+
+/** Live entries in pull order, the rows still cold as their numbers (made ones as their jobs):
+ *  waitIterate without making jobs (a snapshot writer). Do not modify the list while iterating. */
+export function* waitEntries(list: WaitList): Generator<Job | number, void, void> {
   for (const priority of list.priorities) {
     const bucket = list.buckets.get(priority);
     if (bucket === undefined) continue;
@@ -197,8 +234,8 @@ export function* waitIterate(list: WaitList): Generator<Job, void, void> {
     }
     const back = bucket.back;
     for (let i = back.head; i < back.end; i++) {
-      const job = backJob(back, i);
-      if (job.waitStamp === backStamp(back, i)) yield job;
+      const e = backEntry(back, i);
+      if (stampNow(list, e) === backStamp(back, i)) yield typeof e === 'number' ? ((list.cold as ColdJobs).made(e) ?? e) : e;
     }
   }
 }

@@ -110,3 +110,22 @@ t.test('keeps order and lookups when rebuilds compact to whole chunks of entries
   t.same(wrong, []);
   t.equal(table.size, 8_192);
 });
+
+t.test('after reserve(n), adding n jobs never rebuilds (adding while iterating stays allowed)', async (t) => {
+  const table = new JobTable();
+  table.add(job('first'));
+  table.reserve(5_000);
+  const seen: string[] = [];
+  let added = 0;
+  t.doesNotThrow(() => {
+    for (const j of table.values()) {
+      seen.push(j.id);
+      // Each add would rebuild the slots on its way to 5,000 jobs, had reserve() not made room.
+      while (added < 5_000) table.add(job(`more-${added++}`));
+    }
+  });
+  t.equal(table.size, 5_001);
+  t.equal(seen.length, 5_001, 'the iteration saw the jobs added meanwhile, as a Map would');
+  t.equal(table.get('more-4999')?.id, 'more-4999');
+  t.equal(table.get('first')?.id, 'first');
+});

@@ -24,7 +24,7 @@ function head(list: WaitList): Job | undefined {
 /** Every bucket's first entry in pull order is a live one. */
 function headsLive(list: WaitList): boolean {
   for (const bucket of list.buckets.values()) {
-    const first = headEntry(bucket);
+    const first = headEntry(list, bucket);
     if (first === undefined || first.job.waitStamp !== first.stamp) return false;
   }
   return true;
@@ -94,7 +94,7 @@ t.test('pulling a deep queue front to back leaves no dead entry to walk past', a
   t.equal(outOfOrder, 0, 'pulled in FIFO order');
   const bucket = list.buckets.get(0);
   t.ok(bucket !== undefined);
-  t.equal(bucket && headEntry(bucket)?.job, jobs[9_000], 'the bucket starts at the next job to pull');
+  t.equal(bucket && headEntry(list, bucket)?.job, jobs[9_000], 'the bucket starts at the next job to pull');
   // Entries 0–8191 filled the first two chunks of 4,096: the head has left them, so they are gone.
   t.equal(bucket?.back.jobs.length, 1, 'chunks the head has left are dropped');
   t.equal(bucket?.back.jobs[0]?.filter((j) => j !== undefined).length, 1_000, 'consumed entries hold no job');
