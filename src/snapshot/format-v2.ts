@@ -349,29 +349,30 @@ export async function readStateFile(readAt: ReadAt, fileBytes: number, header: S
   state.cold.reserve(head.queues.reduce((sum, q) => sum + q.waitingCount, 0));
   const payloads = state.payloads;
   let count = 0;
+  const restore = (row: StoredJobRow): void => {
+    const idAt = row.id;
+    placement.check(row, () => (typeof idAt === 'number' ? payloads.read(idAt) : idAt));
+    const queue = queues[row.queue] as QueueState;
+    const options = internOptions(queue, row.options);
+    const name = row.name ?? jobNameDefault;
+    try {
+      // Most waiting jobs stay rows until first used (state/cold-jobs.ts).
+      const cold =
+        row.state === JobState.WAITING &&
+        row.run === null &&
+        row.pendingDeps.length === 0 &&
+        typeof idAt === 'number' &&
+        typeof row.data === 'number' &&
+        restoreColdJob(state, queue, idAt, row.data, name, options, row);
+      if (!cold) restoreJob(state, jobOfRow(state, row, queue, name, options));
+    } catch (err) {
+      throw new SnapshotCorruptError(err instanceof Error ? err.message : String(err), { cause: err });
+    }
+    count++;
+  };
   for await (const block of parts) {
     signal?.throwIfAborted();
-    for (const row of decodeRowsInto(block, payloads)) {
-      const idAt = row.id;
-      placement.check(row, () => (typeof idAt === 'number' ? payloads.read(idAt) : idAt));
-      const queue = queues[row.queue] as QueueState;
-      const options = internOptions(queue, row.options);
-      const name = row.name ?? jobNameDefault;
-      try {
-        // Most waiting jobs stay rows until first used (state/cold-jobs.ts).
-        const cold =
-          row.state === JobState.WAITING &&
-          row.run === null &&
-          row.pendingDeps.length === 0 &&
-          typeof idAt === 'number' &&
-          typeof row.data === 'number' &&
-          restoreColdJob(state, queue, idAt, row.data, name, options, row);
-        if (!cold) restoreJob(state, jobOfRow(state, row, queue, name, options));
-      } catch (err) {
-        throw new SnapshotCorruptError(err instanceof Error ? err.message : String(err), { cause: err });
-      }
-      count++;
-    }
+    decodeRowsInto(block, payloads, restore);
   }
   if (!placement.complete) throw new SnapshotCorruptError(`file ends before the queues' ordered jobs do`);
   if (count !== head.jobCount) throw new SnapshotCorruptError(`file holds ${count} jobs, its head announces ${head.jobCount}`);
