@@ -345,7 +345,7 @@ export async function readStateFile(readAt: ReadAt, fileBytes: number, header: S
   const state = restoreState(head.offset, head.timestamp, head.workers, head.stats);
   const queues = head.queues.map((q) => restoreQueue(state, q.name, q.paused));
   const placement = new Placement(head.queues);
-  state.jobs.reserve(head.jobCount);
+  state.jobs.beginBulk(head.jobCount);
   state.cold.reserve(head.queues.reduce((sum, q) => sum + q.waitingCount, 0));
   const payloads = state.payloads;
   let count = 0;
@@ -374,6 +374,8 @@ export async function readStateFile(readAt: ReadAt, fileBytes: number, header: S
     signal?.throwIfAborted();
     decodeRowsInto(block, payloads, restore);
   }
+  const duplicate = state.jobs.endBulk();
+  if (duplicate !== null) throw new SnapshotCorruptError(`restoreJob: duplicate job ${duplicate}`);
   if (!placement.complete) throw new SnapshotCorruptError(`file ends before the queues' ordered jobs do`);
   if (count !== head.jobCount) throw new SnapshotCorruptError(`file holds ${count} jobs, its head announces ${head.jobCount}`);
   return state;

@@ -111,21 +111,27 @@ t.test('keeps order and lookups when rebuilds compact to whole chunks of entries
   t.equal(table.size, 8_192);
 });
 
-t.test('after reserve(n), adding n jobs never rebuilds (adding while iterating stays allowed)', async (t) => {
-  const table = new JobTable();
-  table.add(job('first'));
-  table.reserve(5_000);
-  const seen: string[] = [];
-  let added = 0;
-  t.doesNotThrow(() => {
-    for (const j of table.values()) {
-      seen.push(j.id);
-      // Each add would rebuild the slots on its way to 5,000 jobs, had reserve() not made room.
-      while (added < 5_000) table.add(job(`more-${added++}`));
-    }
-  });
-  t.equal(table.size, 5_001);
-  t.equal(seen.length, 5_001, 'the iteration saw the jobs added meanwhile, as a Map would');
-  t.equal(table.get('more-4999')?.id, 'more-4999');
-  t.equal(table.get('first')?.id, 'first');
+t.test('a bulk load lays out a table that answers like one filled job by job, and names a duplicate', async (t) => {
+  const random = mulberry32(3);
+  const ids = Array.from({ length: 20_000 }, (_, i) => (random() < 0.5 ? `id-${i}` : `0190c2a4-${i}-${Math.floor(random() * 1e9)}`));
+  const bulk = new JobTable();
+  const jobs = ids.map(job);
+  bulk.beginBulk(ids.length);
+  t.equal(jobs.filter((j) => !bulk.add(j)).length, 0, 'every add appends');
+  t.throws(() => bulk.get('id-1'), /lookup during a bulk load/, 'no lookup before endBulk');
+  t.equal(bulk.endBulk(), null, 'no duplicate');
+  t.equal(bulk.size, ids.length);
+  const wrong = ids.filter((id, i) => bulk.get(id) !== jobs[i] || !bulk.has(id));
+  t.same(wrong, [], 'every job found');
+  t.notOk(bulk.has('id-20000'), 'and nothing else');
+  t.same([...bulk.values()].map((j) => j.id), ids, 'insertion order');
+  t.ok(bulk.delete(ids[0] as string));
+  t.ok(bulk.add(job('after')), 'adds one by one afterwards');
+  t.equal(bulk.get('after')?.id, 'after');
+
+  const twice = new JobTable();
+  twice.beginBulk(4);
+  for (const id of ['a', 'b', 'c', 'b']) twice.add(job(id));
+  t.equal(twice.endBulk(), 'b', 'the duplicate id');
+  t.throws(() => twice.beginBulk(1), /empty table/, 'a bulk load starts on an empty table');
 });
