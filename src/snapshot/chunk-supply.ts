@@ -38,7 +38,26 @@ export function chunkBatchesPaged(): number {
 
 /** Makes every payload arena of this process take its chunks from the supply. */
 export function installChunkSupply(): void {
-  setChunkSource({ take: takeChunk, giveBack: giveBackChunk, block: pagedBlock });
+  setChunkSource({ take: takeChunk, giveBack: giveBackChunk, block: pagedBlock, expect: expectBytes });
+}
+
+/** Chunks in reserve beyond aheadChunks because a restore announced them (expectBytes). */
+let expected = 0;
+
+/** A restore is about to fill arenas with about `bytes`: the chunks for all of it are made now and
+ *  paged in by the helper from the start, in batches of aheadChunks, rather than sixteen at a time
+ *  once the arenas are taking them (the helper then lagged behind and the main thread met the
+ *  faults itself). */
+function expectBytes(bytes: number): void {
+  const chunks = Math.ceil(bytes / chunkBytes) - reserve.length;
+  if (chunks <= 0 || helperFailed) return;
+  for (let done = 0; done < chunks; done += aheadChunks) {
+    const batch: SharedArrayBuffer[] = [];
+    for (let i = done; i < Math.min(chunks, done + aheadChunks); i++) batch.push(new SharedArrayBuffer(chunkBytes));
+    if (!page(batch)) return;
+    for (const memory of batch) reserve.push(Buffer.from(memory));
+  }
+  expected = Math.max(0, reserve.length - aheadChunks);
 }
 
 /** Blocks smaller than this are written by their user straight away: not worth the helper. */
@@ -48,18 +67,14 @@ const blockBytesMin = 4 * chunkBytes;
 function pagedBlock(bytes: number): ArrayBuffer | SharedArrayBuffer {
   if (bytes < blockBytesMin || helperFailed) return new ArrayBuffer(bytes);
   const memory = new SharedArrayBuffer(bytes);
-  try {
-    helper ??= startHelper();
-    helper.postMessage([memory]);
-  } catch {
-    helperFailed = true;
-  }
+  page([memory]);
   return memory;
 }
 
 function takeChunk(): Buffer {
   taken++;
-  if (taken > takenBeforeHelper && reserve.length < aheadChunks / 2) refill();
+  if (expected > 0) expected--;
+  else if (taken > takenBeforeHelper && reserve.length < aheadChunks / 2) refill();
   return reserve.shift() ?? Buffer.from(new SharedArrayBuffer(chunkBytes));
 }
 
@@ -72,13 +87,20 @@ function refill(): void {
   if (helperFailed) return;
   const batch: SharedArrayBuffer[] = [];
   while (reserve.length + batch.length < aheadChunks) batch.push(new SharedArrayBuffer(chunkBytes));
+  page(batch);
+  for (const memory of batch) reserve.push(Buffer.from(memory));
+}
+
+/** Hands memory to the helper to page in; false when the helper cannot run. */
+function page(batch: SharedArrayBuffer[]): boolean {
   try {
     helper ??= startHelper();
     helper.postMessage(batch);
+    return true;
   } catch {
     helperFailed = true;
+    return false;
   }
-  for (const memory of batch) reserve.push(Buffer.from(memory));
 }
 
 function startHelper(): Worker {

@@ -26,6 +26,7 @@
 
 import type { FileHandle } from 'node:fs/promises';
 import { checksum32 } from '../log/checksum.js';
+import { expectPayloadBytes } from '../state/payloads.js';
 import { jobNameDefault } from '../constants.js';
 import { JobState } from '../record/types.js';
 import {
@@ -345,6 +346,8 @@ export async function readStateFile(readAt: ReadAt, fileBytes: number, header: S
   const state = restoreState(head.offset, head.timestamp, head.workers, head.stats);
   const queues = head.queues.map((q) => restoreQueue(state, q.name, q.paused));
   const placement = new Placement(head.queues);
+  // Every row's id and data go to the arena: all of the file but a row's numbers, at least 20 bytes.
+  expectPayloadBytes(fileBytes - head.jobCount * 20);
   state.jobs.beginBulk(head.jobCount);
   state.cold.reserve(head.queues.reduce((sum, q) => sum + q.waitingCount, 0));
   const payloads = state.payloads;

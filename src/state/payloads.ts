@@ -38,12 +38,15 @@ export interface ChunkSource {
   giveBack(chunk: Buffer): void;
   /** `bytes` of zeroed memory that is about to be written from start to end. */
   block(bytes: number): ArrayBuffer | SharedArrayBuffer;
+  /** The arenas are about to take chunks for about `bytes` of entries (a restore knows). */
+  expect(bytes: number): void;
 }
 
 const freshChunks: ChunkSource = {
   take: () => Buffer.allocUnsafeSlow(chunkBytes),
   giveBack: () => {},
   block: (bytes) => new ArrayBuffer(bytes),
+  expect: () => {},
 };
 
 let chunkSource = freshChunks;
@@ -52,6 +55,11 @@ let chunkSource = freshChunks;
  *  the chunk supply of snapshot/chunk-supply.ts; the default allocates each one). */
 export function setChunkSource(source: ChunkSource): void {
   chunkSource = source;
+}
+
+/** Tells the process's chunk source that arenas are about to store about `bytes` of entries. */
+export function expectPayloadBytes(bytes: number): void {
+  chunkSource.expect(bytes);
 }
 
 /** Zeroed memory for a large block about to be written, from the process's chunk source. */
