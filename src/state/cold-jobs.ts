@@ -175,6 +175,9 @@ export class ColdJobs {
       kind.options,
     );
     job.waitStamp = this.stamps[c] as number;
+    // Sized for every row at the first job made: writing index c of an empty array would turn it
+    // into a dictionary (a hash lookup per access, three times the memory).
+    if (this.hot.length < this.count) this.hot.length = this.count;
     this.hot[c] = job;
     this.kindOf[c] = -1;
     this.cold--;
