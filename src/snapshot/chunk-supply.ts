@@ -49,6 +49,11 @@ let expected = 0;
  *  once the arenas are taking them (the helper then lagged behind and the main thread met the
  *  faults itself). */
 function expectBytes(bytes: number): void {
+  if (bytes === 0) {
+    if (reserve.length > aheadChunks) reserve.length = aheadChunks;
+    expected = 0;
+    return;
+  }
   const chunks = Math.ceil(bytes / chunkBytes) - reserve.length;
   if (chunks <= 0 || helperFailed) return;
   for (let done = 0; done < chunks; done += aheadChunks) {
@@ -61,7 +66,7 @@ function expectBytes(bytes: number): void {
 }
 
 /** Blocks smaller than this are written by their user straight away: not worth the helper. */
-const blockBytesMin = 4 * chunkBytes;
+const blockBytesMin = 2 * chunkBytes;
 
 /** A large block (the columns of a restore's cold rows), paged in by the helper like a chunk. */
 function pagedBlock(bytes: number): ArrayBuffer | SharedArrayBuffer {

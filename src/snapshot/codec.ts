@@ -286,15 +286,33 @@ export type StoredJobRow = Omit<JobRow, 'id' | 'data'> & { id: string | number; 
  * restore then drops the whole state).
  */
 export function decodeRowsInto(bytes: Buffer, payloads: PayloadArena, each: (row: StoredJobRow) => void): void {
+  // The reader's cursor is module state: `each` must not decode another block meanwhile.
+  if (payloadTarget !== null) throw new Error('decodeRowsInto: called again from its own callback');
   payloadTarget = payloads;
+  const passOn = (row: StoredJobRow): void => {
+    try {
+      each(row);
+    } catch (err) {
+      throw new CallbackError(err);
+    }
+  };
   try {
-    readRows(bytes, payloads, each);
+    readRows(bytes, payloads, passOn);
   } catch (err) {
+    // What `each` threw is its own error, not a decoding one.
+    if (err instanceof CallbackError) throw err.cause;
     if (err instanceof SnapshotCodecError) throw err;
     throw new SnapshotCodecError(`job block does not decode with schema v${rowsSchemaVersion}: ${String(err)}`, { cause: err });
   } finally {
     payloadTarget = null;
     source = noBytes;
+  }
+}
+
+/** Carries an error of decodeRowsInto's callback through its decoding error handling. */
+class CallbackError extends Error {
+  constructor(cause: unknown) {
+    super('decodeRowsInto callback failed', { cause });
   }
 }
 

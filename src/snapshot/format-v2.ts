@@ -114,7 +114,8 @@ function* rowsInOrder(state: State, queues: readonly QueueState[]): Generator<Jo
     for (const job of q.completed) yield rowOf(job, i);
     for (const job of q.failed) yield rowOf(job, i);
   }
-  for (const job of state.jobs.values()) {
+  // made(): the cold rows, all waiting and written above, stay rows.
+  for (const job of state.jobs.made()) {
     const s = job.state;
     if (s === JobState.WAITING || s === JobState.COMPLETED || s === JobState.FAILED) continue;
     const i = indexOf.get(job.queue);
@@ -373,9 +374,14 @@ export async function readStateFile(readAt: ReadAt, fileBytes: number, header: S
     }
     count++;
   };
-  for await (const block of parts) {
-    signal?.throwIfAborted();
-    decodeRowsInto(block, payloads, restore);
+  try {
+    for await (const block of parts) {
+      signal?.throwIfAborted();
+      decodeRowsInto(block, payloads, restore);
+    }
+  } finally {
+    // Chunks set aside for rows that turned out smaller (results, logs, names) go back.
+    expectPayloadBytes(0);
   }
   const duplicate = state.jobs.endBulk();
   if (duplicate !== null) throw new SnapshotCorruptError(`restoreJob: duplicate job ${duplicate}`);

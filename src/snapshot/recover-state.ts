@@ -78,20 +78,26 @@ async function reportUnbacked(dir: string, log: LogView, end: number, until: num
 }
 
 async function fold(state: State, log: LogView, from: number, end: number): Promise<number> {
-  let expected = from;
   if (from === end) return 0;
-  batches: for await (const batch of log.readBatches(from, end)) {
-    for (const record of batch) {
-      if (record.offset !== expected) {
-        throw new RecoveryError(`log gap: expected offset ${expected}, read ${record.offset} (records missing from the log)`);
+  // The waiting jobs the replay pushes stay rows until first used, as a snapshot's do.
+  state.cold.takesPushes = true;
+  try {
+    let expected = from;
+    batches: for await (const batch of log.readBatches(from, end)) {
+      for (const record of batch) {
+        if (record.offset !== expected) {
+          throw new RecoveryError(`log gap: expected offset ${expected}, read ${record.offset} (records missing from the log)`);
+        }
+        apply(state, record);
+        expected++;
+        if (expected === end) break batches;
       }
-      apply(state, record);
-      expected++;
-      if (expected === end) break batches;
     }
-  }
-  if (expected !== end) {
-    throw new RecoveryError(`log ended at offset ${expected} while replaying to ${end} (records [${expected}, ${end}) missing)`);
+    if (expected !== end) {
+      throw new RecoveryError(`log ended at offset ${expected} while replaying to ${end} (records [${expected}, ${end}) missing)`);
+    }
+  } finally {
+    state.cold.takesPushes = false;
   }
   return end - from;
 }

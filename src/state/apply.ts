@@ -7,7 +7,7 @@
 // dependency completes or is removed, its dependents leave WAITING_CHILDREN (a removed dependency
 // counts as satisfied, exactly like an id unknown at push time).
 
-import { jobLogsMax, statsSecondsKept } from '../constants.js';
+import { jobLogsMax, jobNameDefault, statsSecondsKept } from '../constants.js';
 import {
   assertNever,
   FailOutcome,
@@ -16,8 +16,9 @@ import {
   type BodyOf,
   type LogRecord,
 } from '../record/types.js';
-import { waitInsert, waitRemove } from './waitlist.js';
-import { dropJob, moveJob, newJob, NO_IDS, queueFor, sortBySeq, type Job, type SecondStats, type State } from './state.js';
+import { ColdJobs } from './cold-jobs.js';
+import { waitInsert, waitInsertCold, waitRemove } from './waitlist.js';
+import { dropJob, moveJob, newJob, NO_IDS, queueFor, sharedOptions, sortBySeq, type Job, type SecondStats, type State } from './state.js';
 
 /** BullMQ's failure text for a job that stalled more often than allowed. */
 export const stalledFailureText = 'job stalled more than allowable limit';
@@ -131,14 +132,40 @@ export function apply(state: State, record: LogRecord): void {
 }
 
 function applyPushed(state: State, body: BodyOf<'pushed'>, ts: number, offset: number): void {
-  const job = newJob(state, body.job, offset, ts, body.pendingDeps.length === 0 ? NO_IDS : body.pendingDeps.slice());
   // A duplicate can only come from a bug, so the state it leaves behind does not matter:
   // assertions are never caught.
-  if (!state.jobs.add(job)) throw new Error(`apply: pushed duplicate id ${job.id}`);
-  moveJob(state, job, body.state, job.lifo);
-  if (body.state === JobState.WAITING_CHILDREN) linkDependent(state, job);
+  if (!(state.cold.takesPushes && pushedAsRow(state, body, ts, offset))) {
+    const job = newJob(state, body.job, offset, ts, body.pendingDeps.length === 0 ? NO_IDS : body.pendingDeps.slice());
+    if (!state.jobs.add(job)) throw new Error(`apply: pushed duplicate id ${job.id}`);
+    moveJob(state, job, body.state, job.lifo);
+    if (body.state === JobState.WAITING_CHILDREN) linkDependent(state, job);
+  }
   state.stats.totalPushed++;
   bumpSecond(state, ts).pushed++;
+}
+
+/** A pushed waiting job as a cold row (state/cold-jobs.ts) when it may be one: what newJob,
+ *  jobs.add and moveJob would do for it, without the Job. False: nothing done. */
+function pushedAsRow(state: State, body: BodyOf<'pushed'>, ts: number, offset: number): boolean {
+  const spec = body.job;
+  if (body.state !== JobState.WAITING || spec.lifo || body.pendingDeps.length !== 0) return false;
+  const queue = queueFor(state, spec.queue);
+  const options = sharedOptions(queue, spec);
+  if (!ColdJobs.restorable(options)) return false;
+  const payloads = state.payloads;
+  const idAt = payloads.store(spec.id);
+  if (idAt < 0) return false;
+  const dataAt = payloads.store(spec.data);
+  const name = spec.name === jobNameDefault ? jobNameDefault : spec.name;
+  const c = dataAt < 0 ? -1 : state.cold.add(idAt, dataAt, queue.name, name, options, offset, ts, spec.priority, spec.runAt);
+  if (c < 0) {
+    payloads.free(idAt);
+    if (dataAt >= 0) payloads.free(dataAt);
+    return false;
+  }
+  if (!state.jobs.addCold(c)) throw new Error(`apply: pushed duplicate id ${spec.id}`);
+  waitInsertCold(queue.waiting, c, spec.priority);
+  return true;
 }
 
 function applyPulled(state: State, body: BodyOf<'pulled'>, ts: number): void {

@@ -15,12 +15,15 @@
 //                stamp        the stamp of its wait-list entry
 //   hot[c]       the Job, once made (its waitStamp is the row's stamp)
 //
-// Only the plainest waiting jobs are restored this way (restorable()): never pulled, no pending
-// dependencies, data and an ASCII id the arena holds, no ttl (no timer to arm) and no unique key
-// (no index to join). Everything else is an ordinary Job from the start.
+// Only the plainest waiting jobs are rows (restorable()): never pulled, no pending dependencies,
+// data and an ASCII id the arena holds, no ttl (no timer to arm) and no unique key (no index to
+// join). Everything else is an ordinary Job from the start. Rows come from a snapshot being
+// restored and, during a replay at start (`takesPushes`), from the pushes the fold applies.
 //
-// Once every row has been made a Job or dropped, the columns are given back; `hot` stays, as the
-// wait lists and the job index may still name rows, and it holds only jobs the state holds anyway.
+// When a row is made into its Job, the job index swaps the row's number for the Job
+// (RowHolder.rowMade); the wait list keeps the number until it consumes or drops that entry
+// (unlist). A row nothing references any more is handed out again, and once no row is held at
+// all the columns are given back: the columns never hold more rows than were alive at once.
 //
 // Pure data; not part of the state image and not observable through it: a job is the same job
 // whether it was made at start or on first use. Owned by the state (state.ts); the job index
@@ -36,81 +39,116 @@ interface Kind {
   readonly options: JobOptions | null;
 }
 
+/** What the job index does when a row it holds is made into a Job: hold the Job instead. */
+export interface RowHolder {
+  /** Entry `entry` of the index, which holds row c, now holds `job`. */
+  rowMade(entry: number, c: number, job: Job): void;
+}
+
 /** Distinct (queue, name, options) triples kept before further rows stay ordinary jobs. */
 const kindsMax = 1 << 16;
+/** Bits of `refs`: the job index holds the row; a wait-list entry holds it. */
+const inIndex = 1;
+const inList = 2;
 
-type Ints = Int32Array<ArrayBufferLike>;
-type Floats = Float64Array<ArrayBufferLike>;
-const noInts: Ints = new Int32Array(0);
-const noFloats: Floats = new Float64Array(0);
+/** Rows are kept in chunks of rowsPerChunk: no column is ever copied to grow. */
+const rowShift = 16;
+const rowsPerChunk = 1 << rowShift;
+const rowMask = rowsPerChunk - 1;
+
+/** The columns of rowsPerChunk rows, in one block of memory. */
+class RowChunk {
+  readonly seqs: Float64Array<ArrayBufferLike>;
+  readonly createdAts: Float64Array<ArrayBufferLike>;
+  readonly runAts: Float64Array<ArrayBufferLike>;
+  readonly priorities: Float64Array<ArrayBufferLike>;
+  /** Index into `kinds`: queue name, job name, options; -1 once made into a Job or dropped. */
+  readonly kindOf: Int32Array<ArrayBufferLike>;
+  readonly idAt: Int32Array<ArrayBufferLike>;
+  readonly dataAt: Int32Array<ArrayBufferLike>;
+  readonly stamps: Int32Array<ArrayBufferLike>;
+  /** The job index's entry holding the row, while it does (inIndex). */
+  readonly entryAt: Int32Array<ArrayBufferLike>;
+  readonly refs: Int32Array<ArrayBufferLike>;
+
+  static readonly bytes = rowsPerChunk * (4 * Float64Array.BYTES_PER_ELEMENT + 6 * Int32Array.BYTES_PER_ELEMENT);
+
+  constructor(memory: ArrayBuffer | SharedArrayBuffer) {
+    let at = 0;
+    const floats = () => {
+      const view = new Float64Array(memory, at, rowsPerChunk);
+      at += rowsPerChunk * Float64Array.BYTES_PER_ELEMENT;
+      return view;
+    };
+    const ints = () => {
+      const view = new Int32Array(memory, at, rowsPerChunk);
+      at += rowsPerChunk * Int32Array.BYTES_PER_ELEMENT;
+      return view;
+    };
+    this.seqs = floats();
+    this.createdAts = floats();
+    this.runAts = floats();
+    this.priorities = floats();
+    this.kindOf = ints();
+    this.idAt = ints();
+    this.dataAt = ints();
+    this.stamps = ints();
+    this.entryAt = ints();
+    this.refs = ints();
+  }
+}
 
 export class ColdJobs {
-  /** Rows added (made, dropped or still cold). */
+  /** Rows ever handed out (the columns' high-water mark). */
   private count = 0;
   /** Rows neither made into a Job nor dropped. */
   private cold = 0;
-  private idAt = noInts;
-  private dataAt = noInts;
-  private kindOf = noInts;
-  private stamps = noInts;
-  private seqs = noFloats;
-  private createdAts = noFloats;
-  private runAts = noFloats;
-  private priorities = noFloats;
+  /** Rows no longer referenced, to be handed out again. */
+  private free: number[] = [];
+  private chunks: RowChunk[] = [];
   private hot: (Job | undefined)[] = [];
   private kinds: Kind[] = [];
   private kindIndex = new Map<string, number[]>();
   private lastKind = -1;
+  private holder: RowHolder | null = null;
+  /** Pushes the fold applies become rows (a replay at start; set by loadState). */
+  takesPushes = false;
 
   constructor(private readonly payloads: PayloadArena) {}
+
+  /** The job index whose entries hold these rows (job-table.ts, once). */
+  attach(holder: RowHolder): void {
+    this.holder = holder;
+  }
 
   /** Rows still cold: neither made into a Job nor dropped. */
   get rows(): number {
     return this.cold;
   }
 
-  /** Whether a restored job with these fields may stay a row (see the header). */
+  /** Whether a waiting job with these options may be a row (see the header). */
   static restorable(options: JobOptions | null): boolean {
     return options === null || (options.ttl === null && options.uniqueKey === '');
   }
 
-  /** Room for `rows` more rows without growing (a restore knows how many waiting jobs follow).
-   *  The columns share one block of fresh memory, which the process's chunk source may have a
-   *  helper thread page in ahead of the writes (snapshot/chunk-supply.ts). */
+  /**
+   * Room for `rows` more rows (a restore knows how many waiting jobs follow). Their memory comes
+   * from the process's chunk source, which may have a helper thread page it in ahead of the
+   * writes (snapshot/chunk-supply.ts).
+   */
   reserve(rows: number): void {
-    const need = this.count + rows;
-    if (need <= this.idAt.length) return;
-    const memory = freshBlock(need * (4 * Float64Array.BYTES_PER_ELEMENT + 4 * Int32Array.BYTES_PER_ELEMENT));
-    let at = 0;
-    const floats = (from: Floats): Floats => {
-      const to = new Float64Array(memory, at, need);
-      at += need * Float64Array.BYTES_PER_ELEMENT;
-      to.set(from.subarray(0, this.count));
-      return to;
-    };
-    const ints = (from: Ints): Ints => {
-      const to = new Int32Array(memory, at, need);
-      at += need * Int32Array.BYTES_PER_ELEMENT;
-      to.set(from.subarray(0, this.count));
-      return to;
-    };
-    this.seqs = floats(this.seqs);
-    this.createdAts = floats(this.createdAts);
-    this.runAts = floats(this.runAts);
-    this.priorities = floats(this.priorities);
-    // Rows given back by settle() are not copied: they must read as dropped, not as kind 0.
-    const kept = Math.min(this.kindOf.length, this.count);
-    this.kindOf = ints(this.kindOf);
-    this.kindOf.fill(-1, kept, this.count);
-    this.idAt = ints(this.idAt);
-    this.dataAt = ints(this.dataAt);
-    this.stamps = ints(this.stamps);
+    // A few rows need not have a whole chunk paged in: their pages are mapped as they are written.
+    const paged = rows >= rowsPerChunk >>> 1;
+    while (this.chunks.length * rowsPerChunk < this.count + rows) {
+      this.chunks.push(new RowChunk(paged ? freshBlock(RowChunk.bytes) : new ArrayBuffer(RowChunk.bytes)));
+    }
   }
 
   /**
    * A new row for a waiting job whose id (ASCII) and data are at `idAt` and `dataAt` in the arena,
    * or -1 when it must be an ordinary Job (an id beyond ASCII, too many kinds); then the arena
-   * entries stay the caller's. `queue` is the queue's own name string.
+   * entries stay the caller's. `queue` is the queue's own name string. The row then goes into the
+   * job index (JobTable.addCold) and a wait list (waitInsertCold).
    */
   add(
     idAt: number,
@@ -126,38 +164,58 @@ export class ColdJobs {
     if (!this.ascii(idAt)) return -1;
     const kind = this.kindFor(queue, name, options);
     if (kind < 0) return -1;
-    if (this.count === this.idAt.length) this.reserve(1 + (this.count >>> 1));
-    const c = this.count++;
+    let c = this.free.pop();
+    if (c === undefined) {
+      c = this.count++;
+      // The next chunk is asked for halfway through this one, so that it is paged in before use.
+      if (c >= this.chunks.length * rowsPerChunk) this.reserve(1);
+      else if ((c & rowMask) === rowsPerChunk >>> 1 && this.chunks.length === (c >>> rowShift) + 1) this.reserve(rowsPerChunk);
+    }
     this.cold++;
-    this.idAt[c] = idAt;
-    this.dataAt[c] = dataAt;
-    this.kindOf[c] = kind;
-    this.seqs[c] = seq;
-    this.createdAts[c] = createdAt;
-    this.runAts[c] = runAt;
-    this.priorities[c] = priority;
+    const k = this.chunks[c >>> rowShift] as RowChunk;
+    const i = c & rowMask;
+    k.idAt[i] = idAt;
+    k.dataAt[i] = dataAt;
+    k.kindOf[i] = kind;
+    k.seqs[i] = seq;
+    k.createdAts[i] = createdAt;
+    k.runAts[i] = runAt;
+    k.priorities[i] = priority;
+    k.refs[i] = 0;
     return c;
   }
 
-  /** Sets the stamp of row c's wait-list entry (waitlist.ts, as it inserts the row). */
+  /** The job index holds row c in entry `entry` (from now on, or after a rebuild moved it). */
+  setEntry(c: number, entry: number): void {
+    this.rowChunk(c).entryAt[c & rowMask] = entry;
+    this.rowChunk(c).refs[c & rowMask] = (this.rowChunk(c).refs[c & rowMask] as number) | inIndex;
+  }
+
+  /** A wait list holds row c in an entry stamped `stamp` (waitlist.ts, as it inserts the row). */
   setStamp(c: number, stamp: number): void {
-    this.stamps[c] = stamp;
+    this.rowChunk(c).stamps[c & rowMask] = stamp;
+    this.rowChunk(c).refs[c & rowMask] = (this.rowChunk(c).refs[c & rowMask] as number) | inList;
+  }
+
+  /** The wait list let go of its entry for row c (consumed, or dropped as dead). */
+  unlist(c: number): void {
+    this.unref(c, inList);
   }
 
   /** The stamp row c's job holds now (its Job's waitStamp once made); 0 once dropped. */
   stampOf(c: number): number {
     const job = this.hot[c];
     if (job !== undefined) return job.waitStamp;
-    return this.isCold(c) ? (this.stamps[c] as number) : 0;
+    return this.isCold(c) ? (this.rowChunk(c).stamps[c & rowMask] as number) : 0;
   }
 
-  /** Row c's job, made now if it was still a row. */
+  /** Row c's job, made now if it was still a row; the job index then holds the Job itself. */
   job(c: number): Job {
     const made = this.hot[c];
     if (made !== undefined) return made;
     if (!this.isCold(c)) throw new Error(`ColdJobs: row ${c} was dropped`);
-    const kind = this.kinds[this.kindOf[c] as number] as Kind;
-    const idAt = this.idAt[c] as number;
+    const kind = this.kinds[this.rowChunk(c).kindOf[c & rowMask] as number] as Kind;
+    const idAt = this.rowChunk(c).idAt[c & rowMask] as number;
     const id = this.payloads.read(idAt);
     this.payloads.free(idAt);
     const job = new Job(
@@ -165,23 +223,26 @@ export class ColdJobs {
       id,
       kind.queue,
       kind.name,
-      this.dataAt[c] as number,
-      this.seqs[c] as number,
-      this.createdAts[c] as number,
-      this.priorities[c] as number,
-      this.runAts[c] as number,
+      this.rowChunk(c).dataAt[c & rowMask] as number,
+      this.rowChunk(c).seqs[c & rowMask] as number,
+      this.rowChunk(c).createdAts[c & rowMask] as number,
+      this.rowChunk(c).priorities[c & rowMask] as number,
+      this.rowChunk(c).runAts[c & rowMask] as number,
       JobState.WAITING,
       NO_IDS,
       kind.options,
     );
-    job.waitStamp = this.stamps[c] as number;
+    job.waitStamp = this.rowChunk(c).stamps[c & rowMask] as number;
+    this.rowChunk(c).kindOf[c & rowMask] = -1;
+    this.cold--;
     // Sized for every row at the first job made: writing index c of an empty array would turn it
     // into a dictionary (a hash lookup per access, three times the memory).
     if (this.hot.length < this.count) this.hot.length = this.count;
     this.hot[c] = job;
-    this.kindOf[c] = -1;
-    this.cold--;
-    this.settle();
+    if (((this.rowChunk(c).refs[c & rowMask] as number) & inIndex) !== 0) {
+      (this.holder as RowHolder).rowMade(this.rowChunk(c).entryAt[c & rowMask] as number, c, job);
+      this.unref(c, inIndex);
+    }
     return job;
   }
 
@@ -189,7 +250,7 @@ export class ColdJobs {
   idIs(c: number, id: string): boolean {
     const made = this.hot[c];
     if (made !== undefined) return made.id === id;
-    const at = this.idAt[c] as number;
+    const at = this.rowChunk(c).idAt[c & rowMask] as number;
     const length = this.payloads.bytesLength(at);
     if (length !== id.length) return false;
     const chunk = this.payloads.chunkOf(at);
@@ -204,8 +265,8 @@ export class ColdJobs {
     if (made !== undefined) return this.idIs(d, made.id);
     const other = this.hot[d];
     if (other !== undefined) return this.idIs(c, other.id);
-    const a = this.idAt[c] as number;
-    const b = this.idAt[d] as number;
+    const a = this.rowChunk(c).idAt[c & rowMask] as number;
+    const b = this.rowChunk(d).idAt[d & rowMask] as number;
     const length = this.payloads.bytesLength(a);
     if (length !== this.payloads.bytesLength(b)) return false;
     const from = this.payloads.bytesStart(a);
@@ -215,23 +276,21 @@ export class ColdJobs {
 
   /** Row c's id hashed as `hash(text)` would hash it (job-table.ts), from its bytes. */
   idHash(c: number, hash: (bytes: Buffer, start: number, end: number) => number): number {
-    const made = this.hot[c];
-    if (made !== undefined) throw new Error(`ColdJobs: row ${c} is a Job already`);
-    const at = this.idAt[c] as number;
+    if (!this.isCold(c)) throw new Error(`ColdJobs: row ${c} is not a row any more`);
+    const at = this.rowChunk(c).idAt[c & rowMask] as number;
     const start = this.payloads.bytesStart(at);
     return hash(this.payloads.chunkOf(at), start, start + this.payloads.bytesLength(at));
   }
 
-  /** The job index let go of row c (the job left the state). */
+  /** The job index let go of row c, still a row (the job left the state without being made). */
   drop(c: number): void {
     if (this.isCold(c)) {
-      this.payloads.free(this.idAt[c] as number);
-      this.payloads.free(this.dataAt[c] as number);
-      this.kindOf[c] = -1;
+      this.payloads.free(this.rowChunk(c).idAt[c & rowMask] as number);
+      this.payloads.free(this.rowChunk(c).dataAt[c & rowMask] as number);
+      this.rowChunk(c).kindOf[c & rowMask] = -1;
       this.cold--;
-      this.settle();
     }
-    this.hot[c] = undefined;
+    this.unref(c, inIndex);
   }
 
   /** Row c's job if it was made already. */
@@ -241,7 +300,7 @@ export class ColdJobs {
 
   /** Whether row c is still a row (neither made into a Job nor dropped). */
   isCold(c: number): boolean {
-    return c < this.kindOf.length && (this.kindOf[c] as number) >= 0;
+    return c < this.count && (this.rowChunk(c).kindOf[c & rowMask] as number) >= 0;
   }
 
   /** Moves the arena entries of the rows still cold out of mostly empty chunks (PayloadArena.wasteful). */
@@ -249,27 +308,31 @@ export class ColdJobs {
     const arena = this.payloads;
     for (let c = 0; c < this.count && this.cold > 0; c++) {
       if (!this.isCold(c)) continue;
-      const idAt = this.idAt[c] as number;
-      if (arena.sparse(idAt)) this.idAt[c] = arena.relocate(idAt);
-      const dataAt = this.dataAt[c] as number;
-      if (arena.sparse(dataAt)) this.dataAt[c] = arena.relocate(dataAt);
+      const idAt = this.rowChunk(c).idAt[c & rowMask] as number;
+      if (arena.sparse(idAt)) this.rowChunk(c).idAt[c & rowMask] = arena.relocate(idAt);
+      const dataAt = this.rowChunk(c).dataAt[c & rowMask] as number;
+      if (arena.sparse(dataAt)) this.rowChunk(c).dataAt[c & rowMask] = arena.relocate(dataAt);
     }
   }
 
   /** The fields of row c, for a snapshot writer that would rather not make the job. */
   row(c: number): ColdRow {
-    const kind = this.kinds[this.kindOf[c] as number] as Kind;
+    const kind = this.kinds[this.rowChunk(c).kindOf[c & rowMask] as number] as Kind;
     return {
-      id: this.payloads.read(this.idAt[c] as number),
+      id: this.payloads.read(this.rowChunk(c).idAt[c & rowMask] as number),
       queue: kind.queue,
       name: kind.name,
-      data: this.payloads.read(this.dataAt[c] as number),
-      seq: this.seqs[c] as number,
-      createdAt: this.createdAts[c] as number,
-      runAt: this.runAts[c] as number,
-      priority: this.priorities[c] as number,
+      data: this.payloads.read(this.rowChunk(c).dataAt[c & rowMask] as number),
+      seq: this.rowChunk(c).seqs[c & rowMask] as number,
+      createdAt: this.rowChunk(c).createdAts[c & rowMask] as number,
+      runAt: this.rowChunk(c).runAts[c & rowMask] as number,
+      priority: this.rowChunk(c).priorities[c & rowMask] as number,
       options: kind.options,
     };
+  }
+
+  private rowChunk(c: number): RowChunk {
+    return this.chunks[c >>> rowShift] as RowChunk;
   }
 
   private ascii(at: number): boolean {
@@ -283,26 +346,38 @@ export class ColdJobs {
   private kindFor(queue: string, name: string, options: JobOptions | null): number {
     const last = this.kinds[this.lastKind];
     if (last !== undefined && last.queue === queue && last.name === name && last.options === options) return this.lastKind;
-    const key = `${queue}\n${name}`;
-    let list = this.kindIndex.get(key);
+    // By queue: pushes to a few queues in turn find their kind without building a key.
+    let list = this.kindIndex.get(queue);
     if (list !== undefined) {
       for (const k of list) {
-        if ((this.kinds[k] as Kind).options === options) return (this.lastKind = k);
+        const kind = this.kinds[k] as Kind;
+        if (kind.name === name && kind.options === options) return (this.lastKind = k);
       }
     }
     if (this.kinds.length === kindsMax) return -1;
-    if (list === undefined) this.kindIndex.set(key, (list = []));
+    if (list === undefined) this.kindIndex.set(queue, (list = []));
     const k = this.kinds.length;
     this.kinds.push({ queue, name, options });
     list.push(k);
     return (this.lastKind = k);
   }
 
-  /** Gives the columns back once no row is cold any more. */
-  private settle(): void {
-    if (this.cold > 0) return;
-    this.idAt = this.dataAt = this.kindOf = this.stamps = noInts;
-    this.seqs = this.createdAts = this.runAts = this.priorities = noFloats;
+  /** Clears a reference to row c; a row nothing references is free, and with no row held at all
+   *  everything is given back. */
+  private unref(c: number, bit: number): void {
+    const left = (this.rowChunk(c).refs[c & rowMask] as number) & ~bit;
+    this.rowChunk(c).refs[c & rowMask] = left;
+    if (left !== 0 || this.isCold(c)) return;
+    this.hot[c] = undefined;
+    this.free.push(c);
+    if (this.free.length === this.count) this.reset();
+  }
+
+  private reset(): void {
+    this.count = 0;
+    this.free = [];
+    this.hot = [];
+    this.chunks = [];
     this.kinds = [];
     this.kindIndex = new Map();
     this.lastKind = -1;

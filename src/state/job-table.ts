@@ -28,7 +28,7 @@
 //
 // Pure data; no I/O, no clock, no randomness of its own.
 
-import type { ColdJobs } from './cold-jobs.js';
+import type { ColdJobs, RowHolder } from './cold-jobs.js';
 import type { Job } from './job.js';
 import { freshBlock } from './payloads.js';
 
@@ -74,7 +74,7 @@ function capacityFor(live: number): number {
   return capacity;
 }
 
-export class JobTable {
+export class JobTable implements RowHolder {
   /** Live jobs. */
   size = 0;
   private readonly seed = seedCurrent;
@@ -93,7 +93,13 @@ export class JobTable {
   private readonly hashBytes = (bytes: Buffer, start: number, end: number) => hashOfBytes(bytes, start, end, this.seed);
 
   /** `cold`: where the rows this table may hold (addCold) live; the state's own. */
-  constructor(private readonly cold: ColdJobs | null = null) {}
+  constructor(private readonly cold: ColdJobs | null = null) {
+    cold?.attach(this);
+  }
+
+  rowMade(entry: number, c: number, job: Job): void {
+    if (this.entry(entry) === c) this.setEntry(entry, job);
+  }
 
   get(id: string): Job | undefined {
     const at = this.find(id, hashOf(id, this.seed));
@@ -206,6 +212,7 @@ export class JobTable {
     }
     if ((n & entryMask) === 0) this.entries.push(new Array<Entry | undefined>(entryChunk));
     this.setEntry(n, entry);
+    if (typeof entry === 'number') (this.cold as ColdJobs).setEntry(entry, n);
     this.hashes[n] = hash;
     this.count = n + 1;
     this.size++;
@@ -309,6 +316,7 @@ export class JobTable {
       const held = this.entry(i);
       if (held === undefined) continue;
       this.setEntry(kept, held);
+      if (typeof held === 'number') (this.cold as ColdJobs).setEntry(held, kept);
       hashes[kept] = hashes[i] as number;
       kept++;
     }

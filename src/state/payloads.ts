@@ -38,7 +38,8 @@ export interface ChunkSource {
   giveBack(chunk: Buffer): void;
   /** `bytes` of zeroed memory that is about to be written from start to end. */
   block(bytes: number): ArrayBuffer | SharedArrayBuffer;
-  /** The arenas are about to take chunks for about `bytes` of entries (a restore knows). */
+  /** The arenas are about to take chunks for about `bytes` of entries (a restore knows); 0: the
+   *  restore is over, and chunks set aside for it and not taken need not be kept. */
   expect(bytes: number): void;
 }
 
@@ -57,7 +58,8 @@ export function setChunkSource(source: ChunkSource): void {
   chunkSource = source;
 }
 
-/** Tells the process's chunk source that arenas are about to store about `bytes` of entries. */
+/** Tells the process's chunk source that arenas are about to store about `bytes` of entries (0:
+ *  no more than usual from now on). */
 export function expectPayloadBytes(bytes: number): void {
   chunkSource.expect(bytes);
 }

@@ -100,9 +100,12 @@ function backPush(q: BackQueue, job: Entry, stamp: number): void {
 }
 
 /** Consumes the head entry; a chunk the head has left is dropped. */
-function backShiftHead(q: BackQueue): void {
+function backShiftHead(list: WaitList, q: BackQueue): void {
   const i = q.head;
-  (q.jobs[i >>> backShift] as (Entry | undefined)[])[i & backMask] = undefined;
+  const chunk = q.jobs[i >>> backShift] as (Entry | undefined)[];
+  const e = chunk[i & backMask];
+  if (typeof e === 'number') (list.cold as ColdJobs).unlist(e);
+  chunk[i & backMask] = undefined;
   q.head = i + 1;
   if (q.head === backChunk) {
     q.jobs.shift();
@@ -164,12 +167,21 @@ export function waitRemove(list: WaitList, job: Job): void {
   list.size--;
   if (bucket.size === 0) {
     list.buckets.delete(bucket.priority);
+    unlistAll(list, bucket.back);
     list.priorities.splice(list.priorities.indexOf(bucket.priority), 1);
   } else {
     dropDeadHead(list, bucket);
     const entries = bucket.front.length + bucket.back.end - bucket.back.head;
     // Dead entries dominate: rebuild.
     if (entries > 64 && entries > bucket.size * 3) compact(list, bucket);
+  }
+}
+
+/** Lets go of the rows a dropped back queue still names (all of its entries dead). */
+function unlistAll(list: WaitList, q: BackQueue): void {
+  for (let i = q.head; i < q.end; i++) {
+    const e = backEntry(q, i);
+    if (typeof e === 'number') (list.cold as ColdJobs).unlist(e);
   }
 }
 
@@ -182,7 +194,7 @@ function dropDeadHead(list: WaitList, bucket: Bucket): void {
   }
   if (front.length > 0) return;
   const back = bucket.back;
-  while (back.head < back.end && stampNow(list, backEntry(back, back.head)) !== backStamp(back, back.head)) backShiftHead(back);
+  while (back.head < back.end && stampNow(list, backEntry(back, back.head)) !== backStamp(back, back.head)) backShiftHead(list, back);
 }
 
 function compact(list: WaitList, bucket: Bucket): void {
@@ -202,18 +214,24 @@ function compact(list: WaitList, bucket: Bucket): void {
     const e = backEntry(old, i);
     const stamp = backStamp(old, i);
     if (stampNow(list, e) === stamp) backPush(back, e, stamp);
+    else if (typeof e === 'number') (list.cold as ColdJobs).unlist(e);
   }
   bucket.front = front;
   bucket.frontStamps = frontStamps;
   bucket.back = back;
 }
 
-/** A bucket's first entry in pull order, live or dead (its job and the stamp stored with it). */
-export function headEntry(list: WaitList, bucket: Bucket): { job: Job; stamp: number } | undefined {
+/** A bucket's first entry in pull order: its job when it is live, null when it is dead. */
+export function headEntry(list: WaitList, bucket: Bucket): { job: Job | null } | undefined {
   const top = bucket.front.length - 1;
-  if (top >= 0) return { job: bucket.front[top] as Job, stamp: bucket.frontStamps[top] as number };
+  if (top >= 0) {
+    const job = bucket.front[top] as Job;
+    return { job: job.waitStamp === bucket.frontStamps[top] ? job : null };
+  }
   const back = bucket.back;
-  return back.head < back.end ? { job: jobOf(list, backEntry(back, back.head)), stamp: backStamp(back, back.head) } : undefined;
+  if (back.head === back.end) return undefined;
+  const e = backEntry(back, back.head);
+  return { job: stampNow(list, e) === backStamp(back, back.head) ? jobOf(list, e) : null };
 }
 
 /** Live jobs in pull order (cold rows made into jobs as they come). Do not modify the list while

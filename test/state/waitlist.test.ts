@@ -25,7 +25,7 @@ function head(list: WaitList): Job | undefined {
 function headsLive(list: WaitList): boolean {
   for (const bucket of list.buckets.values()) {
     const first = headEntry(list, bucket);
-    if (first === undefined || first.job.waitStamp !== first.stamp) return false;
+    if (first === undefined || first.job === null) return false;
   }
   return true;
 }
