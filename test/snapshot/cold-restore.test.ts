@@ -1,6 +1,7 @@
-// A state restored from a snapshot keeps most waiting jobs as cold rows (src/state/cold-jobs.ts)
-// until they are touched. This proves a broker on such a state decides exactly what a broker on
-// the same state rebuilt by replay decides, operation by operation, and ends in the same state.
+// A state restored from a snapshot, or rebuilt by a replay at start, keeps most waiting jobs as
+// cold rows (src/state/cold-jobs.ts) until they are touched. This proves brokers on such states
+// decide exactly what a broker whose jobs are all objects decides, operation by operation, and end
+// in the same state.
 
 import t from 'tap';
 import { cp, mkdtemp, rm } from 'node:fs/promises';
@@ -87,22 +88,36 @@ t.test('a-broker-on-a-snapshot-with-cold-rows-decides-and-ends-as-one-on-the-rep
   t.equal(comparable(loaded.state), comparable(await replayLog(f.log)), 'restored = replayed');
   t.equal(loaded.state.cold.rows, 0, 'comparing made every job');
 
-  // Again, now untouched, under a broker; the same operations on both brokers.
+  // Again, now untouched, under a broker; and a third broker on a full replay of another copy of
+  // the log, whose pushed waiting jobs are cold rows too. The same operations on all three.
   const again = await loadState({ log, dir: snapshots, logger: () => undefined });
+  const replayCopy = join(scratch, 'log-replayed');
+  await cp(f.dir, replayCopy, { recursive: true });
+  const replayLogCopy = await Log.open({ dir: replayCopy, sync: 'always', logger: () => undefined });
+  const replayed = await loadState({ log: replayLogCopy, dir: join(scratch, 'none'), logger: () => undefined });
+  t.equal(replayed.fromSnapshot, null, 'the third state is a full replay');
+  const replayedRows = replayed.state.cold.rows;
+  t.ok(replayedRows > waiting / 2, `and most of its waiting jobs are cold rows (${replayedRows})`);
   const coldClock = manualClock();
   coldClock.set(clock.now());
   const cold = new Broker({ log, state: again.state, clock: coldClock.now });
+  const replayClock = manualClock();
+  replayClock.set(clock.now());
+  const fromReplay = new Broker({ log: replayLogCopy, state: replayed.state, clock: replayClock.now });
   t.teardown(async () => {
     await cold.close();
     await log.close();
+    await fromReplay.close();
+    await replayLogCopy.close();
   });
-  const brokers = [f.broker, cold];
-  const active: Array<Array<{ id: string; token: string }>> = [[], []];
+  const brokers = [f.broker, cold, fromReplay];
+  const active: Array<Array<{ id: string; token: string }>> = [[], [], []];
   let pulls = 0;
   for (let i = 0; i < 1_500; i++) {
     const step = Math.floor(random() * 20);
     clock.advance(step);
     coldClock.advance(step);
+    replayClock.advance(step);
     const queue = pick(queues);
     const id = pick(ids);
     const roll = random();
@@ -129,16 +144,19 @@ t.test('a-broker-on-a-snapshot-with-cold-rows-decides-and-ends-as-one-on-the-rep
       else answer = await broker.push(queue, { data: { i }, jobId: `new-${i}`, priority, lifo: which < 0.3 }, ctx);
       answers.push(told(answer));
     }
-    if (waitingOrder(cold.state) !== waitingOrder(f.broker.state)) {
+    const order = waitingOrder(f.broker.state);
+    if (waitingOrder(cold.state) !== order || waitingOrder(fromReplay.state) !== order) {
       t.fail(`operation ${i} left the wait lists different`);
       break;
     }
-    if (answers[0] !== answers[1]) {
-      t.fail(`operation ${i} answered differently: ${answers[1]} instead of ${answers[0]}`);
+    if (answers[0] !== answers[1] || answers[0] !== answers[2]) {
+      t.fail(`operation ${i} answered differently: ${answers[1]} / ${answers[2]} instead of ${answers[0]}`);
       break;
     }
   }
   t.ok(pulls > 300, `the operations pulled (${pulls} pulls)`);
   t.ok(again.state.cold.rows < rows, 'operations made some rows into jobs');
-  t.equal(comparable(again.state), comparable(f.broker.state), 'both brokers end in the same state');
+  t.ok(replayed.state.cold.rows < replayedRows, 'and on the replayed state');
+  t.equal(comparable(again.state), comparable(f.broker.state), 'the restored broker ends in the same state');
+  t.equal(comparable(replayed.state), comparable(f.broker.state), 'so does the replayed one');
 });

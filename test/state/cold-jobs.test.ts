@@ -97,3 +97,32 @@ t.test('a-wait-list-of-cold-rows-pulls-in-order-makes-jobs-on-the-way-and-skips-
   for (const j of [...waitIterate(list)]) waitRemove(list, j);
   t.equal(list.size, 0);
 });
+
+t.test('a-row-nothing-holds-any-more-is-handed-out-again-and-with-none-held-the-columns-start-over', async (t) => {
+  const { arena, cold, table, rows } = coldStore(['a', 'b', 'c'], () => 0);
+  const list = createWaitList(cold);
+  for (const c of rows) {
+    table.addCold(c);
+    waitInsertCold(list, c, 0);
+  }
+  t.same(rows, [0, 1, 2]);
+  // Pull b: made (the index now holds the Job), removed from the wait list, then from the index.
+  const b = table.get('b') as Job;
+  waitRemove(list, b);
+  t.equal(table.delete('b'), true);
+  t.same([...waitEntries(list)], [0, 2], 'b\'s entry is dead; a and c are still rows');
+  // b's entry is still in the back queue (not at its head): the row stays held until it leaves.
+  const add = (id: string) => cold.add(arena.store(id), arena.store('{}'), 'q', 'default', null, 9, 0, 0, 0);
+  t.equal(add('d'), 3, 'a row still named by a wait-list entry is not handed out');
+  // Pull everything in order: each entry leaves the head, and every row is let go.
+  for (const job of [...waitIterate(list)]) {
+    waitRemove(list, job);
+    table.delete(job.id);
+  }
+  t.equal(list.size, 0);
+  t.equal(cold.rows, 1, 'd is still a row (never inserted anywhere)');
+  table.addCold(3);
+  table.delete('d');
+  t.equal(cold.rows, 0);
+  t.equal(add('e'), 0, 'with no row held, numbering starts over');
+});
