@@ -8,9 +8,10 @@
 //   slots   Int32Array, capacity a power of two: entry index + 1, EMPTY (0) or TOMBSTONE (linear
 //           probing)
 //   entries (Job | number | undefined)[][] insertion order, in chunks of entryChunk; a number is
-//           a row of the state's ColdJobs (a waiting job restored from a snapshot and not touched
-//           since, cold-jobs.ts), compared by its id's bytes and made into its Job by get() and
-//           values(); a deleted job leaves a hole. Chunks, not one array grown by push: a growing array of a million entries is
+//           a row of the state's ColdJobs (a waiting job restored or replayed at start and not
+//           touched since, cold-jobs.ts), compared by its id's bytes; when the row is made into its
+//           Job (by get(), values() or a pull) the entry holds the Job. A deleted job leaves a
+//           hole. Chunks, not one array grown by push: a growing array of a million entries is
 //           reallocated some thirty times in V8's large-object space, each time on fresh pages
 //           (1M adds: about 100 ms against 10–35 ms in chunks on the benchmark VM)
 //   hashes  Int32Array parallel to entries: the id's hash, so a rebuild never rehashes a string
@@ -23,8 +24,9 @@
 // The hash is FNV-1a over the UTF-16 code units, started from a process-wide seed and finished
 // with an avalanche mix, so the probe position depends on every bit. loadState, which builds the
 // state of every process that holds jobs, first sets a random seed (seedJobTables): clients
-// choose custom job ids, and a fixed seed would let them craft ids that all land in one probe run. The seed changes only where a job
-// sits in `slots`, never what the table holds or the order values() yields.
+// choose custom job ids, and a fixed seed would let them craft ids that all land in one probe
+// run. The seed changes only where a job sits in `slots`, never what the table holds or the order
+// values() yields. A cold row's id is hashed from its bytes (ASCII only, so bytes are code units).
 //
 // Pure data; no I/O, no clock, no randomness of its own.
 
