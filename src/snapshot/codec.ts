@@ -392,30 +392,41 @@ function nameAt(start: number, length: number): string {
   return lastName;
 }
 
+/** Length of the string skipString() passed last. */
+let stringBytes = 0;
+
+/** Steps over the Avro string at `at`: where its bytes start (their count in stringBytes), or -1
+ *  when its length is unreadable or runs past the end of the block. */
+function skipString(): number {
+  const length = readVarint();
+  const start = at;
+  at += length;
+  if (!(length >= 0) || at > source.length) return -1;
+  stringBytes = length;
+  return start;
+}
+
 /** Reads the row at `at` into plainRow if it is a plain one (true, `at` past it); false leaves
  *  `at` anywhere and nothing stored: the caller decodes the row with avsc from its start. */
 function readPlainRow(payloads: PayloadArena): boolean {
   const end = source.length;
-  const idBytes = readVarint();
-  const idStart = at;
-  at += idBytes;
-  if (!(idBytes >= 0) || at > end) return false;
+  const idStart = skipString();
+  if (idStart < 0) return false;
+  const idBytes = stringBytes;
   const queue = readVarint();
   const nameBranch = readVarint();
   let nameStart = 0;
   let nameBytes = 0;
   if (nameBranch === 1) {
-    nameBytes = readVarint();
-    nameStart = at;
-    at += nameBytes;
-    if (!(nameBytes >= 0) || at > end) return false;
+    nameStart = skipString();
+    if (nameStart < 0) return false;
+    nameBytes = stringBytes;
   } else if (nameBranch !== 0) {
     return false;
   }
-  const dataBytes = readVarint();
-  const dataStart = at;
-  at += dataBytes;
-  if (!(dataBytes >= 0) || at > end) return false;
+  const dataStart = skipString();
+  if (dataStart < 0) return false;
+  const dataBytes = stringBytes;
   const priority = readVarint();
   const createdAt = readVarint();
   const runAt = readVarint();

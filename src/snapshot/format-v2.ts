@@ -70,7 +70,10 @@ function queuesOf(state: State): QueueState[] {
     .sort((a, b) => compareText(a.name, b.name));
 }
 
-function rowOf(job: Job, queueIndex: number): JobRow {
+/** What a row is written from: a job, or a cold row's fields (coldRowOf). */
+type RowSource = Pick<Job, 'id' | 'name' | 'data' | 'priority' | 'createdAt' | 'runAt' | 'state' | 'seq' | 'pendingDeps' | 'options' | 'run'>;
+
+function rowOf(job: RowSource, queueIndex: number): JobRow {
   return {
     id: job.id,
     queue: queueIndex,
@@ -89,21 +92,7 @@ function rowOf(job: Job, queueIndex: number): JobRow {
 
 /** Row c of the state's ColdJobs as rowOf would write its job, without making the job. */
 function coldRowOf(state: State, c: number, queueIndex: number): JobRow {
-  const row = state.cold.row(c);
-  return {
-    id: row.id,
-    queue: queueIndex,
-    name: row.name === jobNameDefault ? null : row.name,
-    data: row.data,
-    priority: row.priority,
-    createdAt: row.createdAt,
-    runAt: row.runAt,
-    state: JobState.WAITING,
-    seq: row.seq,
-    pendingDeps: NO_IDS,
-    options: row.options,
-    run: null,
-  };
+  return rowOf({ ...state.cold.row(c), state: JobState.WAITING, pendingDeps: NO_IDS, run: null }, queueIndex);
 }
 
 /** Jobs in file order with their queue index. */
