@@ -11,6 +11,10 @@
 // is, so the main thread may use a chunk before the helper reaches it. Chunks an arena releases
 // come back to the reserve while it is short, faulted in already.
 //
+// A restore also tells the supply how much it is about to store (expect), and all of those
+// chunks go to the helper at once; and it asks for the other large blocks it will fill (block: the
+// cold rows' columns, the job index's slots), which the helper pages in the same way.
+//
 // If the helper cannot start or fails, chunks are simply not written ahead; nothing else changes.
 // loadState installs the supply (process-wide, like the job tables' seed), so every process that
 // loads a state uses it: the server, the snapshot process, the offline tools.

@@ -63,7 +63,7 @@ export interface State {
   jobs: JobTable;
   /** The jobs' data, off the JS heap. */
   payloads: PayloadArena;
-  /** Waiting jobs restored from a snapshot and not yet touched, as rows (cold-jobs.ts). */
+  /** Waiting jobs restored or replayed at start and not yet touched, as rows (cold-jobs.ts). */
   cold: ColdJobs;
   queues: Map<string, QueueState>;
   uniqueKeys: Map<string, Job>;
