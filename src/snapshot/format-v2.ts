@@ -30,11 +30,11 @@ import { expectPayloadBytes } from '../state/payloads.js';
 import { jobNameDefault } from '../constants.js';
 import { JobState } from '../record/types.js';
 import {
+  addColdJob,
   internOptions,
   Job,
   jobCount,
   NO_IDS,
-  restoreColdJob,
   restoreJob,
   restoreQueue,
   restoreState,
@@ -356,7 +356,7 @@ export async function readStateFile(readAt: ReadAt, fileBytes: number, header: S
         row.pendingDeps.length === 0 &&
         typeof idAt === 'number' &&
         typeof row.data === 'number' &&
-        restoreColdJob(state, queue, idAt, row.data, name, options, row);
+        addColdJob(state, queue, idAt, row.data, name, options, row);
       if (!cold) restoreJob(state, jobOfRow(state, row, queue, name, options));
     } catch (err) {
       throw new SnapshotCorruptError(err instanceof Error ? err.message : String(err), { cause: err });

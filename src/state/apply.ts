@@ -17,8 +17,8 @@ import {
   type LogRecord,
 } from '../record/types.js';
 import { ColdJobs } from './cold-jobs.js';
-import { waitInsert, waitInsertCold, waitRemove } from './waitlist.js';
-import { dropJob, moveJob, newJob, NO_IDS, queueFor, sharedOptions, sortBySeq, type Job, type SecondStats, type State } from './state.js';
+import { waitInsert, waitRemove } from './waitlist.js';
+import { addColdJob, dropJob, moveJob, newJob, NO_IDS, queueFor, sharedOptions, sortBySeq, type Job, type SecondStats, type State } from './state.js';
 
 /** BullMQ's failure text for a job that stalled more often than allowed. */
 export const stalledFailureText = 'job stalled more than allowable limit';
@@ -144,8 +144,8 @@ function applyPushed(state: State, body: BodyOf<'pushed'>, ts: number, offset: n
   bumpSecond(state, ts).pushed++;
 }
 
-/** A pushed waiting job as a cold row (state/cold-jobs.ts) when it may be one: what newJob,
- *  jobs.add and moveJob would do for it, without the Job. False: nothing done. */
+/** A pushed waiting job as a cold row (state/cold-jobs.ts) when it may be one. False: nothing
+ *  done, the caller makes the Job. */
 function pushedAsRow(state: State, body: BodyOf<'pushed'>, ts: number, offset: number): boolean {
   const spec = body.job;
   if (body.state !== JobState.WAITING || spec.lifo || body.pendingDeps.length !== 0) return false;
@@ -157,15 +157,11 @@ function pushedAsRow(state: State, body: BodyOf<'pushed'>, ts: number, offset: n
   if (idAt < 0) return false;
   const dataAt = payloads.store(spec.data);
   const name = spec.name === jobNameDefault ? jobNameDefault : spec.name;
-  const c = dataAt < 0 ? -1 : state.cold.add(idAt, dataAt, queue.name, name, options, offset, ts, spec.priority, spec.runAt);
-  if (c < 0) {
-    payloads.free(idAt);
-    if (dataAt >= 0) payloads.free(dataAt);
-    return false;
-  }
-  if (!state.jobs.addCold(c)) throw new Error(`apply: pushed duplicate id ${spec.id}`);
-  waitInsertCold(queue.waiting, c, spec.priority);
-  return true;
+  const fields = { seq: offset, createdAt: ts, priority: spec.priority, runAt: spec.runAt };
+  if (dataAt >= 0 && addColdJob(state, queue, idAt, dataAt, name, options, fields)) return true;
+  payloads.free(idAt);
+  if (dataAt >= 0) payloads.free(dataAt);
+  return false;
 }
 
 function applyPulled(state: State, body: BodyOf<'pulled'>, ts: number): void {

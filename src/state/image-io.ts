@@ -23,12 +23,10 @@ import {
   NO_IDS,
   queueFor,
   sharedOptions,
-  type JobOptions,
   type QueueState,
   type State,
 } from './state.js';
-import { ColdJobs } from './cold-jobs.js';
-import { waitInsert, waitInsertCold, waitIterate } from './waitlist.js';
+import { waitInsert, waitIterate } from './waitlist.js';
 
 function idsOf(jobs: Iterable<Job>): string[] {
   const ids: string[] = [];
@@ -206,29 +204,6 @@ export function restoreJob(state: State, job: Job): void {
       return;
   }
   if (isLive(job.state)) claimKey(state, job);
-}
-
-/**
- * Restores a waiting job as a cold row (cold-jobs.ts) when it may be one, in the same order
- * rules as restoreJob: its id's and data's bytes are in the state's arena already, at `idAt` and
- * `dataAt`; `queue` is restoreQueue's. False when it must be an ordinary Job instead (the arena
- * entries stay the caller's). Throws on a duplicate id, as restoreJob does.
- */
-export function restoreColdJob(
-  state: State,
-  queue: QueueState,
-  idAt: number,
-  dataAt: number,
-  name: string,
-  options: JobOptions | null,
-  fields: { seq: number; createdAt: number; priority: number; runAt: number },
-): boolean {
-  if (!ColdJobs.restorable(options)) return false;
-  const c = state.cold.add(idAt, dataAt, queue.name, name, options, fields.seq, fields.createdAt, fields.priority, fields.runAt);
-  if (c < 0) return false;
-  if (!state.jobs.addCold(c)) throw new Error(`restoreJob: duplicate job ${state.cold.row(c).id}`);
-  waitInsertCold(queue.waiting, c, fields.priority);
-  return true;
 }
 
 function lookup(state: State, id: string, expected: JobState): Job {

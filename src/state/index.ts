@@ -3,8 +3,9 @@
 export { apply, stalledFailureText } from './apply.js';
 export { stateDigest } from './digest.js';
 export { seedJobTables } from './job-table.js';
-export { exportJob, exportState, importState, restoreColdJob, restoreJob, restoreQueue, restoreState } from './image-io.js';
+export { exportJob, exportState, importState, restoreJob, restoreQueue, restoreState } from './image-io.js';
 export {
+  addColdJob,
   createState,
   internOptions,
   Job,

@@ -17,7 +17,7 @@ import { ColdJobs } from './cold-jobs.js';
 import { JobTable } from './job-table.js';
 import { PayloadArena } from './payloads.js';
 import { Job, optionsOf, sameOptions, type JobOptions, type OptionFields } from './job.js';
-import { createWaitList, waitInsert, waitRemove, type WaitList } from './waitlist.js';
+import { createWaitList, waitInsert, waitInsertCold, waitRemove, type WaitList } from './waitlist.js';
 
 export { Job, NO_IDS, type JobOptions, type JobRun } from './job.js';
 
@@ -292,4 +292,28 @@ export function newJob(state: State, spec: JobSpec, seq: number, createdAt: numb
     pendingDeps,
     sharedOptions(queue, spec),
   );
+}
+
+/**
+ * Adds a waiting job as a cold row (cold-jobs.ts) when it may be one, at the back of its queue's
+ * wait list: what newJob, jobs.add and moveJob would do for it, without the Job. Its id's and
+ * data's bytes are in the state's arena already, at `idAt` and `dataAt`; `queue` is the job's
+ * queue. False when it must be an ordinary Job instead (nothing done; the arena entries stay the
+ * caller's). Throws on a duplicate id. Used by a snapshot restore and by a replay's pushes.
+ */
+export function addColdJob(
+  state: State,
+  queue: QueueState,
+  idAt: number,
+  dataAt: number,
+  name: string,
+  options: JobOptions | null,
+  fields: { seq: number; createdAt: number; priority: number; runAt: number },
+): boolean {
+  if (!ColdJobs.restorable(options)) return false;
+  const c = state.cold.add(idAt, dataAt, queue.name, name, options, fields.seq, fields.createdAt, fields.priority, fields.runAt);
+  if (c < 0) return false;
+  if (!state.jobs.addCold(c)) throw new Error(`duplicate job ${state.cold.row(c).id}`);
+  waitInsertCold(queue.waiting, c, fields.priority);
+  return true;
 }
