@@ -49,14 +49,28 @@ export function createLatencyMetrics(): LatencyMetrics {
   return { push: new Histogram(), pull: new Histogram(), ack: new Histogram() };
 }
 
-/** Runs `call` and records its duration in `histogram`, whether it resolves or rejects. */
-export async function timed<T>(histogram: Histogram, call: () => Promise<T>): Promise<T> {
-  const started = process.hrtime.bigint();
+/** Runs `call` and records its duration in `histogram`, whether it resolves, rejects or throws.
+ *  One continuation on the call's promise, not an async function's two. */
+export function timed<T>(histogram: Histogram, call: () => Promise<T>): Promise<T> {
+  const started = performance.now();
+  const observe = (): void => histogram.observe(performance.now() - started);
+  let pending: Promise<T>;
   try {
-    return await call();
-  } finally {
-    histogram.observe(Number(process.hrtime.bigint() - started) / 1e6);
+    pending = call();
+  } catch (error) {
+    observe();
+    return Promise.reject(error);
   }
+  return pending.then(
+    (value) => {
+      observe();
+      return value;
+    },
+    (error: unknown) => {
+      observe();
+      throw error;
+    },
+  );
 }
 
 /** Escapes a label value: backslash, double quote and newline (exposition format rules). */

@@ -100,6 +100,8 @@ export class Broker implements BrokerApi {
   private timer: NodeJS.Timeout | null = null;
   private armedAt = Number.POSITIVE_INFINITY;
   private lastDurable: Pending = Promise.resolve(null);
+  /** The log's durable promise that lastDurable was made from. */
+  private lastDurableOf: Promise<void> | null = null;
 
   constructor(opts: BrokerOptions) {
     this.log = opts.log;
@@ -196,12 +198,15 @@ export class Broker implements BrokerApi {
       noteRecord(this.heap, this.state, record);
     }
     this.afterApply(records);
-    const pending = result.durable.then(
-      () => null,
-      (error: unknown) => this.storageFault(error),
-    );
-    this.lastDurable = pending;
-    return pending;
+    // Appends of one group-commit batch share its durable promise, so they share one Pending.
+    if (result.durable !== this.lastDurableOf) {
+      this.lastDurableOf = result.durable;
+      this.lastDurable = result.durable.then(
+        () => null,
+        (error: unknown) => this.storageFault(error),
+      );
+    }
+    return this.lastDurable;
   }
 
   private afterApply(records: LogRecord[]): void {

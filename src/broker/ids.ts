@@ -59,7 +59,8 @@ export class IdGenerator {
     b[6] = 0x70 | (this.counter >> 8);
     b[7] = this.counter & 0xff;
     const at = this.random(8);
-    this.pool.copy(b, 8, at, at + 8);
+    const pool = this.pool;
+    for (let i = 0; i < 8; i++) b[8 + i] = pool[at + i] as number; // Buffer#copy would allocate a view
     b[8] = 0x80 | ((b[8] as number) & 0x3f);
     const text = this.text;
     for (let i = 0; i < 16; i++) {

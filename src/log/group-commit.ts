@@ -1,7 +1,8 @@
 // Group commit: the only writer of the active segment.
 //
 // append() encodes each record once into the pending batch (one growing buffer for all appends
-// since the last write) and returns one promise per call. A single loop, never overlapping
+// since the last write) and returns a promise shared by every append of that batch that waits for
+// the same thing (the batch's write, or its sync). A single loop, never overlapping
 // itself, drains the batch: one write() of everything pending (split only at a segment roll or
 // at groupCommitBytesMax), then one fdatasync covering it (policy 'always'). Appends that arrive
 // while a write or sync is in flight simply accumulate for the next round.
@@ -66,9 +67,12 @@ export interface Appended {
   durable: Promise<void>;
 }
 
+/** The appends of one pending batch that wait for the same event (its write, or its sync) share
+ *  one waiter and one promise: `until` grows as they arrive, until the batch is taken. */
 interface Waiter {
   until: number;
   needsSync: boolean;
+  promise: Promise<void>;
   resolve: () => void;
   reject: (err: LogError) => void;
 }
@@ -76,6 +80,7 @@ interface Waiter {
 /** Smallest initial size of a group commit's buffer; a new round starts at the size the last
  *  one reached (capped at groupCommitBytesMax), so steady batches do not grow by doubling. */
 const batchBytesInitial = 16 * 1024;
+const spareBatchBytesMax = 1024 * 1024;
 
 export class GroupCommit {
   nextOffset: number;
@@ -84,9 +89,15 @@ export class GroupCommit {
   failed: LogError | null = null;
   private closed = false;
   private writer = new RecordWriter(batchBytesInitial);
+  /** The buffer of the last round written, reused by the next round (two buffers alternate instead
+   *  of a new one per round); a buffer a burst grew past spareBatchBytesMax is let go. */
+  private spare: RecordWriter | null = null;
   private frameEnds: number[] = [];
   private records: LogRecord[] = [];
   private waiters: Waiter[] = [];
+  /** The pending batch's waiters, by what they wait for; cleared when a round takes the batch. */
+  private openSync: Waiter | null = null;
+  private openWrite: Waiter | null = null;
   private running: Promise<void> | null = null;
   private syncDue = false;
   private timer: NodeJS.Timeout | null = null;
@@ -132,12 +143,27 @@ export class GroupCommit {
     if (drafts.length === 0) return { firstOffset, records: [], durable: Promise.resolve() };
     const records = this.encode(drafts, firstOffset);
     this.nextOffset = firstOffset + drafts.length;
-    const until = this.nextOffset;
-    const promise = new Promise<void>((resolve, reject) => {
-      this.waiters.push({ until, needsSync: durable || this.o.sync === 'always', resolve, reject });
-    });
+    const waiter = this.waiterFor(durable || this.o.sync === 'always');
+    waiter.until = this.nextOffset;
     this.kick();
-    return { firstOffset, records, durable: promise };
+    return { firstOffset, records, durable: waiter.promise };
+  }
+
+  /** The open waiter of the pending batch for this kind, made on the batch's first such append. */
+  private waiterFor(needsSync: boolean): Waiter {
+    const open = needsSync ? this.openSync : this.openWrite;
+    if (open !== null) return open;
+    let resolve!: () => void;
+    let reject!: (err: LogError) => void;
+    const promise = new Promise<void>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    const waiter: Waiter = { until: 0, needsSync, promise, resolve, reject };
+    this.waiters.push(waiter);
+    if (needsSync) this.openSync = waiter;
+    else this.openWrite = waiter;
+    return waiter;
   }
 
   /** Encodes all drafts into the pending batch, or nothing if one is too large; returns the
@@ -191,12 +217,16 @@ export class GroupCommit {
 
   /** One write of the pending batch (up to a segment roll), then its sync under 'always'. */
   private async writeRound(): Promise<void> {
-    const bytes = this.writer.buf;
+    const taken = this.writer;
+    const bytes = taken.buf;
     const frameEnds = this.frameEnds;
     const records = this.records;
-    this.writer = new RecordWriter(Math.min(Math.max(batchBytesInitial, this.writer.pos), groupCommitBytesMax));
+    this.writer = this.spare ?? new RecordWriter(Math.min(Math.max(batchBytesInitial, taken.pos), groupCommitBytesMax));
+    this.spare = null;
     this.frameEnds = [];
     this.records = [];
+    this.openSync = null;
+    this.openWrite = null;
     let first = 0;
     let start = 0;
     while (first < frameEnds.length) {
@@ -214,6 +244,11 @@ export class GroupCommit {
       if (this.o.sync === 'always') await this.syncActive();
       first += count;
       start = end;
+    }
+    // Written and no longer read (nothing keeps views of it): the next round encodes into it.
+    if (bytes.length <= spareBatchBytesMax) {
+      taken.pos = 0;
+      this.spare = taken;
     }
   }
 
@@ -309,7 +344,8 @@ export class GroupCommit {
     }
   }
 
-  /** Resolves the waiters whose records are now durable (waiters are in offset order). */
+  /** Resolves the waiters whose records are now durable (every one is checked: under 'interval'
+   *  the two kinds interleave). */
   private release(): void {
     const ws = this.waiters;
     let kept = 0;
@@ -339,6 +375,8 @@ export class GroupCommit {
     this.failed = err;
     const waiters = this.waiters;
     this.waiters = [];
+    this.openSync = null;
+    this.openWrite = null;
     this.frameEnds = [];
     this.records = [];
     for (const w of waiters) w.reject(err);

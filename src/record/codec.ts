@@ -207,7 +207,7 @@ export class RecordWriter {
     }
     const extra = (length < 16384 ? 2 : length < 2097152 ? 3 : length < 268435456 ? 4 : 5) - 1;
     this.reserve(extra);
-    this.buf.copy(this.buf, at + 1 + extra, at + 1, this.pos);
+    this.buf.copyWithin(at + 1 + extra, at + 1, this.pos); // a memmove; Buffer#copy would allocate a view
     this.pos += extra;
     const end = this.pos;
     this.pos = at;

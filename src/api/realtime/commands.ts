@@ -1,8 +1,9 @@
 // WebSocket commands (seed 004 "Sending Commands"): one JSON object in, one reply object out.
 //
-// `runCommand` validates the fields a command needs, calls the broker and maps its Outcome to a
-// reply: success is the Outcome itself (`{ok: true, id}` etc.), a rejection is
-// `{ok: false, error}` with the broker's text. Command names are case-insensitive, so the seed's
+// `runCommand` validates the fields a command needs and calls the broker; `toReply` maps what it
+// settles with to the reply: success is the Outcome itself (`{ok: true, id}` etc.), a rejection
+// is `{ok: false, error}` with the broker's text. The session maps in its own continuation, so a
+// PUSH costs no promise beyond the broker's. Command names are case-insensitive, so the seed's
 // `PUSH` and `Auth` spellings and bunqueue's `GetJob` all work. Authentication and reqId
 // correlation belong to the session (ws.ts), not here. Calls may overlap freely: each is one
 // independent broker call.
@@ -11,39 +12,38 @@ import type { BrokerApi, Ctx, Outcome } from '../../broker/types.js';
 
 export type Reply = { ok: boolean } & Record<string, unknown>;
 type Fields = Record<string, unknown>;
-type Handler = (broker: BrokerApi, msg: Fields, ctx: Ctx, signal: AbortSignal) => Promise<Reply> | Reply;
+export type Result = Reply | Outcome;
+type Handler = (broker: BrokerApi, msg: Fields, ctx: Ctx, signal: AbortSignal) => Promise<Result> | Result;
 
 /** Fields of the envelope, never passed to the broker as job options. */
 const envelopeFields = new Set(['cmd', 'reqId', 'queue']);
 
 const handlers: Record<string, Handler> = {
   PUSH: (broker, msg, ctx) =>
-    needString(msg, 'queue') ?? outcomeReply(broker.push(msg.queue as string, jobInput(msg), ctx)),
+    needString(msg, 'queue') ?? broker.push(msg.queue as string, jobInput(msg), ctx),
   PUSHB: (broker, msg, ctx) =>
     needString(msg, 'queue') ??
     (Array.isArray(msg.jobs)
-      ? outcomeReply(broker.pushBulk(msg.queue as string, msg.jobs as unknown[], ctx))
+      ? broker.pushBulk(msg.queue as string, msg.jobs as unknown[], ctx)
       : failure('Missing field: jobs (an array)')),
   PULL: (broker, msg, ctx, signal) =>
     needString(msg, 'queue') ??
     optionalNumber(msg, 'timeout') ??
     optionalNumber(msg, 'lockMs') ??
-    outcomeReply(
-      broker.pull(
-        msg.queue as string,
-        { timeoutMs: (msg.timeout as number | undefined) ?? 0, lockMs: msg.lockMs as number | undefined, signal },
-        ctx,
-      ),
+    broker.pull(
+      msg.queue as string,
+      { timeoutMs: (msg.timeout as number | undefined) ?? 0, lockMs: msg.lockMs as number | undefined, signal },
+      ctx,
     ),
   ACK: (broker, msg, ctx) =>
     needString(msg, 'id') ??
     optionalString(msg, 'token') ??
-    outcomeReply(broker.ack(msg.id as string, pick(msg, ['result', 'token']), ctx)),
+    broker.ack(msg.id as string, pick(msg, ['result', 'token']), ctx),
   FAIL: (broker, msg, ctx) =>
     needString(msg, 'id') ??
     optionalString(msg, 'error') ??
     optionalString(msg, 'token') ??
-    outcomeReply(broker.fail(msg.id as string, pick(msg, ['error', 'token']), ctx)),
+    broker.fail(msg.id as string, pick(msg, ['error', 'token']), ctx),
   GETJOB: (broker, msg) => {
     const missing = needString(msg, 'id');
     if (missing !== null) return missing;
@@ -54,8 +54,8 @@ const handlers: Record<string, Handler> = {
     needString(msg, 'id') ??
     (typeof msg.progress === 'number' ? null : failure('Missing field: progress (a number)')) ??
     optionalString(msg, 'message') ??
-    outcomeReply(broker.progress(msg.id as string, pick(msg, ['progress', 'message']) as { progress: number }, ctx)),
-  CANCEL: (broker, msg, ctx) => needString(msg, 'id') ?? outcomeReply(broker.cancel(msg.id as string, ctx)),
+    broker.progress(msg.id as string, pick(msg, ['progress', 'message']) as { progress: number }, ctx),
+  CANCEL: (broker, msg, ctx) => needString(msg, 'id') ?? broker.cancel(msg.id as string, ctx),
 };
 
 /** True for the names `runCommand` knows, given upper-cased (`Auth` excluded). */
@@ -63,9 +63,10 @@ export function isBrokerCommand(name: string): boolean {
   return Object.hasOwn(handlers, name);
 }
 
-/** Runs command `name` (the upper-cased `cmd`). A handler that throws becomes a rejected promise,
- *  as if runCommand were async (it is not, to save a promise and a microtask per command). */
-export function runCommand(broker: BrokerApi, name: string, msg: Fields, ctx: Ctx, signal: AbortSignal): Promise<Reply> {
+/** Runs command `name` (the upper-cased `cmd`); pass what it settles with to `toReply`. A handler
+ *  that throws becomes a rejected promise, as if runCommand were async (it is not, to save a
+ *  promise and a microtask per command). */
+export function runCommand(broker: BrokerApi, name: string, msg: Fields, ctx: Ctx, signal: AbortSignal): Promise<Result> {
   const handler = Object.hasOwn(handlers, name) ? handlers[name] : undefined;
   if (handler === undefined) return Promise.resolve(failure(`Unknown command: ${String(msg.cmd)}`));
   try {
@@ -79,8 +80,9 @@ export function failure(error: string): Reply {
   return { ok: false, error };
 }
 
-function outcomeReply(pending: Promise<Outcome>): Promise<Reply> {
-  return pending.then((outcome) => (outcome.ok ? outcome : failure(outcome.error)));
+/** The reply for what a command settled with: a broker failure loses its internal `code`. */
+export function toReply(result: Result): Reply {
+  return result.ok ? result : failure(result.error as string);
 }
 
 function jobInput(msg: Fields): Fields {

@@ -23,7 +23,7 @@ import type { Actor } from '../../record/types.js';
 import { authenticate, bearerToken, tokenActorName } from '../auth.js';
 import { clientAddress } from '../context.js';
 import { connections } from '../connections.js';
-import { failure, isBrokerCommand, runCommand, type Reply } from './commands.js';
+import { failure, isBrokerCommand, runCommand, toReply, type Reply } from './commands.js';
 import type { RealtimeDeps } from './deps.js';
 import { parseStreamParams, type StreamParams } from './params.js';
 import { Subscription } from './subscription.js';
@@ -146,9 +146,9 @@ class WsSession {
 
     this.#inflight += 1;
     runCommand(this.deps.broker, name, fields, this.#ctx, this.#abort.signal).then(
-      (reply) => {
+      (result) => {
         this.#inflight -= 1;
-        this.#send(reply, reqId);
+        this.#send(toReply(result), reqId);
       },
       (error: unknown) => {
         this.request.log.error({ err: error, cmd: fields.cmd }, 'websocket command failed');
