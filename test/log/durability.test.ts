@@ -30,10 +30,12 @@ t.test('durable-append-resolves-only-after-the-fdatasync-that-covers-it', async 
   a.durable.then(() => events.push('ack a'));
   const b = log.append(drafts(3, 2));
   b.durable.then(() => events.push('ack b'));
+  t.equal(a.durable, b.durable, 'appends of one batch share one promise');
   while (release === null) await sleep(1);
   t.strictSame(events.filter((e) => e.startsWith('write')).length, 1, 'same-tick appends share one write');
   t.equal(log.durableOffset, 0, 'not durable while the sync is in flight');
   const c = log.append(drafts(5, 4));
+  t.not(c.durable, a.durable, 'an append after its batch was taken gets a promise of its own');
   c.durable.then(() => events.push('ack c'));
   await sleep(20);
   t.notOk(events.includes('ack a'), 'no ack before the sync completes');
@@ -166,6 +168,40 @@ t.test('interval-mode-acks-after-write-and-durable-true-waits-for-the-sync', asy
   const before = syncs;
   await sleep(100);
   t.equal(syncs, before, 'no sync when nothing was written');
+  await log.close();
+  t.strictSame(await readAll((await openLog({ dir })).log), range(0, 6));
+});
+
+t.test('interval-mode-one-batch-of-plain-and-durable-appends-acks-each-kind-at-its-own-moment', async (t) => {
+  const dir = await tempDir(t);
+  let releaseSync: (() => void) | null = null;
+  const { log } = await openLog({
+    dir,
+    sync: 'interval',
+    syncIntervalMs: 5,
+    fsHooks: {
+      datasync: async (_f, real) => {
+        await new Promise<void>((resolve) => (releaseSync = resolve));
+        await real();
+      },
+    },
+  });
+  const acks: string[] = [];
+  const plain1 = log.append(drafts(0, 2));
+  const durable1 = log.append(drafts(2, 1), { durable: true });
+  const plain2 = log.append(drafts(3, 2));
+  const durable2 = log.append(drafts(5, 1), { durable: true });
+  t.equal(plain1.durable, plain2.durable, 'plain appends of one batch share a promise');
+  t.equal(durable1.durable, durable2.durable, 'durable appends of one batch share a promise');
+  t.not(plain1.durable, durable1.durable, 'the two kinds wait for different moments');
+  void plain1.durable.then(() => acks.push('plain'));
+  void durable1.durable.then(() => acks.push('durable'));
+  await plain2.durable;
+  t.strictSame(acks, ['plain'], 'plain appends are acknowledged at the write, before the sync');
+  while (releaseSync === null) await sleep(1);
+  (releaseSync as () => void)();
+  await durable2.durable;
+  t.strictSame(acks, ['plain', 'durable']);
   await log.close();
   t.strictSame(await readAll((await openLog({ dir })).log), range(0, 6));
 });
