@@ -1,6 +1,6 @@
 // Per-request context shared by the hooks and the routes: who is calling (the actor stored in
-// every record the request appends) and where from. The auth hook fills `request.actor`; routes
-// turn it into the broker's Ctx with `ctxOf`.
+// every record the request appends) and where from. The auth hook fills `request.actor` when
+// auth is on; routes turn it into the broker's Ctx with `ctxOf`.
 
 import type { FastifyRequest } from 'fastify';
 import type { Ctx } from '../broker/types.js';
@@ -8,7 +8,8 @@ import type { Actor } from '../record/types.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
-    actor: Actor;
+    /** Set by the auth hook when AUTH_TOKENS is configured; null with auth off. */
+    actor: Actor | null;
   }
   interface FastifyContextConfig {
     /**
@@ -44,7 +45,8 @@ export function clientAddress(request: FastifyRequest): string {
 }
 
 export function ctxOf(request: FastifyRequest, owner?: string): Ctx {
-  return owner === undefined ? { actor: request.actor } : { actor: request.actor, owner };
+  const actor = request.actor ?? { name: 'anonymous', address: clientAddress(request) };
+  return owner === undefined ? { actor } : { actor, owner };
 }
 
 function headerValue(value: string | string[] | undefined): string | undefined {

@@ -2,7 +2,7 @@
 // the composition root calls `app.listen`, tests use `inject` or listen on port 0.
 //
 // Request pipeline, in order:
-//   onRequest  rate limit (429) → auth (401, sets request.actor)
+//   onRequest  rate limit (429, when limited) → auth (401, sets request.actor; only when AUTH_TOKENS is set)
 //   parse      JSON body, bounded by config.bodyBytesMax (400 / 413)
 //   validate   route JSON schemas (400 naming the field), each compiled on its route's first use
 //   handler    one broker call; its Outcome is mapped to a status by errors.ts

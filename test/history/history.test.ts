@@ -134,6 +134,32 @@ t.test('history-needs-auth-like-every-route', async (t) => {
   t.equal(ok.status, 200);
 });
 
+t.test('http-requests-record-their-caller-anonymous-with-auth-off-and-the-token-name-with-auth-on', async (t) => {
+  const pushOverHttp = async (url: string, headers: Record<string, string>): Promise<string> => {
+    const res = await fetch(`${url}/queues/q/jobs`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...headers },
+      body: JSON.stringify({ data: 1 }),
+    });
+    return ((await res.json()) as { id: string }).id;
+  };
+  const firstActor = async (url: string, id: string, headers: Record<string, string> = {}): Promise<unknown> => {
+    const res = await fetch(`${url}/jobs/${id}/history`, { headers });
+    return ((await res.json()) as { history: { actor: unknown }[] }).history[0]?.actor;
+  };
+  const open = await start(await tempDir(t));
+  t.teardown(() => open.close());
+  t.same(await firstActor(open.url, await pushOverHttp(open.url, {})), { name: 'anonymous', address: '127.0.0.1' });
+  const forwarded = await pushOverHttp(open.url, { 'x-forwarded-for': '203.0.113.9, 10.0.0.1' });
+  t.same(await firstActor(open.url, forwarded), { name: 'anonymous', address: '203.0.113.9' }, 'the forwarded address');
+
+  const guarded = await start(await tempDir(t), { AUTH_TOKENS: 'sekret' });
+  t.teardown(() => guarded.close());
+  const bearer = { authorization: 'Bearer sekret' };
+  const named = await firstActor(guarded.url, await pushOverHttp(guarded.url, bearer), bearer);
+  t.match(named, { name: /^[0-9a-f]{8}$/, address: '127.0.0.1' }, 'a token holder is named by its digest, never the token');
+});
+
 t.test('history-survives-removal-and-remove-on-complete', async (t) => {
   const dir = await tempDir(t);
   let s = await start(dir);
