@@ -31,6 +31,8 @@ export const groupCommitBytesMax = 8 * MiB;
 /** A group-commit write up to this size is a synchronous write() on the main thread; a larger one
  *  goes through the thread pool (see src/log/group-commit.ts). */
 export const groupCommitSyncWriteBytesMax = 256 * 1024;
+/** The active segment is zero-filled this far ahead of its writes (src/log/group-commit.ts). */
+export const segmentPreallocBytes = 1 * MiB;
 
 // ── Requests and jobs ──────────────────────────────────────────────────────────────────────
 /** MAX_BODY_BYTES default: largest HTTP request body. */

@@ -3,7 +3,8 @@
 // segment when one appears. Used by `tapeq logcat --follow`. Strictly read-only (O_RDONLY).
 // A partial or bad frame at the end is waited for (a concurrent reader can see a write half
 // copied into the page cache); it is reported as LOG_CORRUPT only when it is still bad after
-// settlePolls polls with the file unchanged. One consumer; not re-entrant.
+// settlePolls polls with the file unchanged. Zeros from a frame to the end of the file are the
+// writer's preallocated space, where records have not arrived yet. One consumer; not re-entrant.
 
 import { readdir, stat } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -13,6 +14,7 @@ import { LogError } from './errors.js';
 import { FrameCursor } from './frame-cursor.js';
 import { frameStatusText } from './framing.js';
 import { segmentFileName, segmentHeaderBytes } from './segment-header.js';
+import { zerosFrom } from './segment-scan.js';
 import { Segment } from './segment.js';
 
 export const followPollMs = 200;
@@ -72,6 +74,8 @@ async function readWholeFrames(segment: Segment, position: number, size: number,
       if (status === 'end' || status === 'partial-header' || status === 'partial-payload') break;
       const expected = nextOffset + records.length;
       if (status !== 'ok') {
+        // Zeros to the end are the writer's preallocated space: no record yet, nothing bad.
+        if (await zerosFrom(fh, cursor.position, size)) break;
         bad = new LogError('LOG_CORRUPT', `corrupt record in ${segment.path} at byte ${cursor.position} (record offset ${expected}): ${frameStatusText[status]}`, {
           file: segment.path,
           position: cursor.position,

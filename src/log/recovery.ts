@@ -1,6 +1,7 @@
 // Opening a log directory (Kafka's LogLoader): list the segments, check every header, scan
 // every frame of every segment, and decide what a problem means.
 //
+//   problem in the last segment, only zeros after it     → preallocated space: truncate, fsync
 //   problem in the last segment, nothing valid after it  → torn tail: save the cut bytes as
 //                                                          <segment>.torn-<pos>, truncate, fsync
 //   problem in a sealed segment, or valid frames after it → LOG_CORRUPT (file, byte, offset)
@@ -30,7 +31,7 @@ import {
   segmentHeaderBytes,
 } from './segment-header.js';
 import { scanSealedInWorker, type SealedScanResult } from './sealed-scan.js';
-import { scanSegment, validFrameAfter, type ScanProblem } from './segment-scan.js';
+import { scanSegment, validFrameAfter, zerosFrom, type ScanProblem } from './segment-scan.js';
 
 export interface TailCut {
   segment: string;
@@ -189,6 +190,10 @@ export async function checkSegment(
     const problem = await scanSegment(segment, fh, fileSize);
     if (problem === null) return { logId: header.logId, problem: null, code: 'LOG_CORRUPT' };
     const code = problem.kind === 'offset-mismatch' ? 'LOG_GAP' : 'LOG_CORRUPT';
+    if (isLast && problem.kind !== 'offset-mismatch' && (await zerosFrom(fh, problem.position, fileSize))) {
+      await trimZeros(segment, problem.position, opts);
+      return { logId: header.logId, problem: null, code };
+    }
     if (isLast && problem.kind !== 'offset-mismatch' && !(await validFrameAfter(fh, problem.position, fileSize))) {
       await cutTail(segment, fh, problem.position, fileSize, opts, report);
       return { logId: header.logId, problem: null, code };
@@ -196,6 +201,19 @@ export async function checkSegment(
     return { logId: header.logId, problem, code };
   } finally {
     await fh.close();
+  }
+}
+
+/** Cuts the preallocated zeros after the last record: nothing was lost, so no copy is kept and
+ *  no tail cut is reported. readOnly leaves them (the log ends at the last record either way). */
+async function trimZeros(segment: Segment, position: number, opts: LoadOptions): Promise<void> {
+  if (opts.readOnly) return;
+  const writer = await open(segment.path, fsConstants.O_RDWR);
+  try {
+    await writer.truncate(position);
+    await writer.datasync();
+  } finally {
+    await writer.close();
   }
 }
 

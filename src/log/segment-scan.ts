@@ -72,3 +72,17 @@ export async function validFrameAfter(fh: FileHandle, from: number, fileSize: nu
   }
   return false;
 }
+
+/** True when every byte from `position` to `fileSize` is zero: the active segment's preallocated
+ *  space (group-commit.ts), which no record has reached. */
+export async function zerosFrom(fh: FileHandle, position: number, fileSize: number): Promise<boolean> {
+  const zeros = Buffer.alloc(Math.min(64 * 1024, Math.max(0, fileSize - position)));
+  const buf = Buffer.allocUnsafe(zeros.length);
+  for (let at = position; at < fileSize; ) {
+    const n = Math.min(buf.length, fileSize - at);
+    const got = await readFully(fh, buf, n, at);
+    if (got < n || !buf.subarray(0, n).equals(zeros.subarray(0, n))) return false;
+    at += n;
+  }
+  return true;
+}

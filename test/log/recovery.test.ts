@@ -74,6 +74,46 @@ t.test('garbage-after-the-last-record-is-a-torn-tail', async (t) => {
   await log.close();
 });
 
+t.test('preallocated-zeros-after-the-last-record-are-trimmed-without-a-copy-or-a-torn-tail-report', async (t) => {
+  const dir = await tempDir(t);
+  await writeLog(dir, 10);
+  const file = join(dir, (await segmentFiles(dir))[0] as string);
+  const records = (await stat(file)).size;
+  // What a crash leaves: the zeros written ahead of the records (group-commit.ts), never reached.
+  await writeFile(file, Buffer.alloc(1 << 20), { flag: 'a' });
+  const readOnly = await openLog({ dir, readOnly: true });
+  t.equal(readOnly.log.openReport.tailCut, null, 'read-only: not a torn tail either');
+  t.strictSame(await readAll(readOnly.log), range(0, 10));
+  await readOnly.log.close();
+  t.equal((await stat(file)).size, records + (1 << 20), 'read-only leaves the file as it is');
+
+  const { log, lines } = await openLog({ dir });
+  t.equal(log.openReport.tailCut, null, 'no torn tail reported');
+  t.strictSame(lines.filter((l) => l.includes('torn')), [], 'nothing logged as torn');
+  t.strictSame(await readAll(log), range(0, 10));
+  await log.append(drafts(10, 5)).durable;
+  await log.close();
+  t.equal((await stat(file)).size > records, true);
+  t.strictSame((await readdir(dir)).filter((n) => n.includes('torn')), [], 'no copy kept');
+  const reopened = await openLog({ dir });
+  t.strictSame(await readAll(reopened.log), range(0, 15), 'appends after the trim continue the log');
+  await reopened.log.close();
+});
+
+t.test('a-partial-record-followed-by-zeros-is-a-torn-tail-cut-with-its-copy', async (t) => {
+  const dir = await tempDir(t);
+  await writeLog(dir, 10);
+  const file = join(dir, (await segmentFiles(dir))[0] as string);
+  const before = (await stat(file)).size;
+  // The first bytes of a frame reached the disk, the rest of its page did not.
+  const partial = Buffer.concat([Buffer.from([40, 0, 0, 0, 1, 2, 3, 4, 9, 9]), Buffer.alloc(4096)]);
+  await writeFile(file, partial, { flag: 'a' });
+  const { log } = await openLog({ dir });
+  t.match(log.openReport.tailCut, { position: before, bytes: partial.length });
+  t.strictSame(await readAll(log), range(0, 10));
+  await log.close();
+});
+
 /** Flips one bit inside the payload of record `offset` (single-segment or given file). */
 async function flipBitInRecord(path: string, index: number): Promise<number> {
   const positions = await framePositions(path);

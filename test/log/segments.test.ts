@@ -28,7 +28,13 @@ t.test('segment-rolls-at-segmentBytes-with-directory-fsync-and-no-frame-straddle
   for (const [i, s] of segs.entries()) {
     t.equal(s.file, `${String(s.baseOffset).padStart(20, '0')}.log`, '20-digit base offset name');
     t.ok(s.bytes <= 8192, `${s.file} within segmentBytes`);
-    t.equal((await stat(join(dir, s.file))).size, s.bytes);
+    const size = (await stat(join(dir, s.file))).size;
+    if (i < segs.length - 1) t.equal(size, s.bytes, `sealed ${s.file} holds its records and nothing more`);
+    else {
+      t.ok(size > s.bytes, 'the active segment is zero-filled ahead of its writes');
+      const tail = (await readFile(join(dir, s.file))).subarray(s.bytes);
+      t.ok(tail.every((b) => b === 0), 'with zeros');
+    }
     if (i > 0) {
       t.equal(s.baseOffset, segs[i - 1]?.nextOffset, 'contiguous');
       const firstWrite = events.indexOf(`write ${s.file}`);
@@ -41,6 +47,9 @@ t.test('segment-rolls-at-segmentBytes-with-directory-fsync-and-no-frame-straddle
   }
   t.strictSame(await readAll(log), range(0, 300));
   await log.close();
+  const last = segs[segs.length - 1];
+  if (last === undefined) throw new Error('no segment');
+  t.equal((await stat(join(dir, last.file))).size, last.bytes, 'close cuts the zeros');
 });
 
 t.test('index-files-deleted-or-corrupted-are-rebuilt-and-seeks-stay-correct', async (t) => {
