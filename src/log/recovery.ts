@@ -207,11 +207,14 @@ export async function checkSegment(
 /** Cuts the preallocated zeros after the last record: nothing was lost, so no copy is kept and
  *  no tail cut is reported. readOnly leaves them (the log ends at the last record either way). */
 async function trimZeros(segment: Segment, position: number, opts: LoadOptions): Promise<void> {
-  if (opts.readOnly) return;
+  if (!opts.readOnly) await truncateSynced(segment, position);
+}
+
+async function truncateSynced(segment: Segment, position: number): Promise<void> {
   const writer = await open(segment.path, fsConstants.O_RDWR);
   try {
     await writer.truncate(position);
-    await writer.datasync();
+    await writer.sync();
   } finally {
     await writer.close();
   }
@@ -229,13 +232,7 @@ async function cutTail(segment: Segment, fh: FileHandle, position: number, fileS
   const savedAs = await saveCutBytes(`${segment.path}.torn-${position}`, cut);
   // The copy's directory entry is durable before the truncation that makes it the only copy.
   await syncDir(segment.dir);
-  const writer = await open(segment.path, fsConstants.O_RDWR);
-  try {
-    await writer.truncate(position);
-    await writer.sync();
-  } finally {
-    await writer.close();
-  }
+  await truncateSynced(segment, position);
   await syncDir(segment.dir);
   report.tailCut = { segment: segment.file, position, bytes, savedAs };
   opts.logger(`cut torn tail of ${segment.file} at byte ${position}: ${bytes} bytes (saved as ${savedAs})`);
