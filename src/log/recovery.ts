@@ -190,13 +190,15 @@ export async function checkSegment(
     const problem = await scanSegment(segment, fh, fileSize);
     if (problem === null) return { logId: header.logId, problem: null, code: 'LOG_CORRUPT' };
     const code = problem.kind === 'offset-mismatch' ? 'LOG_GAP' : 'LOG_CORRUPT';
-    if (isLast && problem.kind !== 'offset-mismatch' && (await zerosFrom(fh, problem.position, fileSize))) {
-      await trimZeros(segment, problem.position, opts);
-      return { logId: header.logId, problem: null, code };
-    }
-    if (isLast && problem.kind !== 'offset-mismatch' && !(await validFrameAfter(fh, problem.position, fileSize))) {
-      await cutTail(segment, fh, problem.position, fileSize, opts, report);
-      return { logId: header.logId, problem: null, code };
+    if (isLast && problem.kind !== 'offset-mismatch') {
+      if (await zerosFrom(fh, problem.position, fileSize)) {
+        await trimZeros(segment, problem.position, opts);
+        return { logId: header.logId, problem: null, code };
+      }
+      if (!(await validFrameAfter(fh, problem.position, fileSize))) {
+        await cutTail(segment, fh, problem.position, fileSize, opts, report);
+        return { logId: header.logId, problem: null, code };
+      }
     }
     return { logId: header.logId, problem, code };
   } finally {
