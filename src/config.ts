@@ -60,7 +60,7 @@ export const ENV_VARIABLES: ReadonlyArray<{ name: string; default: string; descr
   {
     name: 'HEAP_GROWING_PERCENT',
     default: String(C.heapGrowingPercentDefault),
-    description: 'How far (%) the JS heap may grow past its live size before a full GC; 0 = V8 decides (less GC, more RSS)',
+    description: 'How far (%) the JS heap may grow past its live size before a full GC, or 64 MB when that is more (at most 100%); 0 = V8 decides (less GC, more RSS)',
   },
 ];
 

@@ -79,6 +79,11 @@ export const gcSettleMsMax = 3_000;
  *  771–885 MB (about 510 MB after a full GC either way). */
 export const heapGrowingPercentDefault = 30;
 export const heapGrowingPercentMax = 300;
+/** …but a heap may always grow this much past its live size (a small heap collected every few
+ *  MB made WebSocket push 5–7% slower, heap-growth.ts)… */
+export const heapHeadroomBytes = 64 * MiB;
+/** …and never more than this percentage for the headroom's sake. */
+export const heapGrowingPercentCeiling = 100;
 
 // ── Snapshots and retention ────────────────────────────────────────────────────────────────
 export const snapshotEveryRecordsDefault = 1_000_000;

@@ -9,11 +9,11 @@
 // retention, push workers or real-time streams (they would show records past the point).
 
 import { join } from 'node:path';
-import { setFlagsFromString } from 'node:v8';
 import type { FastifyInstance } from 'fastify';
 import { buildServer } from './api/server.js';
 import { realtimePlugin } from './api/realtime/index.js';
 import { Broker } from './broker/broker.js';
+import { governHeapGrowth } from './heap-growth.js';
 import type { Config } from './config.js';
 import { checkConstants, shutdownGraceMs } from './constants.js';
 import { Log } from './log/log.js';
@@ -225,9 +225,10 @@ function warnIfExposed(config: Config, logger: (line: string) => void): void {
 }
 
 /** Runs `serve` until SIGTERM/SIGINT; a second signal exits at once. The process is the server's
- *  own, so its V8 heap growth is set here (HEAP_GROWING_PERCENT), before the state is loaded. */
+ *  own, so its V8 heap growth is governed from here (HEAP_GROWING_PERCENT, heap-growth.ts),
+ *  before the state is loaded. */
 export async function serveUntilSignalled(config: Config, options: ServeOptions = {}): Promise<void> {
-  if (config.heapGrowingPercent > 0) setFlagsFromString(`--heap-growing-percent=${config.heapGrowingPercent}`);
+  governHeapGrowth(config.heapGrowingPercent);
   const running = await serve(config, options);
   const logger = options.logger ?? ((line: string) => console.error(line));
   logger(`tapeq: listening on http://${config.host}:${running.port} (data in ${config.dataDir})`);

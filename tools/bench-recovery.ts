@@ -13,6 +13,7 @@ import { mkdir } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import { loadConfig } from '../src/config.js';
+import { heapGrowingPercentCeiling, heapHeadroomBytes } from '../src/constants.js';
 import { Log } from '../src/log/log.js';
 import { dataPaths } from '../src/main.js';
 import { loadState } from '../src/snapshot/recover-state.js';
@@ -105,7 +106,7 @@ function heapGrowthText(): string {
   const percent = loadConfig(process.env).heapGrowingPercent;
   return percent === 0
     ? 'HEAP_GROWING_PERCENT=0 here, so V8 picks how far the old generation grows past the live heap (up to 4×)'
-    : `at most HEAP_GROWING_PERCENT (${percent}% here) past the live heap`;
+    : `at most HEAP_GROWING_PERCENT (${percent}% here) past the live heap, or ${heapHeadroomBytes / 2 ** 20} MB when that is more (at most ${heapGrowingPercentCeiling}%)`;
 }
 
 interface GcReply {
