@@ -317,15 +317,20 @@ export class Broker implements BrokerApi {
   // ── Jobs ──────────────────────────────────────────────────────────────────────────────────
 
   push(queue: string, input: unknown, ctx: Ctx): Promise<Outcome<{ id: string }>> {
-    const checked = checkPush(input);
-    if (!checked.ok) return Promise.resolve(fail('BAD_REQUEST', checked.error));
-    // One job, the hot path: no arrays and no Promise.all around a single pending append.
-    const refused = this.pushRefusal(queue);
-    if (refused !== null) return Promise.resolve(refused);
-    const pushed = this.pushOne(queue, checked.value, ctx);
+    const pushed = this.pushNow(queue, input, ctx);
     if ('error' in pushed) return Promise.resolve(pushed);
     const id = pushed.id;
-    return pushed.pending.then((failure) => failure ?? { ok: true, id });
+    return pushed.durable.then((failure) => failure ?? { ok: true, id });
+  }
+
+  pushNow(queue: string, input: unknown, ctx: Ctx): { id: string; durable: Pending } | Failure {
+    const checked = checkPush(input);
+    if (!checked.ok) return fail('BAD_REQUEST', checked.error);
+    // One job, the hot path: no arrays and no Promise.all around a single pending append.
+    const refused = this.pushRefusal(queue);
+    if (refused !== null) return refused;
+    const pushed = this.pushOne(queue, checked.value, ctx);
+    return 'error' in pushed ? pushed : { id: pushed.id, durable: pushed.pending };
   }
 
   pushBulk(queue: string, inputs: unknown[], ctx: Ctx): Promise<Outcome<{ ids: string[] }>> {

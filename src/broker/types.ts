@@ -113,6 +113,11 @@ export interface BrokerApi {
   readonly readOnly: boolean;
 
   push(queue: string, input: unknown, ctx: Ctx): Promise<Outcome<{ id: string }>>;
+  /** push, answered in two parts: the job's id (or why it was refused) at once, and `durable`,
+   *  which settles with null once the job's record is durable, or with the failure. Every push
+   *  of one group commit gets the same `durable`, so a caller answering many pushes (the
+   *  WebSocket session) waits on it once. */
+  pushNow(queue: string, input: unknown, ctx: Ctx): { id: string; durable: Promise<Failure | null> } | Failure;
   /** All-or-nothing validation; items may be seed-004 shaped or BullMQ {name, data, opts}. */
   pushBulk(queue: string, inputs: unknown[], ctx: Ctx): Promise<Outcome<{ ids: string[] }>>;
   pull(

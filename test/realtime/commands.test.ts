@@ -4,6 +4,7 @@
 import t from 'tap';
 import { connections } from '../../src/api/connections.js';
 import { WsClient } from './clients.js';
+import { startBroker } from '../fixtures/broker.js';
 import { push, startRealtime } from './harness.js';
 
 /** A reply without its reqId (WsClient.command already matched it). */
@@ -26,6 +27,63 @@ t.test('hundred-pipelined-pushes-each-reply-carries-its-reqId', async (t) => {
   for (const [i, r] of replies.entries()) t.match(h.fixture.broker.getJob(r.id as string), { data: { i } });
   const bulk = await ws.command({ cmd: 'PUSHB', queue: 'pipe', jobs: [{ data: 1 }, { name: 'n', data: 2, opts: { attempts: 2 } }] });
   t.match(bulk, { ok: true, ids: [String, String] });
+});
+
+t.test('pushes-waiting-on-one-sync-are-answered-in-command-order-and-refusals-at-once', async (t) => {
+  let release!: () => void;
+  const held = new Promise<void>((resolve) => (release = resolve));
+  const fixture = await startBroker({
+    sync: 'always',
+    fsHooks: {
+      datasync: async (_file, real) => {
+        await held;
+        await real();
+      },
+    },
+  });
+  const h = await startRealtime({}, fixture);
+  t.teardown(() => h.close());
+  const ws = await WsClient.connect(h.ws('/ws/queues/none'));
+  t.teardown(() => ws.close());
+  const refused = [5, 15, 25, 35];
+  const valid = Array.from({ length: 40 }, (_, i) => i).filter((i) => !refused.includes(i));
+  for (let i = 0; i < 40; i++) {
+    ws.send(refused.includes(i) ? { cmd: 'PUSH', queue: 'grp', data: i, priority: 'high', reqId: i } : { cmd: 'PUSH', queue: 'grp', data: { i }, reqId: i });
+  }
+  for (const i of refused) t.match(await ws.reply(i), { ok: false, error: /priority/ }, `push ${i} is refused while the others wait`);
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  t.equal(ws.inbox.all.filter((m) => m.ok === true).length, 0, 'no push is answered before the sync that covers it');
+  release();
+  const replies = await Promise.all(valid.map((i) => ws.reply(i)));
+  t.ok(replies.every((r) => r.ok === true && typeof r.id === 'string'), 'every valid push succeeds');
+  t.strictSame(
+    ws.inbox.all.filter((m) => m.ok === true).map((m) => m.reqId),
+    valid,
+    'answered in the order the commands came',
+  );
+  for (const [k, i] of valid.entries()) t.match(fixture.broker.getJob(replies[k]?.id as string), { data: { i } }, `push ${i} got its own id`);
+});
+
+t.test('a-failed-sync-answers-every-push-waiting-on-it-with-the-storage-error', async (t) => {
+  let failing = false;
+  const fixture = await startBroker({
+    sync: 'always',
+    fsHooks: {
+      datasync: async (_file, real) => {
+        if (failing) throw Object.assign(new Error('injected EIO'), { code: 'EIO' });
+        await real();
+      },
+    },
+  });
+  const h = await startRealtime({}, fixture);
+  t.teardown(() => h.close());
+  const ws = await WsClient.connect(h.ws('/ws/queues/none'));
+  t.teardown(() => ws.close());
+  t.match(await ws.command({ cmd: 'PUSH', queue: 'eio', data: 0 }), { ok: true }, 'a push before the fault succeeds');
+  failing = true;
+  for (let i = 0; i < 20; i++) ws.send({ cmd: 'PUSH', queue: 'eio', data: { i }, reqId: `f${i}` });
+  const replies = await Promise.all(Array.from({ length: 20 }, (_, i) => ws.reply(`f${i}`)));
+  for (const [i, reply] of replies.entries()) t.match(reply, { ok: false, error: /Storage failure/ }, `push ${i} is not acknowledged`);
 });
 
 t.test('a-reqId-of-any-json-type-comes-back-unchanged-on-success-and-error-replies', async (t) => {

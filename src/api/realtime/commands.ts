@@ -2,13 +2,14 @@
 //
 // `runCommand` validates the fields a command needs and calls the broker; `toReply` maps what it
 // settles with to the reply: success is the Outcome itself (`{ok: true, id}` etc.), a rejection
-// is `{ok: false, error}` with the broker's text. The session maps in its own continuation, so a
-// PUSH costs no promise beyond the broker's. Command names are case-insensitive, so the seed's
+// is `{ok: false, error}` with the broker's text. The session maps in its own continuation.
+// PUSH, the hot path, goes through `startPush` instead, so that the pushes of one group commit
+// cost the session one continuation between them. Command names are case-insensitive, so the seed's
 // `PUSH` and `Auth` spellings and bunqueue's `GetJob` all work. Authentication and reqId
 // correlation belong to the session (ws.ts), not here. Calls may overlap freely: each is one
 // independent broker call.
 
-import type { BrokerApi, Ctx, Outcome } from '../../broker/types.js';
+import type { BrokerApi, Ctx, Failure, Outcome } from '../../broker/types.js';
 
 export type Reply = { ok: boolean } & Record<string, unknown>;
 type Fields = Record<string, unknown>;
@@ -18,9 +19,20 @@ type Handler = (broker: BrokerApi, msg: Fields, ctx: Ctx, signal: AbortSignal) =
 /** Fields of the envelope, never passed to the broker as job options. */
 const envelopeFields = new Set(['cmd', 'reqId', 'queue']);
 
+/** A PUSH under way: its job's id, and when its record is durable (shared by the group commit). */
+export type StartedPush = { id: string; durable: Promise<Failure | null> };
+
+/** PUSH is not one of the handlers: the session answers pushes a group commit at a time, so it
+ *  starts each one here and waits on `durable` once per group (BrokerApi.pushNow). A refused
+ *  push comes back as its reply. */
+export function startPush(broker: BrokerApi, msg: Fields, ctx: Ctx): StartedPush | Reply {
+  const missing = needString(msg, 'queue');
+  if (missing !== null) return missing;
+  const pushed = broker.pushNow(msg.queue as string, jobInput(msg), ctx);
+  return 'error' in pushed ? failure(pushed.error) : pushed;
+}
+
 const handlers: Record<string, Handler> = {
-  PUSH: (broker, msg, ctx) =>
-    needString(msg, 'queue') ?? broker.push(msg.queue as string, jobInput(msg), ctx),
   PUSHB: (broker, msg, ctx) =>
     needString(msg, 'queue') ??
     (Array.isArray(msg.jobs)
@@ -58,9 +70,9 @@ const handlers: Record<string, Handler> = {
   CANCEL: (broker, msg, ctx) => needString(msg, 'id') ?? broker.cancel(msg.id as string, ctx),
 };
 
-/** True for the names `runCommand` knows, given upper-cased (`Auth` excluded). */
+/** True for the names `startPush` and `runCommand` know, given upper-cased (`Auth` excluded). */
 export function isBrokerCommand(name: string): boolean {
-  return Object.hasOwn(handlers, name);
+  return name === 'PUSH' || Object.hasOwn(handlers, name);
 }
 
 /** Runs command `name` (the upper-cased `cmd`); pass what it settles with to `toReply`. A handler

@@ -18,12 +18,12 @@ import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { RawData, WebSocket } from 'ws';
 import type { BrokerEvent } from '../../broker/events.js';
-import type { Ctx } from '../../broker/types.js';
+import type { Ctx, Failure } from '../../broker/types.js';
 import type { Actor } from '../../record/types.js';
 import { authenticate, bearerToken, tokenActorName } from '../auth.js';
 import { clientAddress } from '../context.js';
 import { connections } from '../connections.js';
-import { failure, isBrokerCommand, runCommand, toReply, type Reply } from './commands.js';
+import { failure, isBrokerCommand, runCommand, startPush, toReply, type Reply } from './commands.js';
 import type { RealtimeDeps } from './deps.js';
 import { parseStreamParams, type StreamParams } from './params.js';
 import { Subscription } from './subscription.js';
@@ -53,12 +53,22 @@ export function registerWs(app: FastifyInstance, deps: RealtimeDeps): void {
   app.get('/ws/queues/:queue', options, handler);
 }
 
+/** Pushes of one session answered together: their group commit's `durable`, and per push its
+ *  job id and the command's reqId, in arrival order. */
+interface PushGroup {
+  durable: Promise<Failure | null>;
+  ids: string[];
+  reqIds: unknown[];
+}
+
 class WsSession {
   readonly #clientId = randomUUID();
   readonly #ctx: Ctx;
   readonly #abort = new AbortController();
   #authenticated: boolean;
   #inflight = 0;
+  /** The pushes waiting on the newest group commit's durability; null when none is. */
+  #pushes: PushGroup | null = null;
   #corked = false;
   #subscription: Subscription | null = null;
   /** Offset of the last event sent; what the client should resume from. */
@@ -144,18 +154,52 @@ class WsSession {
     if (!isBrokerCommand(name)) return this.#send(failure(`Unknown command: ${fields.cmd}`), reqId);
     if (this.#inflight >= this.deps.limits.wsInflightMax) return this.#send(failure('Too many in-flight commands'), reqId);
 
+    if (name === 'PUSH') return this.#push(fields, reqId);
     this.#inflight += 1;
+    const cmd = fields.cmd;
     runCommand(this.deps.broker, name, fields, this.#ctx, this.#abort.signal).then(
       (result) => {
         this.#inflight -= 1;
         this.#send(toReply(result), reqId);
       },
-      (error: unknown) => {
-        this.request.log.error({ err: error, cmd: fields.cmd }, 'websocket command failed');
-        this.#inflight -= 1;
-        this.#send(failure('Internal server error'), reqId);
-      },
+      (error: unknown) => this.#internalError(error, cmd, 1, [reqId]),
     );
+  }
+
+  /** Starts a push and answers it with the other pushes of its group commit, in order, once their
+   *  records are durable: one continuation per group instead of two promises per push. */
+  #push(fields: Record<string, unknown>, reqId: unknown): void {
+    const started = startPush(this.deps.broker, fields, this.#ctx);
+    if ('ok' in started) return this.#send(started, reqId);
+    let group = this.#pushes;
+    if (group === null || group.durable !== started.durable) {
+      const fresh: PushGroup = { durable: started.durable, ids: [], reqIds: [] };
+      group = this.#pushes = fresh;
+      started.durable.then(
+        (failed) => this.#answerPushes(fresh, failed),
+        (error: unknown) => {
+          if (this.#pushes === fresh) this.#pushes = null;
+          this.#internalError(error, 'PUSH', fresh.ids.length, fresh.reqIds);
+        },
+      );
+    }
+    group.ids.push(started.id);
+    group.reqIds.push(reqId);
+    this.#inflight += 1;
+  }
+
+  #answerPushes(group: PushGroup, failed: Failure | null): void {
+    if (this.#pushes === group) this.#pushes = null;
+    this.#inflight -= group.ids.length;
+    for (let i = 0; i < group.ids.length; i++) {
+      this.#send(failed === null ? { ok: true, id: group.ids[i] } : failure(failed.error), group.reqIds[i]);
+    }
+  }
+
+  #internalError(error: unknown, cmd: unknown, commands: number, reqIds: unknown[]): void {
+    this.request.log.error({ err: error, cmd }, 'websocket command failed');
+    this.#inflight -= commands;
+    for (const reqId of reqIds) this.#send(failure('Internal server error'), reqId);
   }
 
   #auth(token: unknown): Reply {
