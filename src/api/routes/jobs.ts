@@ -41,7 +41,19 @@ export function jobRoutes(app: FastifyInstance, { broker, latency }: RouteDeps):
           sendOutcome(reply, outcome, (o) => ({ ids: o.ids })),
         );
       }
-      return timed(latency.push, () => broker.push(queue, body, ctx)).then((outcome) => sendOutcome(reply, outcome, (o) => ({ id: o.id })));
+      // One job, the hot path: the id comes back at once and one continuation waits for the
+      // group commit's durability (broker.push and timed() would add two more promises).
+      const started = performance.now();
+      const pushed = broker.pushNow(queue, body, ctx);
+      if ('error' in pushed) {
+        latency.push.observe(performance.now() - started);
+        return Promise.resolve(sendOutcome(reply, pushed));
+      }
+      const id = pushed.id;
+      return pushed.durable.then((failed) => {
+        latency.push.observe(performance.now() - started);
+        return failed === null ? { ok: true, id } : sendOutcome(reply, failed);
+      });
     },
   );
 
