@@ -244,9 +244,13 @@ function finish(out: PushInput): PushInput {
   return out;
 }
 
+// The shapes walk their input with for-in (own keys only, in Object.keys order) rather than
+// Object.keys, which would allocate an array of the keys for every job pushed.
+
 function seedShape(input: Record<string, unknown>): PushInput {
   const out = defaults();
-  for (const key of Object.keys(input)) {
+  for (const key in input) {
+    if (!Object.hasOwn(input, key)) continue;
     const v = input[key];
     if (v === undefined) continue;
     if (key === 'data') out.data = dataText(v);
@@ -261,7 +265,8 @@ function seedShape(input: Record<string, unknown>): PushInput {
 
 function bullShape(input: Record<string, unknown>): PushInput {
   const out = defaults();
-  for (const key of Object.keys(input)) {
+  for (const key in input) {
+    if (!Object.hasOwn(input, key)) continue;
     const v = input[key];
     if (v === undefined) continue;
     if (key === 'data') out.data = dataText(v);
@@ -272,7 +277,8 @@ function bullShape(input: Record<string, unknown>): PushInput {
   const opts = input['opts'];
   if (opts === null || opts === undefined) return out;
   if (!isObject(opts)) fail('opts must be an object');
-  for (const key of Object.keys(opts)) {
+  for (const key in opts) {
+    if (!Object.hasOwn(opts, key)) continue;
     const v = opts[key];
     if (v === undefined) continue;
     if (key === 'attempts') out.maxAttempts = int(key, v, 1, maxAttemptsMax);

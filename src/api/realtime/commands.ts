@@ -99,7 +99,7 @@ export function toReply(result: Result): Reply {
 
 function jobInput(msg: Fields): Fields {
   const input: Fields = {};
-  for (const key of Object.keys(msg)) if (!envelopeFields.has(key)) input[key] = msg[key];
+  for (const key in msg) if (Object.hasOwn(msg, key) && !envelopeFields.has(key)) input[key] = msg[key];
   return input;
 }
 
