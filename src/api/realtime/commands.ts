@@ -28,6 +28,9 @@ export type StartedPush = { id: string; durable: Promise<Failure | null> };
 export function startPush(broker: BrokerApi, msg: Fields, ctx: Ctx): StartedPush | Reply {
   const missing = needString(msg, 'queue');
   if (missing !== null) return missing;
+  // jobInput's `input[key] = …` with the key "__proto__" would set the copy's prototype rather
+  // than a field, and the job would be checked against whatever that object holds.
+  if (Object.hasOwn(msg, '__proto__')) return failure('Unknown field: __proto__');
   const pushed = broker.pushNow(msg.queue as string, jobInput(msg), ctx);
   return 'error' in pushed ? failure(pushed.error) : pushed;
 }
