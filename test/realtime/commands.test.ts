@@ -157,6 +157,26 @@ t.test('a-push-with-a-__proto__-field-is-refused-and-appends-nothing', async (t)
   t.equal(h.fixture.log.nextOffset, before, 'nothing appended');
 });
 
+t.test('a-command-the-broker-throws-on-is-answered-as-an-internal-error-and-the-session-goes-on', async (t) => {
+  const h = await startRealtime();
+  t.teardown(() => h.close());
+  const ws = await WsClient.connect(h.ws('/ws/queues/none'));
+  t.teardown(() => ws.close());
+  const broker = h.fixture.broker;
+  const real = { pushNow: broker.pushNow, ack: broker.ack };
+  broker.pushNow = () => {
+    throw new Error('injected push bug');
+  };
+  broker.ack = () => {
+    throw new Error('injected ack bug');
+  };
+  t.strictSame(bare(await ws.command({ cmd: 'PUSH', queue: 'bug', data: 1 })), { ok: false, error: 'Internal server error' });
+  t.strictSame(bare(await ws.command({ cmd: 'ACK', id: 'x' })), { ok: false, error: 'Internal server error' });
+  Object.assign(broker, real);
+  t.match(await ws.command({ cmd: 'PUSH', queue: 'bug', data: 2 }), { ok: true, id: String }, 'the same socket still works');
+  t.match(await ws.command({ cmd: 'PUSH', queue: 'bug', data: 3 }), { ok: true }, 'and its in-flight count was not leaked');
+});
+
 t.test('in-flight-commands-beyond-the-cap-are-refused', async (t) => {
   const h = await startRealtime({ limits: { wsInflightMax: 2 } });
   t.teardown(() => h.close());

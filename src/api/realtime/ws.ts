@@ -169,7 +169,13 @@ class WsSession {
   /** Starts a push and answers it with the other pushes of its group commit, in order, once their
    *  records are durable: one continuation per group instead of two promises per push. */
   #push(fields: Record<string, unknown>, reqId: unknown): void {
-    const started = startPush(this.deps.broker, fields, this.#ctx);
+    let started: ReturnType<typeof startPush>;
+    try {
+      started = startPush(this.deps.broker, fields, this.#ctx);
+    } catch (error) {
+      // A bug, not a bad command: answer it as runCommand's rejections are, never crash.
+      return this.#internalError(error, 'PUSH', 0, [reqId]);
+    }
     if ('ok' in started) return this.#send(started, reqId);
     let group = this.#pushes;
     if (group === null || group.durable !== started.durable) {
