@@ -198,7 +198,10 @@ class WsSession {
     if (this.#pushes === group) this.#pushes = null;
     this.#inflight -= group.ids.length;
     for (let i = 0; i < group.ids.length; i++) {
-      this.#send(failed === null ? { ok: true, id: group.ids[i] } : failure(failed.error), group.reqIds[i]);
+      // The success reply is JSON.stringify({ ok: true, id }) without its closing brace, built
+      // directly: the hot path's one reply per push.
+      if (failed === null) this.#sendOpen(`{"ok":true,"id":${JSON.stringify(group.ids[i])}`, group.reqIds[i]);
+      else this.#send(failure(failed.error), group.reqIds[i]);
     }
   }
 
@@ -223,12 +226,16 @@ class WsSession {
   }
 
   #send(reply: Reply, reqId: unknown): void {
+    this.#sendOpen(JSON.stringify(reply).slice(0, -1), reqId);
+  }
+
+  /** Sends a reply given as `open`, a JSON object's text without its closing brace. reqId
+   *  (parsed from the command's JSON, so it stringifies) goes in before that brace: cheaper than
+   *  copying the reply into a new object to stringify. */
+  #sendOpen(open: string, reqId: unknown): void {
     if (this.socket.readyState !== this.socket.OPEN) return;
     this.#corkUntilNextTick();
-    const json = JSON.stringify(reply);
-    // reqId (parsed from the command's JSON, so it stringifies) goes in before the reply's closing
-    // brace: cheaper than copying the reply into a new object to stringify.
-    this.socket.send(reqId === undefined ? json : `${json.slice(0, -1)},"reqId":${JSON.stringify(reqId)}}`);
+    this.socket.send(reqId === undefined ? `${open}}` : `${open},"reqId":${JSON.stringify(reqId)}}`);
   }
 
   /** Replies resolved by one group commit and the events of one batch are sent in the same tick:
