@@ -1,6 +1,12 @@
 // A real HTTP endpoint on 127.0.0.1:<ephemeral port> for push-worker tests. It records every call
 // (arrival time, parsed body, headers), tracks how many calls are open at once, and lets the test
 // decide the answer per call. close() destroys open sockets so a test never hangs on it.
+//
+// Test files run in parallel processes, and an ephemeral port one of them has just closed (or
+// took as a "dead" port) can be handed to this endpoint; a request another test still sends to its
+// old port then lands here. Only calls to this endpoint's path with a JSON body are calls: anything
+// else is answered 404 or 400 and neither recorded nor counted, so it cannot fail the test that
+// owns the endpoint.
 
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
@@ -23,7 +29,7 @@ export interface Endpoint {
   open(): number;
   /** The most calls ever open at once. */
   openMax(): number;
-  /** TCP connections accepted so far. */
+  /** TCP connections that carried at least one call. */
   connections(): number;
   close(): Promise<void>;
 }
@@ -34,7 +40,13 @@ export async function startEndpoint(handler: Handler, path = '/hook'): Promise<E
   let open = 0;
   let openMax = 0;
   let connections = 0;
+  const callSockets = new WeakSet<Socket>();
   const server = createServer((req, res) => {
+    if (req.method === 'GET' || new URL(req.url ?? '/', 'http://x').pathname !== path) {
+      req.resume();
+      res.writeHead(404).end();
+      return;
+    }
     open += 1;
     openMax = Math.max(openMax, open);
     res.on('close', () => {
@@ -44,13 +56,18 @@ export async function startEndpoint(handler: Handler, path = '/hook'): Promise<E
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      const call: EndpointCallRecord = {
-        atMs,
-        method: req.method ?? '',
-        path: req.url ?? '',
-        headers: req.headers,
-        body: JSON.parse(Buffer.concat(chunks).toString('utf8')) as EndpointCallRecord['body'],
-      };
+      let body: EndpointCallRecord['body'];
+      try {
+        body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as EndpointCallRecord['body'];
+      } catch {
+        res.writeHead(400).end();
+        return;
+      }
+      if (!callSockets.has(req.socket)) {
+        callSockets.add(req.socket);
+        connections += 1;
+      }
+      const call: EndpointCallRecord = { atMs, method: req.method ?? '', path: req.url ?? '', headers: req.headers, body };
       calls.push(call);
       Promise.resolve(handler(call, res)).catch((error: unknown) => {
         res.destroy(error instanceof Error ? error : new Error(String(error)));
@@ -59,7 +76,6 @@ export async function startEndpoint(handler: Handler, path = '/hook'): Promise<E
   });
   server.on('connection', (s: Socket) => {
     sockets.add(s);
-    connections += 1;
     s.on('close', () => sockets.delete(s));
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
