@@ -30,6 +30,7 @@ import {
   failedDraft,
   finishDrafts,
   planPush,
+  pushRefusal,
   promotedDrafts,
   removedDrafts,
   stalledDraft,
@@ -342,6 +343,11 @@ export class Broker implements BrokerApi {
   private pushMany(queue: string, inputs: PushInput[], ctx: Ctx): Promise<Outcome<{ ids: string[] }>> {
     const refused = this.pushRefusal(queue);
     if (refused !== null) return Promise.resolve(refused);
+    const decide = this.decide(ctx);
+    for (const input of inputs) {
+      const item = pushRefusal(decide, queue, input);
+      if (item !== null) return Promise.resolve(fail(item.code, item.error));
+    }
     const ids: string[] = [];
     const pending: Pending[] = [];
     for (const input of inputs) {
@@ -361,9 +367,8 @@ export class Broker implements BrokerApi {
 
   private pushOne(queue: string, input: PushInput, ctx: Ctx): { id: string; pending: Pending } | Failure {
     const plan = planPush(this.decide(ctx), queue, input);
-    if (plan.kind === 'invalid') return fail('BAD_REQUEST', plan.error);
-    // An existing custom id appends nothing, but still answers only once its record is durable.
-    return { id: plan.id, pending: plan.kind === 'exists' ? this.lastDurable : this.append(plan.drafts, input.durable) };
+    if (plan.kind === 'refused') return fail(plan.code, plan.error);
+    return { id: plan.id, pending: this.append(plan.drafts, input.durable) };
   }
 
   pull(
@@ -476,7 +481,13 @@ export class Broker implements BrokerApi {
   ack(id: string, body: { result?: unknown; token?: string }, ctx: Ctx): Promise<Outcome> {
     const job = this.activeJob(id, body.token);
     if ('ok' in job) return Promise.resolve(job);
-    const result = body.result === undefined ? null : (JSON.stringify(body.result) ?? null);
+    let result: string | null;
+    try {
+      result = body.result === undefined ? null : (JSON.stringify(body.result) ?? null);
+    } catch {
+      // Nested too deeply for JSON.stringify (a RangeError): not JSON this server can store.
+      return Promise.resolve(fail('BAD_REQUEST', 'result must be JSON'));
+    }
     if (result !== null && Buffer.byteLength(result, 'utf8') > jobDataBytesMax) {
       return Promise.resolve(fail('BAD_REQUEST', `result must be at most ${jobDataBytesMax} bytes as JSON`));
     }
@@ -550,9 +561,8 @@ export class Broker implements BrokerApi {
   retry(id: string, ctx: Ctx): Promise<Outcome> {
     const job = this.jobFor(id);
     if ('ok' in job) return Promise.resolve(job);
-    if (job.state !== JobState.FAILED && job.state !== JobState.COMPLETED) {
-      return Promise.resolve(fail('CONFLICT', 'Job is not failed or completed'));
-    }
+    // SPEC section 4: failed (the DLQ) → waiting. A completed job is not run again by retry.
+    if (job.state !== JobState.FAILED) return Promise.resolve(fail('CONFLICT', 'Job is not failed'));
     const d = this.decide(ctx);
     return this.done([this.append([draft(d, { type: 'retried', queue: job.queue, jobId: id, prev: job.state })])], {});
   }

@@ -33,15 +33,45 @@ export function draft(d: Decide, body: RecordBody): RecordDraft {
 }
 
 export type PushPlan =
-  | { kind: 'exists'; id: string }
   | { kind: 'duplicated'; id: string; drafts: RecordDraft[] }
   | { kind: 'new'; id: string; drafts: RecordDraft[] }
-  | { kind: 'invalid'; error: string };
+  | PushRefusal;
 
-export function planPush(d: Decide, queue: string, input: PushInput): PushPlan {
+export interface PushRefusal {
+  kind: 'refused';
+  code: 'BAD_REQUEST' | 'CONFLICT';
+  error: string;
+}
+
+/** Why the state refuses this push, or null. A bulk push checks every item with it before it
+ *  appends any, so that it stays all-or-nothing. Job ids are global (`GET /jobs/:id` takes no
+ *  queue), so a custom id that already names a job of another queue cannot make a second job;
+ *  answering with the other queue's job would drop this push's data without a word. */
+export function pushRefusal(d: Decide, queue: string, input: PushInput): PushRefusal | null {
   if (input.jobId !== null) {
     const existing = d.state.jobs.get(input.jobId);
-    if (existing !== undefined) return { kind: 'exists', id: existing.id };
+    if (existing !== undefined && existing.queue !== queue) {
+      const error = `jobId ${JSON.stringify(input.jobId)} already names a job of queue ${JSON.stringify(existing.queue)}`;
+      return { kind: 'refused', code: 'CONFLICT', error };
+    }
+  }
+  if (input.repeat !== null && firstRepeatRunAt(input.repeat, d.now, input.delay) === null) {
+    return { kind: 'refused', code: 'BAD_REQUEST', error: 'repeat.pattern has no future run' };
+  }
+  return null;
+}
+
+export function planPush(d: Decide, queue: string, input: PushInput): PushPlan {
+  const refused = pushRefusal(d, queue, input);
+  if (refused !== null) return refused;
+  if (input.jobId !== null) {
+    // The same custom id again: no second job, and the attempt is on record (a `duplicated`
+    // event, as BullMQ emits for a known jobId), as a uniqueKey duplicate is.
+    const existing = d.state.jobs.get(input.jobId);
+    if (existing !== undefined) {
+      const body: RecordBody = { type: 'duplicated', queue, jobId: existing.id, uniqueKey: '' };
+      return { kind: 'duplicated', id: existing.id, drafts: [draft(d, body)] };
+    }
   }
   if (input.uniqueKey !== '') {
     const holder = uniqueHolder(d.state, queue, input.uniqueKey);
@@ -50,12 +80,8 @@ export function planPush(d: Decide, queue: string, input: PushInput): PushPlan {
       return { kind: 'duplicated', id: holder.id, drafts: [draft(d, body)] };
     }
   }
-  let runAt = d.now + input.delay;
-  if (input.repeat !== null) {
-    const first = firstRepeatRunAt(input.repeat, d.now, input.delay);
-    if (first === null) return { kind: 'invalid', error: 'repeat.pattern has no future run' };
-    runAt = first;
-  }
+  // pushRefusal has checked that a repeat has a first run.
+  const runAt = input.repeat === null ? d.now + input.delay : (firstRepeatRunAt(input.repeat, d.now, input.delay) as number);
   const id = input.jobId ?? d.ids.next();
   const spec: JobSpec = {
     id,

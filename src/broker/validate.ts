@@ -358,7 +358,7 @@ export function checkClean(body: unknown): Checked<{ graceMs: number; state: Cle
           fail('state must be one of completed, failed, waiting, delayed');
         }
         state = v;
-      } else if (key === 'limit') limit = v === null ? null : int(key, v, 1, 2 ** 31 - 1);
+      } else if (key === 'limit') limit = v === null ? null : int(key, v, 0, 2 ** 31 - 1) || null; // 0 = no limit, as in BullMQ
       else fail(`Unknown field: ${key}`);
     }
     if (graceMs === null) fail('grace is required');

@@ -98,15 +98,32 @@ t.test('stall-past-max-stalled-fails-the-job', async (t) => {
   t.equal(b.getJob(id)?.failedReason, 'job stalled more than allowable limit');
 });
 
-t.test('custom-jobid-push-is-idempotent-and-appends-nothing', async (t) => {
+t.test('custom-jobid-push-is-idempotent-and-records-duplicated', async (t) => {
   const f = await startBroker();
   t.teardown(() => f.cleanup());
   const b = f.broker;
   t.same(await b.push('q', { data: 1, jobId: 'order-7' }, ctx), { ok: true, id: 'order-7' });
   const offset = f.log.nextOffset;
   t.same(await b.push('q', { data: 2, jobId: 'order-7' }, ctx), { ok: true, id: 'order-7' });
+  const bodies: unknown[] = [];
+  for await (const rec of f.log.read(offset)) bodies.push(rec.body);
+  t.same(bodies, [{ type: 'duplicated', queue: 'q', jobId: 'order-7', uniqueKey: '' }]);
+  t.same(b.getJob('order-7')?.data, 1, 'the first push is the job');
+  t.equal(b.counts('q').waiting, 1);
+});
+
+t.test('custom-jobid-of-another-queues-job-is-refused-and-appends-nothing', async (t) => {
+  const f = await startBroker();
+  t.teardown(() => f.cleanup());
+  const b = f.broker;
+  await b.push('a', { data: 'a', jobId: 'shared' }, ctx);
+  const offset = f.log.nextOffset;
+  const refused = { ok: false, code: 'CONFLICT', error: 'jobId "shared" already names a job of queue "a"' };
+  t.same(await b.push('b', { data: 'b', jobId: 'shared' }, ctx), refused);
+  t.same(await b.pushBulk('b', [{ data: 1 }, { data: 'b', jobId: 'shared' }], ctx), refused, 'a bulk push is all-or-nothing');
   t.equal(f.log.nextOffset, offset);
-  t.same(b.getJob('order-7')?.data, 1);
+  t.equal(b.counts('b').waiting, 0);
+  t.same(b.getJob('shared')?.data, 'a');
 });
 
 t.test('unique-key-push-returns-existing-id-and-records-duplicated', async (t) => {
@@ -220,4 +237,14 @@ t.test('release-owner-requeues-at-front-without-an-attempt', async (t) => {
   t.equal(b.getJob(a)?.attempts, 0);
   t.equal((await pullToken(b, 'q')).id, a);
   t.equal((await pullToken(b, 'q')).id, c);
+});
+
+t.test('bulk-push-with-a-repeat-that-never-runs-appends-nothing', async (t) => {
+  const f = await startBroker();
+  t.teardown(() => f.cleanup());
+  const b = f.broker;
+  const offset = f.log.nextOffset;
+  const never = { data: 2, repeat: { pattern: '0 0 30 2 *' } }; // February 30th
+  t.same(await b.pushBulk('q', [{ data: 1 }, never], ctx), { ok: false, code: 'BAD_REQUEST', error: 'repeat.pattern has no future run' });
+  t.equal(f.log.nextOffset, offset);
 });
