@@ -30,8 +30,10 @@ export const API_ERRORS = {
   unauthorized: { status: 401, error: 'Unauthorized' },
   rateLimited: { status: 429, error: 'Rate limit exceeded' },
   jobNotFound: { status: 404, error: 'Job not found' },
-  gcNotExposed: { status: 501, error: 'GC not exposed: start node with --expose-gc' },
   internal: { status: 500, error: 'Internal server error' },
+  malformedRequest: { status: 400, error: 'Malformed HTTP request' },
+  headersTooLarge: { status: 431, error: 'Request headers are too large' },
+  requestTimeout: { status: 408, error: 'Request timeout' },
 } as const satisfies Record<string, { status: number; error: string }>;
 
 export type ApiErrorName = keyof typeof API_ERRORS;

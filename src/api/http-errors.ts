@@ -2,10 +2,37 @@
 // no route takes: unknown path → 404 "Not found"; known path with another method → 405
 // "Method not allowed" with an Allow header. Fastify itself answers 404 for a wrong method, so
 // the route table is kept here (from onRoute) to tell the two apart. (The JSON Content-Type is
-// normalised to `application/json` in cors.ts's onSend hook.)
+// normalised to `application/json` in cors.ts's onSend hook.) Requests Node's HTTP parser refuses
+// before any route sees them (a malformed request line or header, conflicting lengths, headers
+// over the limit) get the envelope too, from `clientErrorResponder`.
 
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { API_ERRORS, ApiError, envelope } from './errors.js';
+
+/** fastify's `clientErrorHandler`: answers what Node's HTTP parser refused with the error envelope
+ *  and the CORS header, then closes the connection (its framing can no longer be trusted). */
+export function clientErrorResponder(corsAllowOrigin: string): (error: Error & { code?: string }, socket: Socket) => void {
+  return (error, socket) => {
+    if (error.code === 'ECONNRESET' || socket.destroyed) return;
+    const { status, error: text } =
+      error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? API_ERRORS.requestTimeout
+        : error.code === 'HPE_HEADER_OVERFLOW'
+          ? API_ERRORS.headersTooLarge
+          : API_ERRORS.malformedRequest;
+    const body = JSON.stringify(envelope(text));
+    if (socket.writable) {
+      socket.write(
+        `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\ncontent-type: application/json\r\n` +
+          `access-control-allow-origin: ${corsAllowOrigin}\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
+          `connection: close\r\n\r\n${body}`,
+      );
+    }
+    socket.destroy(error);
+  };
+}
 
 interface KnownRoute {
   method: string;

@@ -19,7 +19,7 @@ import { registerAuth } from './auth.js';
 import { registerBodyParser } from './body.js';
 import { registerCors } from './cors.js';
 import { envelope } from './errors.js';
-import { registerHttpErrors } from './http-errors.js';
+import { clientErrorResponder, registerHttpErrors } from './http-errors.js';
 import { registerDocs, registerOpenApi } from './openapi.js';
 import { createLatencyMetrics } from './prometheus.js';
 import { registerRateLimit } from './rate-limit.js';
@@ -72,6 +72,10 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     routerOptions: { maxParamLength: paramLengthMax },
     schemaErrorFormatter,
     return503OnClosing: true,
+    // A HEAD request must never change state, and fastify would run a GET route's handler for it
+    // (a HEAD on the pull route pulled a job and dropped its lock token). Only the probes opt in.
+    exposeHeadRoutes: false,
+    clientErrorHandler: clientErrorResponder(config.corsAllowOrigin),
     frameworkErrors: (error, _request, reply) => {
       (reply as FastifyReply).code(400).send(envelope(error.message));
     },

@@ -107,7 +107,7 @@ function fieldPath(instancePath: string, leaf: unknown, dataVar: string): string
   if (parts.length === 0) return dataVar;
   return parts
     .map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'))
-    .reduce((path, p) => (/^\d+$/.test(p) ? `${path}[${p}]` : path === '' ? p : `${path}.${p}`), '');
+    .reduce((path, p) => (/^\d+$/.test(p) ? `${path === '' ? dataVar : path}[${p}]` : path === '' ? p : `${path}.${p}`), '');
 }
 
 function describe(error: ErrorObject): string {
@@ -139,10 +139,8 @@ function describe(error: ErrorObject): string {
     case 'enum':
       return `must be one of: ${(p.allowedValues as unknown[]).map(String).join(', ')}`;
     case 'oneOf':
-    case 'anyOf': {
-      const description = (error.parentSchema as { description?: unknown } | undefined)?.description;
-      return typeof description === 'string' ? `must be ${description}` : 'has an invalid shape';
-    }
+    case 'anyOf':
+      return 'has an invalid shape';
     default:
       return error.message ?? 'is invalid';
   }
@@ -154,17 +152,40 @@ export const schemaErrorFormatter: NonNullable<FastifyServerOptions['schemaError
   dataVar: string,
 ): Error => {
   // With oneOf/anyOf, Ajv lists every failed branch before the combinator. A branch that failed
-  // only on its `type` is not the shape the client meant; report the first error of a branch
-  // whose type matched (`priority must be a number`), else the combinator's description.
+  // only on its `type` is not the shape the client meant. So: report the deepest error of a
+  // branch whose type matched (`priority must be an integer`); failing that, the deepest
+  // combinator, by its schema's description (written as the shape it wants) or else the types
+  // its branches accept (`removeOnComplete must be a boolean, a number or an object`).
   const isCombinator = (e: FastifySchemaValidationError): boolean => e.keyword === 'oneOf' || e.keyword === 'anyOf';
-  const combinator = errors.find(isCombinator);
-  const specific = combinator
-    ? errors.find((e) => !isCombinator(e) && !(e.keyword === 'type' && e.instancePath === combinator.instancePath))
-    : undefined;
-  const first = specific ?? combinator ?? errors[0];
-  if (!first) return new Error(`${dataVar} is invalid`);
-  const error = first as ErrorObject;
+  const combinators = errors.filter(isCombinator);
+  const branchPaths = new Set(combinators.map((e) => e.instancePath));
+  const isBranchType = (e: FastifySchemaValidationError): boolean => e.keyword === 'type' && branchPaths.has(e.instancePath);
+  const specific = deepest(errors.filter((e) => !isCombinator(e) && !isBranchType(e)));
+  if (specific !== undefined) return new Error(message(specific as ErrorObject, dataVar));
+  const combinator = deepest(combinators);
+  if (combinator === undefined) return new Error(errors[0] ? message(errors[0] as ErrorObject, dataVar) : `${dataVar} is invalid`);
+  const field = fieldPath(combinator.instancePath, undefined, dataVar);
+  const description = ((combinator as ErrorObject).parentSchema as { description?: unknown } | undefined)?.description;
+  if (typeof description === 'string') return new Error(`${field} must be ${description}`);
+  const types = errors.filter((e) => e.keyword === 'type' && e.instancePath === combinator.instancePath).map((e) => String(e.params.type));
+  return new Error(types.length > 0 ? `${field} must be ${oneOfTypes(types)}` : `${field} has an invalid shape`);
+};
+
+/** The error with the longest instance path; the first of those in Ajv's order. */
+function deepest(errors: FastifySchemaValidationError[]): FastifySchemaValidationError | undefined {
+  let best: FastifySchemaValidationError | undefined;
+  for (const e of errors) if (best === undefined || e.instancePath.length > best.instancePath.length) best = e;
+  return best;
+}
+
+function message(error: ErrorObject, dataVar: string): string {
   const p = error.params as Record<string, unknown>;
   const leaf = error.keyword === 'required' ? p.missingProperty : error.keyword === 'additionalProperties' ? p.additionalProperty : undefined;
-  return new Error(`${fieldPath(error.instancePath, leaf, dataVar)} ${describe(error)}`);
-};
+  return `${fieldPath(error.instancePath, leaf, dataVar)} ${describe(error)}`;
+}
+
+/** ["boolean", "number", "object"] → "a boolean, a number or an object". */
+function oneOfTypes(types: string[]): string {
+  const words = [...new Set(types.flatMap((t) => t.split(',')))].map((t) => ARTICLE_TYPES[t] ?? t);
+  return words.length === 1 ? (words[0] as string) : `${words.slice(0, -1).join(', ')} or ${words[words.length - 1] as string}`;
+}

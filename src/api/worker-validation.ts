@@ -3,15 +3,20 @@
 //    opts?: {concurrency, limiter: {max, duration}, removeOnComplete: {count?, age?},
 //            removeOnFail: {count?, age?}, maxStalledCount}}
 // The JSON schema rejects unknown fields (naming them), wrong types and integers ≤ 0;
-// `toWorkerConfig` then checks what a schema cannot say well (the URL parses, http/https only),
-// uppercases the method and fills the defaults (timeout 3000 ms, concurrency 1, maxStalledCount 1).
+// `toWorkerConfig` then checks what a schema cannot say well (the URL parses, http/https only, no
+// credentials in it; header names and values an HTTP request can carry, none of the headers the
+// broker sets itself), uppercases the method and fills the defaults (timeout 3000 ms, concurrency
+// 1, maxStalledCount 1). Whatever is accepted here can be sent: a registration that could only
+// fail every job is refused instead.
 
 import type { WorkerConfig } from '../broker/types.js';
 import {
   durationMsMax,
+  lockMsMax,
   maxStalledDefault,
   workerConcurrencyDefault,
   workerConcurrencyMax,
+  workerLockMarginMs,
   workerTimeoutMsDefault,
 } from '../constants.js';
 import { queueName } from './schemas.js';
@@ -20,6 +25,16 @@ import { queueName } from './schemas.js';
 export const workerMethodPattern = '^([Pp][Oo][Ss][Tt]|[Pp][Uu][Tt]|[Pp][Aa][Tt][Cc][Hh])$';
 /** An absolute http:// or https:// URL (scheme in any case). */
 export const workerUrlPattern = '^[Hh][Tt][Tt][Pp][Ss]?://';
+
+/** The longest endpoint timeout: the job's lock (timeout + margin) must fit lockMsMax. */
+export const workerTimeoutMsMax = lockMsMax - workerLockMarginMs;
+
+/** An HTTP header name (RFC 9110 token). */
+const headerName = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** A header value: visible ASCII and Latin-1, spaces and tabs; no CR, LF or other controls. */
+const headerValue = /^[\t\x20-\x7e\x80-\xff]*$/;
+/** Headers the broker's HTTP client sets or that frame the request: a registration cannot set them. */
+const reservedHeaders = new Set(['content-type', 'content-length', 'transfer-encoding', 'connection', 'keep-alive', 'host', 'upgrade', 'te', 'trailer', 'expect']);
 
 const positiveInt = (maximum: number = Number.MAX_SAFE_INTEGER) => ({ type: 'integer', minimum: 1, maximum }) as const;
 const keepFinished = {
@@ -42,7 +57,8 @@ export const workerBody = {
         url: { type: 'string', pattern: workerUrlPattern, maxLength: 2048 },
         method: { type: 'string', pattern: workerMethodPattern },
         headers: { type: 'object', additionalProperties: { type: 'string' } },
-        timeout: { ...positiveInt(durationMsMax), description: 'ms, default 3000' },
+        // A call's job is locked for its timeout plus a margin, and a lock is at most lockMsMax.
+        timeout: { ...positiveInt(workerTimeoutMsMax), description: 'ms, default 3000' },
       },
     },
     opts: {
@@ -88,6 +104,14 @@ export function toWorkerConfig(body: WorkerBody): WorkerValidation {
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
     return { ok: false, error: 'endpoint.url must be a valid http or https URL' };
+  }
+  if (url.username !== '' || url.password !== '') {
+    return { ok: false, error: 'endpoint.url must not contain credentials (send them in endpoint.headers)' };
+  }
+  for (const [name, value] of Object.entries(body.endpoint.headers ?? {})) {
+    if (!headerName.test(name)) return { ok: false, error: `endpoint.headers: ${JSON.stringify(name)} is not a valid header name` };
+    if (reservedHeaders.has(name.toLowerCase())) return { ok: false, error: `endpoint.headers.${name} is set by the broker` };
+    if (!headerValue.test(value)) return { ok: false, error: `endpoint.headers.${name} must not contain control characters` };
   }
   const method = body.endpoint.method.toUpperCase() as WorkerConfig['endpoint']['method'];
   const opts = body.opts ?? {};

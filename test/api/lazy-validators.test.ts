@@ -29,7 +29,9 @@ t.test('building-the-server-compiles-no-schema-and-compileValidators-compiles-ev
   t.teardown(() => s.close());
   t.ok(s.app.compileValidators(3) === 3, 'compiles at most the number asked for');
   const rest = s.app.compileValidators();
-  t.ok(rest > 50, `every route with a schema has validators, history's included (${rest + 3})`);
+  // About fifty: GET and POST routes with params, querystring or body schemas (no HEAD twins:
+  // only the probes answer HEAD, and they have no schemas to validate).
+  t.ok(rest > 45, `every route with a schema has validators, history's included (${rest + 3})`);
   t.equal(s.app.compileValidators(), 0, 'nothing is left to compile');
   const history = await s.request('GET', '/jobs/nope/history?format=xml');
   t.equal(history.status, 400, 'the history route validates');

@@ -1,7 +1,9 @@
 // Debug endpoints (seed 004; no auth, as the seed's exempt list says):
 //   POST /gc          a full GC that also compacts the heap (seed 004: "garbage collection and
-//                     memory compaction") → {ok, before, after} (MB); needs `node --expose-gc`,
-//                     else 501: we report that GC is unavailable rather than invent numbers.
+//                     memory compaction") → {ok, before, after} (MB). V8's gc(): the global one
+//                     when node runs with --expose-gc, else taken from a fresh context on the
+//                     first call (V8 installs gc() in contexts made after the flag is set), so
+//                     the endpoint works however the server was started.
 //                     V8's own full GCs compact only the most fragmented pages, so a heap that
 //                     held much short-lived data (a fill of a million jobs) keeps hundreds of MB
 //                     of half-empty pages. This one moves every live object, which needs up to
@@ -17,6 +19,7 @@
 
 import { setTimeout as sleep } from 'node:timers/promises';
 import { getHeapStatistics, setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import type { FastifyInstance } from 'fastify';
 import { gcSettleMsMax } from '../../constants.js';
 import { sendApiError } from '../errors.js';
@@ -28,6 +31,18 @@ export const topObjectTypesLimit = 20;
 const gcSettlePollMs = 50;
 /** Polls in a row without a lower RSS that count as settled. */
 const gcSettledPolls = 4;
+
+let exposedGc: (() => void) | null = null;
+
+function v8Gc(): () => void {
+  const global = (globalThis as { gc?: () => void }).gc;
+  if (typeof global === 'function') return global;
+  if (exposedGc === null) {
+    setFlagsFromString('--expose-gc');
+    exposedGc = runInNewContext('gc') as () => void;
+  }
+  return exposedGc;
+}
 
 /** A full GC that evacuates every page (not only the ones V8's heuristics pick). */
 function compactingGc(gc: () => void): void {
@@ -83,10 +98,8 @@ export function debugRoutes(app: FastifyInstance, { broker }: RouteDeps): void {
   // One compaction at a time: requests that arrive while one settles share its result instead of
   // each moving the whole heap again (the route needs no token, as seed 004 says).
   let running: Promise<GcReport> | null = null;
-  app.post('/gc', { config: exempt, schema: { summary: 'Force garbage collection (needs --expose-gc)', tags } }, async (_request, reply) => {
-    const gc = (globalThis as { gc?: () => void }).gc;
-    if (typeof gc !== 'function') return sendApiError(reply, 'gcNotExposed');
-    running ??= collect(gc).finally(() => {
+  app.post('/gc', { config: exempt, schema: { summary: 'Force a compacting garbage collection', tags } }, async () => {
+    running ??= collect(v8Gc()).finally(() => {
       running = null;
     });
     return running;

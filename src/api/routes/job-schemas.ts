@@ -6,7 +6,7 @@ import { bulkJobsMax, errorTextLengthMax, logMessageLengthMax, pullTimeoutMsMax 
 import { counts, errorResponses, jobView, okWith, pageQuery, statusesPattern } from '../schemas.js';
 
 const nullable = (type: string) => ({ type: [type, 'null'] });
-const keep = { anyOf: [{ type: 'boolean' }, { type: 'number' }, { type: 'object' }] };
+const keep = { anyOf: [{ type: 'boolean' }, { type: 'number' }, { type: 'object' }], description: 'a boolean, a count or {count, age}' };
 
 /** One job, seed-004 shaped (`data` + flat options) or BullMQ shaped (`name`, `data`, `opts`). */
 export const pushItem = {
@@ -17,7 +17,7 @@ export const pushItem = {
     priority: { type: 'number', description: 'Higher value = processed sooner (default 0)' },
     delay: { type: 'number', description: 'Delay before processing, ms (default 0)' },
     maxAttempts: { type: 'number', description: 'Maximum attempts (default 3)' },
-    backoff: { anyOf: [{ type: 'number' }, { type: 'object' }], description: 'Retry backoff, ms (default 1000)' },
+    backoff: { anyOf: [{ type: 'number' }, { type: 'object' }], description: 'a number (ms, default 1000) or {type, delay}' },
     ttl: nullable('number'),
     timeout: nullable('number'),
     uniqueKey: nullable('string'),

@@ -5,7 +5,9 @@
 //   GET /stats        {ok, stats, memory, collections}
 //   GET /metrics      {ok, metrics: {totalPushed, totalPulled, totalCompleted, totalFailed}}
 //   GET /prometheus   text exposition; auth only when config.metricsAuth
-// Probes are exempt from rate limiting. `uptime` is the process uptime in whole seconds.
+// Probes are exempt from rate limiting and, alone of all routes, answer HEAD too (for uptime
+// checkers that use it; every other GET route refuses HEAD with 405, see server.ts). `uptime` is
+// the process uptime in whole seconds.
 
 import type { FastifyInstance } from 'fastify';
 import { connections } from '../connections.js';
@@ -25,6 +27,8 @@ const numbers = (...names: string[]) => ({
 const memorySchema = numbers('heapUsed', 'heapTotal', 'rss', 'external', 'arrayBuffers');
 const collectionsSchema = numbers('jobIndex', 'completedJobs', 'processingTotal', 'queuedTotal', 'temporalIndexTotal');
 const probe = { auth: 'exempt', rateLimitExempt: true } as const;
+/** Route options of a probe: no auth, no rate limit, and HEAD answered as GET without its body. */
+const probeRoute = { config: probe, exposeHeadRoute: true } as const;
 
 function uptimeSeconds(): number {
   return Math.floor(process.uptime());
@@ -35,7 +39,7 @@ export function monitoringRoutes(app: FastifyInstance, { broker, config, latency
   app.get(
     '/health',
     {
-      config: probe,
+      ...probeRoute,
       schema: {
         summary: 'Detailed health',
         tags,
@@ -68,14 +72,14 @@ export function monitoringRoutes(app: FastifyInstance, { broker, config, latency
   );
 
   for (const path of ['/healthz', '/live']) {
-    app.get(path, { config: probe, schema: { summary: 'Liveness probe (text OK)', tags, produces: ['text/plain'] } }, async (_request, reply) =>
+    app.get(path, { ...probeRoute, schema: { summary: 'Liveness probe (text OK)', tags, produces: ['text/plain'] } }, async (_request, reply) =>
       reply.type('text/plain').send('OK'),
     );
   }
 
   app.get(
     '/ready',
-    { config: probe, schema: { summary: 'Readiness probe', tags, response: { 200: okWith({ ready: { type: 'boolean' } }), 503: { type: 'object' } } } },
+    { ...probeRoute, schema: { summary: 'Readiness probe', tags, response: { 200: okWith({ ready: { type: 'boolean' } }), 503: { type: 'object' } } } },
     async (_request, reply) => {
       if (broker.ready) return { ok: true, ready: true };
       reply.code(503);

@@ -23,6 +23,7 @@ type QueueParams = { queue: string };
 const cleanBody = {
   type: 'object',
   additionalProperties: false,
+  required: ['grace'],
   properties: {
     grace: { type: 'integer', minimum: 0, description: 'Only jobs finished at least this many ms ago' },
     state: { type: 'string', description: 'completed, failed, waiting, delayed, …' },
