@@ -3,15 +3,16 @@
 // One keep-alive `Pool` per endpoint origin, created on first use and closed by `prune()` once no
 // worker uses that origin any more, or by `close()`. `call()` turns one exchange into a value:
 //
-//   { kind: 'answered', status, contentType, body }   the endpoint answered (any status)
-//   { kind: 'unreachable', reason }                   network error, timeout or oversized body
+//   { kind: 'answered', status, contentType, body, cutAtBytes }   the endpoint answered (any status)
+//   { kind: 'unreachable', reason }                               network error or timeout
 //
 // Invariants:
 // - One timer covers the whole exchange (connect, headers and body): when it fires the request is
 //   aborted and the outcome is `timeout after <ms> ms`. undici's own headers/body timeouts are set
 //   past it so ours always speaks first.
 // - The response body is read chunk by chunk and never held beyond `responseBytesMax`; an endpoint
-//   that sends more is cut off (the connection is destroyed, not drained).
+//   that sends more is cut off (the connection is destroyed, not drained) and the answer keeps its
+//   status and the body's start, with `cutAtBytes` set to the limit (null when the body is whole).
 // - `call()` never throws; calls may overlap freely (the pool multiplexes connections).
 // - undici is loaded on the first call, not at start-up: importing it costs about 100 ms, which
 //   every restart of a broker without push workers would pay for nothing.
@@ -31,7 +32,7 @@ export interface EndpointCall {
 }
 
 export type CallOutcome =
-  | { kind: 'answered'; status: number; contentType: string; body: string }
+  | { kind: 'answered'; status: number; contentType: string; body: string; cutAtBytes: number | null }
   | { kind: 'unreachable'; reason: string };
 
 export interface HttpClientOptions {
@@ -108,12 +109,16 @@ export class HttpClient {
     });
     const chunks: Buffer[] = [];
     let bytes = 0;
+    let cutAtBytes: number | null = null;
     for await (const chunk of response.body as AsyncIterable<Buffer>) {
-      bytes += chunk.length;
-      if (bytes > call.responseBytesMax) {
+      if (bytes + chunk.length > call.responseBytesMax) {
+        chunks.push(chunk.subarray(0, call.responseBytesMax - bytes));
+        bytes = call.responseBytesMax;
+        cutAtBytes = call.responseBytesMax;
         response.body.destroy();
-        return { kind: 'unreachable', reason: `response body over ${call.responseBytesMax} bytes` };
+        break;
       }
+      bytes += chunk.length;
       chunks.push(chunk);
     }
     const contentType = response.headers['content-type'];
@@ -122,6 +127,7 @@ export class HttpClient {
       status: response.statusCode,
       contentType: typeof contentType === 'string' ? contentType : '',
       body: Buffer.concat(chunks, bytes).toString('utf8'),
+      cutAtBytes,
     };
   }
 

@@ -5,6 +5,7 @@
 //   `+json` type), else the body text. An empty body is a null result. JSON that does not parse
 //   fails the attempt: the endpoint promised JSON and sent something else.
 // - any other status: `HTTP <status> from <METHOD> <url>: <first errorBodyChars chars of the body>`.
+// - a 2xx whose body was cut at the client's limit fails the attempt: there is no result to keep.
 // - no answer: the transport's reason plus where it was going.
 
 import type { CallOutcome } from './http-client.js';
@@ -20,6 +21,9 @@ export function judge(outcome: CallOutcome, method: string, url: string, errorBo
   if (status < 200 || status > 299) {
     const excerpt = body.slice(0, errorBodyChars);
     return { kind: 'fail', reason: `HTTP ${status} from ${target}${excerpt === '' ? '' : `: ${excerpt}`}`, answered: true };
+  }
+  if (outcome.cutAtBytes !== null) {
+    return { kind: 'fail', reason: `response body over ${outcome.cutAtBytes} bytes in HTTP ${status} from ${target}`, answered: true };
   }
   if (body === '') return { kind: 'ack', result: null };
   if (!isJsonType(outcome.contentType)) return { kind: 'ack', result: body };

@@ -212,10 +212,15 @@ export class WorkerRunner {
     if (verdict.kind === 'fail' && !verdict.answered) this.#pause(this.#deps.now(), startedAtMs);
     else this.#unansweredRounds = 0;
     try {
-      const out =
+      let out =
         verdict.kind === 'ack'
           ? await this.#deps.broker.ack(job.id, { result: verdict.result, token }, this.#ctx)
           : await this.#deps.broker.fail(job.id, { error: verdict.reason, token }, this.#ctx);
+      if (verdict.kind === 'ack' && !out.ok && out.code === 'BAD_REQUEST') {
+        // A result the broker cannot keep (too large as JSON): the attempt fails now, saying why,
+        // rather than the job waiting out its lock and being called again.
+        out = await this.#deps.broker.fail(job.id, { error: `${out.error} (answer of ${method} ${url})`, token }, this.#ctx);
+      }
       if (!out.ok) {
         const late = out.code === 'LOCK_MISMATCH' || out.code === 'NOT_ACTIVE';
         this.#deps.logger(

@@ -33,6 +33,29 @@ t.test('text-answer-completes-the-job-with-the-text', async (t) => {
   t.equal(ep.calls[0]?.method, 'PUT');
 });
 
+t.test('a-result-too-large-to-keep-fails-the-attempt-at-once', async (t) => {
+  // 600,000 bytes of text: within what the client reads, over what a job's result may be.
+  const { s, ep } = await startStackWithEndpoint(t, (_c, res) => text(res, 200, 'r'.repeat(600_000)));
+  await s.registerWorker(worker('q', ep.url));
+  const id = await s.push('q', { data: 1, maxAttempts: 1 });
+  await until('failed', () => s.broker.jobState(id) === 'failed');
+  t.equal(s.job(id).failedReason, `result must be at most 524288 bytes as JSON (answer of POST ${ep.url})`);
+  t.equal(ep.calls.length, 1, 'called once: the job did not wait out its lock to be called again');
+});
+
+t.test('a-2xx-body-over-the-read-limit-fails-and-a-non-2xx-keeps-its-status', async (t) => {
+  let status = 200;
+  const { s, ep } = await startStackWithEndpoint(t, (_c, res) => text(res, status, 'b'.repeat(1_100_000)));
+  await s.registerWorker(worker('q', ep.url));
+  const ok = await s.push('q', { data: 1, maxAttempts: 1 });
+  await until('failed', () => s.broker.jobState(ok) === 'failed');
+  t.equal(s.job(ok).failedReason, `response body over 1048576 bytes in HTTP 200 from POST ${ep.url}`);
+  status = 503;
+  const refused = await s.push('q', { data: 2, maxAttempts: 1 });
+  await until('failed', () => s.broker.jobState(refused) === 'failed');
+  t.equal(s.job(refused).failedReason, `HTTP 503 from POST ${ep.url}: ${'b'.repeat(200)}`);
+});
+
 t.test('non-2xx-fails-with-status-and-body-start-then-retries-with-backoff-then-dlq', async (t) => {
   const { s, ep } = await startStackWithEndpoint(t, (_c, res) => json(res, 500, { boom: 1 }));
   await s.registerWorker(worker('q', ep.url));

@@ -118,15 +118,24 @@ t.test('timeout-covers-a-slow-body', async (t) => {
   t.ok(Date.now() - started < 800, 'gave up at the timeout');
 });
 
-t.test('oversized-response-body-is-cut-off', async (t) => {
-  const ep = await startEndpoint((_c, res) => text(res, 200, 'y'.repeat(5_000)));
+t.test('oversized-response-body-is-cut-off-keeping-status-and-start', async (t) => {
+  let status = 200;
+  const ep = await startEndpoint((_c, res) => text(res, status, 'y'.repeat(5_000)));
   const c = client();
   t.teardown(async () => {
     await c.close();
     await ep.close();
   });
-  const out = await c.call(call(ep.url, { responseBytesMax: 1024 }));
-  t.strictSame(out, { kind: 'unreachable', reason: 'response body over 1024 bytes' });
+  const ok = await c.call(call(ep.url, { responseBytesMax: 1024 }));
+  t.strictSame(ok, { kind: 'answered', status: 200, contentType: 'text/plain; charset=utf-8', body: 'y'.repeat(1024), cutAtBytes: 1024 });
+  t.strictSame(judge(ok, 'POST', ep.url, 200), {
+    kind: 'fail',
+    reason: `response body over 1024 bytes in HTTP 200 from POST ${ep.url}`,
+    answered: true,
+  });
+  status = 503;
+  const refused = await c.call(call(ep.url, { responseBytesMax: 1024 }));
+  t.strictSame(judge(refused, 'POST', ep.url, 200), { kind: 'fail', reason: `HTTP 503 from POST ${ep.url}: ${'y'.repeat(200)}`, answered: true });
 });
 
 t.test('keep-alive-reuses-one-socket-for-sequential-calls', async (t) => {
