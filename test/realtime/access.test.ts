@@ -50,7 +50,8 @@ t.test('ws-without-header-is-unauthenticated-until-the-auth-command', async (t) 
   t.strictSame(await ws.command({ cmd: 'Auth', token: 'wrong' }), { ok: false, error: 'Invalid token', reqId: 'r3' });
   ws.send({ cmd: 'Auth', token: 'wrong' });
   t.strictSame(await ws.inbox.take((m) => m.reqId === undefined), { ok: false, error: 'Invalid token' }, 'seed shape without reqId');
-  t.strictSame(await ws.command({ cmd: 'Auth', token }), { ok: true, reqId: 'r4' });
+  t.strictSame(await ws.command({ cmd: 'Auth', token: ` ${token} ` }), { ok: false, error: 'Invalid token', reqId: 'r4' }, 'the token exactly');
+  t.strictSame(await ws.command({ cmd: 'Auth', token }), { ok: true, reqId: 'r5' });
   const id = await push(h, 'q', { data: 'seen' });
   const first = await ws.nextEvent();
   t.match(first, { eventType: 'pushed', jobId: id, data: 'seen' }, 'events start at Auth, none from before');
@@ -108,17 +109,22 @@ t.test('queue-filters-on-sse-and-ws', async (t) => {
 t.test('bad-queue-name-or-offset-is-400-before-any-stream', async (t) => {
   const h = await startRealtime();
   t.teardown(() => h.close());
+  await push(h, 'q', { data: 1 });
+  await push(h, 'q', { data: 2 });
+  // An offset past the log's end would stream "after" it and skip what comes before it.
   const cases: Array<[string, Record<string, string>, string]> = [
     ['/events/queues/bad%20name', {}, 'Invalid queue name'],
     ['/events?from=-1', {}, 'from must be a log offset (a non-negative integer)'],
     ['/events', { 'last-event-id': 'abc' }, 'Last-Event-ID must be a log offset (a non-negative integer)'],
+    ['/events?from=2', {}, 'from 2 is beyond the end of the log (its last offset is 1)'],
+    ['/events', { 'last-event-id': '30' }, 'Last-Event-ID 30 is beyond the end of the log (its last offset is 1)'],
   ];
   for (const [path, headers, error] of cases) {
     const sse = await SseClient.connect(h.http(path), headers);
     t.equal(sse.status, 400, path);
     t.strictSame(JSON.parse(await sse.body()), { ok: false, error });
   }
-  for (const path of ['/ws/queues/bad%20name', '/ws?from=x']) {
+  for (const path of ['/ws/queues/bad%20name', '/ws?from=x', '/ws?from=2']) {
     const refused = await WsClient.connect(h.ws(path)).catch((e: unknown) => e);
     t.equal((refused as UpgradeRefused).status, 400, path);
   }

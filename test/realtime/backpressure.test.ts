@@ -94,3 +94,44 @@ t.test('sse-sends-keep-alive-comments', async (t) => {
   t.equal(sse.inbox.all.length, 1, 'comments are not messages');
   sse.close();
 });
+
+/** A job whose GETJOB reply (512 KiB, the most a job's data may be) is far over the test's
+ *  64 KiB backlog limit. */
+async function bigJob(h: RealtimeHarness): Promise<string> {
+  return push(h, 'big', { data: 'x'.repeat(512 * 1024 - 2) });
+}
+
+t.test('ws-client-that-sends-commands-but-does-not-read-is-throttled-then-cut-off', async (t) => {
+  const h = await startRealtime({ limits });
+  t.teardown(() => h.close());
+  const id = await bigJob(h);
+  const ws = await WsClient.connect(h.ws('/ws/queues/nothing-here'));
+  ws.socket.pause();
+  // 100 MiB of GETJOB replies, far more than loopback's socket buffers take, each followed by a
+  // PUSH whose record shows in the log when the server runs it. Sent in batches: commands that
+  // arrive together all start before their replies exist.
+  const pairs = 200;
+  const before = h.fixture.log.nextOffset;
+  for (let i = 0; i < pairs; i++) {
+    ws.send({ cmd: 'GETJOB', id, reqId: `get${i}` });
+    ws.send({ cmd: 'PUSH', queue: 'throttled', data: i, reqId: `push${i}` });
+    if (i % 10 === 9) await new Promise((r) => setTimeout(r, 20));
+  }
+  await new Promise((r) => setTimeout(r, limits.stallMs * 4));
+  const run = h.fixture.log.nextOffset - before;
+  t.ok(run < pairs / 2, `ran ${run} of ${pairs} pushes while the client read nothing`);
+  ws.socket.resume();
+  const closed = await ws.closed;
+  t.equal(closed.code, 1008);
+  t.strictSame(ws.inbox.all[ws.inbox.all.length - 1], { error: 'Slow consumer: backlog limit exceeded' });
+});
+t.test('ws-client-that-reads-gets-every-large-reply-through-the-backlog-limit', async (t) => {
+  const h = await startRealtime({ limits });
+  t.teardown(() => h.close());
+  const id = await bigJob(h);
+  const ws = await WsClient.connect(h.ws('/ws/queues/nothing-here'));
+  const sent = 40;
+  for (let i = 0; i < sent; i++) ws.send({ cmd: 'GETJOB', id, reqId: i });
+  for (let i = 0; i < sent; i++) t.equal((await ws.reply(i, 10_000)).ok, true);
+  await ws.close();
+});

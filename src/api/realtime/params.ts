@@ -11,11 +11,19 @@ export interface StreamParams {
   after: number | null;
 }
 
-/** Queue filter and resume offset of a stream request; the first problem when one is bad. */
-export function parseStreamParams(params: unknown, lastEventId: string | string[] | undefined, query: unknown): Parsed<StreamParams> {
+/** Queue filter and resume offset of a stream request; the first problem when one is bad.
+ *  `endOffset` is the log's durable end (streams deliver nothing past it): an offset at or past
+ *  it names a record the client cannot have seen (a typo, or a log restored to an earlier point),
+ *  and streaming "after" it would silently skip the records written before the log reaches it. */
+export function parseStreamParams(
+  params: unknown,
+  lastEventId: string | string[] | undefined,
+  query: unknown,
+  endOffset: number,
+): Parsed<StreamParams> {
   const queue = parseQueueParam(params);
   if (!queue.ok) return queue;
-  const after = parseResumeOffset(lastEventId, query);
+  const after = parseResumeOffset(lastEventId, query, endOffset);
   if (!after.ok) return after;
   return { ok: true, value: { queue: queue.value, after: after.value } };
 }
@@ -35,16 +43,20 @@ export function parseQueueParam(params: unknown): Parsed<string | null> {
  * it reconnects, so it wins over a `?from` left in the URL from the first connect), else `?from`.
  * Null means "live only".
  */
-export function parseResumeOffset(lastEventId: string | string[] | undefined, query: unknown): Parsed<number | null> {
+export function parseResumeOffset(lastEventId: string | string[] | undefined, query: unknown, endOffset: number): Parsed<number | null> {
   const header = Array.isArray(lastEventId) ? lastEventId[0] : lastEventId;
-  if (header !== undefined && header.trim() !== '') return parseOffset(header.trim(), 'Last-Event-ID');
+  if (header !== undefined && header.trim() !== '') return parseOffset(header.trim(), 'Last-Event-ID', endOffset);
   const from = (query as { from?: unknown } | undefined)?.from;
   if (from === undefined || from === '') return { ok: true, value: null };
-  return parseOffset(typeof from === 'string' ? from : String(from), 'from');
+  return parseOffset(typeof from === 'string' ? from : String(from), 'from', endOffset);
 }
 
-function parseOffset(text: string, name: string): Parsed<number> {
+function parseOffset(text: string, name: string, endOffset: number): Parsed<number> {
   const value = /^\d{1,16}$/.test(text) ? Number(text) : Number.NaN;
   if (!Number.isSafeInteger(value)) return { ok: false, error: `${name} must be a log offset (a non-negative integer)` };
+  if (value >= endOffset) {
+    const end = endOffset === 0 ? 'the log is empty' : `its last offset is ${endOffset - 1}`;
+    return { ok: false, error: `${name} ${value} is beyond the end of the log (${end})` };
+  }
   return { ok: true, value };
 }

@@ -32,7 +32,7 @@ export function registerSse(app: FastifyInstance, deps: RealtimeDeps, streams: S
 
 function openStream(request: FastifyRequest, reply: FastifyReply, deps: RealtimeDeps, streams: Set<() => void>): void {
   const { config, limits } = deps;
-  const params = parseStreamParams(request.params, request.headers['last-event-id'], request.query);
+  const params = parseStreamParams(request.params, request.headers['last-event-id'], request.query, deps.log.durableOffset);
   if (!params.ok) {
     void reply.code(400).send({ ok: false, error: params.error });
     return;

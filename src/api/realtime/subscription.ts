@@ -58,7 +58,7 @@ export interface EventSink {
 export type SubscriptionEnd = { end: 'closed' } | { end: 'slow' } | { end: 'error'; error: Error };
 
 /** Polling period while waiting for a client over its backlog limit to drain. */
-const drainPollMs = 10;
+export const drainPollMs = 10;
 
 export class Subscription {
   readonly #iterator: AsyncIterableIterator<LogRecord[]> & { close(): void };

@@ -20,13 +20,13 @@ import type { RawData, WebSocket } from 'ws';
 import type { BrokerEvent } from '../../broker/events.js';
 import type { Ctx, Failure } from '../../broker/types.js';
 import type { Actor } from '../../record/types.js';
-import { authenticate, bearerToken, tokenActorName } from '../auth.js';
+import { authenticate, bearerToken, tokenActorName, tokenMatches } from '../auth.js';
 import { clientAddress } from '../context.js';
 import { connections } from '../connections.js';
 import { failure, isBrokerCommand, runCommand, startPush, toReply, type Reply } from './commands.js';
 import type { RealtimeDeps } from './deps.js';
 import { parseStreamParams, type StreamParams } from './params.js';
-import { Subscription } from './subscription.js';
+import { drainPollMs, Subscription } from './subscription.js';
 
 /** Close code for a slow consumer and for an authentication timeout: 1008 policy violation. */
 export const wsPolicyViolationCode = 1008;
@@ -38,13 +38,19 @@ export function registerWs(app: FastifyInstance, deps: RealtimeDeps): void {
       await reply.code(401).send({ ok: false, error: 'Unauthorized' });
       return;
     }
-    const params = parseStreamParams(request.params, undefined, request.query);
-    if (!params.ok) await reply.code(400).send(failure(params.error));
+    const params = parseStreamParams(request.params, undefined, request.query, deps.log.durableOffset);
+    if (!params.ok) {
+      await reply.code(400).send(failure(params.error));
+      return;
+    }
+    accepted.set(request, params.value);
   };
+  // What preValidation parsed, for the handler: parsing again there could see a log grown since.
+  const accepted = new WeakMap<FastifyRequest, StreamParams>();
   const handler = (socket: WebSocket, request: FastifyRequest): void => {
-    const params = parseStreamParams(request.params, undefined, request.query);
-    if (!params.ok) throw new Error('ws route reached with parameters preValidation rejects');
-    new WsSession(socket, request, deps, params.value).start();
+    const params = accepted.get(request);
+    if (params === undefined) throw new Error('ws route reached without parameters preValidation accepted');
+    new WsSession(socket, request, deps, params).start();
   };
   // 'exempt' from buildServer's auth hook, which would 401 every upgrade without a header: these
   // routes authenticate themselves (preValidation above, or the Auth command).
@@ -70,6 +76,10 @@ class WsSession {
   /** The pushes waiting on the newest group commit's durability; null when none is. */
   #pushes: PushGroup | null = null;
   #corked = false;
+  /** The poll waiting for the replies' backlog to drain while commands are not read. */
+  #commandStall: NodeJS.Timeout | null = null;
+  /** Commands received while the backlog was over its limit, run in order once it drains. */
+  readonly #held: RawData[] = [];
   #subscription: Subscription | null = null;
   /** Offset of the last event sent; what the client should resume from. */
   #lastOffset: number | null;
@@ -121,19 +131,74 @@ class WsSession {
     this.#subscription = subscription;
     // A cut-off ('slow') always follows a delivery, so #lastOffset names a real event then.
     void subscription.run().then((ended) => {
-      if (ended.end === 'closed' || this.socket.readyState !== this.socket.OPEN) return;
-      const error =
-        ended.end === 'slow'
-          ? `Slow consumer: backlog limit exceeded; reconnect with ?from=${this.#lastOffset}`
-          : ended.error.message;
-      this.socket.send(JSON.stringify({ error }));
-      this.socket.close(ended.end === 'slow' ? wsPolicyViolationCode : 1011, ended.end === 'slow' ? 'Slow consumer' : 'Stream error');
-      const timer = setTimeout(() => this.socket.terminate(), limits.closeGraceMs);
-      this.socket.once('close', () => clearTimeout(timer));
+      if (ended.end === 'closed') return;
+      if (ended.end === 'slow') this.#cutOffSlow();
+      else this.#close(ended.error.message, 1011, 'Stream error');
     });
   }
 
+  /** A client over its backlog limit for longer than stallMs (events or replies) is cut off,
+   *  told where to resume. */
+  #cutOffSlow(): void {
+    const resume = this.#lastOffset === null ? '' : `; reconnect with ?from=${this.#lastOffset}`;
+    this.#close(`Slow consumer: backlog limit exceeded${resume}`, wsPolicyViolationCode, 'Slow consumer');
+  }
+
+  /** Sends a final `{error}` message and closes; a client that does not take it in closeGraceMs
+   *  is destroyed. */
+  #close(error: string, code: number, reason: string): void {
+    if (this.socket.readyState !== this.socket.OPEN) return;
+    this.socket.send(JSON.stringify({ error }));
+    this.socket.close(code, reason);
+    // Read again (a stalled session stopped), so that the client's close frame completes the
+    // handshake; commands still arriving are dropped (#onMessage).
+    this.#held.length = 0;
+    this.socket.resume();
+    const timer = setTimeout(() => this.socket.terminate(), this.deps.limits.closeGraceMs);
+    this.socket.once('close', () => clearTimeout(timer));
+  }
+
+  /**
+   * Replies to a client that sends commands but does not read would pile up without bound (the
+   * subscription bounds only events). Once a reply leaves the socket's backlog over the limit,
+   * the session stops reading (TCP pushes back on the client) and holds the commands it has
+   * already received, running them in order once the backlog drains to half the limit; a client
+   * that takes too little for stallMs is cut off, as a slow event consumer is. So a client's
+   * backlog is at most the limit plus the replies of the commands already running when it
+   * passed the limit (at most wsInflightMax of them).
+   */
+  #stallCommands(): void {
+    if (this.#commandStall !== null) return;
+    const { backlogBytesMax, stallMs } = this.deps.limits;
+    this.socket.pause();
+    let deadline = Date.now() + stallMs;
+    const poll = (): void => {
+      this.#commandStall = null;
+      if (this.socket.readyState !== this.socket.OPEN) return;
+      if (this.socket.bufferedAmount > backlogBytesMax / 2) {
+        if (Date.now() >= deadline) return this.#cutOffSlow();
+        this.#commandStall = setTimeout(poll, drainPollMs);
+        return;
+      }
+      while (this.#held.length > 0 && this.socket.bufferedAmount <= backlogBytesMax) this.#run(this.#held.shift() as RawData);
+      if (this.#held.length === 0) return this.socket.resume();
+      deadline = Date.now() + stallMs;
+      this.#commandStall = setTimeout(poll, drainPollMs);
+    };
+    this.#commandStall = setTimeout(poll, drainPollMs);
+  }
+
   #onMessage(data: RawData): void {
+    if (this.socket.readyState !== this.socket.OPEN) return;
+    if (this.#commandStall !== null || this.socket.bufferedAmount > this.deps.limits.backlogBytesMax) {
+      this.#held.push(data);
+      this.#stallCommands();
+      return;
+    }
+    this.#run(data);
+  }
+
+  #run(data: RawData): void {
     let msg: unknown;
     try {
       msg = JSON.parse(textOf(data));
@@ -215,7 +280,7 @@ class WsSession {
     const { config } = this.deps;
     const valid =
       config.authTokens.length === 0 ||
-      (typeof token === 'string' && token.length > 0 && authenticate(`Bearer ${token}`, config));
+      (typeof token === 'string' && token.length > 0 && tokenMatches(token, config));
     if (!valid) return failure('Invalid token');
     if (config.authTokens.length > 0) this.#ctx.actor = actorOf(token as string, this.#ctx.actor?.address ?? 'unknown');
     if (!this.#authenticated) {
@@ -236,6 +301,7 @@ class WsSession {
     if (this.socket.readyState !== this.socket.OPEN) return;
     this.#corkUntilNextTick();
     this.socket.send(reqId === undefined ? `${open}}` : `${open},"reqId":${JSON.stringify(reqId)}}`);
+    if (this.socket.bufferedAmount > this.deps.limits.backlogBytesMax) this.#stallCommands();
   }
 
   /** Replies resolved by one group commit and the events of one batch are sent in the same tick:
@@ -253,6 +319,8 @@ class WsSession {
 
   #onClose(): void {
     connections.ws -= 1;
+    if (this.#commandStall !== null) clearTimeout(this.#commandStall);
+    this.#held.length = 0;
     this.#abort.abort();
     this.#subscription?.close();
     this.deps.broker.releaseOwner(this.#ctx.owner as string, 'connection closed').catch((error: unknown) => {
