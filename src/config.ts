@@ -71,7 +71,8 @@ export function loadConfig(env: Env = process.env): Config {
   const int = (name: string, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number => {
     const raw = env[name];
     if (raw === undefined || raw.trim() === '') return fallback;
-    const value = Number(raw);
+    // Decimal digits only: Number() would also take "0x10", "1e3" and "0b1".
+    const value = /^\s*-?\d+\s*$/.test(raw) ? Number(raw) : Number.NaN;
     if (!Number.isInteger(value) || value < min || value > max) {
       problems.push(`${name} must be an integer from ${min} to ${max} (got "${raw}")`);
       return fallback;
@@ -101,6 +102,10 @@ export function loadConfig(env: Env = process.env): Config {
     .split(',')
     .map((t) => t.trim())
     .filter((t) => t.length > 0);
+  // Set but holding no token (",", " "): auth would silently be off, which is not what was meant.
+  if (env.AUTH_TOKENS !== undefined && env.AUTH_TOKENS !== '' && tokens.length === 0) {
+    problems.push(`AUTH_TOKENS has no token (got "${env.AUTH_TOKENS}"); unset it to run without auth`);
+  }
   const prefix = env.METRICS_PREFIX ?? 'bunqueue';
   if (!/^[a-zA-Z_:][a-zA-Z0-9_:]*$/.test(prefix)) {
     problems.push(`METRICS_PREFIX must match [a-zA-Z_:][a-zA-Z0-9_:]* (got "${prefix}")`);

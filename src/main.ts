@@ -1,9 +1,10 @@
 // Composition root, and nothing else: open the log (its sealed segments verified in a worker
 // while the newest snapshot is decoded) → replay the tail →
 // start the broker and the push-worker dispatcher → serve. While replaying, a startup probe holds
-// the port and answers /ready with 503. Shutdown (SIGTERM/SIGINT): /ready goes 503, the server
-// stops taking requests and lets in-flight ones finish, push workers finish their calls, the
-// broker stops its timers, the log syncs and closes; a second signal exits at once.
+// the port and answers /ready with 503. Shutdown (SIGTERM/SIGINT): /ready goes 503 and pulls get
+// no job, push workers finish their calls, then the server stops taking requests and lets
+// in-flight ones finish, the broker stops its timers, the log syncs and closes; a second signal
+// exits at once.
 // `serve --until <point>` is the point-in-time variant: the log opened read-only, the state as of
 // that point, a read-only broker (writes answer 409 READ_ONLY), and no timers, snapshots,
 // retention, push workers or real-time streams (they would show records past the point).
@@ -98,9 +99,11 @@ export async function serve(config: Config, options: ServeOptions = {}): Promise
           stopCompaction();
           // First: a snapshot process must not be forked again while the rest drains.
           await snapshotter.close();
+          // /ready answers 503 and pulls get no job from here; the listener stays open (so
+          // /ready is seen, not refused) while push workers finish their calls.
           broker.beginShutdown();
-          await app.close();
           await dispatcher.close();
+          await app.close();
           await broker.close();
           await history.close();
           await log.close();

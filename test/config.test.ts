@@ -46,3 +46,12 @@ t.test('readme-documents-every-env-variable-with-its-default', async (t) => {
     t.ok(readme.includes(`| \`${v.name}\` | \`${v.default}\` |`), `${v.name} documented with default ${v.default}`);
   }
 });
+
+t.test('integers-are-decimal-and-auth-tokens-set-to-nothing-are-refused', async (t) => {
+  for (const bad of ['0x10', '1e3', '0b1', '12.0.0']) {
+    t.throws(() => loadConfig({ HTTP_PORT: bad }), { message: new RegExp(`HTTP_PORT must be an integer from 0 to 65535 \\(got "${bad}"\\)`) }, bad);
+  }
+  t.equal(loadConfig({ HTTP_PORT: ' 8080 ' }).httpPort, 8080);
+  t.throws(() => loadConfig({ AUTH_TOKENS: ', ,' }), { message: /AUTH_TOKENS has no token \(got ", ,"\); unset it to run without auth/ });
+  t.same(loadConfig({ AUTH_TOKENS: '' }).authTokens, [], 'empty is unset');
+});

@@ -22,7 +22,7 @@ export function registerCors(app: FastifyInstance, config: Config): void {
     done(null, payload);
   });
   const hidden = { hide: true }; // not an API operation: keep it out of the OpenAPI document
-  app.options('*', { config: { auth: 'exempt' }, schema: hidden }, async (_request, reply) => {
+  app.options('*', { config: { auth: 'exempt', rateLimitExempt: true }, schema: hidden }, async (_request, reply) => {
     reply.code(204).headers(PREFLIGHT_HEADERS);
     return reply.send();
   });

@@ -126,9 +126,11 @@ export class Broker implements BrokerApi {
     this.rearm();
   }
 
-  /** Readiness goes false; commands still finish until close(). */
+  /** Readiness goes false and no job is handed out any more: waiting long-polls are answered
+   *  with no job now, and pulls get none. Every other command still runs until close(). */
   beginShutdown(): void {
     this.draining = true;
+    for (const waiter of this.waiters.takeAll()) waiter.done(null);
   }
 
   /** Stops timers and wakes every long-poll waiter with no job. Does not close the log. */
@@ -382,6 +384,7 @@ export class Broker implements BrokerApi {
     if (!checked.ok) return Promise.resolve(fail('BAD_REQUEST', checked.error));
     const gated = this.gate();
     if (gated !== null) return Promise.resolve(gated);
+    if (this.draining) return Promise.resolve(noJob);
     const { timeoutMs, lockMs } = checked.value;
     const owner = ctx.owner ?? 'http';
     const now = this.pullNow(queue, lockMs, owner, ctx);

@@ -12,7 +12,6 @@
 
 import { avroExportBlockBytes } from '../constants.js';
 import { once } from 'node:events';
-import { createWriteStream } from 'node:fs';
 import { open, rename, rm } from 'node:fs/promises';
 import { finished } from 'node:stream/promises';
 import { parseArgs } from 'node:util';
@@ -90,7 +89,10 @@ export async function exportCommand(argv: string[]): Promise<number> {
       const from = args.since === null ? log.firstOffset : Math.max(log.firstOffset, await sinceOffset(log, args.since));
       const to = args.until === null ? log.durableOffset : await untilOffset(log, args.until);
       const encoder = createAvroContainerEncoder(exportSchema, 'deflate', avroExportBlockBytes);
-      const out = createWriteStream(tmp, { flags: 'wx' });
+      // Opened first, so that a directory that does not exist is an error here, not an 'error'
+      // event of a stream nobody listens to; a later write error ends the encoder too.
+      const out = (await open(tmp, 'wx')).createWriteStream();
+      out.on('error', (error) => encoder.destroy(error));
       encoder.pipe(out);
       if (from < to) {
         for await (const batch of log.readBatches(from, to)) {
@@ -115,6 +117,10 @@ export async function exportCommand(argv: string[]): Promise<number> {
     await rm(tmp, { force: true });
     if (err instanceof LogError) {
       console.error(`tapeq export: ${err.message}`);
+      return 1;
+    }
+    if (typeof (err as NodeJS.ErrnoException).code === 'string') {
+      console.error(`tapeq export: cannot write ${args.file}: ${(err as Error).message}`);
       return 1;
     }
     throw err;

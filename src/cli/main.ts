@@ -52,12 +52,34 @@ async function main(argv: string[]): Promise<number> {
   return (await command.load())(args);
 }
 
+/** One line for the operating-system errors a user causes by configuration (a port in use, an
+ *  address this machine does not have, a data dir that is a file or not writable): no stack
+ *  trace, which would suggest a bug. Null for anything else. */
+function systemErrorLine(error: unknown): string | null {
+  if (!(error instanceof Error)) return null;
+  const { code, syscall, address, port, path } = error as NodeJS.ErrnoException & { address?: string; port?: number };
+  const known: Record<string, string> = {
+    EADDRINUSE: 'address already in use',
+    EADDRNOTAVAIL: 'address not available on this machine',
+    EACCES: 'permission denied',
+    ENOTFOUND: 'host name not found',
+    ENOTDIR: 'not a directory',
+    EEXIST: 'exists and is not a directory',
+    EROFS: 'read-only file system',
+  };
+  if (code === undefined || known[code] === undefined) return null;
+  if (syscall === 'listen' || syscall === 'getaddrinfo') return `cannot listen on ${address ?? (error as { hostname?: string }).hostname ?? '?'}${port === undefined ? '' : `:${port}`}: ${known[code]} (${code})`;
+  if (path !== undefined) return `cannot use ${path}: ${known[code]} (${code})`;
+  return null;
+}
+
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;
   },
   (error: unknown) => {
-    if (error instanceof ConfigError) console.error(`tapeq: ${error.message}`);
+    const line = error instanceof ConfigError ? error.message : systemErrorLine(error);
+    if (line !== null) console.error(`tapeq: ${line}`);
     else console.error('tapeq:', error);
     process.exitCode = 1;
   },

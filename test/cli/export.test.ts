@@ -83,3 +83,11 @@ t.test('export-filters-by-queue-and-range', async (t) => {
   t.same(rows.map((x) => x.offset), want.map((x) => x.offset));
   t.equal((await runTapeq(['export', '--dir', w.dir])).code, 2, '--avro required');
 });
+
+t.test('export-into-a-missing-directory-fails-with-a-clear-message', async (t) => {
+  const file = join(root, 'no-such-dir', 'x.avro');
+  const r = await runTapeq(['export', '--dir', w.dir, '--avro', file]);
+  t.equal(r.code, 1);
+  t.match(r.stderr, new RegExp(`^tapeq export: cannot write ${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: ENOENT`));
+  t.notMatch(r.stderr, /\n\s+at /, 'no stack trace');
+});

@@ -3,7 +3,7 @@
 
 import { createServer, type Server } from 'node:http';
 import t from 'tap';
-import { startTapeq, tempDataDir } from '../fixtures/process.js';
+import { runTapeq, startTapeq, tempDataDir } from '../fixtures/process.js';
 
 const json = { 'content-type': 'application/json' };
 
@@ -75,4 +75,53 @@ t.test('second-signal-exits-at-once-while-a-push-worker-call-holds-shutdown', as
   t.equal(await exited, 1, 'the second signal exits at once with code 1');
   t.ok(Date.now() - started < 10_000, 'long before the 30 s endpoint timeout');
   t.match(tapeq.stderr(), /again, exiting now/);
+});
+
+t.test('while-push-workers-drain-ready-is-503-and-pulls-get-no-job', async (t) => {
+  const data = await tempDataDir();
+  t.teardown(data.remove);
+  let answer!: () => void;
+  let called!: () => void;
+  const calledOnce = new Promise<void>((resolve) => (called = resolve));
+  const endpoint: Server = createServer((req, res) => {
+    req.resume();
+    answer = () => res.end('done');
+    called();
+  });
+  await new Promise<void>((resolve) => endpoint.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => {
+    endpoint.closeAllConnections();
+    endpoint.close();
+  });
+  const address = endpoint.address();
+  const port = typeof address === 'object' && address !== null ? address.port : 0;
+
+  const tapeq = await startTapeq(data.dir);
+  await post(`${tapeq.url}/workers`, { queue: 'slow', endpoint: { url: `http://127.0.0.1:${port}/job`, method: 'POST', timeout: 30000 } });
+  await post(`${tapeq.url}/queues/other/jobs`, { data: 'stays' });
+  await post(`${tapeq.url}/queues/slow/jobs`, { data: 1 });
+  await calledOnce;
+
+  const exited = tapeq.kill('SIGTERM');
+  await new Promise((r) => setTimeout(r, 300));
+  const ready = await fetch(`${tapeq.url}/ready`);
+  t.equal(ready.status, 503, 'the listener is still open and says not ready');
+  t.same(await ready.json(), { ok: false, ready: false });
+  t.same(await (await fetch(`${tapeq.url}/queues/other/jobs`)).json(), { ok: true, job: null, token: null }, 'no job is handed out');
+  answer();
+  t.equal(await exited, 0, 'exits 0 once the call is answered');
+});
+
+t.test('a-port-in-use-is-one-line-not-a-stack-trace', async (t) => {
+  const data = await tempDataDir();
+  t.teardown(data.remove);
+  const taken: Server = createServer();
+  await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => taken.close());
+  const address = taken.address();
+  const port = typeof address === 'object' && address !== null ? address.port : 0;
+  const r = await runTapeq(['serve'], { DATA_DIR: data.dir, HOST: '127.0.0.1', HTTP_PORT: String(port) });
+  t.equal(r.code, 1);
+  t.match(r.stderr, `tapeq: cannot listen on 127.0.0.1:${port}: address already in use (EADDRINUSE)`);
+  t.notMatch(r.stderr, /\n\s+at /, 'no stack trace');
 });

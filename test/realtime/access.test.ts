@@ -129,3 +129,19 @@ t.test('bad-queue-name-or-offset-is-400-before-any-stream', async (t) => {
     t.equal((refused as UpgradeRefused).status, 400, path);
   }
 });
+
+t.test('a-plain-get-on-a-websocket-route-is-426-in-the-envelope', async (t) => {
+  const h = await startRealtime();
+  t.teardown(() => h.close());
+  const res = await fetch(h.http('/ws/queues/q'));
+  t.equal(res.status, 426);
+  t.equal(res.headers.get('upgrade'), 'websocket');
+  t.same(await res.json(), { ok: false, error: 'Upgrade required: connect with a WebSocket client' });
+});
+
+t.test('server-shutdown-closes-websockets-with-1001', async (t) => {
+  const h = await startRealtime();
+  const ws = await WsClient.connect(h.ws('/ws'));
+  await h.close();
+  t.equal((await ws.closed).code, 1001);
+});

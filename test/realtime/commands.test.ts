@@ -132,6 +132,8 @@ t.test('job-lifecycle-commands-and-their-error-replies', async (t) => {
   t.strictSame(bare(await ws.command({ cmd: 'PUSH', data: 1 })), { ok: false, error: 'Missing field: queue' });
   t.strictSame(bare(await ws.command({ cmd: 'PROGRESS', id })), { ok: false, error: 'Missing field: progress (a number)' });
   t.strictSame(bare(await ws.command({ reqId: 'x' })), { ok: false, error: 'Missing field: cmd' });
+  t.strictSame(bare(await ws.command({ cmd: 5 })), { ok: false, error: 'cmd must be a string' });
+  t.strictSame(bare(await ws.command({ cmd: 'PUSH', queue: 7, data: 1 })), { ok: false, error: 'queue must be a string' });
   const badOption = await ws.command({ cmd: 'PUSH', queue: 'life', data: 1, bogus: true });
   t.match(badOption, { ok: false, error: /bogus/, reqId: String }, "the broker's validation text");
   t.notOk('code' in badOption, 'internal codes stay internal');

@@ -113,7 +113,9 @@ function pick(msg: Fields, keys: string[]): Fields {
 }
 
 function needString(msg: Fields, name: string): Reply | null {
-  return typeof msg[name] === 'string' && msg[name] !== '' ? null : failure(`Missing field: ${name}`);
+  const v = msg[name];
+  if (v === undefined || v === null || v === '') return failure(`Missing field: ${name}`);
+  return typeof v === 'string' ? null : failure(`${name} must be a string`);
 }
 
 function optionalString(msg: Fields, name: string): Reply | null {

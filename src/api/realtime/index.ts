@@ -4,7 +4,8 @@
 // buildServer() registers it after its auth, CORS and rate-limit hooks. It registers
 // @fastify/websocket itself (frames bounded by wsFrameBytesMax) unless the parent already did. On
 // close it ends every SSE stream (and drops cut-off clients still reading their final message),
-// which fastify would otherwise wait for; @fastify/websocket closes the sockets.
+// which fastify would otherwise wait for, and closes every WebSocket with 1001 "going away"
+// (@fastify/websocket's own pre-close would close them without a code, which clients see as 1005).
 
 import websocket from '@fastify/websocket';
 import type { FastifyInstance } from 'fastify';
@@ -12,6 +13,9 @@ import type { RealtimeDeps, RealtimeOptions } from './deps.js';
 import { realtimeLimitsDefault } from './limits.js';
 import { registerSse } from './sse.js';
 import { registerWs } from './ws.js';
+
+/** WebSocket close code for a server going down (RFC 6455). */
+const wsGoingAwayCode = 1001;
 
 export type { RealtimeOptions } from './deps.js';
 export type { RealtimeLimits } from './limits.js';
@@ -26,7 +30,14 @@ export function realtimePlugin(options: RealtimeOptions): (app: FastifyInstance)
   };
   return async (app) => {
     if (!app.hasDecorator('websocketServer')) {
-      await app.register(websocket, { options: { maxPayload: deps.limits.wsFrameBytesMax, perMessageDeflate: false } });
+      await app.register(websocket, {
+        options: { maxPayload: deps.limits.wsFrameBytesMax, perMessageDeflate: false },
+        preClose(this: FastifyInstance, done: () => void) {
+          for (const client of this.websocketServer.clients) client.close(wsGoingAwayCode, 'Server shutting down');
+          this.websocketServer.close();
+          done();
+        },
+      });
     }
     /** How to stop each open SSE response: end its stream, or drop a cut-off client in its grace. */
     const streams = new Set<() => void>();

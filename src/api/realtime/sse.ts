@@ -82,7 +82,9 @@ function finish(res: ServerResponse, ended: SubscriptionEnd, graceMs: number, st
     return;
   }
   const error = ended.end === 'slow' ? sseSlowConsumerError : ended.error.message;
-  res.end(`event: error\ndata: ${JSON.stringify({ error })}\n\n`);
+  // A plain message, no id and no event name: seed 004 sends every message as `data:`, so an
+  // `onmessage` handler sees it, and the client's Last-Event-ID stays at its last event.
+  res.end(`data: ${JSON.stringify({ error })}\n\n`);
   const kill = (): void => {
     res.destroy();
   };

@@ -15,6 +15,7 @@
 // jobs are released (`broker.releaseOwner`, one `released` record each).
 
 import { randomUUID } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { RawData, WebSocket } from 'ws';
 import type { BrokerEvent } from '../../broker/events.js';
@@ -47,16 +48,20 @@ export function registerWs(app: FastifyInstance, deps: RealtimeDeps): void {
   };
   // What preValidation parsed, for the handler: parsing again there could see a log grown since.
   const accepted = new WeakMap<FastifyRequest, StreamParams>();
-  const handler = (socket: WebSocket, request: FastifyRequest): void => {
+  const wsHandler = (socket: WebSocket, request: FastifyRequest): void => {
     const params = accepted.get(request);
     if (params === undefined) throw new Error('ws route reached without parameters preValidation accepted');
     new WsSession(socket, request, deps, params).start();
   };
+  // A plain GET (no Upgrade header) gets the error envelope, not @fastify/websocket's empty 404.
+  const handler = async (_request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    await reply.code(426).header('upgrade', 'websocket').send(failure('Upgrade required: connect with a WebSocket client'));
+  };
   // 'exempt' from buildServer's auth hook, which would 401 every upgrade without a header: these
   // routes authenticate themselves (preValidation above, or the Auth command).
-  const options = { websocket: true, preValidation, config: { auth: 'exempt' } } as const;
-  app.get('/ws', options, handler);
-  app.get('/ws/queues/:queue', options, handler);
+  const options = { preValidation, config: { auth: 'exempt' }, handler, wsHandler } as const;
+  app.get('/ws', options);
+  app.get('/ws/queues/:queue', options);
 }
 
 /** Pushes of one session answered together: their group commit's `durable`, and per push its
@@ -99,6 +104,8 @@ class WsSession {
 
   start(): void {
     connections.ws += 1;
+    // Every in-flight long-poll PULL listens on this signal: up to wsInflightMax of them.
+    setMaxListeners(this.deps.limits.wsInflightMax + 1, this.#abort.signal);
     this.socket.on('message', (data) => this.#onMessage(data));
     this.socket.once('close', () => this.#onClose());
     if (this.#authenticated) this.#subscribe();
@@ -212,7 +219,9 @@ class WsSession {
     }
     const fields = msg as Record<string, unknown>;
     const reqId = fields.reqId;
-    if (typeof fields.cmd !== 'string') return this.#send(failure('Missing field: cmd'), reqId);
+    if (typeof fields.cmd !== 'string') {
+      return this.#send(failure(fields.cmd === undefined || fields.cmd === null ? 'Missing field: cmd' : 'cmd must be a string'), reqId);
+    }
     const name = fields.cmd.toUpperCase();
     if (name === 'AUTH') return this.#send(this.#auth(fields.token), reqId);
     if (!this.#authenticated) return this.#send(failure('Unauthorized'), reqId);
