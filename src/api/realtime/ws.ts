@@ -59,7 +59,9 @@ export function registerWs(app: FastifyInstance, deps: RealtimeDeps): void {
   };
   // 'exempt' from buildServer's auth hook, which would 401 every upgrade without a header: these
   // routes authenticate themselves (preValidation above, or the Auth command).
-  const options = { preValidation, config: { auth: 'exempt' }, handler, wsHandler } as const;
+  // Hidden from the OpenAPI document, which describes HTTP operations (as @fastify/websocket's
+  // `websocket: true` shorthand would hide them).
+  const options = { preValidation, config: { auth: 'exempt' }, schema: { hide: true }, handler, wsHandler } as const;
   app.get('/ws', options);
   app.get('/ws/queues/:queue', options);
 }
@@ -187,7 +189,11 @@ class WsSession {
         this.#commandStall = setTimeout(poll, drainPollMs);
         return;
       }
-      while (this.#held.length > 0 && this.socket.bufferedAmount <= backlogBytesMax) this.#run(this.#held.shift() as RawData);
+      while (this.#held.length > 0 && this.#commandStall === null && this.socket.bufferedAmount <= backlogBytesMax) {
+        this.#run(this.#held.shift() as RawData);
+      }
+      // A reply that passed the limit again started a new stall, which goes on from here.
+      if (this.#commandStall !== null) return;
       if (this.#held.length === 0) return this.socket.resume();
       deadline = Date.now() + stallMs;
       this.#commandStall = setTimeout(poll, drainPollMs);
