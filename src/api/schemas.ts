@@ -13,7 +13,7 @@ export const queueName = {
   description: 'Queue name: letters, digits, ".", "_", "-", ":"',
 } as const;
 
-export const LIST_STATUSES = ['waiting', 'active', 'completed', 'failed', 'delayed', 'waiting-children'] as const;
+export const LIST_STATUSES = ['waiting', 'paused', 'active', 'completed', 'failed', 'delayed', 'waiting-children'] as const;
 const statusAlternatives = LIST_STATUSES.join('|');
 /** `statuses` of GET /queues/:q/jobs/list: a comma-separated list of LIST_STATUSES. */
 export const statusesPattern = `^(${statusAlternatives})(,(${statusAlternatives}))*$`;

@@ -13,7 +13,16 @@
 //
 // Async methods may overlap freely; every mutation happens inside a synchronous section.
 
-import { errorTextLengthMax, jobDataBytesMax, lockMsDefault, logMessageLengthMax, pullWaitersMax, timerMsMax } from '../constants.js';
+import {
+  errorTextLengthMax,
+  jobDataBytesMax,
+  lockMsDefault,
+  lockMsMax,
+  logMessageLengthMax,
+  pullWaitersMax,
+  timerMsMax,
+  workerLockMarginMs,
+} from '../constants.js';
 import {
   JOB_STATE_NAMES,
   JobState,
@@ -29,6 +38,7 @@ import {
   draft,
   failedDraft,
   finishDrafts,
+  nextRepeatDraft,
   planPush,
   pushRefusal,
   promotedDrafts,
@@ -464,10 +474,21 @@ export class Broker implements BrokerApi {
     if (pick === null) return null;
     const d = this.decide(ctx);
     const token = this.ids.next();
-    const body = { type: 'pulled' as const, queue, jobId: pick.id, token, owner, lockMs: lockMs ?? this.lockMsDefault };
-    const pending = this.append([draft(d, body)]);
+    const body = { type: 'pulled' as const, queue, jobId: pick.id, token, owner, lockMs: lockMs ?? this.lockFor(pick) };
+    const drafts = [draft(d, body)];
+    const next = pick.startedAt === null ? nextRepeatDraft(d, pick) : null;
+    if (next !== null) drafts.push(next);
+    const pending = this.append(drafts);
     const job = jobView(pick);
     return this.done([pending], { job, token });
+  }
+
+  /** The lock of a pull that names none: LOCK_MS, or the job's processing timeout plus a margin
+   *  when that is longer, so that the timeout (which fails the attempt) decides and not a stall
+   *  that hands the job to a second consumer while the first may still finish in time. */
+  private lockFor(job: Job): number {
+    if (job.timeout === null) return this.lockMsDefault;
+    return Math.max(this.lockMsDefault, Math.min(job.timeout + workerLockMarginMs, lockMsMax));
   }
 
   /** Checks shared by ack and fail: the job is active and, when a token is given, holds it. */
@@ -511,7 +532,7 @@ export class Broker implements BrokerApi {
     return this.done(this.failJob(job, error, 'nack', ctx), {});
   }
 
-  /** One failed attempt: retry with backoff, or dead → DLQ with retention and the next repeat. */
+  /** One failed attempt: retry with backoff, or dead → DLQ with retention. */
   private failJob(job: Job, error: string, cause: string, ctx: Ctx | null): Pending[] {
     const pending = [this.append([failedDraft(this.decide(ctx), job, error, cause)])];
     if (job.state === JobState.FAILED) pending.push(this.append(finishDrafts(this.decide(ctx), job, this.workerPolicy(job))));

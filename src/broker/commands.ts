@@ -166,7 +166,8 @@ export function stalledDraft(d: Decide, job: Job, workerMaxStalled: number | nul
   return draft(d, { type: 'stalled', queue: job.queue, jobId: job.id, outcome, token: job.lockToken ?? '' });
 }
 
-/** After a job reached COMPLETED or FAILED: retention removals, then the next repeat instance. */
+/** After a job reached COMPLETED or FAILED: retention removals. (A repeating job's next instance
+ *  was scheduled when this one first ran: nextRepeatDraft.) */
 export function finishDrafts(d: Decide, job: Job, workerPolicy: KeepPolicy | null): RecordDraft[] {
   const completed = job.state === JobState.COMPLETED;
   if (!completed && job.state !== JobState.FAILED) return [];
@@ -177,8 +178,6 @@ export function finishDrafts(d: Decide, job: Job, workerPolicy: KeepPolicy | nul
     const victims = policy.remove ? [job] : retentionVictims(d, job, policy);
     if (victims.length > 0) out.push(...removedDrafts(d, job.queue, victims, reason));
   }
-  const next = nextRepeatDraft(d, job);
-  if (next !== null) out.push(next);
   return out;
 }
 
@@ -198,7 +197,11 @@ function retentionVictims(d: Decide, job: Job, policy: KeepPolicy): Job[] {
   return victims;
 }
 
-function nextRepeatDraft(d: Decide, job: Job): RecordDraft | null {
+/** The next instance of a repeating job, pushed when this instance is first pulled (as BullMQ
+ *  adds it when the current one starts): once per instance, so that a retry of the instance
+ *  (from the DLQ, after a stall, after a failed attempt) never schedules it a second time.
+ *  Null when the job does not repeat or its limit is reached. */
+export function nextRepeatDraft(d: Decide, job: Job): RecordDraft | null {
   const repeat = job.repeat;
   if (repeat === null) return null;
   const runAt = nextRepeatRunAt(repeat, job.runAt, d.now);

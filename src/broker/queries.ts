@@ -13,8 +13,10 @@ export function emptyCounts(): Counts {
 
 export function countsOf(queue: QueueState | undefined): Counts {
   if (queue === undefined) return emptyCounts();
+  // The waiting jobs of a paused queue count as `paused` only (as BullMQ counts them), so that
+  // every job is counted once.
   return {
-    waiting: queue.waiting.size,
+    waiting: queue.paused ? 0 : queue.waiting.size,
     active: queue.active.size,
     delayed: queue.delayed.size,
     completed: queue.completed.size,
@@ -43,7 +45,9 @@ export function byDueOrder(jobs: Iterable<Job>): Job[] {
 function jobsIn(queue: QueueState, status: ListStatus): Iterable<Job> {
   switch (status) {
     case 'waiting':
-      return waitIterate(queue.waiting);
+      return queue.paused ? [] : waitIterate(queue.waiting);
+    case 'paused':
+      return queue.paused ? waitIterate(queue.waiting) : [];
     case 'active':
       return sortBySeq(queue.active);
     case 'completed':

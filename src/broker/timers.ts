@@ -79,7 +79,9 @@ export function ttlDueAt(job: Job): number | null {
 export function dueAt(job: Job, kind: DueKind): number | null {
   switch (kind) {
     case DueKind.DELAY:
-      return job.state === JobState.DELAYED ? job.runAt : null;
+      // A delayed job waiting for dependencies gets its entry when it is pushed: the fold moves it
+      // to DELAYED when they complete, which no record of its own announces.
+      return job.state === JobState.DELAYED || job.state === JobState.WAITING_CHILDREN ? job.runAt : null;
     case DueKind.TTL:
       return ttlDueAt(job);
     case DueKind.LOCK:
@@ -136,6 +138,9 @@ export function takeDue(heap: DueHeap, state: State, now: number): DueWork {
     if (job === undefined) continue;
     const current = dueAt(job, due.kind);
     if (current === null || current > now) continue;
+    // Due while it still waits for dependencies: nothing to promote; their completion makes it
+    // WAITING at once, since its time has passed.
+    if (due.kind === DueKind.DELAY && job.state === JobState.WAITING_CHILDREN) continue;
     const key = `${due.kind}:${due.id}`;
     if (seen.has(key)) continue;
     seen.add(key);

@@ -73,7 +73,8 @@ export type Counts = {
   paused: number;
 };
 
-export type ListStatus = 'waiting' | 'active' | 'completed' | 'failed' | 'delayed' | 'waiting-children';
+/** `paused`: the waiting jobs of a paused queue (which `waiting` then does not list). */
+export type ListStatus = 'waiting' | 'paused' | 'active' | 'completed' | 'failed' | 'delayed' | 'waiting-children';
 
 /** Push worker registration (SPEC section 6), already validated. */
 export interface WorkerConfig {

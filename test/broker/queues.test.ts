@@ -82,3 +82,21 @@ t.test('stats-count-the-last-complete-second', async (t) => {
   t.equal(s.queued, 1);
   t.equal(s.processing, 1);
 });
+
+t.test('a-paused-queue-counts-and-lists-its-waiting-jobs-once-as-paused', async (t) => {
+  const f = await startBroker();
+  t.teardown(() => f.cleanup());
+  const b = f.broker;
+  await b.pushBulk('p', [{ data: 1 }, { data: 2 }, { data: 3 }, { data: 4, delay: 10_000 }], ctx);
+  await b.pull('p', { timeoutMs: 0 }, ctx);
+  await b.pause('p', ctx);
+  const counts = b.counts('p');
+  t.same(counts, { waiting: 0, active: 1, delayed: 1, completed: 0, failed: 0, 'waiting-children': 0, paused: 2 });
+  const every = b.listJobs('p', ['waiting', 'paused', 'active', 'delayed'], 0, 100);
+  t.equal(every.jobs.length, 4, 'each job listed once');
+  t.same(b.listJobs('p', ['waiting'], 0, 100).jobs, []);
+  t.equal(b.listJobs('p', ['paused'], 0, 100).jobs.length, 2);
+  await b.resume('p', ctx);
+  t.same(b.counts('p'), { ...counts, waiting: 2, paused: 0 });
+  t.same(b.listJobs('p', ['paused'], 0, 100).jobs, []);
+});

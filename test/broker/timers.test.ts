@@ -49,6 +49,25 @@ t.test('processing-timeout-fails-the-attempt', async (t) => {
   t.equal(b.getJob(id)?.failedReason, 'Job timed out after 2000 ms');
 });
 
+t.test('a-processing-timeout-longer-than-the-lock-holds-the-lock-until-it', async (t) => {
+  const clock = manualClock();
+  const f = await startBroker({ clock: clock.now, start: false, lockMsDefault: 1500 });
+  t.teardown(() => f.cleanup());
+  const b = f.broker;
+  const long = await b.push('q', { data: 1, timeout: 4000 }, ctx);
+  const id = long.ok ? long.id : '';
+  const p = await b.pull('q', { timeoutMs: 0 }, ctx);
+  clock.advance(2400);
+  b.runDueTimers();
+  t.equal(b.jobState(id), 'active', 'not stalled at LOCK_MS: the timeout decides');
+  t.same(await b.ack(id, { token: p.ok ? (p.token as string) : '' }, ctx), { ok: true });
+  const short = await b.push('q', { data: 2 }, ctx);
+  await b.pull('q', { timeoutMs: 0 }, ctx);
+  clock.advance(1500);
+  b.runDueTimers();
+  t.equal(b.getJob(short.ok ? short.id : '')?.stalledCount, 1, 'a job without a timeout keeps LOCK_MS');
+});
+
 t.test('repeat-every-schedules-the-next-instance-until-the-limit', async (t) => {
   const clock = manualClock();
   const f = await startBroker({ clock: clock.now, start: false });
@@ -98,4 +117,74 @@ t.test('real-timers-promote-a-delayed-job', async (t) => {
   const r = await b.push('q', { data: 1, delay: 30 }, ctx);
   const p = await b.pull('q', { timeoutMs: 2000 }, ctx);
   t.equal(p.ok && p.job?.id, r.ok && r.id, 'a long-poll is woken by the timer promotion');
+});
+
+t.test('delayed-job-whose-dependency-completes-early-is-promoted-when-due', async (t) => {
+  const clock = manualClock();
+  const f = await startBroker({ clock: clock.now, start: false });
+  t.teardown(() => f.cleanup());
+  const b = f.broker;
+  const parent = await b.push('q', { data: 'parent' }, ctx);
+  const parentId = parent.ok ? parent.id : '';
+  const child = await b.push('q', { data: 'child', delay: 500, dependsOn: [parentId] }, ctx);
+  const childId = child.ok ? child.id : '';
+  t.equal(b.jobState(childId), 'waiting-children');
+  const pulled = await b.pull('q', { timeoutMs: 0 }, ctx);
+  t.equal(pulled.ok && pulled.job?.id, parentId);
+  await b.ack(parentId, {}, ctx);
+  t.equal(b.jobState(childId), 'delayed', 'the dependency is done before the delay is');
+  clock.advance(499);
+  b.runDueTimers();
+  t.equal(b.jobState(childId), 'delayed');
+  clock.advance(1);
+  b.runDueTimers();
+  t.equal(b.jobState(childId), 'waiting', 'promoted by the timer, as after a replay');
+});
+
+t.test('delay-that-passes-while-dependencies-wait-leaves-the-job-waiting-for-them', async (t) => {
+  const clock = manualClock();
+  const f = await startBroker({ clock: clock.now, start: false });
+  t.teardown(() => f.cleanup());
+  const b = f.broker;
+  const parent = await b.push('q', { data: 'parent' }, ctx);
+  const parentId = parent.ok ? parent.id : '';
+  const child = await b.push('q', { data: 'child', delay: 100, dependsOn: [parentId] }, ctx);
+  const childId = child.ok ? child.id : '';
+  clock.advance(200);
+  b.runDueTimers();
+  t.equal(b.jobState(childId), 'waiting-children');
+  await b.pull('q', { timeoutMs: 0 }, ctx);
+  await b.ack(parentId, {}, ctx);
+  t.equal(b.jobState(childId), 'waiting');
+});
+
+t.test('a-repeat-instance-retried-from-the-dlq-does-not-schedule-its-successor-again', async (t) => {
+  const clock = manualClock();
+  const f = await startBroker({ clock: clock.now, start: false });
+  t.teardown(() => f.cleanup());
+  const b = f.broker;
+  const first = await b.push('q', { data: 'r', maxAttempts: 1, repeat: { every: 200, limit: 2 } }, ctx);
+  const firstId = first.ok ? first.id : '';
+  const run = async () => {
+    const p = await b.pull('q', { timeoutMs: 0 }, ctx);
+    return p.ok && p.job !== null ? { id: p.job.id, count: p.job.repeat?.count, token: p.token as string } : null;
+  };
+  const a = await run();
+  await b.fail(firstId, { error: 'boom', token: a?.token ?? '' }, ctx);
+  t.equal(b.jobState(firstId), 'failed', 'dead: in the DLQ');
+  t.same(await b.retry(firstId, ctx), { ok: true });
+  const again = await run();
+  t.equal(again?.id, firstId, 'the retried instance runs again');
+  await b.ack(firstId, { token: again?.token ?? '' }, ctx);
+  clock.advance(200);
+  b.runDueTimers();
+  const second = await run();
+  t.equal(second?.count, 1, 'its one successor');
+  await b.ack(second?.id ?? '', { token: second?.token ?? '' }, ctx);
+  clock.advance(1_000);
+  b.runDueTimers();
+  t.equal(await run(), null, 'limit 2: nothing more');
+  const pushed: unknown[] = [];
+  for await (const r of f.log.read(0)) if (r.body.type === 'pushed') pushed.push(r.body.job.repeat?.count);
+  t.same(pushed, [0, 1], 'two instances were ever pushed');
 });

@@ -55,8 +55,10 @@ t.test('sigkill-mid-call-job-stalls-after-restart-and-completes-exactly-once', a
   });
 
   const first = await startChild(dir);
-  // Lock = timeout (300 ms) + the dispatcher's margin, so the restart finds it expired soon.
-  const reg = await post(`${first.api}/workers`, { queue: 'crash', endpoint: { url: ep.url, method: 'POST', timeout: 300 } });
+  // Lock = timeout (1 s) + the dispatcher's margin, so the restart finds it expired soon; 1 s and
+  // not less, so that the call after the restart is answered within it on a loaded machine (a
+  // timed-out call would add a failed attempt to the history checked below).
+  const reg = await post(`${first.api}/workers`, { queue: 'crash', endpoint: { url: ep.url, method: 'POST', timeout: 1_000 } });
   t.equal(reg.status, 200);
   const pushed = await post(`${first.api}/queues/crash/jobs`, { data: { n: 1 } });
   const id = pushed.json.id as string;
