@@ -13,6 +13,7 @@
 
 import { parseArgs } from 'node:util';
 import { findLogDir, LogError, openReadOnly } from '../log/log.js';
+import { isoTimeMs } from '../history/point.js';
 import { followDirectory } from '../log/follower.js';
 import { recordToJson } from '../record/codec.js';
 import { jobIdsOf, queueOf, RECORD_TYPES, type LogRecord, type RecordType } from '../record/types.js';
@@ -23,7 +24,7 @@ function dataDir(flag: string | undefined): string {
 
 /** Epoch ms from "1700000000000" or an ISO time; throws a usage error naming the flag. */
 function parseTime(flag: string, value: string): number {
-  const ms = /^\d+$/.test(value) ? Number(value) : Date.parse(value);
+  const ms = /^\d+$/.test(value) ? Number(value) : isoTimeMs(value);
   if (!Number.isFinite(ms)) throw new UsageError(`${flag}: not a time (ISO 8601 or epoch ms): ${value}`);
   return ms;
 }
@@ -37,11 +38,19 @@ class UsageError extends Error {
   override readonly name = 'UsageError';
 }
 
-/** Writes a line to stdout, waiting when the pipe is full (logcat | head must not buffer). */
-async function writeLine(line: string): Promise<void> {
-  if (!process.stdout.write(`${line}\n`)) {
-    await new Promise<void>((resolve) => process.stdout.once('drain', resolve));
-  }
+/** Writes a line to stdout, waiting when the pipe is full (logcat | head must not buffer); once
+ *  `stop` is aborted (a signal, or the reader closed the pipe) it writes nothing more. */
+async function writeLine(line: string, stop: AbortSignal): Promise<void> {
+  if (stop.aborted || process.stdout.write(`${line}\n`)) return;
+  await new Promise<void>((resolve) => {
+    const done = (): void => {
+      process.stdout.off('drain', done);
+      stop.removeEventListener('abort', done);
+      resolve();
+    };
+    process.stdout.once('drain', done);
+    stop.addEventListener('abort', done, { once: true });
+  });
 }
 
 interface Filter {
@@ -111,6 +120,12 @@ export async function logcatCommand(argv: string[]): Promise<number> {
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);
   }
+  // `logcat | head`: when the reader goes, stdout fails with EPIPE; that ends the command quietly.
+  const onStdoutError = (error: NodeJS.ErrnoException): void => {
+    if (error.code === 'EPIPE') stop.abort();
+    else throw error;
+  };
+  process.stdout.on('error', onStdoutError);
   try {
     const dir = await findLogDir(parsed.dir);
     const log = await openReadOnly(dir, (line) => console.error(`tapeq logcat: ${line}`));
@@ -118,7 +133,7 @@ export async function logcatCommand(argv: string[]): Promise<number> {
     const end = Math.min(filter.to, log.durableOffset);
     for await (const batch of log.readBatches(Math.min(start, end), end)) {
       if (stop.signal.aborted) break;
-      for (const r of batch) if (matches(r, filter)) await writeLine(JSON.stringify(recordToJson(r)));
+      for (const r of batch) if (matches(r, filter)) await writeLine(JSON.stringify(recordToJson(r)), stop.signal);
     }
     const last = log.segments().at(-1);
     await log.close();
@@ -134,6 +149,7 @@ export async function logcatCommand(argv: string[]): Promise<number> {
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    // The EPIPE listener stays: writes already queued may still fail after the command returns.
   }
 }
 
@@ -146,7 +162,7 @@ async function followAndPrint(
   for await (const batch of followDirectory(dir, at, signal)) {
     for (const r of batch) {
       if (r.offset >= filter.to) return;
-      if (matches(r, filter)) await writeLine(JSON.stringify(recordToJson(r)));
+      if (matches(r, filter)) await writeLine(JSON.stringify(recordToJson(r)), signal);
     }
   }
 }

@@ -19,9 +19,10 @@
 
 import { recoverCopyChunkBytes } from '../constants.js';
 import { constants as fsConstants } from 'node:fs';
-import { mkdir, open, readdir, rename, rmdir, stat, type FileHandle } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, open, readdir, rename, rm, rmdir, stat, type FileHandle } from 'node:fs/promises';
+import { basename, join } from 'node:path';
 import type { Log, SegmentInfo } from '../log/log.js';
+import { LogError } from '../log/errors.js';
 import { readFully } from '../log/frame-cursor.js';
 import { frameHeaderBytes, readU32 } from '../log/framing.js';
 import { syncDir } from '../log/segment.js';
@@ -121,15 +122,25 @@ export async function writeFork(log: Log, state: State, until: number, out: stri
   await checkTarget(out);
   const building = `${out.replace(/\/+$/, '')}.recovering-${process.pid}`;
   const paths = dataPathsOf(building);
-  await mkdir(paths.logDir, { recursive: true });
-  const logId = newLogId();
-  const segments = planSegments(log.segments(), until);
-  for (const plan of segments) await copySegment(log.dir, paths.logDir, plan, logId);
-  await syncDir(paths.logDir);
-  const snapshot = await writeStateSnapshot(paths.snapshotsDir, state);
-  await syncDir(building);
-  if ((await stat(out).catch(() => null)) !== null) await rmdir(out);
-  await rename(building, out);
-  await syncDir(join(out, '..'));
-  return { logId, segments, snapshot: join(dataPathsOf(out).snapshotsDir, snapshot.slice(paths.snapshotsDir.length + 1)) };
+  try {
+    await mkdir(paths.logDir, { recursive: true });
+    const logId = newLogId();
+    const segments = planSegments(log.segments(), until);
+    for (const plan of segments) await copySegment(log.dir, paths.logDir, plan, logId);
+    await syncDir(paths.logDir);
+    const snapshot = await writeStateSnapshot(paths.snapshotsDir, state);
+    await syncDir(building);
+    if ((await stat(out).catch(() => null)) !== null) await rmdir(out);
+    await rename(building, out);
+    await syncDir(join(out, '..'));
+    return { logId, segments, snapshot: join(dataPathsOf(out).snapshotsDir, snapshot.slice(paths.snapshotsDir.length + 1)) };
+  } catch (error) {
+    // `out` is absent/empty or complete, and nothing half-built is left beside it.
+    await rm(building, { recursive: true, force: true });
+    const { code, path } = error as NodeJS.ErrnoException;
+    if (code === 'ENOENT' && path?.startsWith(log.dir) === true) {
+      throw new LogError('LOG_NOT_FOUND', `segment ${basename(path)} is gone (retention removed it while the recovery read it?); run it again`, { file: path, cause: error });
+    }
+    throw error;
+  }
 }

@@ -6,8 +6,8 @@
 //                                   <= that time (until = its offset + 1); records stamped later
 //                                   are left out. A time before the first record gives its offset.
 //
-// Only digits are an offset; anything else must parse as an ISO 8601 time (Date.parse), so epoch
-// milliseconds are written as an ISO time. Points past the log's end resolve to the end.
+// Only digits are an offset; anything else must be an ISO 8601 date or date-time (isoTimeMs), so
+// epoch milliseconds are written as an ISO time. Points past the log's end resolve to the end.
 
 /** What the resolver needs from the Log. */
 export interface PointLog {
@@ -29,9 +29,17 @@ export function parsePoint(flag: string, text: string): Point {
     if (!Number.isSafeInteger(offset)) throw new PointError(`${flag}: offset out of range: ${text}`);
     return { kind: 'offset', offset };
   }
-  const ms = Date.parse(text);
+  const ms = isoTimeMs(text);
   if (!Number.isFinite(ms)) throw new PointError(`${flag}: neither an offset nor an ISO 8601 time: ${text}`);
   return { kind: 'time', ms };
+}
+
+/** An ISO 8601 date (`2026-12-06`) or date-time (`2026-12-06T10:00`, seconds, fraction and zone
+ *  optional) as epoch ms; NaN for anything else. Date.parse alone takes almost anything ("1.5"
+ *  is a date in 2001, "-5" one in the year -5), which would turn a typo into a point in time. */
+export function isoTimeMs(text: string): number {
+  const iso = /^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2})?)?$/i;
+  return iso.test(text) ? Date.parse(text) : Number.NaN;
 }
 
 /** The exclusive end offset a point stands for, at most durableOffset. An offset below the log's

@@ -19,6 +19,7 @@
 import { constants as fsConstants } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, stat, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { tornCopiesPerPositionMax } from '../constants.js';
 import { LogError } from './errors.js';
 import { readFully } from './frame-cursor.js';
@@ -155,6 +156,11 @@ function corruptionError(segment: Segment, bad: Bad): LogError {
   return new LogError(bad.code, message, { file: segment.path, position, offset: expectedOffset });
 }
 
+/** How often, and how far apart, a read-only open scans a last segment again before it calls a
+ *  problem with valid frames after it damage (see checkSegment). */
+const liveTailRescans = 5;
+const liveTailRescanMs = 20;
+
 /** Header + frame scan of one segment; cuts a torn tail of the last one. */
 export async function checkSegment(
   segment: Segment,
@@ -163,7 +169,14 @@ export async function checkSegment(
   opts: LoadOptions,
   report: OpenReport,
 ): Promise<{ logId: string | null; problem: ScanProblem | null; code: 'LOG_CORRUPT' | 'LOG_GAP' }> {
-  const fh = await segment.openRead();
+  let fh: FileHandle;
+  try {
+    fh = await segment.openRead();
+  } catch (err) {
+    // A read-only tool beside a running broker: retention removed the segment after the listing.
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    throw new LogError('LOG_NOT_FOUND', `segment ${segment.file} is gone (retention removed it while the log was read?); run it again`, { file: segment.path, cause: err });
+  }
   try {
     const fileSize = (await fh.stat()).size;
     const headerBuf = Buffer.alloc(segmentHeaderBytes);
@@ -187,20 +200,37 @@ export async function checkSegment(
       const what = `segment belongs to log ${header.logId}, not ${logId}`;
       return { logId, problem: { kind: 'bad-checksum', ...at, what }, code: 'LOG_CORRUPT' };
     }
-    const problem = await scanSegment(segment, fh, fileSize);
-    if (problem === null) return { logId: header.logId, problem: null, code: 'LOG_CORRUPT' };
-    const code = problem.kind === 'offset-mismatch' ? 'LOG_GAP' : 'LOG_CORRUPT';
-    if (isLast && problem.kind !== 'offset-mismatch') {
-      if (await zerosFrom(fh, problem.position, fileSize)) {
+    let size = fileSize;
+    let problem = await scanSegment(segment, fh, size);
+    // A read-only open beside a running broker can catch the last segment mid-write: a frame
+    // still zeros when scanned is half written, or written with more after it, when looked at
+    // again, which reads as a torn tail or as damage in the middle. Damage stays where it is; a
+    // writer moves on. So the segment is scanned again until two scans find the problem at the
+    // same place; if it keeps moving, a writer is at work and the log ends, for this reader,
+    // where the last scan stopped.
+    let previous = -1;
+    for (let rescans = 0; ; rescans++) {
+      if (problem === null) return { logId: header.logId, problem: null, code: 'LOG_CORRUPT' };
+      const code = problem.kind === 'offset-mismatch' ? 'LOG_GAP' : 'LOG_CORRUPT';
+      if (!isLast || problem.kind === 'offset-mismatch') return { logId: header.logId, problem, code };
+      if (await zerosFrom(fh, problem.position, size)) {
         await trimZeros(segment, problem.position, opts);
         return { logId: header.logId, problem: null, code };
       }
-      if (!(await validFrameAfter(fh, problem.position, fileSize))) {
-        await cutTail(segment, fh, problem.position, fileSize, opts, report);
+      if (opts.readOnly && problem.position !== previous) {
+        if (rescans === liveTailRescans) return { logId: header.logId, problem: null, code };
+        previous = problem.position;
+        await sleep(liveTailRescanMs);
+        size = (await fh.stat()).size;
+        problem = await scanSegment(segment, fh, size);
+        continue;
+      }
+      if (!(await validFrameAfter(fh, problem.position, size))) {
+        await cutTail(segment, fh, problem.position, size, opts, report);
         return { logId: header.logId, problem: null, code };
       }
+      return { logId: header.logId, problem, code };
     }
-    return { logId: header.logId, problem, code };
   } finally {
     await fh.close();
   }

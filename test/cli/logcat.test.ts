@@ -92,3 +92,17 @@ t.test('logcat-follow-prints-records-appended-by-another-process-across-a-roll',
   t.equal(code, 0, 'SIGTERM ends --follow cleanly');
   await log.close();
 });
+
+t.test('logcat-whose-reader-goes-away-exits-0-quietly', async (t) => {
+  const dir = await tempDir(t);
+  await writeLog(dir, 20_000);
+  const child = spawnCli(['logcat', '--dir', dir]);
+  let stderr = '';
+  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+  // Like `| head -1`: take the first chunk, then close the pipe while logcat still writes.
+  await once(child.stdout as NodeJS.ReadableStream, 'data');
+  child.stdout?.destroy();
+  const [code] = (await once(child, 'exit')) as [number | null];
+  t.equal(code, 0);
+  t.notMatch(stderr, /EPIPE|Unhandled/, 'no error and no stack trace');
+});

@@ -2,7 +2,7 @@
 // server: point-in-time recovery reproduces the live state's digest at every checkpoint, the
 // recovered directory serves, a dry run writes nothing, and the source is never modified.
 
-import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, stat, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -101,4 +101,21 @@ t.test('recover-refuses-a-non-empty-out-and-bad-arguments', async (t) => {
   t.match(r1.stderr, /is not empty/);
   t.equal((await runTapeq(['recover', '--dir', w.dir, '--out', '/tmp/x'])).code, 2, '--until required');
   t.equal((await runTapeq(['recover', '--dir', w.dir, '--until', 'yesterday-ish', '--out', '/tmp/x'])).code, 2);
+  // Date.parse alone reads these as times in 2001 or the year -5: a typo must not become a point.
+  for (const loose of ['1.5', '-5', '5 ', 'x 5', '12.3']) {
+    const r = await runTapeq(['recover', '--dir', w.dir, `--until=${loose}`, '--out', '/tmp/x']);
+    t.equal(r.code, 2, `--until ${JSON.stringify(loose)} is refused`);
+    t.match(r.stderr, 'neither an offset nor an ISO 8601 time');
+  }
+});
+
+t.test('a-recovery-that-fails-at-the-end-leaves-nothing-half-built', async (t) => {
+  const parent = await mkdtemp(join(tmpdir(), 'tapeq-recover-link-'));
+  t.teardown(() => rm(parent, { recursive: true, force: true }));
+  await mkdir(join(parent, 'empty'));
+  await symlink(join(parent, 'empty'), join(parent, 'link'));
+  // An empty directory passes the target check; renaming the finished copy over a symlink fails.
+  const r = await runTapeq(['recover', '--dir', w.dir, '--until', '5', '--out', join(parent, 'link')]);
+  t.equal(r.code, 1, r.stderr);
+  t.same((await readdir(parent)).sort(), ['empty', 'link'], 'no <out>.recovering-<pid> left behind');
 });

@@ -241,3 +241,11 @@ t.test('history-ndjson-streams', async (t) => {
   t.equal((await fetch(`${s.url}/jobs/nope/history?format=ndjson`)).status, 404);
   t.equal((await fetch(`${s.url}/jobs/${id}/history?format=xml`)).status, 400);
 });
+
+t.test('iso-time-ms-takes-iso-dates-and-times-only', async (t) => {
+  const { isoTimeMs } = await import('../../src/history/point.js');
+  t.equal(isoTimeMs('2026-12-06'), Date.UTC(2026, 11, 6));
+  t.equal(isoTimeMs('2026-12-06T10:20:30.5Z'), Date.UTC(2026, 11, 6, 10, 20, 30, 500));
+  t.equal(isoTimeMs('2026-12-06T10:20+02:00'), Date.UTC(2026, 11, 6, 8, 20));
+  for (const loose of ['1.5', '-5', '12.3', 'x 5', '2026-12-06 nonsense', 'Dec 6 2026', '']) t.ok(Number.isNaN(isoTimeMs(loose)), loose);
+});
