@@ -52,6 +52,13 @@ async function main(argv: string[]): Promise<number> {
   return (await command.load())(args);
 }
 
+/** Errors whose message already says what is wrong and where (a corrupt segment with its byte and
+ *  offset, a point the log cannot reach): printed as one line, like the tools print them. By
+ *  name, so that this entry point does not load the modules that define them. */
+function isExplainedError(error: unknown): boolean {
+  return error instanceof Error && ['LogError', 'RecoveryError', 'PointError', 'ForkError'].includes(error.name);
+}
+
 /** One line for the operating-system errors a user causes by configuration (a port in use, an
  *  address this machine does not have, a data dir that is a file or not writable): no stack
  *  trace, which would suggest a bug. Null for anything else. */
@@ -78,7 +85,7 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (error: unknown) => {
-    const line = error instanceof ConfigError ? error.message : systemErrorLine(error);
+    const line = error instanceof ConfigError || isExplainedError(error) ? (error as Error).message : systemErrorLine(error);
     if (line !== null) console.error(`tapeq: ${line}`);
     else console.error('tapeq:', error);
     process.exitCode = 1;

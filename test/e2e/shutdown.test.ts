@@ -125,3 +125,12 @@ t.test('a-port-in-use-is-one-line-not-a-stack-trace', async (t) => {
   t.match(r.stderr, `tapeq: cannot listen on 127.0.0.1:${port}: address already in use (EADDRINUSE)`);
   t.notMatch(r.stderr, /\n\s+at /, 'no stack trace');
 });
+
+t.test('serve-until-on-a-dir-without-a-log-is-one-line-not-a-stack-trace', async (t) => {
+  const data = await tempDataDir();
+  t.teardown(data.remove);
+  const r = await runTapeq(['serve', '--until', '5'], { DATA_DIR: data.dir, HOST: '127.0.0.1', HTTP_PORT: '0' });
+  t.equal(r.code, 1);
+  t.match(r.stderr, /^tapeq: no log directory at /);
+  t.notMatch(r.stderr, /\n\s+at /, 'no stack trace');
+});
