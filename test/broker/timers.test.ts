@@ -1,4 +1,4 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { manualClock, startBroker } from '../fixtures/broker.js';
 
 const ctx = { actor: null };
@@ -119,15 +119,20 @@ t.test('real-timers-promote-a-delayed-job', async (t) => {
   t.equal(p.ok && p.job?.id, r.ok && r.id, 'a long-poll is woken by the timer promotion');
 });
 
-t.test('delayed-job-whose-dependency-completes-early-is-promoted-when-due', async (t) => {
+/** A manual-clock broker with a job and a dependent of it pushed with `delay`. */
+async function parentAndDelayedChild(t: Test, delay: number) {
   const clock = manualClock();
   const f = await startBroker({ clock: clock.now, start: false });
   t.teardown(() => f.cleanup());
   const b = f.broker;
   const parent = await b.push('q', { data: 'parent' }, ctx);
   const parentId = parent.ok ? parent.id : '';
-  const child = await b.push('q', { data: 'child', delay: 500, dependsOn: [parentId] }, ctx);
-  const childId = child.ok ? child.id : '';
+  const child = await b.push('q', { data: 'child', delay, dependsOn: [parentId] }, ctx);
+  return { clock, b, parentId, childId: child.ok ? child.id : '' };
+}
+
+t.test('delayed-job-whose-dependency-completes-early-is-promoted-when-due', async (t) => {
+  const { clock, b, parentId, childId } = await parentAndDelayedChild(t, 500);
   t.equal(b.jobState(childId), 'waiting-children');
   const pulled = await b.pull('q', { timeoutMs: 0 }, ctx);
   t.equal(pulled.ok && pulled.job?.id, parentId);
@@ -142,14 +147,7 @@ t.test('delayed-job-whose-dependency-completes-early-is-promoted-when-due', asyn
 });
 
 t.test('delay-that-passes-while-dependencies-wait-leaves-the-job-waiting-for-them', async (t) => {
-  const clock = manualClock();
-  const f = await startBroker({ clock: clock.now, start: false });
-  t.teardown(() => f.cleanup());
-  const b = f.broker;
-  const parent = await b.push('q', { data: 'parent' }, ctx);
-  const parentId = parent.ok ? parent.id : '';
-  const child = await b.push('q', { data: 'child', delay: 100, dependsOn: [parentId] }, ctx);
-  const childId = child.ok ? child.id : '';
+  const { clock, b, parentId, childId } = await parentAndDelayedChild(t, 100);
   clock.advance(200);
   b.runDueTimers();
   t.equal(b.jobState(childId), 'waiting-children');

@@ -2,7 +2,7 @@
 // poll is answered, the process exits 0 after syncing the log), and a second signal exits at once.
 
 import { createServer, type Server } from 'node:http';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { runTapeq, startTapeq, tempDataDir } from '../fixtures/process.js';
 
 const json = { 'content-type': 'application/json' };
@@ -41,14 +41,16 @@ t.test('sigterm-answers-a-waiting-long-poll-and-exits-0', async (t) => {
   t.equal(await exited, 0);
 });
 
-t.test('second-signal-exits-at-once-while-a-push-worker-call-holds-shutdown', async (t) => {
-  const data = await tempDataDir();
-  t.teardown(data.remove);
-  let called!: () => void;
-  const calledOnce = new Promise<void>((resolve) => (called = resolve));
-  const endpoint: Server = createServer((req) => {
+/** A push-worker endpoint that holds the first call it gets until `answer()`; `called` resolves
+ *  when that call arrives. Closed at the end of the test. */
+async function holdingEndpoint(t: Test): Promise<{ url: string; called: Promise<void>; answer: () => void }> {
+  let arrived!: () => void;
+  const called = new Promise<void>((resolve) => (arrived = resolve));
+  let answer = (): void => undefined;
+  const endpoint: Server = createServer((req, res) => {
     req.resume();
-    called();
+    answer = () => res.end('done');
+    arrived();
   });
   await new Promise<void>((resolve) => endpoint.listen(0, '127.0.0.1', resolve));
   t.teardown(() => {
@@ -57,15 +59,18 @@ t.test('second-signal-exits-at-once-while-a-push-worker-call-holds-shutdown', as
   });
   const address = endpoint.address();
   const port = typeof address === 'object' && address !== null ? address.port : 0;
+  return { url: `http://127.0.0.1:${port}/job`, called, answer: () => answer() };
+}
 
+t.test('second-signal-exits-at-once-while-a-push-worker-call-holds-shutdown', async (t) => {
+  const data = await tempDataDir();
+  t.teardown(data.remove);
+  const endpoint = await holdingEndpoint(t);
   const tapeq = await startTapeq(data.dir);
-  const registered = await post(`${tapeq.url}/workers`, {
-    queue: 'slow',
-    endpoint: { url: `http://127.0.0.1:${port}/job`, method: 'POST', timeout: 30000 },
-  });
+  const registered = await post(`${tapeq.url}/workers`, { queue: 'slow', endpoint: { url: endpoint.url, method: 'POST', timeout: 30000 } });
   t.equal(registered.status, 200);
   await post(`${tapeq.url}/queues/slow/jobs`, { data: 1 });
-  await calledOnce;
+  await endpoint.called;
 
   const started = Date.now();
   const exited = tapeq.kill('SIGTERM');
@@ -80,27 +85,12 @@ t.test('second-signal-exits-at-once-while-a-push-worker-call-holds-shutdown', as
 t.test('while-push-workers-drain-ready-is-503-and-pulls-get-no-job', async (t) => {
   const data = await tempDataDir();
   t.teardown(data.remove);
-  let answer!: () => void;
-  let called!: () => void;
-  const calledOnce = new Promise<void>((resolve) => (called = resolve));
-  const endpoint: Server = createServer((req, res) => {
-    req.resume();
-    answer = () => res.end('done');
-    called();
-  });
-  await new Promise<void>((resolve) => endpoint.listen(0, '127.0.0.1', resolve));
-  t.teardown(() => {
-    endpoint.closeAllConnections();
-    endpoint.close();
-  });
-  const address = endpoint.address();
-  const port = typeof address === 'object' && address !== null ? address.port : 0;
-
+  const endpoint = await holdingEndpoint(t);
   const tapeq = await startTapeq(data.dir);
-  await post(`${tapeq.url}/workers`, { queue: 'slow', endpoint: { url: `http://127.0.0.1:${port}/job`, method: 'POST', timeout: 30000 } });
+  await post(`${tapeq.url}/workers`, { queue: 'slow', endpoint: { url: endpoint.url, method: 'POST', timeout: 30000 } });
   await post(`${tapeq.url}/queues/other/jobs`, { data: 'stays' });
   await post(`${tapeq.url}/queues/slow/jobs`, { data: 1 });
-  await calledOnce;
+  await endpoint.called;
 
   const exited = tapeq.kill('SIGTERM');
   await new Promise((r) => setTimeout(r, 300));
@@ -108,7 +98,7 @@ t.test('while-push-workers-drain-ready-is-503-and-pulls-get-no-job', async (t) =
   t.equal(ready.status, 503, 'the listener is still open and says not ready');
   t.same(await ready.json(), { ok: false, ready: false });
   t.same(await (await fetch(`${tapeq.url}/queues/other/jobs`)).json(), { ok: true, job: null, token: null }, 'no job is handed out');
-  answer();
+  endpoint.answer();
   t.equal(await exited, 0, 'exits 0 once the call is answered');
 });
 
