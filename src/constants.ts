@@ -113,6 +113,9 @@ export const wsFrameBytesMax = 1 * MiB;
 export const wsInflightMax = 1_024;
 /** How long a WebSocket opened without credentials may stay open before its Auth command. */
 export const wsAuthDeadlineMs = 10_000;
+/** Failed Auth commands one WebSocket may send before it is closed (no guessing tokens on one
+ *  socket; the HTTP rate limit covers opening new ones). */
+export const wsAuthFailuresMax = 5;
 /** How long a client over its backlog may take to drain to half before it is cut off. */
 export const subscriberStallMs = sseKeepAliveMs;
 /** How long a cut-off client gets to read its final message before its socket is destroyed. */

@@ -15,8 +15,8 @@ import { once } from 'node:events';
 import { open, rename, rm } from 'node:fs/promises';
 import { finished } from 'node:stream/promises';
 import { parseArgs } from 'node:util';
-import { parsePoint, PointError, sinceOffset, untilOffset, type Point } from '../history/point.js';
-import { dataDirOf, dataPathsOf } from '../history/state-at.js';
+import { isoTimeMs, parsePoint, PointError, sinceOffset, untilOffset, type Point } from '../history/point.js';
+import { dataDirFrom, dataDirOf, dataPathsOf } from '../history/state-at.js';
 import { LogError, openReadOnly } from '../log/log.js';
 import { recordToJson } from '../record/codec.js';
 import { jobIdsOf, queueOf, type LogRecord } from '../record/types.js';
@@ -47,16 +47,12 @@ function parseExportArgs(argv: string[]): ExportArgs {
   if (values.avro === undefined) throw new PointError('--avro <file> is required');
   let since: number | null = null;
   if (values.since !== undefined) {
-    since = Date.parse(values.since);
+    since = isoTimeMs(values.since);
     if (!Number.isFinite(since)) throw new PointError(`--since: not an ISO 8601 time: ${values.since}`);
   }
-  return {
-    dir: dataDirOf(values.dir),
-    file: values.avro,
-    since,
-    until: values.until === undefined ? null : parsePoint('--until', values.until),
-    queue: values.queue ?? null,
-  };
+  const until = values.until === undefined ? null : parsePoint('--until', values.until);
+  if (since !== null && until?.kind === 'time' && since > until.ms) throw new PointError('--since is after --until');
+  return { dir: dataDirOf(values.dir), file: values.avro, since, until, queue: values.queue ?? null };
 }
 
 /** One row of the export schema. */
@@ -83,7 +79,7 @@ export async function exportCommand(argv: string[]): Promise<number> {
   }
   const tmp = `${args.file}.tmp-${process.pid}`;
   try {
-    const log = await openReadOnly(dataPathsOf(args.dir).logDir, (line) => console.error(`tapeq export: ${line}`));
+    const log = await openReadOnly(dataPathsOf(await dataDirFrom(args.dir)).logDir, (line) => console.error(`tapeq export: ${line}`));
     let count = 0;
     try {
       const from = args.since === null ? log.firstOffset : Math.max(log.firstOffset, await sinceOffset(log, args.since));

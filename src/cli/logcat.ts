@@ -92,6 +92,8 @@ function parseLogcatArgs(argv: string[]): { dir: string; follow: boolean; filter
     queue: values.queue ?? null,
     job: values.job ?? null,
   };
+  if (filter.from > filter.to) throw new UsageError(`--from ${filter.from} is after --to ${filter.to}`);
+  if (filter.since > filter.until) throw new UsageError('--since is after --until');
   return { dir: dataDir(values.dir), follow: values.follow === true, filter };
 }
 

@@ -3,8 +3,8 @@
 // readOnly (no torn-tail cut, no index rewrite) and snapshots are loaded with readOnly (no `.tmp`
 // cleanup). The caller closes the returned log.
 
-import { join } from 'node:path';
-import { openReadOnly, type Log } from '../log/log.js';
+import { dirname, join, resolve } from 'node:path';
+import { findLogDir, openReadOnly, type Log } from '../log/log.js';
 import { loadState, type LoadedState } from '../snapshot/recover-state.js';
 import { untilOffset, type Point } from './point.js';
 
@@ -16,6 +16,12 @@ export function dataPathsOf(dataDir: string): { logDir: string; snapshotsDir: st
   return { logDir: join(dataDir, 'log'), snapshotsDir: join(dataDir, 'snapshots') };
 }
 
+/** The data dir of a tool's `--dir`, which may name the data dir or its log dir (as `verify` and
+ *  `logcat` take it): a dir holding segment files is a log dir, inside its data dir. */
+export async function dataDirFrom(dir: string): Promise<string> {
+  return (await findLogDir(dir)) === dir ? dirname(resolve(dir)) : dir;
+}
+
 export interface StateAt {
   log: Log;
   /** The state covers records [0, until). */
@@ -24,8 +30,8 @@ export interface StateAt {
 }
 
 /** The state as of `point` (the log's durable end when absent). */
-export async function stateAt(dataDir: string, point: Point | undefined, logger: (line: string) => void): Promise<StateAt> {
-  const { logDir, snapshotsDir } = dataPathsOf(dataDir);
+export async function stateAt(dir: string, point: Point | undefined, logger: (line: string) => void): Promise<StateAt> {
+  const { logDir, snapshotsDir } = dataPathsOf(await dataDirFrom(dir));
   const log = await openReadOnly(logDir, logger);
   try {
     const until = point === undefined ? log.durableOffset : await untilOffset(log, point);

@@ -49,6 +49,12 @@ t.test('logcat-prints-ndjson-with-filters-and-leaves-dir-byte-identical', async 
   const bad = await runCli(['logcat', '--dir', dir, '--kind', 'nope']);
   t.equal(bad.code, 2);
   t.match(bad.stderr, /unknown record type nope/);
+  const reversed = await runCli(['logcat', '--dir', dir, '--from', '150', '--to', '140']);
+  t.equal(reversed.code, 2, 'a reversed range is refused, not printed as nothing');
+  t.match(reversed.stderr, '--from 150 is after --to 140');
+  const backwards = await runCli(['logcat', '--dir', dir, '--since', '2026-12-06', '--until', '2026-12-05']);
+  t.equal(backwards.code, 2);
+  t.match(backwards.stderr, '--since is after --until');
   t.strictSame(await hashTree(dir), before, 'read-only');
 });
 

@@ -88,3 +88,14 @@ t.test('read-only-commands-leave-data-dir-byte-identical', async (t) => {
   await p.kill('SIGTERM');
   t.same(await hashTree(w.dir), hashes, 'data dir byte-identical after serve --until');
 });
+
+t.test('replay-and-export-take-the-log-dir-as-dir-too', async (t) => {
+  const fromData = await runTapeq(['replay', '--dir', w.dir, '--until', String(cp.offset), '--digest']);
+  const fromLog = await runTapeq(['replay', '--dir', join(w.dir, 'log'), '--until', String(cp.offset), '--digest']);
+  t.equal(fromLog.code, 0, fromLog.stderr);
+  t.equal(fromLog.stdout, fromData.stdout, 'the same state either way');
+  const out = await mkdtemp(join(tmpdir(), 'tapeq-export-logdir-'));
+  t.teardown(() => rm(out, { recursive: true, force: true }));
+  const exported = await runTapeq(['export', '--dir', join(w.dir, 'log'), '--avro', join(out, 'x.avro')]);
+  t.equal(exported.code, 0, exported.stderr);
+});

@@ -145,3 +145,12 @@ t.test('server-shutdown-closes-websockets-with-1001', async (t) => {
   await h.close();
   t.equal((await ws.closed).code, 1001);
 });
+
+t.test('ws-closes-after-five-failed-auth-commands', async (t) => {
+  const h = await startRealtime({ config: { authTokens: [token] } });
+  t.teardown(() => h.close());
+  const ws = await WsClient.connect(h.ws('/ws'));
+  for (let i = 1; i <= 5; i++) t.strictSame(await ws.command({ cmd: 'Auth', token: `guess-${i}` }), { ok: false, error: 'Invalid token', reqId: `r${i}` });
+  t.strictSame(await ws.inbox.take((m) => m.reqId === undefined), { error: 'Too many failed Auth attempts' });
+  t.equal((await ws.closed).code, 1008);
+});

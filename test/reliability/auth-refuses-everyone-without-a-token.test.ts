@@ -153,10 +153,15 @@ t.test('with AUTH_TOKENS set, nothing outside the exempt list answers without a 
     const reply = await anon.request(command);
     t.same({ ok: reply.ok, error: reply.error }, unauthorized, `WS ${command.cmd} before Auth is refused`);
   }
+  // Each bad token on a socket of its own (a socket is closed after five failed Auth commands);
+  // then four failed attempts on `anon`, which must leave it as refused as before.
   for (const bad of ['', ' ', 'wrong-token', tokens[0]?.toUpperCase(), `Bearer ${tokens[0]}`, `${tokens[0]}x`, `${tokens[0]},${tokens[1]}`, 42, null, [tokens[0]]]) {
-    const reply = await anon.request({ cmd: 'Auth', token: bad });
+    const probe = await WsClient.open(`${wsBase}/ws`);
+    const reply = await probe.request({ cmd: 'Auth', token: bad });
     t.same({ ok: reply.ok, error: reply.error }, { ok: false, error: 'Invalid token' }, `WS Auth with ${JSON.stringify(bad)} is refused`);
+    await probe.close();
   }
+  for (let i = 0; i < 4; i++) await anon.request({ cmd: 'Auth', token: `guess-${i}` });
   t.same((await anon.request({ cmd: 'GETJOB', id: jobId })).error, 'Unauthorized', 'still refused after failed Auth attempts');
   await http(url, 'POST', '/queues/authq/jobs', { headers: good, body: { data: { n: 2 } } });
   await new Promise((r) => setTimeout(r, 300));

@@ -16,6 +16,7 @@
 
 import { randomUUID } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
+import { wsAuthFailuresMax } from '../../constants.js';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { RawData, WebSocket } from 'ws';
 import type { BrokerEvent } from '../../broker/events.js';
@@ -83,6 +84,7 @@ class WsSession {
   /** The pushes waiting on the newest group commit's durability; null when none is. */
   #pushes: PushGroup | null = null;
   #corked = false;
+  #authFailures = 0;
   /** The poll waiting for the replies' backlog to drain while commands are not read. */
   #commandStall: NodeJS.Timeout | null = null;
   /** Commands received while the backlog was over its limit, run in order once it drains. */
@@ -229,7 +231,12 @@ class WsSession {
       return this.#send(failure(fields.cmd === undefined || fields.cmd === null ? 'Missing field: cmd' : 'cmd must be a string'), reqId);
     }
     const name = fields.cmd.toUpperCase();
-    if (name === 'AUTH') return this.#send(this.#auth(fields.token), reqId);
+    if (name === 'AUTH') {
+      const reply = this.#auth(fields.token);
+      this.#send(reply, reqId);
+      if (!reply.ok && ++this.#authFailures >= wsAuthFailuresMax) this.#close('Too many failed Auth attempts', wsPolicyViolationCode, 'Authentication failed');
+      return;
+    }
     if (!this.#authenticated) return this.#send(failure('Unauthorized'), reqId);
     if (!isBrokerCommand(name)) return this.#send(failure(`Unknown command: ${fields.cmd}`), reqId);
     if (this.#inflight >= this.deps.limits.wsInflightMax) return this.#send(failure('Too many in-flight commands'), reqId);
