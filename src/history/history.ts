@@ -111,8 +111,33 @@ export class JobHistory {
     return Math.min(this.until, this.log.durableOffset);
   }
 
-  /** Every record that mentions `jobId`, oldest first (empty when none does). */
+  /**
+   * Every record that touched `jobId`, oldest first (empty when none did): the records that name
+   * it, and the completions and removals of the jobs it waited for (its push's pendingDeps). The
+   * fold moves a dependent out of waiting-children when its last dependency completes or goes,
+   * with no record naming the dependent, so without these its history would not say when or why
+   * it became runnable.
+   */
   async *records(jobId: string): AsyncGenerator<LogRecord> {
+    const own: LogRecord[] = [];
+    for await (const record of this.mentions(jobId)) own.push(record);
+    const pushed = own.find((r) => r.body.type === 'pushed');
+    const deps = pushed !== undefined && pushed.body.type === 'pushed' ? pushed.body.pendingDeps : [];
+    if (deps.length === 0) return yield* own;
+    const released: LogRecord[] = [];
+    for (const dep of new Set(deps)) {
+      for await (const record of this.mentions(dep)) {
+        const type = record.body.type;
+        if (record.offset > (pushed as LogRecord).offset && (type === 'completed' || type === 'removed')) released.push(record);
+      }
+    }
+    const byOffset = new Map<number, LogRecord>();
+    for (const record of [...own, ...released]) byOffset.set(record.offset, record);
+    yield* [...byOffset.values()].sort((a, b) => a.offset - b.offset);
+  }
+
+  /** Every record that names `jobId`, oldest first (empty when none does). */
+  private async *mentions(jobId: string): AsyncGenerator<LogRecord> {
     const limit = this.limit();
     while (this.indexedTo < limit) await this.catchUp();
     await this.pruneDropped();

@@ -188,6 +188,35 @@ t.test('history-survives-removal-and-remove-on-complete', async (t) => {
   await check(s.url);
 });
 
+t.test('a-dependents-history-shows-the-records-that-released-it', async (t) => {
+  const dir = await tempDir(t);
+  let s = await start(dir);
+  const b = s.broker;
+  const done = await pushed(b, 'd', { data: 'first', jobId: 'dep-done' });
+  const gone = await pushed(b, 'd', { data: 'second', jobId: 'dep-gone', delay: 60_000 });
+  const child = await pushed(b, 'd', { data: 'child', jobId: 'child', dependsOn: [done, gone] });
+  await pushed(b, 'd', { data: 'other', jobId: 'unrelated' });
+  const token = await pullOne(b, 'd', 'w');
+  t.same(await b.ack(done, { token }, { actor }), { ok: true });
+  t.same(await b.cancel(gone, { actor }), { ok: true });
+  t.equal(b.jobState(child), 'waiting', 'released by the second');
+  for (let i = 0; i < 60; i++) await pushed(b, 'filler', { data: 'z'.repeat(200) });
+
+  const check = async (url: string): Promise<void> => {
+    const h = await history(url, child);
+    t.same(
+      h.body.history.map((e: any) => `${e.type} ${e.jobId ?? e.job?.id ?? e.jobs?.[0]?.jobId}`),
+      ['pushed child', 'completed dep-done', 'removed dep-gone'],
+      'its push, then each dependency finishing, in log order',
+    );
+  };
+  await check(s.url);
+  await s.close();
+  s = await start(dir);
+  t.teardown(() => s.close());
+  await check(s.url);
+});
+
 t.test('history-index-rebuilt-when-deleted-or-corrupt', async (t) => {
   const dir = await tempDir(t);
   let s = await start(dir);
