@@ -194,3 +194,13 @@ t.test('routing-errors-404-and-405-with-allow', async (t) => {
   t.match(wrong.headers.get('allow'), /GET/);
   t.equal((await s.request('GET', '/jobs/x/ack')).status, 405);
 });
+
+t.test('a-paused-queues-waiting-jobs-are-listed-by-default-and-counted-once', async (t) => {
+  const { s } = await realServer(t);
+  await s.request('POST', '/queues/pz/jobs', { body: [{ data: 1 }, { data: 2 }] });
+  await s.request('POST', '/queues/pz/pause');
+  const list = await s.request('GET', '/queues/pz/jobs/list');
+  t.equal(list.json.jobs.length, 2, 'the default statuses include paused');
+  t.match(list.json.counts, { waiting: 0, paused: 2 });
+  t.equal((await s.request('GET', '/queues/pz/jobs/list?statuses=waiting')).json.jobs.length, 0);
+});

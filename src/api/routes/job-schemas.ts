@@ -64,7 +64,7 @@ export const listQuery = {
   type: 'object',
   additionalProperties: false,
   properties: {
-    statuses: { type: 'string', pattern: statusesPattern, default: 'waiting,active,completed,failed,delayed' },
+    statuses: { type: 'string', pattern: statusesPattern, default: 'waiting,paused,active,completed,failed,delayed' },
     ...pageQuery(10),
   },
 } as const;
