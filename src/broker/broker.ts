@@ -698,11 +698,16 @@ export class Broker implements BrokerApi {
     return this.done([this.append(removedDrafts(d, queue, jobs, RemoveReason.CLEANED))], { removed });
   }
 
-  obliterate(queue: string, ctx: Ctx): Promise<Outcome> {
+  obliterate(queue: string, ctx: Ctx, force = false): Promise<Outcome> {
     const gated = this.queueGate(queue);
     if (gated !== null) return Promise.resolve(gated);
     const d = this.decide(ctx);
     const q = this.state.queues.get(queue);
+    // As BullMQ's obliterate: jobs being worked on are not thrown away unless asked to.
+    const active = q?.active.size ?? 0;
+    if (active > 0 && !force) {
+      return Promise.resolve(fail('CONFLICT', `Queue has ${active} active job${active === 1 ? '' : 's'}: obliterate with {"force": true} to remove them too`));
+    }
     const drafts = removedDrafts(d, queue, queueOps.allJobs(q), RemoveReason.OBLITERATED);
     if (this.state.workers.has(queue)) drafts.push(draft(d, { type: 'workerRemoved', queue }));
     if (q !== undefined || drafts.length > 0) drafts.push(draft(d, { type: 'queueObliterated', queue }));

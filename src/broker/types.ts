@@ -150,7 +150,8 @@ export interface BrokerApi {
   isPaused(queue: string): boolean;
   drain(queue: string, ctx: Ctx): Promise<Outcome<{ removed: number }>>;
   clean(queue: string, body: unknown, ctx: Ctx): Promise<Outcome<{ removed: string[] }>>;
-  obliterate(queue: string, ctx: Ctx): Promise<Outcome>;
+  /** Refused (CONFLICT) while jobs of the queue are active, unless `force`. */
+  obliterate(queue: string, ctx: Ctx, force?: boolean): Promise<Outcome>;
   promoteJobs(queue: string, body: unknown, ctx: Ctx): Promise<Outcome<{ promoted: number }>>;
   dlq(queue: string, start: number, length: number): { jobs: JobView[]; count: number };
   dlqRetry(queue: string, id: string | undefined, ctx: Ctx): Promise<Outcome<{ retried: number }>>;

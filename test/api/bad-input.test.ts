@@ -46,6 +46,8 @@ t.test('each-bad-request-is-rejected-with-a-named-error-and-appends-nothing', as
     { name: 'priority-missing', method: 'PUT', path: `/jobs/${id}/priority`, body: {}, status: 400, error: 'priority is required' },
     { name: 'pull-negative-timeout', method: 'GET', path: '/queues/q/jobs?timeout=-1', status: 400, error: 'timeout must be >= 0' },
     { name: 'pull-timeout-over-max', method: 'GET', path: '/queues/q/jobs?timeout=600000', status: 400, error: 'timeout must be <= 60000' },
+    { name: 'obliterate-unknown-field', method: 'POST', path: '/queues/q/obliterate', body: { forse: true }, status: 400, error: 'forse is not an allowed field' },
+    { name: 'obliterate-with-an-active-job', method: 'POST', path: '/queues/q/obliterate', status: 409, error: 'Queue has 1 active job: obliterate with {"force": true} to remove them too' },
     { name: 'clean-negative-grace', method: 'POST', path: '/queues/q/clean', body: { grace: -1 }, status: 400, error: 'grace must be >= 0' },
     { name: 'worker-missing-endpoint', method: 'POST', path: '/workers', body: { queue: 'q' }, status: 400, error: 'endpoint is required' },
     { name: 'worker-missing-queue', method: 'POST', path: '/workers', body: { endpoint: { url: 'http://x', method: 'POST' } }, status: 400, error: 'queue is required' },

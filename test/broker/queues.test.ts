@@ -100,3 +100,17 @@ t.test('a-paused-queue-counts-and-lists-its-waiting-jobs-once-as-paused', async 
   t.same(b.counts('p'), { ...counts, waiting: 2, paused: 0 });
   t.same(b.listJobs('p', ['paused'], 0, 100).jobs, []);
 });
+
+t.test('obliterate-keeps-a-queue-with-active-jobs-unless-forced', async (t) => {
+  const f = await startBroker();
+  t.teardown(() => f.cleanup());
+  const b = f.broker;
+  await b.pushBulk('o', [{ data: 1 }, { data: 2 }], ctx);
+  await b.pull('o', { timeoutMs: 0 }, ctx);
+  const before = f.log.nextOffset;
+  t.same(await b.obliterate('o', ctx), { ok: false, code: 'CONFLICT', error: 'Queue has 1 active job: obliterate with {"force": true} to remove them too' });
+  t.equal(f.log.nextOffset, before, 'nothing appended');
+  t.same(b.counts('o'), { waiting: 1, active: 1, delayed: 0, completed: 0, failed: 0, 'waiting-children': 0, paused: 0 });
+  t.same(await b.obliterate('o', ctx, true), { ok: true });
+  t.same(b.listQueues(), []);
+});

@@ -5,7 +5,7 @@
 //   GET  /queues/:q/paused             → {ok, paused}
 //   POST /queues/:q/drain              remove waiting + delayed → {ok, removed}
 //   POST /queues/:q/clean              {grace, state, limit} → {ok, removed: [ids]}
-//   POST /queues/:q/obliterate         → {ok}
+//   POST /queues/:q/obliterate         {force?} → {ok}; 409 while jobs are active, unless force
 //   POST /queues/:q/promote-jobs       {count?} → {ok, promoted}
 //   GET  /queues/:q/dlq                ?start=&length= → {ok, jobs, count}
 //   POST /queues/:q/dlq/retry          {id?} (absent = all) → {ok, retried}
@@ -29,6 +29,11 @@ const cleanBody = {
     state: { type: 'string', description: 'completed, failed, waiting, delayed, …' },
     limit: { type: 'integer', minimum: 0, description: 'Most jobs to remove (0 = no limit)' },
   },
+} as const;
+const obliterateBody = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { force: { type: 'boolean', description: 'Also remove active jobs (default false)' } },
 } as const;
 const promoteJobsBody = {
   type: 'object',
@@ -97,8 +102,13 @@ export function queueRoutes(app: FastifyInstance, { broker }: RouteDeps): void {
     async (request, reply) =>
       sendOutcome(reply, await broker.clean(request.params.queue, request.body, ctxOf(request)), (o) => ({ removed: o.removed })),
   );
-  app.post<{ Params: QueueParams }>('/queues/:queue/obliterate', { schema: { summary: 'Remove the queue and all its jobs', tags, ...simple } }, async (request, reply) =>
-    sendOutcome(reply, await broker.obliterate(request.params.queue, ctxOf(request))),
+  app.post<{ Params: QueueParams; Body: { force?: boolean } }>(
+    '/queues/:queue/obliterate',
+    {
+      preValidation: emptyBodyAsObject,
+      schema: { summary: 'Remove the queue and all its jobs (409 while jobs are active, unless force)', tags, ...simple, body: obliterateBody },
+    },
+    async (request, reply) => sendOutcome(reply, await broker.obliterate(request.params.queue, ctxOf(request), request.body.force === true)),
   );
   app.post<{ Params: QueueParams; Body: object }>(
     '/queues/:queue/promote-jobs',
