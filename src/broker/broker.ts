@@ -563,7 +563,10 @@ export class Broker implements BrokerApi {
     }
     const { progress, message } = checked.value;
     const d = this.decide(ctx);
-    return this.done([this.append([draft(d, { type: 'progressed', queue: job.queue, jobId: id, progress, message })])], {});
+    // A progress report is a heartbeat: the active job's lock runs on for another lock period
+    // (never shorter than it was), so a consumer that reports does not lose a long job to a stall.
+    const lockMs = job.state === JobState.ACTIVE ? this.lockFor(job) : 0;
+    return this.done([this.append([draft(d, { type: 'progressed', queue: job.queue, jobId: id, progress, message, lockMs })])], {});
   }
 
   addLog(id: string, message: string, ctx: Ctx): Promise<Outcome> {

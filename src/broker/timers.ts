@@ -109,6 +109,7 @@ export function noteRecord(heap: DueHeap, state: State, record: LogRecord): void
   if (body.type === 'pushed') id = body.job.id;
   else if (body.type === 'pulled') id = body.jobId;
   else if (body.type === 'failed' && body.outcome === FailOutcome.RETRY) id = body.jobId;
+  else if (body.type === 'progressed' && body.lockMs > 0) id = body.jobId;
   else return;
   const job = state.jobs.get(id);
   if (job !== undefined) noteJob(heap, job);

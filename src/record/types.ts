@@ -126,7 +126,8 @@ export type RecordBody =
       token: string;
       cause: string;
     }
-  | { type: 'progressed'; queue: string; jobId: string; progress: number; message: string | null }
+  /** lockMs > 0: the report renews an active job's lock to at least `timestamp + lockMs`. */
+  | { type: 'progressed'; queue: string; jobId: string; progress: number; message: string | null; lockMs: number }
   | { type: 'logged'; queue: string; jobId: string; message: string }
   | { type: 'promoted'; queue: string; jobIds: string[]; manual: boolean }
   | { type: 'stalled'; queue: string; jobId: string; outcome: StallOutcome; token: string }

@@ -49,6 +49,7 @@ export function apply(state: State, record: LogRecord): void {
       if (job !== undefined) {
         job.progress = body.progress;
         job.progressMessage = body.message;
+        if (body.lockMs > 0 && job.state === JobState.ACTIVE) job.lockExpiresAt = Math.max(job.lockExpiresAt ?? 0, ts + body.lockMs);
       }
       break;
     }

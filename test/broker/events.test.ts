@@ -19,7 +19,7 @@ t.test('events-are-derived-from-the-record-alone', async (t) => {
   const removed = eventsOf(rec({ type: 'removed', queue: 'q', jobs: [{ jobId: 'a', prev: JobState.WAITING }, { jobId: 'b', prev: JobState.FAILED }], reason: RemoveReason.DRAINED }));
   t.same(removed.map((e) => [e.jobId, e['prev']]), [['a', 'waiting'], ['b', 'failed']]);
   t.same(eventsOf(rec({ type: 'queueDrained', queue: 'q', removed: 2 })).map((e) => [e.eventType, e.jobId]), [['drained', null]]);
-  t.same(eventsOf(rec({ type: 'progressed', queue: 'q', jobId: 'j', progress: 40, message: null }))[0]?.['progress'], 40);
+  t.same(eventsOf(rec({ type: 'progressed', queue: 'q', jobId: 'j', progress: 40, message: null, lockMs: 0 }))[0]?.['progress'], 40);
   t.same(eventsOf(rec({ type: 'queuePaused', queue: 'q' })), []);
   t.equal(RECORD_TYPES.length, 19);
 });

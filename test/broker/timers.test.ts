@@ -68,6 +68,24 @@ t.test('a-processing-timeout-longer-than-the-lock-holds-the-lock-until-it', asyn
   t.equal(b.getJob(short.ok ? short.id : '')?.stalledCount, 1, 'a job without a timeout keeps LOCK_MS');
 });
 
+t.test('a-progress-report-renews-an-active-jobs-lock', async (t) => {
+  const clock = manualClock();
+  const f = await startBroker({ clock: clock.now, start: false, lockMsDefault: 1500 });
+  t.teardown(() => f.cleanup());
+  const b = f.broker;
+  const r = await b.push('q', { data: 1 }, ctx);
+  const id = r.ok ? r.id : '';
+  await b.pull('q', { timeoutMs: 0 }, ctx);
+  clock.advance(1000);
+  t.same(await b.progress(id, { progress: 50 }, ctx), { ok: true });
+  clock.advance(1400);
+  b.runDueTimers();
+  t.equal(b.jobState(id), 'active', 'at 2.4 s: the report at 1 s renewed the 1.5 s lock');
+  clock.advance(100);
+  b.runDueTimers();
+  t.equal(b.getJob(id)?.stalledCount, 1, 'at 2.5 s, with no further report, it stalls');
+});
+
 t.test('repeat-every-schedules-the-next-instance-until-the-limit', async (t) => {
   const clock = manualClock();
   const f = await startBroker({ clock: clock.now, start: false });

@@ -155,7 +155,7 @@ function mixedState(): State {
     { type: 'completed', queue: 'q1', jobId: 'c', result: '{"ok":1}', token: 'tok2' },
     { type: 'pulled', queue: 'q1', jobId: 'f', token: 'tok3', owner: 'w', lockMs: 30_000 },
     { type: 'failed', queue: 'q1', jobId: 'f', error: 'boom', outcome: FailOutcome.DEAD, runAt: 0, retryDelay: 0, token: 'tok3', cause: 'ack' },
-    { type: 'progressed', queue: 'q1', jobId: 'b', progress: 12.5, message: 'going' },
+    { type: 'progressed', queue: 'q1', jobId: 'b', progress: 12.5, message: 'going', lockMs: 0 },
     { type: 'logged', queue: 'q1', jobId: 'b', message: 'line' },
     { type: 'queuePaused', queue: 'q3' },
     { type: 'workerRegistered', queue: 'q2', config: '{"url":"http://x"}' },
