@@ -101,7 +101,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   workerRoutes(app, routeDeps);
   monitoringRoutes(app, routeDeps, deps.health);
   debugRoutes(app, routeDeps);
-  if (deps.history) historyRoutes(app, deps.history);
+  if (deps.history) historyRoutes(app, deps.history, (id) => broker.getJob(id) !== null);
   if (deps.realtime) {
     const realtime = deps.realtime;
     await app.register(async (scope) => realtime(scope));

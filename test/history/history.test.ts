@@ -175,6 +175,7 @@ t.test('history-survives-removal-and-remove-on-complete', async (t) => {
   const check = async (url: string): Promise<void> => {
     const h1 = await history(url, gone);
     t.same(h1.body.history.map((e: any) => e.type), ['pushed', 'pulled', 'completed', 'removed']);
+    t.equal(h1.body.complete, true, 'it starts at the push');
     t.equal(h1.body.history[3].reason, 'remove-on-complete');
     const h2 = await history(url, cancelled);
     t.same(h2.body.history.map((e: any) => e.type), ['pushed', 'removed']);
@@ -277,4 +278,28 @@ t.test('iso-time-ms-takes-iso-dates-and-times-only', async (t) => {
   t.equal(isoTimeMs('2026-12-06T10:20:30.5Z'), Date.UTC(2026, 11, 6, 10, 20, 30, 500));
   t.equal(isoTimeMs('2026-12-06T10:20+02:00'), Date.UTC(2026, 11, 6, 8, 20));
   for (const loose of ['1.5', '-5', '12.3', 'x 5', '2026-12-06 nonsense', 'Dec 6 2026', '']) t.ok(Number.isNaN(isoTimeMs(loose)), loose);
+});
+
+t.test('history-says-whether-it-starts-at-the-push', async (t) => {
+  const { startServer } = await import('../fixtures/server.js');
+  const { sampleRecord } = await import('../fixtures/records.js');
+  const { FakeBroker } = await import('../fixtures/fake-broker.js');
+  const broker = new FakeBroker();
+  const live = await broker.push('q', { data: 1 }, { actor: null });
+  const liveId = live.ok ? live.id : '';
+  // What retention can leave: a job's later records without its push, or none at all.
+  const pulledOnly = sampleRecord('pulled');
+  const source = {
+    async *records(id: string) {
+      if (id === 'job-1') yield pulledOnly;
+    },
+  };
+  const s = await startServer({ broker, history: source });
+  t.teardown(() => s.close());
+  const partial = await s.request('GET', '/jobs/job-1/history');
+  t.equal(partial.json.complete, false, 'the push is no longer retained');
+  t.equal(partial.json.history.length, 1);
+  const emptied = await s.request('GET', `/jobs/${liveId}/history`);
+  t.same([emptied.status, emptied.json], [200, { ok: true, history: [], complete: false }], 'a live job whose records are all gone');
+  t.equal((await s.request('GET', '/jobs/nobody/history')).status, 404);
 });

@@ -3,9 +3,11 @@
 //   GET /jobs/:id/history?format=ndjson   → the same entries, one JSON object per line, streamed
 // Entries are recordToJson views of every record that mentions the job, oldest first. They come
 // from the log (through the per-job index), not from the state, so they outlive the job: removed
-// or completed-and-removed jobs keep their history while retention keeps the segments. 404
-// "Job not found" only when no retained record mentions the id. Registered on the main app, so
-// auth, rate limiting and CORS apply as for every route.
+// or completed-and-removed jobs keep their history while retention keeps the segments. The JSON
+// form says `complete: true` when the history starts at the job's push, false when retention has
+// removed its beginning (a live job whose every record is gone answers an empty, incomplete
+// history). 404 "Job not found" only when no retained record mentions the id and no such job
+// exists. Registered on the main app, so auth, rate limiting and CORS apply as for every route.
 
 import { Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
@@ -30,7 +32,7 @@ async function* ndjsonLines(first: LogRecord, rest: AsyncGenerator<LogRecord>): 
   for await (const record of rest) yield `${JSON.stringify(recordToJson(record))}\n`;
 }
 
-export function historyRoutes(app: FastifyInstance, history: HistorySource): void {
+export function historyRoutes(app: FastifyInstance, history: HistorySource, jobExists: (id: string) => boolean): void {
   app.get<{ Params: { id: string }; Querystring: { format: 'json' | 'ndjson' } }>(
     '/jobs/:id/history',
     {
@@ -45,14 +47,16 @@ export function historyRoutes(app: FastifyInstance, history: HistorySource): voi
     async (request, reply) => {
       const records = history.records(request.params.id);
       const first = await records.next();
-      if (first.done === true) return sendApiError(reply, 'jobNotFound');
+      if (first.done === true) {
+        return jobExists(request.params.id) ? { ok: true, history: [], complete: false } : sendApiError(reply, 'jobNotFound');
+      }
       if (request.query.format === 'ndjson') {
         reply.type('application/x-ndjson');
         return reply.send(Readable.from(ndjsonLines(first.value, records), { objectMode: false }));
       }
       const entries = [recordToJson(first.value)];
       for await (const record of records) entries.push(recordToJson(record));
-      return { ok: true, history: entries };
+      return { ok: true, history: entries, complete: first.value.body.type === 'pushed' };
     },
   );
 }
