@@ -5,7 +5,9 @@
 //   --from <offset>        first offset (inclusive)      --to <offset>     end (exclusive)
 //   --since <time>         timestamp >= time             --until <time>    timestamp <= time
 //   --kind <type>          record type; repeatable or comma separated (e.g. pushed,completed)
-//   --queue <name>         records of that queue         --job <id>        records touching that job
+//   --queue <name>         records of that queue
+//   --job <id>             records touching that job, and (as GET /jobs/:id/history) the
+//                          completions and removals of the jobs it waited for, after its push
 //   --follow               keep printing records appended by a running broker (polls every 200 ms)
 //
 // Strictly read-only: the log is opened with readOnly (O_RDONLY, no truncation, no index
@@ -16,7 +18,7 @@ import { findLogDir, LogError, openReadOnly } from '../log/log.js';
 import { isoTimeMs } from '../history/point.js';
 import { followDirectory } from '../log/follower.js';
 import { recordToJson } from '../record/codec.js';
-import { jobIdsOf, queueOf, RECORD_TYPES, type LogRecord, type RecordType } from '../record/types.js';
+import { jobIdsOf, queueOf, RECORD_TYPES, releasesDependents, type LogRecord, type RecordType } from '../record/types.js';
 
 function dataDir(flag: string | undefined): string {
   return flag ?? process.env['DATA_DIR'] ?? './data';
@@ -61,6 +63,8 @@ interface Filter {
   kinds: Set<RecordType> | null;
   queue: string | null;
   job: string | null;
+  /** The dependencies the job's latest push was still waiting for (filled while reading). */
+  jobDeps: Set<string>;
 }
 
 function parseLogcatArgs(argv: string[]): { dir: string; follow: boolean; filter: Filter } {
@@ -91,18 +95,31 @@ function parseLogcatArgs(argv: string[]): { dir: string; follow: boolean; filter
     kinds: kinds === undefined || kinds.length === 0 ? null : new Set(kinds as RecordType[]),
     queue: values.queue ?? null,
     job: values.job ?? null,
+    jobDeps: new Set(),
   };
   if (filter.from > filter.to) throw new UsageError(`--from ${filter.from} is after --to ${filter.to}`);
   if (filter.since > filter.until) throw new UsageError('--since is after --until');
   return { dir: dataDir(values.dir), follow: values.follow === true, filter };
 }
 
+/** Records are read in offset order, so a job's push is seen before what releases it. */
 function matches(r: LogRecord, f: Filter): boolean {
+  const touchesJob = f.job === null || touches(r, f.job, f.jobDeps);
   if (r.offset < f.from || r.offset >= f.to || r.timestamp < f.since || r.timestamp > f.until) return false;
   if (f.kinds !== null && !f.kinds.has(r.body.type)) return false;
   if (f.queue !== null && queueOf(r.body) !== f.queue) return false;
-  if (f.job !== null && !jobIdsOf(r.body).includes(f.job)) return false;
-  return true;
+  return touchesJob;
+}
+
+function touches(r: LogRecord, job: string, deps: Set<string>): boolean {
+  const body = r.body;
+  if (body.type === 'pushed' && body.job.id === job) {
+    deps.clear();
+    for (const dep of body.pendingDeps) deps.add(dep);
+    return true;
+  }
+  if (jobIdsOf(body).includes(job)) return true;
+  return deps.size > 0 && releasesDependents(body) && jobIdsOf(body).some((id) => deps.has(id));
 }
 
 export async function logcatCommand(argv: string[]): Promise<number> {

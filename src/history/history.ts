@@ -20,7 +20,7 @@ import { jobIndexCacheBytesMax } from '../constants.js';
 import { readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { SegmentInfo } from '../log/log.js';
-import { jobIdsOf, type LogRecord } from '../record/types.js';
+import { jobIdsOf, releasesDependents, type LogRecord } from '../record/types.js';
 import {
   ActiveJobIndex,
   decodeJobIndex,
@@ -127,8 +127,7 @@ export class JobHistory {
     const released: LogRecord[] = [];
     for (const dep of new Set(deps)) {
       for await (const record of this.mentions(dep)) {
-        const type = record.body.type;
-        if (record.offset > (pushed as LogRecord).offset && (type === 'completed' || type === 'removed')) released.push(record);
+        if (record.offset > (pushed as LogRecord).offset && releasesDependents(record.body)) released.push(record);
       }
     }
     const byOffset = new Map<number, LogRecord>();

@@ -211,6 +211,12 @@ export function jobIdsOf(body: RecordBody): string[] {
   }
 }
 
+/** Whether the record ends its jobs' part as dependencies: a completion or a removal lets the
+ *  jobs that waited on them run (a missing dependency counts as satisfied). */
+export function releasesDependents(body: RecordBody): boolean {
+  return body.type === 'completed' || body.type === 'removed';
+}
+
 /** The queue a record belongs to. */
 export function queueOf(body: RecordBody): string {
   return body.type === 'pushed' ? body.job.queue : body.queue;

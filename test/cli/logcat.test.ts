@@ -5,7 +5,8 @@ import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { followPollMs, settlePolls } from '../../src/log/follower.js';
 import { Log } from '../../src/log/log.js';
-import { sampleRecord } from '../fixtures/records.js';
+import { plainSpec, sampleRecord } from '../fixtures/records.js';
+import type { RecordBody, RecordDraft } from '../../src/record/types.js';
 import { drafts, hashTree, tempDir, writeLog } from '../log/helpers.js';
 import { runCli, spawnCli } from './run-cli.js';
 
@@ -56,6 +57,31 @@ t.test('logcat-prints-ndjson-with-filters-and-leaves-dir-byte-identical', async 
   t.equal(backwards.code, 2);
   t.match(backwards.stderr, '--since is after --until');
   t.strictSame(await hashTree(dir), before, 'read-only');
+});
+
+t.test('logcat-job-shows-the-completions-and-removals-that-released-it-as-history-does', async (t) => {
+  const dir = await tempDir(t);
+  const at = (i: number, body: RecordBody): RecordDraft => ({ timestamp: 1_700_000_000_000 + i, actor: null, body });
+  const push = (i: number, id: string, pendingDeps: string[]): RecordDraft =>
+    at(i, { type: 'pushed', job: plainSpec(id, 'q', '{}', 1_700_000_000_000 + i), state: pendingDeps.length > 0 ? 6 : 1, pendingDeps });
+  const completed = (i: number, id: string): RecordDraft => at(i, { type: 'completed', queue: 'q', jobId: id, result: null, token: 't' });
+  const log = await Log.open({ dir, segmentBytes: 8192, logger: () => {} });
+  await log.append([
+    completed(0, 'dep-1'), // before the child's push: not part of its history
+    push(1, 'child', ['dep-1', 'dep-2']),
+    completed(2, 'dep-1'),
+    completed(3, 'other'),
+    at(4, { type: 'removed', queue: 'q', jobs: [{ jobId: 'dep-2', prev: 1 }, { jobId: 'x', prev: 1 }], reason: 1 }),
+    completed(5, 'child'),
+  ]).durable;
+  await log.close();
+
+  const job = lines((await runCli(['logcat', '--dir', dir, '--job', 'child'])).stdout);
+  t.strictSame(job.map((r) => r['offset']), [1, 2, 4, 5]);
+  const kind = lines((await runCli(['logcat', '--dir', dir, '--job', 'child', '--kind', 'completed'])).stdout);
+  t.strictSame(kind.map((r) => r['offset']), [2, 5], 'the push filtered out by --kind still names the dependencies');
+  const dep = lines((await runCli(['logcat', '--dir', dir, '--job', 'dep-1'])).stdout);
+  t.strictSame(dep.map((r) => r['offset']), [0, 2], 'a dependency shows its own records only');
 });
 
 t.test('logcat-follow-prints-records-appended-by-another-process-across-a-roll', async (t) => {
