@@ -96,11 +96,12 @@ interface Args {
   svg: string | null;
   opts: BenchOptions;
   rounds: number;
+  help: boolean;
   errors: string[];
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { names: [], json: false, svg: null, opts: { ...defaultBenchOptions, vs: [] }, rounds: 1, errors: [] };
+  const args: Args = { names: [], json: false, svg: null, opts: { ...defaultBenchOptions, vs: [] }, rounds: 1, help: false, errors: [] };
   const number = (flag: string, value: string | undefined, min: number): number => {
     const n = Number(value);
     if (!Number.isFinite(n) || n < min) args.errors.push(`${flag} needs a number ≥ ${min}`);
@@ -108,7 +109,8 @@ function parseArgs(argv: string[]): Args {
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] ?? '';
-    if (a === '--json') args.json = true;
+    if (a === '--help' || a === '-h') args.help = true;
+    else if (a === '--json') args.json = true;
     else if (a === '--svg') args.svg = argv[++i] ?? (args.errors.push('--svg needs a file'), null);
     else if (a === '--seconds') args.opts.seconds = number(a, argv[++i], 0.1);
     else if (a === '--rounds') args.rounds = Math.floor(number(a, argv[++i], 1));
@@ -137,10 +139,12 @@ export function machineLine(): string {
 
 export async function benchMain(argv: string[]): Promise<number> {
   const args = parseArgs(argv);
-  if (argv.includes('--help') || args.errors.length > 0) {
+  if (args.help || args.errors.length > 0) {
     for (const e of args.errors) console.error(`tapeq bench: ${e}`);
-    console.error(usage);
-    for (const [name, s] of Object.entries(SCENARIOS)) console.error(`  ${name.padEnd(19)} ${s.summary}`);
+    // Asked for, the usage is the answer (stdout, exit 0); after a mistake it explains it.
+    const print = args.errors.length > 0 ? console.error : console.log;
+    print(usage);
+    for (const [name, s] of Object.entries(SCENARIOS)) print(`  ${name.padEnd(19)} ${s.summary}`);
     return args.errors.length > 0 ? 2 : 0;
   }
   let selected = args.names.length > 0 ? args.names : Object.keys(SCENARIOS);

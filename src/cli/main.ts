@@ -6,34 +6,108 @@ import { ConfigError } from '../config.js';
 
 type Command = (argv: string[]) => Promise<number>;
 
-const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }> = {
-  serve: { summary: 'start the broker (default)', load: async () => (await import('./serve.js')).serveCommand },
+/** A command: its one-line summary for `tapeq --help`, and the usage `tapeq <command> --help`
+ *  prints (flags and exit codes; the module's header comment says the rest). */
+interface CommandEntry {
+  summary: string;
+  usage: string;
+  load: () => Promise<Command>;
+}
+
+const timePoint = '<offset|ISO time>';
+const exits = 'Exit 0; 1 on a log error; 2 on a usage error.';
+
+const COMMANDS: Record<string, CommandEntry> = {
+  serve: {
+    summary: 'start the broker (default)',
+    usage: `usage: tapeq serve [--repair] [--until ${timePoint}]
+
+  --repair          quarantine a corrupt sealed segment (moved aside, named in the log) instead of
+                    refusing to start
+  --until <point>   a READ-ONLY server on the state as of that point: offset N = after records
+                    [0, N); a time = after the last record stamped at or before it. Writes answer 409.
+
+Configuration comes from the environment (README, "Configuration"); DATA_DIR holds the log.`,
+    load: async () => (await import('./serve.js')).serveCommand,
+  },
   logcat: {
     summary: 'print log records as NDJSON (--from --to --since --until --kind --queue --job --follow)',
+    usage: `usage: tapeq logcat [--dir <path>] [filters] [--follow]
+
+  --dir <path>       data directory or its log/ directory (default $DATA_DIR or ./data)
+  --from <offset>    first offset (inclusive)          --to <offset>    end offset (exclusive)
+  --since <time>     stamped at or after (ISO 8601 or epoch ms)
+  --until <time>     stamped at or before
+  --kind <type>      record type; repeatable or comma separated (e.g. pushed,completed)
+  --queue <name>     records of that queue
+  --job <id>         records touching that job, and the completions and removals of the jobs it
+                     waited for (as GET /jobs/:id/history)
+  --follow           keep printing records a running broker appends (Ctrl-C to stop)
+
+Read-only. ${exits}`,
     load: async () => (await import('./logcat.js')).logcatCommand,
   },
   verify: {
     summary: 'check every frame and checksum; exit 1 naming the first bad record',
+    usage: `usage: tapeq verify [--dir <path>]
+
+Checks every segment header, frame length and checksum, that every record decodes and that
+offsets run without a gap. Prints a summary; on damage names the file, byte, offset and problem.
+Read-only. Exit 0 when the log is sound; 1 on damage (a torn tail counts); 2 on a usage error.`,
     load: async () => (await import('./verify.js')).verifyCommand,
   },
   replay: {
     summary: 'rebuild the state as of --until <offset|ISO time>; print a summary, --job <id> or --digest',
+    usage: `usage: tapeq replay [--dir <path>] [--until ${timePoint}] [--job <id>] [--queue <name>] [--digest]
+
+  --until <point>   offset N = after records [0, N); a time = after the last record stamped at or
+                    before it (default: the log's end)
+  --job <id>        print that job as it was then (the API's job JSON)
+  --queue <name>    restrict the summary to one queue (with --job: the job must be in it)
+  --digest          print only the state digest (sha256 hex)
+
+Read-only. Exit 0; 1 when the job did not exist then or the state cannot be rebuilt; 2 on a usage error.`,
     load: async () => (await import('./replay.js')).replayCommand,
   },
   recover: {
     summary: 'point-in-time recovery: --until <offset|ISO time> --out <new dir> [--dry-run]',
+    usage: `usage: tapeq recover --until ${timePoint} --out <new dir> [--dir <path>] [--dry-run]
+
+Writes a NEW data directory whose state is exactly the state at the point, which \`tapeq serve\`
+starts from; <new dir> must not exist or be empty, and the source is only read. --dry-run writes
+nothing and prints what would be kept and what left out. Exit 0; 1 when recovery is impossible;
+2 on a usage error.`,
     load: async () => (await import('./recover.js')).recoverCommand,
   },
   export: {
     summary: 'write records as an Avro object container file: --avro <file> [--since --until --queue]',
+    usage: `usage: tapeq export --avro <file> [--dir <path>] [--since <time>] [--until ${timePoint}] [--queue <name>]
+
+  --since <time>    first record stamped at or after it (ISO 8601)
+  --until <point>   offset N = records before N; a time = records stamped at or before it
+  --queue <name>    only that queue's records
+
+Writes deflate blocks with the schema in src/history/export-schema.json, through a temporary file
+renamed at the end. ${exits}`,
     load: async () => (await import('./export.js')).exportCommand,
   },
-  bench: { summary: 'run the benchmarks (see --help)', load: async () => (await import('./bench.js')).benchCommand },
+  bench: {
+    summary: 'run the benchmarks (tapeq bench --help lists the scenarios)',
+    usage: '', // the harness prints its own
+    load: async () => (await import('./bench.js')).benchCommand,
+  },
 };
 
 function usage(): string {
   const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(8)} ${c.summary}`);
-  return ['usage: tapeq <command> [options]', '', 'commands:', ...lines, '', 'DATA_DIR (default ./data) picks the data directory.'].join('\n');
+  return [
+    'usage: tapeq <command> [options]',
+    '',
+    'commands:',
+    ...lines,
+    '',
+    '`tapeq <command> --help` lists its options. DATA_DIR (default ./data) picks the data directory.',
+  ].join('\n');
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -48,6 +122,10 @@ async function main(argv: string[]): Promise<number> {
   if (command === undefined) {
     console.error(`tapeq: unknown command "${name}"\n\n${usage()}`);
     return 2;
+  }
+  if (command.usage !== '' && (args.includes('--help') || args.includes('-h'))) {
+    console.log(command.usage);
+    return 0;
   }
   return (await command.load())(args);
 }

@@ -1,0 +1,39 @@
+import t from 'tap';
+import { runTapeq } from '../fixtures/process.js';
+
+const commands = ['serve', 'logcat', 'verify', 'replay', 'recover', 'export'];
+
+t.test('every-subcommand-answers-help-with-its-options-on-stdout-and-exit-0', async (t) => {
+  for (const command of commands) {
+    for (const flag of ['--help', '-h']) {
+      const r = await runTapeq([command, flag]);
+      t.equal(r.code, 0, `${command} ${flag} exits 0`);
+      t.match(r.stdout, new RegExp(`^usage: tapeq ${command}`), `${command} ${flag} prints its usage`);
+      t.equal(r.stderr, '');
+    }
+  }
+  const logcat = await runTapeq(['logcat', '--help']);
+  for (const flag of ['--dir', '--from', '--to', '--since', '--until', '--kind', '--queue', '--job', '--follow']) t.match(logcat.stdout, flag);
+  const serve = await runTapeq(['serve', '--help']);
+  t.match(serve.stdout, '--repair');
+  t.match(serve.stdout, '--until');
+});
+
+t.test('top-level-help-points-to-each-commands-help', async (t) => {
+  const r = await runTapeq(['--help']);
+  t.equal(r.code, 0);
+  for (const command of [...commands, 'bench']) t.match(r.stdout, new RegExp(`^  ${command} `, 'm'));
+  t.match(r.stdout, '`tapeq <command> --help` lists its options');
+});
+
+t.test('bench-help-prints-usage-and-scenarios-on-stdout-while-a-bad-flag-exits-2-on-stderr', async (t) => {
+  const help = await runTapeq(['bench', '--help']);
+  t.equal(help.code, 0);
+  t.match(help.stdout, /^usage: tapeq bench/);
+  t.match(help.stdout, /^ {2}http-push /m);
+  t.equal(help.stderr, '');
+  const bad = await runTapeq(['bench', '--nope']);
+  t.equal(bad.code, 2);
+  t.match(bad.stderr, 'tapeq bench: unknown option --nope');
+  t.equal(bad.stdout, '');
+});
