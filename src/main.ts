@@ -120,8 +120,9 @@ async function servePointInTime(config: Config, point: Point, logger: (line: str
     const log = track(await Log.open({ dir: logDir, readOnly: true, logger }));
     const until = await untilOffset(log, point);
     const loaded = await loadState({ log, dir: snapshotsDir, logger, until, readOnly: true });
+    const pastEnd = point.kind === 'offset' && point.offset > until ? ` (past the log's end: the state at its end, offset ${until})` : '';
     logger(
-      `tapeq: READ-ONLY server on the state at ${describePoint(point)}: records [0, ${until}) of ${log.durableOffset} ` +
+      `tapeq: READ-ONLY server on the state at ${describePoint(point)}${pastEnd}: records [0, ${until}) of ${log.durableOffset} ` +
         `(snapshot: ${loaded.fromSnapshot ?? 'none'}, replayed ${loaded.replayed}); writes answer 409`,
     );
     const broker = new Broker({ log, state: loaded.state, lockMsDefault: config.lockMs, logger, readOnly: true });

@@ -84,6 +84,11 @@ export async function exportCommand(argv: string[]): Promise<number> {
     try {
       const from = args.since === null ? log.firstOffset : Math.max(log.firstOffset, await sinceOffset(log, args.since));
       const to = args.until === null ? log.durableOffset : await untilOffset(log, args.until);
+      // Times were compared while parsing; an offset --until is compared once --since is an offset.
+      if (args.since !== null && args.until?.kind === 'offset' && from > to) {
+        console.error(`tapeq export: --since is after --until: the first record stamped at or after --since is offset ${from}, --until ends before ${to}`);
+        return 2;
+      }
       const encoder = createAvroContainerEncoder(exportSchema, 'deflate', avroExportBlockBytes);
       // Opened first, so that a directory that does not exist is an error here, not an 'error'
       // event of a stream nobody listens to; a later write error ends the encoder too.

@@ -91,3 +91,14 @@ t.test('export-into-a-missing-directory-fails-with-a-clear-message', async (t) =
   t.match(r.stderr, new RegExp(`^tapeq export: cannot write ${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: ENOENT`));
   t.notMatch(r.stderr, /\n\s+at /, 'no stack trace');
 });
+
+t.test('export-refuses-a-since-time-after-an-offset-until-and-writes-nothing', async (t) => {
+  const records = await logRecords();
+  const late = records.at(-1);
+  if (late === undefined) throw new Error('empty log');
+  const file = join(root, 'reversed.avro');
+  const r = await runTapeq(['export', '--dir', w.dir, '--avro', file, '--since', new Date(late.timestamp).toISOString(), '--until', '1']);
+  t.equal(r.code, 2, 'a reversed range is a usage error, not an empty file');
+  t.match(r.stderr, /^tapeq export: --since is after --until: the first record stamped at or after --since is offset \d+, --until ends before 1/);
+  await t.rejects(readFile(file), { code: 'ENOENT' }, 'no file written');
+});

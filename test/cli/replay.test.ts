@@ -60,6 +60,14 @@ t.test('serve-until-refuses-writes-with-409', async (t) => {
   const history = await (await fetch(`${p.url}/jobs/${before}/history`)).json();
   t.ok(history.history.length > 0 && history.history.every((e: any) => e.offset < cp.offset), 'history stops at the point');
   t.match(p.stderr(), /READ-ONLY server/);
+  t.notMatch(p.stderr(), "past the log's end");
+});
+
+t.test('serve-until-past-the-end-says-it-serves-the-state-at-the-end', async (t) => {
+  const p = await startTapeq(w.dir, {}, { args: ['--until', '99999999'] });
+  t.teardown(() => p.kill());
+  t.equal((await fetch(`${p.url}/jobs/${after}`)).status, 200, 'the last jobs are served');
+  t.match(p.stderr(), /READ-ONLY server on the state at offset 99999999 \(past the log's end: the state at its end, offset \d+\): records \[0, \d+\)/);
 });
 
 t.test('read-only-commands-leave-data-dir-byte-identical', async (t) => {
