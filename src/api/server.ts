@@ -91,7 +91,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   registerRateLimit(app, config);
   registerAuth(app, config, broker);
   registerCors(app, config);
-  await registerOpenApi(app);
+  await registerOpenApi(app, config);
 
   const routeDeps: RouteDeps = { broker, config, latency: createLatencyMetrics() };
   jobRoutes(app, routeDeps);

@@ -115,6 +115,7 @@ t.test('bad-queue-name-or-offset-is-400-before-any-stream', async (t) => {
   const cases: Array<[string, Record<string, string>, string]> = [
     ['/events/queues/bad%20name', {}, 'Invalid queue name'],
     ['/events?from=-1', {}, 'from must be a log offset (a non-negative integer)'],
+    ['/events?from=1&from=0', {}, 'from must be a log offset (a non-negative integer)'],
     ['/events', { 'last-event-id': 'abc' }, 'Last-Event-ID must be a log offset (a non-negative integer)'],
     ['/events?from=2', {}, 'from 2 is beyond the end of the log (its last offset is 1)'],
     ['/events', { 'last-event-id': '30' }, 'Last-Event-ID 30 is beyond the end of the log (its last offset is 1)'],
@@ -128,6 +129,41 @@ t.test('bad-queue-name-or-offset-is-400-before-any-stream', async (t) => {
     const refused = await WsClient.connect(h.ws(path)).catch((e: unknown) => e);
     t.equal((refused as UpgradeRefused).status, 400, path);
   }
+});
+
+t.test('openapi-documents-sse-resume-parameters-and-each-routes-real-security', async (t) => {
+  const h = await startRealtime({ config: { authTokens: [token] } });
+  t.teardown(() => h.close());
+  const doc = (await (await fetch(h.http('/openapi.json'), { headers: bearer })).json()) as any;
+  for (const path of ['/events', '/events/queues/{queue}']) {
+    const op = doc.paths[path].get;
+    const params = op.parameters.map((p: any) => `${p.in}:${p.name}`);
+    t.ok(params.includes('query:from') && params.includes('header:last-event-id'), `${path} documents both resume parameters`);
+    t.ok(op.responses['400'] && op.responses['401'], `${path} documents 400 and 401`);
+    t.equal(op.security, undefined, `${path} needs the token (the document's default)`);
+  }
+  t.strictSame(doc.security, [{ bearer: [] }]);
+  for (const path of ['/health', '/healthz', '/live', '/ready', '/heapstats', '/prometheus']) {
+    t.strictSame(doc.paths[path].get.security, [], `${path} is open`);
+    t.notOk(doc.paths[path].get.responses['401'], `${path} never answers 401`);
+  }
+  t.strictSame(doc.paths['/gc'].post.security, []);
+  for (const [path, method] of [['/queues', 'get'], ['/stats', 'get'], ['/workers', 'get'], ['/queues/{queue}/jobs', 'post']] as const) {
+    t.ok(doc.paths[path][method].responses['401'], `${method} ${path} documents 401`);
+  }
+  t.notOk(doc.paths['/ws'], 'WebSocket routes are outside the document');
+  // Requests still behave as before: the documentation-only schemas refuse nothing.
+  const sse = await SseClient.connect(h.http('/events?unknown=1'), bearer);
+  t.equal(sse.status, 200);
+  sse.close();
+});
+
+t.test('openapi-says-prometheus-needs-a-token-when-metrics-auth-is-on', async (t) => {
+  const h = await startRealtime({ config: { authTokens: [token], metricsAuth: true } });
+  t.teardown(() => h.close());
+  const doc = (await (await fetch(h.http('/openapi.json'), { headers: bearer })).json()) as any;
+  t.equal(doc.paths['/prometheus'].get.security, undefined);
+  t.ok(doc.paths['/prometheus'].get.responses['401']);
 });
 
 t.test('a-plain-get-on-a-websocket-route-is-426-in-the-envelope', async (t) => {

@@ -15,7 +15,8 @@
 
 import { randomUUID } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest, FastifySchema } from 'fastify';
+import { errorResponse } from '../schemas.js';
 import type { BrokerEvent } from '../../broker/events.js';
 import { connections } from '../connections.js';
 import type { RealtimeDeps } from './deps.js';
@@ -26,8 +27,26 @@ export const sseSlowConsumerError = 'Slow consumer: backlog limit exceeded; reco
 
 export function registerSse(app: FastifyInstance, deps: RealtimeDeps, streams: Set<() => void>): void {
   const handler = (request: FastifyRequest, reply: FastifyReply): void => openStream(request, reply, deps, streams);
-  app.get('/events', handler);
-  app.get('/events/queues/:queue', handler);
+  app.get('/events', { schema: sseSchema('Server-Sent Events of every queue') }, handler);
+  app.get('/events/queues/:queue', { schema: { ...sseSchema('Server-Sent Events of one queue'), params: queueParamDoc } }, handler);
+}
+
+/** For the OpenAPI document only: no value can fail these (no types), so the parameters are
+ *  checked by parseStreamParams alone, with its messages. */
+const queueParamDoc = { type: 'object', properties: { queue: { description: 'Queue name' } } } as const;
+
+function sseSchema(summary: string): FastifySchema {
+  const resume = 'Resume after this log offset: every event after it is sent first, then the live tail';
+  return {
+    summary,
+    tags: ['real-time'],
+    querystring: { type: 'object', properties: { from: { description: `${resume} (Last-Event-ID wins when both are given)` } } },
+    headers: { type: 'object', properties: { 'last-event-id': { description: `${resume}; what an EventSource sends when it reconnects` } } },
+    response: {
+      200: { description: 'text/event-stream: first `data: {"connected":true,"clientId"}`, then one `id: <offset>` + `data: <event JSON>` message per event' },
+      400: errorResponse,
+    },
+  };
 }
 
 function openStream(request: FastifyRequest, reply: FastifyReply, deps: RealtimeDeps, streams: Set<() => void>): void {
