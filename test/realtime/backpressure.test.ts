@@ -43,7 +43,7 @@ t.test('sse-client-that-stops-reading-is-cut-off-and-resumes-losslessly', async 
   const final = messages[messages.length - 1];
   t.equal(final?.event, null, 'the last message is a plain data message, as every seed 004 message is');
   t.equal(final?.id, null, 'without an id: Last-Event-ID stays at the last event');
-  t.strictSame(JSON.parse(final?.data ?? '{}'), { error: sseSlowConsumerError });
+  t.strictSame(JSON.parse(final?.data ?? '{}'), { ok: false, error: sseSlowConsumerError });
   const ids = messages.filter((m) => m.id !== null).map((m) => Number(m.id));
   t.ok(ids.length < floodJobs, `cut off after ${ids.length} of ${floodJobs} events`);
 
@@ -71,7 +71,7 @@ t.test('ws-client-that-stops-reading-is-cut-off-with-1008', async (t) => {
   const final = ws.inbox.all[ws.inbox.all.length - 1] as { error?: string };
   const events = ws.inbox.all.filter((m) => m.eventType === 'pushed');
   const lastOffset = events[events.length - 1]?.offset;
-  t.strictSame(final, { error: `Slow consumer: backlog limit exceeded; reconnect with ?from=${lastOffset}` });
+  t.strictSame(final, { ok: false, error: `Slow consumer: backlog limit exceeded; reconnect with ?from=${lastOffset}` });
   t.ok(events.length < floodJobs, `cut off after ${events.length} of ${floodJobs} events`);
   await until('connections.ws to drop', () => connections.ws === wsBefore - 1);
 
@@ -124,7 +124,7 @@ t.test('ws-client-that-sends-commands-but-does-not-read-is-throttled-then-cut-of
   ws.socket.resume();
   const closed = await ws.closed;
   t.equal(closed.code, 1008);
-  t.strictSame(ws.inbox.all[ws.inbox.all.length - 1], { error: 'Slow consumer: backlog limit exceeded' });
+  t.strictSame(ws.inbox.all[ws.inbox.all.length - 1], { ok: false, error: 'Slow consumer: backlog limit exceeded' });
 });
 t.test('ws-client-that-reads-gets-every-large-reply-through-the-backlog-limit', async (t) => {
   const h = await startRealtime({ limits });

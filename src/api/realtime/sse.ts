@@ -4,7 +4,7 @@
 //   data: {"connected":true,"clientId":"<uuid>"}\n\n             first, once
 //   id: <offset>\ndata: {"eventType":…,"queue":…,"jobId":…,"timestamp":…,…extra}\n\n
 //   : keep-alive\n\n                                             every sseKeepAliveMs
-//   event: error\ndata: {"error":"Slow consumer: …"}\n\n          last, when cut off
+//   data: {"ok":false,"error":"Slow consumer: …"}\n\n             last, when cut off
 //
 // The log offset travels only as the SSE `id`, not in `data`, so `data` is exactly seed 004's
 // shape; EventSource exposes it as `lastEventId` and sends it back as `Last-Event-ID` on reconnect.
@@ -103,7 +103,7 @@ function finish(res: ServerResponse, ended: SubscriptionEnd, graceMs: number, st
   const error = ended.end === 'slow' ? sseSlowConsumerError : ended.error.message;
   // A plain message, no id and no event name: seed 004 sends every message as `data:`, so an
   // `onmessage` handler sees it, and the client's Last-Event-ID stays at its last event.
-  res.end(`data: ${JSON.stringify({ error })}\n\n`);
+  res.end(`data: ${JSON.stringify({ ok: false, error })}\n\n`);
   const kill = (): void => {
     res.destroy();
   };

@@ -120,9 +120,8 @@ class WsSession {
    *  it gets wsAuthDeadlineMs to authenticate, then it is closed (1008, policy violation). */
   #armAuthDeadline(): void {
     const timer = setTimeout(() => {
-      if (this.#authenticated || this.socket.readyState !== this.socket.OPEN) return;
-      this.socket.send(JSON.stringify({ ok: false, error: 'Authentication timeout: send {"cmd":"Auth","token":"..."} after connecting' }));
-      this.socket.close(wsPolicyViolationCode, 'Authentication timeout');
+      if (this.#authenticated) return;
+      this.#close('Authentication timeout: send {"cmd":"Auth","token":"..."} after connecting', wsPolicyViolationCode, 'Authentication timeout');
     }, this.deps.limits.wsAuthDeadlineMs);
     timer.unref();
     this.socket.once('close', () => clearTimeout(timer));
@@ -155,11 +154,11 @@ class WsSession {
     this.#close(`Slow consumer: backlog limit exceeded${resume}`, wsPolicyViolationCode, 'Slow consumer');
   }
 
-  /** Sends a final `{error}` message and closes; a client that does not take it in closeGraceMs
-   *  is destroyed. */
+  /** Sends a final `{ok: false, error}` message (no reqId: it answers no command) and closes; a
+   *  client that does not take it in closeGraceMs is destroyed. */
   #close(error: string, code: number, reason: string): void {
     if (this.socket.readyState !== this.socket.OPEN) return;
-    this.socket.send(JSON.stringify({ error }));
+    this.socket.send(JSON.stringify({ ok: false, error }));
     this.socket.close(code, reason);
     // Read again (a stalled session stopped), so that the client's close frame completes the
     // handshake; commands still arriving are dropped (#onMessage).
