@@ -11,7 +11,7 @@
 // Events are the seed-004 JSON objects plus `offset` (the log offset; a WebSocket has no `id:`
 // field), so a client can reconnect with `?from=<offset>`. Commands run concurrently, each reply
 // echoing its `reqId`; at most wsInflightMax run at once per socket. A slow reader is cut off with a
-// final `{"error": …}` message and close code 1008. On close the client's pulled-and-still-active
+// final `{"ok": false, "error": …}` message and close code 1008. On close the client's pulled-and-still-active
 // jobs are released (`broker.releaseOwner`, one `released` record each).
 
 import { randomUUID } from 'node:crypto';
