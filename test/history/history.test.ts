@@ -263,6 +263,8 @@ t.test('history-ndjson-streams', async (t) => {
   const res = await fetch(`${s.url}/jobs/${id}/history?format=ndjson`);
   t.equal(res.status, 200);
   t.equal(res.headers.get('content-type'), 'application/x-ndjson');
+  t.equal(res.headers.get('tapeq-history-complete'), 'true', 'NDJSON has no envelope: the header says it starts at the push');
+  t.match(res.headers.get('access-control-expose-headers'), 'tapeq-history-complete');
   const text = await res.text();
   t.ok(text.endsWith('\n'));
   const lines = text.trimEnd().split('\n').map((l) => JSON.parse(l));
@@ -302,4 +304,12 @@ t.test('history-says-whether-it-starts-at-the-push', async (t) => {
   const emptied = await s.request('GET', `/jobs/${liveId}/history`);
   t.same([emptied.status, emptied.json], [200, { ok: true, history: [], complete: false }], 'a live job whose records are all gone');
   t.equal((await s.request('GET', '/jobs/nobody/history')).status, 404);
+  for (const [path, lines] of [['/jobs/job-1/history?format=ndjson', 1], [`/jobs/${liveId}/history?format=ndjson`, 0]] as const) {
+    const res = await fetch(`${s.url}${path}`);
+    t.equal(res.status, 200, path);
+    t.equal(res.headers.get('tapeq-history-complete'), 'false', `${path}: incomplete, said in the header`);
+    t.equal(res.headers.get('content-type'), 'application/x-ndjson');
+    t.equal((await res.text()).split('\n').filter((l) => l !== '').length, lines);
+  }
+  t.equal(partial.headers.get('tapeq-history-complete'), 'false', 'the JSON form sends the header too');
 });

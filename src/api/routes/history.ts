@@ -6,8 +6,9 @@
 // or completed-and-removed jobs keep their history while retention keeps the segments. The JSON
 // form says `complete: true` when the history starts at the job's push, false when retention has
 // removed its beginning (a live job whose every record is gone answers an empty, incomplete
-// history). 404 "Job not found" only when no retained record mentions the id and no such job
-// exists. Registered on the main app, so auth, rate limiting and CORS apply as for every route.
+// history). The NDJSON form, which has no envelope, says the same in the `tapeq-history-complete`
+// header (both forms send it). 404 "Job not found" only when no retained record mentions the id
+// and no such job exists. Registered on the main app, so auth, rate limiting and CORS apply as for every route.
 
 import { Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
@@ -20,6 +21,9 @@ import { errorResponses, idParams } from '../schemas.js';
 export interface HistorySource {
   records(jobId: string): AsyncGenerator<LogRecord>;
 }
+
+/** Whether the history starts at the job's push (retention has not removed its beginning). */
+export const completeHeader = 'tapeq-history-complete';
 
 const historyQuery = {
   type: 'object',
@@ -47,16 +51,18 @@ export function historyRoutes(app: FastifyInstance, history: HistorySource, jobE
     async (request, reply) => {
       const records = history.records(request.params.id);
       const first = await records.next();
-      if (first.done === true) {
-        return jobExists(request.params.id) ? { ok: true, history: [], complete: false } : sendApiError(reply, 'jobNotFound');
-      }
+      if (first.done === true && !jobExists(request.params.id)) return sendApiError(reply, 'jobNotFound');
+      const complete = first.done !== true && first.value.body.type === 'pushed';
+      reply.header(completeHeader, String(complete)).header('access-control-expose-headers', completeHeader);
       if (request.query.format === 'ndjson') {
         reply.type('application/x-ndjson');
+        if (first.done === true) return reply.send(Readable.from([]));
         return reply.send(Readable.from(ndjsonLines(first.value, records), { objectMode: false }));
       }
+      if (first.done === true) return { ok: true, history: [], complete };
       const entries = [recordToJson(first.value)];
       for await (const record of records) entries.push(recordToJson(record));
-      return { ok: true, history: entries, complete: first.value.body.type === 'pushed' };
+      return { ok: true, history: entries, complete };
     },
   );
 }
