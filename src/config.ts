@@ -48,19 +48,19 @@ export const ENV_VARIABLES: ReadonlyArray<{ name: string; default: string; descr
   { name: 'RATE_LIMIT_CLEANUP_MS', default: String(C.rateLimitCleanupMsDefault), description: 'Cleanup interval for expired entries (ms)' },
   { name: 'METRICS_AUTH', default: 'false', description: 'requireAuthForMetrics: /prometheus needs a token' },
   { name: 'METRICS_PREFIX', default: 'bunqueue', description: 'Prefix of Prometheus metric names' },
-  { name: 'MAX_BODY_BYTES', default: String(C.bodyBytesMaxDefault), description: 'Largest request body (413 above)' },
+  { name: 'MAX_BODY_BYTES', default: String(C.bodyBytesMaxDefault), description: 'Largest request body in bytes, 1024–4194304 (413 above); job `data` is at most 524288 bytes as JSON whatever this says' },
   { name: 'SEGMENT_BYTES', default: String(C.segmentBytesDefault), description: 'Size at which a log segment is sealed' },
   { name: 'LOG_SYNC', default: C.logSyncDefault, description: '`always`: ack after the group fdatasync; `interval`: ack after write, sync every LOG_SYNC_INTERVAL_MS' },
-  { name: 'LOG_SYNC_INTERVAL_MS', default: String(C.logSyncIntervalMsDefault), description: 'fdatasync period in interval mode' },
+  { name: 'LOG_SYNC_INTERVAL_MS', default: String(C.logSyncIntervalMsDefault), description: 'fdatasync period in interval mode (ms, 1–60000)' },
   { name: 'SNAPSHOT_EVERY_RECORDS', default: String(C.snapshotEveryRecordsDefault), description: 'Snapshot after this many records' },
   { name: 'SNAPSHOT_INTERVAL_MS', default: String(C.snapshotIntervalMsDefault), description: 'Snapshot at least this often when records arrived' },
   { name: 'HISTORY_RETENTION_MS', default: String(C.historyRetentionMsDefault), description: 'Keep segments at least this long' },
   { name: 'ARCHIVE_DIR', default: '(none)', description: 'Move expired segments here instead of deleting them' },
-  { name: 'LOCK_MS', default: String(C.lockMsDefault), description: 'Lock held by a pull before the job counts as stalled' },
+  { name: 'LOCK_MS', default: String(C.lockMsDefault), description: 'Lock (ms, 1–86400000) held by a pull before the job counts as stalled; a job with a longer `timeout` is locked for timeout + 2 s' },
   {
     name: 'HEAP_GROWING_PERCENT',
     default: String(C.heapGrowingPercentDefault),
-    description: 'How far (%) the JS heap may grow past its live size before a full GC, or 64 MB when that is more (at most 100%); 0 = V8 decides (less GC, more RSS)',
+    description: 'How far (%, 0–300) the JS heap may grow past its live size before a full GC; while the heap is small, 64 MB of growth instead (that headroom is capped at 100%); 0 = V8 decides (less GC, more RSS)',
   },
 ];
 
@@ -94,7 +94,7 @@ export function loadConfig(env: Env = process.env): Config {
       ? C.rateLimitMaxRequestsDefault
       : int('RATE_LIMIT_MAX_REQUESTS', C.rateLimitMaxRequestsDefault, 1);
 
-  const logSync = env.LOG_SYNC ?? C.logSyncDefault;
+  const logSync = env.LOG_SYNC === undefined || env.LOG_SYNC.trim() === '' ? C.logSyncDefault : env.LOG_SYNC.trim();
   if (logSync !== 'always' && logSync !== 'interval') {
     problems.push(`LOG_SYNC must be "always" or "interval" (got "${logSync}")`);
   }

@@ -43,7 +43,7 @@ t.test('auth-tokens-are-split-and-trimmed', async (t) => {
 t.test('readme-documents-every-env-variable-with-its-default', async (t) => {
   const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
   for (const v of ENV_VARIABLES) {
-    t.ok(readme.includes(`| \`${v.name}\` | \`${v.default}\` |`), `${v.name} documented with default ${v.default}`);
+    t.ok(readme.includes(`| \`${v.name}\` | \`${v.default}\` | ${v.description} |`), `${v.name} documented with default ${v.default} and its description`);
   }
 });
 
@@ -54,4 +54,6 @@ t.test('integers-are-decimal-and-auth-tokens-set-to-nothing-are-refused', async 
   t.equal(loadConfig({ HTTP_PORT: ' 8080 ' }).httpPort, 8080);
   t.throws(() => loadConfig({ AUTH_TOKENS: ', ,' }), { message: /AUTH_TOKENS has no token \(got ", ,"\); unset it to run without auth/ });
   t.same(loadConfig({ AUTH_TOKENS: '' }).authTokens, [], 'empty is unset');
+  t.equal(loadConfig({ LOG_SYNC: '' }).logSync, 'always', 'an empty LOG_SYNC is unset, as every other variable');
+  t.equal(loadConfig({ LOG_SYNC: ' interval ' }).logSync, 'interval');
 });
