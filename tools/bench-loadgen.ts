@@ -286,7 +286,11 @@ async function wsRun(spec: LoadSpec): Promise<LoadResult> {
     const pushStep = async (c: WsClient): Promise<boolean> => {
       const t0 = performance.now();
       const reply = await c.call(pushHead);
-      if (!reply.ok) errors += 1;
+      // A rejected push is an error, not a job: only acknowledged pushes count and are timed.
+      if (!reply.ok) {
+        errors += 1;
+        return true;
+      }
       ops += 1;
       samples.add(performance.now() - t0);
       return true;
@@ -298,8 +302,11 @@ async function wsRun(spec: LoadSpec): Promise<LoadResult> {
       const job = pulled.job;
       if (!job) return false;
       const acked = await c.call(`{"cmd":"ACK","id":"${job.id}","token":"${pulled.token ?? ''}"`);
-      if (acked.ok) ops += 1;
-      else errors += 1;
+      if (!acked.ok) {
+        errors += 1;
+        return true;
+      }
+      ops += 1;
       samples.add(performance.now() - t0);
       return true;
     };

@@ -22,8 +22,22 @@ export interface Row {
   errorDetail?: string;
   /** A same-run ratio, e.g. {value: 0.8, text: '0.80× bare fastify', template: '{x}× bare fastify'}. */
   ratio?: Ratio;
-  /** An issue target on the ratio: pass when ratio ≥ min. */
-  target?: { text: string; min: number; pass: boolean };
+  /** An issue target on the ratio (or the value): see `target`. */
+  target?: Target;
+}
+
+export interface Target {
+  text: string;
+  min: number;
+  /** Errors in the runs the target is judged on (this row's and, for a competitor, tapeq's). */
+  errors: number;
+  pass: boolean;
+}
+
+/** A target passes when `value` reaches `min` in runs without errors: a rate that counts
+ *  successes only says nothing good about a run where requests also failed. */
+export function target(text: string, min: number, value: number, errors: number): Target {
+  return { text, min, errors, pass: errors === 0 && value >= min };
 }
 
 export interface Ratio {
@@ -48,7 +62,7 @@ export function withRatio(row: Row, reference: Row | undefined, targetMin?: numb
   if (reference === undefined || !(reference.value > 0) || !(row.value >= 0)) return row;
   const value = row.value / reference.value;
   const out: Row = { ...row, ratio: ratioOf(value, `{x}× ${reference.subject}`) };
-  if (targetMin !== undefined) out.target = { text: `≥ ${targetMin}× ${reference.subject}`, min: targetMin, pass: value >= targetMin };
+  if (targetMin !== undefined) out.target = target(`≥ ${targetMin}× ${reference.subject}`, targetMin, value, row.errors ?? 0);
   return out;
 }
 
@@ -57,8 +71,10 @@ export function versus(competitor: Row, tapeq: Row | undefined, targetMin?: numb
   if (tapeq === undefined || !(competitor.value > 0)) return competitor;
   const value = tapeq.value / competitor.value;
   const out: Row = { ...competitor, ratio: ratioOf(value, 'tapeq = {x}× this') };
-  if (targetMin !== undefined) out.target = { text: `tapeq ≥ ${targetMin}× this`, min: targetMin, pass: value >= targetMin };
-  if ((competitor.errors ?? 0) > 0 && out.target) out.target.text += '; this run had errors, its rate counts successes only';
+  if (targetMin !== undefined) {
+    out.target = target(`tapeq ≥ ${targetMin}× this`, targetMin, value, (competitor.errors ?? 0) + (tapeq.errors ?? 0));
+    if ((competitor.errors ?? 0) > 0) out.target.text += '; this run had errors, its rate counts successes only';
+  }
   return out;
 }
 
@@ -97,8 +113,9 @@ function mergeRow(all: Row[], rounds: number, spreads: string[]): Row {
     const ratios = withRatios.map((r) => (r.ratio as Ratio).value);
     const value = median(ratios);
     merged.ratio = ratioOf(value, template);
-    const target = withRatios[withRatios.length - 1]?.target;
-    if (target !== undefined) merged.target = { ...target, pass: value >= target.min };
+    const last = withRatios[withRatios.length - 1]?.target;
+    const errors = withRatios.reduce((sum, r) => sum + (r.target?.errors ?? 0), 0);
+    if (last !== undefined) merged.target = target(last.text, last.min, value, errors);
     const of = withRatios.length < rounds ? ` (${withRatios.length} of ${rounds} rounds)` : '';
     spreads.push(`${label}: ${ratios.map((v) => v.toFixed(2)).join(', ')}${of}`);
   }
@@ -157,7 +174,8 @@ export function formatReport(report: ScenarioReport): string {
     '|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---|',
     ...report.rows.map((r) => {
       const ratio = r.ratio?.text ?? '';
-      const target = r.target ? `${r.target.pass ? 'PASS' : 'FAIL'} (${r.target.text})` : '';
+      const errors = (r.target?.errors ?? 0) > 0 ? `; ${r.target?.errors} errors` : '';
+      const target = r.target ? `${r.target.pass ? 'PASS' : 'FAIL'} (${r.target.text}${errors})` : '';
       return (
         `| ${r.subject} | ${r.measure} | ${num(r.value, r.value < 100 ? 1 : 0)} | ${r.unit} | ${ms(r.p50Ms)} | ${ms(r.p99Ms)} | ` +
         `${num(r.peakRssMb)} | ${num(r.serverCores, 2)} | ${num(r.loadgenCores, 2)} | ${r.errors ?? ''} | ${ratio} | ${target} |`

@@ -4,7 +4,7 @@
 // receipt). Each runs against a fresh `tapeq serve` with LOG_SYNC=always.
 
 import { refTarget, tapeqTarget, type BenchRun } from './bench-measure.js';
-import { withRatio, type Row, type ScenarioReport } from './bench-report.js';
+import { target, withRatio, type Row, type ScenarioReport } from './bench-report.js';
 
 const wsPushTargetJobsPerSec = 100_000;
 
@@ -35,7 +35,7 @@ export async function benchWs(run: BenchRun, scale: WsScale = wsScaleDefault): P
   );
   const pushRow: Row = {
     ...withRatio(push, bare),
-    target: { text: `≥ ${wsPushTargetJobsPerSec.toLocaleString('en-US')} jobs/s`, min: wsPushTargetJobsPerSec, pass: push.value >= wsPushTargetJobsPerSec },
+    target: target(`≥ ${wsPushTargetJobsPerSec.toLocaleString('en-US')} jobs/s`, wsPushTargetJobsPerSec, push.value, push.errors ?? 0),
   };
   const cycle = await run.measure(
     tapeqTarget({ LOG_SYNC: 'always' }),
