@@ -205,7 +205,14 @@ function colourOf(subject: string, seen: Map<string, string>): string {
   return colour;
 }
 
-/** Horizontal bars, one group per scenario; bars of one group share a scale (per unit). */
+function valueLabel(r: Row): string {
+  const value = `${num(r.value, r.value < 100 ? 1 : 0)} ${r.unit}`;
+  return r.ratio === undefined ? value : `${value} (${r.ratio.text})`;
+}
+
+/** Horizontal bars, one group per scenario; the bars of one unit in a group share a scale, so rows
+ *  compared by a ratio must carry the same unit (bare fastify's push counts jobs/s, like tapeq's).
+ *  A row with a ratio shows it after its value. */
 export function renderSvg(groups: Array<{ scenario: string; rows: Row[] }>, title: string): string {
   const width = 980;
   const labelWidth = 430;
@@ -230,7 +237,7 @@ export function renderSvg(groups: Array<{ scenario: string; rows: Row[] }>, titl
       parts.push(
         `<text x="${labelWidth - 6}" y="${y + barHeight - 5}" font-size="11" text-anchor="end">${escapeXml(shown)}</text>`,
         `<rect x="${labelWidth}" y="${y}" width="${w.toFixed(1)}" height="${barHeight}" fill="${colourOf(r.subject, seen)}"/>`,
-        `<text x="${(labelWidth + w + 4).toFixed(1)}" y="${y + barHeight - 5}" font-size="11">${escapeXml(`${num(r.value, r.value < 100 ? 1 : 0)} ${r.unit}`)}</text>`,
+        `<text x="${(labelWidth + w + 4).toFixed(1)}" y="${y + barHeight - 5}" font-size="11">${escapeXml(valueLabel(r))}</text>`,
       );
       y += barHeight + gap;
     }

@@ -44,7 +44,9 @@ const report = (run: (r: BenchRun) => Promise<ScenarioReport>, summary: string, 
 export async function benchWorkersReport(run: BenchRun, jobs = 20_000): Promise<ScenarioReport> {
   run.opts.log('bench: push workers (in-process broker, local endpoint, concurrency 50)');
   const r = await benchWorkers(jobs, 'always');
-  const direct: Row = { subject: 'direct calls', measure: `same endpoint, same undici pools, concurrency ${r.concurrency}`, value: r.directCallsPerSec, unit: 'calls/s' };
+  // One direct call stands for one job (the body a worker sends), so both rows count jobs/s and
+  // the chart draws them on one scale.
+  const direct: Row = { subject: 'direct calls', measure: `same endpoint, same undici pools, concurrency ${r.concurrency}, one call per job`, value: r.directCallsPerSec, unit: 'jobs/s' };
   const worker: Row = { subject: 'tapeq', measure: `push worker, ${r.jobs} jobs, concurrency ${r.concurrency}, LOG_SYNC=always`, value: r.workerJobsPerSec, unit: 'jobs/s' };
   return {
     rows: [direct, withRatio(worker, direct)],

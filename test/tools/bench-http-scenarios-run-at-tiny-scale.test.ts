@@ -13,6 +13,7 @@ t.test('http-push-beside-bare-fastify-and-raw-fs', async (t) => {
   checkReport(t, report, ['bare fastify', 'raw fs', 'raw fs', 'tapeq']);
   const tapeq = report.rows[3];
   t.equal(tapeq?.errors, 0, 'every push answered 2xx');
+  t.equal(report.rows[0]?.unit, tapeq?.unit, 'bare fastify and tapeq both count jobs/s, so the chart scales them together');
   t.ok(tapeq?.target !== undefined, 'the 0.75× target is judged');
   t.ok((tapeq?.serverCores ?? Number.NaN) >= 0, 'server CPU read from /proc');
 });

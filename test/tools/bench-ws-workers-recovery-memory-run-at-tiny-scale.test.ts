@@ -59,7 +59,7 @@ t.test('memory-after-gc-with-waiting-jobs', longOnly, async (t) => {
 
 t.test('report-renders-markdown-and-svg', async (t) => {
   const rows = [
-    { subject: 'bare fastify', measure: 'push', value: 1000, unit: 'req/s' },
+    { subject: 'bare fastify', measure: 'push', value: 1000, unit: 'jobs/s' },
     { subject: 'tapeq', measure: 'push <&>', value: 800, unit: 'jobs/s', ratio: ratioOf(0.8, '{x}× bare fastify') },
   ];
   const md = formatReport({ rows, notes: ['a note'] });
@@ -69,4 +69,14 @@ t.test('report-renders-markdown-and-svg', async (t) => {
   t.match(svg, /^<svg xmlns="http:\/\/www.w3.org\/2000\/svg"/);
   t.match(svg, /push &lt;&amp;&gt;/, 'labels are escaped');
   t.equal((svg.match(/<rect /g) ?? []).length, 3, 'background + one bar per row');
+});
+
+t.test('svg-bars-compared-by-a-ratio-share-a-scale', async (t) => {
+  const ref = { subject: 'bare fastify', measure: 'push', value: 20_000, unit: 'jobs/s' };
+  const tapeq = { subject: 'tapeq', measure: 'push', value: 10_000, unit: 'jobs/s', ratio: ratioOf(0.5, '{x}× bare fastify') };
+  const svg = renderSvg([{ scenario: 'http-push', rows: [ref, tapeq] }], 'title');
+  const widths = [...svg.matchAll(/<rect x="\d+" y="\d+" width="([\d.]+)"/g)].map((m) => Number(m[1]));
+  t.equal(widths.length, 2);
+  t.equal((widths[0] ?? 0) / (widths[1] ?? 1), 2, '20,000 jobs/s is drawn twice as long as 10,000 jobs/s');
+  t.match(svg, /10,000 jobs\/s \(0\.50× bare fastify\)/, 'the ratio is printed beside the tapeq bar');
 });
