@@ -175,6 +175,8 @@ export async function benchMemory(run: BenchRun): Promise<ScenarioReport> {
       rows,
       notes: [
         `POST /gc runs a full GC that compacts the whole heap and returns once the freed pages are back with the OS (server started with --expose-gc: ${empty.ok ? 'yes' : 'no, RSS is without GC'}); RSS read from /proc/<pid>/status.`,
+        'The server runs with snapshots disabled (SNAPSHOT_EVERY_RECORDS and SNAPSHOT_INTERVAL_MS at their maximum), so no snapshot is built during the fill; ' +
+          'the RSS rows are the server process alone, peak RSS is its process tree (with the idle snapshot process it forks at start).',
         `Before POST /gc the heap also holds the garbage the fill left in the old generation since V8's last full GC (request bodies and records that outlived a young-generation GC): ${heapGrowthText()}; V8 compacts what stays half-empty only gradually, which the idle row shows.`,
       ],
     };

@@ -11,9 +11,9 @@ export interface Row {
   unit: string;
   p50Ms?: number;
   p99Ms?: number;
-  /** Peak RSS of the server process (VmHWM), MB. */
+  /** Peak RSS of the server's process tree (the sum of each process's VmHWM, an upper bound), MB. */
   peakRssMb?: number;
-  /** Server CPU seconds / wall seconds during the measured run (2.0 = both cores). */
+  /** Server process tree's CPU seconds / wall seconds during the measured run (2.0 = both cores). */
   serverCores?: number;
   /** Load generator CPU seconds / wall seconds. */
   loadgenCores?: number;
@@ -170,7 +170,7 @@ function ms(n: number | undefined): string {
 
 export function formatReport(report: ScenarioReport): string {
   const lines = [
-    '| subject | measure | value | unit | p50 ms | p99 ms | peak RSS MB | server cores | loadgen cores | errors | ratio | target |',
+    '| subject | measure | value | unit | p50 ms | p99 ms | peak RSS MB (process tree) | server cores (process tree) | loadgen cores | errors | ratio | target |',
     '|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---|',
     ...report.rows.map((r) => {
       const ratio = r.ratio?.text ?? '';

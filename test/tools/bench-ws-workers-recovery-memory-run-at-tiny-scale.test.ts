@@ -1,7 +1,8 @@
+import { readFileSync } from 'node:fs';
 import t from 'tap';
 import { benchWorkersReport, machineLine } from '../../tools/bench.js';
 import { benchMemory, benchRecovery } from '../../tools/bench-recovery.js';
-import { minorFaultsOf } from '../../tools/bench-proc.js';
+import { minorFaultsOf, processTree, startTapeq, tempDir } from '../../tools/bench-proc.js';
 import { formatReport, ratioOf, renderSvg } from '../../tools/bench-report.js';
 import { benchWs } from '../../tools/bench-ws.js';
 import { checkReport, tinyRun } from './bench-fixture.js';
@@ -79,4 +80,23 @@ t.test('svg-bars-compared-by-a-ratio-share-a-scale', async (t) => {
   t.equal(widths.length, 2);
   t.equal((widths[0] ?? 0) / (widths[1] ?? 1), 2, '20,000 jobs/s is drawn twice as long as 10,000 jobs/s');
   t.match(svg, /10,000 jobs\/s \(0\.50× bare fastify\)/, 'the ratio is printed beside the tapeq bar');
+});
+
+t.test('server-cpu-and-peak-rss-cover-the-forked-snapshot-process', async (t) => {
+  const data = await tempDir('tapeq-bench-tree-');
+  const server = await startTapeq(data.dir);
+  try {
+    let tree = processTree(server.pid);
+    for (let i = 0; i < 100 && tree.length < 2; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      tree = processTree(server.pid);
+    }
+    t.ok(tree.length >= 2, `tapeq serve and its snapshot process: ${tree.join(', ')}`);
+    const mainHwmKb = Number(/^VmHWM:\s+(\d+) kB/m.exec(readFileSync(`/proc/${server.pid}/status`, 'utf8'))?.[1]);
+    t.ok(server.peakRssMb() > mainHwmKb / 1024 + 10, 'peak RSS adds the child\'s VmHWM to the server\'s');
+    t.ok(server.cpuSeconds() > 0, 'CPU seconds of the tree');
+  } finally {
+    await server.stop();
+    await data.remove();
+  }
 });
