@@ -6,7 +6,7 @@
 import { join } from 'node:path';
 import { rawFs } from './bench-log.js';
 import { ensureBunqueue, startBunqueue, type Bunqueue, type BunqueueMode } from './bench-bunqueue.js';
-import type { LoadSpec, Workload } from './bench-loadgen.js';
+import type { LoadResult, LoadSpec, Workload } from './bench-loadgen.js';
 import { firstTouchUsPerFault, runLoad, startRef, startTapeq, tempDir, type ServerProcess } from './bench-proc.js';
 import type { Row } from './bench-report.js';
 
@@ -95,9 +95,12 @@ export class BenchRun {
     };
   }
 
-  /** Starts `target`, runs `spec` against it, stops it; the server's CPU counts the measured part only. */
-  async measure(target: Target, measure: string, spec: LoadSpec, unit: string): Promise<Row> {
-    this.opts.log(`bench: ${target.subject} — ${measure}`);
+  /** Starts `target`, runs `spec` against it, stops it; the server's CPU counts the measured part
+   *  only. `measure` is the row's text, or a function of the result for a text that carries a
+   *  measured number; then the row's `key` is `measure(null)`. */
+  async measure(target: Target, measure: string | ((result: LoadResult | null) => string), spec: LoadSpec, unit: string): Promise<Row> {
+    const text = typeof measure === 'string' ? measure : measure(null);
+    this.opts.log(`bench: ${target.subject} — ${text}`);
     const { server, remove } = await target.start();
     try {
       let cpuStart = Number.NaN;
@@ -107,7 +110,8 @@ export class BenchRun {
       const serverCpu = server.cpuSeconds() - cpuStart;
       return {
         subject: target.subject,
-        measure,
+        measure: typeof measure === 'string' ? measure : measure(result),
+        ...(typeof measure === 'string' ? {} : { key: text }),
         value: result.opsPerSec,
         unit,
         p50Ms: result.p50Ms,

@@ -7,6 +7,9 @@ export interface Row {
   subject: string;
   /** The workload, e.g. "push, 1 job/request, 50 connections, LOG_SYNC=always". */
   measure: string;
+  /** What matches this row across rounds when `measure` carries a measured number (the SSE row's
+   *  achieved push rate); `measure` otherwise. */
+  key?: string;
   value: number;
   unit: string;
   p50Ms?: number;
@@ -94,8 +97,10 @@ const medianFields = ['p50Ms', 'p99Ms', 'peakRssMb', 'serverCores', 'loadgenCore
 /** One row from the rounds that measured it (same subject and measure). */
 function mergeRow(all: Row[], rounds: number, spreads: string[]): Row {
   const last = all[all.length - 1] as Row;
-  const label = `${last.subject} (${last.measure})`;
+  const label = `${last.subject} (${last.key ?? last.measure})`;
   const merged: Row = { ...last, value: medianOf(all, (r) => r.value) ?? last.value };
+  const measures = [...new Set(all.map((r) => r.measure))];
+  if (measures.length > 1) merged.measure = `${last.key ?? last.measure} (per round: ${measures.join('; ')})`;
   for (const field of medianFields) {
     const m = medianOf(all, (r) => r[field]);
     if (m === undefined) delete merged[field];
@@ -136,7 +141,7 @@ export function mergeRounds(rounds: ScenarioReport[]): ScenarioReport {
   const byKey = new Map<string, Row[]>();
   for (const round of rounds) {
     for (const row of round.rows) {
-      const key = `${row.subject}\u0000${row.measure}`;
+      const key = `${row.subject}\u0000${row.key ?? row.measure}`;
       const seen = byKey.get(key);
       if (seen === undefined) byKey.set(key, [row]);
       else seen.push(row);

@@ -100,3 +100,14 @@ t.test('a-target-fails-when-its-run-had-errors', async (t) => {
   const tapeqFailed: Row = { subject: 'tapeq', measure: 'push', value: 400, unit: 'jobs/s', errors: 1 };
   t.equal(versus({ subject: 'bunqueue (memory)', measure: 'push', value: 100, unit: 'jobs/s', errors: 0 }, tapeqFailed, 1).target?.pass, false);
 });
+
+t.test('rows-whose-measure-carries-a-measured-number-merge-by-key', async (t) => {
+  const sse = (achieved: number, value: number): ScenarioReport => ({
+    rows: [{ subject: 'tapeq', measure: `SSE, ${achieved} pushes/s achieved (200 offered)`, key: 'SSE, 200 pushes/s offered', value, unit: 'events/s' }],
+    notes: [],
+  });
+  const merged = mergeRounds([sse(180, 90), sse(190, 95), sse(200, 100)]);
+  t.equal(merged.rows.length, 1);
+  t.equal(merged.rows[0]?.value, 95);
+  t.match(merged.rows[0]?.measure ?? '', /^SSE, 200 pushes\/s offered \(per round: SSE, 180 pushes\/s achieved/);
+});

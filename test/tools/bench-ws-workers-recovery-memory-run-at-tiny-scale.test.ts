@@ -20,7 +20,8 @@ t.test('ws-push-beside-the-bare-websocket-reference-pull-ack-and-sse-fanout', as
   t.equal(report.rows[1]?.errors, 0, 'every WS PUSH answered ok');
   t.match(report.rows[1]?.ratio?.text ?? '', /× bare fastify$/, 'tapeq WS push is shown as a ratio of the same-run reference');
   t.equal(report.rows[2]?.errors, 0, 'every WS PULL and ACK answered ok');
-  t.match(report.rows[3]?.measure ?? '', /3 subscribers/);
+  t.match(report.rows[3]?.measure ?? '', /^SSE fan-out: 3 subscribers, \d+ pushes\/s achieved \(50 offered\)$/, 'the achieved push rate is measured');
+  t.equal(report.rows[3]?.key, 'SSE fan-out: 3 subscribers, 50 pushes/s offered', 'rounds match the row by what was offered');
 });
 
 t.test('workers-beside-direct-calls', longOnly, async (t) => {
