@@ -1,5 +1,6 @@
 import t from 'tap';
 import { benchHttpBulk, benchHttpCycle, benchHttpPush, benchHttpPushInterval } from '../../tools/bench-http.js';
+import { runLoad, startRef } from '../../tools/bench-proc.js';
 import { checkReport, tinyRun } from './bench-fixture.js';
 
 /** Each scenario starts real server processes; the normal run covers the rest, TAPEQ_LONG=1 all. */
@@ -16,6 +17,7 @@ t.test('http-push-beside-bare-fastify-and-raw-fs', async (t) => {
   t.equal(report.rows[0]?.unit, tapeq?.unit, 'bare fastify and tapeq both count jobs/s, so the chart scales them together');
   t.ok(tapeq?.target !== undefined, 'the 0.75× target is judged');
   t.ok((tapeq?.serverCores ?? Number.NaN) >= 0, 'server CPU read from /proc');
+  t.notOk(Number.isInteger(tapeq?.p50Ms), `p50 ${tapeq?.p50Ms} ms: per-response times, not whole ms`);
 });
 
 t.test('http-push-interval-plain-and-durable', longOnly, async (t) => {
@@ -34,4 +36,17 @@ t.test('http-cycle-completes-push-pull-ack', async (t) => {
   const report = await benchHttpCycle(run);
   checkReport(t, report, ['in-memory fastify queue', 'tapeq']);
   t.same(report.rows.map((r) => r.errors), [0, 0], 'every pull found a job and every ack succeeded');
+});
+
+t.test('error-answers-are-not-latency-samples', async (t) => {
+  const server = await startRef('fastify');
+  try {
+    // Every push goes to a path the server does not have: all answers are 404.
+    const result = await runLoad({ ...run.spec('push'), url: `${server.url}/nowhere` });
+    t.ok(result.errors > 0, `${result.errors} errors`);
+    t.equal(result.ops, 0);
+    t.ok(Number.isNaN(result.p50Ms) && Number.isNaN(result.p99Ms), 'no 2xx answer, no latency');
+  } finally {
+    await server.stop();
+  }
 });
