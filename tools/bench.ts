@@ -21,7 +21,7 @@ import { benchSnapshot } from './bench-snapshot.js';
 import { benchWorkers } from './bench-workers.js';
 import { benchWs } from './bench-ws.js';
 
-interface Scenario {
+export interface Scenario {
   summary: string;
   run: (run: BenchRun) => Promise<unknown>;
   format: (result: never) => string;
@@ -102,7 +102,7 @@ interface Args {
   errors: string[];
 }
 
-function parseArgs(argv: string[]): Args {
+function parseArgs(argv: string[], scenarios: Record<string, Scenario>): Args {
   const args: Args = { names: [], json: false, svg: null, opts: { ...defaultBenchOptions, vs: [] }, rounds: 1, help: false, errors: [] };
   const number = (flag: string, value: string | undefined, min: number): number => {
     const n = Number(value);
@@ -123,7 +123,7 @@ function parseArgs(argv: string[]): Args {
       if (who === 'bunqueue') args.opts.vs.push(who);
       else args.errors.push(`--vs: unknown competitor ${String(who)} (known: bunqueue)`);
     } else if (a.startsWith('--')) args.errors.push(`unknown option ${a}`);
-    else if (a in SCENARIOS) args.names.push(a);
+    else if (a in scenarios) args.names.push(a);
     else args.errors.push(`unknown scenario ${a}`);
   }
   return args;
@@ -139,17 +139,20 @@ export function machineLine(): string {
   );
 }
 
-export async function benchMain(argv: string[]): Promise<number> {
-  const args = parseArgs(argv);
+/** Runs the scenarios asked for. A scenario that throws is recorded as `{error}` (a section of its
+ *  own in markdown, its entry in the JSON) and the others still run; the exit code is then 1.
+ *  `scenarios` is the registry (tests pass their own). */
+export async function benchMain(argv: string[], scenarios: Record<string, Scenario> = SCENARIOS): Promise<number> {
+  const args = parseArgs(argv, scenarios);
   if (args.help || args.errors.length > 0) {
     for (const e of args.errors) console.error(`tapeq bench: ${e}`);
     // Asked for, the usage is the answer (stdout, exit 0); after a mistake it explains it.
     const print = args.errors.length > 0 ? console.error : console.log;
     print(usage);
-    for (const [name, s] of Object.entries(SCENARIOS)) print(`  ${name.padEnd(19)} ${s.summary}`);
+    for (const [name, s] of Object.entries(scenarios)) print(`  ${name.padEnd(19)} ${s.summary}`);
     return args.errors.length > 0 ? 2 : 0;
   }
-  let selected = args.names.length > 0 ? args.names : Object.keys(SCENARIOS);
+  let selected = args.names.length > 0 ? args.names : Object.keys(scenarios);
   if (args.names.length === 0 && args.opts.vs.length > 0) selected = ['http-push', 'http-bulk', 'http-cycle'];
   const machineBefore = machineLine();
   if (!args.json) console.log(`# tapeq bench\n\n${machineBefore}\n\n\`tapeq bench ${argv.join(' ')}\``);
@@ -160,6 +163,11 @@ export async function benchMain(argv: string[]): Promise<number> {
     if (scenario.rows) groups.push({ scenario: name, rows: scenario.rows(result as never) });
     if (!args.json) console.log(`\n## ${name}\n\n${scenario.format(result as never)}`);
   };
+  const failures = new Map<string, string>();
+  const showFailure = (name: string): void => {
+    results[name] = { error: failures.get(name) };
+    if (!args.json) console.log(`\n## ${name}\n\nFAILED: ${failures.get(name) ?? ''}`);
+  };
   const perRound = new Map<string, unknown[]>();
   // Installs (bunqueue) are made once for all rounds; each round measures its references anew.
   const installs = new Map<string, Promise<unknown>>();
@@ -167,9 +175,18 @@ export async function benchMain(argv: string[]): Promise<number> {
     if (args.rounds > 1) args.opts.log(`bench: round ${round} of ${args.rounds}`);
     const run = new BenchRun(args.opts, installs);
     for (const name of selected) {
-      const scenario = SCENARIOS[name];
-      if (scenario === undefined || (round > 1 && scenario.merge === undefined)) continue;
-      const result = await scenario.run(run);
+      const scenario = scenarios[name];
+      if (scenario === undefined || failures.has(name) || (round > 1 && scenario.merge === undefined)) continue;
+      let result: unknown;
+      try {
+        result = await scenario.run(run);
+      } catch (err) {
+        const message = err instanceof Error ? err.message : String(err);
+        failures.set(name, args.rounds > 1 ? `round ${round}: ${message}` : message);
+        args.opts.log(`bench: ${name} failed: ${message}`);
+        if (args.rounds === 1) showFailure(name);
+        continue;
+      }
       if (args.rounds === 1) {
         show(name, scenario, result);
         continue;
@@ -178,10 +195,15 @@ export async function benchMain(argv: string[]): Promise<number> {
       args.opts.log(`bench: round ${round}, ${name}:\n${scenario.format(result as never)}`);
     }
   }
-  // Several rounds: every scenario once all are in, in the order asked for.
-  for (const [name, rounds] of perRound) {
-    const scenario = SCENARIOS[name] as Scenario;
-    show(name, scenario, scenario.merge !== undefined ? scenario.merge(rounds as never[]) : rounds[0]);
+  // Several rounds: every scenario once all are in, in the order asked for; a scenario that failed
+  // in any round is shown as failed (its earlier rounds stay in the JSON's `rounds`).
+  if (args.rounds > 1) {
+    for (const name of selected) {
+      const scenario = scenarios[name] as Scenario;
+      const rounds = perRound.get(name);
+      if (failures.has(name)) showFailure(name);
+      else if (rounds !== undefined) show(name, scenario, scenario.merge !== undefined ? scenario.merge(rounds as never[]) : rounds[0]);
+    }
   }
   const machineAfter = machineLine();
   const rounds = args.rounds > 1 ? { rounds: Object.fromEntries(perRound) } : {};
@@ -191,5 +213,6 @@ export async function benchMain(argv: string[]): Promise<number> {
     await writeFile(args.svg, renderSvg(groups, `tapeq bench — ${machineBefore}`));
     if (!args.json) console.log(`\nSVG chart written to ${args.svg}`);
   }
-  return 0;
+  if (failures.size > 0) console.error(`tapeq bench: failed: ${[...failures.keys()].join(', ')}`);
+  return failures.size > 0 ? 1 : 0;
 }
