@@ -36,12 +36,15 @@ export const defaultBenchOptions: BenchOptions = {
 
 export interface Target {
   subject: string;
+  /** The tapeq variables this target sets (tapeq targets only; the rest are tapeq's defaults). */
+  tapeqEnv?: Record<string, string>;
   start(): Promise<{ server: ServerProcess; remove: () => Promise<void> }>;
 }
 
 export function tapeqTarget(env: Record<string, string> = {}, subject = 'tapeq'): Target {
   return {
     subject,
+    tapeqEnv: env,
     async start() {
       const data = await tempDir('tapeq-bench-data-');
       try {
@@ -67,6 +70,8 @@ export function bunqueueTarget(bq: Bunqueue, mode: BunqueueMode, subject: string
 
 export class BenchRun {
   private readonly cache = new Map<string, Promise<unknown>>();
+  /** The tapeq environments started since `takeTapeqEnvs`, each as `NAME=value ...`. */
+  private readonly tapeqEnvs = new Set<string>();
   /** `installs`: what several runs share (a competitor installed once, not once per round). */
   constructor(
     readonly opts: BenchOptions,
@@ -76,6 +81,19 @@ export class BenchRun {
   /** `make()` once per run under `key`; later calls share the first result. */
   once<T>(key: string, make: () => Promise<T>): Promise<T> {
     return memo(this.cache, key, make);
+  }
+
+  /** Records the tapeq variables a server under test was started with (for the report). */
+  noteTapeqEnv(env: Record<string, string>): void {
+    const text = Object.entries(env).map(([k, v]) => `${k}=${v}`).join(' ');
+    this.tapeqEnvs.add(text === '' ? 'no variable' : text);
+  }
+
+  /** The tapeq environments noted since the last call, and forgets them. */
+  takeTapeqEnvs(): string[] {
+    const envs = [...this.tapeqEnvs];
+    this.tapeqEnvs.clear();
+    return envs;
   }
 
   spec(workload: Workload, over: Partial<LoadSpec> = {}): LoadSpec {
@@ -101,6 +119,7 @@ export class BenchRun {
   async measure(target: Target, measure: string | ((result: LoadResult | null) => string), spec: LoadSpec, unit: string): Promise<Row> {
     const text = typeof measure === 'string' ? measure : measure(null);
     this.opts.log(`bench: ${target.subject} — ${text}`);
+    if (target.tapeqEnv !== undefined) this.noteTapeqEnv(target.tapeqEnv);
     const { server, remove } = await target.start();
     try {
       let cpuStart = Number.NaN;

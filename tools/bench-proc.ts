@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { ENV_VARIABLES } from '../src/config.js';
 import { freePort, procStatFields } from '../test/fixtures/process.js';
 import type { LoadResult, LoadSpec } from './bench-loadgen.js';
 
@@ -80,15 +81,17 @@ export interface StartOptions {
   readyPath?: string;
   readyTimeoutMs?: number;
   cwd?: string;
-  /** Inherited env variables to remove (e.g. a DATA_PATH that would switch bunqueue to SQLite). */
+  /** Inherited env variables to remove (e.g. a DATA_PATH that would switch bunqueue to SQLite);
+   *  `env` and the port still set theirs. */
   envDrop?: string[];
 }
 
 export async function startServer(opts: StartOptions): Promise<ServerProcess> {
   const port = await freePort();
   const args = opts.args.map((a) => a.replaceAll('{port}', String(port)));
-  const env: Record<string, string | undefined> = { ...process.env, HOST: '127.0.0.1', ...(opts.portEnv ? { [opts.portEnv]: String(port) } : {}), ...opts.env };
-  for (const name of opts.envDrop ?? []) delete env[name];
+  const inherited: Record<string, string | undefined> = { ...process.env };
+  for (const name of opts.envDrop ?? []) delete inherited[name];
+  const env = { ...inherited, HOST: '127.0.0.1', ...(opts.portEnv ? { [opts.portEnv]: String(port) } : {}), ...opts.env };
   const started = performance.now();
   const child = spawn(opts.command, args, { env, cwd: opts.cwd, stdio: ['ignore', 'ignore', 'pipe'] });
   track(child);
@@ -146,7 +149,11 @@ async function waitReady(child: ChildProcess, readyUrl: string, timeoutMs: numbe
   }
 }
 
-/** `tapeq serve` from this build on a fresh or given data dir. */
+/** Every variable tapeq reads (src/config.ts): none is inherited by a tapeq under test, since a
+ *  caller's AUTH_TOKENS, LOG_SYNC_INTERVAL_MS or SNAPSHOT_* would silently change its numbers. */
+export const tapeqEnvNames: readonly string[] = ENV_VARIABLES.map((v) => v.name);
+
+/** `tapeq serve` from this build on a fresh or given data dir, with tapeq's defaults except `env`. */
 export async function startTapeq(
   dataDir: string,
   env: Record<string, string> = {},
@@ -158,6 +165,7 @@ export async function startTapeq(
     command: process.execPath,
     args: [...nodeArgs, tapeqCliPath, 'serve'],
     env: { DATA_DIR: dataDir, ...env },
+    envDrop: [...tapeqEnvNames],
     portEnv: 'HTTP_PORT',
     readyTimeoutMs,
   });

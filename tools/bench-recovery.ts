@@ -34,6 +34,7 @@ function loadedMs(server: ServerProcess): number {
 
 async function timeToReady(run: BenchRun, dataDir: string, how: string): Promise<{ row: Row; minorFaults: number }> {
   run.opts.log(`bench: tapeq — time to ready, ${how}`);
+  run.noteTapeqEnv(noSnapshots);
   const server = await startTapeq(dataDir, noSnapshots, [], 600_000);
   try {
     const minorFaults = server.minorFaults();
@@ -101,9 +102,10 @@ function faultNote(usPerFault: number, starts: Array<{ row: Row; minorFaults: nu
   );
 }
 
-/** How far the server under test let its old generation grow (its HEAP_GROWING_PERCENT). */
+/** How far the server under test let its old generation grow (its HEAP_GROWING_PERCENT: the
+ *  default, since it inherits no tapeq variable and the scenario sets none). */
 function heapGrowthText(): string {
-  const percent = loadConfig(process.env).heapGrowingPercent;
+  const percent = loadConfig(noSnapshots).heapGrowingPercent;
   return percent === 0
     ? 'HEAP_GROWING_PERCENT=0 here, so V8 picks how far the old generation grows past the live heap (up to 4×)'
     : `at most HEAP_GROWING_PERCENT (${percent}% here) past the live heap, or ${heapHeadroomBytes / 2 ** 20} MB when that is more (at most ${heapGrowingPercentCeiling}%)`;
@@ -141,6 +143,7 @@ async function idleRss(server: ServerProcess, seconds: number): Promise<{ end: n
 export async function benchMemory(run: BenchRun): Promise<ScenarioReport> {
   const jobs = run.opts.jobs;
   const data = await tempDir('tapeq-bench-memory-');
+  run.noteTapeqEnv(noSnapshots);
   const server = await startTapeq(data.dir, noSnapshots, ['--expose-gc']);
   try {
     const empty = await gc(server);

@@ -17,6 +17,7 @@ import { benchHttpBulk, benchHttpCycle, benchHttpPush, benchHttpPushInterval } f
 import { BenchRun, defaultBenchOptions, type BenchOptions } from './bench-measure.js';
 import { benchMemory, benchRecovery } from './bench-recovery.js';
 import { formatReport, mergeRounds, renderSvg, withRatio, type Row, type ScenarioReport } from './bench-report.js';
+import { tapeqEnvNames } from './bench-proc.js';
 import { benchSnapshot } from './bench-snapshot.js';
 import { benchWorkers } from './bench-workers.js';
 import { benchWs } from './bench-ws.js';
@@ -142,6 +143,15 @@ export function machineLine(): string {
 /** Runs the scenarios asked for. A scenario that throws is recorded as `{error}` (a section of its
  *  own in markdown, its entry in the JSON) and the others still run; the exit code is then 1.
  *  `scenarios` is the registry (tests pass their own). */
+/** What the tapeq servers under test inherit: none of tapeq's variables (tools/bench-proc.ts). */
+function serverEnvLine(): string {
+  const stripped = tapeqEnvNames.filter((name) => process.env[name] !== undefined);
+  return (
+    'tapeq servers under test run with tapeq\'s defaults except the variables each scenario sets (listed under it)' +
+    (stripped.length > 0 ? `; set in this shell and not passed on: ${stripped.join(', ')}.` : '.')
+  );
+}
+
 export async function benchMain(argv: string[], scenarios: Record<string, Scenario> = SCENARIOS): Promise<number> {
   const args = parseArgs(argv, scenarios);
   if (args.help || args.errors.length > 0) {
@@ -155,13 +165,16 @@ export async function benchMain(argv: string[], scenarios: Record<string, Scenar
   let selected = args.names.length > 0 ? args.names : Object.keys(scenarios);
   if (args.names.length === 0 && args.opts.vs.length > 0) selected = ['http-push', 'http-bulk', 'http-cycle'];
   const machineBefore = machineLine();
-  if (!args.json) console.log(`# tapeq bench\n\n${machineBefore}\n\n\`tapeq bench ${argv.join(' ')}\``);
+  const serverEnv = serverEnvLine();
+  if (!args.json) console.log(`# tapeq bench\n\n${machineBefore}\n\n\`tapeq bench ${argv.join(' ')}\`\n\n${serverEnv}`);
+  const tapeqEnvs: Record<string, string> = {};
   const results: Record<string, unknown> = {};
   const groups: Array<{ scenario: string; rows: Row[] }> = [];
   const show = (name: string, scenario: Scenario, result: unknown): void => {
     results[name] = result;
     if (scenario.rows) groups.push({ scenario: name, rows: scenario.rows(result as never) });
-    if (!args.json) console.log(`\n## ${name}\n\n${scenario.format(result as never)}`);
+    const env = tapeqEnvs[name] === undefined ? '' : `${tapeqEnvs[name]}\n\n`;
+    if (!args.json) console.log(`\n## ${name}\n\n${env}${scenario.format(result as never)}`);
   };
   const failures = new Map<string, string>();
   const showFailure = (name: string): void => {
@@ -181,12 +194,15 @@ export async function benchMain(argv: string[], scenarios: Record<string, Scenar
       try {
         result = await scenario.run(run);
       } catch (err) {
+        run.takeTapeqEnvs();
         const message = err instanceof Error ? err.message : String(err);
         failures.set(name, args.rounds > 1 ? `round ${round}: ${message}` : message);
         args.opts.log(`bench: ${name} failed: ${message}`);
         if (args.rounds === 1) showFailure(name);
         continue;
       }
+      const envs = run.takeTapeqEnvs();
+      if (envs.length > 0) tapeqEnvs[name] = `tapeq server environment: defaults except ${envs.join('; or ')}`;
       if (args.rounds === 1) {
         show(name, scenario, result);
         continue;
@@ -207,7 +223,7 @@ export async function benchMain(argv: string[], scenarios: Record<string, Scenar
   }
   const machineAfter = machineLine();
   const rounds = args.rounds > 1 ? { rounds: Object.fromEntries(perRound) } : {};
-  if (args.json) console.log(JSON.stringify({ machineBefore, machineAfter, argv, results, ...rounds }, null, 2));
+  if (args.json) console.log(JSON.stringify({ machineBefore, machineAfter, argv, serverEnv, tapeqEnvs, results, ...rounds }, null, 2));
   else console.log(`\n${machineAfter}`);
   if (args.svg !== null) {
     await writeFile(args.svg, renderSvg(groups, `tapeq bench — ${machineBefore}`));

@@ -56,3 +56,15 @@ t.test('a-failing-scenario-is-reported-the-others-still-run-and-the-exit-is-1', 
   t.equal(rounds.code, 1);
   t.same((JSON.parse(rounds.out) as { results: Record<string, unknown> }).results.bad, { error: 'round 1: server not ready' });
 });
+
+t.test('the-header-names-the-tapeq-variables-not-passed-on', async (t) => {
+  const before = process.env.LOG_SYNC_INTERVAL_MS;
+  process.env.LOG_SYNC_INTERVAL_MS = '50';
+  try {
+    const md = await main(['good'], { good: scenario(async () => report, [], 'good') });
+    t.match(md.out, /tapeq servers under test run with tapeq's defaults except the variables each scenario sets .*not passed on: LOG_SYNC_INTERVAL_MS\./);
+  } finally {
+    if (before === undefined) delete process.env.LOG_SYNC_INTERVAL_MS;
+    else process.env.LOG_SYNC_INTERVAL_MS = before;
+  }
+});

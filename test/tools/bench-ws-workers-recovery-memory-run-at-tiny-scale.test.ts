@@ -101,3 +101,26 @@ t.test('server-cpu-and-peak-rss-cover-the-forked-snapshot-process', async (t) =>
     await data.remove();
   }
 });
+
+t.test('tapeq-under-test-inherits-no-tapeq-variable-but-gets-the-scenario-env', async (t) => {
+  const before = process.env.AUTH_TOKENS;
+  process.env.AUTH_TOKENS = 'caller-secret';
+  const data = await tempDir('tapeq-bench-env-');
+  try {
+    const server = await startTapeq(data.dir, { LOG_SYNC: 'interval' });
+    try {
+      const environ = readFileSync(`/proc/${server.pid}/environ`, 'utf8').split('\0');
+      t.notOk(environ.some((e) => e.startsWith('AUTH_TOKENS=')), 'the caller\'s AUTH_TOKENS is not passed on');
+      t.ok(environ.includes('LOG_SYNC=interval'), 'the scenario\'s own variable is');
+      const res = await fetch(`${server.url}/queues/env/jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"data":{}}' });
+      t.equal(res.status, 200, 'no token needed: the server runs without auth');
+      await res.arrayBuffer();
+    } finally {
+      await server.stop();
+    }
+  } finally {
+    if (before === undefined) delete process.env.AUTH_TOKENS;
+    else process.env.AUTH_TOKENS = before;
+    await data.remove();
+  }
+});
