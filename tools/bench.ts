@@ -81,7 +81,7 @@ export const scenarioNames = Object.keys(SCENARIOS);
 
 const usage = `usage: tapeq bench [scenario ...] [--json] [--svg <file>] [--seconds N] [--rounds N] [--jobs N] [--connections N] [--vs bunqueue]
 
-  --seconds N      measured seconds per run (default 5; each run also has a 1 s warm-up)
+  --seconds N      measured seconds per run, 0.1 to 3600 (default 5; each run also has a 1 s warm-up)
   --rounds N       run the scenarios N times (references too) and report medians, with each round's
                    ratios listed (default 1; recovery, memory, log and snapshot run once)
   --jobs N         jobs for recovery and memory (default 1,000,000)
@@ -103,29 +103,51 @@ interface Args {
   errors: string[];
 }
 
+/** Longest `--seconds`: an hour per run, far below the 24.8 days a Node timer can hold. */
+const secondsMax = 3_600;
+
+/** The scenarios `--vs bunqueue` adds competitors to (and runs when none is named). */
+const vsScenarios = ['http-push', 'http-bulk', 'http-cycle'];
+
 function parseArgs(argv: string[], scenarios: Record<string, Scenario>): Args {
   const args: Args = { names: [], json: false, svg: null, opts: { ...defaultBenchOptions, vs: [] }, rounds: 1, help: false, errors: [] };
-  const number = (flag: string, value: string | undefined, min: number): number => {
-    const n = Number(value);
-    if (!Number.isFinite(n) || n < min) args.errors.push(`${flag} needs a number ≥ ${min}`);
+  let i = 0;
+  // A flag's value is the next argument, unless that is another flag (`--svg --json`).
+  const value = (flag: string): string | null => {
+    const next = argv[i + 1];
+    if (next === undefined || next.startsWith('--')) {
+      args.errors.push(`${flag} needs a value`);
+      return null;
+    }
+    i += 1;
+    return next;
+  };
+  const number = (flag: string, min: number, max = Number.MAX_SAFE_INTEGER): number => {
+    const text = value(flag);
+    if (text === null) return Number.NaN;
+    const n = Number(text);
+    if (!Number.isFinite(n) || n < min || n > max) {
+      args.errors.push(max === Number.MAX_SAFE_INTEGER ? `${flag} needs a number ≥ ${min}` : `${flag} needs a number from ${min} to ${max}`);
+    }
     return n;
   };
-  for (let i = 0; i < argv.length; i++) {
+  for (; i < argv.length; i++) {
     const a = argv[i] ?? '';
     if (a === '--help' || a === '-h') args.help = true;
     else if (a === '--json') args.json = true;
-    else if (a === '--svg') args.svg = argv[++i] ?? (args.errors.push('--svg needs a file'), null);
-    else if (a === '--seconds') args.opts.seconds = number(a, argv[++i], 0.1);
-    else if (a === '--rounds') args.rounds = Math.floor(number(a, argv[++i], 1));
-    else if (a === '--jobs') args.opts.jobs = Math.floor(number(a, argv[++i], 1));
-    else if (a === '--connections') args.opts.connections = Math.floor(number(a, argv[++i], 1));
+    else if (a === '--svg') args.svg = value(a);
+    else if (a === '--seconds') args.opts.seconds = number(a, 0.1, secondsMax);
+    else if (a === '--rounds') args.rounds = Math.floor(number(a, 1));
+    else if (a === '--jobs') args.opts.jobs = Math.floor(number(a, 1));
+    else if (a === '--connections') args.opts.connections = Math.floor(number(a, 1));
     else if (a === '--vs') {
-      const who = argv[++i];
+      const who = value(a);
       if (who === 'bunqueue') args.opts.vs.push(who);
-      else args.errors.push(`--vs: unknown competitor ${String(who)} (known: bunqueue)`);
+      else if (who !== null) args.errors.push(`--vs: unknown competitor ${who} (known: bunqueue)`);
     } else if (a.startsWith('--')) args.errors.push(`unknown option ${a}`);
-    else if (a in scenarios) args.names.push(a);
-    else args.errors.push(`unknown scenario ${a}`);
+    else if (a in scenarios) {
+      if (!args.names.includes(a)) args.names.push(a);
+    } else args.errors.push(`unknown scenario ${a}`);
   }
   return args;
 }
@@ -163,7 +185,11 @@ export async function benchMain(argv: string[], scenarios: Record<string, Scenar
     return args.errors.length > 0 ? 2 : 0;
   }
   let selected = args.names.length > 0 ? args.names : Object.keys(scenarios);
-  if (args.names.length === 0 && args.opts.vs.length > 0) selected = ['http-push', 'http-bulk', 'http-cycle'];
+  if (args.names.length === 0 && args.opts.vs.length > 0) selected = vsScenarios;
+  const withoutVs = args.opts.vs.length > 0 ? selected.filter((name) => !vsScenarios.includes(name)) : [];
+  if (withoutVs.length > 0) {
+    console.error(`tapeq bench: --vs ${args.opts.vs.join(', ')} applies to ${vsScenarios.join(', ')} only; ${withoutVs.join(', ')} run${withoutVs.length === 1 ? 's' : ''} without it`);
+  }
   const machineBefore = machineLine();
   const serverEnv = serverEnvLine();
   if (!args.json) console.log(`# tapeq bench\n\n${machineBefore}\n\n\`tapeq bench ${argv.join(' ')}\`\n\n${serverEnv}`);

@@ -68,3 +68,33 @@ t.test('the-header-names-the-tapeq-variables-not-passed-on', async (t) => {
     else process.env.LOG_SYNC_INTERVAL_MS = before;
   }
 });
+
+t.test('a-flag-value-that-is-a-flag-is-refused', async (t) => {
+  const good = { good: scenario(async () => report, [], 'good') };
+  const svg = await main(['--svg', '--json'], good);
+  t.equal(svg.code, 2);
+  t.match(svg.err, /--svg needs a value/);
+  t.match((await main(['--seconds'], good)).err, /--seconds needs a value/);
+});
+
+t.test('seconds-has-an-upper-bound', async (t) => {
+  const good = { good: scenario(async () => report, [], 'good') };
+  const long = await main(['--seconds', '3601'], good);
+  t.equal(long.code, 2);
+  t.match(long.err, /--seconds needs a number from 0\.1 to 3600/);
+});
+
+t.test('a-scenario-named-twice-runs-once', async (t) => {
+  const calls: string[] = [];
+  const code = (await main(['good', 'good', '--json'], { good: scenario(async () => report, calls, 'good') })).code;
+  t.equal(code, 0);
+  t.same(calls, ['good']);
+});
+
+t.test('vs-bunqueue-names-the-scenarios-it-does-not-apply-to', async (t) => {
+  const calls: string[] = [];
+  const scenarios = { ws: scenario(async () => report, calls, 'ws'), memory: scenario(async () => report, calls, 'memory') };
+  const run = await main(['ws', 'memory', '--vs', 'bunqueue', '--json'], scenarios);
+  t.equal(run.code, 0);
+  t.match(run.err, /--vs bunqueue applies to http-push, http-bulk, http-cycle only; ws, memory run without it/);
+});
