@@ -156,10 +156,13 @@ interface CycleContext {
   token?: string | null;
 }
 
-/** push → pull → ack per connection; a cycle's latency runs from sending the push to the ack's answer. */
+/** push → pull → ack per connection; a cycle's latency runs from sending the push to the ack's
+ *  answer. A cycle whose pull brought no job counts as one error: the pull (a non-2xx answer, or
+ *  200 with no job) is counted, the ack that follows it (sent to /jobs/none/ack) is not. */
 async function httpCycle(spec: LoadSpec): Promise<LoadResult> {
   let cycles = 0;
-  let badPulls = 0;
+  let emptyPulls = 0;
+  let orphanAcks = 0;
   let samples = new Samples();
   const q = spec.queue;
   const requests: autocannon.Request[] = [
@@ -180,7 +183,8 @@ async function httpCycle(spec: LoadSpec): Promise<LoadResult> {
         const parsed = status === 200 ? (JSON.parse(body) as { job: { id: string } | null; token?: string | null }) : null;
         ctx.id = parsed?.job?.id;
         ctx.token = parsed?.token ?? null;
-        if (ctx.id === undefined) badPulls += 1;
+        // A non-2xx pull is already among autocannon's non2xx.
+        if (status === 200 && ctx.id === undefined) emptyPulls += 1;
       },
     },
     {
@@ -192,6 +196,7 @@ async function httpCycle(spec: LoadSpec): Promise<LoadResult> {
         body: ctx.token ? `{"token":"${ctx.token}"}` : '{}',
       }),
       onResponse: (status: number, _body: string, ctx: CycleContext) => {
+        if (ctx.id === undefined && (status < 200 || status > 299)) orphanAcks += 1;
         if (status !== 200 || ctx.t0 === undefined) return;
         cycles += 1;
         samples.add(performance.now() - ctx.t0);
@@ -201,7 +206,8 @@ async function httpCycle(spec: LoadSpec): Promise<LoadResult> {
   const base = { url: spec.url, connections: spec.connections, requests };
   if (spec.warmupSeconds > 0) await cannon({ ...base, duration: spec.warmupSeconds });
   cycles = 0;
-  badPulls = 0;
+  emptyPulls = 0;
+  orphanAcks = 0;
   samples = new Samples();
   markMeasured();
   const cpu = cpuMeter();
@@ -212,11 +218,18 @@ async function httpCycle(spec: LoadSpec): Promise<LoadResult> {
     ops: cycles,
     opsPerSec: cycles / r.duration,
     ...samples.percentiles(),
-    errors: r.non2xx + r.errors + r.timeouts + badPulls,
-    errorDetail: `${cannonErrors(r)}${badPulls > 0 ? `, ${badPulls} pulls without a job` : ''}`,
+    errors: r.non2xx - orphanAcks + r.errors + r.timeouts + emptyPulls,
+    errorDetail: cycleErrors(r, emptyPulls, orphanAcks),
     cpuSeconds: cpu(),
     note: `${spec.connections} consumers each push → pull → ack; latency per cycle (push sent → ack answered)`,
   };
+}
+
+function cycleErrors(r: autocannon.Result, emptyPulls: number, orphanAcks: number): string {
+  const parts = [cannonErrors(r)].filter((p) => p !== '');
+  if (orphanAcks > 0) parts.push(`${orphanAcks} of those HTTP answers are acks sent after a pull without a job (not counted again)`);
+  if (emptyPulls > 0) parts.push(`${emptyPulls} pulls answered 200 without a job`);
+  return parts.join(', ');
 }
 
 // ---- WebSocket ------------------------------------------------------------------------------

@@ -50,3 +50,18 @@ t.test('error-answers-are-not-latency-samples', async (t) => {
     await server.stop();
   }
 });
+
+t.test('a-cycle-whose-pull-fails-counts-one-error', async (t) => {
+  // Bare fastify has no pull route: each cycle's pull answers 404 and so does its ack to
+  // /jobs/none/ack; that is one failed cycle, one error.
+  const server = await startRef('fastify');
+  try {
+    const result = await runLoad({ ...run.spec('cycle'), url: server.url });
+    const notFound = Number(/(\d+)× HTTP 404/.exec(result.errorDetail)?.[1] ?? Number.NaN);
+    t.equal(result.ops, 0);
+    t.ok(notFound > 10, `${notFound} answers 404`);
+    t.ok(Math.abs(result.errors - notFound / 2) <= run.opts.connections, `${result.errors} errors: one per cycle, not ${notFound}`);
+  } finally {
+    await server.stop();
+  }
+});
