@@ -51,7 +51,11 @@ export async function benchWorkersReport(run: BenchRun, jobs = 20_000): Promise<
   const worker: Row = { subject: 'tapeq', measure: `push worker, ${r.jobs} jobs, concurrency ${r.concurrency}, LOG_SYNC=always`, value: r.workerJobsPerSec, unit: 'jobs/s' };
   return {
     rows: [direct, withRatio(worker, direct)],
-    notes: [`In-process (tools/bench-workers.ts): broker + dispatcher + endpoint share one event loop. Broker overhead ${r.overheadUsPerJob.toFixed(1)} µs/job.`],
+    notes: [
+      `In-process (tools/bench-workers.ts): broker + dispatcher + endpoint share one event loop. Broker overhead ${r.overheadUsPerJob.toFixed(1)} µs/job.`,
+      `Both sides warm up first (${r.warmupJobs.toLocaleString('en-US')} jobs through a worker on another queue, then as many direct calls, same pools); ` +
+        `then the worker run is timed, then the direct calls. A fixed ${r.jobs.toLocaleString('en-US')} jobs each: --seconds and --jobs do not apply.`,
+    ],
   };
 }
 
@@ -81,7 +85,8 @@ export const scenarioNames = Object.keys(SCENARIOS);
 
 const usage = `usage: tapeq bench [scenario ...] [--json] [--svg <file>] [--seconds N] [--rounds N] [--jobs N] [--connections N] [--vs bunqueue]
 
-  --seconds N      measured seconds per run, 0.1 to 3600 (default 5; each run also has a 1 s warm-up)
+  --seconds N      measured seconds per run, 0.1 to 3600 (default 5; each run also has a 1 s warm-up);
+                   workers, recovery, memory, log and snapshot measure fixed amounts instead
   --rounds N       run the scenarios N times (references too) and report medians, with each round's
                    ratios listed (default 1; recovery, memory, log and snapshot run once)
   --jobs N         jobs for recovery and memory (default 1,000,000)
