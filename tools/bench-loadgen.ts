@@ -50,6 +50,9 @@ export interface LoadResult {
   note: string;
   /** What the errors were, when there were any (status codes, socket errors, timeouts). */
   errorDetail: string;
+  /** sse: pushes per second achieved over the push window (each tick waits for its pushes, so
+   *  under load it falls below `ssePushPerSec`). */
+  pushesPerSec?: number;
 }
 
 /** A ~100-byte job payload (the `data` object serialises to 101 bytes). */
@@ -99,8 +102,16 @@ function markMeasured(): void {
   process.send?.({ phase: 'measure' });
 }
 
-function cannon(opts: autocannon.Options): Promise<autocannon.Result> {
-  return autocannon(opts);
+/** Runs autocannon; `samples`, when given, gets each 2xx response's time (ms, sub-ms precision),
+ *  because autocannon's own latency histogram floors to whole ms and counts error answers. */
+function cannon(opts: autocannon.Options, samples?: Samples): Promise<autocannon.Result> {
+  const instance = autocannon(opts);
+  if (samples !== undefined) {
+    instance.on('response', (_client, statusCode, _bytes, responseTimeMs) => {
+      if (statusCode >= 200 && statusCode < 300) samples.add(responseTimeMs);
+    });
+  }
+  return Promise.resolve(instance);
 }
 
 function cannonErrors(r: autocannon.Result): string {
@@ -122,7 +133,8 @@ async function httpPush(spec: LoadSpec): Promise<LoadResult> {
   if (spec.warmupSeconds > 0) await cannon({ ...base, duration: spec.warmupSeconds });
   markMeasured();
   const cpu = cpuMeter();
-  const r = await cannon(spec.workload === 'fill' ? { ...base, amount: Math.ceil(spec.amount / spec.bulkSize) } : { ...base, duration: spec.seconds });
+  const samples = new Samples();
+  const r = await cannon(spec.workload === 'fill' ? { ...base, amount: Math.ceil(spec.amount / spec.bulkSize) } : { ...base, duration: spec.seconds }, samples);
   const perRequest = single ? 1 : spec.bulkSize;
   const ops = r['2xx'] * perRequest;
   return {
@@ -130,12 +142,11 @@ async function httpPush(spec: LoadSpec): Promise<LoadResult> {
     seconds: r.duration,
     ops,
     opsPerSec: ops / r.duration,
-    p50Ms: r.latency.p50,
-    p99Ms: r.latency.p99,
+    ...samples.percentiles(),
     errors: r.non2xx + r.errors + r.timeouts,
     errorDetail: cannonErrors(r),
     cpuSeconds: cpu(),
-    note: `${r.requests.total} requests (${perRequest} job${perRequest > 1 ? 's' : ''} each), latency per request`,
+    note: `${r.requests.total} requests (${perRequest} job${perRequest > 1 ? 's' : ''} each), latency per 2xx request`,
   };
 }
 
@@ -145,10 +156,13 @@ interface CycleContext {
   token?: string | null;
 }
 
-/** push → pull → ack per connection; a cycle's latency runs from sending the push to the ack's answer. */
+/** push → pull → ack per connection; a cycle's latency runs from sending the push to the ack's
+ *  answer. A cycle whose pull brought no job counts as one error: the pull (a non-2xx answer, or
+ *  200 with no job) is counted, the ack that follows it (sent to /jobs/none/ack) is not. */
 async function httpCycle(spec: LoadSpec): Promise<LoadResult> {
   let cycles = 0;
-  let badPulls = 0;
+  let emptyPulls = 0;
+  let orphanAcks = 0;
   let samples = new Samples();
   const q = spec.queue;
   const requests: autocannon.Request[] = [
@@ -169,7 +183,8 @@ async function httpCycle(spec: LoadSpec): Promise<LoadResult> {
         const parsed = status === 200 ? (JSON.parse(body) as { job: { id: string } | null; token?: string | null }) : null;
         ctx.id = parsed?.job?.id;
         ctx.token = parsed?.token ?? null;
-        if (ctx.id === undefined) badPulls += 1;
+        // A non-2xx pull is already among autocannon's non2xx.
+        if (status === 200 && ctx.id === undefined) emptyPulls += 1;
       },
     },
     {
@@ -181,6 +196,7 @@ async function httpCycle(spec: LoadSpec): Promise<LoadResult> {
         body: ctx.token ? `{"token":"${ctx.token}"}` : '{}',
       }),
       onResponse: (status: number, _body: string, ctx: CycleContext) => {
+        if (ctx.id === undefined && (status < 200 || status > 299)) orphanAcks += 1;
         if (status !== 200 || ctx.t0 === undefined) return;
         cycles += 1;
         samples.add(performance.now() - ctx.t0);
@@ -190,7 +206,8 @@ async function httpCycle(spec: LoadSpec): Promise<LoadResult> {
   const base = { url: spec.url, connections: spec.connections, requests };
   if (spec.warmupSeconds > 0) await cannon({ ...base, duration: spec.warmupSeconds });
   cycles = 0;
-  badPulls = 0;
+  emptyPulls = 0;
+  orphanAcks = 0;
   samples = new Samples();
   markMeasured();
   const cpu = cpuMeter();
@@ -201,11 +218,18 @@ async function httpCycle(spec: LoadSpec): Promise<LoadResult> {
     ops: cycles,
     opsPerSec: cycles / r.duration,
     ...samples.percentiles(),
-    errors: r.non2xx + r.errors + r.timeouts + badPulls,
-    errorDetail: `${cannonErrors(r)}${badPulls > 0 ? `, ${badPulls} pulls without a job` : ''}`,
+    errors: r.non2xx - orphanAcks + r.errors + r.timeouts + emptyPulls,
+    errorDetail: cycleErrors(r, emptyPulls, orphanAcks),
     cpuSeconds: cpu(),
     note: `${spec.connections} consumers each push → pull → ack; latency per cycle (push sent → ack answered)`,
   };
+}
+
+function cycleErrors(r: autocannon.Result, emptyPulls: number, orphanAcks: number): string {
+  const parts = [cannonErrors(r)].filter((p) => p !== '');
+  if (orphanAcks > 0) parts.push(`${orphanAcks} of those HTTP answers are acks sent after a pull without a job (not counted again)`);
+  if (emptyPulls > 0) parts.push(`${emptyPulls} pulls answered 200 without a job`);
+  return parts.join(', ');
 }
 
 // ---- WebSocket ------------------------------------------------------------------------------
@@ -286,7 +310,11 @@ async function wsRun(spec: LoadSpec): Promise<LoadResult> {
     const pushStep = async (c: WsClient): Promise<boolean> => {
       const t0 = performance.now();
       const reply = await c.call(pushHead);
-      if (!reply.ok) errors += 1;
+      // A rejected push is an error, not a job: only acknowledged pushes count and are timed.
+      if (!reply.ok) {
+        errors += 1;
+        return true;
+      }
       ops += 1;
       samples.add(performance.now() - t0);
       return true;
@@ -298,8 +326,11 @@ async function wsRun(spec: LoadSpec): Promise<LoadResult> {
       const job = pulled.job;
       if (!job) return false;
       const acked = await c.call(`{"cmd":"ACK","id":"${job.id}","token":"${pulled.token ?? ''}"`);
-      if (acked.ok) ops += 1;
-      else errors += 1;
+      if (!acked.ok) {
+        errors += 1;
+        return true;
+      }
+      ops += 1;
       samples.add(performance.now() - t0);
       return true;
     };
@@ -348,7 +379,13 @@ async function prefill(clients: WsClient[], spec: LoadSpec): Promise<void> {
 
 // ---- SSE fan-out ----------------------------------------------------------------------------
 
-/** Opens `connections` SSE subscribers, pushes at a fixed rate, measures push timestamp → receipt. */
+/** Wait after the last push for its events to reach every subscriber. */
+const sseDrainMs = 500;
+
+/** Opens `connections` SSE subscribers, pushes at up to `ssePushPerSec` (each ~10 ms tick sends
+ *  its pushes and waits for their answers, so under load the achieved rate is lower and is
+ *  reported), measures push timestamp → receipt. Rates are over the push window only: the 0.5 s
+ *  drain after it lets the events of the last pushes arrive (they count, the drain time does not). */
 async function sseFanout(spec: LoadSpec): Promise<LoadResult> {
   const agent = new Agent({ keepAlive: false, maxSockets: Infinity });
   const responses: IncomingMessage[] = [];
@@ -366,10 +403,12 @@ async function sseFanout(spec: LoadSpec): Promise<LoadResult> {
     );
     const pushAgent = new Agent({ keepAlive: true, maxSockets: 8 });
     const pushOnce = (): Promise<void> => postJson(`${spec.url}/queues/${spec.queue}/jobs`, `{"data":${dataJson}}`, pushAgent);
-    const run = async (seconds: number): Promise<number> => {
-      const tickMs = 10;
-      const perTick = Math.max(1, Math.round((spec.ssePushPerSec * tickMs) / 1_000));
-      const until = performance.now() + seconds * 1_000;
+    const run = async (seconds: number): Promise<{ pushed: number; pushSeconds: number }> => {
+      // About 10 ms ticks, their length set so that perTick / tickMs is the offered rate exactly.
+      const perTick = Math.max(1, Math.round(spec.ssePushPerSec / 100));
+      const tickMs = (perTick * 1_000) / spec.ssePushPerSec;
+      const started = performance.now();
+      const until = started + seconds * 1_000;
       let pushed = 0;
       while (performance.now() < until) {
         const tick = performance.now();
@@ -378,29 +417,32 @@ async function sseFanout(spec: LoadSpec): Promise<LoadResult> {
         const wait = tickMs - (performance.now() - tick);
         if (wait > 0) await new Promise((r) => setTimeout(r, wait));
       }
-      await new Promise((r) => setTimeout(r, 500));
-      return pushed;
+      const pushSeconds = (performance.now() - started) / 1_000;
+      await new Promise((r) => setTimeout(r, sseDrainMs));
+      return { pushed, pushSeconds };
     };
     if (spec.warmupSeconds > 0) await run(spec.warmupSeconds);
     events = 0;
     samples = new Samples();
     markMeasured();
     const cpu = cpuMeter();
-    const t0 = performance.now();
-    const pushed = await run(spec.seconds);
-    const seconds = (performance.now() - t0) / 1_000;
+    const { pushed, pushSeconds } = await run(spec.seconds);
     pushAgent.destroy();
     const expected = pushed * spec.connections;
+    const pushesPerSec = pushed / pushSeconds;
     return {
       workload: spec.workload,
-      seconds,
+      seconds: pushSeconds,
       ops: events,
-      opsPerSec: events / seconds,
+      opsPerSec: events / pushSeconds,
       ...samples.percentiles(),
       errors: Math.max(0, expected - events),
-      errorDetail: expected > events ? `${expected - events} events not received within 0.5 s of the last push` : '',
+      errorDetail: expected > events ? `${expected - events} events not received within ${sseDrainMs} ms of the last push` : '',
       cpuSeconds: cpu(),
-      note: `${spec.connections} SSE subscribers, ${pushed} pushes at ${spec.ssePushPerSec}/s; ${events}/${expected} events delivered; latency = receipt − record timestamp (ms clock)`,
+      pushesPerSec,
+      note:
+        `${spec.connections} SSE subscribers, ${pushed} pushes in ${pushSeconds.toFixed(2)} s (${pushesPerSec.toFixed(0)}/s achieved, ` +
+        `${spec.ssePushPerSec}/s offered); ${events}/${expected} events delivered; latency = receipt − record timestamp (ms clock)`,
     };
   } finally {
     for (const res of responses) res.destroy();

@@ -6,7 +6,7 @@
 import { join } from 'node:path';
 import { rawFs } from './bench-log.js';
 import { ensureBunqueue, startBunqueue, type Bunqueue, type BunqueueMode } from './bench-bunqueue.js';
-import type { LoadSpec, Workload } from './bench-loadgen.js';
+import type { LoadResult, LoadSpec, Workload } from './bench-loadgen.js';
 import { firstTouchUsPerFault, runLoad, startRef, startTapeq, tempDir, type ServerProcess } from './bench-proc.js';
 import type { Row } from './bench-report.js';
 
@@ -36,12 +36,15 @@ export const defaultBenchOptions: BenchOptions = {
 
 export interface Target {
   subject: string;
+  /** The tapeq variables this target sets (tapeq targets only; the rest are tapeq's defaults). */
+  tapeqEnv?: Record<string, string>;
   start(): Promise<{ server: ServerProcess; remove: () => Promise<void> }>;
 }
 
 export function tapeqTarget(env: Record<string, string> = {}, subject = 'tapeq'): Target {
   return {
     subject,
+    tapeqEnv: env,
     async start() {
       const data = await tempDir('tapeq-bench-data-');
       try {
@@ -67,6 +70,8 @@ export function bunqueueTarget(bq: Bunqueue, mode: BunqueueMode, subject: string
 
 export class BenchRun {
   private readonly cache = new Map<string, Promise<unknown>>();
+  /** The tapeq environments started since `takeTapeqEnvs`, each as `NAME=value ...`. */
+  private readonly tapeqEnvs = new Set<string>();
   /** `installs`: what several runs share (a competitor installed once, not once per round). */
   constructor(
     readonly opts: BenchOptions,
@@ -76,6 +81,19 @@ export class BenchRun {
   /** `make()` once per run under `key`; later calls share the first result. */
   once<T>(key: string, make: () => Promise<T>): Promise<T> {
     return memo(this.cache, key, make);
+  }
+
+  /** Records the tapeq variables a server under test was started with (for the report). */
+  noteTapeqEnv(env: Record<string, string>): void {
+    const text = Object.entries(env).map(([k, v]) => `${k}=${v}`).join(' ');
+    this.tapeqEnvs.add(text === '' ? 'no variable' : text);
+  }
+
+  /** The tapeq environments noted since the last call, and forgets them. */
+  takeTapeqEnvs(): string[] {
+    const envs = [...this.tapeqEnvs];
+    this.tapeqEnvs.clear();
+    return envs;
   }
 
   spec(workload: Workload, over: Partial<LoadSpec> = {}): LoadSpec {
@@ -95,9 +113,13 @@ export class BenchRun {
     };
   }
 
-  /** Starts `target`, runs `spec` against it, stops it; the server's CPU counts the measured part only. */
-  async measure(target: Target, measure: string, spec: LoadSpec, unit: string): Promise<Row> {
-    this.opts.log(`bench: ${target.subject} — ${measure}`);
+  /** Starts `target`, runs `spec` against it, stops it; the server's CPU counts the measured part
+   *  only. `measure` is the row's text, or a function of the result for a text that carries a
+   *  measured number; then the row's `key` is `measure(null)`. */
+  async measure(target: Target, measure: string | ((result: LoadResult | null) => string), spec: LoadSpec, unit: string): Promise<Row> {
+    const text = typeof measure === 'string' ? measure : measure(null);
+    this.opts.log(`bench: ${target.subject} — ${text}`);
+    if (target.tapeqEnv !== undefined) this.noteTapeqEnv(target.tapeqEnv);
     const { server, remove } = await target.start();
     try {
       let cpuStart = Number.NaN;
@@ -107,7 +129,8 @@ export class BenchRun {
       const serverCpu = server.cpuSeconds() - cpuStart;
       return {
         subject: target.subject,
-        measure,
+        measure: typeof measure === 'string' ? measure : measure(result),
+        ...(typeof measure === 'string' ? {} : { key: text }),
         value: result.opsPerSec,
         unit,
         p50Ms: result.p50Ms,
@@ -124,10 +147,11 @@ export class BenchRun {
     }
   }
 
-  /** The bare fastify push ceiling (one JSON job per request), shared by the push scenarios. */
+  /** The bare fastify push ceiling (one JSON job per request), shared by the push scenarios. Its
+   *  unit is jobs/s (one job per 2xx answer) like tapeq's, so the chart draws both on one scale. */
   bareFastifyPush(): Promise<Row> {
     return this.once('bare-fastify-push', () =>
-      this.measure(refTarget('fastify'), `push, 1 job/request, ${this.opts.connections} connections`, this.spec('push'), 'req/s'),
+      this.measure(refTarget('fastify'), `push, 1 job/request, ${this.opts.connections} connections`, this.spec('push'), 'jobs/s'),
     );
   }
 

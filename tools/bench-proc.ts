@@ -3,16 +3,18 @@
 //
 // Every process binds 127.0.0.1 on a free port, is tracked in one set and is SIGKILLed when this
 // process exits, so an error or ^C mid-run leaves nothing behind. Peak RSS (VmHWM) and CPU time
-// (utime + stime) of a server are read from /proc/<pid> (Linux), because the servers are separate
-// processes and the 2-core machine is shared: CPU seconds show who used the cores.
+// (utime + stime) of a server are read from /proc (Linux), because the servers are separate
+// processes and the 2-core machine is shared: CPU seconds show who used the cores. Both cover the
+// server's process tree (`tapeq serve` forks its snapshot process at start), see `processTree`.
 
 import { execFile, fork, spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { ENV_VARIABLES } from '../src/config.js';
 import { freePort, procStatFields } from '../test/fixtures/process.js';
 import type { LoadResult, LoadSpec } from './bench-loadgen.js';
 
@@ -55,11 +57,12 @@ export interface ServerProcess {
   /** Milliseconds from spawn until the ready path answered 200. */
   readyMs: number;
   stderr(): string;
-  /** Peak resident set size so far (VmHWM), MB. */
+  /** Peak resident set size of the process tree so far, MB: the sum of each process's VmHWM, an
+   *  upper bound of the tree's peak (the processes need not have peaked at the same time). */
   peakRssMb(): number;
-  /** Current resident set size (VmRSS), MB. */
+  /** Current resident set size (VmRSS) of the server process alone, MB. */
   rssMb(): number;
-  /** CPU seconds (user + system) used so far. */
+  /** CPU seconds (user + system) used so far by the process tree. */
   cpuSeconds(): number;
   /** Minor page faults so far, every thread of the process (first touches of fresh memory, mostly). */
   minorFaults(): number;
@@ -78,15 +81,17 @@ export interface StartOptions {
   readyPath?: string;
   readyTimeoutMs?: number;
   cwd?: string;
-  /** Inherited env variables to remove (e.g. a DATA_PATH that would switch bunqueue to SQLite). */
+  /** Inherited env variables to remove (e.g. a DATA_PATH that would switch bunqueue to SQLite);
+   *  `env` and the port still set theirs. */
   envDrop?: string[];
 }
 
 export async function startServer(opts: StartOptions): Promise<ServerProcess> {
   const port = await freePort();
   const args = opts.args.map((a) => a.replaceAll('{port}', String(port)));
-  const env: Record<string, string | undefined> = { ...process.env, HOST: '127.0.0.1', ...(opts.portEnv ? { [opts.portEnv]: String(port) } : {}), ...opts.env };
-  for (const name of opts.envDrop ?? []) delete env[name];
+  const inherited: Record<string, string | undefined> = { ...process.env };
+  for (const name of opts.envDrop ?? []) delete inherited[name];
+  const env = { ...inherited, HOST: '127.0.0.1', ...(opts.portEnv ? { [opts.portEnv]: String(port) } : {}), ...opts.env };
   const started = performance.now();
   const child = spawn(opts.command, args, { env, cwd: opts.cwd, stdio: ['ignore', 'ignore', 'pipe'] });
   track(child);
@@ -117,9 +122,9 @@ export async function startServer(opts: StartOptions): Promise<ServerProcess> {
     url,
     readyMs,
     stderr: () => stderr,
-    peakRssMb: () => procStatusMb(pid, 'VmHWM'),
+    peakRssMb: () => sum(processTree(pid).map((p) => procStatusMb(p, 'VmHWM'))),
     rssMb: () => procStatusMb(pid, 'VmRSS'),
-    cpuSeconds: () => procCpuSeconds(pid),
+    cpuSeconds: () => sum(processTree(pid).map(procCpuSeconds)),
     minorFaults: () => minorFaultsOf(pid),
     stop,
   };
@@ -144,7 +149,11 @@ async function waitReady(child: ChildProcess, readyUrl: string, timeoutMs: numbe
   }
 }
 
-/** `tapeq serve` from this build on a fresh or given data dir. */
+/** Every variable tapeq reads (src/config.ts): none is inherited by a tapeq under test, since a
+ *  caller's AUTH_TOKENS, LOG_SYNC_INTERVAL_MS or SNAPSHOT_* would silently change its numbers. */
+export const tapeqEnvNames: readonly string[] = ENV_VARIABLES.map((v) => v.name);
+
+/** `tapeq serve` from this build on a fresh or given data dir, with tapeq's defaults except `env`. */
 export async function startTapeq(
   dataDir: string,
   env: Record<string, string> = {},
@@ -156,6 +165,7 @@ export async function startTapeq(
     command: process.execPath,
     args: [...nodeArgs, tapeqCliPath, 'serve'],
     env: { DATA_DIR: dataDir, ...env },
+    envDrop: [...tapeqEnvNames],
     portEnv: 'HTTP_PORT',
     readyTimeoutMs,
   });
@@ -168,6 +178,42 @@ export async function startRef(kind: 'fastify' | 'memory-queue'): Promise<Server
     command: process.execPath,
     args: [refServerPath, kind, '{port}'],
   });
+}
+
+/**
+ * `pid` and its descendants now, parents first, from /proc/<pid>/task/<tid>/children (every
+ * thread's children; Linux ≥ 3.5). Read at each sample, so a process forked since the last one
+ * is counted. A known limit: a descendant that exits between two samples drops out of the sums,
+ * so its CPU seconds and peak RSS are lost (the kernel moves its CPU time to the parent's cutime
+ * only once the parent reaps it, and we do not read that).
+ */
+export function processTree(pid: number): number[] {
+  const tree = [pid];
+  for (let i = 0; i < tree.length; i++) {
+    const parent = tree[i] as number;
+    let tasks: string[];
+    try {
+      tasks = readdirSync(`/proc/${parent}/task`);
+    } catch {
+      continue;
+    }
+    for (const tid of tasks) {
+      let children = '';
+      try {
+        children = readFileSync(`/proc/${parent}/task/${tid}/children`, 'utf8');
+      } catch {
+        continue;
+      }
+      for (const child of children.split(' ')) if (child.trim() !== '') tree.push(Number(child));
+    }
+  }
+  return tree;
+}
+
+/** The sum of `values`, NaN values (a process gone since it was listed) left out. */
+function sum(values: number[]): number {
+  const known = values.filter((v) => Number.isFinite(v));
+  return known.length === 0 ? Number.NaN : known.reduce((a, b) => a + b, 0);
 }
 
 function procStatusMb(pid: number, field: 'VmHWM' | 'VmRSS'): number {

@@ -3,9 +3,10 @@
 //   recovery  a data dir holding N pushed jobs (written straight through the Log, ~100-byte
 //             payloads), then time from spawn to GET /ready = 200: first by full replay (no
 //             snapshot), then from a snapshot of the same log (written by the snapshot store in the format the server's snapshotter writes).
-//   memory    a fresh server started with --expose-gc, N jobs pushed over HTTP in bulk requests of
-//             1,000; the process RSS (VmRSS) right after, then after POST /gc (a compacting GC),
-//             against the RSS of the empty server.
+//   memory    a fresh server started with --expose-gc (as the README's runs by hand; POST /gc
+//             works without it), N jobs pushed over HTTP in bulk requests of up to 1,000; the
+//             process RSS (VmRSS) right after, then after POST /gc (a compacting GC), against the
+//             RSS of the empty server.
 //
 // `--jobs N` scales both (default 1,000,000).
 
@@ -34,6 +35,7 @@ function loadedMs(server: ServerProcess): number {
 
 async function timeToReady(run: BenchRun, dataDir: string, how: string): Promise<{ row: Row; minorFaults: number }> {
   run.opts.log(`bench: tapeq — time to ready, ${how}`);
+  run.noteTapeqEnv(noSnapshots);
   const server = await startTapeq(dataDir, noSnapshots, [], 600_000);
   try {
     const minorFaults = server.minorFaults();
@@ -101,16 +103,16 @@ function faultNote(usPerFault: number, starts: Array<{ row: Row; minorFaults: nu
   );
 }
 
-/** How far the server under test let its old generation grow (its HEAP_GROWING_PERCENT). */
+/** How far the server under test let its old generation grow (its HEAP_GROWING_PERCENT: the
+ *  default, since it inherits no tapeq variable and the scenario sets none). */
 function heapGrowthText(): string {
-  const percent = loadConfig(process.env).heapGrowingPercent;
+  const percent = loadConfig(noSnapshots).heapGrowingPercent;
   return percent === 0
     ? 'HEAP_GROWING_PERCENT=0 here, so V8 picks how far the old generation grows past the live heap (up to 4×)'
     : `at most HEAP_GROWING_PERCENT (${percent}% here) past the live heap, or ${heapHeadroomBytes / 2 ** 20} MB when that is more (at most ${heapGrowingPercentCeiling}%)`;
 }
 
 interface GcReply {
-  ok: boolean;
   after?: { heapUsed: number; rss: number };
 }
 
@@ -141,6 +143,7 @@ async function idleRss(server: ServerProcess, seconds: number): Promise<{ end: n
 export async function benchMemory(run: BenchRun): Promise<ScenarioReport> {
   const jobs = run.opts.jobs;
   const data = await tempDir('tapeq-bench-memory-');
+  run.noteTapeqEnv(noSnapshots);
   const server = await startTapeq(data.dir, noSnapshots, ['--expose-gc']);
   try {
     const empty = await gc(server);
@@ -169,12 +172,22 @@ export async function benchMemory(run: BenchRun): Promise<ScenarioReport> {
       { subject: 'tapeq', measure: `RSS after POST /gc, ${fill.ops.toLocaleString('en-US')} waiting jobs (~100-byte payloads)`, value: rssFull, unit: 'MB', peakRssMb: server.peakRssMb() },
       { subject: 'tapeq', measure: 'RSS growth per waiting job', value: bytesPerJob, unit: 'bytes/job' },
       { subject: 'tapeq', measure: 'heapUsed growth per waiting job (from POST /gc)', value: heapPerJob, unit: 'bytes/job' },
-      { subject: 'tapeq', measure: 'fill rate: bulk push, 1,000 jobs/request, 4 connections', value: fill.opsPerSec, unit: 'jobs/s', p50Ms: fill.p50Ms, p99Ms: fill.p99Ms, loadgenCores: fill.cpuSeconds / fill.seconds, errors: fill.errors },
+      {
+        subject: 'tapeq',
+        measure: `fill rate: bulk push, ${bulkSize.toLocaleString('en-US')} jobs/request, ${connections} connection${connections === 1 ? '' : 's'}`,
+        value: fill.opsPerSec, unit: 'jobs/s',
+        p50Ms: fill.p50Ms,
+        p99Ms: fill.p99Ms,
+        loadgenCores: fill.cpuSeconds / fill.seconds,
+        errors: fill.errors,
+      },
     ];
     return {
       rows,
       notes: [
-        `POST /gc runs a full GC that compacts the whole heap and returns once the freed pages are back with the OS (server started with --expose-gc: ${empty.ok ? 'yes' : 'no, RSS is without GC'}); RSS read from /proc/<pid>/status.`,
+        'POST /gc runs a full GC that compacts the whole heap and returns once the freed pages are back with the OS; RSS read from /proc/<pid>/status.',
+        'The server runs with snapshots disabled (SNAPSHOT_EVERY_RECORDS and SNAPSHOT_INTERVAL_MS at their maximum), so no snapshot is built during the fill; ' +
+          'the RSS rows are the server process alone, peak RSS is its process tree (with the idle snapshot process it forks at start).',
         `Before POST /gc the heap also holds the garbage the fill left in the old generation since V8's last full GC (request bodies and records that outlived a young-generation GC): ${heapGrowthText()}; V8 compacts what stays half-empty only gradually, which the idle row shows.`,
       ],
     };

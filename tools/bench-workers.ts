@@ -5,7 +5,9 @@
 //
 //   node build/tools/bench-workers.js [jobs] [sync: always|interval]
 //
-// Jobs are pushed before the worker is registered, so only dispatch is timed.
+// Jobs are pushed before the worker is registered, so only dispatch is timed. Both sides first
+// warm up (a worker on another queue, then direct calls, through the same pools), then the worker
+// run is timed, then the direct calls: a fixed number of jobs each, so `--seconds` does not apply.
 
 import { createServer, type Server } from 'node:http';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -28,6 +30,8 @@ export interface WorkerBenchResult {
   directCallsPerSec: number;
   /** Extra wall time per job through the worker, at this concurrency (µs). */
   overheadUsPerJob: number;
+  /** Jobs through a warm-up worker, then calls made directly, before either side is timed. */
+  warmupJobs: number;
 }
 
 const concurrency = 50;
@@ -41,32 +45,17 @@ export async function benchWorkers(jobs = 20_000, sync: 'always' | 'interval' = 
   broker.start();
   const dispatcher = new WorkerDispatcher({ broker, logger: () => undefined });
   dispatcher.start();
+  const warmupJobs = Math.max(1, Math.min(1_000, Math.floor(jobs / 10)));
   try {
-    for (let i = 0; i < jobs; i += pushChunk) {
-      const items = Array.from({ length: Math.min(pushChunk, jobs - i) }, (_, k) => ({ data: { n: i + k } }));
-      const out = await broker.pushBulk('bench', items, { actor: null });
-      if (!out.ok) throw new Error(`push failed: ${out.error}`);
-    }
-    const done = new Promise<void>((resolve) => {
-      broker.onRecords(() => {
-        if (broker.counts('bench').completed === jobs) resolve();
-      });
-    });
-    const started = performance.now();
-    const reg = await broker.registerWorker(
-      {
-        queue: 'bench',
-        endpoint: { url: endpoint.url, method: 'POST', headers: {}, timeout: 3_000 },
-        opts: { concurrency, limiter: null, removeOnComplete: null, removeOnFail: null, maxStalledCount: 1 },
-      },
-      { actor: null },
-    );
-    if (!reg.ok) throw new Error(`register failed: ${reg.error}`);
-    await done;
-    const workerMs = performance.now() - started;
+    await pushJobs(broker, 'bench-warmup', warmupJobs);
+    await runWorker(broker, 'bench-warmup', endpoint.url, warmupJobs);
+    await direct(dispatcher, endpoint.url, warmupJobs);
+    await pushJobs(broker, 'bench', jobs);
+    const workerMs = await runWorker(broker, 'bench', endpoint.url, jobs);
     const directMs = await direct(dispatcher, endpoint.url, jobs);
     return {
       jobs,
+      warmupJobs,
       concurrency,
       sync,
       workerMs,
@@ -82,6 +71,41 @@ export async function benchWorkers(jobs = 20_000, sync: 'always' | 'interval' = 
     await new Promise<void>((resolve) => endpoint.server.close(() => resolve()));
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+async function pushJobs(broker: Broker, queue: string, jobs: number): Promise<void> {
+  for (let i = 0; i < jobs; i += pushChunk) {
+    const items = Array.from({ length: Math.min(pushChunk, jobs - i) }, (_, k) => ({ data: { n: i + k } }));
+    const out = await broker.pushBulk(queue, items, { actor: null });
+    if (!out.ok) throw new Error(`push failed: ${out.error}`);
+  }
+}
+
+/** Registers a push worker on `queue`, waits until `jobs` jobs there are completed and removes
+ *  the worker again (so a later run has the dispatcher to itself); the milliseconds from
+ *  registering to the last completion. */
+async function runWorker(broker: Broker, queue: string, url: string, jobs: number): Promise<number> {
+  let stop = (): void => {};
+  const done = new Promise<number>((resolve) => {
+    stop = broker.onRecords(() => {
+      if (broker.counts(queue).completed === jobs) resolve(performance.now());
+    });
+  });
+  const started = performance.now();
+  const reg = await broker.registerWorker(
+    {
+      queue,
+      endpoint: { url, method: 'POST', headers: {}, timeout: 3_000 },
+      opts: { concurrency, limiter: null, removeOnComplete: null, removeOnFail: null, maxStalledCount: 1 },
+    },
+    { actor: null },
+  );
+  if (!reg.ok) throw new Error(`register failed: ${reg.error}`);
+  const finished = await done;
+  stop();
+  const removed = await broker.removeWorker(queue, { actor: null });
+  if (!removed.ok) throw new Error(`remove failed: ${removed.error}`);
+  return finished - started;
 }
 
 /** The same number of calls, same body shape, same pools, `concurrency` at a time. */

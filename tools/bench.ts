@@ -17,11 +17,12 @@ import { benchHttpBulk, benchHttpCycle, benchHttpPush, benchHttpPushInterval } f
 import { BenchRun, defaultBenchOptions, type BenchOptions } from './bench-measure.js';
 import { benchMemory, benchRecovery } from './bench-recovery.js';
 import { formatReport, mergeRounds, renderSvg, withRatio, type Row, type ScenarioReport } from './bench-report.js';
+import { tapeqEnvNames } from './bench-proc.js';
 import { benchSnapshot } from './bench-snapshot.js';
 import { benchWorkers } from './bench-workers.js';
 import { benchWs } from './bench-ws.js';
 
-interface Scenario {
+export interface Scenario {
   summary: string;
   run: (run: BenchRun) => Promise<unknown>;
   format: (result: never) => string;
@@ -44,11 +45,17 @@ const report = (run: (r: BenchRun) => Promise<ScenarioReport>, summary: string, 
 export async function benchWorkersReport(run: BenchRun, jobs = 20_000): Promise<ScenarioReport> {
   run.opts.log('bench: push workers (in-process broker, local endpoint, concurrency 50)');
   const r = await benchWorkers(jobs, 'always');
-  const direct: Row = { subject: 'direct calls', measure: `same endpoint, same undici pools, concurrency ${r.concurrency}`, value: r.directCallsPerSec, unit: 'calls/s' };
+  // One direct call stands for one job (the body a worker sends), so both rows count jobs/s and
+  // the chart draws them on one scale.
+  const direct: Row = { subject: 'direct calls', measure: `same endpoint, same undici pools, concurrency ${r.concurrency}, one call per job`, value: r.directCallsPerSec, unit: 'jobs/s' };
   const worker: Row = { subject: 'tapeq', measure: `push worker, ${r.jobs} jobs, concurrency ${r.concurrency}, LOG_SYNC=always`, value: r.workerJobsPerSec, unit: 'jobs/s' };
   return {
     rows: [direct, withRatio(worker, direct)],
-    notes: [`In-process (tools/bench-workers.ts): broker + dispatcher + endpoint share one event loop. Broker overhead ${r.overheadUsPerJob.toFixed(1)} µs/job.`],
+    notes: [
+      `In-process (tools/bench-workers.ts): broker + dispatcher + endpoint share one event loop. Broker overhead ${r.overheadUsPerJob.toFixed(1)} µs/job.`,
+      `Both sides warm up first (${r.warmupJobs.toLocaleString('en-US')} jobs through a worker on another queue, then as many direct calls, same pools); ` +
+        `then the worker run is timed, then the direct calls. A fixed ${r.jobs.toLocaleString('en-US')} jobs each: --seconds and --jobs do not apply.`,
+    ],
   };
 }
 
@@ -78,7 +85,8 @@ export const scenarioNames = Object.keys(SCENARIOS);
 
 const usage = `usage: tapeq bench [scenario ...] [--json] [--svg <file>] [--seconds N] [--rounds N] [--jobs N] [--connections N] [--vs bunqueue]
 
-  --seconds N      measured seconds per run (default 5; each run also has a 1 s warm-up)
+  --seconds N      measured seconds per run, 0.1 to 3600 (default 5; each run also has a 1 s warm-up);
+                   workers, recovery, memory, log and snapshot measure fixed amounts instead
   --rounds N       run the scenarios N times (references too) and report medians, with each round's
                    ratios listed (default 1; recovery, memory, log and snapshot run once)
   --jobs N         jobs for recovery and memory (default 1,000,000)
@@ -100,29 +108,51 @@ interface Args {
   errors: string[];
 }
 
-function parseArgs(argv: string[]): Args {
+/** Longest `--seconds`: an hour per run, far below the 24.8 days a Node timer can hold. */
+const secondsMax = 3_600;
+
+/** The scenarios `--vs bunqueue` adds competitors to (and runs when none is named). */
+const vsScenarios = ['http-push', 'http-bulk', 'http-cycle'];
+
+function parseArgs(argv: string[], scenarios: Record<string, Scenario>): Args {
   const args: Args = { names: [], json: false, svg: null, opts: { ...defaultBenchOptions, vs: [] }, rounds: 1, help: false, errors: [] };
-  const number = (flag: string, value: string | undefined, min: number): number => {
-    const n = Number(value);
-    if (!Number.isFinite(n) || n < min) args.errors.push(`${flag} needs a number ≥ ${min}`);
+  let i = 0;
+  // A flag's value is the next argument, unless that is another flag (`--svg --json`).
+  const value = (flag: string): string | null => {
+    const next = argv[i + 1];
+    if (next === undefined || next.startsWith('--')) {
+      args.errors.push(`${flag} needs a value`);
+      return null;
+    }
+    i += 1;
+    return next;
+  };
+  const number = (flag: string, min: number, max = Number.MAX_SAFE_INTEGER): number => {
+    const text = value(flag);
+    if (text === null) return Number.NaN;
+    const n = Number(text);
+    if (!Number.isFinite(n) || n < min || n > max) {
+      args.errors.push(max === Number.MAX_SAFE_INTEGER ? `${flag} needs a number ≥ ${min}` : `${flag} needs a number from ${min} to ${max}`);
+    }
     return n;
   };
-  for (let i = 0; i < argv.length; i++) {
+  for (; i < argv.length; i++) {
     const a = argv[i] ?? '';
     if (a === '--help' || a === '-h') args.help = true;
     else if (a === '--json') args.json = true;
-    else if (a === '--svg') args.svg = argv[++i] ?? (args.errors.push('--svg needs a file'), null);
-    else if (a === '--seconds') args.opts.seconds = number(a, argv[++i], 0.1);
-    else if (a === '--rounds') args.rounds = Math.floor(number(a, argv[++i], 1));
-    else if (a === '--jobs') args.opts.jobs = Math.floor(number(a, argv[++i], 1));
-    else if (a === '--connections') args.opts.connections = Math.floor(number(a, argv[++i], 1));
+    else if (a === '--svg') args.svg = value(a);
+    else if (a === '--seconds') args.opts.seconds = number(a, 0.1, secondsMax);
+    else if (a === '--rounds') args.rounds = Math.floor(number(a, 1));
+    else if (a === '--jobs') args.opts.jobs = Math.floor(number(a, 1));
+    else if (a === '--connections') args.opts.connections = Math.floor(number(a, 1));
     else if (a === '--vs') {
-      const who = argv[++i];
+      const who = value(a);
       if (who === 'bunqueue') args.opts.vs.push(who);
-      else args.errors.push(`--vs: unknown competitor ${String(who)} (known: bunqueue)`);
+      else if (who !== null) args.errors.push(`--vs: unknown competitor ${who} (known: bunqueue)`);
     } else if (a.startsWith('--')) args.errors.push(`unknown option ${a}`);
-    else if (a in SCENARIOS) args.names.push(a);
-    else args.errors.push(`unknown scenario ${a}`);
+    else if (a in scenarios) {
+      if (!args.names.includes(a)) args.names.push(a);
+    } else args.errors.push(`unknown scenario ${a}`);
   }
   return args;
 }
@@ -137,26 +167,50 @@ export function machineLine(): string {
   );
 }
 
-export async function benchMain(argv: string[]): Promise<number> {
-  const args = parseArgs(argv);
+/** Runs the scenarios asked for. A scenario that throws is recorded as `{error}` (a section of its
+ *  own in markdown, its entry in the JSON) and the others still run; the exit code is then 1.
+ *  `scenarios` is the registry (tests pass their own). */
+/** What the tapeq servers under test inherit: none of tapeq's variables (tools/bench-proc.ts). */
+function serverEnvLine(): string {
+  const stripped = tapeqEnvNames.filter((name) => process.env[name] !== undefined);
+  return (
+    'tapeq servers under test run with tapeq\'s defaults except the variables each scenario sets (listed under it)' +
+    (stripped.length > 0 ? `; set in this shell and not passed on: ${stripped.join(', ')}.` : '.')
+  );
+}
+
+export async function benchMain(argv: string[], scenarios: Record<string, Scenario> = SCENARIOS): Promise<number> {
+  const args = parseArgs(argv, scenarios);
   if (args.help || args.errors.length > 0) {
     for (const e of args.errors) console.error(`tapeq bench: ${e}`);
     // Asked for, the usage is the answer (stdout, exit 0); after a mistake it explains it.
     const print = args.errors.length > 0 ? console.error : console.log;
     print(usage);
-    for (const [name, s] of Object.entries(SCENARIOS)) print(`  ${name.padEnd(19)} ${s.summary}`);
+    for (const [name, s] of Object.entries(scenarios)) print(`  ${name.padEnd(19)} ${s.summary}`);
     return args.errors.length > 0 ? 2 : 0;
   }
-  let selected = args.names.length > 0 ? args.names : Object.keys(SCENARIOS);
-  if (args.names.length === 0 && args.opts.vs.length > 0) selected = ['http-push', 'http-bulk', 'http-cycle'];
+  let selected = args.names.length > 0 ? args.names : Object.keys(scenarios);
+  if (args.names.length === 0 && args.opts.vs.length > 0) selected = vsScenarios;
+  const withoutVs = args.opts.vs.length > 0 ? selected.filter((name) => !vsScenarios.includes(name)) : [];
+  if (withoutVs.length > 0) {
+    console.error(`tapeq bench: --vs ${args.opts.vs.join(', ')} applies to ${vsScenarios.join(', ')} only; ${withoutVs.join(', ')} run${withoutVs.length === 1 ? 's' : ''} without it`);
+  }
   const machineBefore = machineLine();
-  if (!args.json) console.log(`# tapeq bench\n\n${machineBefore}\n\n\`tapeq bench ${argv.join(' ')}\``);
+  const serverEnv = serverEnvLine();
+  if (!args.json) console.log(`# tapeq bench\n\n${machineBefore}\n\n\`tapeq bench ${argv.join(' ')}\`\n\n${serverEnv}`);
+  const tapeqEnvs: Record<string, string> = {};
   const results: Record<string, unknown> = {};
   const groups: Array<{ scenario: string; rows: Row[] }> = [];
   const show = (name: string, scenario: Scenario, result: unknown): void => {
     results[name] = result;
     if (scenario.rows) groups.push({ scenario: name, rows: scenario.rows(result as never) });
-    if (!args.json) console.log(`\n## ${name}\n\n${scenario.format(result as never)}`);
+    const env = tapeqEnvs[name] === undefined ? '' : `${tapeqEnvs[name]}\n\n`;
+    if (!args.json) console.log(`\n## ${name}\n\n${env}${scenario.format(result as never)}`);
+  };
+  const failures = new Map<string, string>();
+  const showFailure = (name: string): void => {
+    results[name] = { error: failures.get(name) };
+    if (!args.json) console.log(`\n## ${name}\n\nFAILED: ${failures.get(name) ?? ''}`);
   };
   const perRound = new Map<string, unknown[]>();
   // Installs (bunqueue) are made once for all rounds; each round measures its references anew.
@@ -165,9 +219,21 @@ export async function benchMain(argv: string[]): Promise<number> {
     if (args.rounds > 1) args.opts.log(`bench: round ${round} of ${args.rounds}`);
     const run = new BenchRun(args.opts, installs);
     for (const name of selected) {
-      const scenario = SCENARIOS[name];
-      if (scenario === undefined || (round > 1 && scenario.merge === undefined)) continue;
-      const result = await scenario.run(run);
+      const scenario = scenarios[name];
+      if (scenario === undefined || failures.has(name) || (round > 1 && scenario.merge === undefined)) continue;
+      let result: unknown;
+      try {
+        result = await scenario.run(run);
+      } catch (err) {
+        run.takeTapeqEnvs();
+        const message = err instanceof Error ? err.message : String(err);
+        failures.set(name, args.rounds > 1 ? `round ${round}: ${message}` : message);
+        args.opts.log(`bench: ${name} failed: ${message}`);
+        if (args.rounds === 1) showFailure(name);
+        continue;
+      }
+      const envs = run.takeTapeqEnvs();
+      if (envs.length > 0) tapeqEnvs[name] = `tapeq server environment: defaults except ${envs.join('; or ')}`;
       if (args.rounds === 1) {
         show(name, scenario, result);
         continue;
@@ -176,18 +242,24 @@ export async function benchMain(argv: string[]): Promise<number> {
       args.opts.log(`bench: round ${round}, ${name}:\n${scenario.format(result as never)}`);
     }
   }
-  // Several rounds: every scenario once all are in, in the order asked for.
-  for (const [name, rounds] of perRound) {
-    const scenario = SCENARIOS[name] as Scenario;
-    show(name, scenario, scenario.merge !== undefined ? scenario.merge(rounds as never[]) : rounds[0]);
+  // Several rounds: every scenario once all are in, in the order asked for; a scenario that failed
+  // in any round is shown as failed (its earlier rounds stay in the JSON's `rounds`).
+  if (args.rounds > 1) {
+    for (const name of selected) {
+      const scenario = scenarios[name] as Scenario;
+      const rounds = perRound.get(name);
+      if (failures.has(name)) showFailure(name);
+      else if (rounds !== undefined) show(name, scenario, scenario.merge !== undefined ? scenario.merge(rounds as never[]) : rounds[0]);
+    }
   }
   const machineAfter = machineLine();
   const rounds = args.rounds > 1 ? { rounds: Object.fromEntries(perRound) } : {};
-  if (args.json) console.log(JSON.stringify({ machineBefore, machineAfter, argv, results, ...rounds }, null, 2));
+  if (args.json) console.log(JSON.stringify({ machineBefore, machineAfter, argv, serverEnv, tapeqEnvs, results, ...rounds }, null, 2));
   else console.log(`\n${machineAfter}`);
   if (args.svg !== null) {
     await writeFile(args.svg, renderSvg(groups, `tapeq bench — ${machineBefore}`));
     if (!args.json) console.log(`\nSVG chart written to ${args.svg}`);
   }
-  return 0;
+  if (failures.size > 0) console.error(`tapeq bench: failed: ${[...failures.keys()].join(', ')}`);
+  return failures.size > 0 ? 1 : 0;
 }

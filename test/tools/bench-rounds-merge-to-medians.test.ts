@@ -5,7 +5,7 @@
 // that failed once) costs only that row's round; unusable ratios are left out, not ranked.
 
 import t from 'tap';
-import { mergeRounds, versus, withRatio, type Row, type ScenarioReport } from '../../tools/bench-report.js';
+import { formatReport, mergeRounds, versus, withRatio, type Row, type ScenarioReport } from '../../tools/bench-report.js';
 
 function round(bare: number, tapeq: number, p50: number): ScenarioReport {
   const ref: Row = { subject: 'bare fastify', measure: 'push', value: bare, unit: 'req/s', p50Ms: p50, errors: 0 };
@@ -23,7 +23,7 @@ t.test('values-are-medians-and-the-ratio-is-the-median-of-round-ratios', async (
   t.equal(tapeq?.errors, 3, 'errors add up over the rounds');
   t.equal(tapeq?.ratio?.value, 0.8);
   t.equal(tapeq?.ratio?.text, '0.80× bare fastify');
-  t.same(tapeq?.target, { text: '≥ 0.75× bare fastify', min: 0.75, pass: true });
+  t.same(tapeq?.target, { text: '≥ 0.75× bare fastify', min: 0.75, errors: 3, pass: false }, 'the ratio reaches 0.75 but its runs had errors');
   t.equal(merged.notes[0], 'same note');
   t.match(merged.notes.join('\n'), /Medians of 3 rounds/);
   t.match(merged.notes.join('\n'), /tapeq \(push, always\): 0\.50, 0\.80, 0\.90/);
@@ -88,4 +88,26 @@ t.test('rounds-without-a-usable-ratio-are-left-out-of-its-median', async (t) => 
   t.equal(merged?.target?.pass, false);
   t.equal(merged?.errors, 2);
   t.equal(merged?.errorDetail, 'round 4: 2 × 503');
+});
+
+t.test('a-target-fails-when-its-run-had-errors', async (t) => {
+  const ref: Row = { subject: 'bare fastify', measure: 'push', value: 100, unit: 'jobs/s', errors: 0 };
+  const clean = withRatio({ subject: 'tapeq', measure: 'push', value: 90, unit: 'jobs/s', errors: 0 }, ref, 0.75);
+  const failed = withRatio({ subject: 'tapeq', measure: 'push', value: 90, unit: 'jobs/s', errors: 5 }, ref, 0.75);
+  t.equal(clean.target?.pass, true);
+  t.equal(failed.target?.pass, false, 'the rate counts successes only; the failures fail the target');
+  t.match(formatReport({ rows: [ref, failed], notes: [] }), /FAIL \(≥ 0\.75× bare fastify; 5 errors\)/);
+  const tapeqFailed: Row = { subject: 'tapeq', measure: 'push', value: 400, unit: 'jobs/s', errors: 1 };
+  t.equal(versus({ subject: 'bunqueue (memory)', measure: 'push', value: 100, unit: 'jobs/s', errors: 0 }, tapeqFailed, 1).target?.pass, false);
+});
+
+t.test('rows-whose-measure-carries-a-measured-number-merge-by-key', async (t) => {
+  const sse = (achieved: number, value: number): ScenarioReport => ({
+    rows: [{ subject: 'tapeq', measure: `SSE, ${achieved} pushes/s achieved (200 offered)`, key: 'SSE, 200 pushes/s offered', value, unit: 'events/s' }],
+    notes: [],
+  });
+  const merged = mergeRounds([sse(180, 90), sse(190, 95), sse(200, 100)]);
+  t.equal(merged.rows.length, 1);
+  t.equal(merged.rows[0]?.value, 95);
+  t.match(merged.rows[0]?.measure ?? '', /^SSE, 200 pushes\/s offered \(per round: SSE, 180 pushes\/s achieved/);
 });

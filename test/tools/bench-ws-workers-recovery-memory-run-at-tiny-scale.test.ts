@@ -1,7 +1,8 @@
+import { readFileSync } from 'node:fs';
 import t from 'tap';
 import { benchWorkersReport, machineLine } from '../../tools/bench.js';
 import { benchMemory, benchRecovery } from '../../tools/bench-recovery.js';
-import { minorFaultsOf } from '../../tools/bench-proc.js';
+import { minorFaultsOf, processTree, startTapeq, tempDir } from '../../tools/bench-proc.js';
 import { formatReport, ratioOf, renderSvg } from '../../tools/bench-report.js';
 import { benchWs } from '../../tools/bench-ws.js';
 import { checkReport, tinyRun } from './bench-fixture.js';
@@ -19,11 +20,14 @@ t.test('ws-push-beside-the-bare-websocket-reference-pull-ack-and-sse-fanout', as
   t.equal(report.rows[1]?.errors, 0, 'every WS PUSH answered ok');
   t.match(report.rows[1]?.ratio?.text ?? '', /× bare fastify$/, 'tapeq WS push is shown as a ratio of the same-run reference');
   t.equal(report.rows[2]?.errors, 0, 'every WS PULL and ACK answered ok');
-  t.match(report.rows[3]?.measure ?? '', /3 subscribers/);
+  t.match(report.rows[3]?.measure ?? '', /^SSE fan-out: 3 subscribers, \d+ pushes\/s achieved \(50 offered\)$/, 'the achieved push rate is measured');
+  t.equal(report.rows[3]?.key, 'SSE fan-out: 3 subscribers, 50 pushes/s offered', 'rounds match the row by what was offered');
 });
 
 t.test('workers-beside-direct-calls', longOnly, async (t) => {
-  checkReport(t, await benchWorkersReport(run, 200), ['direct calls', 'tapeq']);
+  const report = await benchWorkersReport(run, 200);
+  checkReport(t, report, ['direct calls', 'tapeq']);
+  t.match(report.notes[1] ?? '', /^Both sides warm up first \(20 jobs .*--seconds and --jobs do not apply\.$/);
 });
 
 t.test('recovery-replay-and-snapshot-reach-ready-with-their-page-faults-priced', async (t) => {
@@ -54,12 +58,12 @@ t.test('memory-after-gc-with-waiting-jobs', longOnly, async (t) => {
   t.match(report.rows[3]?.measure ?? '', /after POST \/gc, 500 waiting jobs/);
   t.ok((report.rows[3]?.value ?? 0) > 10, 'RSS in MB');
   t.equal(report.rows[6]?.errors, 0, 'every bulk push answered 2xx');
-  t.match(report.notes[0] ?? '', /--expose-gc: yes/);
+  t.match(report.rows[6]?.measure ?? '', /^fill rate: bulk push, 500 jobs\/request, 1 connection$/, 'the fill row says what it ran');
 });
 
 t.test('report-renders-markdown-and-svg', async (t) => {
   const rows = [
-    { subject: 'bare fastify', measure: 'push', value: 1000, unit: 'req/s' },
+    { subject: 'bare fastify', measure: 'push', value: 1000, unit: 'jobs/s' },
     { subject: 'tapeq', measure: 'push <&>', value: 800, unit: 'jobs/s', ratio: ratioOf(0.8, '{x}× bare fastify') },
   ];
   const md = formatReport({ rows, notes: ['a note'] });
@@ -69,4 +73,56 @@ t.test('report-renders-markdown-and-svg', async (t) => {
   t.match(svg, /^<svg xmlns="http:\/\/www.w3.org\/2000\/svg"/);
   t.match(svg, /push &lt;&amp;&gt;/, 'labels are escaped');
   t.equal((svg.match(/<rect /g) ?? []).length, 3, 'background + one bar per row');
+});
+
+t.test('svg-bars-compared-by-a-ratio-share-a-scale', async (t) => {
+  const ref = { subject: 'bare fastify', measure: 'push', value: 20_000, unit: 'jobs/s' };
+  const tapeq = { subject: 'tapeq', measure: 'push', value: 10_000, unit: 'jobs/s', ratio: ratioOf(0.5, '{x}× bare fastify') };
+  const svg = renderSvg([{ scenario: 'http-push', rows: [ref, tapeq] }], 'title');
+  const widths = [...svg.matchAll(/<rect x="\d+" y="\d+" width="([\d.]+)"/g)].map((m) => Number(m[1]));
+  t.equal(widths.length, 2);
+  t.equal((widths[0] ?? 0) / (widths[1] ?? 1), 2, '20,000 jobs/s is drawn twice as long as 10,000 jobs/s');
+  t.match(svg, /10,000 jobs\/s \(0\.50× bare fastify\)/, 'the ratio is printed beside the tapeq bar');
+});
+
+t.test('server-cpu-and-peak-rss-cover-the-forked-snapshot-process', async (t) => {
+  const data = await tempDir('tapeq-bench-tree-');
+  const server = await startTapeq(data.dir);
+  try {
+    let tree = processTree(server.pid);
+    for (let i = 0; i < 100 && tree.length < 2; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      tree = processTree(server.pid);
+    }
+    t.ok(tree.length >= 2, `tapeq serve and its snapshot process: ${tree.join(', ')}`);
+    const mainHwmKb = Number(/^VmHWM:\s+(\d+) kB/m.exec(readFileSync(`/proc/${server.pid}/status`, 'utf8'))?.[1]);
+    t.ok(server.peakRssMb() > mainHwmKb / 1024 + 10, 'peak RSS adds the child\'s VmHWM to the server\'s');
+    t.ok(server.cpuSeconds() > 0, 'CPU seconds of the tree');
+  } finally {
+    await server.stop();
+    await data.remove();
+  }
+});
+
+t.test('tapeq-under-test-inherits-no-tapeq-variable-but-gets-the-scenario-env', async (t) => {
+  const before = process.env.AUTH_TOKENS;
+  process.env.AUTH_TOKENS = 'caller-secret';
+  const data = await tempDir('tapeq-bench-env-');
+  try {
+    const server = await startTapeq(data.dir, { LOG_SYNC: 'interval' });
+    try {
+      const environ = readFileSync(`/proc/${server.pid}/environ`, 'utf8').split('\0');
+      t.notOk(environ.some((e) => e.startsWith('AUTH_TOKENS=')), 'the caller\'s AUTH_TOKENS is not passed on');
+      t.ok(environ.includes('LOG_SYNC=interval'), 'the scenario\'s own variable is');
+      const res = await fetch(`${server.url}/queues/env/jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"data":{}}' });
+      t.equal(res.status, 200, 'no token needed: the server runs without auth');
+      await res.arrayBuffer();
+    } finally {
+      await server.stop();
+    }
+  } finally {
+    if (before === undefined) delete process.env.AUTH_TOKENS;
+    else process.env.AUTH_TOKENS = before;
+    await data.remove();
+  }
 });
