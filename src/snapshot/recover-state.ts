@@ -6,8 +6,11 @@
 //   snapshot  state of [0, S)  ─────────────►  fold records [S, end) with apply
 //
 // A snapshot is usable only when S lies inside what the log can extend: firstOffset ≤ S ≤ end,
-// where end = min(until, durableOffset). A snapshot beyond the log's end (the log lost its tail)
-// would put the state ahead of the log, so it is reported and an older one is tried. A snapshot
+// where end = min(until, durableOffset). A snapshot beyond the log's end (the log lost its tail:
+// a repair quarantined it, or a machine crash took unsynced records) would put the state ahead of
+// the log, so an older one is used. The server's own load (not read-only) also moves such a
+// snapshot aside, into <snapshots>/beyond-log-<ms>/: once the log grows past its offset again it
+// would look usable, and loading it would replace the records written since with the lost ones. A snapshot
 // below firstOffset cannot be extended (retention removed the records after it), and neither can
 // anything older: with no usable snapshot, a log that does not start at 0 is an error naming the
 // missing range, never a silently partial state. The fold checks every record's offset, so a gap
@@ -18,7 +21,7 @@ import { performance } from 'node:perf_hooks';
 import type { LogRecord } from '../record/types.js';
 import { apply, createState, seedJobTables, type State } from '../state/index.js';
 import { installChunkSupply } from './chunk-supply.js';
-import { listSnapshots, loadNewestState, type Logger } from './store.js';
+import { listSnapshots, loadNewestState, moveSnapshotsAside, type Logger, type SnapshotEntry } from './store.js';
 
 /** What loading needs from the log (the real Log satisfies it). */
 export interface LogView {
@@ -60,20 +63,33 @@ export class RecoveryError extends Error {
   }
 }
 
-/** Reports snapshots the log cannot back: beyond its end (lost tail) or below its start. */
-async function reportUnbacked(dir: string, log: LogView, end: number, until: number | undefined, logger: Logger) {
+/** Reports snapshots the log cannot back: beyond its end (lost tail) or below its start. Those
+ *  beyond the end are moved aside unless the load is read-only. */
+async function reportUnbacked(dir: string, log: LogView, end: number, opts: { until?: number; readOnly: boolean }, logger: Logger) {
+  const beyond: SnapshotEntry[] = [];
   for (const entry of await listSnapshots(dir)) {
-    if (entry.offset > log.durableOffset && until === undefined) {
-      logger(
-        `snapshot ${entry.file} covers offsets up to ${entry.offset} but the log ends at ${log.durableOffset} ` +
-          `(the log lost its tail); trying older`,
-      );
+    if (entry.offset > log.durableOffset && opts.until === undefined) {
+      beyond.push(entry);
+      if (opts.readOnly) {
+        logger(
+          `snapshot ${entry.file} covers offsets up to ${entry.offset} but the log ends at ${log.durableOffset} ` +
+            `(the log lost its tail); trying older`,
+        );
+      }
     } else if (entry.offset < log.firstOffset && entry.offset <= end) {
       logger(
         `snapshot ${entry.file} covers offsets up to ${entry.offset} but the log starts at ${log.firstOffset} ` +
           `(records [${entry.offset}, ${log.firstOffset}) were removed); not usable`,
       );
     }
+  }
+  if (opts.readOnly || beyond.length === 0) return;
+  const aside = await moveSnapshotsAside(dir, beyond, 'beyond-log');
+  for (const entry of beyond) {
+    logger(
+      `snapshot ${entry.file} covers offsets up to ${entry.offset} but the log ends at ${log.durableOffset} ` +
+        `(the log lost its tail); moved to ${aside} so that it is never used once the log grows past it`,
+    );
   }
 }
 
@@ -127,7 +143,7 @@ export async function loadState(options: LoadStateOptions): Promise<LoadedState>
     if (until !== undefined && until > log.durableOffset) {
       logger(`replay until ${until} is past the log's end; stopping at ${log.durableOffset}`);
     }
-    await reportUnbacked(dir, log, end, until, logger);
+    await reportUnbacked(dir, log, end, { ...(until === undefined ? {} : { until }), readOnly: options.readOnly === true }, logger);
     const usable = (found: { state: State } | null) => found !== null && found.state.offset >= log.firstOffset && found.state.offset <= end;
     let preloaded = early === null ? null : await early;
     early = null;

@@ -12,7 +12,7 @@
 // beside the writer because a snapshot appears only by rename.
 
 import { open, readdir, rename, rm, mkdir, type FileHandle } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { initChecksum } from '../log/checksum.js';
 import { snapshotsKept } from '../constants.js';
 import type { StateImage } from '../state/image.js';
@@ -56,6 +56,17 @@ export async function listSnapshots(dir: string): Promise<SnapshotEntry[]> {
     if (match?.[1] !== undefined) entries.push({ file: join(dir, name), offset: Number(match[1]) });
   }
   return entries.sort((a, b) => b.offset - a.offset);
+}
+
+/** Moves snapshot files into a new `<dir>/<label>-<ms>/` directory (nothing is deleted; the
+ *  listing ignores subdirectories), durably; returns that directory. */
+export async function moveSnapshotsAside(dir: string, entries: SnapshotEntry[], label: string): Promise<string> {
+  const aside = join(dir, `${label}-${Date.now()}`);
+  await mkdir(aside, { recursive: true });
+  for (const entry of entries) await rename(entry.file, join(aside, basename(entry.file)));
+  await fsyncDir(aside);
+  await fsyncDir(dir);
+  return aside;
 }
 
 async function fsyncDir(dir: string): Promise<void> {

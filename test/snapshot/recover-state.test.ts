@@ -93,12 +93,29 @@ t.test('snapshot-beyond-the-log-end-is-reported-and-an-older-one-used', async (t
   const aheadFile = await writeSnapshot(snapshots, ahead);
   for (const log of [f.log, Promise.resolve(f.log)]) {
     lines.length = 0;
-    const loaded = await loadState({ log, dir: snapshots, logger });
+    const loaded = await loadState({ log, dir: snapshots, logger, readOnly: true });
     t.equal(loaded.fromSnapshot, older, 'the snapshot decoded while the log opened is dropped for the older one');
     t.equal(digestOf(loaded.state), digestOf(f.broker.state));
     t.equal(lines.length, 1);
-    t.match(lines[0], `snapshot ${aheadFile} covers offsets up to ${ahead.offset} but the log ends at ${f.log.durableOffset}`);
+    t.match(lines[0], `snapshot ${aheadFile} covers offsets up to ${ahead.offset} but the log ends at ${f.log.durableOffset} (the log lost its tail); trying older`);
   }
+  t.ok((await readdir(snapshots)).includes(aheadFile.split('/').at(-1) as string), 'a read-only load leaves it where it is');
+
+  // The server's load moves it aside: after the log grows past its offset, it must not come back
+  // and replace the records written since with the lost ones.
+  lines.length = 0;
+  const served = await loadState({ log: Promise.resolve(f.log), dir: snapshots, logger });
+  t.equal(served.fromSnapshot, older);
+  t.equal(lines.length, 1);
+  t.match(lines[0], /\(the log lost its tail\); moved to .*beyond-log-\d+ so that it is never used once the log grows past it/);
+  const names = await readdir(snapshots);
+  t.notOk(names.includes(aheadFile.split('/').at(-1) as string), 'moved out of the snapshots the loader lists');
+  const aside = names.find((n) => n.startsWith('beyond-log-'));
+  t.ok(aside !== undefined && (await readdir(join(snapshots, aside))).length === 1, 'kept, not deleted');
+  while (f.log.durableOffset <= ahead.offset) await runWorkload(f.broker, 20, random, clock.advance);
+  const later = await loadState({ log: f.log, dir: snapshots, logger });
+  t.equal(later.fromSnapshot, older, 'the log grew past it: still the older snapshot plus the tail');
+  t.equal(digestOf(later.state), digestOf(f.broker.state), 'the records written since are all there');
 });
 
 t.test('a-log-that-fails-to-open-fails-the-load-with-its-own-error', async (t) => {
