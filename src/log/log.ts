@@ -13,7 +13,7 @@
 // except dropSegmentsBefore() with itself, and close(), after which nothing else may be called.
 
 import { mkdir, readdir } from 'node:fs/promises';
-import { basename, join } from 'node:path';
+import { join } from 'node:path';
 import { logSyncIntervalMsDefault, segmentBytesDefault, segmentBytesMin, tailRingBytes, tailRingRecords } from '../constants.js';
 import type { LogRecord, RecordDraft } from '../record/types.js';
 import { initChecksum } from './checksum.js';
@@ -22,7 +22,7 @@ import { GroupCommit, type Appended, type FsHooks, type SyncPolicy } from './gro
 import { offsetAtTimeIn, readBatches } from './reader.js';
 import { loadSegments, type OpenReport } from './recovery.js';
 import type { SealedScanResult } from './sealed-scan.js';
-import { retireFiles } from './retire.js';
+import { filesOfSegment, retireFiles } from './retire.js';
 import { RecordRing } from './ring.js';
 import { segmentFilePattern } from './segment-header.js';
 import { syncDir, type Segment } from './segment.js';
@@ -222,19 +222,21 @@ export class Log {
   }
 
   /** Retention: removes (or moves to archiveDir) the oldest sealed segments whose records are all
-   *  < offset and whose last timestamp < olderThanTs, each with its indexes (retire.ts). Only
-   *  a prefix: offsets stay gap-free. A segment leaves the list only once its files have left the
-   *  directory, so a failure (thrown) leaves it listed, readable and retried by the next call.
-   *  Calls must not overlap each other. */
+   *  < offset and whose last timestamp < olderThanTs, each with every file named after it (its
+   *  indexes, its `.jobindex`: retire.ts). Only a prefix: offsets stay gap-free. A segment leaves
+   *  the list only once its files have left the directory, so a failure (thrown) leaves it
+   *  listed, readable and retried by the next call. Calls must not overlap each other. */
   async dropSegmentsBefore(offset: number, olderThanTs: number, archiveDir?: string): Promise<string[]> {
     if (this.commit === null) throw new LogError('LOG_CLOSED', 'log was opened read-only');
     const removed: string[] = [];
     if (archiveDir !== undefined) await mkdir(archiveDir, { recursive: true });
     try {
+      let names: string[] | null = null;
       while (this.segmentList.length > 1) {
         const s = this.segmentList[0] as Segment;
         if (s.nextOffset > offset || (s.maxTimestamp ?? Number.NEGATIVE_INFINITY) >= olderThanTs) break;
-        await retireFiles(this.dir, [basename(s.indexPath), basename(s.timeIndexPath), s.file], archiveDir);
+        names ??= await readdir(this.dir);
+        await retireFiles(this.dir, filesOfSegment(names, s.file), archiveDir);
         if (this.segmentList[0] !== s) throw new Error('dropSegmentsBefore: overlapping calls');
         this.segmentList.shift();
         removed.push(s.file);

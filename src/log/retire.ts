@@ -1,5 +1,8 @@
 // Retention's file work: one sealed segment's files leave the log directory, deleted or moved to
-// an archive directory.
+// an archive directory. A segment's files are every `<base>.<suffix>` in the log directory: the
+// `.log`, its `.index` and `.timeindex`, and the derived files other modules keep beside it (the
+// job index `.jobindex`). Leftovers of unfinished writes (`.tmp`, `.tmp-…`) are deleted, never
+// archived.
 //
 // The `.log` goes last: until it has gone the segment is whole on disk (derived files are rebuilt
 // when missing), so a failure at any step leaves a segment the log may keep listing and reading,
@@ -16,12 +19,18 @@ import { copyFile, open, rename, rm, stat, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { syncDir } from './segment.js';
 
+/** The names in `names` (a listing of the log directory) that belong to `segmentFile`, `.log` last. */
+export function filesOfSegment(names: readonly string[], segmentFile: string): string[] {
+  const prefix = segmentFile.replace(/\.log$/, '.');
+  return [...names.filter((n) => n.startsWith(prefix) && n !== segmentFile).sort(), segmentFile];
+}
+
 /** Deletes `names` from `dir`, or moves them to `archiveDir` (which must exist), in order. A file
  *  already gone counts as removed; any other failure is thrown with the files after it untouched. */
 export async function retireFiles(dir: string, names: readonly string[], archiveDir: string | undefined): Promise<void> {
   for (const name of names) {
     const path = join(dir, name);
-    if (archiveDir === undefined) await rm(path, { force: true });
+    if (archiveDir === undefined || /\.tmp(-|$)/.test(name)) await rm(path, { force: true });
     else await moveFile(path, join(archiveDir, name));
   }
 }

@@ -91,3 +91,24 @@ t.test('failed-delete-keeps-the-segment-listed', async (t) => {
   t.strictSame(await readAll(log, 0), range(0, 400));
   await log.close();
 });
+
+t.test('files-named-after-the-segment-go-with-it-and-unfinished-writes-are-not-archived', async (t) => {
+  const dir = await tempDir(t);
+  const archive = join(dir, 'archive');
+  const { log } = await openLog({ dir, segmentBytes: 8192 });
+  await log.append(drafts(0, 400)).durable;
+  const [first, second] = log.segments();
+  if (first === undefined || second === undefined) throw new Error('segments');
+  const base = first.file.replace(/\.log$/, '');
+  await writeFile(join(dir, `${base}.jobindex`), 'job index');
+  await writeFile(join(dir, `${base}.jobindex.tmp-123-4`), '');
+  const keep = `${second.file.replace(/\.log$/, '')}.jobindex`;
+  await writeFile(join(dir, keep), 'job index of a kept segment');
+
+  t.strictSame(await log.dropSegmentsBefore(first.nextOffset, Number.MAX_SAFE_INTEGER, archive), [first.file]);
+
+  t.strictSame((await readdir(archive)).sort(), [first.file, `${base}.index`, `${base}.jobindex`, `${base}.timeindex`].sort());
+  t.strictSame((await readdir(dir)).filter((n) => n.startsWith(base)), [], 'nothing of it left in the log dir');
+  t.ok((await readdir(dir)).includes(keep), 'the next segment keeps its files');
+  await log.close();
+});
