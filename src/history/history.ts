@@ -249,19 +249,21 @@ export class JobHistory {
     await writeIndexFile(segmentPath(this.log.dir, segment), index);
   }
 
-  /** Server start: removes the `.jobindex` files of segments that are gone (left by retention
-   *  before the job index went with its segment, or written by a rebuild that raced retention).
-   *  Runs before this process writes any (writeFile waits for it). */
+  /** Server start: removes the temp files of writes that never finished (a crash mid-write) and
+   *  the `.jobindex` files of segments that are gone (left by retention before the job index went
+   *  with its segment, or written by a rebuild that raced retention). Runs before this process
+   *  writes any (writeFile waits for it), so none of its own temp files is taken. */
   private async sweepLeftovers(): Promise<void> {
     const bases = new Set(this.log.segments().map((s) => s.baseOffset));
     let count = 0;
     for (const name of await readdir(this.log.dir)) {
-      const match = jobIndexFilePattern.exec(name);
-      if (match?.[1] === undefined || bases.has(Number(match[1]))) continue;
+      const base = jobIndexFilePattern.exec(name)?.[1];
+      const leftover = base === undefined ? jobIndexTmpPattern.test(name) : !bases.has(Number(base));
+      if (!leftover) continue;
       await rm(join(this.log.dir, name), { force: true });
       count += 1;
     }
-    if (count > 0) this.logger(`tapeq: removed ${count} job index file(s) of segments that are gone`);
+    if (count > 0) this.logger(`tapeq: removed ${count} leftover job index file(s) (temp files, or of segments that are gone)`);
   }
 
   /** Server start: every sealed segment gets a verified `.jobindex` file (rebuilt if needed).
@@ -320,13 +322,21 @@ async function readIndexFile(path: string, identity: SegmentIdentity): Promise<S
 
 /** `<base>.jobindex`, the file of the segment `<base>.log`. */
 const jobIndexFilePattern = /^(\d{20})\.jobindex$/;
+/** A temp file of writeIndexFile: `<base>.jobindex.tmp-<pid>-<n>`. */
+const jobIndexTmpPattern = /^\d{20}\.jobindex\.tmp-\d+-\d+$/;
 
 let tmpCounter = 0;
 
-/** Temp file, flushed, renamed: a crash leaves the old file, the new one, or none (rebuilt later). */
+/** Temp file, flushed, renamed: a crash leaves the old file, the new one, or none (rebuilt later),
+ *  perhaps beside the temp file (swept at the next start). A failed write removes its temp file. */
 async function writeIndexFile(segmentFile: string, index: SealedJobIndex): Promise<void> {
   const path = jobIndexPath(segmentFile);
   const tmp = `${path}.tmp-${process.pid}-${++tmpCounter}`;
-  await writeFile(tmp, encodeJobIndex(index), { flush: true });
-  await rename(tmp, path);
+  try {
+    await writeFile(tmp, encodeJobIndex(index), { flush: true });
+    await rename(tmp, path);
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw err;
+  }
 }
