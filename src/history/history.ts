@@ -75,6 +75,8 @@ export class JobHistory {
   private indexedTo: number;
   private catching: Promise<void> | null = null;
   private warming: Promise<void> = Promise.resolve();
+  /** The start-up sweep of leftover files; every write of a `.jobindex` waits for it. */
+  private swept: Promise<void> = Promise.resolve();
   private unsubscribe: (() => void) | null = null;
   private firstOffsetSeen: number;
 
@@ -91,12 +93,15 @@ export class JobHistory {
     this.firstOffsetSeen = opts.log.firstOffset;
   }
 
-  /** Follows the durable tail; with writeFiles, checks every sealed segment's file in the background. */
+  /** Follows the durable tail; with writeFiles, removes leftover files and then checks every
+   *  sealed segment's file in the background. */
   start(): void {
     if (this.unsubscribe !== null) return;
     this.unsubscribe = this.log.onDurable(() => void this.catchUp().catch((e: unknown) => this.logger(`tapeq: job index: ${String(e)}`)));
     void this.catchUp().catch((e: unknown) => this.logger(`tapeq: job index: ${String(e)}`));
-    if (this.writeFiles) this.warming = this.checkFiles().catch((e: unknown) => this.logger(`tapeq: job index check failed: ${String(e)}`));
+    if (!this.writeFiles) return;
+    this.swept = this.sweepLeftovers().catch((e: unknown) => this.logger(`tapeq: job index sweep failed: ${String(e)}`));
+    this.warming = this.swept.then(() => this.checkFiles()).catch((e: unknown) => this.logger(`tapeq: job index check failed: ${String(e)}`));
   }
 
   async close(): Promise<void> {
@@ -198,7 +203,7 @@ export class JobHistory {
   private async sealActive(segment: SegmentInfo): Promise<void> {
     const index = this.active.seal(identityOf(segment));
     this.remember(index);
-    if (this.writeFiles) await writeIndexFile(segmentPath(this.log.dir, segment), index);
+    if (this.writeFiles) await this.writeFile(segment, index);
   }
 
   /** The sealed index of `segment`: from the cache, the verified file, or a rebuild. */
@@ -226,7 +231,7 @@ export class JobHistory {
     }
     const index = await this.scan(segment);
     if (this.writeFiles) {
-      await writeIndexFile(segmentPath(this.log.dir, segment), index);
+      await this.writeFile(segment, index);
       this.logger(`tapeq: rebuilt job index of ${segment.file} (${problem})`);
     }
     this.remember(index);
@@ -237,6 +242,28 @@ export class JobHistory {
     const building = new ActiveJobIndex(segment.baseOffset);
     for await (const batch of this.log.readBatches(segment.baseOffset, segment.nextOffset)) for (const record of batch) building.add(record);
     return building.seal(identityOf(segment));
+  }
+
+  private async writeFile(segment: SegmentInfo, index: SealedJobIndex): Promise<void> {
+    await this.swept;
+    await writeIndexFile(segmentPath(this.log.dir, segment), index);
+  }
+
+  /** Server start: removes the temp files of writes that never finished (a crash mid-write) and
+   *  the `.jobindex` files of segments that are gone (left by retention before the job index went
+   *  with its segment, or written by a rebuild that raced retention). Runs before this process
+   *  writes any (writeFile waits for it), so none of its own temp files is taken. */
+  private async sweepLeftovers(): Promise<void> {
+    const bases = new Set(this.log.segments().map((s) => s.baseOffset));
+    let count = 0;
+    for (const name of await readdir(this.log.dir)) {
+      const base = jobIndexFilePattern.exec(name)?.[1];
+      const leftover = base === undefined ? jobIndexTmpPattern.test(name) : !bases.has(Number(base));
+      if (!leftover) continue;
+      await rm(join(this.log.dir, name), { force: true });
+      count += 1;
+    }
+    if (count > 0) this.logger(`tapeq: removed ${count} leftover job index file(s) (temp files, or of segments that are gone)`);
   }
 
   /** Server start: every sealed segment gets a verified `.jobindex` file (rebuilt if needed).
@@ -263,7 +290,8 @@ export class JobHistory {
     }
   }
 
-  /** After retention: forget dropped segments; the server also removes their `.jobindex` files. */
+  /** After retention: forget dropped segments. Retention takes their `.jobindex` files with them;
+   *  this removes one a rebuild wrote after that. */
   private async pruneDropped(): Promise<void> {
     const first = this.log.firstOffset;
     if (first === this.firstOffsetSeen) return;
@@ -275,7 +303,7 @@ export class JobHistory {
     }
     if (!this.writeFiles) return;
     for (const name of await readdir(this.log.dir)) {
-      const match = /^(\d{20})\.jobindex$/.exec(name);
+      const match = jobIndexFilePattern.exec(name);
       if (match?.[1] !== undefined && Number(match[1]) < first) await rm(join(this.log.dir, name), { force: true });
     }
   }
@@ -292,12 +320,23 @@ async function readIndexFile(path: string, identity: SegmentIdentity): Promise<S
   return decodeJobIndex(bytes, identity);
 }
 
+/** `<base>.jobindex`, the file of the segment `<base>.log`. */
+const jobIndexFilePattern = /^(\d{20})\.jobindex$/;
+/** A temp file of writeIndexFile: `<base>.jobindex.tmp-<pid>-<n>`. */
+const jobIndexTmpPattern = /^\d{20}\.jobindex\.tmp-\d+-\d+$/;
+
 let tmpCounter = 0;
 
-/** Temp file, flushed, renamed: a crash leaves the old file, the new one, or none (rebuilt later). */
+/** Temp file, flushed, renamed: a crash leaves the old file, the new one, or none (rebuilt later),
+ *  perhaps beside the temp file (swept at the next start). A failed write removes its temp file. */
 async function writeIndexFile(segmentFile: string, index: SealedJobIndex): Promise<void> {
   const path = jobIndexPath(segmentFile);
   const tmp = `${path}.tmp-${process.pid}-${++tmpCounter}`;
-  await writeFile(tmp, encodeJobIndex(index), { flush: true });
-  await rename(tmp, path);
+  try {
+    await writeFile(tmp, encodeJobIndex(index), { flush: true });
+    await rename(tmp, path);
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw err;
+  }
 }

@@ -10,9 +10,9 @@
 // Invariants: offsets are gap-free from firstOffset to nextOffset; durableOffset <= nextOffset;
 // only records below durableOffset are ever read, tailed or reported to onDurable listeners.
 // Async methods may overlap freely (appends are queued, reads use their own file handles),
-// except close(), after which nothing else may be called.
+// except dropSegmentsBefore() with itself, and close(), after which nothing else may be called.
 
-import { mkdir, readdir, rename, rm } from 'node:fs/promises';
+import { mkdir, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { logSyncIntervalMsDefault, segmentBytesDefault, segmentBytesMin, tailRingBytes, tailRingRecords } from '../constants.js';
 import type { LogRecord, RecordDraft } from '../record/types.js';
@@ -22,6 +22,7 @@ import { GroupCommit, type Appended, type FsHooks, type SyncPolicy } from './gro
 import { offsetAtTimeIn, readBatches } from './reader.js';
 import { loadSegments, type OpenReport } from './recovery.js';
 import type { SealedScanResult } from './sealed-scan.js';
+import { filesOfSegment, retireFiles } from './retire.js';
 import { RecordRing } from './ring.js';
 import { segmentFilePattern } from './segment-header.js';
 import { syncDir, type Segment } from './segment.js';
@@ -221,24 +222,30 @@ export class Log {
   }
 
   /** Retention: removes (or moves to archiveDir) the oldest sealed segments whose records are all
-   *  < offset and whose last timestamp < olderThanTs. Only a prefix: offsets stay gap-free. */
+   *  < offset and whose last timestamp < olderThanTs, each with every file named after it (its
+   *  indexes, its `.jobindex`: retire.ts). Only a prefix: offsets stay gap-free. A segment leaves
+   *  the list only once its files have left the directory, so a failure (thrown) leaves it
+   *  listed, readable and retried by the next call. Calls must not overlap each other. */
   async dropSegmentsBefore(offset: number, olderThanTs: number, archiveDir?: string): Promise<string[]> {
     if (this.commit === null) throw new LogError('LOG_CLOSED', 'log was opened read-only');
     const removed: string[] = [];
     if (archiveDir !== undefined) await mkdir(archiveDir, { recursive: true });
-    while (this.segmentList.length > 1) {
-      const s = this.segmentList[0] as Segment;
-      if (s.nextOffset > offset || (s.maxTimestamp ?? Number.NEGATIVE_INFINITY) >= olderThanTs) break;
-      this.segmentList.shift();
-      for (const path of [s.path, s.indexPath, s.timeIndexPath]) {
-        if (archiveDir === undefined) await rm(path, { force: true });
-        else await rename(path, join(archiveDir, path.slice(this.dir.length + 1))).catch(ignoreMissing);
+    try {
+      let names: string[] | null = null;
+      while (this.segmentList.length > 1) {
+        const s = this.segmentList[0] as Segment;
+        if (s.nextOffset > offset || (s.maxTimestamp ?? Number.NEGATIVE_INFINITY) >= olderThanTs) break;
+        names ??= await readdir(this.dir);
+        await retireFiles(this.dir, filesOfSegment(names, s.file), archiveDir);
+        if (this.segmentList[0] !== s) throw new Error('dropSegmentsBefore: overlapping calls');
+        this.segmentList.shift();
+        removed.push(s.file);
       }
-      removed.push(s.file);
-    }
-    if (removed.length > 0) {
-      await syncDir(this.dir);
-      if (archiveDir !== undefined) await syncDir(archiveDir);
+    } finally {
+      if (removed.length > 0) {
+        await syncDir(this.dir);
+        if (archiveDir !== undefined) await syncDir(archiveDir);
+      }
     }
     return removed;
   }
@@ -275,10 +282,6 @@ export class Log {
     this.wakers = [];
     for (const wake of wakers) wake();
   }
-}
-
-function ignoreMissing(err: unknown): void {
-  if ((err as { code?: unknown }).code !== 'ENOENT') throw err;
 }
 
 /** Opens a log for tools: scans and verifies, never writes, truncates or rebuilds anything. */

@@ -2,6 +2,7 @@ import t, { type Test } from 'tap';
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { JobHistory } from '../../src/history/history.js';
 import { exportState } from '../../src/state/index.js';
 import { loadState } from '../../src/snapshot/recover-state.js';
 import { compact } from '../../src/snapshot/retention.js';
@@ -85,3 +86,32 @@ t.test('retention-moves-to-archive-dir', async (t) => {
   const loaded = await loadState({ log: f.log, dir: snapshots, logger: quiet });
   t.equal(digestOf(loaded.state), digestOf(f.broker.state));
 });
+
+/** Every `.jobindex` file in `dir`, by name. */
+async function jobIndexFiles(dir: string): Promise<string[]> {
+  return (await readdir(dir)).filter((n) => n.endsWith('.jobindex')).sort();
+}
+
+for (const mode of ['deleted', 'archived'] as const) {
+  t.test(`retention-takes-each-segments-job-index-with-it-${mode}`, async (t) => {
+    const { f, snapshots, clock } = await setup(t);
+    const archive = mode === 'archived' ? await mkdtemp(join(tmpdir(), 'tapeq-archive-')) : undefined;
+    if (archive !== undefined) t.teardown(() => rm(archive, { recursive: true, force: true }));
+    // The server's history writes a `.jobindex` beside every sealed segment; no query runs here.
+    const history = new JobHistory({ log: f.log, writeFiles: true });
+    history.start();
+    const sealed = f.log.segments().slice(0, -1).map((s) => s.file.replace(/\.log$/, '.jobindex'));
+    for (let waitedMs = 0; (await jobIndexFiles(f.dir)).length < sealed.length && waitedMs < 5_000; waitedMs += 10) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    await history.close();
+    t.strictSame(await jobIndexFiles(f.dir), sealed, 'one job index per sealed segment');
+    await snapshotAt(f, snapshots, f.log.durableOffset);
+
+    const removed = await compact({ log: f.log, snapshotsDir: snapshots, retentionMs: 0, archiveDir: archive ?? null, now: clock.now() + day });
+
+    t.equal(removed.length, sealed.length, 'every sealed segment');
+    t.strictSame(await jobIndexFiles(f.dir), [], 'no job index left without its segment');
+    if (archive !== undefined) t.strictSame(await jobIndexFiles(archive), sealed, 'archived beside their segments');
+  });
+}
