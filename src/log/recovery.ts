@@ -21,7 +21,7 @@ import { mkdir, open, readdir, readFile, rename, stat, writeFile, type FileHandl
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { tornCopiesPerPositionMax } from '../constants.js';
-import { LogError } from './errors.js';
+import { isShrank, LogError } from './errors.js';
 import { readFully } from './frame-cursor.js';
 import { Segment, syncDir } from './segment.js';
 import {
@@ -200,8 +200,8 @@ export async function checkSegment(
       const what = `segment belongs to log ${header.logId}, not ${logId}`;
       return { logId, problem: { kind: 'bad-checksum', ...at, what }, code: 'LOG_CORRUPT' };
     }
-    let size = fileSize;
-    let problem = await scanSegment(segment, fh, size);
+    const live = opts.readOnly && isLast;
+    let { size, problem } = await scanLive(segment, fh, fileSize, live);
     // A read-only open beside a running broker can catch the last segment mid-write: a frame
     // still zeros when scanned is half written, or written with more after it, when looked at
     // again, which reads as a torn tail or as damage in the middle. Damage stays where it is; a
@@ -221,8 +221,7 @@ export async function checkSegment(
         if (rescans === liveTailRescans) return { logId: header.logId, problem: null, code };
         previous = problem.position;
         await sleep(liveTailRescanMs);
-        size = (await fh.stat()).size;
-        problem = await scanSegment(segment, fh, size);
+        ({ size, problem } = await scanLive(segment, fh, (await fh.stat()).size, live));
         continue;
       }
       if (!(await validFrameAfter(fh, problem.position, size))) {
@@ -233,6 +232,20 @@ export async function checkSegment(
     }
   } finally {
     await fh.close();
+  }
+}
+
+/** scanSegment up to `size`; when `live` (a read-only open of the last segment, beside a broker
+ *  that may be running), a file that ends before `size` is scanned on to its new size: a roll or
+ *  a close trimmed the preallocated zeros after the size was taken. The frames scanned stay. */
+async function scanLive(segment: Segment, fh: FileHandle, size: number, live: boolean): Promise<{ size: number; problem: ScanProblem | null }> {
+  for (let rescans = 0; ; rescans++) {
+    try {
+      return { size, problem: await scanSegment(segment, fh, size) };
+    } catch (err) {
+      if (!live || !isShrank(err) || rescans === liveTailRescans) throw err;
+    }
+    size = (await fh.stat()).size;
   }
 }
 
