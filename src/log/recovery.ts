@@ -10,7 +10,10 @@
 //   every later segment move to <dir>/quarantine-<ms>/ and the log opens at the last good offset.
 //
 // readOnly never changes anything on disk: a torn tail is only reported (the log ends before
-// it) and indexes are not rewritten. Runs once per open; nothing else touches the directory
+// it) and indexes are not rewritten. A read-only open may run beside a broker: a last segment
+// that moves or shrinks while it is scanned is scanned again, and a listing that caught a roll
+// half done (an offset gap, a last segment shorter than a header) is listed again, before either
+// is reported (loadSegments, checkSegment). Runs once per open; nothing else touches the directory
 // while it runs. With sealedInWorker the sealed segments are scanned in a worker thread
 // (sealed-scan.ts) and clean results adopted; with knownSealed, what an earlier open of the same
 // log found for a sealed segment is adopted while the file keeps its size (sealed segments are
@@ -59,7 +62,8 @@ export interface OpenReport {
   indexesRebuilt: string[];
   /** Sealed segments whose verification a worker thread did (LoadOptions.sealedInWorker). */
   verifiedInWorker: number;
-  /** Sealed segments taken from an earlier open's results (LoadOptions.knownSealed), not read. */
+  /** Sealed segments taken from an earlier open's results (LoadOptions.knownSealed), or from an
+   *  earlier listing of this open (a read-only open that listed again), not read again. */
   knownSealed: number;
 }
 
@@ -93,7 +97,26 @@ export async function loadSegments(opts: LoadOptions): Promise<Loaded> {
   } else {
     await mkdir(dir, { recursive: true });
   }
-  const bases = await listSegmentBases(dir);
+  // A read-only open beside a running broker lists the directory while the broker may be rolling
+  // segments. One listing can hold a segment created while it was taken but miss the one created
+  // just before (readdir walks ext4's hash order, not creation order): an offset gap. It can also
+  // hold a segment between its O_EXCL create and its header write: a last segment shorter than a
+  // header. A writer moves past both within a roll, so the directory is listed again (segments
+  // already verified are not read again) until a listing holds together; only a problem that
+  // outlasts liveTailRescans listings is reported, exactly as for a stopped log.
+  let knownSealed = opts.knownSealed;
+  for (let relists = 0; ; relists++) {
+    const listed = await loadListed({ ...opts, knownSealed }, await listSegmentBases(dir), opts.readOnly && relists < liveTailRescans);
+    if (!('relist' in listed)) return listed;
+    knownSealed = listed.relist;
+    await sleep(liveTailRescanMs);
+  }
+}
+
+/** Opens the segments of one listing. With mayRelist, a listing that caught a roll half done
+ *  returns `relist`: what it verified, for the next listing to adopt. */
+async function loadListed(opts: LoadOptions, bases: number[], mayRelist: boolean): Promise<Loaded | { relist: Map<number, SealedScanResult> }> {
+  const { dir } = opts;
   const report: OpenReport = emptyReport();
   if (bases.length === 0) {
     if (opts.readOnly) throw new LogError('LOG_NOT_FOUND', `no segments in ${dir}`, { file: dir });
@@ -103,6 +126,7 @@ export async function loadSegments(opts: LoadOptions): Promise<Loaded> {
     return { logId, segments: [segment], report };
   }
   const segments = bases.map((base) => new Segment(dir, base));
+  if (mayRelist && (await shorterThanHeader(segments[segments.length - 1] as Segment))) return { relist: verifiedBefore(opts, segments, 0, null) };
   const sealedScans =
     opts.sealedInWorker === true && bases.length > 1 ? scanSealedInWorker({ dir, bases: bases.slice(0, -1) }, opts.logger) : null;
   let logId: string | null = null;
@@ -113,6 +137,7 @@ export async function loadSegments(opts: LoadOptions): Promise<Loaded> {
     const expected = prev === undefined ? segment.baseOffset : prev.nextOffset;
     let bad: Bad | null = null;
     if (segment.baseOffset !== expected) {
+      if (mayRelist) return { relist: verifiedBefore(opts, segments, i, logId) };
       const what = `segment starts at offset ${segment.baseOffset}, expected ${expected}`;
       bad = { index: i, code: 'LOG_GAP', problem: { kind: 'offset-mismatch', position: 0, expectedOffset: expected, what } };
     } else {
@@ -144,6 +169,22 @@ export async function loadSegments(opts: LoadOptions): Promise<Loaded> {
   report.segments = segments.length;
   report.records = last.nextOffset - (segments[0] as Segment).baseOffset;
   return { logId, segments, report };
+}
+
+/** The caller's knownSealed plus segments[0, end), verified clean by this listing. */
+function verifiedBefore(opts: LoadOptions, segments: Segment[], end: number, logId: string | null): Map<number, SealedScanResult> {
+  const out = new Map(opts.knownSealed ?? []);
+  for (const s of segments.slice(0, end)) out.set(s.baseOffset, { base: s.baseOffset, logId, clean: true, scan: s.scanState() });
+  return out;
+}
+
+/** True when the segment file is shorter than a header (a file already gone is checkSegment's). */
+async function shorterThanHeader(segment: Segment): Promise<boolean> {
+  const size = await stat(segment.path).then(
+    (s) => s.size,
+    () => segmentHeaderBytes,
+  );
+  return size < segmentHeaderBytes;
 }
 
 export function emptyReport(): OpenReport {
