@@ -6,8 +6,12 @@
 //                                                          <segment>.torn-<pos>, truncate, fsync
 //   problem in a sealed segment, or valid frames after it → LOG_CORRUPT (file, byte, offset)
 //   offsets not continuing across segments               → LOG_GAP
+//   the only segment shorter than a header               → a first start that crashed: keep its
+//                                                          bytes as <segment>.torn-0, start a
+//                                                          fresh log (read-only: an empty log)
 //   with repair: true, the last two are quarantined instead: the bytes from the bad point and
-//   every later segment move to <dir>/quarantine-<ms>/ and the log opens at the last good offset.
+//   every later segment move to <dir>/quarantine-<ms>/ and the log opens at the last good offset
+//   (a fresh log when nothing is left).
 //
 // readOnly never changes anything on disk: a torn tail is only reported (the log ends before
 // it) and indexes are not rewritten. A read-only open may run beside a broker: a last segment
@@ -160,9 +164,12 @@ async function loadListed(opts: LoadOptions, bases: number[], mayRelist: boolean
       break;
     }
   }
-  if (segments.length === 0 || logId === null) {
-    throw new LogError('LOG_CORRUPT', `no usable segment left in ${dir}`, { file: dir });
+  if (segments.length === 0) {
+    const fresh = await startFreshAfterRepair(dir, bases[0] as number, opts.logger);
+    segments.push(fresh.segment);
+    logId = fresh.logId;
   }
+  if (logId === null) throw new Error(`assertion: segments of ${dir} were kept without a log id`);
   const last = segments[segments.length - 1] as Segment;
   if (report.quarantined !== null && !opts.readOnly) await last.removeIndexFiles();
   if (!opts.readOnly) await checkIndexFiles(segments.slice(0, -1), report, opts.logger);
@@ -225,6 +232,9 @@ export async function checkSegment(
     const header = decodeSegmentHeader(headerBuf.subarray(0, got));
     const at = { position: 0, expectedOffset: segment.baseOffset };
     if (typeof header === 'string') {
+      if (isLast && fileSize < segmentHeaderBytes && logId === null) {
+        return { logId: await startFresh(segment, fh, fileSize, opts, report), problem: null, code: 'LOG_CORRUPT' };
+      }
       if (isLast && fileSize < segmentHeaderBytes && logId !== null) {
         // A roll that crashed before its header was synced: nothing was acknowledged in it.
         await cutTail(segment, fh, 0, fileSize, opts, report);
@@ -288,6 +298,38 @@ async function scanLive(segment: Segment, fh: FileHandle, size: number, live: bo
     }
     size = (await fh.stat()).size;
   }
+}
+
+/** The only segment is shorter than a header: a first start crashed between createSegment's
+ *  O_EXCL create and its header write, so nothing was ever acknowledged in this log. Its bytes
+ *  are kept aside (as a torn tail's are) and the log starts afresh: a new header with a new log
+ *  id. Read-only, the log is empty (LOG_NOT_FOUND, as for a directory without segments). */
+async function startFresh(segment: Segment, fh: FileHandle, fileSize: number, opts: LoadOptions, report: OpenReport): Promise<string> {
+  const what = `its only segment ${segment.file} is ${fileSize} bytes, shorter than the ${segmentHeaderBytes}-byte header (a first start that stopped before writing it)`;
+  if (opts.readOnly) {
+    throw new LogError('LOG_NOT_FOUND', `the log in ${segment.dir} is empty: ${what}; the next start begins a fresh log`);
+  }
+  let savedAs: string | null = null;
+  if (fileSize > 0) {
+    const cut = Buffer.alloc(fileSize);
+    await readFully(fh, cut, fileSize, 0);
+    savedAs = await saveCutBytes(`${segment.path}.torn-0`, cut);
+    report.tailCut = { segment: segment.file, position: 0, bytes: fileSize, savedAs };
+  }
+  const logId = newLogId();
+  await writeFile(segment.path, encodeSegmentHeader(logId, segment.baseOffset), { flush: true });
+  await syncDir(segment.dir);
+  opts.logger(`started a fresh log ${logId}: ${what}, so nothing was acknowledged in it${savedAs === null ? '' : `; its bytes are kept as ${savedAs}`}`);
+  return logId;
+}
+
+/** Repair moved every segment aside: the log starts afresh where the first one began (offsets
+ *  that were used are not handed out again), with a new log id. */
+async function startFreshAfterRepair(dir: string, baseOffset: number, logger: (line: string) => void): Promise<{ logId: string; segment: Segment }> {
+  const logId = newLogId();
+  const segment = await createSegment(dir, logId, baseOffset);
+  logger(`repair: no usable segment was left in ${dir}; started a fresh log ${logId} at offset ${baseOffset}`);
+  return { logId, segment };
 }
 
 /** Cuts the preallocated zeros after the last record: nothing was lost, so no copy is kept and
