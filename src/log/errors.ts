@@ -11,7 +11,8 @@ export type LogErrorCode =
   | 'LOG_GAP' // offsets not contiguous (inside or across segments)
   | 'LOG_RECORD_TOO_LARGE'
   | 'LOG_CLOSED'
-  | 'LOG_NOT_FOUND'; // read-only open of a directory without segments
+  | 'LOG_NOT_FOUND' // read-only open of a directory without segments
+  | 'LOG_SHRANK'; // a file ended before the size a reader took (a live writer trimmed its zeros)
 
 export interface LogErrorLocation {
   file?: string;
@@ -34,6 +35,12 @@ export class LogError extends Error {
     this.position = where.position;
     this.offset = where.offset;
   }
+}
+
+/** True for the error of a read that found the file shorter than the size it was started with:
+ *  readers beside a live broker see it when a roll or a close trims the preallocated zeros. */
+export function isShrank(err: unknown): err is LogError {
+  return err instanceof LogError && err.code === 'LOG_SHRANK';
 }
 
 /** Maps a failed write/sync to its code: a full disk is LOG_NO_SPACE (507 upstream). */

@@ -4,13 +4,16 @@
 // A partial or bad frame at the end is waited for (a concurrent reader can see a write half
 // copied into the page cache); it is reported as LOG_CORRUPT only when it is still bad after
 // settlePolls polls with the file unchanged. Zeros from a frame to the end of the file are the
-// writer's preallocated space, where records have not arrived yet. One consumer; not re-entrant.
+// writer's preallocated space, where records have not arrived yet; the writer trims them when it
+// rolls or closes, so a file can end before the size taken for a read: the frames read are kept
+// and the size is taken again (records are yielded once each, across rolls). One consumer; not
+// re-entrant.
 
 import { readdir, stat } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createReader, decodeRecordAt } from '../record/codec.js';
 import type { LogRecord } from '../record/types.js';
-import { LogError } from './errors.js';
+import { isShrank, LogError } from './errors.js';
 import { FrameCursor } from './frame-cursor.js';
 import { frameStatusText } from './framing.js';
 import { segmentFileName, segmentHeaderBytes } from './segment-header.js';
@@ -35,7 +38,7 @@ export async function* followDirectory(dir: string, at: FollowPosition, signal: 
     const segment = new Segment(dir, baseOffset);
     const size = await fileSize(segment.path);
     if (size > position) {
-      const { records, end, bad } = await readWholeFrames(segment, position, size, nextOffset);
+      const { records, end, bad, shrank } = await readWholeFrames(segment, position, size, nextOffset);
       position = end;
       nextOffset += records.length;
       if (records.length > 0) {
@@ -43,6 +46,7 @@ export async function* followDirectory(dir: string, at: FollowPosition, signal: 
         yield records;
         continue;
       }
+      if (shrank) continue;
       if (bad !== null) {
         stuck = stuck.position === position && stuck.size === size ? { ...stuck, polls: stuck.polls + 1 } : { position, size, polls: 1 };
         if (stuck.polls >= settlePolls) throw bad;
@@ -67,7 +71,7 @@ async function readWholeFrames(segment: Segment, position: number, size: number,
     for (;;) {
       const status = cursor.next();
       if (status === 'refill') {
-        await cursor.refill();
+        if (!(await refillUnlessShrunk(cursor))) return { records, end: cursor.nextPosition, bad, shrank: true };
         reader = createReader(cursor.buf);
         continue;
       }
@@ -103,10 +107,23 @@ async function readWholeFrames(segment: Segment, position: number, size: number,
       }
       records.push(record);
     }
-    return { records, end: cursor.nextPosition, bad };
+    return { records, end: cursor.nextPosition, bad, shrank: false };
   } finally {
     cursor.release();
     await fh.close();
+  }
+}
+
+/** Loads the cursor's next chunk; false when the file ended before the size the cursor was given:
+ *  the writer trimmed its preallocated zeros (a roll or a close) after that size was taken. The
+ *  frames read before are whole and verified; the caller takes the size again. */
+async function refillUnlessShrunk(cursor: FrameCursor): Promise<boolean> {
+  try {
+    await cursor.refill();
+    return true;
+  } catch (err) {
+    if (isShrank(err)) return false;
+    throw err;
   }
 }
 

@@ -23,6 +23,9 @@
 // read again by a plain read at the frame, which reports a lasting error itself (a read that
 // fails once and then succeeds is no error: the bytes are checksummed either way).
 //
+// A file that ends before `fileEnd` (a live writer trimmed it after its size was taken) makes
+// refill() throw LOG_SHRANK; the frames returned before stay valid.
+//
 // Invariants: `position` is the file position of the frame just returned (or of the problem);
 // a frame is only reported cut ('partial-*') when the *file* ends inside it; a plain read always
 // loads at least one whole frame (bounded by recordBytesMax, checked before allocating).
@@ -31,6 +34,7 @@
 
 import type { FileHandle } from 'node:fs/promises';
 import { recordBytesMax } from '../constants.js';
+import { LogError } from './errors.js';
 import { checkFrame, frameHeaderBytes, readU32, verifyFrames, type FrameStatus } from './framing.js';
 
 export const readChunkBytes = 1024 * 1024;
@@ -238,7 +242,12 @@ export class FrameCursor {
     this.bufEnd = await readFully(this.fh, target, need, this.bufFilePos);
     this.filling = -1;
     if (this.bufEnd < need) {
-      throw new Error(`short read at ${this.bufFilePos}: file shrank while being read`);
+      // The size this cursor was given is gone: a writer trimmed the file (its preallocated zeros)
+      // after it was taken. The caller decides what that means (isShrank).
+      const end = this.bufFilePos + this.bufEnd;
+      throw new LogError('LOG_SHRANK', `short read at ${this.bufFilePos}: the file ends at byte ${end}, not ${this.fileEnd} (it shrank while being read)`, {
+        position: end,
+      });
     }
   }
 }

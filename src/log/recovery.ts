@@ -6,11 +6,18 @@
 //                                                          <segment>.torn-<pos>, truncate, fsync
 //   problem in a sealed segment, or valid frames after it → LOG_CORRUPT (file, byte, offset)
 //   offsets not continuing across segments               → LOG_GAP
+//   the only segment shorter than a header               → a first start that crashed: keep its
+//                                                          bytes as <segment>.torn-0, start a
+//                                                          fresh log (read-only: an empty log)
 //   with repair: true, the last two are quarantined instead: the bytes from the bad point and
-//   every later segment move to <dir>/quarantine-<ms>/ and the log opens at the last good offset.
+//   every later segment move to <dir>/quarantine-<ms>/ and the log opens at the last good offset
+//   (a fresh log when nothing is left).
 //
 // readOnly never changes anything on disk: a torn tail is only reported (the log ends before
-// it) and indexes are not rewritten. Runs once per open; nothing else touches the directory
+// it) and indexes are not rewritten. A read-only open may run beside a broker: a last segment
+// that moves or shrinks while it is scanned is scanned again, and a listing that caught a roll
+// half done (an offset gap, a last segment shorter than a header) is listed again, before either
+// is reported (loadSegments, checkSegment). Runs once per open; nothing else touches the directory
 // while it runs. With sealedInWorker the sealed segments are scanned in a worker thread
 // (sealed-scan.ts) and clean results adopted; with knownSealed, what an earlier open of the same
 // log found for a sealed segment is adopted while the file keeps its size (sealed segments are
@@ -21,7 +28,7 @@ import { mkdir, open, readdir, readFile, rename, stat, writeFile, type FileHandl
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { tornCopiesPerPositionMax } from '../constants.js';
-import { LogError } from './errors.js';
+import { isShrank, LogError } from './errors.js';
 import { readFully } from './frame-cursor.js';
 import { Segment, syncDir } from './segment.js';
 import {
@@ -59,7 +66,8 @@ export interface OpenReport {
   indexesRebuilt: string[];
   /** Sealed segments whose verification a worker thread did (LoadOptions.sealedInWorker). */
   verifiedInWorker: number;
-  /** Sealed segments taken from an earlier open's results (LoadOptions.knownSealed), not read. */
+  /** Sealed segments taken from an earlier open's results (LoadOptions.knownSealed), or from an
+   *  earlier listing of this open (a read-only open that listed again), not read again. */
   knownSealed: number;
 }
 
@@ -93,7 +101,26 @@ export async function loadSegments(opts: LoadOptions): Promise<Loaded> {
   } else {
     await mkdir(dir, { recursive: true });
   }
-  const bases = await listSegmentBases(dir);
+  // A read-only open beside a running broker lists the directory while the broker may be rolling
+  // segments. One listing can hold a segment created while it was taken but miss the one created
+  // just before (readdir walks ext4's hash order, not creation order): an offset gap. It can also
+  // hold a segment between its O_EXCL create and its header write: a last segment shorter than a
+  // header. A writer moves past both within a roll, so the directory is listed again (segments
+  // already verified are not read again) until a listing holds together; only a problem that
+  // outlasts liveTailRescans listings is reported, exactly as for a stopped log.
+  let knownSealed = opts.knownSealed;
+  for (let relists = 0; ; relists++) {
+    const listed = await loadListed({ ...opts, knownSealed }, await listSegmentBases(dir), opts.readOnly && relists < liveTailRescans);
+    if (!('relist' in listed)) return listed;
+    knownSealed = listed.relist;
+    await sleep(liveTailRescanMs);
+  }
+}
+
+/** Opens the segments of one listing. With mayRelist, a listing that caught a roll half done
+ *  returns `relist`: what it verified, for the next listing to adopt. */
+async function loadListed(opts: LoadOptions, bases: number[], mayRelist: boolean): Promise<Loaded | { relist: Map<number, SealedScanResult> }> {
+  const { dir } = opts;
   const report: OpenReport = emptyReport();
   if (bases.length === 0) {
     if (opts.readOnly) throw new LogError('LOG_NOT_FOUND', `no segments in ${dir}`, { file: dir });
@@ -103,6 +130,7 @@ export async function loadSegments(opts: LoadOptions): Promise<Loaded> {
     return { logId, segments: [segment], report };
   }
   const segments = bases.map((base) => new Segment(dir, base));
+  if (mayRelist && (await shorterThanHeader(segments[segments.length - 1] as Segment))) return { relist: verifiedBefore(opts, segments, 0, null) };
   const sealedScans =
     opts.sealedInWorker === true && bases.length > 1 ? scanSealedInWorker({ dir, bases: bases.slice(0, -1) }, opts.logger) : null;
   let logId: string | null = null;
@@ -113,6 +141,7 @@ export async function loadSegments(opts: LoadOptions): Promise<Loaded> {
     const expected = prev === undefined ? segment.baseOffset : prev.nextOffset;
     let bad: Bad | null = null;
     if (segment.baseOffset !== expected) {
+      if (mayRelist) return { relist: verifiedBefore(opts, segments, i, logId) };
       const what = `segment starts at offset ${segment.baseOffset}, expected ${expected}`;
       bad = { index: i, code: 'LOG_GAP', problem: { kind: 'offset-mismatch', position: 0, expectedOffset: expected, what } };
     } else {
@@ -135,15 +164,34 @@ export async function loadSegments(opts: LoadOptions): Promise<Loaded> {
       break;
     }
   }
-  if (segments.length === 0 || logId === null) {
-    throw new LogError('LOG_CORRUPT', `no usable segment left in ${dir}`, { file: dir });
+  if (segments.length === 0) {
+    const fresh = await startFreshAfterRepair(dir, bases[0] as number, opts.logger);
+    segments.push(fresh.segment);
+    logId = fresh.logId;
   }
+  if (logId === null) throw new Error(`assertion: segments of ${dir} were kept without a log id`);
   const last = segments[segments.length - 1] as Segment;
   if (report.quarantined !== null && !opts.readOnly) await last.removeIndexFiles();
   if (!opts.readOnly) await checkIndexFiles(segments.slice(0, -1), report, opts.logger);
   report.segments = segments.length;
   report.records = last.nextOffset - (segments[0] as Segment).baseOffset;
   return { logId, segments, report };
+}
+
+/** The caller's knownSealed plus segments[0, end), verified clean by this listing. */
+function verifiedBefore(opts: LoadOptions, segments: Segment[], end: number, logId: string | null): Map<number, SealedScanResult> {
+  const out = new Map(opts.knownSealed ?? []);
+  for (const s of segments.slice(0, end)) out.set(s.baseOffset, { base: s.baseOffset, logId, clean: true, scan: s.scanState() });
+  return out;
+}
+
+/** True when the segment file is shorter than a header (a file already gone is checkSegment's). */
+async function shorterThanHeader(segment: Segment): Promise<boolean> {
+  const size = await stat(segment.path).then(
+    (s) => s.size,
+    () => segmentHeaderBytes,
+  );
+  return size < segmentHeaderBytes;
 }
 
 export function emptyReport(): OpenReport {
@@ -184,6 +232,9 @@ export async function checkSegment(
     const header = decodeSegmentHeader(headerBuf.subarray(0, got));
     const at = { position: 0, expectedOffset: segment.baseOffset };
     if (typeof header === 'string') {
+      if (isLast && fileSize < segmentHeaderBytes && logId === null) {
+        return { logId: await startFresh(segment, fh, fileSize, opts, report), problem: null, code: 'LOG_CORRUPT' };
+      }
       if (isLast && fileSize < segmentHeaderBytes && logId !== null) {
         // A roll that crashed before its header was synced: nothing was acknowledged in it.
         await cutTail(segment, fh, 0, fileSize, opts, report);
@@ -200,8 +251,8 @@ export async function checkSegment(
       const what = `segment belongs to log ${header.logId}, not ${logId}`;
       return { logId, problem: { kind: 'bad-checksum', ...at, what }, code: 'LOG_CORRUPT' };
     }
-    let size = fileSize;
-    let problem = await scanSegment(segment, fh, size);
+    const live = opts.readOnly && isLast;
+    let { size, problem } = await scanLive(segment, fh, fileSize, live);
     // A read-only open beside a running broker can catch the last segment mid-write: a frame
     // still zeros when scanned is half written, or written with more after it, when looked at
     // again, which reads as a torn tail or as damage in the middle. Damage stays where it is; a
@@ -221,8 +272,7 @@ export async function checkSegment(
         if (rescans === liveTailRescans) return { logId: header.logId, problem: null, code };
         previous = problem.position;
         await sleep(liveTailRescanMs);
-        size = (await fh.stat()).size;
-        problem = await scanSegment(segment, fh, size);
+        ({ size, problem } = await scanLive(segment, fh, (await fh.stat()).size, live));
         continue;
       }
       if (!(await validFrameAfter(fh, problem.position, size))) {
@@ -234,6 +284,52 @@ export async function checkSegment(
   } finally {
     await fh.close();
   }
+}
+
+/** scanSegment up to `size`; when `live` (a read-only open of the last segment, beside a broker
+ *  that may be running), a file that ends before `size` is scanned on to its new size: a roll or
+ *  a close trimmed the preallocated zeros after the size was taken. The frames scanned stay. */
+async function scanLive(segment: Segment, fh: FileHandle, size: number, live: boolean): Promise<{ size: number; problem: ScanProblem | null }> {
+  for (let rescans = 0; ; rescans++) {
+    try {
+      return { size, problem: await scanSegment(segment, fh, size) };
+    } catch (err) {
+      if (!live || !isShrank(err) || rescans === liveTailRescans) throw err;
+    }
+    size = (await fh.stat()).size;
+  }
+}
+
+/** The only segment is shorter than a header: a first start crashed between createSegment's
+ *  O_EXCL create and its header write, so nothing was ever acknowledged in this log. Its bytes
+ *  are kept aside (as a torn tail's are) and the log starts afresh: a new header with a new log
+ *  id. Read-only, the log is empty (LOG_NOT_FOUND, as for a directory without segments). */
+async function startFresh(segment: Segment, fh: FileHandle, fileSize: number, opts: LoadOptions, report: OpenReport): Promise<string> {
+  const what = `its only segment ${segment.file} is ${fileSize} bytes, shorter than the ${segmentHeaderBytes}-byte header (a first start that stopped before writing it)`;
+  if (opts.readOnly) {
+    throw new LogError('LOG_NOT_FOUND', `the log in ${segment.dir} is empty: ${what}; the next start begins a fresh log`);
+  }
+  let savedAs: string | null = null;
+  if (fileSize > 0) {
+    const cut = Buffer.alloc(fileSize);
+    await readFully(fh, cut, fileSize, 0);
+    savedAs = await saveCutBytes(`${segment.path}.torn-0`, cut);
+    report.tailCut = { segment: segment.file, position: 0, bytes: fileSize, savedAs };
+  }
+  const logId = newLogId();
+  await writeFile(segment.path, encodeSegmentHeader(logId, segment.baseOffset), { flush: true });
+  await syncDir(segment.dir);
+  opts.logger(`started a fresh log ${logId}: ${what}, so nothing was acknowledged in it${savedAs === null ? '' : `; its bytes are kept as ${savedAs}`}`);
+  return logId;
+}
+
+/** Repair moved every segment aside: the log starts afresh where the first one began (offsets
+ *  that were used are not handed out again), with a new log id. */
+async function startFreshAfterRepair(dir: string, baseOffset: number, logger: (line: string) => void): Promise<{ logId: string; segment: Segment }> {
+  const logId = newLogId();
+  const segment = await createSegment(dir, logId, baseOffset);
+  logger(`repair: no usable segment was left in ${dir}; started a fresh log ${logId} at offset ${baseOffset}`);
+  return { logId, segment };
 }
 
 /** Cuts the preallocated zeros after the last record: nothing was lost, so no copy is kept and

@@ -62,3 +62,14 @@ t.test('verify-missing-directory-exits-1', async (t) => {
   t.equal(r.code, 1);
   t.match(r.stdout, /no log directory/);
 });
+
+t.test('verify-of-a-log-whose-first-start-crashed-before-its-header-says-it-is-empty', async (t) => {
+  const dir = await tempDir(t);
+  await writeFile(join(dir, '00000000000000000000.log'), Buffer.alloc(0));
+  const before = await hashTree(dir);
+  const r = await runCli(['verify', '--dir', dir]);
+  t.equal(r.code, 1);
+  t.match(r.stdout, /^verify: FAILED the log in .* is empty: its only segment 00000000000000000000\.log is 0 bytes/);
+  t.notMatch(r.stdout, /bad segment header|corrupt|torn/);
+  t.strictSame(await hashTree(dir), before, 'nothing written');
+});

@@ -3,7 +3,7 @@
 // larger than the room kept for a carried partial frame) must come out whole, in order and
 // verified, exactly as a plain read gives them, and no byte is read twice over (frames longer
 // than the room in front of a chunk are joined, not read again); a cut file still reports the
-// cut frame, and a file that shrinks under the cursor a short read; a read that fails once is
+// cut frame, and a file that shrinks under the cursor a short read (LOG_SHRANK); a read that fails once is
 // read again, one that keeps failing is reported; a lookup takes one buffer; and cursors that
 // give their buffers back never see each other's bytes (a buffer a read is still filling is not
 // given back).
@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { initChecksum } from '../../src/log/checksum.js';
+import { isShrank } from '../../src/log/errors.js';
 import { FrameCursor, pooledReadBuffers } from '../../src/log/frame-cursor.js';
 import { frameHeaderBytes, sealFrames } from '../../src/log/framing.js';
 
@@ -154,7 +155,7 @@ t.test('long-frames-are-joined-not-read-twice', async (t) => {
   }
 });
 
-t.test('a-file-that-shrinks-under-the-cursor-is-a-short-read', async (t) => {
+t.test('a-file-that-shrinks-under-the-cursor-is-a-LOG_SHRANK-short-read', async (t) => {
   const { file, bytes } = await framesFile(t, Array.from({ length: 2000 }, (_, i) => 20 + (i % 40)));
   const fh = await open(file, 'r');
   t.teardown(() => fh.close());
@@ -169,7 +170,12 @@ t.test('a-file-that-shrinks-under-the-cursor-is-a-short-read', async (t) => {
       await cursor.refill();
     }
   };
-  await t.rejects(run(), /short read at \d+: file shrank while being read/);
+  const error = await run().then(
+    () => null,
+    (err: unknown) => err,
+  );
+  t.ok(isShrank(error), 'a typed LogError: readers beside a live writer can tell a trim from a failure');
+  t.match(error, { code: 'LOG_SHRANK', message: /short read at \d+: the file ends at byte 20000, not \d+ \(it shrank while being read\)/ });
   cursor.release();
 });
 

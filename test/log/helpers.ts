@@ -1,6 +1,7 @@
 // Shared helpers of the log tests: temp dirs, quiet loggers, draft batches, file hashing.
 
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import fsp, { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { syncBuiltinESMExports } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Log, type LogOptions } from '../../src/log/log.js';
@@ -44,9 +45,25 @@ export async function segmentFiles(dir: string): Promise<string[]> {
   return (await readdir(dir)).filter((n) => n.endsWith('.log')).sort();
 }
 
-
 export function range(from: number, to: number): number[] {
   return Array.from({ length: to - from }, (_, i) => from + i);
 }
 
 export { hashTree } from '../fixtures/hash-tree.js';
+
+/** Replaces one function of node:fs/promises for the rest of the test, for the modules that
+ *  imported it by name too (syncBuiltinESMExports): how a test puts a live writer's move (a roll,
+ *  a trim) between a reader's steps. `real` is the original. */
+export function patchFsPromises<K extends 'stat' | 'open' | 'readdir'>(
+  t: TestContext,
+  name: K,
+  make: (real: (typeof fsp)[K]) => (typeof fsp)[K],
+): void {
+  const real = fsp[name];
+  (fsp as Record<K, unknown>)[name] = make(real);
+  syncBuiltinESMExports();
+  t.teardown(() => {
+    (fsp as Record<K, unknown>)[name] = real;
+    syncBuiltinESMExports();
+  });
+}

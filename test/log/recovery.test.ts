@@ -1,7 +1,7 @@
 import t from 'tap';
 import { cp, mkdir, readFile, readdir, rename, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { segmentHeaderBytes } from '../../src/log/segment-header.js';
+import { decodeSegmentHeader, segmentHeaderBytes } from '../../src/log/segment-header.js';
 import { drafts, openLog, range, readAll, segmentFiles, tempDir, writeLog } from './helpers.js';
 
 /** Byte positions of every frame in the single segment of `dir`, by reading lengths. */
@@ -246,4 +246,64 @@ t.test('repair-of-an-offset-gap-moves-the-later-segments-aside', async (t) => {
   for (const later of files.slice(3)) t.ok(moved.includes(later), `${later} quarantined`);
   t.strictSame(await segmentFiles(dir), files.slice(0, 2));
   await log.close();
+});
+
+// A crash on the very first start between createSegment's O_EXCL create and its header write
+// leaves the only segment shorter than a header; nothing was ever acknowledged in that log.
+for (const bytes of [0, 17]) {
+  t.test(`a-first-start-that-crashed-before-its-header-starts-a-fresh-log-${bytes}-bytes`, async (t) => {
+    const dir = await tempDir(t);
+    const file = '00000000000000000000.log';
+    const left = Buffer.from('TAPEQLOG\x01\x00\x00\x00abcde').subarray(0, bytes);
+    await writeFile(join(dir, file), left);
+    const { log, lines } = await openLog({ dir });
+    t.equal(lines.length, 1, 'one line says so');
+    t.match(lines[0], new RegExp(`^started a fresh log ${log.logId}: its only segment ${file} is ${bytes} bytes, shorter than the 40-byte header`));
+    t.equal(log.nextOffset, 0);
+    const header = decodeSegmentHeader((await readFile(join(dir, file))).subarray(0, segmentHeaderBytes));
+    t.match(header, { logId: log.logId, baseOffset: 0 }, 'a fresh header with the new log id');
+    const torn = (await readdir(dir)).filter((n) => n.includes('.torn-'));
+    if (bytes === 0) {
+      t.strictSame(torn, [], 'no copy of nothing');
+      t.equal(log.openReport.tailCut, null);
+    } else {
+      t.strictSame(torn, [`${file}.torn-0`]);
+      t.strictSame(await readFile(join(dir, `${file}.torn-0`)), left, 'its bytes are kept aside');
+      t.match(log.openReport.tailCut, { segment: file, position: 0, bytes });
+    }
+    await log.append(drafts(0, 3)).durable;
+    await log.close();
+    const again = await openLog({ dir });
+    t.equal(again.log.logId, log.logId);
+    t.strictSame(await readAll(again.log), range(0, 3), 'the fresh log works');
+    t.strictSame(again.lines, []);
+    await again.log.close();
+  });
+}
+
+t.test('read-only-open-of-a-log-whose-only-segment-has-no-header-says-it-is-empty', async (t) => {
+  const dir = await tempDir(t);
+  await writeFile(join(dir, '00000000000000000000.log'), Buffer.alloc(0));
+  await t.rejects(openLog({ dir, readOnly: true }), { code: 'LOG_NOT_FOUND', message: /^the log in .* is empty: its only segment 00000000000000000000\.log is 0 bytes/ });
+  t.strictSame(await readdir(dir), ['00000000000000000000.log'], 'nothing written');
+  t.equal((await stat(join(dir, '00000000000000000000.log'))).size, 0);
+});
+
+t.test('repair-that-moves-every-segment-aside-starts-a-fresh-log', async (t) => {
+  const dir = await tempDir(t);
+  await writeLog(dir, 20);
+  const file = (await segmentFiles(dir))[0] as string;
+  const buf = await readFile(join(dir, file));
+  buf[0] = 0x58; // the magic: a bad header, so nothing of the only segment is usable
+  await writeFile(join(dir, file), buf);
+  const { log, lines } = await openLog({ dir, repair: true });
+  t.match(log.openReport.quarantined, { segment: file, position: 0 });
+  t.match(lines.at(-1), new RegExp(`^repair: no usable segment was left in .*; started a fresh log ${log.logId} at offset 0$`));
+  t.equal(log.nextOffset, 0);
+  t.strictSame(await segmentFiles(dir), [file], 'a fresh segment in place of the one moved aside');
+  await log.append(drafts(0, 2)).durable;
+  await log.close();
+  const again = await openLog({ dir });
+  t.strictSame(await readAll(again.log), range(0, 2));
+  await again.log.close();
 });
