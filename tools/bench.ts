@@ -167,9 +167,6 @@ export function machineLine(): string {
   );
 }
 
-/** Runs the scenarios asked for. A scenario that throws is recorded as `{error}` (a section of its
- *  own in markdown, its entry in the JSON) and the others still run; the exit code is then 1.
- *  `scenarios` is the registry (tests pass their own). */
 /** What the tapeq servers under test inherit: none of tapeq's variables (tools/bench-proc.ts). */
 function serverEnvLine(): string {
   const stripped = tapeqEnvNames.filter((name) => process.env[name] !== undefined);
@@ -179,6 +176,69 @@ function serverEnvLine(): string {
   );
 }
 
+/** What one invocation reports: each scenario's result (or failure) as it is shown, in markdown
+ *  unless `json`, plus what the JSON and the chart need. */
+class Report {
+  readonly results: Record<string, unknown> = {};
+  readonly groups: Array<{ scenario: string; rows: Row[] }> = [];
+  readonly tapeqEnvs: Record<string, string> = {};
+  readonly failures = new Map<string, string>();
+
+  constructor(private readonly json: boolean) {}
+
+  show(name: string, scenario: Scenario, result: unknown): void {
+    this.results[name] = result;
+    if (scenario.rows) this.groups.push({ scenario: name, rows: scenario.rows(result as never) });
+    const env = this.tapeqEnvs[name] === undefined ? '' : `${this.tapeqEnvs[name]}\n\n`;
+    if (!this.json) console.log(`\n## ${name}\n\n${env}${scenario.format(result as never)}`);
+  }
+
+  showFailure(name: string): void {
+    this.results[name] = { error: this.failures.get(name) };
+    if (!this.json) console.log(`\n## ${name}\n\nFAILED: ${this.failures.get(name) ?? ''}`);
+  }
+}
+
+/** Runs the selected scenarios args.rounds times. With one round each result is shown as it
+ *  comes; with more, each round's tables go to stderr and the results are returned per scenario.
+ *  A scenario that throws is recorded as failed and not run again; the others go on. */
+async function runRounds(args: Args, selected: string[], scenarios: Record<string, Scenario>, report: Report): Promise<Map<string, unknown[]>> {
+  const perRound = new Map<string, unknown[]>();
+  // Installs (bunqueue) are made once for all rounds; each round measures its references anew.
+  const installs = new Map<string, Promise<unknown>>();
+  for (let round = 1; round <= args.rounds; round++) {
+    if (args.rounds > 1) args.opts.log(`bench: round ${round} of ${args.rounds}`);
+    const run = new BenchRun(args.opts, installs);
+    for (const name of selected) {
+      const scenario = scenarios[name];
+      if (scenario === undefined || report.failures.has(name) || (round > 1 && scenario.merge === undefined)) continue;
+      let result: unknown;
+      try {
+        result = await scenario.run(run);
+      } catch (err) {
+        run.takeTapeqEnvs();
+        const message = err instanceof Error ? err.message : String(err);
+        report.failures.set(name, args.rounds > 1 ? `round ${round}: ${message}` : message);
+        args.opts.log(`bench: ${name} failed: ${message}`);
+        if (args.rounds === 1) report.showFailure(name);
+        continue;
+      }
+      const envs = run.takeTapeqEnvs();
+      if (envs.length > 0) report.tapeqEnvs[name] = `tapeq server environment: defaults except ${envs.join('; or ')}`;
+      if (args.rounds === 1) {
+        report.show(name, scenario, result);
+        continue;
+      }
+      perRound.set(name, [...(perRound.get(name) ?? []), result]);
+      args.opts.log(`bench: round ${round}, ${name}:\n${scenario.format(result as never)}`);
+    }
+  }
+  return perRound;
+}
+
+/** Runs the scenarios asked for and prints their report. A scenario that throws is reported as
+ *  `{error}` (a section of its own in markdown, its entry in the JSON) and the others still run;
+ *  the exit code is then 1. `scenarios` is the registry (tests pass their own). */
 export async function benchMain(argv: string[], scenarios: Record<string, Scenario> = SCENARIOS): Promise<number> {
   const args = parseArgs(argv, scenarios);
   if (args.help || args.errors.length > 0) {
@@ -198,62 +258,21 @@ export async function benchMain(argv: string[], scenarios: Record<string, Scenar
   const machineBefore = machineLine();
   const serverEnv = serverEnvLine();
   if (!args.json) console.log(`# tapeq bench\n\n${machineBefore}\n\n\`tapeq bench ${argv.join(' ')}\`\n\n${serverEnv}`);
-  const tapeqEnvs: Record<string, string> = {};
-  const results: Record<string, unknown> = {};
-  const groups: Array<{ scenario: string; rows: Row[] }> = [];
-  const show = (name: string, scenario: Scenario, result: unknown): void => {
-    results[name] = result;
-    if (scenario.rows) groups.push({ scenario: name, rows: scenario.rows(result as never) });
-    const env = tapeqEnvs[name] === undefined ? '' : `${tapeqEnvs[name]}\n\n`;
-    if (!args.json) console.log(`\n## ${name}\n\n${env}${scenario.format(result as never)}`);
-  };
-  const failures = new Map<string, string>();
-  const showFailure = (name: string): void => {
-    results[name] = { error: failures.get(name) };
-    if (!args.json) console.log(`\n## ${name}\n\nFAILED: ${failures.get(name) ?? ''}`);
-  };
-  const perRound = new Map<string, unknown[]>();
-  // Installs (bunqueue) are made once for all rounds; each round measures its references anew.
-  const installs = new Map<string, Promise<unknown>>();
-  for (let round = 1; round <= args.rounds; round++) {
-    if (args.rounds > 1) args.opts.log(`bench: round ${round} of ${args.rounds}`);
-    const run = new BenchRun(args.opts, installs);
-    for (const name of selected) {
-      const scenario = scenarios[name];
-      if (scenario === undefined || failures.has(name) || (round > 1 && scenario.merge === undefined)) continue;
-      let result: unknown;
-      try {
-        result = await scenario.run(run);
-      } catch (err) {
-        run.takeTapeqEnvs();
-        const message = err instanceof Error ? err.message : String(err);
-        failures.set(name, args.rounds > 1 ? `round ${round}: ${message}` : message);
-        args.opts.log(`bench: ${name} failed: ${message}`);
-        if (args.rounds === 1) showFailure(name);
-        continue;
-      }
-      const envs = run.takeTapeqEnvs();
-      if (envs.length > 0) tapeqEnvs[name] = `tapeq server environment: defaults except ${envs.join('; or ')}`;
-      if (args.rounds === 1) {
-        show(name, scenario, result);
-        continue;
-      }
-      perRound.set(name, [...(perRound.get(name) ?? []), result]);
-      args.opts.log(`bench: round ${round}, ${name}:\n${scenario.format(result as never)}`);
-    }
-  }
+  const report = new Report(args.json);
+  const perRound = await runRounds(args, selected, scenarios, report);
   // Several rounds: every scenario once all are in, in the order asked for; a scenario that failed
   // in any round is shown as failed (its earlier rounds stay in the JSON's `rounds`).
   if (args.rounds > 1) {
     for (const name of selected) {
       const scenario = scenarios[name] as Scenario;
       const rounds = perRound.get(name);
-      if (failures.has(name)) showFailure(name);
-      else if (rounds !== undefined) show(name, scenario, scenario.merge !== undefined ? scenario.merge(rounds as never[]) : rounds[0]);
+      if (report.failures.has(name)) report.showFailure(name);
+      else if (rounds !== undefined) report.show(name, scenario, scenario.merge !== undefined ? scenario.merge(rounds as never[]) : rounds[0]);
     }
   }
   const machineAfter = machineLine();
   const rounds = args.rounds > 1 ? { rounds: Object.fromEntries(perRound) } : {};
+  const { results, tapeqEnvs, groups, failures } = report;
   if (args.json) console.log(JSON.stringify({ machineBefore, machineAfter, argv, serverEnv, tapeqEnvs, results, ...rounds }, null, 2));
   else console.log(`\n${machineAfter}`);
   if (args.svg !== null) {

@@ -102,7 +102,8 @@ function parseLogcatArgs(argv: string[]): { dir: string; follow: boolean; filter
   return { dir: dataDir(values.dir), follow: values.follow === true, filter };
 }
 
-/** Records are read in offset order, so a job's push is seen before what releases it. */
+/** Records are read in offset order (for --job from the log's start), so a job's push is seen
+ *  before what releases it. */
 function matches(r: LogRecord, f: Filter): boolean {
   const touchesJob = f.job === null || touches(r, f.job, f.jobDeps);
   if (r.offset < f.from || r.offset >= f.to || r.timestamp < f.since || r.timestamp > f.until) return false;
@@ -148,7 +149,12 @@ export async function logcatCommand(argv: string[]): Promise<number> {
   try {
     const dir = await findLogDir(parsed.dir);
     const log = await openReadOnly(dir, (line) => console.error(`tapeq logcat: ${line}`));
-    const start = Math.max(filter.from, log.firstOffset, Number.isFinite(filter.since) ? await log.offsetAtTime(filter.since) : 0);
+    // --job reads from the log's start whatever the range, so that it sees the job's push (which
+    // names the dependencies whose completions it then prints); the range still filters output.
+    const start =
+      filter.job !== null
+        ? log.firstOffset
+        : Math.max(filter.from, log.firstOffset, Number.isFinite(filter.since) ? await log.offsetAtTime(filter.since) : 0);
     const end = Math.min(filter.to, log.durableOffset);
     for await (const batch of log.readBatches(Math.min(start, end), end)) {
       if (stop.signal.aborted) break;

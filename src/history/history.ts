@@ -230,10 +230,7 @@ export class JobHistory {
       return problem;
     }
     const index = await this.scan(segment);
-    if (this.writeFiles) {
-      await this.writeFile(segment, index);
-      this.logger(`tapeq: rebuilt job index of ${segment.file} (${problem})`);
-    }
+    if (this.writeFiles && (await this.writeFile(segment, index))) this.logger(`tapeq: rebuilt job index of ${segment.file} (${problem})`);
     this.remember(index);
     return index;
   }
@@ -244,9 +241,17 @@ export class JobHistory {
     return building.seal(identityOf(segment));
   }
 
-  private async writeFile(segment: SegmentInfo, index: SealedJobIndex): Promise<void> {
+  /** The file is a cache of the index in hand: when it cannot be written (a full disk, or
+   *  retention retiring the segment meanwhile) the query goes on and a later one tries again. */
+  private async writeFile(segment: SegmentInfo, index: SealedJobIndex): Promise<boolean> {
     await this.swept;
-    await writeIndexFile(segmentPath(this.log.dir, segment), index);
+    try {
+      await writeIndexFile(segmentPath(this.log.dir, segment), index);
+      return true;
+    } catch (err) {
+      this.logger(`tapeq: could not write the job index of ${segment.file}: ${(err as Error).message}; it is kept in memory and written again when next rebuilt`);
+      return false;
+    }
   }
 
   /** Server start: removes the temp files of writes that never finished (a crash mid-write) and

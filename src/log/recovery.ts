@@ -217,14 +217,7 @@ export async function checkSegment(
   opts: LoadOptions,
   report: OpenReport,
 ): Promise<{ logId: string | null; problem: ScanProblem | null; code: 'LOG_CORRUPT' | 'LOG_GAP' }> {
-  let fh: FileHandle;
-  try {
-    fh = await segment.openRead();
-  } catch (err) {
-    // A read-only tool beside a running broker: retention removed the segment after the listing.
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    throw new LogError('LOG_NOT_FOUND', `segment ${segment.file} is gone (retention removed it while the log was read?); run it again`, { file: segment.path, cause: err });
-  }
+  const fh = await openListed(segment);
   try {
     const fileSize = (await fh.stat()).size;
     const headerBuf = Buffer.alloc(segmentHeaderBytes);
@@ -323,12 +316,14 @@ async function startFresh(segment: Segment, fh: FileHandle, fileSize: number, op
   return logId;
 }
 
-/** Repair moved every segment aside: the log starts afresh where the first one began (offsets
- *  that were used are not handed out again), with a new log id. */
+/** Repair moved every segment aside: the log starts afresh, with a new log id, where the first
+ *  moved segment began. The moved records' offsets are handed out again to new records (nothing
+ *  could extend the state past them); the line logged says so, the moved segments stay in the
+ *  quarantine directory, and a stream resuming past the new end is refused (400), not misled. */
 async function startFreshAfterRepair(dir: string, baseOffset: number, logger: (line: string) => void): Promise<{ logId: string; segment: Segment }> {
   const logId = newLogId();
   const segment = await createSegment(dir, logId, baseOffset);
-  logger(`repair: no usable segment was left in ${dir}; started a fresh log ${logId} at offset ${baseOffset}`);
+  logger(`repair: no usable segment was left in ${dir}; started a fresh log ${logId} at offset ${baseOffset}: offsets from ${baseOffset} on now name new records`);
   return { logId, segment };
 }
 
@@ -516,8 +511,19 @@ async function verifiedElsewhere(
 }
 
 /** The segment file is still the one `known` describes: same size and the same header. */
+/** Opens a segment the listing named; one gone since is LOG_NOT_FOUND (a read-only tool beside a
+ *  running broker, whose retention removed it after the listing), not a raw ENOENT. */
+async function openListed(segment: Segment): Promise<FileHandle> {
+  try {
+    return await segment.openRead();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    throw new LogError('LOG_NOT_FOUND', `segment ${segment.file} is gone (retention removed it while the log was read?); run it again`, { file: segment.path, cause: err });
+  }
+}
+
 async function unchanged(segment: Segment, known: SealedScanResult): Promise<boolean> {
-  const fh = await segment.openRead();
+  const fh = await openListed(segment);
   try {
     if ((await fh.stat()).size !== known.scan.bytes) return false;
     const headerBuf = Buffer.alloc(segmentHeaderBytes);

@@ -80,6 +80,10 @@ t.test('logcat-job-shows-the-completions-and-removals-that-released-it-as-histor
   t.strictSame(job.map((r) => r['offset']), [1, 2, 4, 5]);
   const kind = lines((await runCli(['logcat', '--dir', dir, '--job', 'child', '--kind', 'completed'])).stdout);
   t.strictSame(kind.map((r) => r['offset']), [2, 5], 'the push filtered out by --kind still names the dependencies');
+  for (const range of [['--from', '2'], ['--since', '1700000000002']]) {
+    const later = lines((await runCli(['logcat', '--dir', dir, '--job', 'child', ...range])).stdout);
+    t.strictSame(later.map((r) => r['offset']), [2, 4, 5], `${range[0]} after the push still shows what released the job`);
+  }
   const dep = lines((await runCli(['logcat', '--dir', dir, '--job', 'dep-1'])).stdout);
   t.strictSame(dep.map((r) => r['offset']), [0, 2], 'a dependency shows its own records only');
 });

@@ -5,7 +5,7 @@
 // stopped log with the same damage is still reported.
 
 import t from 'tap';
-import { rename, writeFile, type FileHandle } from 'node:fs/promises';
+import { rename, rm, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { encodeSegmentHeader, segmentFileName } from '../../src/log/segment-header.js';
 import { drafts, openLog, patchFsPromises, range, readAll, segmentFiles, tempDir, writeLog, type TestContext } from './helpers.js';
@@ -60,6 +60,22 @@ t.test('read-only-open-lists-again-when-the-listing-missed-a-segment-of-a-roll',
   t.equal(log.segments().length, files.length, 'every segment');
   t.strictSame(await readAll(log), range(0, 400), 'every record, no gap reported');
   await log.close();
+});
+
+t.test('read-only-open-that-lists-again-reports-a-segment-retention-removed-meanwhile-as-gone', async (t) => {
+  const dir = await tempDir(t);
+  await writeLog(dir, 400, { segmentBytes: 8192 });
+  const files = await segmentFiles(dir);
+  const missed = files[2] as string;
+  const first = files[0] as string;
+  // The first listing misses a segment of a roll; retention removes the oldest right after the
+  // second listing, before the open checks the segments it already verified.
+  onListing(t, dir, async (call, names) => {
+    if (call === 1) return names.filter((n) => !n.startsWith(missed.slice(0, 20)));
+    if (call === 2) await rm(join(dir, first));
+    return names;
+  });
+  await t.rejects(openLog({ dir, readOnly: true }), { name: 'LogError', code: 'LOG_NOT_FOUND', message: new RegExp(`segment ${first} is gone .*; run it again`) });
 });
 
 t.test('read-only-open-lists-again-when-the-last-segment-has-no-header-yet', async (t) => {

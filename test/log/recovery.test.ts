@@ -298,7 +298,7 @@ t.test('repair-that-moves-every-segment-aside-starts-a-fresh-log', async (t) => 
   await writeFile(join(dir, file), buf);
   const { log, lines } = await openLog({ dir, repair: true });
   t.match(log.openReport.quarantined, { segment: file, position: 0 });
-  t.match(lines.at(-1), new RegExp(`^repair: no usable segment was left in .*; started a fresh log ${log.logId} at offset 0$`));
+  t.match(lines.at(-1), new RegExp(`^repair: no usable segment was left in .*; started a fresh log ${log.logId} at offset 0: offsets from 0 on now name new records$`));
   t.equal(log.nextOffset, 0);
   t.strictSame(await segmentFiles(dir), [file], 'a fresh segment in place of the one moved aside');
   await log.append(drafts(0, 2)).durable;
