@@ -29,6 +29,17 @@ async function waitFor(check: () => Promise<boolean>, ms = 3_000): Promise<boole
   return check();
 }
 
+/** Starts the server's job history on `log` and returns the `.jobindex…` files in `dir` once they
+ *  are exactly `expected` (its start-up sweep and rebuilds done), or as they are after 3 s. */
+async function startAndSweep(dir: string, log: Log, expected: string[]): Promise<string[]> {
+  const history = new JobHistory({ log, writeFiles: true });
+  history.start();
+  const jobIndexes = async () => (await readdir(dir)).filter((n) => n.includes('.jobindex')).sort();
+  await waitFor(async () => JSON.stringify(await jobIndexes()) === JSON.stringify(expected));
+  await history.close();
+  return jobIndexes();
+}
+
 t.test('job-index-files-of-gone-segments-are-removed-at-start', async (t) => {
   const { dir, log } = await logWithSealedSegments(t);
   const sealed = log.segments().slice(0, -1).map((s) => name(s.baseOffset, '.jobindex'));
@@ -37,14 +48,7 @@ t.test('job-index-files-of-gone-segments-are-removed-at-start', async (t) => {
   for (const orphan of orphans) await writeFile(join(dir, orphan), 'stale');
   await writeFile(join(dir, sealed[0] as string), 'damaged, but its segment is here: rebuilt, not removed');
 
-  const history = new JobHistory({ log, writeFiles: true });
-  history.start();
-  const jobIndexes = async () => (await readdir(dir)).filter((n) => n.includes('.jobindex')).sort();
-  const done = await waitFor(async () => JSON.stringify(await jobIndexes()) === JSON.stringify(sealed));
-  await history.close();
-
-  t.ok(done, 'the sweep finished');
-  t.strictSame(await jobIndexes(), sealed, 'exactly one job index per sealed segment');
+  t.strictSame(await startAndSweep(dir, log, sealed), sealed, 'exactly one job index per sealed segment');
 });
 
 t.test('temp-files-of-unfinished-writes-are-removed-at-start', async (t) => {
@@ -54,14 +58,7 @@ t.test('temp-files-of-unfinished-writes-are-removed-at-start', async (t) => {
   const temps = [name(0, '.jobindex.tmp-99999-1'), name(0, `.jobindex.tmp-${process.pid}-1`), name(10 ** 9, '.jobindex.tmp-1-2')];
   for (const temp of temps) await writeFile(join(dir, temp), '');
 
-  const history = new JobHistory({ log, writeFiles: true });
-  history.start();
-  const jobIndexes = async () => (await readdir(dir)).filter((n) => n.includes('.jobindex')).sort();
-  const done = await waitFor(async () => JSON.stringify(await jobIndexes()) === JSON.stringify(sealed));
-  await history.close();
-
-  t.ok(done, 'the sweep finished');
-  t.strictSame(await jobIndexes(), sealed, 'no temp file left, every sealed segment has its job index');
+  t.strictSame(await startAndSweep(dir, log, sealed), sealed, 'no temp file left, every sealed segment has its job index');
 });
 
 t.test('failed-index-write-leaves-no-temp-file-and-does-not-fail-the-query', async (t) => {
