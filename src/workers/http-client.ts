@@ -14,12 +14,23 @@
 //   that sends more is cut off (the connection is destroyed, not drained) and the answer keeps its
 //   status and the body's start, with `cutAtBytes` set to the limit (null when the body is whole).
 // - `call()` never throws; calls may overlap freely (the pool multiplexes connections).
-// - undici is loaded on the first call, not at start-up: importing it costs about 100 ms, which
-//   every restart of a broker without push workers would pay for nothing.
+// - undici is loaded when the first worker needs it (`load()`), not at start-up: importing it
+//   costs about 100 ms, which every restart of a broker without push workers would pay for
+//   nothing. Runners wait for `loaded` before they start a call, so that the rate limiter, which
+//   counts a start when the call is handed to the pool, never counts the wait for the import.
 
 import type { Pool } from 'undici';
 
 let undici: Promise<typeof import('undici')> | null = null;
+let undiciLoaded = false;
+
+function loadUndici(): Promise<typeof import('undici')> {
+  undici ??= import('undici').then((module) => {
+    undiciLoaded = true;
+    return module;
+  });
+  return undici;
+}
 
 export interface EndpointCall {
   url: string;
@@ -44,16 +55,32 @@ export interface HttpClientOptions {
   connectTimeoutMs: number;
 }
 
+/** What a worker runner calls endpoints through (HttpClient; tests pass their own). */
+export interface EndpointClient {
+  /** True once a call can be handed to a pool at once (no module still loading). */
+  readonly loaded: boolean;
+  load(): Promise<void>;
+  call(call: EndpointCall): Promise<CallOutcome>;
+}
+
 /** Slack given to undici's own timers so the exchange timer always fires first. */
 const undiciTimeoutSlackMs = 1_000;
 
-export class HttpClient {
+export class HttpClient implements EndpointClient {
   readonly #pools = new Map<string, Pool>();
   readonly #options: HttpClientOptions;
   #closed = false;
 
   constructor(options: HttpClientOptions) {
     this.#options = options;
+  }
+
+  get loaded(): boolean {
+    return undiciLoaded;
+  }
+
+  async load(): Promise<void> {
+    await loadUndici();
   }
 
   async call(call: EndpointCall): Promise<CallOutcome> {
@@ -132,8 +159,7 @@ export class HttpClient {
   }
 
   async #newPool(origin: string): Promise<Pool> {
-    undici ??= import('undici');
-    const { Pool } = await undici;
+    const { Pool } = await loadUndici();
     // Another call may have created it while the module loaded.
     let pool = this.#pools.get(origin);
     if (pool === undefined) {

@@ -33,13 +33,13 @@ import {
   workerLockMarginMs,
   workerResponseBytesMax,
 } from '../constants.js';
-import type { HttpClient } from './http-client.js';
+import type { EndpointClient } from './http-client.js';
 import { StartLimiter } from './limiter.js';
 import { judge } from './response.js';
 
 export interface RunnerDeps {
   broker: BrokerApi;
-  client: HttpClient;
+  client: EndpointClient;
   logger: (line: string) => void;
   now: () => number;
 }
@@ -132,6 +132,14 @@ export class WorkerRunner {
 
   #pump(): void {
     if (this.#stopped) return;
+    // A start is counted when the call is handed to the pool: not before the client can take it.
+    if (!this.#deps.client.loaded) {
+      this.#deps.client.load().then(
+        () => this.#schedulePump(),
+        (error: unknown) => this.#deps.logger(`tapeq: worker ${this.queue}: loading the HTTP client failed: ${String(error)}`),
+      );
+      return;
+    }
     const now = this.#deps.now();
     if (now < this.#pausedUntilMs) {
       this.#armTimer(this.#pausedUntilMs - now, now);

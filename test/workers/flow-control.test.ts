@@ -72,3 +72,41 @@ t.test('endpoint-down-follows-job-backoff-and-the-worker-backs-off-without-spinn
   // Between attempts it waits; sampled while an attempt is in flight it is active. Never failed.
   t.ok(['waiting', 'active'].includes(job.state), `the job is retrying (${job.state}), not failed`);
 });
+
+t.test('no-call-starts-or-counts-against-the-limiter-before-the-http-client-is-loaded', async (t) => {
+  const { WorkerRunner } = await import('../../src/workers/worker-runner.js');
+  const s = await startStack();
+  t.teardown(() => s.close());
+  for (let i = 0; i < 6; i++) await s.push('u', { data: i });
+  // A client whose module takes a while to load, as undici's first import does (about 100 ms).
+  let finishLoading: () => void = () => undefined;
+  const loading = new Promise<void>((resolve) => (finishLoading = resolve));
+  const calls: number[] = [];
+  const client = {
+    loaded: false,
+    load: () => loading,
+    call: async () => {
+      calls.push(Date.now());
+      return { kind: 'answered' as const, status: 200, contentType: 'text/plain', body: 'ok', cutAtBytes: null };
+    },
+  };
+  const config = {
+    queue: 'u',
+    endpoint: { url: 'http://127.0.0.1:9/', method: 'POST' as const, headers: {}, timeout: 1_000 },
+    opts: { concurrency: 5, limiter: { max: 5, duration: 1_000 }, removeOnComplete: null, removeOnFail: null, maxStalledCount: 1 },
+  };
+  const runner = new WorkerRunner(config, { broker: s.broker, client, logger: () => undefined, now: Date.now });
+  t.teardown(async () => void (await runner.stop()));
+  runner.wake(Number.POSITIVE_INFINITY);
+  await sleep(150);
+  t.equal(s.broker.counts('u').active, 0, 'nothing pulled while the client loads');
+  t.equal(calls.length, 0, 'no call started');
+  const loadedAt = Date.now();
+  client.loaded = true;
+  finishLoading();
+  await until('5 calls', () => calls.length === 5, 5_000);
+  await sleep(300);
+  t.equal(calls.length, 5, 'the limiter allows 5 starts in the window that begins once the client is loaded');
+  await until('the 6th call, a window later', () => calls.length === 6, 5_000);
+  t.ok((calls[5] as number) - loadedAt >= 990, `the window is counted from the loaded client's first start (${(calls[5] as number) - loadedAt} ms)`);
+});
