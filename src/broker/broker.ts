@@ -60,7 +60,8 @@ import type {
   StatsView,
   WorkerConfig,
 } from './types.js';
-import { checkLogMessage, checkPriority, checkProgress, checkPull, checkPush, checkPushBulk, queueNameError, type PushInput } from './validate.js';
+import { checkLogMessage, checkPriority, checkProgress, checkPull, checkPush, checkPushBulk, queueNameError, wellFormedError, type PushInput } from './validate.js';
+import { isWellFormed, truncateText } from '../record/text.js';
 import { jobView } from './view.js';
 import { Waiters, type Waiter } from './waiters.js';
 import * as queueOps from './queue-ops.js';
@@ -528,7 +529,8 @@ export class Broker implements BrokerApi {
     if (body.error !== undefined && typeof body.error !== 'string') {
       return Promise.resolve(fail('BAD_REQUEST', 'error must be a string'));
     }
-    const error = (body.error ?? 'Job failed').slice(0, errorTextLengthMax);
+    if (body.error !== undefined && !isWellFormed(body.error)) return Promise.resolve(fail('BAD_REQUEST', wellFormedError('error')));
+    const error = truncateText(body.error ?? 'Job failed', errorTextLengthMax);
     return this.done(this.failJob(job, error, 'nack', ctx), {});
   }
 

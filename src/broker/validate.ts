@@ -39,6 +39,7 @@ import {
   uniqueKeyLengthMax,
 } from '../constants.js';
 import { BackoffType, type JobSpec, type KeepPolicy, type Repeat } from '../record/types.js';
+import { isWellFormed } from '../record/text.js';
 import { cronPatternError } from './schedule.js';
 
 /** A validated push: the job's spec fields a client sets, plus how to place and store it. */
@@ -83,9 +84,14 @@ function bool(field: string, v: unknown): boolean {
 
 function text(field: string, v: unknown, lengthMax: number, allowEmpty = false): string {
   if (typeof v !== 'string') fail(`${field} must be a string`);
+  if (!isWellFormed(v)) fail(wellFormedError(field));
   if (!allowEmpty && v.length === 0) fail(`${field} must not be empty`);
   if (v.length > lengthMax) fail(`${field} must be at most ${lengthMax} characters`);
   return v;
+}
+
+export function wellFormedError(field: string): string {
+  return `${field} must be well-formed Unicode (it has a lone UTF-16 surrogate)`;
 }
 
 function texts(field: string, v: unknown, countMax: number, lengthMax: number): string[] {

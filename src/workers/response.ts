@@ -8,6 +8,7 @@
 // - a 2xx whose body was cut at the client's limit fails the attempt: there is no result to keep.
 // - no answer: the transport's reason plus where it was going.
 
+import { truncateText } from '../record/text.js';
 import type { CallOutcome } from './http-client.js';
 
 export type Verdict =
@@ -19,7 +20,7 @@ export function judge(outcome: CallOutcome, method: string, url: string, errorBo
   if (outcome.kind === 'unreachable') return { kind: 'fail', reason: `${outcome.reason} (${target})`, answered: false };
   const { status, body } = outcome;
   if (status < 200 || status > 299) {
-    const excerpt = body.slice(0, errorBodyChars);
+    const excerpt = truncateText(body, errorBodyChars);
     return { kind: 'fail', reason: `HTTP ${status} from ${target}${excerpt === '' ? '' : `: ${excerpt}`}`, answered: true };
   }
   if (outcome.cutAtBytes !== null) {
@@ -30,7 +31,7 @@ export function judge(outcome: CallOutcome, method: string, url: string, errorBo
   try {
     return { kind: 'ack', result: JSON.parse(body) as unknown };
   } catch {
-    const excerpt = body.slice(0, errorBodyChars);
+    const excerpt = truncateText(body, errorBodyChars);
     return { kind: 'fail', reason: `invalid JSON in HTTP ${status} from ${target}: ${excerpt}`, answered: true };
   }
 }
