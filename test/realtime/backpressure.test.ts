@@ -136,3 +136,27 @@ t.test('ws-client-that-reads-gets-every-large-reply-through-the-backlog-limit', 
   for (let i = 0; i < sent; i++) t.equal((await ws.reply(i, 10_000)).ok, true);
   await ws.close();
 });
+
+t.test('stalled-subscribers-share-one-copy-of-each-live-event', async (t) => {
+  const { sseMessages, wsMessages } = await import('../../src/api/realtime/render.js');
+  const events = [{ eventType: 'pushed', queue: 'q', jobId: 'j', timestamp: 1, data: { a: 1 }, offset: 7 }] as Parameters<typeof sseMessages>[0];
+  t.equal(sseMessages(events), sseMessages(events), 'one SSE Buffer per live record, whoever asks');
+  t.equal(sseMessages(events).toString(), 'id: 7\ndata: {"eventType":"pushed","queue":"q","jobId":"j","timestamp":1,"data":{"a":1}}\n\n');
+  t.equal(wsMessages(events)[0], wsMessages(events)[0], 'one WebSocket payload per live event');
+  t.strictSame(JSON.parse((wsMessages(events)[0] as Buffer).toString()), { ...events[0] });
+
+  // 200 SSE subscribers that stop reading, then 32 events of 256 KiB each: with one rendered copy
+  // per subscriber the server would queue up to its 4 MiB limit for each of them (800 MB); shared, a few MB.
+  const h = await startRealtime({ limits: { backlogBytesMax: 4 * 1024 * 1024, stallMs: 60_000, closeGraceMs: 20_000 } });
+  t.teardown(() => h.close());
+  const clients = await Promise.all(Array.from({ length: 200 }, () => SseClient.connect(h.http('/events/queues/big'))));
+  t.teardown(() => clients.forEach((c) => c.close()));
+  await Promise.all(clients.map((c) => c.inbox.take()));
+  for (const c of clients) c.pause();
+  globalThis.gc?.();
+  const before = process.memoryUsage().rss;
+  for (let i = 0; i < 32; i++) await push(h, 'big', { data: { i, payload } });
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  const grownMb = (process.memoryUsage().rss - before) / 2 ** 20;
+  t.ok(grownMb < 150, `the server's memory grew by ${grownMb.toFixed(0)} MB for 200 stalled subscribers (up to 800 MB unshared)`);
+});

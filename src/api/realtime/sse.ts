@@ -21,6 +21,7 @@ import type { BrokerEvent } from '../../broker/events.js';
 import { connections } from '../connections.js';
 import type { RealtimeDeps } from './deps.js';
 import { parseStreamParams } from './params.js';
+import { sseMessages } from './render.js';
 import { Subscription, type SubscriptionEnd } from './subscription.js';
 
 export const sseSlowConsumerError = 'Slow consumer: backlog limit exceeded; reconnect with Last-Event-ID';
@@ -59,7 +60,7 @@ function openStream(request: FastifyRequest, reply: FastifyReply, deps: Realtime
 
   const res = reply.raw;
   reply.hijack();
-  const sink = { deliver: (events: BrokerEvent[]) => res.write(renderEvents(events)), backlogBytes: () => res.writableLength };
+  const sink = { deliver: (events: BrokerEvent[]) => res.write(sseMessages(events)), backlogBytes: () => res.writableLength };
   const subscription = new Subscription(deps.log, { ...params.value, sink, limits });
   res.writeHead(200, {
     'Content-Type': 'text/event-stream',
@@ -84,11 +85,6 @@ function openStream(request: FastifyRequest, reply: FastifyReply, deps: Realtime
   });
 }
 
-function renderEvents(events: BrokerEvent[]): string {
-  let text = '';
-  for (const { offset, ...event } of events) text += `id: ${offset}\ndata: ${JSON.stringify(event)}\n\n`;
-  return text;
-}
 
 /**
  * End the response after the stream stopped; a cut-off client gets `graceMs` to read the rest,

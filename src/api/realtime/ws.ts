@@ -28,6 +28,7 @@ import { connections } from '../connections.js';
 import { failure, isBrokerCommand, runCommand, startPush, toReply, type Reply } from './commands.js';
 import type { RealtimeDeps } from './deps.js';
 import { parseStreamParams, type StreamParams } from './params.js';
+import { wsMessages } from './render.js';
 import { drainPollMs, Subscription } from './subscription.js';
 
 /** Close code for a slow consumer and for an authentication timeout: 1008 policy violation. */
@@ -132,7 +133,8 @@ class WsSession {
     const sink = {
       deliver: (events: BrokerEvent[]): void => {
         this.#corkUntilNextTick();
-        for (const event of events) this.socket.send(JSON.stringify(event));
+        // Shared, never-mutated Buffers (render.ts) sent as text frames.
+        for (const message of wsMessages(events)) this.socket.send(message, { binary: false });
         this.#lastOffset = events[events.length - 1]?.offset ?? this.#lastOffset;
       },
       backlogBytes: () => this.socket.bufferedAmount,
