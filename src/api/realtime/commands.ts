@@ -38,9 +38,8 @@ export function startPush(broker: BrokerApi, msg: Fields, ctx: Ctx): StartedPush
 const handlers: Record<string, Handler> = {
   PUSHB: (broker, msg, ctx) =>
     needString(msg, 'queue') ??
-    (Array.isArray(msg.jobs)
-      ? broker.pushBulk(msg.queue as string, msg.jobs as unknown[], ctx)
-      : failure('Missing field: jobs (an array)')),
+    needOf(msg, 'jobs', 'an array', Array.isArray) ??
+    broker.pushBulk(msg.queue as string, msg.jobs as unknown[], ctx),
   PULL: (broker, msg, ctx, signal) =>
     needString(msg, 'queue') ??
     optionalNumber(msg, 'timeout') ??
@@ -67,7 +66,7 @@ const handlers: Record<string, Handler> = {
   },
   PROGRESS: (broker, msg, ctx) =>
     needString(msg, 'id') ??
-    (typeof msg.progress === 'number' ? null : failure('Missing field: progress (a number)')) ??
+    needOf(msg, 'progress', 'a number', (v) => typeof v === 'number') ??
     optionalString(msg, 'message') ??
     broker.progress(msg.id as string, pick(msg, ['progress', 'message']) as { progress: number }, ctx),
   CANCEL: (broker, msg, ctx) => needString(msg, 'id') ?? broker.cancel(msg.id as string, ctx),
@@ -116,6 +115,13 @@ function needString(msg: Fields, name: string): Reply | null {
   const v = msg[name];
   if (v === undefined || v === null || v === '') return failure(`Missing field: ${name}`);
   return typeof v === 'string' ? null : failure(`${name} must be a string`);
+}
+
+/** A required field of another type: missing, or there but not `what`; each said as it is. */
+function needOf(msg: Fields, name: string, what: string, is: (v: unknown) => boolean): Reply | null {
+  const v = msg[name];
+  if (v === undefined || v === null) return failure(`Missing field: ${name} (${what})`);
+  return is(v) ? null : failure(`${name} must be ${what}`);
 }
 
 function optionalString(msg: Fields, name: string): Reply | null {
