@@ -4,7 +4,7 @@
 // caught a roll half done (a segment missed, a segment created but without its header yet). A
 // stopped log with the same damage is still reported.
 
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { rename, rm, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { encodeSegmentHeader, segmentFileName } from '../../src/log/segment-header.js';
@@ -48,13 +48,23 @@ t.test('read-only-open-scans-on-when-the-last-segment-is-trimmed-while-it-is-rea
   await log.close();
 });
 
-t.test('read-only-open-lists-again-when-the-listing-missed-a-segment-of-a-roll', async (t) => {
+/** A stopped log of 400 records in four or more segments, and its segment files in order. */
+async function segmentedLog(t: Test): Promise<{ dir: string; files: string[] }> {
   const dir = await tempDir(t);
   await writeLog(dir, 400, { segmentBytes: 8192 });
   const files = await segmentFiles(dir);
   t.ok(files.length >= 4);
-  const missed = files[2] as string;
-  const listings = onListing(t, dir, async (call, names) => (call === 1 ? names.filter((n) => !n.startsWith(missed.slice(0, 20))) : names));
+  return { dir, files };
+}
+
+/** A listing without the files of segment `file` (a roll the listing missed). */
+function missing(names: string[], file: string): string[] {
+  return names.filter((n) => !n.startsWith(file.slice(0, 20)));
+}
+
+t.test('read-only-open-lists-again-when-the-listing-missed-a-segment-of-a-roll', async (t) => {
+  const { dir, files } = await segmentedLog(t);
+  const listings = onListing(t, dir, async (call, names) => (call === 1 ? missing(names, files[2] as string) : names));
   const { log } = await openLog({ dir, readOnly: true });
   t.ok(listings.calls >= 2, 'the directory was listed again');
   t.equal(log.segments().length, files.length, 'every segment');
@@ -63,15 +73,12 @@ t.test('read-only-open-lists-again-when-the-listing-missed-a-segment-of-a-roll',
 });
 
 t.test('read-only-open-that-lists-again-reports-a-segment-retention-removed-meanwhile-as-gone', async (t) => {
-  const dir = await tempDir(t);
-  await writeLog(dir, 400, { segmentBytes: 8192 });
-  const files = await segmentFiles(dir);
-  const missed = files[2] as string;
+  const { dir, files } = await segmentedLog(t);
   const first = files[0] as string;
   // The first listing misses a segment of a roll; retention removes the oldest right after the
   // second listing, before the open checks the segments it already verified.
   onListing(t, dir, async (call, names) => {
-    if (call === 1) return names.filter((n) => !n.startsWith(missed.slice(0, 20)));
+    if (call === 1) return missing(names, files[2] as string);
     if (call === 2) await rm(join(dir, first));
     return names;
   });
