@@ -11,7 +11,9 @@
 //   --follow               keep printing records appended by a running broker (polls every 200 ms)
 //
 // Strictly read-only: the log is opened with readOnly (O_RDONLY, no truncation, no index
-// rebuild); a torn tail is reported on stderr and not printed. Exit 0, 1 on a log error, 2 on usage.
+// rebuild); a torn tail is reported on stderr and not printed. Records that retention retired
+// under a lagging --follow before they were printed are named on stderr, and the command then
+// ends with 1. Exit 0, 1 on a log error or such a loss, 2 on usage.
 
 import { parseArgs } from 'node:util';
 import { findLogDir, LogError, openReadOnly } from '../log/log.js';
@@ -163,8 +165,8 @@ export async function logcatCommand(argv: string[]): Promise<number> {
     const last = log.segments().at(-1);
     await log.close();
     if (!follow || stop.signal.aborted || last === undefined || end >= filter.to) return 0;
-    await followAndPrint(dir, { baseOffset: last.baseOffset, position: last.bytes, nextOffset: last.nextOffset }, filter, stop.signal);
-    return 0;
+    const lost = await followAndPrint(dir, { baseOffset: last.baseOffset, position: last.bytes, nextOffset: last.nextOffset }, filter, stop.signal);
+    return lost ? 1 : 0;
   } catch (err) {
     if (err instanceof LogError) {
       console.error(`tapeq logcat: ${err.message}`);
@@ -178,16 +180,25 @@ export async function logcatCommand(argv: string[]): Promise<number> {
   }
 }
 
+/** Prints what the broker appends until the signal or --to; true if retention retired records
+ *  in the range before they were read (each loss is named on stderr as it is found). */
 async function followAndPrint(
   dir: string,
   at: { baseOffset: number; position: number; nextOffset: number },
   filter: Filter,
   signal: AbortSignal,
-): Promise<void> {
-  for await (const batch of followDirectory(dir, at, signal)) {
+): Promise<boolean> {
+  let lost = false;
+  const onRetired = (from: number, to: number): void => {
+    if (to <= filter.from || from >= filter.to) return;
+    lost = true;
+    console.error(`tapeq logcat: records ${from}–${to - 1} were retired (deleted or archived by retention) before they could be read; going on from ${to}`);
+  };
+  for await (const batch of followDirectory(dir, at, signal, onRetired)) {
     for (const r of batch) {
-      if (r.offset >= filter.to) return;
+      if (r.offset >= filter.to) return lost;
       if (matches(r, filter)) await writeLine(JSON.stringify(recordToJson(r)), signal);
     }
   }
+  return lost;
 }

@@ -42,7 +42,9 @@ Configuration comes from the environment (README, "Configuration"); DATA_DIR hol
   --queue <name>     records of that queue
   --job <id>         records touching that job, and the completions and removals of the jobs it
                      waited for (as GET /jobs/:id/history)
-  --follow           keep printing records a running broker appends (Ctrl-C to stop)
+  --follow           keep printing records a running broker appends (Ctrl-C to stop); records
+                     retention retires before they are printed are named on stderr, and the
+                     command then ends with 1
 
 Read-only. ${exits}`,
     load: async () => (await import('./logcat.js')).logcatCommand,

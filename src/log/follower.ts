@@ -6,8 +6,10 @@
 // settlePolls polls with the file unchanged. Zeros from a frame to the end of the file are the
 // writer's preallocated space, where records have not arrived yet; the writer trims them when it
 // rolls or closes, so a file can end before the size taken for a read: the frames read are kept
-// and the size is taken again (records are yielded once each, across rolls). One consumer; not
-// re-entrant.
+// and the size is taken again (records are yielded once each, across rolls). A segment that
+// disappears under a follower still behind in it was retired (retention deleted or archived it):
+// the follower says which offsets it lost through onRetired and goes on at the next segment on
+// disk, rather than waiting for a file that will not come back. One consumer; not re-entrant.
 
 import { readdir, stat } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -16,6 +18,7 @@ import type { LogRecord } from '../record/types.js';
 import { isShrank, LogError } from './errors.js';
 import { FrameCursor } from './frame-cursor.js';
 import { frameStatusText } from './framing.js';
+import { listSegmentBases } from './recovery.js';
 import { segmentFileName, segmentHeaderBytes } from './segment-header.js';
 import { zerosFrom } from './segment-scan.js';
 import { Segment } from './segment.js';
@@ -31,13 +34,25 @@ export interface FollowPosition {
   nextOffset: number;
 }
 
-export async function* followDirectory(dir: string, at: FollowPosition, signal: AbortSignal): AsyncGenerator<LogRecord[]> {
+/** Offsets [from, to) were in a segment retired before the follower read them. */
+export type OnRetired = (from: number, to: number) => void;
+
+export async function* followDirectory(dir: string, at: FollowPosition, signal: AbortSignal, onRetired?: OnRetired): AsyncGenerator<LogRecord[]> {
   let { baseOffset, position, nextOffset } = at;
   let stuck = { position: -1, size: -1, polls: 0 };
   while (!signal.aborted) {
     const segment = new Segment(dir, baseOffset);
     const size = await fileSize(segment.path);
-    if (size > position) {
+    if (size === null) {
+      const next = await firstSegmentAfter(dir, baseOffset);
+      if (next !== null) {
+        if (next > nextOffset) onRetired?.(nextOffset, next);
+        baseOffset = next;
+        position = segmentHeaderBytes;
+        nextOffset = next;
+        continue;
+      }
+    } else if (size > position) {
       const { records, end, bad, shrank } = await readWholeFrames(segment, position, size, nextOffset);
       position = end;
       nextOffset += records.length;
@@ -52,7 +67,7 @@ export async function* followDirectory(dir: string, at: FollowPosition, signal: 
         if (stuck.polls >= settlePolls) throw bad;
       }
     }
-    if (position >= size && (await segmentExists(dir, nextOffset, baseOffset))) {
+    if (size !== null && position >= size && (await segmentExists(dir, nextOffset, baseOffset))) {
       baseOffset = nextOffset;
       position = segmentHeaderBytes;
       continue;
@@ -127,12 +142,19 @@ async function refillUnlessShrunk(cursor: FrameCursor): Promise<boolean> {
   }
 }
 
-async function fileSize(path: string): Promise<number> {
+/** The file's size; null when it does not exist. */
+async function fileSize(path: string): Promise<number | null> {
   try {
     return (await stat(path)).size;
-  } catch {
-    return 0;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw err;
   }
+}
+
+/** The lowest base offset of a segment after `base` in the directory, or null. */
+async function firstSegmentAfter(dir: string, base: number): Promise<number | null> {
+  return (await listSegmentBases(dir)).find((b) => b > base) ?? null;
 }
 
 /** True if the segment starting at `offset` exists (the current one is then sealed). */

@@ -460,7 +460,7 @@ export async function createSegment(
   return segment;
 }
 
-async function listSegmentBases(dir: string): Promise<number[]> {
+export async function listSegmentBases(dir: string): Promise<number[]> {
   const names = await readdir(dir);
   return names
     .map((name) => segmentFilePattern.exec(name)?.[1])

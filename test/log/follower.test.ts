@@ -4,6 +4,7 @@
 // stat puts the roll exactly there.
 
 import t from 'tap';
+import { unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { followDirectory } from '../../src/log/follower.js';
 import { segmentHeaderBytes } from '../../src/log/segment-header.js';
@@ -33,5 +34,46 @@ t.test('follow-reads-on-when-a-roll-trims-the-zeros-after-the-size-was-taken', a
   }
   t.ok(rolled, 'the stat hook ran');
   t.strictSame(seen, range(0, 120), 'every record once, in order, across the roll');
+  await log.close();
+});
+
+t.test('follow-names-the-offsets-of-a-segment-retired-under-it-and-goes-on-at-the-next', { timeout: 15_000 }, async (t) => {
+  const dir = await tempDir(t);
+  const { log } = await openLog({ dir, segmentBytes: 8192 });
+  const count = 400;
+  await log.append(drafts(0, count)).durable;
+  const segments = log.segments();
+  t.ok(segments.length >= 3, 'the records span several segments');
+  const [first, second] = segments as [(typeof segments)[0], (typeof segments)[0]];
+  // Retention takes the first segment (the writer no longer needs it) right after the follower
+  // read it: no false alarm.
+  const stop = new AbortController();
+  const seen: number[] = [];
+  const retired: Array<[number, number]> = [];
+  const follower = followDirectory(dir, { baseOffset: 0, position: segmentHeaderBytes, nextOffset: 0 }, stop.signal, (from, to) => retired.push([from, to]));
+  let removed = false;
+  for await (const batch of follower) {
+    for (const r of batch) seen.push(r.offset);
+    if (!removed) {
+      removed = true;
+      await unlink(join(dir, first.file));
+    }
+    if (seen.at(-1) === count - 1) stop.abort();
+  }
+  t.strictSame(retired, [], 'a segment that goes after it was read whole loses nothing');
+  t.strictSame(seen, range(0, count), 'every record once, in order');
+
+  // Now one that is still at the start of the second segment when it goes.
+  const again: number[] = [];
+  const lost: Array<[number, number]> = [];
+  const stop2 = new AbortController();
+  await unlink(join(dir, second.file));
+  for await (const batch of followDirectory(dir, { baseOffset: second.baseOffset, position: segmentHeaderBytes, nextOffset: second.baseOffset }, stop2.signal, (from, to) => lost.push([from, to]))) {
+    for (const r of batch) again.push(r.offset);
+    if (again.at(-1) === count - 1) stop2.abort();
+  }
+  const third = (segments[2] as (typeof segments)[0]).baseOffset;
+  t.strictSame(lost, [[second.baseOffset, third]], 'the retired offsets are named, once');
+  t.strictSame(again, range(third, count), 'the follower goes on at the next segment on disk');
   await log.close();
 });
