@@ -218,6 +218,31 @@ t.test('a-dependents-history-shows-the-records-that-released-it', async (t) => {
   await check(s.url);
 });
 
+t.test('a-reused-job-ids-history-shows-what-released-each-of-its-pushes-as-logcat-does', async (t) => {
+  const dir = await tempDir(t);
+  const s = await start(dir);
+  t.teardown(() => s.close());
+  const b = s.broker;
+  await pushed(b, 'r', { data: 'first life', jobId: 'again' });
+  t.same(await b.cancel('again', { actor }), { ok: true });
+  await pushed(b, 'r', { data: 'the dependency', jobId: 'dep' });
+  await pushed(b, 'r', { data: 'second life', jobId: 'again', dependsOn: ['dep'] });
+  t.equal(b.jobState('again'), 'waiting-children');
+  const token = await pullOne(b, 'r', 'w');
+  t.same(await b.ack('dep', { token }, { actor }), { ok: true });
+  t.equal(b.jobState('again'), 'waiting', 'released by the completion of dep');
+
+  const h = await history(s.url, 'again');
+  t.same(
+    h.body.history.map((e: any) => `${e.type} ${e.jobId ?? e.job?.id ?? e.jobs?.[0]?.jobId}`),
+    ['pushed again', 'removed again', 'pushed again', 'completed dep'],
+    'the completion that released its second push is listed, though its first push waited for nothing',
+  );
+  const { runCli } = await import('../cli/run-cli.js');
+  const logcat = (await runCli(['logcat', '--dir', join(dir, 'log'), '--job', 'again'])).stdout.trim().split('\n');
+  t.same(logcat.map((l) => JSON.parse(l).offset), h.body.history.map((e: any) => e.offset), 'the same records as logcat --job');
+});
+
 t.test('history-index-rebuilt-when-deleted-or-corrupt', async (t) => {
   const dir = await tempDir(t);
   let s = await start(dir);
