@@ -307,6 +307,17 @@ t.test('iso-time-ms-takes-iso-dates-and-times-only', async (t) => {
   for (const loose of ['1.5', '-5', '12.3', 'x 5', '2026-12-06 nonsense', 'Dec 6 2026', '']) t.ok(Number.isNaN(isoTimeMs(loose)), loose);
 });
 
+t.test('iso-time-ms-refuses-days-the-month-does-not-have', async (t) => {
+  const { isoTimeMs } = await import('../../src/history/point.js');
+  // Date.parse rolls these over into the next month: a typo would become another point in time.
+  for (const impossible of ['2026-02-30', '2026-02-29', '2026-04-31T10:00Z', '2026-06-31 23:59', '2026-00-10', '2026-01-00']) {
+    t.ok(Number.isNaN(isoTimeMs(impossible)), impossible);
+  }
+  t.equal(isoTimeMs('2028-02-29'), Date.UTC(2028, 1, 29), 'a leap day of a leap year');
+  t.equal(isoTimeMs('2026-01-31T23:59:59Z'), Date.UTC(2026, 0, 31, 23, 59, 59));
+  t.equal(isoTimeMs('2026-12-31T23:30-02:00'), Date.UTC(2027, 0, 1, 1, 30), 'the zone may move it to another day');
+});
+
 t.test('history-says-whether-it-starts-at-the-push', async (t) => {
   const { startServer } = await import('../fixtures/server.js');
   const { sampleRecord } = await import('../fixtures/records.js');
