@@ -6,8 +6,10 @@
 // settlePolls polls with the file unchanged. Zeros from a frame to the end of the file are the
 // writer's preallocated space, where records have not arrived yet; the writer trims them when it
 // rolls or closes, so a file can end before the size taken for a read: the frames read are kept
-// and the size is taken again (records are yielded once each, across rolls). One consumer; not
-// re-entrant.
+// and the size is taken again (records are yielded once each, across rolls). A segment that
+// retention removes before the follower has read all of it (a slow consumer behind a full pipe)
+// ends the follow with LOG_NOT_FOUND naming the first record not read; waiting for it would wait
+// forever. One consumer; not re-entrant.
 
 import { readdir, stat } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -37,6 +39,20 @@ export async function* followDirectory(dir: string, at: FollowPosition, signal: 
   while (!signal.aborted) {
     const segment = new Segment(dir, baseOffset);
     const size = await fileSize(segment.path);
+    if (size === null) {
+      // Retention removed the segment (it only removes sealed ones, so a later one exists): go on
+      // if every record of it was read, else say which records this follower can no longer print.
+      if (await segmentExists(dir, nextOffset, baseOffset)) {
+        baseOffset = nextOffset;
+        position = segmentHeaderBytes;
+        continue;
+      }
+      throw new LogError(
+        'LOG_NOT_FOUND',
+        `segment ${segment.file} is gone (retention removed it while it was followed): records from offset ${nextOffset} on were not read`,
+        { file: segment.path, offset: nextOffset },
+      );
+    }
     if (size > position) {
       const { records, end, bad, shrank } = await readWholeFrames(segment, position, size, nextOffset);
       position = end;
@@ -62,8 +78,15 @@ export async function* followDirectory(dir: string, at: FollowPosition, signal: 
 }
 
 async function readWholeFrames(segment: Segment, position: number, size: number, nextOffset: number) {
-  const fh = await segment.openRead();
   const records: LogRecord[] = [];
+  let fh: Awaited<ReturnType<Segment['openRead']>>;
+  try {
+    fh = await segment.openRead();
+  } catch (err) {
+    // Removed since its size was taken: the caller takes it again and finds the file gone.
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { records, end: position, bad: null, shrank: true };
+    throw err;
+  }
   let bad: LogError | null = null;
   const cursor = new FrameCursor(fh, position, size);
   try {
@@ -127,11 +150,13 @@ async function refillUnlessShrunk(cursor: FrameCursor): Promise<boolean> {
   }
 }
 
-async function fileSize(path: string): Promise<number> {
+/** The file's size; null when it is gone. */
+async function fileSize(path: string): Promise<number | null> {
   try {
     return (await stat(path)).size;
-  } catch {
-    return 0;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw err;
   }
 }
 
