@@ -25,7 +25,8 @@ const COMMANDS: Record<string, CommandEntry> = {
   --repair          quarantine a corrupt sealed segment (moved aside, named in the log) instead of
                     refusing to start
   --until <point>   a READ-ONLY server on the state as of that point: offset N = after records
-                    [0, N); a time = after the last record stamped at or before it. Writes answer 409.
+                    [0, N); a time = after the last record stamped at or before it. Writes answer 409;
+                    no SSE or WebSocket streams (404), no timers, push workers or retention.
 
 Configuration comes from the environment (README, "Configuration"); DATA_DIR holds the log.`,
     load: async () => (await import('./serve.js')).serveCommand,

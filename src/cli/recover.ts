@@ -3,7 +3,7 @@
 // <out> is exactly the state at the point (offset N: after records [0, N); a time: after the last
 // record stamped <= it). See src/history/fork.ts for what is copied: the segments before the cut,
 // the segment holding it truncated at the frame boundary, a new log id, and a snapshot at the cut.
-// The source directory is only read. <out> must not exist or be empty.
+// The source directory is only read. <out> must not exist or be empty, and not lie inside the source.
 //
 // --dry-run writes nothing: it prints what would be kept and what would be left out (records
 // after the cut: count, offset range, time range, counts per record type). Output is JSON on
@@ -11,9 +11,9 @@
 
 import { parseArgs } from 'node:util';
 import { LogError, type Log } from '../log/log.js';
-import { ForkError, checkTarget, planSegments, writeFork } from '../history/fork.js';
+import { ForkError, checkOutsideSource, checkTarget, planSegments, writeFork } from '../history/fork.js';
 import { parsePoint, PointError, describePoint, type Point } from '../history/point.js';
-import { dataDirOf, stateAt } from '../history/state-at.js';
+import { dataDirFrom, dataDirOf, stateAt } from '../history/state-at.js';
 import { RecoveryError } from '../snapshot/recover-state.js';
 
 interface RecoverArgs {
@@ -72,6 +72,7 @@ export async function recoverCommand(argv: string[]): Promise<number> {
   }
   try {
     await checkTarget(args.out);
+    await checkOutsideSource(args.out, await dataDirFrom(args.dir));
     const { log, until, loaded } = await stateAt(args.dir, args.until, (line) => console.error(`tapeq recover: ${line}`));
     try {
       const kept = { records: until - log.firstOffset, offsets: { first: log.firstOffset, next: until }, lastTime: until > log.firstOffset ? new Date(loaded.state.timestamp).toISOString() : null };

@@ -19,8 +19,8 @@
 
 import { recoverCopyChunkBytes } from '../constants.js';
 import { constants as fsConstants } from 'node:fs';
-import { mkdir, open, readdir, rename, rm, rmdir, stat, type FileHandle } from 'node:fs/promises';
-import { basename, join } from 'node:path';
+import { mkdir, open, readdir, realpath, rename, rm, rmdir, stat, type FileHandle } from 'node:fs/promises';
+import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import type { Log, SegmentInfo } from '../log/log.js';
 import { LogError } from '../log/errors.js';
 import { readFully } from '../log/frame-cursor.js';
@@ -105,6 +105,28 @@ export async function checkTarget(out: string): Promise<void> {
   if (info === null) return;
   if (!info.isDirectory()) throw new ForkError(`--out ${out} exists and is not a directory`);
   if ((await readdir(out)).length > 0) throw new ForkError(`--out ${out} is not empty; recovery only writes a new data directory`);
+}
+
+/** `<out>` must not lie inside the source data directory: recovery never writes into the source.
+ *  Both are compared as real paths (symlinks resolved; for `<out>`, its deepest existing part). */
+export async function checkOutsideSource(out: string, sourceDataDir: string): Promise<void> {
+  const source = await realpath(sourceDataDir).catch(() => resolve(sourceDataDir));
+  const target = await realTarget(resolve(out));
+  const within = relative(source, target);
+  if (within === '' || (within !== '..' && !within.startsWith(`..${sep}`) && !isAbsolute(within))) {
+    throw new ForkError(`--out ${out} is inside the data directory being recovered (${sourceDataDir}); recovery never writes into its source`);
+  }
+}
+
+/** The real path of `path`, whose last parts may not exist yet. */
+async function realTarget(path: string): Promise<string> {
+  try {
+    return await realpath(path);
+  } catch (err) {
+    const parent = dirname(path);
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || parent === path) return path;
+    return join(await realTarget(parent), basename(path));
+  }
 }
 
 export interface ForkResult {

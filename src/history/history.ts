@@ -118,21 +118,28 @@ export class JobHistory {
 
   /**
    * Every record that touched `jobId`, oldest first (empty when none did): the records that name
-   * it, and the completions and removals of the jobs it waited for (its push's pendingDeps). The
+   * it, and the completions and removals of the jobs it waited for (a push's pendingDeps). The
    * fold moves a dependent out of waiting-children when its last dependency completes or goes,
    * with no record naming the dependent, so without these its history would not say when or why
-   * it became runnable.
+   * it became runnable. A custom id pushed again after its removal is a new job with its own
+   * dependencies: each push's are listed from that push up to the next one (as logcat --job).
    */
   async *records(jobId: string): AsyncGenerator<LogRecord> {
     const own: LogRecord[] = [];
     for await (const record of this.mentions(jobId)) own.push(record);
-    const pushed = own.find((r) => r.body.type === 'pushed');
-    const deps = pushed !== undefined && pushed.body.type === 'pushed' ? pushed.body.pendingDeps : [];
-    if (deps.length === 0) return yield* own;
+    const pushes = own.filter((r) => r.body.type === 'pushed');
+    const waits = new Map<string, Array<{ from: number; to: number }>>();
+    pushes.forEach((push, i) => {
+      if (push.body.type !== 'pushed') return;
+      const to = pushes[i + 1]?.offset ?? Number.POSITIVE_INFINITY;
+      for (const dep of push.body.pendingDeps) waits.set(dep, [...(waits.get(dep) ?? []), { from: push.offset, to }]);
+    });
+    if (waits.size === 0) return yield* own;
     const released: LogRecord[] = [];
-    for (const dep of new Set(deps)) {
+    for (const [dep, windows] of waits) {
       for await (const record of this.mentions(dep)) {
-        if (record.offset > (pushed as LogRecord).offset && releasesDependents(record.body)) released.push(record);
+        const waited = windows.some((w) => record.offset > w.from && record.offset < w.to);
+        if (waited && releasesDependents(record.body)) released.push(record);
       }
     }
     const byOffset = new Map<number, LogRecord>();

@@ -77,8 +77,15 @@ export async function* followDirectory(dir: string, at: FollowPosition, signal: 
 }
 
 async function readWholeFrames(segment: Segment, position: number, size: number, nextOffset: number) {
-  const fh = await segment.openRead();
   const records: LogRecord[] = [];
+  let fh: Awaited<ReturnType<Segment['openRead']>>;
+  try {
+    fh = await segment.openRead();
+  } catch (err) {
+    // Retired since its size was taken: the caller takes it again and finds the file gone.
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { records, end: position, bad: null, shrank: true };
+    throw err;
+  }
   let bad: LogError | null = null;
   const cursor = new FrameCursor(fh, position, size);
   try {

@@ -482,10 +482,16 @@ function readRows(bytes: Buffer, payloads: PayloadArena, each: (row: StoredJobRo
  * `schema`, used by `tapeq export`: write plain values, pipe the bytes to a file. `codec` is one
  * of the two every Avro implementation reads: 'null' or 'deflate'. Unions stay unwrapped (a
  * nullable field takes the value or null).
+ *
+ * The header carries `schema` exactly as given: handed a Type, avsc would write that Type's own
+ * export, which drops the logical types it has no implementation for (a `timestamp-millis`
+ * field would reach every reader as a bare long). Handed the schema, avsc builds the Type with
+ * its default union wrapping ('auto'), which unwraps every union that can be unwrapped; building
+ * it with 'never' first refuses, here, a schema with a union it would wrap.
  */
 export function createAvroContainerEncoder(schema: unknown, codec: 'null' | 'deflate', blockBytes: number): Duplex {
-  const type = avro.Type.forSchema(schema as avro.Schema, { wrapUnions: 'never' });
-  return new avro.streams.BlockEncoder(type as unknown as avro.Schema, { codec, blockSize: blockBytes, writeHeader: true });
+  avro.Type.forSchema(schema as avro.Schema, { wrapUnions: 'never' });
+  return new avro.streams.BlockEncoder(schema as avro.Schema, { codec, blockSize: blockBytes, writeHeader: true });
 }
 
 /** Decodes the bytes of an Avro object container file back into plain values (unwrapped unions). */

@@ -68,6 +68,20 @@ t.test('export-round-trips-every-record', async (t) => {
   }
 });
 
+t.test('export-file-header-holds-the-schema-file-logical-type-and-docs-included', async (t) => {
+  const file = join(root, 'header.avro');
+  const r = await runTapeq(['export', '--dir', w.dir, '--avro', file]);
+  t.equal(r.code, 0, r.stderr);
+  const decoder = createAvroContainerDecoder();
+  const header = new Promise<{ meta: Record<string, Buffer> }>((resolve) => decoder.on('metadata', (_type: unknown, _codec: string, h: any) => resolve(h)));
+  createReadStream(file).pipe(decoder);
+  decoder.resume();
+  const written = JSON.parse((await header).meta['avro.schema']?.toString() ?? 'null');
+  const schemaFile = JSON.parse(await readFile(new URL('../../../src/history/export-schema.json', import.meta.url), 'utf8'));
+  t.same(written, schemaFile, 'the schema Avro readers see is src/history/export-schema.json');
+  t.same(written.fields.find((f: any) => f.name === 'timestamp').type, { type: 'long', logicalType: 'timestamp-millis' }, 'timestamps read as times, not bare longs');
+});
+
 t.test('export-filters-by-queue-and-range', async (t) => {
   const records = await logRecords();
   const cp = w.checkpoints[1];

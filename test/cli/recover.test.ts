@@ -119,3 +119,15 @@ t.test('a-recovery-that-fails-at-the-end-leaves-nothing-half-built', async (t) =
   t.equal(r.code, 1, r.stderr);
   t.same((await readdir(parent)).sort(), ['empty', 'link'], 'no <out>.recovering-<pid> left behind');
 });
+
+t.test('recover-refuses-an-out-inside-the-source-data-dir-and-leaves-it-untouched', async (t) => {
+  const before = await hashTree(w.dir);
+  for (const out of [join(w.dir, 'recovered'), join(w.dir, 'log', 'recovered'), join(w.dir, 'snapshots', 'x', '..', 'y')]) {
+    const r = await runTapeq(['recover', '--dir', w.dir, '--until', '5', '--out', out]);
+    t.equal(r.code, 1, `--out ${out}`);
+    t.match(r.stderr, /is inside the data directory being recovered/);
+  }
+  const viaLogDir = await runTapeq(['recover', '--dir', join(w.dir, 'log'), '--until', '5', '--out', join(w.dir, 'recovered')]);
+  t.equal(viaLogDir.code, 1, '--dir naming the log dir: its data dir is the source');
+  t.same(await hashTree(w.dir), before, 'the source data directory is byte-identical: nothing was written into it');
+});

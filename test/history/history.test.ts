@@ -218,6 +218,31 @@ t.test('a-dependents-history-shows-the-records-that-released-it', async (t) => {
   await check(s.url);
 });
 
+t.test('a-reused-job-ids-history-shows-what-released-each-of-its-pushes-as-logcat-does', async (t) => {
+  const dir = await tempDir(t);
+  const s = await start(dir);
+  t.teardown(() => s.close());
+  const b = s.broker;
+  await pushed(b, 'r', { data: 'first life', jobId: 'again' });
+  t.same(await b.cancel('again', { actor }), { ok: true });
+  await pushed(b, 'r', { data: 'the dependency', jobId: 'dep' });
+  await pushed(b, 'r', { data: 'second life', jobId: 'again', dependsOn: ['dep'] });
+  t.equal(b.jobState('again'), 'waiting-children');
+  const token = await pullOne(b, 'r', 'w');
+  t.same(await b.ack('dep', { token }, { actor }), { ok: true });
+  t.equal(b.jobState('again'), 'waiting', 'released by the completion of dep');
+
+  const h = await history(s.url, 'again');
+  t.same(
+    h.body.history.map((e: any) => `${e.type} ${e.jobId ?? e.job?.id ?? e.jobs?.[0]?.jobId}`),
+    ['pushed again', 'removed again', 'pushed again', 'completed dep'],
+    'the completion that released its second push is listed, though its first push waited for nothing',
+  );
+  const { runCli } = await import('../cli/run-cli.js');
+  const logcat = (await runCli(['logcat', '--dir', join(dir, 'log'), '--job', 'again'])).stdout.trim().split('\n');
+  t.same(logcat.map((l) => JSON.parse(l).offset), h.body.history.map((e: any) => e.offset), 'the same records as logcat --job');
+});
+
 t.test('history-index-rebuilt-when-deleted-or-corrupt', async (t) => {
   const dir = await tempDir(t);
   let s = await start(dir);
@@ -280,6 +305,17 @@ t.test('iso-time-ms-takes-iso-dates-and-times-only', async (t) => {
   t.equal(isoTimeMs('2026-12-06T10:20:30.5Z'), Date.UTC(2026, 11, 6, 10, 20, 30, 500));
   t.equal(isoTimeMs('2026-12-06T10:20+02:00'), Date.UTC(2026, 11, 6, 8, 20));
   for (const loose of ['1.5', '-5', '12.3', 'x 5', '2026-12-06 nonsense', 'Dec 6 2026', '']) t.ok(Number.isNaN(isoTimeMs(loose)), loose);
+});
+
+t.test('iso-time-ms-refuses-days-the-month-does-not-have', async (t) => {
+  const { isoTimeMs } = await import('../../src/history/point.js');
+  // Date.parse rolls these over into the next month: a typo would become another point in time.
+  for (const impossible of ['2026-02-30', '2026-02-29', '2026-04-31T10:00Z', '2026-06-31 23:59', '2026-00-10', '2026-01-00']) {
+    t.ok(Number.isNaN(isoTimeMs(impossible)), impossible);
+  }
+  t.equal(isoTimeMs('2028-02-29'), Date.UTC(2028, 1, 29), 'a leap day of a leap year');
+  t.equal(isoTimeMs('2026-01-31T23:59:59Z'), Date.UTC(2026, 0, 31, 23, 59, 59));
+  t.equal(isoTimeMs('2026-12-31T23:30-02:00'), Date.UTC(2027, 0, 1, 1, 30), 'the zone may move it to another day');
 });
 
 t.test('history-says-whether-it-starts-at-the-push', async (t) => {

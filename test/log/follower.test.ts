@@ -77,3 +77,29 @@ t.test('follow-names-the-offsets-of-a-segment-retired-under-it-and-goes-on-at-th
   t.strictSame(again, range(third, count), 'the follower goes on at the next segment on disk');
   await log.close();
 });
+
+t.test('follow-names-the-records-retention-removed-from-the-segment-it-was-reading-and-reads-on', { timeout: 15_000 }, async (t) => {
+  const dir = await tempDir(t);
+  const { log } = await openLog({ dir, segmentBytes: 8192 });
+  await log.append(drafts(0, 10)).durable;
+  const stop = new AbortController();
+  const seen: number[] = [];
+  const lost: Array<[number, number]> = [];
+  let second = 0;
+  for await (const batch of followDirectory(dir, { baseOffset: 0, position: segmentHeaderBytes, nextOffset: 0 }, stop.signal, (from, to) => lost.push([from, to]))) {
+    for (const r of batch) seen.push(r.offset);
+    if (seen.length === 10) {
+      // A slow reader (a full pipe): meanwhile the writer fills and rolls the segment this
+      // follower is still in, and retention removes it before its last records were read.
+      await log.append(drafts(10, 200)).durable;
+      second = log.segments()[1]?.baseOffset ?? 0;
+      t.ok(second > 10, 'records after the ones read are in the first segment');
+      const first = (await segmentFiles(dir))[0];
+      t.same(await log.dropSegmentsBefore(second, Number.POSITIVE_INFINITY), [first]);
+    }
+    if (seen.at(-1) === 209) stop.abort();
+  }
+  t.strictSame(lost, [[10, second]], 'the records it could not read are named');
+  t.strictSame(seen, [...range(0, 10), ...range(second, 210)], 'then it reads on from the next segment');
+  await log.close();
+});
