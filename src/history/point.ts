@@ -35,11 +35,13 @@ export function parsePoint(flag: string, text: string): Point {
 }
 
 /** An ISO 8601 date (`2026-12-06`) or date-time (`2026-12-06T10:00`, seconds, fraction and zone
- *  optional) as epoch ms; NaN for anything else. Date.parse alone takes almost anything ("1.5"
- *  is a date in 2001, "-5" one in the year -5) and rolls a day the month does not have over into
- *  the next month ("2026-02-30" is March 2), which would turn a typo into a point in time. */
+ *  optional) as epoch ms; NaN for anything else. A time without a zone is UTC, as a date alone
+ *  is (Date.parse would read it in the machine's zone, so one command could name two points on
+ *  two machines). Date.parse alone takes almost anything ("1.5" is a date in 2001, "-5" one in
+ *  the year -5) and rolls a day the month does not have over into the next month ("2026-02-30"
+ *  is March 2), which would turn a typo into a point in time. */
 export function isoTimeMs(text: string): number {
-  const iso = /^(\d{4})-(\d{2})-(\d{2})(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2})?)?$/i;
+  const iso = /^(\d{4})-(\d{2})-(\d{2})(?:([T ])\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})?)?$/i;
   const match = iso.exec(text);
   if (match === null) return Number.NaN;
   const [year, month, day] = [Number(match[1]), Number(match[2]), Number(match[3])];
@@ -47,7 +49,8 @@ export function isoTimeMs(text: string): number {
   lastDay.setUTCFullYear(year, month, 0); // not Date.UTC, which reads years 0-99 as 1900-1999
   const daysInMonth = lastDay.getUTCDate();
   if (month < 1 || month > 12 || day < 1 || day > daysInMonth) return Number.NaN;
-  return Date.parse(text);
+  const zoneless = match[4] !== undefined && match[5] === undefined;
+  return Date.parse(zoneless ? `${text}Z` : text);
 }
 
 /** The exclusive end offset a point stands for, at most durableOffset. An offset below the log's

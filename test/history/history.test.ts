@@ -318,6 +318,21 @@ t.test('iso-time-ms-refuses-days-the-month-does-not-have', async (t) => {
   t.equal(isoTimeMs('2026-12-31T23:30-02:00'), Date.UTC(2027, 0, 1, 1, 30), 'the zone may move it to another day');
 });
 
+t.test('iso-time-ms-reads-a-time-without-a-zone-as-utc-whatever-the-machine-zone', async (t) => {
+  const { isoTimeMs } = await import('../../src/history/point.js');
+  const saved = process.env['TZ'];
+  t.teardown(() => {
+    if (saved === undefined) delete process.env['TZ'];
+    else process.env['TZ'] = saved;
+  });
+  process.env['TZ'] = 'America/New_York';
+  t.equal(new Date(2026, 11, 6).getTimezoneOffset(), 300, 'the process now runs in New York time');
+  t.equal(isoTimeMs('2026-12-06T10:00'), Date.UTC(2026, 11, 6, 10), 'a date-time without a zone is UTC');
+  t.equal(isoTimeMs('2026-12-06 10:00:30.25'), Date.UTC(2026, 11, 6, 10, 0, 30, 250));
+  t.equal(isoTimeMs('2026-12-06'), Date.UTC(2026, 11, 6), 'as a date alone is');
+  t.equal(isoTimeMs('2026-12-06T10:00-05:00'), Date.UTC(2026, 11, 6, 15), 'a zone given is kept');
+});
+
 t.test('history-says-whether-it-starts-at-the-push', async (t) => {
   const { startServer } = await import('../fixtures/server.js');
   const { sampleRecord } = await import('../fixtures/records.js');
