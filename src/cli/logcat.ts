@@ -164,7 +164,10 @@ export async function logcatCommand(argv: string[]): Promise<number> {
     }
     const last = log.segments().at(-1);
     await log.close();
-    if (!follow || stop.signal.aborted || last === undefined || end >= filter.to) return 0;
+    // Timestamps never go back in the log (the broker stamps max(clock, last)): once a record is
+    // past --until, so is everything after it.
+    const pastUntil = last !== undefined && last.lastTimestamp !== null && last.lastTimestamp > filter.until;
+    if (!follow || stop.signal.aborted || last === undefined || end >= filter.to || pastUntil) return 0;
     const lost = await followAndPrint(dir, { baseOffset: last.baseOffset, position: last.bytes, nextOffset: last.nextOffset }, filter, stop.signal);
     return lost ? 1 : 0;
   } catch (err) {
@@ -180,7 +183,7 @@ export async function logcatCommand(argv: string[]): Promise<number> {
   }
 }
 
-/** Prints what the broker appends until the signal or --to; true if retention retired records
+/** Prints what the broker appends until the signal, --to or --until; true if retention retired records
  *  in the range before they were read (each loss is named on stderr as it is found). */
 async function followAndPrint(
   dir: string,
@@ -196,7 +199,7 @@ async function followAndPrint(
   };
   for await (const batch of followDirectory(dir, at, signal, onRetired)) {
     for (const r of batch) {
-      if (r.offset >= filter.to) return lost;
+      if (r.offset >= filter.to || r.timestamp > filter.until) return lost;
       if (matches(r, filter)) await writeLine(JSON.stringify(recordToJson(r)), signal);
     }
   }

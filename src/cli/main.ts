@@ -38,7 +38,8 @@ Configuration comes from the environment (README, "Configuration"); DATA_DIR hol
   --dir <path>       data directory or its log/ directory (default $DATA_DIR or ./data)
   --from <offset>    first offset (inclusive)          --to <offset>    end offset (exclusive)
   --since <time>     stamped at or after (ISO 8601 or epoch ms)
-  --until <time>     stamped at or before
+  --until <time>     stamped at or before (with --follow, the command ends at the first record
+                     past it, as it does at --to)
   --kind <type>      record type; repeatable or comma separated (e.g. pushed,completed)
   --queue <name>     records of that queue
   --job <id>         records touching that job, and the completions and removals of the jobs it

@@ -5,7 +5,7 @@ import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { followPollMs, settlePolls } from '../../src/log/follower.js';
 import { Log } from '../../src/log/log.js';
-import { plainSpec, sampleRecord } from '../fixtures/records.js';
+import { plainSpec, sampleRecord, t0 } from '../fixtures/records.js';
 import type { RecordBody, RecordDraft } from '../../src/record/types.js';
 import { drafts, hashTree, tempDir, writeLog } from '../log/helpers.js';
 import { runCli, spawnCli } from './run-cli.js';
@@ -126,6 +126,28 @@ t.test('logcat-follow-prints-records-appended-by-another-process-across-a-roll',
   child.kill('SIGTERM');
   const [code] = (await once(child, 'close')) as [number | null];
   t.equal(code, 0, 'SIGTERM ends --follow cleanly');
+  await log.close();
+});
+
+t.test('logcat-follow-stops-by-itself-once-the-log-is-past-until', async (t) => {
+  const dir = await tempDir(t);
+  await writeLog(dir, 5, { segmentBytes: 8192 }); // stamped t0 … t0 + 4
+  const already = await runCli(['logcat', '--dir', dir, '--follow', '--until', String(t0 + 2)]);
+  t.equal(already.code, 0, 'a log already past --until is printed up to it, and nothing is followed');
+  t.strictSame(lines(already.stdout).map((r) => r['offset']), [0, 1, 2]);
+
+  const child = spawnCli(['logcat', '--dir', dir, '--follow', '--until', String(t0 + 10)]);
+  t.teardown(() => {
+    child.kill('SIGKILL');
+  });
+  const seen: number[] = [];
+  createInterface({ input: child.stdout! }).on('line', (line) => seen.push((JSON.parse(line) as { offset: number }).offset));
+  const closed = once(child, 'close') as Promise<[number | null]>;
+  const log = await Log.open({ dir, segmentBytes: 8192, logger: () => {} });
+  await log.append(drafts(5, 20)).durable; // stamped t0 + 5 … t0 + 24
+  const [code] = await closed;
+  t.equal(code, 0, 'it ends by itself at the first record past --until');
+  t.strictSame(seen, Array.from({ length: 11 }, (_, i) => i), 'records stamped up to --until, and no more');
   await log.close();
 });
 
