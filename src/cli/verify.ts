@@ -38,7 +38,9 @@ export async function verifyCommand(argv: string[]): Promise<number> {
     return 0;
   } catch (err) {
     if (!(err instanceof LogError)) throw err;
-    const where = err.file === undefined ? '' : `${err.file} byte ${err.position ?? '?'} record offset ${err.offset ?? '?'}: `;
+    // Only what is known: a missing directory has a file but no byte or offset.
+    const at = [err.position === undefined ? '' : ` byte ${err.position}`, err.offset === undefined ? '' : ` record offset ${err.offset}`].join('');
+    const where = err.file === undefined ? '' : `${err.file}${at}: `;
     console.log(`verify: FAILED ${where}${err.message}`);
     return 1;
   }
