@@ -21,7 +21,10 @@ const shared: Options = {
   // OpenAPI annotations that Ajv does not know.
   keywords: ['example'],
 };
-const bodyAjv = new Ajv({ ...shared, coerceTypes: false });
+// `unicode: false`: a body text's maxLength counts UTF-16 units, as the broker's own limits do,
+// so a text of astral characters within Ajv's count is not then cut (a fail reason) or refused
+// with another message by the broker.
+const bodyAjv = new Ajv({ ...shared, coerceTypes: false, unicode: false });
 const textAjv = new Ajv({ ...shared, coerceTypes: true });
 
 /** Fastify calls a validator as Ajv's compiled function: (data, dataCxt) → boolean, `errors` set. */

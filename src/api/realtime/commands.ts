@@ -10,6 +10,7 @@
 // independent broker call.
 
 import type { BrokerApi, Ctx, Failure, Outcome } from '../../broker/types.js';
+import { errorTextLengthMax } from '../../constants.js';
 
 export type Reply = { ok: boolean } & Record<string, unknown>;
 type Fields = Record<string, unknown>;
@@ -55,7 +56,7 @@ const handlers: Record<string, Handler> = {
     broker.ack(msg.id as string, pick(msg, ['result', 'token']), ctx),
   FAIL: (broker, msg, ctx) =>
     needString(msg, 'id') ??
-    optionalString(msg, 'error') ??
+    optionalText(msg, 'error', errorTextLengthMax) ??
     optionalString(msg, 'token') ??
     broker.fail(msg.id as string, pick(msg, ['error', 'token']), ctx),
   GETJOB: (broker, msg) => {
@@ -126,6 +127,15 @@ function needOf(msg: Fields, name: string, what: string, is: (v: unknown) => boo
 
 function optionalString(msg: Fields, name: string): Reply | null {
   return msg[name] === undefined || typeof msg[name] === 'string' ? null : failure(`${name} must be a string`);
+}
+
+/** A text the broker would otherwise shorten (a fail reason): refused past `lengthMax` UTF-16
+ *  units, with the HTTP route's words, rather than stored cut. */
+function optionalText(msg: Fields, name: string, lengthMax: number): Reply | null {
+  const value = msg[name];
+  if (value === undefined) return null;
+  if (typeof value !== 'string') return failure(`${name} must be a string`);
+  return value.length > lengthMax ? failure(`${name} must be at most ${lengthMax} characters`) : null;
 }
 
 function optionalNumber(msg: Fields, name: string): Reply | null {
