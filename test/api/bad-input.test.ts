@@ -32,6 +32,7 @@ t.test('each-bad-request-is-rejected-with-a-named-error-and-appends-nothing', as
     { name: 'bulk-item-unknown-field', method: 'POST', path: '/queues/q/jobs/bulk', body: { jobs: [{ data: 1 }, { data: 2, foo: 1 }] }, status: 400, error: 'jobs[1]: Unknown field: foo' },
     { name: 'bulk-item-backoff-string', method: 'POST', path: '/queues/q/jobs/bulk', body: { jobs: [{ data: 1, backoff: '5' }] }, status: 400, error: 'jobs[0].backoff must be a number (ms, default 1000) or {type, delay}' },
     { name: 'push-unknown-bullmq-opt', method: 'POST', path: '/queues/q/jobs', body: { name: 'n', data: 1, opts: { bogus: 1 } }, status: 400, error: /bogus/ },
+    { name: 'push-seed-field-beside-opts', method: 'POST', path: '/queues/q/jobs', body: { data: 1, maxAttempts: 2, opts: { attempts: 3 } }, status: 400, error: 'maxAttempts cannot be used beside opts: a job with opts takes its options in opts' },
     { name: 'bulk-without-jobs', method: 'POST', path: '/queues/q/jobs/bulk', body: { job: [] }, status: 400, error: 'jobs is required' },
     { name: 'queue-dot-dot-slash', method: 'POST', path: '/queues/..%2Fx/jobs', body: { data: 1 }, status: 400, error: /^queue must contain only/ },
     { name: 'queue-too-long', method: 'POST', path: `/queues/${'a'.repeat(129)}/jobs`, body: { data: 1 }, status: 400, error: 'queue must be at most 128 characters' },
