@@ -11,6 +11,7 @@
 
 import type { BrokerApi, Ctx, Failure, Outcome } from '../../broker/types.js';
 import { errorTextLengthMax } from '../../constants.js';
+import { textTooLong } from '../validation.js';
 
 export type Reply = { ok: boolean } & Record<string, unknown>;
 type Fields = Record<string, unknown>;
@@ -129,13 +130,10 @@ function optionalString(msg: Fields, name: string): Reply | null {
   return msg[name] === undefined || typeof msg[name] === 'string' ? null : failure(`${name} must be a string`);
 }
 
-/** A text the broker would otherwise shorten (a fail reason): refused past `lengthMax` UTF-16
- *  units, with the HTTP route's words, rather than stored cut. */
+/** An optional text the broker would otherwise store cut (validation.ts, textTooLong). */
 function optionalText(msg: Fields, name: string, lengthMax: number): Reply | null {
-  const value = msg[name];
-  if (value === undefined) return null;
-  if (typeof value !== 'string') return failure(`${name} must be a string`);
-  return value.length > lengthMax ? failure(`${name} must be at most ${lengthMax} characters`) : null;
+  const tooLong = textTooLong(name, msg[name], lengthMax);
+  return optionalString(msg, name) ?? (tooLong === null ? null : failure(tooLong));
 }
 
 function optionalNumber(msg: Fields, name: string): Reply | null {
