@@ -33,7 +33,7 @@ export function unavailableResponder(corsAllowOrigin: string, error: string): Re
   };
 }
 
-export const drainingError = 'Service unavailable: shutting down';
+const drainingError = 'Service unavailable: shutting down';
 
 /** From the moment `app.close()` begins, every new request on a still-open connection is
  *  answered by unavailableResponder instead of the API. Register it before any other preClose
