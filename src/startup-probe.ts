@@ -4,31 +4,14 @@
 // right before the real server listens on the same port.
 
 import { createServer, type Server } from 'node:http';
+import { unavailableResponder } from './api/unavailable.js';
 
 export interface StartupProbe {
   close(): Promise<void>;
 }
 
 export async function listenStartupProbe(port: number, host: string, corsAllowOrigin: string): Promise<StartupProbe> {
-  const server: Server = createServer((req, res) => {
-    const path = (req.url ?? '/').split('?')[0];
-    if (path === '/healthz' || path === '/live') {
-      res.writeHead(200, { 'Content-Type': 'text/plain', 'Access-Control-Allow-Origin': corsAllowOrigin });
-      res.end('OK');
-      return;
-    }
-    const body =
-      path === '/ready'
-        ? { ok: false, ready: false }
-        : { ok: false, error: 'Service unavailable: replaying the log at startup' };
-    res.writeHead(503, {
-      'Content-Type': 'application/json',
-      'Access-Control-Allow-Origin': corsAllowOrigin,
-      'Retry-After': '1',
-      Connection: 'close',
-    });
-    res.end(JSON.stringify(body));
-  });
+  const server: Server = createServer(unavailableResponder(corsAllowOrigin, 'Service unavailable: replaying the log at startup'));
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen({ port, host }, () => resolve());

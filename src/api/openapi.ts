@@ -2,7 +2,8 @@
 // GET /openapi.json, with Swagger UI at /docs. Both need a token when AUTH_TOKENS is set, like
 // every route outside seed 004's exempt list (SPEC 8): the API's shape is not published to
 // strangers. Each operation's security follows its route's `config.auth` (auth.ts): exempt routes
-// need none, /prometheus one only with METRICS_AUTH, every other route a bearer token and a 401.
+// need none, /prometheus one only with METRICS_AUTH, every other route a bearer token and a 401;
+// every route the rate limiter counts (all but the probes) documents its 429.
 // `registerOpenApi` must run before the routes are added (swagger collects them as they are).
 
 import swagger from '@fastify/swagger';
@@ -12,25 +13,31 @@ import type { Config } from '../config.js';
 import { errorResponse } from './schemas.js';
 import { version } from './version.js';
 
-/** The route's schema as documented: its security as auth.ts enforces it. */
-function withSecurity(schema: FastifySchema | undefined, auth: unknown, metricsAuth: boolean): FastifySchema {
-  const documented = { ...schema } as FastifySchema & { response?: Record<string, unknown> };
+/** What the documentation reads of a route's `config` (auth.ts, rate-limit.ts). */
+type RouteConfig = { auth?: unknown; rateLimitExempt?: unknown };
+
+/** The route's schema as documented: its security as auth.ts enforces it, and the 429 of the
+ *  rate limiter (rate-limit.ts) on every route it counts. */
+function documented(schema: FastifySchema | undefined, config: RouteConfig | undefined, metricsAuth: boolean): FastifySchema {
+  const doc = { ...schema } as FastifySchema & { response?: Record<string, unknown> };
+  const auth = config?.auth;
   const open = auth === 'exempt' || (auth === 'metrics' && !metricsAuth);
   if (open) {
-    documented.security = [];
-    if (documented.response !== undefined && '401' in documented.response) {
-      const { 401: _unauthorized, ...rest } = documented.response;
-      documented.response = rest;
+    doc.security = [];
+    if (doc.response !== undefined && '401' in doc.response) {
+      const { 401: _unauthorized, ...rest } = doc.response;
+      doc.response = rest;
     }
   } else {
-    documented.response = { ...(documented.response ?? { 200: { description: 'OK' } }), 401: errorResponse };
+    doc.response = { ...(doc.response ?? { 200: { description: 'OK' } }), 401: errorResponse };
   }
-  return documented;
+  if (config?.rateLimitExempt !== true) doc.response = { ...(doc.response ?? { 200: { description: 'OK' } }), 429: errorResponse };
+  return doc;
 }
 
 export async function registerOpenApi(app: FastifyInstance, config: Pick<Config, 'metricsAuth'>): Promise<void> {
   await app.register(swagger, {
-    transform: ({ schema, url, route }) => ({ url, schema: withSecurity(schema, route.config?.auth, config.metricsAuth) }),
+    transform: ({ schema, url, route }) => ({ url, schema: documented(schema, route.config as RouteConfig | undefined, config.metricsAuth) }),
     openapi: {
       openapi: '3.0.3',
       info: {

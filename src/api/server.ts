@@ -7,6 +7,7 @@
 //   validate   route JSON schemas (400 naming the field), each compiled on its route's first use
 //   handler    one broker call; its Outcome is mapped to a status by errors.ts
 //   onSend     CORS origin header on every response; JSON Content-Type normalised
+// Once app.close() begins, new requests get 503 in the error envelope (unavailable.ts).
 // A request rejected at any step before the handler never reaches the broker, so nothing is
 // appended for it. The real-time plugin (deps.realtime) is registered after the hooks, so auth,
 // CORS and rate limiting apply to SSE and WebSocket upgrades as well.
@@ -32,6 +33,7 @@ import { type HealthExtras, monitoringRoutes } from './routes/monitoring.js';
 import { queueRoutes } from './routes/queues.js';
 import type { RouteDeps } from './routes/types.js';
 import { workerRoutes } from './routes/workers.js';
+import { answerUnavailableWhileClosing } from './unavailable.js';
 import { lazyValidators, schemaErrorFormatter } from './validation.js';
 
 export type { HealthExtras } from './routes/monitoring.js';
@@ -71,7 +73,8 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     bodyLimit: config.bodyBytesMax,
     routerOptions: { maxParamLength: paramLengthMax },
     schemaErrorFormatter,
-    return503OnClosing: true,
+    // Fastify's own 503 while closing is not the error envelope: unavailable.ts answers instead.
+    return503OnClosing: false,
     // A HEAD request must never change state, and fastify would run a GET route's handler for it
     // (a HEAD on the pull route pulled a job and dropped its lock token). Only the probes opt in.
     exposeHeadRoutes: false,
@@ -86,6 +89,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   // Responses are written as the handlers built them; response schemas are documentation only.
   app.setSerializerCompiler(() => (data) => JSON.stringify(data));
 
+  answerUnavailableWhileClosing(app, config.corsAllowOrigin);
   registerHttpErrors(app);
   registerBodyParser(app, config);
   registerRateLimit(app, config);

@@ -189,3 +189,13 @@ function oneOfTypes(types: string[]): string {
   const words = [...new Set(types.flatMap((t) => t.split(',')))].map((t) => ARTICLE_TYPES[t] ?? t);
   return words.length === 1 ? (words[0] as string) : `${words.slice(0, -1).join(', ')} or ${words[words.length - 1] as string}`;
 }
+
+/**
+ * A text the broker would otherwise shorten (a fail reason) past `lengthMax` UTF-16 units: the
+ * error naming it, else null. Ajv's maxLength counts code points, so a text of emoji within the
+ * schema's limit can still be twice as long as the broker keeps; the route and the WebSocket
+ * command check with this, in the schema's words, rather than let it be stored cut.
+ */
+export function textTooLong(field: string, value: unknown, lengthMax: number): string | null {
+  return typeof value === 'string' && value.length > lengthMax ? `${field} must be at most ${lengthMax} characters` : null;
+}

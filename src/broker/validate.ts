@@ -269,6 +269,12 @@ function seedShape(input: Record<string, unknown>): PushInput {
   return finish(out);
 }
 
+/** seedShape's option fields: beside `opts` they are misplaced, not unknown. */
+const seedOptionNames: ReadonlySet<string> = new Set([
+  'priority', 'maxAttempts', 'delay', 'backoff', 'ttl', 'timeout', 'uniqueKey', 'jobId', 'tags',
+  'groupId', 'lifo', 'removeOnComplete', 'removeOnFail', 'durable', 'dependsOn', 'repeat',
+]);
+
 function bullShape(input: Record<string, unknown>): PushInput {
   const out = defaults();
   for (const key in input) {
@@ -277,7 +283,7 @@ function bullShape(input: Record<string, unknown>): PushInput {
     if (v === undefined) continue;
     if (key === 'data') out.data = dataText(v);
     else if (key === 'name') out.name = text(key, v, jobNameLengthMax);
-    else if (key !== 'opts') fail(`Unknown field: ${key}`);
+    else if (key !== 'opts') fail(seedOptionNames.has(key) ? `${key} cannot be used beside opts: a job with opts takes its options in opts` : `Unknown field: ${key}`);
   }
   if (input['data'] === undefined) fail('data is required');
   const opts = input['opts'];

@@ -71,3 +71,26 @@ t.test('rate-limit-off-by-default', async (t) => {
   t.teardown(() => s.close());
   for (let i = 0; i < 50; i++) t.equal((await s.request('GET', '/queues')).status, 200);
 });
+
+t.test('openapi-documents-429-on-every-route-the-limiter-counts-and-only-there', async (t) => {
+  const s = await startServer({ config: { rateLimitMaxRequests: 1, rateLimitWindowMs: 60_000 } });
+  t.teardown(() => s.close());
+  const doc = (await s.request('GET', '/openapi.json')).json as { paths: Record<string, Record<string, { responses: Record<string, unknown> }>> };
+  const probes = new Set(['/health', '/healthz', '/live', '/ready']);
+  const missing: string[] = [];
+  const extra: string[] = [];
+  for (const [path, operations] of Object.entries(doc.paths)) {
+    for (const [method, op] of Object.entries(operations)) {
+      const has = '429' in op.responses;
+      if (probes.has(path) && has) extra.push(`${method} ${path}`);
+      if (!probes.has(path) && !has) missing.push(`${method} ${path}`);
+    }
+  }
+  t.same(missing, [], 'every counted route documents 429');
+  t.same(extra, [], 'the probes never answer 429');
+  // What the document says of the routes that used not to list it, asked for real (the
+  // document's own request used up the client's one request).
+  for (const [method, path] of [['GET', '/stats'], ['GET', '/metrics'], ['GET', '/queues'], ['GET', '/workers'], ['GET', '/heapstats'], ['POST', '/gc'], ['GET', '/prometheus']] as const) {
+    t.equal((await s.request(method, path)).status, 429, `${method} ${path} is limited`);
+  }
+});

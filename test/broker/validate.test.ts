@@ -20,6 +20,7 @@ t.test('validation-errors-name-the-field', async (t) => {
   t.equal(err({ name: 'n', data: 1, opts: { foo: 1 } }), 'Unknown option: foo');
   t.equal(err({ name: 'n', data: 1, opts: { attempts: 'x' } }), 'attempts must be an integer');
   t.equal(err({ name: 'n', data: 1, opts: {}, extra: 1 }), 'Unknown field: extra');
+  t.equal(err({ data: 1, maxAttempts: 2, opts: {} }), 'maxAttempts cannot be used beside opts: a job with opts takes its options in opts');
   t.equal(err([1]), 'job must be a JSON object');
 });
 
@@ -33,6 +34,17 @@ t.test('both-shapes-normalize-to-the-same-options', async (t) => {
     t.equal(p.value.priority, -3, 'BullMQ priority p → -p');
     t.same(p.value.removeOnFail, { remove: false, count: 2, ageMs: 60_000 });
     t.equal(p.value.data, 'null');
+  }
+});
+
+t.test('every-seed-option-is-a-seed-field-and-misplaced-beside-opts', async (t) => {
+  const samples: Record<string, unknown> = {
+    priority: 1, maxAttempts: 2, delay: 0, backoff: 10, ttl: 1, timeout: 1, uniqueKey: 'u', jobId: 'j', tags: [],
+    groupId: 'g', lifo: true, removeOnComplete: true, removeOnFail: true, durable: true, dependsOn: [], repeat: null,
+  };
+  for (const [key, value] of Object.entries(samples)) {
+    t.equal(err({ data: 1, [key]: value }), 'ok', `${key} is a seed-004 field`);
+    t.match(err({ data: 1, [key]: value, opts: {} }), new RegExp(`^${key} cannot be used beside opts`), `${key} beside opts`);
   }
 });
 

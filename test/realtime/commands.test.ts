@@ -162,6 +162,22 @@ t.test('a-push-with-a-__proto__-field-is-refused-and-appends-nothing', async (t)
   t.equal(h.fixture.log.nextOffset, before, 'nothing appended');
 });
 
+t.test('a-fail-reason-over-4096-characters-is-refused-as-over-http-and-appends-nothing', async (t) => {
+  const h = await startRealtime();
+  t.teardown(() => h.close());
+  const ws = await WsClient.connect(h.ws('/ws/queues/none'));
+  t.teardown(() => ws.close());
+  const id = await push(h, 'f', { data: 1 });
+  t.match(await ws.command({ cmd: 'PULL', queue: 'f' }), { ok: true, job: { id } });
+  const before = h.fixture.log.nextOffset;
+  const refused = await ws.command({ cmd: 'FAIL', id, error: 'x'.repeat(4097) });
+  t.strictSame(bare(refused), { ok: false, error: 'error must be at most 4096 characters' }, 'not stored cut to 4096');
+  t.equal(h.fixture.log.nextOffset, before, 'nothing appended');
+  t.match(h.fixture.broker.getJob(id), { state: 'active' });
+  t.strictSame(bare(await ws.command({ cmd: 'FAIL', id, error: 'x'.repeat(4096) })), { ok: true }, 'the limit itself is fine');
+  t.equal(h.fixture.broker.getJob(id)?.failedReason, 'x'.repeat(4096));
+});
+
 t.test('a-command-the-broker-throws-on-is-answered-as-an-internal-error-and-the-session-goes-on', async (t) => {
   const h = await startRealtime();
   t.teardown(() => h.close());

@@ -10,6 +10,8 @@
 // independent broker call.
 
 import type { BrokerApi, Ctx, Failure, Outcome } from '../../broker/types.js';
+import { errorTextLengthMax } from '../../constants.js';
+import { textTooLong } from '../validation.js';
 
 export type Reply = { ok: boolean } & Record<string, unknown>;
 type Fields = Record<string, unknown>;
@@ -55,7 +57,7 @@ const handlers: Record<string, Handler> = {
     broker.ack(msg.id as string, pick(msg, ['result', 'token']), ctx),
   FAIL: (broker, msg, ctx) =>
     needString(msg, 'id') ??
-    optionalString(msg, 'error') ??
+    optionalText(msg, 'error', errorTextLengthMax) ??
     optionalString(msg, 'token') ??
     broker.fail(msg.id as string, pick(msg, ['error', 'token']), ctx),
   GETJOB: (broker, msg) => {
@@ -126,6 +128,12 @@ function needOf(msg: Fields, name: string, what: string, is: (v: unknown) => boo
 
 function optionalString(msg: Fields, name: string): Reply | null {
   return msg[name] === undefined || typeof msg[name] === 'string' ? null : failure(`${name} must be a string`);
+}
+
+/** An optional text the broker would otherwise store cut (validation.ts, textTooLong). */
+function optionalText(msg: Fields, name: string, lengthMax: number): Reply | null {
+  const tooLong = textTooLong(name, msg[name], lengthMax);
+  return optionalString(msg, name) ?? (tooLong === null ? null : failure(tooLong));
 }
 
 function optionalNumber(msg: Fields, name: string): Reply | null {

@@ -10,11 +10,13 @@
 //   GET    /jobs/:id/result     → {ok, result}
 
 import type { FastifyInstance } from 'fastify';
+import { errorTextLengthMax } from '../../constants.js';
 import { emptyBodyAsObject } from '../body.js';
 import { ctxOf } from '../context.js';
-import { sendApiError, sendOutcome } from '../errors.js';
+import { sendApiError, sendError, sendOutcome } from '../errors.js';
 import { timed } from '../prometheus.js';
 import { errorResponses, idParams, okResponse, okWith } from '../schemas.js';
+import { textTooLong } from '../validation.js';
 import { ackBody, failBody, jobResponses, priorityBody } from './job-schemas.js';
 import type { RouteDeps } from './types.js';
 
@@ -49,7 +51,11 @@ export function jobActionRoutes(app: FastifyInstance, { broker, latency }: Route
   app.post<{ Params: IdParams; Body: { error?: string; token?: string } }>(
     '/jobs/:id/fail',
     { preValidation: emptyBodyAsObject, schema: { summary: 'Fail an active job (retry or DLQ)', tags: ['jobs'], params: idParams, body: failBody, response: okResponses } },
-    async (request, reply) => sendOutcome(reply, await broker.fail(request.params.id, request.body, ctxOf(request))),
+    async (request, reply) => {
+      const tooLong = textTooLong('error', request.body.error, errorTextLengthMax);
+      if (tooLong !== null) return sendError(reply, 400, tooLong);
+      return sendOutcome(reply, await broker.fail(request.params.id, request.body, ctxOf(request)));
+    },
   );
 
   app.post<{ Params: IdParams }>(

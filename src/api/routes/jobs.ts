@@ -9,7 +9,7 @@
 // so neither a gone client nor shutdown waits out the timeout.
 
 import type { FastifyInstance, FastifyReply } from 'fastify';
-import type { ListStatus } from '../../broker/types.js';
+import type { ListStatus, Outcome } from '../../broker/types.js';
 import { clientAddress, ctxOf } from '../context.js';
 import { sendApiError, sendOutcome } from '../errors.js';
 import { timed } from '../prometheus.js';
@@ -18,6 +18,12 @@ import { bulkBody, jobResponses, listQuery, pullQuery, pushBody } from './job-sc
 import type { RouteDeps } from './types.js';
 
 type QueueParams = { queue: string };
+
+/** The broker names a bulk push's items `jobs[i]`, their field in `/jobs/bulk` and `PUSHB`; in an
+ *  array body they are `body[i]`, as the schema's own errors call them. */
+function itemsNamedBody<T extends object>(outcome: Outcome<T>): Outcome<T> {
+  return outcome.ok || !outcome.error.startsWith('jobs[') ? outcome : { ...outcome, error: `body${outcome.error.slice('jobs'.length)}` };
+}
 
 export function jobRoutes(app: FastifyInstance, { broker, latency }: RouteDeps): void {
   app.post<{ Params: QueueParams; Body: unknown }>(
@@ -38,7 +44,7 @@ export function jobRoutes(app: FastifyInstance, { broker, latency }: RouteDeps):
       const ctx = ctxOf(request);
       if (Array.isArray(body)) {
         return timed(latency.push, () => broker.pushBulk(queue, body, ctx)).then((outcome) =>
-          sendOutcome(reply, outcome, (o) => ({ ids: o.ids })),
+          sendOutcome(reply, itemsNamedBody(outcome), (o) => ({ ids: o.ids })),
         );
       }
       // One job, the hot path: the id comes back at once and one continuation waits for the

@@ -26,7 +26,7 @@ const cleanBody = {
   required: ['grace'],
   properties: {
     grace: { type: 'integer', minimum: 0, description: 'Only jobs finished at least this many ms ago' },
-    state: { type: 'string', description: 'completed, failed, waiting, delayed, …' },
+    state: { type: 'string', enum: ['completed', 'failed', 'waiting', 'delayed'], description: 'Which jobs (default completed)' },
     limit: { type: 'integer', minimum: 0, description: 'Most jobs to remove (0 = no limit)' },
   },
 } as const;

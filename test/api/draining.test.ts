@@ -1,0 +1,81 @@
+// Requests that reach the server while it drains for shutdown (app.close() has begun and a
+// request on the same keep-alive connection is still running) get SPEC section 4's error
+// envelope with seed 004's CORS header, not fastify's own 503 object.
+
+import { connect, type Socket } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import t from 'tap';
+import { startBroker } from '../fixtures/broker.js';
+import type { BrokerApi } from '../../src/broker/types.js';
+import { startServer, type TestServer } from '../fixtures/server.js';
+
+/** Everything the server writes on `socket` until it closes it. */
+function readAll(socket: Socket): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => (text += chunk));
+    socket.on('close', () => resolve(text));
+    socket.on('error', reject);
+    socket.setTimeout(5_000, () => socket.destroy(new Error('server did not close the connection')));
+  });
+}
+
+/** The response after the first one in `text`: its status line, headers and body. */
+function secondResponse(text: string): { head: string; body: string } | null {
+  const second = text.split(/(?=HTTP\/1\.1 )/)[1];
+  if (second === undefined) return null;
+  const [head = '', body = ''] = second.split('\r\n\r\n');
+  return { head, body };
+}
+
+/**
+ * One connection per path, each busy with a push whose body is still arriving; then the server
+ * starts closing; then each push's body is finished and `GET <path>` sent behind it. Returns the
+ * push's answers and each path's.
+ */
+async function requestsDuringShutdown(s: TestServer<BrokerApi>, paths: string[]) {
+  const { port } = new URL(s.url);
+  const sockets = await Promise.all(
+    paths.map(async () => {
+      const socket = connect(Number(port), '127.0.0.1');
+      const received = readAll(socket);
+      await new Promise((resolve) => socket.once('connect', resolve));
+      socket.write('POST /queues/q/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 10\r\n\r\n{"data"');
+      return { socket, received };
+    }),
+  );
+  await sleep(50);
+  const closed = s.close();
+  await sleep(50);
+  paths.forEach((path, i) => sockets[i]?.socket.write(`:1}GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`));
+  const texts = await Promise.all(sockets.map((x) => x.received));
+  await closed;
+  return { pushes: texts.map((text) => text.split('\r\n')[0]), answers: texts.map(secondResponse) };
+}
+
+t.test('a-request-during-shutdown-gets-503-in-the-envelope-with-cors', async (t) => {
+  const fx = await startBroker();
+  t.teardown(() => fx.cleanup());
+  const s = await startServer({ broker: fx.broker, config: { corsAllowOrigin: 'https://app.example' } });
+  const { pushes, answers } = await requestsDuringShutdown(s, ['/stats']);
+  t.same(pushes, ['HTTP/1.1 200 OK'], 'the push under way when closing began is answered');
+  const stats = answers[0];
+  t.ok(stats, 'the request sent during shutdown is answered');
+  t.match(stats?.head, /^HTTP\/1\.1 503 /);
+  t.match(stats?.head, /\r\naccess-control-allow-origin: https:\/\/app\.example\r\n/i);
+  t.match(stats?.head, /\r\ncontent-type: application\/json\r\n/i);
+  t.match(stats?.head, /\r\nconnection: close\r\n/i);
+  t.same(JSON.parse(stats?.body ?? ''), { ok: false, error: 'Service unavailable: shutting down' });
+});
+
+t.test('during-shutdown-ready-is-503-not-ready-and-liveness-is-ok', async (t) => {
+  const fx = await startBroker();
+  t.teardown(() => fx.cleanup());
+  const s = await startServer({ broker: fx.broker });
+  const { answers } = await requestsDuringShutdown(s, ['/ready', '/healthz', '/live']);
+  t.same(
+    answers.map((a) => `${a?.head.split('\r\n')[0]} ${a?.body}`),
+    ['HTTP/1.1 503 Service Unavailable {"ok":false,"ready":false}', 'HTTP/1.1 200 OK OK', 'HTTP/1.1 200 OK OK'],
+  );
+});
