@@ -207,11 +207,14 @@ export class Broker implements BrokerApi {
       return Promise.resolve(this.storageFault(error));
     }
     const records = result.records;
+    // A completion or removal that settles a dependency can make jobs of any queue waiting (the
+    // fold drops the dependency's entry from `dependents` as it does): long polls elsewhere wake.
+    const dependentsBefore = this.state.dependents.size;
     for (const record of records) {
       apply(this.state, record);
       noteRecord(this.heap, this.state, record);
     }
-    this.afterApply(records);
+    this.afterApply(records, this.state.dependents.size < dependentsBefore);
     // Appends of one group-commit batch share its durable promise, so they share one Pending.
     if (result.durable !== this.lastDurableOf) {
       this.lastDurableOf = result.durable;
@@ -223,7 +226,7 @@ export class Broker implements BrokerApi {
     return this.lastDurable;
   }
 
-  private afterApply(records: LogRecord[]): void {
+  private afterApply(records: LogRecord[], dependentsSettled: boolean): void {
     for (const listener of this.listeners) {
       try {
         listener(records);
@@ -237,6 +240,7 @@ export class Broker implements BrokerApi {
         const queue = queueOf(record.body);
         if (this.waiters.has(queue)) this.wakeQueues.add(queue);
       }
+      if (dependentsSettled) for (const queue of this.waiters.queues()) this.wakeQueues.add(queue);
       if (before === 0 && this.wakeQueues.size > 0) queueMicrotask(() => this.wake());
     }
     if (this.started && !this.closed) {
