@@ -1,5 +1,5 @@
 import t from 'tap';
-import { startBroker } from '../fixtures/broker.js';
+import { manualClock, startBroker } from '../fixtures/broker.js';
 import type { WorkerConfig } from '../../src/broker/types.js';
 
 const ctx = { actor: null };
@@ -113,4 +113,26 @@ t.test('obliterate-keeps-a-queue-with-active-jobs-unless-forced', async (t) => {
   t.same(b.counts('o'), { waiting: 1, active: 1, delayed: 0, completed: 0, failed: 0, 'waiting-children': 0, paused: 0 });
   t.same(await b.obliterate('o', ctx, true), { ok: true });
   t.same(b.listQueues(), []);
+});
+
+t.test('clean-takes-jobs-finished-exactly-grace-ms-ago', async (t) => {
+  const clock = manualClock();
+  const f = await startBroker({ clock: clock.now, start: false });
+  t.teardown(() => f.cleanup());
+  const b = f.broker;
+  const ids: string[] = [];
+  for (let i = 0; i < 2; i++) {
+    const pushed = await b.push('q', { data: i }, ctx);
+    const pulled = await b.pull('q', { timeoutMs: 0 }, ctx);
+    await b.ack(pushed.ok ? pushed.id : '', { token: pulled.ok ? (pulled.token ?? '') : '' }, ctx);
+    ids.push(pushed.ok ? pushed.id : '');
+    clock.advance(100);
+  }
+  // The first finished 200 ms ago, the second 100 ms ago.
+  t.same(await b.clean('q', { grace: 101, state: 'completed' }, ctx), { ok: true, removed: [ids[0]] });
+  t.same(await b.clean('q', { grace: 100, state: 'completed' }, ctx), { ok: true, removed: [ids[1]] }, 'grace is "at least this long ago"');
+  const pushed = await b.push('q', { data: 'now' }, ctx);
+  const pulled = await b.pull('q', { timeoutMs: 0 }, ctx);
+  await b.ack(pushed.ok ? pushed.id : '', { token: pulled.ok ? (pulled.token ?? '') : '' }, ctx);
+  t.same(await b.clean('q', { grace: 0, state: 'completed' }, ctx), { ok: true, removed: [pushed.ok ? pushed.id : ''] }, 'grace 0 takes a job finished this very millisecond');
 });
