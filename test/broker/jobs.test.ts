@@ -63,6 +63,29 @@ t.test('fixed-backoff-waits-the-same-each-time', async (t) => {
   }
 });
 
+t.test('bullmq-number-backoff-is-fixed-and-the-seed-number-backoff-exponential', async (t) => {
+  const clock = manualClock();
+  const f = await startBroker({ clock: clock.now, start: false });
+  t.teardown(() => f.cleanup());
+  const b = f.broker;
+  const waitsOf = async (queue: string, input: unknown): Promise<number[]> => {
+    const id = await idOf(b.push(queue, input, ctx));
+    const waits: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const { token } = await pullToken(b, queue);
+      await b.fail(id, { token }, ctx);
+      const wait = (b.getJob(id)?.runAt ?? 0) - clock.now();
+      waits.push(wait);
+      clock.advance(wait);
+      b.runDueTimers();
+    }
+    return waits;
+  };
+  t.same(await waitsOf('bull', { name: 'n', data: 1, opts: { attempts: 4, backoff: 500 } }), [500, 500, 500], 'BullMQ: n means {type: "fixed", delay: n}');
+  t.same(b.getJob((await pullToken(b, 'bull')).id)?.backoff, { type: 'fixed', delay: 500 });
+  t.same(await waitsOf('seed', { data: 1, maxAttempts: 4, backoff: 500 }), [500, 1000, 2000], 'seed 004: exponential');
+});
+
 t.test('stale-ack-after-stall-is-rejected', async (t) => {
   const clock = manualClock();
   const f = await startBroker({ clock: clock.now, start: false, lockMsDefault: 1000 });
