@@ -109,8 +109,8 @@ export function planPush(d: Decide, queue: string, input: PushInput): PushPlan {
   return { kind: 'new', id, drafts: [pushedDraft(d, spec)] };
 }
 
-/** A dependency counts as pending while it exists and has not completed; unknown ids are
- *  treated as satisfied (a removed job cannot be told apart from one that completed). */
+/** A dependency counts as pending while it exists and has not completed (a failed one too); unknown
+ *  ids are treated as satisfied (a removed job cannot be told apart from one that completed). */
 function pushedDraft(d: Decide, spec: JobSpec): RecordDraft {
   const pendingDeps = spec.dependsOn.filter((dep) => {
     const job = d.state.jobs.get(dep);
