@@ -36,6 +36,7 @@ import type { Appended } from '../log/log.js';
 import { apply, type Job, type State } from '../state/index.js';
 import {
   draft,
+  expiredDrafts,
   failedDraft,
   finishDrafts,
   nextRepeatDraft,
@@ -293,7 +294,7 @@ export class Broker implements BrokerApi {
     const d = this.decide(null);
     const expiring = work.expire.filter((job) => (ttlDueAt(job) ?? Infinity) <= d.now);
     for (const [queue, jobs] of groupByQueue(expiring)) {
-      void this.append(removedDrafts(d, queue, jobs, RemoveReason.EXPIRED));
+      void this.append(expiredDrafts(d, queue, jobs));
     }
     const promoting = work.promote.filter((job) => job.state === JobState.DELAYED && job.runAt <= d.now);
     for (const [queue, jobs] of groupByQueue(promoting)) void this.append(promotedDrafts(d, queue, jobs, false));
@@ -475,7 +476,7 @@ export class Broker implements BrokerApi {
       pick = job;
       break;
     }
-    if (expired.length > 0) void this.append(removedDrafts(this.decide(null), queue, expired, RemoveReason.EXPIRED));
+    if (expired.length > 0) void this.append(expiredDrafts(this.decide(null), queue, expired));
     if (pick === null) return null;
     const d = this.decide(ctx);
     const token = this.ids.next();

@@ -132,6 +132,19 @@ export function removedDrafts(d: Decide, queue: string, jobs: Iterable<Job>, rea
   return out;
 }
 
+/** `removed` drafts for jobs whose ttl ran out (of one queue), then the next instance of each
+ *  repeating one: its successor is pushed when it is first pulled, which now never happens, and a
+ *  run skipped for its ttl must not end the schedule. */
+export function expiredDrafts(d: Decide, queue: string, jobs: Iterable<Job>): RecordDraft[] {
+  const sorted = sortBySeq(jobs);
+  const out = removedDrafts(d, queue, sorted, RemoveReason.EXPIRED);
+  for (const job of sorted) {
+    const next = job.startedAt === null ? nextRepeatDraft(d, job) : null;
+    if (next !== null) out.push(next);
+  }
+  return out;
+}
+
 /** `promoted` drafts: due order (runAt, then push order), chunked. */
 export function promotedDrafts(d: Decide, queue: string, jobs: Iterable<Job>, manual: boolean): RecordDraft[] {
   const sorted = [...jobs].sort((a, b) => a.runAt - b.runAt || a.seq - b.seq);

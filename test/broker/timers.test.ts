@@ -149,6 +149,40 @@ t.test('a-repeat-with-a-ttl-shorter-than-its-interval-keeps-its-schedule', async
   t.equal(b.jobState(next), null, 'a promoted instance expires ttl ms after its promotion');
 });
 
+t.test('a-repeat-run-skipped-for-its-ttl-does-not-end-the-schedule', async (t) => {
+  const clock = manualClock();
+  const f = await startBroker({ clock: clock.now, start: false });
+  t.teardown(() => f.cleanup());
+  const b = f.broker;
+  await b.push('q', { data: 'tick', ttl: 300, repeat: { every: 1000, limit: 5 } }, ctx);
+  const seen: number[] = [];
+  const pullAndAck = async (): Promise<void> => {
+    const p = await b.pull('q', { timeoutMs: 0 }, ctx);
+    if (!p.ok || p.job === null) return;
+    seen.push(p.job.repeat?.count ?? -1);
+    await b.ack(p.job.id, { token: p.token as string }, ctx);
+  };
+  clock.advance(1500);
+  b.runDueTimers();
+  await pullAndAck();
+  t.same(seen, [1], 'run 0 expired unpulled (found by the timer); run 1 was scheduled in its place');
+  clock.advance(1000);
+  b.runDueTimers();
+  await pullAndAck();
+  clock.advance(1000);
+  b.runDueTimers();
+  clock.advance(300);
+  await pullAndAck();
+  t.same(seen, [1, 2], 'run 3 expired (found by a pull)');
+  clock.advance(700);
+  b.runDueTimers();
+  await pullAndAck();
+  t.same(seen, [1, 2, 4], 'and run 4 took its place; the limit of 5 runs still holds');
+  clock.advance(5000);
+  b.runDueTimers();
+  t.same(b.counts('q'), { waiting: 0, active: 0, delayed: 0, completed: 3, failed: 0, 'waiting-children': 0, paused: 0 });
+});
+
 t.test('restart-turns-expired-locks-into-stalls', async (t) => {
   const clock = manualClock();
   let f = await startBroker({ clock: clock.now, start: false, lockMsDefault: 1000 });
