@@ -36,6 +36,7 @@ import type { Appended } from '../log/log.js';
 import { apply, type Job, type State } from '../state/index.js';
 import {
   draft,
+  expiredDrafts,
   failedDraft,
   finishDrafts,
   nextRepeatDraft,
@@ -207,11 +208,14 @@ export class Broker implements BrokerApi {
       return Promise.resolve(this.storageFault(error));
     }
     const records = result.records;
+    // A completion or removal that settles a dependency can make jobs of any queue waiting (the
+    // fold drops the dependency's entry from `dependents` as it does): long polls elsewhere wake.
+    const dependentsBefore = this.state.dependents.size;
     for (const record of records) {
       apply(this.state, record);
       noteRecord(this.heap, this.state, record);
     }
-    this.afterApply(records);
+    this.afterApply(records, this.state.dependents.size < dependentsBefore);
     // Appends of one group-commit batch share its durable promise, so they share one Pending.
     if (result.durable !== this.lastDurableOf) {
       this.lastDurableOf = result.durable;
@@ -223,7 +227,7 @@ export class Broker implements BrokerApi {
     return this.lastDurable;
   }
 
-  private afterApply(records: LogRecord[]): void {
+  private afterApply(records: LogRecord[], dependentsSettled: boolean): void {
     for (const listener of this.listeners) {
       try {
         listener(records);
@@ -237,6 +241,7 @@ export class Broker implements BrokerApi {
         const queue = queueOf(record.body);
         if (this.waiters.has(queue)) this.wakeQueues.add(queue);
       }
+      if (dependentsSettled) for (const queue of this.waiters.queues()) this.wakeQueues.add(queue);
       if (before === 0 && this.wakeQueues.size > 0) queueMicrotask(() => this.wake());
     }
     if (this.started && !this.closed) {
@@ -289,7 +294,7 @@ export class Broker implements BrokerApi {
     const d = this.decide(null);
     const expiring = work.expire.filter((job) => (ttlDueAt(job) ?? Infinity) <= d.now);
     for (const [queue, jobs] of groupByQueue(expiring)) {
-      void this.append(removedDrafts(d, queue, jobs, RemoveReason.EXPIRED));
+      void this.append(expiredDrafts(d, queue, jobs));
     }
     const promoting = work.promote.filter((job) => job.state === JobState.DELAYED && job.runAt <= d.now);
     for (const [queue, jobs] of groupByQueue(promoting)) void this.append(promotedDrafts(d, queue, jobs, false));
@@ -471,7 +476,7 @@ export class Broker implements BrokerApi {
       pick = job;
       break;
     }
-    if (expired.length > 0) void this.append(removedDrafts(this.decide(null), queue, expired, RemoveReason.EXPIRED));
+    if (expired.length > 0) void this.append(expiredDrafts(this.decide(null), queue, expired));
     if (pick === null) return null;
     const d = this.decide(ctx);
     const token = this.ids.next();

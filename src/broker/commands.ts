@@ -109,8 +109,8 @@ export function planPush(d: Decide, queue: string, input: PushInput): PushPlan {
   return { kind: 'new', id, drafts: [pushedDraft(d, spec)] };
 }
 
-/** A dependency counts as pending while it exists and has not completed; unknown ids are
- *  treated as satisfied (a removed job cannot be told apart from one that completed). */
+/** A dependency counts as pending while it exists and has not completed (a failed one too); unknown
+ *  ids are treated as satisfied (a removed job cannot be told apart from one that completed). */
 function pushedDraft(d: Decide, spec: JobSpec): RecordDraft {
   const pendingDeps = spec.dependsOn.filter((dep) => {
     const job = d.state.jobs.get(dep);
@@ -128,6 +128,19 @@ export function removedDrafts(d: Decide, queue: string, jobs: Iterable<Job>, rea
   for (let i = 0; i < sorted.length; i += idsPerRecordMax) {
     const chunk = sorted.slice(i, i + idsPerRecordMax).map((j) => ({ jobId: j.id, prev: j.state }));
     out.push(draft(d, { type: 'removed', queue, jobs: chunk, reason }));
+  }
+  return out;
+}
+
+/** `removed` drafts for jobs whose ttl ran out (of one queue), then the next instance of each
+ *  repeating one: its successor is pushed when it is first pulled, which now never happens, and a
+ *  run skipped for its ttl must not end the schedule. */
+export function expiredDrafts(d: Decide, queue: string, jobs: Iterable<Job>): RecordDraft[] {
+  const sorted = sortBySeq(jobs);
+  const out = removedDrafts(d, queue, sorted, RemoveReason.EXPIRED);
+  for (const job of sorted) {
+    const next = job.startedAt === null ? nextRepeatDraft(d, job) : null;
+    if (next !== null) out.push(next);
   }
   return out;
 }

@@ -42,12 +42,13 @@ export function byDueOrder(jobs: Iterable<Job>): Job[] {
   return [...jobs].sort((a, b) => a.runAt - b.runAt || a.seq - b.seq);
 }
 
-function jobsIn(queue: QueueState, status: ListStatus): Iterable<Job> {
+/** The jobs of `status` in list order; the waiting ones from the `passed`-th on. */
+function jobsIn(queue: QueueState, status: ListStatus, passed: number): Iterable<Job> {
   switch (status) {
     case 'waiting':
-      return queue.paused ? [] : waitIterate(queue.waiting);
+      return queue.paused ? [] : waitIterate(queue.waiting, passed);
     case 'paused':
-      return queue.paused ? waitIterate(queue.waiting) : [];
+      return queue.paused ? waitIterate(queue.waiting, passed) : [];
     case 'active':
       return sortBySeq(queue.active);
     case 'completed':
@@ -69,7 +70,12 @@ export function listJobs(queue: QueueState | undefined, statuses: ListStatus[], 
   if (queue === undefined || length <= 0) return out;
   let skip = Math.max(start, 0);
   for (const status of new Set(statuses)) {
-    for (const job of jobsIn(queue, status)) {
+    // The waiting list passes over the jobs before the page itself, without making its cold rows
+    // into jobs: a deep page of a restored queue would otherwise make (and keep) every one of them.
+    const listed = (status === 'waiting' && !queue.paused) || (status === 'paused' && queue.paused);
+    const passed = listed ? Math.min(skip, queue.waiting.size) : 0;
+    skip -= passed;
+    for (const job of jobsIn(queue, status, passed)) {
       if (skip > 0) {
         skip--;
         continue;

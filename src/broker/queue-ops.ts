@@ -30,7 +30,8 @@ export function allJobs(queue: QueueState | undefined): Job[] {
 }
 
 /** Jobs of the requested state that finished (completed/failed) or were created (waiting/delayed)
- *  more than `grace` ms before `nowMs`, oldest first, at most `limit`. */
+ *  at least `grace` ms before `nowMs` (as BullMQ's clean: grace 0 takes every one), oldest first,
+ *  at most `limit`. */
 export function cleanable(queue: QueueState | undefined, body: unknown, nowMs: number): Checked<Job[]> {
   const checked = checkClean(body);
   if (!checked.ok) return checked;
@@ -50,7 +51,7 @@ export function cleanable(queue: QueueState | undefined, body: unknown, nowMs: n
   for (const job of candidates) {
     if (limit !== null && out.length >= limit) break;
     const at = finished ? (job.finishedAt ?? 0) : job.createdAt;
-    if (at < cutoff) out.push(job);
+    if (at <= cutoff) out.push(job);
   }
   return { ok: true, value: out };
 }

@@ -5,7 +5,10 @@
 // single setTimeout for the earliest entry; there is no polling interval.
 //
 // TTL limits how long a job may wait for its first run: it applies while the job has never been
-// pulled (startedAt null) and is WAITING, DELAYED or WAITING_CHILDREN.
+// pulled (startedAt null) and is WAITING, DELAYED or WAITING_CHILDREN. It counts from the push,
+// except for a repeating job, whose instances are pushed ahead of their scheduled time: theirs
+// counts from that time (runAt), so a ttl shorter than the interval skips a late run instead of
+// expiring every instance before it is due and ending the schedule.
 
 import { FailOutcome, JobState, type LogRecord } from '../record/types.js';
 import type { Job, State } from '../state/index.js';
@@ -72,7 +75,7 @@ export function ttlDueAt(job: Job): number | null {
   if (ttl === null || job.startedAt !== null) return null;
   const s = job.state;
   if (s !== JobState.WAITING && s !== JobState.DELAYED && s !== JobState.WAITING_CHILDREN) return null;
-  return job.createdAt + ttl;
+  return (job.repeat === null ? job.createdAt : job.runAt) + ttl;
 }
 
 /** When `kind` is due for the job as it is now (null: not applicable any more). */
@@ -110,9 +113,18 @@ export function noteRecord(heap: DueHeap, state: State, record: LogRecord): void
   else if (body.type === 'pulled') id = body.jobId;
   else if (body.type === 'failed' && body.outcome === FailOutcome.RETRY) id = body.jobId;
   else if (body.type === 'progressed' && body.lockMs > 0) id = body.jobId;
+  else if (body.type === 'promoted') return notePromoted(heap, state, body.jobIds);
   else return;
   const job = state.jobs.get(id);
   if (job !== undefined) noteJob(heap, job);
+}
+
+/** A promotion brings a repeating job's runAt, and so its TTL, forward. */
+function notePromoted(heap: DueHeap, state: State, ids: readonly string[]): void {
+  for (const id of ids) {
+    const job = state.jobs.get(id);
+    if (job !== undefined && job.repeat !== null && job.ttl !== null) noteJob(heap, job);
+  }
 }
 
 /** Rebuilds the heap from the state (start, or after an import). */

@@ -9,6 +9,8 @@
 // - BullMQ: {name, data, opts} (recognized by the `opts` key); opts keys attempts, backoff, delay,
 //   priority, lifo, jobId, removeOnComplete, removeOnFail, repeat, timeout, ttl, tags, groupId,
 //   dependsOn, uniqueKey, durable; unknown keys → "Unknown option: <key>".
+// BullMQ backoff: a bare number is a fixed delay (BullMQ normalizes it to {type: 'fixed', delay});
+// the seed's flat `backoff` number is exponential.
 // BullMQ priority: 1 is highest and 0 (or absent) means "no priority", which BullMQ runs before any
 // prioritized job. tapeq runs higher numbers first, so the conversion is priority = -bullPriority:
 // none → 0, 1 → -1, 2 → -2 … keeping BullMQ's order exactly.
@@ -149,6 +151,11 @@ function backoffOf(field: string, v: unknown): { backoff: number; backoffType: B
     else fail(`Unknown field: ${field}.${key}`);
   }
   return { backoff, backoffType };
+}
+
+/** BullMQ's bare-number backoff: it normalizes `n` to {type: 'fixed', delay: n}. */
+function fixedBackoff(field: string, v: number): { backoff: number; backoffType: BackoffType } {
+  return { backoff: int(field, v, 0, durationMsMax), backoffType: BackoffType.FIXED };
 }
 
 function repeatOf(field: string, v: unknown): Repeat | null {
@@ -295,6 +302,7 @@ function bullShape(input: Record<string, unknown>): PushInput {
     if (v === undefined) continue;
     if (key === 'attempts') out.maxAttempts = int(key, v, 1, maxAttemptsMax);
     else if (key === 'priority') out.priority = -int(key, v, 0, bullPriorityMax);
+    else if (key === 'backoff' && typeof v === 'number') Object.assign(out, fixedBackoff(key, v));
     else if (!commonOption(out, key, v)) fail(`Unknown option: ${key}`);
   }
   if (out.priority === 0) out.priority = 0; // -0 → 0: the record stores a sint32

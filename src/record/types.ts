@@ -211,8 +211,9 @@ export function jobIdsOf(body: RecordBody): string[] {
   }
 }
 
-/** Whether the record ends its jobs' part as dependencies: a completion or a removal lets the
- *  jobs that waited on them run (a missing dependency counts as satisfied). */
+/** Whether the record may end its jobs' part as dependencies: a completion or a removal lets the
+ *  jobs that waited on them run (a missing dependency counts as satisfied), unless the removed
+ *  job had failed (state/apply.ts). */
 export function releasesDependents(body: RecordBody): boolean {
   return body.type === 'completed' || body.type === 'removed';
 }

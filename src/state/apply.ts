@@ -5,7 +5,10 @@
 // itself produced. Every decision (which job, which token, retry run time, next repeat) is in the
 // record; the fold only follows it. The one rule the fold owns is dependency release: when a
 // dependency completes or is removed, its dependents leave WAITING_CHILDREN (a removed dependency
-// counts as satisfied, exactly like an id unknown at push time).
+// counts as satisfied, exactly like an id unknown at push time) — except a dependency removed
+// after it failed for good (removeOnFail, a DLQ purge, clean): a failure never lets a dependent
+// run, whether or not the failed job is still kept. Those dependents wait until they are removed,
+// or until a job pushed again under the same id completes.
 
 import { jobLogsMax, jobNameDefault, statsSecondsKept } from '../constants.js';
 import {
@@ -88,10 +91,11 @@ export function apply(state: State, record: LogRecord): void {
       for (const removed of body.jobs) {
         const job = state.jobs.get(removed.jobId);
         if (job === undefined) continue;
+        const failed = job.state === JobState.FAILED;
         dropJob(state, job);
         unlinkDependent(state, job);
         state.stats.totalRemoved++;
-        settleDependency(state, job.id, ts);
+        if (!failed) settleDependency(state, job.id, ts);
       }
       break;
     case 'priorityChanged': {

@@ -234,10 +234,15 @@ export function headEntry(list: WaitList, bucket: Bucket): { job: Job | null } |
   return { job: stampNow(list, e) === backStamp(back, back.head) ? jobOf(list, e) : null };
 }
 
-/** Live jobs in pull order (cold rows made into jobs as they come). Do not modify the list while
- *  iterating. */
-export function* waitIterate(list: WaitList): Generator<Job, void, void> {
-  for (const e of waitEntries(list)) yield jobOf(list, e);
+/** Live jobs in pull order (cold rows made into jobs as they come), after the first `skip`, which
+ *  are passed over without being made into jobs (a deep page of a restored queue would otherwise
+ *  make every row before it). Do not modify the list while iterating. */
+export function* waitIterate(list: WaitList, skip = 0): Generator<Job, void, void> {
+  let left = skip;
+  for (const e of waitEntries(list)) {
+    if (left > 0) left--;
+    else yield jobOf(list, e);
+  }
 }
 
 /** Live entries in pull order, the rows still cold as their numbers (made ones as their jobs):

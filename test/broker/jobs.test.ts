@@ -63,6 +63,29 @@ t.test('fixed-backoff-waits-the-same-each-time', async (t) => {
   }
 });
 
+t.test('bullmq-number-backoff-is-fixed-and-the-seed-number-backoff-exponential', async (t) => {
+  const clock = manualClock();
+  const f = await startBroker({ clock: clock.now, start: false });
+  t.teardown(() => f.cleanup());
+  const b = f.broker;
+  const waitsOf = async (queue: string, input: unknown): Promise<number[]> => {
+    const id = await idOf(b.push(queue, input, ctx));
+    const waits: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const { token } = await pullToken(b, queue);
+      await b.fail(id, { token }, ctx);
+      const wait = (b.getJob(id)?.runAt ?? 0) - clock.now();
+      waits.push(wait);
+      clock.advance(wait);
+      b.runDueTimers();
+    }
+    return waits;
+  };
+  t.same(await waitsOf('bull', { name: 'n', data: 1, opts: { attempts: 4, backoff: 500 } }), [500, 500, 500], 'BullMQ: n means {type: "fixed", delay: n}');
+  t.same(b.getJob((await pullToken(b, 'bull')).id)?.backoff, { type: 'fixed', delay: 500 });
+  t.same(await waitsOf('seed', { data: 1, maxAttempts: 4, backoff: 500 }), [500, 1000, 2000], 'seed 004: exponential');
+});
+
 t.test('stale-ack-after-stall-is-rejected', async (t) => {
   const clock = manualClock();
   const f = await startBroker({ clock: clock.now, start: false, lockMsDefault: 1000 });
@@ -247,4 +270,28 @@ t.test('bulk-push-with-a-repeat-that-never-runs-appends-nothing', async (t) => {
   const never = { data: 2, repeat: { pattern: '0 0 30 2 *' } }; // February 30th
   t.same(await b.pushBulk('q', [{ data: 1 }, never], ctx), { ok: false, code: 'BAD_REQUEST', error: 'repeat.pattern has no future run' });
   t.equal(f.log.nextOffset, offset);
+});
+
+t.test('a-dependent-never-runs-after-its-dependency-failed-and-was-removed', async (t) => {
+  const f = await startBroker();
+  t.teardown(() => f.cleanup());
+  const b = f.broker;
+  // removeOnFail: the failed dependency is removed at once; a DLQ purge removes one kept there.
+  const charge = await idOf(b.push('orders', { name: 'charge', data: 1, maxAttempts: 1, removeOnFail: true }, ctx));
+  const ship = await idOf(b.push('orders', { name: 'ship', data: 2, dependsOn: [charge] }, ctx));
+  const kept = await idOf(b.push('orders', { name: 'charge', data: 3, maxAttempts: 1 }, ctx));
+  const ship2 = await idOf(b.push('orders', { name: 'ship', data: 4, dependsOn: [kept] }, ctx));
+  for (const id of [charge, kept]) {
+    const pulled = await pullToken(b, 'orders');
+    t.equal(pulled.id, id);
+    t.same(await b.fail(id, { token: pulled.token, error: 'card declined' }, ctx), { ok: true });
+  }
+  t.equal(b.jobState(charge), null, 'removed on fail');
+  t.same(await b.dlqPurge('orders', ctx), { ok: true, purged: 1 });
+  t.equal(b.jobState(ship), 'waiting-children');
+  t.equal(b.jobState(ship2), 'waiting-children');
+  t.same(await b.pull('orders', { timeoutMs: 0 }, ctx), { ok: true, job: null, token: null }, 'nothing runs');
+  const restarted = await f.restart();
+  t.teardown(() => restarted.cleanup());
+  t.equal(restarted.broker.jobState(ship), 'waiting-children', 'replay agrees');
 });

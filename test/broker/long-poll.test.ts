@@ -47,3 +47,26 @@ t.test('pull-timeout-is-bounded', async (t) => {
   const r = await f.broker.pull('q', { timeoutMs: 10 ** 9 }, ctx);
   t.same(r, { ok: false, code: 'BAD_REQUEST', error: 'timeout must be at most 60000' });
 });
+
+t.test('long-poll-wakes-when-a-dependency-in-another-queue-settles', async (t) => {
+  const f = await startBroker();
+  t.teardown(() => f.cleanup());
+  const b = f.broker;
+  for (const settle of ['ack', 'cancel'] as const) {
+    const dep = await b.push('parents', { data: 'dep' }, ctx);
+    const child = await b.push('children', { data: settle, dependsOn: [dep.ok ? dep.id : ''] }, ctx);
+    t.equal(child.ok && b.jobState(child.id), 'waiting-children');
+    const waiting = b.pull('children', { timeoutMs: 5000 }, ctx);
+    await new Promise((r) => setTimeout(r, 20));
+    const started = Date.now();
+    if (settle === 'ack') {
+      const pulled = await b.pull('parents', { timeoutMs: 0 }, ctx);
+      t.same(await b.ack(pulled.ok && pulled.job ? pulled.job.id : '', {}, ctx), { ok: true });
+    } else {
+      t.same(await b.cancel(dep.ok ? dep.id : '', ctx), { ok: true });
+    }
+    const got = await waiting;
+    t.equal(got.ok && got.job?.id, child.ok && child.id, `the child is handed out once its dependency is settled by ${settle}`);
+    t.ok(Date.now() - started < 1000, 'woken, not timed out');
+  }
+});

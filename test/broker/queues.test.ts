@@ -1,5 +1,11 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import t from 'tap';
-import { startBroker } from '../fixtures/broker.js';
+import { Broker } from '../../src/broker/broker.js';
+import { Log } from '../../src/log/log.js';
+import { createState } from '../../src/state/index.js';
+import { manualClock, replayLog, startBroker } from '../fixtures/broker.js';
 import type { WorkerConfig } from '../../src/broker/types.js';
 
 const ctx = { actor: null };
@@ -113,4 +119,52 @@ t.test('obliterate-keeps-a-queue-with-active-jobs-unless-forced', async (t) => {
   t.same(b.counts('o'), { waiting: 1, active: 1, delayed: 0, completed: 0, failed: 0, 'waiting-children': 0, paused: 0 });
   t.same(await b.obliterate('o', ctx, true), { ok: true });
   t.same(b.listQueues(), []);
+});
+
+t.test('clean-takes-jobs-finished-exactly-grace-ms-ago', async (t) => {
+  const clock = manualClock();
+  const f = await startBroker({ clock: clock.now, start: false });
+  t.teardown(() => f.cleanup());
+  const b = f.broker;
+  const ids: string[] = [];
+  for (let i = 0; i < 2; i++) {
+    const pushed = await b.push('q', { data: i }, ctx);
+    const pulled = await b.pull('q', { timeoutMs: 0 }, ctx);
+    await b.ack(pushed.ok ? pushed.id : '', { token: pulled.ok ? (pulled.token ?? '') : '' }, ctx);
+    ids.push(pushed.ok ? pushed.id : '');
+    clock.advance(100);
+  }
+  // The first finished 200 ms ago, the second 100 ms ago.
+  t.same(await b.clean('q', { grace: 101, state: 'completed' }, ctx), { ok: true, removed: [ids[0]] });
+  t.same(await b.clean('q', { grace: 100, state: 'completed' }, ctx), { ok: true, removed: [ids[1]] }, 'grace is "at least this long ago"');
+  const pushed = await b.push('q', { data: 'now' }, ctx);
+  const pulled = await b.pull('q', { timeoutMs: 0 }, ctx);
+  await b.ack(pushed.ok ? pushed.id : '', { token: pulled.ok ? (pulled.token ?? '') : '' }, ctx);
+  t.same(await b.clean('q', { grace: 0, state: 'completed' }, ctx), { ok: true, removed: [pushed.ok ? pushed.id : ''] }, 'grace 0 takes a job finished this very millisecond');
+});
+
+t.test('a-deep-page-of-waiting-jobs-leaves-the-cold-rows-before-it-cold', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'tapeq-deep-page-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const f = await startBroker({ dir });
+  const pushed = await f.broker.pushBulk('q', Array.from({ length: 50 }, (_, i) => ({ data: i })), ctx);
+  const ids = pushed.ok ? pushed.ids : [];
+  await f.cleanup();
+  // A replay at start, as main.ts runs it, keeps the replayed waiting jobs as cold rows.
+  const log = await Log.open({ dir, sync: 'interval', syncIntervalMs: 2, logger: () => undefined });
+  const state = createState();
+  state.cold.takesPushes = true;
+  await replayLog(log, 0, state);
+  state.cold.takesPushes = false;
+  const b = new Broker({ log, state });
+  t.teardown(async () => {
+    await b.close();
+    await log.close();
+  });
+  t.equal(state.cold.rows, 50);
+  t.same(b.listJobs('q', ['waiting'], 40, 5).jobs.map((j) => j.id), ids.slice(40, 45));
+  t.equal(state.cold.rows, 45, 'only the page was made into jobs');
+  await b.pause('q', ctx);
+  t.same(b.listJobs('q', ['waiting', 'paused', 'delayed'], 48, 5).jobs.map((j) => j.id), ids.slice(48), 'a paused queue lists them as paused');
+  t.equal(state.cold.rows, 43);
 });

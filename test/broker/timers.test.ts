@@ -114,6 +114,75 @@ t.test('repeat-pattern-runs-at-the-next-cron-time', async (t) => {
   t.same(await b.push('q', { data: 1, repeat: { pattern: 'nope' } }, ctx).then((x) => x.ok), false);
 });
 
+t.test('a-repeat-with-a-ttl-shorter-than-its-interval-keeps-its-schedule', async (t) => {
+  const clock = manualClock(Date.UTC(2030, 0, 1, 0, 0, 0, 500));
+  const f = await startBroker({ clock: clock.now, start: false });
+  t.teardown(() => f.cleanup());
+  const b = f.broker;
+  await b.push('every', { data: 'tick', ttl: 500, repeat: { every: 1000, limit: 3 } }, ctx);
+  const cron = await b.push('cron', { data: 'tock', ttl: 2000, repeat: { pattern: '*/10 * * * * *', limit: 2 } }, ctx);
+  const seen: number[] = [];
+  for (let i = 0; i < 4; i++) {
+    const p = await b.pull('every', { timeoutMs: 0 }, ctx);
+    if (!p.ok || p.job === null) break;
+    seen.push(p.job.repeat?.count ?? -1);
+    await b.ack(p.job.id, { token: p.token as string }, ctx);
+    clock.advance(1000);
+    b.runDueTimers();
+  }
+  t.same(seen, [0, 1, 2], 'every instance runs: its ttl counts from its run time, not from its push');
+  clock.set(Date.UTC(2030, 0, 1, 0, 0, 10) + 1999);
+  b.runDueTimers();
+  const first = await b.pull('cron', { timeoutMs: 0 }, ctx);
+  t.equal(first.ok && first.job?.id, cron.ok && cron.id, 'the first cron run, 9.5 s after the push, is not expired by a 2 s ttl');
+  await b.ack(cron.ok ? cron.id : '', { token: first.ok ? (first.token ?? '') : '' }, ctx);
+  clock.set(Date.UTC(2030, 0, 1, 0, 0, 20) + 2000);
+  b.runDueTimers();
+  t.same(b.counts('cron'), { waiting: 0, active: 0, delayed: 0, completed: 1, failed: 0, 'waiting-children': 0, paused: 0 }, 'a run not started within its ttl is skipped');
+  await b.push('promoted', { data: 'p', ttl: 500, repeat: { every: 60_000 } }, ctx);
+  const run = await b.pull('promoted', { timeoutMs: 0 }, ctx);
+  await b.ack(run.ok && run.job ? run.job.id : '', { token: run.ok ? (run.token ?? '') : '' }, ctx);
+  const next = b.listJobs('promoted', ['delayed'], 0, 1).jobs[0]?.id ?? '';
+  t.same(await b.promote(next, ctx), { ok: true });
+  clock.advance(500);
+  b.runDueTimers();
+  t.equal(b.jobState(next), null, 'a promoted instance expires ttl ms after its promotion');
+});
+
+t.test('a-repeat-run-skipped-for-its-ttl-does-not-end-the-schedule', async (t) => {
+  const clock = manualClock();
+  const f = await startBroker({ clock: clock.now, start: false });
+  t.teardown(() => f.cleanup());
+  const b = f.broker;
+  await b.push('q', { data: 'tick', ttl: 300, repeat: { every: 1000, limit: 5 } }, ctx);
+  const seen: number[] = [];
+  const pullAndAck = async (): Promise<void> => {
+    const p = await b.pull('q', { timeoutMs: 0 }, ctx);
+    if (!p.ok || p.job === null) return;
+    seen.push(p.job.repeat?.count ?? -1);
+    await b.ack(p.job.id, { token: p.token as string }, ctx);
+  };
+  clock.advance(1500);
+  b.runDueTimers();
+  await pullAndAck();
+  t.same(seen, [1], 'run 0 expired unpulled (found by the timer); run 1 was scheduled in its place');
+  clock.advance(1000);
+  b.runDueTimers();
+  await pullAndAck();
+  clock.advance(1000);
+  b.runDueTimers();
+  clock.advance(300);
+  await pullAndAck();
+  t.same(seen, [1, 2], 'run 3 expired (found by a pull)');
+  clock.advance(700);
+  b.runDueTimers();
+  await pullAndAck();
+  t.same(seen, [1, 2, 4], 'and run 4 took its place; the limit of 5 runs still holds');
+  clock.advance(5000);
+  b.runDueTimers();
+  t.same(b.counts('q'), { waiting: 0, active: 0, delayed: 0, completed: 3, failed: 0, 'waiting-children': 0, paused: 0 });
+});
+
 t.test('restart-turns-expired-locks-into-stalls', async (t) => {
   const clock = manualClock();
   let f = await startBroker({ clock: clock.now, start: false, lockMsDefault: 1000 });

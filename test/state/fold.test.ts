@@ -55,6 +55,20 @@ t.test('dependents-run-when-dependencies-complete-or-are-removed', async (t) => 
   t.equal(s.jobs.get('child')?.state, JobState.WAITING, 'a removed dependency counts as satisfied');
 });
 
+t.test('a-dependency-removed-after-it-failed-never-lets-its-dependents-run', async (t) => {
+  const s = createState();
+  feed(s, [push('x', { maxAttempts: 1 }), push('child', { dependsOn: ['x'] }, JobState.WAITING_CHILDREN, ['x'])]);
+  feed(s, [{ type: 'pulled', queue: 'q', jobId: 'x', token: 't', owner: 'o', lockMs: 10 }]);
+  feed(s, [{ type: 'failed', queue: 'q', jobId: 'x', error: 'e', token: 't', cause: 'nack', outcome: 1, runAt: 0, retryDelay: 0 }]);
+  t.equal(s.jobs.get('x')?.state, JobState.FAILED);
+  feed(s, [{ type: 'removed', queue: 'q', jobs: [{ jobId: 'x', prev: JobState.FAILED }], reason: RemoveReason.REMOVE_ON_FAIL }]);
+  t.equal(s.jobs.get('child')?.state, JobState.WAITING_CHILDREN, 'the failure is not turned into a success by its removal');
+  t.same(canonicalText(exportState(importState(exportState(s)))), canonicalText(exportState(s)));
+  feed(s, [push('x'), { type: 'pulled', queue: 'q', jobId: 'x', token: 't2', owner: 'o', lockMs: 10 }]);
+  feed(s, [{ type: 'completed', queue: 'q', jobId: 'x', result: null, token: 't2' }]);
+  t.equal(s.jobs.get('child')?.state, JobState.WAITING, 'a job pushed again under that id and completed releases it');
+});
+
 t.test('export-import-is-canonical-and-behaves-the-same', async (t) => {
   const s = createState();
   feed(s, [push('a'), push('b', { lifo: true }), push('c', { priority: 2, uniqueKey: 'k' }), push('d', {}, JobState.DELAYED)]);
