@@ -121,10 +121,13 @@ function dataText(v: unknown): string {
   return json;
 }
 
-/** true | false | count | {count, age (s)} → KeepPolicy (null = keep). */
+/** true | false | count | {count, age (s)} → KeepPolicy; null (the field unset) leaves it to the
+ *  push worker's retention. An explicit false is a policy of its own, keep every job, which
+ *  overrides the worker's as it does in BullMQ (the job's setting, when given, wins). */
 function keepPolicy(field: string, v: unknown): KeepPolicy | null {
   if (v === true) return { remove: true, count: null, ageMs: null };
-  if (v === false || v === null) return null;
+  if (v === false) return { remove: false, count: null, ageMs: null };
+  if (v === null) return null;
   if (typeof v === 'number') return { remove: false, count: int(field, v, 0, 2 ** 32 - 1), ageMs: null };
   if (!isObject(v)) fail(`${field} must be a boolean, a count or {count, age}`);
   let count: number | null = null;
