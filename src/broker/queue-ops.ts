@@ -3,7 +3,7 @@
 
 import { timingSafeEqual } from 'node:crypto';
 import { JobState } from '../record/types.js';
-import { sortBySeq, waitIterate, type Job, type QueueState, type State } from '../state/index.js';
+import { sortBySeq, waitIterate, waitOldest, type Job, type QueueState, type State } from '../state/index.js';
 import { byDueOrder } from './queries.js';
 import { checkClean, checkPromoteJobs, type Checked } from './validate.js';
 
@@ -38,15 +38,11 @@ export function cleanable(queue: QueueState | undefined, body: unknown, nowMs: n
   const { graceMs, state, limit } = checked.value;
   if (queue === undefined) return { ok: true, value: [] };
   const cutoff = nowMs - graceMs;
+  // The waiting list may hold a million cold rows (a restored queue): it reads them where they are
+  // and makes into jobs only the ones it returns, never the rows a limit leaves.
+  if (state === 'waiting') return { ok: true, value: waitOldest(queue.waiting, limit ?? Infinity, (createdAt) => createdAt <= cutoff) };
   const finished = state === 'completed' || state === 'failed';
-  const candidates =
-    state === 'completed'
-      ? [...queue.completed]
-      : state === 'failed'
-        ? [...queue.failed]
-        : state === 'waiting'
-          ? sortBySeq(waitIterate(queue.waiting))
-          : sortBySeq(queue.delayed);
+  const candidates = state === 'completed' ? queue.completed : state === 'failed' ? queue.failed : sortBySeq(queue.delayed);
   const out: Job[] = [];
   for (const job of candidates) {
     if (limit !== null && out.length >= limit) break;
