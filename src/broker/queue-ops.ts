@@ -3,7 +3,7 @@
 
 import { timingSafeEqual } from 'node:crypto';
 import { JobState } from '../record/types.js';
-import { sortBySeq, waitIterate, type Job, type QueueState, type State } from '../state/index.js';
+import { sortBySeq, waitIterate, waitOldest, type Job, type QueueState, type State } from '../state/index.js';
 import { byDueOrder } from './queries.js';
 import { checkClean, checkPromoteJobs, type Checked } from './validate.js';
 
@@ -29,31 +29,52 @@ export function allJobs(queue: QueueState | undefined): Job[] {
   ]);
 }
 
-/** Jobs of the requested state that finished (completed/failed) or were created (waiting/delayed)
- *  at least `grace` ms before `nowMs` (as BullMQ's clean: grace 0 takes every one), oldest first,
- *  at most `limit`. */
+/** The jobs `clean` removes, oldest first (push order; finish order for completed and failed), at
+ *  most `limit`, each finished (completed, failed), started (active) or created (the others) at
+ *  least `grace` ms before `nowMs` (as BullMQ's clean: grace 0 takes every one). BullMQ's names:
+ *  `wait` is tapeq's `waiting` (which holds the jobs BullMQ keeps apart as prioritized), `paused`
+ *  the waiting jobs of a paused queue (none while it runs), `prioritized` the waiting jobs with a
+ *  priority. `active` takes, as BullMQ's does, only jobs whose lock nobody holds: those whose lock
+ *  ran out and that the stall check has not requeued yet. A job being worked on is never taken
+ *  from its holder. */
 export function cleanable(queue: QueueState | undefined, body: unknown, nowMs: number): Checked<Job[]> {
   const checked = checkClean(body);
   if (!checked.ok) return checked;
   const { graceMs, state, limit } = checked.value;
   if (queue === undefined) return { ok: true, value: [] };
   const cutoff = nowMs - graceMs;
-  const finished = state === 'completed' || state === 'failed';
-  const candidates =
-    state === 'completed'
-      ? [...queue.completed]
-      : state === 'failed'
-        ? [...queue.failed]
-        : state === 'waiting'
-          ? sortBySeq(waitIterate(queue.waiting))
-          : sortBySeq(queue.delayed);
-  const out: Job[] = [];
-  for (const job of candidates) {
-    if (limit !== null && out.length >= limit) break;
-    const at = finished ? (job.finishedAt ?? 0) : job.createdAt;
-    if (at <= cutoff) out.push(job);
+  const max = limit ?? Infinity;
+  // The waiting list may hold a million cold rows (a restored queue): it reads them where they are
+  // and makes into jobs only the ones it returns, never the rows a limit leaves.
+  const created = (createdAt: number): boolean => createdAt <= cutoff;
+  switch (state) {
+    case 'waiting':
+    case 'wait':
+      return { ok: true, value: waitOldest(queue.waiting, max, created) };
+    case 'paused':
+      return { ok: true, value: queue.paused ? waitOldest(queue.waiting, max, created) : [] };
+    case 'prioritized':
+      return { ok: true, value: waitOldest(queue.waiting, max, (createdAt, priority) => priority !== 0 && createdAt <= cutoff) };
+    case 'delayed':
+      return { ok: true, value: firstOf(sortBySeq(queue.delayed), max, (job) => job.createdAt <= cutoff) };
+    case 'active':
+      return { ok: true, value: firstOf(sortBySeq(queue.active), max, (job) => (job.lockExpiresAt ?? Infinity) <= nowMs && (job.startedAt ?? Infinity) <= cutoff) };
+    case 'completed':
+      return { ok: true, value: firstOf(queue.completed, max, (job) => (job.finishedAt ?? 0) <= cutoff) };
+    case 'failed':
+      return { ok: true, value: firstOf(queue.failed, max, (job) => (job.finishedAt ?? 0) <= cutoff) };
+    default:
+      throw new Error(`cleanable: state ${String(state satisfies never)}`);
   }
-  return { ok: true, value: out };
+}
+
+function firstOf(jobs: Iterable<Job>, max: number, takes: (job: Job) => boolean): Job[] {
+  const out: Job[] = [];
+  for (const job of jobs) {
+    if (out.length >= max) break;
+    if (takes(job)) out.push(job);
+  }
+  return out;
 }
 
 export function promotable(queue: QueueState | undefined, body: unknown): Checked<Job[]> {

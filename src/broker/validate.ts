@@ -121,10 +121,13 @@ function dataText(v: unknown): string {
   return json;
 }
 
-/** true | false | count | {count, age (s)} → KeepPolicy (null = keep). */
+/** true | false | count | {count, age (s)} → KeepPolicy; null (the field unset) leaves it to the
+ *  push worker's retention. An explicit false is a policy of its own, keep every job, which
+ *  overrides the worker's as it does in BullMQ (the job's setting, when given, wins). */
 function keepPolicy(field: string, v: unknown): KeepPolicy | null {
   if (v === true) return { remove: true, count: null, ageMs: null };
-  if (v === false || v === null) return null;
+  if (v === false) return { remove: false, count: null, ageMs: null };
+  if (v === null) return null;
   if (typeof v === 'number') return { remove: false, count: int(field, v, 0, 2 ** 32 - 1), ageMs: null };
   if (!isObject(v)) fail(`${field} must be a boolean, a count or {count, age}`);
   let count: number | null = null;
@@ -363,7 +366,14 @@ export function checkPriority(v: unknown): Checked<number> {
   return checked(() => int('priority', v, priorityMin, priorityMax));
 }
 
-export type CleanState = 'completed' | 'failed' | 'waiting' | 'delayed';
+/** What `clean` takes: tapeq's states, then the names BullMQ's `clean(grace, limit, type)` uses
+ *  for the same jobs (queue-ops.ts `cleanable` says which jobs each one means). */
+export const cleanStates = ['completed', 'failed', 'waiting', 'delayed', 'wait', 'paused', 'prioritized', 'active'] as const;
+export type CleanState = (typeof cleanStates)[number];
+
+function isCleanState(v: unknown): v is CleanState {
+  return (cleanStates as readonly unknown[]).includes(v);
+}
 
 export function checkClean(body: unknown): Checked<{ graceMs: number; state: CleanState; limit: number | null }> {
   return checked(() => {
@@ -374,9 +384,7 @@ export function checkClean(body: unknown): Checked<{ graceMs: number; state: Cle
     for (const [key, v] of Object.entries(body)) {
       if (key === 'grace') graceMs = int(key, v, 0, durationMsMax);
       else if (key === 'state') {
-        if (v !== 'completed' && v !== 'failed' && v !== 'waiting' && v !== 'delayed') {
-          fail('state must be one of completed, failed, waiting, delayed');
-        }
+        if (!isCleanState(v)) fail(`state must be one of: ${cleanStates.join(', ')}`);
         state = v;
       } else if (key === 'limit') limit = v === null ? null : int(key, v, 0, 2 ** 31 - 1) || null; // 0 = no limit, as in BullMQ
       else fail(`Unknown field: ${key}`);

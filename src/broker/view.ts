@@ -5,9 +5,11 @@ import { BackoffType, JOB_STATE_NAMES, JobState, type KeepPolicy } from '../reco
 import type { Job } from '../state/index.js';
 import type { JobView, KeepView } from './types.js';
 
+/** Unset (null) and keep-all (no count, no age: an explicit false) both read `false`, as pushed. */
 function keepView(policy: KeepPolicy | null): KeepView {
   if (policy === null) return false;
   if (policy.remove) return true;
+  if (policy.count === null && policy.ageMs === null) return false;
   if (policy.ageMs === null && policy.count !== null) return policy.count;
   const view: { count?: number; age?: number } = {};
   if (policy.count !== null) view.count = policy.count;

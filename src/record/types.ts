@@ -65,6 +65,9 @@ export interface Actor {
   address: string;
 }
 
+/** removeOnComplete / removeOnFail as set on a job (null on the job: unset, the push worker's
+ *  retention applies). `remove`: remove at once. Otherwise keep at most `count` finished jobs,
+ *  none older than `ageMs`; neither set keeps every one (an explicit `false`). */
 export interface KeepPolicy {
   remove: boolean;
   count: number | null;

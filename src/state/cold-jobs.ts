@@ -315,6 +315,21 @@ export class ColdJobs {
     }
   }
 
+  /** Push order (the seq) of cold row c, read without making its job. */
+  seqOf(c: number): number {
+    return this.rowChunk(c).seqs[c & rowMask] as number;
+  }
+
+  /** createdAt of cold row c, read without making its job. */
+  createdAtOf(c: number): number {
+    return this.rowChunk(c).createdAts[c & rowMask] as number;
+  }
+
+  /** Priority of cold row c, read without making its job. */
+  priorityOf(c: number): number {
+    return this.rowChunk(c).priorities[c & rowMask] as number;
+  }
+
   /** The fields of row c, for a snapshot writer that would rather not make the job. */
   row(c: number): ColdRow {
     const kind = this.kinds[this.rowChunk(c).kindOf[c & rowMask] as number] as Kind;

@@ -19,4 +19,4 @@ export {
   type QueueState,
   type State,
 } from './state.js';
-export { waitEntries, waitIterate } from './waitlist.js';
+export { waitEntries, waitIterate, waitOldest } from './waitlist.js';

@@ -14,7 +14,8 @@
 //
 // An entry of the back queue may be a number instead of a job: a row of the state's ColdJobs (a
 // waiting job restored from a snapshot and not touched since, cold-jobs.ts), whose stamp the row
-// keeps. waitIterate makes such rows into jobs as it reaches them; waitEntries leaves them be.
+// keeps. waitIterate makes such rows into jobs as it reaches them; waitEntries leaves them be, and
+// waitOldest reads the rows it passes over from their columns, making only those it returns.
 //
 // Removal from the middle (cancel, expiry, priority change) is lazy: every insertion stamps the job
 // (`job.waitStamp`) and stores the stamp beside the entry; an entry whose stamp no longer matches
@@ -260,5 +261,60 @@ export function* waitEntries(list: WaitList): Generator<Job | number, void, void
       const e = backEntry(back, i);
       if (stampNow(list, e) === backStamp(back, i)) yield typeof e === 'number' ? ((list.cold as ColdJobs).made(e) ?? e) : e;
     }
+  }
+}
+
+/** Up to `count` live waiting jobs that `takes(createdAt, priority)` accepts, the first pushed
+ *  (lowest seq) first. Cold rows are read from their columns and only the ones returned are made
+ *  into jobs, so a small `count` over a restored queue of a million jobs makes a handful. A
+ *  max-heap on seq holds the best `count` so far: O(n log count), nothing else kept. */
+export function waitOldest(list: WaitList, count: number, takes: (createdAt: number, priority: number) => boolean): Job[] {
+  const seqs: number[] = [];
+  const entries: (Job | number)[] = [];
+  if (count <= 0) return [];
+  const cold = list.cold as ColdJobs;
+  for (const e of waitEntries(list)) {
+    const isRow = typeof e === 'number';
+    if (!takes(isRow ? cold.createdAtOf(e) : e.createdAt, isRow ? cold.priorityOf(e) : e.priority)) continue;
+    const seq = isRow ? cold.seqOf(e) : e.seq;
+    if (seqs.length < count) heapAdd(seqs, entries, seq, e);
+    else if (seq < (seqs[0] as number)) heapReplaceTop(seqs, entries, seq, e);
+  }
+  const order = seqs.map((_, i) => i).sort((a, b) => (seqs[a] as number) - (seqs[b] as number));
+  return order.map((i) => jobOf(list, entries[i] as Job | number));
+}
+
+function heapSwap(seqs: number[], entries: (Job | number)[], i: number, j: number): void {
+  const seq = seqs[i] as number;
+  seqs[i] = seqs[j] as number;
+  seqs[j] = seq;
+  const e = entries[i] as Job | number;
+  entries[i] = entries[j] as Job | number;
+  entries[j] = e;
+}
+
+function heapAdd(seqs: number[], entries: (Job | number)[], seq: number, e: Job | number): void {
+  let i = seqs.push(seq) - 1;
+  entries.push(e);
+  while (i > 0) {
+    const parent = (i - 1) >> 1;
+    if ((seqs[parent] as number) >= seq) break;
+    heapSwap(seqs, entries, i, parent);
+    i = parent;
+  }
+}
+
+function heapReplaceTop(seqs: number[], entries: (Job | number)[], seq: number, e: Job | number): void {
+  seqs[0] = seq;
+  entries[0] = e;
+  for (let i = 0; ; ) {
+    const left = 2 * i + 1;
+    const right = left + 1;
+    let largest = i;
+    if (left < seqs.length && (seqs[left] as number) > (seqs[largest] as number)) largest = left;
+    if (right < seqs.length && (seqs[right] as number) > (seqs[largest] as number)) largest = right;
+    if (largest === i) return;
+    heapSwap(seqs, entries, i, largest);
+    i = largest;
   }
 }

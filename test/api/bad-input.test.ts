@@ -54,7 +54,7 @@ t.test('each-bad-request-is-rejected-with-a-named-error-and-appends-nothing', as
     { name: 'obliterate-with-an-active-job', method: 'POST', path: '/queues/q/obliterate', status: 409, error: 'Queue has 1 active job: obliterate with {"force": true} to remove them too' },
     // 4,096 characters by Ajv's default count (code points), 8,192 UTF-16 units: the broker kept half.
     { name: 'fail-error-astral-over-limit', method: 'POST', path: `/jobs/${id}/fail`, body: { error: '\u{1F600}'.repeat(4096) }, status: 400, error: 'error must be at most 4096 characters' },
-    { name: 'clean-unknown-state', method: 'POST', path: '/queues/q/clean', body: { grace: 0, state: 'active' }, status: 400, error: 'state must be one of: completed, failed, waiting, delayed' },
+    { name: 'clean-unknown-state', method: 'POST', path: '/queues/q/clean', body: { grace: 0, state: 'finished' }, status: 400, error: 'state must be one of: completed, failed, waiting, delayed, wait, paused, prioritized, active' },
     { name: 'clean-negative-grace', method: 'POST', path: '/queues/q/clean', body: { grace: -1 }, status: 400, error: 'grace must be >= 0' },
     { name: 'worker-missing-endpoint', method: 'POST', path: '/workers', body: { queue: 'q' }, status: 400, error: 'endpoint is required' },
     { name: 'worker-missing-queue', method: 'POST', path: '/workers', body: { endpoint: { url: 'http://x', method: 'POST' } }, status: 400, error: 'queue is required' },

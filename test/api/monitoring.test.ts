@@ -120,7 +120,11 @@ t.test('openapi-document-lists-every-route', async (t) => {
     t.ok(doc.paths[path], path);
   }
   const clean = doc.paths['/queues/{queue}/clean'].post.requestBody.content['application/json'].schema;
-  t.same(clean.properties.state.enum, ['completed', 'failed', 'waiting', 'delayed'], 'clean documents exactly the states it takes');
+  t.same(
+    clean.properties.state.enum,
+    ['completed', 'failed', 'waiting', 'delayed', 'wait', 'paused', 'prioritized', 'active'],
+    'clean documents exactly the states it takes',
+  );
 });
 
 t.test('long-poll-pull-is-aborted-when-the-client-disconnects', async (t) => {

@@ -144,7 +144,7 @@ t.test('a-broker-on-a-snapshot-with-cold-rows-decides-and-ends-as-one-on-the-rep
       else if (roll < 0.68) answer = await broker.cancel(id, ctx);
       else if (roll < 0.76) answer = await broker.changePriority(id, priority, ctx);
       else if (roll < 0.8) answer = broker.counts(queue);
-      else if (roll < 0.83) answer = await broker.clean(queue, { grace: 0, state: 'waiting', limit: 5 }, ctx);
+      else if (roll < 0.83) answer = await broker.clean(queue, { grace: 0, state: which < 0.5 ? 'waiting' : 'prioritized', limit: 5 }, ctx);
       else if (roll < 0.85) answer = await broker.promote(id, ctx);
       else answer = await broker.push(queue, { data: { i }, jobId: `new-${i}`, priority, lifo: which < 0.3 }, ctx);
       answers.push(told(answer));

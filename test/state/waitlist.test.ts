@@ -6,7 +6,7 @@ import t, { type Test } from 'tap';
 import { JobState } from '../../src/record/types.js';
 import { Job, NO_IDS } from '../../src/state/state.js';
 import { PayloadArena } from '../../src/state/payloads.js';
-import { createWaitList, headEntry, waitInsert, waitIterate, waitRemove, type WaitList } from '../../src/state/waitlist.js';
+import { createWaitList, headEntry, waitInsert, waitIterate, waitOldest, waitRemove, type WaitList } from '../../src/state/waitlist.js';
 import { mulberry32 } from '../fixtures/random.js';
 
 const payloads = new PayloadArena();
@@ -99,4 +99,25 @@ t.test('pulling a deep queue front to back leaves no dead entry to walk past', a
   t.equal(bucket?.back.jobs.length, 1, 'chunks the head has left are dropped');
   t.equal(bucket?.back.jobs[0]?.filter((j) => j !== undefined).length, 1_000, 'consumed entries hold no job');
   t.equal(waitIterate(list).next().value, jobs[9_000]);
+});
+
+t.test('waitOldest takes the first pushed that it accepts, across priorities, fronts and removals', async (t) => {
+  const random = mulberry32(12);
+  const list = createWaitList();
+  const live: Job[] = [];
+  for (let n = 0; n < 3_000; n++) {
+    // Seqs out of insertion order too (a requeued job keeps its seq, a priority change re-inserts).
+    const j = job(random() < 0.1 ? 100_000 - n : n, Math.floor(random() * 4));
+    waitInsert(list, j, random() < 0.2);
+    live.push(j);
+    if (random() < 0.3) {
+      const gone = live.splice(Math.floor(random() * live.length), 1)[0] as Job;
+      waitRemove(list, gone);
+    }
+  }
+  const takes = (_createdAt: number, priority: number): boolean => priority !== 2;
+  const model = live.filter((j) => takes(j.createdAt, j.priority)).sort((a, b) => a.seq - b.seq);
+  for (const count of [0, 1, 7, 500, Infinity]) {
+    t.same(waitOldest(list, count, takes).map((j) => j.id), model.slice(0, count).map((j) => j.id), `count ${count}`);
+  }
 });

@@ -1,6 +1,13 @@
 // Registration lifecycle (replace, delete) and the worker settings the broker applies
 // (removeOnComplete / removeOnFail retention, maxStalledCount).
 import t from 'tap';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { digestOf } from '../../src/broker/digest.js';
+import { writeStateSnapshot } from '../../src/snapshot/store.js';
+import { createState } from '../../src/state/index.js';
+import { replayLog } from '../fixtures/broker.js';
 import { sleep, startEndpoint, text, until } from './endpoint.js';
 import { startStack, startStackWithEndpoint } from './harness.js';
 
@@ -107,4 +114,45 @@ t.test('worker-maxStalledCount-decides-when-a-stalled-job-fails', async (t) => {
     t.equal(s.broker.jobState(id), stall <= 2 ? 'waiting' : 'failed', `state after stall ${stall}`);
   }
   t.match(s.job(id).failedReason, /stalled more than allowable limit/);
+});
+
+t.test('a-job-removeOnComplete-false-is-kept-whatever-the-worker-retention-across-a-snapshot-restart', async (t) => {
+  // BullMQ: a job's own removeOnComplete/removeOnFail, when given, wins over the worker's, and
+  // `false` means keep. Unset (absent) is what leaves the job to the worker's retention.
+  const ep = await startEndpoint((call, res) => text(res, (call.body as { job: { data: { fail?: boolean } } }).job.data.fail === true ? 500 : 200, 'done'));
+  const dir = await mkdtemp(join(tmpdir(), 'tapeq-keep-false-'));
+  let s = await startStack({ dir });
+  t.teardown(async () => {
+    await s.close();
+    await ep.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+  // Waiting when the snapshot is taken (a cold row after the restart), its policy on the row's options.
+  const restored = await s.push('q', { data: {}, removeOnComplete: false });
+  await writeStateSnapshot(join(dir, 'snapshots'), s.broker.state);
+  await s.close();
+  s = await startStack({ dir });
+
+  await s.registerWorker({ queue: 'q', endpoint: { url: ep.url, method: 'POST' }, opts: { removeOnComplete: { count: 1 }, removeOnFail: { count: 1 } } });
+  await until('restored job completed', () => s.broker.jobState(restored) === 'completed');
+  const kept = [restored];
+  kept.push(await s.push('q', { data: {}, removeOnComplete: false }));
+  kept.push(await s.push('q', { name: 'bull', data: {}, opts: { removeOnComplete: false } }));
+  kept.push(await s.push('q', { data: { fail: true }, maxAttempts: 1, removeOnFail: false }));
+  kept.push(await s.push('q', { name: 'bull', data: { fail: true }, opts: { attempts: 1, removeOnFail: false } }));
+  await until('all finished or removed', () => kept.every((id) => ['completed', 'failed', null].includes(s.broker.jobState(id))));
+  await sleep(20);
+  t.same(s.broker.counts('q'), { ...s.broker.counts('q'), completed: 3, failed: 2 }, 'the worker count of 1 removed none of them');
+  for (const id of kept) {
+    const got = await s.request('GET', `/jobs/${id}`);
+    t.match(got.json.job, { removeOnComplete: false, removeOnFail: false }, `GET /jobs/${id} still shows false`);
+  }
+
+  // A job that sets nothing is the worker's to trim: the queue goes down to the worker's count.
+  const plain = await s.push('q', { data: {} });
+  await until('plain job trimmed the completed jobs', () => s.broker.counts('q').completed === 1);
+  t.equal(s.broker.jobState(plain), 'completed', 'the newest is the one kept');
+
+  const live = digestOf(s.broker.state);
+  t.equal(digestOf(await replayLog(s.log, 0, createState())), live, 'full replay == snapshot + tail == live');
 });

@@ -12,6 +12,7 @@
 //   POST /queues/:q/dlq/purge          → {ok, purged}
 
 import type { FastifyInstance } from 'fastify';
+import { cleanStates } from '../../broker/validate.js';
 import { emptyBodyAsObject } from '../body.js';
 import { ctxOf } from '../context.js';
 import { sendOutcome } from '../errors.js';
@@ -25,8 +26,18 @@ const cleanBody = {
   additionalProperties: false,
   required: ['grace'],
   properties: {
-    grace: { type: 'integer', minimum: 0, description: 'Only jobs finished at least this many ms ago' },
-    state: { type: 'string', enum: ['completed', 'failed', 'waiting', 'delayed'], description: 'Which jobs (default completed)' },
+    grace: {
+      type: 'integer',
+      minimum: 0,
+      description: 'Only jobs finished (completed, failed), started (active) or created (the others) at least this many ms ago',
+    },
+    state: {
+      type: 'string',
+      enum: cleanStates,
+      description:
+        'Which jobs (default completed). BullMQ names: wait = waiting (prioritized jobs included), paused = the waiting jobs of a paused queue, ' +
+        'prioritized = waiting jobs with a priority, active = active jobs whose lock ran out (a job whose lock is held is never taken)',
+    },
     limit: { type: 'integer', minimum: 0, description: 'Most jobs to remove (0 = no limit)' },
   },
 } as const;
@@ -92,7 +103,7 @@ export function queueRoutes(app: FastifyInstance, { broker }: RouteDeps): void {
     {
       preValidation: emptyBodyAsObject,
       schema: {
-        summary: 'Remove finished jobs older than grace',
+        summary: 'Remove the jobs of one state older than grace, oldest first',
         tags,
         params: queueParams,
         body: cleanBody,
