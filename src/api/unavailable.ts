@@ -8,10 +8,14 @@
 // (`{"error":"Service Unavailable","statusCode":503,…}`, no CORS header), which breaks SPEC
 // section 4's envelope. So buildServer turns that answer off (`return503OnClosing: false`) and
 // `answerUnavailableWhileClosing` hands the server's requests to this responder as soon as
-// closing begins. Requests already dispatched run to the end; WebSocket upgrades are not
-// requests and are closed by the real-time plugin.
+// closing begins. Requests already dispatched run to the end. A WebSocket upgrade is not a
+// 'request' event but an 'upgrade' one: it gets the same answer (the WebSocket server is closed
+// by then; routed on, an upgrade sent behind a request still running on its connection found the
+// socket taken, was never answered, and held the connection, and so the shutdown, open).
 
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { type IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 
 export type RequestListener = (req: IncomingMessage, res: ServerResponse) => void;
@@ -43,6 +47,26 @@ export function answerUnavailableWhileClosing(app: FastifyInstance, corsAllowOri
   app.addHook('preClose', (done) => {
     app.server.removeAllListeners('request');
     app.server.on('request', responder);
+    app.server.removeAllListeners('upgrade');
+    app.server.on('upgrade', (req: IncomingMessage, socket: Duplex) => answerUpgrade(responder, req, socket as Socket));
     done();
   });
+}
+
+/** Answers an upgrade request as a request, then closes its connection. Node hands an upgrade
+ *  over as soon as it is parsed, also while an earlier request's response on the same connection
+ *  is still to be written (pipelined): the answer waits for that response to finish. */
+function answerUpgrade(responder: RequestListener, req: IncomingMessage, socket: Socket): void {
+  socket.on('error', () => socket.destroy());
+  const answer = (): void => {
+    if (socket.destroyed) return;
+    const res = new ServerResponse(req);
+    res.assignSocket(socket);
+    res.once('finish', () => socket.end());
+    responder(req, res);
+  };
+  // Node's own field for the response that has the socket (http.ServerResponse#assignSocket).
+  const busy = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
+  if (busy !== null && busy !== undefined && !busy.writableFinished) busy.once('finish', () => setImmediate(answer));
+  else answer();
 }

@@ -5,8 +5,10 @@
 import { connect, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import t from 'tap';
+import { realtimePlugin } from '../../src/api/realtime/index.js';
 import { startBroker } from '../fixtures/broker.js';
 import type { BrokerApi } from '../../src/broker/types.js';
+import { loadConfig } from '../../src/config.js';
 import { startServer, type TestServer } from '../fixtures/server.js';
 
 /** Everything the server writes on `socket` until it closes it. */
@@ -34,7 +36,7 @@ function secondResponse(text: string): { head: string; body: string } | null {
  * starts closing; then each push's body is finished and `GET <path>` sent behind it. Returns the
  * push's answers and each path's.
  */
-async function requestsDuringShutdown(s: TestServer<BrokerApi>, paths: string[]) {
+async function requestsDuringShutdown(s: TestServer<BrokerApi>, paths: string[], headers = '') {
   const { port } = new URL(s.url);
   const sockets = await Promise.all(
     paths.map(async () => {
@@ -48,7 +50,7 @@ async function requestsDuringShutdown(s: TestServer<BrokerApi>, paths: string[])
   await sleep(50);
   const closed = s.close();
   await sleep(50);
-  paths.forEach((path, i) => sockets[i]?.socket.write(`:1}GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`));
+  paths.forEach((path, i) => sockets[i]?.socket.write(`:1}GET ${path} HTTP/1.1\r\nHost: x\r\n${headers}\r\n`));
   const texts = await Promise.all(sockets.map((x) => x.received));
   await closed;
   return { pushes: texts.map((text) => text.split('\r\n')[0]), answers: texts.map(secondResponse) };
@@ -78,4 +80,20 @@ t.test('during-shutdown-ready-is-503-not-ready-and-liveness-is-ok', async (t) =>
     answers.map((a) => `${a?.head.split('\r\n')[0]} ${a?.body}`),
     ['HTTP/1.1 503 Service Unavailable {"ok":false,"ready":false}', 'HTTP/1.1 200 OK OK', 'HTTP/1.1 200 OK OK'],
   );
+});
+
+t.test('a-websocket-upgrade-during-shutdown-gets-503-in-the-envelope-with-cors', async (t) => {
+  const fx = await startBroker();
+  t.teardown(() => fx.cleanup());
+  const config = { corsAllowOrigin: 'https://app.example' };
+  const s = await startServer({ broker: fx.broker, config, realtime: realtimePlugin({ broker: fx.broker, log: fx.log, config: { ...loadConfig({}), ...config } }) });
+  const upgrade = 'Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n';
+  // Sent behind a push still running on its connection: the upgrade waits for the push's answer.
+  const { pushes, answers } = await requestsDuringShutdown(s, ['/ws'], upgrade);
+  t.same(pushes, ['HTTP/1.1 200 OK'], 'the push before it is answered first');
+  const ws = answers[0];
+  t.match(ws?.head, /^HTTP\/1\.1 503 /);
+  t.match(ws?.head, /\r\naccess-control-allow-origin: https:\/\/app\.example\r\n/i);
+  t.match(ws?.head, /\r\ncontent-type: application\/json\r\n/i);
+  t.same(JSON.parse(ws?.body ?? ''), { ok: false, error: 'Service unavailable: shutting down' });
 });
