@@ -163,10 +163,14 @@ export async function logcatCommand(argv: string[]): Promise<number> {
       for (const r of batch) if (matches(r, filter)) await writeLine(JSON.stringify(recordToJson(r)), stop.signal);
     }
     const last = log.segments().at(-1);
-    await log.close();
     // Timestamps never go back in the log (the broker stamps max(clock, last)): once a record is
-    // past --until, so is everything after it.
-    const pastUntil = last !== undefined && last.lastTimestamp !== null && last.lastTimestamp > filter.until;
+    // past --until, so is everything after it. (The newest stamp: the last segment may be empty.)
+    const newest = log
+      .segments()
+      .map((s) => s.lastTimestamp)
+      .reduce<number | null>((max, ts) => (ts !== null && (max === null || ts > max) ? ts : max), null);
+    const pastUntil = newest !== null && newest > filter.until;
+    await log.close();
     if (!follow || stop.signal.aborted || last === undefined || end >= filter.to || pastUntil) return 0;
     const lost = await followAndPrint(dir, { baseOffset: last.baseOffset, position: last.bytes, nextOffset: last.nextOffset }, filter, stop.signal);
     return lost ? 1 : 0;
