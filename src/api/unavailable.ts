@@ -1,8 +1,8 @@
 // The answer of a server that is up but not serving the API: the startup probe while the log is
 // replayed, and the HTTP server while it drains for shutdown. Liveness probes say OK (the process
-// is alive), /ready says `{ok: false, ready: false}`, every other request gets 503 with the
-// standard error envelope and the CORS header, and every connection is closed after its answer so
-// that a client reconnects, elsewhere or later.
+// is alive), /ready says `{ok: false, ready: false}`, a CORS preflight gets the API's 204, every
+// other request gets 503 with the standard error envelope and the CORS header, and every
+// connection is closed after its answer so that a client reconnects, elsewhere or later.
 //
 // Draining: fastify's own answer to a request that arrives while it closes is its error object
 // (`{"error":"Service Unavailable","statusCode":503,…}`, no CORS header), which breaks SPEC
@@ -17,11 +17,19 @@ import { type IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
+import { PREFLIGHT_HEADERS } from './cors.js';
 
 export type RequestListener = (req: IncomingMessage, res: ServerResponse) => void;
 
 export function unavailableResponder(corsAllowOrigin: string, error: string): RequestListener {
   return (req, res) => {
+    if (req.method === 'OPTIONS') {
+      // A browser's preflight gets the API's answer, so that the request after it reaches this
+      // responder and the page sees the 503 envelope, not a CORS failure.
+      res.writeHead(204, { ...PREFLIGHT_HEADERS, 'Access-Control-Allow-Origin': corsAllowOrigin, Connection: 'close' });
+      res.end();
+      return;
+    }
     const path = (req.url ?? '/').split('?')[0];
     const live = path === '/healthz' || path === '/live';
     const body = live ? 'OK' : JSON.stringify(path === '/ready' ? { ok: false, ready: false } : { ok: false, error });

@@ -33,8 +33,8 @@ function secondResponse(text: string): { head: string; body: string } | null {
 
 /**
  * One connection per path, each busy with a push whose body is still arriving; then the server
- * starts closing; then each push's body is finished and `GET <path>` sent behind it. Returns the
- * push's answers and each path's.
+ * starts closing; then each push's body is finished and `GET <path>` (or `<METHOD> <path>`) sent
+ * behind it. Returns the push's answers and each path's.
  */
 async function requestsDuringShutdown(s: TestServer<BrokerApi>, paths: string[], headers = '') {
   const { port } = new URL(s.url);
@@ -50,7 +50,7 @@ async function requestsDuringShutdown(s: TestServer<BrokerApi>, paths: string[],
   await sleep(50);
   const closed = s.close();
   await sleep(50);
-  paths.forEach((path, i) => sockets[i]?.socket.write(`:1}GET ${path} HTTP/1.1\r\nHost: x\r\n${headers}\r\n`));
+  paths.forEach((path, i) => sockets[i]?.socket.write(`:1}${path.includes(' ') ? path : `GET ${path}`} HTTP/1.1\r\nHost: x\r\n${headers}\r\n`));
   const texts = await Promise.all(sockets.map((x) => x.received));
   await closed;
   return { pushes: texts.map((text) => text.split('\r\n')[0]), answers: texts.map(secondResponse) };
@@ -80,6 +80,19 @@ t.test('during-shutdown-ready-is-503-not-ready-and-liveness-is-ok', async (t) =>
     answers.map((a) => `${a?.head.split('\r\n')[0]} ${a?.body}`),
     ['HTTP/1.1 503 Service Unavailable {"ok":false,"ready":false}', 'HTTP/1.1 200 OK OK', 'HTTP/1.1 200 OK OK'],
   );
+});
+
+t.test('a-cors-preflight-during-shutdown-gets-the-apis-204-so-the-browser-sees-the-503', async (t) => {
+  const fx = await startBroker();
+  t.teardown(() => fx.cleanup());
+  const s = await startServer({ broker: fx.broker, config: { corsAllowOrigin: 'https://app.example' } });
+  const { answers } = await requestsDuringShutdown(s, ['OPTIONS /queues/q/jobs']);
+  const preflight = answers[0];
+  t.match(preflight?.head, /^HTTP\/1\.1 204 /);
+  t.match(preflight?.head, /\r\naccess-control-allow-origin: https:\/\/app\.example\r\n/i);
+  t.match(preflight?.head, /\r\naccess-control-allow-methods: GET, POST, PUT, DELETE, OPTIONS\r\n/i);
+  t.match(preflight?.head, /\r\naccess-control-allow-headers: Content-Type, Authorization\r\n/i);
+  t.match(preflight?.head, /\r\naccess-control-max-age: 86400\r\n/i);
 });
 
 t.test('a-websocket-upgrade-during-shutdown-gets-503-in-the-envelope-with-cors', async (t) => {
