@@ -16,7 +16,7 @@ import {
   type RecordDraft,
 } from '../record/types.js';
 import { RemoveReason } from '../record/types.js';
-import { sortBySeq, uniqueHolder, type Job, type State } from '../state/index.js';
+import { scheduleHolder, sortBySeq, uniqueHolder, type Job, type State } from '../state/index.js';
 import type { IdGenerator } from './ids.js';
 import { firstRepeatRunAt, nextRepeatRunAt } from './schedule.js';
 import type { PushInput } from './validate.js';
@@ -49,6 +49,8 @@ export interface PushRefusal {
  *  answering with the other queue's job would drop this push's data without a word. */
 export function pushRefusal(d: Decide, queue: string, input: PushInput): PushRefusal | null {
   if (input.jobId !== null) {
+    // A live schedule of this queue answers for its key (planPush), wherever the id is now.
+    if (input.repeat !== null && scheduleHolder(d.state, queue, input.jobId) !== undefined) return null;
     const existing = d.state.jobs.get(input.jobId);
     if (existing !== undefined && existing.queue !== queue) {
       const error = `jobId ${JSON.stringify(input.jobId)} already names a job of queue ${JSON.stringify(existing.queue)}`;
@@ -64,13 +66,21 @@ export function pushRefusal(d: Decide, queue: string, input: PushInput): PushRef
 export function planPush(d: Decide, queue: string, input: PushInput): PushPlan {
   const refused = pushRefusal(d, queue, input);
   if (refused !== null) return refused;
+  let idTaken = false;
   if (input.jobId !== null) {
     // The same custom id again: no second job, and the attempt is on record (a `duplicated`
-    // event, as BullMQ emits for a known jobId), as a uniqueKey duplicate is.
-    const existing = d.state.jobs.get(input.jobId);
+    // event, as BullMQ emits for a known jobId), as a uniqueKey duplicate is. For a repeating
+    // push the id names a schedule: while it has a live instance, that instance answers (the
+    // newest: its pending next run), whatever became of the first one and whatever repeat
+    // options this push brings.
+    const live = input.repeat === null ? undefined : scheduleHolder(d.state, queue, input.jobId);
+    const existing = live ?? d.state.jobs.get(input.jobId);
     if (existing !== undefined) {
-      const body: RecordBody = { type: 'duplicated', queue, jobId: existing.id, uniqueKey: '' };
-      return { kind: 'duplicated', id: existing.id, drafts: [draft(d, body)] };
+      idTaken = live === undefined && input.repeat !== null && existing.repeat?.key === input.jobId;
+      if (!idTaken) {
+        const body: RecordBody = { type: 'duplicated', queue, jobId: existing.id, uniqueKey: '' };
+        return { kind: 'duplicated', id: existing.id, drafts: [draft(d, body)] };
+      }
     }
   }
   if (input.uniqueKey !== '') {
@@ -82,7 +92,9 @@ export function planPush(d: Decide, queue: string, input: PushInput): PushPlan {
   }
   // pushRefusal has checked that a repeat has a first run.
   const runAt = input.repeat === null ? d.now + input.delay : (firstRepeatRunAt(input.repeat, d.now, input.delay) as number);
-  const id = input.jobId ?? d.ids.next();
+  // A schedule that ended (its limit reached, its instances cancelled) starts afresh; its first
+  // instance keeps the id it had while retention keeps that job, so this one takes a new id.
+  const id = input.jobId !== null && !idTaken ? input.jobId : d.ids.next();
   const spec: JobSpec = {
     id,
     queue,
@@ -96,14 +108,14 @@ export function planPush(d: Decide, queue: string, input: PushInput): PushPlan {
     ttl: input.ttl,
     timeout: input.timeout,
     uniqueKey: input.uniqueKey,
-    customId: input.jobId !== null,
+    customId: id === input.jobId,
     tags: input.tags,
     groupId: input.groupId,
     lifo: input.lifo,
     removeOnComplete: input.removeOnComplete,
     removeOnFail: input.removeOnFail,
     dependsOn: input.dependsOn,
-    repeat: input.repeat,
+    repeat: input.repeat === null ? null : { ...input.repeat, key: input.jobId ?? id },
     maxStalled: null,
   };
   return { kind: 'new', id, drafts: [pushedDraft(d, spec)] };
@@ -211,7 +223,7 @@ function retentionVictims(d: Decide, job: Job, policy: KeepPolicy): Job[] {
 }
 
 /** The next instance of a repeating job, pushed when this instance is first pulled (as BullMQ
- *  adds it when the current one starts): once per instance, so that a retry of the instance
+ *  adds it when the current one starts), with the schedule's key: once per instance, so that a retry of the instance
  *  (from the DLQ, after a stall, after a failed attempt) never schedules it a second time.
  *  Null when the job does not repeat or its limit is reached. */
 export function nextRepeatDraft(d: Decide, job: Job): RecordDraft | null {

@@ -57,7 +57,8 @@ export interface JobView {
   uniqueKey: string | null;
   groupId: string | null;
   dependsOn: readonly string[];
-  repeat: { every?: number; pattern?: string; limit?: number; count: number } | null;
+  /** `key`: the schedule every instance belongs to (absent for schedules from older logs). */
+  repeat: { every?: number; pattern?: string; limit?: number; count: number; key?: string } | null;
   result: unknown;
   failedReason: string | null;
   stalledCount: number;

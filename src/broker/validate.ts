@@ -164,7 +164,7 @@ function fixedBackoff(field: string, v: number): { backoff: number; backoffType:
 function repeatOf(field: string, v: unknown): Repeat | null {
   if (v === null) return null;
   if (!isObject(v)) fail(`${field} must be an object`);
-  const repeat: Repeat = { every: null, pattern: '', limit: null, immediately: false, count: 0, tz: '' };
+  const repeat: Repeat = { every: null, pattern: '', limit: null, immediately: false, count: 0, tz: '', key: '' };
   for (const [key, value] of Object.entries(v)) {
     if (key === 'every') repeat.every = int(`${field}.every`, value, 1, durationMsMax);
     else if (key === 'pattern') repeat.pattern = text(`${field}.pattern`, value, cronPatternLengthMax);

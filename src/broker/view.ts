@@ -56,6 +56,7 @@ export function jobView(job: Job): JobView {
             ...(repeat.every !== null ? { every: repeat.every } : { pattern: repeat.pattern }),
             ...(repeat.limit !== null ? { limit: repeat.limit } : {}),
             count: repeat.count,
+            ...(repeat.key !== '' ? { key: repeat.key } : {}),
           },
     result: parse(job.result),
     failedReason: job.error,

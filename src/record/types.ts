@@ -81,6 +81,8 @@ export interface Repeat {
   immediately: boolean;
   count: number;
   tz: string;
+  /** The schedule's identity (proto Repeat.key): '' only for schedules from older logs. */
+  key: string;
 }
 
 export interface JobSpec {

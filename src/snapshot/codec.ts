@@ -1,12 +1,15 @@
 // Avro codec for snapshot payloads: StateImage ⇄ bytes (file format 1), and the head and job
-// blocks of file format 2 (format-v2.ts, schema-v2.json). The only module that imports avsc.
+// blocks of file format 2 (format-v2.ts; schema-v3.json, schema-v2.json still read). The only
+// module that imports avsc.
 //
-// Versioning. Every payload schema ever written is kept as `schema-v<N>.json` and registered in
-// `schemas` below; the file header (format.ts) stores which N wrote the payload. Decoding reads
-// with the writer's own schema and then runs the chain of `upgrade` functions N→N+1→…→current,
-// so adding v2 is: add `schema-v2.json`, register it with the v1→v2 upgrade on the v1 entry,
-// bump `schemaVersionCurrent`. Old snapshots stay readable forever; encoding always uses the
-// current schema.
+// Versioning. Every payload schema ever written is kept as `schema-v<N>.json` and registered
+// below; the file header (format.ts) stores which N wrote the payload. Decoding reads with the
+// writer's own schema and then runs the chain of `upgrade` functions from N through each newer
+// registered version to the current one. Old snapshots stay readable forever; encoding always
+// uses the current schema. The numbers are shared by both file formats: 1 was format 1's
+// StateImage, 2 format 2's head and rows, 3 both of them with Repeat.key (`image` for format 1,
+// `head` and `jobs` for format 2); files of 1 and 2 load with every key "" (a schedule from a log
+// older than keys, which is what replaying that log gives too).
 //
 // Numbers. Integers use Avro `long` (zig-zag varint). avsc's built-in long maps to JS numbers and
 // is exact for every integer in ±(2^53 − 2); a value it cannot represent exactly (a fraction,
@@ -29,11 +32,12 @@ import type { JobOptions, JobRun } from '../state/index.js';
 import type { PayloadArena } from '../state/payloads.js';
 import schemaV1 from './schema-v1.json' with { type: 'json' };
 import schemaV2 from './schema-v2.json' with { type: 'json' };
+import schemaV3 from './schema-v3.json' with { type: 'json' };
 
 /** One payload schema ever written, and how its decoded images become the next version's. */
 export interface SchemaVersion {
   schema: unknown;
-  /** Absent (null) only for the current version. */
+  /** To the next newer registered version; absent (null) only for the current version. */
   upgrade: ((image: unknown) => unknown) | null;
 }
 
@@ -127,9 +131,11 @@ export function createImageCodec(versions: ReadonlyMap<number, SchemaVersion>, c
     if (entry === undefined) throw new SnapshotCodecError(`snapshot schema version ${v} is unknown (this build reads ${known})`);
     return entry;
   };
-  for (let v = Math.min(...types.keys()); v < current; v++) {
-    if (entryOf(v).upgrade === null) throw new Error(`schema v${v} lacks an upgrade to v${v + 1}`);
+  const chain = [...types.keys()].filter((v) => v <= current).sort((a, b) => a - b);
+  for (const v of chain) {
+    if (v < current && entryOf(v).upgrade === null) throw new Error(`schema v${v} lacks an upgrade to the next version`);
   }
+  entryOf(current);
   const writer = entryOf(current).type;
 
   return {
@@ -153,13 +159,36 @@ export function createImageCodec(versions: ReadonlyMap<number, SchemaVersion>, c
         if (err instanceof SnapshotCodecError) throw err;
         throw new SnapshotCodecError(`payload does not decode with schema v${schemaVersion}: ${String(err)}`, { cause: err });
       }
-      for (let v = schemaVersion; v < current; v++) image = (entryOf(v).upgrade as (i: unknown) => unknown)(image);
+      for (const v of chain) if (v >= schemaVersion && v < current) image = (entryOf(v).upgrade as (i: unknown) => unknown)(image);
       return image as StateImage;
     },
   };
 }
 
-const codec = createImageCodec(new Map([[1, { schema: schemaV1, upgrade: null }]]), 1);
+interface RepeatHolder {
+  repeat: { key?: string } | null;
+}
+
+/** A repeat decoded from a file older than Repeat.key: the key of a schedule from an older log. */
+function keyRepeat(holder: RepeatHolder | null): void {
+  if (holder !== null && holder.repeat !== null && holder.repeat.key === undefined) holder.repeat.key = '';
+}
+
+/** Schema 1 → 3: Repeat.key, and StateImage.version 2. */
+function upgradeImageV1(image: unknown): unknown {
+  const v1 = image as { version: number; jobs: RepeatHolder[] };
+  for (const job of v1.jobs) keyRepeat(job);
+  v1.version = 2;
+  return v1;
+}
+
+const codec = createImageCodec(
+  new Map([
+    [1, { schema: schemaV1, upgrade: upgradeImageV1 }],
+    [3, { schema: schemaV3.image, upgrade: null }],
+  ]),
+  3,
+);
 
 /** Schema version written by this build. */
 export const schemaVersionCurrent = codec.schemaVersion;
@@ -228,17 +257,22 @@ const bytesIntoArena: FieldReader = {
   },
 };
 
-const headType = compile(schemaV2.head);
-const rowsType = compile(schemaV2.jobs);
-const rowsIntoType = compile(
-  schemaV2.jobs,
-  new Map([
-    ['id', bytesIntoArena],
-    ['data', bytesIntoArena],
-  ]),
-);
-/** Schema version of file format 2's head and job rows (schema-v2.json). */
-export const rowsSchemaVersion = 2;
+const arenaReaders = new Map([
+  ['id', bytesIntoArena],
+  ['data', bytesIntoArena],
+]);
+/** The head did not change from schema 2 to 3. */
+const headType = compile(schemaV3.head);
+const rowsType = compile(schemaV3.jobs);
+/** The JobRow types with the arena readers, for the rows that are not plain, by schema version. */
+const rowIntoTypes = new Map<number, avro.Type>([
+  [2, (compile(schemaV2.jobs, arenaReaders) as unknown as { itemsType: avro.Type }).itemsType],
+  [3, (compile(schemaV3.jobs, arenaReaders) as unknown as { itemsType: avro.Type }).itemsType],
+]);
+/** Schema version file format 2 writes its head and job rows with (schema-v3.json). */
+export const rowsSchemaVersion = 3;
+/** Schema versions of file format 2 this build reads. */
+export const rowsSchemaVersionsRead: readonly number[] = [2, 3];
 
 function encodeWith(type: avro.Type, value: unknown, what: string): Buffer {
   try {
@@ -285,7 +319,14 @@ export type StoredJobRow = Omit<JobRow, 'id' | 'data'> & { id: string | number; 
  * that does not decode throws SnapshotCodecError, possibly after `each` saw its first rows (a
  * restore then drops the whole state).
  */
-export function decodeRowsInto(bytes: Buffer, payloads: PayloadArena, each: (row: StoredJobRow) => void): void {
+export function decodeRowsInto(
+  bytes: Buffer,
+  payloads: PayloadArena,
+  each: (row: StoredJobRow) => void,
+  schemaVersion: number = rowsSchemaVersion,
+): void {
+  const rowType = rowIntoTypes.get(schemaVersion);
+  if (rowType === undefined) throw new SnapshotCodecError(`job block of schema version ${schemaVersion} (this build reads ${rowsSchemaVersionsRead.join(', ')})`);
   // The reader's cursor is module state: `each` must not decode another block meanwhile.
   if (payloadTarget !== null) throw new Error('decodeRowsInto: called again from its own callback');
   payloadTarget = payloads;
@@ -297,7 +338,7 @@ export function decodeRowsInto(bytes: Buffer, payloads: PayloadArena, each: (row
     }
   };
   try {
-    readRows(bytes, payloads, passOn);
+    readRows(bytes, payloads, rowType, schemaVersion < 3, passOn);
   } catch (err) {
     // What `each` threw is its own error, not a decoding one.
     if (err instanceof CallbackError) throw err.cause;
@@ -316,9 +357,9 @@ class CallbackError extends Error {
   }
 }
 
-// The hand-written reader of plain rows. Avro's binary encoding of a JobRow (schema-v2.json) is
-// its fields in order: id and data as strings (a zig-zag varint length, then UTF-8 bytes), queue
-// and state as ints and the rest of the numbers as longs (zig-zag varints), name as a union index
+// The hand-written reader of plain rows (schema versions 2 and 3 differ only inside `options`,
+// which a plain row does not have). Avro's binary encoding of a JobRow is its fields in order:
+// id and data as strings (a zig-zag varint length, then UTF-8 bytes), queue and state as ints and the rest of the numbers as longs (zig-zag varints), name as a union index
 // (0 null, 1 string) and the string, pendingDeps as array blocks (a count, 0 ending the array),
 // options and run as union indexes (0 null). The block itself is an array of rows: counts, each
 // negative one followed by a byte size, until a count of 0. avsc decoded a row into a fresh object
@@ -448,10 +489,8 @@ function readPlainRow(payloads: PayloadArena): boolean {
   return true;
 }
 
-/** The JobRow type with the arena readers, for the rows that are not plain. */
-const rowIntoType = (rowsIntoType as unknown as { itemsType: avro.Type }).itemsType;
-
-function readRows(bytes: Buffer, payloads: PayloadArena, each: (row: StoredJobRow) => void): void {
+/** `rowType` decodes the rows that are not plain; `keyless`: they predate Repeat.key. */
+function readRows(bytes: Buffer, payloads: PayloadArena, rowType: avro.Type, keyless: boolean, each: (row: StoredJobRow) => void): void {
   source = bytes;
   at = 0;
   for (;;) {
@@ -467,9 +506,10 @@ function readRows(bytes: Buffer, payloads: PayloadArena, each: (row: StoredJobRo
         each(plainRow);
         continue;
       }
-      const { value, offset } = rowIntoType.decode(bytes, start);
+      const { value, offset } = rowType.decode(bytes, start);
       if (offset < 0) throw new Error('truncated buffer');
       at = offset;
+      if (keyless) keyRepeat((value as StoredJobRow).options as RepeatHolder | null);
       each(value as StoredJobRow);
     }
   }

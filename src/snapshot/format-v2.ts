@@ -5,9 +5,10 @@
 //   byte  width  field
 //   ────  ─────  ───────────────────────────────────────────────────────────────────────────
 //      0     48  header           as format 1 (format.ts) with formatVersion = 2,
-//                                 schemaVersion = 2 and payloadChecksum = xxh32 of `head`
+//                                 schemaVersion = 3 (2 before Repeat.key; still read) and
+//                                 payloadChecksum = xxh32 of `head`
 //     48      4  headBytes  H     u32 LE
-//     52      H  head             Avro SnapshotHead (schema-v2.json): offset, timestamp,
+//     52      H  head             Avro SnapshotHead (schema-v3.json): offset, timestamp,
 //                                 jobCount, queues with their container counts, workers, stats
 //      …         blocks, to the end of the file, each:
 //                  4  rowBytes B  u32 LE
@@ -49,6 +50,7 @@ import {
   encodeHead,
   encodeRows,
   rowsSchemaVersion,
+  rowsSchemaVersionsRead,
   type JobRow,
   type QueueHead,
   type StoredJobRow,
@@ -321,8 +323,9 @@ function jobOfRow(state: State, row: StoredJobRow, queue: QueueState, name: stri
 
 /** Verifies and decodes a format-2 file straight into a State, one block at a time. */
 export async function readStateFile(readAt: ReadAt, fileBytes: number, header: SnapshotHeader, signal?: AbortSignal): Promise<State> {
-  if (header.schemaVersion !== rowsSchemaVersion) {
-    throw new SnapshotCorruptError(`format 2 file with schema version ${header.schemaVersion} (this build reads ${rowsSchemaVersion})`);
+  if (!rowsSchemaVersionsRead.includes(header.schemaVersion)) {
+    const known = rowsSchemaVersionsRead.join(', ');
+    throw new SnapshotCorruptError(`format 2 file with schema version ${header.schemaVersion} (this build reads ${known})`);
   }
   const parts = sections(readAt, fileBytes, header.payloadChecksum);
   const first = await parts.next();
@@ -366,7 +369,7 @@ export async function readStateFile(readAt: ReadAt, fileBytes: number, header: S
   try {
     for await (const block of parts) {
       signal?.throwIfAborted();
-      decodeRowsInto(block, payloads, restore);
+      decodeRowsInto(block, payloads, restore, header.schemaVersion);
     }
   } finally {
     // Chunks set aside for rows that turned out smaller (results, logs, names) go back.

@@ -16,8 +16,8 @@
 //   hot[c]       the Job, once made (its waitStamp is the row's stamp)
 //
 // Only the plainest waiting jobs are rows (restorable()): never pulled, no pending dependencies,
-// data and an ASCII id the arena holds, no ttl (no timer to arm) and no unique key (no index to
-// join). Everything else is an ordinary Job from the start. Rows come from a snapshot being
+// data and an ASCII id the arena holds, no ttl (no timer to arm), no unique key and no repeat
+// (no index to join). Everything else is an ordinary Job from the start. Rows come from a snapshot being
 // restored and, during a replay at start (`takesPushes`), from the pushes the fold applies.
 //
 // When a row is made into its Job, the job index swaps the row's number for the Job
@@ -128,7 +128,7 @@ export class ColdJobs {
 
   /** Whether a waiting job with these options may be a row (see the header). */
   static restorable(options: JobOptions | null): boolean {
-    return options === null || (options.ttl === null && options.uniqueKey === '');
+    return options === null || (options.ttl === null && options.uniqueKey === '' && options.repeat === null);
   }
 
   /**

@@ -15,7 +15,7 @@ import {
   type WorkerImage,
 } from './image.js';
 import {
-  claimKey,
+  claimKeys,
   createState,
   isLive,
   Job,
@@ -203,7 +203,7 @@ export function restoreJob(state: State, job: Job): void {
       placeRest(state, job);
       return;
   }
-  if (isLive(job.state)) claimKey(state, job);
+  if (isLive(job.state)) claimKeys(state, job);
 }
 
 function lookup(state: State, id: string, expected: JobState): Job {
@@ -242,7 +242,7 @@ function placeRest(state: State, job: Job): void {
     default:
       throw new Error(`importState: job ${job.id} in state ${job.state}`);
   }
-  if (isLive(job.state)) claimKey(state, job);
+  if (isLive(job.state)) claimKeys(state, job);
 }
 
 /** The counters are the same fields in the live state and the image; each gets its own copy. */

@@ -62,4 +62,5 @@ export interface StateImage {
   stats: StatsImage;
 }
 
-export const stateImageVersion = 1;
+/** 2: Repeat.key (snapshot schema 3). */
+export const stateImageVersion = 2;

@@ -12,6 +12,8 @@ export {
   jobCount,
   NO_IDS,
   queueFor,
+  scheduleHolder,
+  scheduleIndex,
   sortBySeq,
   uniqueHolder,
   type JobOptions,

@@ -5,14 +5,17 @@
 // - a job is in `waiting` (a WaitList) iff state is WAITING, so waiting counts are exact;
 // - `uniqueKeys` maps "queue\nkey" to the live (not completed/failed) holder with the lowest seq;
 //   keys with several live holders (only possible through retry) are listed in `uniqueShared`;
-// - `dependents` maps a dependency id to the WAITING_CHILDREN jobs still waiting on it.
+// - `dependents` maps a dependency id to the WAITING_CHILDREN jobs still waiting on it;
+// - `schedules` maps "queue\nkey" of a repeat schedule (Repeat.key) to its live instances,
+//   oldest seq first: a schedule is live while it has one (usually the pending next run, and
+//   the instance running now).
 // Anything whose iteration order could leak into later behaviour is either explicit in the image
 // (waiting, completed, failed) or sorted by seq where it is used.
 //
 // Plain data and functions, no I/O, no clock: only the fold (apply.ts) mutates it.
 
 import { jobNameDefault } from '../constants.js';
-import { JobState, type JobSpec } from '../record/types.js';
+import { JobState, type JobSpec, type Repeat } from '../record/types.js';
 import { ColdJobs } from './cold-jobs.js';
 import { JobTable } from './job-table.js';
 import { PayloadArena } from './payloads.js';
@@ -69,6 +72,7 @@ export interface State {
   uniqueKeys: Map<string, Job>;
   uniqueShared: Map<string, Job[]>;
   dependents: Map<string, Set<Job>>;
+  schedules: Map<string, Job[]>;
   /** Push worker registrations by queue, JSON text. */
   workers: Map<string, string>;
   stats: StatsState;
@@ -87,6 +91,7 @@ export function createState(): State {
     uniqueKeys: new Map(),
     uniqueShared: new Map(),
     dependents: new Map(),
+    schedules: new Map(),
     workers: new Map(),
     stats: {
       totalPushed: 0,
@@ -195,14 +200,14 @@ export function moveJob(state: State, job: Job, next: JobState, atFront: boolean
   leave(queue, job);
   enter(queue, job, next, atFront);
   const nowLive = isLive(next);
-  if (wasLive && !nowLive) releaseKey(state, job);
-  if (!wasLive && nowLive) claimKey(state, job);
+  if (wasLive && !nowLive) releaseKeys(state, job);
+  if (!wasLive && nowLive) claimKeys(state, job);
 }
 
 /** Takes a job out of every container and index (it is being removed). */
 export function dropJob(state: State, job: Job): void {
   const queue = queueFor(state, job.queue);
-  if (isLive(job.state)) releaseKey(state, job);
+  if (isLive(job.state)) releaseKeys(state, job);
   leave(queue, job);
   job.state = JobState.UNSPECIFIED;
   state.jobs.delete(job.id);
@@ -221,7 +226,18 @@ function bySeq(a: Job, b: Job): number {
   return a.seq - b.seq;
 }
 
-export function claimKey(state: State, job: Job): void {
+/** A job became live: it joins the indexes of live jobs (unique keys, repeat schedules). */
+export function claimKeys(state: State, job: Job): void {
+  claimKey(state, job);
+  if (job.options !== null && job.options.repeat !== null) claimSchedule(state, job);
+}
+
+function releaseKeys(state: State, job: Job): void {
+  releaseKey(state, job);
+  if (job.options !== null && job.options.repeat !== null) releaseSchedule(state, job);
+}
+
+function claimKey(state: State, job: Job): void {
   if (job.uniqueKey === '') return;
   const key = keyOf(job.queue, job.uniqueKey);
   const holder = state.uniqueKeys.get(key);
@@ -236,7 +252,7 @@ export function claimKey(state: State, job: Job): void {
   state.uniqueKeys.set(key, shared[0] as Job);
 }
 
-export function releaseKey(state: State, job: Job): void {
+function releaseKey(state: State, job: Job): void {
   if (job.uniqueKey === '') return;
   const key = keyOf(job.queue, job.uniqueKey);
   const shared = state.uniqueShared.get(key);
@@ -248,6 +264,45 @@ export function releaseKey(state: State, job: Job): void {
   state.uniqueKeys.set(key, rest[0] as Job);
   if (rest.length <= 1) state.uniqueShared.delete(key);
   else state.uniqueShared.set(key, rest);
+}
+
+function claimSchedule(state: State, job: Job): void {
+  const key = (job.repeat as Repeat).key;
+  if (key === '') return;
+  const full = keyOf(job.queue, key);
+  const live = state.schedules.get(full);
+  if (live === undefined) {
+    state.schedules.set(full, [job]);
+    return;
+  }
+  live.push(job);
+  // A retried instance (from the DLQ) may be older than the ones pushed since.
+  if (live.length > 1 && (live[live.length - 2] as Job).seq > job.seq) live.sort(bySeq);
+}
+
+function releaseSchedule(state: State, job: Job): void {
+  const key = (job.repeat as Repeat).key;
+  if (key === '') return;
+  const full = keyOf(job.queue, key);
+  const live = state.schedules.get(full);
+  if (live === undefined) return;
+  const at = live.indexOf(job);
+  if (at >= 0) live.splice(at, 1);
+  if (live.length === 0) state.schedules.delete(full);
+}
+
+/** The newest live instance of the repeat schedule `key` of `queue` (its pending next run, when
+ *  it has one), or undefined once the schedule has ended. */
+export function scheduleHolder(state: State, queue: string, key: string): Job | undefined {
+  const live = state.schedules.get(keyOf(queue, key));
+  return live === undefined ? undefined : live[live.length - 1];
+}
+
+/** The live instances of every schedule, by key, in a canonical order (for the state digest). */
+export function scheduleIndex(state: State): Array<{ key: string; ids: string[] }> {
+  return [...state.schedules.entries()]
+    .map(([key, live]) => ({ key, ids: live.map((job) => job.id) }))
+    .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
 }
 
 /** The live job holding `uniqueKey` in `queue`, if any. */

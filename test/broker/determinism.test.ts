@@ -1,12 +1,14 @@
 // A seeded random workload over every command kind, with a simulated clock and timers run by
 // hand, on a real Log. Proves SPEC 2.4: live state == full replay == snapshot image + tail replay,
-// at several cut points. Replay a failure with SEED=<n>.
+// at several cut points (the digest covers the repeat schedule index too). Replay a failure with SEED=<n>.
 
+import { join } from 'node:path';
 import t from 'tap';
 import { digestOf } from '../../src/broker/digest.js';
 import type { Broker } from '../../src/broker/broker.js';
 import type { Ctx, WorkerConfig } from '../../src/broker/types.js';
 import { JobState } from '../../src/record/types.js';
+import { loadNewestState, writeStateSnapshot } from '../../src/snapshot/store.js';
 import { createState, exportState, importState } from '../../src/state/index.js';
 import type { StateImage } from '../../src/state/image.js';
 import { manualClock, replayLog, startBroker } from '../fixtures/broker.js';
@@ -49,7 +51,11 @@ t.test('live-replay-and-snapshot-digests-agree', async (t) => {
     if (chance(0.1)) opts['uniqueKey'] = `u${int(8)}`;
     if (chance(0.08)) opts['jobId'] = `custom-${int(40)}`;
     if (chance(0.1)) opts['dependsOn'] = [anyJobId(), anyJobId()].filter((id, i, a) => a.indexOf(id) === i);
-    if (chance(0.04)) opts['repeat'] = chance(0.5) ? { every: 3_000 + int(5_000), limit: 1 + int(4) } : { pattern: '*/10 * * * * *', limit: 2 };
+    if (chance(0.04)) {
+      opts['repeat'] = chance(0.5) ? { every: 3_000 + int(5_000), limit: 1 + int(4) } : { pattern: '*/10 * * * * *', limit: 2 };
+      // A few schedule keys, pushed again and again: live schedules answer, ended ones restart.
+      if (chance(0.6)) opts['jobId'] = `sched-${int(4)}`;
+    }
     if (chance(0.15)) opts['ttl'] = 1_000 + int(30_000);
     if (chance(0.15)) opts['timeout'] = 1_000 + int(8_000);
     if (chance(0.2)) opts['removeOnComplete'] = pick([true, 3, { count: 5, age: 10 }]);
@@ -118,9 +124,11 @@ t.test('live-replay-and-snapshot-digests-agree', async (t) => {
     }
   };
 
+  let schedulesSeen = 0;
   for (let i = 1; i <= commandCount; i++) {
     clock.advance(chance(0.01) ? 20_000 + int(60_000) : int(300));
     runOne();
+    schedulesSeen = Math.max(schedulesSeen, b.state.schedules.size);
     if (chance(0.2)) b.runDueTimers();
     if (cutAt.has(i)) {
       const image = exportState(b.state);
@@ -149,7 +157,14 @@ t.test('live-replay-and-snapshot-digests-agree', async (t) => {
   for (const cut of cuts) {
     const restored = await replayLog(f.log, cut.at, importState(cut.image));
     t.equal(digestOf(restored), live, `snapshot at offset ${cut.at} + tail == live`);
+    // The same cut through a snapshot file as the server writes it (format 2).
+    const dir = join(f.dir, `snapshots-${cut.at}`);
+    await writeStateSnapshot(dir, importState(cut.image));
+    const loaded = await loadNewestState(dir, (line) => t.fail(line));
+    if (loaded === null) throw new Error('snapshot not loaded');
+    t.equal(digestOf(await replayLog(f.log, cut.at, loaded.state)), live, `snapshot file at offset ${cut.at} + tail == live`);
   }
   const counts = { jobs: b.state.jobs.size, records: f.log.nextOffset, ...b.stats(clock.now()) };
   t.ok(counts.totalPulled > 100 && counts.totalCompleted > 50 && counts.totalStalled > 0, `workload exercised: ${JSON.stringify(counts)}`);
+  t.ok(schedulesSeen > 1, `repeat schedules exercised: up to ${schedulesSeen} live at once`);
 });

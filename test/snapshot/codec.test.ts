@@ -12,6 +12,8 @@ import {
 import { PayloadArena } from '../../src/state/payloads.js';
 import { JobState } from '../../src/record/types.js';
 import schemaV1 from '../../src/snapshot/schema-v1.json' with { type: 'json' };
+import schemaV2 from '../../src/snapshot/schema-v2.json' with { type: 'json' };
+import schemaV3 from '../../src/snapshot/schema-v3.json' with { type: 'json' };
 import { emptyImage, fullImage } from './images.js';
 import { mulberry32 } from '../fixtures/random.js';
 
@@ -42,7 +44,8 @@ t.test('unknown-or-newer-schema-version-is-refused', async (t) => {
 
 t.test('old-schema-version-stays-readable', async (t) => {
   // Play an older writer: "v0" had no per-job `logs`; its upgrade adds an empty list.
-  const v0 = JSON.parse(JSON.stringify(schemaV1)) as {
+  const current = schemaV3.image;
+  const v0 = JSON.parse(JSON.stringify(current)) as {
     namespace: string;
     fields: Array<{ name: string; type: { items: { fields: Array<{ name: string }> } } }>;
   };
@@ -59,7 +62,7 @@ t.test('old-schema-version-stays-readable', async (t) => {
   const reader = createImageCodec(
     new Map([
       [0, { schema: v0, upgrade }],
-      [1, { schema: schemaV1, upgrade: null }],
+      [1, { schema: current, upgrade: null }],
     ]),
     1,
   );
@@ -68,7 +71,7 @@ t.test('old-schema-version-stays-readable', async (t) => {
   const oldPayload = oldWriter.encodeImage(image);
   t.strictSame(reader.decodeImage(oldPayload, 0), image, 'v0 payload read through the v0→v1 upgrade');
   t.strictSame(reader.decodeImage(reader.encodeImage(image), 1), image, 'current version still reads');
-  t.throws(() => createImageCodec(new Map([[0, { schema: v0, upgrade: null }], [1, { schema: schemaV1, upgrade: null }]]), 1), {
+  t.throws(() => createImageCodec(new Map([[0, { schema: v0, upgrade: null }], [1, { schema: current, upgrade: null }]]), 1), {
     message: /lacks an upgrade/,
   });
 });
@@ -89,6 +92,24 @@ t.test('a job block whose data length is unreadable fails to decode and leaves t
   t.equal(arena.read(at), '{"still":"fine"}');
   t.equal(arena.read(before), '{"before":1}');
 });
+
+const jobOptionsDefault = {
+  maxAttempts: 3,
+  backoff: 1_000,
+  backoffType: 0,
+  ttl: null,
+  timeout: null,
+  uniqueKey: '',
+  customId: false,
+  tags: [],
+  groupId: '',
+  lifo: false,
+  removeOnComplete: null,
+  removeOnFail: null,
+  dependsOn: [],
+  repeat: null,
+  maxStalled: null,
+};
 
 const rowTemplate: JobRow = {
   id: '',
@@ -199,4 +220,29 @@ t.test('a cut or bit-flipped job block decodes, or fails, exactly as it does wit
     if (ours !== JSON.stringify(outcome(() => decodeRows(damaged)))) differ.push(`damage ${i} at ${pos}`);
   }
   t.same(differ.slice(0, 5), [], 'no difference');
+});
+
+t.test('schema-1-images-and-schema-2-job-blocks-load-with-keyless-repeats', async (t) => {
+  // What builds before Repeat.key wrote: the same values without the key.
+  const image = fullImage();
+  const withoutKeys = JSON.parse(JSON.stringify(image)) as typeof image;
+  for (const job of withoutKeys.jobs) if (job.repeat !== null) delete (job.repeat as { key?: string }).key;
+  const v1Writer = createImageCodec(new Map([[1, { schema: schemaV1, upgrade: null }]]), 1);
+  const upgraded = decodeImage(v1Writer.encodeImage({ ...withoutKeys, version: 1 }), 1);
+  t.equal(upgraded.version, 2, 'the image takes the current layout version');
+  t.same(
+    upgraded.jobs.map((j) => j.repeat?.key),
+    image.jobs.map((j) => (j.repeat === null ? undefined : '')),
+    'every repeat has the key of a schedule from an older log',
+  );
+
+  // A schema-2 job block: its `jobs` array, written by a codec over that schema.
+  const v2Writer = createImageCodec(new Map([[2, { schema: schemaV2.jobs, upgrade: null }]]), 2);
+  const repeat = { every: 1_000, pattern: '', limit: null, immediately: false, count: 2, tz: '' };
+  const options = { ...jobOptionsDefault, maxAttempts: 1, repeat };
+  const v2Block = v2Writer.encodeImage([{ ...rowTemplate, id: 'r', data: '{}', options }] as never);
+  const keys: unknown[] = [];
+  decodeRowsInto(v2Block, new PayloadArena(), (r) => keys.push(r.options?.repeat?.key), 2);
+  t.same(keys, [''], 'a schema-2 row of a repeating job reads with key ""');
+  t.throws(() => decodeRowsInto(v2Block, new PayloadArena(), () => undefined, 1), { code: 'SNAPSHOT_CODEC', message: /schema version 1/ });
 });

@@ -32,7 +32,7 @@ export function fullJob(id: string, overrides: Partial<JobImage> = {}): JobImage
     removeOnFail: { remove: true, count: null, ageMs: null },
     dependsOn: ['dep-1', 'dep-2'],
     pendingDeps: ['dep-2'],
-    repeat: { every: 10_000, pattern: '*/5 * * * *', limit: 12, immediately: true, count: 3, tz: 'Europe/Paris' },
+    repeat: { every: 10_000, pattern: '*/5 * * * *', limit: 12, immediately: true, count: 3, tz: 'Europe/Paris', key: 'nightly-report' },
     maxStalled: 2,
     state: 3,
     progress: 42.5,
@@ -51,7 +51,7 @@ export function fullJob(id: string, overrides: Partial<JobImage> = {}): JobImage
 
 export function fullImage(offset = 2 ** 33 + 7): StateImage {
   return {
-    version: 1,
+    version: 2,
     offset,
     timestamp: t0 + 123,
     jobs: [
@@ -63,7 +63,7 @@ export function fullImage(offset = 2 ** 33 + 7): StateImage {
         timeout: 2 ** 45,
         removeOnComplete: null,
         removeOnFail: null,
-        repeat: { every: null, pattern: '0 0 * * *', limit: null, immediately: false, count: 0, tz: '' },
+        repeat: { every: null, pattern: '0 0 * * *', limit: null, immediately: false, count: 0, tz: '', key: '' },
         maxStalled: null,
         state: 4,
         progress: 100,
@@ -102,7 +102,7 @@ export function fullImage(offset = 2 ** 33 + 7): StateImage {
 
 export function emptyImage(offset = 0, timestamp = 0): StateImage {
   return {
-    version: 1,
+    version: 2,
     offset,
     timestamp,
     jobs: [],
