@@ -1,10 +1,13 @@
 // Prometheus text exposition (format 0.0.4) for GET /prometheus, with seed 004's metric names
 // under config.metricsPrefix (default "bunqueue", drop-in for existing dashboards):
 //   <p>_jobs_{pushed,pulled,completed,failed}_total   counters from the broker's statistics
-//   <p>_queue_jobs_{waiting,active,delayed,dlq}{queue} gauges per queue
+//   <p>_queue_jobs_{waiting,active,delayed,dlq}{queue} gauges per queue (seed 004), and
+//   <p>_queue_jobs_{paused,waiting_children}{queue}    the queue's other unfinished jobs
 //   <p>_{push,pull,ack}_duration_ms                   histograms measured by the HTTP routes
 // The histograms are per server instance and cover HTTP calls only (WebSocket commands are not
 // timed here). Pull latency includes the long-poll wait.
+// The per-queue gauges are GET /queues/:q/counts: a paused queue's waiting jobs are `paused`, not
+// `waiting`, so without that gauge they showed nowhere, while /health counts them as waiting.
 
 import type { BrokerApi } from '../broker/types.js';
 
@@ -99,6 +102,8 @@ export function renderPrometheus(prefix: string, broker: BrokerApi, latency: Lat
     ['active', 'Jobs active per queue', (c) => c.active],
     ['delayed', 'Jobs delayed per queue', (c) => c.delayed],
     ['dlq', 'Jobs in the dead-letter queue per queue', (c) => c.failed],
+    ['paused', 'Waiting jobs of a paused queue per queue', (c) => c.paused],
+    ['waiting_children', 'Jobs waiting for the jobs they depend on per queue', (c) => c['waiting-children']],
   ];
   for (const [state, help, pick] of gauges) {
     const name = `${prefix}_queue_jobs_${state}`;

@@ -1,0 +1,55 @@
+// The numbers of the monitoring endpoints, read from a real server process over its socket and
+// checked against each other and against GET /queues/:q/counts.
+
+import t from 'tap';
+import { startTapeq, tempDataDir } from '../fixtures/process.js';
+
+/** Sample values of `name` by queue label, from Prometheus text. */
+function gauge(text: string, name: string): Map<string, number> {
+  const values = new Map<string, number>();
+  const pattern = new RegExp(`^${name}\\{queue="([^"]*)"\\} (\\S+)$`, 'gm');
+  for (const match of text.matchAll(pattern)) values.set(match[1] as string, Number(match[2]));
+  return values;
+}
+
+function total(values: Map<string, number>): number {
+  let sum = 0;
+  for (const value of values.values()) sum += value;
+  return sum;
+}
+
+t.test('prometheus-queue-gauges-show-paused-and-dependent-jobs-and-add-up-to-health', async (t) => {
+  const data = await tempDataDir();
+  t.teardown(data.remove);
+  const tapeq = await startTapeq(data.dir);
+  t.teardown(() => tapeq.kill('SIGKILL'));
+  const post = async (path: string, body: unknown): Promise<{ id?: string }> => {
+    const res = await fetch(tapeq.url + path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    t.equal(res.status, 200, path);
+    return (await res.json()) as { id?: string };
+  };
+  await post('/queues/running/jobs', { data: 1 });
+  for (let i = 0; i < 3; i++) await post('/queues/held/jobs', { data: i });
+  await post('/queues/held/pause', {});
+  const parent = await post('/queues/deps/jobs', { data: 'parent' });
+  await post('/queues/deps/jobs', { data: 'child', dependsOn: [parent.id] });
+
+  const text = await (await fetch(`${tapeq.url}/prometheus`)).text();
+  const health = (await (await fetch(`${tapeq.url}/health`)).json()) as { queues: { waiting: number } };
+  const waiting = gauge(text, 'bunqueue_queue_jobs_waiting');
+  const paused = gauge(text, 'bunqueue_queue_jobs_paused');
+  const children = gauge(text, 'bunqueue_queue_jobs_waiting_children');
+  t.match(text, /# TYPE bunqueue_queue_jobs_paused gauge\n/);
+  t.match(text, /# TYPE bunqueue_queue_jobs_waiting_children gauge\n/);
+  t.equal(paused.get('held'), 3, 'the paused queue waiting jobs are in a gauge');
+  t.equal(children.get('deps'), 1, 'the job waiting for its dependency is in a gauge');
+  t.equal(total(waiting) + total(paused), health.queues.waiting, '/health waiting = waiting + paused gauges');
+  for (const queue of ['running', 'held', 'deps']) {
+    const { counts } = (await (await fetch(`${tapeq.url}/queues/${queue}/counts`)).json()) as { counts: Record<string, number> };
+    t.same(
+      [waiting.get(queue), paused.get(queue), children.get(queue)],
+      [counts.waiting, counts.paused, counts['waiting-children']],
+      `${queue}: gauges = counts`,
+    );
+  }
+});
