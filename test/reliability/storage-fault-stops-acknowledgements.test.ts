@@ -127,6 +127,8 @@ t.test('a failed fdatasync refuses every request it covers and everything after'
     const ready = await http(broker.url, 'GET', '/ready');
     t.equal(ready.status, 503, '/ready answers 503 after the fault');
     t.same(ready.json, { ok: false, ready: false });
+    const health = await http(broker.url, 'GET', '/health');
+    t.match(health.json, { ok: true, status: 'unhealthy' }, '/health no longer says healthy');
     const later = await push(broker.url, 'later', rng.seed);
     refused.push('later');
     t.ok(later.status >= 500 && isEnvelope(later.json), `a later push is refused too (${later.status} ${later.text})`);

@@ -1,5 +1,5 @@
 // Monitoring endpoints, seed 004 shapes:
-//   GET /health       {ok, status: 'healthy', uptime (s), version, queues, connections, memory (MB)}   no auth
+//   GET /health       {ok, status: 'healthy'|'unhealthy', uptime (s), version, queues, connections, memory (MB)}   no auth
 //   GET /healthz|live text/plain "OK"                                                             no auth
 //   GET /ready        200 {ok: true, ready: true} | 503 {ok: false, ready: false}                  no auth
 //   GET /stats        {ok, stats, memory, collections}
@@ -45,7 +45,7 @@ export function monitoringRoutes(app: FastifyInstance, { broker, config, latency
         tags,
         response: {
           200: okWith({
-            status: { type: 'string' },
+            status: { type: 'string', enum: ['healthy', 'unhealthy'], description: "'unhealthy' whenever /ready answers 503 (a storage fault, draining)" },
             uptime: { type: 'integer' },
             version: { type: 'string' },
             queues: numbers('waiting', 'active', 'delayed', 'completed', 'dlq'),
@@ -60,7 +60,9 @@ export function monitoringRoutes(app: FastifyInstance, { broker, config, latency
       const { heapUsed, heapTotal, rss } = memoryMb();
       return {
         ok: true,
-        status: 'healthy',
+        // Not ready (a storage fault, or draining for shutdown): /ready answers 503, and this
+        // must not say otherwise.
+        status: broker.ready ? 'healthy' : 'unhealthy',
         uptime: uptimeSeconds(),
         version,
         queues: { waiting: s.queued, active: s.processing, delayed: s.delayed, completed: s.completed, dlq: s.dlq },
