@@ -1,5 +1,5 @@
 import t, { type Test } from 'tap';
-import { mkdtemp, open, readdir, readFile, rm, stat, truncate, writeFile, type FileHandle } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, readdir, readFile, rm, stat, truncate, writeFile, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { snapshotHeaderBytes } from '../../src/snapshot/format.js';
@@ -275,4 +275,13 @@ t.test('a-snapshot-written-through-short-writes-is-whole', async (t) => {
   const loaded = await loadNewestState(dir, () => {});
   t.equal(loaded?.file, file, 'the file verifies');
   t.strictSame(exportState(loaded?.state ?? createState()), exportState(state));
+});
+
+t.test('a-failed-snapshot-write-leaves-no-tmp-file', async (t) => {
+  const dir = await tempDir(t);
+  const state = mixedState();
+  // The rename cannot replace a non-empty directory: the write fails after the .tmp is complete.
+  await mkdir(join(dir, snapshotFileName(state.offset), 'occupied'), { recursive: true });
+  await t.rejects(writeStateSnapshot(dir, state));
+  t.strictSame((await readdir(dir)).filter((name) => name.endsWith('.tmp')), [], 'its bytes do not stay on the disk');
 });
