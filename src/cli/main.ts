@@ -155,6 +155,11 @@ function systemErrorLine(error: unknown): string | null {
     ENOTDIR: 'not a directory',
     EEXIST: 'exists and is not a directory',
     EROFS: 'read-only file system',
+    ENOSPC: 'no space left on device',
+    EPERM: 'operation not permitted',
+    ENAMETOOLONG: 'name too long',
+    // A recursive mkdir reports a directory it cannot create on a read-only file system so.
+    ENOENT: 'cannot be created (no such directory, or on a read-only file system)',
   };
   if (code === undefined || known[code] === undefined) return null;
   if (syscall === 'listen' || syscall === 'getaddrinfo') return `cannot listen on ${address ?? (error as { hostname?: string }).hostname ?? '?'}${port === undefined ? '' : `:${port}`}: ${known[code]} (${code})`;

@@ -26,6 +26,7 @@ import { LogError } from '../log/errors.js';
 import { readFully } from '../log/frame-cursor.js';
 import { frameHeaderBytes, readU32 } from '../log/framing.js';
 import { syncDir } from '../log/segment.js';
+import { writeAll } from '../log/write-all.js';
 import { encodeSegmentHeader, newLogId, segmentHeaderBytes } from '../log/segment-header.js';
 import { writeStateSnapshot } from '../snapshot/store.js';
 import type { State } from '../state/index.js';
@@ -79,12 +80,12 @@ async function copySegment(sourceDir: string, targetDir: string, plan: SegmentPl
     const end = await frameBoundary(source, plan.nextOffset - plan.baseOffset);
     const target = await open(join(targetDir, plan.file), 'wx', 0o644);
     try {
-      await target.write(encodeSegmentHeader(logId, plan.baseOffset), 0, segmentHeaderBytes, 0);
+      await writeAll(target, encodeSegmentHeader(logId, plan.baseOffset), 0);
       const chunk = Buffer.alloc(recoverCopyChunkBytes);
       for (let position = segmentHeaderBytes; position < end; ) {
         const n = await readFully(source, chunk, Math.min(recoverCopyChunkBytes, end - position), position);
         if (n === 0) throw new ForkError(`${plan.file} is shorter than expected (${position} of ${end} bytes)`);
-        await target.write(chunk, 0, n, position);
+        await writeAll(target, chunk.subarray(0, n), position);
         position += n;
       }
       await target.sync();

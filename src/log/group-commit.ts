@@ -31,7 +31,7 @@
 // assigned synchronously and consecutively; a batch never straddles two segments; the directory
 // of a new segment is fsynced before any record in it is acknowledged.
 
-import { constants as fsConstants, writeSync } from 'node:fs';
+import { constants as fsConstants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { groupCommitBytesMax, groupCommitSyncWriteBytesMax, recordBytesMax, segmentPreallocBytes } from '../constants.js';
 import { encodeRecordInto, RecordWriter } from '../record/codec.js';
@@ -40,6 +40,7 @@ import { LogError, ioError } from './errors.js';
 import { frameHeaderBytes, sealFrames } from './framing.js';
 import { createSegment } from './recovery.js';
 import { syncDir, type Segment } from './segment.js';
+import { writeAll, writeAllSync } from './write-all.js';
 
 export type SyncPolicy = 'always' | 'interval';
 
@@ -464,17 +465,4 @@ async function createSegmentHooked(o: GroupCommitOptions, baseOffset: number): P
   const hook = o.hooks.syncDir;
   const dirSync = hook === undefined ? syncDir : (dir: string) => hook(dir, () => syncDir(dir));
   return createSegment(o.dir, o.logId, baseOffset, dirSync);
-}
-
-function writeAllSync(fd: number, bytes: Uint8Array, position: number): void {
-  let done = 0;
-  while (done < bytes.length) done += writeSync(fd, bytes, done, bytes.length - done, position + done);
-}
-
-async function writeAll(fh: FileHandle, bytes: Uint8Array, position: number): Promise<void> {
-  let done = 0;
-  while (done < bytes.length) {
-    const { bytesWritten } = await fh.write(bytes, done, bytes.length - done, position + done);
-    done += bytesWritten;
-  }
 }

@@ -40,6 +40,7 @@ import {
 } from './segment-header.js';
 import { scanSealedInWorker, type SealedScanResult } from './sealed-scan.js';
 import { scanSegment, validFrameAfter, zerosFrom, type ScanProblem } from './segment-scan.js';
+import { writeAll } from './write-all.js';
 
 export interface TailCut {
   segment: string;
@@ -451,7 +452,7 @@ export async function createSegment(
   const segment = new Segment(dir, baseOffset);
   const fh = await open(segment.path, fsConstants.O_RDWR | fsConstants.O_CREAT | fsConstants.O_EXCL, 0o644);
   try {
-    await fh.write(encodeSegmentHeader(logId, baseOffset), 0, segmentHeaderBytes, 0);
+    await writeAll(fh, encodeSegmentHeader(logId, baseOffset), 0);
     await fh.datasync();
   } finally {
     await fh.close();

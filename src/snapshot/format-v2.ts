@@ -27,6 +27,7 @@
 
 import type { FileHandle } from 'node:fs/promises';
 import { checksum32 } from '../log/checksum.js';
+import { writeAll } from '../log/write-all.js';
 import { expectPayloadBytes } from '../state/payloads.js';
 import { jobNameDefault } from '../constants.js';
 import { JobState } from '../record/types.js';
@@ -135,8 +136,8 @@ export async function writeStateFile(handle: FileHandle, state: State): Promise<
   let position = snapshotHeaderBytes;
   const headLength = Buffer.alloc(4);
   headLength.writeUInt32LE(head.length, 0);
-  await handle.write(headLength, 0, 4, position);
-  await handle.write(head, 0, head.length, position + 4);
+  await writeAll(handle, headLength, position);
+  await writeAll(handle, head, position + 4);
   position += 4 + head.length;
 
   let rows: JobRow[] = [];
@@ -145,7 +146,8 @@ export async function writeStateFile(handle: FileHandle, state: State): Promise<
     const frame = Buffer.alloc(blockFrameBytes);
     frame.writeUInt32LE(bytes.length, 0);
     frame.writeUInt32LE(checksum32(bytes, 0, bytes.length), 4);
-    await handle.writev([frame, bytes], position);
+    await writeAll(handle, frame, position);
+    await writeAll(handle, bytes, position + blockFrameBytes);
     position += blockFrameBytes + bytes.length;
     rows = [];
   };
@@ -163,7 +165,7 @@ export async function writeStateFile(handle: FileHandle, state: State): Promise<
     payloadBytes: position - snapshotHeaderBytes,
     payloadChecksum: checksum32(head, 0, head.length),
   });
-  await handle.write(header, 0, header.length, 0);
+  await writeAll(handle, header, 0);
 }
 
 /** Reads `length` bytes of the file at `position`. */

@@ -108,12 +108,19 @@ async function writeAtomically(
   const tmp = file + tmpSuffix;
   const handle = await open(tmp, 'w', 0o644);
   try {
-    await write(handle);
-    await handle.sync();
-  } finally {
-    await handle.close();
+    try {
+      await write(handle);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(tmp, file);
+  } catch (error) {
+    // A failed write is most often a full disk, the one the log shares: its bytes must not stay
+    // there until the next start (the log would find no room to append).
+    await rm(tmp, { force: true }).catch(() => undefined);
+    throw error;
   }
-  await rename(tmp, file);
   await fsyncDir(dir);
   await prune(dir, options.kept ?? snapshotsKept, file);
   return file;

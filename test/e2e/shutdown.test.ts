@@ -1,7 +1,9 @@
 // The real `tapeq serve` process: state survives a clean restart, SIGTERM drains (a waiting long
 // poll is answered, the process exits 0 after syncing the log), and a second signal exits at once.
 
+import { spawnSync } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
+import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { runTapeq, startTapeq, tempDataDir } from '../fixtures/process.js';
 
@@ -122,5 +124,21 @@ t.test('serve-until-on-a-dir-without-a-log-is-one-line-not-a-stack-trace', async
   const r = await runTapeq(['serve', '--until', '5'], { DATA_DIR: data.dir, HOST: '127.0.0.1', HTTP_PORT: '0' });
   t.equal(r.code, 1);
   t.match(r.stderr, /^tapeq: no log directory at /);
+  t.notMatch(r.stderr, /\n\s+at /, 'no stack trace');
+});
+
+t.test('a-data-dir-on-a-read-only-file-system-is-one-line-not-a-stack-trace', async (t) => {
+  const data = await tempDataDir();
+  t.teardown(data.remove);
+  // A read-only mount needs root; elsewhere there is no read-only path to point at.
+  const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=64k,ro', 'tmpfs', data.dir]).status === 0;
+  if (!mounted) {
+    t.pass('skipped: mounting a read-only tmpfs needs root');
+    return;
+  }
+  t.teardown(() => spawnSync('umount', [data.dir]));
+  const r = await runTapeq(['serve'], { DATA_DIR: join(data.dir, 'data'), HOST: '127.0.0.1', HTTP_PORT: '0' });
+  t.equal(r.code, 1);
+  t.match(r.stderr, `tapeq: cannot use ${join(data.dir, 'data')}: cannot be created`);
   t.notMatch(r.stderr, /\n\s+at /, 'no stack trace');
 });

@@ -1,8 +1,9 @@
 import t, { type Test } from 'tap';
-import { mkdtemp, readdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, readdir, readFile, rm, stat, truncate, writeFile, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { snapshotHeaderBytes } from '../../src/snapshot/format.js';
+import { writeStateFile } from '../../src/snapshot/format-v2.js';
 import { BackoffType, FailOutcome, JobState, type JobSpec, type RecordBody } from '../../src/record/types.js';
 import {
   listSnapshots,
@@ -249,4 +250,38 @@ t.test('an-aborted-load-stops-between-blocks-and-rejects-with-the-reason-logging
   setImmediate(() => during.abort(reason));
   await t.rejects(loading, reason, 'aborted mid-load');
   t.strictSame(lines, [], 'an abandoned load is not reported as an unusable snapshot');
+});
+
+t.test('a-snapshot-written-through-short-writes-is-whole', async (t) => {
+  // A filling disk makes write(2) write less than asked and report it, without an error.
+  const dir = await tempDir(t);
+  const state = mixedState();
+  const file = join(dir, snapshotFileName(state.offset));
+  const handle = await open(file, 'w');
+  const shortWrites = {
+    write: (buffer: Uint8Array, offset: number, length: number, position: number) =>
+      handle.write(buffer, offset, Math.min(length, 7), position),
+    writev: async (buffers: Uint8Array[], position: number) => {
+      const first = buffers[0] ?? new Uint8Array(0);
+      const { bytesWritten } = await handle.write(first, 0, Math.min(first.length, 7), position);
+      return { bytesWritten, buffers };
+    },
+  } as unknown as FileHandle;
+  try {
+    await writeStateFile(shortWrites, state);
+  } finally {
+    await handle.close();
+  }
+  const loaded = await loadNewestState(dir, () => {});
+  t.equal(loaded?.file, file, 'the file verifies');
+  t.strictSame(exportState(loaded?.state ?? createState()), exportState(state));
+});
+
+t.test('a-failed-snapshot-write-leaves-no-tmp-file', async (t) => {
+  const dir = await tempDir(t);
+  const state = mixedState();
+  // The rename cannot replace a non-empty directory: the write fails after the .tmp is complete.
+  await mkdir(join(dir, snapshotFileName(state.offset), 'occupied'), { recursive: true });
+  await t.rejects(writeStateSnapshot(dir, state));
+  t.strictSame((await readdir(dir)).filter((name) => name.endsWith('.tmp')), [], 'its bytes do not stay on the disk');
 });
