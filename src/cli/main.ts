@@ -45,10 +45,10 @@ Configuration comes from the environment (README, "Configuration"); DATA_DIR hol
   --job <id>         records touching that job, and the completions and removals of the jobs it
                      waited for (as GET /jobs/:id/history)
   --follow           keep printing records a running broker appends (Ctrl-C to stop); records
-                     retention retires before they are printed are named on stderr, and the
-                     command then ends with 1
+                     retention retires before they are printed are named on stderr and skipped,
+                     and the command, when it stops, ends with 1
 
-Read-only. ${exits}`,
+Read-only. Exit 0; 1 on a log error or records lost to retention; 2 on a usage error.`,
     load: async () => (await import('./logcat.js')).logcatCommand,
   },
   verify: {
