@@ -157,6 +157,12 @@ export const workerConnectTimeoutMs = 10_000;
 export const httpPortDefault = 6790;
 export const hostDefault = '0.0.0.0';
 export const shutdownGraceMs = 10_000;
+/** Descriptors kept out of MAX_CONNECTIONS' default for the log, readers, snapshots and push
+ *  workers: a quarter of the open-file limit, and at least this many. */
+export const descriptorsReservedMin = 64;
+/** MAX_CONNECTIONS' default where the open-file limit cannot be read (no /proc/self/limits):
+ *  three quarters of the usual 1024. */
+export const maxConnectionsFallback = 768;
 
 // ── Broker and projection ──────────────────────────────────────────────────────────────────
 /** Per-second statistics buckets kept in the projection (and its image). */
