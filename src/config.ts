@@ -3,6 +3,7 @@
 // configuration table documents the same names and defaults; a test keeps the two in step.
 
 import * as C from './constants.js';
+import { maxConnectionsDefault, openFilesSoftLimit } from './open-files-limit.js';
 
 export interface Config {
   httpPort: number;
@@ -27,6 +28,8 @@ export interface Config {
   lockMs: number;
   /** V8's --heap-growing-percent for `tapeq serve`; 0 = V8's own heuristic. */
   heapGrowingPercent: number;
+  /** Connections the HTTP server holds at once (HTTP, SSE, WebSocket); more are closed on arrival. */
+  maxConnections: number;
 }
 
 export class ConfigError extends Error {
@@ -58,6 +61,12 @@ export const ENV_VARIABLES: ReadonlyArray<{ name: string; default: string; descr
   { name: 'ARCHIVE_DIR', default: '(none)', description: 'Move expired segments here instead of deleting them' },
   { name: 'LOCK_MS', default: String(C.lockMsDefault), description: 'Lock (ms, 1–86400000) held by a pull before the job counts as stalled; a job with a longer `timeout` is locked for timeout + 2 s' },
   {
+    name: 'MAX_CONNECTIONS',
+    default: `open-file limit − max(${C.descriptorsReservedMin}, ¼ of it)`,
+    description: 'Most client connections (HTTP, SSE, WebSocket) held at once; further ones are closed as they arrive, so that a flood cannot take the descriptors the log needs. The default keeps a quarter of the soft open-file limit (`ulimit -n`, read from /proc/self/limits), at least ' +
+      `${C.descriptorsReservedMin}, for the log; ${C.maxConnectionsFallback} where that limit cannot be read`,
+  },
+  {
     name: 'HEAP_GROWING_PERCENT',
     default: String(C.heapGrowingPercentDefault),
     description: 'How far (%, 0–300) the JS heap may grow past its live size before a full GC; while the heap is small, 64 MB of growth instead (that headroom is capped at 100%); 0 = V8 decides (less GC, more RSS)',
@@ -66,7 +75,9 @@ export const ENV_VARIABLES: ReadonlyArray<{ name: string; default: string; descr
 
 type Env = Record<string, string | undefined>;
 
-export function loadConfig(env: Env = process.env): Config {
+/** `openFilesLimit` is the process's soft open-file limit (null: unknown), for MAX_CONNECTIONS'
+ *  default. */
+export function loadConfig(env: Env = process.env, openFilesLimit: number | null = openFilesSoftLimit()): Config {
   const problems: string[] = [];
   const int = (name: string, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number => {
     const raw = env[name];
@@ -132,6 +143,7 @@ export function loadConfig(env: Env = process.env): Config {
     archiveDir: env.ARCHIVE_DIR && env.ARCHIVE_DIR.length > 0 ? env.ARCHIVE_DIR : null,
     lockMs: int('LOCK_MS', C.lockMsDefault, 1, C.lockMsMax),
     heapGrowingPercent: int('HEAP_GROWING_PERCENT', C.heapGrowingPercentDefault, 0, C.heapGrowingPercentMax),
+    maxConnections: int('MAX_CONNECTIONS', maxConnectionsDefault(openFilesLimit), 1),
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return config;

@@ -33,6 +33,11 @@ export const groupCommitBytesMax = 8 * MiB;
 export const groupCommitSyncWriteBytesMax = 256 * 1024;
 /** The active segment is zero-filled this far ahead of its writes (src/log/group-commit.ts). */
 export const segmentPreallocBytes = 1 * MiB;
+/** How long a roll retries opening the next segment while descriptors or kernel memory are short
+ *  (EMFILE, ENFILE, EAGAIN) before the log fails; its pauses double from first to max. */
+export const segmentOpenRetryMsMax = 5_000;
+export const segmentOpenRetryPauseMsFirst = 10;
+export const segmentOpenRetryPauseMsMax = 1_000;
 
 // ── Requests and jobs ──────────────────────────────────────────────────────────────────────
 /** MAX_BODY_BYTES default: largest HTTP request body. */
@@ -152,6 +157,12 @@ export const workerConnectTimeoutMs = 10_000;
 export const httpPortDefault = 6790;
 export const hostDefault = '0.0.0.0';
 export const shutdownGraceMs = 10_000;
+/** Descriptors kept out of MAX_CONNECTIONS' default for the log, readers, snapshots and push
+ *  workers: a quarter of the open-file limit, and at least this many. */
+export const descriptorsReservedMin = 64;
+/** MAX_CONNECTIONS' default where the open-file limit cannot be read (no /proc/self/limits):
+ *  three quarters of the usual 1024. */
+export const maxConnectionsFallback = 768;
 
 // ── Broker and projection ──────────────────────────────────────────────────────────────────
 /** Per-second statistics buckets kept in the projection (and its image). */
@@ -188,6 +199,8 @@ export function checkConstants(): void {
     [workerTimeoutMsDefault + workerLockMarginMs <= lockMsMax, 'a pushed job lock fits lockMsMax'],
     [workerConcurrencyMax <= workerConnectionsPerOriginMax, 'one worker at full concurrency fits the pool'],
     [subscriberStallMs > 0 && subscriberCloseGraceMs > 0, 'positive subscriber cut-off times'],
+    [segmentOpenRetryMsMax < shutdownGraceMs, 'a roll retrying its next segment ends within a shutdown'],
+    [segmentOpenRetryPauseMsFirst > 0 && segmentOpenRetryPauseMsFirst <= segmentOpenRetryPauseMsMax, 'segment open pause first <= max'],
   ];
   const broken = rules.filter(([ok]) => !ok).map(([, name]) => name);
   if (broken.length > 0) throw new Error(`constants broken: ${broken.join('; ')}`);

@@ -11,6 +11,7 @@
 
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
+import { limitConnections } from './api/connection-limit.js';
 import { buildServer } from './api/server.js';
 import { realtimePlugin } from './api/realtime/index.js';
 import { Broker } from './broker/broker.js';
@@ -161,11 +162,12 @@ async function withStartupProbe(
   assemble: (track: (log: Log) => Log) => Promise<Assembled>,
   logger: (line: string) => void,
 ): Promise<Running> {
-  const probe = await listenStartupProbe(config.httpPort, config.host, config.corsAllowOrigin);
+  const probe = await listenStartupProbe(config, logger);
   let opened: Log | null = null;
   try {
     const built = await assemble((log) => (opened = log));
     await probe.close();
+    limitConnections(built.app.server, config.maxConnections, logger);
     await built.app.listen({ port: config.httpPort, host: config.host });
     const stop = built.start();
     const stopWarming = warmValidators(built.app, logger);

@@ -4,14 +4,21 @@
 // right before the real server listens on the same port.
 
 import { createServer, type Server } from 'node:http';
+import { limitConnections } from './api/connection-limit.js';
 import { unavailableResponder } from './api/unavailable.js';
+import type { Config } from './config.js';
 
 export interface StartupProbe {
   close(): Promise<void>;
 }
 
-export async function listenStartupProbe(port: number, host: string, corsAllowOrigin: string): Promise<StartupProbe> {
-  const server: Server = createServer(unavailableResponder(corsAllowOrigin, 'Service unavailable: replaying the log at startup'));
+export async function listenStartupProbe(
+  config: Pick<Config, 'httpPort' | 'host' | 'corsAllowOrigin' | 'maxConnections'>,
+  logger: (line: string) => void,
+): Promise<StartupProbe> {
+  const { httpPort: port, host } = config;
+  const server: Server = createServer(unavailableResponder(config.corsAllowOrigin, 'Service unavailable: replaying the log at startup'));
+  limitConnections(server, config.maxConnections, logger);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen({ port, host }, () => resolve());

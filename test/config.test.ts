@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import t from 'tap';
 import { ConfigError, ENV_VARIABLES, loadConfig } from '../src/config.js';
 import * as C from '../src/constants.js';
+import { openFilesSoftLimit } from '../src/open-files-limit.js';
 
 t.test('defaults-match-constants-when-env-is-empty', async (t) => {
   const config = loadConfig({});
@@ -56,4 +57,27 @@ t.test('integers-are-decimal-and-auth-tokens-set-to-nothing-are-refused', async 
   t.same(loadConfig({ AUTH_TOKENS: '' }).authTokens, [], 'empty is unset');
   t.equal(loadConfig({ LOG_SYNC: '' }).logSync, 'always', 'an empty LOG_SYNC is unset, as every other variable');
   t.equal(loadConfig({ LOG_SYNC: ' interval ' }).logSync, 'interval');
+});
+
+t.test('max-connections-defaults-to-the-open-file-limit-less-a-reserve-and-takes-a-positive-integer', async (t) => {
+  t.equal(loadConfig({}, 300).maxConnections, 225, 'a quarter of 300 kept for the log');
+  t.equal(loadConfig({}, 1024).maxConnections, 768);
+  t.equal(loadConfig({}, 100).maxConnections, 100 - C.descriptorsReservedMin, 'at least descriptorsReservedMin kept');
+  t.equal(loadConfig({}, 10).maxConnections, 1, 'never below 1');
+  t.equal(loadConfig({}, null).maxConnections, C.maxConnectionsFallback, 'a fixed default when the limit is unknown');
+  t.equal(loadConfig({ MAX_CONNECTIONS: '5000' }, 300).maxConnections, 5000, 'set, it is taken as it is');
+  for (const bad of ['0', '-1', '1.5', 'many']) {
+    t.throws(() => loadConfig({ MAX_CONNECTIONS: bad }), { message: new RegExp(`MAX_CONNECTIONS must be an integer from 1 to \\d+ \\(got "${bad}"\\)`) }, bad);
+  }
+});
+
+t.test('the-open-file-limit-is-the-soft-one-of-proc-self-limits', async (t) => {
+  const dir = t.testdir({
+    limits: 'Limit                     Soft Limit           Hard Limit           Units     \nMax processes             63704                63704                processes \nMax open files            300                  1048576              files     \n',
+    unlimited: 'Max open files            unlimited            unlimited            files     \n',
+  });
+  t.equal(openFilesSoftLimit(`${dir}/limits`), 300);
+  t.equal(openFilesSoftLimit(`${dir}/unlimited`), null);
+  t.equal(openFilesSoftLimit(`${dir}/absent`), null);
+  if (process.platform === 'linux') t.type(openFilesSoftLimit(), 'number', 'this process has one');
 });

@@ -30,15 +30,40 @@
 // dirty pages): every pending and later append rejects with the LogError. Invariants: offsets are
 // assigned synchronously and consecutively; a batch never straddles two segments; the directory
 // of a new segment is fsynced before any record in it is acknowledged.
+//
+// A roll is not all record I/O. Its records' part (cut the zeros, sync, close) fails the log as
+// above. The sealed segment's index files are derived data: a failure to write them (EMFILE
+// while clients hold every descriptor, a full disk) is logged and the roll goes on; reads use
+// the index in memory, and the next open rebuilds the files (recovery.ts). Opening the next
+// segment touches no record, and when it fails for want of descriptors or kernel memory (EMFILE,
+// ENFILE, EAGAIN) it is retried, with doubling pauses, for up to segmentOpenRetryMsMax; only then,
+// or on any other error, does the log fail. The round's records wait meanwhile, unwritten and
+// unacknowledged, and later appends queue behind them. Retrying, rather than refusing the batch
+// with a 503 and keeping the log open, is forced by the layers above: the broker has already
+// applied these records to its state and handed their offsets out, and later appends hold the
+// offsets after them, so a refused batch would leave a state, and offsets, that the log never
+// holds. A retry only delays acknowledgements; the records of the batch are still acknowledged
+// only once written and synced. createSegment removes a file it made when a later step of it
+// fails, so each try starts clean; an open of the write handle that fails leaves the created
+// (synced, empty) segment in place and only that open is tried again.
 
 import { constants as fsConstants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
-import { groupCommitBytesMax, groupCommitSyncWriteBytesMax, recordBytesMax, segmentPreallocBytes } from '../constants.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  groupCommitBytesMax,
+  groupCommitSyncWriteBytesMax,
+  recordBytesMax,
+  segmentOpenRetryPauseMsFirst,
+  segmentOpenRetryPauseMsMax,
+  segmentPreallocBytes,
+} from '../constants.js';
 import { encodeRecordInto, RecordWriter } from '../record/codec.js';
 import type { LogRecord, RecordDraft } from '../record/types.js';
 import { LogError, ioError } from './errors.js';
 import { frameHeaderBytes, sealFrames } from './framing.js';
 import { createSegment } from './recovery.js';
+import { segmentFileName } from './segment-header.js';
 import { syncDir, type Segment } from './segment.js';
 import { writeAll, writeAllSync } from './write-all.js';
 
@@ -62,6 +87,10 @@ export interface GroupCommitOptions {
   sync: SyncPolicy;
   syncIntervalMs: number;
   hooks: FsHooks;
+  /** How long a roll retries opening the next segment while descriptors are short (see above). */
+  segmentOpenRetryMs: number;
+  /** Lines for the operator: what went wrong without failing the log. */
+  logger: (line: string) => void;
   /** Called once per round with the records that just became durable, in order, and the size of
    *  each one's frame in the segment. */
   onDurable: (records: LogRecord[], frameBytes: number[], durableOffset: number) => void;
@@ -405,19 +434,46 @@ export class GroupCommit {
     ws.length = kept;
   }
 
-  /** Seals the active segment (synced, index files written) and starts the next one. */
+  /** Seals the active segment (synced, index files written if they can be) and starts the next
+   *  one. The write handle is closed first: one descriptor more for the files that follow. */
   private async roll(): Promise<void> {
     const sealed = this.active;
     const trimmed = this.allocatedTo > sealed.bytes;
     await this.trimPreallocation();
     if (trimmed || this.writtenOffset > this.syncedOffset) await this.syncActive();
-    await sealed.writeIndexFiles();
     await (sealed.writer as FileHandle).close();
     sealed.writer = null;
-    const segment = await createSegmentHooked(this.o, sealed.nextOffset);
-    segment.writer = await open(segment.path, fsConstants.O_RDWR);
+    await sealed.writeIndexFiles().catch((err: unknown) => {
+      this.o.logger(`tapeq: log: could not write the index files of ${sealed.file} (${errorText(err)}); reads use its index in memory and the next start rebuilds them`);
+    });
+    const segment = await this.openNext(sealed.nextOffset);
     this.o.segments.push(segment);
     this.allocatedTo = segment.bytes;
+  }
+
+  /** Creates the segment starting at baseOffset and opens its write handle, retrying while
+   *  descriptors are short (see the top of this file). */
+  private async openNext(baseOffset: number): Promise<Segment> {
+    const giveUpAt = Date.now() + this.o.segmentOpenRetryMs;
+    let segment: Segment | null = null;
+    let retries = 0;
+    for (let pauseMs = segmentOpenRetryPauseMsFirst; ; pauseMs = Math.min(2 * pauseMs, segmentOpenRetryPauseMsMax)) {
+      try {
+        segment ??= await createSegmentHooked(this.o, baseOffset);
+        segment.writer = await open(segment.path, fsConstants.O_RDWR);
+        if (retries > 0) this.o.logger(`tapeq: log: opened ${segment.file} after ${retries} retries; acknowledgements go on`);
+        return segment;
+      } catch (err) {
+        const file = segment?.file ?? segmentFileName(baseOffset);
+        const leftMs = giveUpAt - Date.now();
+        if (!isShortOfResources(err) || leftMs <= 0) throw ioError('write', file, err);
+        if (retries === 0) {
+          this.o.logger(`tapeq: log: could not open the next segment ${file} (${errorText(err)}); acknowledgements wait while it is retried for up to ${this.o.segmentOpenRetryMs} ms`);
+        }
+        retries++;
+        await sleep(Math.min(pauseMs, leftMs));
+      }
+    }
   }
 
   private fail(err: LogError): void {
@@ -459,6 +515,16 @@ export class GroupCommit {
     }
     if (this.failed === null && this.waiters.length > 0) this.fail(new LogError('LOG_CLOSED', 'log closed'));
   }
+}
+
+/** Errors of a kernel short of descriptors or memory for a moment: worth another try. */
+function isShortOfResources(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return code === 'EMFILE' || code === 'ENFILE' || code === 'EAGAIN';
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
 }
 
 async function createSegmentHooked(o: GroupCommitOptions, baseOffset: number): Promise<Segment> {

@@ -2,7 +2,8 @@
 // live readers, time lookups and retention. This module composes the pieces:
 //
 //   recovery.ts     open: scan, cut torn tail, refuse (or quarantine) corruption and gaps
-//   group-commit.ts append → one write + one fdatasync per round; failure is final
+//   group-commit.ts append → one write + one fdatasync per round; a failed record write or
+//                   sync is final
 //   reader.ts       indexed, verified reads from disk, in batches
 //   ring.ts         the latest durable records in memory (tailRingRecords, tailRingBytes)
 //   tail.ts         follow the log from an offset
@@ -14,7 +15,7 @@
 
 import { mkdir, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { logSyncIntervalMsDefault, segmentBytesDefault, segmentBytesMin, tailRingBytes, tailRingRecords } from '../constants.js';
+import { logSyncIntervalMsDefault, segmentBytesDefault, segmentBytesMin, segmentOpenRetryMsMax, tailRingBytes, tailRingRecords } from '../constants.js';
 import type { LogRecord, RecordDraft } from '../record/types.js';
 import { initChecksum } from './checksum.js';
 import { LogError } from './errors.js';
@@ -43,6 +44,9 @@ export interface LogOptions {
   readOnly?: boolean;
   logger?: (line: string) => void;
   fsHooks?: FsHooks;
+  /** How long a roll retries opening the next segment while descriptors are short (default
+   *  segmentOpenRetryMsMax; group-commit.ts). */
+  segmentOpenRetryMs?: number;
   /** Records kept decoded in memory for tail readers: at most ringRecords (default tailRingRecords)… */
   ringRecords?: number;
   /** …and at most ringBytes of them encoded (default tailRingBytes). */
@@ -109,6 +113,8 @@ export class Log {
           sync: opts.sync ?? 'always',
           syncIntervalMs: opts.syncIntervalMs ?? logSyncIntervalMsDefault,
           hooks: opts.fsHooks ?? {},
+          segmentOpenRetryMs: opts.segmentOpenRetryMs ?? segmentOpenRetryMsMax,
+          logger,
           onDurable: (records, frameBytes, durableOffset) => log?.committed(records, frameBytes, durableOffset),
           onFailed: () => log?.wakeTails(),
         });

@@ -24,7 +24,7 @@
 // never written again). Anything else is checked here as without them.
 
 import { constants as fsConstants } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, stat, writeFile, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { tornCopiesPerPositionMax } from '../constants.js';
@@ -442,7 +442,9 @@ async function checkIndexFiles(sealed: Segment[], report: OpenReport, logger: (l
   if (rewrote && sealed[0] !== undefined) await syncDir(sealed[0].dir);
 }
 
-/** Creates a segment file with its header, synced, and fsyncs the directory. */
+/** Creates a segment file with its header, synced, and fsyncs the directory. When a step after
+ *  the create fails, the file is removed again (nothing was ever in it), so that a caller may
+ *  try again: a roll does when descriptors are short (group-commit.ts). */
 export async function createSegment(
   dir: string,
   logId: string,
@@ -452,12 +454,17 @@ export async function createSegment(
   const segment = new Segment(dir, baseOffset);
   const fh = await open(segment.path, fsConstants.O_RDWR | fsConstants.O_CREAT | fsConstants.O_EXCL, 0o644);
   try {
-    await writeAll(fh, encodeSegmentHeader(logId, baseOffset), 0);
-    await fh.datasync();
-  } finally {
-    await fh.close();
+    try {
+      await writeAll(fh, encodeSegmentHeader(logId, baseOffset), 0);
+      await fh.datasync();
+    } finally {
+      await fh.close();
+    }
+    await dirSync(dir);
+  } catch (err) {
+    await rm(segment.path, { force: true }).catch(() => undefined);
+    throw err;
   }
-  await dirSync(dir);
   return segment;
 }
 

@@ -101,7 +101,8 @@ export class Segment {
     return open(this.path, fsConstants.O_RDONLY);
   }
 
-  /** Writes both index files atomically (temp file, datasync, rename). The caller fsyncs the dir. */
+  /** Writes both index files atomically (temp file, datasync, rename). The caller fsyncs the dir.
+   *  A failed write leaves no temp file behind. */
   async writeIndexFiles(): Promise<void> {
     await writeAtomic(this.indexPath, this.index.offsetIndexBytes());
     await writeAtomic(this.timeIndexPath, this.index.timeIndexBytes());
@@ -115,8 +116,13 @@ export class Segment {
 
 async function writeAtomic(path: string, data: Buffer): Promise<void> {
   const tmp = `${path}.tmp`;
-  await writeFile(tmp, data, { flush: true });
-  await rename(tmp, path);
+  try {
+    await writeFile(tmp, data, { flush: true });
+    await rename(tmp, path);
+  } catch (err) {
+    await rm(tmp, { force: true }).catch(() => undefined);
+    throw err;
+  }
 }
 
 /** fsync a directory so that created, renamed or removed entries survive a crash. */
