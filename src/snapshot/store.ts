@@ -127,9 +127,10 @@ async function writeAtomically(
 }
 
 /**
- * Fully verifies (header + checksums, no decode) a snapshot file. Format 2 is read block by block
- * with an await between blocks, so a large snapshot costs neither its size in memory nor a long
- * event-loop pause; format 1 is read whole (one checksum covers its payload).
+ * Fully verifies (header + checksums, no decode) a snapshot file. Format 2 is read and hashed in
+ * pieces of at most snapshotBlockBytesMax with an await between them, so a large snapshot (or an
+ * older one with huge blocks) costs neither its size in memory nor a long event-loop pause;
+ * format 1 is read whole (one checksum covers its payload).
  */
 export async function verifySnapshotFile(file: string): Promise<SnapshotHeader> {
   return withSnapshotFile(file, async (handle, header, fileBytes) => {
