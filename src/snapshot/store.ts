@@ -204,6 +204,9 @@ export interface LoadOptions {
   /** Abandons the load between blocks once aborted (nobody wants the state any more); the load
    *  then rejects with the signal's reason. */
   signal?: AbortSignal;
+  /** Files an earlier search of the same load refused: skipped, neither read nor reported again.
+   *  Each file this search refuses is added. */
+  refused?: Set<string>;
 }
 
 /** Reads, verifies and decodes one snapshot file as an image; throws SnapshotCorruptError. */
@@ -248,6 +251,7 @@ async function loadNewest<T>(
   for (const entry of await listSnapshots(dir)) {
     if (entry.offset > maxOffset) continue;
     if (entry.offset < (options.minOffset ?? 0)) break;
+    if (options.refused?.has(entry.file) === true) continue;
     options.signal?.throwIfAborted();
     try {
       return { value: await read(entry), file: entry.file };
@@ -255,6 +259,7 @@ async function loadNewest<T>(
       if (options.signal?.aborted === true) throw err;
       const why = err instanceof Error ? err.message : String(err);
       logger(`snapshot ${entry.file} is unusable: ${why}; trying older`);
+      options.refused?.add(entry.file);
     }
   }
   return null;
