@@ -100,6 +100,15 @@ export const snapshotProcessNice = 10;
 /** Longest wait of the automatic snapshot triggers after failed snapshots (doubling from 1 s). */
 export const snapshotRetryMsMax = 5 * 60 * 1_000;
 export const historyRetentionMsDefault = 7 * 24 * 60 * 60 * 1_000;
+/** A snapshot block (file format 2, src/snapshot/format-v2.ts) ends once its rows' encoded bytes
+ *  reach this, as well as at 4,096 rows. Without it, 4,096 jobs of 500 KB made one 2 GB block:
+ *  more than one read() can return, and the writer, the loader and retention's verification each
+ *  held it (or two) in memory. A block exceeds it by at most its last row. */
+export const snapshotBlockBytesMax = 16 * MiB;
+/** Largest single read of a snapshot file. One read() returns at most about 2 GiB (Linux) and
+ *  Node refuses longer ones; files written before snapshotBlockBytesMax may hold blocks up to
+ *  4 GiB, which are read in pieces of this size (and verified piece by piece, never held). */
+export const snapshotReadBytesMax = 64 * MiB;
 
 // ── History, recovery and export ──────────────────────────────────────────────────────────
 /** Sealed-segment job indexes kept in memory (LRU) for history lookups. */
@@ -201,6 +210,9 @@ export function checkConstants(): void {
     [subscriberStallMs > 0 && subscriberCloseGraceMs > 0, 'positive subscriber cut-off times'],
     [segmentOpenRetryMsMax < shutdownGraceMs, 'a roll retrying its next segment ends within a shutdown'],
     [segmentOpenRetryPauseMsFirst > 0 && segmentOpenRetryPauseMsFirst <= segmentOpenRetryPauseMsMax, 'segment open pause first <= max'],
+    [snapshotBlockBytesMax <= snapshotReadBytesMax, 'a snapshot block of the byte bound is one read'],
+    [snapshotReadBytesMax < 2 ** 31 - 4 * KiB, 'a snapshot read fits one read() call'],
+    [snapshotBlockBytesMax + 64 * recordBytesMax < 2 ** 32, "a block's length fits its u32 frame field"],
   ];
   const broken = rules.filter(([ok]) => !ok).map(([, name]) => name);
   if (broken.length > 0) throw new Error(`constants broken: ${broken.join('; ')}`);

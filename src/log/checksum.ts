@@ -8,10 +8,14 @@
 //                                       read chunk): one copy into our own instance of the same
 //                                       xxhash-wasm module, then its raw `xxh32(ptr, len, seed)`
 //                                       export per range, ~50 ns per frame
+//   createChecksum32()                  one range handed over in pieces (a snapshot block read
+//                                       piece by piece): update(), then digest()
 // The bulk pair shares one wasm memory between all callers, so a load and the checksumLoaded
-// calls that read it must run in one synchronous stretch (no await between them). That memory
-// grows to the largest range ever loaded; callers load at most bulkChecksumBytesMax at a time,
-// which keeps it bounded.
+// calls that read it must run in one synchronous stretch (no await between them). A wasm memory
+// grows to the largest range ever copied into it and never shrinks, so nothing copies more than
+// bulkChecksumBytesMax at a time: callers load at most that, and checksum32 and the incremental
+// hasher feed a longer range to xxh32's streaming state in pieces of that size (a 500 MB
+// snapshot block hashed in one copy kept 500 MB of wasm memory in the process for good).
 //
 // Invariant: initChecksum() has resolved before any other function here is called (Log.open and
 // the CLI tools await it first); they assert that. Idempotent; concurrent calls share one load.
@@ -32,6 +36,7 @@ interface RawXxh {
 }
 
 let h32Raw: ((input: Uint8Array, seed?: number) => number) | null = null;
+let create32: ((seed?: number) => { update(input: Uint8Array): unknown; digest(): number }) | null = null;
 let raw: RawXxh | null = null;
 let memBytes: Uint8Array = new Uint8Array(0);
 let loadedBytes = 0;
@@ -53,6 +58,7 @@ export function initChecksum(): Promise<void> {
     }
     raw = exports;
     h32Raw = api.h32Raw;
+    create32 = api.create32;
   })();
   return loading;
 }
@@ -60,8 +66,35 @@ export function initChecksum(): Promise<void> {
 /** xxh32 of bytes[start, end) with the fixed tapeq seed (or `seed`, for frames: see framing.ts). */
 export function checksum32(bytes: Uint8Array, start: number, end: number, seed = checksumSeed): number {
   if (h32Raw === null) throw new Error('checksum32 before initChecksum()');
+  if (end - start > bulkChecksumBytesMax) {
+    const hash = createChecksum32(seed);
+    hash.update(bytes, start, end);
+    return hash.digest();
+  }
   // A plain Uint8Array view: cheaper than Buffer#subarray, which builds a Buffer per call.
   return h32Raw(new Uint8Array(bytes.buffer, bytes.byteOffset + start, end - start), seed) >>> 0;
+}
+
+export interface Checksum32 {
+  /** Adds bytes[start, end) to the hashed range. */
+  update(bytes: Uint8Array, start: number, end: number): void;
+  /** xxh32 of everything added, as checksum32 of it all in one range gives. */
+  digest(): number;
+}
+
+/** An xxh32 over a range handed over in pieces; each piece is copied into wasm memory at most
+ *  bulkChecksumBytesMax at a time. */
+export function createChecksum32(seed = checksumSeed): Checksum32 {
+  if (create32 === null) throw new Error('createChecksum32 before initChecksum()');
+  const state = create32(seed);
+  return {
+    update(bytes, start, end) {
+      for (let at = start; at < end; at += bulkChecksumBytesMax) {
+        state.update(new Uint8Array(bytes.buffer, bytes.byteOffset + at, Math.min(bulkChecksumBytesMax, end - at)));
+      }
+    },
+    digest: () => state.digest() >>> 0,
+  };
 }
 
 /** Copies bytes[start, end) into the bulk hasher; checksumLoaded(from, to) then hashes

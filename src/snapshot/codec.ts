@@ -264,6 +264,7 @@ const arenaReaders = new Map([
 /** The head did not change from schema 2 to 3. */
 const headType = compile(schemaV3.head);
 const rowsType = compile(schemaV3.jobs);
+const rowType = (rowsType as unknown as { itemsType: avro.Type }).itemsType;
 /** The JobRow types with the arena readers, for the rows that are not plain, by schema version. */
 const rowIntoTypes = new Map<number, avro.Type>([
   [2, (compile(schemaV2.jobs, arenaReaders) as unknown as { itemsType: avro.Type }).itemsType],
@@ -301,6 +302,79 @@ export function decodeHead(bytes: Buffer): SnapshotHead {
 /** One block of job rows; rows decode into plain objects whose options/run are usable as is. */
 export function encodeRows(rows: readonly JobRow[]): Buffer {
   return encodeWith(rowsType, rows, 'job block');
+}
+
+/** Room in front of a block's rows for their count (a zig-zag varint of at most 10 bytes). */
+const countRoomBytes = 10;
+
+/**
+ * Encodes job rows one at a time into one reusable buffer, so that a block's size is known after
+ * every row and the writer can end blocks by bytes as well as by rows. take() yields the block
+ * (byte for byte what encodeRows makes of the same rows: an Avro array as one count, the rows and
+ * a 0) and starts the next one in the same buffer: the caller must be done with a block before it
+ * adds the next row. The buffer grows to about the largest block (the byte bound plus one row).
+ */
+export class JobBlockEncoder {
+  private buffer = Buffer.allocUnsafe(64 * 1024);
+  private end = countRoomBytes;
+  private rows = 0;
+
+  /** Rows added since the last take(). */
+  get rowCount(): number {
+    return this.rows;
+  }
+
+  /** Encoded bytes of those rows. */
+  get rowBytes(): number {
+    return this.end - countRoomBytes;
+  }
+
+  add(row: JobRow): void {
+    let end = this.encode(row);
+    if (end < 0) {
+      // avsc: a negative position is the bytes that did not fit.
+      this.grow(this.buffer.length - end);
+      end = this.encode(row);
+      if (end < 0) throw new Error(`JobBlockEncoder: row of job ${row.id} did not fit after growing`);
+    }
+    this.end = end;
+    this.rows++;
+  }
+
+  take(): Buffer {
+    if (this.end + 1 > this.buffer.length) this.grow(this.end + 1);
+    this.buffer[this.end] = 0;
+    let start = countRoomBytes;
+    if (this.rows > 0) {
+      // Zig-zag of a positive count is twice the count, as a varint.
+      let zigzag = this.rows * 2;
+      const count: number[] = [];
+      do {
+        count.push(zigzag >= 0x80 ? (zigzag & 0x7f) | 0x80 : zigzag);
+        zigzag = Math.floor(zigzag / 0x80);
+      } while (zigzag > 0);
+      start -= count.length;
+      this.buffer.set(count, start);
+    }
+    const block = this.buffer.subarray(start, this.end + 1);
+    this.end = countRoomBytes;
+    this.rows = 0;
+    return block;
+  }
+
+  private encode(row: JobRow): number {
+    try {
+      return rowType.encode(row, this.buffer, this.end);
+    } catch (err) {
+      throw new SnapshotCodecError(`job ${row.id} does not fit snapshot schema v${rowsSchemaVersion}: ${String(err)}`, { cause: err });
+    }
+  }
+
+  private grow(bytes: number): void {
+    const grown = Buffer.allocUnsafe(Math.max(bytes, this.buffer.length * 2));
+    this.buffer.copy(grown, 0, 0, this.end);
+    this.buffer = grown;
+  }
 }
 
 export function decodeRows(bytes: Buffer): JobRow[] {

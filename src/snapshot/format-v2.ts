@@ -13,7 +13,8 @@
 //      …         blocks, to the end of the file, each:
 //                  4  rowBytes B  u32 LE
 //                  4  checksum    u32 LE, xxh32 (seed checksumSeed) of the B bytes
-//                  B  rows        Avro array<JobRow>, at most jobsPerBlock rows
+//                  B  rows        Avro array<JobRow>, at most jobsPerBlock rows; the writer
+//                                 also ends a block once B reaches snapshotBlockBytesMax
 //
 // Row order carries the container orders, so no id list is stored: for each queue of `head`, in
 // order, its waitingCount rows in pull order, completedCount rows and failedCount rows oldest
@@ -24,12 +25,19 @@
 // Both directions go one block at a time with an await between blocks, so neither the writer nor
 // the reader holds the whole file in memory. The state must not change until writeStateFile
 // resolves (the snapshot process owns its state). `initChecksum()` first.
+//
+// Block sizes. Since snapshotBlockBytesMax a block is at most that plus one row; files written
+// before it hold blocks of up to 4,096 rows of any size (u32 B: up to 4 GiB). Readers take any B
+// the format allows: reads go in pieces of snapshotReadBytesMax (one read() stops near 2 GiB),
+// the loader reads ahead only a block within the bound (an older, larger one is read once the
+// previous block is decoded, so at most one such block is in memory), and verifyStateFile hashes
+// each block piece by piece without holding it.
 
 import type { FileHandle } from 'node:fs/promises';
-import { checksum32 } from '../log/checksum.js';
+import { checksum32, createChecksum32 } from '../log/checksum.js';
 import { writeAll } from '../log/write-all.js';
 import { expectPayloadBytes } from '../state/payloads.js';
-import { jobNameDefault } from '../constants.js';
+import { jobNameDefault, snapshotBlockBytesMax, snapshotReadBytesMax } from '../constants.js';
 import { JobState } from '../record/types.js';
 import {
   addColdJob,
@@ -49,7 +57,7 @@ import {
   decodeHead,
   decodeRowsInto,
   encodeHead,
-  encodeRows,
+  JobBlockEncoder,
   rowsSchemaVersion,
   rowsSchemaVersionsRead,
   type JobRow,
@@ -58,7 +66,8 @@ import {
 } from './codec.js';
 import { SnapshotCorruptError, snapshotFormatVersionBlocks, snapshotHeaderBytes, writeHeader, type SnapshotHeader } from './format.js';
 
-/** Rows per block: big enough that per-block costs vanish, small enough to bound the buffers. */
+/** Rows per block: big enough that per-block costs vanish, small enough to bound the buffers (in
+ *  bytes, snapshotBlockBytesMax bounds them). */
 const jobsPerBlock = 4_096;
 const blockFrameBytes = 8;
 
@@ -140,22 +149,22 @@ export async function writeStateFile(handle: FileHandle, state: State): Promise<
   await writeAll(handle, head, position + 4);
   position += 4 + head.length;
 
-  let rows: JobRow[] = [];
+  const block = new JobBlockEncoder();
+  const frame = Buffer.alloc(blockFrameBytes);
+  // The encoder reuses its buffer for the next block: each block is written before a row is added.
   const flush = async () => {
-    const bytes = encodeRows(rows);
-    const frame = Buffer.alloc(blockFrameBytes);
+    const bytes = block.take();
     frame.writeUInt32LE(bytes.length, 0);
     frame.writeUInt32LE(checksum32(bytes, 0, bytes.length), 4);
     await writeAll(handle, frame, position);
     await writeAll(handle, bytes, position + blockFrameBytes);
     position += blockFrameBytes + bytes.length;
-    rows = [];
   };
   for (const row of rowsInOrder(state, queues)) {
-    rows.push(row);
-    if (rows.length === jobsPerBlock) await flush();
+    block.add(row);
+    if (block.rowCount === jobsPerBlock || block.rowBytes >= snapshotBlockBytesMax) await flush();
   }
-  if (rows.length > 0) await flush();
+  if (block.rowCount > 0) await flush();
 
   const header = writeHeader({
     formatVersion: snapshotFormatVersionBlocks,
@@ -171,43 +180,64 @@ export async function writeStateFile(handle: FileHandle, state: State): Promise<
 /** Reads `length` bytes of the file at `position`. */
 export type ReadAt = (position: number, length: number) => Promise<Buffer>;
 
-/** A ReadAt over an open file; a short read is corruption (the size was checked against the header). */
-export function readAtHandle(handle: FileHandle): ReadAt {
+/** The one call of a FileHandle that readAtHandle makes. */
+export interface ReadHandle {
+  read(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number }>;
+}
+
+/** A ReadAt over an open file, in reads of at most snapshotReadBytesMax (one read() returns at
+ *  most about 2 GiB, an older file's block may be longer); a read that ends before the file does
+ *  is corruption (the size was checked against the header). */
+export function readAtHandle(handle: ReadHandle): ReadAt {
   return async (position, length) => {
     const bytes = Buffer.allocUnsafe(length);
-    const { bytesRead } = await handle.read(bytes, 0, length, position);
-    if (bytesRead !== length) throw new SnapshotCorruptError(`short read at byte ${position}`);
+    for (let done = 0; done < length; ) {
+      const { bytesRead } = await handle.read(bytes, done, Math.min(length - done, snapshotReadBytesMax), position + done);
+      if (bytesRead === 0) throw new SnapshotCorruptError(`short read at byte ${position + done}`);
+      done += bytesRead;
+    }
     return bytes;
   };
 }
 
-/**
- * The head, then each block's row bytes, each checked (lengths inside the file, checksums) before
- * it is yielded. Blocks are read one ahead: each read takes a block's rows and the next block's
- * frame, and the next block's read is in flight while the caller decodes the current one. A large
- * file is never held in memory whole (two blocks at most), and verifying it never blocks the event
- * loop for more than one block. The 48-byte header was decoded by the caller (`header`, checked
- * against `fileBytes`).
- */
-async function* sections(readAt: ReadAt, fileBytes: number, headChecksum: number): AsyncGenerator<Buffer> {
+/** The head, verified (its checksum is the header's payloadChecksum), and the bytes read after it
+ *  in the same read: the first block's frame, or what of it the file holds. */
+async function readHead(readAt: ReadAt, fileBytes: number, headChecksum: number): Promise<{ head: Buffer; frame: Buffer; end: number }> {
   let at = snapshotHeaderBytes;
   if (fileBytes < at + 4) throw new SnapshotCorruptError(`format 2 file of ${fileBytes} bytes has no head`);
   const headBytes = (await readAt(at, 4)).readUInt32LE(0);
   at += 4;
   if (at + headBytes > fileBytes) throw new SnapshotCorruptError(`head of ${headBytes} bytes runs past the end of the file`);
-  // The head and the first block's frame in one read.
   const withFrame = Math.min(headBytes + blockFrameBytes, fileBytes - at);
   const headRead = await readAt(at, withFrame);
   const head = headRead.subarray(0, headBytes);
   const actual = checksum32(head, 0, head.length);
   if (headChecksum !== actual) throw new SnapshotCorruptError(`head checksum mismatch (stored ${headChecksum}, computed ${actual})`);
-  at += headBytes;
-  let next = at < fileBytes ? readAhead(readBlock(readAt, fileBytes, at, headRead.subarray(headBytes))) : null;
+  return { head, frame: headRead.subarray(headBytes), end: at + headBytes };
+}
+
+/**
+ * The head, then each block's row bytes, each checked (lengths inside the file, checksums) before
+ * it is yielded. Blocks are read one ahead: each read takes a block's rows and the next block's
+ * frame, and the next block's read is in flight while the caller decodes the current one (two
+ * blocks in memory at most). A block longer than snapshotBlockBytesMax (only older files have
+ * one) is not read ahead but once the caller is done with the block before it, so that at most
+ * one of them is in memory. The 48-byte header was decoded by the caller (`header`, checked
+ * against `fileBytes`).
+ */
+async function* sections(readAt: ReadAt, fileBytes: number, headChecksum: number): AsyncGenerator<Buffer> {
+  const { head, frame, end } = await readHead(readAt, fileBytes, headChecksum);
+  let next = end < fileBytes ? readAhead(readBlock(readAt, fileBytes, end, frame)) : null;
   yield head;
   while (next !== null) {
     const block = await next;
-    next = block.end < fileBytes ? readAhead(readBlock(readAt, fileBytes, block.end, block.nextFrame)) : null;
-    yield block.rows;
+    const { rows, end: at } = block;
+    // Copied: a view would keep the whole buffer of the rows before it alive.
+    const nextFrame = Buffer.from(block.nextFrame);
+    const ahead = at < fileBytes && (nextFrame.length < blockFrameBytes || nextFrame.readUInt32LE(0) <= snapshotBlockBytesMax);
+    next = ahead ? readAhead(readBlock(readAt, fileBytes, at, nextFrame)) : null;
+    yield rows;
+    if (!ahead && at < fileBytes) next = readBlock(readAt, fileBytes, at, nextFrame);
   }
 }
 
@@ -230,9 +260,8 @@ interface Block {
 async function readBlock(readAt: ReadAt, fileBytes: number, at: number, frame: Buffer): Promise<Block> {
   if (at + blockFrameBytes > fileBytes) throw new SnapshotCorruptError(`block frame at byte ${at} is cut short`);
   const header = frame.length === blockFrameBytes ? frame : await readAt(at, blockFrameBytes);
-  const length = header.readUInt32LE(0);
+  const length = blockLength(header, fileBytes, at);
   const start = at + blockFrameBytes;
-  if (start + length > fileBytes) throw new SnapshotCorruptError(`block at byte ${at} runs past the end of the file`);
   const end = start + length;
   const bytes = await readAt(start, length + Math.min(blockFrameBytes, fileBytes - end));
   const rows = bytes.subarray(0, length);
@@ -240,9 +269,30 @@ async function readBlock(readAt: ReadAt, fileBytes: number, at: number, frame: B
   return { rows, end, nextFrame: bytes.subarray(length) };
 }
 
-/** Every check that needs no decoding (head and block checksums, lengths). */
+/** The length of the block whose frame starts at `at`, checked to end inside the file. */
+function blockLength(frame: Buffer, fileBytes: number, at: number): number {
+  const length = frame.readUInt32LE(0);
+  if (at + blockFrameBytes + length > fileBytes) throw new SnapshotCorruptError(`block at byte ${at} runs past the end of the file`);
+  return length;
+}
+
+/** Every check that needs no decoding (head and block checksums, lengths). Each block is read and
+ *  hashed in pieces of at most snapshotBlockBytesMax, so verifying holds one such piece, whatever
+ *  the size of the file's blocks, and pauses the event loop for one piece's checksum at most. */
 export async function verifyStateFile(readAt: ReadAt, fileBytes: number, header: SnapshotHeader): Promise<void> {
-  for await (const section of sections(readAt, fileBytes, header.payloadChecksum)) void section;
+  let at = (await readHead(readAt, fileBytes, header.payloadChecksum)).end;
+  while (at < fileBytes) {
+    if (at + blockFrameBytes > fileBytes) throw new SnapshotCorruptError(`block frame at byte ${at} is cut short`);
+    const frame = await readAt(at, blockFrameBytes);
+    const end = at + blockFrameBytes + blockLength(frame, fileBytes, at);
+    const hash = createChecksum32();
+    for (let piece = at + blockFrameBytes; piece < end; piece += snapshotBlockBytesMax) {
+      const bytes = await readAt(piece, Math.min(snapshotBlockBytesMax, end - piece));
+      hash.update(bytes, 0, bytes.length);
+    }
+    if (hash.digest() !== frame.readUInt32LE(4)) throw new SnapshotCorruptError(`block at byte ${at}: checksum mismatch`);
+    at = end;
+  }
 }
 
 /** Where the next rows must go: the queue and state each row position requires. */

@@ -133,9 +133,11 @@ export async function loadState(options: LoadStateOptions): Promise<LoadedState>
   // Whatever ends the load (a log that fails to open, an error later) stops that decode at its
   // next block: no decode outlives the load.
   const stopEarly = new AbortController();
+  // What the early decode found unusable (and reported) the search below neither reads nor reports again.
+  const refused = new Set<string>();
   let early =
     options.log instanceof Promise
-      ? loadNewestState(dir, logger, { maxOffset: until, ...readOnly, signal: stopEarly.signal }).catch(() => null)
+      ? loadNewestState(dir, logger, { maxOffset: until, ...readOnly, signal: stopEarly.signal, refused }).catch(() => null)
       : null;
   try {
     const log = await options.log;
@@ -152,7 +154,7 @@ export async function loadState(options: LoadStateOptions): Promise<LoadedState>
     const found =
       end < log.firstOffset
         ? null
-        : (preloaded ?? (await loadNewestState(dir, logger, { maxOffset: end, minOffset: log.firstOffset, ...readOnly })));
+        : (preloaded ?? (await loadNewestState(dir, logger, { maxOffset: end, minOffset: log.firstOffset, ...readOnly, refused })));
     if (found === null && log.firstOffset > 0) {
       throw new RecoveryError(
         `no usable snapshot covers offset ${log.firstOffset}, where the log now starts: records [0, ${log.firstOffset}) ` +

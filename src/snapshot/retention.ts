@@ -16,8 +16,9 @@
 //
 // "Valid" means the file passes every header and checksum check (format.ts); the verdict is
 // cached per (path, size, mtime) so a periodic run does not re-read unchanged snapshots, and a
-// format-2 file is verified block by block (verifySnapshotFile), so this runs on the main thread
-// without holding the file in memory or pausing the event loop for more than one block.
+// format-2 file is verified piece by piece (verifySnapshotFile), so this runs on the main thread
+// holding at most snapshotBlockBytesMax of it, whatever its blocks' sizes, and pausing the event
+// loop for one piece's checksum at most.
 // Runs must not overlap each other (the composition root runs them one at a time on a timer).
 
 import { stat } from 'node:fs/promises';

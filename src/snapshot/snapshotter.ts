@@ -15,9 +15,10 @@
 // record. At most one snapshot runs at a time; a request made while one runs is served by a
 // second run after it, if records arrived meanwhile. close() kills the process, also in the middle
 // of a snapshot: its `.tmp` file is never renamed, so it is never loaded, and the next load
-// removes it. A snapshot whose process is killed under it (a signal other than SIGABRT) is run
-// once more in a new process; after a failed snapshot the automatic triggers wait, doubling from
-// 1 s to snapshotRetryMsMax. The process shares the server's heap limits (--max-old-space-size).
+// removes it; such a snapshot is not a failure and is not reported. A snapshot whose process is
+// killed under it (a signal other than SIGABRT) is run once more in a new process; a process that
+// dies between snapshots is reported and replaced at the next one; after a failed snapshot the
+// automatic triggers wait, doubling from 1 s to snapshotRetryMsMax. The process shares the server's heap limits (--max-old-space-size).
 
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -149,6 +150,8 @@ export class Snapshotter {
         this.retryAfterMs = 0;
       },
       (error: unknown) => {
+        // close() stopped it: nothing follows, and it did not fail.
+        if (this.closed) return;
         this.failures += 1;
         const waitMs = Math.min(snapshotRetryMsMax, 1_000 * 2 ** (this.failures - 1));
         this.retryAfterMs = Date.now() + waitMs;
@@ -205,6 +208,10 @@ export class Snapshotter {
     // out of memory) would most likely happen again.
     child.once('exit', (code, signal) => {
       const how = signal === null ? `with code ${code}` : `on ${signal}`;
+      // Killed or crashed between snapshots (an OOM kill, kill -9): said here, as nothing fails.
+      if (!this.closed && this.child === child && this.current?.child !== child) {
+        this.options.logger(`tapeq: snapshot process exited ${how} while idle; the next snapshot starts a new one`);
+      }
       this.gone(child, `snapshot process exited ${how} before finishing`, signal !== null && signal !== 'SIGABRT');
     });
     return child;

@@ -127,9 +127,10 @@ async function writeAtomically(
 }
 
 /**
- * Fully verifies (header + checksums, no decode) a snapshot file. Format 2 is read block by block
- * with an await between blocks, so a large snapshot costs neither its size in memory nor a long
- * event-loop pause; format 1 is read whole (one checksum covers its payload).
+ * Fully verifies (header + checksums, no decode) a snapshot file. Format 2 is read and hashed in
+ * pieces of at most snapshotBlockBytesMax with an await between them, so a large snapshot (or an
+ * older one with huge blocks) costs neither its size in memory nor a long event-loop pause;
+ * format 1 is read whole (one checksum covers its payload).
  */
 export async function verifySnapshotFile(file: string): Promise<SnapshotHeader> {
   return withSnapshotFile(file, async (handle, header, fileBytes) => {
@@ -203,6 +204,9 @@ export interface LoadOptions {
   /** Abandons the load between blocks once aborted (nobody wants the state any more); the load
    *  then rejects with the signal's reason. */
   signal?: AbortSignal;
+  /** Files an earlier search of the same load refused: skipped, neither read nor reported again.
+   *  Each file this search refuses is added. */
+  refused?: Set<string>;
 }
 
 /** Reads, verifies and decodes one snapshot file as an image; throws SnapshotCorruptError. */
@@ -247,6 +251,7 @@ async function loadNewest<T>(
   for (const entry of await listSnapshots(dir)) {
     if (entry.offset > maxOffset) continue;
     if (entry.offset < (options.minOffset ?? 0)) break;
+    if (options.refused?.has(entry.file) === true) continue;
     options.signal?.throwIfAborted();
     try {
       return { value: await read(entry), file: entry.file };
@@ -254,6 +259,7 @@ async function loadNewest<T>(
       if (options.signal?.aborted === true) throw err;
       const why = err instanceof Error ? err.message : String(err);
       logger(`snapshot ${entry.file} is unusable: ${why}; trying older`);
+      options.refused?.add(entry.file);
     }
   }
   return null;

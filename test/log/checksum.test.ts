@@ -1,6 +1,6 @@
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
-import { bulkChecksumBytesMax, checksum32, checksumLoaded, initChecksum, loadChecksumRange } from '../../src/log/checksum.js';
+import { bulkChecksumBytesMax, checksum32, checksumLoaded, createChecksum32, initChecksum, loadChecksumRange } from '../../src/log/checksum.js';
 import { checkFrame, frameHeaderBytes, frameSeed, sealFrames, verifyFrames } from '../../src/log/framing.js';
 
 t.test('bulk-checksums-equal-one-range-checksums-at-every-size-up-to-the-bound', async (t) => {
@@ -44,4 +44,22 @@ t.test('sealed-frames-verify-and-a-flipped-byte-stops-the-verified-run-at-its-fr
   t.equal(verifyFrames(buf, q, buf.length), q);
   t.equal(checkFrame(buf, q, buf.length), 'bad-checksum');
   t.ok(frames > 1);
+});
+
+t.test('a-long-range-is-hashed-in-pieces-without-growing-wasm-memory-to-its-size', async (t) => {
+  await initChecksum();
+  const n = 96 * 1024 * 1024 + 7;
+  const bytes = Buffer.alloc(n);
+  for (let i = 0; i < n; i++) bytes[i] = (i * 31 + (i >> 13)) & 255;
+  const rssBefore = process.memoryUsage().rss;
+  // The first 10 MiB + 7 bytes: values computed by h32Raw over the whole range at once.
+  const tenMiB = 10 * 1024 * 1024 + 7;
+  t.equal(checksum32(bytes, 0, tenMiB), 1007034881);
+  t.equal(checksum32(bytes, 3, tenMiB - 5), 3605755935);
+  const whole = checksum32(bytes, 0, n);
+  const grownBytes = process.memoryUsage().rss - rssBefore;
+  t.ok(grownBytes < 32 * 1024 * 1024, `hashing ${n} bytes grew the process by ${grownBytes} bytes`);
+  const hash = createChecksum32();
+  for (let at = 0; at < n; at += 1_000_003) hash.update(bytes, at, Math.min(n, at + 1_000_003));
+  t.equal(hash.digest(), whole, 'pieces of any size give the one-range checksum');
 });

@@ -6,6 +6,7 @@ import {
   decodeRowsInto,
   encodeImage,
   encodeRows,
+  JobBlockEncoder,
   schemaVersionCurrent,
   type JobRow,
 } from '../../src/snapshot/codec.js';
@@ -245,4 +246,18 @@ t.test('schema-1-images-and-schema-2-job-blocks-load-with-keyless-repeats', asyn
   decodeRowsInto(v2Block, new PayloadArena(), (r) => keys.push(r.options?.repeat?.key), 2);
   t.same(keys, [''], 'a schema-2 row of a repeating job reads with key ""');
   t.throws(() => decodeRowsInto(v2Block, new PayloadArena(), () => undefined, 1), { code: 'SNAPSHOT_CODEC', message: /schema version 1/ });
+});
+
+t.test('the-block-encoder-writes-what-encodeRows-writes-block-after-block', async (t) => {
+  const random = mulberry32(11);
+  const encoder = new JobBlockEncoder();
+  for (const n of [0, 1, 63, 64, 200, 8_200]) {
+    const rows = mixedRows(random, n);
+    if (n === 200) rows[7] = { ...(rows[7] as JobRow), data: `"${'d'.repeat(3_000_000)}"` };
+    for (const row of rows) encoder.add(row);
+    t.equal(encoder.rowCount, n);
+    const expected = encodeRows(rows);
+    t.equal(encoder.rowBytes, expected.length - (n === 0 ? 1 : n < 64 ? 2 : n < 8_192 ? 3 : 4), `${n} rows: their bytes`);
+    t.ok(encoder.take().equals(expected), `${n} rows: the same block`);
+  }
 });

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Log } from '../../src/log/log.js';
@@ -146,4 +146,21 @@ t.test('snapshot-below-the-log-start-with-removed-segments-is-an-error-naming-th
   }
   t.match(lines.join('\n'), `but the log starts at ${f.log.firstOffset} (records [5, ${f.log.firstOffset}) were removed)`);
   t.ok((await readdir(snapshots)).length === 1, 'nothing deleted by the failed load');
+});
+
+t.test('an-unusable-snapshot-is-reported-once-when-decoded-while-the-log-opens', async (t) => {
+  const clock = manualClock();
+  const f = await startBroker({ start: false, clock: clock.now });
+  t.teardown(() => f.cleanup());
+  const snapshots = await mkdtemp(join(tmpdir(), 'tapeq-snaps-'));
+  t.teardown(() => rm(snapshots, { recursive: true, force: true }));
+  await runWorkload(f.broker, 100, prng(seed), clock.advance);
+  const file = await writeStateSnapshot(snapshots, (await loadState({ log: f.log, dir: snapshots, logger: () => {} })).state);
+  await writeFile(file, 'garbage');
+  const { lines, logger } = collect();
+  const loaded = await loadState({ log: Promise.resolve(f.log), dir: snapshots, logger });
+  t.equal(loaded.fromSnapshot, null, 'full replay');
+  t.equal(digestOf(loaded.state), digestOf(f.broker.state));
+  t.equal(lines.length, 1, lines.join('\n'));
+  t.match(lines[0], /is unusable: .*; trying older/);
 });

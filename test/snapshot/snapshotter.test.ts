@@ -271,3 +271,28 @@ t.test('after-failed-snapshots-the-automatic-triggers-back-off-doubling-from-1-s
   t.ok((gaps[0] as number) >= 1_000, `second failure ${gaps[0]?.toFixed(0)} ms after the first`);
   t.ok((gaps[1] as number) >= 2_000, `third failure ${gaps[1]?.toFixed(0)} ms after the second`);
 });
+
+t.test('a-snapshot-stopped-by-close-is-not-reported-as-failed-with-a-next-attempt', async (t) => {
+  const { log, snapshots } = await logWith(t, 100_000);
+  const seen: string[] = [];
+  const snapshotter = new Snapshotter({ dir: snapshots, log, everyRecords: 1, intervalMs: 1e9, logger: (line) => seen.push(line) });
+  snapshotter.start();
+  snapshotter.maybeSnapshot();
+  await until(async () => (await snapshotProcesses(process.pid))[0]);
+  await sleep(50);
+  await snapshotter.close();
+  await sleep(50);
+  t.notMatch(seen.join('\n'), /snapshot failed|next attempt/, seen.join('\n'));
+});
+
+t.test('a-snapshot-process-that-dies-while-idle-is-reported', async (t) => {
+  const { log, snapshots } = await logWith(t, 10);
+  const seen: string[] = [];
+  const snapshotter = new Snapshotter({ dir: snapshots, log, everyRecords: 1e9, intervalMs: 1e9, logger: (line) => seen.push(line) });
+  t.teardown(() => snapshotter.close());
+  snapshotter.start();
+  const pid = await until(async () => (await snapshotProcesses(process.pid))[0]);
+  process.kill(pid, 'SIGKILL');
+  const line = await until(async () => seen.find((l) => l.includes('while idle')));
+  t.equal(line, 'tapeq: snapshot process exited on SIGKILL while idle; the next snapshot starts a new one');
+});

@@ -3,7 +3,11 @@ import { mkdir, mkdtemp, open, readdir, readFile, rm, stat, truncate, writeFile,
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { snapshotHeaderBytes } from '../../src/snapshot/format.js';
-import { writeStateFile } from '../../src/snapshot/format-v2.js';
+import { decodeHeader } from '../../src/snapshot/format.js';
+import { readAtHandle, readStateFile, verifyStateFile, writeStateFile, type ReadAt } from '../../src/snapshot/format-v2.js';
+import { encodeHead, encodeRows, type JobRow } from '../../src/snapshot/codec.js';
+import { checksum32, initChecksum } from '../../src/log/checksum.js';
+import { snapshotBlockBytesMax } from '../../src/constants.js';
 import { BackoffType, FailOutcome, JobState, type JobSpec, type RecordBody } from '../../src/record/types.js';
 import {
   listSnapshots,
@@ -15,7 +19,7 @@ import {
 } from '../../src/snapshot/store.js';
 import { apply, createState, exportState, type State } from '../../src/state/index.js';
 import { emptyImage, fullImage } from './images.js';
-import { smallPushDraft } from '../fixtures/records.js';
+import { plainSpec, smallPushDraft } from '../fixtures/records.js';
 
 async function tempDir(t: Test): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'tapeq-snap-'));
@@ -284,4 +288,118 @@ t.test('a-failed-snapshot-write-leaves-no-tmp-file', async (t) => {
   await mkdir(join(dir, snapshotFileName(state.offset), 'occupied'), { recursive: true });
   await t.rejects(writeStateSnapshot(dir, state));
   t.strictSame((await readdir(dir)).filter((name) => name.endsWith('.tmp')), [], 'its bytes do not stay on the disk');
+});
+
+/** Block lengths of a format-2 file, in order. */
+function blockLengths(bytes: Buffer): number[] {
+  const lengths: number[] = [];
+  for (let at = snapshotHeaderBytes + 4 + bytes.readUInt32LE(snapshotHeaderBytes); at < bytes.length; at += 8 + bytes.readUInt32LE(at)) {
+    lengths.push(bytes.readUInt32LE(at));
+  }
+  return lengths;
+}
+
+/** 120 jobs of 400 KB data, in every state a row can have: waiting (cold rows), completed and
+ *  failed (with a 400 KB result or error), delayed, active (with logs), waiting for children. */
+function largeJobsState(): State {
+  const state = createState();
+  const big = (i: number) => `"${String(i).padStart(6, '0')}${'x'.repeat(400_000)}"`;
+  const add = (body: RecordBody) => apply(state, { offset: state.offset, timestamp: 1000 + state.offset, actor: null, body });
+  for (let i = 0; i < 120; i++) {
+    const id = `big-${i}`;
+    const kind = i % 6;
+    const runAt = kind === 3 ? 10_000_000 : 0;
+    const state = kind === 3 ? JobState.DELAYED : kind === 5 ? JobState.WAITING_CHILDREN : JobState.WAITING;
+    add({ type: 'pushed', job: plainSpec(id, `q${i % 2}`, big(i), runAt, kind === 5 ? { dependsOn: ['big-0'] } : {}), state, pendingDeps: kind === 5 ? ['big-0'] : [] });
+    if (kind === 1 || kind === 2 || kind === 4) add({ type: 'pulled', queue: `q${i % 2}`, jobId: id, token: `t${i}`, owner: 'w', lockMs: 30_000 });
+    if (kind === 1) add({ type: 'completed', queue: `q${i % 2}`, jobId: id, result: big(i), token: `t${i}` });
+    if (kind === 2) add({ type: 'failed', queue: `q${i % 2}`, jobId: id, error: big(i), outcome: FailOutcome.DEAD, runAt: 0, retryDelay: 0, token: `t${i}`, cause: 'ack' });
+    if (kind === 4) add({ type: 'logged', queue: `q${i % 2}`, jobId: id, message: 'y'.repeat(4_000) });
+  }
+  return state;
+}
+
+t.test('blocks-end-at-the-byte-bound-for-every-row-kind', async (t) => {
+  const dir = await tempDir(t);
+  const state = largeJobsState();
+  const file = await writeStateSnapshot(dir, state);
+  const lengths = blockLengths(await readFile(file));
+  // About 64 MB of rows: four blocks or more, none past the bound by more than its last row.
+  t.ok(lengths.length >= 4, `${lengths.length} blocks`);
+  t.ok(lengths.every((b) => b < snapshotBlockBytesMax + 1_000_000), `block lengths ${lengths.join(', ')}`);
+  const loaded = await loadNewestState(dir, () => {});
+  t.equal(loaded?.file, file);
+  t.strictSame(exportState(loaded?.state ?? createState()), exportState(state), 'the state round-trips');
+});
+
+/** A format-2 file as writers before snapshotBlockBytesMax made it: all rows in one block. */
+async function writeOneBlockFile(file: string, rows: JobRow[], queues: string[]): Promise<void> {
+  await initChecksum();
+  const head = encodeHead({
+    offset: 10,
+    timestamp: 1010,
+    jobCount: rows.length,
+    queues: queues.map((name, i) => ({ name, paused: false, waitingCount: rows.filter((r) => r.queue === i).length, completedCount: 0, failedCount: 0 })),
+    workers: [],
+    stats: createState().stats,
+  });
+  const block = encodeRows(rows);
+  const body = Buffer.alloc(4 + head.length + 8 + block.length);
+  body.writeUInt32LE(head.length, 0);
+  head.copy(body, 4);
+  body.writeUInt32LE(block.length, 4 + head.length);
+  body.writeUInt32LE(checksum32(block, 0, block.length), 8 + head.length);
+  block.copy(body, 12 + head.length);
+  const header = Buffer.alloc(snapshotHeaderBytes);
+  header.write('TAPEQSNP', 0, 'latin1');
+  header.writeUInt32LE(2, 8);
+  header.writeUInt32LE(3, 12);
+  header.writeBigUInt64LE(10n, 16);
+  header.writeBigUInt64LE(1010n, 24);
+  header.writeBigUInt64LE(BigInt(body.length), 32);
+  header.writeUInt32LE(checksum32(head, 0, head.length), 40);
+  header.writeUInt32LE(checksum32(header, 0, 44), 44);
+  await writeFile(file, Buffer.concat([header, body]));
+}
+
+t.test('an-older-file-with-a-block-past-the-bound-verifies-piece-by-piece-and-loads', async (t) => {
+  const dir = await tempDir(t);
+  const file = join(dir, snapshotFileName(10));
+  const rows: JobRow[] = Array.from({ length: 100 }, (_, i) => ({
+    id: `old-${i}`, queue: 0, name: null, data: `"${'z'.repeat(400_000)}"`, priority: 0, createdAt: 1000 + i, runAt: 1000 + i,
+    state: JobState.WAITING, seq: i + 1, pendingDeps: [], options: null, run: null,
+  }));
+  await writeOneBlockFile(file, rows, ['old']);
+  const bytes = await readFile(file);
+  t.ok((blockLengths(bytes)[0] as number) > 2 * snapshotBlockBytesMax, 'one block of about 40 MB');
+  const handle = await open(file, 'r');
+  t.teardown(() => handle.close());
+  const header = decodeHeader(bytes.subarray(0, snapshotHeaderBytes), bytes.length);
+  let longestRead = 0;
+  const reads = readAtHandle(handle);
+  const spy: ReadAt = (position, length) => {
+    longestRead = Math.max(longestRead, length);
+    return reads(position, length);
+  };
+  await verifyStateFile(spy, bytes.length, header);
+  t.ok(longestRead <= snapshotBlockBytesMax, `verifying read at most ${longestRead} bytes at once`);
+  const loaded = await readStateFile(readAtHandle(handle), bytes.length, header);
+  t.equal(loaded.jobs.size, 100, 'and it loads');
+  t.equal(loaded.jobs.get('old-99')?.data.length, 400_002);
+});
+
+t.test('a-snapshot-read-through-short-reads-loads', async (t) => {
+  // One read() returns at most about 2 GiB, and any read may return less than asked.
+  const dir = await tempDir(t);
+  const state = mixedState();
+  const file = await writeStateSnapshot(dir, state);
+  const handle = await open(file, 'r');
+  t.teardown(() => handle.close());
+  const shortReads = {
+    read: (buffer: Buffer, offset: number, length: number, position: number) => handle.read(buffer, offset, Math.min(length, 7), position),
+  };
+  const fileBytes = (await stat(file)).size;
+  const header = decodeHeader(await readFile(file).then((b) => b.subarray(0, snapshotHeaderBytes)), fileBytes);
+  const loaded = await readStateFile(readAtHandle(shortReads), fileBytes, header);
+  t.strictSame(exportState(loaded), exportState(state));
 });
