@@ -257,12 +257,20 @@ async function loadNewest<T>(
       return { value: await read(entry), file: entry.file };
     } catch (err) {
       if (options.signal?.aborted === true) throw err;
+      // Gone since the listing: moved aside (a snapshot beyond the log's end, recover-state.ts)
+      // or pruned, by code that reports it; not a damaged file.
+      if (isVanished(err)) continue;
       const why = err instanceof Error ? err.message : String(err);
       logger(`snapshot ${entry.file} is unusable: ${why}; trying older`);
       options.refused?.add(entry.file);
     }
   }
   return null;
+}
+
+function isVanished(err: unknown): boolean {
+  const code = (e: unknown): unknown => (e as { code?: unknown } | null)?.code;
+  return code(err) === 'ENOENT' || code((err as { cause?: unknown } | null)?.cause) === 'ENOENT';
 }
 
 /** The newest snapshot that verifies and decodes, as an image, or null. */
