@@ -2,26 +2,14 @@
 // request on the same keep-alive connection is still running) get SPEC section 4's error
 // envelope with seed 004's CORS header, not fastify's own 503 object.
 
-import { connect, type Socket } from 'node:net';
+import { connect } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import t from 'tap';
 import { realtimePlugin } from '../../src/api/realtime/index.js';
 import { startBroker } from '../fixtures/broker.js';
 import type { BrokerApi } from '../../src/broker/types.js';
 import { loadConfig } from '../../src/config.js';
-import { startServer, type TestServer } from '../fixtures/server.js';
-
-/** Everything the server writes on `socket` until it closes it. */
-function readAll(socket: Socket): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let text = '';
-    socket.setEncoding('utf8');
-    socket.on('data', (chunk: string) => (text += chunk));
-    socket.on('close', () => resolve(text));
-    socket.on('error', reject);
-    socket.setTimeout(5_000, () => socket.destroy(new Error('server did not close the connection')));
-  });
-}
+import { readUntilClosed, startServer, type TestServer } from '../fixtures/server.js';
 
 /** The response after the first one in `text`: its status line, headers and body. */
 function secondResponse(text: string): { head: string; body: string } | null {
@@ -41,7 +29,7 @@ async function requestsDuringShutdown(s: TestServer<BrokerApi>, paths: string[],
   const sockets = await Promise.all(
     paths.map(async () => {
       const socket = connect(Number(port), '127.0.0.1');
-      const received = readAll(socket);
+      const received = readUntilClosed(socket);
       await new Promise((resolve) => socket.once('connect', resolve));
       socket.write('POST /queues/q/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 10\r\n\r\n{"data"');
       return { socket, received };

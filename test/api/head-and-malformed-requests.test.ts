@@ -6,7 +6,7 @@
 import { connect } from 'node:net';
 import t, { type Test } from 'tap';
 import { startBroker } from '../fixtures/broker.js';
-import { startServer } from '../fixtures/server.js';
+import { readUntilClosed, startServer } from '../fixtures/server.js';
 
 async function setup(t: Test) {
   const fx = await startBroker();
@@ -21,15 +21,8 @@ async function setup(t: Test) {
 /** Sends `raw` bytes on a fresh connection and returns everything the server wrote before closing. */
 function rawExchange(url: string, raw: string): Promise<string> {
   const { hostname, port } = new URL(url);
-  return new Promise((resolve, reject) => {
-    const socket = connect(Number(port), hostname, () => socket.write(raw));
-    let text = '';
-    socket.setEncoding('utf8');
-    socket.on('data', (chunk: string) => (text += chunk));
-    socket.on('close', () => resolve(text));
-    socket.on('error', reject);
-    socket.setTimeout(5_000, () => socket.destroy(new Error('server did not close the connection')));
-  });
+  const socket = connect(Number(port), hostname, () => socket.write(raw));
+  return readUntilClosed(socket);
 }
 
 t.test('head-on-the-pull-route-is-405-and-leaves-the-job-waiting', async (t) => {

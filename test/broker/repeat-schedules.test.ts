@@ -6,21 +6,9 @@
 import t from 'tap';
 import type { Broker } from '../../src/broker/broker.js';
 import { scheduleHolder } from '../../src/state/index.js';
-import { manualClock, startBroker } from '../fixtures/broker.js';
+import { idOf, manualClock, pullToken, startBroker } from '../fixtures/broker.js';
 
 const ctx = { actor: null };
-
-async function idOf(p: Promise<{ ok: boolean; id?: string }>): Promise<string> {
-  const r = await p;
-  if (!r.ok || r.id === undefined) throw new Error(`push failed: ${JSON.stringify(r)}`);
-  return r.id;
-}
-
-async function pullToken(b: Broker, queue: string): Promise<{ id: string; token: string }> {
-  const r = await b.pull(queue, { timeoutMs: 0 }, ctx);
-  if (!r.ok || r.job === null || r.token === null) throw new Error(`pull failed: ${JSON.stringify(r)}`);
-  return { id: r.job.id, token: r.token };
-}
 
 async function runOnce(b: Broker, queue: string): Promise<string> {
   const { id, token } = await pullToken(b, queue);

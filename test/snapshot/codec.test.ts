@@ -17,6 +17,7 @@ import schemaV2 from '../../src/snapshot/schema-v2.json' with { type: 'json' };
 import schemaV3 from '../../src/snapshot/schema-v3.json' with { type: 'json' };
 import { emptyImage, fullImage } from './images.js';
 import { mulberry32 } from '../fixtures/random.js';
+import { plainOptions } from '../fixtures/records.js';
 
 t.test('snapshot-round-trip-preserves-image', async (t) => {
   for (const image of [fullImage(), emptyImage(), fullImage(Number.MAX_SAFE_INTEGER - 1)]) {
@@ -94,23 +95,6 @@ t.test('a job block whose data length is unreadable fails to decode and leaves t
   t.equal(arena.read(before), '{"before":1}');
 });
 
-const jobOptionsDefault = {
-  maxAttempts: 3,
-  backoff: 1_000,
-  backoffType: 0,
-  ttl: null,
-  timeout: null,
-  uniqueKey: '',
-  customId: false,
-  tags: [],
-  groupId: '',
-  lifo: false,
-  removeOnComplete: null,
-  removeOnFail: null,
-  dependsOn: [],
-  repeat: null,
-  maxStalled: null,
-};
 
 const rowTemplate: JobRow = {
   id: '',
@@ -240,7 +224,7 @@ t.test('schema-1-images-and-schema-2-job-blocks-load-with-keyless-repeats', asyn
   // A schema-2 job block: its `jobs` array, written by a codec over that schema.
   const v2Writer = createImageCodec(new Map([[2, { schema: schemaV2.jobs, upgrade: null }]]), 2);
   const repeat = { every: 1_000, pattern: '', limit: null, immediately: false, count: 2, tz: '' };
-  const options = { ...jobOptionsDefault, maxAttempts: 1, repeat };
+  const options = { ...plainOptions, maxAttempts: 1, repeat };
   const v2Block = v2Writer.encodeImage([{ ...rowTemplate, id: 'r', data: '{}', options }] as never);
   const keys: unknown[] = [];
   decodeRowsInto(v2Block, new PayloadArena(), (r) => keys.push(r.options?.repeat?.key), 2);
