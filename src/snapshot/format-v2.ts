@@ -29,7 +29,7 @@
 // Block sizes. Since snapshotBlockBytesMax a block is at most that plus one row; files written
 // before it hold blocks of up to 4,096 rows of any size (u32 B: up to 4 GiB). Readers take any B
 // the format allows: reads go in pieces of snapshotReadBytesMax (one read() stops near 2 GiB),
-// the loader reads ahead only a block within the bound (an older, larger one is read once the
+// the loader reads ahead only a block within twice the bound (an older, larger one is read once the
 // previous block is decoded, so at most one such block is in memory), and verifyStateFile hashes
 // each block piece by piece without holding it.
 
@@ -220,11 +220,15 @@ async function readHead(readAt: ReadAt, fileBytes: number, headChecksum: number)
  * The head, then each block's row bytes, each checked (lengths inside the file, checksums) before
  * it is yielded. Blocks are read one ahead: each read takes a block's rows and the next block's
  * frame, and the next block's read is in flight while the caller decodes the current one (two
- * blocks in memory at most). A block longer than snapshotBlockBytesMax (only older files have
+ * blocks in memory at most). A block longer than readAheadBlockBytesMax (only older files have
  * one) is not read ahead but once the caller is done with the block before it, so that at most
  * one of them is in memory. The 48-byte header was decoded by the caller (`header`, checked
  * against `fileBytes`).
  */
+/** The largest block read ahead: the bound plus the row that took the block past it (a block of
+ *  large jobs always ends just over the bound), for rows of up to the bound themselves. */
+const readAheadBlockBytesMax = 2 * snapshotBlockBytesMax;
+
 async function* sections(readAt: ReadAt, fileBytes: number, headChecksum: number): AsyncGenerator<Buffer> {
   const { head, frame, end } = await readHead(readAt, fileBytes, headChecksum);
   let next = end < fileBytes ? readAhead(readBlock(readAt, fileBytes, end, frame)) : null;
@@ -234,7 +238,7 @@ async function* sections(readAt: ReadAt, fileBytes: number, headChecksum: number
     const { rows, end: at } = block;
     // Copied: a view would keep the whole buffer of the rows before it alive.
     const nextFrame = Buffer.from(block.nextFrame);
-    const ahead = at < fileBytes && (nextFrame.length < blockFrameBytes || nextFrame.readUInt32LE(0) <= snapshotBlockBytesMax);
+    const ahead = at < fileBytes && (nextFrame.length < blockFrameBytes || nextFrame.readUInt32LE(0) <= readAheadBlockBytesMax);
     next = ahead ? readAhead(readBlock(readAt, fileBytes, at, nextFrame)) : null;
     yield rows;
     if (!ahead && at < fileBytes) next = readBlock(readAt, fileBytes, at, nextFrame);
