@@ -43,10 +43,20 @@ export function isShrank(err: unknown): err is LogError {
   return err instanceof LogError && err.code === 'LOG_SHRANK';
 }
 
+/** The `code` of a system (or LogError) error, whatever was thrown. */
+export function errnoOf(err: unknown): unknown {
+  return (err as { code?: unknown } | null)?.code;
+}
+
+/** An error's message, whatever was thrown. */
+export function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
 /** Maps a failed write/sync to its code: a full disk is LOG_NO_SPACE (507 upstream). */
 export function ioError(op: 'write' | 'sync', file: string, cause: unknown): LogError {
-  const errno = (cause as { code?: unknown } | null)?.code;
+  const errno = errnoOf(cause);
   const code = errno === 'ENOSPC' || errno === 'EDQUOT' ? 'LOG_NO_SPACE' : op === 'write' ? 'LOG_WRITE' : 'LOG_SYNC';
-  const detail = cause instanceof Error ? cause.message : String(cause);
+  const detail = messageOf(cause);
   return new LogError(code, `log ${op} failed on ${file}: ${detail}`, { file, cause });
 }

@@ -15,7 +15,7 @@ import { readdir, stat } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createReader, decodeRecordAt } from '../record/codec.js';
 import type { LogRecord } from '../record/types.js';
-import { isShrank, LogError } from './errors.js';
+import { errnoOf, isShrank, LogError } from './errors.js';
 import { FrameCursor } from './frame-cursor.js';
 import { frameStatusText } from './framing.js';
 import { listSegmentBases } from './recovery.js';
@@ -83,7 +83,7 @@ async function readWholeFrames(segment: Segment, position: number, size: number,
     fh = await segment.openRead();
   } catch (err) {
     // Retired since its size was taken: the caller takes it again and finds the file gone.
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { records, end: position, bad: null, shrank: true };
+    if (errnoOf(err) === 'ENOENT') return { records, end: position, bad: null, shrank: true };
     throw err;
   }
   let bad: LogError | null = null;
@@ -154,7 +154,7 @@ async function fileSize(path: string): Promise<number | null> {
   try {
     return (await stat(path)).size;
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    if (errnoOf(err) === 'ENOENT') return null;
     throw err;
   }
 }

@@ -60,7 +60,7 @@ import {
 } from '../constants.js';
 import { encodeRecordInto, RecordWriter } from '../record/codec.js';
 import type { LogRecord, RecordDraft } from '../record/types.js';
-import { LogError, ioError } from './errors.js';
+import { errnoOf, ioError, LogError, messageOf } from './errors.js';
 import { frameHeaderBytes, sealFrames } from './framing.js';
 import { createSegment } from './recovery.js';
 import { segmentFileName } from './segment-header.js';
@@ -444,7 +444,7 @@ export class GroupCommit {
     await (sealed.writer as FileHandle).close();
     sealed.writer = null;
     await sealed.writeIndexFiles().catch((err: unknown) => {
-      this.o.logger(`tapeq: log: could not write the index files of ${sealed.file} (${errorText(err)}); reads use its index in memory and the next start rebuilds them`);
+      this.o.logger(`tapeq: log: could not write the index files of ${sealed.file} (${messageOf(err)}); reads use its index in memory and the next start rebuilds them`);
     });
     const segment = await this.openNext(sealed.nextOffset);
     this.o.segments.push(segment);
@@ -468,7 +468,7 @@ export class GroupCommit {
         const leftMs = giveUpAt - Date.now();
         if (!isShortOfResources(err) || leftMs <= 0) throw ioError('write', file, err);
         if (retries === 0) {
-          this.o.logger(`tapeq: log: could not open the next segment ${file} (${errorText(err)}); acknowledgements wait while it is retried for up to ${this.o.segmentOpenRetryMs} ms`);
+          this.o.logger(`tapeq: log: could not open the next segment ${file} (${messageOf(err)}); acknowledgements wait while it is retried for up to ${this.o.segmentOpenRetryMs} ms`);
         }
         retries++;
         await sleep(Math.min(pauseMs, leftMs));
@@ -519,12 +519,8 @@ export class GroupCommit {
 
 /** Errors of a kernel short of descriptors or memory for a moment: worth another try. */
 function isShortOfResources(err: unknown): boolean {
-  const code = (err as { code?: unknown } | null)?.code;
+  const code = errnoOf(err);
   return code === 'EMFILE' || code === 'ENFILE' || code === 'EAGAIN';
-}
-
-function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }
 
 async function createSegmentHooked(o: GroupCommitOptions, baseOffset: number): Promise<Segment> {

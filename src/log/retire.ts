@@ -17,6 +17,7 @@
 import { constants as fsConstants } from 'node:fs';
 import { copyFile, open, rename, rm, stat, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { errnoOf } from './errors.js';
 import { syncDir } from './segment.js';
 
 /** The names in `names` (a listing of the log directory) that belong to `segmentFile`, `.log` last. */
@@ -74,8 +75,4 @@ async function exists(path: string): Promise<boolean> {
     if (errnoOf(err) === 'ENOENT') return false;
     throw err;
   }
-}
-
-function errnoOf(err: unknown): unknown {
-  return (err as { code?: unknown } | null)?.code;
 }

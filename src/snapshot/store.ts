@@ -14,6 +14,7 @@
 import { open, readdir, rename, rm, mkdir, type FileHandle } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { initChecksum } from '../log/checksum.js';
+import { errnoOf, messageOf } from '../log/errors.js';
 import { snapshotsKept } from '../constants.js';
 import type { StateImage } from '../state/image.js';
 import { exportState, importState, type State } from '../state/index.js';
@@ -260,8 +261,7 @@ async function loadNewest<T>(
       // Gone since the listing: moved aside (a snapshot beyond the log's end, recover-state.ts)
       // or pruned, by code that reports it; not a damaged file.
       if (isVanished(err)) continue;
-      const why = err instanceof Error ? err.message : String(err);
-      logger(`snapshot ${entry.file} is unusable: ${why}; trying older`);
+      logger(`snapshot ${entry.file} is unusable: ${messageOf(err)}; trying older`);
       options.refused?.add(entry.file);
     }
   }
@@ -269,8 +269,7 @@ async function loadNewest<T>(
 }
 
 function isVanished(err: unknown): boolean {
-  const code = (e: unknown): unknown => (e as { code?: unknown } | null)?.code;
-  return code(err) === 'ENOENT' || code((err as { cause?: unknown } | null)?.cause) === 'ENOENT';
+  return errnoOf(err) === 'ENOENT' || errnoOf((err as { cause?: unknown } | null)?.cause) === 'ENOENT';
 }
 
 /** The newest snapshot that verifies and decodes, as an image, or null. */

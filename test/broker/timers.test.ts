@@ -1,7 +1,23 @@
 import t, { type Test } from 'tap';
+import type { Broker } from '../../src/broker/broker.js';
 import { manualClock, startBroker } from '../fixtures/broker.js';
 
 const ctx = { actor: null };
+
+/** Up to four times: pulls a repeat run of `queue` and acks it, then moves the clock 1 s on and
+ *  runs the due timers. The runs' repeat counts, in order. */
+async function ackEachRun(b: Broker, clock: { advance: (ms: number) => void }, queue: string): Promise<number[]> {
+  const seen: number[] = [];
+  for (let i = 0; i < 4; i++) {
+    const p = await b.pull(queue, { timeoutMs: 0 }, ctx);
+    if (!p.ok || p.job === null) break;
+    seen.push(p.job.repeat?.count ?? -1);
+    await b.ack(p.job.id, { token: p.token as string }, ctx);
+    clock.advance(1000);
+    b.runDueTimers();
+  }
+  return seen;
+}
 
 t.test('delayed-job-is-promoted-by-timer', async (t) => {
   const clock = manualClock();
@@ -92,15 +108,7 @@ t.test('repeat-every-schedules-the-next-instance-until-the-limit', async (t) => 
   t.teardown(() => f.cleanup());
   const b = f.broker;
   await b.push('q', { data: 'tick', repeat: { every: 1000, limit: 3 } }, ctx);
-  const seen: number[] = [];
-  for (let i = 0; i < 4; i++) {
-    const p = await b.pull('q', { timeoutMs: 0 }, ctx);
-    if (!p.ok || p.job === null) break;
-    seen.push(p.job.repeat?.count ?? -1);
-    await b.ack(p.job.id, { token: p.token as string }, ctx);
-    clock.advance(1000);
-    b.runDueTimers();
-  }
+  const seen = await ackEachRun(b, clock, 'q');
   t.same(seen, [0, 1, 2], 'three runs, then the limit stops it');
 });
 
@@ -121,15 +129,7 @@ t.test('a-repeat-with-a-ttl-shorter-than-its-interval-keeps-its-schedule', async
   const b = f.broker;
   await b.push('every', { data: 'tick', ttl: 500, repeat: { every: 1000, limit: 3 } }, ctx);
   const cron = await b.push('cron', { data: 'tock', ttl: 2000, repeat: { pattern: '*/10 * * * * *', limit: 2 } }, ctx);
-  const seen: number[] = [];
-  for (let i = 0; i < 4; i++) {
-    const p = await b.pull('every', { timeoutMs: 0 }, ctx);
-    if (!p.ok || p.job === null) break;
-    seen.push(p.job.repeat?.count ?? -1);
-    await b.ack(p.job.id, { token: p.token as string }, ctx);
-    clock.advance(1000);
-    b.runDueTimers();
-  }
+  const seen = await ackEachRun(b, clock, 'every');
   t.same(seen, [0, 1, 2], 'every instance runs: its ttl counts from its run time, not from its push');
   clock.set(Date.UTC(2030, 0, 1, 0, 0, 10) + 1999);
   b.runDueTimers();
