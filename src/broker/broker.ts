@@ -71,6 +71,8 @@ import * as queueOps from './queue-ops.js';
 export interface BrokerLog {
   append(drafts: RecordDraft[], opts?: { durable?: boolean }): Appended;
   readonly failed: { code: string; message: string } | null;
+  /** Why acknowledgements are held for now, or null (Log.held). */
+  readonly held: string | null;
 }
 
 export interface BrokerOptions {
@@ -127,8 +129,10 @@ export class Broker implements BrokerApi {
     noteState(this.heap, this.state);
   }
 
+  /** Not while acknowledgements are held either: a balancer that takes traffic away then helps
+   *  the descriptor shortage end. */
   get ready(): boolean {
-    return this.fault === null && !this.draining && !this.closed;
+    return this.fault === null && !this.draining && !this.closed && this.log.held === null;
   }
 
   /** Arms the timers from the state: overdue moments (expired locks after a restart) fire at once. */

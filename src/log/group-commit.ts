@@ -127,6 +127,8 @@ export class GroupCommit {
   writtenOffset: number;
   syncedOffset: number;
   failed: LogError | null = null;
+  /** Why acknowledgements are held, while a roll retries opening the next segment; else null. */
+  held: string | null = null;
   private closed = false;
   private writer = new RecordWriter(batchBytesInitial);
   /** The buffer of the last round written, reused by the next round (two buffers alternate instead
@@ -462,13 +464,18 @@ export class GroupCommit {
         segment ??= await createSegmentHooked(this.o, baseOffset);
         segment.writer = await open(segment.path, fsConstants.O_RDWR);
         if (retries > 0) this.o.logger(`tapeq: log: opened ${segment.file} after ${retries} retries; acknowledgements go on`);
+        this.held = null;
         return segment;
       } catch (err) {
         const file = segment?.file ?? segmentFileName(baseOffset);
         const leftMs = giveUpAt - Date.now();
-        if (!isShortOfResources(err) || leftMs <= 0) throw ioError('write', file, err);
+        if (!isShortOfResources(err) || leftMs <= 0) {
+          this.held = null;
+          throw ioError('write', file, err);
+        }
         if (retries === 0) {
-          this.o.logger(`tapeq: log: could not open the next segment ${file} (${messageOf(err)}); acknowledgements wait while it is retried for up to ${this.o.segmentOpenRetryMs} ms`);
+          this.held = `could not open the next segment ${file} (${messageOf(err)})`;
+          this.o.logger(`tapeq: log: ${this.held}; acknowledgements wait while it is retried for up to ${this.o.segmentOpenRetryMs} ms`);
         }
         retries++;
         await sleep(Math.min(pauseMs, leftMs));

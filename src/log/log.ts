@@ -147,6 +147,12 @@ export class Log {
     return this.commit?.failed ?? null;
   }
 
+  /** Why acknowledgements are held for now (a roll retrying the next segment's open while
+   *  descriptors are short), or null: appends still queue, and are acknowledged once it opens. */
+  get held(): string | null {
+    return this.commit?.held ?? null;
+  }
+
   private get activeSegment(): Segment {
     return this.segmentList[this.segmentList.length - 1] as Segment;
   }

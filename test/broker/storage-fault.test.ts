@@ -9,6 +9,7 @@ function failingLog(mode: 'throw' | 'reject', code: string): BrokerLog & { appen
   const log = {
     appended: 0,
     failed: null as { code: string; message: string } | null,
+    held: null,
     append(drafts: RecordDraft[]) {
       const error = Object.assign(new Error(code === 'LOG_NO_SPACE' ? 'ENOSPC' : 'EIO'), { code });
       if (mode === 'throw' || log.failed !== null) {

@@ -57,12 +57,14 @@ t.test('index-files-that-cannot-be-written-are-logged-and-the-log-goes-on', asyn
 t.test('next-segment-short-of-descriptors-is-retried-and-the-batch-acknowledged-once-written', async (t) => {
   const dir = await tempDir(t);
   let refusals = 2;
+  const heldWhileRetried: (string | null)[] = [];
   const { log, lines } = await openLog({
     dir,
     segmentBytes: 8192,
     fsHooks: {
       // The last step of creating the next segment: the file exists, with its header, when it fails.
       syncDir: async (_d, real) => {
+        heldWhileRetried.push(log.held);
         if (refusals-- > 0) throw errno('EMFILE');
         await real();
       },
@@ -71,6 +73,8 @@ t.test('next-segment-short-of-descriptors-is-retried-and-the-batch-acknowledged-
   const end = await appendUntilSegments(log, 2);
   t.equal(log.failed, null, 'the log did not fail');
   t.equal(refusals, -1, 'the directory sync was refused twice, then done');
+  t.match(heldWhileRetried, [null, /could not open the next segment 0000\d+\.log \(EMFILE/, /EMFILE/], 'held says why while the open is retried');
+  t.equal(log.held, null, 'and nothing once it opened');
   t.strictSame(await readAll(log), range(0, end));
   t.match(lines.join('\n'), /could not open the next segment 0000\d+\.log \(EMFILE: injected by the test\); acknowledgements wait/);
   t.match(lines.join('\n'), /opened 0000\d+\.log after 2 retries/);

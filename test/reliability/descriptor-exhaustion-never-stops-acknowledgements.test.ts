@@ -6,7 +6,8 @@
 //   - MAX_CONNECTIONS set past the limit (as when something else holds the descriptors): clients
 //     take every descriptor, pushes roll segments anyway; a roll that cannot open its next segment
 //     holds its acknowledgements until the clients leave, then gives them. No push is refused,
-//     /ready stays 200, and nothing says the broker stopped acknowledging writes.
+//     nothing says the broker stopped acknowledging writes, and /ready answers 503 while
+//     acknowledgements are held (to a probe whose connection was open before), 200 after.
 
 import { readdirSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
@@ -96,7 +97,10 @@ t.test('descriptors-taken-at-a-roll-delay-acknowledgements-and-never-stop-them',
   t.teardown(() => server.kill());
   const client = keptAlive(server);
   t.teardown(client.close);
+  const probe = keptAlive(server);
+  t.teardown(probe.close);
   t.equal(await client.send('POST', '/queues/q/jobs', job(0)), 200);
+  t.equal(await probe.send('GET', '/ready'), 200);
   // Every descriptor taken, and a new connection every millisecond for any one freed.
   const clients = flood(server, openFilesLimit, 1);
   t.teardown(clients.stop);
@@ -110,6 +114,7 @@ t.test('descriptors-taken-at-a-roll-delay-acknowledgements-and-never-stop-them',
     const pushed = client.send('POST', '/queues/q/jobs', job(i));
     const late = await Promise.race([pushed.then(() => false), sleep(1_000).then(() => true)]);
     if (late && flooding) {
+      t.equal(await probe.send('GET', '/ready'), 503, `push ${i} waits for a roll: /ready answers 503`);
       t.comment(`push ${i} waits for a roll: the clients leave`);
       flooding = false;
       await clients.stop();
@@ -121,7 +126,7 @@ t.test('descriptors-taken-at-a-roll-delay-acknowledgements-and-never-stop-them',
     }
   }
   t.same([...statuses], [200], `every push through three rolls is acknowledged (${i - 1})`);
-  t.equal(await client.send('GET', '/ready'), 200, '/ready stays 200');
+  t.equal(await client.send('GET', '/ready'), 200, '/ready answers 200 once acknowledgements go on');
   t.equal(await client.send('POST', '/queues/q/jobs', job(i)), 200, 'and pushes go on');
   t.notMatch(server.stderr(), /stops acknowledging/);
   t.comment(server.stderr().split('\n').filter((l) => l.includes('tapeq: log:')).join('\n'));

@@ -45,7 +45,7 @@ export function monitoringRoutes(app: FastifyInstance, { broker, config, latency
         tags,
         response: {
           200: okWith({
-            status: { type: 'string', enum: ['healthy', 'unhealthy'], description: "'unhealthy' whenever /ready answers 503 (a storage fault, draining)" },
+            status: { type: 'string', enum: ['healthy', 'unhealthy'], description: "'unhealthy' whenever /ready answers 503 (a storage fault, draining, acknowledgements held while the log waits for a file descriptor)" },
             uptime: { type: 'integer' },
             version: { type: 'string' },
             queues: numbers('waiting', 'active', 'delayed', 'completed', 'dlq'),
@@ -60,7 +60,7 @@ export function monitoringRoutes(app: FastifyInstance, { broker, config, latency
       const { heapUsed, heapTotal, rss } = memoryMb();
       return {
         ok: true,
-        // Not ready (a storage fault, or draining for shutdown): /ready answers 503, and this
+        // Not ready (a storage fault, draining for shutdown, acknowledgements held): /ready answers 503, and this
         // must not say otherwise.
         status: broker.ready ? 'healthy' : 'unhealthy',
         uptime: uptimeSeconds(),
