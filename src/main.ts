@@ -85,7 +85,13 @@ export async function serve(config: Config, options: ServeOptions = {}): Promise
     });
     const history = new JobHistory({ log, writeFiles: true, logger });
     const dispatcher = new WorkerDispatcher({ broker, logger });
-    const app = await buildServer({ broker, config, history, realtime: realtimePlugin({ broker, log, config }) });
+    const app = await buildServer({
+      broker,
+      config,
+      history,
+      realtime: realtimePlugin({ broker, log, config }),
+      snapshotPid: () => snapshotter.processPid,
+    });
     return {
       app,
       broker,

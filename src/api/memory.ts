@@ -4,6 +4,7 @@
 // jobIndex = jobs known to the index, completedJobs = completed jobs retained,
 // processingTotal = active jobs, queuedTotal = waiting jobs, temporalIndexTotal = delayed jobs.
 
+import { readFileSync } from 'node:fs';
 import type { StatsView } from '../broker/types.js';
 
 export function toMb(bytes: number): number {
@@ -19,6 +20,17 @@ export function memoryMb(): { heapUsed: number; heapTotal: number; rss: number; 
     external: toMb(m.external),
     arrayBuffers: toMb(m.arrayBuffers),
   };
+}
+
+/** Resident set of another process of ours (the snapshot process), in whole MB, from Linux's
+ *  /proc/<pid>/status; null where that cannot be read (another OS, the process just gone). */
+export function processRssMb(pid: number): number | null {
+  try {
+    const kib = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'latin1'))?.[1];
+    return kib === undefined ? null : toMb(Number(kib) * 1024);
+  } catch {
+    return null;
+  }
 }
 
 export function collections(stats: StatsView) {

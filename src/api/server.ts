@@ -29,14 +29,12 @@ import { historyRoutes, type HistorySource } from './routes/history.js';
 import { jobActionRoutes } from './routes/job-actions.js';
 import { jobUpdateRoutes } from './routes/job-updates.js';
 import { jobRoutes } from './routes/jobs.js';
-import { type HealthExtras, monitoringRoutes } from './routes/monitoring.js';
+import { monitoringRoutes } from './routes/monitoring.js';
 import { queueRoutes } from './routes/queues.js';
 import type { RouteDeps } from './routes/types.js';
 import { workerRoutes } from './routes/workers.js';
 import { answerUnavailableWhileClosing } from './unavailable.js';
 import { lazyValidators, schemaErrorFormatter } from './validation.js';
-
-export type { HealthExtras } from './routes/monitoring.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -51,8 +49,8 @@ export interface ServerDeps {
   broker: BrokerApi;
   config: Config;
   logger?: boolean;
-  /** Extra fields merged into GET /health. */
-  health?: () => HealthExtras;
+  /** The snapshot process's pid while it runs, for GET /health's `memory.snapshotRss`. */
+  snapshotPid?: () => number | null;
   /** The real-time plugin (SSE /events, WebSocket /ws), registered in its own scope. */
   realtime?: (app: FastifyInstance) => Promise<void>;
   /** Job history (GET /jobs/:id/history); absent = the route is not served. */
@@ -103,7 +101,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   jobUpdateRoutes(app, routeDeps);
   queueRoutes(app, routeDeps);
   workerRoutes(app, routeDeps);
-  monitoringRoutes(app, routeDeps, deps.health);
+  monitoringRoutes(app, routeDeps, deps.snapshotPid);
   debugRoutes(app, routeDeps);
   if (deps.history) historyRoutes(app, deps.history, (id) => broker.getJob(id) !== null);
   if (deps.realtime) {

@@ -109,6 +109,12 @@ export class Snapshotter {
     this.timer = poll;
   }
 
+  /** The snapshot process's pid while it runs (it lives between snapshots too), else null. */
+  get processPid(): number | null {
+    const child = this.child;
+    return child !== null && child.connected && child.pid !== undefined ? child.pid : null;
+  }
+
   /** Cheap: compares two numbers; starts a snapshot when everyRecords records are not covered. */
   maybeSnapshot(): void {
     if (this.running !== null || this.closed || Date.now() < this.retryAfterMs) return;

@@ -1,6 +1,7 @@
 // The numbers of the monitoring endpoints, read from a real server process over its socket and
-// checked against each other and against GET /queues/:q/counts.
+// checked against each other, against GET /queues/:q/counts and against /proc.
 
+import { readdir, readFile } from 'node:fs/promises';
 import t from 'tap';
 import { startTapeq, tempDataDir } from '../fixtures/process.js';
 
@@ -52,4 +53,42 @@ t.test('prometheus-queue-gauges-show-paused-and-dependent-jobs-and-add-up-to-hea
       `${queue}: gauges = counts`,
     );
   }
+});
+
+/** The pids of `pid`'s child processes (Linux: /proc/<pid>/task/<tid>/children). */
+async function childPids(pid: number): Promise<number[]> {
+  const tasks = await readdir(`/proc/${pid}/task`);
+  const lists = await Promise.all(tasks.map((tid) => readFile(`/proc/${pid}/task/${tid}/children`, 'latin1')));
+  return lists.join(' ').split(/\s+/).filter((s) => s !== '').map(Number);
+}
+
+const vmRssMb = async (pid: number): Promise<number> =>
+  Number(/^VmRSS:\s+(\d+) kB$/m.exec(await readFile(`/proc/${pid}/status`, 'latin1'))?.[1]) / 1024;
+
+t.test('health-memory-names-the-snapshot-process-resident-set-while-it-lives', async (t) => {
+  const data = await tempDataDir();
+  t.teardown(data.remove);
+  const tapeq = await startTapeq(data.dir);
+  t.teardown(() => tapeq.kill('SIGKILL'));
+  const memory = async () => ((await (await fetch(`${tapeq.url}/health`)).json()) as { memory: Record<string, number> }).memory;
+  let children: number[] = [];
+  for (let tries = 0; children.length === 0 && tries < 100; tries++) {
+    children = await childPids(tapeq.child.pid as number);
+    if (children.length === 0) await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  t.equal(children.length, 1, 'the server has one child, its snapshot process');
+  const child = children[0] as number;
+  const reported = await memory();
+  const measured = await vmRssMb(child);
+  t.ok(Math.abs((reported.snapshotRss as number) - measured) <= 5, `snapshotRss ${reported.snapshotRss} MB ≈ the child's VmRSS ${measured.toFixed(1)} MB`);
+  t.ok((reported.rss as number) >= 1, 'rss is the server process own');
+
+  process.kill(child, 'SIGKILL');
+  let after = await memory();
+  for (let tries = 0; 'snapshotRss' in after && tries < 100; tries++) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    after = await memory();
+  }
+  t.notOk('snapshotRss' in after, 'absent once the snapshot process is gone');
+  t.same(Object.keys(after).sort(), ['heapTotal', 'heapUsed', 'rss'], "the seed's three fields stay");
 });

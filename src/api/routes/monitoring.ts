@@ -11,15 +11,13 @@
 
 import type { FastifyInstance } from 'fastify';
 import { connections } from '../connections.js';
-import { collections, memoryMb } from '../memory.js';
+import { collections, memoryMb, processRssMb } from '../memory.js';
 import { renderPrometheus } from '../prometheus.js';
 import { okWith } from '../schemas.js';
 import { version } from '../version.js';
 import type { RouteDeps } from './types.js';
 
 /** Extra fields a composition root may add to /health (e.g. log offsets). */
-export type HealthExtras = Record<string, unknown>;
-
 const numbers = (...names: string[]) => ({
   type: 'object',
   properties: Object.fromEntries(names.map((n) => [n, { type: 'number' }])),
@@ -34,7 +32,7 @@ function uptimeSeconds(): number {
   return Math.floor(process.uptime());
 }
 
-export function monitoringRoutes(app: FastifyInstance, { broker, config, latency }: RouteDeps, health?: () => HealthExtras): void {
+export function monitoringRoutes(app: FastifyInstance, { broker, config, latency }: RouteDeps, snapshotPid?: () => number | null): void {
   const tags = ['monitoring'];
   app.get(
     '/health',
@@ -50,7 +48,10 @@ export function monitoringRoutes(app: FastifyInstance, { broker, config, latency
             version: { type: 'string' },
             queues: numbers('waiting', 'active', 'delayed', 'completed', 'dlq'),
             connections: numbers('tcp', 'ws', 'sse'),
-            memory: numbers('heapUsed', 'heapTotal', 'rss'),
+            memory: {
+              ...numbers('heapUsed', 'heapTotal', 'rss', 'snapshotRss'),
+              description: "The server process's memory in MB; snapshotRss (absent when there is none) is the snapshot process's resident set, which lives beside the server between snapshots too",
+            },
           }),
         },
       },
@@ -67,8 +68,7 @@ export function monitoringRoutes(app: FastifyInstance, { broker, config, latency
         version,
         queues: { waiting: s.queued, active: s.processing, delayed: s.delayed, completed: s.completed, dlq: s.dlq },
         connections: { tcp: 0, ws: connections.ws, sse: connections.sse },
-        memory: { heapUsed, heapTotal, rss },
-        ...(health ? health() : {}),
+        memory: { heapUsed, heapTotal, rss, ...snapshotMemory(snapshotPid?.() ?? null) },
       };
     },
   );
@@ -145,4 +145,10 @@ export function monitoringRoutes(app: FastifyInstance, { broker, config, latency
         .type('text/plain; version=0.0.4; charset=utf-8')
         .send(renderPrometheus(config.metricsPrefix, broker, latency, Date.now())),
   );
+}
+
+/** `snapshotRss` while a snapshot process runs and its memory can be read; nothing otherwise. */
+function snapshotMemory(pid: number | null): { snapshotRss?: number } {
+  const rss = pid === null ? null : processRssMb(pid);
+  return rss === null ? {} : { snapshotRss: rss };
 }
