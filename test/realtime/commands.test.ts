@@ -248,3 +248,20 @@ t.test('jobs-pulled-over-a-socket-are-released-when-it-closes', async (t) => {
   t.teardown(() => again.close());
   t.match(await again.command({ cmd: 'PULL', queue: 'rel' }), { ok: true, job: { id } }, 'another client can take it');
 });
+
+t.test('jobs-pulled-over-a-socket-are-released-when-the-server-shuts-down', async (t) => {
+  let h = await startRealtime();
+  t.teardown(() => h.close());
+  const ws = await WsClient.connect(h.ws('/ws'));
+  const id = await push(h, 'down', { data: {} });
+  t.match(await ws.command({ cmd: 'PULL', queue: 'down' }), { ok: true, job: { id } });
+  // What main.ts does on SIGTERM: the server closes, then the broker and the log. The client's
+  // close frame can arrive after the broker has closed.
+  h.fixture.broker.beginShutdown();
+  h = await h.restart();
+  t.equal((await ws.closed).code, 1001);
+  t.equal(h.fixture.broker.jobState(id), 'waiting', 'back in its queue after the restart, not active until its lock expires');
+  const released = [];
+  for await (const record of h.fixture.log.read(h.fixture.log.firstOffset)) if (record.body.type === 'released') released.push(record.body);
+  t.match(released, [{ queue: 'down', jobId: id, reason: 'server shutting down' }], 'one released record');
+});

@@ -5,17 +5,16 @@
 // @fastify/websocket itself (frames bounded by wsFrameBytesMax) unless the parent already did. On
 // close it ends every SSE stream (and drops cut-off clients still reading their final message),
 // which fastify would otherwise wait for, and closes every WebSocket with 1001 "going away"
-// (@fastify/websocket's own pre-close would close them without a code, which clients see as 1005).
+// (@fastify/websocket's own pre-close would close them without a code, which clients see as 1005),
+// releasing the jobs each one holds before fastify's close resolves: main.ts closes the broker
+// next, and a client's close frame arriving after that could no longer append the release.
 
 import websocket from '@fastify/websocket';
 import type { FastifyInstance } from 'fastify';
 import type { RealtimeDeps, RealtimeOptions } from './deps.js';
 import { realtimeLimitsDefault } from './limits.js';
 import { registerSse } from './sse.js';
-import { registerWs } from './ws.js';
-
-/** WebSocket close code for a server going down (RFC 6455). */
-const wsGoingAwayCode = 1001;
+import { registerWs, wsGoingAwayCode } from './ws.js';
 
 export type { RealtimeOptions } from './deps.js';
 export type { RealtimeLimits } from './limits.js';
@@ -41,10 +40,13 @@ export function realtimePlugin(options: RealtimeOptions): (app: FastifyInstance)
     }
     /** How to stop each open SSE response: end its stream, or drop a cut-off client in its grace. */
     const streams = new Set<() => void>();
+    /** How to close each open WebSocket session; settles once its jobs are released. */
+    const sessions = new Set<() => Promise<void>>();
     app.addHook('preClose', async () => {
       for (const stop of [...streams]) stop();
+      await Promise.all([...sessions].map((goAway) => goAway()));
     });
     registerSse(app, deps, streams);
-    registerWs(app, deps);
+    registerWs(app, deps, sessions);
   };
 }

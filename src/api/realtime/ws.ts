@@ -12,7 +12,8 @@
 // field), so a client can reconnect with `?from=<offset>`. Commands run concurrently, each reply
 // echoing its `reqId`; at most wsInflightMax run at once per socket. A slow reader is cut off with a
 // final `{"ok": false, "error": …}` message and close code 1008. On close the client's pulled-and-still-active
-// jobs are released (`broker.releaseOwner`, one `released` record each).
+// jobs are released (`broker.releaseOwner`, one `released` record each); when the server closes,
+// that happens before its close resolves (goAway), not when the client's close frame comes back.
 
 import { randomUUID } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
@@ -33,8 +34,11 @@ import { drainPollMs, Subscription } from './subscription.js';
 
 /** Close code for a slow consumer and for an authentication timeout: 1008 policy violation. */
 export const wsPolicyViolationCode = 1008;
+/** WebSocket close code for a server going down (RFC 6455). */
+export const wsGoingAwayCode = 1001;
 
-export function registerWs(app: FastifyInstance, deps: RealtimeDeps): void {
+/** `sessions` gets each open session's goAway (for the plugin's preClose), until it closes. */
+export function registerWs(app: FastifyInstance, deps: RealtimeDeps, sessions: Set<() => Promise<void>>): void {
   const preValidation = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
     const header = request.headers.authorization;
     if (deps.config.authTokens.length > 0 && header !== undefined && !authenticate(header, deps.config)) {
@@ -53,7 +57,7 @@ export function registerWs(app: FastifyInstance, deps: RealtimeDeps): void {
   const wsHandler = (socket: WebSocket, request: FastifyRequest): void => {
     const params = accepted.get(request);
     if (params === undefined) throw new Error('ws route reached without parameters preValidation accepted');
-    new WsSession(socket, request, deps, params).start();
+    new WsSession(socket, request, deps, params, sessions).start();
   };
   // A plain GET (no Upgrade header) gets the error envelope, not @fastify/websocket's empty 404.
   const handler = async (_request: FastifyRequest, reply: FastifyReply): Promise<void> => {
@@ -99,6 +103,7 @@ class WsSession {
     private readonly request: FastifyRequest,
     private readonly deps: RealtimeDeps,
     private readonly filter: StreamParams,
+    private readonly sessions: Set<() => Promise<void>>,
   ) {
     // A present-and-invalid header was rejected at upgrade, so a header here is a valid one.
     const token = deps.config.authTokens.length === 0 ? null : bearerToken(request.headers.authorization);
@@ -113,6 +118,7 @@ class WsSession {
     setMaxListeners(this.deps.limits.wsInflightMax + 1, this.#abort.signal);
     this.socket.on('message', (data) => this.#onMessage(data));
     this.socket.once('close', () => this.#onClose());
+    this.sessions.add(this.#goAway);
     if (this.#authenticated) this.#subscribe();
     else this.#armAuthDeadline();
   }
@@ -342,11 +348,26 @@ class WsSession {
 
   #onClose(): void {
     connections.ws -= 1;
+    this.sessions.delete(this.#goAway);
     if (this.#commandStall !== null) clearTimeout(this.#commandStall);
     this.#held.length = 0;
     this.#abort.abort();
     this.#subscription?.close();
-    this.deps.broker.releaseOwner(this.#ctx.owner as string, 'connection closed').catch((error: unknown) => {
+    void this.#release('connection closed');
+  }
+
+  /** The server is closing: close with 1001 and release the client's jobs now, while the broker
+   *  still takes records (main.ts closes it right after the server). Aborting first answers the
+   *  session's long polls, so no job reaches it after the release; a closing socket runs no more
+   *  commands (#onMessage). #onClose's release later finds nothing held. */
+  readonly #goAway = (): Promise<void> => {
+    if (this.socket.readyState === this.socket.OPEN) this.socket.close(wsGoingAwayCode, 'Server shutting down');
+    this.#abort.abort();
+    return this.#release('server shutting down');
+  };
+
+  #release(reason: string): Promise<void> {
+    return this.deps.broker.releaseOwner(this.#ctx.owner as string, reason).catch((error: unknown) => {
       this.request.log.error({ err: error, owner: this.#ctx.owner }, 'releasing a closed websocket\'s jobs failed');
     });
   }
