@@ -115,9 +115,10 @@ t.test('bad-queue-name-or-offset-is-400-before-any-stream', async (t) => {
   // An offset past the log's end would stream "after" it and skip what comes before it.
   const cases: Array<[string, Record<string, string>, string]> = [
     ['/events/queues/bad%20name', {}, 'Invalid queue name'],
-    ['/events?from=-1', {}, 'from must be a log offset (a non-negative integer)'],
-    ['/events?from=1&from=0', {}, 'from must be a log offset (a non-negative integer)'],
-    ['/events', { 'last-event-id': 'abc' }, 'Last-Event-ID must be a log offset (a non-negative integer)'],
+    ['/events?from=-2', {}, 'from must be a log offset (a non-negative integer, or -1 for the whole log)'],
+    ['/events?from=1&from=0', {}, 'from must be a log offset (a non-negative integer, or -1 for the whole log)'],
+    ['/events', { 'last-event-id': 'abc' }, 'Last-Event-ID must be a log offset (a non-negative integer, or -1 for the whole log)'],
+    ['/events', { 'last-event-id': '-01' }, 'Last-Event-ID must be a log offset (a non-negative integer, or -1 for the whole log)'],
     ['/events?from=2', {}, 'from 2 is beyond the end of the log (its last offset is 1)'],
     ['/events', { 'last-event-id': '30' }, 'Last-Event-ID 30 is beyond the end of the log (its last offset is 1)'],
   ];

@@ -147,7 +147,9 @@ class WsSession {
     };
     const subscription = new Subscription(log, { after: this.filter.after, queue: this.filter.queue, sink, limits });
     this.#subscription = subscription;
-    // A cut-off ('slow') always follows a delivery, so #lastOffset names a real event then.
+    // Until its first event, the client resumes from where its stream started (a cut-off for
+    // unread replies can come before any event).
+    this.#lastOffset = subscription.startAfter;
     void subscription.run().then((ended) => {
       if (ended.end === 'closed') return;
       if (ended.end === 'slow') this.#cutOffSlow();
