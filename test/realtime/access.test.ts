@@ -182,6 +182,7 @@ t.test('server-shutdown-closes-websockets-with-1001', async (t) => {
   const ws = await WsClient.connect(h.ws('/ws'));
   await h.close();
   t.equal((await ws.closed).code, 1001);
+  t.strictSame(ws.inbox.all, [{ ok: false, error: 'Server shutting down' }], 'told why first, as every socket the server closes is');
 });
 
 t.test('ws-closes-after-five-failed-auth-commands', async (t) => {

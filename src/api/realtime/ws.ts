@@ -358,12 +358,12 @@ class WsSession {
     void this.#release('connection closed');
   }
 
-  /** The server is closing: close with 1001 and release the client's jobs now, while the broker
-   *  still takes records (main.ts closes it right after the server). Aborting first answers the
-   *  session's long polls, so no job reaches it after the release; a closing socket runs no more
-   *  commands (#onMessage). #onClose's release later finds nothing held. */
+  /** The server is closing: say so, close with 1001 and release the client's jobs now, while the
+   *  broker still takes records (main.ts closes it right after the server). Aborting first
+   *  answers the session's long polls, so no job reaches it after the release; a closing socket
+   *  runs no more commands (#onMessage). #onClose's release later finds nothing held. */
   readonly #goAway = (): Promise<void> => {
-    if (this.socket.readyState === this.socket.OPEN) this.socket.close(wsGoingAwayCode, 'Server shutting down');
+    this.#close('Server shutting down', wsGoingAwayCode, 'Server shutting down');
     this.#abort.abort();
     return this.#release('server shutting down');
   };
