@@ -119,8 +119,28 @@ class WsSession {
     this.socket.on('message', (data) => this.#onMessage(data));
     this.socket.once('close', () => this.#onClose());
     this.sessions.add(this.#goAway);
+    this.#armHeartbeat();
     if (this.#authenticated) this.#subscribe();
     else this.#armAuthDeadline();
+  }
+
+  /** A peer that vanished without closing (a host powered off, a NAT mapping dropped) sends no
+   *  close and, with no events for its queue, gets no write that could fail: without a ping its
+   *  session would hold its jobs and its connection for good. Clients answer pings by themselves
+   *  (browsers and `ws` do); one that has not answered by the next ping is terminated, and
+   *  #onClose releases its jobs. */
+  #armHeartbeat(): void {
+    let answered = true;
+    this.socket.on('pong', () => {
+      answered = true;
+    });
+    const timer = setInterval(() => {
+      if (!answered) return this.socket.terminate();
+      answered = false;
+      this.socket.ping();
+    }, this.deps.limits.wsPingMs);
+    timer.unref();
+    this.socket.once('close', () => clearInterval(timer));
   }
 
   /** An unauthenticated socket holds a connection and a slot in /health while doing nothing:
