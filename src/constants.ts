@@ -132,6 +132,11 @@ export const wsAuthDeadlineMs = 10_000;
 export const wsAuthFailuresMax = 5;
 /** How long a client over its backlog may take to drain to half before it is cut off. */
 export const subscriberStallMs = sseKeepAliveMs;
+/** A WebSocket is pinged this often, and one that has not answered by the next ping is closed: a
+ *  peer that vanished without closing would hold its jobs and its connection for good. Twice the
+ *  stall window, so that a client that reads as fast as the backlog rule demands (half of a full
+ *  backlog per stall window) gets a ping queued behind that backlog in time. */
+export const wsPingMs = 2 * subscriberStallMs;
 /** How long a cut-off client gets to read its final message before its socket is destroyed. */
 export const subscriberCloseGraceMs = sseKeepAliveMs;
 
@@ -208,6 +213,7 @@ export function checkConstants(): void {
     [workerTimeoutMsDefault + workerLockMarginMs <= lockMsMax, 'a pushed job lock fits lockMsMax'],
     [workerConcurrencyMax <= workerConnectionsPerOriginMax, 'one worker at full concurrency fits the pool'],
     [subscriberStallMs > 0 && subscriberCloseGraceMs > 0, 'positive subscriber cut-off times'],
+    [wsPingMs >= 2 * subscriberStallMs, 'a WebSocket draining at the backlog rule answers a ping in time'],
     [segmentOpenRetryMsMax < shutdownGraceMs, 'a roll retrying its next segment ends within a shutdown'],
     [segmentOpenRetryPauseMsFirst > 0 && segmentOpenRetryPauseMsFirst <= segmentOpenRetryPauseMsMax, 'segment open pause first <= max'],
     [snapshotBlockBytesMax <= snapshotReadBytesMax, 'a snapshot block of the byte bound is one read'],

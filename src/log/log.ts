@@ -74,7 +74,7 @@ export class Log {
   private readonly commit: GroupCommit | null;
   private readonly ring: RecordRing<LogRecord>;
   private readonly listeners = new Set<(durableOffset: number) => void>();
-  private wakers: Array<() => void> = [];
+  private readonly wakers = new Set<() => void>();
   private closed = false;
 
   private constructor(dir: string, logId: string, report: OpenReport, segments: Segment[], commit: GroupCommit | null, ring: { records: number; bytes: number }) {
@@ -223,7 +223,10 @@ export class Log {
         for await (const batch of log.readBatches(batchFrom, batchTo)) out.push(...batch);
         return out;
       },
-      waitForDurable: () => new Promise<void>((resolve) => log.wakers.push(resolve)),
+      waitForDurable(wake) {
+        log.wakers.add(wake);
+        return () => log.wakers.delete(wake);
+      },
     };
     return tailLog(source, from);
   }
@@ -290,8 +293,8 @@ export class Log {
   }
 
   private wakeTails(): void {
-    const wakers = this.wakers;
-    this.wakers = [];
+    const wakers = [...this.wakers];
+    this.wakers.clear();
     for (const wake of wakers) wake();
   }
 }

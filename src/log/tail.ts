@@ -14,8 +14,9 @@ export interface TailSource {
   readonly isOpen: boolean;
   /** Records [from, to), at most one batch, all durable. */
   readBatch(from: number, to: number): Promise<LogRecord[]>;
-  /** Resolves at the next commit or close. */
-  waitForDurable(): Promise<void>;
+  /** Calls `wake` once, at the next commit or close; the function returned drops it unwoken (a
+   *  tail closed while it waits, so that an idle log does not keep one per closed reader). */
+  waitForDurable(wake: () => void): () => void;
 }
 
 export type TailIterator = AsyncIterableIterator<LogRecord[]> & { close(): void };
@@ -38,8 +39,11 @@ export function tailLog(source: TailSource, from: number): TailIterator {
       }
       if (!source.isOpen) return;
       await new Promise<void>((resolve) => {
-        wake = resolve;
-        void source.waitForDurable().then(resolve);
+        const cancel = source.waitForDurable(resolve);
+        wake = () => {
+          cancel();
+          resolve();
+        };
       });
       wake = null;
     }

@@ -2,6 +2,7 @@
 // Auth command; queue filters on both transports; bad parameters refused before any stream.
 
 import t from 'tap';
+import { connections } from '../../src/api/connections.js';
 import { SseClient, UpgradeRefused, WsClient } from './clients.js';
 import { push, startRealtime } from './harness.js';
 
@@ -114,9 +115,10 @@ t.test('bad-queue-name-or-offset-is-400-before-any-stream', async (t) => {
   // An offset past the log's end would stream "after" it and skip what comes before it.
   const cases: Array<[string, Record<string, string>, string]> = [
     ['/events/queues/bad%20name', {}, 'Invalid queue name'],
-    ['/events?from=-1', {}, 'from must be a log offset (a non-negative integer)'],
-    ['/events?from=1&from=0', {}, 'from must be a log offset (a non-negative integer)'],
-    ['/events', { 'last-event-id': 'abc' }, 'Last-Event-ID must be a log offset (a non-negative integer)'],
+    ['/events?from=-2', {}, 'from must be a log offset (a non-negative integer, or -1 for the whole log)'],
+    ['/events?from=1&from=0', {}, 'from must be a log offset (a non-negative integer, or -1 for the whole log)'],
+    ['/events', { 'last-event-id': 'abc' }, 'Last-Event-ID must be a log offset (a non-negative integer, or -1 for the whole log)'],
+    ['/events', { 'last-event-id': '-01' }, 'Last-Event-ID must be a log offset (a non-negative integer, or -1 for the whole log)'],
     ['/events?from=2', {}, 'from 2 is beyond the end of the log (its last offset is 1)'],
     ['/events', { 'last-event-id': '30' }, 'Last-Event-ID 30 is beyond the end of the log (its last offset is 1)'],
   ];
@@ -180,6 +182,7 @@ t.test('server-shutdown-closes-websockets-with-1001', async (t) => {
   const ws = await WsClient.connect(h.ws('/ws'));
   await h.close();
   t.equal((await ws.closed).code, 1001);
+  t.strictSame(ws.inbox.all, [{ ok: false, error: 'Server shutting down' }], 'told why first, as every socket the server closes is');
 });
 
 t.test('ws-closes-after-five-failed-auth-commands', async (t) => {
@@ -189,4 +192,29 @@ t.test('ws-closes-after-five-failed-auth-commands', async (t) => {
   for (let i = 1; i <= 5; i++) t.strictSame(await ws.command({ cmd: 'Auth', token: `guess-${i}` }), { ok: false, error: 'Invalid token', reqId: `r${i}` });
   t.strictSame(await ws.inbox.take((m) => m.reqId === undefined), { ok: false, error: 'Too many failed Auth attempts' });
   t.equal((await ws.closed).code, 1008);
+});
+
+t.test('many-connects-and-disconnects-on-an-idle-log-leave-nothing-behind', async (t) => {
+  const h = await startRealtime();
+  t.teardown(() => h.close());
+  await push(h, 'idle', { data: 1 });
+  const sseBefore = connections.sse;
+  const wsBefore = connections.ws;
+  // Each live subscriber waits on the log for the next commit; none comes while the log is idle.
+  const waiting = (): number => (h.fixture.log as unknown as { wakers: Set<unknown> }).wakers.size;
+  for (let i = 0; i < 200; i++) {
+    const sse = await SseClient.connect(h.http('/events'));
+    await sse.inbox.take();
+    sse.close();
+    await sse.closed;
+    const ws = await WsClient.connect(h.ws('/ws/queues/idle'));
+    await ws.close();
+  }
+  const deadline = Date.now() + 5_000;
+  while ((connections.sse !== sseBefore || connections.ws !== wsBefore || waiting() > 0) && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  t.equal(connections.sse, sseBefore, 'every SSE stream ended');
+  t.equal(connections.ws, wsBefore, 'every WebSocket session ended');
+  t.equal(waiting(), 0, 'no closed subscriber still waits on the log for a commit');
 });

@@ -89,9 +89,10 @@ export class SseClient {
     return this.#buffer;
   }
 
-  /** Next data message that is a job event (skips `connected`). */
+  /** Next data message that is a job event (skips `connected`, which has an id too). */
   async nextEvent(timeoutMs = 5_000): Promise<{ id: number; event: Record<string, unknown> }> {
-    const m = await this.inbox.take((x) => x.event === null && x.id !== null, timeoutMs, 'an SSE event');
+    const isEvent = (x: SseMessage): boolean => x.event === null && x.id !== null && !x.data.startsWith('{"connected":');
+    const m = await this.inbox.take(isEvent, timeoutMs, 'an SSE event');
     return { id: Number(m.id), event: JSON.parse(m.data) as Record<string, unknown> };
   }
 

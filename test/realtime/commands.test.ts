@@ -248,3 +248,44 @@ t.test('jobs-pulled-over-a-socket-are-released-when-it-closes', async (t) => {
   t.teardown(() => again.close());
   t.match(await again.command({ cmd: 'PULL', queue: 'rel' }), { ok: true, job: { id } }, 'another client can take it');
 });
+
+t.test('jobs-pulled-over-a-socket-are-released-when-the-server-shuts-down', async (t) => {
+  let h = await startRealtime();
+  t.teardown(() => h.close());
+  const ws = await WsClient.connect(h.ws('/ws'));
+  const id = await push(h, 'down', { data: {} });
+  t.match(await ws.command({ cmd: 'PULL', queue: 'down' }), { ok: true, job: { id } });
+  // What main.ts does on SIGTERM: the server closes, then the broker and the log. The client's
+  // close frame can arrive after the broker has closed.
+  h.fixture.broker.beginShutdown();
+  h = await h.restart();
+  t.equal((await ws.closed).code, 1001);
+  t.equal(h.fixture.broker.jobState(id), 'waiting', 'back in its queue after the restart, not active until its lock expires');
+  const released = [];
+  for await (const record of h.fixture.log.read(h.fixture.log.firstOffset)) if (record.body.type === 'released') released.push(record.body);
+  t.match(released, [{ queue: 'down', jobId: id, reason: 'server shutting down' }], 'one released record');
+});
+
+t.test('a-socket-that-stops-answering-pings-is-closed-and-its-jobs-released', async (t) => {
+  const h = await startRealtime({ limits: { wsPingMs: 100 } });
+  t.teardown(() => h.close());
+  const wsBefore = connections.ws;
+  const alive = await WsClient.connect(h.ws('/ws/queues/quiet'));
+  t.teardown(() => alive.close());
+  const gone = await WsClient.connect(h.ws('/ws/queues/quiet'));
+  const id = await push(h, 'hb', { data: {} });
+  t.match(await gone.command({ cmd: 'PULL', queue: 'hb' }), { ok: true, job: { id } });
+  // A peer that vanished without closing (a dropped NAT mapping, a host powered off) reads
+  // nothing and answers nothing; pausing the client's socket looks the same from the server.
+  gone.socket.pause();
+  for (const deadline = Date.now() + 5_000; connections.ws !== wsBefore + 1 && Date.now() < deadline; ) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  t.equal(connections.ws, wsBefore + 1, 'the silent socket was closed');
+  for (const deadline = Date.now() + 5_000; h.fixture.broker.jobState(id) !== 'waiting' && Date.now() < deadline; ) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  t.equal(h.fixture.broker.jobState(id), 'waiting', 'its job is back in its queue');
+  t.match(await alive.command({ cmd: 'GETJOB', id }), { ok: true }, 'a socket that answers pings stays open');
+  gone.socket.terminate();
+});

@@ -19,7 +19,7 @@ t.test('every-event-type-arrives-in-log-order-on-sse-and-ws', async (t) => {
   t.equal(sse.response.headers.connection, 'keep-alive');
   t.equal(sse.response.headers['access-control-allow-origin'], '*');
   const hello = await sse.inbox.take();
-  t.equal(hello.id, null, 'the connection message has no id');
+  t.equal(hello.id, String(h.fixture.log.durableOffset - 1), 'the connection message has the offset the stream starts after as its id');
   const helloData = JSON.parse(hello.data) as Ev;
   t.strictSame(Object.keys(helloData), ['connected', 'clientId']);
   t.match(helloData, { connected: true, clientId: /^[0-9a-f-]{36}$/ });

@@ -101,3 +101,45 @@ t.test('resume-across-a-broker-restart-reads-old-events-from-disk-then-live', as
   t.strictSame(wsGot.map((e) => e.jobId), [...after, live], 'WS ?from has the same meaning');
   t.ok(wsGot.every((e, i) => typeof e.offset === 'number' && (i === 0 || e.offset > (wsGot[i - 1]?.offset as number))));
 });
+
+t.test('an-eventsource-that-reconnects-before-its-first-event-misses-nothing', async (t) => {
+  const h = await startRealtime();
+  t.teardown(() => h.close());
+  await push(h, 'other', { data: 0 });
+  // An EventSource sends Last-Event-ID only once a message gave it an id.
+  const reconnect = async (lastEventId: string | null): Promise<SseClient> => {
+    const sse = await SseClient.connect(h.http('/events/queues/quiet'), lastEventId === null ? {} : { 'last-event-id': lastEventId });
+    return sse;
+  };
+  const first = await reconnect(null);
+  const hello = await first.inbox.take(undefined, 5_000, 'connected');
+  t.match(JSON.parse(hello.data), { connected: true });
+  first.close();
+  await first.closed;
+  const missed = [await push(h, 'quiet', { data: 1 }), await push(h, 'quiet', { data: 2 })];
+  const second = await reconnect(hello.id);
+  t.teardown(() => second.close());
+  await second.inbox.take(undefined, 5_000, 'connected');
+  const live = await push(h, 'quiet', { data: 3 });
+  const got = [];
+  for (let i = 0; i < 3; i++) got.push((await second.nextEvent()).event.jobId);
+  t.strictSame(got, [...missed, live], 'the events pushed while it was away, then the live one');
+});
+
+t.test('from-minus-one-replays-the-whole-log-including-offset-0', async (t) => {
+  const h = await startRealtime();
+  t.teardown(() => h.close());
+  const empty = await SseClient.connect(h.http('/events'));
+  t.equal(empty.status, 200);
+  const hello = await empty.inbox.take(undefined, 5_000, 'connected');
+  t.equal(hello.id, '-1', 'on an empty log the stream starts before offset 0');
+  empty.close();
+  const ids = [await push(h, 'all', { data: 0 }), await push(h, 'all', { data: 1 })];
+  const sse = await SseClient.connect(h.http('/events'), { 'last-event-id': '-1' });
+  t.teardown(() => sse.close());
+  t.strictSame([(await sse.nextEvent()).event.jobId, (await sse.nextEvent()).event.jobId], ids, 'Last-Event-ID -1');
+  const ws = await WsClient.connect(h.ws('/ws?from=-1'));
+  t.teardown(() => ws.close());
+  const first = await ws.nextEvent();
+  t.match(first, { jobId: ids[0], offset: 0 }, '?from=-1 on a WebSocket');
+});

@@ -141,7 +141,7 @@ const endpoints: Endpoint[] = [
   { method: 'GET', path: () => '/workers', body: false },
   { method: 'GET', path: (r) => r.pick(['/health', '/stats', '/metrics', '/prometheus', '/ready', '/heapstats', '/nope', '/%00', '/queues/%2e%2e/%2e%2e']), body: false },
   { method: 'PATCH', path: (r) => `/queues/${q(r)}/jobs`, body: true },
-  { method: 'GET', path: (r) => `/events/queues/${q(r)}?from=${r.pick(['-1', 'x', '1e308', '99999999999999999999'])}`, body: false },
+  { method: 'GET', path: (r) => `/events/queues/${q(r)}?from=${r.pick(['-2', 'x', '1e308', '99999999999999999999'])}`, body: false },
 ];
 
 /** A slowloris socket: one header byte per 100 ms, for at most `ms`; never completes a request. */

@@ -4,8 +4,11 @@
 // buildServer() registers it after its auth, CORS and rate-limit hooks. It registers
 // @fastify/websocket itself (frames bounded by wsFrameBytesMax) unless the parent already did. On
 // close it ends every SSE stream (and drops cut-off clients still reading their final message),
-// which fastify would otherwise wait for, and closes every WebSocket with 1001 "going away"
-// (@fastify/websocket's own pre-close would close them without a code, which clients see as 1005).
+// which fastify would otherwise wait for, and closes every WebSocket session with a final
+// message and 1001 "going away" (@fastify/websocket's own pre-close would close them without a
+// code, which clients see as 1005), releasing the jobs each one holds before fastify's close
+// resolves: main.ts closes the broker next, and a client's close frame arriving after that could
+// no longer append the release.
 
 import websocket from '@fastify/websocket';
 import type { FastifyInstance } from 'fastify';
@@ -13,9 +16,6 @@ import type { RealtimeDeps, RealtimeOptions } from './deps.js';
 import { realtimeLimitsDefault } from './limits.js';
 import { registerSse } from './sse.js';
 import { registerWs } from './ws.js';
-
-/** WebSocket close code for a server going down (RFC 6455). */
-const wsGoingAwayCode = 1001;
 
 export type { RealtimeOptions } from './deps.js';
 export type { RealtimeLimits } from './limits.js';
@@ -32,8 +32,8 @@ export function realtimePlugin(options: RealtimeOptions): (app: FastifyInstance)
     if (!app.hasDecorator('websocketServer')) {
       await app.register(websocket, {
         options: { maxPayload: deps.limits.wsFrameBytesMax, perMessageDeflate: false },
+        // No new upgrades; the open sockets are the sessions' to close (the preClose hook below).
         preClose(this: FastifyInstance, done: () => void) {
-          for (const client of this.websocketServer.clients) client.close(wsGoingAwayCode, 'Server shutting down');
           this.websocketServer.close();
           done();
         },
@@ -41,10 +41,13 @@ export function realtimePlugin(options: RealtimeOptions): (app: FastifyInstance)
     }
     /** How to stop each open SSE response: end its stream, or drop a cut-off client in its grace. */
     const streams = new Set<() => void>();
+    /** How to close each open WebSocket session; settles once its jobs are released. */
+    const sessions = new Set<() => Promise<void>>();
     app.addHook('preClose', async () => {
       for (const stop of [...streams]) stop();
+      await Promise.all([...sessions].map((goAway) => goAway()));
     });
     registerSse(app, deps, streams);
-    registerWs(app, deps);
+    registerWs(app, deps, sessions);
   };
 }

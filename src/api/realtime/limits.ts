@@ -18,6 +18,8 @@ export interface RealtimeLimits {
   wsInflightMax: number;
   /** A socket opened without credentials is closed if no Auth command succeeds by then. */
   wsAuthDeadlineMs: number;
+  /** Ping period; a socket that has not answered one ping by the next is closed. */
+  wsPingMs: number;
 }
 
 export const realtimeLimitsDefault: RealtimeLimits = {
@@ -28,4 +30,5 @@ export const realtimeLimitsDefault: RealtimeLimits = {
   wsFrameBytesMax: C.wsFrameBytesMax,
   wsInflightMax: C.wsInflightMax,
   wsAuthDeadlineMs: C.wsAuthDeadlineMs,
+  wsPingMs: C.wsPingMs,
 };

@@ -41,7 +41,9 @@ export function parseQueueParam(params: unknown): Parsed<string | null> {
 /**
  * The offset a client has already seen: the `Last-Event-ID` header (what an EventSource sends when
  * it reconnects, so it wins over a `?from` left in the URL from the first connect), else `?from`.
- * Null means "live only".
+ * Null means "live only". -1 is the point before the first record: "after -1" is the whole log
+ * (retention permitting), what no other offset can ask for, and the id an SSE stream on an empty
+ * log starts after (sse.ts).
  */
 export function parseResumeOffset(lastEventId: string | string[] | undefined, query: unknown, endOffset: number): Parsed<number | null> {
   const header = Array.isArray(lastEventId) ? lastEventId[0] : lastEventId;
@@ -52,8 +54,8 @@ export function parseResumeOffset(lastEventId: string | string[] | undefined, qu
 }
 
 function parseOffset(text: string, name: string, endOffset: number): Parsed<number> {
-  const value = /^\d{1,16}$/.test(text) ? Number(text) : Number.NaN;
-  if (!Number.isSafeInteger(value)) return { ok: false, error: `${name} must be a log offset (a non-negative integer)` };
+  const value = /^(?:\d{1,16}|-1)$/.test(text) ? Number(text) : Number.NaN;
+  if (!Number.isSafeInteger(value)) return { ok: false, error: `${name} must be a log offset (a non-negative integer, or -1 for the whole log)` };
   if (value >= endOffset) {
     const end = endOffset === 0 ? 'the log is empty' : `its last offset is ${endOffset - 1}`;
     return { ok: false, error: `${name} ${value} is beyond the end of the log (${end})` };

@@ -1,13 +1,16 @@
 // Server-Sent Events: `GET /events` and `GET /events/queues/:queue` (seed 004 "Server-Sent Events").
 //
 // Wire format, per connection:
-//   data: {"connected":true,"clientId":"<uuid>"}\n\n             first, once
+//   id: <offset>\ndata: {"connected":true,"clientId":"<uuid>"}\n\n first, once
 //   id: <offset>\ndata: {"eventType":…,"queue":…,"jobId":…,"timestamp":…,…extra}\n\n
 //   : keep-alive\n\n                                             every sseKeepAliveMs
 //   data: {"ok":false,"error":"Slow consumer: …"}\n\n             last, when cut off
 //
 // The log offset travels only as the SSE `id`, not in `data`, so `data` is exactly seed 004's
 // shape; EventSource exposes it as `lastEventId` and sends it back as `Last-Event-ID` on reconnect.
+// The connection message carries the offset the stream starts after (-1 on an empty log), so that
+// an EventSource that reconnects before its first event resumes from there, not live from its
+// reconnect, which would skip whatever came in between.
 // All events of one record share its offset and are written in one chunk, so a client never holds
 // half a record's events under a resumable id. The response is hijacked from fastify, so the CORS
 // header is set here. Authentication is buildServer's onRequest hook (a bearer token is required
@@ -37,14 +40,17 @@ export function registerSse(app: FastifyInstance, deps: RealtimeDeps, streams: S
 const queueParamDoc = { type: 'object', properties: { queue: { description: 'Queue name' } } } as const;
 
 function sseSchema(summary: string): FastifySchema {
-  const resume = 'Resume after this log offset: every event after it is sent first, then the live tail';
+  const resume = 'Resume after this log offset (-1: the whole log): every event after it is sent first, then the live tail';
   return {
     summary,
     tags: ['real-time'],
     querystring: { type: 'object', properties: { from: { description: `${resume} (Last-Event-ID wins when both are given)` } } },
     headers: { type: 'object', properties: { 'last-event-id': { description: `${resume}; what an EventSource sends when it reconnects` } } },
     response: {
-      200: { description: 'text/event-stream: first `data: {"connected":true,"clientId"}`, then one `id: <offset>` + `data: <event JSON>` message per event' },
+      200: {
+        description:
+          'text/event-stream: first `id: <offset the stream starts after>` + `data: {"connected":true,"clientId"}`, then one `id: <offset>` + `data: <event JSON>` message per event',
+      },
       400: errorResponse,
     },
   };
@@ -69,7 +75,7 @@ function openStream(request: FastifyRequest, reply: FastifyReply, deps: Realtime
     'Access-Control-Allow-Origin': config.corsAllowOrigin,
   });
   res.socket?.setNoDelay(true);
-  res.write(`data: ${JSON.stringify({ connected: true, clientId: randomUUID() })}\n\n`);
+  res.write(`id: ${subscription.startAfter}\ndata: ${JSON.stringify({ connected: true, clientId: randomUUID() })}\n\n`);
 
   connections.sse += 1;
   const stop = (): void => subscription.close();

@@ -65,6 +65,9 @@ export class Subscription {
   readonly #queue: string | null;
   readonly #sink: EventSink;
   readonly #limits: RealtimeLimits;
+  /** The offset the stream starts after: every event it delivers has a greater one. A client
+   *  that has received no event yet resumes from here without missing any. */
+  readonly startAfter: number;
   #closed = false;
   #started = false;
 
@@ -81,6 +84,7 @@ export class Subscription {
   ) {
     const from = opts.after === null ? log.durableOffset : Math.max(opts.after + 1, log.firstOffset);
     this.#iterator = log.tail(from);
+    this.startAfter = from - 1;
     this.#queue = opts.queue;
     this.#sink = opts.sink;
     this.#limits = opts.limits;

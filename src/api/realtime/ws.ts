@@ -12,7 +12,8 @@
 // field), so a client can reconnect with `?from=<offset>`. Commands run concurrently, each reply
 // echoing its `reqId`; at most wsInflightMax run at once per socket. A slow reader is cut off with a
 // final `{"ok": false, "error": …}` message and close code 1008. On close the client's pulled-and-still-active
-// jobs are released (`broker.releaseOwner`, one `released` record each).
+// jobs are released (`broker.releaseOwner`, one `released` record each); when the server closes,
+// that happens before its close resolves (goAway), not when the client's close frame comes back.
 
 import { randomUUID } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
@@ -33,8 +34,11 @@ import { drainPollMs, Subscription } from './subscription.js';
 
 /** Close code for a slow consumer and for an authentication timeout: 1008 policy violation. */
 export const wsPolicyViolationCode = 1008;
+/** WebSocket close code for a server going down (RFC 6455). */
+export const wsGoingAwayCode = 1001;
 
-export function registerWs(app: FastifyInstance, deps: RealtimeDeps): void {
+/** `sessions` gets each open session's goAway (for the plugin's preClose), until it closes. */
+export function registerWs(app: FastifyInstance, deps: RealtimeDeps, sessions: Set<() => Promise<void>>): void {
   const preValidation = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
     const header = request.headers.authorization;
     if (deps.config.authTokens.length > 0 && header !== undefined && !authenticate(header, deps.config)) {
@@ -53,7 +57,7 @@ export function registerWs(app: FastifyInstance, deps: RealtimeDeps): void {
   const wsHandler = (socket: WebSocket, request: FastifyRequest): void => {
     const params = accepted.get(request);
     if (params === undefined) throw new Error('ws route reached without parameters preValidation accepted');
-    new WsSession(socket, request, deps, params).start();
+    new WsSession(socket, request, deps, params, sessions).start();
   };
   // A plain GET (no Upgrade header) gets the error envelope, not @fastify/websocket's empty 404.
   const handler = async (_request: FastifyRequest, reply: FastifyReply): Promise<void> => {
@@ -99,6 +103,7 @@ class WsSession {
     private readonly request: FastifyRequest,
     private readonly deps: RealtimeDeps,
     private readonly filter: StreamParams,
+    private readonly sessions: Set<() => Promise<void>>,
   ) {
     // A present-and-invalid header was rejected at upgrade, so a header here is a valid one.
     const token = deps.config.authTokens.length === 0 ? null : bearerToken(request.headers.authorization);
@@ -113,8 +118,29 @@ class WsSession {
     setMaxListeners(this.deps.limits.wsInflightMax + 1, this.#abort.signal);
     this.socket.on('message', (data) => this.#onMessage(data));
     this.socket.once('close', () => this.#onClose());
+    this.sessions.add(this.#goAway);
+    this.#armHeartbeat();
     if (this.#authenticated) this.#subscribe();
     else this.#armAuthDeadline();
+  }
+
+  /** A peer that vanished without closing (a host powered off, a NAT mapping dropped) sends no
+   *  close and, with no events for its queue, gets no write that could fail: without a ping its
+   *  session would hold its jobs and its connection for good. Clients answer pings by themselves
+   *  (browsers and `ws` do); one that has not answered by the next ping is terminated, and
+   *  #onClose releases its jobs. */
+  #armHeartbeat(): void {
+    let answered = true;
+    this.socket.on('pong', () => {
+      answered = true;
+    });
+    const timer = setInterval(() => {
+      if (!answered) return this.socket.terminate();
+      answered = false;
+      this.socket.ping();
+    }, this.deps.limits.wsPingMs);
+    timer.unref();
+    this.socket.once('close', () => clearInterval(timer));
   }
 
   /** An unauthenticated socket holds a connection and a slot in /health while doing nothing:
@@ -141,7 +167,9 @@ class WsSession {
     };
     const subscription = new Subscription(log, { after: this.filter.after, queue: this.filter.queue, sink, limits });
     this.#subscription = subscription;
-    // A cut-off ('slow') always follows a delivery, so #lastOffset names a real event then.
+    // Until its first event, the client resumes from where its stream started (a cut-off for
+    // unread replies can come before any event).
+    this.#lastOffset = subscription.startAfter;
     void subscription.run().then((ended) => {
       if (ended.end === 'closed') return;
       if (ended.end === 'slow') this.#cutOffSlow();
@@ -342,11 +370,26 @@ class WsSession {
 
   #onClose(): void {
     connections.ws -= 1;
+    this.sessions.delete(this.#goAway);
     if (this.#commandStall !== null) clearTimeout(this.#commandStall);
     this.#held.length = 0;
     this.#abort.abort();
     this.#subscription?.close();
-    this.deps.broker.releaseOwner(this.#ctx.owner as string, 'connection closed').catch((error: unknown) => {
+    void this.#release('connection closed');
+  }
+
+  /** The server is closing: say so, close with 1001 and release the client's jobs now, while the
+   *  broker still takes records (main.ts closes it right after the server). Aborting first
+   *  answers the session's long polls, so no job reaches it after the release; a closing socket
+   *  runs no more commands (#onMessage). #onClose's release later finds nothing held. */
+  readonly #goAway = (): Promise<void> => {
+    this.#close('Server shutting down', wsGoingAwayCode, 'Server shutting down');
+    this.#abort.abort();
+    return this.#release('server shutting down');
+  };
+
+  #release(reason: string): Promise<void> {
+    return this.deps.broker.releaseOwner(this.#ctx.owner as string, reason).catch((error: unknown) => {
       this.request.log.error({ err: error, owner: this.#ctx.owner }, 'releasing a closed websocket\'s jobs failed');
     });
   }
