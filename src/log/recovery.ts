@@ -28,7 +28,7 @@ import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile, type FileH
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { tornCopiesPerPositionMax } from '../constants.js';
-import { isShrank, LogError } from './errors.js';
+import { isShrank, LogError, messageOf } from './errors.js';
 import { readFully } from './frame-cursor.js';
 import { Segment, syncDir } from './segment.js';
 import {
@@ -426,7 +426,10 @@ async function quarantine(dir: string, segments: Segment[], bad: Bad, logger: (l
   return q;
 }
 
-/** Index files of sealed segments: rewritten when missing or different from the rebuild. */
+/** Index files of sealed segments: rewritten when missing or different from the rebuild. They
+ *  are derived data that nothing reads back (reads use the index in memory), so a rewrite that
+ *  fails (EMFILE, ENOSPC) is one line and the open goes on, as a roll's does (group-commit.ts);
+ *  the next open tries again. */
 async function checkIndexFiles(sealed: Segment[], report: OpenReport, logger: (line: string) => void): Promise<void> {
   let rewrote = false;
   for (const s of sealed) {
@@ -434,7 +437,14 @@ async function checkIndexFiles(sealed: Segment[], report: OpenReport, logger: (l
       (await readOrNull(s.indexPath))?.equals(s.index.offsetIndexBytes()) === true &&
       (await readOrNull(s.timeIndexPath))?.equals(s.index.timeIndexBytes()) === true;
     if (same) continue;
-    await s.writeIndexFiles();
+    const failure = await s.writeIndexFiles().then(
+      () => null,
+      (err: unknown) => err,
+    );
+    if (failure !== null) {
+      logger(`could not rewrite the index files of ${s.file} (${messageOf(failure)}); reads use its index in memory and the next start tries again`);
+      continue;
+    }
     report.indexesRebuilt.push(s.file);
     logger(`rebuilt index files of ${s.file}`);
     rewrote = true;
