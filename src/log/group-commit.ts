@@ -291,9 +291,13 @@ export class GroupCommit {
     try {
       for (;;) {
         if (this.failed !== null) return;
-        if (this.frameEnds.length > 0) await this.writeRound();
-        else if (this.syncDue && this.writtenOffset > this.syncedOffset) await this.syncRound();
-        else return;
+        const writing = this.frameEnds.length > 0;
+        if (writing) await this.writeRound();
+        // A due sync follows at most one write round: appends that arrive during every write
+        // would otherwise keep a round pending whenever the loop looks, and 'interval' would
+        // never sync (nor acknowledge a durable: true append) for as long as the load lasted.
+        if (this.syncDue && this.writtenOffset > this.syncedOffset) await this.syncRound();
+        else if (!writing) return;
       }
     } catch (err) {
       this.fail(err instanceof LogError ? err : ioError('write', this.active.file, err));
