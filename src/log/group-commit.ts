@@ -243,13 +243,28 @@ export class GroupCommit {
     return waiter;
   }
 
-  /** Encodes all drafts into the pending batch, or nothing if one is too large; returns the
-   *  records with their offsets. */
+  /** Encodes all drafts into the pending batch, or nothing of the call if one fails (too large,
+   *  or a draft the encoder throws on); returns the records with their offsets. */
   private encode(drafts: RecordDraft[], firstOffset: number): LogRecord[] {
-    const out: LogRecord[] = new Array<LogRecord>(drafts.length);
     const w = this.writer;
     const startPos = w.pos;
     const startFrames = this.frameEnds.length;
+    try {
+      return this.encodeAll(drafts, firstOffset);
+    } catch (err) {
+      // Whatever the cause, the call is all or nothing: frames of its earlier drafts left in the
+      // batch would be written under offsets handed out again to the next append, and the bytes
+      // of a half-encoded draft would become part of the next frame.
+      w.pos = startPos;
+      this.frameEnds.length = startFrames;
+      this.records.length = startFrames;
+      throw err;
+    }
+  }
+
+  private encodeAll(drafts: RecordDraft[], firstOffset: number): LogRecord[] {
+    const out: LogRecord[] = new Array<LogRecord>(drafts.length);
+    const w = this.writer;
     for (let i = 0; i < drafts.length; i++) {
       const d = drafts[i] as RecordDraft;
       const record: LogRecord = { offset: firstOffset + i, timestamp: d.timestamp, actor: d.actor, body: d.body };
@@ -258,9 +273,6 @@ export class GroupCommit {
       encodeRecordInto(record, w);
       const length = w.pos - frameStart - frameHeaderBytes;
       if (length > recordBytesMax) {
-        w.pos = startPos;
-        this.frameEnds.length = startFrames;
-        this.records.length = startFrames;
         throw new LogError('LOG_RECORD_TOO_LARGE', `record of ${length} bytes exceeds recordBytesMax (${recordBytesMax})`, {
           offset: record.offset,
         });
@@ -281,9 +293,13 @@ export class GroupCommit {
     try {
       for (;;) {
         if (this.failed !== null) return;
-        if (this.frameEnds.length > 0) await this.writeRound();
-        else if (this.syncDue && this.writtenOffset > this.syncedOffset) await this.syncRound();
-        else return;
+        const writing = this.frameEnds.length > 0;
+        if (writing) await this.writeRound();
+        // A due sync follows at most one write round: appends that arrive during every write
+        // would otherwise keep a round pending whenever the loop looks, and 'interval' would
+        // never sync (nor acknowledge a durable: true append) for as long as the load lasted.
+        if (this.syncDue && this.writtenOffset > this.syncedOffset) await this.syncRound();
+        else if (!writing) return;
       }
     } catch (err) {
       this.fail(err instanceof LogError ? err : ioError('write', this.active.file, err));

@@ -28,7 +28,7 @@ import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile, type FileH
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { tornCopiesPerPositionMax } from '../constants.js';
-import { isShrank, LogError } from './errors.js';
+import { isShrank, LogError, messageOf } from './errors.js';
 import { readFully } from './frame-cursor.js';
 import { Segment, syncDir } from './segment.js';
 import {
@@ -231,8 +231,7 @@ export async function checkSegment(
       }
       if (isLast && fileSize < segmentHeaderBytes && logId !== null) {
         // A roll that crashed before its header was synced: nothing was acknowledged in it.
-        await cutTail(segment, fh, 0, fileSize, opts, report);
-        if (!opts.readOnly) await writeFile(segment.path, encodeSegmentHeader(logId, segment.baseOffset), { flush: true });
+        await restoreRolledHeader(segment, fh, fileSize, logId, opts, report);
         return { logId, problem: null, code: 'LOG_CORRUPT' };
       }
       return { logId, problem: { kind: 'bad-checksum', ...at, what: `bad segment header: ${header}` }, code: 'LOG_CORRUPT' };
@@ -315,6 +314,17 @@ async function startFresh(segment: Segment, fh: FileHandle, fileSize: number, op
   await syncDir(segment.dir);
   opts.logger(`started a fresh log ${logId}: ${what}, so nothing was acknowledged in it${savedAs === null ? '' : `; its bytes are kept as ${savedAs}`}`);
   return logId;
+}
+
+/** The last segment, after sealed ones, is shorter than a header: a roll stopped between its
+ *  O_EXCL create and its header write. Its bytes, if any, are cut as a torn tail (a copy kept),
+ *  and the header of this log is written. An empty file has nothing to keep, so no copy and no
+ *  tail cut, as for a first start (startFresh): one line says the header was written. */
+async function restoreRolledHeader(segment: Segment, fh: FileHandle, fileSize: number, logId: string, opts: LoadOptions, report: OpenReport): Promise<void> {
+  if (fileSize > 0 || opts.readOnly) await cutTail(segment, fh, 0, fileSize, opts, report);
+  if (opts.readOnly) return;
+  await writeFile(segment.path, encodeSegmentHeader(logId, segment.baseOffset), { flush: true });
+  if (fileSize === 0) opts.logger(`wrote the missing header of ${segment.file} (a roll stopped between creating it and writing its header; nothing was in it)`);
 }
 
 /** Repair moved every segment aside: the log starts afresh, with a new log id, where the first
@@ -426,7 +436,10 @@ async function quarantine(dir: string, segments: Segment[], bad: Bad, logger: (l
   return q;
 }
 
-/** Index files of sealed segments: rewritten when missing or different from the rebuild. */
+/** Index files of sealed segments: rewritten when missing or different from the rebuild. They
+ *  are derived data that nothing reads back (reads use the index in memory), so a rewrite that
+ *  fails (EMFILE, ENOSPC) is one line and the open goes on, as a roll's does (group-commit.ts);
+ *  the next open tries again. */
 async function checkIndexFiles(sealed: Segment[], report: OpenReport, logger: (line: string) => void): Promise<void> {
   let rewrote = false;
   for (const s of sealed) {
@@ -434,7 +447,14 @@ async function checkIndexFiles(sealed: Segment[], report: OpenReport, logger: (l
       (await readOrNull(s.indexPath))?.equals(s.index.offsetIndexBytes()) === true &&
       (await readOrNull(s.timeIndexPath))?.equals(s.index.timeIndexBytes()) === true;
     if (same) continue;
-    await s.writeIndexFiles();
+    const failure = await s.writeIndexFiles().then(
+      () => null,
+      (err: unknown) => err,
+    );
+    if (failure !== null) {
+      logger(`could not rewrite the index files of ${s.file} (${messageOf(failure)}); reads use its index in memory and the next start tries again`);
+      continue;
+    }
     report.indexesRebuilt.push(s.file);
     logger(`rebuilt index files of ${s.file}`);
     rewrote = true;

@@ -206,6 +206,44 @@ t.test('interval-mode-one-batch-of-plain-and-durable-appends-acks-each-kind-at-i
   t.strictSame(await readAll((await openLog({ dir })).log), range(0, 6));
 });
 
+t.test('interval-mode-syncs-while-appends-arriving-during-every-write-keep-a-round-pending', async (t) => {
+  const dir = await tempDir(t);
+  let syncs = 0;
+  let writeRounds = 0;
+  const { log } = await openLog({
+    dir,
+    sync: 'interval',
+    syncIntervalMs: 5,
+    fsHooks: {
+      // A write that takes a while (a large round goes through the thread pool): appends arrive
+      // meanwhile, so a new round is pending every time the loop looks.
+      write: async (_f, _bytes, real) => {
+        real();
+        writeRounds++;
+        await sleep(10);
+      },
+      datasync: async (_f, real) => {
+        syncs++;
+        await real();
+      },
+    },
+  });
+  let next = 0;
+  log.append(drafts(next++, 1));
+  let durableDone = false;
+  const durable = log.append(drafts(next++, 1), { durable: true }).durable.then(() => (durableDone = true));
+  // Bounded by write rounds, not by time: before the sync was given its turn none ever came.
+  while (!durableDone && writeRounds < 100) {
+    log.append(drafts(next++, 1));
+    await sleep(1);
+  }
+  t.ok(durableDone, `the durable append was acknowledged while appends kept coming (${writeRounds} write rounds, ${syncs} syncs)`);
+  t.ok(syncs >= 1, 'the interval sync ran');
+  await durable;
+  await log.close();
+  t.strictSame(await readAll((await openLog({ dir })).log), range(0, next));
+});
+
 t.test('close-flushes-pending-appends', async (t) => {
   const dir = await tempDir(t);
   const { log } = await openLog({ dir });

@@ -281,6 +281,41 @@ for (const bytes of [0, 17]) {
   });
 }
 
+// A roll that crashed between the next segment's O_EXCL create and its header write leaves a last
+// segment shorter than a header after sealed ones: it gets its header back, same log id.
+for (const bytes of [0, 17]) {
+  t.test(`a-roll-that-crashed-before-its-header-gets-the-header-back-in-the-same-log-${bytes}-bytes`, async (t) => {
+    const dir = await tempDir(t);
+    await writeLog(dir, 300, { segmentBytes: 8192 });
+    const { log: before } = await openLog({ dir, segmentBytes: 8192, readOnly: true });
+    const { logId, nextOffset: end } = before;
+    await before.close();
+    const file = `${String(end).padStart(20, '0')}.log`;
+    const left = Buffer.from('TAPEQLOG\x01\x00\x00\x00abcde').subarray(0, bytes);
+    await writeFile(join(dir, file), left);
+    const { log, lines } = await openLog({ dir, segmentBytes: 8192 });
+    t.equal(log.logId, logId, 'the same log');
+    t.equal(log.nextOffset, end);
+    t.match(decodeSegmentHeader((await readFile(join(dir, file))).subarray(0, segmentHeaderBytes)), { logId, baseOffset: end }, 'its header is back');
+    const torn = (await readdir(dir)).filter((n) => n.includes('.torn-'));
+    if (bytes === 0) {
+      t.strictSame(torn, [], 'no copy of nothing');
+      t.equal(log.openReport.tailCut, null, 'nothing cut');
+      t.equal(lines.filter((l) => l.startsWith(`wrote the missing header of ${file}`)).length, 1, 'one line says so');
+    } else {
+      t.strictSame(torn, [`${file}.torn-0`]);
+      t.strictSame(await readFile(join(dir, `${file}.torn-0`)), left, 'its bytes are kept aside');
+      t.match(log.openReport.tailCut, { segment: file, position: 0, bytes });
+    }
+    await log.append(drafts(end, 3)).durable;
+    await log.close();
+    const again = await openLog({ dir, segmentBytes: 8192 });
+    t.strictSame(await readAll(again.log), range(0, end + 3), 'appends went on in that segment');
+    t.strictSame(again.lines, [], 'a clean log');
+    await again.log.close();
+  });
+}
+
 t.test('read-only-open-of-a-log-whose-only-segment-has-no-header-says-it-is-empty', async (t) => {
   const dir = await tempDir(t);
   await writeFile(join(dir, '00000000000000000000.log'), Buffer.alloc(0));

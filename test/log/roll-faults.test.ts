@@ -2,10 +2,10 @@
 // sealed segment's index files are derived data, so a failure to write them is one logged line;
 // opening the next segment while descriptors are short is retried for a bounded time, and only
 // then fails the log, with the round's records unacknowledged. A failed record write or sync
-// stays final (durability.test.ts).
+// stays final (durability.test.ts). The same index files, rewritten by an open, are one line too.
 
 import t from 'tap';
-import { mkdir, readdir, rmdir } from 'node:fs/promises';
+import { mkdir, readdir, rm, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Log, openReadOnly } from '../../src/log/log.js';
 import { drafts, openLog, range, readAll, segmentFiles, tempDir } from './helpers.js';
@@ -51,6 +51,27 @@ t.test('index-files-that-cannot-be-written-are-logged-and-the-log-goes-on', asyn
   const { log: reopened } = await openLog({ dir, segmentBytes: 8192 });
   t.same(reopened.openReport.indexesRebuilt, ['00000000000000000000.log'], 'the next open rebuilds them');
   t.strictSame(await readAll(reopened), range(0, end));
+  await reopened.close();
+});
+
+t.test('index-files-that-cannot-be-rewritten-at-open-are-logged-and-the-log-opens', async (t) => {
+  const dir = await tempDir(t);
+  const { log: writer } = await openLog({ dir, segmentBytes: 8192 });
+  const end = await appendUntilSegments(writer, 3);
+  await writer.close();
+  await rm(join(dir, '00000000000000000000.index'));
+  // The rebuild's temp file cannot be made (EISDIR here; EMFILE or ENOSPC on a real server).
+  const blocker = join(dir, '00000000000000000000.index.tmp');
+  await mkdir(blocker);
+  const { log, lines } = await openLog({ dir, segmentBytes: 8192 });
+  t.equal(lines.filter((l) => l.includes('could not rewrite the index files of 00000000000000000000.log')).length, 1, 'one line says so');
+  t.same(log.openReport.indexesRebuilt, [], 'nothing reported rebuilt');
+  t.strictSame(await readAll(log), range(0, end), 'every record reads back (the index in memory)');
+  await log.append(drafts(end, 1)).durable;
+  await log.close();
+  await rmdir(blocker);
+  const { log: reopened } = await openLog({ dir, segmentBytes: 8192 });
+  t.same(reopened.openReport.indexesRebuilt, ['00000000000000000000.log'], 'the next open rebuilds them');
   await reopened.close();
 });
 
