@@ -61,6 +61,7 @@ export type SubscriptionEnd = { end: 'closed' } | { end: 'slow' } | { end: 'erro
 export const drainPollMs = 10;
 
 export class Subscription {
+  readonly #log: RealtimeLog;
   readonly #iterator: AsyncIterableIterator<LogRecord[]> & { close(): void };
   readonly #queue: string | null;
   readonly #sink: EventSink;
@@ -68,6 +69,8 @@ export class Subscription {
   /** The offset the stream starts after: every event it delivers has a greater one. A client
    *  that has received no event yet resumes from here without missing any. */
   readonly startAfter: number;
+  /** The offset of the last record read (sent or filtered out): the stream is complete up to it. */
+  #readTo: number;
   #closed = false;
   #started = false;
 
@@ -83,8 +86,10 @@ export class Subscription {
     opts: { after: number | null; queue: string | null; sink: EventSink; limits: RealtimeLimits },
   ) {
     const from = opts.after === null ? log.durableOffset : Math.max(opts.after + 1, log.firstOffset);
+    this.#log = log;
     this.#iterator = log.tail(from);
     this.startAfter = from - 1;
+    this.#readTo = from - 1;
     this.#queue = opts.queue;
     this.#sink = opts.sink;
     this.#limits = opts.limits;
@@ -99,6 +104,7 @@ export class Subscription {
         if (next.done === true) break;
         for (const record of next.value) {
           if (this.#closed) break;
+          this.#readTo = record.offset;
           const events = this.#select(record);
           if (events.length === 0) continue;
           this.#sink.deliver(events);
@@ -110,10 +116,22 @@ export class Subscription {
       return { end: 'closed' };
     } catch (error) {
       if (this.#closed) return { end: 'closed' };
-      return { end: 'error', error: error instanceof Error ? error : new Error(String(error)) };
+      return { end: 'error', error: this.#overtaken() ?? (error instanceof Error ? error : new Error(String(error))) };
     } finally {
       this.close();
     }
+  }
+
+  /** Retention removed records this stream had not read yet (it caught up from disk slower than
+   *  retention moved): said in the client's terms, with where a reconnect goes on from; null for
+   *  any other failure. */
+  #overtaken(): Error | null {
+    const first = this.#log.firstOffset;
+    if (first <= this.#readTo + 1) return null;
+    return new Error(
+      `Events after offset ${this.#readTo} were removed by retention before this stream sent them; ` +
+        `the oldest kept is offset ${first}: reconnect to go on from there`,
+    );
   }
 
   close(): void {
