@@ -149,10 +149,12 @@ export class WorkerDispatcher {
     this.#runners.get(queue)?.wake(credit);
   }
 
-  /** A settled dependency may have made jobs waiting in any queue; idle runners check theirs. */
+  /** A settled dependency may have made jobs waiting in any queue. A busy runner gets the credit
+   *  too: it spends it when a slot frees (often the very call whose ack settled the dependency),
+   *  and no later record may ever wake it for that job. */
   #wakeWhereWaiting(): void {
     for (const runner of this.#runners.values()) {
-      if (runner.inFlight >= runner.config.opts.concurrency || this.#broker.isPaused(runner.queue)) continue;
+      if (this.#broker.isPaused(runner.queue)) continue;
       if (this.#broker.counts(runner.queue).waiting > 0) runner.wake(1);
     }
   }

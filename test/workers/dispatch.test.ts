@@ -175,3 +175,22 @@ t.test('progress-and-logs-with-the-job-token-over-http', async (t) => {
   t.equal(answers.wrong, 401, 'a wrong token is refused while active');
   t.equal(s.job(id).progress, 50, 'neither refused call changed the progress');
 });
+
+t.test('a-dependent-made-waiting-while-the-worker-is-busy-is-called', async (t) => {
+  // Concurrency 1: the parent's call holds the only slot when its ack releases the child, so the
+  // wake for the child reaches a full runner; it must still be called once the slot frees.
+  let release = () => {};
+  const held = new Promise<void>((resolve) => (release = resolve));
+  const { s, ep } = await startStackWithEndpoint(t, async (c, res) => {
+    if (c.body.job.data === 'parent') await held;
+    text(res, 200, 'ok');
+  }, {}, () => release());
+  await s.registerWorker(worker('q', ep.url));
+  const parent = await s.push('q', { data: 'parent' });
+  const child = await s.push('q', { data: 'child', dependsOn: [parent] });
+  await until('parent called', () => ep.calls.length === 1);
+  release();
+  await until('parent completed', () => s.broker.jobState(parent) === 'completed');
+  await until('child completed', () => s.broker.jobState(child) === 'completed', 3_000);
+  t.strictSame(ep.calls.map((c) => c.body.job.data), ['parent', 'child']);
+});
