@@ -12,7 +12,8 @@
 // - A call never outlives its job's lock: it is made with the registration its pull was made
 //   under, whose timeout the lock was granted for. A pull on its way when the worker is replaced
 //   is called as the old registration says, like the calls already running; a call with the new,
-//   longer timeout would let the job stall and be handed out again while it still runs.
+//   longer timeout would let the job stall and be handed out again while it still runs. Its start
+//   counts in the limiter that reserved its slot (none if the old registration had none).
 // - `credit` estimates how many jobs records made available (Infinity = unknown, pull until the
 //   queue answers empty). Nothing polls: without credit, a free slot or a timer, nothing runs.
 //   A pull that finds the queue empty drops the credit, unless a wake arrived meanwhile.
@@ -143,8 +144,9 @@ export class WorkerRunner {
       return;
     }
     while (this.#credit > 0 && this.#inFlight + this.#pulling < this.#config.opts.concurrency) {
-      if (this.#limiter !== null) {
-        const waitMs = this.#limiter.tryReserve(now);
+      const limiter = this.#limiter;
+      if (limiter !== null) {
+        const waitMs = limiter.tryReserve(now);
         if (waitMs > 0) {
           if (Number.isFinite(waitMs)) this.#armTimer(waitMs, now);
           return;
@@ -152,11 +154,14 @@ export class WorkerRunner {
       }
       this.#credit -= 1;
       this.#pulling += 1;
-      void this.#pullOne(this.#wakeSeq);
+      void this.#pullOne(this.#wakeSeq, limiter);
     }
   }
 
-  async #pullOne(wakeSeqAtStart: number): Promise<void> {
+  /** `limiter` is the one that reserved this pull's slot (none when there was none): a replace
+   *  may swap the runner's limiter while the pull is on its way, and only the limiter that gave
+   *  the reservation can take it back or turn it into a start. */
+  async #pullOne(wakeSeqAtStart: number, limiter: StartLimiter | null): Promise<void> {
     const config = this.#config;
     const lockMs = config.endpoint.timeout + workerLockMarginMs;
     const startedAtMs = this.#deps.now();
@@ -176,7 +181,7 @@ export class WorkerRunner {
     }
     this.#pulling -= 1;
     if (pulled === null) {
-      this.#limiter?.unused();
+      limiter?.unused();
       if (pullFailed) {
         this.#credit += 1;
         this.#pause(this.#deps.now(), startedAtMs);
@@ -184,17 +189,17 @@ export class WorkerRunner {
         this.#credit = 0;
       }
     } else if (this.#stopped) {
-      this.#limiter?.unused();
+      limiter?.unused();
     } else {
-      this.#startCall(pulled.job, pulled.token, config);
+      this.#startCall(pulled.job, pulled.token, config, limiter);
     }
     this.#schedulePump();
     this.#settle();
   }
 
-  #startCall(job: JobView, token: string, config: WorkerConfig): void {
+  #startCall(job: JobView, token: string, config: WorkerConfig, limiter: StartLimiter | null): void {
     const startedAtMs = this.#deps.now();
-    this.#limiter?.started(startedAtMs);
+    limiter?.started(startedAtMs);
     this.#inFlight += 1;
     void this.#call(job, token, config, startedAtMs).finally(() => {
       this.#inFlight -= 1;

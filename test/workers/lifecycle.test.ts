@@ -9,7 +9,7 @@ import { writeStateSnapshot } from '../../src/snapshot/store.js';
 import { createState } from '../../src/state/index.js';
 import { replayLog } from '../fixtures/broker.js';
 import { sleep, startEndpoint, text, until, type Handler } from './endpoint.js';
-import { startStack, startStackWithEndpoint, type Stack } from './harness.js';
+import { holdPulls, startStack, startStackWithEndpoint, type Stack } from './harness.js';
 
 t.test('replacing-a-worker-applies-to-new-calls-only', async (t) => {
   let releaseA = () => {};
@@ -156,21 +156,6 @@ t.test('a-job-removeOnComplete-false-is-kept-whatever-the-worker-retention-acros
   const live = digestOf(s.broker.state);
   t.equal(digestOf(await replayLog(s.log, 0, createState())), live, 'full replay == snapshot + tail == live');
 });
-
-/** Holds the first pull of `s.broker` that takes a job (now locked) until `open()`: the window in
- *  which a pull's records are on their way to disk, made as long as the test needs. */
-function holdPulls(s: Stack): { open(): void; held(): number } {
-  const original = s.broker.pull.bind(s.broker);
-  let open = () => {};
-  const gate = new Promise<void>((resolve) => (open = resolve));
-  let held = 0;
-  s.broker.pull = async (...args: Parameters<typeof original>) => {
-    const out = await original(...args);
-    if (out.ok && out.job !== null && ++held === 1) await gate;
-    return out;
-  };
-  return { open, held: () => held };
-}
 
 /** Holds the first call of each job for `holdMs` (unless the broker's side gives up on it first),
  *  answers later calls at once, and tracks how many calls of one job were ever open at once. */
