@@ -153,6 +153,8 @@ t.test('a-job-removeOnComplete-false-is-kept-whatever-the-worker-retention-acros
   await until('plain job trimmed the completed jobs', () => s.broker.counts('q').completed === 1);
   t.equal(s.broker.jobState(plain), 'completed', 'the newest is the one kept');
 
+  // The replay reads durable records only: wait until the trim's records are synced too.
+  await s.records();
   const live = digestOf(s.broker.state);
   t.equal(digestOf(await replayLog(s.log, 0, createState())), live, 'full replay == snapshot + tail == live');
 });
