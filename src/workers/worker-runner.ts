@@ -17,6 +17,7 @@
 // - `credit` estimates how many jobs records made available (Infinity = unknown, pull until the
 //   queue answers empty). Nothing polls: without credit, a free slot or a timer, nothing runs.
 //   A pull that finds the queue empty drops the credit, unless a wake arrived meanwhile.
+// - A call ends at the endpoint's timeout or the job's own `timeout`, whichever is shorter.
 // - Backoff: calls that got no answer at all (network error, timeout) pause new pulls for 100 ms,
 //   doubling per consecutive unanswered round up to 5 s; any answer resets it. Calls that were
 //   already running when the pause began do not escalate it again. The job's own retry delay is
@@ -215,7 +216,7 @@ export class WorkerRunner {
       method,
       headers,
       body: JSON.stringify({ job, token }),
-      timeoutMs: timeout,
+      timeoutMs: callTimeoutMs(timeout, job),
       responseBytesMax: workerResponseBytesMax,
     });
     const verdict = judge(outcome, method, url, workerErrorBodyChars);
@@ -273,4 +274,10 @@ export class WorkerRunner {
     if (!this.#stopped || this.#inFlight > 0 || this.#pulling > 0) return;
     for (const resolve of this.#idleWaiters.splice(0)) resolve();
   }
+}
+
+/** The job's own `timeout`, when shorter, ends the call too: the broker fails the attempt then, so
+ *  a call left running could only have its answer dropped while the retry's call ran beside it. */
+function callTimeoutMs(endpointTimeoutMs: number, job: JobView): number {
+  return job.timeout === null ? endpointTimeoutMs : Math.min(endpointTimeoutMs, job.timeout);
 }

@@ -194,3 +194,28 @@ t.test('a-dependent-made-waiting-while-the-worker-is-busy-is-called', async (t) 
   await until('child completed', () => s.broker.jobState(child) === 'completed', 3_000);
   t.strictSame(ep.calls.map((c) => c.body.job.data), ['parent', 'child']);
 });
+
+t.test('a-job-timeout-shorter-than-the-endpoint-timeout-ends-the-call', async (t) => {
+  // The broker fails an attempt when the job's own `timeout` passes; a call left running past it
+  // can only have its answer dropped, and the retry's call would run beside it.
+  let open = 0;
+  let openMax = 0;
+  let closedByBroker = 0;
+  const { s, ep } = await startStackWithEndpoint(t, async (_c, res) => {
+    open += 1;
+    openMax = Math.max(openMax, open);
+    res.on('close', () => {
+      open -= 1;
+      if (!res.writableFinished) closedByBroker += 1;
+    });
+    await sleep(1_000);
+    if (!res.destroyed) text(res, 200, 'too late');
+  });
+  await s.registerWorker(worker('q', ep.url, {}, { concurrency: 3 }));
+  const id = await s.push('q', { data: 1, timeout: 200, backoff: 100, maxAttempts: 3 });
+  await until('failed for good', () => s.broker.jobState(id) === 'failed');
+  await until('every call ended', () => open === 0);
+  t.equal(ep.calls.length, 3, 'one call per attempt');
+  t.equal(openMax, 1, 'never two calls of the job at once');
+  t.equal(closedByBroker, 3, 'each call was ended when its attempt timed out');
+});
