@@ -166,6 +166,9 @@ export const workerConnectionsPerOriginMax = 1_024;
 export const workerKeepAliveMs = 4_000;
 /** Cap on opening one socket to an endpoint (the endpoint timeout applies when shorter). */
 export const workerConnectTimeoutMs = 10_000;
+/** Registered endpoint headers, as sent (`name: value` lines): half of the 16 KiB header section
+ *  Node's HTTP server accepts by default, leaving room for the ones the broker adds. */
+export const workerHeadersBytesMax = 8 * KiB;
 
 // ── Server ─────────────────────────────────────────────────────────────────────────────────
 export const httpPortDefault = 6790;

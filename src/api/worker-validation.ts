@@ -4,8 +4,9 @@
 //            removeOnFail: {count?, age?}, maxStalledCount}}
 // The JSON schema rejects unknown fields (naming them), wrong types and integers ≤ 0;
 // `toWorkerConfig` then checks what a schema cannot say well (the URL parses, http/https only, no
-// credentials in it; header names and values an HTTP request can carry, none of the headers the
-// broker sets itself), uppercases the method and fills the defaults (timeout 3000 ms, concurrency
+// credentials in it; header names and values an HTTP request can carry, each name once in any
+// letter case, at most workerHeadersBytesMax of them, none of the headers the broker sets itself),
+// uppercases the method and fills the defaults (timeout 3000 ms, concurrency
 // 1, maxStalledCount 1). Whatever is accepted here can be sent: a registration that could only
 // fail every job is refused instead.
 
@@ -16,6 +17,7 @@ import {
   maxStalledDefault,
   workerConcurrencyDefault,
   workerConcurrencyMax,
+  workerHeadersBytesMax,
   workerLockMarginMs,
   workerTimeoutMsDefault,
 } from '../constants.js';
@@ -31,8 +33,10 @@ export const workerTimeoutMsMax = lockMsMax - workerLockMarginMs;
 
 /** An HTTP header name (RFC 9110 token). */
 const headerName = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-/** A header value: visible ASCII and Latin-1, spaces and tabs; no CR, LF or other controls. */
-const headerValue = /^[\t\x20-\x7e\x80-\xff]*$/;
+/** Control characters no header value may hold (tab excepted): CR and LF would split the request. */
+const headerValueControl = /[\x00-\x08\x0a-\x1f\x7f]/;
+/** Beyond Latin-1: an HTTP header carries bytes, one per character. */
+const headerValueWide = /[^\x00-\xff]/;
 /** Headers the broker's HTTP client sets or that frame the request: a registration cannot set them. */
 const reservedHeaders = new Set(['content-type', 'content-length', 'transfer-encoding', 'connection', 'keep-alive', 'host', 'upgrade', 'te', 'trailer', 'expect']);
 
@@ -108,11 +112,8 @@ export function toWorkerConfig(body: WorkerBody): WorkerValidation {
   if (url.username !== '' || url.password !== '') {
     return { ok: false, error: 'endpoint.url must not contain credentials (send them in endpoint.headers)' };
   }
-  for (const [name, value] of Object.entries(body.endpoint.headers ?? {})) {
-    if (!headerName.test(name)) return { ok: false, error: `endpoint.headers: ${JSON.stringify(name)} is not a valid header name` };
-    if (reservedHeaders.has(name.toLowerCase())) return { ok: false, error: `endpoint.headers.${name} is set by the broker` };
-    if (!headerValue.test(value)) return { ok: false, error: `endpoint.headers.${name} must not contain control characters` };
-  }
+  const headersError = checkHeaders(body.endpoint.headers ?? {});
+  if (headersError !== null) return { ok: false, error: headersError };
   const method = body.endpoint.method.toUpperCase() as WorkerConfig['endpoint']['method'];
   const opts = body.opts ?? {};
   return {
@@ -134,4 +135,23 @@ export function toWorkerConfig(body: WorkerBody): WorkerValidation {
       },
     },
   };
+}
+
+/** Headers an HTTP request can carry as given: a name twice in different letter cases would be
+ *  sent as two lines, which the endpoint joins or (Authorization) reduces to the first. */
+function checkHeaders(headers: Record<string, string>): string | null {
+  const seen = new Set<string>();
+  let bytes = 0;
+  for (const [name, value] of Object.entries(headers)) {
+    if (!headerName.test(name)) return `endpoint.headers: ${JSON.stringify(name)} is not a valid header name`;
+    const lower = name.toLowerCase();
+    if (reservedHeaders.has(lower)) return `endpoint.headers.${name} is set by the broker`;
+    if (seen.has(lower)) return `endpoint.headers.${name} is given twice (header names ignore letter case)`;
+    seen.add(lower);
+    if (headerValueControl.test(value)) return `endpoint.headers.${name} must not contain control characters`;
+    if (headerValueWide.test(value)) return `endpoint.headers.${name} must contain only Latin-1 characters`;
+    bytes += name.length + 2 + value.length + 2;
+  }
+  if (bytes > workerHeadersBytesMax) return `endpoint.headers must be at most ${workerHeadersBytesMax} bytes as sent (got ${bytes})`;
+  return null;
 }

@@ -4,16 +4,18 @@
 //
 // Which records wake whom (credit = jobs that may have become pullable in that queue):
 //
-//   workerRegistered   create the runner, or reconfigure it (new calls use the new config)  ∞
+//   workerRegistered   create the runner, or reconfigure it (new pulls use the new config)  ∞
 //   workerRemoved      stop the runner: running calls finish, nothing new starts
 //   pushed (waiting)   +1          promoted  +jobIds     released / retried  +1
 //   stalled (requeued) +1          failed (RETRY, due now)  +1               queueResumed  ∞
 //   completed, removed (any queue) may release dependents anywhere: runners whose queue has
 //                      waiting jobs get +1 (checked through `counts`, after the batch)
 //
-// A removed runner's late pulls (a pull in flight when the removal was applied) are handed to a
-// successor registered meanwhile, else released back to the queue with `releaseOwner` once the
-// removed runner is idle (so its running calls keep their locks).
+// A removed runner's late pulls (a pull in flight when the removal was applied) are released back
+// to the queue with `releaseOwner` once the removed runner is idle (so its running calls keep
+// their locks); a successor registered meanwhile is woken by the `released` records and pulls
+// them under a lock of its own timeout. Each runner is its own lock owner, so this never touches
+// the jobs a successor for the same queue is calling.
 //
 // Worker settings the broker applies, not the dispatcher: removeOnComplete / removeOnFail of the
 // worker are the retention policy the broker uses when a job of that queue finishes without a
@@ -36,7 +38,7 @@ import {
   workerConnectTimeoutMs,
   workerKeepAliveMs,
 } from '../constants.js';
-import { WorkerRunner, type OrphanJob } from './worker-runner.js';
+import { WorkerRunner } from './worker-runner.js';
 
 /** What the dispatcher needs from the broker: its API plus the applied-records feed. */
 export interface DispatcherBroker extends BrokerApi {
@@ -149,10 +151,12 @@ export class WorkerDispatcher {
     this.#runners.get(queue)?.wake(credit);
   }
 
-  /** A settled dependency may have made jobs waiting in any queue; idle runners check theirs. */
+  /** A settled dependency may have made jobs waiting in any queue. A busy runner gets the credit
+   *  too: it spends it when a slot frees (often the very call whose ack settled the dependency),
+   *  and no later record may ever wake it for that job. */
   #wakeWhereWaiting(): void {
     for (const runner of this.#runners.values()) {
-      if (runner.inFlight >= runner.config.opts.concurrency || this.#broker.isPaused(runner.queue)) continue;
+      if (this.#broker.isPaused(runner.queue)) continue;
       if (this.#broker.counts(runner.queue).waiting > 0) runner.wake(1);
     }
   }
@@ -178,7 +182,7 @@ export class WorkerDispatcher {
     const runner = this.#runners.get(queue);
     if (runner === undefined) return;
     this.#runners.delete(queue);
-    const stopped = runner.stop().then((orphans) => this.#rehome(runner, orphans));
+    const stopped = runner.stop().then(() => this.#releaseLatePulls(runner));
     this.#stopping.add(stopped);
     void stopped.finally(() => {
       this.#stopping.delete(stopped);
@@ -186,13 +190,8 @@ export class WorkerDispatcher {
     });
   }
 
-  async #rehome(runner: WorkerRunner, orphans: OrphanJob[]): Promise<void> {
-    if (orphans.length === 0) return;
-    const successor = this.#closed ? undefined : this.#runners.get(runner.queue);
-    if (successor !== undefined) {
-      for (const orphan of orphans) successor.adopt(orphan);
-      return;
-    }
+  /** What the idle, removed runner still holds was pulled after its removal and never called. */
+  async #releaseLatePulls(runner: WorkerRunner): Promise<void> {
     await this.#broker.releaseOwner(runner.owner, 'worker removed').catch((error: unknown) => {
       this.#logger(`tapeq: worker ${runner.queue}: releasing late pulls failed: ${String(error)}`);
     });

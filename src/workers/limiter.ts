@@ -41,10 +41,9 @@ export class StartLimiter {
     return Math.max(1, oldest + this.#config.duration - nowMs);
   }
 
-  /** The reserved slot became a call that starts now (`reserved` false: a call adopted from a
-   *  removed predecessor, counted without having reserved). */
-  started(nowMs: number, reserved = true): void {
-    if (reserved) this.#release();
+  /** The reserved slot became a call that starts now. */
+  started(nowMs: number): void {
+    this.#release();
     this.#starts.push(nowMs);
     if (this.#starts.length > this.#config.max) this.#starts.shift();
   }

@@ -9,9 +9,15 @@
 // - inFlight + pulling <= concurrency: a pull holds a slot, so the endpoint never sees more than
 //   `concurrency` calls of this worker at once (a replaced worker's lower concurrency applies to
 //   new pulls; calls already running finish).
+// - A call never outlives its job's lock: it is made with the registration its pull was made
+//   under, whose timeout the lock was granted for. A pull on its way when the worker is replaced
+//   is called as the old registration says, like the calls already running; a call with the new,
+//   longer timeout would let the job stall and be handed out again while it still runs. Its start
+//   counts in the limiter that reserved its slot (none if the old registration had none).
 // - `credit` estimates how many jobs records made available (Infinity = unknown, pull until the
 //   queue answers empty). Nothing polls: without credit, a free slot or a timer, nothing runs.
 //   A pull that finds the queue empty drops the credit, unless a wake arrived meanwhile.
+// - A call ends at the endpoint's timeout or the job's own `timeout`, whichever is shorter.
 // - Backoff: calls that got no answer at all (network error, timeout) pause new pulls for 100 ms,
 //   doubling per consecutive unanswered round up to 5 s; any answer resets it. Calls that were
 //   already running when the pause began do not escalate it again. The job's own retry delay is
@@ -19,12 +25,14 @@
 // - A late ack/fail (LOCK_MISMATCH, NOT_ACTIVE: the attempt stalled or the job was cancelled) is
 //   logged and dropped; the broker guarantees it cannot complete a newer attempt.
 // - After stop(): no pull or call starts. A pull that was already on its way and returns a job
-//   after stop is not called; the owner's jobs are released once the runner is idle (see
-//   WorkerDispatcher, which decides whether a successor takes them instead).
+//   after stop is not called: the job stays locked under this runner's `owner`, unique to this
+//   runner, until WorkerDispatcher releases what the owner still holds once the runner is idle
+//   (a successor for the same queue has an owner of its own, so its jobs are never released).
 //
 // Methods are synchronous; the async work (pulls, calls, acks) overlaps freely and only touches
 // the counters above from the event loop's single thread.
 
+import { randomUUID } from 'node:crypto';
 import type { BrokerApi, Ctx, JobView, WorkerConfig } from '../broker/types.js';
 import {
   workerBackoffMsFirst,
@@ -42,12 +50,6 @@ export interface RunnerDeps {
   client: EndpointClient;
   logger: (line: string) => void;
   now: () => number;
-}
-
-/** A job pulled by a runner that was stopped before it could call the endpoint. */
-export interface OrphanJob {
-  job: JobView;
-  token: string;
 }
 
 export class WorkerRunner {
@@ -68,12 +70,13 @@ export class WorkerRunner {
   #unansweredRounds = 0;
   #pausedUntilMs = 0;
   #pauseSetAtMs = Number.NEGATIVE_INFINITY;
-  readonly #orphans: OrphanJob[] = [];
   readonly #idleWaiters: Array<() => void> = [];
 
   constructor(config: WorkerConfig, deps: RunnerDeps) {
     this.queue = config.queue;
-    this.owner = `worker:${config.queue}`;
+    // One owner per runner, not per queue: releasing a removed runner's late pulls must not
+    // release the jobs its successor for the same queue is calling.
+    this.owner = `worker:${config.queue}:${randomUUID()}`;
     this.#deps = deps;
     this.#ctx = { actor: { name: 'worker', address: '' }, owner: this.owner };
     this.#config = config;
@@ -88,7 +91,7 @@ export class WorkerRunner {
     return this.#inFlight;
   }
 
-  /** A replaced registration: new pulls and calls use it; running calls keep theirs. */
+  /** A replaced registration: new pulls use it; pulls on their way and running calls keep theirs. */
   reconfigure(config: WorkerConfig): void {
     this.#config = config;
     const limiter = config.opts.limiter;
@@ -106,19 +109,15 @@ export class WorkerRunner {
     this.#schedulePump();
   }
 
-  /** No new pulls or calls; resolves with the jobs pulled too late, once running calls ended. */
-  stop(): Promise<OrphanJob[]> {
+  /** No new pulls or calls; resolves once running calls and pulls ended. Jobs pulled too late
+   *  stay locked under `owner` for the caller to release. */
+  stop(): Promise<void> {
     this.#stopped = true;
     this.#clearTimer();
     return new Promise((resolve) => {
-      this.#idleWaiters.push(() => resolve(this.#orphans.splice(0)));
+      this.#idleWaiters.push(resolve);
       this.#settle();
     });
-  }
-
-  /** Starts a call for a job some other runner pulled (a removed predecessor's orphan). */
-  adopt(orphan: OrphanJob): void {
-    this.#startCall(orphan.job, orphan.token, false);
   }
 
   #schedulePump(): void {
@@ -146,8 +145,9 @@ export class WorkerRunner {
       return;
     }
     while (this.#credit > 0 && this.#inFlight + this.#pulling < this.#config.opts.concurrency) {
-      if (this.#limiter !== null) {
-        const waitMs = this.#limiter.tryReserve(now);
+      const limiter = this.#limiter;
+      if (limiter !== null) {
+        const waitMs = limiter.tryReserve(now);
         if (waitMs > 0) {
           if (Number.isFinite(waitMs)) this.#armTimer(waitMs, now);
           return;
@@ -155,12 +155,16 @@ export class WorkerRunner {
       }
       this.#credit -= 1;
       this.#pulling += 1;
-      void this.#pullOne(this.#wakeSeq);
+      void this.#pullOne(this.#wakeSeq, limiter);
     }
   }
 
-  async #pullOne(wakeSeqAtStart: number): Promise<void> {
-    const lockMs = this.#config.endpoint.timeout + workerLockMarginMs;
+  /** `limiter` is the one that reserved this pull's slot (none when there was none): a replace
+   *  may swap the runner's limiter while the pull is on its way, and only the limiter that gave
+   *  the reservation can take it back or turn it into a start. */
+  async #pullOne(wakeSeqAtStart: number, limiter: StartLimiter | null): Promise<void> {
+    const config = this.#config;
+    const lockMs = config.endpoint.timeout + workerLockMarginMs;
     const startedAtMs = this.#deps.now();
     let pulled: { job: JobView; token: string } | null = null;
     let pullFailed = false;
@@ -178,7 +182,7 @@ export class WorkerRunner {
     }
     this.#pulling -= 1;
     if (pulled === null) {
-      this.#limiter?.unused();
+      limiter?.unused();
       if (pullFailed) {
         this.#credit += 1;
         this.#pause(this.#deps.now(), startedAtMs);
@@ -186,20 +190,19 @@ export class WorkerRunner {
         this.#credit = 0;
       }
     } else if (this.#stopped) {
-      this.#limiter?.unused();
-      this.#orphans.push(pulled);
+      limiter?.unused();
     } else {
-      this.#startCall(pulled.job, pulled.token, true);
+      this.#startCall(pulled.job, pulled.token, config, limiter);
     }
     this.#schedulePump();
     this.#settle();
   }
 
-  #startCall(job: JobView, token: string, reserved: boolean): void {
+  #startCall(job: JobView, token: string, config: WorkerConfig, limiter: StartLimiter | null): void {
     const startedAtMs = this.#deps.now();
-    this.#limiter?.started(startedAtMs, reserved);
+    limiter?.started(startedAtMs);
     this.#inFlight += 1;
-    void this.#call(job, token, this.#config, startedAtMs).finally(() => {
+    void this.#call(job, token, config, startedAtMs).finally(() => {
       this.#inFlight -= 1;
       this.#schedulePump();
       this.#settle();
@@ -213,7 +216,7 @@ export class WorkerRunner {
       method,
       headers,
       body: JSON.stringify({ job, token }),
-      timeoutMs: timeout,
+      timeoutMs: callTimeoutMs(timeout, job),
       responseBytesMax: workerResponseBytesMax,
     });
     const verdict = judge(outcome, method, url, workerErrorBodyChars);
@@ -271,4 +274,10 @@ export class WorkerRunner {
     if (!this.#stopped || this.#inFlight > 0 || this.#pulling > 0) return;
     for (const resolve of this.#idleWaiters.splice(0)) resolve();
   }
+}
+
+/** The job's own `timeout`, when shorter, ends the call too: the broker fails the attempt then, so
+ *  a call left running could only have its answer dropped while the retry's call ran beside it. */
+function callTimeoutMs(endpointTimeoutMs: number, job: JobView): number {
+  return job.timeout === null ? endpointTimeoutMs : Math.min(endpointTimeoutMs, job.timeout);
 }

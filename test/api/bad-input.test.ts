@@ -70,6 +70,11 @@ t.test('each-bad-request-is-rejected-with-a-named-error-and-appends-nothing', as
     { name: 'worker-url-credentials', method: 'POST', path: '/workers', body: { queue: 'q', endpoint: { url: 'http://alice:s3cret@x/hook', method: 'POST' } }, status: 400, error: 'endpoint.url must not contain credentials (send them in endpoint.headers)' },
     { name: 'worker-timeout-over-lock-max', method: 'POST', path: '/workers', body: { queue: 'q', endpoint: { url: 'http://x', method: 'POST', timeout: 86_400_000 } }, status: 400, error: 'endpoint.timeout must be <= 86398000' },
     { name: 'worker-header-not-string', method: 'POST', path: '/workers', body: { queue: 'q', endpoint: { url: 'http://x', method: 'POST', headers: { a: 1 } } }, status: 400, error: 'endpoint.headers.a must be a string' },
+    // Sent as two lines: an endpoint joins them ("1, 2") or, for Authorization, keeps the first.
+    { name: 'worker-header-twice-in-two-cases', method: 'POST', path: '/workers', body: { queue: 'q', endpoint: { url: 'http://x', method: 'POST', headers: { Authorization: 'Bearer a', authorization: 'Bearer b' } } }, status: 400, error: 'endpoint.headers.authorization is given twice (header names ignore letter case)' },
+    { name: 'worker-header-beyond-latin1', method: 'POST', path: '/workers', body: { queue: 'q', endpoint: { url: 'http://x', method: 'POST', headers: { 'x-price': '5 \u20ac' } } }, status: 400, error: 'endpoint.headers.x-price must contain only Latin-1 characters' },
+    // 900 KB of headers were kept in the log and every snapshot, and Node's server answers 431 past 16 KiB.
+    { name: 'worker-headers-over-8-kib', method: 'POST', path: '/workers', body: { queue: 'q', endpoint: { url: 'http://x', method: 'POST', headers: { 'x-a': 'v'.repeat(4_000), 'x-b': 'v'.repeat(4_200) } } }, status: 400, error: 'endpoint.headers must be at most 8192 bytes as sent (got 8214)' },
   ];
 
   for (const c of cases) {

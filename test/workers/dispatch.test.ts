@@ -175,3 +175,47 @@ t.test('progress-and-logs-with-the-job-token-over-http', async (t) => {
   t.equal(answers.wrong, 401, 'a wrong token is refused while active');
   t.equal(s.job(id).progress, 50, 'neither refused call changed the progress');
 });
+
+t.test('a-dependent-made-waiting-while-the-worker-is-busy-is-called', async (t) => {
+  // Concurrency 1: the parent's call holds the only slot when its ack releases the child, so the
+  // wake for the child reaches a full runner; it must still be called once the slot frees.
+  let release = () => {};
+  const held = new Promise<void>((resolve) => (release = resolve));
+  const { s, ep } = await startStackWithEndpoint(t, async (c, res) => {
+    if (c.body.job.data === 'parent') await held;
+    text(res, 200, 'ok');
+  }, {}, () => release());
+  await s.registerWorker(worker('q', ep.url));
+  const parent = await s.push('q', { data: 'parent' });
+  const child = await s.push('q', { data: 'child', dependsOn: [parent] });
+  await until('parent called', () => ep.calls.length === 1);
+  release();
+  await until('parent completed', () => s.broker.jobState(parent) === 'completed');
+  await until('child completed', () => s.broker.jobState(child) === 'completed', 3_000);
+  t.strictSame(ep.calls.map((c) => c.body.job.data), ['parent', 'child']);
+});
+
+t.test('a-job-timeout-shorter-than-the-endpoint-timeout-ends-the-call', async (t) => {
+  // The broker fails an attempt when the job's own `timeout` passes; a call left running past it
+  // can only have its answer dropped, and the retry's call would run beside it.
+  let open = 0;
+  let openMax = 0;
+  let closedByBroker = 0;
+  const { s, ep } = await startStackWithEndpoint(t, async (_c, res) => {
+    open += 1;
+    openMax = Math.max(openMax, open);
+    res.on('close', () => {
+      open -= 1;
+      if (!res.writableFinished) closedByBroker += 1;
+    });
+    await sleep(1_000);
+    if (!res.destroyed) text(res, 200, 'too late');
+  });
+  await s.registerWorker(worker('q', ep.url, {}, { concurrency: 3 }));
+  const id = await s.push('q', { data: 1, timeout: 200, backoff: 100, maxAttempts: 3 });
+  await until('failed for good', () => s.broker.jobState(id) === 'failed');
+  await until('every call ended', () => open === 0);
+  t.equal(ep.calls.length, 3, 'one call per attempt');
+  t.equal(openMax, 1, 'never two calls of the job at once');
+  t.equal(closedByBroker, 3, 'each call was ended when its attempt timed out');
+});

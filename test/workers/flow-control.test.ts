@@ -2,7 +2,7 @@
 import t from 'tap';
 import type { LogRecord } from '../../src/record/types.js';
 import { deadPort, sleep, text, until } from './endpoint.js';
-import { startStack, startStackWithEndpoint } from './harness.js';
+import { holdPulls, startStack, startStackWithEndpoint } from './harness.js';
 
 t.test('observed-max-in-flight-equals-concurrency', async (t) => {
   const { s, ep } = await startStackWithEndpoint(t, async (_c, res) => {
@@ -109,4 +109,21 @@ t.test('no-call-starts-or-counts-against-the-limiter-before-the-http-client-is-l
   t.equal(calls.length, 5, 'the limiter allows 5 starts in the window that begins once the client is loaded');
   await until('the 6th call, a window later', () => calls.length === 6, 5_000);
   t.ok((calls[5] as number) - loadedAt >= 990, `the window is counted from the loaded client's first start (${(calls[5] as number) - loadedAt} ms)`);
+});
+
+t.test('adding-a-limiter-while-a-pull-is-on-its-way-neither-throws-nor-loses-the-job', async (t) => {
+  // The pull was made without a limiter, so it reserved no slot; the limiter it returns to must
+  // not be asked to convert a reservation it never gave (an assertion that threw in a detached
+  // promise: an unhandled rejection, which ends a Node 20 process).
+  const { s, ep } = await startStackWithEndpoint(t, (_c, res) => text(res, 200, 'ok'));
+  await s.registerWorker({ queue: 'q', endpoint: { url: ep.url, method: 'POST' } });
+  const pulls = holdPulls(s);
+  const id = await s.push('q', { data: 1 });
+  await until('the pull took the job', () => pulls.held() === 1);
+  await s.registerWorker({ queue: 'q', endpoint: { url: ep.url, method: 'POST' }, opts: { limiter: { max: 5, duration: 1_000 } } });
+  pulls.open();
+  await until('completed', () => s.broker.jobState(id) === 'completed');
+  const more = await s.push('q', { data: 2 });
+  await until('the next job completed', () => s.broker.jobState(more) === 'completed');
+  t.equal(ep.calls.length, 2);
 });

@@ -129,3 +129,18 @@ export async function startStackWithEndpoint(
   });
   return { s, ep };
 }
+
+/** Holds the first pull of `s.broker` that takes a job (now locked) until `open()`: the window in
+ *  which a pull's records are on their way to disk, made as long as the test needs. */
+export function holdPulls(s: Stack): { open(): void; held(): number } {
+  const original = s.broker.pull.bind(s.broker);
+  let open = () => {};
+  const gate = new Promise<void>((resolve) => (open = resolve));
+  let held = 0;
+  s.broker.pull = async (...args: Parameters<typeof original>) => {
+    const out = await original(...args);
+    if (out.ok && out.job !== null && ++held === 1) await gate;
+    return out;
+  };
+  return { open, held: () => held };
+}

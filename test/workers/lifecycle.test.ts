@@ -8,8 +8,8 @@ import { digestOf } from '../../src/broker/digest.js';
 import { writeStateSnapshot } from '../../src/snapshot/store.js';
 import { createState } from '../../src/state/index.js';
 import { replayLog } from '../fixtures/broker.js';
-import { sleep, startEndpoint, text, until } from './endpoint.js';
-import { startStack, startStackWithEndpoint } from './harness.js';
+import { sleep, startEndpoint, text, until, type Handler } from './endpoint.js';
+import { holdPulls, startStack, startStackWithEndpoint, type Stack } from './harness.js';
 
 t.test('replacing-a-worker-applies-to-new-calls-only', async (t) => {
   let releaseA = () => {};
@@ -153,6 +153,92 @@ t.test('a-job-removeOnComplete-false-is-kept-whatever-the-worker-retention-acros
   await until('plain job trimmed the completed jobs', () => s.broker.counts('q').completed === 1);
   t.equal(s.broker.jobState(plain), 'completed', 'the newest is the one kept');
 
+  // The replay reads durable records only: wait until the trim's records are synced too.
+  await s.records();
   const live = digestOf(s.broker.state);
   t.equal(digestOf(await replayLog(s.log, 0, createState())), live, 'full replay == snapshot + tail == live');
+});
+
+/** Holds the first call of each job for `holdMs` (unless the broker's side gives up on it first),
+ *  answers later calls at once, and tracks how many calls of one job were ever open at once. */
+function firstCallHeld(holdMs: number): { handler: Handler; openMaxPerJob(): number } {
+  const open = new Map<string, number>();
+  const seen = new Set<string>();
+  let worst = 0;
+  const handler: Handler = async (c, res) => {
+    const id = c.body.job.id;
+    open.set(id, (open.get(id) ?? 0) + 1);
+    worst = Math.max(worst, open.get(id) ?? 0);
+    res.on('close', () => open.set(id, (open.get(id) ?? 1) - 1));
+    const first = !seen.has(id);
+    seen.add(id);
+    const deadline = Date.now() + (first ? holdMs : 0);
+    while (!res.destroyed && Date.now() < deadline) await sleep(10);
+    if (!res.destroyed) text(res, 200, first ? 'first' : 'again');
+  };
+  return { handler, openMaxPerJob: () => worst };
+}
+
+const stallsOf = async (s: Stack, id: string): Promise<number> =>
+  (await s.records()).filter((r) => r.body.type === 'stalled' && r.body.jobId === id).length;
+
+t.test('a-pull-on-its-way-during-a-replace-is-called-within-the-lock-it-got', async (t) => {
+  // The pull locks the job for the old timeout (300 ms + margin); the replacement allows 5 s. A
+  // call made with the new timeout could outlive that lock: the job would stall and be called
+  // again while the first call still runs.
+  const held = firstCallHeld(3_000);
+  const { s, ep } = await startStackWithEndpoint(t, held.handler);
+  await s.registerWorker({ queue: 'q', endpoint: { url: ep.url, method: 'POST', timeout: 300 } });
+  const pulls = holdPulls(s);
+  const id = await s.push('q', { data: 1, backoff: 50 });
+  await until('the pull took the job', () => pulls.held() === 1);
+  await s.registerWorker({ queue: 'q', endpoint: { url: ep.url, method: 'POST', timeout: 5_000 }, opts: { concurrency: 2 } });
+  pulls.open();
+  await until('completed', () => s.broker.jobState(id) === 'completed', 8_000);
+  t.equal(held.openMaxPerJob(), 1, 'never two calls of the job at once');
+  t.equal(await stallsOf(s, id), 0, 'the job never stalled');
+});
+
+t.test('a-pull-on-its-way-during-delete-then-post-goes-to-the-new-worker-under-a-lock-of-its-own', async (t) => {
+  // DELETE then POST (a change of settings done the other way): the old worker's late pull holds
+  // the job under the old lock (300 ms + margin); the new worker must not call it under that lock.
+  const held = firstCallHeld(3_000);
+  const { s, ep } = await startStackWithEndpoint(t, held.handler);
+  await s.registerWorker({ queue: 'q', endpoint: { url: ep.url, method: 'POST', timeout: 300 } });
+  const pulls = holdPulls(s);
+  const id = await s.push('q', { data: 1 });
+  await until('the pull took the job', () => pulls.held() === 1);
+  t.equal((await s.request('DELETE', '/workers/q')).status, 200);
+  await s.registerWorker({ queue: 'q', endpoint: { url: ep.url, method: 'POST', timeout: 5_000 }, opts: { concurrency: 2 } });
+  pulls.open();
+  await until('completed', () => s.broker.jobState(id) === 'completed', 8_000);
+  t.equal(held.openMaxPerJob(), 1, 'never two calls of the job at once');
+  t.equal(await stallsOf(s, id), 0, 'the job never stalled');
+  t.equal(s.job(id).result, 'first', 'the one call answered');
+});
+
+t.test('a-removed-workers-late-pull-is-released-without-taking-its-successors-running-jobs', async (t) => {
+  // Worker A is deleted with a pull on its way; B is registered, starts a call, and is deleted
+  // while that call runs. A's late pull goes back to the queue; B's running job must stay B's.
+  let releaseB = () => {};
+  const heldB = new Promise<void>((resolve) => (releaseB = resolve));
+  const { s, ep } = await startStackWithEndpoint(t, async (c, res) => {
+    if (c.body.job.data === 'b') await heldB;
+    text(res, 200, `done ${String(c.body.job.data)}`);
+  }, {}, () => releaseB());
+  await s.registerWorker({ queue: 'q', endpoint: { url: ep.url, method: 'POST' } });
+  const pulls = holdPulls(s);
+  const late = await s.push('q', { data: 'a' });
+  await until('A took its job', () => pulls.held() === 1);
+  t.equal((await s.request('DELETE', '/workers/q')).status, 200);
+  await s.registerWorker({ queue: 'q', endpoint: { url: ep.url, method: 'POST' } });
+  const running = await s.push('q', { data: 'b' });
+  await until('B called', () => ep.calls.some((c) => c.body.job.data === 'b'));
+  t.equal((await s.request('DELETE', '/workers/q')).status, 200);
+  pulls.open();
+  await until("A's late pull released", () => s.broker.jobState(late) === 'waiting');
+  releaseB();
+  await until('B answered', () => s.broker.jobState(running) !== 'active');
+  t.equal(s.broker.jobState(running), 'completed', "B's answer completes B's job");
+  t.notOk(s.lines.some((l) => l.includes('dropped (late answer)')), 'no answer was dropped');
 });
