@@ -174,6 +174,10 @@ export const workerHeadersBytesMax = 8 * KiB;
 export const httpPortDefault = 6790;
 export const hostDefault = '0.0.0.0';
 export const shutdownGraceMs = 10_000;
+/** How long a shutdown lets push-worker calls already running finish; the ones still running
+ *  then are abandoned and their jobs released (a `released` record, not a stall): the rest of
+ *  the shutdown must fit in what is left of shutdownGraceMs. */
+export const workerShutdownGraceMs = 5_000;
 /** Descriptors kept out of MAX_CONNECTIONS' default for the log, readers, snapshots and push
  *  workers: a quarter of the open-file limit, and at least this many. */
 export const descriptorsReservedMin = 64;
@@ -218,6 +222,7 @@ export function checkConstants(): void {
     [subscriberStallMs > 0 && subscriberCloseGraceMs > 0, 'positive subscriber cut-off times'],
     [wsPingMs >= 2 * subscriberStallMs, 'a WebSocket draining at the backlog rule answers a ping in time'],
     [segmentOpenRetryMsMax < shutdownGraceMs, 'a roll retrying its next segment ends within a shutdown'],
+    [workerShutdownGraceMs <= shutdownGraceMs / 2, 'push-worker calls leave half the shutdown for the rest'],
     [segmentOpenRetryPauseMsFirst > 0 && segmentOpenRetryPauseMsFirst <= segmentOpenRetryPauseMsMax, 'segment open pause first <= max'],
     [snapshotBlockBytesMax <= snapshotReadBytesMax, 'a snapshot block of the byte bound is one read'],
     [snapshotReadBytesMax < 2 ** 31 - 4 * KiB, 'a snapshot read fits one read() call'],

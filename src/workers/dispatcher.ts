@@ -27,8 +27,10 @@
 // The limiter counts a start when the call is handed to the socket pool; a call that first has to
 // open its connection reaches the endpoint a little later than it was counted.
 //
-// close() stops every runner, waits for running calls to be acked or failed (each bounded by its
-// endpoint timeout), then closes the HTTP pools. start() and close() are each called once.
+// close() stops every runner and waits for running calls to be acked or failed for up to
+// workerShutdownGraceMs; calls still running then are abandoned and their jobs released (the
+// endpoint's work is not counted as a failed attempt or a stall). Then it closes the HTTP pools.
+// start() and close() are each called once.
 
 import type { BrokerApi, WorkerConfig } from '../broker/types.js';
 import { FailOutcome, JobState, StallOutcome, type LogRecord } from '../record/types.js';
@@ -37,6 +39,7 @@ import {
   workerConnectionsPerOriginMax,
   workerConnectTimeoutMs,
   workerKeepAliveMs,
+  workerShutdownGraceMs,
 } from '../constants.js';
 import { WorkerRunner } from './worker-runner.js';
 
@@ -58,7 +61,8 @@ export class WorkerDispatcher {
   readonly #now: () => number;
   readonly #client: HttpClient;
   readonly #runners = new Map<string, WorkerRunner>();
-  readonly #stopping = new Set<Promise<void>>();
+  /** Removed runners until their calls ended and their held jobs were released. */
+  readonly #stopping = new Map<WorkerRunner, Promise<void>>();
   #unsubscribe: (() => void) | null = null;
   #started = false;
   #closed = false;
@@ -87,12 +91,21 @@ export class WorkerDispatcher {
     for (const config of this.#broker.workers()) this.#register(config);
   }
 
-  async close(): Promise<void> {
+  async close(graceMs = workerShutdownGraceMs): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     this.#unsubscribe?.();
-    for (const queue of [...this.#runners.keys()]) this.#remove(queue);
-    while (this.#stopping.size > 0) await Promise.all([...this.#stopping]);
+    for (const queue of [...this.#runners.keys()]) this.#remove(queue, 'server shutting down');
+    const idle = (): Promise<void> => Promise.all([...this.#stopping.values()]).then(() => undefined);
+    let timer: NodeJS.Timeout | undefined;
+    const patience = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), graceMs)));
+    if ((await Promise.race([idle(), patience])) === 'late') {
+      const running = [...this.#stopping.keys()].reduce((sum, runner) => sum + runner.inFlight, 0);
+      this.#logger(`tapeq: shutdown: ${running} push-worker call(s) still running after ${graceMs} ms; abandoned, their jobs released`);
+      for (const runner of this.#stopping.keys()) runner.abandonCalls();
+    }
+    clearTimeout(timer);
+    while (this.#stopping.size > 0) await idle();
     await this.#client.close();
   }
 
@@ -178,22 +191,23 @@ export class WorkerDispatcher {
     this.#prunePools();
   }
 
-  #remove(queue: string): void {
+  #remove(queue: string, reason = 'worker removed'): void {
     const runner = this.#runners.get(queue);
     if (runner === undefined) return;
     this.#runners.delete(queue);
-    const stopped = runner.stop().then(() => this.#releaseLatePulls(runner));
-    this.#stopping.add(stopped);
+    const stopped = runner.stop().then(() => this.#releaseHeld(runner, reason));
+    this.#stopping.set(runner, stopped);
     void stopped.finally(() => {
-      this.#stopping.delete(stopped);
+      this.#stopping.delete(runner);
       this.#prunePools();
     });
   }
 
-  /** What the idle, removed runner still holds was pulled after its removal and never called. */
-  async #releaseLatePulls(runner: WorkerRunner): Promise<void> {
-    await this.#broker.releaseOwner(runner.owner, 'worker removed').catch((error: unknown) => {
-      this.#logger(`tapeq: worker ${runner.queue}: releasing late pulls failed: ${String(error)}`);
+  /** What the idle, removed runner still holds was pulled after its removal and never called, or
+   *  its call was abandoned by a shutdown. */
+  async #releaseHeld(runner: WorkerRunner, reason: string): Promise<void> {
+    await this.#broker.releaseOwner(runner.owner, reason).catch((error: unknown) => {
+      this.#logger(`tapeq: worker ${runner.queue}: releasing held jobs failed: ${String(error)}`);
     });
   }
 

@@ -40,6 +40,8 @@ export interface EndpointCall {
   body: string;
   timeoutMs: number;
   responseBytesMax: number;
+  /** Ends the exchange early (the caller no longer wants its answer). */
+  signal?: AbortSignal;
 }
 
 export type CallOutcome =
@@ -97,13 +99,18 @@ export class HttpClient implements EndpointClient {
       timedOut = true;
       controller.abort();
     }, call.timeoutMs);
+    const abandon = (): void => controller.abort();
+    call.signal?.addEventListener('abort', abandon, { once: true });
     try {
+      if (call.signal?.aborted === true) return { kind: 'unreachable', reason: 'call abandoned' };
       return await this.#exchange(url, call, controller.signal);
     } catch (error) {
       if (timedOut) return { kind: 'unreachable', reason: `timeout after ${call.timeoutMs} ms` };
+      if (call.signal?.aborted === true) return { kind: 'unreachable', reason: 'call abandoned' };
       return { kind: 'unreachable', reason: describeError(error, call.timeoutMs) };
     } finally {
       clearTimeout(timer);
+      call.signal?.removeEventListener('abort', abandon);
     }
   }
 

@@ -28,6 +28,9 @@
 //   after stop is not called: the job stays locked under this runner's `owner`, unique to this
 //   runner, until WorkerDispatcher releases what the owner still holds once the runner is idle
 //   (a successor for the same queue has an owner of its own, so its jobs are never released).
+// - abandonCalls() (a shutdown out of patience) ends the calls still running; one that ends
+//   without an answer is neither acked nor failed, so its job stays locked under `owner` for the
+//   dispatcher to release. An answer that arrived anyway is still recorded.
 //
 // Methods are synchronous; the async work (pulls, calls, acks) overlaps freely and only touches
 // the counters above from the event loop's single thread.
@@ -71,6 +74,7 @@ export class WorkerRunner {
   #pausedUntilMs = 0;
   #pauseSetAtMs = Number.NEGATIVE_INFINITY;
   readonly #idleWaiters: Array<() => void> = [];
+  readonly #abandon = new AbortController();
 
   constructor(config: WorkerConfig, deps: RunnerDeps) {
     this.queue = config.queue;
@@ -118,6 +122,11 @@ export class WorkerRunner {
       this.#idleWaiters.push(resolve);
       this.#settle();
     });
+  }
+
+  /** Ends the running calls (after stop(), when a shutdown cannot wait for them any longer). */
+  abandonCalls(): void {
+    this.#abandon.abort();
   }
 
   #schedulePump(): void {
@@ -218,7 +227,11 @@ export class WorkerRunner {
       body: JSON.stringify({ job, token }),
       timeoutMs: callTimeoutMs(timeout, job),
       responseBytesMax: workerResponseBytesMax,
+      signal: this.#abandon.signal,
     });
+    // Abandoned unanswered: not the endpoint's failure, so no attempt is spent; the job is
+    // released with the runner's other held jobs.
+    if (outcome.kind === 'unreachable' && this.#abandon.signal.aborted) return;
     const verdict = judge(outcome, method, url, workerErrorBodyChars);
     if (verdict.kind === 'fail' && !verdict.answered) this.#pause(this.#deps.now(), startedAtMs);
     else this.#unansweredRounds = 0;

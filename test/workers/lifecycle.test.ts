@@ -242,3 +242,36 @@ t.test('a-removed-workers-late-pull-is-released-without-taking-its-successors-ru
   t.equal(s.broker.jobState(running), 'completed', "B's answer completes B's job");
   t.notOk(s.lines.some((l) => l.includes('dropped (late answer)')), 'no answer was dropped');
 });
+
+t.test('a-shutdown-out-of-patience-abandons-running-calls-and-releases-their-jobs-without-spending-an-attempt', async (t) => {
+  // An endpoint that answers one call at once and holds the other until the test ends.
+  const ep = await startEndpoint(async (call, res) => {
+    if ((call.body.job.data as { hold?: boolean }).hold !== true) return text(res, 200, 'done');
+    await new Promise((resolve) => res.once('close', resolve));
+  });
+  const s = await startStack();
+  t.teardown(async () => {
+    await s.close();
+    await ep.close();
+  });
+  await s.registerWorker({ queue: 'q', endpoint: { url: ep.url, method: 'POST', timeout: 60_000 }, opts: { concurrency: 2 } });
+  const quick = await s.push('q', { data: {} });
+  const held = await s.push('q', { data: { hold: true }, maxAttempts: 3 });
+  await until('quick completed', () => s.broker.jobState(quick) === 'completed');
+  await until('held called', () => ep.calls.some((c) => c.body.job.id === held));
+
+  const started = Date.now();
+  await s.dispatcher.close(300);
+  t.ok(Date.now() - started < 5_000, `close waited about its grace, not the call's 60 s timeout (${Date.now() - started} ms)`);
+  t.equal(s.broker.jobState(held), 'waiting', 'the abandoned call is released back to its queue');
+  const job = s.job(held);
+  t.equal(job.attempts, 0, 'no attempt spent');
+  t.equal(job.stalledCount, 0, 'not a stall');
+  const released = (await s.records()).filter((r) => r.body.type === 'released');
+  t.match(
+    released.map((r) => r.body),
+    [{ jobId: held, reason: 'server shutting down' }],
+    'one released record, saying why',
+  );
+  t.match(s.lines.join('\n'), /shutdown: 1 push-worker call\(s\) still running after 300 ms; abandoned, their jobs released/);
+});
