@@ -26,6 +26,7 @@ declare module 'autocannon' {
     }
     interface Result {
       duration: number;
+      /** Socket errors and timeouts (each timeout is counted here and in `timeouts`). */
       errors: number;
       timeouts: number;
       non2xx: number;

@@ -114,12 +114,18 @@ function cannon(opts: autocannon.Options, samples?: Samples): Promise<autocannon
   return Promise.resolve(instance);
 }
 
+/** Failed requests of an autocannon run: non-2xx answers, socket errors and timeouts. autocannon
+ *  counts each timeout in `errors` as well as in `timeouts`, so `errors` already holds them. */
+export function cannonErrorCount(r: autocannon.Result): number {
+  return r.non2xx + r.errors;
+}
+
 function cannonErrors(r: autocannon.Result): string {
-  if (r.non2xx + r.errors + r.timeouts === 0) return '';
+  if (cannonErrorCount(r) === 0) return '';
   const codes = Object.entries(r.statusCodeStats ?? {})
     .filter(([code]) => !code.startsWith('2'))
     .map(([code, { count }]) => `${count}× HTTP ${code}`);
-  return [...codes, `${r.errors} socket errors`, `${r.timeouts} timeouts`].join(', ');
+  return [...codes, `${r.errors - r.timeouts} socket errors`, `${r.timeouts} timeouts`].join(', ');
 }
 
 // ---- HTTP via autocannon --------------------------------------------------------------------
@@ -143,7 +149,7 @@ async function httpPush(spec: LoadSpec): Promise<LoadResult> {
     ops,
     opsPerSec: ops / r.duration,
     ...samples.percentiles(),
-    errors: r.non2xx + r.errors + r.timeouts,
+    errors: cannonErrorCount(r),
     errorDetail: cannonErrors(r),
     cpuSeconds: cpu(),
     note: `${r.requests.total} requests (${perRequest} job${perRequest > 1 ? 's' : ''} each), latency per 2xx request`,
@@ -218,7 +224,7 @@ async function httpCycle(spec: LoadSpec): Promise<LoadResult> {
     ops: cycles,
     opsPerSec: cycles / r.duration,
     ...samples.percentiles(),
-    errors: r.non2xx - orphanAcks + r.errors + r.timeouts + emptyPulls,
+    errors: cannonErrorCount(r) - orphanAcks + emptyPulls,
     errorDetail: cycleErrors(r, emptyPulls, orphanAcks),
     cpuSeconds: cpu(),
     note: `${spec.connections} consumers each push → pull → ack; latency per cycle (push sent → ack answered)`,
