@@ -60,12 +60,17 @@ export interface ScenarioReport {
   notes: string[];
 }
 
-/** `row` with its ratio to `reference` (row ÷ reference) and, given `targetMin`, the target. */
+/** `row` with its ratio to `reference` (row ÷ reference) and, given `targetMin`, the target,
+ *  judged on both runs: a reference with errors counted successes only, so its rate is too low
+ *  and the ratio too high. */
 export function withRatio(row: Row, reference: Row | undefined, targetMin?: number): Row {
   if (reference === undefined || !(reference.value > 0) || !(row.value >= 0)) return row;
   const value = row.value / reference.value;
   const out: Row = { ...row, ratio: ratioOf(value, `{x}× ${reference.subject}`) };
-  if (targetMin !== undefined) out.target = target(`≥ ${targetMin}× ${reference.subject}`, targetMin, value, row.errors ?? 0);
+  if (targetMin !== undefined) {
+    out.target = target(`≥ ${targetMin}× ${reference.subject}`, targetMin, value, (row.errors ?? 0) + (reference.errors ?? 0));
+    if ((reference.errors ?? 0) > 0) out.target.text += `; the ${reference.subject} run had errors, its rate counts successes only`;
+  }
   return out;
 }
 

@@ -5,6 +5,7 @@
 
 import t from 'tap';
 import { cannonErrorCount } from '../../tools/bench-loadgen.js';
+import { withRatio, type Row } from '../../tools/bench-report.js';
 
 t.setTimeout(120_000);
 
@@ -12,4 +13,14 @@ t.test('a-timeout-is-one-error-not-two', async (t) => {
   // autocannon counts each timeout in `errors` too (its onTimeout does errors++ and timeouts++).
   const result = { duration: 1, errors: 3, timeouts: 2, non2xx: 4, '2xx': 10, requests: { total: 17 } };
   t.equal(cannonErrorCount(result), 7, '4 non-2xx + 1 socket error + 2 timeouts');
+});
+
+t.test('a-target-is-not-met-against-a-reference-that-had-errors', async (t) => {
+  // A reference whose rate counts successes only is too low when some of its requests failed,
+  // which flatters the ratio.
+  const ref: Row = { subject: 'bare fastify', measure: 'push', value: 1_000, unit: 'jobs/s', errors: 5 };
+  const tapeq: Row = { subject: 'tapeq', measure: 'push', value: 900, unit: 'jobs/s', errors: 0 };
+  const row = withRatio(tapeq, ref, 0.75);
+  t.equal(row.target?.errors, 5, 'the reference\'s errors are the target\'s');
+  t.equal(row.target?.pass, false);
 });
