@@ -103,15 +103,23 @@ function markMeasured(): void {
 }
 
 /** Runs autocannon; `samples`, when given, gets each 2xx response's time (ms, sub-ms precision),
- *  because autocannon's own latency histogram floors to whole ms and counts error answers. */
-function cannon(opts: autocannon.Options, samples?: Samples): Promise<autocannon.Result> {
+ *  because autocannon's own latency histogram floors to whole ms and counts error answers.
+ *  `lastAnswerSeconds`: from the start to the last answer or failed request. autocannon ends a
+ *  run (and its `duration`) only at its next once-a-second tick, so a run of a fixed `amount`
+ *  would otherwise be timed with up to a second of idle after its last answer. */
+async function cannon(opts: autocannon.Options, samples?: Samples): Promise<{ r: autocannon.Result; lastAnswerSeconds: number }> {
+  const started = performance.now();
+  let last = started;
   const instance = autocannon(opts);
-  if (samples !== undefined) {
-    instance.on('response', (_client, statusCode, _bytes, responseTimeMs) => {
-      if (statusCode >= 200 && statusCode < 300) samples.add(responseTimeMs);
-    });
-  }
-  return Promise.resolve(instance);
+  instance.on('response', (_client, statusCode, _bytes, responseTimeMs) => {
+    last = performance.now();
+    if (samples !== undefined && statusCode >= 200 && statusCode < 300) samples.add(responseTimeMs);
+  });
+  instance.on('reqError', () => {
+    last = performance.now();
+  });
+  const r = await instance;
+  return { r, lastAnswerSeconds: (last - started) / 1_000 };
 }
 
 /** Failed requests of an autocannon run: non-2xx answers, socket errors and timeouts. autocannon
@@ -140,14 +148,18 @@ async function httpPush(spec: LoadSpec): Promise<LoadResult> {
   markMeasured();
   const cpu = cpuMeter();
   const samples = new Samples();
-  const r = await cannon(spec.workload === 'fill' ? { ...base, amount: Math.ceil(spec.amount / spec.bulkSize) } : { ...base, duration: spec.seconds }, samples);
+  const fill = spec.workload === 'fill';
+  const { r, lastAnswerSeconds } = await cannon(fill ? { ...base, amount: Math.ceil(spec.amount / spec.bulkSize) } : { ...base, duration: spec.seconds }, samples);
   const perRequest = single ? 1 : spec.bulkSize;
   const ops = r['2xx'] * perRequest;
+  // A timed run counts the answers up to autocannon's stop (its `duration`); a fixed amount is
+  // done at its last answer.
+  const seconds = fill ? lastAnswerSeconds : r.duration;
   return {
     workload: spec.workload,
-    seconds: r.duration,
+    seconds,
     ops,
-    opsPerSec: ops / r.duration,
+    opsPerSec: ops / seconds,
     ...samples.percentiles(),
     errors: cannonErrorCount(r),
     errorDetail: cannonErrors(r),
@@ -217,7 +229,7 @@ async function httpCycle(spec: LoadSpec): Promise<LoadResult> {
   samples = new Samples();
   markMeasured();
   const cpu = cpuMeter();
-  const r = await cannon({ ...base, duration: spec.seconds });
+  const { r } = await cannon({ ...base, duration: spec.seconds });
   return {
     workload: spec.workload,
     seconds: r.duration,

@@ -5,9 +5,12 @@
 
 import t from 'tap';
 import { cannonErrorCount } from '../../tools/bench-loadgen.js';
+import { runLoad, startRef } from '../../tools/bench-proc.js';
 import { withRatio, type Row } from '../../tools/bench-report.js';
+import { tinyRun } from './bench-fixture.js';
 
 t.setTimeout(120_000);
+const run = tinyRun();
 
 t.test('a-timeout-is-one-error-not-two', async (t) => {
   // autocannon counts each timeout in `errors` too (its onTimeout does errors++ and timeouts++).
@@ -23,4 +26,19 @@ t.test('a-target-is-not-met-against-a-reference-that-had-errors', async (t) => {
   const row = withRatio(tapeq, ref, 0.75);
   t.equal(row.target?.errors, 5, 'the reference\'s errors are the target\'s');
   t.equal(row.target?.pass, false);
+});
+
+t.test('a-fixed-amount-is-timed-to-its-last-answer', async (t) => {
+  const server = await startRef('fastify');
+  try {
+    // 20 tiny bulk requests: done in well under a second; autocannon only notices at its next
+    // once-a-second tick, and that idle tail must not be in the seconds the rate divides by.
+    const result = await runLoad({ ...run.spec('fill'), url: server.url, connections: 2, bulkSize: 10, amount: 200, warmupSeconds: 0, seconds: 0 });
+    t.equal(result.errors, 0);
+    t.equal(result.ops, 200);
+    t.ok(result.seconds < 0.9, `${result.seconds} s for 20 requests, not rounded up to autocannon's tick`);
+    t.equal(result.opsPerSec, result.ops / result.seconds);
+  } finally {
+    await server.stop();
+  }
 });
