@@ -47,6 +47,9 @@ export interface LoadResult {
   errors: number;
   /** CPU seconds (user + system) of this process during the measured part. */
   cpuSeconds: number;
+  /** Wall seconds `cpuSeconds` were taken over: the measured part and what it waits for after
+   *  `seconds` (sse: the drain; fill: autocannon's stop at its next tick). Cores = the ratio. */
+  cpuWindowSeconds: number;
   note: string;
   /** What the errors were, when there were any (status codes, socket errors, timeouts). */
   errorDetail: string;
@@ -83,11 +86,13 @@ class Samples {
   }
 }
 
-function cpuMeter(): () => number {
+/** CPU seconds of this process from now on, and the wall seconds they were taken over. */
+function cpuMeter(): () => { cpuSeconds: number; cpuWindowSeconds: number } {
   const start = process.cpuUsage();
+  const wall = performance.now();
   return () => {
     const used = process.cpuUsage(start);
-    return (used.user + used.system) / 1e6;
+    return { cpuSeconds: (used.user + used.system) / 1e6, cpuWindowSeconds: (performance.now() - wall) / 1_000 };
   };
 }
 
@@ -163,7 +168,7 @@ async function httpPush(spec: LoadSpec): Promise<LoadResult> {
     ...samples.percentiles(),
     errors: cannonErrorCount(r),
     errorDetail: cannonErrors(r),
-    cpuSeconds: cpu(),
+    ...cpu(),
     note: `${r.requests.total} requests (${perRequest} job${perRequest > 1 ? 's' : ''} each), latency per 2xx request`,
   };
 }
@@ -238,7 +243,7 @@ async function httpCycle(spec: LoadSpec): Promise<LoadResult> {
     ...samples.percentiles(),
     errors: cannonErrorCount(r) - orphanAcks + emptyPulls,
     errorDetail: cycleErrors(r, emptyPulls, orphanAcks),
-    cpuSeconds: cpu(),
+    ...cpu(),
     note: `${spec.connections} consumers each push → pull → ack; latency per cycle (push sent → ack answered)`,
   };
 }
@@ -372,7 +377,7 @@ async function wsRun(spec: LoadSpec): Promise<LoadResult> {
       ...samples.percentiles(),
       errors,
       errorDetail: errors > 0 ? `${errors} replies with ok:false` : '',
-      cpuSeconds: cpu(),
+      ...cpu(),
       note: `${spec.connections} sockets × ${spec.pipeline} ${what} in flight; latency per ${spec.workload === 'ws-push' ? 'command' : 'cycle'}`,
     };
   } finally {
@@ -456,7 +461,7 @@ async function sseFanout(spec: LoadSpec): Promise<LoadResult> {
       ...samples.percentiles(),
       errors: Math.max(0, expected - events),
       errorDetail: expected > events ? `${expected - events} events not received within ${sseDrainMs} ms of the last push` : '',
-      cpuSeconds: cpu(),
+      ...cpu(),
       pushesPerSec,
       note:
         `${spec.connections} SSE subscribers, ${pushed} pushes in ${pushSeconds.toFixed(2)} s (${pushesPerSec.toFixed(0)}/s achieved, ` +

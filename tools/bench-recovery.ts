@@ -178,7 +178,7 @@ export async function benchMemory(run: BenchRun): Promise<ScenarioReport> {
         value: fill.opsPerSec, unit: 'jobs/s',
         p50Ms: fill.p50Ms,
         p99Ms: fill.p99Ms,
-        loadgenCores: fill.cpuSeconds / fill.seconds,
+        loadgenCores: fill.cpuSeconds / fill.cpuWindowSeconds,
         errors: fill.errors,
       },
     ];

@@ -5,7 +5,7 @@
 
 import t from 'tap';
 import { cannonErrorCount } from '../../tools/bench-loadgen.js';
-import { runLoad, startRef } from '../../tools/bench-proc.js';
+import { runLoad, startRef, startTapeq, tempDir } from '../../tools/bench-proc.js';
 import { withRatio, type Row } from '../../tools/bench-report.js';
 import { tinyRun } from './bench-fixture.js';
 
@@ -40,5 +40,19 @@ t.test('a-fixed-amount-is-timed-to-its-last-answer', async (t) => {
     t.equal(result.opsPerSec, result.ops / result.seconds);
   } finally {
     await server.stop();
+  }
+});
+
+t.test('sse-cpu-is-divided-by-the-window-it-was-taken-over', async (t) => {
+  const data = await tempDir('tapeq-bench-sse-cpu-');
+  const server = await startTapeq(data.dir);
+  try {
+    const result = await runLoad({ ...run.spec('sse', { connections: 2, ssePushPerSec: 50 }), url: server.url });
+    // The CPU meter runs over the pushes and the 0.5 s drain after them; the rate's seconds are the
+    // push window only, so the cores figure needs the longer window.
+    t.ok(result.cpuWindowSeconds >= result.seconds + 0.45, `CPU window ${result.cpuWindowSeconds} s, push window ${result.seconds} s`);
+  } finally {
+    await server.stop();
+    await data.remove();
   }
 });
