@@ -6,7 +6,7 @@
 import t from 'tap';
 import { cannonErrorCount } from '../../tools/bench-loadgen.js';
 import { runLoad, startRef, startTapeq, tempDir } from '../../tools/bench-proc.js';
-import { withRatio, type Row } from '../../tools/bench-report.js';
+import { renderSvg, withRatio, type Row } from '../../tools/bench-report.js';
 import { tinyRun } from './bench-fixture.js';
 
 t.setTimeout(120_000);
@@ -55,4 +55,12 @@ t.test('sse-cpu-is-divided-by-the-window-it-was-taken-over', async (t) => {
     await server.stop();
     await data.remove();
   }
+});
+
+t.test('the-chart-shows-errors-and-failed-targets', async (t) => {
+  const ref: Row = { subject: 'bare fastify', measure: 'push', value: 1_000, unit: 'jobs/s', errors: 0 };
+  const tapeq = withRatio({ subject: 'tapeq', measure: 'push', value: 900, unit: 'jobs/s', errors: 3 }, ref, 0.75);
+  const svg = renderSvg([{ scenario: 'http-push', rows: [ref, tapeq] }], 'title');
+  t.match(svg, /900 jobs\/s \(0\.90× bare fastify\)[^<]*3 errors/, 'the bar of a run with errors says so');
+  t.match(svg, /FAIL \(≥ 0\.75× bare fastify/, 'and that its target failed');
 });
