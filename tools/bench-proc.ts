@@ -76,6 +76,8 @@ export interface ServerProcess {
   peakRssMb(): number;
   /** Current resident set size (VmRSS) of the server process alone, MB. */
   rssMb(): number;
+  /** Current resident set size of the process tree (the sum of each process's VmRSS), MB. */
+  treeRssMb(): number;
   /** CPU seconds (user + system) used so far by the process tree. */
   cpuSeconds(): number;
   /** Minor page faults so far, every thread of the process (first touches of fresh memory, mostly). */
@@ -138,6 +140,7 @@ export async function startServer(opts: StartOptions): Promise<ServerProcess> {
     stderr: () => stderr,
     peakRssMb: () => sum(processTree(pid).map((p) => procStatusMb(p, 'VmHWM'))),
     rssMb: () => procStatusMb(pid, 'VmRSS'),
+    treeRssMb: () => sum(processTree(pid).map((p) => procStatusMb(p, 'VmRSS'))),
     cpuSeconds: () => sum(processTree(pid).map(procCpuSeconds)),
     minorFaults: () => minorFaultsOf(pid),
     stop,

@@ -1,10 +1,12 @@
 // What the bench numbers are divided by and what they count: an error is counted once, a target
 // is judged on runs without errors on both sides, a fixed amount of work is timed to its last
 // answer (not to the load generator's next 1 s tick), a CPU figure is divided by the wall time it
-// was taken over, and the chart says what the table says about errors and targets.
+// was taken over, the chart says what the table says about errors and targets, and a server's
+// memory is its process tree's.
 
 import t from 'tap';
 import { cannonErrorCount } from '../../tools/bench-loadgen.js';
+import { benchMemory } from '../../tools/bench-recovery.js';
 import { runLoad, startRef, startTapeq, tempDir } from '../../tools/bench-proc.js';
 import { renderSvg, withRatio, type Row } from '../../tools/bench-report.js';
 import { tinyRun } from './bench-fixture.js';
@@ -63,4 +65,13 @@ t.test('the-chart-shows-errors-and-failed-targets', async (t) => {
   const svg = renderSvg([{ scenario: 'http-push', rows: [ref, tapeq] }], 'title');
   t.match(svg, /900 jobs\/s \(0\.90× bare fastify\)[^<]*3 errors/, 'the bar of a run with errors says so');
   t.match(svg, /FAIL \(≥ 0\.75× bare fastify/, 'and that its target failed');
+});
+
+t.test('memory-rss-rows-count-the-snapshot-process-too', async (t) => {
+  // tapeq serve forks its snapshot process at start (idle: tens of MB); the server's memory is both.
+  const report = await benchMemory(run, 1);
+  for (const row of report.rows.slice(0, 4)) {
+    const alone = Number(/server process alone: ([\d.]+) MB/.exec(row.measure)?.[1] ?? Number.NaN);
+    t.ok(row.value > alone + 10, `${row.measure}: ${row.value} MB for the tree, ${alone} MB for the server alone`);
+  }
 });
