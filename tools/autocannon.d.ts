@@ -26,6 +26,7 @@ declare module 'autocannon' {
     }
     interface Result {
       duration: number;
+      /** Socket errors and timeouts (each timeout is counted here and in `timeouts`). */
       errors: number;
       timeouts: number;
       non2xx: number;
@@ -38,6 +39,8 @@ declare module 'autocannon' {
     interface Instance extends PromiseLike<Result> {
       /** Each response, as it arrives; `responseTimeMs` from request sent to response complete. */
       on(event: 'response', listener: (client: unknown, statusCode: number, resBytes: number, responseTimeMs: number) => void): this;
+      /** Each failed request (socket error or timeout). */
+      on(event: 'reqError', listener: (error: Error) => void): this;
     }
   }
   function autocannon(opts: autocannon.Options): autocannon.Instance;

@@ -47,6 +47,9 @@ export interface LoadResult {
   errors: number;
   /** CPU seconds (user + system) of this process during the measured part. */
   cpuSeconds: number;
+  /** Wall seconds `cpuSeconds` were taken over: the measured part and what it waits for after
+   *  `seconds` (sse: the drain; fill: autocannon's stop at its next tick). Cores = the ratio. */
+  cpuWindowSeconds: number;
   note: string;
   /** What the errors were, when there were any (status codes, socket errors, timeouts). */
   errorDetail: string;
@@ -83,11 +86,13 @@ class Samples {
   }
 }
 
-function cpuMeter(): () => number {
+/** CPU seconds of this process from now on, and the wall seconds they were taken over. */
+function cpuMeter(): () => { cpuSeconds: number; cpuWindowSeconds: number } {
   const start = process.cpuUsage();
+  const wall = performance.now();
   return () => {
     const used = process.cpuUsage(start);
-    return (used.user + used.system) / 1e6;
+    return { cpuSeconds: (used.user + used.system) / 1e6, cpuWindowSeconds: (performance.now() - wall) / 1_000 };
   };
 }
 
@@ -103,23 +108,37 @@ function markMeasured(): void {
 }
 
 /** Runs autocannon; `samples`, when given, gets each 2xx response's time (ms, sub-ms precision),
- *  because autocannon's own latency histogram floors to whole ms and counts error answers. */
-function cannon(opts: autocannon.Options, samples?: Samples): Promise<autocannon.Result> {
+ *  because autocannon's own latency histogram floors to whole ms and counts error answers.
+ *  `lastAnswerSeconds`: from the start to the last answer or failed request. autocannon ends a
+ *  run (and its `duration`) only at its next once-a-second tick, so a run of a fixed `amount`
+ *  would otherwise be timed with up to a second of idle after its last answer. */
+async function cannon(opts: autocannon.Options, samples?: Samples): Promise<{ r: autocannon.Result; lastAnswerSeconds: number }> {
+  const started = performance.now();
+  let last = started;
   const instance = autocannon(opts);
-  if (samples !== undefined) {
-    instance.on('response', (_client, statusCode, _bytes, responseTimeMs) => {
-      if (statusCode >= 200 && statusCode < 300) samples.add(responseTimeMs);
-    });
-  }
-  return Promise.resolve(instance);
+  instance.on('response', (_client, statusCode, _bytes, responseTimeMs) => {
+    last = performance.now();
+    if (samples !== undefined && statusCode >= 200 && statusCode < 300) samples.add(responseTimeMs);
+  });
+  instance.on('reqError', () => {
+    last = performance.now();
+  });
+  const r = await instance;
+  return { r, lastAnswerSeconds: (last - started) / 1_000 };
+}
+
+/** Failed requests of an autocannon run: non-2xx answers, socket errors and timeouts. autocannon
+ *  counts each timeout in `errors` as well as in `timeouts`, so `errors` already holds them. */
+export function cannonErrorCount(r: autocannon.Result): number {
+  return r.non2xx + r.errors;
 }
 
 function cannonErrors(r: autocannon.Result): string {
-  if (r.non2xx + r.errors + r.timeouts === 0) return '';
+  if (cannonErrorCount(r) === 0) return '';
   const codes = Object.entries(r.statusCodeStats ?? {})
     .filter(([code]) => !code.startsWith('2'))
     .map(([code, { count }]) => `${count}× HTTP ${code}`);
-  return [...codes, `${r.errors} socket errors`, `${r.timeouts} timeouts`].join(', ');
+  return [...codes, `${r.errors - r.timeouts} socket errors`, `${r.timeouts} timeouts`].join(', ');
 }
 
 // ---- HTTP via autocannon --------------------------------------------------------------------
@@ -134,18 +153,22 @@ async function httpPush(spec: LoadSpec): Promise<LoadResult> {
   markMeasured();
   const cpu = cpuMeter();
   const samples = new Samples();
-  const r = await cannon(spec.workload === 'fill' ? { ...base, amount: Math.ceil(spec.amount / spec.bulkSize) } : { ...base, duration: spec.seconds }, samples);
+  const fill = spec.workload === 'fill';
+  const { r, lastAnswerSeconds } = await cannon(fill ? { ...base, amount: Math.ceil(spec.amount / spec.bulkSize) } : { ...base, duration: spec.seconds }, samples);
   const perRequest = single ? 1 : spec.bulkSize;
   const ops = r['2xx'] * perRequest;
+  // A timed run counts the answers up to autocannon's stop (its `duration`); a fixed amount is
+  // done at its last answer.
+  const seconds = fill ? lastAnswerSeconds : r.duration;
   return {
     workload: spec.workload,
-    seconds: r.duration,
+    seconds,
     ops,
-    opsPerSec: ops / r.duration,
+    opsPerSec: ops / seconds,
     ...samples.percentiles(),
-    errors: r.non2xx + r.errors + r.timeouts,
+    errors: cannonErrorCount(r),
     errorDetail: cannonErrors(r),
-    cpuSeconds: cpu(),
+    ...cpu(),
     note: `${r.requests.total} requests (${perRequest} job${perRequest > 1 ? 's' : ''} each), latency per 2xx request`,
   };
 }
@@ -211,16 +234,16 @@ async function httpCycle(spec: LoadSpec): Promise<LoadResult> {
   samples = new Samples();
   markMeasured();
   const cpu = cpuMeter();
-  const r = await cannon({ ...base, duration: spec.seconds });
+  const { r } = await cannon({ ...base, duration: spec.seconds });
   return {
     workload: spec.workload,
     seconds: r.duration,
     ops: cycles,
     opsPerSec: cycles / r.duration,
     ...samples.percentiles(),
-    errors: r.non2xx - orphanAcks + r.errors + r.timeouts + emptyPulls,
+    errors: cannonErrorCount(r) - orphanAcks + emptyPulls,
     errorDetail: cycleErrors(r, emptyPulls, orphanAcks),
-    cpuSeconds: cpu(),
+    ...cpu(),
     note: `${spec.connections} consumers each push → pull → ack; latency per cycle (push sent → ack answered)`,
   };
 }
@@ -354,7 +377,7 @@ async function wsRun(spec: LoadSpec): Promise<LoadResult> {
       ...samples.percentiles(),
       errors,
       errorDetail: errors > 0 ? `${errors} replies with ok:false` : '',
-      cpuSeconds: cpu(),
+      ...cpu(),
       note: `${spec.connections} sockets × ${spec.pipeline} ${what} in flight; latency per ${spec.workload === 'ws-push' ? 'command' : 'cycle'}`,
     };
   } finally {
@@ -438,7 +461,7 @@ async function sseFanout(spec: LoadSpec): Promise<LoadResult> {
       ...samples.percentiles(),
       errors: Math.max(0, expected - events),
       errorDetail: expected > events ? `${expected - events} events not received within ${sseDrainMs} ms of the last push` : '',
-      cpuSeconds: cpu(),
+      ...cpu(),
       pushesPerSec,
       note:
         `${spec.connections} SSE subscribers, ${pushed} pushes in ${pushSeconds.toFixed(2)} s (${pushesPerSec.toFixed(0)}/s achieved, ` +

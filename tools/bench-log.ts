@@ -5,13 +5,13 @@
 // read of warmupRecords) runs first, so the first measured row does not pay for JIT compilation.
 // Run: node build/tools/bench-log.js [--records N]
 
-import { mkdtemp, open, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Log, type SyncPolicy } from '../src/log/log.js';
 import type { RecordDraft } from '../src/record/types.js';
 import { smallPushDraft } from '../test/fixtures/records.js';
+import { tempDir } from './bench-proc.js';
 
 export interface BenchLogOptions {
   records?: number;
@@ -42,7 +42,8 @@ export async function benchLog(opts: BenchLogOptions = {}): Promise<BenchLogResu
   const batchRecords = opts.batchRecords ?? 1_000;
   const inFlight = opts.batchesInFlight ?? 4;
   const appenders = opts.concurrentAppenders ?? 64;
-  const base = opts.dir ?? (await mkdtemp(join(tmpdir(), 'tapeq-bench-')));
+  const temp = opts.dir === undefined ? await tempDir('tapeq-bench-') : null;
+  const base = opts.dir ?? temp?.dir ?? '';
   const drafts: RecordDraft[] = Array.from({ length: records }, (_, i) => smallPushDraft(i));
   const rows: BenchRow[] = [];
   let logBytes = 0;
@@ -65,7 +66,7 @@ export async function benchLog(opts: BenchLogOptions = {}): Promise<BenchLogResu
     rows.push(row('raw fs: write + fdatasync per batch-sized write', records, raw.write, logBytes));
     rows.push(row('raw fs: sequential read (1 MiB reads)', records, raw.read, logBytes));
   } finally {
-    if (opts.dir === undefined) await rm(base, { recursive: true, force: true });
+    await temp?.remove();
   }
   return { recordBytes: Math.round(logBytes / records), rows };
 }

@@ -114,8 +114,10 @@ export class BenchRun {
   }
 
   /** Starts `target`, runs `spec` against it, stops it; the server's CPU counts the measured part
-   *  only. `measure` is the row's text, or a function of the result for a text that carries a
-   *  measured number; then the row's `key` is `measure(null)`. */
+   *  only (from the load generator's start of it until its result arrives) and is divided by that
+   *  window's wall time, the load generator's by its own. `measure` is the row's text, or a
+   *  function of the result for a text that carries a measured number; then the row's `key` is
+   *  `measure(null)`. */
   async measure(target: Target, measure: string | ((result: LoadResult | null) => string), spec: LoadSpec, unit: string): Promise<Row> {
     const text = typeof measure === 'string' ? measure : measure(null);
     this.opts.log(`bench: ${target.subject} — ${text}`);
@@ -123,10 +125,13 @@ export class BenchRun {
     const { server, remove } = await target.start();
     try {
       let cpuStart = Number.NaN;
+      let wallStart = Number.NaN;
       const result = await runLoad({ ...spec, url: server.url }, () => {
         cpuStart = server.cpuSeconds();
+        wallStart = performance.now();
       });
       const serverCpu = server.cpuSeconds() - cpuStart;
+      const serverWallSeconds = (performance.now() - wallStart) / 1_000;
       return {
         subject: target.subject,
         measure: typeof measure === 'string' ? measure : measure(result),
@@ -136,8 +141,8 @@ export class BenchRun {
         p50Ms: result.p50Ms,
         p99Ms: result.p99Ms,
         peakRssMb: server.peakRssMb(),
-        serverCores: serverCpu / result.seconds,
-        loadgenCores: result.cpuSeconds / result.seconds,
+        serverCores: serverCpu / serverWallSeconds,
+        loadgenCores: result.cpuSeconds / result.cpuWindowSeconds,
         errors: result.errors,
         ...(result.errors > 0 ? { errorDetail: result.errorDetail } : {}),
       };

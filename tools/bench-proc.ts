@@ -8,7 +8,7 @@
 // server's process tree (`tapeq serve` forks its snapshot process at start), see `processTree`.
 
 import { execFile, fork, spawn, type ChildProcess } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,29 +25,43 @@ export const refServerPath = fileURLToPath(new URL('./bench-ref-server.js', impo
 const loadgenPath = fileURLToPath(new URL('./bench-loadgen.js', import.meta.url));
 
 const children = new Set<ChildProcess>();
+/** Temp directories not yet removed: removed at exit, ^C included. */
+const tempDirs = new Set<string>();
 let exitHooked = false;
 
-function track(child: ChildProcess): void {
-  if (!exitHooked) {
-    exitHooked = true;
-    process.on('exit', () => {
-      for (const c of children) c.kill('SIGKILL');
-    });
-    for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-      process.once(signal, () => {
-        for (const c of children) c.kill('SIGKILL');
-        process.exit(130);
-      });
-    }
+/** At exit, and on SIGINT (exit 130) or SIGTERM (143), which otherwise end the process without
+ *  running its `finally` blocks: SIGKILL every process still tracked (tapeq's snapshot process
+ *  exits when its parent's IPC channel closes), then remove every temp directory still there. */
+function hookExit(): void {
+  if (exitHooked) return;
+  exitHooked = true;
+  process.on('exit', () => {
+    for (const c of children) c.kill('SIGKILL');
+    for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
+  });
+  for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+    process.once(signal, () => process.exit(code));
   }
+}
+
+function track(child: ChildProcess): void {
+  hookExit();
   children.add(child);
   child.once('exit', () => children.delete(child));
 }
 
-
+/** A fresh directory under the system temp dir; removed by `remove()` or, failing that, at exit. */
 export async function tempDir(prefix: string): Promise<{ dir: string; remove: () => Promise<void> }> {
+  hookExit();
   const dir = await mkdtemp(join(tmpdir(), prefix));
-  return { dir, remove: () => rm(dir, { recursive: true, force: true }) };
+  tempDirs.add(dir);
+  return {
+    dir,
+    remove: async () => {
+      await rm(dir, { recursive: true, force: true });
+      tempDirs.delete(dir);
+    },
+  };
 }
 
 export interface ServerProcess {
@@ -62,6 +76,8 @@ export interface ServerProcess {
   peakRssMb(): number;
   /** Current resident set size (VmRSS) of the server process alone, MB. */
   rssMb(): number;
+  /** Current resident set size of the process tree (the sum of each process's VmRSS), MB. */
+  treeRssMb(): number;
   /** CPU seconds (user + system) used so far by the process tree. */
   cpuSeconds(): number;
   /** Minor page faults so far, every thread of the process (first touches of fresh memory, mostly). */
@@ -124,6 +140,7 @@ export async function startServer(opts: StartOptions): Promise<ServerProcess> {
     stderr: () => stderr,
     peakRssMb: () => sum(processTree(pid).map((p) => procStatusMb(p, 'VmHWM'))),
     rssMb: () => procStatusMb(pid, 'VmRSS'),
+    treeRssMb: () => sum(processTree(pid).map((p) => procStatusMb(p, 'VmRSS'))),
     cpuSeconds: () => sum(processTree(pid).map(procCpuSeconds)),
     minorFaults: () => minorFaultsOf(pid),
     stop,

@@ -5,8 +5,9 @@
 //             snapshot), then from a snapshot of the same log (written by the snapshot store in the format the server's snapshotter writes).
 //   memory    a fresh server started with --expose-gc (as the README's runs by hand; POST /gc
 //             works without it), N jobs pushed over HTTP in bulk requests of up to 1,000; the
-//             process RSS (VmRSS) right after, then after POST /gc (a compacting GC), against the
-//             RSS of the empty server.
+//             RSS of its process tree (VmRSS of the server and of its snapshot process) right
+//             after, after 60 s idle, then after POST /gc (a compacting GC), against the RSS of
+//             the empty server.
 //
 // `--jobs N` scales both (default 1,000,000).
 
@@ -125,52 +126,79 @@ async function gc(server: ServerProcess): Promise<GcReply> {
  *  reducer compacted the heap 15–60 s after a fill in our runs. */
 const idleSeconds = 60;
 
-/** RSS after `seconds` of no requests, and the lowest RSS seen meanwhile (sampled each second). */
-async function idleRss(server: ServerProcess, seconds: number): Promise<{ end: number; lowest: number; lowestAtS: number }> {
-  let lowest = server.rssMb();
+/** RSS of the server's process tree and of the server process alone, MB. */
+interface Rss {
+  tree: number;
+  alone: number;
+}
+
+function rssOf(server: ServerProcess): Rss {
+  return { tree: server.treeRssMb(), alone: server.rssMb() };
+}
+
+/** " (process tree; the server process alone: N MB)": what each RSS row's value is made of. */
+function aloneText(rss: Rss): string {
+  return `process tree; the server process alone: ${rss.alone.toFixed(1)} MB`;
+}
+
+/** RSS after `seconds` of no requests, and the tree's lowest RSS meanwhile (sampled each second). */
+async function idleRss(server: ServerProcess, seconds: number): Promise<{ end: Rss; lowest: number; lowestAtS: number }> {
+  let lowest = server.treeRssMb();
   let lowestAtS = 0;
   for (let s = 1; s <= seconds; s++) {
     await sleep(1_000);
-    const rss = server.rssMb();
+    const rss = server.treeRssMb();
     if (rss < lowest) {
       lowest = rss;
       lowestAtS = s;
     }
   }
-  return { end: server.rssMb(), lowest, lowestAtS };
+  return { end: rssOf(server), lowest, lowestAtS };
 }
 
-export async function benchMemory(run: BenchRun): Promise<ScenarioReport> {
+/** `idle`: seconds the filled server is left alone before POST /gc (tests shorten it). */
+export async function benchMemory(run: BenchRun, idle = idleSeconds): Promise<ScenarioReport> {
   const jobs = run.opts.jobs;
   const data = await tempDir('tapeq-bench-memory-');
   run.noteTapeqEnv(noSnapshots);
   const server = await startTapeq(data.dir, noSnapshots, ['--expose-gc']);
   try {
     const empty = await gc(server);
-    const rssEmpty = server.rssMb();
+    const rssEmpty = rssOf(server);
     run.opts.log(`bench: tapeq — pushing ${jobs.toLocaleString('en-US')} jobs (bulk of 1,000 over HTTP)`);
     const bulkSize = Math.min(1_000, jobs);
     const connections = Math.min(4, Math.ceil(jobs / bulkSize));
     const fill = await runLoad(run.spec('fill', { url: server.url, connections, bulkSize, amount: jobs, warmupSeconds: 0, seconds: 0 }));
     if (fill.errors > 0) throw new Error(`memory: ${fill.errors} push requests failed`);
-    const rssFilled = server.rssMb();
-    run.opts.log(`bench: tapeq — leaving the filled server idle for ${idleSeconds} s`);
-    const idle = await idleRss(server, idleSeconds);
+    const rssFilled = rssOf(server);
+    run.opts.log(`bench: tapeq — leaving the filled server idle for ${idle} s`);
+    const idled = await idleRss(server, idle);
     const full = await gc(server);
-    const rssFull = server.rssMb();
-    const bytesPerJob = ((rssFull - rssEmpty) * 1_048_576) / fill.ops;
+    const rssFull = rssOf(server);
+    const bytesPerJob = ((rssFull.tree - rssEmpty.tree) * 1_048_576) / fill.ops;
     const heapPerJob = full.after && empty.after ? ((full.after.heapUsed - empty.after.heapUsed) * 1_048_576) / fill.ops : Number.NaN;
     const rows: Row[] = [
-      { subject: 'tapeq', measure: 'RSS after POST /gc, empty server', value: rssEmpty, unit: 'MB' },
-      { subject: 'tapeq', measure: `RSS right after pushing ${fill.ops.toLocaleString('en-US')} jobs, before POST /gc`, value: rssFilled, unit: 'MB' },
+      { subject: 'tapeq', measure: `RSS after POST /gc, empty server (${aloneText(rssEmpty)})`, value: rssEmpty.tree, unit: 'MB' },
       {
         subject: 'tapeq',
-        measure: `RSS after ${idleSeconds} s idle, before POST /gc (lowest meanwhile: ${idle.lowest.toFixed(0)} MB, at ${idle.lowestAtS} s)`,
-        value: idle.end,
+        measure: `RSS right after pushing ${fill.ops.toLocaleString('en-US')} jobs, before POST /gc (${aloneText(rssFilled)})`,
+        value: rssFilled.tree,
         unit: 'MB',
       },
-      { subject: 'tapeq', measure: `RSS after POST /gc, ${fill.ops.toLocaleString('en-US')} waiting jobs (~100-byte payloads)`, value: rssFull, unit: 'MB', peakRssMb: server.peakRssMb() },
-      { subject: 'tapeq', measure: 'RSS growth per waiting job', value: bytesPerJob, unit: 'bytes/job' },
+      {
+        subject: 'tapeq',
+        measure: `RSS after ${idle} s idle, before POST /gc (${aloneText(idled.end)}; the tree's lowest meanwhile: ${idled.lowest.toFixed(0)} MB, at ${idled.lowestAtS} s)`,
+        value: idled.end.tree,
+        unit: 'MB',
+      },
+      {
+        subject: 'tapeq',
+        measure: `RSS after POST /gc, ${fill.ops.toLocaleString('en-US')} waiting jobs (~100-byte payloads) (${aloneText(rssFull)})`,
+        value: rssFull.tree,
+        unit: 'MB',
+        peakRssMb: server.peakRssMb(),
+      },
+      { subject: 'tapeq', measure: 'RSS growth per waiting job (process tree, from POST /gc to POST /gc)', value: bytesPerJob, unit: 'bytes/job' },
       { subject: 'tapeq', measure: 'heapUsed growth per waiting job (from POST /gc)', value: heapPerJob, unit: 'bytes/job' },
       {
         subject: 'tapeq',
@@ -178,7 +206,7 @@ export async function benchMemory(run: BenchRun): Promise<ScenarioReport> {
         value: fill.opsPerSec, unit: 'jobs/s',
         p50Ms: fill.p50Ms,
         p99Ms: fill.p99Ms,
-        loadgenCores: fill.cpuSeconds / fill.seconds,
+        loadgenCores: fill.cpuSeconds / fill.cpuWindowSeconds,
         errors: fill.errors,
       },
     ];
@@ -187,7 +215,7 @@ export async function benchMemory(run: BenchRun): Promise<ScenarioReport> {
       notes: [
         'POST /gc runs a full GC that compacts the whole heap and returns once the freed pages are back with the OS; RSS read from /proc/<pid>/status.',
         'The server runs with snapshots disabled (SNAPSHOT_EVERY_RECORDS and SNAPSHOT_INTERVAL_MS at their maximum), so no snapshot is built during the fill; ' +
-          'the RSS rows are the server process alone, peak RSS is its process tree (with the idle snapshot process it forks at start).',
+          'the RSS rows are the current RSS of the process tree (the server and the snapshot process it forks at start, idle here; the server alone in brackets), peak RSS the sum of their peaks.',
         `Before POST /gc the heap also holds the garbage the fill left in the old generation since V8's last full GC (request bodies and records that outlived a young-generation GC): ${heapGrowthText()}; V8 compacts what stays half-empty only gradually, which the idle row shows.`,
       ],
     };

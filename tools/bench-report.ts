@@ -60,12 +60,17 @@ export interface ScenarioReport {
   notes: string[];
 }
 
-/** `row` with its ratio to `reference` (row ÷ reference) and, given `targetMin`, the target. */
+/** `row` with its ratio to `reference` (row ÷ reference) and, given `targetMin`, the target,
+ *  judged on both runs: a reference with errors counted successes only, so its rate is too low
+ *  and the ratio too high. */
 export function withRatio(row: Row, reference: Row | undefined, targetMin?: number): Row {
   if (reference === undefined || !(reference.value > 0) || !(row.value >= 0)) return row;
   const value = row.value / reference.value;
   const out: Row = { ...row, ratio: ratioOf(value, `{x}× ${reference.subject}`) };
-  if (targetMin !== undefined) out.target = target(`≥ ${targetMin}× ${reference.subject}`, targetMin, value, row.errors ?? 0);
+  if (targetMin !== undefined) {
+    out.target = target(`≥ ${targetMin}× ${reference.subject}`, targetMin, value, (row.errors ?? 0) + (reference.errors ?? 0));
+    if ((reference.errors ?? 0) > 0) out.target.text += `; the ${reference.subject} run had errors, its rate counts successes only`;
+  }
   return out;
 }
 
@@ -210,16 +215,21 @@ function colourOf(subject: string, seen: Map<string, string>): string {
   return colour;
 }
 
+/** The text after a bar: what the table's row says of it (value, ratio, errors, target). */
 function valueLabel(r: Row): string {
-  const value = `${num(r.value, r.value < 100 ? 1 : 0)} ${r.unit}`;
-  return r.ratio === undefined ? value : `${value} (${r.ratio.text})`;
+  let label = `${num(r.value, r.value < 100 ? 1 : 0)} ${r.unit}`;
+  if (r.ratio !== undefined) label += ` (${r.ratio.text})`;
+  if ((r.errors ?? 0) > 0) label += `, ${r.errors} errors`;
+  if (r.target !== undefined) label += `, ${r.target.pass ? 'PASS' : 'FAIL'} (${r.target.text})`;
+  return label;
 }
 
 /** Horizontal bars, one group per scenario; the bars of one unit in a group share a scale, so rows
  *  compared by a ratio must carry the same unit (bare fastify's push counts jobs/s, like tapeq's).
- *  A row with a ratio shows it after its value. */
+ *  After each bar: its value, ratio, errors and target, as in the table; the chart is as wide as
+ *  its longest such line. */
 export function renderSvg(groups: Array<{ scenario: string; rows: Row[] }>, title: string): string {
-  const width = 980;
+  let width = 980;
   const labelWidth = 430;
   const barMax = width - labelWidth - 150;
   const barHeight = 18;
@@ -239,10 +249,13 @@ export function renderSvg(groups: Array<{ scenario: string; rows: Row[] }>, titl
       const w = max > 0 && Number.isFinite(r.value) ? Math.max(1, (r.value / max) * barMax) : 0;
       const label = `${r.subject}: ${r.measure}`;
       const shown = label.length > 70 ? `${label.slice(0, 67)}…` : label;
+      const after = valueLabel(r);
+      // About 6.5 px per character at font-size 11.
+      width = Math.max(width, Math.ceil(labelWidth + w + 4 + after.length * 6.5 + 10));
       parts.push(
         `<text x="${labelWidth - 6}" y="${y + barHeight - 5}" font-size="11" text-anchor="end">${escapeXml(shown)}</text>`,
         `<rect x="${labelWidth}" y="${y}" width="${w.toFixed(1)}" height="${barHeight}" fill="${colourOf(r.subject, seen)}"/>`,
-        `<text x="${(labelWidth + w + 4).toFixed(1)}" y="${y + barHeight - 5}" font-size="11">${escapeXml(valueLabel(r))}</text>`,
+        `<text x="${(labelWidth + w + 4).toFixed(1)}" y="${y + barHeight - 5}" font-size="11">${escapeXml(after)}</text>`,
       );
       y += barHeight + gap;
     }

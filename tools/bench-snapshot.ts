@@ -15,8 +15,7 @@
 // Run: npx tsc -p . && node build/tools/bench-snapshot.js [jobs]   (default 1,000,000)
 // Needs a few GB of memory for 1M jobs (the log's tail ring, the state, the snapshot process's copy).
 
-import { mkdtemp, rm, stat } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
@@ -27,7 +26,7 @@ import { loadState } from '../src/snapshot/recover-state.js';
 import { Snapshotter } from '../src/snapshot/snapshotter.js';
 import { loadNewestState, writeStateSnapshot } from '../src/snapshot/store.js';
 import { plainSpec } from '../test/fixtures/records.js';
-import { firstTouchUsPerFault } from './bench-proc.js';
+import { firstTouchUsPerFault, tempDir } from './bench-proc.js';
 
 export interface SnapshotBenchResult {
   jobs: number;
@@ -128,7 +127,8 @@ async function replayExportWrite(log: Log, root: string) {
 }
 
 export async function benchSnapshot(jobs = 1_000_000): Promise<SnapshotBenchResult> {
-  const root = await mkdtemp(join(tmpdir(), 'tapeq-bench-snapshot-'));
+  const temp = await tempDir('tapeq-bench-snapshot-');
+  const root = temp.dir;
   const log = await Log.open({ dir: join(root, 'log'), sync: 'interval', syncIntervalMs: 5, logger: () => {} });
   try {
     await fillLog(log, jobs);
@@ -162,7 +162,7 @@ export async function benchSnapshot(jobs = 1_000_000): Promise<SnapshotBenchResu
     };
   } finally {
     await log.close();
-    await rm(root, { recursive: true, force: true });
+    await temp.remove();
   }
 }
 

@@ -10,8 +10,6 @@
 // run is timed, then the direct calls: a fixed number of jobs each, so `--seconds` does not apply.
 
 import { createServer, type Server } from 'node:http';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Broker } from '../src/broker/broker.js';
@@ -19,6 +17,7 @@ import { workerResponseBytesMax } from '../src/constants.js';
 import { Log } from '../src/log/log.js';
 import { createState } from '../src/state/index.js';
 import { WorkerDispatcher } from '../src/workers/dispatcher.js';
+import { tempDir } from './bench-proc.js';
 
 export interface WorkerBenchResult {
   jobs: number;
@@ -38,7 +37,8 @@ const concurrency = 50;
 const pushChunk = 1_000;
 
 export async function benchWorkers(jobs = 20_000, sync: 'always' | 'interval' = 'always'): Promise<WorkerBenchResult> {
-  const dir = await mkdtemp(join(tmpdir(), 'tapeq-bench-workers-'));
+  const temp = await tempDir('tapeq-bench-workers-');
+  const dir = temp.dir;
   const endpoint = await listen();
   const log = await Log.open({ dir: join(dir, 'log'), sync, syncIntervalMs: 5, logger: () => undefined });
   const broker = new Broker({ log, state: createState(), logger: () => undefined });
@@ -69,7 +69,7 @@ export async function benchWorkers(jobs = 20_000, sync: 'always' | 'interval' = 
     await broker.close();
     await log.close();
     await new Promise<void>((resolve) => endpoint.server.close(() => resolve()));
-    await rm(dir, { recursive: true, force: true });
+    await temp.remove();
   }
 }
 
