@@ -272,7 +272,9 @@ export class Broker implements BrokerApi {
     this.timer = null;
     this.armedAt = Number.POSITIVE_INFINITY;
     const at = this.heap.peekAt();
-    if (at === null || this.closed || !this.started) return;
+    // Once nothing can be written (a storage fault, closed), a due moment stays due: arming for
+    // it again would fire at once, for ever.
+    if (at === null || this.gate() !== null || !this.started) return;
     const delayMs = Math.min(Math.max(at - this.clock(), 0), timerMsMax);
     this.armedAt = at;
     this.timer = setTimeout(() => {
