@@ -2,7 +2,8 @@
 // (delay → promote, ttl → expire, lock → stall, timeout → fail) holds one entry per moment a
 // record created; entries are never updated in place: when one comes due it is checked against
 // the job's current fields and dropped if the job moved on (lazy invalidation). The broker arms a
-// single setTimeout for the earliest entry; there is no polling interval.
+// single setTimeout for the earliest entry, sleeping at most timerSleepMsMax (1 s) at a time so
+// that a wall clock stepped forward is seen; there is no per-job timer.
 //
 // TTL limits how long a job may wait for its first run: it applies while the job has never been
 // pulled (startedAt null) and is WAITING, DELAYED or WAITING_CHILDREN. It counts from the push,

@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap';
 import type { Broker } from '../../src/broker/broker.js';
-import { manualClock, startBroker } from '../fixtures/broker.js';
+import { idOf, manualClock, startBroker } from '../fixtures/broker.js';
 
 const ctx = { actor: null };
 
@@ -276,4 +276,17 @@ t.test('a-repeat-instance-retried-from-the-dlq-does-not-schedule-its-successor-a
   const pushed: unknown[] = [];
   for await (const r of f.log.read(0)) if (r.body.type === 'pushed') pushed.push(r.body.job.repeat?.count);
   t.same(pushed, [0, 1], 'two instances were ever pushed');
+});
+
+t.test('a-wall-clock-step-forward-is-noticed-within-a-second', async (t) => {
+  // The broker's timer sleeps on the monotonic clock: a step of the wall clock (NTP, a resumed
+  // VM) while it sleeps is only seen when it next reads the wall clock.
+  const clock = manualClock();
+  const f = await startBroker({ clock: clock.now });
+  t.teardown(() => f.cleanup());
+  const b = f.broker;
+  const id = await idOf(b.push('q', { data: 1, delay: 3_600_000 }, ctx));
+  clock.advance(3_600_000);
+  const p = await b.pull('q', { timeoutMs: 3000 }, ctx);
+  t.equal(p.ok && p.job?.id, id, 'promoted after the step, not an hour later');
 });
