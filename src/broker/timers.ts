@@ -113,11 +113,20 @@ export function noteRecord(heap: DueHeap, state: State, record: LogRecord): void
   if (body.type === 'pushed') id = body.job.id;
   else if (body.type === 'pulled') id = body.jobId;
   else if (body.type === 'failed' && body.outcome === FailOutcome.RETRY) id = body.jobId;
-  else if (body.type === 'progressed' && body.lockMs > 0) id = body.jobId;
+  else if (body.type === 'progressed' && body.lockMs > 0) return noteLock(heap, state, body.jobId);
   else if (body.type === 'promoted') return notePromoted(heap, state, body.jobIds);
   else return;
   const job = state.jobs.get(id);
   if (job !== undefined) noteJob(heap, job);
+}
+
+/** A heartbeat moves only the lock: the job's other moments already have their entries, and
+ *  adding them again at every report piled up entries that stay until they come due (a day,
+ *  for a day's timeout). */
+function noteLock(heap: DueHeap, state: State, id: string): void {
+  const job = state.jobs.get(id);
+  const at = job === undefined ? null : dueAt(job, DueKind.LOCK);
+  if (at !== null) heap.push(at, DueKind.LOCK, id);
 }
 
 /** A promotion brings a repeating job's runAt, and so its TTL, forward. */

@@ -1,5 +1,6 @@
 import t, { type Test } from 'tap';
 import type { Broker } from '../../src/broker/broker.js';
+import { DueHeap, noteRecord } from '../../src/broker/timers.js';
 import { idOf, manualClock, startBroker } from '../fixtures/broker.js';
 
 const ctx = { actor: null };
@@ -289,4 +290,25 @@ t.test('a-wall-clock-step-forward-is-noticed-within-a-second', async (t) => {
   clock.advance(3_600_000);
   const p = await b.pull('q', { timeoutMs: 3000 }, ctx);
   t.equal(p.ok && p.job?.id, id, 'promoted after the step, not an hour later');
+});
+
+t.test('a-progress-report-adds-only-its-lock-to-the-due-heap', async (t) => {
+  // Every report used to add a processing-timeout entry too, kept until the timeout came due: a
+  // job with a day's timeout reporting every 100 ms piled up 864,000 of them.
+  const clock = manualClock();
+  const f = await startBroker({ clock: clock.now, start: false });
+  t.teardown(() => f.cleanup());
+  const b = f.broker;
+  const id = await idOf(b.push('q', { data: 1, timeout: 86_400_000 }, ctx));
+  await b.pull('q', { timeoutMs: 0 }, ctx);
+  const heap = new DueHeap();
+  const off = b.onRecords((records) => {
+    for (const record of records) noteRecord(heap, b.state, record);
+  });
+  t.teardown(off);
+  for (let i = 0; i < 10; i++) {
+    clock.advance(100);
+    await b.progress(id, { progress: i }, ctx);
+  }
+  t.equal(heap.size, 10, 'one lock entry per report');
 });
