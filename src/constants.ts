@@ -196,8 +196,11 @@ export const priorityMin = -2_147_483_648;
 export const priorityMax = 2_147_483_647;
 /** BullMQ's priority range (1 is highest); converted to tapeq's by negation. */
 export const bullPriorityMax = 2_097_152;
-/** Longest setTimeout the broker arms at once (Node caps timers at 2^31-1 ms). */
-export const timerMsMax = 2_147_483_647;
+/** Longest the broker's timer sleeps before it reads the wall clock again. setTimeout counts
+ *  monotonic time, so a wall clock stepped forward while it sleeps (NTP, a resumed VM) would
+ *  otherwise leave everything that fell due waiting for up to the whole sleep (days, for a far
+ *  delay); the cost is one heap peek a second while anything is scheduled. */
+export const timerSleepMsMax = 1_000;
 /** Repeat limits (runs) and cron pattern length accepted on push. */
 export const repeatLimitMax = 1_000_000_000;
 export const cronPatternLengthMax = 128;
@@ -215,6 +218,7 @@ export function checkConstants(): void {
     [bulkJobsMax * 64 <= bodyBytesMaxDefault * 64, 'bulk limit is sane'],
     [listLengthMax > 0 && pullTimeoutMsMax > 0, 'positive limits'],
     [lockMsDefault <= lockMsMax, 'lockMsDefault <= lockMsMax'],
+    [timerSleepMsMax > 0 && timerSleepMsMax <= 2_147_483_647, 'a timer sleep is one setTimeout (Node caps them at 2^31-1 ms)'],
     [wsFrameBytesMax <= subscriberBacklogBytesMax, 'a frame must fit in a subscriber backlog'],
     [workerBackoffMsFirst > 0 && workerBackoffMsFirst <= workerBackoffMsMax, 'worker backoff first <= max'],
     [workerTimeoutMsDefault + workerLockMarginMs <= lockMsMax, 'a pushed job lock fits lockMsMax'],

@@ -8,6 +8,8 @@
 // the same however high the limit is. At most `rateLimitTrackedIpsMax` IPs are tracked; past that the least
 // recently seen IP is forgotten. A cleanup timer (every rateLimitCleanupMs, unref'd, cleared on
 // close) drops IPs with no request in the last window. Disabled when the limit is Infinity.
+// Windows are elapsed time, read from the monotonic clock: on the wall clock a step back left the
+// slots counted before it in the window, and a client at its limit refused, for the step's length.
 
 import type { FastifyInstance } from 'fastify';
 import type { Config } from '../config.js';
@@ -101,13 +103,13 @@ export class SlidingWindowLimiter {
 export function registerRateLimit(app: FastifyInstance, config: Config): void {
   if (!Number.isFinite(config.rateLimitMaxRequests)) return;
   const limiter = new SlidingWindowLimiter(config.rateLimitWindowMs, config.rateLimitMaxRequests);
-  const timer = setInterval(() => limiter.cleanup(Date.now()), config.rateLimitCleanupMs);
+  const timer = setInterval(() => limiter.cleanup(performance.now()), config.rateLimitCleanupMs);
   timer.unref();
   app.addHook('onClose', async () => clearInterval(timer));
 
   app.addHook('onRequest', async (request, reply) => {
     if (request.routeOptions.config?.rateLimitExempt) return;
-    const waitMs = limiter.hit(forwardedIp(request), Date.now());
+    const waitMs = limiter.hit(forwardedIp(request), performance.now());
     if (waitMs === 0) return;
     const { status, error } = API_ERRORS.rateLimited;
     return reply

@@ -8,8 +8,8 @@
 //
 // Effects after each apply, in order: timer index, onRecords listeners, long-poll wake-ups
 // (deferred to a microtask so a wake never re-enters a running command). Timers: one setTimeout
-// for the earliest due moment (see timers.ts); `runDueTimers()` is the same work, callable
-// synchronously by simulations with an injected clock.
+// for the earliest due moment, at most timerSleepMsMax ahead (see timers.ts); `runDueTimers()`
+// is the same work, callable synchronously by simulations with an injected clock.
 //
 // Async methods may overlap freely; every mutation happens inside a synchronous section.
 
@@ -20,7 +20,7 @@ import {
   lockMsMax,
   logMessageLengthMax,
   pullWaitersMax,
-  timerMsMax,
+  timerSleepMsMax,
   workerLockMarginMs,
 } from '../constants.js';
 import {
@@ -272,8 +272,10 @@ export class Broker implements BrokerApi {
     this.timer = null;
     this.armedAt = Number.POSITIVE_INFINITY;
     const at = this.heap.peekAt();
-    if (at === null || this.closed || !this.started) return;
-    const delayMs = Math.min(Math.max(at - this.clock(), 0), timerMsMax);
+    // Once nothing can be written (a storage fault, closed), a due moment stays due: arming for
+    // it again would fire at once, for ever.
+    if (at === null || this.gate() !== null || !this.started) return;
+    const delayMs = Math.min(Math.max(at - this.clock(), 0), timerSleepMsMax);
     this.armedAt = at;
     this.timer = setTimeout(() => {
       this.timer = null;

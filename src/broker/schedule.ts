@@ -2,8 +2,10 @@
 // that imports croner. Pure functions of their arguments (the caller passes `nowMs`); the result
 // is stored in the pushed record, so replay never evaluates a schedule again.
 //
-// - every: the first run is at push time (+ delay); each next run is the previous runAt + every,
-//   never earlier than now (missed runs are not replayed in a burst).
+// - every: the first run is at push time (+ delay); each next run is the schedule's first slot
+//   (the previous runAt + a whole number of intervals) not before now: missed runs are not
+//   replayed in a burst, and a run that started late (a backlog, a restart after downtime) is not
+//   followed at once by another.
 // - pattern (cron, optional tz): the first run is the next cron time after now, or now when
 //   `immediately`; each next run is the next cron time after now. No future time → no next run.
 
@@ -38,6 +40,12 @@ export function firstRepeatRunAt(repeat: Repeat, nowMs: number, delayMs: number)
 
 export function nextRepeatRunAt(repeat: Repeat, prevRunAtMs: number, nowMs: number): number | null {
   if (repeat.limit !== null && repeat.count + 1 >= repeat.limit) return null;
-  if (repeat.every !== null) return Math.max(prevRunAtMs + repeat.every, nowMs);
+  if (repeat.every !== null) return nextEverySlotMs(prevRunAtMs, repeat.every, nowMs);
   return nextCronRunMs(repeat.pattern, repeat.tz, nowMs);
+}
+
+/** prevRunAtMs + k·everyMs for the least k ≥ 1 that is not before nowMs. */
+function nextEverySlotMs(prevRunAtMs: number, everyMs: number, nowMs: number): number {
+  const behindMs = nowMs - prevRunAtMs;
+  return prevRunAtMs + (behindMs <= everyMs ? 1 : Math.ceil(behindMs / everyMs)) * everyMs;
 }

@@ -2,7 +2,8 @@
 // (delay → promote, ttl → expire, lock → stall, timeout → fail) holds one entry per moment a
 // record created; entries are never updated in place: when one comes due it is checked against
 // the job's current fields and dropped if the job moved on (lazy invalidation). The broker arms a
-// single setTimeout for the earliest entry; there is no polling interval.
+// single setTimeout for the earliest entry, sleeping at most timerSleepMsMax (1 s) at a time so
+// that a wall clock stepped forward is seen; there is no per-job timer.
 //
 // TTL limits how long a job may wait for its first run: it applies while the job has never been
 // pulled (startedAt null) and is WAITING, DELAYED or WAITING_CHILDREN. It counts from the push,
@@ -112,11 +113,20 @@ export function noteRecord(heap: DueHeap, state: State, record: LogRecord): void
   if (body.type === 'pushed') id = body.job.id;
   else if (body.type === 'pulled') id = body.jobId;
   else if (body.type === 'failed' && body.outcome === FailOutcome.RETRY) id = body.jobId;
-  else if (body.type === 'progressed' && body.lockMs > 0) id = body.jobId;
+  else if (body.type === 'progressed' && body.lockMs > 0) return noteLock(heap, state, body.jobId);
   else if (body.type === 'promoted') return notePromoted(heap, state, body.jobIds);
   else return;
   const job = state.jobs.get(id);
   if (job !== undefined) noteJob(heap, job);
+}
+
+/** A heartbeat moves only the lock: the job's other moments already have their entries, and
+ *  adding them again at every report piled up entries that stay until they come due (a day,
+ *  for a day's timeout). */
+function noteLock(heap: DueHeap, state: State, id: string): void {
+  const job = state.jobs.get(id);
+  const at = job === undefined ? null : dueAt(job, DueKind.LOCK);
+  if (at !== null) heap.push(at, DueKind.LOCK, id);
 }
 
 /** A promotion brings a repeating job's runAt, and so its TTL, forward. */

@@ -51,7 +51,9 @@ export interface DispatcherBroker extends BrokerApi {
 export interface DispatcherOptions {
   broker: DispatcherBroker;
   logger?: (line: string) => void;
-  /** Milliseconds since the epoch; the broker's clock in tests. */
+  /** Milliseconds on any clock that only moves forward: the call limiter and the pauses measure
+   *  elapsed time (default: the monotonic clock; on the wall clock a step back held every start
+   *  for the step's length). */
   clock?: () => number;
 }
 
@@ -70,7 +72,7 @@ export class WorkerDispatcher {
   constructor(options: DispatcherOptions) {
     this.#broker = options.broker;
     this.#logger = options.logger ?? ((line: string) => console.error(line));
-    this.#now = options.clock ?? Date.now;
+    this.#now = options.clock ?? (() => performance.now());
     this.#client = new HttpClient({
       connectionsPerOriginMax: workerConnectionsPerOriginMax,
       keepAliveMs: workerKeepAliveMs,

@@ -94,3 +94,18 @@ t.test('openapi-documents-429-on-every-route-the-limiter-counts-and-only-there',
     t.equal((await s.request(method, path)).status, 429, `${method} ${path} is limited`);
   }
 });
+
+t.test('a-wall-clock-step-back-does-not-refuse-a-client-for-its-length', async (t) => {
+  const s = await startServer({ config: { rateLimitMaxRequests: 1, rateLimitWindowMs: 300 } });
+  const wallNow = Date.now;
+  t.teardown(async () => {
+    Date.now = wallNow;
+    await s.close();
+  });
+  const as = { headers: { 'x-forwarded-for': '198.51.100.7' } };
+  t.equal((await s.request('GET', '/queues', as)).status, 200);
+  t.equal((await s.request('GET', '/queues', as)).status, 429);
+  Date.now = () => wallNow() - 3_600_000;
+  await new Promise((r) => setTimeout(r, 400));
+  t.equal((await s.request('GET', '/queues', as)).status, 200, 'the window is elapsed time, whatever the wall clock did');
+});

@@ -103,3 +103,20 @@ t.test('the-schedule-index-is-rebuilt-by-replay', async (t) => {
   t.teardown(() => again.cleanup());
   t.equal(await idOf(again.broker.push('q', body, ctx)), pending);
 });
+
+t.test('a-late-every-run-keeps-the-schedules-phase-and-is-not-followed-at-once-by-another', async (t) => {
+  const clock = manualClock();
+  const start = clock.now();
+  let f = await startBroker({ clock: clock.now, start: false });
+  t.teardown(() => f.cleanup());
+  await idOf(f.broker.push('q', { data: 1, repeat: { every: 1_000 } }, ctx));
+  await runOnce(f.broker, 'q');
+  f = await f.restart();
+  clock.advance(10_500);
+  f.broker.runDueTimers();
+  const late = await runOnce(f.broker, 'q');
+  t.equal(f.broker.getJob(late)?.repeat?.count, 1, 'the missed run 1 runs once, late');
+  const next = f.broker.listJobs('q', ['delayed', 'waiting'], 0, 10).jobs;
+  t.same(next.map((j) => [j.repeat?.count, j.runAt]), [[2, start + 11_000]], 'the next run is the next slot of the schedule, not now');
+  t.same(await f.broker.pull('q', { timeoutMs: 0 }, ctx), { ok: true, job: null, token: null }, 'no second run right after the catch-up');
+});

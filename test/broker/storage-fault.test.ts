@@ -59,3 +59,22 @@ t.test('read-only-broker-refuses-writes', async (t) => {
   t.match(!r.ok && r.error, /[Rr]ead-only/);
   await b.close();
 });
+
+t.test('due-timers-after-a-storage-fault-do-not-spin', async (t) => {
+  let nowMs = 1_700_000_000_000;
+  const b = new Broker({ log: failingLog('reject', 'LOG_SYNC'), state: createState(), clock: () => nowMs });
+  b.start();
+  const r = await b.push('q', { data: 1, delay: 1000 }, ctx);
+  t.equal(!r.ok && r.code, 'STORAGE_FAULT', 'the delayed job was applied, its sync failed');
+  let runs = 0;
+  const run = b.runDueTimers.bind(b);
+  b.runDueTimers = () => {
+    runs++;
+    run();
+  };
+  nowMs += 1000;
+  b.runDueTimers();
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  t.equal(runs, 1, 'nothing can be written: no timer is armed again for the moment that stays due');
+  await b.close();
+});

@@ -1,6 +1,7 @@
 import t, { type Test } from 'tap';
 import type { Broker } from '../../src/broker/broker.js';
-import { manualClock, startBroker } from '../fixtures/broker.js';
+import { DueHeap, noteRecord } from '../../src/broker/timers.js';
+import { idOf, manualClock, startBroker } from '../fixtures/broker.js';
 
 const ctx = { actor: null };
 
@@ -165,7 +166,11 @@ t.test('a-repeat-run-skipped-for-its-ttl-does-not-end-the-schedule', async (t) =
   clock.advance(1500);
   b.runDueTimers();
   await pullAndAck();
-  t.same(seen, [1], 'run 0 expired unpulled (found by the timer); run 1 was scheduled in its place');
+  t.same(seen, [], 'run 0 expired unpulled (found by the timer) at 1.5 s; run 1 keeps its slot at 2 s');
+  clock.advance(500);
+  b.runDueTimers();
+  await pullAndAck();
+  t.same(seen, [1], 'run 1 was scheduled in its place');
   clock.advance(1000);
   b.runDueTimers();
   await pullAndAck();
@@ -272,4 +277,38 @@ t.test('a-repeat-instance-retried-from-the-dlq-does-not-schedule-its-successor-a
   const pushed: unknown[] = [];
   for await (const r of f.log.read(0)) if (r.body.type === 'pushed') pushed.push(r.body.job.repeat?.count);
   t.same(pushed, [0, 1], 'two instances were ever pushed');
+});
+
+t.test('a-wall-clock-step-forward-is-noticed-within-a-second', async (t) => {
+  // The broker's timer sleeps on the monotonic clock: a step of the wall clock (NTP, a resumed
+  // VM) while it sleeps is only seen when it next reads the wall clock.
+  const clock = manualClock();
+  const f = await startBroker({ clock: clock.now });
+  t.teardown(() => f.cleanup());
+  const b = f.broker;
+  const id = await idOf(b.push('q', { data: 1, delay: 3_600_000 }, ctx));
+  clock.advance(3_600_000);
+  const p = await b.pull('q', { timeoutMs: 3000 }, ctx);
+  t.equal(p.ok && p.job?.id, id, 'promoted after the step, not an hour later');
+});
+
+t.test('a-progress-report-adds-only-its-lock-to-the-due-heap', async (t) => {
+  // Every report used to add a processing-timeout entry too, kept until the timeout came due: a
+  // job with a day's timeout reporting every 100 ms piled up 864,000 of them.
+  const clock = manualClock();
+  const f = await startBroker({ clock: clock.now, start: false });
+  t.teardown(() => f.cleanup());
+  const b = f.broker;
+  const id = await idOf(b.push('q', { data: 1, timeout: 86_400_000 }, ctx));
+  await b.pull('q', { timeoutMs: 0 }, ctx);
+  const heap = new DueHeap();
+  const off = b.onRecords((records) => {
+    for (const record of records) noteRecord(heap, b.state, record);
+  });
+  t.teardown(off);
+  for (let i = 0; i < 10; i++) {
+    clock.advance(100);
+    await b.progress(id, { progress: i }, ctx);
+  }
+  t.equal(heap.size, 10, 'one lock entry per report');
 });

@@ -127,3 +127,21 @@ t.test('adding-a-limiter-while-a-pull-is-on-its-way-neither-throws-nor-loses-the
   await until('the next job completed', () => s.broker.jobState(more) === 'completed');
   t.equal(ep.calls.length, 2);
 });
+
+t.test('a-wall-clock-step-back-does-not-hold-the-limiter-for-its-length', async (t) => {
+  // Stubbed before the stack is built, so that whatever clock function the dispatcher keeps sees
+  // the step.
+  const wallNow = Date.now;
+  let stepBackMs = 0;
+  Date.now = () => wallNow() - stepBackMs;
+  const { s, ep } = await startStackWithEndpoint(t, (_c, res) => text(res, 200, 'ok'), {}, () => {
+    Date.now = wallNow;
+  });
+  await s.registerWorker({ queue: 'q', endpoint: { url: ep.url, method: 'POST' }, opts: { concurrency: 5, limiter: { max: 1, duration: 300 } } });
+  await s.push('q', { data: 1 });
+  await until('the first call', () => ep.calls.length === 1, 5_000);
+  stepBackMs = 3_600_000;
+  await s.push('q', { data: 2 });
+  await until('the second call, one window later', () => ep.calls.length === 2, 3_000);
+  t.equal(ep.calls.length, 2);
+});
