@@ -13,7 +13,7 @@ export function limitConnections(server: Server, max: number, logger: (line: str
   let loggedAt = Number.NEGATIVE_INFINITY;
   server.on('drop', () => {
     dropped++;
-    const now = Date.now();
+    const now = performance.now();
     if (now - loggedAt < dropLogIntervalMs) return;
     logger(`tapeq: refused ${dropped} connection(s): MAX_CONNECTIONS (${max}) are open`);
     dropped = 0;

@@ -472,7 +472,7 @@ export class GroupCommit {
   /** Creates the segment starting at baseOffset and opens its write handle, retrying while
    *  descriptors are short (see the top of this file). */
   private async openNext(baseOffset: number): Promise<Segment> {
-    const giveUpAt = Date.now() + this.o.segmentOpenRetryMs;
+    const giveUpAt = performance.now() + this.o.segmentOpenRetryMs;
     let segment: Segment | null = null;
     let retries = 0;
     for (let pauseMs = segmentOpenRetryPauseMsFirst; ; pauseMs = Math.min(2 * pauseMs, segmentOpenRetryPauseMsMax)) {
@@ -484,7 +484,7 @@ export class GroupCommit {
         return segment;
       } catch (err) {
         const file = segment?.file ?? segmentFileName(baseOffset);
-        const leftMs = giveUpAt - Date.now();
+        const leftMs = giveUpAt - performance.now();
         if (!isShortOfResources(err) || leftMs <= 0) {
           this.held = null;
           throw ioError('write', file, err);

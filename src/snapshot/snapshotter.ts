@@ -72,7 +72,9 @@ export class Snapshotter {
   /** The job the snapshot process is working on. */
   private current: Current | null = null;
   private timer: NodeJS.Timeout | null = null;
-  private lastRunMs = Date.now();
+  /** Elapsed times (the interval trigger, the back-off) are read from the monotonic clock: a
+   *  wall-clock step must neither hold snapshots back nor set them all off at once. */
+  private lastRunMs = performance.now();
   private closed = false;
   /** Consecutive failed snapshots, and when the automatic triggers may try again. */
   private failures = 0;
@@ -102,7 +104,7 @@ export class Snapshotter {
     );
     const poll = setInterval(() => {
       this.maybeSnapshot();
-      const due = Date.now() - this.lastRunMs >= this.options.intervalMs;
+      const due = performance.now() - this.lastRunMs >= this.options.intervalMs;
       if (due && this.options.log.durableOffset > this.coveredOffset) this.trigger();
     }, Math.min(pollMsMax, this.options.intervalMs));
     poll.unref();
@@ -117,7 +119,7 @@ export class Snapshotter {
 
   /** Cheap: compares two numbers; starts a snapshot when everyRecords records are not covered. */
   maybeSnapshot(): void {
-    if (this.running !== null || this.closed || Date.now() < this.retryAfterMs) return;
+    if (this.running !== null || this.closed || performance.now() < this.retryAfterMs) return;
     if (this.options.log.durableOffset - this.coveredOffset >= this.options.everyRecords) this.trigger();
   }
 
@@ -149,7 +151,7 @@ export class Snapshotter {
    *  (1 s up to snapshotRetryMsMax): a snapshot that cannot succeed (a process that runs out of
    *  memory) must not become a fork-and-crash loop. */
   private trigger(): void {
-    if (this.running !== null || this.closed || Date.now() < this.retryAfterMs) return;
+    if (this.running !== null || this.closed || performance.now() < this.retryAfterMs) return;
     this.launch().then(
       () => {
         this.failures = 0;
@@ -160,7 +162,7 @@ export class Snapshotter {
         if (this.closed) return;
         this.failures += 1;
         const waitMs = Math.min(snapshotRetryMsMax, 1_000 * 2 ** (this.failures - 1));
-        this.retryAfterMs = Date.now() + waitMs;
+        this.retryAfterMs = performance.now() + waitMs;
         this.options.logger(`tapeq: snapshot failed: ${String(error)}; next attempt in ${waitMs} ms at the earliest`);
       },
     );
@@ -173,7 +175,7 @@ export class Snapshotter {
       upTo: this.options.log.durableOffset,
       kept: this.options.kept ?? snapshotsKept,
     };
-    this.lastRunMs = Date.now();
+    this.lastRunMs = performance.now();
     const run = this.runJob(job).then(
       (result) => {
         this.coveredOffset = Math.max(this.coveredOffset, job.upTo);

@@ -147,10 +147,10 @@ export class Subscription {
 
   /** Wait until the backlog is at most half the limit; false on timeout or close. */
   async #drained(): Promise<boolean> {
-    const deadline = Date.now() + this.#limits.stallMs;
+    const deadline = performance.now() + this.#limits.stallMs;
     const target = this.#limits.backlogBytesMax / 2;
     while (this.#sink.backlogBytes() > target) {
-      if (this.#closed || Date.now() >= deadline) return false;
+      if (this.#closed || performance.now() >= deadline) return false;
       await new Promise((resolve) => setTimeout(resolve, drainPollMs));
     }
     return !this.#closed;

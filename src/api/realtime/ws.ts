@@ -211,12 +211,12 @@ class WsSession {
     if (this.#commandStall !== null) return;
     const { backlogBytesMax, stallMs } = this.deps.limits;
     this.socket.pause();
-    let deadline = Date.now() + stallMs;
+    let deadline = performance.now() + stallMs;
     const poll = (): void => {
       this.#commandStall = null;
       if (this.socket.readyState !== this.socket.OPEN) return;
       if (this.socket.bufferedAmount > backlogBytesMax / 2) {
-        if (Date.now() >= deadline) return this.#cutOffSlow();
+        if (performance.now() >= deadline) return this.#cutOffSlow();
         this.#commandStall = setTimeout(poll, drainPollMs);
         return;
       }
@@ -226,7 +226,7 @@ class WsSession {
       // A reply that passed the limit again started a new stall, which goes on from here.
       if (this.#commandStall !== null) return;
       if (this.#held.length === 0) return this.socket.resume();
-      deadline = Date.now() + stallMs;
+      deadline = performance.now() + stallMs;
       this.#commandStall = setTimeout(poll, drainPollMs);
     };
     this.#commandStall = setTimeout(poll, drainPollMs);
