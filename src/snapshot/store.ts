@@ -19,6 +19,7 @@ import { snapshotsKept } from '../constants.js';
 import type { StateImage } from '../state/image.js';
 import { exportState, importState, type State } from '../state/index.js';
 import {
+  checkSchemaReadable,
   decodeHeader,
   decodeSnapshot,
   encodeSnapshot,
@@ -128,13 +129,14 @@ async function writeAtomically(
 }
 
 /**
- * Fully verifies (header + checksums, no decode) a snapshot file. Format 2 is read and hashed in
+ * Fully verifies (header, a schema this build reads, checksums; no decode) a snapshot file. Format 2 is read and hashed in
  * pieces of at most snapshotBlockBytesMax with an await between them, so a large snapshot (or an
  * older one with huge blocks) costs neither its size in memory nor a long event-loop pause;
  * format 1 is read whole (one checksum covers its payload).
  */
 export async function verifySnapshotFile(file: string): Promise<SnapshotHeader> {
   return withSnapshotFile(file, async (handle, header, fileBytes) => {
+    checkSchemaReadable(header);
     if (header.formatVersion === snapshotFormatVersionBlocks) await verifyStateFile(readAtHandle(handle), fileBytes, header);
     else verifySnapshot(await handle.readFile());
     return header;

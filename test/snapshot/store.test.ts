@@ -64,6 +64,34 @@ t.test('prune-keeps-the-newest-valid-snapshots-only-after-the-new-one-is-durable
   t.strictSame((await listSnapshots(dir)).map((e) => e.offset), [6, 5]);
 });
 
+/** Rewrites a snapshot's header as a newer build would write it: schema version 99, header
+ *  checksum recomputed (the file verifies; this build cannot decode it). */
+async function makeFutureSchema(file: string): Promise<void> {
+  await initChecksum();
+  const bytes = await readFile(file);
+  bytes.writeUInt32LE(99, 12);
+  bytes.writeUInt32LE(checksum32(bytes, 0, 44), 44);
+  await writeFile(file, bytes);
+}
+
+t.test('a-snapshot-this-build-cannot-read-never-counts-as-kept-by-pruning', async (t) => {
+  for (const [format, write] of [
+    ['format-1', (dir: string, offset: number) => writeSnapshot(dir, emptyImage(offset), { kept: 2 })],
+    ['format-2', (dir: string, offset: number) => writeStateSnapshot(dir, Object.assign(createState(), { offset }), { kept: 2 })],
+  ] as const) {
+    const dir = await tempDir(t);
+    const readable = await write(dir, 10);
+    await makeFutureSchema(await write(dir, 20));
+    await write(dir, 30);
+    t.ok((await listSnapshots(dir)).some((e) => e.file === readable), `${format}: the older readable snapshot stays`);
+    // The newest then proves bad: the fallback is the readable one, not the one of a newer schema.
+    await writeFile(join(dir, snapshotFileName(30)), 'garbage');
+    const { lines, logger } = collect();
+    t.equal((await loadNewestState(dir, logger))?.file, readable, `${format}: falls back past the newer schema`);
+    t.match(lines.join('\n'), /schema version 99/);
+  }
+});
+
 t.test('snapshot-write-is-atomic-tmp-never-loaded', async (t) => {
   const dir = await tempDir(t);
   const older = await writeSnapshot(dir, fullImage(10));
