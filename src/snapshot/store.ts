@@ -4,7 +4,8 @@
 //   1. write <name>.tmp, fsync it    2. rename to <name>    3. fsync the directory
 //   4. only then delete snapshots older than the newest `kept` valid ones.
 // A `.tmp` file was never renamed, so it is never a snapshot: the loader ignores it and removes it
-// (unless told to leave the directory untouched, as read-only tools are).
+// (unless told to leave the directory untouched, as read-only tools are), and so does the next
+// write (the directory's one writer: any other `.tmp` is a dead write's).
 //
 // Loading never trusts a file: every candidate is fully verified (format.ts) and decoded; the first
 // failure is logged as `snapshot <file> is unusable: <why>; trying older` and the next older is
@@ -106,6 +107,10 @@ async function writeAtomically(
   write: (handle: FileHandle) => Promise<void>,
 ): Promise<string> {
   await mkdir(dir, { recursive: true });
+  // A write killed midway (an out-of-memory kill of the snapshot process) left its `.tmp`, which
+  // the next write, at another offset, would not overwrite: while the server runs for weeks they
+  // would pile up on the disk the log shares. The directory has one writer, so each is dead.
+  await removeLeftovers(dir);
   const file = join(dir, snapshotFileName(offset));
   const tmp = file + tmpSuffix;
   const handle = await open(tmp, 'w', 0o644);
@@ -187,14 +192,16 @@ async function prune(dir: string, kept: number, written: string): Promise<void> 
   if (cut < entries.length) await fsyncDir(dir);
 }
 
-/** Removes never-renamed `.tmp` leftovers of an interrupted write. */
-async function removeLeftovers(dir: string, logger: Logger): Promise<void> {
+/** Removes never-renamed `.tmp` leftovers of interrupted writes; resolves with their paths. */
+async function removeLeftovers(dir: string): Promise<string[]> {
   const names = await readdir(dir).catch(() => [] as string[]);
+  const removed: string[] = [];
   for (const name of names) {
     if (!name.endsWith(tmpSuffix) || !namePattern.test(name.slice(0, -tmpSuffix.length))) continue;
     await rm(join(dir, name), { force: true });
-    logger(`tapeq: removed unfinished snapshot ${join(dir, name)} (never completed, never used)`);
+    removed.push(join(dir, name));
   }
+  return removed;
 }
 
 export interface LoadOptions {
@@ -249,7 +256,9 @@ async function loadNewest<T>(
   options: LoadOptions,
   read: (entry: SnapshotEntry) => Promise<T>,
 ): Promise<{ value: T; file: string } | null> {
-  if (options.readOnly !== true) await removeLeftovers(dir, logger);
+  if (options.readOnly !== true) {
+    for (const file of await removeLeftovers(dir)) logger(`tapeq: removed unfinished snapshot ${file} (never completed, never used)`);
+  }
   const maxOffset = options.maxOffset ?? Number.POSITIVE_INFINITY;
   for (const entry of await listSnapshots(dir)) {
     if (entry.offset > maxOffset) continue;
