@@ -25,6 +25,7 @@
 // Runs must not overlap each other (the composition root runs them one at a time on a timer).
 
 import { stat } from 'node:fs/promises';
+import { retentionSnapshotsValidMin } from '../constants.js';
 import { initChecksum } from '../log/checksum.js';
 import { listSnapshots, verifySnapshotFile, type SnapshotEntry } from './store.js';
 
@@ -66,11 +67,8 @@ async function isValid(entry: SnapshotEntry): Promise<boolean> {
   }
 }
 
-/** Valid snapshots needed before any segment goes: the newest, and one to fall back to. */
-const validSnapshotsMin = 2;
-
 /** Offset of the oldest valid snapshot the log can extend, or null when fewer than
- *  validSnapshotsMin are valid (the log may be the only fallback left). */
+ *  retentionSnapshotsValidMin are valid (the log may be the only fallback left). */
 export async function oldestKeptSnapshotOffset(snapshotsDir: string, log: RetentionLogView): Promise<number | null> {
   await initChecksum();
   const entries = await listSnapshots(snapshotsDir);
@@ -84,7 +82,7 @@ export async function oldestKeptSnapshotOffset(snapshotsDir: string, log: Retent
     oldest = entry.offset;
     valid++;
   }
-  return valid >= validSnapshotsMin ? oldest : null;
+  return valid >= retentionSnapshotsValidMin ? oldest : null;
 }
 
 /** Applies the rule above; resolves with the names of the segments removed (or archived). */
