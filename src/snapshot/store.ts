@@ -14,9 +14,9 @@
 
 import { open, readdir, rename, rm, mkdir, type FileHandle } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { initChecksum } from '../log/checksum.js';
+import { createChecksum32, initChecksum } from '../log/checksum.js';
 import { errnoOf, messageOf } from '../log/errors.js';
-import { snapshotsKept } from '../constants.js';
+import { snapshotBlockBytesMax, snapshotsKept } from '../constants.js';
 import type { StateImage } from '../state/image.js';
 import { exportState, importState, type State } from '../state/index.js';
 import {
@@ -27,10 +27,9 @@ import {
   SnapshotCorruptError,
   snapshotFormatVersionBlocks,
   snapshotHeaderBytes,
-  verifySnapshot,
   type SnapshotHeader,
 } from './format.js';
-import { readAtHandle, readStateFile, verifyStateFile, writeStateFile } from './format-v2.js';
+import { readAtHandle, readStateFile, verifyStateFile, writeStateFile, type ReadAt } from './format-v2.js';
 
 export type Logger = (line: string) => void;
 
@@ -134,18 +133,32 @@ async function writeAtomically(
 }
 
 /**
- * Fully verifies (header, a schema this build reads, checksums; no decode) a snapshot file. Format 2 is read and hashed in
- * pieces of at most snapshotBlockBytesMax with an await between them, so a large snapshot (or an
- * older one with huge blocks) costs neither its size in memory nor a long event-loop pause;
- * format 1 is read whole (one checksum covers its payload).
+ * Fully verifies (header, a schema this build reads, checksums; no decode) a snapshot file. Both
+ * formats are read and hashed in pieces of at most snapshotBlockBytesMax with an await between
+ * them, so a large snapshot (or an older one with huge blocks, or an older format-1 file, whose
+ * one checksum covers its whole payload) costs neither its size in memory nor a long event-loop
+ * pause: retention runs this on the server's main thread.
  */
 export async function verifySnapshotFile(file: string): Promise<SnapshotHeader> {
   return withSnapshotFile(file, async (handle, header, fileBytes) => {
     checkSchemaReadable(header);
     if (header.formatVersion === snapshotFormatVersionBlocks) await verifyStateFile(readAtHandle(handle), fileBytes, header);
-    else verifySnapshot(await handle.readFile());
+    else await verifyImagePayload(readAtHandle(handle), fileBytes, header);
     return header;
   });
+}
+
+/** Format 1's payload checksum, hashed piece by piece. */
+async function verifyImagePayload(readAt: ReadAt, fileBytes: number, header: SnapshotHeader): Promise<void> {
+  const hash = createChecksum32();
+  for (let at = snapshotHeaderBytes; at < fileBytes; at += snapshotBlockBytesMax) {
+    const bytes = await readAt(at, Math.min(snapshotBlockBytesMax, fileBytes - at));
+    hash.update(bytes, 0, bytes.length);
+  }
+  const actual = hash.digest();
+  if (actual !== header.payloadChecksum) {
+    throw new SnapshotCorruptError(`payload checksum mismatch (stored ${header.payloadChecksum}, computed ${actual})`);
+  }
 }
 
 /** Opens a snapshot file and checks its header (against the file's size) before `use`. */
