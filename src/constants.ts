@@ -94,6 +94,9 @@ export const heapGrowingPercentCeiling = 100;
 export const snapshotEveryRecordsDefault = 1_000_000;
 export const snapshotIntervalMsDefault = 10 * 60 * 1_000;
 export const snapshotsKept = 2;
+/** Valid snapshots retention needs before it removes a segment (src/snapshot/retention.ts): the
+ *  newest, and one to fall back to should the newest prove bad at the next start. */
+export const retentionSnapshotsValidMin = 2;
 /** Nice level of the snapshot process (src/snapshot/snapshot-process.ts): the server's request
  *  loop wins the CPU when both want it, yet snapshots still progress under full load. */
 export const snapshotProcessNice = 10;
@@ -228,6 +231,7 @@ export function checkConstants(): void {
     [segmentOpenRetryMsMax < shutdownGraceMs, 'a roll retrying its next segment ends within a shutdown'],
     [workerShutdownGraceMs <= shutdownGraceMs / 2, 'push-worker calls leave half the shutdown for the rest'],
     [segmentOpenRetryPauseMsFirst > 0 && segmentOpenRetryPauseMsFirst <= segmentOpenRetryPauseMsMax, 'segment open pause first <= max'],
+    [snapshotsKept >= retentionSnapshotsValidMin, 'pruning keeps as many snapshots as retention needs before it removes anything'],
     [snapshotBlockBytesMax <= snapshotReadBytesMax, 'a snapshot block of the byte bound is one read'],
     [snapshotReadBytesMax < 2 ** 31 - 4 * KiB, 'a snapshot read fits one read() call'],
     [snapshotBlockBytesMax + 64 * recordBytesMax < 2 ** 32, "a block's length fits its u32 frame field"],

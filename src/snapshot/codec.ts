@@ -44,6 +44,8 @@ export interface SchemaVersion {
 export interface ImageCodec {
   /** Schema version this codec writes. */
   readonly schemaVersion: number;
+  /** Schema versions decodeImage reads (the current one and those the upgrade chain starts from). */
+  readonly schemaVersionsRead: readonly number[];
   encodeImage(image: StateImage): Buffer;
   /** Decodes a payload written with `schemaVersion` and upgrades it to the current layout. */
   decodeImage(payload: Buffer, schemaVersion: number): StateImage;
@@ -140,6 +142,7 @@ export function createImageCodec(versions: ReadonlyMap<number, SchemaVersion>, c
 
   return {
     schemaVersion: current,
+    schemaVersionsRead: chain,
     encodeImage(image) {
       try {
         return writer.toBuffer(image);
@@ -192,6 +195,8 @@ const codec = createImageCodec(
 
 /** Schema version written by this build. */
 export const schemaVersionCurrent = codec.schemaVersion;
+/** Schema versions of file format 1 this build reads. */
+export const imageSchemaVersionsRead = codec.schemaVersionsRead;
 
 export function encodeImage(image: StateImage): Buffer {
   return codec.encodeImage(image);

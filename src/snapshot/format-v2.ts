@@ -59,12 +59,11 @@ import {
   encodeHead,
   JobBlockEncoder,
   rowsSchemaVersion,
-  rowsSchemaVersionsRead,
   type JobRow,
   type QueueHead,
   type StoredJobRow,
 } from './codec.js';
-import { SnapshotCorruptError, snapshotFormatVersionBlocks, snapshotHeaderBytes, writeHeader, type SnapshotHeader } from './format.js';
+import { checkSchemaReadable, SnapshotCorruptError, snapshotFormatVersionBlocks, snapshotHeaderBytes, writeHeader, type SnapshotHeader } from './format.js';
 
 /** Rows per block: big enough that per-block costs vanish, small enough to bound the buffers (in
  *  bytes, snapshotBlockBytesMax bounds them). */
@@ -379,10 +378,7 @@ function jobOfRow(state: State, row: StoredJobRow, queue: QueueState, name: stri
 
 /** Verifies and decodes a format-2 file straight into a State, one block at a time. */
 export async function readStateFile(readAt: ReadAt, fileBytes: number, header: SnapshotHeader, signal?: AbortSignal): Promise<State> {
-  if (!rowsSchemaVersionsRead.includes(header.schemaVersion)) {
-    const known = rowsSchemaVersionsRead.join(', ');
-    throw new SnapshotCorruptError(`format 2 file with schema version ${header.schemaVersion} (this build reads ${known})`);
-  }
+  checkSchemaReadable(header);
   const parts = sections(readAt, fileBytes, header.payloadChecksum);
   const first = await parts.next();
   if (first.done === true) throw new SnapshotCorruptError('format 2 file has no head');

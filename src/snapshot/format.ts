@@ -29,7 +29,7 @@
 
 import { checksum32 } from '../log/checksum.js';
 import type { StateImage } from '../state/image.js';
-import { decodeImage, encodeImage, schemaVersionCurrent } from './codec.js';
+import { decodeImage, encodeImage, imageSchemaVersionsRead, rowsSchemaVersionsRead, schemaVersionCurrent } from './codec.js';
 
 export const snapshotMagic = Buffer.from('TAPEQSNP', 'latin1');
 /** Format 1: one Avro StateImage payload (written for StateImages: writeSnapshot). */
@@ -122,6 +122,18 @@ export function decodeHeader(file: Buffer, fileBytes = file.length): SnapshotHea
     );
   }
   return header;
+}
+
+/** Refuses a file whose payload schema this build does not read (a newer build's, or unknown).
+ *  Its checksums may all hold, yet no load here can use it: verification must say so, or pruning
+ *  would keep it in place of a readable fallback and retention would cut the log behind it. */
+export function checkSchemaReadable(header: SnapshotHeader): void {
+  const read = header.formatVersion === snapshotFormatVersionBlocks ? rowsSchemaVersionsRead : imageSchemaVersionsRead;
+  if (!read.includes(header.schemaVersion)) {
+    throw new SnapshotCorruptError(
+      `format ${header.formatVersion} file with schema version ${header.schemaVersion} (this build reads ${read.join(', ')})`,
+    );
+  }
 }
 
 /** Header and payload checks of a format-1 file without decoding. */

@@ -2,19 +2,22 @@
 //
 // The rule. A segment is removed — deleted, or moved to archiveDir when one is set — only when
 //   1. every record in it is below the offset of the OLDEST valid snapshot kept in the snapshots
-//      directory, so every snapshot we might fall back to can still be extended by the log; and
+//      directory, so every snapshot we might fall back to can still be extended by the log, and
+//      at least two snapshots are valid: the newest may prove bad at the next start (bit rot,
+//      a lost write), and the one it falls back to must still have its tail; and
 //   2. its last record is older than `now - retentionMs`, so history, `/jobs/:id/history` and
 //      point-in-time recovery keep at least retentionMs of records; and
 //   3. it is not the active segment and only a prefix is removed, so offsets stay gap-free
 //      (both enforced again by Log.dropSegmentsBefore).
-// Consequently nothing at or after the newest snapshot is ever touched, and with no valid
-// snapshot nothing is removed at all (a full replay needs every record).
+// Consequently nothing at or after the second-newest valid snapshot is ever touched, and with
+// fewer than two valid snapshots nothing is removed at all (a full replay needs every record).
 //
 //   segments   [seg 0][seg 1][seg 2][seg 3 ......][active]
 //   snapshots                 ^oldest kept   ^newest
 //   removable  [seg 0][seg 1]                      (if also older than the retention time)
 //
-// "Valid" means the file passes every header and checksum check (format.ts); the verdict is
+// "Valid" means the file passes every header and checksum check (format.ts) and its schema is
+// one this build reads (a newer build's snapshot verifies but cannot be loaded); the verdict is
 // cached per (path, size, mtime) so a periodic run does not re-read unchanged snapshots, and a
 // format-2 file is verified piece by piece (verifySnapshotFile), so this runs on the main thread
 // holding at most snapshotBlockBytesMax of it, whatever its blocks' sizes, and pausing the event
@@ -22,6 +25,7 @@
 // Runs must not overlap each other (the composition root runs them one at a time on a timer).
 
 import { stat } from 'node:fs/promises';
+import { retentionSnapshotsValidMin } from '../constants.js';
 import { initChecksum } from '../log/checksum.js';
 import { listSnapshots, verifySnapshotFile, type SnapshotEntry } from './store.js';
 
@@ -63,18 +67,22 @@ async function isValid(entry: SnapshotEntry): Promise<boolean> {
   }
 }
 
-/** Offset of the oldest valid snapshot the log can extend, or null when there is none. */
+/** Offset of the oldest valid snapshot the log can extend, or null when fewer than
+ *  retentionSnapshotsValidMin are valid (the log may be the only fallback left). */
 export async function oldestKeptSnapshotOffset(snapshotsDir: string, log: RetentionLogView): Promise<number | null> {
   await initChecksum();
   const entries = await listSnapshots(snapshotsDir);
   const listed = new Set(entries.map((e) => e.file));
   for (const file of verdicts.keys()) if (!listed.has(file)) verdicts.delete(file);
   let oldest: number | null = null;
+  let valid = 0;
   for (const entry of entries) {
     if (entry.offset > log.durableOffset || entry.offset < log.firstOffset) continue;
-    if (await isValid(entry)) oldest = entry.offset;
+    if (!(await isValid(entry))) continue;
+    oldest = entry.offset;
+    valid++;
   }
-  return oldest;
+  return valid >= retentionSnapshotsValidMin ? oldest : null;
 }
 
 /** Applies the rule above; resolves with the names of the segments removed (or archived). */

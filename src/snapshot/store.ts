@@ -4,7 +4,8 @@
 //   1. write <name>.tmp, fsync it    2. rename to <name>    3. fsync the directory
 //   4. only then delete snapshots older than the newest `kept` valid ones.
 // A `.tmp` file was never renamed, so it is never a snapshot: the loader ignores it and removes it
-// (unless told to leave the directory untouched, as read-only tools are).
+// (unless told to leave the directory untouched, as read-only tools are), and so does the next
+// write (the directory's one writer: any other `.tmp` is a dead write's).
 //
 // Loading never trusts a file: every candidate is fully verified (format.ts) and decoded; the first
 // failure is logged as `snapshot <file> is unusable: <why>; trying older` and the next older is
@@ -13,22 +14,22 @@
 
 import { open, readdir, rename, rm, mkdir, type FileHandle } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { initChecksum } from '../log/checksum.js';
+import { createChecksum32, initChecksum } from '../log/checksum.js';
 import { errnoOf, messageOf } from '../log/errors.js';
-import { snapshotsKept } from '../constants.js';
+import { snapshotBlockBytesMax, snapshotsKept } from '../constants.js';
 import type { StateImage } from '../state/image.js';
 import { exportState, importState, type State } from '../state/index.js';
 import {
+  checkSchemaReadable,
   decodeHeader,
   decodeSnapshot,
   encodeSnapshot,
   SnapshotCorruptError,
   snapshotFormatVersionBlocks,
   snapshotHeaderBytes,
-  verifySnapshot,
   type SnapshotHeader,
 } from './format.js';
-import { readAtHandle, readStateFile, verifyStateFile, writeStateFile } from './format-v2.js';
+import { readAtHandle, readStateFile, verifyStateFile, writeStateFile, type ReadAt } from './format-v2.js';
 
 export type Logger = (line: string) => void;
 
@@ -105,6 +106,10 @@ async function writeAtomically(
   write: (handle: FileHandle) => Promise<void>,
 ): Promise<string> {
   await mkdir(dir, { recursive: true });
+  // A write killed midway (an out-of-memory kill of the snapshot process) left its `.tmp`, which
+  // the next write, at another offset, would not overwrite: while the server runs for weeks they
+  // would pile up on the disk the log shares. The directory has one writer, so each is dead.
+  await removeLeftovers(dir);
   const file = join(dir, snapshotFileName(offset));
   const tmp = file + tmpSuffix;
   const handle = await open(tmp, 'w', 0o644);
@@ -128,17 +133,32 @@ async function writeAtomically(
 }
 
 /**
- * Fully verifies (header + checksums, no decode) a snapshot file. Format 2 is read and hashed in
- * pieces of at most snapshotBlockBytesMax with an await between them, so a large snapshot (or an
- * older one with huge blocks) costs neither its size in memory nor a long event-loop pause;
- * format 1 is read whole (one checksum covers its payload).
+ * Fully verifies (header, a schema this build reads, checksums; no decode) a snapshot file. Both
+ * formats are read and hashed in pieces of at most snapshotBlockBytesMax with an await between
+ * them, so a large snapshot (or an older one with huge blocks, or an older format-1 file, whose
+ * one checksum covers its whole payload) costs neither its size in memory nor a long event-loop
+ * pause: retention runs this on the server's main thread.
  */
 export async function verifySnapshotFile(file: string): Promise<SnapshotHeader> {
   return withSnapshotFile(file, async (handle, header, fileBytes) => {
+    checkSchemaReadable(header);
     if (header.formatVersion === snapshotFormatVersionBlocks) await verifyStateFile(readAtHandle(handle), fileBytes, header);
-    else verifySnapshot(await handle.readFile());
+    else await verifyImagePayload(readAtHandle(handle), fileBytes, header);
     return header;
   });
+}
+
+/** Format 1's payload checksum, hashed piece by piece. */
+async function verifyImagePayload(readAt: ReadAt, fileBytes: number, header: SnapshotHeader): Promise<void> {
+  const hash = createChecksum32();
+  for (let at = snapshotHeaderBytes; at < fileBytes; at += snapshotBlockBytesMax) {
+    const bytes = await readAt(at, Math.min(snapshotBlockBytesMax, fileBytes - at));
+    hash.update(bytes, 0, bytes.length);
+  }
+  const actual = hash.digest();
+  if (actual !== header.payloadChecksum) {
+    throw new SnapshotCorruptError(`payload checksum mismatch (stored ${header.payloadChecksum}, computed ${actual})`);
+  }
 }
 
 /** Opens a snapshot file and checks its header (against the file's size) before `use`. */
@@ -185,14 +205,16 @@ async function prune(dir: string, kept: number, written: string): Promise<void> 
   if (cut < entries.length) await fsyncDir(dir);
 }
 
-/** Removes never-renamed `.tmp` leftovers of an interrupted write. */
-async function removeLeftovers(dir: string, logger: Logger): Promise<void> {
+/** Removes never-renamed `.tmp` leftovers of interrupted writes; resolves with their paths. */
+async function removeLeftovers(dir: string): Promise<string[]> {
   const names = await readdir(dir).catch(() => [] as string[]);
+  const removed: string[] = [];
   for (const name of names) {
     if (!name.endsWith(tmpSuffix) || !namePattern.test(name.slice(0, -tmpSuffix.length))) continue;
     await rm(join(dir, name), { force: true });
-    logger(`tapeq: removed unfinished snapshot ${join(dir, name)} (never completed, never used)`);
+    removed.push(join(dir, name));
   }
+  return removed;
 }
 
 export interface LoadOptions {
@@ -247,7 +269,9 @@ async function loadNewest<T>(
   options: LoadOptions,
   read: (entry: SnapshotEntry) => Promise<T>,
 ): Promise<{ value: T; file: string } | null> {
-  if (options.readOnly !== true) await removeLeftovers(dir, logger);
+  if (options.readOnly !== true) {
+    for (const file of await removeLeftovers(dir)) logger(`tapeq: removed unfinished snapshot ${file} (never completed, never used)`);
+  }
   const maxOffset = options.maxOffset ?? Number.POSITIVE_INFINITY;
   for (const entry of await listSnapshots(dir)) {
     if (entry.offset > maxOffset) continue;

@@ -7,7 +7,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { digestOf } from '../../src/broker/digest.js';
-import { loadNewestState } from '../../src/snapshot/store.js';
+import { listSnapshots, loadNewestState, verifySnapshotFile } from '../../src/snapshot/store.js';
 import { hashTree } from '../fixtures/hash-tree.js';
 import { snapshotHistoryState } from '../fixtures/snapshot-history.js';
 
@@ -29,6 +29,8 @@ t.test('every-committed-snapshot-format-loads-to-the-same-state', async (t) => {
     const loaded = await loadNewestState(dir, (line) => problems.push(line), { readOnly: true });
     t.same(problems, [], `${format}: no fallback reported`);
     t.equal(loaded === null ? null : digestOf(loaded.state), recorded, `${format} loads to the recorded state`);
+    // Pruning and retention count only files that verify: an older format must still count.
+    for (const entry of await listSnapshots(dir)) await t.resolves(verifySnapshotFile(entry.file), `${format}: ${entry.file} verifies`);
     t.same(await hashTree(dir), before, `${format}: loading leaves the fixture untouched`);
   }
 });

@@ -1,7 +1,8 @@
 import t, { type Test } from 'tap';
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { checksum32, initChecksum } from '../../src/log/checksum.js';
 import { JobHistory } from '../../src/history/history.js';
 import { exportState } from '../../src/state/index.js';
 import { loadState } from '../../src/snapshot/recover-state.js';
@@ -29,6 +30,16 @@ async function snapshotAt(f: BrokerFixture, dir: string, offset: number): Promis
   return writeSnapshot(dir, exportState(state), { kept: 5 });
 }
 
+/** Two snapshots (retention wants one to fall back to) that cover every sealed segment: at the
+ *  active segment's start and at the log's end. */
+async function snapshotsCoveringSealed(t: Test, f: BrokerFixture, dir: string): Promise<void> {
+  await f.broker.push('alpha', { data: 'tail' }, { actor: null });
+  const activeBase = f.log.segments().at(-1)?.baseOffset ?? 0;
+  t.ok(f.log.durableOffset > activeBase, 'the active segment holds a record');
+  await snapshotAt(f, dir, activeBase);
+  await snapshotAt(f, dir, f.log.durableOffset);
+}
+
 t.test('retention-never-touches-active-or-unsnapshotted-segments', async (t) => {
   const { f, snapshots, clock } = await setup(t);
   const far = clock.now() + 365 * day;
@@ -40,6 +51,7 @@ t.test('retention-never-touches-active-or-unsnapshotted-segments', async (t) => 
   if (middle === undefined) throw new Error('segments');
   const boundary = middle.baseOffset + 1; // inside the middle segment
   await snapshotAt(f, snapshots, boundary);
+  await snapshotAt(f, snapshots, boundary + 1);
   await writeFile(join(snapshots, snapshotFileName(2)), 'corrupt: must not count as the oldest kept');
 
   t.strictSame(
@@ -56,7 +68,9 @@ t.test('retention-never-touches-active-or-unsnapshotted-segments', async (t) => 
   const last = f.log.segments().at(-1);
   await compact({ log: f.log, snapshotsDir: snapshots, retentionMs: 0, now: far });
   t.equal(f.log.segments()[0]?.baseOffset, middle.baseOffset, 'oldest kept snapshot still bounds removal');
+  await snapshotAt(f, snapshots, f.log.durableOffset - 1);
   await rm(join(snapshots, snapshotFileName(boundary)));
+  await rm(join(snapshots, snapshotFileName(boundary + 1)));
   await compact({ log: f.log, snapshotsDir: snapshots, retentionMs: 0, now: far });
   t.strictSame(f.log.segments().at(-1), last, 'the active segment is never removed, even when fully snapshotted');
   t.ok(f.log.segments().length >= 1);
@@ -65,12 +79,39 @@ t.test('retention-never-touches-active-or-unsnapshotted-segments', async (t) => 
   t.equal(digestOf(loaded.state), digestOf(f.broker.state), 'state still loads after compaction');
 });
 
+t.test('retention-keeps-what-a-fallback-needs-while-fewer-than-two-snapshots-are-readable', async (t) => {
+  const { f, snapshots, clock } = await setup(t);
+  const far = clock.now() + 365 * day;
+  const before = f.log.segments();
+  const only = await snapshotAt(f, snapshots, before[Math.floor(before.length / 2)]?.baseOffset ?? 0);
+  t.strictSame(await compact({ log: f.log, snapshotsDir: snapshots, retentionMs: 0, now: far }), [], 'one snapshot: keep all');
+  // Readable only by a newer build (schema 99, header checksum fixed): it verifies, yet no
+  // fallback can load it.
+  const future = await snapshotAt(f, snapshots, f.log.durableOffset);
+  await makeFutureSchema(future);
+  t.strictSame(await compact({ log: f.log, snapshotsDir: snapshots, retentionMs: 0, now: far }), [], 'one readable snapshot: keep all');
+  t.equal(f.log.firstOffset, 0);
+  // The only snapshot then proves bad: the full replay still has every record.
+  await writeFile(only, 'bit rot');
+  const loaded = await loadState({ log: f.log, dir: snapshots, logger: quiet, readOnly: true });
+  t.equal(loaded.fromSnapshot, null, 'full replay');
+  t.equal(digestOf(loaded.state), digestOf(f.broker.state));
+});
+
+async function makeFutureSchema(file: string): Promise<void> {
+  await initChecksum();
+  const bytes = await readFile(file);
+  bytes.writeUInt32LE(99, 12);
+  bytes.writeUInt32LE(checksum32(bytes, 0, 44), 44);
+  await writeFile(file, bytes);
+}
+
 t.test('retention-moves-to-archive-dir', async (t) => {
   const { f, snapshots, clock } = await setup(t);
   const archive = await mkdtemp(join(tmpdir(), 'tapeq-archive-'));
   t.teardown(() => rm(archive, { recursive: true, force: true }));
+  await snapshotsCoveringSealed(t, f, snapshots);
   const before = f.log.segments();
-  await snapshotAt(f, snapshots, f.log.durableOffset);
   const removed = await compact({
     log: f.log,
     snapshotsDir: snapshots,
@@ -97,6 +138,7 @@ for (const mode of ['deleted', 'archived'] as const) {
     const { f, snapshots, clock } = await setup(t);
     const archive = mode === 'archived' ? await mkdtemp(join(tmpdir(), 'tapeq-archive-')) : undefined;
     if (archive !== undefined) t.teardown(() => rm(archive, { recursive: true, force: true }));
+    await snapshotsCoveringSealed(t, f, snapshots);
     // The server's history writes a `.jobindex` beside every sealed segment; no query runs here.
     const history = new JobHistory({ log: f.log, writeFiles: true });
     history.start();
@@ -106,7 +148,6 @@ for (const mode of ['deleted', 'archived'] as const) {
     }
     await history.close();
     t.strictSame(await jobIndexFiles(f.dir), sealed, 'one job index per sealed segment');
-    await snapshotAt(f, snapshots, f.log.durableOffset);
 
     const removed = await compact({ log: f.log, snapshotsDir: snapshots, retentionMs: 0, archiveDir: archive ?? null, now: clock.now() + day });
 

@@ -3,7 +3,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
@@ -159,6 +159,40 @@ t.test('a-snapshot-whose-process-is-killed-midway-is-retried-once-in-a-new-proce
   t.equal(found.replayed, 0);
   t.equal(digestOf(found.state), digestOf(await replayLog(log)));
 });
+
+t.test('a-snapshot-killed-while-writing-leaves-no-tmp-file-once-the-next-one-is-written', async (t) => {
+  const { log, snapshots } = await logWith(t, 100_000);
+  const seen: string[] = [];
+  const snapshotter = new Snapshotter({ dir: snapshots, log, everyRecords: 1e9, intervalMs: 1e9, logger: (line) => seen.push(line) });
+  t.teardown(() => snapshotter.close());
+  const running = snapshotter.snapshotNow();
+  // Killed while its .tmp file is being written, and so is the retry: the snapshot fails (as an
+  // out-of-memory kill in a big state would, again and again).
+  const tmp = await untilQuick(() => readdirSync(snapshots).find((n) => n.endsWith('.tmp')));
+  for (const pid of await snapshotProcesses(process.pid)) process.kill(pid, 'SIGKILL');
+  const retry = await until(async () => (await snapshotProcesses(process.pid))[0]);
+  process.kill(retry, 'SIGKILL');
+  await t.rejects(running, /before finishing/);
+  t.ok(tmp !== undefined && (await readdir(snapshots)).includes(tmp), `the killed write left ${tmp}`);
+  await append(log, 100_000, 1_000);
+  t.equal(await snapshotter.snapshotNow(), join(snapshots, 'snapshot-00000000000000101000.snap'));
+  t.strictSame((await readdir(snapshots)).filter((n) => n.endsWith('.tmp')), [], 'no unfinished snapshot stays on the disk the log shares');
+});
+
+/** Polls `probe` every millisecond until it yields a value (at most 10 s). */
+async function untilQuick<T>(probe: () => T | undefined): Promise<T> {
+  for (const started = performance.now(); performance.now() - started < 10_000; ) {
+    let value: T | undefined;
+    try {
+      value = probe();
+    } catch {
+      value = undefined;
+    }
+    if (value !== undefined) return value;
+    await sleep(1);
+  }
+  throw new Error('condition not reached within 10 s');
+}
 
 t.test('every-thread-of-the-snapshot-process-runs-at-its-nice-level-and-ctrl-c-does-not-stop-it', async (t) => {
   const { snapshots, snapshotter, pid } = await startedSnapshotter(t, 2_000);

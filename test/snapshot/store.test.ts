@@ -14,6 +14,7 @@ import {
   loadNewestSnapshot,
   loadNewestState,
   snapshotFileName,
+  verifySnapshotFile,
   writeSnapshot,
   writeStateSnapshot,
 } from '../../src/snapshot/store.js';
@@ -62,6 +63,34 @@ t.test('prune-keeps-the-newest-valid-snapshots-only-after-the-new-one-is-durable
   t.strictSame((await listSnapshots(dir)).map((e) => e.offset), [5, 4, 3]);
   await writeSnapshot(dir, emptyImage(6), { kept: 2 });
   t.strictSame((await listSnapshots(dir)).map((e) => e.offset), [6, 5]);
+});
+
+/** Rewrites a snapshot's header as a newer build would write it: schema version 99, header
+ *  checksum recomputed (the file verifies; this build cannot decode it). */
+async function makeFutureSchema(file: string): Promise<void> {
+  await initChecksum();
+  const bytes = await readFile(file);
+  bytes.writeUInt32LE(99, 12);
+  bytes.writeUInt32LE(checksum32(bytes, 0, 44), 44);
+  await writeFile(file, bytes);
+}
+
+t.test('a-snapshot-this-build-cannot-read-never-counts-as-kept-by-pruning', async (t) => {
+  for (const [format, write] of [
+    ['format-1', (dir: string, offset: number) => writeSnapshot(dir, emptyImage(offset), { kept: 2 })],
+    ['format-2', (dir: string, offset: number) => writeStateSnapshot(dir, Object.assign(createState(), { offset }), { kept: 2 })],
+  ] as const) {
+    const dir = await tempDir(t);
+    const readable = await write(dir, 10);
+    await makeFutureSchema(await write(dir, 20));
+    await write(dir, 30);
+    t.ok((await listSnapshots(dir)).some((e) => e.file === readable), `${format}: the older readable snapshot stays`);
+    // The newest then proves bad: the fallback is the readable one, not the one of a newer schema.
+    await writeFile(join(dir, snapshotFileName(30)), 'garbage');
+    const { lines, logger } = collect();
+    t.equal((await loadNewestState(dir, logger))?.file, readable, `${format}: falls back past the newer schema`);
+    t.match(lines.join('\n'), /schema version 99/);
+  }
 });
 
 t.test('snapshot-write-is-atomic-tmp-never-loaded', async (t) => {
@@ -386,6 +415,38 @@ t.test('an-older-file-with-a-block-past-the-bound-verifies-piece-by-piece-and-lo
   const loaded = await readStateFile(readAtHandle(handle), bytes.length, header);
   t.equal(loaded.jobs.size, 100, 'and it loads');
   t.equal(loaded.jobs.get('old-99')?.data.length, 400_002);
+});
+
+t.test('a-format-1-file-verifies-piece-by-piece-never-read-whole', async (t) => {
+  // Retention verifies on the server's main thread: an older format-1 file (a state of a million
+  // jobs is about 250 MB) must not be read into memory whole there.
+  const dir = await tempDir(t);
+  const image = fullImage(10);
+  (image.jobs[0] as { data: string }).data = JSON.stringify('x'.repeat(snapshotBlockBytesMax + 1_000));
+  const file = await writeSnapshot(dir, image);
+  const fileBytes = (await stat(file)).size;
+  const probe = await open(file, 'r');
+  const proto = Object.getPrototypeOf(probe) as FileHandle;
+  await probe.close();
+  const { readFile: wholeRead, read: pieceRead } = proto;
+  let largest = 0;
+  proto.readFile = async function (this: FileHandle, ...args: unknown[]) {
+    const bytes = (await (wholeRead as (...a: unknown[]) => Promise<Buffer>).apply(this, args)) as Buffer;
+    largest = Math.max(largest, bytes.length);
+    return bytes;
+  } as FileHandle['readFile'];
+  proto.read = function (this: FileHandle, ...args: unknown[]) {
+    largest = Math.max(largest, typeof args[2] === 'number' ? args[2] : 0);
+    return (pieceRead as (...a: unknown[]) => unknown).apply(this, args);
+  } as FileHandle['read'];
+  t.teardown(() => {
+    proto.readFile = wholeRead;
+    proto.read = pieceRead;
+  });
+  t.equal((await verifySnapshotFile(file)).offset, 10);
+  t.ok(largest <= snapshotBlockBytesMax, `largest read ${largest} bytes of a ${fileBytes}-byte file`);
+  await flipByte(file, (n) => n - 3);
+  await t.rejects(verifySnapshotFile(file), /payload checksum mismatch/);
 });
 
 t.test('a-snapshot-read-through-short-reads-loads', async (t) => {
