@@ -159,6 +159,10 @@ export const workerResponseBytesMax = 1 * MiB;
 export const workerErrorBodyChars = 200;
 /** Added to the endpoint timeout to form the lock of a pushed job: the ack/fail has this long to land. */
 export const workerLockMarginMs = 2_000;
+/** The longest processing timeout, a job's `timeout` or a push worker endpoint's: the lock it is
+ *  pulled under (timeout + workerLockMarginMs) must fit lockMsMax, or the job would stall and go
+ *  to a second consumer while the first may still finish in time. */
+export const processingTimeoutMsMax = lockMsMax - workerLockMarginMs;
 /** First pause of a worker after its endpoint stopped answering (network error or timeout). */
 export const workerBackoffMsFirst = 100;
 /** The pause doubles per consecutive unreachable round, up to this. */

@@ -13,12 +13,11 @@
 import type { WorkerConfig } from '../broker/types.js';
 import {
   durationMsMax,
-  lockMsMax,
   maxStalledDefault,
+  processingTimeoutMsMax,
   workerConcurrencyDefault,
   workerConcurrencyMax,
   workerHeadersBytesMax,
-  workerLockMarginMs,
   workerTimeoutMsDefault,
 } from '../constants.js';
 import { queueName } from './schemas.js';
@@ -27,9 +26,6 @@ import { queueName } from './schemas.js';
 export const workerMethodPattern = '^([Pp][Oo][Ss][Tt]|[Pp][Uu][Tt]|[Pp][Aa][Tt][Cc][Hh])$';
 /** An absolute http:// or https:// URL (scheme in any case). */
 export const workerUrlPattern = '^[Hh][Tt][Tt][Pp][Ss]?://';
-
-/** The longest endpoint timeout: the job's lock (timeout + margin) must fit lockMsMax. */
-export const workerTimeoutMsMax = lockMsMax - workerLockMarginMs;
 
 /** An HTTP header name (RFC 9110 token). */
 const headerName = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
@@ -62,7 +58,7 @@ export const workerBody = {
         method: { type: 'string', pattern: workerMethodPattern },
         headers: { type: 'object', additionalProperties: { type: 'string' } },
         // A call's job is locked for its timeout plus a margin, and a lock is at most lockMsMax.
-        timeout: { ...positiveInt(workerTimeoutMsMax), description: 'ms, default 3000' },
+        timeout: { ...positiveInt(processingTimeoutMsMax), description: 'ms, default 3000' },
       },
     },
     opts: {

@@ -32,6 +32,7 @@ import {
   maxAttemptsMax,
   priorityMax,
   priorityMin,
+  processingTimeoutMsMax,
   pullTimeoutMsMax,
   queueNameLengthMax,
   queueNamePattern,
@@ -218,7 +219,8 @@ function commonOption(out: PushInput, key: string, v: unknown): boolean {
       out.ttl = nullableDuration(key, v);
       return true;
     case 'timeout':
-      out.timeout = nullableDuration(key, v);
+      // Its lock (timeout + margin, broker.lockFor) must fit lockMsMax.
+      out.timeout = v === null ? null : int(key, v, 1, processingTimeoutMsMax);
       return true;
     case 'uniqueKey':
       out.uniqueKey = v === null ? '' : text(key, v, uniqueKeyLengthMax);

@@ -24,6 +24,8 @@ t.test('each-bad-request-is-rejected-with-a-named-error-and-appends-nothing', as
     { name: 'push-empty-array', method: 'POST', path: '/queues/q/jobs', body: [], status: 400, error: 'body must not be empty' },
     { name: 'push-wrong-type', method: 'POST', path: '/queues/q/jobs', body: { data: 1, priority: '5' }, status: 400, error: /priority/ },
     { name: 'push-negative-delay', method: 'POST', path: '/queues/q/jobs', body: { data: 1, delay: -5 }, status: 400, error: /delay/ },
+    // Its lock is the timeout plus 2 s, and a lock lasts at most 24 h.
+    { name: 'push-timeout-over-lock-max', method: 'POST', path: '/queues/q/jobs', body: { data: 1, timeout: 86_400_000 }, status: 400, error: 'timeout must be at most 86398000' },
     { name: 'push-keep-wrong-type', method: 'POST', path: '/queues/q/jobs', body: { data: 1, removeOnComplete: 'yes' }, status: 400, error: 'removeOnComplete must be a boolean, a count or {count, age}' },
     { name: 'push-backoff-string', method: 'POST', path: '/queues/q/jobs', body: { data: 1, backoff: '5' }, status: 400, error: 'backoff must be a number (ms, default 1000) or {type, delay}' },
     { name: 'push-array-item-keep-wrong-type', method: 'POST', path: '/queues/q/jobs', body: [{ data: 1, removeOnFail: 'x' }], status: 400, error: 'body[0].removeOnFail must be a boolean, a count or {count, age}' },

@@ -1,6 +1,7 @@
 import t, { type Test } from 'tap';
 import type { Broker } from '../../src/broker/broker.js';
 import { DueHeap, noteRecord } from '../../src/broker/timers.js';
+import { processingTimeoutMsMax } from '../../src/constants.js';
 import { idOf, manualClock, startBroker } from '../fixtures/broker.js';
 
 const ctx = { actor: null };
@@ -83,6 +84,22 @@ t.test('a-processing-timeout-longer-than-the-lock-holds-the-lock-until-it', asyn
   clock.advance(1500);
   b.runDueTimers();
   t.equal(b.getJob(short.ok ? short.id : '')?.stalledCount, 1, 'a job without a timeout keeps LOCK_MS');
+});
+
+t.test('a-processing-timeout-is-at-most-what-a-lock-can-cover-and-the-longest-one-fails-before-any-stall', async (t) => {
+  const clock = manualClock();
+  const f = await startBroker({ clock: clock.now, start: false });
+  t.teardown(() => f.cleanup());
+  const b = f.broker;
+  const over = await b.push('q', { data: 1, timeout: processingTimeoutMsMax + 1 }, ctx);
+  t.match(over, { ok: false, code: 'BAD_REQUEST', error: `timeout must be at most ${processingTimeoutMsMax}` }, 'a timeout its lock could not cover is refused');
+  const r = await b.push('q', { data: 1, timeout: processingTimeoutMsMax, maxAttempts: 1 }, ctx);
+  const id = r.ok ? r.id : '';
+  await b.pull('q', { timeoutMs: 0 }, ctx);
+  clock.advance(processingTimeoutMsMax);
+  b.runDueTimers();
+  t.equal(b.jobState(id), 'failed', 'the timeout fails the attempt');
+  t.equal(b.getJob(id)?.stalledCount, 0, 'before the lock ran out: no stall handed it to another consumer');
 });
 
 t.test('a-progress-report-renews-an-active-jobs-lock', async (t) => {
@@ -299,7 +316,7 @@ t.test('a-progress-report-adds-only-its-lock-to-the-due-heap', async (t) => {
   const f = await startBroker({ clock: clock.now, start: false });
   t.teardown(() => f.cleanup());
   const b = f.broker;
-  const id = await idOf(b.push('q', { data: 1, timeout: 86_400_000 }, ctx));
+  const id = await idOf(b.push('q', { data: 1, timeout: 86_000_000 }, ctx));
   await b.pull('q', { timeoutMs: 0 }, ctx);
   const heap = new DueHeap();
   const off = b.onRecords((records) => {
