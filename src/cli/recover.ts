@@ -13,7 +13,7 @@ import { parseArgs } from 'node:util';
 import { LogError, type Log } from '../log/log.js';
 import { ForkError, checkOutsideSource, checkTarget, planSegments, writeFork } from '../history/fork.js';
 import { parsePoint, PointError, describePoint, type Point } from '../history/point.js';
-import { dataDirFrom, dataDirOf, stateAt } from '../history/state-at.js';
+import { dataDirFrom, dataDirOf, dataPathsOf, stateAt } from '../history/state-at.js';
 import { RecoveryError } from '../snapshot/recover-state.js';
 
 interface RecoverArgs {
@@ -72,7 +72,8 @@ export async function recoverCommand(argv: string[]): Promise<number> {
   }
   try {
     await checkTarget(args.out);
-    await checkOutsideSource(args.out, await dataDirFrom(args.dir));
+    const dataDir = await dataDirFrom(args.dir);
+    await checkOutsideSource(args.out, dataDir);
     const { log, until, loaded } = await stateAt(args.dir, args.until, (line) => console.error(`tapeq recover: ${line}`));
     try {
       const kept = { records: until - log.firstOffset, offsets: { first: log.firstOffset, next: until }, lastTime: until > log.firstOffset ? new Date(loaded.state.timestamp).toISOString() : null };
@@ -82,8 +83,9 @@ export async function recoverCommand(argv: string[]): Promise<number> {
         console.log(JSON.stringify({ dryRun: true, out: args.out, ...report, segments }, null, 2));
         return 0;
       }
-      const fork = await writeFork(log, loaded.state, until, args.out);
-      console.log(JSON.stringify({ out: args.out, ...report, logId: fork.logId, segments: fork.segments, snapshot: fork.snapshot }, null, 2));
+      const fork = await writeFork(log, loaded.state, until, args.out, dataPathsOf(dataDir).snapshotsDir);
+      const { logId, segments, snapshot, fallbackSnapshot } = fork;
+      console.log(JSON.stringify({ out: args.out, ...report, logId, segments, snapshot, fallbackSnapshot }, null, 2));
       return 0;
     } finally {
       await log.close();

@@ -16,6 +16,11 @@
 //
 // The new directory is assembled beside the target as `<out>.recovering-<pid>`, every file and
 // directory fsynced, then renamed into place: `<out>` is either absent/empty or complete.
+// A fork of a compacted log (its first record above offset 0) cannot fall back to a full replay,
+// so it also gets a copy of the source's newest valid snapshot below the cut that the fork's log
+// can be replayed from (snapshots name no log id: it is the same history's state). A snapshot at
+// the cut that proves bad later then has a fallback, and retention, which waits for two valid
+// snapshots, never leaves the fork with none.
 
 import { recoverCopyChunkBytes } from '../constants.js';
 import { constants as fsConstants } from 'node:fs';
@@ -28,7 +33,7 @@ import { frameHeaderBytes, readU32 } from '../log/framing.js';
 import { syncDir } from '../log/segment.js';
 import { writeAll } from '../log/write-all.js';
 import { encodeSegmentHeader, newLogId, segmentHeaderBytes } from '../log/segment-header.js';
-import { writeStateSnapshot } from '../snapshot/store.js';
+import { listSnapshots, verifySnapshotFile, writeStateSnapshot } from '../snapshot/store.js';
 import type { State } from '../state/index.js';
 import { dataPathsOf } from './state-at.js';
 
@@ -134,10 +139,53 @@ export interface ForkResult {
   logId: string;
   segments: SegmentPlan[];
   snapshot: string;
+  /** The source snapshot copied as a fallback (a compacted log's fork), else null. */
+  fallbackSnapshot: string | null;
 }
 
-/** Writes the recovered data directory `out` from `log` (the source, read-only) and `state` at `until`. */
-export async function writeFork(log: Log, state: State, until: number, out: string): Promise<ForkResult> {
+/** Copies the source's newest valid snapshot that the fork's records [firstOffset, until) can be
+ *  replayed from, when the fork has no offset 0 to replay from; returns its name in the fork. */
+async function copyFallbackSnapshot(sourceDir: string, targetDir: string, firstOffset: number, until: number): Promise<string | null> {
+  if (firstOffset === 0) return null;
+  for (const entry of await listSnapshots(sourceDir)) {
+    if (entry.offset >= until || entry.offset < firstOffset) continue;
+    const usable = await verifySnapshotFile(entry.file).then(
+      () => true,
+      () => false,
+    );
+    if (!usable) continue;
+    const name = basename(entry.file);
+    await copyFile(entry.file, join(targetDir, name));
+    return name;
+  }
+  return null;
+}
+
+/** Copies a file's bytes into a new file and syncs it. */
+async function copyFile(from: string, to: string): Promise<void> {
+  const source = await open(from, fsConstants.O_RDONLY);
+  try {
+    const target = await open(to, 'wx', 0o644);
+    try {
+      const chunk = Buffer.alloc(recoverCopyChunkBytes);
+      for (let position = 0; ; ) {
+        const n = await readFully(source, chunk, recoverCopyChunkBytes, position);
+        if (n === 0) break;
+        await writeAll(target, chunk.subarray(0, n), position);
+        position += n;
+      }
+      await target.sync();
+    } finally {
+      await target.close();
+    }
+  } finally {
+    await source.close();
+  }
+}
+
+/** Writes the recovered data directory `out` from `log` (the source, read-only) and `state` at
+ *  `until`; `sourceSnapshotsDir` is where a fallback snapshot is taken from (see the top). */
+export async function writeFork(log: Log, state: State, until: number, out: string, sourceSnapshotsDir: string): Promise<ForkResult> {
   if (state.offset !== until) throw new Error(`fork: state covers ${state.offset}, not ${until}`);
   if (until < log.firstOffset) {
     throw new ForkError(`offset ${until} is before the first retained record (${log.firstOffset}): the log cannot be cut there`);
@@ -152,11 +200,15 @@ export async function writeFork(log: Log, state: State, until: number, out: stri
     for (const plan of segments) await copySegment(log.dir, paths.logDir, plan, logId);
     await syncDir(paths.logDir);
     const snapshot = await writeStateSnapshot(paths.snapshotsDir, state);
+    const firstOffset = segments[0]?.baseOffset ?? until;
+    const fallback = await copyFallbackSnapshot(sourceSnapshotsDir, paths.snapshotsDir, firstOffset, until);
+    if (fallback !== null) await syncDir(paths.snapshotsDir);
     await syncDir(building);
     if ((await stat(out).catch(() => null)) !== null) await rmdir(out);
     await rename(building, out);
     await syncDir(join(out, '..'));
-    return { logId, segments, snapshot: join(dataPathsOf(out).snapshotsDir, snapshot.slice(paths.snapshotsDir.length + 1)) };
+    const inOut = (name: string): string => join(dataPathsOf(out).snapshotsDir, name);
+    return { logId, segments, snapshot: inOut(snapshot.slice(paths.snapshotsDir.length + 1)), fallbackSnapshot: fallback === null ? null : inOut(fallback) };
   } catch (error) {
     // `out` is absent/empty or complete, and nothing half-built is left beside it.
     await rm(building, { recursive: true, force: true });
