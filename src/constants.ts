@@ -149,6 +149,10 @@ export const rateLimitMaxRequestsDefault = Number.POSITIVE_INFINITY;
 export const rateLimitCleanupMsDefault = 60_000;
 /** Client IPs tracked at once; past that the least recently seen is forgotten. */
 export const rateLimitTrackedIpsMax = 100_000;
+/** Longest client address kept (the rate limiter's key, the actor's address): an IPv6 address
+ *  with a zone and a port fits. X-Forwarded-For is client-controlled, and its first entry in
+ *  full (up to Node's 16 KiB header limit) made each of those keys up to 16 KB. */
+export const clientAddressLengthMax = 64;
 
 // ── Push workers ───────────────────────────────────────────────────────────────────────────
 export const workerTimeoutMsDefault = 3_000;

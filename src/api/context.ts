@@ -4,6 +4,7 @@
 
 import type { FastifyRequest } from 'fastify';
 import type { Ctx } from '../broker/types.js';
+import { clientAddressLengthMax } from '../constants.js';
 import type { Actor } from '../record/types.js';
 
 declare module 'fastify' {
@@ -27,15 +28,24 @@ declare module 'fastify' {
 /**
  * The client address as seed 004 defines it for rate limiting: the first X-Forwarded-For entry,
  * else X-Real-IP, else "unknown". These headers are client-controlled; deploy behind a proxy
- * that overwrites them if the limit must hold against hostile clients.
+ * that overwrites them if the limit must hold against hostile clients. Whatever they hold, the
+ * result is at most clientAddressLengthMax characters: it is a key the rate limiter keeps for
+ * up to rateLimitTrackedIpsMax clients, and the address recorded with every request's records.
  */
 export function forwardedIp(request: FastifyRequest): string {
   const forwarded = headerValue(request.headers['x-forwarded-for']);
-  const first = forwarded?.split(',')[0]?.trim();
-  if (first) return first;
+  const first = forwarded?.split(',', 1)[0]?.trim();
+  if (first) return detached(first);
   const realIp = headerValue(request.headers['x-real-ip'])?.trim();
-  if (realIp) return realIp;
+  if (realIp) return detached(realIp);
   return 'unknown';
+}
+
+/** The first clientAddressLengthMax characters of a header's text, as a string of their own: V8
+ *  makes a slice of a long string a view that keeps the whole header alive for as long as the
+ *  slice is kept. Header text is Latin-1 (Node decodes it so), so the round trip is exact. */
+function detached(text: string): string {
+  return Buffer.from(text.slice(0, clientAddressLengthMax), 'latin1').toString('latin1');
 }
 
 /** The address recorded in the actor: the forwarded address, else the socket's peer address. */

@@ -16,14 +16,37 @@ function cronOf(pattern: string, tz: string): Cron {
   return new Cron(pattern, tz === '' ? { paused: true } : { paused: true, timezone: tz });
 }
 
-/** null when valid, else why not. */
-export function cronPatternError(pattern: string, tz: string): string | null {
+/**
+ * Why `pattern` is not a cron pattern this broker runs, naming the field; null when it is one.
+ * It parses and never searches for a run: a search walks every year the pattern allows until it
+ * finds one, which for a pattern with no run (February 31st) is up to 9999 with a year field,
+ * about 100 ms, and validation runs for every job of a bulk push before any is refused. So a
+ * year field other than `*` is refused (cron as BullMQ and bunqueue read it has 5 or 6 fields),
+ * which leaves croner's own bound on a search (400 years) as the most one costs; whether the
+ * pattern has a run at all is the push's single search (commands.ts, `no future run`), which
+ * stops a bulk push at its first such job.
+ */
+export function cronPatternError(pattern: string, tz: string): { field: 'pattern' | 'tz'; error: string } | null {
+  if (tz !== '' && !isTimeZone(tz)) return { field: 'tz', error: `must be an IANA time zone name (got ${JSON.stringify(tz)})` };
+  const year = pattern.trim().split(/\s+/)[6];
+  if (year !== undefined && year !== '*') {
+    return { field: 'pattern', error: 'must not have a year field (5 or 6 fields: [seconds] minutes hours day-of-month month day-of-week)' };
+  }
   try {
-    const cron = cronOf(pattern, tz);
-    cron.nextRun(new Date(0));
+    cronOf(pattern, tz);
     return null;
   } catch (error) {
-    return error instanceof Error ? error.message : String(error);
+    return { field: 'pattern', error: `is invalid: ${error instanceof Error ? error.message : String(error)}` };
+  }
+}
+
+/** Croner converts times with Intl, so a zone Intl does not know fails every search. */
+function isTimeZone(tz: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: tz });
+    return true;
+  } catch {
+    return false;
   }
 }
 

@@ -177,7 +177,7 @@ function repeatOf(field: string, v: unknown): Repeat | null {
   if ((repeat.every === null) === (repeat.pattern === '')) fail(`${field} needs exactly one of every or pattern`);
   if (repeat.pattern !== '') {
     const why = cronPatternError(repeat.pattern, repeat.tz);
-    if (why !== null) fail(`${field}.pattern is invalid: ${why}`);
+    if (why !== null) fail(`${field}.${why.field} ${why.error}`);
   }
   return repeat;
 }

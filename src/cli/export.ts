@@ -7,7 +7,7 @@
 //   --queue <name>               only that queue's records
 //
 // The file is written as `<file>.tmp-<pid>`, flushed, then renamed: a reader never sees half a
-// file. The data directory is only read. Prints a one-line summary on stderr. Exit 0; 1 on log
+// file. The data directory is only read (an --avro file inside it is refused). Prints a one-line summary on stderr. Exit 0; 1 on log
 // errors; 2 on usage errors.
 
 import { avroExportBlockBytes } from '../constants.js';
@@ -15,6 +15,7 @@ import { once } from 'node:events';
 import { open, rename, rm } from 'node:fs/promises';
 import { finished } from 'node:stream/promises';
 import { parseArgs } from 'node:util';
+import { isInside } from '../history/fork.js';
 import { isoTimeMs, parsePoint, PointError, sinceOffset, untilOffset, type Point } from '../history/point.js';
 import { dataDirFrom, dataDirOf, dataPathsOf } from '../history/state-at.js';
 import { LogError, openReadOnly } from '../log/log.js';
@@ -79,7 +80,14 @@ export async function exportCommand(argv: string[]): Promise<number> {
   }
   const tmp = `${args.file}.tmp-${process.pid}`;
   try {
-    const log = await openReadOnly(dataPathsOf(await dataDirFrom(args.dir)).logDir, (line) => console.error(`tapeq export: ${line}`));
+    // The file is renamed over --avro: a path naming a segment would replace it. Like every tool
+    // but serve, export leaves the data directory byte-identical.
+    const dataDir = await dataDirFrom(args.dir);
+    if (await isInside(args.file, dataDir)) {
+      console.error(`tapeq export: --avro ${args.file} is inside the data directory (${dataDir}); export never writes into it`);
+      return 2;
+    }
+    const log = await openReadOnly(dataPathsOf(dataDir).logDir, (line) => console.error(`tapeq export: ${line}`));
     let count = 0;
     try {
       const from = args.since === null ? log.firstOffset : Math.max(log.firstOffset, await sinceOffset(log, args.since));

@@ -116,12 +116,18 @@ export async function checkTarget(out: string): Promise<void> {
 /** `<out>` must not lie inside the source data directory: recovery never writes into the source.
  *  Both are compared as real paths (symlinks resolved; for `<out>`, its deepest existing part). */
 export async function checkOutsideSource(out: string, sourceDataDir: string): Promise<void> {
-  const source = await realpath(sourceDataDir).catch(() => resolve(sourceDataDir));
-  const target = await realTarget(resolve(out));
-  const within = relative(source, target);
-  if (within === '' || (within !== '..' && !within.startsWith(`..${sep}`) && !isAbsolute(within))) {
+  if (await isInside(out, sourceDataDir)) {
     throw new ForkError(`--out ${out} is inside the data directory being recovered (${sourceDataDir}); recovery never writes into its source`);
   }
+}
+
+/** Whether `path` is `dir` or lies inside it, compared as real paths (symlinks resolved; for
+ *  `path`, its deepest existing part). For the read-only tools, which must not write there. */
+export async function isInside(path: string, dir: string): Promise<boolean> {
+  const base = await realpath(dir).catch(() => resolve(dir));
+  const target = await realTarget(resolve(path));
+  const within = relative(base, target);
+  return within === '' || (within !== '..' && !within.startsWith(`..${sep}`) && !isAbsolute(within));
 }
 
 /** The real path of `path`, whose last parts may not exist yet. */

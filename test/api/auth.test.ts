@@ -132,3 +132,18 @@ t.test('realtime-plugin-routes-get-auth-cors-and-404-handling', async (t) => {
   t.equal((await s.request('GET', '/events', { token: 'secret-token-1' })).status, 200);
   t.equal((await s.request('POST', '/events', { token: 'secret-token-1' })).status, 405);
 });
+
+t.test('heapstats-snapshot-needs-a-token-when-auth-is-on', async (t) => {
+  // A heap snapshot pauses the process and can take as much memory again as the heap: plain
+  // /heapstats stays exempt (seed 004), the snapshot is for token holders only.
+  const s = await startServer({ config: { authTokens: TOKENS } });
+  t.teardown(() => s.close());
+  t.equal((await s.request('GET', '/heapstats')).status, 200, 'plain heapstats stays exempt');
+  for (const headers of [{}, { authorization: 'Bearer wrong' }] as Array<Record<string, string>>) {
+    const refused = await s.request('GET', '/heapstats?snapshot=true', { headers });
+    t.same([refused.status, refused.json], [401, { ok: false, error: 'Unauthorized' }], JSON.stringify(headers));
+  }
+  const granted = await s.request('GET', '/heapstats?snapshot=true', { token: 'secret-token-1' });
+  t.equal(granted.status, 200);
+  t.ok(Array.isArray(granted.json.topObjectTypes), 'a token holder gets the snapshot');
+});

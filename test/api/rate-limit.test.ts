@@ -1,8 +1,11 @@
 // Rate limiting (seed 004): sliding window per client IP, 429 with the seed text, keyed by the
 // first X-Forwarded-For entry, else X-Real-IP, else "unknown"; probes exempt; bounded memory.
 
+import type { FastifyRequest } from 'fastify';
 import t from 'tap';
+import { clientAddress, forwardedIp } from '../../src/api/context.js';
 import { SlidingWindowLimiter } from '../../src/api/rate-limit.js';
+import { clientAddressLengthMax } from '../../src/constants.js';
 import { startServer } from '../fixtures/server.js';
 
 t.test('limiter-allows-max-per-window-and-slides', async (t) => {
@@ -108,4 +111,21 @@ t.test('a-wall-clock-step-back-does-not-refuse-a-client-for-its-length', async (
   Date.now = () => wallNow() - 3_600_000;
   await new Promise((r) => setTimeout(r, 400));
   t.equal((await s.request('GET', '/queues', as)).status, 200, 'the window is elapsed time, whatever the wall clock did');
+});
+
+t.test('an-over-long-forwarded-address-is-cut-so-spoofed-headers-cannot-grow-the-client-map', async (t) => {
+  // The limiter keeps up to rateLimitTrackedIpsMax keys: with the header's whole first entry as
+  // the key (up to Node's 16 KiB header limit) that was gigabytes. No address is longer than
+  // clientAddressLengthMax, so a longer entry is cut there (and recorded cut in the actor too).
+  const s = await startServer({ config: { rateLimitMaxRequests: 1, rateLimitWindowMs: 60_000 } });
+  t.teardown(() => s.close());
+  const long = 'f'.repeat(8_000);
+  const as = (ip: string) => ({ headers: { 'x-forwarded-for': ip } });
+  t.equal((await s.request('GET', '/queues', as(`${long}a`))).status, 200);
+  t.equal((await s.request('GET', '/queues', as(`${long}b`))).status, 429, 'same first characters, same key');
+  const fake = (headers: Record<string, string>) => ({ headers, socket: { remoteAddress: '127.0.0.1' } }) as unknown as FastifyRequest;
+  t.equal(forwardedIp(fake({ 'x-forwarded-for': long })).length, clientAddressLengthMax);
+  t.equal(forwardedIp(fake({ 'x-real-ip': long })).length, clientAddressLengthMax);
+  t.equal(clientAddress(fake({ 'x-forwarded-for': `${long}, 10.0.0.1` })).length, clientAddressLengthMax);
+  t.equal(forwardedIp(fake({ 'x-forwarded-for': '2001:db8::1, 10.0.0.1' })), '2001:db8::1', 'a real address is kept whole');
 });

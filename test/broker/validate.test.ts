@@ -1,3 +1,4 @@
+import { Cron } from 'croner';
 import t from 'tap';
 import { checkPush, checkPushBulk } from '../../src/broker/validate.js';
 
@@ -51,4 +52,30 @@ t.test('every-seed-option-is-a-seed-field-and-misplaced-beside-opts', async (t) 
 t.test('bulk-validation-is-all-or-nothing', async (t) => {
   const r = checkPushBulk([{ data: 1 }, { data: 2, bad: true }]);
   t.same(r, { ok: false, error: 'jobs[1]: Unknown field: bad' });
+});
+
+t.test('cron-patterns-are-parsed-not-searched-and-a-year-field-is-refused', async (t) => {
+  // Searching a pattern for its next run costs up to ~100 ms when it has none (croner walks every
+  // year it allows, up to 9999): validation did it for every job of a bulk push, before the first
+  // such job was refused, so one request could hold the event loop for minutes. Validation now
+  // parses only; the broker's one search per job stops the bulk at the first pattern with no run.
+  const proto = Cron.prototype as unknown as { nextRun: (...args: unknown[]) => unknown };
+  const nextRun = proto.nextRun;
+  let searches = 0;
+  proto.nextRun = function (this: unknown, ...args: unknown[]) {
+    searches++;
+    return nextRun.apply(this, args);
+  };
+  t.teardown(() => {
+    proto.nextRun = nextRun;
+  });
+  const jobs = Array.from({ length: 1_000 }, (_, i) => ({ data: i, repeat: { pattern: `${i % 60} ${Math.floor(i / 60)} 0 31 2 *` } }));
+  t.ok(checkPushBulk(jobs).ok, 'syntactically valid patterns pass validation');
+  t.equal(searches, 0, 'validation never searched a pattern for its runs');
+
+  t.equal(err({ data: 1, repeat: { pattern: '0 0 0 31 2 * 2026-9999' } }), 'repeat.pattern must not have a year field (5 or 6 fields: [seconds] minutes hours day-of-month month day-of-week)');
+  t.equal(err({ data: 1, repeat: { pattern: '0 0 0 * * * *' } }), 'ok', 'a year field of * is every year');
+  t.equal(err({ data: 1, repeat: { pattern: '* * * * *', tz: 'Europe/Nowhere' } }), 'repeat.tz must be an IANA time zone name (got "Europe/Nowhere")');
+  t.match(err({ data: 1, repeat: { pattern: 'bad' } }), /^repeat\.pattern is invalid: /);
+  t.equal(searches, 0);
 });

@@ -3,7 +3,7 @@
 // of the log, field for field; filters select exactly the matching records.
 
 import { createReadStream } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -115,4 +115,20 @@ t.test('export-refuses-a-since-time-after-an-offset-until-and-writes-nothing', a
   t.equal(r.code, 2, 'a reversed range is a usage error, not an empty file');
   t.match(r.stderr, /^tapeq export: --since is after --until: the first record stamped at or after --since is offset \d+, --until ends before 1/);
   await t.rejects(readFile(file), { code: 'ENOENT' }, 'no file written');
+});
+
+t.test('export-refuses-a-file-inside-the-data-directory-and-leaves-it-byte-identical', async (t) => {
+  // The export is renamed over its --avro path: one naming a segment (a typo, a tab completion)
+  // replaced the log's records with an Avro file. Every tool but serve is read-only (README).
+  const segment = (await readdir(join(w.dir, 'log'))).find((name) => name.endsWith('.log'));
+  if (segment === undefined) throw new Error('no segment');
+  const before = await readFile(join(w.dir, 'log', segment));
+  for (const file of [join(w.dir, 'log', segment), join(w.dir, 'export.avro'), join(w.dir, 'log', '..', 'snapshots', 'x.avro')]) {
+    const r = await runTapeq(['export', '--dir', w.dir, '--avro', file]);
+    t.equal(r.code, 2, file);
+    t.match(r.stderr, /^tapeq export: --avro .* is inside the data directory .*; export never writes into it/);
+    t.notMatch(r.stderr, /\n\s+at /, 'no stack trace');
+  }
+  t.same(await readFile(join(w.dir, 'log', segment)), before, 'the segment is untouched');
+  await t.rejects(readFile(join(w.dir, 'export.avro')), { code: 'ENOENT' }, 'nothing written into the data dir');
 });

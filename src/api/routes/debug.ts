@@ -15,13 +15,17 @@
 //                     payload after its 2-byte length; heldBytes of the 1 MiB chunks holding
 //                     them), collections, topObjectTypes}. topObjectTypes needs ?snapshot=true,
 //                     which takes a real heap snapshot (pauses the process); otherwise it is null
-//                     and a note says how to get it.
+//                     and a note says how to get it. The route is exempt, as seed 004 says, but
+//                     the snapshot is not: it pauses the process and may take as much memory
+//                     again as the heap, so with AUTH_TOKENS set it needs a bearer token, and
+//                     requests that arrive while one is taken share it (as /gc shares its GC).
 
 import { setTimeout as sleep } from 'node:timers/promises';
 import { getHeapStatistics, setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import type { FastifyInstance } from 'fastify';
 import { gcSettleMsMax } from '../../constants.js';
+import { authenticate } from '../auth.js';
 import { sendApiError } from '../errors.js';
 import { topObjectTypes } from '../heap-snapshot.js';
 import { collections, memoryMb } from '../memory.js';
@@ -91,7 +95,7 @@ const heapStatsQuery = {
   properties: { snapshot: { type: 'boolean', default: false } },
 } as const;
 
-export function debugRoutes(app: FastifyInstance, { broker }: RouteDeps): void {
+export function debugRoutes(app: FastifyInstance, { broker, config }: RouteDeps): void {
   const tags = ['debug'];
   const exempt = { auth: 'exempt' } as const;
 
@@ -105,17 +109,19 @@ export function debugRoutes(app: FastifyInstance, { broker }: RouteDeps): void {
     return running;
   });
 
+  let snapshotting: ReturnType<typeof topObjectTypes> | null = null;
   app.get<{ Querystring: { snapshot: boolean } }>(
     '/heapstats',
     {
       config: exempt,
       schema: {
-        summary: 'Heap statistics; ?snapshot=true adds object counts by type from a heap snapshot',
+        summary: 'Heap statistics; ?snapshot=true adds object counts by type from a heap snapshot (needs a token when AUTH_TOKENS is set)',
         tags,
         querystring: heapStatsQuery,
       },
     },
-    async (request) => {
+    async (request, reply) => {
+      if (request.query.snapshot && !authenticate(request.headers.authorization, config)) return sendApiError(reply, 'unauthorized');
       const base = {
         ok: true,
         memory: memorySummary(),
@@ -126,7 +132,10 @@ export function debugRoutes(app: FastifyInstance, { broker }: RouteDeps): void {
       if (!request.query.snapshot) {
         return { ...base, topObjectTypes: null, note: 'pass ?snapshot=true to take a heap snapshot (pauses the process)' };
       }
-      const { types, nodeCount } = await topObjectTypes(topObjectTypesLimit);
+      snapshotting ??= topObjectTypes(topObjectTypesLimit).finally(() => {
+        snapshotting = null;
+      });
+      const { types, nodeCount } = await snapshotting;
       return { ...base, snapshotNodeCount: nodeCount, topObjectTypes: types };
     },
   );
