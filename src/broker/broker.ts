@@ -509,7 +509,7 @@ export class Broker implements BrokerApi {
     if (gated !== null) return gated;
     const job = this.state.jobs.get(id);
     if (job === undefined) return fail('NOT_ACTIVE', 'Job not found or not active');
-    if (token !== undefined && token !== job.lockToken) return fail('LOCK_MISMATCH', 'Lock token mismatch');
+    if (token !== undefined && !queueOps.sameToken(job.lockToken, token)) return fail('LOCK_MISMATCH', 'Lock token mismatch');
     if (job.state !== JobState.ACTIVE) return fail('NOT_ACTIVE', 'Job not found or not active');
     return job;
   }
