@@ -48,7 +48,7 @@ export const ENV_VARIABLES: ReadonlyArray<{ name: string; default: string; descr
   { name: 'CORS_ALLOW_ORIGIN', default: '*', description: 'Access-Control-Allow-Origin value' },
   { name: 'RATE_LIMIT_WINDOW_MS', default: String(C.rateLimitWindowMsDefault), description: 'Sliding window (ms)' },
   { name: 'RATE_LIMIT_MAX_REQUESTS', default: 'Infinity', description: 'Max requests per window per IP' },
-  { name: 'RATE_LIMIT_CLEANUP_MS', default: String(C.rateLimitCleanupMsDefault), description: 'Cleanup interval for expired entries (ms)' },
+  { name: 'RATE_LIMIT_CLEANUP_MS', default: String(C.rateLimitCleanupMsDefault), description: 'Cleanup interval for expired entries (ms, 1–2147483647)' },
   { name: 'METRICS_AUTH', default: 'false', description: 'requireAuthForMetrics: /prometheus needs a token' },
   { name: 'METRICS_PREFIX', default: 'bunqueue', description: 'Prefix of Prometheus metric names' },
   { name: 'MAX_BODY_BYTES', default: String(C.bodyBytesMaxDefault), description: 'Largest request body in bytes, 1024–4194304 (413 above); job `data` is at most 524288 bytes as JSON whatever this says' },
@@ -74,6 +74,10 @@ export const ENV_VARIABLES: ReadonlyArray<{ name: string; default: string; descr
 ];
 
 type Env = Record<string, string | undefined>;
+
+/** What Node's HTTP layer accepts in a header value (its checkInvalidHeaderChar): tab, visible
+ *  ASCII, space and obs-text. */
+const headerValuePattern = /^[\t\x20-\x7e\x80-\xff]*$/;
 
 /** `openFilesLimit` is the process's soft open-file limit (null: unknown), for MAX_CONNECTIONS'
  *  default. */
@@ -117,9 +121,15 @@ export function loadConfig(env: Env = process.env, openFilesLimit: number | null
   if (env.AUTH_TOKENS !== undefined && env.AUTH_TOKENS !== '' && tokens.length === 0) {
     problems.push(`AUTH_TOKENS has no token (got "${env.AUTH_TOKENS}"); unset it to run without auth`);
   }
-  const prefix = env.METRICS_PREFIX ?? 'bunqueue';
+  const prefix = env.METRICS_PREFIX === undefined || env.METRICS_PREFIX === '' ? 'bunqueue' : env.METRICS_PREFIX;
   if (!/^[a-zA-Z_:][a-zA-Z0-9_:]*$/.test(prefix)) {
     problems.push(`METRICS_PREFIX must match [a-zA-Z_:][a-zA-Z0-9_:]* (got "${prefix}")`);
+  }
+  const corsAllowOrigin = env.CORS_ALLOW_ORIGIN && env.CORS_ALLOW_ORIGIN.length > 0 ? env.CORS_ALLOW_ORIGIN : '*';
+  // Sent on every response: a value Node refuses as a header (a control character) would turn
+  // each of them, /health included, into a 500.
+  if (!headerValuePattern.test(corsAllowOrigin)) {
+    problems.push(`CORS_ALLOW_ORIGIN must be a valid HTTP header value, without control characters (got ${JSON.stringify(corsAllowOrigin)})`);
   }
 
   const config: Config = {
@@ -127,10 +137,10 @@ export function loadConfig(env: Env = process.env, openFilesLimit: number | null
     host: env.HOST && env.HOST.length > 0 ? env.HOST : C.hostDefault,
     dataDir: env.DATA_DIR && env.DATA_DIR.length > 0 ? env.DATA_DIR : './data',
     authTokens: tokens,
-    corsAllowOrigin: env.CORS_ALLOW_ORIGIN && env.CORS_ALLOW_ORIGIN.length > 0 ? env.CORS_ALLOW_ORIGIN : '*',
+    corsAllowOrigin,
     rateLimitWindowMs: int('RATE_LIMIT_WINDOW_MS', C.rateLimitWindowMsDefault, 1),
     rateLimitMaxRequests,
-    rateLimitCleanupMs: int('RATE_LIMIT_CLEANUP_MS', C.rateLimitCleanupMsDefault, 1),
+    rateLimitCleanupMs: int('RATE_LIMIT_CLEANUP_MS', C.rateLimitCleanupMsDefault, 1, C.rateLimitCleanupMsMax),
     metricsAuth: bool('METRICS_AUTH', false),
     metricsPrefix: prefix,
     bodyBytesMax: int('MAX_BODY_BYTES', C.bodyBytesMaxDefault, 1024, C.recordBytesMax),

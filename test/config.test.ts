@@ -81,3 +81,24 @@ t.test('the-open-file-limit-is-the-soft-one-of-proc-self-limits', async (t) => {
   t.equal(openFilesSoftLimit(`${dir}/absent`), null);
   if (process.platform === 'linux') t.type(openFilesSoftLimit(), 'number', 'this process has one');
 });
+
+t.test('cors-allow-origin-that-is-no-valid-header-value-is-refused', async (t) => {
+  // A control character made every response a 500 (Node refuses the header), /health included.
+  for (const bad of ['https://a.example\nX-Evil: 1', 'a\rb', 'tab\x00nul']) {
+    t.throws(() => loadConfig({ CORS_ALLOW_ORIGIN: bad }), { message: /CORS_ALLOW_ORIGIN must be a valid HTTP header value/ }, JSON.stringify(bad));
+  }
+  t.equal(loadConfig({ CORS_ALLOW_ORIGIN: 'https://app.example:8443' }).corsAllowOrigin, 'https://app.example:8443');
+});
+
+t.test('an-empty-metrics-prefix-is-unset-as-every-other-variable', async (t) => {
+  t.equal(loadConfig({ METRICS_PREFIX: '' }).metricsPrefix, 'bunqueue');
+  t.throws(() => loadConfig({ METRICS_PREFIX: 'my-app' }), { message: /METRICS_PREFIX must match/ });
+});
+
+t.test('rate-limit-cleanup-period-stops-at-what-a-timer-can-wait', async (t) => {
+  // Node runs a timer of more than 2^31 - 1 ms after 1 ms: a cleanup every 35 days became a
+  // busy loop, every millisecond.
+  const timerMsMax = 2 ** 31 - 1;
+  t.throws(() => loadConfig({ RATE_LIMIT_CLEANUP_MS: String(timerMsMax + 1) }), { message: new RegExp(`RATE_LIMIT_CLEANUP_MS must be an integer from 1 to ${timerMsMax}`) });
+  t.equal(loadConfig({ RATE_LIMIT_CLEANUP_MS: String(timerMsMax) }).rateLimitCleanupMs, timerMsMax);
+});
