@@ -135,10 +135,10 @@ async function main(argv: string[]): Promise<number> {
 }
 
 /** Errors whose message already says what is wrong and where (a corrupt segment with its byte and
- *  offset, a point the log cannot reach): printed as one line, like the tools print them. By
+ *  offset, a point the log cannot reach, a data directory another server holds): printed as one line, like the tools print them. By
  *  name, so that this entry point does not load the modules that define them. */
 function isExplainedError(error: unknown): boolean {
-  return error instanceof Error && ['LogError', 'RecoveryError', 'PointError', 'ForkError'].includes(error.name);
+  return error instanceof Error && ['LogError', 'RecoveryError', 'PointError', 'ForkError', 'DataDirLockError'].includes(error.name);
 }
 
 /** One line for the operating-system errors a user causes by configuration (a port in use, an
