@@ -18,13 +18,10 @@
 import { parseArgs } from 'node:util';
 import { findLogDir, LogError, openReadOnly } from '../log/log.js';
 import { isoTimeMs } from '../history/point.js';
+import { dataDirOf } from '../history/state-at.js';
 import { followDirectory } from '../log/follower.js';
 import { recordToJson } from '../record/codec.js';
 import { jobIdsOf, queueOf, RECORD_TYPES, releasesDependents, type LogRecord, type RecordType } from '../record/types.js';
-
-function dataDir(flag: string | undefined): string {
-  return flag ?? process.env['DATA_DIR'] ?? './data';
-}
 
 /** Epoch ms from "1700000000000" or an ISO time; throws a usage error naming the flag. */
 function parseTime(flag: string, value: string): number {
@@ -101,7 +98,7 @@ function parseLogcatArgs(argv: string[]): { dir: string; follow: boolean; filter
   };
   if (filter.from > filter.to) throw new UsageError(`--from ${filter.from} is after --to ${filter.to}`);
   if (filter.since > filter.until) throw new UsageError('--since is after --until');
-  return { dir: dataDir(values.dir), follow: values.follow === true, filter };
+  return { dir: dataDirOf(values.dir), follow: values.follow === true, filter };
 }
 
 /** Records are read in offset order (for --job from the log's start), so a job's push is seen
