@@ -26,12 +26,14 @@ import { jobIdsOf, queueOf, RECORD_TYPES, releasesDependents, type LogRecord, ty
 /** Epoch ms from "1700000000000" or an ISO time; throws a usage error naming the flag. */
 function parseTime(flag: string, value: string): number {
   const ms = /^\d+$/.test(value) ? Number(value) : isoTimeMs(value);
-  if (!Number.isFinite(ms)) throw new UsageError(`${flag}: not a time (ISO 8601 or epoch ms): ${value}`);
+  // Past Date's range (±8.64e15 ms) a number of digits is no time: 1e20 would pass as one.
+  if (Number.isNaN(new Date(ms).getTime())) throw new UsageError(`${flag}: not a time (ISO 8601 or epoch ms): ${value}`);
   return ms;
 }
 
 function parseOffset(flag: string, value: string): number {
-  if (!/^\d+$/.test(value)) throw new UsageError(`${flag}: not an offset: ${value}`);
+  // Beyond 2^53 digits round to another number: the offset asked for is not the one compared.
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(Number(value))) throw new UsageError(`${flag}: not an offset: ${value}`);
   return Number(value);
 }
 
