@@ -75,6 +75,42 @@ export const ENV_VARIABLES: ReadonlyArray<{ name: string; default: string; descr
 
 type Env = Record<string, string | undefined>;
 
+/** Edits (insert, delete, substitute, swap two neighbours) from `a` to `b`, counted up to 2. */
+function editsUpTo2(a: string, b: string): number {
+  if (Math.abs(a.length - b.length) > 1) return 2;
+  let prev2: number[] = [];
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let d = Math.min((prev[j] as number) + 1, (row[j - 1] as number) + 1, (prev[j - 1] as number) + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d = Math.min(d, (prev2[j - 2] as number) + 1);
+      row.push(d);
+    }
+    prev2 = prev;
+    prev = row;
+  }
+  return Math.min(2, prev[b.length] as number);
+}
+
+/** Warnings for variables that look like a misspelt tapeq variable (`AUTH_TOKEN`, `HTTP_PROT`,
+ *  `LOG_SYNC_INTERVAL`): unknown names are otherwise ignored, and a typo in AUTH_TOKENS would
+ *  run the server without auth. Only near misses are named, since the environment holds many
+ *  other programs' variables (HOME is two edits from HOST, so one edit and five letters at least). */
+export function misspeltVariableWarnings(env: Env): string[] {
+  const known = ENV_VARIABLES.map((v) => v.name);
+  const warnings: string[] = [];
+  for (const name of Object.keys(env).sort()) {
+    if (known.includes(name)) continue;
+    const meant =
+      known.find((k) => name.includes('_') && k.startsWith(`${name}_`)) ??
+      known.find((k) => name.length >= 5 && editsUpTo2(name, k) <= 1);
+    if (meant !== undefined) warnings.push(`${name} is not a tapeq variable and is ignored: did you mean ${meant}?`);
+  }
+  return warnings;
+}
+
 /** What Node's HTTP layer accepts in a header value (its checkInvalidHeaderChar): tab, visible
  *  ASCII, space and obs-text. */
 const headerValuePattern = /^[\t\x20-\x7e\x80-\xff]*$/;

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import t from 'tap';
-import { ConfigError, ENV_VARIABLES, loadConfig } from '../src/config.js';
+import { ConfigError, ENV_VARIABLES, loadConfig, misspeltVariableWarnings } from '../src/config.js';
 import * as C from '../src/constants.js';
 import { openFilesSoftLimit } from '../src/open-files-limit.js';
 
@@ -101,4 +101,26 @@ t.test('rate-limit-cleanup-period-stops-at-what-a-timer-can-wait', async (t) => 
   const timerMsMax = 2 ** 31 - 1;
   t.throws(() => loadConfig({ RATE_LIMIT_CLEANUP_MS: String(timerMsMax + 1) }), { message: new RegExp(`RATE_LIMIT_CLEANUP_MS must be an integer from 1 to ${timerMsMax}`) });
   t.equal(loadConfig({ RATE_LIMIT_CLEANUP_MS: String(timerMsMax) }).rateLimitCleanupMs, timerMsMax);
+});
+
+t.test('near-misses-of-a-variable-name-are-warned-about-and-other-programs-variables-are-not', async (t) => {
+  const warnings = misspeltVariableWarnings({
+    AUTH_TOKEN: 's',
+    HTTP_PROT: '1',
+    LOG_SYNC_INTERVAL: '5',
+    RATE_LIMIT_MAX_REQUEST: '9',
+    HOME: '/root',
+    HOSTNAME: 'vm',
+    HTTP_PROXY: 'x',
+    PATH: '/bin',
+    NODE_ENV: 'production',
+    TAPEQ_SERVICE_HOST: '10.0.0.1',
+    HTTP_PORT: '1',
+  });
+  t.strictSame(warnings, [
+    'AUTH_TOKEN is not a tapeq variable and is ignored: did you mean AUTH_TOKENS?',
+    'HTTP_PROT is not a tapeq variable and is ignored: did you mean HTTP_PORT?',
+    'LOG_SYNC_INTERVAL is not a tapeq variable and is ignored: did you mean LOG_SYNC_INTERVAL_MS?',
+    'RATE_LIMIT_MAX_REQUEST is not a tapeq variable and is ignored: did you mean RATE_LIMIT_MAX_REQUESTS?',
+  ]);
 });

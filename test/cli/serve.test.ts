@@ -65,3 +65,13 @@ t.test('a-read-only-server-runs-beside-the-writer', async (t) => {
   const job = (await (await fetch(`${reader.url}/queues/q/counts`)).json()) as { counts?: { waiting?: number } };
   t.equal(job.counts?.waiting, 1, 'serve --until takes no lock: it never writes');
 });
+
+t.test('a-misspelt-variable-is-named-on-stderr-with-the-one-meant', async (t) => {
+  const { dir, remove } = await tempDataDir();
+  t.teardown(remove);
+  // LOG_SYNC=bad makes it refuse at once; the warning comes before the configuration's problems.
+  const r = await serveFor({ DATA_DIR: dir, AUTH_TOKEN: 'secret', LOG_SYNC: 'bad' }, 10_000);
+  t.equal(r.code, 1);
+  t.match(r.stderr, 'tapeq: WARNING AUTH_TOKEN is not a tapeq variable and is ignored: did you mean AUTH_TOKENS?');
+  t.match(r.stderr, 'LOG_SYNC must be');
+});
