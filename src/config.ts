@@ -2,6 +2,7 @@
 // together (one ConfigError listing them all), defaults from src/constants.ts. The README's
 // configuration table documents the same names and defaults; a test keeps the two in step.
 
+import { resolve } from 'node:path';
 import * as C from './constants.js';
 import { maxConnectionsDefault, openFilesSoftLimit } from './open-files-limit.js';
 
@@ -191,6 +192,11 @@ export function loadConfig(env: Env = process.env, openFilesLimit: number | null
     heapGrowingPercent: int('HEAP_GROWING_PERCENT', C.heapGrowingPercentDefault, 0, C.heapGrowingPercentMax),
     maxConnections: int('MAX_CONNECTIONS', maxConnectionsDefault(openFilesLimit), 1),
   };
+  // Archiving renames a segment into ARCHIVE_DIR: into its own directory that is no move at all,
+  // and retention would never free a byte while reporting segments removed.
+  if (config.archiveDir !== null && resolve(config.archiveDir) === resolve(config.dataDir, 'log')) {
+    problems.push(`ARCHIVE_DIR must not be the log directory itself (got "${config.archiveDir}", DATA_DIR "${config.dataDir}")`);
+  }
   if (problems.length > 0) throw new ConfigError(problems);
   return config;
 }

@@ -124,3 +124,9 @@ t.test('near-misses-of-a-variable-name-are-warned-about-and-other-programs-varia
     'RATE_LIMIT_MAX_REQUEST is not a tapeq variable and is ignored: did you mean RATE_LIMIT_MAX_REQUESTS?',
   ]);
 });
+
+t.test('an-archive-dir-that-is-the-log-directory-is-refused', async (t) => {
+  t.throws(() => loadConfig({ DATA_DIR: '/srv/tapeq', ARCHIVE_DIR: '/srv/tapeq/log/' }), { message: /ARCHIVE_DIR must not be the log directory itself/ });
+  t.throws(() => loadConfig({ ARCHIVE_DIR: 'data/log' }), { message: /ARCHIVE_DIR/ }, 'relative, against the default DATA_DIR');
+  t.equal(loadConfig({ DATA_DIR: '/srv/tapeq', ARCHIVE_DIR: '/srv/tapeq/archive' }).archiveDir, '/srv/tapeq/archive');
+});
