@@ -2,6 +2,7 @@
 // together (one ConfigError listing them all), defaults from src/constants.ts. The README's
 // configuration table documents the same names and defaults; a test keeps the two in step.
 
+import { resolve } from 'node:path';
 import * as C from './constants.js';
 import { maxConnectionsDefault, openFilesSoftLimit } from './open-files-limit.js';
 
@@ -41,23 +42,23 @@ export class ConfigError extends Error {
 
 /** Each env variable with its default (as text) and meaning; the README table mirrors this. */
 export const ENV_VARIABLES: ReadonlyArray<{ name: string; default: string; description: string }> = [
-  { name: 'HTTP_PORT', default: String(C.httpPortDefault), description: 'HTTP, WebSocket and SSE port' },
+  { name: 'HTTP_PORT', default: String(C.httpPortDefault), description: 'HTTP, WebSocket and SSE port (0–65535; 0 picks a free one)' },
   { name: 'HOST', default: C.hostDefault, description: 'Listen address' },
   { name: 'DATA_DIR', default: './data', description: 'Log segments, indexes and snapshots' },
   { name: 'AUTH_TOKENS', default: '(none)', description: 'Comma-separated bearer tokens; unset = no auth' },
   { name: 'CORS_ALLOW_ORIGIN', default: '*', description: 'Access-Control-Allow-Origin value' },
-  { name: 'RATE_LIMIT_WINDOW_MS', default: String(C.rateLimitWindowMsDefault), description: 'Sliding window (ms)' },
-  { name: 'RATE_LIMIT_MAX_REQUESTS', default: 'Infinity', description: 'Max requests per window per IP' },
-  { name: 'RATE_LIMIT_CLEANUP_MS', default: String(C.rateLimitCleanupMsDefault), description: 'Cleanup interval for expired entries (ms)' },
+  { name: 'RATE_LIMIT_WINDOW_MS', default: String(C.rateLimitWindowMsDefault), description: 'Sliding window (ms, at least 1)' },
+  { name: 'RATE_LIMIT_MAX_REQUESTS', default: 'Infinity', description: 'Max requests per window per IP (at least 1; `Infinity` = no limit)' },
+  { name: 'RATE_LIMIT_CLEANUP_MS', default: String(C.rateLimitCleanupMsDefault), description: 'Cleanup interval for expired entries (ms, 1–2147483647)' },
   { name: 'METRICS_AUTH', default: 'false', description: 'requireAuthForMetrics: /prometheus needs a token' },
   { name: 'METRICS_PREFIX', default: 'bunqueue', description: 'Prefix of Prometheus metric names' },
   { name: 'MAX_BODY_BYTES', default: String(C.bodyBytesMaxDefault), description: 'Largest request body in bytes, 1024–4194304 (413 above); job `data` is at most 524288 bytes as JSON whatever this says' },
-  { name: 'SEGMENT_BYTES', default: String(C.segmentBytesDefault), description: 'Size at which a log segment is sealed' },
+  { name: 'SEGMENT_BYTES', default: String(C.segmentBytesDefault), description: 'Size at which a log segment is sealed (bytes, 4096–1073741824)' },
   { name: 'LOG_SYNC', default: C.logSyncDefault, description: '`always`: ack after the group fdatasync; `interval`: ack after write, sync every LOG_SYNC_INTERVAL_MS' },
   { name: 'LOG_SYNC_INTERVAL_MS', default: String(C.logSyncIntervalMsDefault), description: 'fdatasync period in interval mode (ms, 1–60000)' },
-  { name: 'SNAPSHOT_EVERY_RECORDS', default: String(C.snapshotEveryRecordsDefault), description: 'Snapshot after this many records' },
-  { name: 'SNAPSHOT_INTERVAL_MS', default: String(C.snapshotIntervalMsDefault), description: 'Snapshot at least this often when records arrived' },
-  { name: 'HISTORY_RETENTION_MS', default: String(C.historyRetentionMsDefault), description: 'Keep segments at least this long' },
+  { name: 'SNAPSHOT_EVERY_RECORDS', default: String(C.snapshotEveryRecordsDefault), description: 'Snapshot after this many records (at least 1)' },
+  { name: 'SNAPSHOT_INTERVAL_MS', default: String(C.snapshotIntervalMsDefault), description: 'Snapshot at least this often when records arrived (ms, at least 1)' },
+  { name: 'HISTORY_RETENTION_MS', default: String(C.historyRetentionMsDefault), description: 'Keep segments at least this long (ms, 0 or more)' },
   { name: 'ARCHIVE_DIR', default: '(none)', description: 'Move expired segments here instead of deleting them' },
   { name: 'LOCK_MS', default: String(C.lockMsDefault), description: 'Lock (ms, 1–86400000) held by a pull before the job counts as stalled; a job with a longer `timeout` is locked for timeout + 2 s' },
   {
@@ -74,6 +75,46 @@ export const ENV_VARIABLES: ReadonlyArray<{ name: string; default: string; descr
 ];
 
 type Env = Record<string, string | undefined>;
+
+/** Edits (insert, delete, substitute, swap two neighbours) from `a` to `b`, counted up to 2. */
+function editsUpTo2(a: string, b: string): number {
+  if (Math.abs(a.length - b.length) > 1) return 2;
+  let prev2: number[] = [];
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let d = Math.min((prev[j] as number) + 1, (row[j - 1] as number) + 1, (prev[j - 1] as number) + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d = Math.min(d, (prev2[j - 2] as number) + 1);
+      row.push(d);
+    }
+    prev2 = prev;
+    prev = row;
+  }
+  return Math.min(2, prev[b.length] as number);
+}
+
+/** Warnings for variables that look like a misspelt tapeq variable (`AUTH_TOKEN`, `HTTP_PROT`,
+ *  `LOG_SYNC_INTERVAL`): unknown names are otherwise ignored, and a typo in AUTH_TOKENS would
+ *  run the server without auth. Only near misses are named, since the environment holds many
+ *  other programs' variables (HOME is two edits from HOST, so one edit and five letters at least). */
+export function misspeltVariableWarnings(env: Env): string[] {
+  const known = ENV_VARIABLES.map((v) => v.name);
+  const warnings: string[] = [];
+  for (const name of Object.keys(env).sort()) {
+    if (known.includes(name)) continue;
+    const meant =
+      known.find((k) => name.includes('_') && k.startsWith(`${name}_`)) ??
+      known.find((k) => name.length >= 5 && editsUpTo2(name, k) <= 1);
+    if (meant !== undefined) warnings.push(`${name} is not a tapeq variable and is ignored: did you mean ${meant}?`);
+  }
+  return warnings;
+}
+
+/** What Node's HTTP layer accepts in a header value (its checkInvalidHeaderChar): tab, visible
+ *  ASCII, space and obs-text. */
+const headerValuePattern = /^[\t\x20-\x7e\x80-\xff]*$/;
 
 /** `openFilesLimit` is the process's soft open-file limit (null: unknown), for MAX_CONNECTIONS'
  *  default. */
@@ -117,9 +158,15 @@ export function loadConfig(env: Env = process.env, openFilesLimit: number | null
   if (env.AUTH_TOKENS !== undefined && env.AUTH_TOKENS !== '' && tokens.length === 0) {
     problems.push(`AUTH_TOKENS has no token (got "${env.AUTH_TOKENS}"); unset it to run without auth`);
   }
-  const prefix = env.METRICS_PREFIX ?? 'bunqueue';
+  const prefix = env.METRICS_PREFIX === undefined || env.METRICS_PREFIX === '' ? 'bunqueue' : env.METRICS_PREFIX;
   if (!/^[a-zA-Z_:][a-zA-Z0-9_:]*$/.test(prefix)) {
     problems.push(`METRICS_PREFIX must match [a-zA-Z_:][a-zA-Z0-9_:]* (got "${prefix}")`);
+  }
+  const corsAllowOrigin = env.CORS_ALLOW_ORIGIN && env.CORS_ALLOW_ORIGIN.length > 0 ? env.CORS_ALLOW_ORIGIN : '*';
+  // Sent on every response: a value Node refuses as a header (a control character) would turn
+  // each of them, /health included, into a 500.
+  if (!headerValuePattern.test(corsAllowOrigin)) {
+    problems.push(`CORS_ALLOW_ORIGIN must be a valid HTTP header value, without control characters (got ${JSON.stringify(corsAllowOrigin)})`);
   }
 
   const config: Config = {
@@ -127,10 +174,10 @@ export function loadConfig(env: Env = process.env, openFilesLimit: number | null
     host: env.HOST && env.HOST.length > 0 ? env.HOST : C.hostDefault,
     dataDir: env.DATA_DIR && env.DATA_DIR.length > 0 ? env.DATA_DIR : './data',
     authTokens: tokens,
-    corsAllowOrigin: env.CORS_ALLOW_ORIGIN && env.CORS_ALLOW_ORIGIN.length > 0 ? env.CORS_ALLOW_ORIGIN : '*',
+    corsAllowOrigin,
     rateLimitWindowMs: int('RATE_LIMIT_WINDOW_MS', C.rateLimitWindowMsDefault, 1),
     rateLimitMaxRequests,
-    rateLimitCleanupMs: int('RATE_LIMIT_CLEANUP_MS', C.rateLimitCleanupMsDefault, 1),
+    rateLimitCleanupMs: int('RATE_LIMIT_CLEANUP_MS', C.rateLimitCleanupMsDefault, 1, C.rateLimitCleanupMsMax),
     metricsAuth: bool('METRICS_AUTH', false),
     metricsPrefix: prefix,
     bodyBytesMax: int('MAX_BODY_BYTES', C.bodyBytesMaxDefault, 1024, C.recordBytesMax),
@@ -145,6 +192,11 @@ export function loadConfig(env: Env = process.env, openFilesLimit: number | null
     heapGrowingPercent: int('HEAP_GROWING_PERCENT', C.heapGrowingPercentDefault, 0, C.heapGrowingPercentMax),
     maxConnections: int('MAX_CONNECTIONS', maxConnectionsDefault(openFilesLimit), 1),
   };
+  // Archiving renames a segment into ARCHIVE_DIR: into its own directory that is no move at all,
+  // and retention would never free a byte while reporting segments removed.
+  if (config.archiveDir !== null && resolve(config.archiveDir) === resolve(config.dataDir, 'log')) {
+    problems.push(`ARCHIVE_DIR must not be the log directory itself (got "${config.archiveDir}", DATA_DIR "${config.dataDir}")`);
+  }
   if (problems.length > 0) throw new ConfigError(problems);
   return config;
 }

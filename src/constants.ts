@@ -147,6 +147,9 @@ export const subscriberCloseGraceMs = sseKeepAliveMs;
 export const rateLimitWindowMsDefault = 60_000;
 export const rateLimitMaxRequestsDefault = Number.POSITIVE_INFINITY;
 export const rateLimitCleanupMsDefault = 60_000;
+/** The longest period a Node timer takes (2^31 - 1 ms, about 24.8 days): a longer one fires after
+ *  1 ms, so RATE_LIMIT_CLEANUP_MS, an interval, must not exceed it. */
+export const rateLimitCleanupMsMax = 2 ** 31 - 1;
 /** Client IPs tracked at once; past that the least recently seen is forgotten. */
 export const rateLimitTrackedIpsMax = 100_000;
 /** Longest client address kept (the rate limiter's key, the actor's address): an IPv6 address

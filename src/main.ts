@@ -5,6 +5,8 @@
 // no job, push workers finish their calls, then the server stops taking requests and lets
 // in-flight ones finish, the broker stops its timers, the log syncs and closes; a second signal
 // exits at once.
+// The writing server holds DATA_DIR's lock (data-dir-lock.ts) from before it opens the log until
+// the log is closed, so that a second one on the same directory refuses to start.
 // `serve --until <point>` is the point-in-time variant: the log opened read-only, the state as of
 // that point, a read-only broker (writes answer 409 READ_ONLY), and no timers, snapshots,
 // retention, push workers or real-time streams (they would show records past the point).
@@ -15,6 +17,7 @@ import { limitConnections } from './api/connection-limit.js';
 import { buildServer } from './api/server.js';
 import { realtimePlugin } from './api/realtime/index.js';
 import { Broker } from './broker/broker.js';
+import { lockDataDir } from './data-dir-lock.js';
 import { governHeapGrowth } from './heap-growth.js';
 import type { Config } from './config.js';
 import { checkConstants, shutdownGraceMs } from './constants.js';
@@ -52,9 +55,28 @@ export function dataPaths(dataDir: string): { logDir: string; snapshotsDir: stri
 export async function serve(config: Config, options: ServeOptions = {}): Promise<Running> {
   checkConstants();
   const logger = options.logger ?? ((line: string) => console.error(line));
-  const { logDir, snapshotsDir } = dataPaths(config.dataDir);
   if (options.until !== undefined) return servePointInTime(config, options.until, logger);
 
+  const lock = await lockDataDir(config.dataDir, logger);
+  const running = await serveLocked(config, options, logger).catch(async (error: unknown) => {
+    await lock.release();
+    throw error;
+  });
+  return {
+    ...running,
+    close: async () => {
+      try {
+        await running.close();
+      } finally {
+        await lock.release();
+      }
+    },
+  };
+}
+
+/** The writing server, once it holds the data directory's lock. */
+async function serveLocked(config: Config, options: ServeOptions, logger: (line: string) => void): Promise<Running> {
+  const { logDir, snapshotsDir } = dataPaths(config.dataDir);
   return withStartupProbe(config, async (track) => {
     // With a snapshot to decode, the sealed segments are verified in a worker meanwhile; without
     // one the replay must wait for them anyway, and the main thread verifies them sooner (1M

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import t from 'tap';
-import { ConfigError, ENV_VARIABLES, loadConfig } from '../src/config.js';
+import { ConfigError, ENV_VARIABLES, loadConfig, misspeltVariableWarnings } from '../src/config.js';
 import * as C from '../src/constants.js';
 import { openFilesSoftLimit } from '../src/open-files-limit.js';
 
@@ -80,4 +80,53 @@ t.test('the-open-file-limit-is-the-soft-one-of-proc-self-limits', async (t) => {
   t.equal(openFilesSoftLimit(`${dir}/unlimited`), null);
   t.equal(openFilesSoftLimit(`${dir}/absent`), null);
   if (process.platform === 'linux') t.type(openFilesSoftLimit(), 'number', 'this process has one');
+});
+
+t.test('cors-allow-origin-that-is-no-valid-header-value-is-refused', async (t) => {
+  // A control character made every response a 500 (Node refuses the header), /health included.
+  for (const bad of ['https://a.example\nX-Evil: 1', 'a\rb', 'tab\x00nul']) {
+    t.throws(() => loadConfig({ CORS_ALLOW_ORIGIN: bad }), { message: /CORS_ALLOW_ORIGIN must be a valid HTTP header value/ }, JSON.stringify(bad));
+  }
+  t.equal(loadConfig({ CORS_ALLOW_ORIGIN: 'https://app.example:8443' }).corsAllowOrigin, 'https://app.example:8443');
+});
+
+t.test('an-empty-metrics-prefix-is-unset-as-every-other-variable', async (t) => {
+  t.equal(loadConfig({ METRICS_PREFIX: '' }).metricsPrefix, 'bunqueue');
+  t.throws(() => loadConfig({ METRICS_PREFIX: 'my-app' }), { message: /METRICS_PREFIX must match/ });
+});
+
+t.test('rate-limit-cleanup-period-stops-at-what-a-timer-can-wait', async (t) => {
+  // Node runs a timer of more than 2^31 - 1 ms after 1 ms: a cleanup every 35 days became a
+  // busy loop, every millisecond.
+  const timerMsMax = 2 ** 31 - 1;
+  t.throws(() => loadConfig({ RATE_LIMIT_CLEANUP_MS: String(timerMsMax + 1) }), { message: new RegExp(`RATE_LIMIT_CLEANUP_MS must be an integer from 1 to ${timerMsMax}`) });
+  t.equal(loadConfig({ RATE_LIMIT_CLEANUP_MS: String(timerMsMax) }).rateLimitCleanupMs, timerMsMax);
+});
+
+t.test('near-misses-of-a-variable-name-are-warned-about-and-other-programs-variables-are-not', async (t) => {
+  const warnings = misspeltVariableWarnings({
+    AUTH_TOKEN: 's',
+    HTTP_PROT: '1',
+    LOG_SYNC_INTERVAL: '5',
+    RATE_LIMIT_MAX_REQUEST: '9',
+    HOME: '/root',
+    HOSTNAME: 'vm',
+    HTTP_PROXY: 'x',
+    PATH: '/bin',
+    NODE_ENV: 'production',
+    TAPEQ_SERVICE_HOST: '10.0.0.1',
+    HTTP_PORT: '1',
+  });
+  t.strictSame(warnings, [
+    'AUTH_TOKEN is not a tapeq variable and is ignored: did you mean AUTH_TOKENS?',
+    'HTTP_PROT is not a tapeq variable and is ignored: did you mean HTTP_PORT?',
+    'LOG_SYNC_INTERVAL is not a tapeq variable and is ignored: did you mean LOG_SYNC_INTERVAL_MS?',
+    'RATE_LIMIT_MAX_REQUEST is not a tapeq variable and is ignored: did you mean RATE_LIMIT_MAX_REQUESTS?',
+  ]);
+});
+
+t.test('an-archive-dir-that-is-the-log-directory-is-refused', async (t) => {
+  t.throws(() => loadConfig({ DATA_DIR: '/srv/tapeq', ARCHIVE_DIR: '/srv/tapeq/log/' }), { message: /ARCHIVE_DIR must not be the log directory itself/ });
+  t.throws(() => loadConfig({ ARCHIVE_DIR: 'data/log' }), { message: /ARCHIVE_DIR/ }, 'relative, against the default DATA_DIR');
+  t.equal(loadConfig({ DATA_DIR: '/srv/tapeq', ARCHIVE_DIR: '/srv/tapeq/archive' }).archiveDir, '/srv/tapeq/archive');
 });

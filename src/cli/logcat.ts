@@ -18,23 +18,22 @@
 import { parseArgs } from 'node:util';
 import { findLogDir, LogError, openReadOnly } from '../log/log.js';
 import { isoTimeMs } from '../history/point.js';
+import { dataDirOf } from '../history/state-at.js';
 import { followDirectory } from '../log/follower.js';
 import { recordToJson } from '../record/codec.js';
 import { jobIdsOf, queueOf, RECORD_TYPES, releasesDependents, type LogRecord, type RecordType } from '../record/types.js';
 
-function dataDir(flag: string | undefined): string {
-  return flag ?? process.env['DATA_DIR'] ?? './data';
-}
-
 /** Epoch ms from "1700000000000" or an ISO time; throws a usage error naming the flag. */
 function parseTime(flag: string, value: string): number {
   const ms = /^\d+$/.test(value) ? Number(value) : isoTimeMs(value);
-  if (!Number.isFinite(ms)) throw new UsageError(`${flag}: not a time (ISO 8601 or epoch ms): ${value}`);
+  // Past Date's range (±8.64e15 ms) a number of digits is no time: 1e20 would pass as one.
+  if (Number.isNaN(new Date(ms).getTime())) throw new UsageError(`${flag}: not a time (ISO 8601 or epoch ms): ${value}`);
   return ms;
 }
 
 function parseOffset(flag: string, value: string): number {
-  if (!/^\d+$/.test(value)) throw new UsageError(`${flag}: not an offset: ${value}`);
+  // Beyond 2^53 digits round to another number: the offset asked for is not the one compared.
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(Number(value))) throw new UsageError(`${flag}: not an offset: ${value}`);
   return Number(value);
 }
 
@@ -101,7 +100,7 @@ function parseLogcatArgs(argv: string[]): { dir: string; follow: boolean; filter
   };
   if (filter.from > filter.to) throw new UsageError(`--from ${filter.from} is after --to ${filter.to}`);
   if (filter.since > filter.until) throw new UsageError('--since is after --until');
-  return { dir: dataDir(values.dir), follow: values.follow === true, filter };
+  return { dir: dataDirOf(values.dir), follow: values.follow === true, filter };
 }
 
 /** Records are read in offset order (for --job from the log's start), so a job's push is seen

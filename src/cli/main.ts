@@ -28,7 +28,10 @@ const COMMANDS: Record<string, CommandEntry> = {
                     [0, N); a time = after the last record stamped at or before it. Writes answer 409;
                     no SSE or WebSocket streams (404), no timers, push workers or retention.
 
-Configuration comes from the environment (README, "Configuration"); DATA_DIR holds the log.`,
+Configuration comes from the environment (README, "Configuration"); DATA_DIR holds the log, and
+one writing server at a time (DATA_DIR/LOCK). Exit 0 after a clean shutdown (SIGTERM, SIGINT); 1
+when it cannot start (invalid configuration, a data directory another server holds or that cannot
+be used, a damaged log, a port in use) or its shutdown fails; 2 on a usage error.`,
     load: async () => (await import('./serve.js')).serveCommand,
   },
   logcat: {
@@ -135,10 +138,10 @@ async function main(argv: string[]): Promise<number> {
 }
 
 /** Errors whose message already says what is wrong and where (a corrupt segment with its byte and
- *  offset, a point the log cannot reach): printed as one line, like the tools print them. By
+ *  offset, a point the log cannot reach, a data directory another server holds): printed as one line, like the tools print them. By
  *  name, so that this entry point does not load the modules that define them. */
 function isExplainedError(error: unknown): boolean {
-  return error instanceof Error && ['LogError', 'RecoveryError', 'PointError', 'ForkError'].includes(error.name);
+  return error instanceof Error && ['LogError', 'RecoveryError', 'PointError', 'ForkError', 'DataDirLockError'].includes(error.name);
 }
 
 /** One line for the operating-system errors a user causes by configuration (a port in use, an

@@ -5,7 +5,7 @@
 // background, every write answers 409.
 
 import { parseArgs } from 'node:util';
-import { loadConfig } from '../config.js';
+import { loadConfig, misspeltVariableWarnings } from '../config.js';
 import { parsePoint, type Point } from '../history/point.js';
 import { serveUntilSignalled } from '../main.js';
 
@@ -28,6 +28,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
     console.error('tapeq serve: --repair and --until exclude each other (--until never changes the data directory)');
     return 2;
   }
+  for (const warning of misspeltVariableWarnings(process.env)) console.error(`tapeq: WARNING ${warning}`);
   const config = loadConfig(process.env);
   await serveUntilSignalled(config, { repair, ...(until !== undefined ? { until } : {}) });
   return 0;

@@ -5,13 +5,14 @@
 // Strictly read-only: opens files O_RDONLY and never truncates or rebuilds anything.
 
 import { parseArgs } from 'node:util';
+import { dataDirOf } from '../history/state-at.js';
 import { findLogDir, LogError, openReadOnly } from '../log/log.js';
 
 export async function verifyCommand(argv: string[]): Promise<number> {
   let dir: string;
   try {
     const { values } = parseArgs({ args: argv, strict: true, options: { dir: { type: 'string' } } });
-    dir = values.dir ?? process.env['DATA_DIR'] ?? './data';
+    dir = dataDirOf(values.dir);
   } catch (err) {
     console.error(`tapeq verify: ${(err as Error).message}`);
     return 2;

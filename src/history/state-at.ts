@@ -8,8 +8,11 @@ import { findLogDir, openReadOnly, type Log } from '../log/log.js';
 import { loadState, type LoadedState } from '../snapshot/recover-state.js';
 import { untilOffset, type Point } from './point.js';
 
+/** A tool's data directory: `--dir`, else DATA_DIR, else ./data; an empty DATA_DIR is unset, as
+ *  `serve` reads it (config.ts), so that a tool looks where the server writes. */
 export function dataDirOf(flag: string | undefined): string {
-  return flag ?? process.env['DATA_DIR'] ?? './data';
+  const env = process.env['DATA_DIR'];
+  return flag ?? (env === undefined || env === '' ? './data' : env);
 }
 
 export function dataPathsOf(dataDir: string): { logDir: string; snapshotsDir: string } {

@@ -10,6 +10,7 @@ t.test('every-subcommand-answers-help-with-its-options-on-stdout-and-exit-0', as
       t.equal(r.code, 0, `${command} ${flag} exits 0`);
       t.match(r.stdout, new RegExp(`^usage: tapeq ${command}`), `${command} ${flag} prints its usage`);
       t.equal(r.stderr, '');
+      t.match(r.stdout, /Exit 0/, `${command} ${flag} names its exit codes, as the README promises`);
     }
   }
   const logcat = await runTapeq(['logcat', '--help']);

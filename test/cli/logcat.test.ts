@@ -164,3 +164,15 @@ t.test('logcat-whose-reader-goes-away-exits-0-quietly', async (t) => {
   t.equal(code, 0);
   t.notMatch(stderr, /EPIPE|Unhandled/, 'no error and no stack trace');
 });
+
+t.test('logcat-refuses-offsets-and-epoch-times-no-number-holds-exactly', async (t) => {
+  // 99999999999999999999 read as 1e20: a range nobody asked for, printed as "nothing" with exit 0.
+  const dir = await tempDir(t);
+  await writeLog(dir, 3);
+  for (const [flag, value] of [['--from', '99999999999999999999'], ['--to', '9007199254740993'], ['--since', '99999999999999999999']] as const) {
+    const r = await runCli(['logcat', '--dir', dir, flag, value]);
+    t.equal(r.code, 2, `${flag} ${value}`);
+    t.match(r.stderr, `tapeq logcat: ${flag}: `);
+    t.equal(r.stdout, '');
+  }
+});

@@ -24,6 +24,18 @@ t.test('verify-uses-DATA_DIR-and-its-log-subdirectory-when-no-dir-flag', async (
   t.match(r.stdout, '3 records');
 });
 
+t.test('an-empty-DATA_DIR-is-unset-for-the-tools-as-for-serve', async (t) => {
+  // `DATA_DIR= tapeq serve` writes ./data; the tools looked in ./log instead.
+  const cwd = await tempDir(t);
+  await writeLog(join(cwd, 'data', 'log'), 3);
+  const verify = await runCli(['verify'], { DATA_DIR: '' }, cwd);
+  t.equal(verify.code, 0, verify.stdout);
+  t.match(verify.stdout, '3 records');
+  const logcat = await runCli(['logcat'], { DATA_DIR: '' }, cwd);
+  t.equal(logcat.code, 0, logcat.stderr);
+  t.equal(logcat.stdout.trim().split('\n').length, 3);
+});
+
 t.test('verify-bit-flip-exits-1-naming-file-byte-and-record-offset', async (t) => {
   const dir = await tempDir(t);
   await writeLog(dir, 500, { segmentBytes: 8192 });

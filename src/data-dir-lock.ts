@@ -1,0 +1,118 @@
+// The data directory's lock: one writing server per DATA_DIR. Two servers appending to one log
+// would both acknowledge records written at the same offsets, each overwriting the other's.
+//
+// DATA_DIR/LOCK holds {pid, startTicks, host, token} of the server that writes there. It is
+// written whole to a temp file and hard-linked into place (link fails when LOCK exists), so no
+// reader ever sees half of it. A LOCK whose process is gone (SIGKILL, a crash, a power cut) is
+// stale and is taken over, with a line saying so. A process is "gone" when no process has its
+// pid, or (Linux) the one that has it started at another moment than the holder did: a reused
+// pid, as after a container restart where every server is pid 1. A holder on another host cannot
+// be checked and always counts as alive. Read-only commands (`serve --until`, the tools) take no
+// lock: they never write.
+//
+// Not a kernel lock (Node has no flock): two servers starting within microseconds of each other
+// over the same stale LOCK could both take it over; a running holder is always seen.
+
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { link, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+
+interface Holder {
+  pid: number;
+  /** When the process started, in clock ticks since boot (/proc/<pid>/stat field 22); null where
+   *  /proc is absent. */
+  startTicks: string | null;
+  host: string;
+  token: string;
+}
+
+export class DataDirLockError extends Error {
+  override readonly name = 'DataDirLockError';
+}
+
+export interface DataDirLock {
+  /** Removes LOCK if it is still this holder's. */
+  release(): Promise<void>;
+}
+
+/** Lock paths this process holds: a second serve() in one process must not pass for the stale
+ *  lock of an earlier process with the same pid. */
+const heldHere = new Set<string>();
+
+function startTicksOf(pid: number): string | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // After the parenthesised command name (which may hold spaces) field 3 comes first.
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? null;
+  } catch {
+    return null;
+  }
+}
+
+function isRunning(holder: Holder, path: string): boolean {
+  if (holder.host !== hostname()) return true;
+  if (holder.pid === process.pid) return heldHere.has(path);
+  try {
+    process.kill(holder.pid, 0);
+  } catch (error) {
+    // EPERM: the process exists under another user.
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  const ticks = startTicksOf(holder.pid);
+  return holder.startTicks === null || ticks === null || ticks === holder.startTicks;
+}
+
+function parseHolder(text: string): Holder | null {
+  try {
+    const value = JSON.parse(text) as Partial<Holder>;
+    return typeof value.pid === 'number' && typeof value.host === 'string' && typeof value.token === 'string'
+      ? { pid: value.pid, startTicks: typeof value.startTicks === 'string' ? value.startTicks : null, host: value.host, token: value.token }
+      : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Takes DATA_DIR/LOCK (creating the directory), or throws DataDirLockError naming the server
+ *  that holds it. */
+export async function lockDataDir(dataDir: string, logger: (line: string) => void): Promise<DataDirLock> {
+  await mkdir(dataDir, { recursive: true });
+  const path = join(dataDir, 'LOCK');
+  const me: Holder = { pid: process.pid, startTicks: startTicksOf(process.pid), host: hostname(), token: randomUUID() };
+  const tmp = `${path}.tmp-${me.token}`;
+  await writeFile(tmp, `${JSON.stringify(me)}\n`, { flag: 'wx' });
+  try {
+    for (;;) {
+      try {
+        await link(tmp, path);
+        break;
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      }
+      const text = await readFile(path, 'utf8').catch(() => null);
+      if (text === null) continue; // released meanwhile
+      const holder = parseHolder(text);
+      if (holder !== null && isRunning(holder, path)) {
+        throw new DataDirLockError(
+          `data directory ${dataDir} is in use by process ${holder.pid} on ${holder.host} (${path}); ` +
+            'two servers writing one log would overwrite each other\'s records. Stop it, or remove the file if that process is not a tapeq server',
+        );
+      }
+      logger(`tapeq: taking over the lock of process ${holder?.pid ?? '?'}, which is no longer running (${path})`);
+      // Only the stale content goes: a server that took the lock since then keeps it.
+      if ((await readFile(path, 'utf8').catch(() => null)) === text) await rm(path, { force: true });
+    }
+  } finally {
+    await rm(tmp, { force: true });
+  }
+  heldHere.add(path);
+  return {
+    release: async () => {
+      heldHere.delete(path);
+      const text = await readFile(path, 'utf8').catch(() => null);
+      if (text !== null && parseHolder(text)?.token === me.token) await rm(path, { force: true });
+    },
+  };
+}

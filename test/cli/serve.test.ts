@@ -1,0 +1,77 @@
+// `tapeq serve` as an operator starts it: what it refuses at startup, and the data directory
+// lock that keeps a second server off a log another one is writing.
+
+import { spawn } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import t from 'tap';
+import { cliPath, freePort, startTapeq, tempDataDir } from '../fixtures/process.js';
+
+/** Runs `tapeq serve` until it exits or `ms` pass (then SIGKILL: code null), so a server that
+ *  should have refused to start cannot hang the test. */
+async function serveFor(env: Record<string, string>, ms: number): Promise<{ code: number | null; stderr: string }> {
+  const child = spawn(process.execPath, [cliPath, 'serve'], {
+    env: { ...process.env, HOST: '127.0.0.1', HTTP_PORT: String(await freePort()), ...env },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+  const timer = setTimeout(() => child.kill('SIGKILL'), ms);
+  const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
+  clearTimeout(timer);
+  return { code, stderr };
+}
+
+async function pushOk(url: string): Promise<boolean> {
+  const r = await fetch(`${url}/queues/q/jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"data":1}' });
+  return r.status === 200;
+}
+
+t.test('a-second-server-on-the-same-data-dir-refuses-to-start-naming-the-holder', async (t) => {
+  const { dir, remove } = await tempDataDir();
+  t.teardown(remove);
+  const first = await startTapeq(dir);
+  t.teardown(() => first.kill());
+  const second = await serveFor({ DATA_DIR: dir }, 10_000);
+  t.equal(second.code, 1, 'the second server exits 1 instead of writing the same log');
+  t.match(second.stderr, new RegExp(`tapeq: data directory ${dir} is in use by process ${first.child.pid} `));
+  t.notMatch(second.stderr, /\n\s+at /, 'one line, no stack trace');
+  t.ok(await pushOk(first.url), 'the first server still acknowledges');
+  t.equal(await first.kill('SIGTERM'), 0);
+  await t.rejects(readFile(join(dir, 'LOCK')), { code: 'ENOENT' }, 'a clean stop releases the lock');
+});
+
+t.test('a-lock-left-by-a-killed-server-is-taken-over-on-the-next-start', async (t) => {
+  const { dir, remove } = await tempDataDir();
+  t.teardown(remove);
+  const first = await startTapeq(dir);
+  const pid = first.child.pid;
+  await first.kill('SIGKILL');
+  t.ok(JSON.parse(await readFile(join(dir, 'LOCK'), 'utf8')).pid === pid, 'SIGKILL left the lock behind');
+  const second = await startTapeq(dir);
+  t.teardown(() => second.kill());
+  t.match(second.stderr(), `tapeq: taking over the lock of process ${pid}, which is no longer running`);
+  t.ok(await pushOk(second.url));
+});
+
+t.test('a-read-only-server-runs-beside-the-writer', async (t) => {
+  const { dir, remove } = await tempDataDir();
+  t.teardown(remove);
+  const writer = await startTapeq(dir);
+  t.teardown(() => writer.kill());
+  t.ok(await pushOk(writer.url));
+  const reader = await startTapeq(dir, {}, { args: ['--until', '1'] });
+  t.teardown(() => reader.kill());
+  const job = (await (await fetch(`${reader.url}/queues/q/counts`)).json()) as { counts?: { waiting?: number } };
+  t.equal(job.counts?.waiting, 1, 'serve --until takes no lock: it never writes');
+});
+
+t.test('a-misspelt-variable-is-named-on-stderr-with-the-one-meant', async (t) => {
+  const { dir, remove } = await tempDataDir();
+  t.teardown(remove);
+  // LOG_SYNC=bad makes it refuse at once; the warning comes before the configuration's problems.
+  const r = await serveFor({ DATA_DIR: dir, AUTH_TOKEN: 'secret', LOG_SYNC: 'bad' }, 10_000);
+  t.equal(r.code, 1);
+  t.match(r.stderr, 'tapeq: WARNING AUTH_TOKEN is not a tapeq variable and is ignored: did you mean AUTH_TOKENS?');
+  t.match(r.stderr, 'LOG_SYNC must be');
+});

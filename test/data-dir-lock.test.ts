@@ -1,0 +1,50 @@
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t, { type Test } from 'tap';
+import { DataDirLockError, lockDataDir } from '../src/data-dir-lock.js';
+
+async function tempDir(t: Test): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'tapeq-lock-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+const quiet = (): void => undefined;
+
+t.test('a-held-lock-refuses-a-second-holder-in-the-same-process-until-released', async (t) => {
+  const dir = await tempDir(t);
+  const lock = await lockDataDir(dir, quiet);
+  await t.rejects(lockDataDir(dir, quiet), DataDirLockError);
+  await lock.release();
+  const again = await lockDataDir(dir, quiet);
+  await again.release();
+});
+
+t.test('a-lock-whose-pid-now-names-another-process-is-stale', async (t) => {
+  const dir = await tempDir(t);
+  // The parent runs, but it started at another moment than the holder recorded: a reused pid.
+  await writeFile(join(dir, 'LOCK'), JSON.stringify({ pid: process.ppid, startTicks: '1', host: hostname(), token: 'old' }));
+  const lines: string[] = [];
+  const lock = await lockDataDir(dir, (line) => lines.push(line));
+  t.match(lines.join('\n'), `taking over the lock of process ${process.ppid}`);
+  t.equal(JSON.parse(await readFile(join(dir, 'LOCK'), 'utf8')).pid, process.pid);
+  await lock.release();
+});
+
+t.test('a-lock-of-another-host-or-of-a-running-process-is-never-taken', async (t) => {
+  const dir = await tempDir(t);
+  await writeFile(join(dir, 'LOCK'), JSON.stringify({ pid: 1, startTicks: null, host: `not-${hostname()}`, token: 'x' }));
+  await t.rejects(lockDataDir(dir, quiet), { name: 'DataDirLockError', message: /in use by process 1 on not-/ });
+  await writeFile(join(dir, 'LOCK'), JSON.stringify({ pid: process.ppid, startTicks: null, host: hostname(), token: 'x' }));
+  await t.rejects(lockDataDir(dir, quiet), { name: 'DataDirLockError' });
+});
+
+t.test('a-release-leaves-a-lock-someone-else-took-since', async (t) => {
+  const dir = await tempDir(t);
+  const lock = await lockDataDir(dir, quiet);
+  const other = JSON.stringify({ pid: process.ppid, startTicks: null, host: hostname(), token: 'other' });
+  await writeFile(join(dir, 'LOCK'), other);
+  await lock.release();
+  t.equal(await readFile(join(dir, 'LOCK'), 'utf8'), other);
+});
