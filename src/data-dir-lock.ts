@@ -6,16 +6,21 @@
 // reader ever sees half of it. A LOCK whose process is gone (SIGKILL, a crash, a power cut) is
 // stale and is taken over, with a line saying so. A process is "gone" when no process has its
 // pid, or (Linux) the one that has it started at another moment than the holder did: a reused
-// pid, as after a container restart where every server is pid 1. A holder on another host cannot
-// be checked and always counts as alive. Read-only commands (`serve --until`, the tools) take no
-// lock: they never write.
+// pid, as after a container restart where every server is pid 1. A holder on another host (a
+// shared volume; or this host under a new name, as a container recreated over the same data
+// directory gets) cannot be asked: the holder touches LOCK every dataDirLockRefreshMs, and a
+// foreign LOCK that is not touched for dataDirLockStaleMs is stale. So a start over a dead foreign
+// lock waits that long, and clocks are never compared: only whether the file's mtime moves.
+// Read-only commands (`serve --until`, the tools) take no lock: they never write.
 //
 // Not a kernel lock (Node has no flock): two servers starting within microseconds of each other
 // over the same stale LOCK could both take it over; a running holder is always seen.
 
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { link, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { link, mkdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { dataDirLockRefreshMs, dataDirLockStaleMs } from './constants.js';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 
@@ -51,8 +56,29 @@ function startTicksOf(pid: number): string | null {
   }
 }
 
-function isRunning(holder: Holder, path: string): boolean {
-  if (holder.host !== hostname()) return true;
+export interface LockTiming {
+  refreshMs: number;
+  staleMs: number;
+}
+
+const timingDefault: LockTiming = { refreshMs: dataDirLockRefreshMs, staleMs: dataDirLockStaleMs };
+
+/** A holder on another host is alive while it keeps touching LOCK: watched for up to staleMs. */
+async function foreignHolderAlive(path: string, timing: LockTiming, logger: (line: string) => void, holder: Holder): Promise<boolean> {
+  const first = await stat(path).then((s) => s.mtimeMs, () => null);
+  if (first === null) return false;
+  logger(`tapeq: the lock of process ${holder.pid} on ${holder.host} (${path}): waiting up to ${timing.staleMs} ms to see whether it is still held`);
+  for (const deadline = performance.now() + timing.staleMs; performance.now() < deadline; ) {
+    await sleep(Math.min(timing.refreshMs / 2, timing.staleMs));
+    const now = await stat(path).then((s) => s.mtimeMs, () => null);
+    if (now === null) return false;
+    if (now !== first) return true;
+  }
+  return false;
+}
+
+async function isRunning(holder: Holder, path: string, timing: LockTiming, logger: (line: string) => void): Promise<boolean> {
+  if (holder.host !== hostname()) return foreignHolderAlive(path, timing, logger, holder);
   if (holder.pid === process.pid) return heldHere.has(path);
   try {
     process.kill(holder.pid, 0);
@@ -77,7 +103,7 @@ function parseHolder(text: string): Holder | null {
 
 /** Takes DATA_DIR/LOCK (creating the directory), or throws DataDirLockError naming the server
  *  that holds it. */
-export async function lockDataDir(dataDir: string, logger: (line: string) => void): Promise<DataDirLock> {
+export async function lockDataDir(dataDir: string, logger: (line: string) => void, timing: LockTiming = timingDefault): Promise<DataDirLock> {
   await mkdir(dataDir, { recursive: true });
   const path = join(dataDir, 'LOCK');
   const me: Holder = { pid: process.pid, startTicks: startTicksOf(process.pid), host: hostname(), token: randomUUID() };
@@ -94,7 +120,7 @@ export async function lockDataDir(dataDir: string, logger: (line: string) => voi
       const text = await readFile(path, 'utf8').catch(() => null);
       if (text === null) continue; // released meanwhile
       const holder = parseHolder(text);
-      if (holder !== null && isRunning(holder, path)) {
+      if (holder !== null && (await isRunning(holder, path, timing, logger))) {
         throw new DataDirLockError(
           `data directory ${dataDir} is in use by process ${holder.pid} on ${holder.host} (${path}); ` +
             'two servers writing one log would overwrite each other\'s records. Stop it, or remove the file if that process is not a tapeq server',
@@ -108,8 +134,16 @@ export async function lockDataDir(dataDir: string, logger: (line: string) => voi
     await rm(tmp, { force: true });
   }
   heldHere.add(path);
+  // The mark of a live holder for servers on other hosts (see the top); a failed touch is retried
+  // by the next one.
+  const touch = setInterval(() => {
+    const now = new Date();
+    utimes(path, now, now).catch(() => undefined);
+  }, timing.refreshMs);
+  touch.unref();
   return {
     release: async () => {
+      clearInterval(touch);
       heldHere.delete(path);
       const text = await readFile(path, 'utf8').catch(() => null);
       if (text !== null && parseHolder(text)?.token === me.token) await rm(path, { force: true });

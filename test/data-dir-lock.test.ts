@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
@@ -32,12 +32,47 @@ t.test('a-lock-whose-pid-now-names-another-process-is-stale', async (t) => {
   await lock.release();
 });
 
-t.test('a-lock-of-another-host-or-of-a-running-process-is-never-taken', async (t) => {
+t.test('a-lock-of-a-running-process-is-never-taken', async (t) => {
+  const dir = await tempDir(t);
+  await writeFile(join(dir, 'LOCK'), JSON.stringify({ pid: process.ppid, startTicks: null, host: hostname(), token: 'x' }));
+  await t.rejects(lockDataDir(dir, quiet), { name: 'DataDirLockError', message: `in use by process ${process.ppid} on ${hostname()}` });
+});
+
+// Watched in short windows here; a server uses 2 s and 10 s.
+const fast = { refreshMs: 40, staleMs: 400 };
+
+t.test('a-lock-of-another-host-that-is-kept-touched-is-never-taken', async (t) => {
+  const dir = await tempDir(t);
+  const path = join(dir, 'LOCK');
+  await writeFile(path, JSON.stringify({ pid: 1, startTicks: null, host: `not-${hostname()}`, token: 'x' }));
+  // The other host's server, alive: it touches its lock as a holder does.
+  const alive = setInterval(() => {
+    const now = new Date();
+    void utimes(path, now, now);
+  }, fast.refreshMs);
+  t.teardown(() => clearInterval(alive));
+  await t.rejects(lockDataDir(dir, quiet, fast), { name: 'DataDirLockError', message: /in use by process 1 on not-/ });
+});
+
+t.test('a-lock-of-another-host-that-nobody-touches-is-taken-over-after-the-stale-window', async (t) => {
+  // A container recreated over the same data directory has a new host name; its old self is gone.
   const dir = await tempDir(t);
   await writeFile(join(dir, 'LOCK'), JSON.stringify({ pid: 1, startTicks: null, host: `not-${hostname()}`, token: 'x' }));
-  await t.rejects(lockDataDir(dir, quiet), { name: 'DataDirLockError', message: /in use by process 1 on not-/ });
-  await writeFile(join(dir, 'LOCK'), JSON.stringify({ pid: process.ppid, startTicks: null, host: hostname(), token: 'x' }));
-  await t.rejects(lockDataDir(dir, quiet), { name: 'DataDirLockError' });
+  const lines: string[] = [];
+  const started = performance.now();
+  const lock = await lockDataDir(dir, (line) => lines.push(line), fast);
+  t.ok(performance.now() - started >= fast.staleMs, 'after watching it for the stale window');
+  t.match(lines.join('\n'), /waiting up to 400 ms to see whether it is still held[^]*taking over the lock of process 1/);
+  await lock.release();
+});
+
+t.test('a-holder-touches-its-lock-so-servers-on-other-hosts-see-it-alive', async (t) => {
+  const dir = await tempDir(t);
+  const lock = await lockDataDir(dir, quiet, fast);
+  t.teardown(() => lock.release());
+  const before = (await stat(join(dir, 'LOCK'))).mtimeMs;
+  await new Promise((resolve) => setTimeout(resolve, 5 * fast.refreshMs));
+  t.ok((await stat(join(dir, 'LOCK'))).mtimeMs > before, 'its mtime moved');
 });
 
 t.test('a-release-leaves-a-lock-someone-else-took-since', async (t) => {
