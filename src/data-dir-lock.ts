@@ -18,7 +18,7 @@
 
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { link, mkdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { link, mkdir, readFile, realpath, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { dataDirLockRefreshMs, dataDirLockStaleMs } from './constants.js';
 import { hostname } from 'node:os';
@@ -105,7 +105,9 @@ function parseHolder(text: string): Holder | null {
  *  that holds it. */
 export async function lockDataDir(dataDir: string, logger: (line: string) => void, timing: LockTiming = timingDefault): Promise<DataDirLock> {
   await mkdir(dataDir, { recursive: true });
-  const path = join(dataDir, 'LOCK');
+  // The real path: heldHere must know this process's lock by any name of its directory (relative,
+  // through a symlink).
+  const path = join(await realpath(dataDir), 'LOCK');
   const me: Holder = { pid: process.pid, startTicks: startTicksOf(process.pid), host: hostname(), token: randomUUID() };
   const tmp = `${path}.tmp-${me.token}`;
   await writeFile(tmp, `${JSON.stringify(me)}\n`, { flag: 'wx' });
@@ -117,8 +119,13 @@ export async function lockDataDir(dataDir: string, logger: (line: string) => voi
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
       }
-      const text = await readFile(path, 'utf8').catch(() => null);
-      if (text === null) continue; // released meanwhile
+      // Released meanwhile (ENOENT): try again. Any other failure (a LOCK this user cannot read,
+      // a directory) would fail the same way at every turn: said, not retried for ever.
+      const text = await readFile(path, 'utf8').catch((error: NodeJS.ErrnoException) => {
+        if (error.code === 'ENOENT') return null;
+        throw error;
+      });
+      if (text === null) continue;
       const holder = parseHolder(text);
       if (holder !== null && (await isRunning(holder, path, timing, logger))) {
         throw new DataDirLockError(

@@ -1,6 +1,6 @@
-import { mkdtemp, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import t, { type Test } from 'tap';
 import { DataDirLockError, lockDataDir } from '../src/data-dir-lock.js';
 
@@ -82,4 +82,30 @@ t.test('a-release-leaves-a-lock-someone-else-took-since', async (t) => {
   await writeFile(join(dir, 'LOCK'), other);
   await lock.release();
   t.equal(await readFile(join(dir, 'LOCK'), 'utf8'), other);
+});
+
+t.test('a-second-holder-in-the-same-process-is-refused-however-the-directory-is-spelt', async (t) => {
+  // A relative and an absolute name of one directory are one lock: the second serve() of this
+  // process must not take the first one's LOCK for an earlier process's with the same pid.
+  const dir = await tempDir(t);
+  const lock = await lockDataDir(dir, quiet);
+  t.teardown(() => lock.release());
+  await t.rejects(lockDataDir(relative(process.cwd(), dir), quiet), DataDirLockError);
+  const link = `${dir}-link`;
+  await symlink(dir, link);
+  t.teardown(() => rm(link, { force: true }));
+  await t.rejects(lockDataDir(link, quiet), DataDirLockError);
+});
+
+t.test('a-LOCK-that-cannot-be-read-is-an-error-not-a-busy-loop', async (t) => {
+  const dir = await tempDir(t);
+  await mkdir(join(dir, 'LOCK'));
+  const outcome = await Promise.race([
+    lockDataDir(dir, quiet).then(
+      () => 'locked',
+      (error: NodeJS.ErrnoException) => error.code ?? error.name,
+    ),
+    new Promise((resolve) => setTimeout(resolve, 2_000, 'still trying after 2 s')),
+  ]);
+  t.equal(outcome, 'EISDIR');
 });
