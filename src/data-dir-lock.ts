@@ -123,7 +123,7 @@ export async function lockDataDir(dataDir: string, logger: (line: string) => voi
       // a directory) would fail the same way at every turn: said, not retried for ever.
       const text = await readFile(path, 'utf8').catch((error: NodeJS.ErrnoException) => {
         if (error.code === 'ENOENT') return null;
-        throw error;
+        throw new DataDirLockError(`data directory ${dataDir}: its lock ${path} cannot be read (${error.code ?? error.message}); remove it if no server holds it`);
       });
       if (text === null) continue;
       const holder = parseHolder(text);
