@@ -3,7 +3,8 @@
 //
 // DATA_DIR/LOCK holds {pid, startTicks, host, token} of the server that writes there. It is
 // written whole to a temp file and hard-linked into place (link fails when LOCK exists), so no
-// reader ever sees half of it. A LOCK whose process is gone (SIGKILL, a crash, a power cut) is
+// reader ever sees half of it (on a file system without hard links it is created with O_EXCL and
+// written in place instead: see place()). A LOCK whose process is gone (SIGKILL, a crash, a power cut) is
 // stale and is taken over, with a line saying so. A process is "gone" when no process has its
 // pid, or (Linux) the one that has it started at another moment than the holder did: a reused
 // pid, as after a container restart where every server is pid 1. A holder on another host (a
@@ -101,6 +102,25 @@ function parseHolder(text: string): Holder | null {
   }
 }
 
+/** How long a LOCK that does not parse is given to be written whole before it is read again. */
+const lockRereadMs = 100;
+
+/** Link errors of a file system without hard links (SMB/CIFS mounts, FAT, some FUSE ones). */
+const linkUnsupported = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS']);
+
+/** Puts `me`, written whole in `tmp`, in place as LOCK; EEXIST when LOCK exists. Where the file
+ *  system has no hard links, LOCK is created exclusively (O_EXCL) and written in place instead,
+ *  so that a data directory on such a volume still serves: a reader may then catch it empty, for
+ *  the moment between its creation and its write (lockDataDir reads it again). */
+async function place(tmp: string, path: string, me: Holder): Promise<void> {
+  try {
+    await link(tmp, path);
+  } catch (error) {
+    if (!linkUnsupported.has((error as NodeJS.ErrnoException).code ?? '')) throw error;
+    await writeFile(path, `${JSON.stringify(me)}\n`, { flag: 'wx', flush: true });
+  }
+}
+
 /** Takes DATA_DIR/LOCK (creating the directory), or throws DataDirLockError naming the server
  *  that holds it. */
 export async function lockDataDir(dataDir: string, logger: (line: string) => void, timing: LockTiming = timingDefault): Promise<DataDirLock> {
@@ -111,10 +131,11 @@ export async function lockDataDir(dataDir: string, logger: (line: string) => voi
   const me: Holder = { pid: process.pid, startTicks: startTicksOf(process.pid), host: hostname(), token: randomUUID() };
   const tmp = `${path}.tmp-${me.token}`;
   await writeFile(tmp, `${JSON.stringify(me)}\n`, { flag: 'wx' });
+  let unreadableSeen = false;
   try {
     for (;;) {
       try {
-        await link(tmp, path);
+        await place(tmp, path, me);
         break;
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
@@ -127,6 +148,13 @@ export async function lockDataDir(dataDir: string, logger: (line: string) => voi
       });
       if (text === null) continue;
       const holder = parseHolder(text);
+      // Without hard links LOCK is written in place (place()): one caught between its creation and
+      // its write is read again once before it counts as nobody's.
+      if (holder === null && !unreadableSeen) {
+        unreadableSeen = true;
+        await sleep(lockRereadMs);
+        continue;
+      }
       if (holder !== null && (await isRunning(holder, path, timing, logger))) {
         throw new DataDirLockError(
           `data directory ${dataDir} is in use by process ${holder.pid} on ${holder.host} (${path}); ` +

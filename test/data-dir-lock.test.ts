@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, readFile, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import t, { type Test } from 'tap';
@@ -108,4 +108,21 @@ t.test('a-LOCK-that-cannot-be-read-is-an-error-not-a-busy-loop', async (t) => {
     new Promise((resolve) => setTimeout(resolve, 2_000, 'still trying after 2 s')),
   ]);
   t.match(outcome, /^DataDirLockError: .*LOCK cannot be read \(EISDIR\)/);
+});
+
+t.test('a-file-system-without-hard-links-still-takes-and-refuses-the-lock', async (t) => {
+  // SMB/CIFS volumes, FAT: link() fails with EPERM (or ENOTSUP); LOCK is created in place then.
+  const fsp = await import('node:fs/promises');
+  const noLinks = async (): Promise<void> => {
+    throw Object.assign(new Error('EPERM: operation not permitted, link'), { code: 'EPERM' });
+  };
+  const mocked = await t.mockImport<typeof import('../src/data-dir-lock.js')>(new URL('../src/data-dir-lock.js', import.meta.url).href, {
+    'node:fs/promises': { ...fsp, link: noLinks },
+  });
+  const dir = await tempDir(t);
+  const lock = await mocked.lockDataDir(dir, quiet);
+  t.equal(JSON.parse(await readFile(join(dir, 'LOCK'), 'utf8')).pid, process.pid);
+  await t.rejects(mocked.lockDataDir(dir, quiet), { name: 'DataDirLockError' });
+  await lock.release();
+  t.same((await readdir(dir)).filter((name) => name.startsWith('LOCK')), [], 'released, no temp file left');
 });
