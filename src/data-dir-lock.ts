@@ -3,9 +3,9 @@
 //
 // DATA_DIR/LOCK holds {pid, startTicks, host, token} of the server that writes there. It is
 // written whole to a temp file and hard-linked into place (link fails when LOCK exists), so no
-// reader ever sees half of it (on a file system without hard links it is created with O_EXCL and
-// written in place instead: see place()). A LOCK whose process is gone (SIGKILL, a crash, a power cut) is
-// stale and is taken over, with a line saying so. A process is "gone" when no process has its
+// reader ever sees half of it (on a file system without hard links it is created with O_EXCL
+// and written in place instead: see place()). A LOCK whose process is gone (SIGKILL, a crash, a
+// power cut) is stale and is taken over, with a line saying so. A process is "gone" when no process has its
 // pid, or (Linux) the one that has it started at another moment than the holder did: a reused
 // pid, as after a container restart where every server is pid 1. A holder on another host (a
 // shared volume; or this host under a new name, as a container recreated over the same data
