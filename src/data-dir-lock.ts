@@ -7,7 +7,10 @@
 // and written in place instead: see place()). A LOCK whose process is gone (SIGKILL, a crash, a
 // power cut) is stale and is taken over, with a line saying so. A process is "gone" when no process has its
 // pid, or (Linux) the one that has it started at another moment than the holder did: a reused
-// pid, as after a container restart where every server is pid 1. A holder on another host (a
+// pid, as after a container restart where every server is pid 1. A holder in another pid
+// namespace of this host (containers given the host's name) has no pid that means anything here:
+// it is judged by its touches as a foreign one is, and stale at once when its LOCK has not been
+// touched for dataDirLockStaleMs (one host, one clock). A holder on another host (a
 // shared volume; or this host under a new name, as a container recreated over the same data
 // directory gets) cannot be asked: the holder touches LOCK every dataDirLockRefreshMs, and a
 // foreign LOCK that is not touched for dataDirLockStaleMs is stale. So a start over a dead foreign
@@ -18,7 +21,7 @@
 // over the same stale LOCK could both take it over; a running holder is always seen.
 
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, readlinkSync } from 'node:fs';
 import { link, mkdir, readFile, realpath, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { dataDirLockRefreshMs, dataDirLockStaleMs } from './constants.js';
@@ -30,6 +33,8 @@ interface Holder {
   /** When the process started, in clock ticks since boot (/proc/<pid>/stat field 22); null where
    *  /proc is absent. */
   startTicks: string | null;
+  /** Its pid namespace (Linux: /proc/self/ns/pid, as `pid:[4026531836]`); null where unknown. */
+  pidNs: string | null;
   host: string;
   token: string;
 }
@@ -52,6 +57,16 @@ function startTicksOf(pid: number): string | null {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     // After the parenthesised command name (which may hold spaces) field 3 comes first.
     return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/** This process's pid namespace: containers with the host's name (host networking gives each
+ *  the host's) share a host name but not their pids, so a pid names the holder only within one. */
+function pidNamespace(): string | null {
+  try {
+    return readlinkSync('/proc/self/ns/pid');
   } catch {
     return null;
   }
@@ -80,6 +95,14 @@ async function foreignHolderAlive(path: string, timing: LockTiming, logger: (lin
 
 async function isRunning(holder: Holder, path: string, timing: LockTiming, logger: (line: string) => void): Promise<boolean> {
   if (holder.host !== hostname()) return foreignHolderAlive(path, timing, logger, holder);
+  const ns = pidNamespace();
+  if (holder.pidNs !== null && ns !== null && holder.pidNs !== ns) {
+    // Another pid namespace on this host: its pid means nothing here. A LOCK nobody touched for
+    // the stale window is stale at once (one host, one clock); a fresh one is watched as a
+    // foreign one is.
+    const mtime = await stat(path).then((s) => s.mtimeMs, () => null);
+    return mtime !== null && Date.now() - mtime < timing.staleMs && foreignHolderAlive(path, timing, logger, holder);
+  }
   if (holder.pid === process.pid) return heldHere.has(path);
   try {
     process.kill(holder.pid, 0);
@@ -95,7 +118,13 @@ function parseHolder(text: string): Holder | null {
   try {
     const value = JSON.parse(text) as Partial<Holder>;
     return typeof value.pid === 'number' && typeof value.host === 'string' && typeof value.token === 'string'
-      ? { pid: value.pid, startTicks: typeof value.startTicks === 'string' ? value.startTicks : null, host: value.host, token: value.token }
+      ? {
+          pid: value.pid,
+          startTicks: typeof value.startTicks === 'string' ? value.startTicks : null,
+          pidNs: typeof value.pidNs === 'string' ? value.pidNs : null,
+          host: value.host,
+          token: value.token,
+        }
       : null;
   } catch {
     return null;
@@ -128,7 +157,7 @@ export async function lockDataDir(dataDir: string, logger: (line: string) => voi
   // The real path: heldHere must know this process's lock by any name of its directory (relative,
   // through a symlink).
   const path = join(await realpath(dataDir), 'LOCK');
-  const me: Holder = { pid: process.pid, startTicks: startTicksOf(process.pid), host: hostname(), token: randomUUID() };
+  const me: Holder = { pid: process.pid, startTicks: startTicksOf(process.pid), pidNs: pidNamespace(), host: hostname(), token: randomUUID() };
   const tmp = `${path}.tmp-${me.token}`;
   await writeFile(tmp, `${JSON.stringify(me)}\n`, { flag: 'wx' });
   let unreadableSeen = false;

@@ -126,3 +126,26 @@ t.test('a-file-system-without-hard-links-still-takes-and-refuses-the-lock', asyn
   await lock.release();
   t.same((await readdir(dir)).filter((name) => name.startsWith('LOCK')), [], 'released, no temp file left');
 });
+
+t.test('a-lock-of-another-pid-namespace-on-this-host-is-judged-by-its-touches-not-its-pid', async (t) => {
+  // Containers sharing the host's name (host networking) and a volume: the holder's pid, 1 in its
+  // own namespace, names nothing (or another process) here.
+  const dir = await tempDir(t);
+  const path = join(dir, 'LOCK');
+  const holder = { pid: 999_999_999, startTicks: '1', pidNs: 'pid:[1]', host: hostname(), token: 'x' };
+  await writeFile(path, JSON.stringify(holder));
+  const alive = setInterval(() => {
+    const now = new Date();
+    void utimes(path, now, now);
+  }, fast.refreshMs);
+  await t.rejects(lockDataDir(dir, quiet, fast), { name: 'DataDirLockError', message: /in use by process 999999999/ }, 'a touched one is held');
+  clearInterval(alive);
+
+  // Gone since longer than the stale window: taken over at once.
+  const old = new Date(Date.now() - 2 * fast.staleMs);
+  await utimes(path, old, old);
+  const started = performance.now();
+  const lock = await lockDataDir(dir, quiet, fast);
+  t.ok(performance.now() - started < fast.staleMs, 'without watching it');
+  await lock.release();
+});
