@@ -3,10 +3,14 @@
 //
 // DATA_DIR/LOCK holds {pid, startTicks, host, token} of the server that writes there. It is
 // written whole to a temp file and hard-linked into place (link fails when LOCK exists), so no
-// reader ever sees half of it. A LOCK whose process is gone (SIGKILL, a crash, a power cut) is
-// stale and is taken over, with a line saying so. A process is "gone" when no process has its
+// reader ever sees half of it (on a file system without hard links it is created with O_EXCL
+// and written in place instead: see place()). A LOCK whose process is gone (SIGKILL, a crash, a
+// power cut) is stale and is taken over, with a line saying so. A process is "gone" when no process has its
 // pid, or (Linux) the one that has it started at another moment than the holder did: a reused
-// pid, as after a container restart where every server is pid 1. A holder on another host (a
+// pid, as after a container restart where every server is pid 1. A holder in another pid
+// namespace of this host (containers given the host's name) has no pid that means anything here:
+// it is judged by its touches as a foreign one is, and stale at once when its LOCK has not been
+// touched for dataDirLockStaleMs (one host, one clock). A holder on another host (a
 // shared volume; or this host under a new name, as a container recreated over the same data
 // directory gets) cannot be asked: the holder touches LOCK every dataDirLockRefreshMs, and a
 // foreign LOCK that is not touched for dataDirLockStaleMs is stale. So a start over a dead foreign
@@ -17,8 +21,8 @@
 // over the same stale LOCK could both take it over; a running holder is always seen.
 
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { link, mkdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { readFileSync, readlinkSync } from 'node:fs';
+import { link, mkdir, readFile, realpath, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { dataDirLockRefreshMs, dataDirLockStaleMs } from './constants.js';
 import { hostname } from 'node:os';
@@ -29,6 +33,8 @@ interface Holder {
   /** When the process started, in clock ticks since boot (/proc/<pid>/stat field 22); null where
    *  /proc is absent. */
   startTicks: string | null;
+  /** Its pid namespace (Linux: /proc/self/ns/pid, as `pid:[4026531836]`); null where unknown. */
+  pidNs: string | null;
   host: string;
   token: string;
 }
@@ -51,6 +57,16 @@ function startTicksOf(pid: number): string | null {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     // After the parenthesised command name (which may hold spaces) field 3 comes first.
     return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/** This process's pid namespace: containers with the host's name (host networking gives each
+ *  the host's) share a host name but not their pids, so a pid names the holder only within one. */
+function pidNamespace(): string | null {
+  try {
+    return readlinkSync('/proc/self/ns/pid');
   } catch {
     return null;
   }
@@ -79,6 +95,14 @@ async function foreignHolderAlive(path: string, timing: LockTiming, logger: (lin
 
 async function isRunning(holder: Holder, path: string, timing: LockTiming, logger: (line: string) => void): Promise<boolean> {
   if (holder.host !== hostname()) return foreignHolderAlive(path, timing, logger, holder);
+  const ns = pidNamespace();
+  if (holder.pidNs !== null && ns !== null && holder.pidNs !== ns) {
+    // Another pid namespace on this host: its pid means nothing here. A LOCK nobody touched for
+    // the stale window is stale at once (one host, one clock); a fresh one is watched as a
+    // foreign one is.
+    const mtime = await stat(path).then((s) => s.mtimeMs, () => null);
+    return mtime !== null && Date.now() - mtime < timing.staleMs && foreignHolderAlive(path, timing, logger, holder);
+  }
   if (holder.pid === process.pid) return heldHere.has(path);
   try {
     process.kill(holder.pid, 0);
@@ -94,10 +118,35 @@ function parseHolder(text: string): Holder | null {
   try {
     const value = JSON.parse(text) as Partial<Holder>;
     return typeof value.pid === 'number' && typeof value.host === 'string' && typeof value.token === 'string'
-      ? { pid: value.pid, startTicks: typeof value.startTicks === 'string' ? value.startTicks : null, host: value.host, token: value.token }
+      ? {
+          pid: value.pid,
+          startTicks: typeof value.startTicks === 'string' ? value.startTicks : null,
+          pidNs: typeof value.pidNs === 'string' ? value.pidNs : null,
+          host: value.host,
+          token: value.token,
+        }
       : null;
   } catch {
     return null;
+  }
+}
+
+/** How long a LOCK that does not parse is given to be written whole before it is read again. */
+const lockRereadMs = 100;
+
+/** Link errors of a file system without hard links (SMB/CIFS mounts, FAT, some FUSE ones). */
+const linkUnsupported = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS']);
+
+/** Puts `me`, written whole in `tmp`, in place as LOCK; EEXIST when LOCK exists. Where the file
+ *  system has no hard links, LOCK is created exclusively (O_EXCL) and written in place instead,
+ *  so that a data directory on such a volume still serves: a reader may then catch it empty, for
+ *  the moment between its creation and its write (lockDataDir reads it again). */
+async function place(tmp: string, path: string, me: Holder): Promise<void> {
+  try {
+    await link(tmp, path);
+  } catch (error) {
+    if (!linkUnsupported.has((error as NodeJS.ErrnoException).code ?? '')) throw error;
+    await writeFile(path, `${JSON.stringify(me)}\n`, { flag: 'wx', flush: true });
   }
 }
 
@@ -105,21 +154,36 @@ function parseHolder(text: string): Holder | null {
  *  that holds it. */
 export async function lockDataDir(dataDir: string, logger: (line: string) => void, timing: LockTiming = timingDefault): Promise<DataDirLock> {
   await mkdir(dataDir, { recursive: true });
-  const path = join(dataDir, 'LOCK');
-  const me: Holder = { pid: process.pid, startTicks: startTicksOf(process.pid), host: hostname(), token: randomUUID() };
+  // The real path: heldHere must know this process's lock by any name of its directory (relative,
+  // through a symlink).
+  const path = join(await realpath(dataDir), 'LOCK');
+  const me: Holder = { pid: process.pid, startTicks: startTicksOf(process.pid), pidNs: pidNamespace(), host: hostname(), token: randomUUID() };
   const tmp = `${path}.tmp-${me.token}`;
   await writeFile(tmp, `${JSON.stringify(me)}\n`, { flag: 'wx' });
+  let unreadableSeen = false;
   try {
     for (;;) {
       try {
-        await link(tmp, path);
+        await place(tmp, path, me);
         break;
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
       }
-      const text = await readFile(path, 'utf8').catch(() => null);
-      if (text === null) continue; // released meanwhile
+      // Released meanwhile (ENOENT): try again. Any other failure (a LOCK this user cannot read,
+      // a directory) would fail the same way at every turn: said, not retried for ever.
+      const text = await readFile(path, 'utf8').catch((error: NodeJS.ErrnoException) => {
+        if (error.code === 'ENOENT') return null;
+        throw new DataDirLockError(`data directory ${dataDir}: its lock ${path} cannot be read (${error.code ?? error.message}); remove it if no server holds it`);
+      });
+      if (text === null) continue;
       const holder = parseHolder(text);
+      // Without hard links LOCK is written in place (place()): one caught between its creation and
+      // its write is read again once before it counts as nobody's.
+      if (holder === null && !unreadableSeen) {
+        unreadableSeen = true;
+        await sleep(lockRereadMs);
+        continue;
+      }
       if (holder !== null && (await isRunning(holder, path, timing, logger))) {
         throw new DataDirLockError(
           `data directory ${dataDir} is in use by process ${holder.pid} on ${holder.host} (${path}); ` +

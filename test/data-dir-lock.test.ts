@@ -1,6 +1,6 @@
-import { mkdtemp, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import t, { type Test } from 'tap';
 import { DataDirLockError, lockDataDir } from '../src/data-dir-lock.js';
 
@@ -82,4 +82,70 @@ t.test('a-release-leaves-a-lock-someone-else-took-since', async (t) => {
   await writeFile(join(dir, 'LOCK'), other);
   await lock.release();
   t.equal(await readFile(join(dir, 'LOCK'), 'utf8'), other);
+});
+
+t.test('a-second-holder-in-the-same-process-is-refused-however-the-directory-is-spelt', async (t) => {
+  // A relative and an absolute name of one directory are one lock: the second serve() of this
+  // process must not take the first one's LOCK for an earlier process's with the same pid.
+  const dir = await tempDir(t);
+  const lock = await lockDataDir(dir, quiet);
+  t.teardown(() => lock.release());
+  await t.rejects(lockDataDir(relative(process.cwd(), dir), quiet), DataDirLockError);
+  const link = `${dir}-link`;
+  await symlink(dir, link);
+  t.teardown(() => rm(link, { force: true }));
+  await t.rejects(lockDataDir(link, quiet), DataDirLockError);
+});
+
+t.test('a-LOCK-that-cannot-be-read-is-an-error-not-a-busy-loop', async (t) => {
+  const dir = await tempDir(t);
+  await mkdir(join(dir, 'LOCK'));
+  const outcome = await Promise.race([
+    lockDataDir(dir, quiet).then(
+      () => 'locked',
+      (error: Error) => `${error.name}: ${error.message}`,
+    ),
+    new Promise((resolve) => setTimeout(resolve, 2_000, 'still trying after 2 s')),
+  ]);
+  t.match(outcome, /^DataDirLockError: .*LOCK cannot be read \(EISDIR\)/);
+});
+
+t.test('a-file-system-without-hard-links-still-takes-and-refuses-the-lock', async (t) => {
+  // SMB/CIFS volumes, FAT: link() fails with EPERM (or ENOTSUP); LOCK is created in place then.
+  const fsp = await import('node:fs/promises');
+  const noLinks = async (): Promise<void> => {
+    throw Object.assign(new Error('EPERM: operation not permitted, link'), { code: 'EPERM' });
+  };
+  const mocked = await t.mockImport<typeof import('../src/data-dir-lock.js')>(new URL('../src/data-dir-lock.js', import.meta.url).href, {
+    'node:fs/promises': { ...fsp, link: noLinks },
+  });
+  const dir = await tempDir(t);
+  const lock = await mocked.lockDataDir(dir, quiet);
+  t.equal(JSON.parse(await readFile(join(dir, 'LOCK'), 'utf8')).pid, process.pid);
+  await t.rejects(mocked.lockDataDir(dir, quiet), { name: 'DataDirLockError' });
+  await lock.release();
+  t.same((await readdir(dir)).filter((name) => name.startsWith('LOCK')), [], 'released, no temp file left');
+});
+
+t.test('a-lock-of-another-pid-namespace-on-this-host-is-judged-by-its-touches-not-its-pid', async (t) => {
+  // Containers sharing the host's name (host networking) and a volume: the holder's pid, 1 in its
+  // own namespace, names nothing (or another process) here.
+  const dir = await tempDir(t);
+  const path = join(dir, 'LOCK');
+  const holder = { pid: 999_999_999, startTicks: '1', pidNs: 'pid:[1]', host: hostname(), token: 'x' };
+  await writeFile(path, JSON.stringify(holder));
+  const alive = setInterval(() => {
+    const now = new Date();
+    void utimes(path, now, now);
+  }, fast.refreshMs);
+  await t.rejects(lockDataDir(dir, quiet, fast), { name: 'DataDirLockError', message: /in use by process 999999999/ }, 'a touched one is held');
+  clearInterval(alive);
+
+  // Gone since longer than the stale window: taken over at once.
+  const old = new Date(Date.now() - 2 * fast.staleMs);
+  await utimes(path, old, old);
+  const started = performance.now();
+  const lock = await lockDataDir(dir, quiet, fast);
+  t.ok(performance.now() - started < fast.staleMs, 'without watching it');
+  await lock.release();
 });

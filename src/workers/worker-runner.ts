@@ -36,10 +36,12 @@
 // the counters above from the event loop's single thread.
 
 import { randomUUID } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import type { BrokerApi, Ctx, JobView, WorkerConfig } from '../broker/types.js';
 import {
   workerBackoffMsFirst,
   workerBackoffMsMax,
+  workerConcurrencyMax,
   workerErrorBodyChars,
   workerLockMarginMs,
   workerResponseBytesMax,
@@ -83,6 +85,10 @@ export class WorkerRunner {
     this.owner = `worker:${config.queue}:${randomUUID()}`;
     this.#deps = deps;
     this.#ctx = { actor: { name: 'worker', address: '' }, owner: this.owner };
+    // Each running call listens on the abandon signal, at most workerConcurrencyMax at once (a
+    // replace's lower or higher concurrency included): past Node's default of 10 it would print a
+    // listener-leak warning.
+    setMaxListeners(workerConcurrencyMax + 1, this.#abandon.signal);
     this.#config = config;
     this.#limiter = config.opts.limiter === null ? null : new StartLimiter(config.opts.limiter);
   }

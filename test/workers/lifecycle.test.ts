@@ -275,3 +275,29 @@ t.test('a-shutdown-out-of-patience-abandons-running-calls-and-releases-their-job
   );
   t.match(s.lines.join('\n'), /shutdown: 1 push-worker call\(s\) still running after 300 ms; abandoned, their jobs released/);
 });
+
+t.test('many-running-calls-of-one-worker-raise-no-listener-leak-warning', async (t) => {
+  // Every call listens on the runner's one abandon signal: a concurrency past Node's default of 10
+  // listeners must not print "Possible EventTarget memory leak detected".
+  const warnings: string[] = [];
+  const onWarning = (warning: Error): void => {
+    warnings.push(`${warning.name}: ${warning.message}`);
+  };
+  process.on('warning', onWarning);
+  const ep = await startEndpoint(async (_call, res) => {
+    await new Promise((resolve) => res.once('close', resolve));
+  });
+  const s = await startStack();
+  t.teardown(async () => {
+    process.off('warning', onWarning);
+    await s.close();
+    await ep.close();
+  });
+  const calls = 16;
+  await s.registerWorker({ queue: 'q', endpoint: { url: ep.url, method: 'POST', timeout: 60_000 }, opts: { concurrency: calls } });
+  for (let i = 0; i < calls; i++) await s.push('q', { data: { i } });
+  await until('every call running', () => ep.calls.length === calls);
+  await sleep(50); // a warning is emitted on the next tick
+  await s.dispatcher.close(100);
+  t.same(warnings.filter((w) => w.startsWith('MaxListenersExceededWarning')), []);
+});

@@ -17,7 +17,7 @@ import { okWith } from '../schemas.js';
 import { version } from '../version.js';
 import type { RouteDeps } from './types.js';
 
-/** Extra fields a composition root may add to /health (e.g. log offsets). */
+/** The schema of an object of numbers, none of them required. */
 const numbers = (...names: string[]) => ({
   type: 'object',
   properties: Object.fromEntries(names.map((n) => [n, { type: 'number' }])),
