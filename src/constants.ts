@@ -191,6 +191,8 @@ export const shutdownGraceMs = 10_000;
 /** The writing server touches DATA_DIR/LOCK this often, and a LOCK of another host that nobody
  *  touched for dataDirLockStaleMs is stale (data-dir-lock.ts). */
 export const dataDirLockRefreshMs = 2_000;
+/** How long a shutdown waits for a WebSocket peer to answer the close frame before dropping it. */
+export const wsShutdownCloseGraceMs = 2_000;
 export const dataDirLockStaleMs = 10_000;
 /** How long a shutdown lets push-worker calls already running finish; the ones still running
  *  then are abandoned and their jobs released (a `released` record, not a stall): the rest of
@@ -245,6 +247,7 @@ export function checkConstants(): void {
     [wsPingMs >= 2 * subscriberStallMs, 'a WebSocket draining at the backlog rule answers a ping in time'],
     [segmentOpenRetryMsMax < shutdownGraceMs, 'a roll retrying its next segment ends within a shutdown'],
     [dataDirLockStaleMs >= 4 * dataDirLockRefreshMs, 'a live lock holder touches its lock several times per stale window'],
+    [workerShutdownGraceMs + wsShutdownCloseGraceMs < shutdownGraceMs, 'push-worker calls and WebSocket closes fit a shutdown'],
     [workerShutdownGraceMs <= shutdownGraceMs / 2, 'push-worker calls leave half the shutdown for the rest'],
     [segmentOpenRetryPauseMsFirst > 0 && segmentOpenRetryPauseMsFirst <= segmentOpenRetryPauseMsMax, 'segment open pause first <= max'],
     [snapshotsKept >= retentionSnapshotsValidMin, 'pruning keeps as many snapshots as retention needs before it removes anything'],

@@ -1,7 +1,10 @@
 // WebSocket commands: pipelining with reqId correlation, every command against the real broker,
 // error replies, the in-flight cap, and the release of pulled jobs when the socket closes.
 
+import { once } from 'node:events';
+import { connect } from 'node:net';
 import t from 'tap';
+import { shutdownGraceMs, workerShutdownGraceMs } from '../../src/constants.js';
 import { connections } from '../../src/api/connections.js';
 import { WsClient } from './clients.js';
 import { startBroker } from '../fixtures/broker.js';
@@ -264,6 +267,29 @@ t.test('jobs-pulled-over-a-socket-are-released-when-the-server-shuts-down', asyn
   const released = [];
   for await (const record of h.fixture.log.read(h.fixture.log.firstOffset)) if (record.body.type === 'released') released.push(record.body);
   t.match(released, [{ queue: 'down', jobId: id, reason: 'server shutting down' }], 'one released record');
+});
+
+t.test('a-peer-that-never-answers-the-close-frame-does-not-hold-the-shutdown-past-its-limit', async (t) => {
+  const h = await startRealtime();
+  let closed = false;
+  t.teardown(() => (closed ? undefined : h.close()));
+  // A raw client: it completes the upgrade, then reads nothing and never sends a close frame.
+  const url = new URL(h.ws('/ws/queues/quiet'));
+  const socket = connect(Number(url.port), '127.0.0.1');
+  t.teardown(() => socket.destroy());
+  socket.on('error', () => undefined);
+  socket.write(
+    `GET ${url.pathname} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+      'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
+  );
+  const [head] = (await once(socket, 'data')) as [Buffer];
+  t.match(head.toString('latin1'), /^HTTP\/1\.1 101 /, 'upgraded');
+  socket.pause();
+  const started = performance.now();
+  await h.close();
+  closed = true;
+  const ms = performance.now() - started;
+  t.ok(ms < shutdownGraceMs - workerShutdownGraceMs, `the server closed in ${ms.toFixed(0)} ms, within what the shutdown leaves it`);
 });
 
 t.test('a-socket-that-stops-answering-pings-is-closed-and-its-jobs-released', async (t) => {

@@ -17,7 +17,7 @@
 
 import { randomUUID } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
-import { wsAuthFailuresMax } from '../../constants.js';
+import { wsAuthFailuresMax, wsShutdownCloseGraceMs } from '../../constants.js';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { RawData, WebSocket } from 'ws';
 import type { BrokerEvent } from '../../broker/events.js';
@@ -186,7 +186,7 @@ class WsSession {
 
   /** Sends a final `{ok: false, error}` message (no reqId: it answers no command) and closes; a
    *  client that does not take it in closeGraceMs is destroyed. */
-  #close(error: string, code: number, reason: string): void {
+  #close(error: string, code: number, reason: string, graceMs = this.deps.limits.closeGraceMs): void {
     if (this.socket.readyState !== this.socket.OPEN) return;
     this.socket.send(JSON.stringify({ ok: false, error }));
     this.socket.close(code, reason);
@@ -194,7 +194,7 @@ class WsSession {
     // handshake; commands still arriving are dropped (#onMessage).
     this.#held.length = 0;
     this.socket.resume();
-    const timer = setTimeout(() => this.socket.terminate(), this.deps.limits.closeGraceMs);
+    const timer = setTimeout(() => this.socket.terminate(), graceMs);
     this.socket.once('close', () => clearTimeout(timer));
   }
 
@@ -383,7 +383,9 @@ class WsSession {
    *  answers the session's long polls, so no job reaches it after the release; a closing socket
    *  runs no more commands (#onMessage). #onClose's release later finds nothing held. */
   readonly #goAway = (): Promise<void> => {
-    this.#close('Server shutting down', wsGoingAwayCode, 'Server shutting down');
+    // A peer that never answers the close frame is dropped after wsShutdownCloseGraceMs, not the
+    // cut-off's grace: the server's close waits for every socket, within the shutdown's limit.
+    this.#close('Server shutting down', wsGoingAwayCode, 'Server shutting down', wsShutdownCloseGraceMs);
     this.#abort.abort();
     return this.#release('server shutting down');
   };
