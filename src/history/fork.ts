@@ -79,6 +79,21 @@ async function frameBoundary(fh: FileHandle, records: number): Promise<number> {
   return position;
 }
 
+/** Copies the source's bytes [from, end) to the same positions of target, in chunks; `end` null
+ *  copies to the source's end. A source shorter than `end` is an error naming `what`. */
+async function copyRange(source: FileHandle, target: FileHandle, from: number, end: number | null, what: string): Promise<void> {
+  const chunk = Buffer.alloc(recoverCopyChunkBytes);
+  for (let position = from; end === null || position < end; ) {
+    const n = await readFully(source, chunk, end === null ? recoverCopyChunkBytes : Math.min(recoverCopyChunkBytes, end - position), position);
+    if (n === 0) {
+      if (end === null) return;
+      throw new ForkError(`${what} is shorter than expected (${position} of ${end} bytes)`);
+    }
+    await writeAll(target, chunk.subarray(0, n), position);
+    position += n;
+  }
+}
+
 async function copySegment(sourceDir: string, targetDir: string, plan: SegmentPlan, logId: string): Promise<void> {
   const source = await open(join(sourceDir, plan.file), fsConstants.O_RDONLY);
   try {
@@ -86,13 +101,7 @@ async function copySegment(sourceDir: string, targetDir: string, plan: SegmentPl
     const target = await open(join(targetDir, plan.file), 'wx', 0o644);
     try {
       await writeAll(target, encodeSegmentHeader(logId, plan.baseOffset), 0);
-      const chunk = Buffer.alloc(recoverCopyChunkBytes);
-      for (let position = segmentHeaderBytes; position < end; ) {
-        const n = await readFully(source, chunk, Math.min(recoverCopyChunkBytes, end - position), position);
-        if (n === 0) throw new ForkError(`${plan.file} is shorter than expected (${position} of ${end} bytes)`);
-        await writeAll(target, chunk.subarray(0, n), position);
-        position += n;
-      }
+      await copyRange(source, target, segmentHeaderBytes, end, plan.file);
       await target.sync();
     } finally {
       await target.close();
@@ -173,13 +182,7 @@ async function copyFile(from: string, to: string): Promise<void> {
   try {
     const target = await open(to, 'wx', 0o644);
     try {
-      const chunk = Buffer.alloc(recoverCopyChunkBytes);
-      for (let position = 0; ; ) {
-        const n = await readFully(source, chunk, recoverCopyChunkBytes, position);
-        if (n === 0) break;
-        await writeAll(target, chunk.subarray(0, n), position);
-        position += n;
-      }
+      await copyRange(source, target, 0, null, basename(from));
       await target.sync();
     } finally {
       await target.close();

@@ -1,6 +1,9 @@
 // Hand-built StateImages for the snapshot tests: one with every field populated (nulls, big
-// numbers above 2^32, unicode, empty and non-empty lists) and a generator of simple waiting jobs.
+// numbers above 2^32, unicode, empty and non-empty lists) and a generator of simple waiting jobs;
+// and a snapshot file made to look written by a newer build.
 
+import { readFile, writeFile } from 'node:fs/promises';
+import { checksum32, initChecksum } from '../../src/log/checksum.js';
 import type { JobImage, StateImage } from '../../src/state/image.js';
 
 const big = 2 ** 40 + 12_345; // > 2^32, needs a long
@@ -110,4 +113,14 @@ export function emptyImage(offset = 0, timestamp = 0): StateImage {
     workers: [],
     stats: { totalPushed: 0, totalPulled: 0, totalCompleted: 0, totalFailed: 0, totalStalled: 0, totalRemoved: 0, seconds: [] },
   };
+}
+
+/** Rewrites a snapshot's header as a newer build would write it: schema version 99, header
+ *  checksum recomputed (the file verifies; this build cannot decode it). */
+export async function makeFutureSchema(file: string): Promise<void> {
+  await initChecksum();
+  const bytes = await readFile(file);
+  bytes.writeUInt32LE(99, 12);
+  bytes.writeUInt32LE(checksum32(bytes, 0, 44), 44);
+  await writeFile(file, bytes);
 }

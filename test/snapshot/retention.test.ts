@@ -1,8 +1,7 @@
 import t, { type Test } from 'tap';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { checksum32, initChecksum } from '../../src/log/checksum.js';
 import { JobHistory } from '../../src/history/history.js';
 import { exportState } from '../../src/state/index.js';
 import { loadState } from '../../src/snapshot/recover-state.js';
@@ -10,6 +9,7 @@ import { compact } from '../../src/snapshot/retention.js';
 import { snapshotFileName, writeSnapshot } from '../../src/snapshot/store.js';
 import { manualClock, startBroker, type BrokerFixture } from '../fixtures/broker.js';
 import { digestOf, prng, runWorkload } from './workload.js';
+import { makeFutureSchema } from './images.js';
 
 const day = 24 * 60 * 60 * 1_000;
 const quiet = () => undefined;
@@ -97,14 +97,6 @@ t.test('retention-keeps-what-a-fallback-needs-while-fewer-than-two-snapshots-are
   t.equal(loaded.fromSnapshot, null, 'full replay');
   t.equal(digestOf(loaded.state), digestOf(f.broker.state));
 });
-
-async function makeFutureSchema(file: string): Promise<void> {
-  await initChecksum();
-  const bytes = await readFile(file);
-  bytes.writeUInt32LE(99, 12);
-  bytes.writeUInt32LE(checksum32(bytes, 0, 44), 44);
-  await writeFile(file, bytes);
-}
 
 t.test('retention-moves-to-archive-dir', async (t) => {
   const { f, snapshots, clock } = await setup(t);

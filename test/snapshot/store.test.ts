@@ -19,7 +19,7 @@ import {
   writeStateSnapshot,
 } from '../../src/snapshot/store.js';
 import { apply, createState, exportState, type State } from '../../src/state/index.js';
-import { emptyImage, fullImage } from './images.js';
+import { emptyImage, fullImage, makeFutureSchema } from './images.js';
 import { plainSpec, smallPushDraft } from '../fixtures/records.js';
 
 async function tempDir(t: Test): Promise<string> {
@@ -64,16 +64,6 @@ t.test('prune-keeps-the-newest-valid-snapshots-only-after-the-new-one-is-durable
   await writeSnapshot(dir, emptyImage(6), { kept: 2 });
   t.strictSame((await listSnapshots(dir)).map((e) => e.offset), [6, 5]);
 });
-
-/** Rewrites a snapshot's header as a newer build would write it: schema version 99, header
- *  checksum recomputed (the file verifies; this build cannot decode it). */
-async function makeFutureSchema(file: string): Promise<void> {
-  await initChecksum();
-  const bytes = await readFile(file);
-  bytes.writeUInt32LE(99, 12);
-  bytes.writeUInt32LE(checksum32(bytes, 0, 44), 44);
-  await writeFile(file, bytes);
-}
 
 t.test('a-snapshot-this-build-cannot-read-never-counts-as-kept-by-pruning', async (t) => {
   for (const [format, write] of [
