@@ -105,6 +105,8 @@ export function toWorkerConfig(body: WorkerBody): WorkerValidation {
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
     return { ok: false, error: 'endpoint.url must be a valid http or https URL' };
   }
+  // WHATWG URLs keep port 0 ("http://host:0/"), which no connection can reach: every call would fail.
+  if (url.port === '0') return { ok: false, error: 'endpoint.url must not name port 0 (no endpoint can listen there)' };
   if (url.username !== '' || url.password !== '') {
     return { ok: false, error: 'endpoint.url must not contain credentials (send them in endpoint.headers)' };
   }
