@@ -79,14 +79,19 @@ export interface LockTiming {
 
 const timingDefault: LockTiming = { refreshMs: dataDirLockRefreshMs, staleMs: dataDirLockStaleMs };
 
+/** LOCK's mtime, or null once it is gone. */
+async function mtimeOf(path: string): Promise<number | null> {
+  return stat(path).then((s) => s.mtimeMs, () => null);
+}
+
 /** A holder on another host is alive while it keeps touching LOCK: watched for up to staleMs. */
 async function foreignHolderAlive(path: string, timing: LockTiming, logger: (line: string) => void, holder: Holder): Promise<boolean> {
-  const first = await stat(path).then((s) => s.mtimeMs, () => null);
+  const first = await mtimeOf(path);
   if (first === null) return false;
   logger(`tapeq: the lock of process ${holder.pid} on ${holder.host} (${path}): waiting up to ${timing.staleMs} ms to see whether it is still held`);
   for (const deadline = performance.now() + timing.staleMs; performance.now() < deadline; ) {
     await sleep(Math.min(timing.refreshMs / 2, timing.staleMs));
-    const now = await stat(path).then((s) => s.mtimeMs, () => null);
+    const now = await mtimeOf(path);
     if (now === null) return false;
     if (now !== first) return true;
   }
@@ -100,7 +105,7 @@ async function isRunning(holder: Holder, path: string, timing: LockTiming, logge
     // Another pid namespace on this host: its pid means nothing here. A LOCK nobody touched for
     // the stale window is stale at once (one host, one clock); a fresh one is watched as a
     // foreign one is.
-    const mtime = await stat(path).then((s) => s.mtimeMs, () => null);
+    const mtime = await mtimeOf(path);
     return mtime !== null && Date.now() - mtime < timing.staleMs && foreignHolderAlive(path, timing, logger, holder);
   }
   if (holder.pid === process.pid) return heldHere.has(path);

@@ -7,8 +7,8 @@
 //   --queue <name>               only that queue's records
 //
 // The file is written as `<file>.tmp-<pid>`, flushed, then renamed: a reader never sees half a
-// file. The data directory is only read (an --avro file inside it is refused). Prints a one-line summary on stderr. Exit 0; 1 on log
-// errors; 2 on usage errors.
+// file. The data directory is only read (an --avro file inside it is refused). Prints a one-line
+// summary on stderr. Exit 0; 1 on log errors; 2 on usage errors.
 
 import { avroExportBlockBytes } from '../constants.js';
 import { once } from 'node:events';

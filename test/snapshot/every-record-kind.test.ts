@@ -6,7 +6,7 @@
 // full replay by the state digest and by the indexes the digest does not hold (unique keys,
 // dependents). Seeded: TAPEQ_SEED replays a run.
 
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -110,14 +110,21 @@ async function replayPrefix(log: Log, until: number): Promise<State> {
   return state;
 }
 
-t.test('snapshot-plus-tail-equals-full-replay-for-every-record-kind-at-every-cut', async (t) => {
+/** A broker on a log of small segments after 1,500 steps of the workload from `seedValue`, and a
+ *  scratch directory for the snapshots a test writes. */
+async function afterWorkload(t: Test, scratchPrefix: string, seedValue: number) {
   const clock = manualClock();
   const f = await startBroker({ start: false, clock: clock.now, segmentBytes: 32 * 1024, sync: 'always' });
   t.teardown(() => f.cleanup());
-  const scratch = await mkdtemp(join(tmpdir(), 'tapeq-kinds-'));
+  const scratch = await mkdtemp(join(tmpdir(), scratchPrefix));
   t.teardown(() => rm(scratch, { recursive: true, force: true }));
-  const random = prng(seed);
+  const random = prng(seedValue);
   await workload(f.broker, 1_500, random, clock);
+  return { f, scratch, random };
+}
+
+t.test('snapshot-plus-tail-equals-full-replay-for-every-record-kind-at-every-cut', async (t) => {
+  const { f, scratch, random } = await afterWorkload(t, 'tapeq-kinds-', seed);
 
   const types = new Set<string>();
   for await (const record of f.log.read(0)) types.add(record.body.type);
@@ -153,13 +160,7 @@ t.test('chained-snapshots-built-as-the-snapshot-process-builds-them-equal-full-r
   // Each snapshot is the previous one + a fold of the records since (with its cold rows, as the
   // snapshot process's loadState makes them), written in format 2; each must equal the replay of
   // the same prefix.
-  const clock = manualClock();
-  const f = await startBroker({ start: false, clock: clock.now, segmentBytes: 32 * 1024, sync: 'always' });
-  t.teardown(() => f.cleanup());
-  const scratch = await mkdtemp(join(tmpdir(), 'tapeq-chain-'));
-  t.teardown(() => rm(scratch, { recursive: true, force: true }));
-  const random = prng(seed + 1);
-  await workload(f.broker, 1_500, random, clock);
+  const { f, scratch, random } = await afterWorkload(t, 'tapeq-chain-', seed + 1);
   const end = f.log.durableOffset;
   const cuts = new Set<number>([end]);
   while (cuts.size < 16) cuts.add(1 + Math.floor(random() * end));
