@@ -76,23 +76,18 @@ export const ENV_VARIABLES: ReadonlyArray<{ name: string; default: string; descr
 
 type Env = Record<string, string | undefined>;
 
-/** Edits (insert, delete, substitute, swap two neighbours) from `a` to `b`, counted up to 2. */
-function editsUpTo2(a: string, b: string): number {
-  if (Math.abs(a.length - b.length) > 1) return 2;
-  let prev2: number[] = [];
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const row = [i];
-    for (let j = 1; j <= b.length; j++) {
-      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      let d = Math.min((prev[j] as number) + 1, (row[j - 1] as number) + 1, (prev[j - 1] as number) + cost);
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d = Math.min(d, (prev2[j - 2] as number) + 1);
-      row.push(d);
-    }
-    prev2 = prev;
-    prev = row;
-  }
-  return Math.min(2, prev[b.length] as number);
+/** Whether one edit turns `a` into `b`: insert or delete a character, substitute one, or swap two
+ *  neighbours. */
+function oneEditApart(a: string, b: string): boolean {
+  const [short, long] = a.length <= b.length ? [a, b] : [b, a];
+  if (long.length - short.length > 1) return false;
+  let i = 0;
+  while (i < short.length && short[i] === long[i]) i++;
+  if (short.length < long.length) return short.slice(i) === long.slice(i + 1);
+  return (
+    short.slice(i + 1) === long.slice(i + 1) ||
+    (short[i] === long[i + 1] && short[i + 1] === long[i] && short.slice(i + 2) === long.slice(i + 2))
+  );
 }
 
 /** Warnings for variables that look like a misspelt tapeq variable (`AUTH_TOKEN`, `HTTP_PROT`,
@@ -106,7 +101,7 @@ export function misspeltVariableWarnings(env: Env): string[] {
     if (known.includes(name)) continue;
     const meant =
       known.find((k) => name.includes('_') && k.startsWith(`${name}_`)) ??
-      known.find((k) => name.length >= 5 && editsUpTo2(name, k) <= 1);
+      known.find((k) => name.length >= 5 && oneEditApart(name, k));
     if (meant !== undefined) warnings.push(`${name} is not a tapeq variable and is ignored: did you mean ${meant}?`);
   }
   return warnings;

@@ -123,6 +123,14 @@ t.test('near-misses-of-a-variable-name-are-warned-about-and-other-programs-varia
     'LOG_SYNC_INTERVAL is not a tapeq variable and is ignored: did you mean LOG_SYNC_INTERVAL_MS?',
     'RATE_LIMIT_MAX_REQUEST is not a tapeq variable and is ignored: did you mean RATE_LIMIT_MAX_REQUESTS?',
   ]);
+  // One edit of each kind is a near miss; two edits are not.
+  const meant = (name: string): string | undefined => misspeltVariableWarnings({ [name]: '1' })[0]?.split('did you mean ')[1];
+  t.equal(meant('HTTP_POXT'), 'HTTP_PORT?', 'a character substituted');
+  t.equal(meant('HTP_PORT'), 'HTTP_PORT?', 'a character left out');
+  t.equal(meant('HTTPP_PORT'), 'HTTP_PORT?', 'a character added');
+  t.equal(meant('LCOK_MS'), 'LOCK_MS?', 'two neighbours swapped');
+  t.equal(meant('HTTP_PRTO'), undefined, 'two edits');
+  t.equal(meant('HTPP_PORX'), undefined, 'two substitutions');
 });
 
 t.test('an-archive-dir-that-is-the-log-directory-is-refused', async (t) => {
