@@ -4,7 +4,11 @@
 //   problem in the last segment, only zeros after it     → preallocated space: truncate, fsync
 //   problem in the last segment, nothing valid after it  → torn tail: save the cut bytes as
 //                                                          <segment>.torn-<pos>, truncate, fsync
-//   problem in a sealed segment, or valid frames after it → LOG_CORRUPT (file, byte, offset)
+//   problem in the last segment, valid frames after it,  → the last write reached the disk in part
+//   all within one group commit of the end, with a whole    (a power loss during its sync): cut as
+//   aligned zero sector among them                          a torn tail (segment-scan.ts)
+//   any other problem with valid frames after it, or a    → LOG_CORRUPT (file, byte, offset)
+//   problem in a sealed segment
 //   offsets not continuing across segments               → LOG_GAP
 //   the only segment shorter than a header               → a first start that crashed: keep its
 //                                                          bytes as <segment>.torn-0, start a
@@ -39,7 +43,7 @@ import {
   segmentHeaderBytes,
 } from './segment-header.js';
 import { scanSealedInWorker, type SealedScanResult } from './sealed-scan.js';
-import { scanSegment, validFrameAfter, zerosFrom, type ScanProblem } from './segment-scan.js';
+import { scanSegment, tornLastWrite, validFrameAfter, zerosFrom, type ScanProblem } from './segment-scan.js';
 import { writeAll } from './write-all.js';
 
 export interface TailCut {
@@ -272,6 +276,10 @@ export async function checkSegment(
         await cutTail(segment, fh, problem.position, size, opts, report);
         return { logId: header.logId, problem: null, code };
       }
+      if (await tornLastWrite(fh, problem.position, size)) {
+        await cutTail(segment, fh, problem.position, size, opts, report, 'valid frames after it belong to a last write that reached the disk in part');
+        return { logId: header.logId, problem: null, code };
+      }
       return { logId: header.logId, problem, code };
     }
   } finally {
@@ -354,11 +362,12 @@ async function truncateSynced(segment: Segment, position: number): Promise<void>
   }
 }
 
-async function cutTail(segment: Segment, fh: FileHandle, position: number, fileSize: number, opts: LoadOptions, report: OpenReport): Promise<void> {
+async function cutTail(segment: Segment, fh: FileHandle, position: number, fileSize: number, opts: LoadOptions, report: OpenReport, why?: string): Promise<void> {
   const bytes = fileSize - position;
+  const because = why === undefined ? '' : `; ${why}`;
   if (opts.readOnly) {
     report.tailCut = { segment: segment.file, position, bytes, savedAs: null };
-    opts.logger(`torn tail of ${segment.file} at byte ${position}: ${bytes} bytes (read-only: left in place)`);
+    opts.logger(`torn tail of ${segment.file} at byte ${position}: ${bytes} bytes (read-only: left in place${because})`);
     return;
   }
   const cut = Buffer.alloc(bytes);
@@ -369,7 +378,7 @@ async function cutTail(segment: Segment, fh: FileHandle, position: number, fileS
   await truncateSynced(segment, position);
   await syncDir(segment.dir);
   report.tailCut = { segment: segment.file, position, bytes, savedAs };
-  opts.logger(`cut torn tail of ${segment.file} at byte ${position}: ${bytes} bytes (saved as ${savedAs})`);
+  opts.logger(`cut torn tail of ${segment.file} at byte ${position}: ${bytes} bytes (saved as ${savedAs}${because})`);
 }
 
 /** Saves cut bytes under `base`, or `base.1`, `base.2`… when an earlier cut at the same byte

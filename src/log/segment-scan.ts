@@ -11,7 +11,7 @@
 
 import type { FileHandle } from 'node:fs/promises';
 import { peekOffsetTimestamp } from '../record/codec.js';
-import { recordBytesMax } from '../constants.js';
+import { groupCommitBytesMax, recordBytesMax } from '../constants.js';
 import { checkFrame, frameHeaderBytes, frameStatusText, readU32, type FrameStatus } from './framing.js';
 import { FrameCursor, readFully } from './frame-cursor.js';
 import type { Segment } from './segment.js';
@@ -85,4 +85,41 @@ export async function zerosFrom(fh: FileHandle, position: number, fileSize: numb
     at += n;
   }
   return true;
+}
+
+/** The unit a disk writes whole: a write cut short by a power loss leaves whole sectors unwritten. */
+const sectorBytes = 512;
+const zeroSector = Buffer.alloc(sectorBytes);
+
+/**
+ * True when the bytes from a bad frame at `from` look like the last group commit's write reaching
+ * the disk in part, which a power loss during its fdatasync leaves: the device writes the sectors
+ * of one write in any order, so a bad frame can be followed by valid ones of the same write. None
+ * of that write's records was acknowledged (no sync covering them returned). The signs: everything
+ * written after `from` (up to the file's last non-zero byte) fits in one group commit
+ * (groupCommitBytesMax), and it holds a whole aligned sector of zeros, the preallocated space
+ * (group-commit.ts) of a part of the write that never arrived. A bit flip leaves no such sector,
+ * and damage further from the end than one group commit is never a torn write.
+ */
+export async function tornLastWrite(fh: FileHandle, from: number, fileSize: number): Promise<boolean> {
+  const end = await writtenEnd(fh, from, fileSize);
+  if (end - from > groupCommitBytesMax) return false;
+  const buf = Buffer.allocUnsafe(end - from);
+  if ((await readFully(fh, buf, buf.length, from)) < buf.length) return false;
+  for (let sector = Math.ceil(from / sectorBytes) * sectorBytes; sector + sectorBytes <= end; sector += sectorBytes) {
+    if (buf.subarray(sector - from, sector - from + sectorBytes).equals(zeroSector)) return true;
+  }
+  return false;
+}
+
+/** The position after the last non-zero byte in [from, fileSize), or `from` when all are zeros. */
+async function writtenEnd(fh: FileHandle, from: number, fileSize: number): Promise<number> {
+  const buf = Buffer.allocUnsafe(64 * 1024);
+  for (let end = fileSize; end > from; ) {
+    const start = Math.max(from, end - buf.length);
+    const got = await readFully(fh, buf, end - start, start);
+    for (let i = got - 1; i >= 0; i--) if (buf[i] !== 0) return start + i + 1;
+    end = start;
+  }
+  return from;
 }

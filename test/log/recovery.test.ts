@@ -221,6 +221,68 @@ t.test('active-segment-bad-frame-followed-by-valid-frames-refuses-open', async (
   t.equal((await readFile(join(dir, file))).length > position + 100, true, 'nothing was cut');
 });
 
+/** Zeroes the 512-byte sector at or after `from` in the file: a sector of the last write that
+ *  never reached the disk reads as the preallocated zeros. Returns the sector's position. */
+async function zeroSectorFrom(path: string, from: number): Promise<number> {
+  const buf = await readFile(path);
+  const sector = Math.ceil(from / 512) * 512;
+  buf.fill(0, sector, sector + 512);
+  await writeFile(path, buf);
+  return sector;
+}
+
+t.test('a-last-write-that-reached-the-disk-in-part-is-cut-as-a-torn-tail-though-valid-frames-follow', async (t) => {
+  const pristine = await tempDir(t, 'pristine');
+  await writeLog(pristine, 400); // one append: one group commit, one write
+  const file = (await segmentFiles(pristine))[0] as string;
+  const positions = await framePositions(join(pristine, file));
+  for (const at of [100, 250, 390]) {
+    const dir = await tempDir(t, `torn-${at}`);
+    await cp(pristine, dir, { recursive: true });
+    const path = join(dir, file);
+    const sector = await zeroSectorFrom(path, (positions[at] as number) + 1);
+    const damaged = await readFile(path);
+    // The first frame the zeros reach, and a whole frame after them that is still valid.
+    const first = positions.findIndex((p, i) => (positions[i + 1] ?? damaged.length) > sector);
+    t.ok(positions.some((p) => p >= sector + 512), 'valid frames follow the zeros');
+
+    const readOnly = await openLog({ dir, readOnly: true });
+    t.match(readOnly.log.openReport.tailCut, { position: positions[first], savedAs: null }, 'read-only: reported');
+    t.strictSame(await readAll(readOnly.log), range(0, first), 'read-only: the log ends before the damage');
+    await readOnly.log.close();
+    t.strictSame(await readFile(path), damaged, 'read-only leaves the file as it is');
+
+    const { log, lines } = await openLog({ dir });
+    t.match(log.openReport.tailCut, { segment: file, position: positions[first], bytes: damaged.length - (positions[first] as number) });
+    t.strictSame(await readFile(log.openReport.tailCut?.savedAs as string), damaged.subarray(positions[first]), 'the cut bytes are kept');
+    t.match(lines.join('\n'), /cut torn tail .* last write that reached the disk in part/);
+    t.strictSame(await readAll(log), range(0, first), `zeros at ${sector}: the records before them stay`);
+    await log.append(drafts(first, 1)).durable;
+    await log.close();
+    const again = await openLog({ dir });
+    t.equal(again.log.openReport.tailCut, null, 'appending after the cut leaves a clean log');
+    t.equal(again.log.nextOffset, first + 1);
+    await again.log.close();
+  }
+});
+
+t.test('zeros-further-from-the-end-than-one-group-commit-are-damage-and-refuse-open', async (t) => {
+  const dir = await tempDir(t);
+  // More than groupCommitBytesMax (8 MiB) of records after the damaged sector.
+  await writeLog(dir, 220_000);
+  const file = (await segmentFiles(dir))[0] as string;
+  const path = join(dir, file);
+  t.ok((await stat(path)).size > 9 * 1024 * 1024, 'the records after the zeros outgrow one group commit');
+  const sector = await zeroSectorFrom(path, 4096);
+  const err = await openLog({ dir }).then(
+    () => null,
+    (e: unknown) => e as { code: string; position: number },
+  );
+  t.equal(err?.code, 'LOG_CORRUPT', 'refused');
+  t.ok(err !== null && err.position <= sector && err.position > sector - 512, 'at the damaged frame');
+  t.equal((await readdir(dir)).filter((n) => n.includes('torn')).length, 0, 'nothing cut');
+});
+
 t.test('read-only-open-reports-torn-tail-without-touching-it', async (t) => {
   const dir = await tempDir(t);
   await writeLog(dir, 10);
