@@ -1,7 +1,8 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { cp, mkdir, readFile, readdir, rename, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { decodeSegmentHeader, segmentHeaderBytes } from '../../src/log/segment-header.js';
+import type { Log } from '../../src/log/log.js';
 import { drafts, openLog, range, readAll, segmentFiles, tempDir, writeLog } from './helpers.js';
 
 /** Byte positions of every frame in the single segment of `dir`, by reading lengths. */
@@ -46,16 +47,22 @@ t.test('truncated-tail-is-cut-and-reported-at-every-byte-of-the-last-three-recor
     }
     t.equal(log.nextOffset, wholeRecords);
     t.strictSame(await readAll(log), range(0, wholeRecords), `cut at ${cutAt}: exactly the whole records before`);
-    await log.append(drafts(wholeRecords, 1)).durable;
-    await log.close();
-    const again = await openLog({ dir });
-    t.equal(again.log.openReport.tailCut, null, 'appending after the cut leaves a clean log');
-    t.equal(again.log.nextOffset, wholeRecords + 1);
-    await again.log.close();
+    await appendAfterTheCutAndReopen(t, log, dir, wholeRecords);
     checked++;
   }
   t.ok(checked > 200, `${checked} cut positions checked`);
 });
+
+/** Appends one record to a log opened after a cut (`records` long), closes it, and checks that
+ *  it reopens clean and one longer. */
+async function appendAfterTheCutAndReopen(t: Test, log: Log, dir: string, records: number): Promise<void> {
+  await log.append(drafts(records, 1)).durable;
+  await log.close();
+  const again = await openLog({ dir });
+  t.equal(again.log.openReport.tailCut, null, 'appending after the cut leaves a clean log');
+  t.equal(again.log.nextOffset, records + 1);
+  await again.log.close();
+}
 
 function nextFrame(positions: number[], p: number, size: number): number {
   const i = positions.indexOf(p);
@@ -257,12 +264,7 @@ t.test('a-last-write-that-reached-the-disk-in-part-is-cut-as-a-torn-tail-though-
     t.strictSame(await readFile(log.openReport.tailCut?.savedAs as string), damaged.subarray(positions[first]), 'the cut bytes are kept');
     t.match(lines.join('\n'), /cut torn tail .* last write that reached the disk in part/);
     t.strictSame(await readAll(log), range(0, first), `zeros at ${sector}: the records before them stay`);
-    await log.append(drafts(first, 1)).durable;
-    await log.close();
-    const again = await openLog({ dir });
-    t.equal(again.log.openReport.tailCut, null, 'appending after the cut leaves a clean log');
-    t.equal(again.log.nextOffset, first + 1);
-    await again.log.close();
+    await appendAfterTheCutAndReopen(t, log, dir, first);
   }
 });
 
