@@ -4,7 +4,8 @@
 // worker uses that origin any more, or by `close()`. `call()` turns one exchange into a value:
 //
 //   { kind: 'answered', status, contentType, body, cutAtBytes }   the endpoint answered (any status)
-//   { kind: 'unreachable', reason }                               network error or timeout
+//   { kind: 'timedOut', afterMs }                                 the exchange's timer ended it
+//   { kind: 'unreachable', reason }                               network error
 //
 // Invariants:
 // - One timer covers the whole exchange (connect, headers and body): when it fires the request is
@@ -46,6 +47,7 @@ export interface EndpointCall {
 
 export type CallOutcome =
   | { kind: 'answered'; status: number; contentType: string; body: string; cutAtBytes: number | null }
+  | { kind: 'timedOut'; afterMs: number }
   | { kind: 'unreachable'; reason: string };
 
 export interface HttpClientOptions {
@@ -105,7 +107,7 @@ export class HttpClient implements EndpointClient {
       if (call.signal?.aborted === true) return { kind: 'unreachable', reason: 'call abandoned' };
       return await this.#exchange(url, call, controller.signal);
     } catch (error) {
-      if (timedOut) return { kind: 'unreachable', reason: `timeout after ${call.timeoutMs} ms` };
+      if (timedOut) return { kind: 'timedOut', afterMs: call.timeoutMs };
       if (call.signal?.aborted === true) return { kind: 'unreachable', reason: 'call abandoned' };
       return { kind: 'unreachable', reason: describeError(error, call.timeoutMs) };
     } finally {

@@ -6,7 +6,7 @@
 //   fails the attempt: the endpoint promised JSON and sent something else.
 // - any other status: `HTTP <status> from <METHOD> <url>: <first errorBodyChars chars of the body>`.
 // - a 2xx whose body was cut at the client's limit fails the attempt: there is no result to keep.
-// - no answer: the transport's reason plus where it was going.
+// - no answer: the transport's reason (or `timeout after <ms> ms`) plus where it was going.
 
 import { truncateText } from '../record/text.js';
 import type { CallOutcome } from './http-client.js';
@@ -18,6 +18,7 @@ export type Verdict =
 export function judge(outcome: CallOutcome, method: string, url: string, errorBodyChars: number): Verdict {
   const target = `${method} ${url}`;
   if (outcome.kind === 'unreachable') return { kind: 'fail', reason: `${outcome.reason} (${target})`, answered: false };
+  if (outcome.kind === 'timedOut') return { kind: 'fail', reason: `timeout after ${outcome.afterMs} ms (${target})`, answered: false };
   const { status, body } = outcome;
   if (status < 200 || status > 299) {
     const excerpt = truncateText(body, errorBodyChars);

@@ -18,10 +18,12 @@
 //   queue answers empty). Nothing polls: without credit, a free slot or a timer, nothing runs.
 //   A pull that finds the queue empty drops the credit, unless a wake arrived meanwhile.
 // - A call ends at the endpoint's timeout or the job's own `timeout`, whichever is shorter.
-// - Backoff: calls that got no answer at all (network error, timeout) pause new pulls for 100 ms,
-//   doubling per consecutive unanswered round up to 5 s; any answer resets it. Calls that were
-//   already running when the pause began do not escalate it again. The job's own retry delay is
-//   the broker's business (fail → backoff → DLQ).
+// - Backoff: calls that got no answer at all (network error, the endpoint's timeout) pause new
+//   pulls for 100 ms, doubling per consecutive unanswered round up to 5 s; any answer resets it.
+//   Calls that were already running when the pause began do not escalate it again. A call ended
+//   by its job's own, shorter `timeout` neither pauses nor resets: that job is slow, which says
+//   nothing of the endpoint, and the worker's other jobs must not wait for it. The job's own
+//   retry delay is the broker's business (fail → backoff → DLQ).
 // - A late ack/fail (LOCK_MISMATCH, NOT_ACTIVE: the attempt stalled or the job was cancelled) is
 //   logged and dropped; the broker guarantees it cannot complete a newer attempt.
 // - After stop(): no pull or call starts. A pull that was already on its way and returns a job
@@ -226,12 +228,13 @@ export class WorkerRunner {
 
   async #call(job: JobView, token: string, config: WorkerConfig, startedAtMs: number): Promise<void> {
     const { url, method, headers, timeout } = config.endpoint;
+    const timeoutMs = callTimeoutMs(timeout, job);
     const outcome = await this.#deps.client.call({
       url,
       method,
       headers,
       body: JSON.stringify({ job, token }),
-      timeoutMs: callTimeoutMs(timeout, job),
+      timeoutMs,
       responseBytesMax: workerResponseBytesMax,
       signal: this.#abandon.signal,
     });
@@ -239,8 +242,9 @@ export class WorkerRunner {
     // released with the runner's other held jobs.
     if (outcome.kind === 'unreachable' && this.#abandon.signal.aborted) return;
     const verdict = judge(outcome, method, url, workerErrorBodyChars);
-    if (verdict.kind === 'fail' && !verdict.answered) this.#pause(this.#deps.now(), startedAtMs);
-    else this.#unansweredRounds = 0;
+    const endedByJobTimeout = outcome.kind === 'timedOut' && timeoutMs < timeout;
+    if (verdict.kind === 'ack' || verdict.answered) this.#unansweredRounds = 0;
+    else if (!endedByJobTimeout) this.#pause(this.#deps.now(), startedAtMs);
     try {
       let out =
         verdict.kind === 'ack'

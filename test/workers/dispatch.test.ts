@@ -219,3 +219,42 @@ t.test('a-job-timeout-shorter-than-the-endpoint-timeout-ends-the-call', async (t
   t.equal(openMax, 1, 'never two calls of the job at once');
   t.equal(closedByBroker, 3, 'each call was ended when its attempt timed out');
 });
+
+/** Four jobs whose calls the endpoint never answers in time, then one it answers at once (worker
+ *  concurrency 1, FIFO): ms from the first call to the quick job's call. */
+async function slowThenQuick(
+  t: Parameters<typeof startStackWithEndpoint>[0],
+  slowJob: Record<string, unknown>,
+  endpoint: Record<string, unknown>,
+): Promise<{ elapsedMs: number; s: Awaited<ReturnType<typeof startStackWithEndpoint>>['s']; slow: string[] }> {
+  const { s, ep } = await startStackWithEndpoint(t, async (c, res) => {
+    if (c.body.job.data === 'slow') await sleep(1_000);
+    if (!res.destroyed) text(res, 200, 'ok');
+  });
+  await s.registerWorker(worker('q', ep.url, endpoint));
+  const slow: string[] = [];
+  for (let i = 0; i < 4; i++) slow.push(await s.push('q', { data: 'slow', maxAttempts: 1, ...slowJob }));
+  const quick = await s.push('q', { data: 'quick' });
+  await until('the quick job completed', () => s.broker.jobState(quick) === 'completed', 8_000);
+  const first = ep.calls[0]?.atMs ?? 0;
+  const quickCall = ep.calls.find((c) => c.body.job.id === quick)?.atMs ?? 0;
+  return { elapsedMs: quickCall - first, s, slow };
+}
+
+t.test('a-job-timeout-fails-that-attempt-without-pausing-the-worker', async (t) => {
+  // The endpoint is healthy (it answers the quick job at once); only those jobs are slow. Their
+  // own `timeout` must not back the worker off as an unanswered endpoint does (100, 200, 400,
+  // 800 ms after four in a row: about 1.7 s before the quick job is called).
+  const { elapsedMs, s, slow } = await slowThenQuick(t, { timeout: 50 }, {});
+  t.ok(elapsedMs < 1_000, `the quick job was called ${elapsedMs} ms after the first slow one`);
+  for (const id of slow) {
+    await until('slow job failed', () => s.broker.jobState(id) === 'failed');
+    t.equal(s.job(id).attempts, 1, 'each slow job spent its one attempt');
+  }
+});
+
+t.test('an-endpoint-timeout-still-pauses-the-worker', async (t) => {
+  const { elapsedMs, s, slow } = await slowThenQuick(t, {}, { timeout: 50 });
+  t.ok(elapsedMs >= 1_200, `the quick job waited out the pauses (${elapsedMs} ms)`);
+  for (const id of slow) t.equal(s.broker.jobState(id), 'failed');
+});

@@ -96,7 +96,7 @@ t.test('timeout-covers-headers', async (t) => {
   });
   const started = Date.now();
   const out = await c.call(call(ep.url, { timeoutMs: 150 }));
-  t.strictSame(out, { kind: 'unreachable', reason: 'timeout after 150 ms' });
+  t.strictSame(out, { kind: 'timedOut', afterMs: 150 });
   t.ok(Date.now() - started < 800, 'gave up at the timeout');
 });
 
@@ -114,7 +114,7 @@ t.test('timeout-covers-a-slow-body', async (t) => {
   });
   const started = Date.now();
   const out = await c.call(call(ep.url, { timeoutMs: 200 }));
-  t.strictSame(out, { kind: 'unreachable', reason: 'timeout after 200 ms' });
+  t.strictSame(out, { kind: 'timedOut', afterMs: 200 });
   t.ok(Date.now() - started < 800, 'gave up at the timeout');
 });
 
