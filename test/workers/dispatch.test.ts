@@ -258,3 +258,26 @@ t.test('an-endpoint-timeout-still-pauses-the-worker', async (t) => {
   t.ok(elapsedMs >= 1_200, `the quick job waited out the pauses (${elapsedMs} ms)`);
   for (const id of slow) t.equal(s.broker.jobState(id), 'failed');
 });
+
+t.test('get-workers-redacts-header-values-and-calls-still-send-them', async (t) => {
+  // Endpoint headers commonly hold the endpoint's credentials: GET /workers answers every token
+  // holder (and the openapi schema lists it), so it names the headers without their values.
+  const { s, ep } = await startStackWithEndpoint(t, (_c, res) => text(res, 200, 'ok'));
+  const headers = { Authorization: 'Bearer endpoint-secret', 'x-api-key': 'k-123' };
+  await s.registerWorker(worker('q', ep.url, { headers, timeout: 1_000 }));
+  const list = await s.request('GET', '/workers');
+  t.equal(list.status, 200);
+  t.strictSame(list.json.workers, [
+    {
+      queue: 'q',
+      endpoint: { url: ep.url, method: 'POST', headers: { Authorization: '[redacted]', 'x-api-key': '[redacted]' }, timeout: 1_000 },
+      opts: { concurrency: 1, limiter: null, removeOnComplete: null, removeOnFail: null, maxStalledCount: 1 },
+    },
+  ]);
+  t.notOk(JSON.stringify(list.json).includes('endpoint-secret'), 'no value anywhere in the listing');
+  const id = await s.push('q', { data: 1 });
+  await until('completed', () => s.broker.jobState(id) === 'completed');
+  t.equal(ep.calls[0]?.headers.authorization, 'Bearer endpoint-secret', 'the call still sends the value');
+  t.equal(ep.calls[0]?.headers['x-api-key'], 'k-123');
+  t.strictSame(s.broker.workers()[0]?.endpoint.headers, headers, 'and the registration keeps it');
+});
