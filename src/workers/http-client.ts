@@ -109,7 +109,7 @@ export class HttpClient implements EndpointClient {
     } catch (error) {
       if (timedOut) return { kind: 'timedOut', afterMs: call.timeoutMs };
       if (call.signal?.aborted === true) return { kind: 'unreachable', reason: 'call abandoned' };
-      return { kind: 'unreachable', reason: describeError(error, call.timeoutMs) };
+      return { kind: 'unreachable', reason: describeError(error, call.timeoutMs, this.#options.connectTimeoutMs) };
     } finally {
       clearTimeout(timer);
       call.signal?.removeEventListener('abort', abandon);
@@ -185,13 +185,13 @@ export class HttpClient implements EndpointClient {
   }
 }
 
-/** Node/undici errors carry a useful message ("connect ECONNREFUSED 127.0.0.1:1234"). */
-function describeError(error: unknown, timeoutMs: number): string {
+/** Node/undici errors carry a useful message ("connect ECONNREFUSED 127.0.0.1:1234"). The
+ *  connect cap is its own limit: when it ends a call, the call's longer timeout had not passed. */
+function describeError(error: unknown, timeoutMs: number, connectTimeoutMs: number): string {
   if (!(error instanceof Error)) return String(error);
   const code = (error as { code?: unknown }).code;
-  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT') {
-    return `timeout after ${timeoutMs} ms`;
-  }
+  if (code === 'UND_ERR_CONNECT_TIMEOUT') return `connect timeout after ${connectTimeoutMs} ms`;
+  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') return `timeout after ${timeoutMs} ms`;
   const message = error.message !== '' ? error.message : error.name;
   return typeof code === 'string' && !message.includes(code) ? `${message} (${code})` : message;
 }
