@@ -281,3 +281,18 @@ t.test('get-workers-redacts-header-values-and-calls-still-send-them', async (t) 
   t.equal(ep.calls[0]?.headers['x-api-key'], 'k-123');
   t.strictSame(s.broker.workers()[0]?.endpoint.headers, headers, 'and the registration keeps it');
 });
+
+t.test('a-redirect-is-not-followed-and-fails-the-attempt-with-its-status', async (t) => {
+  // SPEC section 6: any status outside 200-299 fails the attempt. Following a redirect would also
+  // let an endpoint send the job, its lock token and the registered headers somewhere else.
+  const { s, ep } = await startStackWithEndpoint(t, (c, res) => {
+    if (c.path.includes('moved')) return text(res, 200, 'followed');
+    res.writeHead(307, { location: '/hook?moved=1', 'content-length': 0 });
+    res.end();
+  });
+  await s.registerWorker(worker('q', ep.url));
+  const id = await s.push('q', { data: 1, maxAttempts: 1 });
+  await until('failed', () => s.broker.jobState(id) === 'failed');
+  t.equal(s.job(id).failedReason, `HTTP 307 from POST ${ep.url}`);
+  t.equal(ep.calls.length, 1, 'the Location was not called');
+});
