@@ -17,7 +17,10 @@
 // - `credit` estimates how many jobs records made available (Infinity = unknown, pull until the
 //   queue answers empty). Nothing polls: without credit, a free slot or a timer, nothing runs.
 //   A pull that finds the queue empty drops the credit, unless a wake arrived meanwhile.
-// - A call ends at the endpoint's timeout or the job's own `timeout`, whichever is shorter.
+// - A call ends at the endpoint's timeout or the job's own `timeout`, whichever is shorter. A call
+//   its job's timeout ended is neither acked nor failed here: the broker's timer fails that
+//   attempt at the pull record's time + `timeout`, which comes before the call (started after the
+//   pull) reaches it, so a fail from here could only be refused as late.
 // - Backoff: calls that got no answer at all (network error, the endpoint's timeout) pause new
 //   pulls for 100 ms, doubling per consecutive unanswered round up to 5 s; any answer resets it.
 //   Calls that were already running when the pause began do not escalate it again. A call ended
@@ -241,10 +244,11 @@ export class WorkerRunner {
     // Abandoned unanswered: not the endpoint's failure, so no attempt is spent; the job is
     // released with the runner's other held jobs.
     if (outcome.kind === 'unreachable' && this.#abandon.signal.aborted) return;
+    // Ended by the job's own timeout: the broker has failed (or is failing) that attempt itself.
+    if (outcome.kind === 'timedOut' && timeoutMs < timeout) return;
     const verdict = judge(outcome, method, url, workerErrorBodyChars);
-    const endedByJobTimeout = outcome.kind === 'timedOut' && timeoutMs < timeout;
-    if (verdict.kind === 'ack' || verdict.answered) this.#unansweredRounds = 0;
-    else if (!endedByJobTimeout) this.#pause(this.#deps.now(), startedAtMs);
+    if (verdict.kind === 'fail' && !verdict.answered) this.#pause(this.#deps.now(), startedAtMs);
+    else this.#unansweredRounds = 0;
     try {
       let out =
         verdict.kind === 'ack'

@@ -296,3 +296,21 @@ t.test('a-redirect-is-not-followed-and-fails-the-attempt-with-its-status', async
   t.equal(s.job(id).failedReason, `HTTP 307 from POST ${ep.url}`);
   t.equal(ep.calls.length, 1, 'the Location was not called');
 });
+
+t.test('a-call-ended-by-its-job-timeout-leaves-the-failure-to-the-broker-and-logs-nothing', async (t) => {
+  // The broker fails the attempt at the job's timeout, counted from the pull, a little before the
+  // call (started after the pull) reaches it: the runner's own fail could only arrive late, be
+  // refused and be logged as a "late answer" for every such job, though nothing answered.
+  const { s, ep } = await startStackWithEndpoint(t, async (_c, res) => {
+    await sleep(1_000);
+    if (!res.destroyed) text(res, 200, 'too late');
+  });
+  await s.registerWorker(worker('q', ep.url, {}, { concurrency: 5 }));
+  const ids: string[] = [];
+  for (let i = 0; i < 5; i++) ids.push(await s.push('q', { data: i, timeout: 50, maxAttempts: 1 }));
+  await until('all failed', () => ids.every((id) => s.broker.jobState(id) === 'failed'));
+  await until('every call ended', () => ep.open() === 0);
+  await sleep(50);
+  for (const id of ids) t.equal(s.job(id).failedReason, 'Job timed out after 50 ms');
+  t.strictSame(s.lines.filter((l) => l.includes('tapeq: worker')), [], 'no worker log line');
+});
