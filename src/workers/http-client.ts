@@ -3,7 +3,8 @@
 // One keep-alive `Pool` per endpoint origin, created on first use and closed by `prune()` once no
 // worker uses that origin any more, or by `close()`. `call()` turns one exchange into a value:
 //
-//   { kind: 'answered', status, contentType, body, cutAtBytes }   the endpoint answered (any status)
+//   { kind: 'answered', status, contentType, contentEncoding, body, cutAtBytes }
+//                                                                 the endpoint answered (any status)
 //   { kind: 'timedOut', afterMs }                                 the exchange's timer ended it
 //   { kind: 'unreachable', reason }                               network error
 //
@@ -46,7 +47,7 @@ export interface EndpointCall {
 }
 
 export type CallOutcome =
-  | { kind: 'answered'; status: number; contentType: string; body: string; cutAtBytes: number | null }
+  | { kind: 'answered'; status: number; contentType: string; contentEncoding: string; body: string; cutAtBytes: number | null }
   | { kind: 'timedOut'; afterMs: number }
   | { kind: 'unreachable'; reason: string };
 
@@ -158,10 +159,12 @@ export class HttpClient implements EndpointClient {
       chunks.push(chunk);
     }
     const contentType = response.headers['content-type'];
+    const contentEncoding = response.headers['content-encoding'];
     return {
       kind: 'answered',
       status: response.statusCode,
       contentType: typeof contentType === 'string' ? contentType : '',
+      contentEncoding: typeof contentEncoding === 'string' ? contentEncoding : '',
       body: Buffer.concat(chunks, bytes).toString('utf8'),
       cutAtBytes,
     };

@@ -1,5 +1,6 @@
 // Push workers end to end: a real broker + API + dispatcher calling real local endpoints.
 import t from 'tap';
+import { gzipSync } from 'node:zlib';
 import { FailOutcome } from '../../src/record/types.js';
 import { deadPort, json, sleep, startEndpoint, text, until } from './endpoint.js';
 import { startStack, startStackWithEndpoint } from './harness.js';
@@ -313,4 +314,22 @@ t.test('a-call-ended-by-its-job-timeout-leaves-the-failure-to-the-broker-and-log
   await sleep(50);
   for (const id of ids) t.equal(s.job(id).failedReason, 'Job timed out after 50 ms');
   t.strictSame(s.lines.filter((l) => l.includes('tapeq: worker')), [], 'no worker log line');
+});
+
+t.test('a-compressed-2xx-body-fails-the-attempt-instead-of-completing-with-its-bytes', async (t) => {
+  // A registration may carry `Accept-Encoding` (copied from another client's headers); the broker
+  // reads bodies as they come, so a gzip answer completed the job with the compressed bytes as
+  // text, or failed it as invalid JSON, without saying why.
+  const { s, ep } = await startStackWithEndpoint(t, (c, res) => {
+    const body = gzipSync(JSON.stringify({ done: true }));
+    const encoded = String(c.headers['accept-encoding'] ?? '').includes('gzip');
+    res.writeHead(200, { 'content-type': 'text/plain', ...(encoded ? { 'content-encoding': 'gzip' } : {}), 'content-length': body.length });
+    res.end(body);
+  });
+  await s.registerWorker(worker('q', ep.url, { headers: { 'Accept-Encoding': 'gzip, deflate' } }));
+  const id = await s.push('q', { data: 1, maxAttempts: 1 });
+  await until('finished', () => ['completed', 'failed'].includes(s.broker.jobState(id) ?? ''));
+  t.equal(s.broker.jobState(id), 'failed');
+  t.equal(s.job(id).failedReason, `body with content-encoding gzip in HTTP 200 from POST ${ep.url} (the broker reads bodies uncompressed: register no Accept-Encoding)`);
+  t.equal(s.job(id).result, null);
 });

@@ -87,7 +87,7 @@ t.test('no-call-starts-or-counts-against-the-limiter-before-the-http-client-is-l
     load: () => loading,
     call: async () => {
       calls.push(Date.now());
-      return { kind: 'answered' as const, status: 200, contentType: 'text/plain', body: 'ok', cutAtBytes: null };
+      return { kind: 'answered' as const, status: 200, contentType: 'text/plain', contentEncoding: '', body: 'ok', cutAtBytes: null };
     },
   };
   const config = {

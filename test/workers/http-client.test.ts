@@ -128,7 +128,7 @@ t.test('oversized-response-body-is-cut-off-keeping-status-and-start', async (t) 
     await ep.close();
   });
   const ok = await c.call(call(ep.url, { responseBytesMax: 1024 }));
-  t.strictSame(ok, { kind: 'answered', status: 200, contentType: 'text/plain; charset=utf-8', body: 'y'.repeat(1024), cutAtBytes: 1024 });
+  t.strictSame(ok, { kind: 'answered', status: 200, contentType: 'text/plain; charset=utf-8', contentEncoding: '', body: 'y'.repeat(1024), cutAtBytes: 1024 });
   t.strictSame(judge(ok, 'POST', ep.url, 200), {
     kind: 'fail',
     reason: `response body over 1024 bytes in HTTP 200 from POST ${ep.url}`,
