@@ -23,10 +23,11 @@
 //   pull) reaches it, so a fail from here could only be refused as late.
 // - Backoff: calls that got no answer at all (network error, the endpoint's timeout) pause new
 //   pulls for 100 ms, doubling per consecutive unanswered round up to 5 s; any answer resets it.
-//   Calls that were already running when the pause began do not escalate it again. A call ended
-//   by its job's own, shorter `timeout` neither pauses nor resets: that job is slow, which says
-//   nothing of the endpoint, and the worker's other jobs must not wait for it. The job's own
-//   retry delay is the broker's business (fail → backoff → DLQ).
+//   Calls that were already running when the pause began do not escalate it again; a replaced
+//   registration starts without a pause. A call ended by its job's own, shorter `timeout` neither
+//   pauses nor resets: that job is slow, which says nothing of the endpoint, and the worker's
+//   other jobs must not wait for it. The job's own retry delay is the broker's business (fail →
+//   backoff → DLQ).
 // - A late ack/fail (LOCK_MISMATCH, NOT_ACTIVE: the attempt stalled or the job was cancelled) is
 //   logged and dropped; the broker guarantees it cannot complete a newer attempt.
 // - After stop(): no pull or call starts. A pull that was already on its way and returns a job
@@ -109,6 +110,11 @@ export class WorkerRunner {
   /** A replaced registration: new pulls use it; pulls on their way and running calls keep theirs. */
   reconfigure(config: WorkerConfig): void {
     this.#config = config;
+    // The back-off judged the old registration, which the new one may fix (another URL, a longer
+    // timeout): it starts afresh, and calls already running under the old one cannot escalate it.
+    this.#unansweredRounds = 0;
+    this.#pausedUntilMs = 0;
+    this.#pauseSetAtMs = this.#deps.now();
     const limiter = config.opts.limiter;
     if (limiter === null) this.#limiter = null;
     else if (this.#limiter === null) this.#limiter = new StartLimiter(limiter);
