@@ -247,7 +247,7 @@ t.test('a-job-timeout-fails-that-attempt-without-pausing-the-worker', async (t) 
   // own `timeout` must not back the worker off as an unanswered endpoint does (100, 200, 400,
   // 800 ms after four in a row: about 1.7 s before the quick job is called).
   const { elapsedMs, s, slow } = await slowThenQuick(t, { timeout: 50 }, {});
-  t.ok(elapsedMs < 1_000, `the quick job was called ${elapsedMs} ms after the first slow one`);
+  t.ok(elapsedMs < 1_200, `the quick job was called ${elapsedMs} ms after the first slow one`);
   for (const id of slow) {
     await until('slow job failed', () => s.broker.jobState(id) === 'failed');
     t.equal(s.job(id).attempts, 1, 'each slow job spent its one attempt');
