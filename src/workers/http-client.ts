@@ -3,8 +3,10 @@
 // One keep-alive `Pool` per endpoint origin, created on first use and closed by `prune()` once no
 // worker uses that origin any more, or by `close()`. `call()` turns one exchange into a value:
 //
-//   { kind: 'answered', status, contentType, body, cutAtBytes }   the endpoint answered (any status)
-//   { kind: 'unreachable', reason }                               network error or timeout
+//   { kind: 'answered', status, contentType, contentEncoding, body, cutAtBytes }
+//                                                                 the endpoint answered (any status)
+//   { kind: 'timedOut', afterMs }                                 the exchange's timer ended it
+//   { kind: 'unreachable', reason }                               network error
 //
 // Invariants:
 // - One timer covers the whole exchange (connect, headers and body): when it fires the request is
@@ -45,7 +47,8 @@ export interface EndpointCall {
 }
 
 export type CallOutcome =
-  | { kind: 'answered'; status: number; contentType: string; body: string; cutAtBytes: number | null }
+  | { kind: 'answered'; status: number; contentType: string; contentEncoding: string; body: string; cutAtBytes: number | null }
+  | { kind: 'timedOut'; afterMs: number }
   | { kind: 'unreachable'; reason: string };
 
 export interface HttpClientOptions {
@@ -105,9 +108,9 @@ export class HttpClient implements EndpointClient {
       if (call.signal?.aborted === true) return { kind: 'unreachable', reason: 'call abandoned' };
       return await this.#exchange(url, call, controller.signal);
     } catch (error) {
-      if (timedOut) return { kind: 'unreachable', reason: `timeout after ${call.timeoutMs} ms` };
+      if (timedOut) return { kind: 'timedOut', afterMs: call.timeoutMs };
       if (call.signal?.aborted === true) return { kind: 'unreachable', reason: 'call abandoned' };
-      return { kind: 'unreachable', reason: describeError(error, call.timeoutMs) };
+      return { kind: 'unreachable', reason: describeError(error, call.timeoutMs, this.#options.connectTimeoutMs) };
     } finally {
       clearTimeout(timer);
       call.signal?.removeEventListener('abort', abandon);
@@ -156,10 +159,12 @@ export class HttpClient implements EndpointClient {
       chunks.push(chunk);
     }
     const contentType = response.headers['content-type'];
+    const contentEncoding = response.headers['content-encoding'];
     return {
       kind: 'answered',
       status: response.statusCode,
       contentType: typeof contentType === 'string' ? contentType : '',
+      contentEncoding: typeof contentEncoding === 'string' ? contentEncoding : '',
       body: Buffer.concat(chunks, bytes).toString('utf8'),
       cutAtBytes,
     };
@@ -183,13 +188,13 @@ export class HttpClient implements EndpointClient {
   }
 }
 
-/** Node/undici errors carry a useful message ("connect ECONNREFUSED 127.0.0.1:1234"). */
-function describeError(error: unknown, timeoutMs: number): string {
+/** Node/undici errors carry a useful message ("connect ECONNREFUSED 127.0.0.1:1234"). The
+ *  connect cap is its own limit: when it ends a call, the call's longer timeout had not passed. */
+function describeError(error: unknown, timeoutMs: number, connectTimeoutMs: number): string {
   if (!(error instanceof Error)) return String(error);
   const code = (error as { code?: unknown }).code;
-  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT') {
-    return `timeout after ${timeoutMs} ms`;
-  }
+  if (code === 'UND_ERR_CONNECT_TIMEOUT') return `connect timeout after ${connectTimeoutMs} ms`;
+  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') return `timeout after ${timeoutMs} ms`;
   const message = error.message !== '' ? error.message : error.name;
   return typeof code === 'string' && !message.includes(code) ? `${message} (${code})` : message;
 }

@@ -6,6 +6,10 @@
 // every instant t: starts in (t - duration, t] + reserved <= max. A reservation converts to a start
 // at a later time, so no window of `duration` ms ever sees more than `max` starts.
 //
+// Start times live in an array read from `#first` on: a start that leaves the window only moves
+// that index, and the array is compacted once the dead front is as long as the live part, so a
+// start costs O(1) amortized however many (up to `max`) the window holds.
+//
 // Plain synchronous bookkeeping: no timers, no clock of its own (callers pass `nowMs`).
 
 export interface LimiterConfig {
@@ -15,8 +19,10 @@ export interface LimiterConfig {
 
 export class StartLimiter {
   #config: LimiterConfig;
-  /** Start times, oldest first; at most `max` are kept (older ones can no longer matter). */
+  /** Start times, oldest first, live from `#first` on; at most `max` are live (older ones can no
+   *  longer matter). */
   readonly #starts: number[] = [];
+  #first = 0;
   #reserved = 0;
 
   constructor(config: LimiterConfig) {
@@ -31,11 +37,11 @@ export class StartLimiter {
   /** 0 when a slot was reserved, else the ms until one may free up (callers retry then). */
   tryReserve(nowMs: number): number {
     this.#forget(nowMs);
-    if (this.#starts.length + this.#reserved < this.#config.max) {
+    if (this.#starts.length - this.#first + this.#reserved < this.#config.max) {
       this.#reserved += 1;
       return 0;
     }
-    const oldest = this.#starts[0];
+    const oldest = this.#starts[this.#first];
     // Every slot is reserved by a pull still in flight: its completion wakes the caller again.
     if (oldest === undefined) return Number.POSITIVE_INFINITY;
     return Math.max(1, oldest + this.#config.duration - nowMs);
@@ -45,7 +51,7 @@ export class StartLimiter {
   started(nowMs: number): void {
     this.#release();
     this.#starts.push(nowMs);
-    if (this.#starts.length > this.#config.max) this.#starts.shift();
+    if (this.#starts.length - this.#first > this.#config.max) this.#drop(1);
   }
 
   /** The reserved slot was not used (the pull returned no job or failed). */
@@ -59,10 +65,17 @@ export class StartLimiter {
   }
 
   #forget(nowMs: number): void {
-    const first = this.#starts[0];
-    if (first !== undefined && first + this.#config.duration <= nowMs) {
-      const keepFrom = this.#starts.findIndex((t) => t + this.#config.duration > nowMs);
-      this.#starts.splice(0, keepFrom === -1 ? this.#starts.length : keepFrom);
+    let count = 0;
+    for (let i = this.#first; i < this.#starts.length && (this.#starts[i] as number) + this.#config.duration <= nowMs; i++) count++;
+    if (count > 0) this.#drop(count);
+  }
+
+  /** Drops the `count` oldest live starts. */
+  #drop(count: number): void {
+    this.#first += count;
+    if (this.#first * 2 >= this.#starts.length) {
+      this.#starts.splice(0, this.#first);
+      this.#first = 0;
     }
   }
 }

@@ -17,11 +17,17 @@
 // - `credit` estimates how many jobs records made available (Infinity = unknown, pull until the
 //   queue answers empty). Nothing polls: without credit, a free slot or a timer, nothing runs.
 //   A pull that finds the queue empty drops the credit, unless a wake arrived meanwhile.
-// - A call ends at the endpoint's timeout or the job's own `timeout`, whichever is shorter.
-// - Backoff: calls that got no answer at all (network error, timeout) pause new pulls for 100 ms,
-//   doubling per consecutive unanswered round up to 5 s; any answer resets it. Calls that were
-//   already running when the pause began do not escalate it again. The job's own retry delay is
-//   the broker's business (fail → backoff → DLQ).
+// - A call ends at the endpoint's timeout or the job's own `timeout`, whichever is shorter. A call
+//   its job's timeout ended is neither acked nor failed here: the broker's timer fails that
+//   attempt at the pull record's time + `timeout`, which comes before the call (started after the
+//   pull) reaches it, so a fail from here could only be refused as late.
+// - Backoff: calls that got no answer at all (network error, the endpoint's timeout) pause new
+//   pulls for 100 ms, doubling per consecutive unanswered round up to 5 s; any answer resets it.
+//   Calls that were already running when the pause began do not escalate it again; a replaced
+//   registration starts without a pause. A call ended by its job's own, shorter `timeout` neither
+//   pauses nor resets: that job is slow, which says nothing of the endpoint, and the worker's
+//   other jobs must not wait for it. The job's own retry delay is the broker's business (fail →
+//   backoff → DLQ).
 // - A late ack/fail (LOCK_MISMATCH, NOT_ACTIVE: the attempt stalled or the job was cancelled) is
 //   logged and dropped; the broker guarantees it cannot complete a newer attempt.
 // - After stop(): no pull or call starts. A pull that was already on its way and returns a job
@@ -104,6 +110,11 @@ export class WorkerRunner {
   /** A replaced registration: new pulls use it; pulls on their way and running calls keep theirs. */
   reconfigure(config: WorkerConfig): void {
     this.#config = config;
+    // The back-off judged the old registration, which the new one may fix (another URL, a longer
+    // timeout): it starts afresh, and calls already running under the old one cannot escalate it.
+    this.#unansweredRounds = 0;
+    this.#pausedUntilMs = 0;
+    this.#pauseSetAtMs = this.#deps.now();
     const limiter = config.opts.limiter;
     if (limiter === null) this.#limiter = null;
     else if (this.#limiter === null) this.#limiter = new StartLimiter(limiter);
@@ -226,18 +237,21 @@ export class WorkerRunner {
 
   async #call(job: JobView, token: string, config: WorkerConfig, startedAtMs: number): Promise<void> {
     const { url, method, headers, timeout } = config.endpoint;
+    const timeoutMs = callTimeoutMs(timeout, job);
     const outcome = await this.#deps.client.call({
       url,
       method,
       headers,
       body: JSON.stringify({ job, token }),
-      timeoutMs: callTimeoutMs(timeout, job),
+      timeoutMs,
       responseBytesMax: workerResponseBytesMax,
       signal: this.#abandon.signal,
     });
     // Abandoned unanswered: not the endpoint's failure, so no attempt is spent; the job is
     // released with the runner's other held jobs.
     if (outcome.kind === 'unreachable' && this.#abandon.signal.aborted) return;
+    // Ended by the job's own timeout: the broker has failed (or is failing) that attempt itself.
+    if (outcome.kind === 'timedOut' && timeoutMs < timeout) return;
     const verdict = judge(outcome, method, url, workerErrorBodyChars);
     if (verdict.kind === 'fail' && !verdict.answered) this.#pause(this.#deps.now(), startedAtMs);
     else this.#unansweredRounds = 0;

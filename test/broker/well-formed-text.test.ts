@@ -62,6 +62,6 @@ t.test('truncated-text-never-ends-in-half-a-pair', async (t) => {
   t.equal(truncateText('ab😀', 4), 'ab😀');
   t.equal(truncateText('abc', 2), 'ab');
   t.ok(isWellFormed(truncateText('😀'.repeat(10), 5)));
-  const verdict = judge({ kind: 'answered', status: 500, contentType: 'text/plain', body: 'x😀y', cutAtBytes: null }, 'POST', 'http://e/', 2);
+  const verdict = judge({ kind: 'answered', status: 500, contentType: 'text/plain', contentEncoding: '', body: 'x😀y', cutAtBytes: null }, 'POST', 'http://e/', 2);
   t.same(verdict, { kind: 'fail', reason: 'HTTP 500 from POST http://e/: x', answered: true });
 });

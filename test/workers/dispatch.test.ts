@@ -1,5 +1,6 @@
 // Push workers end to end: a real broker + API + dispatcher calling real local endpoints.
 import t from 'tap';
+import { gzipSync } from 'node:zlib';
 import { FailOutcome } from '../../src/record/types.js';
 import { deadPort, json, sleep, startEndpoint, text, until } from './endpoint.js';
 import { startStack, startStackWithEndpoint } from './harness.js';
@@ -218,4 +219,117 @@ t.test('a-job-timeout-shorter-than-the-endpoint-timeout-ends-the-call', async (t
   t.equal(ep.calls.length, 3, 'one call per attempt');
   t.equal(openMax, 1, 'never two calls of the job at once');
   t.equal(closedByBroker, 3, 'each call was ended when its attempt timed out');
+});
+
+/** Four jobs whose calls the endpoint never answers in time, then one it answers at once (worker
+ *  concurrency 1, FIFO): ms from the first call to the quick job's call. */
+async function slowThenQuick(
+  t: Parameters<typeof startStackWithEndpoint>[0],
+  slowJob: Record<string, unknown>,
+  endpoint: Record<string, unknown>,
+): Promise<{ elapsedMs: number; s: Awaited<ReturnType<typeof startStackWithEndpoint>>['s']; slow: string[] }> {
+  const { s, ep } = await startStackWithEndpoint(t, async (c, res) => {
+    if (c.body.job.data === 'slow') await sleep(1_000);
+    if (!res.destroyed) text(res, 200, 'ok');
+  });
+  await s.registerWorker(worker('q', ep.url, endpoint));
+  const slow: string[] = [];
+  for (let i = 0; i < 4; i++) slow.push(await s.push('q', { data: 'slow', maxAttempts: 1, ...slowJob }));
+  const quick = await s.push('q', { data: 'quick' });
+  await until('the quick job completed', () => s.broker.jobState(quick) === 'completed', 8_000);
+  const first = ep.calls[0]?.atMs ?? 0;
+  const quickCall = ep.calls.find((c) => c.body.job.id === quick)?.atMs ?? 0;
+  return { elapsedMs: quickCall - first, s, slow };
+}
+
+t.test('a-job-timeout-fails-that-attempt-without-pausing-the-worker', async (t) => {
+  // The endpoint is healthy (it answers the quick job at once); only those jobs are slow. Their
+  // own `timeout` must not back the worker off as an unanswered endpoint does (100, 200, 400,
+  // 800 ms after four in a row: about 1.7 s before the quick job is called).
+  const { elapsedMs, s, slow } = await slowThenQuick(t, { timeout: 50 }, {});
+  t.ok(elapsedMs < 1_200, `the quick job was called ${elapsedMs} ms after the first slow one`);
+  for (const id of slow) {
+    await until('slow job failed', () => s.broker.jobState(id) === 'failed');
+    t.equal(s.job(id).attempts, 1, 'each slow job spent its one attempt');
+  }
+});
+
+t.test('an-endpoint-timeout-still-pauses-the-worker', async (t) => {
+  const { elapsedMs, s, slow } = await slowThenQuick(t, {}, { timeout: 50 });
+  t.ok(elapsedMs >= 1_200, `the quick job waited out the pauses (${elapsedMs} ms)`);
+  for (const id of slow) t.equal(s.broker.jobState(id), 'failed');
+});
+
+t.test('get-workers-redacts-header-values-and-calls-still-send-them', async (t) => {
+  // Endpoint headers commonly hold the endpoint's credentials: GET /workers answers every token
+  // holder (and the openapi schema lists it), so it names the headers without their values.
+  const { s, ep } = await startStackWithEndpoint(t, (_c, res) => text(res, 200, 'ok'));
+  const headers = { Authorization: 'Bearer endpoint-secret', 'x-api-key': 'k-123' };
+  await s.registerWorker(worker('q', ep.url, { headers, timeout: 1_000 }));
+  const list = await s.request('GET', '/workers');
+  t.equal(list.status, 200);
+  t.strictSame(list.json.workers, [
+    {
+      queue: 'q',
+      endpoint: { url: ep.url, method: 'POST', headers: { Authorization: '[redacted]', 'x-api-key': '[redacted]' }, timeout: 1_000 },
+      opts: { concurrency: 1, limiter: null, removeOnComplete: null, removeOnFail: null, maxStalledCount: 1 },
+    },
+  ]);
+  t.notOk(JSON.stringify(list.json).includes('endpoint-secret'), 'no value anywhere in the listing');
+  const id = await s.push('q', { data: 1 });
+  await until('completed', () => s.broker.jobState(id) === 'completed');
+  t.equal(ep.calls[0]?.headers.authorization, 'Bearer endpoint-secret', 'the call still sends the value');
+  t.equal(ep.calls[0]?.headers['x-api-key'], 'k-123');
+  t.strictSame(s.broker.workers()[0]?.endpoint.headers, headers, 'and the registration keeps it');
+});
+
+t.test('a-redirect-is-not-followed-and-fails-the-attempt-with-its-status', async (t) => {
+  // SPEC section 6: any status outside 200-299 fails the attempt. Following a redirect would also
+  // let an endpoint send the job, its lock token and the registered headers somewhere else.
+  const { s, ep } = await startStackWithEndpoint(t, (c, res) => {
+    if (c.path.includes('moved')) return text(res, 200, 'followed');
+    res.writeHead(307, { location: '/hook?moved=1', 'content-length': 0 });
+    res.end();
+  });
+  await s.registerWorker(worker('q', ep.url));
+  const id = await s.push('q', { data: 1, maxAttempts: 1 });
+  await until('failed', () => s.broker.jobState(id) === 'failed');
+  t.equal(s.job(id).failedReason, `HTTP 307 from POST ${ep.url}`);
+  t.equal(ep.calls.length, 1, 'the Location was not called');
+});
+
+t.test('a-call-ended-by-its-job-timeout-leaves-the-failure-to-the-broker-and-logs-nothing', async (t) => {
+  // The broker fails the attempt at the job's timeout, counted from the pull, a little before the
+  // call (started after the pull) reaches it: the runner's own fail could only arrive late, be
+  // refused and be logged as a "late answer" for every such job, though nothing answered.
+  const { s, ep } = await startStackWithEndpoint(t, async (_c, res) => {
+    await sleep(1_000);
+    if (!res.destroyed) text(res, 200, 'too late');
+  });
+  await s.registerWorker(worker('q', ep.url, {}, { concurrency: 5 }));
+  const ids: string[] = [];
+  for (let i = 0; i < 5; i++) ids.push(await s.push('q', { data: i, timeout: 50, maxAttempts: 1 }));
+  await until('all failed', () => ids.every((id) => s.broker.jobState(id) === 'failed'));
+  await until('every call ended', () => ep.open() === 0);
+  await sleep(50);
+  for (const id of ids) t.equal(s.job(id).failedReason, 'Job timed out after 50 ms');
+  t.strictSame(s.lines.filter((l) => l.includes('tapeq: worker')), [], 'no worker log line');
+});
+
+t.test('a-compressed-2xx-body-fails-the-attempt-instead-of-completing-with-its-bytes', async (t) => {
+  // A registration may carry `Accept-Encoding` (copied from another client's headers); the broker
+  // reads bodies as they come, so a gzip answer completed the job with the compressed bytes as
+  // text, or failed it as invalid JSON, without saying why.
+  const { s, ep } = await startStackWithEndpoint(t, (c, res) => {
+    const body = gzipSync(JSON.stringify({ done: true }));
+    const encoded = String(c.headers['accept-encoding'] ?? '').includes('gzip');
+    res.writeHead(200, { 'content-type': 'text/plain', ...(encoded ? { 'content-encoding': 'gzip' } : {}), 'content-length': body.length });
+    res.end(body);
+  });
+  await s.registerWorker(worker('q', ep.url, { headers: { 'Accept-Encoding': 'gzip, deflate' } }));
+  const id = await s.push('q', { data: 1, maxAttempts: 1 });
+  await until('finished', () => ['completed', 'failed'].includes(s.broker.jobState(id) ?? ''));
+  t.equal(s.broker.jobState(id), 'failed');
+  t.equal(s.job(id).failedReason, `body with content-encoding gzip in HTTP 200 from POST ${ep.url} (the broker reads bodies uncompressed: register no Accept-Encoding)`);
+  t.equal(s.job(id).result, null);
 });

@@ -87,7 +87,7 @@ t.test('no-call-starts-or-counts-against-the-limiter-before-the-http-client-is-l
     load: () => loading,
     call: async () => {
       calls.push(Date.now());
-      return { kind: 'answered' as const, status: 200, contentType: 'text/plain', body: 'ok', cutAtBytes: null };
+      return { kind: 'answered' as const, status: 200, contentType: 'text/plain', contentEncoding: '', body: 'ok', cutAtBytes: null };
     },
   };
   const config = {
@@ -144,4 +144,24 @@ t.test('a-wall-clock-step-back-does-not-hold-the-limiter-for-its-length', async 
   await s.push('q', { data: 2 });
   await until('the second call, one window later', () => ep.calls.length === 2, 3_000);
   t.equal(ep.calls.length, 2);
+});
+
+t.test('replacing-a-backed-off-worker-calls-its-new-endpoint-at-once', async (t) => {
+  // The back-off measured the old endpoint: a registration fixing its URL must not wait it out.
+  const port = await deadPort();
+  const { s, ep } = await startStackWithEndpoint(t, (_c, res) => text(res, 200, 'ok'));
+  let failed = 0;
+  const off = s.broker.onRecords((records: LogRecord[]) => {
+    for (const r of records) if (r.body.type === 'failed') failed++;
+  });
+  t.teardown(off);
+  await s.registerWorker({ queue: 'q', endpoint: { url: `http://127.0.0.1:${port}/down`, method: 'POST' } });
+  const id = await s.push('q', { data: 1, maxAttempts: 100, backoff: 0 });
+  // Five unanswered rounds in a row (pauses 100, 200, 400, 800 ms): the next pause is 1.6 s.
+  await until('five failed attempts', () => failed >= 5, 5_000);
+  const replacedAt = Date.now();
+  await s.registerWorker({ queue: 'q', endpoint: { url: ep.url, method: 'POST' } });
+  await until('completed', () => s.broker.jobState(id) === 'completed', 5_000);
+  const waitedMs = (ep.calls[0]?.atMs ?? 0) - replacedAt;
+  t.ok(waitedMs < 500, `the new endpoint was called ${waitedMs} ms after the replace`);
 });

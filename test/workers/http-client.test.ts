@@ -1,4 +1,5 @@
 import t from 'tap';
+import { createServer as createTcpServer, type Socket } from 'node:net';
 import { HttpClient, type EndpointCall } from '../../src/workers/http-client.js';
 import { judge } from '../../src/workers/response.js';
 import { deadPort, json, sleep, startEndpoint, text } from './endpoint.js';
@@ -96,7 +97,7 @@ t.test('timeout-covers-headers', async (t) => {
   });
   const started = Date.now();
   const out = await c.call(call(ep.url, { timeoutMs: 150 }));
-  t.strictSame(out, { kind: 'unreachable', reason: 'timeout after 150 ms' });
+  t.strictSame(out, { kind: 'timedOut', afterMs: 150 });
   t.ok(Date.now() - started < 800, 'gave up at the timeout');
 });
 
@@ -114,7 +115,7 @@ t.test('timeout-covers-a-slow-body', async (t) => {
   });
   const started = Date.now();
   const out = await c.call(call(ep.url, { timeoutMs: 200 }));
-  t.strictSame(out, { kind: 'unreachable', reason: 'timeout after 200 ms' });
+  t.strictSame(out, { kind: 'timedOut', afterMs: 200 });
   t.ok(Date.now() - started < 800, 'gave up at the timeout');
 });
 
@@ -127,7 +128,7 @@ t.test('oversized-response-body-is-cut-off-keeping-status-and-start', async (t) 
     await ep.close();
   });
   const ok = await c.call(call(ep.url, { responseBytesMax: 1024 }));
-  t.strictSame(ok, { kind: 'answered', status: 200, contentType: 'text/plain; charset=utf-8', body: 'y'.repeat(1024), cutAtBytes: 1024 });
+  t.strictSame(ok, { kind: 'answered', status: 200, contentType: 'text/plain; charset=utf-8', contentEncoding: '', body: 'y'.repeat(1024), cutAtBytes: 1024 });
   t.strictSame(judge(ok, 'POST', ep.url, 200), {
     kind: 'fail',
     reason: `response body over 1024 bytes in HTTP 200 from POST ${ep.url}`,
@@ -149,4 +150,27 @@ t.test('keep-alive-reuses-one-socket-for-sequential-calls', async (t) => {
   t.equal(ep.calls.length, 20);
   // undici may open a second socket while the first is still finishing its previous response.
   t.ok(ep.connections() <= 2, `20 sequential calls used ${ep.connections()} sockets`);
+});
+
+t.test('a-connect-timeout-names-the-connect-limit-not-the-call-timeout', async (t) => {
+  // The connect cap (10 s in the broker) ends a handshake that never completes before a longer
+  // call timeout does: a TLS endpoint that accepts the socket and never answers the hello.
+  const sockets = new Set<Socket>();
+  const silent = createTcpServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+  });
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  const address = silent.address();
+  const port = typeof address === 'object' && address !== null ? address.port : 0;
+  const c = new HttpClient({ connectionsPerOriginMax: 16, keepAliveMs: 1_000, connectTimeoutMs: 150 });
+  t.teardown(async () => {
+    await c.close();
+    for (const socket of sockets) socket.destroy();
+    await new Promise<void>((resolve) => silent.close(() => resolve()));
+  });
+  const started = Date.now();
+  const out = await c.call(call(`https://127.0.0.1:${port}/x`, { timeoutMs: 3_000 }));
+  t.strictSame(out, { kind: 'unreachable', reason: 'connect timeout after 150 ms' });
+  t.ok(Date.now() - started < 2_000, 'gave up at the connect limit');
 });

@@ -1,9 +1,14 @@
 // Push-worker routes (SPEC section 6, BullMQ Proxy):
 //   POST   /workers          register or replace the worker of a queue → {ok}
-//   GET    /workers          → {ok, workers}
+//   GET    /workers          → {ok, workers}, header values redacted
 //   DELETE /workers/:queue   → {ok}, 404 "Worker not found"
+//
+// Endpoint headers usually carry the endpoint's credentials (`Authorization: Bearer …`). The
+// listing answers every token holder, so it names each header and hides its value; the
+// registration record and the calls keep the values.
 
 import type { FastifyInstance } from 'fastify';
+import type { WorkerConfig } from '../../broker/types.js';
 import { ctxOf } from '../context.js';
 import { sendError, sendOutcome } from '../errors.js';
 import { errorResponses, okResponse, okWith, queueParams } from '../schemas.js';
@@ -24,8 +29,8 @@ export function workerRoutes(app: FastifyInstance, { broker }: RouteDeps): void 
 
   app.get(
     '/workers',
-    { schema: { summary: 'Registered push workers', tags, response: { 200: okWith({ workers: { type: 'array', items: { type: 'object', description: 'a registration with its defaults filled in' } } }) } } },
-    async () => ({ ok: true, workers: broker.workers() }),
+    { schema: { summary: 'Registered push workers', tags, response: { 200: okWith({ workers: { type: 'array', items: { type: 'object', description: 'a registration with its defaults filled in, header values redacted' } } }) } } },
+    async () => ({ ok: true, workers: broker.workers().map(redactHeaders) }),
   );
 
   app.delete<{ Params: { queue: string } }>(
@@ -33,4 +38,12 @@ export function workerRoutes(app: FastifyInstance, { broker }: RouteDeps): void 
     { schema: { summary: 'Remove the push worker of a queue', tags, params: queueParams, response: { 200: okResponse, ...errorResponses } } },
     async (request, reply) => sendOutcome(reply, await broker.removeWorker(request.params.queue, ctxOf(request))),
   );
+}
+
+/** What GET /workers shows in place of each endpoint header's value. */
+const headerValueRedacted = '[redacted]';
+
+function redactHeaders(config: WorkerConfig): WorkerConfig {
+  const headers = Object.fromEntries(Object.keys(config.endpoint.headers).map((name) => [name, headerValueRedacted]));
+  return { ...config, endpoint: { ...config.endpoint, headers } };
 }
