@@ -259,7 +259,9 @@ class WsSession {
     if (typeof fields.cmd !== 'string') {
       return this.#send(failure(fields.cmd === undefined || fields.cmd === null ? 'Missing field: cmd' : 'cmd must be a string'), reqId);
     }
-    const name = fields.cmd.toUpperCase();
+    // Case-insensitive in ASCII only: toUpperCase alone maps "ſ" (the long s) to "S", so "PUſH"
+    // would run as PUSH. A name with anything else in it matches no command.
+    const name = /^[A-Za-z]+$/.test(fields.cmd) ? fields.cmd.toUpperCase() : fields.cmd;
     if (name === 'AUTH') {
       const reply = this.#auth(fields.token);
       this.#send(reply, reqId);
