@@ -63,3 +63,18 @@ t.test('a-field-a-command-does-not-take-is-refused-naming-it-as-over-http', asyn
   const third = await push(h, 'f', { data: 5 });
   t.match(await ws.command({ cmd: 'CANCEL', id: third }), { ok: true });
 });
+
+t.test('auth-with-a-field-it-does-not-take-is-refused-and-is-not-a-failed-attempt', async (t) => {
+  const h = await startRealtime({ config: { authTokens: ['tok'] } });
+  t.teardown(() => h.close());
+  const ws = await WsClient.connect(h.ws('/ws/queues/none'));
+  t.teardown(() => ws.close());
+  // Five of these would close the socket if they counted as failed Auth attempts.
+  for (let i = 0; i < 5; i++) {
+    const reply = await ws.command({ cmd: 'Auth', token: 'tok', scope: 'all' });
+    t.strictSame(reply, { ok: false, error: 'scope is not an allowed field', reqId: reply.reqId });
+  }
+  t.match(await ws.command({ cmd: 'GETJOB', id: 'x' }), { ok: false, error: 'Unauthorized' }, 'not authenticated by it');
+  t.match(await ws.command({ cmd: 'Auth', token: 'tok' }), { ok: true }, 'still open, and Auth works');
+  t.match(await ws.command({ cmd: 'GETJOB', id: 'x' }), { ok: false, error: 'Job not found' });
+});

@@ -74,7 +74,7 @@ const handlers: Record<string, Handler> = {
   CANCEL: (broker, msg, ctx) => needString(msg, 'id') ?? broker.cancel(msg.id as string, ctx),
 };
 
-/** The fields each handler takes besides `cmd` and `reqId`. Any other is refused, in the words
+/** The fields each command takes besides `cmd` and `reqId` (AUTH is the session's). Any other is refused, in the words
  *  HTTP uses for a field its body or query schema does not allow: a typo (`reslt`, `timout`)
  *  would otherwise be dropped without a word and the command run without it. PUSH's job fields
  *  are the broker's to check (checkPush). */
@@ -86,10 +86,12 @@ const handlerFields: Record<string, ReadonlySet<string>> = {
   GETJOB: new Set(['id']),
   PROGRESS: new Set(['id', 'progress', 'message']),
   CANCEL: new Set(['id']),
+  AUTH: new Set(['token']),
 };
 
-function unknownField(name: string, msg: Fields): Reply | null {
-  const allowed = handlerFields[name];
+/** The refusal of a field command `name` (upper-cased) does not take; null when there is none. */
+export function unknownField(name: string, msg: Fields): Reply | null {
+  const allowed = Object.hasOwn(handlerFields, name) ? handlerFields[name] : undefined;
   if (allowed === undefined) return null;
   for (const key in msg) {
     if (Object.hasOwn(msg, key) && key !== 'cmd' && key !== 'reqId' && !allowed.has(key)) return failure(`${key} is not an allowed field`);

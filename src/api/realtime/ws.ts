@@ -26,7 +26,7 @@ import type { Actor } from '../../record/types.js';
 import { authenticate, bearerToken, tokenActorName, tokenMatches } from '../auth.js';
 import { clientAddress } from '../context.js';
 import { connections } from '../connections.js';
-import { failure, isBrokerCommand, runCommand, startPush, toReply, type Reply } from './commands.js';
+import { failure, isBrokerCommand, runCommand, startPush, toReply, unknownField, type Reply } from './commands.js';
 import type { RealtimeDeps } from './deps.js';
 import { parseStreamParams, type StreamParams } from './params.js';
 import { wsMessages } from './render.js';
@@ -263,6 +263,9 @@ class WsSession {
     // would run as PUSH. A name with anything else in it matches no command.
     const name = /^[A-Za-z]+$/.test(fields.cmd) ? fields.cmd.toUpperCase() : fields.cmd;
     if (name === 'AUTH') {
+      // A malformed Auth is refused as any command is, not counted as a wrong token.
+      const unknown = unknownField(name, fields);
+      if (unknown !== null) return this.#send(unknown, reqId);
       const reply = this.#auth(fields.token);
       this.#send(reply, reqId);
       if (!reply.ok && ++this.#authFailures >= wsAuthFailuresMax) this.#close('Too many failed Auth attempts', wsPolicyViolationCode, 'Authentication failed');
