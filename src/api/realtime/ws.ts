@@ -3,8 +3,9 @@
 //
 // Authentication. Seed 004 says both "the upgrade is rejected with 401 when the token is missing
 // or invalid" and "alternatively, after connecting, authenticate with the Auth command"; both
-// cannot hold for a client without a header. Resolution: the upgrade is rejected (401) only when
-// an Authorization header is present and invalid. Without a header the socket is accepted
+// cannot hold for a client without a header. Resolution: the upgrade is rejected (401) when an
+// Authorization header is present and invalid, and when there is none and the queue or `?from`
+// is bad (a 400 would tell a client without a token where the log ends). Without a header the socket is accepted
 // unauthenticated: every command except Auth answers `{ok:false, error:"Unauthorized"}` and no
 // event is sent until an Auth command succeeds (then the stream starts, from `?from` if given).
 //
@@ -47,7 +48,9 @@ export function registerWs(app: FastifyInstance, deps: RealtimeDeps, sessions: S
     }
     const params = parseStreamParams(request.params, undefined, request.query, deps.log.durableOffset);
     if (!params.ok) {
-      await reply.code(400).send(failure(params.error));
+      // Without a token the client learns nothing, as on SSE: the error would name the log's end.
+      if (deps.config.authTokens.length > 0 && header === undefined) await reply.code(401).send({ ok: false, error: 'Unauthorized' });
+      else await reply.code(400).send(failure(params.error));
       return;
     }
     accepted.set(request, params.value);
