@@ -74,10 +74,10 @@ const handlers: Record<string, Handler> = {
   CANCEL: (broker, msg, ctx) => needString(msg, 'id') ?? broker.cancel(msg.id as string, ctx),
 };
 
-/** The fields each command takes besides `cmd` and `reqId` (AUTH is the session's). Any other is refused, in the words
- *  HTTP uses for a field its body or query schema does not allow: a typo (`reslt`, `timout`)
- *  would otherwise be dropped without a word and the command run without it. PUSH's job fields
- *  are the broker's to check (checkPush). */
+/** The fields each command takes besides `cmd` and `reqId` (AUTH is answered by the session).
+ *  Any other is refused, in the words HTTP uses for a field its body or query schema does not
+ *  allow: a typo (`reslt`, `timout`) would otherwise be dropped without a word and the command
+ *  run without it. PUSH's job fields are the broker's to check (checkPush). */
 const handlerFields: Record<string, ReadonlySet<string>> = {
   PUSHB: new Set(['queue', 'jobs']),
   PULL: new Set(['queue', 'timeout', 'lockMs']),
