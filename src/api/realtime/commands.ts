@@ -74,6 +74,31 @@ const handlers: Record<string, Handler> = {
   CANCEL: (broker, msg, ctx) => needString(msg, 'id') ?? broker.cancel(msg.id as string, ctx),
 };
 
+/** The fields each command takes besides `cmd` and `reqId` (AUTH is answered by the session).
+ *  Any other is refused, in the words HTTP uses for a field its body or query schema does not
+ *  allow: a typo (`reslt`, `timout`) would otherwise be dropped without a word and the command
+ *  run without it. PUSH's job fields are the broker's to check (checkPush). */
+const handlerFields: Record<string, ReadonlySet<string>> = {
+  PUSHB: new Set(['queue', 'jobs']),
+  PULL: new Set(['queue', 'timeout', 'lockMs']),
+  ACK: new Set(['id', 'result', 'token']),
+  FAIL: new Set(['id', 'error', 'token']),
+  GETJOB: new Set(['id']),
+  PROGRESS: new Set(['id', 'progress', 'message']),
+  CANCEL: new Set(['id']),
+  AUTH: new Set(['token']),
+};
+
+/** The refusal of a field command `name` (upper-cased) does not take; null when there is none. */
+export function unknownField(name: string, msg: Fields): Reply | null {
+  const allowed = Object.hasOwn(handlerFields, name) ? handlerFields[name] : undefined;
+  if (allowed === undefined) return null;
+  for (const key in msg) {
+    if (Object.hasOwn(msg, key) && key !== 'cmd' && key !== 'reqId' && !allowed.has(key)) return failure(`${key} is not an allowed field`);
+  }
+  return null;
+}
+
 /** True for the names `startPush` and `runCommand` know, given upper-cased (`Auth` excluded). */
 export function isBrokerCommand(name: string): boolean {
   return name === 'PUSH' || Object.hasOwn(handlers, name);
@@ -85,6 +110,8 @@ export function isBrokerCommand(name: string): boolean {
 export function runCommand(broker: BrokerApi, name: string, msg: Fields, ctx: Ctx, signal: AbortSignal): Promise<Result> {
   const handler = Object.hasOwn(handlers, name) ? handlers[name] : undefined;
   if (handler === undefined) return Promise.resolve(failure(`Unknown command: ${String(msg.cmd)}`));
+  const unknown = unknownField(name, msg);
+  if (unknown !== null) return Promise.resolve(unknown);
   try {
     return Promise.resolve(handler(broker, msg, ctx, signal));
   } catch (error) {

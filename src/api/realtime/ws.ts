@@ -3,8 +3,10 @@
 //
 // Authentication. Seed 004 says both "the upgrade is rejected with 401 when the token is missing
 // or invalid" and "alternatively, after connecting, authenticate with the Auth command"; both
-// cannot hold for a client without a header. Resolution: the upgrade is rejected (401) only when
-// an Authorization header is present and invalid. Without a header the socket is accepted
+// cannot hold for a client without a header. Resolution: the upgrade is rejected (401) when an
+// Authorization header is present and invalid, and when there is none and the queue or `?from`
+// is malformed; a headerless `?from` past the log's end is refused at Auth (an answer before it
+// would tell a client without a token where the log ends). Without a header the socket is accepted
 // unauthenticated: every command except Auth answers `{ok:false, error:"Unauthorized"}` and no
 // event is sent until an Auth command succeeds (then the stream starts, from `?from` if given).
 //
@@ -26,9 +28,9 @@ import type { Actor } from '../../record/types.js';
 import { authenticate, bearerToken, tokenActorName, tokenMatches } from '../auth.js';
 import { clientAddress } from '../context.js';
 import { connections } from '../connections.js';
-import { failure, isBrokerCommand, runCommand, startPush, toReply, type Reply } from './commands.js';
+import { failure, isBrokerCommand, runCommand, startPush, toReply, unknownField, type Reply } from './commands.js';
 import type { RealtimeDeps } from './deps.js';
-import { parseStreamParams, type StreamParams } from './params.js';
+import { parseResumeOffset, parseStreamParams, type StreamParams } from './params.js';
 import { wsMessages } from './render.js';
 import { drainPollMs, Subscription } from './subscription.js';
 
@@ -45,9 +47,14 @@ export function registerWs(app: FastifyInstance, deps: RealtimeDeps, sessions: S
       await reply.code(401).send({ ok: false, error: 'Unauthorized' });
       return;
     }
-    const params = parseStreamParams(request.params, undefined, request.query, deps.log.durableOffset);
+    // A client without a token learns nothing before it authenticates, as on SSE: a bad parameter
+    // is a 401, and `?from` is checked against the log's end only at its Auth (WsSession.#auth),
+    // since a 400 here, or a 400 for one offset and a 101 for the next, tells it where the log ends.
+    const anonymous = deps.config.authTokens.length > 0 && header === undefined;
+    const params = parseStreamParams(request.params, undefined, request.query, anonymous ? Number.POSITIVE_INFINITY : deps.log.durableOffset);
     if (!params.ok) {
-      await reply.code(400).send(failure(params.error));
+      if (anonymous) await reply.code(401).send({ ok: false, error: 'Unauthorized' });
+      else await reply.code(400).send(failure(params.error));
       return;
     }
     accepted.set(request, params.value);
@@ -90,6 +97,8 @@ class WsSession {
   #pushes: PushGroup | null = null;
   #corked = false;
   #authFailures = 0;
+  /** An Auth found the `?from` of a socket upgraded without a token past the log's end. */
+  #resumeRefused = false;
   /** The poll waiting for the replies' backlog to drain while commands are not read. */
   #commandStall: NodeJS.Timeout | null = null;
   /** Commands received while the backlog was over its limit, run in order once it drains. */
@@ -259,10 +268,16 @@ class WsSession {
     if (typeof fields.cmd !== 'string') {
       return this.#send(failure(fields.cmd === undefined || fields.cmd === null ? 'Missing field: cmd' : 'cmd must be a string'), reqId);
     }
-    const name = fields.cmd.toUpperCase();
+    // Case-insensitive in ASCII only: toUpperCase alone maps "ſ" (the long s) to "S", so "PUſH"
+    // would run as PUSH. A name with anything else in it matches no command.
+    const name = /^[A-Za-z]+$/.test(fields.cmd) ? fields.cmd.toUpperCase() : fields.cmd;
     if (name === 'AUTH') {
+      // A malformed Auth is refused as any command is, not counted as a wrong token.
+      const unknown = unknownField(name, fields);
+      if (unknown !== null) return this.#send(unknown, reqId);
       const reply = this.#auth(fields.token);
       this.#send(reply, reqId);
+      if (this.#resumeRefused) return this.#close(reply.error as string, wsPolicyViolationCode, 'Invalid resume offset');
       if (!reply.ok && ++this.#authFailures >= wsAuthFailuresMax) this.#close('Too many failed Auth attempts', wsPolicyViolationCode, 'Authentication failed');
       return;
     }
@@ -333,6 +348,14 @@ class WsSession {
       config.authTokens.length === 0 ||
       (typeof token === 'string' && token.length > 0 && tokenMatches(token, config));
     if (!valid) return failure('Invalid token');
+    if (!this.#authenticated) {
+      // Upgraded without a token: its `?from` is checked against the log's end now (registerWs).
+      const resume = parseResumeOffset(undefined, this.request.query, this.deps.log.durableOffset);
+      if (!resume.ok) {
+        this.#resumeRefused = true;
+        return failure(resume.error);
+      }
+    }
     if (config.authTokens.length > 0) this.#ctx.actor = actorOf(token as string, this.#ctx.actor?.address ?? 'unknown');
     if (!this.#authenticated) {
       this.#authenticated = true;
