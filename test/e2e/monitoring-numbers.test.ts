@@ -1,7 +1,9 @@
 // The numbers of the monitoring endpoints, read from a real server process over its socket and
 // checked against each other, against GET /queues/:q/counts and against /proc.
 
+import { once } from 'node:events';
 import { readdir, readFile } from 'node:fs/promises';
+import { connect } from 'node:net';
 import t from 'tap';
 import { startTapeq, tempDataDir } from '../fixtures/process.js';
 
@@ -91,4 +93,31 @@ t.test('health-memory-names-the-snapshot-process-resident-set-while-it-lives', a
   }
   t.notOk('snapshotRss' in after, 'absent once the snapshot process is gone');
   t.same(Object.keys(after).sort(), ['heapTotal', 'heapUsed', 'rss'], "the seed's three fields stay");
+});
+
+t.test('health-sse-count-drops-when-a-pipelined-stream-loses-its-connection', async (t) => {
+  const data = await tempDataDir();
+  t.teardown(data.remove);
+  const tapeq = await startTapeq(data.dir);
+  t.teardown(() => tapeq.kill('SIGKILL'));
+  const sse = async (): Promise<number> =>
+    ((await (await fetch(`${tapeq.url}/health`)).json()) as { connections: { sse: number } }).connections.sse;
+  // An event stream asked for behind a long poll on the same connection (HTTP/1.1 pipelining):
+  // its response waits for the poll's, and the client hangs up before either is answered.
+  const socket = connect(tapeq.port, '127.0.0.1');
+  await once(socket, 'connect');
+  socket.write('GET /queues/q/jobs?timeout=30000 HTTP/1.1\r\nHost: tapeq\r\n\r\nGET /events HTTP/1.1\r\nHost: tapeq\r\n\r\n');
+  let open = 0;
+  for (let tries = 0; open === 0 && tries < 100; tries++) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    open = await sse();
+  }
+  t.equal(open, 1, 'the pipelined stream counts while its connection is open');
+  socket.destroy();
+  let left = open;
+  for (let tries = 0; left !== 0 && tries < 50; tries++) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    left = await sse();
+  }
+  t.equal(left, 0, 'no stream is counted once its connection is gone');
 });
