@@ -163,7 +163,8 @@ t.test('pipelined-long-poll-pull-is-aborted-when-the-connection-closes', async (
   await once(socket, 'connect');
   const pull = 'GET /queues/q/jobs?timeout=30000 HTTP/1.1\r\nHost: tapeq\r\n\r\n';
   socket.write(pull + pull);
-  while (s.broker.calls.length < 2) await new Promise((r) => setTimeout(r, 10));
+  for (let tries = 0; s.broker.calls.length < 2 && tries < 100; tries++) await new Promise((r) => setTimeout(r, 10));
+  t.same(s.broker.calls, ['pull', 'pull'], 'both polls wait in the broker');
   socket.destroy();
   await new Promise((r) => setTimeout(r, 100));
   const push = await s.request('POST', '/queues/q/jobs', { body: { data: 1 } });
