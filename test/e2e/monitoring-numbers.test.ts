@@ -7,8 +7,8 @@ import { readdir, readFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import t from 'tap';
-import WebSocket from 'ws';
 import { startTapeq, tempDataDir } from '../fixtures/process.js';
+import { SseClient, WsClient } from '../realtime/clients.js';
 
 /** Sample values of `name` by queue label, from Prometheus text. */
 function gauge(text: string, name: string): Map<string, number> {
@@ -254,26 +254,14 @@ t.test('monitoring-numbers-are-the-workload-live-after-replay-and-from-a-snapsho
   // One WebSocket and one event stream stay open; one of each comes and goes (the WebSocket
   // pulls a job, which its close releases).
   const wsUrl = tapeq.url.replace('http://', 'ws://');
-  const open = (path: string): Promise<WebSocket> =>
-    new Promise((resolve, reject) => {
-      const ws = new WebSocket(wsUrl + path);
-      ws.once('open', () => resolve(ws));
-      ws.once('error', reject);
-    });
-  const stays = await open('/ws/queues/mail');
-  t.teardown(() => stays.terminate());
-  const leaves = await open('/ws');
-  leaves.send(JSON.stringify({ cmd: 'PULL', queue: 'mail', reqId: 1 }));
-  const [reply] = await once(leaves, 'message');
-  t.match(JSON.parse(String(reply)), { ok: true, job: { data: 'p3' } }, 'the WebSocket holds p3');
-  const streams = [new AbortController(), new AbortController()];
-  t.teardown(() => streams.forEach((s) => s.abort()));
-  for (const [i, stream] of streams.entries()) {
-    const res = await fetch(`${tapeq.url}${i === 0 ? '/events' : '/events/queues/mail'}`, { signal: stream.signal });
-    await res.body?.getReader().read();
-  }
-  leaves.close();
-  (streams[1] as AbortController).abort();
+  const stays = await WsClient.connect(`${wsUrl}/ws/queues/mail`);
+  t.teardown(() => stays.socket.terminate());
+  const leaves = await WsClient.connect(`${wsUrl}/ws`);
+  t.match(await leaves.command({ cmd: 'PULL', queue: 'mail' }), { ok: true, job: { data: 'p3' } }, 'the WebSocket holds p3');
+  const streams = [await SseClient.connect(`${tapeq.url}/events`), await SseClient.connect(`${tapeq.url}/events/queues/mail`)];
+  t.teardown(() => streams.forEach((stream) => stream.close()));
+  await leaves.close();
+  (streams[1] as SseClient).close();
   const settled = async (): Promise<Record<string, unknown>> => {
     for (let tries = 0; ; tries++) {
       const numbers = await monitoringNumbers(tapeq.url, ['mail', 'held', 'gone', 'drained']);
