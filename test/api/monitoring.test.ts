@@ -1,6 +1,8 @@
 // Readiness, Prometheus text, debug endpoints, the OpenAPI document, and long-poll pulls that
 // end when the client goes away or the server closes.
 
+import { once } from 'node:events';
+import { connect } from 'node:net';
 import t from 'tap';
 import { connections } from '../../src/api/connections.js';
 import { escapeLabel, Histogram } from '../../src/api/prometheus.js';
@@ -150,4 +152,21 @@ t.test('closing-the-server-ends-pending-long-polls', async (t) => {
   await s.close();
   t.ok(Date.now() - started < 5_000, 'close did not wait out the long poll');
   t.same(await pending, { ok: true, job: null, token: null });
+});
+
+t.test('pipelined-long-poll-pull-is-aborted-when-the-connection-closes', async (t) => {
+  const s = await startServer();
+  t.teardown(() => s.close());
+  // Two long polls pipelined on one connection: the second one's response is not on the socket
+  // yet (it waits for the first), and the client hangs up while both wait.
+  const socket = connect(Number(new URL(s.url).port), '127.0.0.1');
+  await once(socket, 'connect');
+  const pull = 'GET /queues/q/jobs?timeout=30000 HTTP/1.1\r\nHost: tapeq\r\n\r\n';
+  socket.write(pull + pull);
+  for (let tries = 0; s.broker.calls.length < 2 && tries < 100; tries++) await new Promise((r) => setTimeout(r, 10));
+  t.same(s.broker.calls, ['pull', 'pull'], 'both polls wait in the broker');
+  socket.destroy();
+  await new Promise((r) => setTimeout(r, 100));
+  const push = await s.request('POST', '/queues/q/jobs', { body: { data: 1 } });
+  t.equal((await s.request('GET', `/jobs/${push.json.id}/state`)).json.state, 'waiting', 'neither gone pull took the job');
 });

@@ -93,3 +93,27 @@ t.test('large-jobs-leave-no-heap-behind-once-they-are-gone', async (t) => {
   const left = await heapUsedAfterGc();
   t.ok(left - empty <= 25, `once they are gone at most the tail budget stays: ${empty} → ${left} MB`);
 });
+
+t.test('heapstats-payloads-count-the-ids-of-restored-jobs-not-yet-touched', async (t) => {
+  const data = await tempDataDir();
+  t.teardown(data.remove);
+  const liveBytes = async (url: string): Promise<number> =>
+    ((await (await fetch(`${url}/heapstats`)).json()) as { payloads: { liveBytes: number } }).payloads.liveBytes;
+  let tapeq = await startTapeq(data.dir);
+  const ids: string[] = [];
+  for (let i = 0; i < 3; i++) {
+    const res = await fetch(`${tapeq.url}/queues/q/jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"data":"xy"}' });
+    ids.push(((await res.json()) as { id: string }).id);
+  }
+  const entry = (text: string): number => 2 + Buffer.byteLength(text);
+  const dataBytes = 3 * entry('"xy"');
+  t.equal(await liveBytes(tapeq.url), dataBytes, 'pushed jobs: their data only');
+  await tapeq.kill('SIGTERM');
+  tapeq = await startTapeq(data.dir);
+  const restarted = tapeq;
+  t.teardown(() => restarted.kill('SIGKILL'));
+  const idBytes = ids.reduce((sum, id) => sum + entry(id), 0);
+  t.equal(await liveBytes(tapeq.url), dataBytes + idBytes, 'replayed waiting jobs: their data and their ids');
+  const pulled = (await (await fetch(`${tapeq.url}/queues/q/jobs`)).json()) as { job: { id: string } };
+  t.equal(await liveBytes(tapeq.url), dataBytes + idBytes - entry(pulled.job.id), 'a touched job keeps its id on the heap');
+});

@@ -21,6 +21,7 @@ import type { ServerResponse } from 'node:http';
 import type { FastifyInstance, FastifyReply, FastifyRequest, FastifySchema } from 'fastify';
 import { errorResponse } from '../schemas.js';
 import type { BrokerEvent } from '../../broker/events.js';
+import { onConnectionClose } from '../connection-close.js';
 import { connections } from '../connections.js';
 import type { RealtimeDeps } from './deps.js';
 import { parseStreamParams } from './params.js';
@@ -81,10 +82,10 @@ function openStream(request: FastifyRequest, reply: FastifyReply, deps: Realtime
   const stop = (): void => subscription.close();
   streams.add(stop);
   const keepAlive = setInterval(() => res.write(': keep-alive\n\n'), limits.sseKeepAliveMs);
-  res.on('close', stop);
+  const unwatch = onConnectionClose(request.raw.socket, stop);
   void subscription.run().then((ended) => {
     clearInterval(keepAlive);
-    res.off('close', stop);
+    unwatch();
     streams.delete(stop);
     connections.sse -= 1;
     finish(res, ended, limits.closeGraceMs, streams);

@@ -11,9 +11,10 @@
 //                     emptied have been handed back to the OS (V8 releases them in the
 //                     background), at most gcSettleMsMax later.
 //   GET  /heapstats   {ok, memory (MB), heap (v8.getHeapStatistics(), V8's own field names),
-//                     payloads (the jobs' data off the JS heap: liveBytes of the entries, each a
-//                     payload after its 2-byte length; heldBytes of the 1 MiB chunks holding
-//                     them), collections, topObjectTypes}. topObjectTypes needs ?snapshot=true,
+//                     payloads (the jobs' data off the JS heap, and the ids of waiting jobs
+//                     restored at start and not touched since: liveBytes of the entries, each
+//                     after its 2-byte length; heldBytes of the 1 MiB chunks holding them),
+//                     collections, topObjectTypes}. topObjectTypes needs ?snapshot=true,
 //                     which takes a real heap snapshot (pauses the process); otherwise it is null
 //                     and a note says how to get it. The route is exempt, as seed 004 says, but
 //                     the snapshot is not: it pauses the process and may take as much memory

@@ -10,6 +10,7 @@
 
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { ListStatus, Outcome } from '../../broker/types.js';
+import { onConnectionClose } from '../connection-close.js';
 import { clientAddress, ctxOf } from '../context.js';
 import { sendApiError, sendOutcome } from '../errors.js';
 import { timed } from '../prometheus.js';
@@ -154,18 +155,17 @@ type PullOutcome = Awaited<ReturnType<RouteDeps['broker']['pull']>>;
 /** Runs a long poll that is aborted when the client goes away or the server closes. */
 async function abortable(reply: FastifyReply, waiting: Set<AbortController>, run: (signal: AbortSignal) => Promise<PullOutcome>): Promise<PullOutcome> {
   const controller = new AbortController();
-  const onClose = (): void => abortIfGone(reply, controller);
-  reply.raw.on('close', onClose);
+  const unwatch = onConnectionClose(reply.request.raw.socket, () => abortIfGone(reply, controller));
   waiting.add(controller);
   try {
     return await run(controller.signal);
   } finally {
-    reply.raw.off('close', onClose);
+    unwatch();
     waiting.delete(controller);
   }
 }
 
-/** The response closed before we wrote it: the client went away. */
+/** The connection closed before we wrote the response: the client went away. */
 function abortIfGone(reply: FastifyReply, controller: AbortController): void {
   if (!reply.raw.writableEnded) controller.abort();
 }
