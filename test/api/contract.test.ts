@@ -204,3 +204,28 @@ t.test('a-paused-queues-waiting-jobs-are-listed-by-default-and-counted-once', as
   t.match(list.json.counts, { waiting: 0, paused: 2 });
   t.equal((await s.request('GET', '/queues/pz/jobs/list?statuses=waiting')).json.jobs.length, 0);
 });
+
+t.test('urls-the-router-refuses-get-the-envelope-the-cors-header-and-a-named-field', async (t) => {
+  // The router answers these itself (fastify's frameworkErrors), before any hook: they missed the
+  // onSend hook's Access-Control-Allow-Origin and JSON type, and a path parameter over 512
+  // characters got fastify's "'<the whole path>' is exceeding the max param length".
+  const fx = await startBroker();
+  const s = await startServer({ broker: fx.broker, config: { corsAllowOrigin: 'https://app.example' } });
+  t.teardown(async () => {
+    await s.close();
+    await fx.cleanup();
+  });
+  const cases: Array<[string, string, string]> = [
+    ['GET', '/jobs/%E0%A4%A', "'/jobs/%E0%A4%A' is not a valid url component"],
+    ['GET', `/jobs/${'x'.repeat(600)}`, 'id must be at most 128 characters'],
+    ['POST', `/queues/${'q'.repeat(600)}/jobs`, 'queue must be at most 128 characters'],
+  ];
+  for (const [method, path, error] of cases) {
+    const before = fx.log.nextOffset;
+    const res = await s.request(method, path, method === 'POST' ? { body: { data: 1 } } : {});
+    t.same([res.status, res.json], [400, { ok: false, error }], `${method} ${path.slice(0, 20)}`);
+    t.equal(res.headers.get('access-control-allow-origin'), 'https://app.example', 'CORS header');
+    t.equal(res.headers.get('content-type'), 'application/json', 'JSON type');
+    t.equal(fx.log.nextOffset, before, 'nothing appended');
+  }
+});
