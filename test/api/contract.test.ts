@@ -229,3 +229,34 @@ t.test('urls-the-router-refuses-get-the-envelope-the-cors-header-and-a-named-fie
     t.equal(fx.log.nextOffset, before, 'nothing appended');
   }
 });
+
+t.test('actions-that-take-no-body-refuse-one-with-fields-and-append-nothing', async (t) => {
+  // These routes had no body schema, so a body was ignored: `dlq/purge {"id": …}` purged the whole
+  // DLQ, `drain {"delayed": false}` (BullMQ's drain argument) removed the delayed jobs too.
+  const { s, fx } = await realServer(t);
+  const { json: dead } = await s.request('POST', '/queues/q/jobs', { body: { data: 1, maxAttempts: 1 } });
+  await s.request('GET', '/queues/q/jobs');
+  await s.request('POST', `/jobs/${dead.id}/fail`);
+  const { json: delayed } = await s.request('POST', '/queues/q/jobs', { body: { data: 2, delay: 60_000 } });
+  const cases: Array<[string, string, unknown, string]> = [
+    ['POST', '/queues/q/dlq/purge', { id: dead.id }, 'id is not an allowed field'],
+    ['POST', '/queues/q/drain', { delayed: false }, 'delayed is not an allowed field'],
+    ['POST', '/queues/q/pause', { foo: 1 }, 'foo is not an allowed field'],
+    ['POST', '/queues/q/resume', [], 'body must be an object'],
+    ['POST', `/jobs/${delayed.id}/promote`, { foo: 1 }, 'foo is not an allowed field'],
+    ['POST', `/jobs/${dead.id}/retry`, 5, 'body must be an object'],
+    ['DELETE', `/jobs/${delayed.id}`, { force: true }, 'force is not an allowed field'],
+  ];
+  for (const [method, path, body, error] of cases) {
+    const before = fx.log.nextOffset;
+    const res = await s.request(method, path, { body });
+    t.same([res.status, res.json], [400, { ok: false, error }], `${method} ${path}`);
+    t.equal(fx.log.nextOffset, before, `${method} ${path}: nothing appended`);
+  }
+  t.match((await s.request('GET', '/queues/q/counts')).json.counts, { failed: 1, delayed: 1 }, 'nothing was removed');
+  // No body, an empty one, `{}` and `null` are all "no body".
+  t.same((await s.request('POST', '/queues/q/pause', { body: {} })).json, { ok: true });
+  t.same((await s.request('POST', '/queues/q/resume', { raw: 'null' })).json, { ok: true });
+  t.same((await s.request('POST', `/jobs/${delayed.id}/promote`, { raw: '' })).json, { ok: true });
+  t.match((await s.request('POST', '/queues/q/dlq/purge')).json, { ok: true, purged: 1 });
+});
