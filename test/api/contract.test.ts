@@ -1,6 +1,7 @@
 // Seed 004 endpoint by endpoint, plus SPEC section 4's additions, over the real broker on a real
 // log: status codes, response shapes, error texts and content types.
 
+import { request as httpRequest } from 'node:http';
 import t from 'tap';
 import { startBroker } from '../fixtures/broker.js';
 import { startServer } from '../fixtures/server.js';
@@ -259,4 +260,40 @@ t.test('actions-that-take-no-body-refuse-one-with-fields-and-append-nothing', as
   t.same((await s.request('POST', '/queues/q/resume', { raw: 'null' })).json, { ok: true });
   t.same((await s.request('POST', `/jobs/${delayed.id}/promote`, { raw: '' })).json, { ok: true });
   t.match((await s.request('POST', '/queues/q/dlq/purge')).json, { ok: true, purged: 1 });
+});
+
+t.test('dot-segment-queue-names-and-job-ids-are-refused', async (t) => {
+  // "." and ".." were valid queue names and job ids, but a URL client (fetch, a browser, curl)
+  // removes them as dot segments: `/queues/../jobs` is sent as `/jobs`, so such a queue or job
+  // could be made (by a raw HTTP client, a WebSocket PUSH) and never reached again by its URL.
+  const { s, fx } = await realServer(t);
+  const raw = (path: string): Promise<{ status: number; json: any }> =>
+    new Promise((resolve, reject) => {
+      // `path` as an option: a URL string would be normalised here as fetch does.
+      const { hostname, port } = new URL(s.url);
+      const req = httpRequest({ hostname, port, path, method: 'POST', headers: { 'content-type': 'application/json' } }, (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => (text += chunk));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, json: JSON.parse(text) }));
+      });
+      req.on('error', reject);
+      req.end('{"data":1}');
+    });
+  const before = fx.log.nextOffset;
+  for (const name of ['.', '..', '%2E%2E']) {
+    const res = await raw(`/queues/${name}/jobs`);
+    t.same([res.status, res.json.error], [400, 'queue must not be "." or ".."'], `queue ${name}`);
+  }
+  const ctx = { actor: { name: 'test', address: 'test' } };
+  t.same(await fx.broker.push('..', { data: 1 }, ctx), { ok: false, code: 'BAD_REQUEST', error: 'queue must not be "." or ".."' }, 'the WebSocket PUSH path too');
+  for (const jobId of ['.', '..']) {
+    const res = await s.request('POST', '/queues/q/jobs', { body: { data: 1, jobId } });
+    t.same([res.status, res.json.error], [400, 'jobId must not be "." or ".."'], `jobId ${jobId}`);
+    const bull = await s.request('POST', '/queues/q/jobs', { body: { name: 'n', data: 1, opts: { jobId } } });
+    t.same([bull.status, bull.json.error], [400, 'jobId must not be "." or ".."'], `opts.jobId ${jobId}`);
+  }
+  t.equal(fx.log.nextOffset, before, 'nothing appended');
+  t.equal((await raw('/queues/.../jobs')).status, 200, 'three dots are a name like any other');
+  t.equal((await s.request('POST', '/queues/q/jobs', { body: { data: 1, jobId: '.a' } })).status, 200);
 });
