@@ -18,7 +18,7 @@ import type { BrokerApi } from '../broker/types.js';
 import type { Config } from '../config.js';
 import { registerAuth } from './auth.js';
 import { registerBodyParser } from './body.js';
-import { registerCors } from './cors.js';
+import { PREFLIGHT_HEADERS, registerCors } from './cors.js';
 import { envelope } from './errors.js';
 import { clientErrorResponder, registerHttpErrors } from './http-errors.js';
 import { registerDocs, registerOpenApi } from './openapi.js';
@@ -77,10 +77,16 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     // (a HEAD on the pull route pulled a job and dropped its lock token). Only the probes opt in.
     exposeHeadRoutes: false,
     clientErrorHandler: clientErrorResponder(config.corsAllowOrigin),
-    // A URL the router refuses (bad percent-encoding) is answered before any hook runs, so the
-    // CORS header and the JSON type that cors.ts's onSend hook writes are set here (as a Buffer:
-    // fastify would add `; charset=utf-8` to the type of a string or an object).
-    frameworkErrors: (error, _request, reply) => {
+    // A URL the router refuses (bad percent-encoding) is answered before any hook or route runs,
+    // so the CORS header and the JSON type that cors.ts's onSend hook writes are set here (as a
+    // Buffer: fastify would add `; charset=utf-8` to the type of a string or an object), and a
+    // preflight gets cors.ts's 204 (seed 004: OPTIONS on any path), so a browser goes on to see
+    // the request's own 400 rather than a CORS failure.
+    frameworkErrors: (error, request, reply) => {
+      if (request.raw.method === 'OPTIONS') {
+        (reply as FastifyReply).code(204).headers({ ...PREFLIGHT_HEADERS, 'access-control-allow-origin': config.corsAllowOrigin }).send();
+        return;
+      }
       (reply as FastifyReply)
         .code(400)
         .header('access-control-allow-origin', config.corsAllowOrigin)
