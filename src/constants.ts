@@ -47,6 +47,9 @@ export const jobDataBytesMax = 512 * KiB;
 export const queueNameLengthMax = 128;
 /** Queue names: letters, digits and . _ - : only; never used as a file path. */
 export const queueNamePattern = /^[A-Za-z0-9._:-]+$/;
+/** Neither a queue name nor a job id: a URL client (fetch, a browser, curl) removes these path
+ *  segments as dot segments (RFC 3986 section 5.2.4), so no API URL could name the queue or job. */
+export const dotSegments: readonly string[] = ['.', '..'];
 export const jobIdLengthMax = 128;
 export const jobNameLengthMax = 256;
 export const tagsCountMax = 32;

@@ -1,7 +1,8 @@
 // Request body parsing. Every body is parsed as JSON whatever its Content-Type (bunqueue and
 // BullMQ Proxy clients often send JSON with curl's default form type), with these rules:
 // - any JSON value is a valid body: progress takes `100`, logs take `"text"` (SPEC section 4);
-// - an empty body is "no body"; routes whose body is optional use `emptyBodyAsObject`;
+// - an empty body is "no body"; routes whose body is optional use `emptyBodyAsObject`, routes
+//   that take none use `noBody` (a body with fields is refused, never ignored);
 // - malformed JSON, and `__proto__` / `constructor.prototype` keys, are 400 "Invalid JSON body";
 // - more than config.bodyBytesMax bytes is 413, checked against Content-Length before reading and
 //   while streaming, so an oversized body is never buffered whole.
@@ -29,4 +30,18 @@ export function registerBodyParser(app: FastifyInstance, config: Config): void {
 /** preValidation for routes whose body is optional (ack, fail, clean, …): no body means `{}`. */
 export async function emptyBodyAsObject(request: FastifyRequest): Promise<void> {
   if (request.body === undefined || request.body === null) request.body = {};
+}
+
+/**
+ * preValidation for routes that take no body (pause, drain, dlq/purge, promote, cancel, …): no
+ * body, `null` and `{}` pass; anything else is refused in the schema errors' words, since an
+ * ignored field changes what the request does (`dlq/purge {"id": …}` would purge every job).
+ * A hook rather than a body schema: the OpenAPI document keeps these routes without a body.
+ */
+export async function noBody(request: FastifyRequest): Promise<void> {
+  const body: unknown = request.body;
+  if (body === undefined || body === null) return;
+  if (typeof body !== 'object' || Array.isArray(body)) throw ApiError.badRequest('body must be an object');
+  const field = Object.keys(body)[0];
+  if (field !== undefined) throw ApiError.badRequest(`${field} is not an allowed field`);
 }

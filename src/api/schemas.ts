@@ -3,14 +3,15 @@
 // responses are serialized with JSON.stringify (see server.ts), and a test checks real responses
 // against these schemas so the documentation cannot drift from the code.
 
-import { jobIdLengthMax, listLengthMax, queueNameLengthMax, queueNamePattern } from '../constants.js';
+import { dotSegments, jobIdLengthMax, listLengthMax, queueNameLengthMax, queueNamePattern } from '../constants.js';
 
 export const queueName = {
   type: 'string',
   minLength: 1,
   maxLength: queueNameLengthMax,
   pattern: queueNamePattern.source,
-  description: 'Queue name: letters, digits, ".", "_", "-", ":"',
+  not: { enum: dotSegments },
+  description: 'Queue name: letters, digits, ".", "_", "-", ":" (not "." or "..")',
 } as const;
 
 export const LIST_STATUSES = ['waiting', 'paused', 'active', 'completed', 'failed', 'delayed', 'waiting-children'] as const;

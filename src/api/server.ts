@@ -12,13 +12,13 @@
 // appended for it. The real-time plugin (deps.realtime) is registered after the hooks, so auth,
 // CORS and rate limiting apply to SSE and WebSocket upgrades as well.
 
+import { maxHeaderSize } from 'node:http';
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import type { BrokerApi } from '../broker/types.js';
 import type { Config } from '../config.js';
-import { jobIdLengthMax, queueNameLengthMax } from '../constants.js';
 import { registerAuth } from './auth.js';
 import { registerBodyParser } from './body.js';
-import { registerCors } from './cors.js';
+import { PREFLIGHT_HEADERS, registerCors } from './cors.js';
 import { envelope } from './errors.js';
 import { clientErrorResponder, registerHttpErrors } from './http-errors.js';
 import { registerDocs, registerOpenApi } from './openapi.js';
@@ -58,11 +58,11 @@ export interface ServerDeps {
 }
 
 /**
- * Longest path parameter the router accepts. Larger than any valid queue name or job id so an
- * over-long name reaches validation and gets "queue must be at most 128 characters" instead of
- * a bare 404; the URL as a whole is still bounded by Node's header size limit.
+ * Longest path parameter the router accepts: as long as a request line can be (Node's header size
+ * limit bounds the URL), so the router never refuses one itself and an over-long name always
+ * reaches validation, which answers "queue must be at most 128 characters".
  */
-const paramLengthMax = 4 * Math.max(queueNameLengthMax, jobIdLengthMax);
+const paramLengthMax = maxHeaderSize;
 
 export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   const { broker, config } = deps;
@@ -77,8 +77,21 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     // (a HEAD on the pull route pulled a job and dropped its lock token). Only the probes opt in.
     exposeHeadRoutes: false,
     clientErrorHandler: clientErrorResponder(config.corsAllowOrigin),
-    frameworkErrors: (error, _request, reply) => {
-      (reply as FastifyReply).code(400).send(envelope(error.message));
+    // A URL the router refuses (bad percent-encoding) is answered before any hook or route runs,
+    // so the CORS header and the JSON type that cors.ts's onSend hook writes are set here (as a
+    // Buffer: fastify would add `; charset=utf-8` to the type of a string or an object), and a
+    // preflight gets cors.ts's 204 (seed 004: OPTIONS on any path), so a browser goes on to see
+    // the request's own 400 rather than a CORS failure.
+    frameworkErrors: (error, request, reply) => {
+      if (request.raw.method === 'OPTIONS') {
+        (reply as FastifyReply).code(204).headers({ ...PREFLIGHT_HEADERS, 'access-control-allow-origin': config.corsAllowOrigin }).send();
+        return;
+      }
+      (reply as FastifyReply)
+        .code(400)
+        .header('access-control-allow-origin', config.corsAllowOrigin)
+        .header('content-type', 'application/json')
+        .send(Buffer.from(JSON.stringify(envelope(error.message))));
     },
   });
   const validators = lazyValidators();

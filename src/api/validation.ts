@@ -138,6 +138,10 @@ function describe(error: ErrorObject): string {
       return PATTERN_WORDS.get(String(p.pattern)) ?? `must match ${String(p.pattern)}`;
     case 'enum':
       return `must be one of: ${(p.allowedValues as unknown[]).map(String).join(', ')}`;
+    case 'not': {
+      const refused = (error.schema as { enum?: unknown[] } | undefined)?.enum;
+      return refused ? `must not be ${refused.map((v) => JSON.stringify(v)).join(' or ')}` : 'is invalid';
+    }
     case 'oneOf':
     case 'anyOf':
       return 'has an invalid shape';

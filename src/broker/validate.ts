@@ -21,6 +21,7 @@ import {
   bullPriorityMax,
   cronPatternLengthMax,
   dependsOnCountMax,
+  dotSegments,
   durationMsMax,
   groupIdLengthMax,
   jobDataBytesMax,
@@ -227,6 +228,7 @@ function commonOption(out: PushInput, key: string, v: unknown): boolean {
       return true;
     case 'jobId':
       out.jobId = v === null ? null : text(key, v, jobIdLengthMax);
+      if (out.jobId !== null && dotSegments.includes(out.jobId)) fail(dotSegmentError(key));
       return true;
     case 'tags':
       out.tags = texts(key, v, tagsCountMax, tagLengthMax);
@@ -338,7 +340,12 @@ export function queueNameError(name: string): string | null {
   if (name.length === 0 || name.length > queueNameLengthMax || !queueNamePattern.test(name)) {
     return `queue name must be 1-${queueNameLengthMax} characters of letters, digits, '.', '_', '-' or ':'`;
   }
+  if (dotSegments.includes(name)) return dotSegmentError('queue');
   return null;
+}
+
+function dotSegmentError(field: string): string {
+  return `${field} must not be ${dotSegments.map((v) => JSON.stringify(v)).join(' or ')}`;
 }
 
 export function checkPull(opts: { timeoutMs: number; lockMs?: number }): Checked<{ timeoutMs: number; lockMs: number | null }> {

@@ -1,6 +1,7 @@
 // Seed 004 endpoint by endpoint, plus SPEC section 4's additions, over the real broker on a real
 // log: status codes, response shapes, error texts and content types.
 
+import { request as httpRequest } from 'node:http';
 import t from 'tap';
 import { startBroker } from '../fixtures/broker.js';
 import { startServer } from '../fixtures/server.js';
@@ -203,4 +204,96 @@ t.test('a-paused-queues-waiting-jobs-are-listed-by-default-and-counted-once', as
   t.equal(list.json.jobs.length, 2, 'the default statuses include paused');
   t.match(list.json.counts, { waiting: 0, paused: 2 });
   t.equal((await s.request('GET', '/queues/pz/jobs/list?statuses=waiting')).json.jobs.length, 0);
+});
+
+t.test('urls-the-router-refuses-get-the-envelope-the-cors-header-and-a-named-field', async (t) => {
+  // The router answers these itself (fastify's frameworkErrors), before any hook: they missed the
+  // onSend hook's Access-Control-Allow-Origin and JSON type, and a path parameter over 512
+  // characters got fastify's "'<the whole path>' is exceeding the max param length".
+  const fx = await startBroker();
+  const s = await startServer({ broker: fx.broker, config: { corsAllowOrigin: 'https://app.example' } });
+  t.teardown(async () => {
+    await s.close();
+    await fx.cleanup();
+  });
+  const cases: Array<[string, string, string]> = [
+    ['GET', '/jobs/%E0%A4%A', "'/jobs/%E0%A4%A' is not a valid url component"],
+    ['GET', `/jobs/${'x'.repeat(600)}`, 'id must be at most 128 characters'],
+    ['POST', `/queues/${'q'.repeat(600)}/jobs`, 'queue must be at most 128 characters'],
+  ];
+  for (const [method, path, error] of cases) {
+    const before = fx.log.nextOffset;
+    const res = await s.request(method, path, method === 'POST' ? { body: { data: 1 } } : {});
+    t.same([res.status, res.json], [400, { ok: false, error }], `${method} ${path.slice(0, 20)}`);
+    t.equal(res.headers.get('access-control-allow-origin'), 'https://app.example', 'CORS header');
+    t.equal(res.headers.get('content-type'), 'application/json', 'JSON type');
+    t.equal(fx.log.nextOffset, before, 'nothing appended');
+  }
+});
+
+t.test('actions-that-take-no-body-refuse-one-with-fields-and-append-nothing', async (t) => {
+  // These routes had no body schema, so a body was ignored: `dlq/purge {"id": …}` purged the whole
+  // DLQ, `drain {"delayed": false}` (BullMQ's drain argument) removed the delayed jobs too.
+  const { s, fx } = await realServer(t);
+  const { json: dead } = await s.request('POST', '/queues/q/jobs', { body: { data: 1, maxAttempts: 1 } });
+  await s.request('GET', '/queues/q/jobs');
+  await s.request('POST', `/jobs/${dead.id}/fail`);
+  const { json: delayed } = await s.request('POST', '/queues/q/jobs', { body: { data: 2, delay: 60_000 } });
+  const cases: Array<[string, string, unknown, string]> = [
+    ['POST', '/queues/q/dlq/purge', { id: dead.id }, 'id is not an allowed field'],
+    ['POST', '/queues/q/drain', { delayed: false }, 'delayed is not an allowed field'],
+    ['POST', '/queues/q/pause', { foo: 1 }, 'foo is not an allowed field'],
+    ['POST', '/queues/q/resume', [], 'body must be an object'],
+    ['POST', `/jobs/${delayed.id}/promote`, { foo: 1 }, 'foo is not an allowed field'],
+    ['POST', `/jobs/${dead.id}/retry`, 5, 'body must be an object'],
+    ['DELETE', `/jobs/${delayed.id}`, { force: true }, 'force is not an allowed field'],
+  ];
+  for (const [method, path, body, error] of cases) {
+    const before = fx.log.nextOffset;
+    const res = await s.request(method, path, { body });
+    t.same([res.status, res.json], [400, { ok: false, error }], `${method} ${path}`);
+    t.equal(fx.log.nextOffset, before, `${method} ${path}: nothing appended`);
+  }
+  t.match((await s.request('GET', '/queues/q/counts')).json.counts, { failed: 1, delayed: 1 }, 'nothing was removed');
+  // No body, an empty one, `{}` and `null` are all "no body".
+  t.same((await s.request('POST', '/queues/q/pause', { body: {} })).json, { ok: true });
+  t.same((await s.request('POST', '/queues/q/resume', { raw: 'null' })).json, { ok: true });
+  t.same((await s.request('POST', `/jobs/${delayed.id}/promote`, { raw: '' })).json, { ok: true });
+  t.match((await s.request('POST', '/queues/q/dlq/purge')).json, { ok: true, purged: 1 });
+});
+
+t.test('dot-segment-queue-names-and-job-ids-are-refused', async (t) => {
+  // "." and ".." were valid queue names and job ids, but a URL client (fetch, a browser, curl)
+  // removes them as dot segments: `/queues/../jobs` is sent as `/jobs`, so such a queue or job
+  // could be made (by a raw HTTP client, a WebSocket PUSH) and never reached again by its URL.
+  const { s, fx } = await realServer(t);
+  const raw = (path: string): Promise<{ status: number; json: any }> =>
+    new Promise((resolve, reject) => {
+      // `path` as an option: a URL string would be normalised here as fetch does.
+      const { hostname, port } = new URL(s.url);
+      const req = httpRequest({ hostname, port, path, method: 'POST', headers: { 'content-type': 'application/json' } }, (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => (text += chunk));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, json: JSON.parse(text) }));
+      });
+      req.on('error', reject);
+      req.end('{"data":1}');
+    });
+  const before = fx.log.nextOffset;
+  for (const name of ['.', '..', '%2E%2E']) {
+    const res = await raw(`/queues/${name}/jobs`);
+    t.same([res.status, res.json.error], [400, 'queue must not be "." or ".."'], `queue ${name}`);
+  }
+  const ctx = { actor: { name: 'test', address: 'test' } };
+  t.same(await fx.broker.push('..', { data: 1 }, ctx), { ok: false, code: 'BAD_REQUEST', error: 'queue must not be "." or ".."' }, 'the WebSocket PUSH path too');
+  for (const jobId of ['.', '..']) {
+    const res = await s.request('POST', '/queues/q/jobs', { body: { data: 1, jobId } });
+    t.same([res.status, res.json.error], [400, 'jobId must not be "." or ".."'], `jobId ${jobId}`);
+    const bull = await s.request('POST', '/queues/q/jobs', { body: { name: 'n', data: 1, opts: { jobId } } });
+    t.same([bull.status, bull.json.error], [400, 'jobId must not be "." or ".."'], `opts.jobId ${jobId}`);
+  }
+  t.equal(fx.log.nextOffset, before, 'nothing appended');
+  t.equal((await raw('/queues/.../jobs')).status, 200, 'three dots are a name like any other');
+  t.equal((await s.request('POST', '/queues/q/jobs', { body: { data: 1, jobId: '.a' } })).status, 200);
 });

@@ -11,7 +11,7 @@
 
 import type { FastifyInstance } from 'fastify';
 import { errorTextLengthMax } from '../../constants.js';
-import { emptyBodyAsObject } from '../body.js';
+import { emptyBodyAsObject, noBody } from '../body.js';
 import { ctxOf } from '../context.js';
 import { sendApiError, sendError, sendOutcome } from '../errors.js';
 import { timed } from '../prometheus.js';
@@ -35,7 +35,7 @@ export function jobActionRoutes(app: FastifyInstance, { broker, latency }: Route
 
   app.delete<{ Params: IdParams }>(
     '/jobs/:id',
-    { schema: { summary: 'Cancel (remove) a job', tags: ['jobs'], params: idParams, response: okResponses } },
+    { preValidation: noBody, schema: { summary: 'Cancel (remove) a job', tags: ['jobs'], params: idParams, response: okResponses } },
     async (request, reply) => sendOutcome(reply, await broker.cancel(request.params.id, ctxOf(request))),
   );
 
@@ -60,13 +60,13 @@ export function jobActionRoutes(app: FastifyInstance, { broker, latency }: Route
 
   app.post<{ Params: IdParams }>(
     '/jobs/:id/promote',
-    { schema: { summary: 'Move a delayed job to waiting', tags: ['jobs'], params: idParams, response: okResponses } },
+    { preValidation: noBody, schema: { summary: 'Move a delayed job to waiting', tags: ['jobs'], params: idParams, response: okResponses } },
     async (request, reply) => sendOutcome(reply, await broker.promote(request.params.id, ctxOf(request))),
   );
 
   app.post<{ Params: IdParams }>(
     '/jobs/:id/retry',
-    { schema: { summary: 'Retry a failed job (attempts reset)', tags: ['jobs'], params: idParams, response: okResponses } },
+    { preValidation: noBody, schema: { summary: 'Retry a failed job (attempts reset)', tags: ['jobs'], params: idParams, response: okResponses } },
     async (request, reply) => sendOutcome(reply, await broker.retry(request.params.id, ctxOf(request))),
   );
 

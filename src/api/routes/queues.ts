@@ -13,7 +13,7 @@
 
 import type { FastifyInstance } from 'fastify';
 import { cleanStates } from '../../broker/validate.js';
-import { emptyBodyAsObject } from '../body.js';
+import { emptyBodyAsObject, noBody } from '../body.js';
 import { ctxOf } from '../context.js';
 import { sendOutcome } from '../errors.js';
 import { counts, errorResponses, jobId, jobView, okResponse, okWith, pageQuery, queueParams } from '../schemas.js';
@@ -82,10 +82,10 @@ export function queueRoutes(app: FastifyInstance, { broker }: RouteDeps): void {
   );
 
   const simple = { params: queueParams, response: { 200: okResponse, ...errorResponses } };
-  app.post<{ Params: QueueParams }>('/queues/:queue/pause', { schema: { summary: 'Pause a queue', tags, ...simple } }, async (request, reply) =>
+  app.post<{ Params: QueueParams }>('/queues/:queue/pause', { preValidation: noBody, schema: { summary: 'Pause a queue', tags, ...simple } }, async (request, reply) =>
     sendOutcome(reply, await broker.pause(request.params.queue, ctxOf(request))),
   );
-  app.post<{ Params: QueueParams }>('/queues/:queue/resume', { schema: { summary: 'Resume a queue', tags, ...simple } }, async (request, reply) =>
+  app.post<{ Params: QueueParams }>('/queues/:queue/resume', { preValidation: noBody, schema: { summary: 'Resume a queue', tags, ...simple } }, async (request, reply) =>
     sendOutcome(reply, await broker.resume(request.params.queue, ctxOf(request))),
   );
   app.get<{ Params: QueueParams }>(
@@ -95,7 +95,7 @@ export function queueRoutes(app: FastifyInstance, { broker }: RouteDeps): void {
   );
   app.post<{ Params: QueueParams }>(
     '/queues/:queue/drain',
-    { schema: { summary: 'Remove waiting and delayed jobs', tags, params: queueParams, response: { 200: okWith({ removed: { type: 'integer' } }), ...errorResponses } } },
+    { preValidation: noBody, schema: { summary: 'Remove waiting and delayed jobs', tags, params: queueParams, response: { 200: okWith({ removed: { type: 'integer' } }), ...errorResponses } } },
     async (request, reply) => sendOutcome(reply, await broker.drain(request.params.queue, ctxOf(request)), (o) => ({ removed: o.removed })),
   );
   app.post<{ Params: QueueParams; Body: object }>(
@@ -174,7 +174,7 @@ function dlqRoutes(app: FastifyInstance, broker: RouteDeps['broker']): void {
   );
   app.post<{ Params: QueueParams }>(
     '/queues/:queue/dlq/purge',
-    { schema: { summary: 'Remove every job of the DLQ', tags, params: queueParams, response: { 200: okWith({ purged: { type: 'integer' } }), ...errorResponses } } },
+    { preValidation: noBody, schema: { summary: 'Remove every job of the DLQ', tags, params: queueParams, response: { 200: okWith({ purged: { type: 'integer' } }), ...errorResponses } } },
     async (request, reply) => sendOutcome(reply, await broker.dlqPurge(request.params.queue, ctxOf(request)), (o) => ({ purged: o.purged })),
   );
 }
