@@ -1,6 +1,7 @@
 // Who may subscribe and to what: bearer-token auth on SSE, at the WebSocket upgrade and by the
 // Auth command; queue filters on both transports; bad parameters refused before any stream.
 
+import { get as httpGet } from 'node:http';
 import t from 'tap';
 import { connections } from '../../src/api/connections.js';
 import { SseClient, UpgradeRefused, WsClient } from './clients.js';
@@ -130,6 +131,24 @@ t.test('bad-queue-name-or-offset-is-400-before-any-stream', async (t) => {
   for (const path of ['/ws/queues/bad%20name', '/ws?from=x', '/ws?from=2']) {
     const refused = await WsClient.connect(h.ws(path)).catch((e: unknown) => e);
     t.equal((refused as UpgradeRefused).status, 400, path);
+  }
+});
+
+t.test('a-dot-segment-queue-filter-is-refused-as-no-queue-can-have-that-name', async (t) => {
+  const h = await startRealtime();
+  t.teardown(() => h.close());
+  // Sent as written: URL parsers (fetch, ws) would remove the dot segments first.
+  for (const queue of ['.', '..']) {
+    for (const path of [`/events/queues/${queue}`, `/ws/queues/${queue}`]) {
+      const status = await new Promise<number>((resolve, reject) => {
+        const request = httpGet(h.http(path).replace(/\/(events|ws)\/.*$/, ''), { path }, (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        });
+        request.on('error', reject);
+      });
+      t.equal(status, 400, `${path}: Invalid queue name`);
+    }
   }
 });
 

@@ -2,7 +2,7 @@
 // offset. Both are validated before any stream starts; a bad value is a 400 with the standard
 // error envelope, never a silently-ignored filter or a stream from the wrong place.
 
-import { queueNameLengthMax, queueNamePattern } from '../../constants.js';
+import { queueNameError } from '../../broker/validate.js';
 
 export type Parsed<T> = { ok: true; value: T } | { ok: false; error: string };
 
@@ -32,7 +32,7 @@ export function parseStreamParams(
 export function parseQueueParam(params: unknown): Parsed<string | null> {
   const queue = (params as { queue?: unknown } | undefined)?.queue;
   if (queue === undefined) return { ok: true, value: null };
-  if (typeof queue !== 'string' || queue.length === 0 || queue.length > queueNameLengthMax || !queueNamePattern.test(queue)) {
+  if (typeof queue !== 'string' || queueNameError(queue) !== null) {
     return { ok: false, error: 'Invalid queue name' };
   }
   return { ok: true, value: queue };
