@@ -6,12 +6,13 @@
 // The source directory is only read. <out> must not exist or be empty, and not lie inside the source.
 //
 // --dry-run writes nothing: it prints what would be kept and what would be left out (records
-// after the cut: count, offset range, time range, counts per record type). Output is JSON on
-// stdout. Exit 0; 1 when recovery is impossible; 2 on usage errors.
+// after the cut: count, offset range, time range, counts per record type), and the segments and
+// snapshots the real run would write (all but the new log id, which is drawn then). Output is
+// JSON on stdout. Exit 0; 1 when recovery is impossible; 2 on usage errors.
 
 import { parseArgs } from 'node:util';
 import { LogError, type Log } from '../log/log.js';
-import { ForkError, checkOutsideSource, checkTarget, planSegments, writeFork } from '../history/fork.js';
+import { ForkError, checkOutsideSource, checkTarget, forkSnapshotPaths, planFork, writeFork } from '../history/fork.js';
 import { parsePoint, PointError, describePoint, type Point } from '../history/point.js';
 import { dataDirFrom, dataDirOf, dataPathsOf, stateAt } from '../history/state-at.js';
 import { RecoveryError } from '../snapshot/recover-state.js';
@@ -78,12 +79,14 @@ export async function recoverCommand(argv: string[]): Promise<number> {
     try {
       const kept = { records: until - log.firstOffset, offsets: { first: log.firstOffset, next: until }, lastTime: until > log.firstOffset ? new Date(loaded.state.timestamp).toISOString() : null };
       const report = { point: describePoint(args.until), until, kept, leftOut: await leftOut(log, until) };
+      const sourceSnapshotsDir = dataPathsOf(dataDir).snapshotsDir;
       if (args.dryRun) {
-        const segments = planSegments(log.segments(), until);
-        console.log(JSON.stringify({ dryRun: true, out: args.out, ...report, segments }, null, 2));
+        const plan = await planFork(log, until, sourceSnapshotsDir);
+        const { snapshot, fallbackSnapshot } = forkSnapshotPaths(args.out, until, plan);
+        console.log(JSON.stringify({ dryRun: true, out: args.out, ...report, segments: plan.segments, snapshot, fallbackSnapshot }, null, 2));
         return 0;
       }
-      const fork = await writeFork(log, loaded.state, until, args.out, dataPathsOf(dataDir).snapshotsDir);
+      const fork = await writeFork(log, loaded.state, until, args.out, sourceSnapshotsDir);
       const { logId, segments, snapshot, fallbackSnapshot } = fork;
       console.log(JSON.stringify({ out: args.out, ...report, logId, segments, snapshot, fallbackSnapshot }, null, 2));
       return 0;

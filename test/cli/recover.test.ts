@@ -6,6 +6,8 @@ import { mkdir, mkdtemp, readdir, rm, stat, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
+import { writeStateSnapshot } from '../../src/snapshot/store.js';
+import { startBroker } from '../fixtures/broker.js';
 import { runTapeq, startTapeq } from '../fixtures/process.js';
 import { hashTree, runWorkload, tempDir } from '../history/workload.js';
 
@@ -130,4 +132,46 @@ t.test('recover-refuses-an-out-inside-the-source-data-dir-and-leaves-it-untouche
   const viaLogDir = await runTapeq(['recover', '--dir', join(w.dir, 'log'), '--until', '5', '--out', join(w.dir, 'recovered')]);
   t.equal(viaLogDir.code, 1, '--dir naming the log dir: its data dir is the source');
   t.same(await hashTree(w.dir), before, 'the source data directory is byte-identical: nothing was written into it');
+});
+
+/** Everything a real recover prints that a dry run can know (all but the new log id). */
+function planOf(report: Record<string, unknown>): Record<string, unknown> {
+  const { logId: _id, dryRun: _dry, ...rest } = report;
+  return rest;
+}
+
+t.test('recover-dry-run-reports-the-fallback-snapshot-the-real-run-copies', async (t) => {
+  // A compacted source: retention cut its first segments, so a fork of it needs a fallback snapshot.
+  const root = await tempDir(t, 'tapeq-pitr-compacted-');
+  const src = join(root, 'src');
+  const f = await startBroker({ dir: join(src, 'log'), segmentBytes: 8192 });
+  const pushSome = async (n: number): Promise<void> => {
+    for (let i = 0; i < n; i++) await f.broker.push('q', { data: { i, pad: 'x'.repeat(200) } }, { actor: null });
+  };
+  await pushSome(150);
+  await writeStateSnapshot(join(src, 'snapshots'), f.broker.state);
+  await pushSome(150);
+  const newer = await writeStateSnapshot(join(src, 'snapshots'), f.broker.state);
+  await pushSome(150);
+  await f.log.dropSegmentsBefore(f.broker.state.offset - 150, Number.POSITIVE_INFINITY);
+  const until = String(f.broker.state.offset - 10);
+  await f.cleanup();
+
+  const out = join(root, 'out');
+  const dry = await runTapeq(['recover', '--dir', src, '--until', until, '--out', out, '--dry-run']);
+  t.equal(dry.code, 0, dry.stderr);
+  await t.rejects(stat(out), 'the dry run created nothing');
+  const real = await runTapeq(['recover', '--dir', src, '--until', until, '--out', out]);
+  t.equal(real.code, 0, real.stderr);
+  const planned = JSON.parse(dry.stdout);
+  const done = JSON.parse(real.stdout);
+  t.equal(done.fallbackSnapshot, join(out, 'snapshots', newer.slice(newer.lastIndexOf('/') + 1)), 'the real run copied the newest snapshot below the cut');
+  t.equal(planned.fallbackSnapshot, done.fallbackSnapshot, 'the dry run names the same fallback snapshot');
+  t.equal(planned.snapshot, done.snapshot, 'and the same snapshot at the cut');
+  t.same(planOf(planned), planOf(done), 'the dry run reports exactly what the real run did');
+  t.same((await readdir(join(out, 'snapshots'))).sort(), [done.snapshot, done.fallbackSnapshot].map((p: string) => p.slice(p.lastIndexOf('/') + 1)).sort());
+
+  const plain = await runTapeq(['recover', '--dir', w.dir, '--until', '5', '--out', join(root, 'plain'), '--dry-run']);
+  t.equal(plain.code, 0, plain.stderr);
+  t.equal(JSON.parse(plain.stdout).fallbackSnapshot, null, 'a log that starts at 0 needs no fallback, and the dry run says so');
 });
