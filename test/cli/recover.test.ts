@@ -4,16 +4,15 @@
 
 import { mkdir, mkdtemp, readdir, rm, stat, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import t from 'tap';
-import { writeStateSnapshot } from '../../src/snapshot/store.js';
-import { startBroker } from '../fixtures/broker.js';
 import { runTapeq, startTapeq } from '../fixtures/process.js';
-import { hashTree, runWorkload, tempDir } from '../history/workload.js';
+import { compactedDataDir, hashTree, runWorkload, tempDir } from '../history/workload.js';
 
 const root = await mkdtemp(join(tmpdir(), 'tapeq-pitr-'));
 t.teardown(() => rm(root, { recursive: true, force: true }));
 const w = await runWorkload(join(root, 'src'));
+const compacted = await compactedDataDir(join(root, 'compacted'));
 
 async function digestOfDir(dir: string, until?: string): Promise<string> {
   const r = await runTapeq(['replay', '--dir', dir, '--digest', ...(until === undefined ? [] : ['--until', until])]);
@@ -143,35 +142,34 @@ function planOf(report: Record<string, unknown>): Record<string, unknown> {
 t.test('recover-dry-run-reports-the-fallback-snapshot-the-real-run-copies', async (t) => {
   // A compacted source: retention cut its first segments, so a fork of it needs a fallback snapshot.
   const root = await tempDir(t, 'tapeq-pitr-compacted-');
-  const src = join(root, 'src');
-  const f = await startBroker({ dir: join(src, 'log'), segmentBytes: 8192 });
-  const pushSome = async (n: number): Promise<void> => {
-    for (let i = 0; i < n; i++) await f.broker.push('q', { data: { i, pad: 'x'.repeat(200) } }, { actor: null });
-  };
-  await pushSome(150);
-  await writeStateSnapshot(join(src, 'snapshots'), f.broker.state);
-  await pushSome(150);
-  const newer = await writeStateSnapshot(join(src, 'snapshots'), f.broker.state);
-  await pushSome(150);
-  await f.log.dropSegmentsBefore(f.broker.state.offset - 150, Number.POSITIVE_INFINITY);
-  const until = String(f.broker.state.offset - 10);
-  await f.cleanup();
-
+  const src = compacted;
+  const until = String(src.records - 10);
   const out = join(root, 'out');
-  const dry = await runTapeq(['recover', '--dir', src, '--until', until, '--out', out, '--dry-run']);
+  const dry = await runTapeq(['recover', '--dir', src.dir, '--until', until, '--out', out, '--dry-run']);
   t.equal(dry.code, 0, dry.stderr);
   await t.rejects(stat(out), 'the dry run created nothing');
-  const real = await runTapeq(['recover', '--dir', src, '--until', until, '--out', out]);
+  const real = await runTapeq(['recover', '--dir', src.dir, '--until', until, '--out', out]);
   t.equal(real.code, 0, real.stderr);
   const planned = JSON.parse(dry.stdout);
   const done = JSON.parse(real.stdout);
-  t.equal(done.fallbackSnapshot, join(out, 'snapshots', newer.slice(newer.lastIndexOf('/') + 1)), 'the real run copied the newest snapshot below the cut');
+  t.equal(done.fallbackSnapshot, join(out, 'snapshots', basename(src.newer)), 'the real run copied the newest snapshot below the cut');
   t.equal(planned.fallbackSnapshot, done.fallbackSnapshot, 'the dry run names the same fallback snapshot');
   t.equal(planned.snapshot, done.snapshot, 'and the same snapshot at the cut');
   t.same(planOf(planned), planOf(done), 'the dry run reports exactly what the real run did');
-  t.same((await readdir(join(out, 'snapshots'))).sort(), [done.snapshot, done.fallbackSnapshot].map((p: string) => p.slice(p.lastIndexOf('/') + 1)).sort());
+  t.same((await readdir(join(out, 'snapshots'))).sort(), [basename(done.snapshot), basename(done.fallbackSnapshot)].sort(), 'and wrote those two');
 
   const plain = await runTapeq(['recover', '--dir', w.dir, '--until', '5', '--out', join(root, 'plain'), '--dry-run']);
   t.equal(plain.code, 0, plain.stderr);
   t.equal(JSON.parse(plain.stdout).fallbackSnapshot, null, 'a log that starts at 0 needs no fallback, and the dry run says so');
+});
+
+t.test('a-point-before-a-compacted-logs-first-record-is-refused-naming-the-records-gone', async (t) => {
+  const src = compacted;
+  const before = String(src.firstOffset - 5);
+  for (const args of [['replay', '--until', before], ['recover', '--until', before, '--out', join(root, 'never'), '--dry-run']]) {
+    const r = await runTapeq([...args, '--dir', src.dir]);
+    t.equal(r.code, 1, args.join(' '));
+    t.match(r.stderr, `offset ${before} is before the log's first record (offset ${src.firstOffset}): records [0, ${src.firstOffset}) are gone`);
+    t.notMatch(r.stderr, /snapshot at offset/, 'and asks for no snapshot, which could not help');
+  }
 });
