@@ -46,6 +46,7 @@ function parseExportArgs(argv: string[]): ExportArgs {
     },
   });
   if (values.avro === undefined) throw new PointError('--avro <file> is required');
+  if (values.avro === '') throw new PointError('--avro: empty; name the file to write');
   let since: number | null = null;
   if (values.since !== undefined) {
     since = isoTimeMs(values.since);

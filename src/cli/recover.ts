@@ -37,6 +37,7 @@ function parseRecoverArgs(argv: string[]): RecoverArgs {
   });
   if (values.until === undefined) throw new PointError('--until <offset|ISO time> is required');
   if (values.out === undefined) throw new PointError('--out <dir> is required');
+  if (values.out === '') throw new PointError('--out: empty; name the new data directory');
   return { dir: dataDirOf(values.dir), until: parsePoint('--until', values.until), out: values.out, dryRun: values['dry-run'] === true };
 }
 

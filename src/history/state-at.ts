@@ -6,11 +6,13 @@
 import { dirname, join, resolve } from 'node:path';
 import { findLogDir, openReadOnly, type Log } from '../log/log.js';
 import { loadState, type LoadedState } from '../snapshot/recover-state.js';
-import { untilOffset, type Point } from './point.js';
+import { PointError, untilOffset, type Point } from './point.js';
 
 /** A tool's data directory: `--dir`, else DATA_DIR, else ./data; an empty DATA_DIR is unset, as
- *  `serve` reads it (config.ts), so that a tool looks where the server writes. */
+ *  `serve` reads it (config.ts), so that a tool looks where the server writes. An empty `--dir`
+ *  (an unset shell variable) is a usage error: it names no directory. */
 export function dataDirOf(flag: string | undefined): string {
+  if (flag === '') throw new PointError('--dir: empty; name the data directory or its log directory');
   const env = process.env['DATA_DIR'];
   return flag ?? (env === undefined || env === '' ? './data' : env);
 }
