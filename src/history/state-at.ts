@@ -5,7 +5,8 @@
 
 import { dirname, join, resolve } from 'node:path';
 import { findLogDir, openReadOnly, type Log } from '../log/log.js';
-import { loadState, type LoadedState } from '../snapshot/recover-state.js';
+import { loadState, RecoveryError, type LoadedState } from '../snapshot/recover-state.js';
+import type { State } from '../state/index.js';
 import { PointError, untilOffset, type Point } from './point.js';
 
 /** A tool's data directory: `--dir`, else DATA_DIR, else ./data; an empty DATA_DIR is unset, as
@@ -41,9 +42,23 @@ export async function stateAt(dir: string, point: Point | undefined, logger: (li
   try {
     const until = point === undefined ? log.durableOffset : await untilOffset(log, point);
     const loaded = await loadState({ log, dir: snapshotsDir, logger, until, readOnly: true });
+    checkTimeReachable(point, until, log.firstOffset, loaded.state);
     return { log, until, loaded };
   } catch (err) {
     await log.close();
     throw err;
   }
+}
+
+/** A time before a compacted log's first record: no retained record is stamped at or before it,
+ *  so it resolves to the log's first offset, and the state there (a snapshot) holds records
+ *  retention removed. It is the state at that time only if its last record is stamped by then;
+ *  otherwise the last record stamped at or before the time is among the removed ones. */
+export function checkTimeReachable(point: Point | undefined, until: number, firstOffset: number, state: State): void {
+  if (point?.kind !== 'time' || firstOffset === 0 || until !== firstOffset || state.timestamp <= point.ms) return;
+  throw new RecoveryError(
+    `${new Date(point.ms).toISOString()} is before the log's first record (offset ${firstOffset}): the last record stamped ` +
+      `at or before it was removed by retention (the state at offset ${firstOffset} holds records stamped up to ` +
+      `${new Date(state.timestamp).toISOString()}); restore the removed segments (archive directory or backup)`,
+  );
 }

@@ -5,6 +5,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
+import { writeStateSnapshot } from '../../src/snapshot/store.js';
+import { apply, createState } from '../../src/state/index.js';
+import { startBroker } from '../fixtures/broker.js';
 import { runTapeq, startTapeq } from '../fixtures/process.js';
 import { hashTree, runWorkload } from '../history/workload.js';
 
@@ -106,4 +109,38 @@ t.test('replay-and-export-take-the-log-dir-as-dir-too', async (t) => {
   t.teardown(() => rm(out, { recursive: true, force: true }));
   const exported = await runTapeq(['export', '--dir', join(w.dir, 'log'), '--avro', join(out, 'x.avro')]);
   t.equal(exported.code, 0, exported.stderr);
+});
+
+t.test('a-time-before-a-compacted-logs-first-record-is-refused-unless-the-snapshot-there-is-stamped-by-then', async (t) => {
+  // Every record a second apart; a snapshot exactly at a segment boundary B, and retention
+  // removed everything before B. The last record stamped at or before ts(B - 1) - 1 ms is B - 2:
+  // the state there is gone with the segments, and the snapshot at B (which holds record B - 1)
+  // is not it.
+  const dir = join(root, 'compacted-at-a-boundary');
+  let now = Date.parse('2026-01-01T00:00:00Z');
+  const f = await startBroker({ dir: join(dir, 'log'), segmentBytes: 4096, clock: () => (now += 1000), start: false });
+  for (let i = 0; i < 60; i++) await f.broker.push('q', { data: { i, pad: 'x'.repeat(200) } }, { actor: null });
+  const boundary = f.log.segments()[2]?.baseOffset;
+  if (boundary === undefined) throw new Error('too few segments');
+  const state = createState();
+  for await (const batch of f.log.readBatches(0, boundary)) for (const r of batch) apply(state, r);
+  await writeStateSnapshot(join(dir, 'snapshots'), state);
+  await f.log.dropSegmentsBefore(boundary, Number.POSITIVE_INFINITY);
+  t.equal(f.log.firstOffset, boundary, 'the log now starts at the snapshot');
+  await f.cleanup();
+
+  const exact = new Date(state.timestamp).toISOString();
+  const r = await runTapeq(['replay', '--dir', dir, '--until', exact]);
+  t.equal(r.code, 0, `at the last removed record's stamp the snapshot is the state: ${r.stderr}`);
+  t.equal(JSON.parse(r.stdout).offset, boundary);
+
+  const earlier = new Date(state.timestamp - 1).toISOString();
+  for (const args of [['replay', '--until', earlier], ['recover', '--until', earlier, '--out', join(root, 'never'), '--dry-run']]) {
+    const refused = await runTapeq([...args, '--dir', dir]);
+    t.equal(refused.code, 1, `${args.join(' ')}: ${refused.stdout}`);
+    t.match(refused.stderr, `${earlier} is before the log's first record (offset ${boundary})`);
+  }
+  const serving = startTapeq(dir, {}, { args: ['--until', earlier] });
+  serving.then((p) => t.teardown(() => p.kill()), () => undefined);
+  await t.rejects(serving, /is before the log's first record/, 'serve --until refuses it too');
 });
