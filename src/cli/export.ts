@@ -118,7 +118,8 @@ export async function exportCommand(argv: string[]): Promise<number> {
       const fh = await open(tmp, 'r+');
       await fh.sync().finally(() => fh.close());
       await rename(tmp, args.file);
-      console.error(`tapeq export: ${count} records (offsets ${from}..${to - 1}) written to ${args.file}`);
+      const range = from < to ? `offsets ${from}..${to - 1}` : 'no record in the range';
+      console.error(`tapeq export: ${count} records (${range}) written to ${args.file}`);
     } finally {
       await log.close();
     }
