@@ -14,7 +14,7 @@ import { parseArgs } from 'node:util';
 import { LogError, type Log } from '../log/log.js';
 import { ForkError, checkOutsideSource, checkTarget, forkSnapshotPaths, planFork, writeFork } from '../history/fork.js';
 import { parsePoint, PointError, describePoint, type Point } from '../history/point.js';
-import { dataDirFrom, dataDirOf, dataPathsOf, stateAt } from '../history/state-at.js';
+import { dataDirOf, sourcePathsOf, stateAt } from '../history/state-at.js';
 import { RecoveryError } from '../snapshot/recover-state.js';
 
 interface RecoverArgs {
@@ -74,13 +74,13 @@ export async function recoverCommand(argv: string[]): Promise<number> {
   }
   try {
     await checkTarget(args.out);
-    const dataDir = await dataDirFrom(args.dir);
-    await checkOutsideSource(args.out, dataDir);
+    const source = await sourcePathsOf(args.dir);
+    await checkOutsideSource(args.out, source.dataDir);
     const { log, until, loaded } = await stateAt(args.dir, args.until, (line) => console.error(`tapeq recover: ${line}`));
     try {
       const kept = { records: until - log.firstOffset, offsets: { first: log.firstOffset, next: until }, lastTime: until > log.firstOffset ? new Date(loaded.state.timestamp).toISOString() : null };
       const report = { point: describePoint(args.until), until, kept, leftOut: await leftOut(log, until) };
-      const sourceSnapshotsDir = dataPathsOf(dataDir).snapshotsDir;
+      const sourceSnapshotsDir = source.snapshotsDir;
       if (args.dryRun) {
         const plan = await planFork(log, until, sourceSnapshotsDir);
         const { snapshot, fallbackSnapshot } = forkSnapshotPaths(args.out, until, plan);

@@ -3,7 +3,7 @@
 // readOnly (no torn-tail cut, no index rewrite) and snapshots are loaded with readOnly (no `.tmp`
 // cleanup). The caller closes the returned log.
 
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { findLogDir, openReadOnly, type Log } from '../log/log.js';
 import { loadState, RecoveryError, type LoadedState } from '../snapshot/recover-state.js';
 import type { State } from '../state/index.js';
@@ -22,10 +22,22 @@ export function dataPathsOf(dataDir: string): { logDir: string; snapshotsDir: st
   return { logDir: join(dataDir, 'log'), snapshotsDir: join(dataDir, 'snapshots') };
 }
 
-/** The data dir of a tool's `--dir`, which may name the data dir or its log dir (as `verify` and
- *  `logcat` take it): a dir holding segment files is a log dir, inside its data dir. */
-export async function dataDirFrom(dir: string): Promise<string> {
-  return (await findLogDir(dir)) === dir ? dirname(resolve(dir)) : dir;
+export interface SourcePaths {
+  /** What the tool only reads: no output of it may land inside. */
+  dataDir: string;
+  logDir: string;
+  snapshotsDir: string;
+}
+
+/** What a tool's `--dir` names. A directory holding segment files is the log read, as `verify`
+ *  and `logcat` read it: a data directory's `log/` (its snapshots are `../snapshots`), or a copy
+ *  or an archive under another name, which is read alone (the `snapshots/` beside it may be
+ *  another log's; its own, inside it, if it has one). Any other directory is a data directory. */
+export async function sourcePathsOf(dir: string): Promise<SourcePaths> {
+  if ((await findLogDir(dir)) !== dir) return { dataDir: dir, ...dataPathsOf(dir) };
+  const logDir = resolve(dir);
+  const dataDir = basename(logDir) === 'log' ? dirname(logDir) : logDir;
+  return { dataDir, logDir, snapshotsDir: join(dataDir, 'snapshots') };
 }
 
 export interface StateAt {
@@ -37,7 +49,7 @@ export interface StateAt {
 
 /** The state as of `point` (the log's durable end when absent). */
 export async function stateAt(dir: string, point: Point | undefined, logger: (line: string) => void): Promise<StateAt> {
-  const { logDir, snapshotsDir } = dataPathsOf(await dataDirFrom(dir));
+  const { logDir, snapshotsDir } = await sourcePathsOf(dir);
   const log = await openReadOnly(logDir, logger);
   try {
     const until = point === undefined ? log.durableOffset : await untilOffset(log, point);

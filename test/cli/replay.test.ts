@@ -1,7 +1,7 @@
 // tapeq replay and serve --until as real child processes; and the promise every tool makes:
 // the data directory is byte-identical after any of them ran.
 
-import { mkdtemp, rm } from 'node:fs/promises';
+import { cp as copyPath, mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -109,6 +109,31 @@ t.test('replay-and-export-take-the-log-dir-as-dir-too', async (t) => {
   t.teardown(() => rm(out, { recursive: true, force: true }));
   const exported = await runTapeq(['export', '--dir', join(w.dir, 'log'), '--avro', join(out, 'x.avro')]);
   t.equal(exported.code, 0, exported.stderr);
+});
+
+t.test('a-log-copy-named-as-dir-is-the-log-every-tool-reads-not-the-log-beside-it', async (t) => {
+  // A data dir copy beside which the operator kept its first segment under another name (as an
+  // archive or a backup holds segments): verify and logcat read that directory; replay, export
+  // and recover read the data dir's log/ instead, and answered for a log the user did not name.
+  const copy = join(root, 'copy');
+  await copyPath(w.dir, copy, { recursive: true });
+  const early = join(copy, 'log-early');
+  await mkdir(early);
+  const first = (await readdir(join(copy, 'log'))).filter((n) => n.startsWith('00000000000000000000.'));
+  for (const name of first) await copyPath(join(copy, 'log', name), join(early, name));
+  const verified = await runTapeq(['verify', '--dir', early]);
+  const records = Number(/ok 1 segments, (\d+) records/.exec(verified.stdout)?.[1]);
+  t.ok(records > 0 && records < w.records, `verify reads the copy: ${verified.stdout}`);
+
+  const digest = await runTapeq(['replay', '--dir', early, '--digest']);
+  t.equal(digest.code, 0, digest.stderr);
+  t.equal(digest.stdout, (await runTapeq(['replay', '--dir', w.dir, '--until', String(records), '--digest'])).stdout, 'replay: the state at the copy\'s end');
+  const exported = await runTapeq(['export', '--dir', early, '--avro', join(root, 'early.avro')]);
+  t.equal(exported.code, 0, exported.stderr);
+  t.match(exported.stderr, `${records} records (offsets 0..${records - 1})`, 'export: the copy\'s records');
+  const recovered = await runTapeq(['recover', '--dir', early, '--until', String(records + 10), '--out', join(root, 'early-out'), '--dry-run']);
+  t.equal(recovered.code, 0, recovered.stderr);
+  t.equal(JSON.parse(recovered.stdout).until, records, 'recover: cut at the copy\'s end');
 });
 
 t.test('a-time-before-a-compacted-logs-first-record-is-refused-unless-the-snapshot-there-is-stamped-by-then', async (t) => {
