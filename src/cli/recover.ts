@@ -80,14 +80,13 @@ export async function recoverCommand(argv: string[]): Promise<number> {
     try {
       const kept = { records: until - log.firstOffset, offsets: { first: log.firstOffset, next: until }, lastTime: until > log.firstOffset ? new Date(loaded.state.timestamp).toISOString() : null };
       const report = { point: describePoint(args.until), until, kept, leftOut: await leftOut(log, until) };
-      const sourceSnapshotsDir = source.snapshotsDir;
       if (args.dryRun) {
-        const plan = await planFork(log, until, sourceSnapshotsDir);
+        const plan = await planFork(log, until, source.snapshotsDir);
         const { snapshot, fallbackSnapshot } = forkSnapshotPaths(args.out, until, plan);
         console.log(JSON.stringify({ dryRun: true, out: args.out, ...report, segments: plan.segments, snapshot, fallbackSnapshot }, null, 2));
         return 0;
       }
-      const fork = await writeFork(log, loaded.state, until, args.out, sourceSnapshotsDir);
+      const fork = await writeFork(log, loaded.state, until, args.out, source.snapshotsDir);
       const { logId, segments, snapshot, fallbackSnapshot } = fork;
       console.log(JSON.stringify({ out: args.out, ...report, logId, segments, snapshot, fallbackSnapshot }, null, 2));
       return 0;
