@@ -25,6 +25,7 @@ import { Log } from './log/log.js';
 import { loadState } from './snapshot/recover-state.js';
 import { JobHistory } from './history/history.js';
 import { describePoint, untilOffset, type Point } from './history/point.js';
+import { checkTimeReachable } from './history/state-at.js';
 import { compact } from './snapshot/retention.js';
 import { listSnapshots } from './snapshot/store.js';
 import { Snapshotter } from './snapshot/snapshotter.js';
@@ -149,6 +150,7 @@ async function servePointInTime(config: Config, point: Point, logger: (line: str
     const log = track(await Log.open({ dir: logDir, readOnly: true, logger }));
     const until = await untilOffset(log, point);
     const loaded = await loadState({ log, dir: snapshotsDir, logger, until, readOnly: true });
+    checkTimeReachable(point, until, log.firstOffset, loaded.state);
     const pastEnd = point.kind === 'offset' && point.offset > until ? ` (past the log's end: the state at its end, offset ${until})` : '';
     logger(
       `tapeq: READ-ONLY server on the state at ${describePoint(point)}${pastEnd}: records [0, ${until}) of ${log.durableOffset} ` +

@@ -17,7 +17,7 @@ import { finished } from 'node:stream/promises';
 import { parseArgs } from 'node:util';
 import { isInside } from '../history/fork.js';
 import { isoTimeMs, parsePoint, PointError, sinceOffset, untilOffset, type Point } from '../history/point.js';
-import { dataDirFrom, dataDirOf, dataPathsOf } from '../history/state-at.js';
+import { dataDirOf, sourcePathsOf } from '../history/state-at.js';
 import { LogError, openReadOnly } from '../log/log.js';
 import { recordToJson } from '../record/codec.js';
 import { jobIdsOf, queueOf, type LogRecord } from '../record/types.js';
@@ -46,6 +46,7 @@ function parseExportArgs(argv: string[]): ExportArgs {
     },
   });
   if (values.avro === undefined) throw new PointError('--avro <file> is required');
+  if (values.avro === '') throw new PointError('--avro: empty; name the file to write');
   let since: number | null = null;
   if (values.since !== undefined) {
     since = isoTimeMs(values.since);
@@ -82,12 +83,12 @@ export async function exportCommand(argv: string[]): Promise<number> {
   try {
     // The file is renamed over --avro: a path naming a segment would replace it. Like every tool
     // but serve, export leaves the data directory byte-identical.
-    const dataDir = await dataDirFrom(args.dir);
-    if (await isInside(args.file, dataDir)) {
-      console.error(`tapeq export: --avro ${args.file} is inside the data directory (${dataDir}); export never writes into it`);
+    const source = await sourcePathsOf(args.dir);
+    if (await isInside(args.file, source.dataDir)) {
+      console.error(`tapeq export: --avro ${args.file} is inside the data directory (${source.dataDir}); export never writes into it`);
       return 2;
     }
-    const log = await openReadOnly(dataPathsOf(dataDir).logDir, (line) => console.error(`tapeq export: ${line}`));
+    const log = await openReadOnly(source.logDir, (line) => console.error(`tapeq export: ${line}`));
     let count = 0;
     try {
       const from = args.since === null ? log.firstOffset : Math.max(log.firstOffset, await sinceOffset(log, args.since));
@@ -117,7 +118,8 @@ export async function exportCommand(argv: string[]): Promise<number> {
       const fh = await open(tmp, 'r+');
       await fh.sync().finally(() => fh.close());
       await rename(tmp, args.file);
-      console.error(`tapeq export: ${count} records (offsets ${from}..${to - 1}) written to ${args.file}`);
+      const range = from < to ? `offsets ${from}..${to - 1}` : 'no record in the range';
+      console.error(`tapeq export: ${count} records (${range}) written to ${args.file}`);
     } finally {
       await log.close();
     }

@@ -85,6 +85,8 @@ function parseLogcatArgs(argv: string[]): { dir: string; follow: boolean; filter
     },
   });
   const kinds = values.kind?.flatMap((k) => k.split(',')).filter((k) => k !== '');
+  // `--kind "$TYPES"` with the variable unset must not print every record as if no filter was given.
+  if (kinds?.length === 0) throw new UsageError(`--kind: no record type given (one of ${RECORD_TYPES.join(', ')})`);
   for (const k of kinds ?? []) {
     if (!(RECORD_TYPES as readonly string[]).includes(k)) throw new UsageError(`--kind: unknown record type ${k} (one of ${RECORD_TYPES.join(', ')})`);
   }
@@ -93,7 +95,7 @@ function parseLogcatArgs(argv: string[]): { dir: string; follow: boolean; filter
     to: values.to === undefined ? Number.POSITIVE_INFINITY : parseOffset('--to', values.to),
     since: values.since === undefined ? Number.NEGATIVE_INFINITY : parseTime('--since', values.since),
     until: values.until === undefined ? Number.POSITIVE_INFINITY : parseTime('--until', values.until),
-    kinds: kinds === undefined || kinds.length === 0 ? null : new Set(kinds as RecordType[]),
+    kinds: kinds === undefined ? null : new Set(kinds as RecordType[]),
     queue: values.queue ?? null,
     job: values.job ?? null,
     jobDeps: new Set(),

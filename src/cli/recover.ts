@@ -6,14 +6,15 @@
 // The source directory is only read. <out> must not exist or be empty, and not lie inside the source.
 //
 // --dry-run writes nothing: it prints what would be kept and what would be left out (records
-// after the cut: count, offset range, time range, counts per record type). Output is JSON on
-// stdout. Exit 0; 1 when recovery is impossible; 2 on usage errors.
+// after the cut: count, offset range, time range, counts per record type), and the segments and
+// snapshots the real run would write (all but the new log id, which is drawn then). Output is
+// JSON on stdout. Exit 0; 1 when recovery is impossible; 2 on usage errors.
 
 import { parseArgs } from 'node:util';
 import { LogError, type Log } from '../log/log.js';
-import { ForkError, checkOutsideSource, checkTarget, planSegments, writeFork } from '../history/fork.js';
+import { ForkError, checkOutsideSource, checkTarget, forkSnapshotPaths, planFork, writeFork } from '../history/fork.js';
 import { parsePoint, PointError, describePoint, type Point } from '../history/point.js';
-import { dataDirFrom, dataDirOf, dataPathsOf, stateAt } from '../history/state-at.js';
+import { dataDirOf, sourcePathsOf, stateAt } from '../history/state-at.js';
 import { RecoveryError } from '../snapshot/recover-state.js';
 
 interface RecoverArgs {
@@ -36,6 +37,7 @@ function parseRecoverArgs(argv: string[]): RecoverArgs {
   });
   if (values.until === undefined) throw new PointError('--until <offset|ISO time> is required');
   if (values.out === undefined) throw new PointError('--out <dir> is required');
+  if (values.out === '') throw new PointError('--out: empty; name the new data directory');
   return { dir: dataDirOf(values.dir), until: parsePoint('--until', values.until), out: values.out, dryRun: values['dry-run'] === true };
 }
 
@@ -72,18 +74,19 @@ export async function recoverCommand(argv: string[]): Promise<number> {
   }
   try {
     await checkTarget(args.out);
-    const dataDir = await dataDirFrom(args.dir);
-    await checkOutsideSource(args.out, dataDir);
+    const source = await sourcePathsOf(args.dir);
+    await checkOutsideSource(args.out, source.dataDir);
     const { log, until, loaded } = await stateAt(args.dir, args.until, (line) => console.error(`tapeq recover: ${line}`));
     try {
       const kept = { records: until - log.firstOffset, offsets: { first: log.firstOffset, next: until }, lastTime: until > log.firstOffset ? new Date(loaded.state.timestamp).toISOString() : null };
       const report = { point: describePoint(args.until), until, kept, leftOut: await leftOut(log, until) };
       if (args.dryRun) {
-        const segments = planSegments(log.segments(), until);
-        console.log(JSON.stringify({ dryRun: true, out: args.out, ...report, segments }, null, 2));
+        const plan = await planFork(log, until, source.snapshotsDir);
+        const { snapshot, fallbackSnapshot } = forkSnapshotPaths(args.out, until, plan);
+        console.log(JSON.stringify({ dryRun: true, out: args.out, ...report, segments: plan.segments, snapshot, fallbackSnapshot }, null, 2));
         return 0;
       }
-      const fork = await writeFork(log, loaded.state, until, args.out, dataPathsOf(dataDir).snapshotsDir);
+      const fork = await writeFork(log, loaded.state, until, args.out, source.snapshotsDir);
       const { logId, segments, snapshot, fallbackSnapshot } = fork;
       console.log(JSON.stringify({ out: args.out, ...report, logId, segments, snapshot, fallbackSnapshot }, null, 2));
       return 0;

@@ -33,7 +33,7 @@ import { frameHeaderBytes, readU32 } from '../log/framing.js';
 import { syncDir } from '../log/segment.js';
 import { writeAll } from '../log/write-all.js';
 import { encodeSegmentHeader, newLogId, segmentHeaderBytes } from '../log/segment-header.js';
-import { listSnapshots, verifySnapshotFile, writeStateSnapshot } from '../snapshot/store.js';
+import { listSnapshots, snapshotFileName, verifySnapshotFile, writeStateSnapshot } from '../snapshot/store.js';
 import type { State } from '../state/index.js';
 import { dataPathsOf } from './state-at.js';
 
@@ -158,9 +158,9 @@ export interface ForkResult {
   fallbackSnapshot: string | null;
 }
 
-/** Copies the source's newest valid snapshot that the fork's records [firstOffset, until) can be
- *  replayed from, when the fork has no offset 0 to replay from; returns its name in the fork. */
-async function copyFallbackSnapshot(sourceDir: string, targetDir: string, firstOffset: number, until: number): Promise<string | null> {
+/** The source's newest valid snapshot that the fork's records [firstOffset, until) can be
+ *  replayed from, when the fork has no offset 0 to replay from; null otherwise. */
+async function fallbackSnapshotOf(sourceDir: string, firstOffset: number, until: number): Promise<string | null> {
   if (firstOffset === 0) return null;
   for (const entry of await listSnapshots(sourceDir)) {
     if (entry.offset >= until || entry.offset < firstOffset) continue;
@@ -168,12 +168,35 @@ async function copyFallbackSnapshot(sourceDir: string, targetDir: string, firstO
       () => true,
       () => false,
     );
-    if (!usable) continue;
-    const name = basename(entry.file);
-    await copyFile(entry.file, join(targetDir, name));
-    return name;
+    if (usable) return entry.file;
   }
   return null;
+}
+
+/** What a fork at `until` is made of, decided without writing anything: `recover --dry-run`
+ *  prints it and writeFork carries it out, so the two cannot disagree. */
+export interface ForkPlan {
+  segments: SegmentPlan[];
+  /** The source snapshot the fork gets a copy of (a compacted log's fork), else null. */
+  fallbackSource: string | null;
+}
+
+export async function planFork(log: Log, until: number, sourceSnapshotsDir: string): Promise<ForkPlan> {
+  if (until < log.firstOffset) {
+    throw new ForkError(`offset ${until} is before the first retained record (${log.firstOffset}): the log cannot be cut there`);
+  }
+  const segments = planSegments(log.segments(), until);
+  const firstOffset = segments[0]?.baseOffset ?? until;
+  return { segments, fallbackSource: await fallbackSnapshotOf(sourceSnapshotsDir, firstOffset, until) };
+}
+
+/** The snapshots a fork at `until` holds, as paths in `out`. */
+export function forkSnapshotPaths(out: string, until: number, plan: ForkPlan): { snapshot: string; fallbackSnapshot: string | null } {
+  const { snapshotsDir } = dataPathsOf(out);
+  return {
+    snapshot: join(snapshotsDir, snapshotFileName(until)),
+    fallbackSnapshot: plan.fallbackSource === null ? null : join(snapshotsDir, basename(plan.fallbackSource)),
+  };
 }
 
 /** Copies a file's bytes into a new file and syncs it. */
@@ -196,28 +219,25 @@ async function copyFile(from: string, to: string): Promise<void> {
  *  `until`; `sourceSnapshotsDir` is where a fallback snapshot is taken from (see the top). */
 export async function writeFork(log: Log, state: State, until: number, out: string, sourceSnapshotsDir: string): Promise<ForkResult> {
   if (state.offset !== until) throw new Error(`fork: state covers ${state.offset}, not ${until}`);
-  if (until < log.firstOffset) {
-    throw new ForkError(`offset ${until} is before the first retained record (${log.firstOffset}): the log cannot be cut there`);
-  }
+  const plan = await planFork(log, until, sourceSnapshotsDir);
   await checkTarget(out);
   const building = `${out.replace(/\/+$/, '')}.recovering-${process.pid}`;
   const paths = dataPathsOf(building);
   try {
     await mkdir(paths.logDir, { recursive: true });
     const logId = newLogId();
-    const segments = planSegments(log.segments(), until);
-    for (const plan of segments) await copySegment(log.dir, paths.logDir, plan, logId);
+    for (const segment of plan.segments) await copySegment(log.dir, paths.logDir, segment, logId);
     await syncDir(paths.logDir);
-    const snapshot = await writeStateSnapshot(paths.snapshotsDir, state);
-    const firstOffset = segments[0]?.baseOffset ?? until;
-    const fallback = await copyFallbackSnapshot(sourceSnapshotsDir, paths.snapshotsDir, firstOffset, until);
-    if (fallback !== null) await syncDir(paths.snapshotsDir);
+    await writeStateSnapshot(paths.snapshotsDir, state);
+    if (plan.fallbackSource !== null) {
+      await copyFile(plan.fallbackSource, join(paths.snapshotsDir, basename(plan.fallbackSource)));
+      await syncDir(paths.snapshotsDir);
+    }
     await syncDir(building);
     if ((await stat(out).catch(() => null)) !== null) await rmdir(out);
     await rename(building, out);
     await syncDir(join(out, '..'));
-    const inOut = (name: string): string => join(dataPathsOf(out).snapshotsDir, name);
-    return { logId, segments, snapshot: inOut(snapshot.slice(paths.snapshotsDir.length + 1)), fallbackSnapshot: fallback === null ? null : inOut(fallback) };
+    return { logId, segments: plan.segments, ...forkSnapshotPaths(out, until, plan) };
   } catch (error) {
     // `out` is absent/empty or complete, and nothing half-built is left beside it.
     await rm(building, { recursive: true, force: true });

@@ -154,17 +154,25 @@ export class JobHistory {
     await this.pruneDropped();
     for (const segment of this.log.segments()) {
       if (segment.baseOffset >= limit) break;
+      const sealed = segment.baseOffset < this.active.baseOffset ? await this.sealedOrNull(segment) : null;
       const candidates =
-        segment.baseOffset === this.active.baseOffset
-          ? this.active.candidates(jobId)
-          : segment.baseOffset < this.active.baseOffset
-            ? sealedCandidates(await this.sealed(segment), jobId)
-            : [];
+        segment.baseOffset === this.active.baseOffset ? this.active.candidates(jobId) : sealed === null ? [] : sealedCandidates(sealed, jobId);
       for (const offset of candidates) {
         if (offset >= limit) break;
         const record = await this.readOrNull(offset);
         if (record !== null && jobIdsOf(record.body).includes(jobId)) yield record;
       }
+    }
+  }
+
+  /** A segment retention removed since the log listed it has no records left to find: a read-only
+   *  server (`serve --until`) keeps the listing it opened with while the writer's retention goes on. */
+  private async sealedOrNull(segment: SegmentInfo): Promise<SealedJobIndex | null> {
+    try {
+      return await this.sealed(segment);
+    } catch (err) {
+      if ((err as { code?: unknown }).code === 'LOG_NOT_FOUND') return null;
+      throw err;
     }
   }
 

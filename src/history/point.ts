@@ -54,7 +54,7 @@ export function isoTimeMs(text: string): number {
 }
 
 /** The exclusive end offset a point stands for, at most durableOffset. An offset below the log's
- *  first retained one is kept as is: loading the state then needs a snapshot that covers it. */
+ *  first retained one is kept as is: loading the state there then fails, naming the records gone. */
 export async function untilOffset(log: PointLog, point: Point): Promise<number> {
   const raw = point.kind === 'offset' ? point.offset : (await log.lastOffsetAtOrBefore(point.ms)) + 1;
   return Math.min(raw, log.durableOffset);

@@ -151,15 +151,20 @@ export async function loadState(options: LoadStateOptions): Promise<LoadedState>
     early = null;
     // An unusable early decode is dropped before the search decodes another (never two states held).
     if (!usable(preloaded)) preloaded = null;
-    const found =
-      end < log.firstOffset
-        ? null
-        : (preloaded ?? (await loadNewestState(dir, logger, { maxOffset: end, minOffset: log.firstOffset, ...readOnly, refused })));
+    if (end < log.firstOffset) {
+      // No snapshot can help: one at or after firstOffset is past the point, and the log cannot
+      // extend an older one.
+      throw new RecoveryError(
+        `offset ${end} is before the log's first record (offset ${log.firstOffset}): records [0, ${log.firstOffset}) ` +
+          'are gone from the log, so the state there cannot be rebuilt; restore the removed segments (archive directory or backup)',
+      );
+    }
+    const found = preloaded ?? (await loadNewestState(dir, logger, { maxOffset: end, minOffset: log.firstOffset, ...readOnly, refused }));
     if (found === null && log.firstOffset > 0) {
       throw new RecoveryError(
         `no usable snapshot covers offset ${log.firstOffset}, where the log now starts: records [0, ${log.firstOffset}) ` +
-          `are gone from ${end < log.firstOffset ? 'the requested range' : 'the log'}; restore the removed segments ` +
-          `(archive directory or backup) or a snapshot at offset ≥ ${log.firstOffset} and ≤ ${end}`,
+          `are gone from the log; restore the removed segments (archive directory or backup) or a snapshot at offset ` +
+          `≥ ${log.firstOffset} and ≤ ${end}`,
       );
     }
     const state = found?.state ?? createState();

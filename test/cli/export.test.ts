@@ -132,3 +132,14 @@ t.test('export-refuses-a-file-inside-the-data-directory-and-leaves-it-byte-ident
   t.same(await readFile(join(w.dir, 'log', segment)), before, 'the segment is untouched');
   await t.rejects(readFile(join(w.dir, 'export.avro')), { code: 'ENOENT' }, 'nothing written into the data dir');
 });
+
+t.test('export-of-an-empty-range-says-so-and-writes-a-file-without-rows', async (t) => {
+  const records = await logRecords();
+  const last = records.at(-1);
+  if (last === undefined) throw new Error('empty log');
+  const file = join(root, 'empty.avro');
+  const r = await runTapeq(['export', '--dir', w.dir, '--avro', file, '--since', new Date(last.timestamp + 1).toISOString()]);
+  t.equal(r.code, 0, r.stderr);
+  t.equal(r.stderr, `tapeq export: 0 records (no record in the range) written to ${file}\n`, 'not "offsets N..N-1"');
+  t.same((await readAvro(file)).rows, []);
+});

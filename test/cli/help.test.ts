@@ -1,3 +1,6 @@
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import t from 'tap';
 import { runTapeq } from '../fixtures/process.js';
 
@@ -37,4 +40,27 @@ t.test('bench-help-prints-usage-and-scenarios-on-stdout-while-a-bad-flag-exits-2
   t.equal(bad.code, 2);
   t.match(bad.stderr, 'tapeq bench: unknown option --nope');
   t.equal(bad.stdout, '');
+});
+
+t.test('an-empty-flag-value-is-a-usage-error-naming-the-flag-and-writes-nothing', async (t) => {
+  // `--out "$OUT"` with the variable unset: before, recover built `.recovering-<pid>` in the
+  // working directory and failed on a rename, export wrote `.tmp-<pid>` there, and an empty
+  // --kind printed every record as if no filter was given.
+  const cwd = await mkdtemp(join(tmpdir(), 'tapeq-empty-flag-'));
+  t.teardown(() => rm(cwd, { recursive: true, force: true }));
+  const cases: Array<[string[], string]> = [
+    [['logcat', '--kind', ''], '--kind: no record type given'],
+    [['logcat', '--kind', ','], '--kind: no record type given'],
+    [['recover', '--until', '5', '--out', ''], '--out: empty'],
+    [['export', '--avro', ''], '--avro: empty'],
+    ...['logcat', 'verify', 'replay', 'export'].map((c): [string[], string] => [[c, '--dir', '', ...(c === 'export' ? ['--avro', 'x.avro'] : [])], '--dir: empty']),
+    [['recover', '--dir', '', '--until', '5', '--out', 'out'], '--dir: empty'],
+  ];
+  for (const [args, message] of cases) {
+    const r = await runTapeq(args, { DATA_DIR: join(cwd, 'data') }, cwd);
+    t.equal(r.code, 2, `${JSON.stringify(args)} exits 2`);
+    t.match(r.stderr, `tapeq ${args[0]}: ${message}`);
+    t.equal(r.stdout, '');
+  }
+  t.same(await readdir(cwd), [], 'nothing was written in the working directory');
 });

@@ -4,14 +4,15 @@
 
 import { mkdir, mkdtemp, readdir, rm, stat, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import t from 'tap';
 import { runTapeq, startTapeq } from '../fixtures/process.js';
-import { hashTree, runWorkload, tempDir } from '../history/workload.js';
+import { compactedDataDir, hashTree, runWorkload, tempDir } from '../history/workload.js';
 
 const root = await mkdtemp(join(tmpdir(), 'tapeq-pitr-'));
 t.teardown(() => rm(root, { recursive: true, force: true }));
 const w = await runWorkload(join(root, 'src'));
+const compacted = await compactedDataDir(join(root, 'compacted'));
 
 async function digestOfDir(dir: string, until?: string): Promise<string> {
   const r = await runTapeq(['replay', '--dir', dir, '--digest', ...(until === undefined ? [] : ['--until', until])]);
@@ -130,4 +131,45 @@ t.test('recover-refuses-an-out-inside-the-source-data-dir-and-leaves-it-untouche
   const viaLogDir = await runTapeq(['recover', '--dir', join(w.dir, 'log'), '--until', '5', '--out', join(w.dir, 'recovered')]);
   t.equal(viaLogDir.code, 1, '--dir naming the log dir: its data dir is the source');
   t.same(await hashTree(w.dir), before, 'the source data directory is byte-identical: nothing was written into it');
+});
+
+/** Everything a real recover prints that a dry run can know (all but the new log id). */
+function planOf(report: Record<string, unknown>): Record<string, unknown> {
+  const { logId: _id, dryRun: _dry, ...rest } = report;
+  return rest;
+}
+
+t.test('recover-dry-run-reports-the-fallback-snapshot-the-real-run-copies', async (t) => {
+  // A compacted source: retention cut its first segments, so a fork of it needs a fallback snapshot.
+  const root = await tempDir(t, 'tapeq-pitr-compacted-');
+  const src = compacted;
+  const until = String(src.records - 10);
+  const out = join(root, 'out');
+  const dry = await runTapeq(['recover', '--dir', src.dir, '--until', until, '--out', out, '--dry-run']);
+  t.equal(dry.code, 0, dry.stderr);
+  await t.rejects(stat(out), 'the dry run created nothing');
+  const real = await runTapeq(['recover', '--dir', src.dir, '--until', until, '--out', out]);
+  t.equal(real.code, 0, real.stderr);
+  const planned = JSON.parse(dry.stdout);
+  const done = JSON.parse(real.stdout);
+  t.equal(done.fallbackSnapshot, join(out, 'snapshots', basename(src.newer)), 'the real run copied the newest snapshot below the cut');
+  t.equal(planned.fallbackSnapshot, done.fallbackSnapshot, 'the dry run names the same fallback snapshot');
+  t.equal(planned.snapshot, done.snapshot, 'and the same snapshot at the cut');
+  t.same(planOf(planned), planOf(done), 'the dry run reports exactly what the real run did');
+  t.same((await readdir(join(out, 'snapshots'))).sort(), [basename(done.snapshot), basename(done.fallbackSnapshot)].sort(), 'and wrote those two');
+
+  const plain = await runTapeq(['recover', '--dir', w.dir, '--until', '5', '--out', join(root, 'plain'), '--dry-run']);
+  t.equal(plain.code, 0, plain.stderr);
+  t.equal(JSON.parse(plain.stdout).fallbackSnapshot, null, 'a log that starts at 0 needs no fallback, and the dry run says so');
+});
+
+t.test('a-point-before-a-compacted-logs-first-record-is-refused-naming-the-records-gone', async (t) => {
+  const src = compacted;
+  const before = String(src.firstOffset - 5);
+  for (const args of [['replay', '--until', before], ['recover', '--until', before, '--out', join(root, 'never'), '--dry-run']]) {
+    const r = await runTapeq([...args, '--dir', src.dir]);
+    t.equal(r.code, 1, args.join(' '));
+    t.match(r.stderr, `offset ${before} is before the log's first record (offset ${src.firstOffset}): records [0, ${src.firstOffset}) are gone`);
+    t.notMatch(r.stderr, /snapshot at offset/, 'and asks for no snapshot, which could not help');
+  }
 });

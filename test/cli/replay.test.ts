@@ -1,10 +1,13 @@
 // tapeq replay and serve --until as real child processes; and the promise every tool makes:
 // the data directory is byte-identical after any of them ran.
 
-import { mkdtemp, rm } from 'node:fs/promises';
+import { cp as copyPath, mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
+import { writeStateSnapshot } from '../../src/snapshot/store.js';
+import { apply, createState } from '../../src/state/index.js';
+import { startBroker } from '../fixtures/broker.js';
 import { runTapeq, startTapeq } from '../fixtures/process.js';
 import { hashTree, runWorkload } from '../history/workload.js';
 
@@ -106,4 +109,63 @@ t.test('replay-and-export-take-the-log-dir-as-dir-too', async (t) => {
   t.teardown(() => rm(out, { recursive: true, force: true }));
   const exported = await runTapeq(['export', '--dir', join(w.dir, 'log'), '--avro', join(out, 'x.avro')]);
   t.equal(exported.code, 0, exported.stderr);
+});
+
+t.test('a-log-copy-named-as-dir-is-the-log-every-tool-reads-not-the-log-beside-it', async (t) => {
+  // A data dir copy beside which the operator kept its first segment under another name (as an
+  // archive or a backup holds segments): verify and logcat read that directory; replay, export
+  // and recover read the data dir's log/ instead, and answered for a log the user did not name.
+  const copy = join(root, 'copy');
+  await copyPath(w.dir, copy, { recursive: true });
+  const early = join(copy, 'log-early');
+  await mkdir(early);
+  const first = (await readdir(join(copy, 'log'))).filter((n) => n.startsWith('00000000000000000000.'));
+  for (const name of first) await copyPath(join(copy, 'log', name), join(early, name));
+  const verified = await runTapeq(['verify', '--dir', early]);
+  const records = Number(/ok 1 segments, (\d+) records/.exec(verified.stdout)?.[1]);
+  t.ok(records > 0 && records < w.records, `verify reads the copy: ${verified.stdout}`);
+
+  const digest = await runTapeq(['replay', '--dir', early, '--digest']);
+  t.equal(digest.code, 0, digest.stderr);
+  t.equal(digest.stdout, (await runTapeq(['replay', '--dir', w.dir, '--until', String(records), '--digest'])).stdout, 'replay: the state at the copy\'s end');
+  const exported = await runTapeq(['export', '--dir', early, '--avro', join(root, 'early.avro')]);
+  t.equal(exported.code, 0, exported.stderr);
+  t.match(exported.stderr, `${records} records (offsets 0..${records - 1})`, 'export: the copy\'s records');
+  const recovered = await runTapeq(['recover', '--dir', early, '--until', String(records + 10), '--out', join(root, 'early-out'), '--dry-run']);
+  t.equal(recovered.code, 0, recovered.stderr);
+  t.equal(JSON.parse(recovered.stdout).until, records, 'recover: cut at the copy\'s end');
+});
+
+t.test('a-time-before-a-compacted-logs-first-record-is-refused-unless-the-snapshot-there-is-stamped-by-then', async (t) => {
+  // Every record a second apart; a snapshot exactly at a segment boundary B, and retention
+  // removed everything before B. The last record stamped at or before ts(B - 1) - 1 ms is B - 2:
+  // the state there is gone with the segments, and the snapshot at B (which holds record B - 1)
+  // is not it.
+  const dir = join(root, 'compacted-at-a-boundary');
+  let now = Date.parse('2026-01-01T00:00:00Z');
+  const f = await startBroker({ dir: join(dir, 'log'), segmentBytes: 4096, clock: () => (now += 1000), start: false });
+  for (let i = 0; i < 60; i++) await f.broker.push('q', { data: { i, pad: 'x'.repeat(200) } }, { actor: null });
+  const boundary = f.log.segments()[2]?.baseOffset;
+  if (boundary === undefined) throw new Error('too few segments');
+  const state = createState();
+  for await (const batch of f.log.readBatches(0, boundary)) for (const r of batch) apply(state, r);
+  await writeStateSnapshot(join(dir, 'snapshots'), state);
+  await f.log.dropSegmentsBefore(boundary, Number.POSITIVE_INFINITY);
+  t.equal(f.log.firstOffset, boundary, 'the log now starts at the snapshot');
+  await f.cleanup();
+
+  const exact = new Date(state.timestamp).toISOString();
+  const r = await runTapeq(['replay', '--dir', dir, '--until', exact]);
+  t.equal(r.code, 0, `at the last removed record's stamp the snapshot is the state: ${r.stderr}`);
+  t.equal(JSON.parse(r.stdout).offset, boundary);
+
+  const earlier = new Date(state.timestamp - 1).toISOString();
+  for (const args of [['replay', '--until', earlier], ['recover', '--until', earlier, '--out', join(root, 'never'), '--dry-run']]) {
+    const refused = await runTapeq([...args, '--dir', dir]);
+    t.equal(refused.code, 1, `${args.join(' ')}: ${refused.stdout}`);
+    t.match(refused.stderr, `${earlier} is before the log's first record (offset ${boundary})`);
+  }
+  const serving = startTapeq(dir, {}, { args: ['--until', earlier] });
+  serving.then((p) => t.teardown(() => p.kill()), () => undefined);
+  await t.rejects(serving, /is before the log's first record/, 'serve --until refuses it too');
 });

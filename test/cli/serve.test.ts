@@ -5,6 +5,7 @@ import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
+import { startBroker } from '../fixtures/broker.js';
 import { cliPath, freePort, startTapeq, tempDataDir } from '../fixtures/process.js';
 
 /** Runs `tapeq serve` until it exits or `ms` pass (then SIGKILL: code null), so a server that
@@ -64,6 +65,40 @@ t.test('a-read-only-server-runs-beside-the-writer', async (t) => {
   t.teardown(() => reader.kill());
   const job = (await (await fetch(`${reader.url}/queues/q/counts`)).json()) as { counts?: { waiting?: number } };
   t.equal(job.counts?.waiting, 1, 'serve --until takes no lock: it never writes');
+});
+
+t.test('a-read-only-servers-history-of-jobs-whose-segments-the-writer-retired-is-empty-and-incomplete', async (t) => {
+  const { dir, remove } = await tempDataDir();
+  t.teardown(remove);
+  const writer = await startBroker({ dir: join(dir, 'log'), segmentBytes: 4096 });
+  t.teardown(() => writer.cleanup());
+  const ids: string[] = [];
+  for (let i = 0; i < 60; i++) {
+    const r = await writer.broker.push('q', { data: { i, pad: 'x'.repeat(200) } }, { actor: null });
+    if (r.ok) ids.push(r.id);
+  }
+  const segments = writer.log.segments();
+  t.ok(segments.length >= 3, `${segments.length} segments`);
+  const [first, second] = [segments[0], segments[1]];
+  if (first === undefined || second === undefined) throw new Error('too few segments');
+  const inFirst = ids[0] as string;
+  const inSecond = ids[second.baseOffset] as string;
+  const reader = await startTapeq(dir, {}, { args: ['--until', String(writer.log.durableOffset)] });
+  t.teardown(() => reader.kill());
+  const history = async (id: string, query = ''): Promise<{ status: number; complete: string | null; body: string }> => {
+    const r = await fetch(`${reader.url}/jobs/${id}/history${query}`);
+    return { status: r.status, complete: r.headers.get('tapeq-history-complete'), body: await r.text() };
+  };
+  // The writer's retention removes every sealed segment while the read-only server runs, before
+  // any lookup (the first one indexes every segment the server listed at its start).
+  const retired = await writer.log.dropSegmentsBefore(writer.log.segments().at(-1)?.baseOffset ?? 0, Number.POSITIVE_INFINITY);
+  t.ok(retired.includes(first.file) && retired.includes(second.file), 'the segments of both jobs are gone');
+  for (const id of [inFirst, inSecond]) {
+    const json = await history(id);
+    t.same({ status: json.status, complete: json.complete, body: JSON.parse(json.body) }, { status: 200, complete: 'false', body: { ok: true, history: [], complete: false } }, `${id}: an empty, incomplete history`);
+    t.same(await history(id, '?format=ndjson'), { status: 200, complete: 'false', body: '' }, `${id}: the NDJSON form too`);
+  }
+  t.equal((await fetch(`${reader.url}/jobs/${inSecond}`)).status, 200, 'the job itself is in the state at the point');
 });
 
 t.test('a-misspelt-variable-is-named-on-stderr-with-the-one-meant', async (t) => {

@@ -10,6 +10,8 @@ import type { Test } from 'tap';
 import { digestOf } from '../../src/broker/digest.js';
 import { loadConfig } from '../../src/config.js';
 import { serve } from '../../src/main.js';
+import { writeStateSnapshot } from '../../src/snapshot/store.js';
+import { startBroker } from '../fixtures/broker.js';
 
 export interface Checkpoint {
   /** The state covers records [0, offset). */
@@ -67,6 +69,36 @@ export async function runWorkload(dir: string, steps = 90): Promise<Workload> {
     return { dir, checkpoints, ids, records: s.log.durableOffset };
   } finally {
     await s.close();
+  }
+}
+
+export interface CompactedDataDir {
+  dir: string;
+  /** The log's first retained offset (> 0). */
+  firstOffset: number;
+  /** The end of the log. */
+  records: number;
+  /** The path of the newest snapshot, which the log extends (an older one it cannot). */
+  newer: string;
+}
+
+/** A data directory `<dir>` whose first segments retention removed, with two snapshots. */
+export async function compactedDataDir(dir: string): Promise<CompactedDataDir> {
+  const f = await startBroker({ dir: join(dir, 'log'), segmentBytes: 8192 });
+  const pushSome = async (n: number): Promise<void> => {
+    for (let i = 0; i < n; i++) await f.broker.push('q', { data: { i, pad: 'x'.repeat(200) } }, { actor: null });
+  };
+  try {
+    await pushSome(150);
+    await writeStateSnapshot(join(dir, 'snapshots'), f.broker.state);
+    await pushSome(150);
+    const newer = await writeStateSnapshot(join(dir, 'snapshots'), f.broker.state);
+    await pushSome(150);
+    await f.log.dropSegmentsBefore(f.broker.state.offset - 150, Number.POSITIVE_INFINITY);
+    if (f.log.firstOffset === 0) throw new Error('compactedDataDir: nothing was removed');
+    return { dir, firstOffset: f.log.firstOffset, records: f.broker.state.offset, newer };
+  } finally {
+    await f.cleanup();
   }
 }
 
