@@ -11,10 +11,26 @@ export function waitingJobs(queue: QueueState): Iterable<Job> {
   return waitIterate(queue.waiting);
 }
 
-/** Waiting and delayed jobs (what a drain removes). */
+/** What a drain removes: the waiting and delayed jobs, and the queue's jobs waiting for children
+ *  whose every pending dependency goes with them (transitively). Those would otherwise be set free
+ *  by the drain itself and be waiting once it is done; BullMQ's drain removes such a parent of the
+ *  same queue with its child too. A dependent in another queue is set free, as by any removal. */
 export function drainable(queue: QueueState | undefined): Job[] {
   if (queue === undefined) return [];
-  return sortBySeq([...waitIterate(queue.waiting), ...queue.delayed]);
+  const jobs = [...waitIterate(queue.waiting), ...queue.delayed];
+  if (queue.children.size > 0) {
+    const ids = new Set(jobs.map((job) => job.id));
+    for (let grew = true; grew; ) {
+      grew = false;
+      for (const job of queue.children) {
+        if (ids.has(job.id) || !job.pendingDeps.every((dep) => ids.has(dep))) continue;
+        ids.add(job.id);
+        jobs.push(job);
+        grew = true;
+      }
+    }
+  }
+  return sortBySeq(jobs);
 }
 
 export function allJobs(queue: QueueState | undefined): Job[] {

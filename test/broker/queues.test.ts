@@ -168,3 +168,37 @@ t.test('a-deep-page-of-waiting-jobs-leaves-the-cold-rows-before-it-cold', async 
   t.same(b.listJobs('q', ['waiting', 'paused', 'delayed'], 48, 5).jobs.map((j) => j.id), ids.slice(48), 'a paused queue lists them as paused');
   t.equal(state.cold.rows, 43);
 });
+
+t.test('drain-also-removes-the-jobs-of-the-queue-it-would-set-free', async (t) => {
+  const f = await startBroker();
+  t.teardown(() => f.cleanup());
+  const b = f.broker;
+  const id = async (queue: string, input: object): Promise<string> => {
+    const r = await b.push(queue, input, ctx);
+    if (!r.ok) throw new Error(r.error);
+    return r.id;
+  };
+  // charge (waiting) ← ship (waiting-children) ← notify (waiting-children): draining charge sets
+  // ship free, then notify; left in place they would be waiting once the drain is done (BullMQ's
+  // drain removes such a parent of the same queue with its child).
+  const charge = await id('orders', { data: 1 });
+  const ship = await id('orders', { data: 2, dependsOn: [charge] });
+  const notify = await id('orders', { data: 3, dependsOn: [ship], delay: 60_000 });
+  // Still waiting for a job of another queue that the drain does not touch: it stays.
+  const audit = await id('audit', { data: 4 });
+  const report = await id('orders', { data: 5, dependsOn: [charge, audit] });
+  // A dependent in another queue is set free, as by any removal of its dependency.
+  const invoice = await id('billing', { data: 6, dependsOn: [charge] });
+  const offset = f.log.nextOffset;
+  t.same(await b.drain('orders', ctx), { ok: true, removed: 3 });
+  t.same(b.counts('orders'), { waiting: 0, active: 0, delayed: 0, completed: 0, failed: 0, 'waiting-children': 1, paused: 0 });
+  for (const gone of [charge, ship, notify]) t.equal(b.jobState(gone), null);
+  t.equal(b.jobState(report), 'waiting-children');
+  t.equal(b.jobState(invoice), 'waiting');
+  const removed: unknown[] = [];
+  for await (const rec of f.log.read(offset)) if (rec.body.type === 'removed') removed.push(...rec.body.jobs.map((j) => j.jobId));
+  t.same(removed, [charge, ship, notify], 'one removed record names all three, in push order');
+  const restarted = await f.restart();
+  t.teardown(() => restarted.cleanup());
+  t.same(restarted.broker.counts('orders'), b.counts('orders'), 'replay agrees');
+});
