@@ -709,7 +709,7 @@ export class Broker implements BrokerApi {
     const d = this.decide(ctx);
     const picked = queueOps.cleanable(this.state.queues.get(queue), body, d.now);
     if (!picked.ok) return Promise.resolve(fail('BAD_REQUEST', picked.error));
-    const jobs = picked.value;
+    const jobs = queueOps.withFreedDependents(this.state.queues.get(queue), picked.value);
     const removed = jobs.map((j) => j.id);
     return this.done([this.append(removedDrafts(d, queue, jobs, RemoveReason.CLEANED))], { removed });
   }

@@ -11,26 +11,33 @@ export function waitingJobs(queue: QueueState): Iterable<Job> {
   return waitIterate(queue.waiting);
 }
 
-/** What a drain removes: the waiting and delayed jobs, and the queue's jobs waiting for children
- *  whose every pending dependency goes with them (transitively). Those would otherwise be set free
- *  by the drain itself and be waiting once it is done; BullMQ's drain removes such a parent of the
- *  same queue with its child too. A dependent in another queue is set free, as by any removal. */
+/** What a drain removes: the waiting and delayed jobs, and the jobs they would set free
+ *  (withFreedDependents). */
 export function drainable(queue: QueueState | undefined): Job[] {
   if (queue === undefined) return [];
-  const jobs = [...waitIterate(queue.waiting), ...queue.delayed];
-  if (queue.children.size > 0) {
-    const ids = new Set(jobs.map((job) => job.id));
-    for (let grew = true; grew; ) {
-      grew = false;
-      for (const job of queue.children) {
-        if (ids.has(job.id) || !job.pendingDeps.every((dep) => ids.has(dep))) continue;
-        ids.add(job.id);
-        jobs.push(job);
-        grew = true;
-      }
+  return sortBySeq(withFreedDependents(queue, [...waitIterate(queue.waiting), ...queue.delayed]));
+}
+
+/** `jobs` (of `queue`, to be removed) and, transitively, the queue's jobs waiting for children
+ *  whose every pending dependency is among them. Removing a dependency that has not failed sets
+ *  its dependents free, so those would be waiting once a drain or a clean is done, running
+ *  without the work they wait for; BullMQ's drain and clean remove such a parent of the same
+ *  queue with its child too. A dependent in another queue is set free, as by any removal. */
+export function withFreedDependents(queue: QueueState | undefined, jobs: Job[]): Job[] {
+  if (queue === undefined || queue.children.size === 0) return jobs;
+  const settling = new Set<string>();
+  for (const job of jobs) if (job.state !== JobState.FAILED) settling.add(job.id);
+  const out = [...jobs];
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const job of queue.children) {
+      if (settling.has(job.id) || job.pendingDeps.length === 0 || !job.pendingDeps.every((dep) => settling.has(dep))) continue;
+      settling.add(job.id);
+      out.push(job);
+      grew = true;
     }
   }
-  return sortBySeq(jobs);
+  return out;
 }
 
 export function allJobs(queue: QueueState | undefined): Job[] {

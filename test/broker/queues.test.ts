@@ -202,3 +202,36 @@ t.test('drain-also-removes-the-jobs-of-the-queue-it-would-set-free', async (t) =
   t.teardown(() => restarted.cleanup());
   t.same(restarted.broker.counts('orders'), b.counts('orders'), 'replay agrees');
 });
+
+t.test('clean-of-live-jobs-also-removes-the-jobs-of-the-queue-it-would-set-free', async (t) => {
+  const clock = manualClock();
+  const f = await startBroker({ clock: clock.now, start: false });
+  t.teardown(() => f.cleanup());
+  const b = f.broker;
+  const id = async (queue: string, input: object): Promise<string> => {
+    const r = await b.push(queue, input, ctx);
+    if (!r.ok) throw new Error(r.error);
+    return r.id;
+  };
+  const stale = await id('q', { data: 1 });
+  const after = await id('q', { data: 2, dependsOn: [stale] });
+  const elsewhere = await id('other', { data: 3, dependsOn: [stale] });
+  const kept = await id('q', { data: 4 });
+  const failing = await id('q', { data: 5, maxAttempts: 1 });
+  const held = await id('q', { data: 6, dependsOn: [failing] });
+  clock.advance(1_000);
+  const fresh = await id('q', { data: 7 });
+  // `wait` with a limit of 1 takes `stale`; `after`, free once it is gone, goes with it.
+  t.same(await b.clean('q', { grace: 500, state: 'wait', limit: 1 }, ctx), { ok: true, removed: [stale, after] });
+  t.equal(b.jobState(elsewhere), 'waiting', 'a dependent in another queue is set free, as by any removal');
+  t.same(b.listJobs('q', ['waiting'], 0, 10).jobs.map((j) => j.id), [kept, failing, fresh]);
+  // A failed dependency never sets its dependents free, so cleaning it takes only itself.
+  for (let i = 0; i < 2; i++) {
+    const next = await b.pull('q', { timeoutMs: 0 }, ctx);
+    const nextId = next.ok ? (next.job?.id ?? '') : '';
+    if (nextId === failing) await b.fail(nextId, {}, ctx);
+  }
+  t.equal(b.jobState(failing), 'failed');
+  t.same(await b.clean('q', { grace: 0, state: 'failed' }, ctx), { ok: true, removed: [failing] });
+  t.equal(b.jobState(held), 'waiting-children');
+});
