@@ -4,7 +4,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import { JobState } from '../record/types.js';
 import { sortBySeq, waitIterate, waitOldest, type Job, type QueueState, type State } from '../state/index.js';
-import { byDueOrder } from './queries.js';
+import { byDueOrder, firstDue } from './queries.js';
 import { checkClean, checkPromoteJobs, type Checked } from './validate.js';
 
 export function waitingJobs(queue: QueueState): Iterable<Job> {
@@ -104,9 +104,8 @@ export function promotable(queue: QueueState | undefined, body: unknown): Checke
   const checked = checkPromoteJobs(body);
   if (!checked.ok) return checked;
   if (queue === undefined) return { ok: true, value: [] };
-  const due = byDueOrder(queue.delayed);
   const count = checked.value.count;
-  return { ok: true, value: count === null ? due : due.slice(0, count) };
+  return { ok: true, value: count === null ? byDueOrder(queue.delayed) : firstDue(queue.delayed, count) };
 }
 
 /** Active jobs whose lock `owner` holds, in seq order. */

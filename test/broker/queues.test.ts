@@ -235,3 +235,26 @@ t.test('clean-of-live-jobs-also-removes-the-jobs-of-the-queue-it-would-set-free'
   t.same(await b.clean('q', { grace: 0, state: 'failed' }, ctx), { ok: true, removed: [failing] });
   t.equal(b.jobState(held), 'waiting-children');
 });
+
+t.test('delayed-jobs-page-in-due-order-with-ties-in-push-order-and-promote-jobs-takes-the-first-due', async (t) => {
+  const clock = manualClock();
+  const f = await startBroker({ clock: clock.now, start: false });
+  t.teardown(() => f.cleanup());
+  const b = f.broker;
+  const pushed: Array<{ id: string; delay: number; n: number }> = [];
+  for (let n = 0; n < 300; n++) {
+    const delay = 1_000 + ((n * 37) % 50) * 10; // 50 distinct due times, six jobs each
+    const r = await b.push('q', { data: n, delay }, ctx);
+    if (!r.ok) throw new Error(r.error);
+    pushed.push({ id: r.id, delay, n });
+  }
+  const due = [...pushed].sort((a, b) => a.delay - b.delay || a.n - b.n).map((j) => j.id);
+  const paged: string[] = [];
+  for (let start = 0; start < 310; start += 7) {
+    paged.push(...b.listJobs('q', ['delayed'], start, 7).jobs.map((j) => j.id));
+  }
+  t.same(paged, due, 'every page, ties in push order');
+  t.same(b.listJobs('q', ['waiting', 'delayed'], 5, 3).jobs.map((j) => j.id), due.slice(5, 8), 'a page after other statuses');
+  t.same(await b.promoteJobs('q', { count: 8 }, ctx), { ok: true, promoted: 8 });
+  t.same(b.listJobs('q', ['waiting'], 0, 100).jobs.map((j) => j.id), due.slice(0, 8), 'the first 8 due, in due order');
+});
