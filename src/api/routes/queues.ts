@@ -51,6 +51,9 @@ const promoteJobsBody = {
   additionalProperties: false,
   properties: { count: { type: 'integer', minimum: 1, description: 'Most delayed jobs to promote' } },
 } as const;
+/** The actions that take no options refuse a body that gives some (BullMQ's `drain(delayed)`,
+ *  say), rather than drop it without a word. */
+const noOptionsBody = { type: 'object', additionalProperties: false, properties: {} } as const;
 const dlqRetryBody = { type: 'object', additionalProperties: false, properties: { id: jobId } } as const;
 const dlqQuery = { type: 'object', additionalProperties: false, properties: pageQuery(10) } as const;
 
@@ -82,10 +85,10 @@ export function queueRoutes(app: FastifyInstance, { broker }: RouteDeps): void {
   );
 
   const simple = { params: queueParams, response: { 200: okResponse, ...errorResponses } };
-  app.post<{ Params: QueueParams }>('/queues/:queue/pause', { schema: { summary: 'Pause a queue', tags, ...simple } }, async (request, reply) =>
+  app.post<{ Params: QueueParams }>('/queues/:queue/pause', { preValidation: emptyBodyAsObject, schema: { summary: 'Pause a queue', tags, ...simple, body: noOptionsBody } }, async (request, reply) =>
     sendOutcome(reply, await broker.pause(request.params.queue, ctxOf(request))),
   );
-  app.post<{ Params: QueueParams }>('/queues/:queue/resume', { schema: { summary: 'Resume a queue', tags, ...simple } }, async (request, reply) =>
+  app.post<{ Params: QueueParams }>('/queues/:queue/resume', { preValidation: emptyBodyAsObject, schema: { summary: 'Resume a queue', tags, ...simple, body: noOptionsBody } }, async (request, reply) =>
     sendOutcome(reply, await broker.resume(request.params.queue, ctxOf(request))),
   );
   app.get<{ Params: QueueParams }>(
@@ -95,7 +98,7 @@ export function queueRoutes(app: FastifyInstance, { broker }: RouteDeps): void {
   );
   app.post<{ Params: QueueParams }>(
     '/queues/:queue/drain',
-    { schema: { summary: 'Remove waiting and delayed jobs', tags, params: queueParams, response: { 200: okWith({ removed: { type: 'integer' } }), ...errorResponses } } },
+    { preValidation: emptyBodyAsObject, schema: { summary: 'Remove waiting and delayed jobs', tags, params: queueParams, body: noOptionsBody, response: { 200: okWith({ removed: { type: 'integer' } }), ...errorResponses } } },
     async (request, reply) => sendOutcome(reply, await broker.drain(request.params.queue, ctxOf(request)), (o) => ({ removed: o.removed })),
   );
   app.post<{ Params: QueueParams; Body: object }>(
@@ -174,7 +177,7 @@ function dlqRoutes(app: FastifyInstance, broker: RouteDeps['broker']): void {
   );
   app.post<{ Params: QueueParams }>(
     '/queues/:queue/dlq/purge',
-    { schema: { summary: 'Remove every job of the DLQ', tags, params: queueParams, response: { 200: okWith({ purged: { type: 'integer' } }), ...errorResponses } } },
+    { preValidation: emptyBodyAsObject, schema: { summary: 'Remove every job of the DLQ', tags, params: queueParams, body: noOptionsBody, response: { 200: okWith({ purged: { type: 'integer' } }), ...errorResponses } } },
     async (request, reply) => sendOutcome(reply, await broker.dlqPurge(request.params.queue, ctxOf(request)), (o) => ({ purged: o.purged })),
   );
 }
