@@ -49,7 +49,8 @@ export function byDueOrder(jobs: Iterable<Job>): Job[] {
 /** The first `count` of `jobs` in due order, as byDueOrder(jobs).slice(0, count) but in one pass
  *  that keeps the best `count` in a max-heap: a page of a queue's delayed jobs, or a few promoted,
  *  no longer sorts every one of them (200,000 delayed: 250 ms of the event loop per page). */
-export function firstDue(jobs: Iterable<Job>, count: number): Job[] {
+export function firstDue(jobs: ReadonlySet<Job>, count: number): Job[] {
+  if (count >= jobs.size) return byDueOrder(jobs);
   const heap: Job[] = [];
   if (count <= 0) return heap;
   for (const job of jobs) {
