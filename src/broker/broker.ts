@@ -49,7 +49,7 @@ import {
 } from './commands.js';
 import { IdGenerator } from './ids.js';
 import { countsOf, listJobs, parseWorker, queueNames, statsOf } from './queries.js';
-import { DueHeap, noteRecord, noteState, takeDue, ttlDueAt, type DueWork } from './timers.js';
+import { compactDueHeap, DueHeap, noteRecord, noteState, takeDue, ttlDueAt, type DueWork } from './timers.js';
 import type {
   BrokerApi,
   Counts,
@@ -219,6 +219,7 @@ export class Broker implements BrokerApi {
       apply(this.state, record);
       noteRecord(this.heap, this.state, record);
     }
+    compactDueHeap(this.heap, this.state);
     this.afterApply(records, this.state.dependents.size < dependentsBefore);
     // Appends of one group-commit batch share its durable promise, so they share one Pending.
     if (result.durable !== this.lastDurableOf) {

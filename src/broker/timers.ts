@@ -11,6 +11,7 @@
 // counts from that time (runAt), so a ttl shorter than the interval skips a late run instead of
 // expiring every instance before it is due and ending the schedule.
 
+import { dueHeapSlackEntries } from '../constants.js';
 import { FailOutcome, JobState, type LogRecord } from '../record/types.js';
 import type { Job, State } from '../state/index.js';
 
@@ -135,6 +136,15 @@ function notePromoted(heap: DueHeap, state: State, ids: readonly string[]): void
     const job = state.jobs.get(id);
     if (job !== undefined && job.repeat !== null && job.ttl !== null) noteJob(heap, job);
   }
+}
+
+/** Entries are dropped only when they come due, so those of jobs long gone or moved on stay till
+ *  then: a day's ttl on a job done in a millisecond, a year's delay on a job drained at once.
+ *  Once the heap holds more than twice the moments its jobs can have (four each) plus a slack, it
+ *  is rebuilt from the state: its size stays proportional to the jobs held, and a rebuild, O(jobs),
+ *  comes after at least as many new entries, so O(1) amortized per entry. */
+export function compactDueHeap(heap: DueHeap, state: State): void {
+  if (heap.size > 8 * state.jobs.size + dueHeapSlackEntries) noteState(heap, state);
 }
 
 /** Rebuilds the heap from the state (start, or after an import). */
