@@ -26,6 +26,8 @@ interface Due {
 
 export class DueHeap {
   private readonly items: Due[] = [];
+  /** Entries right after the last rebuild from the state (noteState): all of them live then. */
+  sizeRebuilt = 0;
 
   get size(): number {
     return this.items.length;
@@ -140,11 +142,11 @@ function notePromoted(heap: DueHeap, state: State, ids: readonly string[]): void
 
 /** Entries are dropped only when they come due, so those of jobs long gone or moved on stay till
  *  then: a day's ttl on a job done in a millisecond, a year's delay on a job drained at once.
- *  Once the heap holds more than twice the moments its jobs can have (four each) plus a slack, it
- *  is rebuilt from the state: its size stays proportional to the jobs held, and a rebuild, O(jobs),
- *  comes after at least as many new entries, so O(1) amortized per entry. */
+ *  Once the heap holds twice its entries after the last rebuild, plus one per job and a slack, it
+ *  is rebuilt from the state: its size stays within twice the live moments plus the jobs held,
+ *  and a rebuild, O(jobs), comes after at least as many new entries: O(1) amortized per entry. */
 export function compactDueHeap(heap: DueHeap, state: State): void {
-  if (heap.size > 8 * state.jobs.size + dueHeapSlackEntries) noteState(heap, state);
+  if (heap.size > 2 * heap.sizeRebuilt + state.jobs.size + dueHeapSlackEntries) noteState(heap, state);
 }
 
 /** Rebuilds the heap from the state (start, or after an import). */
@@ -152,6 +154,7 @@ export function noteState(heap: DueHeap, state: State): void {
   heap.clear();
   // Cold rows (state/cold-jobs.ts) are waiting jobs without a ttl: nothing of theirs comes due.
   for (const job of state.jobs.made()) noteJob(heap, job);
+  heap.sizeRebuilt = heap.size;
 }
 
 export interface DueWork {
