@@ -77,6 +77,9 @@ export const pullTimeoutMsMax = 60_000;
 export const pullWaitersMax = 10_000;
 /** Largest delay, backoff, ttl or timeout accepted (about 10 years). */
 export const durationMsMax = 10 * 365 * 24 * 60 * 60 * 1_000;
+/** Entries the broker's due heap may hold beyond twice its live ones and one per job before it is
+ *  rebuilt from the state, dropping those of jobs gone or moved on (broker/timers.ts). */
+export const dueHeapSlackEntries = 4_096;
 /** Ids per JobsRemoved / JobsPromoted record; larger sets are split into several records. */
 export const idsPerRecordMax = 1_000;
 /** Longest `POST /gc` waits after its compaction for the RSS to stop falling. */

@@ -102,6 +102,7 @@ export const jobView = {
       ],
     },
     progress: { type: 'number' },
+    progressMessage: { type: ['string', 'null'] },
     tags: { type: 'array', items: { type: 'string' } },
     lifo: { type: 'boolean' },
     removeOnComplete: keep,

@@ -49,7 +49,7 @@ import {
 } from './commands.js';
 import { IdGenerator } from './ids.js';
 import { countsOf, listJobs, parseWorker, queueNames, statsOf } from './queries.js';
-import { DueHeap, noteRecord, noteState, takeDue, ttlDueAt, type DueWork } from './timers.js';
+import { compactDueHeap, DueHeap, noteRecord, noteState, takeDue, ttlDueAt, type DueWork } from './timers.js';
 import type {
   BrokerApi,
   Counts,
@@ -219,6 +219,7 @@ export class Broker implements BrokerApi {
       apply(this.state, record);
       noteRecord(this.heap, this.state, record);
     }
+    compactDueHeap(this.heap, this.state);
     this.afterApply(records, this.state.dependents.size < dependentsBefore);
     // Appends of one group-commit batch share its durable promise, so they share one Pending.
     if (result.durable !== this.lastDurableOf) {
@@ -709,7 +710,7 @@ export class Broker implements BrokerApi {
     const d = this.decide(ctx);
     const picked = queueOps.cleanable(this.state.queues.get(queue), body, d.now);
     if (!picked.ok) return Promise.resolve(fail('BAD_REQUEST', picked.error));
-    const jobs = picked.value;
+    const jobs = queueOps.withFreedDependents(this.state.queues.get(queue), picked.value);
     const removed = jobs.map((j) => j.id);
     return this.done([this.append(removedDrafts(d, queue, jobs, RemoveReason.CLEANED))], { removed });
   }

@@ -4,17 +4,40 @@
 import { timingSafeEqual } from 'node:crypto';
 import { JobState } from '../record/types.js';
 import { sortBySeq, waitIterate, waitOldest, type Job, type QueueState, type State } from '../state/index.js';
-import { byDueOrder } from './queries.js';
+import { byDueOrder, firstDue } from './queries.js';
 import { checkClean, checkPromoteJobs, type Checked } from './validate.js';
 
 export function waitingJobs(queue: QueueState): Iterable<Job> {
   return waitIterate(queue.waiting);
 }
 
-/** Waiting and delayed jobs (what a drain removes). */
+/** What a drain removes: the waiting and delayed jobs, and the jobs they would set free
+ *  (withFreedDependents). */
 export function drainable(queue: QueueState | undefined): Job[] {
   if (queue === undefined) return [];
-  return sortBySeq([...waitIterate(queue.waiting), ...queue.delayed]);
+  return sortBySeq(withFreedDependents(queue, [...waitIterate(queue.waiting), ...queue.delayed]));
+}
+
+/** `jobs` (of `queue`, to be removed) and, transitively, the queue's jobs waiting for children
+ *  whose every pending dependency is among them. Removing a dependency that has not failed sets
+ *  its dependents free, so those would be waiting once a drain or a clean is done, running
+ *  without the work they wait for; BullMQ's drain and clean remove such a parent of the same
+ *  queue with its child too. A dependent in another queue is set free, as by any removal. */
+export function withFreedDependents(queue: QueueState | undefined, jobs: Job[]): Job[] {
+  if (queue === undefined || queue.children.size === 0) return jobs;
+  const settling = new Set<string>();
+  for (const job of jobs) if (job.state !== JobState.FAILED) settling.add(job.id);
+  const out = [...jobs];
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const job of queue.children) {
+      if (settling.has(job.id) || job.pendingDeps.length === 0 || !job.pendingDeps.every((dep) => settling.has(dep))) continue;
+      settling.add(job.id);
+      out.push(job);
+      grew = true;
+    }
+  }
+  return out;
 }
 
 export function allJobs(queue: QueueState | undefined): Job[] {
@@ -81,9 +104,8 @@ export function promotable(queue: QueueState | undefined, body: unknown): Checke
   const checked = checkPromoteJobs(body);
   if (!checked.ok) return checked;
   if (queue === undefined) return { ok: true, value: [] };
-  const due = byDueOrder(queue.delayed);
   const count = checked.value.count;
-  return { ok: true, value: count === null ? due : due.slice(0, count) };
+  return { ok: true, value: count === null ? byDueOrder(queue.delayed) : firstDue(queue.delayed, count) };
 }
 
 /** Active jobs whose lock `owner` holds, in seq order. */

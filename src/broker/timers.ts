@@ -11,6 +11,7 @@
 // counts from that time (runAt), so a ttl shorter than the interval skips a late run instead of
 // expiring every instance before it is due and ending the schedule.
 
+import { dueHeapSlackEntries } from '../constants.js';
 import { FailOutcome, JobState, type LogRecord } from '../record/types.js';
 import type { Job, State } from '../state/index.js';
 
@@ -25,6 +26,8 @@ interface Due {
 
 export class DueHeap {
   private readonly items: Due[] = [];
+  /** Entries right after the last rebuild from the state (noteState): all of them live then. */
+  sizeRebuilt = 0;
 
   get size(): number {
     return this.items.length;
@@ -137,11 +140,21 @@ function notePromoted(heap: DueHeap, state: State, ids: readonly string[]): void
   }
 }
 
+/** Entries are dropped only when they come due, so those of jobs long gone or moved on stay till
+ *  then: a day's ttl on a job done in a millisecond, a year's delay on a job drained at once.
+ *  Once the heap holds twice its entries after the last rebuild, plus one per job and a slack, it
+ *  is rebuilt from the state: its size stays within twice the live moments plus the jobs held,
+ *  and a rebuild, O(jobs), comes after at least as many new entries: O(1) amortized per entry. */
+export function compactDueHeap(heap: DueHeap, state: State): void {
+  if (heap.size > 2 * heap.sizeRebuilt + state.jobs.size + dueHeapSlackEntries) noteState(heap, state);
+}
+
 /** Rebuilds the heap from the state (start, or after an import). */
 export function noteState(heap: DueHeap, state: State): void {
   heap.clear();
   // Cold rows (state/cold-jobs.ts) are waiting jobs without a ttl: nothing of theirs comes due.
   for (const job of state.jobs.made()) noteJob(heap, job);
+  heap.sizeRebuilt = heap.size;
 }
 
 export interface DueWork {

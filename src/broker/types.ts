@@ -47,6 +47,8 @@ export interface JobView {
   maxAttempts: number;
   backoff: number | { type: 'fixed' | 'exponential'; delay: number };
   progress: number;
+  /** The message of the latest progress report, null when it had none. */
+  progressMessage: string | null;
   tags: readonly string[];
   lifo: boolean;
   removeOnComplete: KeepView;

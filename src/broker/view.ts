@@ -39,6 +39,7 @@ export function jobView(job: Job): JobView {
     maxAttempts: s.maxAttempts,
     backoff: s.backoffType === BackoffType.FIXED ? { type: 'fixed', delay: s.backoff } : s.backoff,
     progress: job.progress,
+    progressMessage: job.progressMessage,
     tags: s.tags,
     lifo: s.lifo,
     removeOnComplete: keepView(s.removeOnComplete),

@@ -6,15 +6,17 @@
 // record; the fold only follows it. The one rule the fold owns is dependency release: when a
 // dependency completes or is removed, its dependents leave WAITING_CHILDREN (a removed dependency
 // counts as satisfied, exactly like an id unknown at push time) — except a dependency removed
-// after it failed for good (removeOnFail, a DLQ purge, clean): a failure never lets a dependent
-// run, whether or not the failed job is still kept. Those dependents wait until they are removed,
-// or until a job pushed again under the same id completes.
+// after it failed for good (removeOnFail, a DLQ purge, clean) or because its ttl ran out before it
+// ever ran: a failure or an expiry never lets a dependent run, whether or not the failed job is
+// still kept. Those dependents wait until they are removed, or until a job pushed again under the
+// same id completes.
 
 import { jobLogsMax, jobNameDefault, statsSecondsKept } from '../constants.js';
 import {
   assertNever,
   FailOutcome,
   JobState,
+  RemoveReason,
   StallOutcome,
   type BodyOf,
   type LogRecord,
@@ -91,11 +93,11 @@ export function apply(state: State, record: LogRecord): void {
       for (const removed of body.jobs) {
         const job = state.jobs.get(removed.jobId);
         if (job === undefined) continue;
-        const failed = job.state === JobState.FAILED;
+        const settles = job.state !== JobState.FAILED && body.reason !== RemoveReason.EXPIRED;
         dropJob(state, job);
         unlinkDependent(state, job);
         state.stats.totalRemoved++;
-        if (!failed) settleDependency(state, job.id, ts);
+        if (settles) settleDependency(state, job.id, ts);
       }
       break;
     case 'priorityChanged': {

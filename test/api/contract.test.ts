@@ -120,6 +120,18 @@ t.test('progress-and-logs-accept-bare-json-values-on-both-paths', async (t) => {
   t.equal((await s.request('POST', `/queues/other/jobs/${json.id}/progress`, { body: 1 })).status, 404);
 });
 
+t.test('a-progress-message-is-shown-with-the-job-and-a-bare-number-clears-it', async (t) => {
+  const { s } = await realServer(t);
+  const { json } = await s.request('POST', '/queues/q/jobs', { body: { data: 1 } });
+  t.equal((await s.request('GET', `/jobs/${json.id}`)).json.job.progressMessage, null);
+  await s.request('GET', '/queues/q/jobs');
+  await s.request('POST', `/jobs/${json.id}/progress`, { body: { progress: 50, message: 'resized 5 of 10' } });
+  t.match((await s.request('GET', `/jobs/${json.id}`)).json.job, { progress: 50, progressMessage: 'resized 5 of 10' });
+  t.match((await s.request('GET', '/queues/q/jobs/list?statuses=active')).json.jobs[0], { progressMessage: 'resized 5 of 10' });
+  await s.request('POST', `/jobs/${json.id}/progress`, { raw: '60' });
+  t.match((await s.request('GET', `/jobs/${json.id}`)).json.job, { progress: 60, progressMessage: null });
+});
+
 t.test('job-actions-promote-priority-cancel', async (t) => {
   const { s } = await realServer(t);
   const { json } = await s.request('POST', '/queues/q/jobs', { body: { data: 1, delay: 60_000 } });

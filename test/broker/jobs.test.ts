@@ -283,3 +283,30 @@ t.test('a-dependent-never-runs-after-its-dependency-failed-and-was-removed', asy
   t.teardown(() => restarted.cleanup());
   t.equal(restarted.broker.jobState(ship), 'waiting-children', 'replay agrees');
 });
+
+t.test('a-dependency-that-expired-unrun-never-sets-its-dependents-free', async (t) => {
+  const clock = manualClock();
+  const f = await startBroker({ clock: clock.now, start: false });
+  t.teardown(() => f.cleanup());
+  const b = f.broker;
+  // Nobody charged the card within its ttl: the charge never ran, so the shipment must not run
+  // either (seed 004: dependsOn names jobs "that must complete first").
+  const charge = await idOf(b.push('orders', { name: 'charge', data: 1, ttl: 1000 }, ctx));
+  const ship = await idOf(b.push('orders', { name: 'ship', data: 2, dependsOn: [charge] }, ctx));
+  clock.advance(1000);
+  b.runDueTimers();
+  t.equal(b.jobState(charge), null, 'expired and removed');
+  t.equal(b.jobState(ship), 'waiting-children');
+  t.same(await b.pull('orders', { timeoutMs: 0 }, ctx), { ok: true, job: null, token: null }, 'nothing runs');
+  // Expired at a pull's look at the queue head, the same.
+  const charge2 = await idOf(b.push('orders', { name: 'charge', data: 3, ttl: 1000 }, ctx));
+  const ship2 = await idOf(b.push('orders', { name: 'ship', data: 4, dependsOn: [charge2] }, ctx));
+  clock.advance(1000);
+  t.same(await b.pull('orders', { timeoutMs: 0 }, ctx), { ok: true, job: null, token: null });
+  t.equal(b.jobState(charge2), null);
+  t.equal(b.jobState(ship2), 'waiting-children');
+  const restarted = await f.restart();
+  t.teardown(() => restarted.cleanup());
+  t.equal(restarted.broker.jobState(ship), 'waiting-children', 'replay agrees');
+  t.equal(restarted.broker.jobState(ship2), 'waiting-children');
+});

@@ -168,3 +168,93 @@ t.test('a-deep-page-of-waiting-jobs-leaves-the-cold-rows-before-it-cold', async 
   t.same(b.listJobs('q', ['waiting', 'paused', 'delayed'], 48, 5).jobs.map((j) => j.id), ids.slice(48), 'a paused queue lists them as paused');
   t.equal(state.cold.rows, 43);
 });
+
+t.test('drain-also-removes-the-jobs-of-the-queue-it-would-set-free', async (t) => {
+  const f = await startBroker();
+  t.teardown(() => f.cleanup());
+  const b = f.broker;
+  const id = async (queue: string, input: object): Promise<string> => {
+    const r = await b.push(queue, input, ctx);
+    if (!r.ok) throw new Error(r.error);
+    return r.id;
+  };
+  // charge (waiting) ← ship (waiting-children) ← notify (waiting-children): draining charge sets
+  // ship free, then notify; left in place they would be waiting once the drain is done (BullMQ's
+  // drain removes such a parent of the same queue with its child).
+  const charge = await id('orders', { data: 1 });
+  const ship = await id('orders', { data: 2, dependsOn: [charge] });
+  const notify = await id('orders', { data: 3, dependsOn: [ship], delay: 60_000 });
+  // Still waiting for a job of another queue that the drain does not touch: it stays.
+  const audit = await id('audit', { data: 4 });
+  const report = await id('orders', { data: 5, dependsOn: [charge, audit] });
+  // A dependent in another queue is set free, as by any removal of its dependency.
+  const invoice = await id('billing', { data: 6, dependsOn: [charge] });
+  const offset = f.log.nextOffset;
+  t.same(await b.drain('orders', ctx), { ok: true, removed: 3 });
+  t.same(b.counts('orders'), { waiting: 0, active: 0, delayed: 0, completed: 0, failed: 0, 'waiting-children': 1, paused: 0 });
+  for (const gone of [charge, ship, notify]) t.equal(b.jobState(gone), null);
+  t.equal(b.jobState(report), 'waiting-children');
+  t.equal(b.jobState(invoice), 'waiting');
+  const removed: unknown[] = [];
+  for await (const rec of f.log.read(offset)) if (rec.body.type === 'removed') removed.push(...rec.body.jobs.map((j) => j.jobId));
+  t.same(removed, [charge, ship, notify], 'one removed record names all three, in push order');
+  const restarted = await f.restart();
+  t.teardown(() => restarted.cleanup());
+  t.same(restarted.broker.counts('orders'), b.counts('orders'), 'replay agrees');
+});
+
+t.test('clean-of-live-jobs-also-removes-the-jobs-of-the-queue-it-would-set-free', async (t) => {
+  const clock = manualClock();
+  const f = await startBroker({ clock: clock.now, start: false });
+  t.teardown(() => f.cleanup());
+  const b = f.broker;
+  const id = async (queue: string, input: object): Promise<string> => {
+    const r = await b.push(queue, input, ctx);
+    if (!r.ok) throw new Error(r.error);
+    return r.id;
+  };
+  const stale = await id('q', { data: 1 });
+  const after = await id('q', { data: 2, dependsOn: [stale] });
+  const elsewhere = await id('other', { data: 3, dependsOn: [stale] });
+  const kept = await id('q', { data: 4 });
+  const failing = await id('q', { data: 5, maxAttempts: 1 });
+  const held = await id('q', { data: 6, dependsOn: [failing] });
+  clock.advance(1_000);
+  const fresh = await id('q', { data: 7 });
+  // `wait` with a limit of 1 takes `stale`; `after`, free once it is gone, goes with it.
+  t.same(await b.clean('q', { grace: 500, state: 'wait', limit: 1 }, ctx), { ok: true, removed: [stale, after] });
+  t.equal(b.jobState(elsewhere), 'waiting', 'a dependent in another queue is set free, as by any removal');
+  t.same(b.listJobs('q', ['waiting'], 0, 10).jobs.map((j) => j.id), [kept, failing, fresh]);
+  // A failed dependency never sets its dependents free, so cleaning it takes only itself.
+  for (let i = 0; i < 2; i++) {
+    const next = await b.pull('q', { timeoutMs: 0 }, ctx);
+    const nextId = next.ok ? (next.job?.id ?? '') : '';
+    if (nextId === failing) await b.fail(nextId, {}, ctx);
+  }
+  t.equal(b.jobState(failing), 'failed');
+  t.same(await b.clean('q', { grace: 0, state: 'failed' }, ctx), { ok: true, removed: [failing] });
+  t.equal(b.jobState(held), 'waiting-children');
+});
+
+t.test('delayed-jobs-page-in-due-order-with-ties-in-push-order-and-promote-jobs-takes-the-first-due', async (t) => {
+  const clock = manualClock();
+  const f = await startBroker({ clock: clock.now, start: false });
+  t.teardown(() => f.cleanup());
+  const b = f.broker;
+  const pushed: Array<{ id: string; delay: number; n: number }> = [];
+  for (let n = 0; n < 300; n++) {
+    const delay = 1_000 + ((n * 37) % 50) * 10; // 50 distinct due times, six jobs each
+    const r = await b.push('q', { data: n, delay }, ctx);
+    if (!r.ok) throw new Error(r.error);
+    pushed.push({ id: r.id, delay, n });
+  }
+  const due = [...pushed].sort((a, b) => a.delay - b.delay || a.n - b.n).map((j) => j.id);
+  const paged: string[] = [];
+  for (let start = 0; start < 310; start += 7) {
+    paged.push(...b.listJobs('q', ['delayed'], start, 7).jobs.map((j) => j.id));
+  }
+  t.same(paged, due, 'every page, ties in push order');
+  t.same(b.listJobs('q', ['waiting', 'delayed'], 5, 3).jobs.map((j) => j.id), due.slice(5, 8), 'a page after other statuses');
+  t.same(await b.promoteJobs('q', { count: 8 }, ctx), { ok: true, promoted: 8 });
+  t.same(b.listJobs('q', ['waiting'], 0, 100).jobs.map((j) => j.id), due.slice(0, 8), 'the first 8 due, in due order');
+});

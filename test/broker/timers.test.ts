@@ -1,7 +1,7 @@
 import t, { type Test } from 'tap';
 import type { Broker } from '../../src/broker/broker.js';
 import { DueHeap, noteRecord } from '../../src/broker/timers.js';
-import { processingTimeoutMsMax } from '../../src/constants.js';
+import { dueHeapSlackEntries, processingTimeoutMsMax } from '../../src/constants.js';
 import { idOf, manualClock, startBroker } from '../fixtures/broker.js';
 
 const ctx = { actor: null };
@@ -328,4 +328,33 @@ t.test('a-progress-report-adds-only-its-lock-to-the-due-heap', async (t) => {
     await b.progress(id, { progress: i }, ctx);
   }
   t.equal(heap.size, 10, 'one lock entry per report');
+});
+
+t.test('moments-of-jobs-gone-long-before-them-do-not-pile-up-in-the-due-heap', async (t) => {
+  // Seed 004's example job has a one-day ttl; a job done in a millisecond left its ttl entry in
+  // the heap for the day (and a cancelled or drained delayed job its delay entry until it was
+  // due): at 1,000 jobs/s, 86 million entries a day, the job ids with them.
+  const clock = manualClock();
+  const f = await startBroker({ clock: clock.now, start: false });
+  t.teardown(() => f.cleanup());
+  const b = f.broker;
+  const heap = (b as unknown as { heap: DueHeap }).heap;
+  const job = { data: 1, ttl: 86_400_000, delay: 365 * 86_400_000 };
+  for (let round = 0; round < 20; round++) {
+    const r = await b.pushBulk('q', Array.from({ length: 1_000 }, () => job), ctx);
+    t.equal(r.ok, true);
+    await b.drain('q', ctx);
+  }
+  t.equal(b.state.jobs.size, 0);
+  t.ok(heap.size <= dueHeapSlackEntries, `${heap.size} entries for no job`);
+  // The jobs still held keep their moments: a rebuild drops only stale entries.
+  const kept = await idOf(b.push('q', { data: 2, delay: 5_000 }, ctx));
+  for (let round = 0; round < 10; round++) {
+    await b.pushBulk('other', Array.from({ length: 1_000 }, () => job), ctx);
+    await b.drain('other', ctx);
+  }
+  t.ok(heap.size <= dueHeapSlackEntries + 8, `${heap.size} entries for one job`);
+  clock.advance(5_000);
+  b.runDueTimers();
+  t.equal(b.jobState(kept), 'waiting', 'and is promoted when due');
 });

@@ -77,6 +77,10 @@ t.test('pull order and live heads through 20,000 random inserts and removals', a
   checkAgainstModel(t, [7, 8, 9], 20_000, 3, 0.5);
 });
 
+t.test('pull order and live heads across 500 priorities', async (t) => {
+  checkAgainstModel(t, [12], 20_000, 500, 0.6);
+});
+
 t.test('pull order and live heads in one deep bucket, across many chunks of its back queue', async (t) => {
   checkAgainstModel(t, [10, 11], 40_000, 1, 0.7);
 });
@@ -120,4 +124,25 @@ t.test('waitOldest takes the first pushed that it accepts, across priorities, fr
   for (const count of [0, 1, 7, 500, Infinity]) {
     t.same(waitOldest(list, count, takes).map((j) => j.id), model.slice(0, count).map((j) => j.id), `count ${count}`);
   }
+});
+
+t.test('a bucket of one job holds slots for it, not a whole chunk: 20,000 distinct priorities stay small', async (t) => {
+  // BullMQ priorities run to 2^21, and a priority per job (a score, a deadline) is ordinary use:
+  // each bucket took two 4,096-slot arrays for its first entry, 64 KiB, so 100,000 distinct
+  // priorities ran the heap out of memory.
+  const list = createWaitList();
+  const jobs: Job[] = [];
+  for (let n = 0; n < 20_000; n++) {
+    const j = job(n, (n * 7919) % 20_000);
+    jobs.push(j);
+    waitInsert(list, j, false);
+  }
+  let slots = 0;
+  for (const bucket of list.buckets.values()) for (const chunk of bucket.back.jobs) slots += chunk.length;
+  t.ok(slots <= 2 * jobs.length, `${slots} slots for ${jobs.length} jobs`);
+  t.same(list.priorities, [...list.priorities].sort((a, b) => b - a), 'priorities stay highest first');
+  t.equal(head(list)?.priority, 19_999, 'the highest priority is pulled first');
+  for (const j of jobs) waitRemove(list, j);
+  t.equal(list.size, 0);
+  t.same(list.priorities, []);
 });

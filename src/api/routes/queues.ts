@@ -3,7 +3,7 @@
 //   GET  /queues/:q/counts             → {ok, counts}
 //   POST /queues/:q/pause | resume     → {ok}
 //   GET  /queues/:q/paused             → {ok, paused}
-//   POST /queues/:q/drain              remove waiting + delayed → {ok, removed}
+//   POST /queues/:q/drain              remove waiting + delayed (+ dependents they free) → {ok, removed}
 //   POST /queues/:q/clean              {grace, state, limit} → {ok, removed: [ids]}
 //   POST /queues/:q/obliterate         {force?} → {ok}; 409 while jobs are active, unless force
 //   POST /queues/:q/promote-jobs       {count?} → {ok, promoted}
