@@ -98,6 +98,8 @@ const usage = `usage: tapeq bench [scenario ...] [--json] [--svg <file>] [--seco
 
 scenarios:`;
 
+const exitCodes = '\nExit 0; 1 when a scenario failed (it is reported, and the others still run); 2 on a usage error.';
+
 interface Args {
   names: string[];
   json: boolean;
@@ -247,6 +249,7 @@ export async function benchMain(argv: string[], scenarios: Record<string, Scenar
     const print = args.errors.length > 0 ? console.error : console.log;
     print(usage);
     for (const [name, s] of Object.entries(scenarios)) print(`  ${name.padEnd(19)} ${s.summary}`);
+    print(exitCodes);
     return args.errors.length > 0 ? 2 : 0;
   }
   let selected = args.names.length > 0 ? args.names : Object.keys(scenarios);

@@ -7,7 +7,8 @@
 //   validate   route JSON schemas (400 naming the field), each compiled on its route's first use
 //   handler    one broker call; its Outcome is mapped to a status by errors.ts
 //   onSend     CORS origin header on every response; JSON Content-Type normalised
-// Once app.close() begins, new requests get 503 in the error envelope (unavailable.ts).
+// Once app.close() begins, new requests get 503 in the error envelope (unavailable.ts). An
+// upgrade request answered over HTTP instead of upgraded has its connection closed (upgrades.ts).
 // A request rejected at any step before the handler never reaches the broker, so nothing is
 // appended for it. The real-time plugin (deps.realtime) is registered after the hooks, so auth,
 // CORS and rate limiting apply to SSE and WebSocket upgrades as well.
@@ -34,6 +35,7 @@ import { queueRoutes } from './routes/queues.js';
 import type { RouteDeps } from './routes/types.js';
 import { workerRoutes } from './routes/workers.js';
 import { answerUnavailableWhileClosing } from './unavailable.js';
+import { closeUpgradesAnsweredOverHttp } from './upgrades.js';
 import { lazyValidators, schemaErrorFormatter } from './validation.js';
 
 declare module 'fastify' {
@@ -101,6 +103,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   app.setSerializerCompiler(() => (data) => JSON.stringify(data));
 
   answerUnavailableWhileClosing(app, config.corsAllowOrigin);
+  closeUpgradesAnsweredOverHttp(app);
   registerHttpErrors(app);
   registerBodyParser(app, config);
   registerRateLimit(app, config);

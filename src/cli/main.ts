@@ -22,8 +22,9 @@ const COMMANDS: Record<string, CommandEntry> = {
     summary: 'start the broker (default)',
     usage: `usage: tapeq serve [--repair] [--until ${timePoint}]
 
-  --repair          quarantine a corrupt sealed segment (moved aside, named in the log) instead of
-                    refusing to start
+  --repair          start despite a corrupt sealed segment: the log is cut at the first bad record,
+                    the rest of that segment and every later segment move to log/quarantine-<ms>/
+                    (named on stderr), and the records after the cut are no longer served
   --until <point>   a READ-ONLY server on the state as of that point: offset N = after records
                     [0, N); a time = after the last record stamped at or before it. Writes answer 409;
                     no SSE or WebSocket streams (404), no timers, push workers or retention.

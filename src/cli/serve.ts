@@ -1,8 +1,8 @@
 // `tapeq serve [--repair] [--until <offset|ISO time>]`: start the broker on DATA_DIR with the
-// configuration from the environment. `--repair` quarantines a corrupt sealed segment instead of
-// refusing to start. `--until` starts a READ-ONLY server on the state as of that point (see
-// src/history/point.ts for how a time resolves): the log is opened read-only, nothing runs in the
-// background, every write answers 409.
+// configuration from the environment. `--repair` starts despite a corrupt sealed segment: the log
+// is cut at the first bad record and the rest moves to a quarantine directory. `--until` starts a
+// READ-ONLY server on the state as of that point (see src/history/point.ts for how a time
+// resolves): the log is opened read-only, nothing runs in the background, every write answers 409.
 
 import { parseArgs } from 'node:util';
 import { loadConfig, misspeltVariableWarnings } from '../config.js';

@@ -35,6 +35,7 @@ t.test('bench-help-prints-usage-and-scenarios-on-stdout-while-a-bad-flag-exits-2
   t.equal(help.code, 0);
   t.match(help.stdout, /^usage: tapeq bench/);
   t.match(help.stdout, /^ {2}http-push /m);
+  t.match(help.stdout, /^Exit 0; 1 when a scenario failed[^\n]*; 2 on a usage error\.$/m, 'names its exit codes, as the README promises of every command');
   t.equal(help.stderr, '');
   const bad = await runTapeq(['bench', '--nope']);
   t.equal(bad.code, 2);
