@@ -10,7 +10,7 @@
 // run, whether or not the failed job is still kept. Those dependents wait until they are removed,
 // or until a job pushed again under the same id completes.
 
-import { jobLogsMax, jobNameDefault, statsSecondsKept } from '../constants.js';
+import { jobNameDefault, statsSecondsKept } from '../constants.js';
 import {
   assertNever,
   FailOutcome,
@@ -58,11 +58,7 @@ export function apply(state: State, record: LogRecord): void {
     }
     case 'logged': {
       const job = state.jobs.get(body.jobId);
-      if (job !== undefined) {
-        const logs = job.logs ?? (job.logs = []);
-        logs.push(body.message);
-        if (logs.length > jobLogsMax) logs.splice(0, logs.length - jobLogsMax);
-      }
+      if (job !== undefined) job.addLog(body.message);
       break;
     }
     case 'promoted':
