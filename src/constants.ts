@@ -224,6 +224,12 @@ export const bullPriorityMax = 2_097_152;
  *  otherwise leave everything that fell due waiting for up to the whole sleep (days, for a far
  *  delay); the cost is one heap peek a second while anything is scheduled. */
 export const timerSleepMsMax = 1_000;
+/** Queues the projection holds at once. A queue stays until it is obliterated, empty or not, and
+ *  costs about 1.3–1.7 KB of heap (its containers and map entry): free-form names made the table
+ *  grow without bound. A push or pause that would add one more is refused (409). */
+export const queuesMax = 100_000;
+/** Push workers registered at once (one per queue, each up to ~10 KB with its headers). */
+export const workersMax = 10_000;
 /** Repeat limits (runs) and cron pattern length accepted on push. */
 export const repeatLimitMax = 1_000_000_000;
 export const cronPatternLengthMax = 128;
@@ -244,6 +250,7 @@ export function checkConstants(): void {
     [2 * jobLogsLengthMax <= jobDataBytesMax, "a job's kept logs (2 bytes a character at most) take no more heap than its data may"],
     [lockMsDefault <= lockMsMax, 'lockMsDefault <= lockMsMax'],
     [timerSleepMsMax > 0 && timerSleepMsMax <= 2_147_483_647, 'a timer sleep is one setTimeout (Node caps them at 2^31-1 ms)'],
+    [workersMax <= queuesMax, 'no more push workers than queues (one per queue)'],
     [wsFrameBytesMax <= subscriberBacklogBytesMax, 'a frame must fit in a subscriber backlog'],
     [workerBackoffMsFirst > 0 && workerBackoffMsFirst <= workerBackoffMsMax, 'worker backoff first <= max'],
     [workerTimeoutMsDefault + workerLockMarginMs <= lockMsMax, 'a pushed job lock fits lockMsMax'],
