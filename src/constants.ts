@@ -228,8 +228,9 @@ export const timerSleepMsMax = 1_000;
  *  costs about 1.3–1.7 KB of heap (its containers and map entry): free-form names made the table
  *  grow without bound. A push or pause that would add one more is refused (409). */
 export const queuesMax = 100_000;
-/** Push workers registered at once (one per queue, each up to ~10 KB with its headers). */
-export const workersMax = 10_000;
+/** Push workers registered at once (one per queue): each is ~10 KB of heap with 8 KiB of headers,
+ *  runs a worker of its own, and `GET /workers` lists them all in one response. */
+export const workersMax = 1_000;
 /** Repeat limits (runs) and cron pattern length accepted on push. */
 export const repeatLimitMax = 1_000_000_000;
 export const cronPatternLengthMax = 128;

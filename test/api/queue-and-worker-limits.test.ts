@@ -59,5 +59,5 @@ t.test('a-new-worker-past-workersMax-is-refused-and-appends-nothing', async (t) 
 
 t.test('the-default-limits-are-the-documented-ones', async (t) => {
   t.equal(queuesMax, 100_000);
-  t.equal(workersMax, 10_000);
+  t.equal(workersMax, 1_000);
 });
