@@ -119,6 +119,11 @@ export const snapshotReadBytesMax = 64 * MiB;
 // ── History, recovery and export ──────────────────────────────────────────────────────────
 /** Sealed-segment job indexes kept in memory (LRU) for history lookups. */
 export const jobIndexCacheBytesMax = 64 * MiB;
+/** Longest `GET /jobs/:id/history` answer in its JSON form (characters): the log keeps every
+ *  record of a job, so a job with a million log lines has a history of gigabytes, which the JSON
+ *  form built in memory (entries, then one string) until the heap ran out. A longer history is
+ *  refused with a pointer to `?format=ndjson`, which streams any length. */
+export const historyJsonLengthMax = 16 * MiB;
 /** Bytes copied per read when `recover` copies segments into a new data directory. */
 export const recoverCopyChunkBytes = 1 * MiB;
 /** Target size of one block of an Avro export file. */
