@@ -158,7 +158,8 @@ export const rateLimitCleanupMsDefault = 60_000;
 /** The longest period a Node timer takes (2^31 - 1 ms, about 24.8 days): a longer one fires after
  *  1 ms, so RATE_LIMIT_CLEANUP_MS, an interval, must not exceed it. */
 export const rateLimitCleanupMsMax = 2 ** 31 - 1;
-/** Client IPs tracked at once; past that the least recently seen is forgotten. */
+/** Client IPs tracked at once; past that the least recently seen is forgotten. X-Forwarded-For
+ *  is client-controlled, so a client can fill it: ~2.1 KB each, ~210 MB full (rate-limit.ts). */
 export const rateLimitTrackedIpsMax = 100_000;
 /** Longest client address kept (the rate limiter's key, the actor's address): an IPv6 address
  *  with a zone and a port fits. X-Forwarded-For is client-controlled, and its first entry in
@@ -230,7 +231,7 @@ export const bullPriorityMax = 2_097_152;
  *  delay); the cost is one heap peek a second while anything is scheduled. */
 export const timerSleepMsMax = 1_000;
 /** Queues the projection holds at once. A queue stays until it is obliterated, empty or not, and
- *  costs about 1.3–1.7 KB of heap (its containers and map entry): free-form names made the table
+ *  costs about 1.2–1.4 KB of heap (its containers and map entry): free-form names made the table
  *  grow without bound. A push or pause that would add one more is refused (409). */
 export const queuesMax = 100_000;
 /** Push workers registered at once (one per queue): each is ~10 KB of heap with 8 KiB of headers,
