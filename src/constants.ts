@@ -55,6 +55,7 @@ export const dependsOnCountMax = 100;
 export const bulkJobsMax = 1_000;
 export const errorTextLengthMax = 4 * KiB;
 export const logMessageLengthMax = 4 * KiB;
+export const progressMessageLengthMax = 4 * KiB;
 /** Logs kept per job in the projection (the log keeps every one): at most this many lines, and
  *  at most jobLogsLengthMax characters of them in all, oldest dropped first. By count alone a job
  *  held 1,000 lines of 4,096 characters: 4 MB of heap, 8 MB when they are not Latin-1. */
