@@ -121,3 +121,26 @@ t.test('waitOldest takes the first pushed that it accepts, across priorities, fr
     t.same(waitOldest(list, count, takes).map((j) => j.id), model.slice(0, count).map((j) => j.id), `count ${count}`);
   }
 });
+
+t.test('a-waiting-job-of-a-priority-of-its-own-costs-a-few-slots-not-a-4096-slot-chunk', async (t) => {
+  // Each bucket's first back chunk was two preallocated 4,096-slot arrays (64 KB): 60,000 jobs of
+  // distinct priorities filled a 4 GB heap.
+  const list = createWaitList();
+  const count = 20_000;
+  const jobs = Array.from({ length: count }, (_, i) => job(i, i % 2 === 0 ? i : -i));
+  const before = process.memoryUsage().heapUsed;
+  for (const j of jobs) waitInsert(list, j, false);
+  const grownMb = (process.memoryUsage().heapUsed - before) / 2 ** 20;
+  t.equal(list.buckets.size, count, 'one bucket per job');
+  for (const bucket of list.buckets.values()) {
+    if (bucket.back.jobs[0]?.length !== 1 || bucket.back.stamps[0]?.length !== 1) {
+      t.fail(`bucket ${bucket.priority} holds ${bucket.back.jobs[0]?.length} slots for one job`);
+      break;
+    }
+  }
+  t.ok(grownMb < 100, `${count} buckets took ${grownMb.toFixed(1)} MB (1,250 MB at 64 KB each)`);
+  const order = [...waitIterate(list)].map((j) => j.priority);
+  t.same(order, [...order].sort((a, b) => b - a), 'still pulled highest priority first');
+  for (const j of jobs) waitRemove(list, j);
+  t.equal(list.priorities.length, 0, 'every priority gone with its last job');
+});
