@@ -32,6 +32,7 @@
 // Pure data plus functions; no I/O. Imported only by the fold and its helpers.
 
 import type { ColdJobs } from './cold-jobs.js';
+import { PriorityList } from './priority-list.js';
 import type { Job } from './state.js';
 
 /** An entry: a job, or the number of a row of the state's ColdJobs (always at the back). */
@@ -58,7 +59,7 @@ export interface BackQueue {
 
 export interface WaitList {
   /** Priorities with live entries, highest first. */
-  priorities: number[];
+  priorities: PriorityList;
   buckets: Map<number, Bucket>;
   /** Live entries across buckets. */
   size: number;
@@ -121,7 +122,7 @@ function backShiftHead(list: WaitList, q: BackQueue): void {
 
 /** `cold`: the state's ColdJobs, when the list may hold its rows (waitInsertCold). */
 export function createWaitList(cold: ColdJobs | null = null): WaitList {
-  return { priorities: [], buckets: new Map(), size: 0, stampNext: 1, cold };
+  return { priorities: new PriorityList(), buckets: new Map(), size: 0, stampNext: 1, cold };
 }
 
 function bucketOf(list: WaitList, priority: number): Bucket {
@@ -129,21 +130,8 @@ function bucketOf(list: WaitList, priority: number): Bucket {
   if (found !== undefined) return found;
   const bucket: Bucket = { priority, front: [], frontStamps: [], back: newBackQueue(), size: 0 };
   list.buckets.set(priority, bucket);
-  list.priorities.splice(priorityIndex(list.priorities, priority), 0, priority);
+  list.priorities.add(priority);
   return bucket;
-}
-
-/** Where `priority` is or belongs in `priorities` (descending), by binary search: priorities are
- *  free sint32s, and a linear scan made n waiting jobs of distinct priorities cost O(n²). */
-function priorityIndex(priorities: number[], priority: number): number {
-  let low = 0;
-  let high = priorities.length;
-  while (low < high) {
-    const mid = (low + high) >>> 1;
-    if ((priorities[mid] as number) > priority) low = mid + 1;
-    else high = mid;
-  }
-  return low;
 }
 
 /** Inserts `job` (not currently waiting) at the back or the front of its priority. */
@@ -182,7 +170,7 @@ export function waitRemove(list: WaitList, job: Job): void {
   if (bucket.size === 0) {
     list.buckets.delete(bucket.priority);
     unlistAll(list, bucket.back);
-    list.priorities.splice(priorityIndex(list.priorities, bucket.priority), 1);
+    list.priorities.delete(bucket.priority);
   } else {
     dropDeadHead(list, bucket);
     const entries = bucket.front.length + bucket.back.end - bucket.back.head;

@@ -142,5 +142,5 @@ t.test('a-waiting-job-of-a-priority-of-its-own-costs-a-few-slots-not-a-4096-slot
   const order = [...waitIterate(list)].map((j) => j.priority);
   t.same(order, [...order].sort((a, b) => b - a), 'still pulled highest priority first');
   for (const j of jobs) waitRemove(list, j);
-  t.equal(list.priorities.length, 0, 'every priority gone with its last job');
+  t.equal(list.priorities.size, 0, 'every priority gone with its last job');
 });
