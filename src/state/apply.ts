@@ -21,7 +21,7 @@ import {
 } from '../record/types.js';
 import { ColdJobs } from './cold-jobs.js';
 import { waitInsert, waitRemove } from './waitlist.js';
-import { addColdJob, dropJob, moveJob, newJob, NO_IDS, queueFor, sharedOptions, sortBySeq, type Job, type SecondStats, type State } from './state.js';
+import { addColdJob, dropJob, forgetIfEmpty, moveJob, newJob, NO_IDS, queueFor, sharedOptions, sortBySeq, type Job, type SecondStats, type State } from './state.js';
 
 /** BullMQ's failure text for a job that stalled more often than allowed. */
 export const stalledFailureText = 'job stalled more than allowable limit';
@@ -111,9 +111,12 @@ export function apply(state: State, record: LogRecord): void {
     case 'queuePaused':
       queueFor(state, body.queue).paused = true;
       break;
-    case 'queueResumed':
-      queueFor(state, body.queue).paused = false;
+    case 'queueResumed': {
+      const queue = queueFor(state, body.queue);
+      queue.paused = false;
+      forgetIfEmpty(state, queue);
       break;
+    }
     case 'queueDrained':
       break;
     case 'queueObliterated':

@@ -1,6 +1,7 @@
 // The queue table and the push workers are bounded (queuesMax, workersMax): a request that would
 // add one more is refused with 409 and appends nothing; the ones already there keep working, and
-// obliterating a queue or removing a worker makes room again.
+// obliterating a queue or removing a worker makes room again. A queue with no job that is not
+// paused is forgotten, so the table holds only queues GET /queues lists.
 
 import t from 'tap';
 import { queuesMax, workersMax } from '../../src/constants.js';
@@ -37,6 +38,30 @@ t.test('a-new-queue-past-queuesMax-is-refused-and-appends-nothing', async (t) =>
   t.equal((await s.request('POST', '/queues/a/pause')).status, 200, 'and pauses');
   t.equal((await s.request('POST', '/queues/b/obliterate')).status, 200);
   t.equal((await s.request('POST', '/queues/c/jobs', { body: { data: 1 } })).status, 200, 'obliterating one makes room');
+});
+
+t.test('a-queue-without-jobs-that-is-not-paused-is-forgotten-and-frees-its-place', async (t) => {
+  const fx = await startBroker({ queuesMax: 2 });
+  const s = await startServer({ broker: fx.broker });
+  t.teardown(async () => {
+    await s.close();
+    await fx.cleanup();
+  });
+  const { json: pushed } = await s.request('POST', '/queues/a/jobs', { body: { data: 1 } });
+  t.equal((await s.request('POST', '/queues/b/pause')).status, 200);
+  t.equal((await s.request('POST', '/queues/c/jobs', { body: { data: 1 } })).status, 409, 'the table is full');
+  t.equal((await s.request('DELETE', `/jobs/${pushed.id}`)).status, 200);
+  t.notOk(fx.broker.state.queues.has('a'), 'its last job removed, queue a is forgotten');
+  t.equal((await s.request('POST', '/queues/b/resume')).status, 200);
+  t.notOk(fx.broker.state.queues.has('b'), 'resumed and empty, queue b is forgotten');
+  t.same((await s.request('GET', '/queues')).json.queues ?? [], [], 'GET /queues never listed them');
+  t.equal((await s.request('POST', '/queues/c/jobs', { body: { data: 1 } })).status, 200);
+  t.equal((await s.request('POST', '/queues/d/jobs', { body: { data: 1 } })).status, 200);
+  const counts = (await s.request('GET', '/queues/a/counts')).json.counts as Record<string, number>;
+  t.ok(Object.keys(counts).length > 0 && Object.values(counts).every((n) => n === 0), 'a forgotten queue counts as empty');
+  const restarted = await fx.restart();
+  t.teardown(() => restarted.cleanup());
+  t.same([...restarted.broker.state.queues.keys()].sort(), ['c', 'd'], 'a replay keeps the same queues');
 });
 
 t.test('a-new-worker-past-workersMax-is-refused-and-appends-nothing', async (t) => {
