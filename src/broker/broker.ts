@@ -399,8 +399,8 @@ export class Broker implements BrokerApi {
     return bad !== null ? fail('BAD_REQUEST', bad) : (this.gate() ?? this.queueRoom(queue));
   }
 
-  /** Refuses a request that would add a queue once queuesMax of them exist: each one stays (and
-   *  costs its containers) until it is obliterated, and names are free-form. */
+  /** Refuses a request that would add a queue once queuesMax of them exist (names are free-form;
+   *  a queue is held, with its containers, while it holds a job or is paused). */
   private queueRoom(queue: string): Failure | null {
     if (this.state.queues.size < this.queuesMax || this.state.queues.has(queue)) return null;
     return fail('CONFLICT', `Too many queues: at most ${this.queuesMax} (obliterate the ones no longer used)`);
