@@ -58,8 +58,12 @@ export const dependsOnCountMax = 100;
 export const bulkJobsMax = 1_000;
 export const errorTextLengthMax = 4 * KiB;
 export const logMessageLengthMax = 4 * KiB;
-/** Logs kept per job in the projection (the log keeps every one). */
+export const progressMessageLengthMax = 4 * KiB;
+/** Logs kept per job in the projection (the log keeps every one): at most this many lines, and
+ *  at most jobLogsLengthMax characters of them in all, oldest dropped first. By count alone a job
+ *  held 1,000 lines of 4,096 characters: 4 MB of heap, 8 MB when they are not Latin-1. */
 export const jobLogsMax = 1_000;
+export const jobLogsLengthMax = 256 * KiB;
 export const listLengthMax = 100;
 
 /** Name of a job pushed without one. */
@@ -122,6 +126,11 @@ export const snapshotReadBytesMax = 64 * MiB;
 // ── History, recovery and export ──────────────────────────────────────────────────────────
 /** Sealed-segment job indexes kept in memory (LRU) for history lookups. */
 export const jobIndexCacheBytesMax = 64 * MiB;
+/** Longest `GET /jobs/:id/history` answer in its JSON form (characters): the log keeps every
+ *  record of a job, so a job with a million log lines has a history of gigabytes, which the JSON
+ *  form built in memory (entries, then one string) until the heap ran out. A longer history is
+ *  refused with a pointer to `?format=ndjson`, which streams any length. */
+export const historyJsonLengthMax = 16 * MiB;
 /** Bytes copied per read when `recover` copies segments into a new data directory. */
 export const recoverCopyChunkBytes = 1 * MiB;
 /** Target size of one block of an Avro export file. */
@@ -156,7 +165,8 @@ export const rateLimitCleanupMsDefault = 60_000;
 /** The longest period a Node timer takes (2^31 - 1 ms, about 24.8 days): a longer one fires after
  *  1 ms, so RATE_LIMIT_CLEANUP_MS, an interval, must not exceed it. */
 export const rateLimitCleanupMsMax = 2 ** 31 - 1;
-/** Client IPs tracked at once; past that the least recently seen is forgotten. */
+/** Client IPs tracked at once; past that the least recently seen is forgotten. X-Forwarded-For
+ *  is client-controlled, so a client can fill it: ~2.1 KB each, ~210 MB full (rate-limit.ts). */
 export const rateLimitTrackedIpsMax = 100_000;
 /** Longest client address kept (the rate limiter's key, the actor's address): an IPv6 address
  *  with a zone and a port fits. X-Forwarded-For is client-controlled, and its first entry in
@@ -227,6 +237,14 @@ export const bullPriorityMax = 2_097_152;
  *  otherwise leave everything that fell due waiting for up to the whole sleep (days, for a far
  *  delay); the cost is one heap peek a second while anything is scheduled. */
 export const timerSleepMsMax = 1_000;
+/** Queues the projection holds at once: those holding a job or paused (an empty running queue is
+ *  forgotten, state.ts), about 1.2–1.4 KB of heap each (containers and map entry). Names are
+ *  free-form, and every queue ever named stayed until obliterated. A push or pause that would add
+ *  one more is refused (409). */
+export const queuesMax = 100_000;
+/** Push workers registered at once (one per queue): each is ~10 KB of heap with 8 KiB of headers,
+ *  runs a worker of its own, and `GET /workers` lists them all in one response. */
+export const workersMax = 1_000;
 /** Repeat limits (runs) and cron pattern length accepted on push. */
 export const repeatLimitMax = 1_000_000_000;
 export const cronPatternLengthMax = 128;
@@ -243,8 +261,11 @@ export function checkConstants(): void {
     [idsPerRecordMax * (jobIdLengthMax + 8) < recordBytesMax, 'an id list must fit in one record'],
     [bulkJobsMax * 64 <= bodyBytesMaxDefault * 64, 'bulk limit is sane'],
     [listLengthMax > 0 && pullTimeoutMsMax > 0, 'positive limits'],
+    [logMessageLengthMax <= jobLogsLengthMax, "a job keeps at least its newest log line"],
+    [2 * jobLogsLengthMax <= jobDataBytesMax, "a job's kept logs (2 bytes a character at most) take no more heap than its data may"],
     [lockMsDefault <= lockMsMax, 'lockMsDefault <= lockMsMax'],
     [timerSleepMsMax > 0 && timerSleepMsMax <= 2_147_483_647, 'a timer sleep is one setTimeout (Node caps them at 2^31-1 ms)'],
+    [workersMax <= queuesMax, 'no more push workers than queues (one per queue)'],
     [wsFrameBytesMax <= subscriberBacklogBytesMax, 'a frame must fit in a subscriber backlog'],
     [workerBackoffMsFirst > 0 && workerBackoffMsFirst <= workerBackoffMsMax, 'worker backoff first <= max'],
     [workerTimeoutMsDefault + workerLockMarginMs <= lockMsMax, 'a pushed job lock fits lockMsMax'],

@@ -6,6 +6,7 @@
 
 import type { FastifyReply } from 'fastify';
 import type { ErrorCode, Outcome } from '../broker/types.js';
+import { historyJsonLengthMax } from '../constants.js';
 
 export const STATUS_BY_CODE: Readonly<Record<ErrorCode, number>> = {
   BAD_REQUEST: 400,
@@ -30,6 +31,7 @@ export const API_ERRORS = {
   unauthorized: { status: 401, error: 'Unauthorized' },
   rateLimited: { status: 429, error: 'Rate limit exceeded' },
   jobNotFound: { status: 404, error: 'Job not found' },
+  historyTooLong: { status: 400, error: `History is longer than ${historyJsonLengthMax} characters as JSON: ask for ?format=ndjson, which streams it` },
   internal: { status: 500, error: 'Internal server error' },
   malformedRequest: { status: 400, error: 'Malformed HTTP request' },
   headersTooLarge: { status: 431, error: 'Request headers are too large' },

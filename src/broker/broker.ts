@@ -20,8 +20,10 @@ import {
   lockMsMax,
   logMessageLengthMax,
   pullWaitersMax,
+  queuesMax,
   timerSleepMsMax,
   workerLockMarginMs,
+  workersMax,
 } from '../constants.js';
 import {
   JOB_STATE_NAMES,
@@ -83,6 +85,10 @@ export interface BrokerOptions {
   lockMsDefault?: number;
   readOnly?: boolean;
   logger?: (line: string) => void;
+  /** Most queues and push workers held at once (default constants.queuesMax, workersMax; tests
+   *  use small ones). */
+  queuesMax?: number;
+  workersMax?: number;
 }
 
 export type RecordsListener = (records: LogRecord[]) => void;
@@ -101,6 +107,8 @@ export class Broker implements BrokerApi {
   private readonly log: BrokerLog;
   private readonly clock: () => number;
   private readonly lockMsDefault: number;
+  private readonly queuesMax: number;
+  private readonly workersMax: number;
   private readonly logger: (line: string) => void;
   private readonly ids: IdGenerator;
   private readonly heap = new DueHeap();
@@ -123,6 +131,8 @@ export class Broker implements BrokerApi {
     this.state = opts.state;
     this.clock = opts.clock ?? Date.now;
     this.lockMsDefault = opts.lockMsDefault ?? lockMsDefault;
+    this.queuesMax = opts.queuesMax ?? queuesMax;
+    this.workersMax = opts.workersMax ?? workersMax;
     this.readOnly = opts.readOnly === true;
     this.logger = opts.logger ?? (() => undefined);
     this.ids = new IdGenerator(() => this.now());
@@ -387,7 +397,14 @@ export class Broker implements BrokerApi {
 
   private pushRefusal(queue: string): Failure | null {
     const bad = queueNameError(queue);
-    return bad !== null ? fail('BAD_REQUEST', bad) : this.gate();
+    return bad !== null ? fail('BAD_REQUEST', bad) : (this.gate() ?? this.queueRoom(queue));
+  }
+
+  /** Refuses a request that would add a queue once queuesMax of them exist (names are free-form;
+   *  a queue is held, with its containers, while it holds a job or is paused). */
+  private queueRoom(queue: string): Failure | null {
+    if (this.state.queues.size < this.queuesMax || this.state.queues.has(queue)) return null;
+    return fail('CONFLICT', `Too many queues: at most ${this.queuesMax} (obliterate the ones no longer used)`);
   }
 
   private pushOne(queue: string, input: PushInput, ctx: Ctx): { id: string; pending: Pending } | Failure {
@@ -684,6 +701,8 @@ export class Broker implements BrokerApi {
     const gated = this.queueGate(queue);
     if (gated !== null) return Promise.resolve(gated);
     if (this.isPaused(queue)) return this.done([this.lastDurable], {});
+    const full = this.queueRoom(queue);
+    if (full !== null) return Promise.resolve(full);
     return this.done([this.append([draft(this.decide(ctx), { type: 'queuePaused', queue })])], {});
   }
 
@@ -777,6 +796,9 @@ export class Broker implements BrokerApi {
   registerWorker(config: WorkerConfig, ctx: Ctx): Promise<Outcome> {
     const gated = this.queueGate(config.queue);
     if (gated !== null) return Promise.resolve(gated);
+    if (this.state.workers.size >= this.workersMax && !this.state.workers.has(config.queue)) {
+      return Promise.resolve(fail('CONFLICT', `Too many workers: at most ${this.workersMax} (remove the ones no longer used)`));
+    }
     const body = { type: 'workerRegistered' as const, queue: config.queue, config: JSON.stringify(config) };
     return this.done([this.append([draft(this.decide(ctx), body)])], {});
   }

@@ -34,6 +34,7 @@ import {
   priorityMax,
   priorityMin,
   processingTimeoutMsMax,
+  progressMessageLengthMax,
   pullTimeoutMsMax,
   queueNameLengthMax,
   queueNamePattern,
@@ -363,7 +364,7 @@ export function checkProgress(body: unknown): Checked<{ progress: number; messag
       fail('progress must be a number between 0 and 100');
     }
     const message = body['message'];
-    return { progress, message: message === undefined || message === null ? null : text('message', message, 4096) };
+    return { progress, message: message === undefined || message === null ? null : text('message', message, progressMessageLengthMax) };
   });
 }
 

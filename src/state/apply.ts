@@ -11,7 +11,7 @@
 // still kept. Those dependents wait until they are removed, or until a job pushed again under the
 // same id completes.
 
-import { jobLogsMax, jobNameDefault, statsSecondsKept } from '../constants.js';
+import { jobNameDefault, statsSecondsKept } from '../constants.js';
 import {
   assertNever,
   FailOutcome,
@@ -23,7 +23,7 @@ import {
 } from '../record/types.js';
 import { ColdJobs } from './cold-jobs.js';
 import { waitInsert, waitRemove } from './waitlist.js';
-import { addColdJob, dropJob, moveJob, newJob, NO_IDS, queueFor, sharedOptions, sortBySeq, type Job, type SecondStats, type State } from './state.js';
+import { addColdJob, dropJob, forgetIfEmpty, moveJob, newJob, NO_IDS, queueFor, sharedOptions, sortBySeq, type Job, type SecondStats, type State } from './state.js';
 
 /** BullMQ's failure text for a job that stalled more often than allowed. */
 export const stalledFailureText = 'job stalled more than allowable limit';
@@ -60,11 +60,7 @@ export function apply(state: State, record: LogRecord): void {
     }
     case 'logged': {
       const job = state.jobs.get(body.jobId);
-      if (job !== undefined) {
-        const logs = job.logs ?? (job.logs = []);
-        logs.push(body.message);
-        if (logs.length > jobLogsMax) logs.splice(0, logs.length - jobLogsMax);
-      }
+      if (job !== undefined) job.addLog(body.message);
       break;
     }
     case 'promoted':
@@ -117,9 +113,12 @@ export function apply(state: State, record: LogRecord): void {
     case 'queuePaused':
       queueFor(state, body.queue).paused = true;
       break;
-    case 'queueResumed':
-      queueFor(state, body.queue).paused = false;
+    case 'queueResumed': {
+      const queue = queueFor(state, body.queue);
+      queue.paused = false;
+      forgetIfEmpty(state, queue);
       break;
+    }
     case 'queueDrained':
       break;
     case 'queueObliterated':

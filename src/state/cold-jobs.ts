@@ -108,7 +108,11 @@ export class ColdJobs {
   private chunks: RowChunk[] = [];
   private hot: (Job | undefined)[] = [];
   private kinds: Kind[] = [];
-  private kindIndex = new Map<string, number[]>();
+  /** Kinds by queue, then job name, then options (by identity): one lookup each, whatever the
+   *  number of kinds. A list of a queue's kinds scanned per push made a replay of pushes with
+   *  distinct names (or distinct tags: options of their own) quadratic up to kindsMax and
+   *  kindsMax steps per push after: 41 s instead of 0.9 s for 100,000 jobs. */
+  private kindIndex = new Map<string, Map<string, Map<JobOptions | null, number>>>();
   private lastKind = -1;
   private holder: RowHolder | null = null;
   /** Pushes the fold applies become rows (a replay at start; set by loadState). */
@@ -361,19 +365,16 @@ export class ColdJobs {
   private kindFor(queue: string, name: string, options: JobOptions | null): number {
     const last = this.kinds[this.lastKind];
     if (last !== undefined && last.queue === queue && last.name === name && last.options === options) return this.lastKind;
-    // By queue: pushes to a few queues in turn find their kind without building a key.
-    let list = this.kindIndex.get(queue);
-    if (list !== undefined) {
-      for (const k of list) {
-        const kind = this.kinds[k] as Kind;
-        if (kind.name === name && kind.options === options) return (this.lastKind = k);
-      }
-    }
+    let byName = this.kindIndex.get(queue);
+    let byOptions = byName?.get(name);
+    const found = byOptions?.get(options);
+    if (found !== undefined) return (this.lastKind = found);
     if (this.kinds.length === kindsMax) return -1;
-    if (list === undefined) this.kindIndex.set(queue, (list = []));
+    if (byName === undefined) this.kindIndex.set(queue, (byName = new Map()));
+    if (byOptions === undefined) byName.set(name, (byOptions = new Map()));
     const k = this.kinds.length;
     this.kinds.push({ queue, name, options });
-    list.push(k);
+    byOptions.set(options, k);
     return (this.lastKind = k);
   }
 

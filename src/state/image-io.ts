@@ -138,7 +138,7 @@ export function jobOf(state: State, img: JobImage): Job {
   job.lockToken = img.lockToken;
   job.lockOwner = img.lockOwner;
   job.lockExpiresAt = img.lockExpiresAt;
-  job.logs = img.logs.length === 0 ? null : img.logs.slice();
+  for (const line of img.logs) job.addLog(line);
   return job;
 }
 

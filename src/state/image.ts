@@ -13,14 +13,14 @@ import type { JobRun } from './job.js';
 
 /** A job as plain data: its push spec (JobSpec), what running it produced (JobRun, with the logs
  *  never null), and the projection's own fields. */
-export interface JobImage extends JobSpec, Omit<JobRun, 'logs'> {
+export interface JobImage extends JobSpec, Omit<JobRun, 'logs' | 'logsLength'> {
   createdAt: number;
   /** dependsOn ids still not completed. */
   pendingDeps: string[];
   state: JobState;
   /** Offset of the record that pushed the job: FIFO tie-break and delayed-order tie-break. */
   seq: number;
-  /** Newest last, at most constants.jobLogsMax. */
+  /** Newest last, at most constants.jobLogsMax lines of constants.jobLogsLengthMax characters. */
   logs: string[];
 }
 

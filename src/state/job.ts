@@ -24,7 +24,7 @@
 // Invariant: `queue` is the queue's own name string and `name` is shared when it is the default
 // (state.ts hands them in), `pendingDeps`/`tags`/`dependsOn` share NO_IDS when empty.
 
-import { backoffMsDefault, maxAttemptsDefault } from '../constants.js';
+import { backoffMsDefault, jobLogsLengthMax, jobLogsMax, maxAttemptsDefault } from '../constants.js';
 import { BackoffType, JobState, type JobSpec, type KeepPolicy, type Repeat } from '../record/types.js';
 import type { PayloadArena } from './payloads.js';
 
@@ -72,6 +72,8 @@ export interface JobRun {
   lockExpiresAt: number | null;
   /** Newest last; null until the first log line. */
   logs: string[] | null;
+  /** Characters of `logs` in all. */
+  logsLength: number;
 }
 
 function newRun(): JobRun {
@@ -88,6 +90,7 @@ function newRun(): JobRun {
     lockOwner: null,
     lockExpiresAt: null,
     logs: null,
+    logsLength: 0,
   };
 }
 
@@ -386,11 +389,25 @@ export class Job {
   set lockExpiresAt(v: number | null) {
     if (this.run !== null || v !== null) this.ensureRun().lockExpiresAt = v;
   }
-  /** Newest last, at most constants.jobLogsMax; null until the first log line. */
+  /** Newest last, at most constants.jobLogsMax lines of constants.jobLogsLengthMax characters in
+   *  all; null until the first log line. Written through addLog. */
   get logs(): string[] | null {
     return this.run === null ? null : this.run.logs;
   }
-  set logs(v: string[] | null) {
-    if (this.run !== null || v !== null) this.ensureRun().logs = v;
+  /** Appends a log line, then drops the oldest lines while more than jobLogsMax lines or
+   *  jobLogsLengthMax characters are kept. The lines kept are the longest run of newest lines
+   *  within both bounds, so adding a job's lines one by one or adding the kept ones again (a
+   *  snapshot written by an older version kept more) keeps the same lines. */
+  addLog(message: string): void {
+    const run = this.ensureRun();
+    const logs = run.logs ?? (run.logs = []);
+    logs.push(message);
+    run.logsLength += message.length;
+    let drop = 0;
+    while (logs.length - drop > jobLogsMax || (run.logsLength > jobLogsLengthMax && logs.length - drop > 1)) {
+      run.logsLength -= (logs[drop] as string).length;
+      drop++;
+    }
+    if (drop > 0) logs.splice(0, drop);
   }
 }

@@ -5,13 +5,15 @@
 //   priorities (desc) ──► bucket ──► front stack (top = head) ┐
 //                                    back queue [head..end)   ┘ together: the bucket's pull order
 //
-// The back queue is held in chunks of backChunk entries (jobs and their stamps side by side; the
-// first one grown as entries come): a consumed entry is cleared at once and a chunk the head has
-// left is dropped, so a queue being drained gives its memory back as it goes and pins no job it
-// has handed out. (One array grown by
+// The back queue is held in chunks of backChunk entries (jobs and their stamps side by side): a
+// consumed entry is cleared at once and a chunk the head has left is dropped, so a queue being
+// drained gives its memory back as it goes and pins no job it has handed out. (One array grown by
 // push also meant some thirty reallocations on fresh pages of V8's large-object space on the way
 // to a million entries; in a replay of 1M jobs the chunks measured the same time within noise,
-// with 10–20 MB less RSS.)
+// with 10–20 MB less RSS.) A chunk starts empty and grows as its entries arrive (they only ever
+// arrive at its end): preallocated at 4,096 slots, the two arrays of a bucket's first chunk took
+// 64 KB, so every waiting job of a priority no other job had cost 64 KB, and 60,000 jobs pushed
+// with distinct priorities filled a 4 GB heap (and filled it again on every replay).
 //
 // An entry of the back queue may be a number instead of a job: a row of the state's ColdJobs (a
 // waiting job restored from a snapshot and not touched since, cold-jobs.ts), whose stamp the row
@@ -30,6 +32,7 @@
 // Pure data plus functions; no I/O. Imported only by the fold and its helpers.
 
 import type { ColdJobs } from './cold-jobs.js';
+import { PriorityList } from './priority-list.js';
 import type { Job } from './state.js';
 
 /** An entry: a job, or the number of a row of the state's ColdJobs (always at the back). */
@@ -56,7 +59,7 @@ export interface BackQueue {
 
 export interface WaitList {
   /** Priorities with live entries, highest first. */
-  priorities: number[];
+  priorities: PriorityList;
   buckets: Map<number, Bucket>;
   /** Live entries across buckets. */
   size: number;
@@ -93,11 +96,8 @@ function backStamp(q: BackQueue, i: number): number {
 function backPush(q: BackQueue, job: Entry, stamp: number): void {
   const i = q.end;
   if ((i & backMask) === 0) {
-    // A queue's first chunk grows as entries come: a bucket of one job (a priority of its own,
-    // which BullMQ's 2^21 priorities make common) holds a few slots, not 64 KiB. Once a bucket
-    // has filled one, it gets its chunks whole.
-    q.jobs.push(i === 0 ? [] : new Array<Entry | undefined>(backChunk));
-    q.stamps.push(i === 0 ? [] : new Array<number>(backChunk));
+    q.jobs.push([]);
+    q.stamps.push([]);
   }
   (q.jobs[i >>> backShift] as (Entry | undefined)[])[i & backMask] = job;
   (q.stamps[i >>> backShift] as number[])[i & backMask] = stamp;
@@ -122,7 +122,7 @@ function backShiftHead(list: WaitList, q: BackQueue): void {
 
 /** `cold`: the state's ColdJobs, when the list may hold its rows (waitInsertCold). */
 export function createWaitList(cold: ColdJobs | null = null): WaitList {
-  return { priorities: [], buckets: new Map(), size: 0, stampNext: 1, cold };
+  return { priorities: new PriorityList(), buckets: new Map(), size: 0, stampNext: 1, cold };
 }
 
 function bucketOf(list: WaitList, priority: number): Bucket {
@@ -130,21 +130,8 @@ function bucketOf(list: WaitList, priority: number): Bucket {
   if (found !== undefined) return found;
   const bucket: Bucket = { priority, front: [], frontStamps: [], back: newBackQueue(), size: 0 };
   list.buckets.set(priority, bucket);
-  list.priorities.splice(priorityIndex(list.priorities, priority), 0, priority);
+  list.priorities.add(priority);
   return bucket;
-}
-
-/** Where `priority` is or goes in `priorities` (highest first): a binary search, since a queue may
- *  hold a priority per job. */
-function priorityIndex(priorities: number[], priority: number): number {
-  let lo = 0;
-  let hi = priorities.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if ((priorities[mid] as number) > priority) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
 }
 
 /** Inserts `job` (not currently waiting) at the back or the front of its priority. */
@@ -183,7 +170,7 @@ export function waitRemove(list: WaitList, job: Job): void {
   if (bucket.size === 0) {
     list.buckets.delete(bucket.priority);
     unlistAll(list, bucket.back);
-    list.priorities.splice(priorityIndex(list.priorities, bucket.priority), 1);
+    list.priorities.delete(bucket.priority);
   } else {
     dropDeadHead(list, bucket);
     const entries = bucket.front.length + bucket.back.end - bucket.back.head;

@@ -5,6 +5,8 @@ import { Job, NO_IDS } from '../../src/state/job.js';
 import { JobTable } from '../../src/state/job-table.js';
 import { PayloadArena } from '../../src/state/payloads.js';
 import { createWaitList, waitEntries, waitInsertCold, waitIterate, waitRemove } from '../../src/state/waitlist.js';
+import { apply, createState, type State } from '../../src/state/index.js';
+import { smallPushDraft } from '../fixtures/records.js';
 
 function coldStore(ids: string[], priority = (i: number) => i % 3): { arena: PayloadArena; cold: ColdJobs; table: JobTable; rows: number[] } {
   const arena = new PayloadArena();
@@ -125,4 +127,27 @@ t.test('a-row-nothing-holds-any-more-is-handed-out-again-and-with-none-held-the-
   table.delete('d');
   t.equal(cold.rows, 0);
   t.equal(add('e'), 0, 'with no row held, numbering starts over');
+});
+
+t.test('a-replay-of-pushes-with-distinct-names-costs-what-one-name-costs', async (t) => {
+  // Each push's kind (queue, name, options) is found by lookups: a scan of the queue's kinds made
+  // 100,000 pushes of distinct names 46x slower than of one name (41 s against 0.9 s).
+  const replay = (distinct: boolean): { ms: number; state: State } => {
+    const state = createState();
+    state.cold.takesPushes = true;
+    const started = performance.now();
+    for (let i = 0; i < 100_000; i++) {
+      const draft = smallPushDraft(i);
+      if (distinct && draft.body.type === 'pushed') draft.body.job.name = `name-${i}`;
+      apply(state, { ...draft, offset: i });
+    }
+    return { ms: performance.now() - started, state };
+  };
+  replay(false); // warm up
+  const one = replay(false);
+  const distinct = replay(true);
+  t.ok(distinct.ms < one.ms * 8, `distinct names ${distinct.ms.toFixed(0)} ms, one name ${one.ms.toFixed(0)} ms`);
+  t.equal(distinct.state.cold.rows, 65_536, 'rows up to the kinds bound, ordinary jobs after');
+  t.equal(distinct.state.jobs.get('job-0000099999')?.name, 'name-99999');
+  t.equal(distinct.state.jobs.get('job-0000000007')?.name, 'name-7', 'a row keeps its own name');
 });

@@ -126,23 +126,25 @@ t.test('waitOldest takes the first pushed that it accepts, across priorities, fr
   }
 });
 
-t.test('a bucket of one job holds slots for it, not a whole chunk: 20,000 distinct priorities stay small', async (t) => {
-  // BullMQ priorities run to 2^21, and a priority per job (a score, a deadline) is ordinary use:
-  // each bucket took two 4,096-slot arrays for its first entry, 64 KiB, so 100,000 distinct
-  // priorities ran the heap out of memory.
+t.test('a-waiting-job-of-a-priority-of-its-own-costs-a-few-slots-not-a-4096-slot-chunk', async (t) => {
+  // Each bucket's first back chunk was two preallocated 4,096-slot arrays (64 KB): 60,000 jobs of
+  // distinct priorities filled a 4 GB heap.
   const list = createWaitList();
-  const jobs: Job[] = [];
-  for (let n = 0; n < 20_000; n++) {
-    const j = job(n, (n * 7919) % 20_000);
-    jobs.push(j);
-    waitInsert(list, j, false);
+  const count = 20_000;
+  const jobs = Array.from({ length: count }, (_, i) => job(i, i % 2 === 0 ? i : -i));
+  const before = process.memoryUsage().heapUsed;
+  for (const j of jobs) waitInsert(list, j, false);
+  const grownMb = (process.memoryUsage().heapUsed - before) / 2 ** 20;
+  t.equal(list.buckets.size, count, 'one bucket per job');
+  for (const bucket of list.buckets.values()) {
+    if (bucket.back.jobs[0]?.length !== 1 || bucket.back.stamps[0]?.length !== 1) {
+      t.fail(`bucket ${bucket.priority} holds ${bucket.back.jobs[0]?.length} slots for one job`);
+      break;
+    }
   }
-  let slots = 0;
-  for (const bucket of list.buckets.values()) for (const chunk of bucket.back.jobs) slots += chunk.length;
-  t.ok(slots <= 2 * jobs.length, `${slots} slots for ${jobs.length} jobs`);
-  t.same(list.priorities, [...list.priorities].sort((a, b) => b - a), 'priorities stay highest first');
-  t.equal(head(list)?.priority, 19_999, 'the highest priority is pulled first');
+  t.ok(grownMb < 100, `${count} buckets took ${grownMb.toFixed(1)} MB (1,250 MB at 64 KB each)`);
+  const order = [...waitIterate(list)].map((j) => j.priority);
+  t.same(order, [...order].sort((a, b) => b - a), 'still pulled highest priority first');
   for (const j of jobs) waitRemove(list, j);
-  t.equal(list.size, 0);
-  t.same(list.priorities, []);
+  t.equal(list.priorities.size, 0, 'every priority gone with its last job');
 });

@@ -8,10 +8,13 @@
 // removed its beginning (a live job whose every record is gone answers an empty, incomplete
 // history). The NDJSON form, which has no envelope, says the same in the `tapeq-history-complete`
 // header (both forms send it). 404 "Job not found" only when no retained record mentions the id
-// and no such job exists. Registered on the main app, so auth, rate limiting and CORS apply as for every route.
+// and no such job exists. The JSON form is built in memory, so it is refused (400, nothing read
+// beyond the bound) past historyJsonLengthMax characters; the NDJSON form streams any length.
+// Registered on the main app, so auth, rate limiting and CORS apply as for every route.
 
 import { Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
+import { historyJsonLengthMax } from '../../constants.js';
 import { recordToJson } from '../../record/codec.js';
 import type { LogRecord } from '../../record/types.js';
 import { sendApiError } from '../errors.js';
@@ -60,9 +63,20 @@ export function historyRoutes(app: FastifyInstance, history: HistorySource, jobE
         return reply.send(Readable.from(ndjsonLines(first.value, records), { objectMode: false }));
       }
       if (first.done === true) return { ok: true, history: [], complete };
-      const entries = [recordToJson(first.value)];
-      for await (const record of records) entries.push(recordToJson(record));
-      return { ok: true, history: entries, complete };
+      // Serialized entry by entry, so the bound is checked before the answer is held twice.
+      const entries = [JSON.stringify(recordToJson(first.value))];
+      let length = (entries[0] as string).length;
+      for await (const record of records) {
+        const entry = JSON.stringify(recordToJson(record));
+        length += entry.length + 1;
+        if (length > historyJsonLengthMax) {
+          await records.return(undefined);
+          return sendApiError(reply, 'historyTooLong');
+        }
+        entries.push(entry);
+      }
+      reply.type('application/json');
+      return reply.send(`{"ok":true,"history":[${entries.join(',')}],"complete":${String(complete)}}`);
     },
   );
 }

@@ -2,7 +2,7 @@
 // field types; the broker owns the rest of push validation (BullMQ `opts`, limits, unknown keys)
 // because the WebSocket PUSH command needs exactly the same rules.
 
-import { bulkJobsMax, errorTextLengthMax, logMessageLengthMax, pullTimeoutMsMax } from '../../constants.js';
+import { bulkJobsMax, errorTextLengthMax, logMessageLengthMax, progressMessageLengthMax, pullTimeoutMsMax } from '../../constants.js';
 import { counts, errorResponses, jobView, okWith, pageQuery, statusesPattern } from '../schemas.js';
 
 const nullable = (type: string) => ({ type: [type, 'null'] });
@@ -90,7 +90,7 @@ export const progressBody = {
       type: 'object',
       required: ['progress'],
       additionalProperties: false,
-      properties: { progress: progressValue, message: { type: 'string', maxLength: logMessageLengthMax } },
+      properties: { progress: progressValue, message: { type: 'string', maxLength: progressMessageLengthMax } },
     },
   ],
 } as const;
