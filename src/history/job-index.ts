@@ -22,6 +22,7 @@
 // The active segment's index is an ActiveJobIndex: append-only typed arrays in file order,
 // searched linearly (bounded by the segment size). All functions here are synchronous and pure.
 
+import { endianness } from 'node:os';
 import { checksum32 } from '../log/checksum.js';
 import { readU32 } from '../log/framing.js';
 import { jobIdsOf, type LogRecord } from '../record/types.js';
@@ -151,6 +152,12 @@ export function sealedCandidates(index: SealedJobIndex, jobId: string): number[]
   return out;
 }
 
+/** Entries are u32 little-endian in the file: on a little-endian host (every one Node supports
+ *  today but s390x) a Uint32Array's bytes are the file's, copied in one go instead of one
+ *  writeUInt32LE / readU32 per entry (3 million for a segment of big drains: 60-90 ms to
+ *  encode, 40 to decode, on the main thread). */
+const hostIsLittleEndian = endianness() === 'LE';
+
 export function encodeJobIndex(index: SealedJobIndex): Buffer {
   const n = index.entries.length / 2;
   const buf = Buffer.alloc(jobIndexHeaderBytes + n * jobIndexEntryBytes + 4);
@@ -160,7 +167,9 @@ export function encodeJobIndex(index: SealedJobIndex): Buffer {
   buf.writeUInt32LE(index.recordCount, 20);
   buf.writeUInt32LE(index.segmentBytes, 24);
   buf.writeUInt32LE(n, 28);
-  for (let i = 0; i < index.entries.length; i++) buf.writeUInt32LE(index.entries[i] as number, jobIndexHeaderBytes + 4 * i);
+  const e = index.entries;
+  if (hostIsLittleEndian) Buffer.from(e.buffer, e.byteOffset, e.byteLength).copy(buf, jobIndexHeaderBytes);
+  else for (let i = 0; i < e.length; i++) buf.writeUInt32LE(e[i] as number, jobIndexHeaderBytes + 4 * i);
   const end = buf.length - 4;
   buf.writeUInt32LE(checksum32(buf, 0, end), end);
   return buf;
@@ -185,6 +194,7 @@ export function decodeJobIndex(buf: Buffer, expected: SegmentIdentity): SealedJo
     if (identity[key] !== expected[key]) return `stale: ${key} is ${identity[key]}, the segment's is ${expected[key]}`;
   }
   const entries = new Uint32Array(2 * n);
-  for (let i = 0; i < entries.length; i++) entries[i] = readU32(buf, jobIndexHeaderBytes + 4 * i);
+  if (hostIsLittleEndian) buf.copy(Buffer.from(entries.buffer), 0, jobIndexHeaderBytes, jobIndexHeaderBytes + entries.byteLength);
+  else for (let i = 0; i < entries.length; i++) entries[i] = readU32(buf, jobIndexHeaderBytes + 4 * i);
   return { ...identity, entries };
 }

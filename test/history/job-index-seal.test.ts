@@ -1,10 +1,13 @@
+// (The file's entries are copied as a Uint32Array's bytes on little-endian hosts; the second test
+// pins that they are the u32 little-endian values the format says, and that they read back.)
+//
 // ActiveJobIndex.seal sorts its (hash, relOffset) pairs with two counting-sort passes instead of a
 // comparator sort (job-index.ts); this pins that the result is the comparator's order exactly,
 // for hashes that share their low or high 16 bits, equal hashes over many records, records that
 // mention several jobs, and an empty index.
 
 import t from 'tap';
-import { ActiveJobIndex, jobIdHash, sealedCandidates } from '../../src/history/job-index.js';
+import { ActiveJobIndex, decodeJobIndex, encodeJobIndex, jobIdHash, jobIndexHeaderBytes, sealedCandidates } from '../../src/history/job-index.js';
 import { initChecksum } from '../../src/log/checksum.js';
 import type { LogRecord } from '../../src/record/types.js';
 import { mulberry32 } from '../fixtures/random.js';
@@ -41,4 +44,23 @@ t.test('a-sealed-job-index-is-sorted-by-hash-then-offset-as-a-comparator-sort-wo
   t.ok(same, 'every pair in the place a comparator sort gives it');
   for (const id of ids.slice(0, 20)) t.same(sealedCandidates(sealed, id), index.candidates(id), `candidates of ${id}`);
   t.same(new ActiveJobIndex(5).seal({ baseOffset: 5, recordCount: 0, segmentBytes: 0 }).entries, new Uint32Array(0), 'empty index');
+});
+
+t.test('a-job-index-file-holds-its-entries-as-u32-little-endian-and-reads-back', async (t) => {
+  await initChecksum();
+  const random = mulberry32(5);
+  const entries = new Uint32Array(2 * 5_000).map(() => Math.floor(random() * 2 ** 32));
+  // A view into a larger buffer, as a subarray would be.
+  const backing = new Uint32Array(entries.length + 3);
+  backing.set(entries, 3);
+  const index = { baseOffset: 2 ** 40 + 7, recordCount: 5_000, segmentBytes: 123_456, entries: backing.subarray(3) };
+  const buf = encodeJobIndex(index);
+  let same = true;
+  for (let i = 0; i < entries.length; i++) if (buf.readUInt32LE(jobIndexHeaderBytes + 4 * i) !== entries[i]) same = false;
+  t.ok(same, 'entry i at header + 4i, little-endian');
+  const back = decodeJobIndex(buf, index);
+  t.same(typeof back === 'string' ? back : [...back.entries], [...entries], 'decoded entries equal the encoded ones');
+  const copy = Buffer.from(buf);
+  copy[jobIndexHeaderBytes + 5] = (copy[jobIndexHeaderBytes + 5] as number) ^ 1;
+  t.equal(decodeJobIndex(copy, index), 'checksum mismatch', 'the checksum still covers the entries');
 });
