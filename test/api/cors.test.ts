@@ -4,10 +4,13 @@
 import t from 'tap';
 import { startServer } from '../fixtures/server.js';
 
-t.test('preflight-on-any-path-is-204-with-the-seed-headers-even-with-auth', async (t) => {
+t.test('preflight-on-any-path-is-204-with-the-seed-headers-even-with-auth-and-an-undecodable-path', async (t) => {
   const s = await startServer({ config: { authTokens: ['secret'] } });
   t.teardown(() => s.close());
-  for (const path of ['/queues/emails/jobs', '/no/such/path', '/jobs/x/ack', '/health']) {
+  // The last two the router cannot decode, and it refuses them before any route, the preflight
+  // catch-all included: a browser got 400 to its preflight and reported a CORS failure instead of
+  // the request's own 400.
+  for (const path of ['/queues/emails/jobs', '/no/such/path', '/jobs/x/ack', '/health', '/queues/50%/jobs', '/jobs/%E0%A4%A']) {
     const res = await s.request('OPTIONS', path);
     t.equal(res.status, 204, path);
     t.equal(res.text, '');
@@ -29,20 +32,4 @@ t.test('allow-origin-on-success-error-and-404-uses-config', async (t) => {
     await s.request('GET', '/healthz'),
   ];
   for (const res of responses) t.equal(res.headers.get('access-control-allow-origin'), 'https://app.example', String(res.status));
-});
-
-t.test('preflight-is-204-even-on-a-path-the-router-cannot-decode', async (t) => {
-  // The router refuses a bad percent-encoding before any route, the preflight catch-all included:
-  // a browser got 400 to its preflight and reported a CORS failure instead of the request's 400.
-  const s = await startServer({ config: { authTokens: ['secret'] } });
-  t.teardown(() => s.close());
-  for (const path of ['/queues/50%/jobs', '/jobs/%E0%A4%A']) {
-    const res = await s.request('OPTIONS', path);
-    t.equal(res.status, 204, path);
-    t.equal(res.text, '');
-    t.equal(res.headers.get('access-control-allow-origin'), '*');
-    t.equal(res.headers.get('access-control-allow-methods'), 'GET, POST, PUT, DELETE, OPTIONS');
-    t.equal(res.headers.get('access-control-allow-headers'), 'Content-Type, Authorization');
-    t.equal(res.headers.get('access-control-max-age'), '86400');
-  }
 });

@@ -10,6 +10,13 @@ import type { WorkerConfig } from '../../src/broker/types.js';
 
 const ctx = { actor: null };
 
+/** Pushes one job and returns its id (a refusal fails the test). */
+async function pushedId(b: Broker, queue: string, input: object): Promise<string> {
+  const r = await b.push(queue, input, ctx);
+  if (!r.ok) throw new Error(r.error);
+  return r.id;
+}
+
 t.test('drain-clean-obliterate', async (t) => {
   const f = await startBroker();
   t.teardown(() => f.cleanup());
@@ -173,11 +180,7 @@ t.test('drain-also-removes-the-jobs-of-the-queue-it-would-set-free', async (t) =
   const f = await startBroker();
   t.teardown(() => f.cleanup());
   const b = f.broker;
-  const id = async (queue: string, input: object): Promise<string> => {
-    const r = await b.push(queue, input, ctx);
-    if (!r.ok) throw new Error(r.error);
-    return r.id;
-  };
+  const id = (queue: string, input: object): Promise<string> => pushedId(b, queue, input);
   // charge (waiting) ← ship (waiting-children) ← notify (waiting-children): draining charge sets
   // ship free, then notify; left in place they would be waiting once the drain is done (BullMQ's
   // drain removes such a parent of the same queue with its child).
@@ -208,11 +211,7 @@ t.test('clean-of-live-jobs-also-removes-the-jobs-of-the-queue-it-would-set-free'
   const f = await startBroker({ clock: clock.now, start: false });
   t.teardown(() => f.cleanup());
   const b = f.broker;
-  const id = async (queue: string, input: object): Promise<string> => {
-    const r = await b.push(queue, input, ctx);
-    if (!r.ok) throw new Error(r.error);
-    return r.id;
-  };
+  const id = (queue: string, input: object): Promise<string> => pushedId(b, queue, input);
   const stale = await id('q', { data: 1 });
   const after = await id('q', { data: 2, dependsOn: [stale] });
   const elsewhere = await id('other', { data: 3, dependsOn: [stale] });
