@@ -89,10 +89,10 @@ async function serveLocked(config: Config, options: ServeOptions, logger: (line:
       sync: config.logSync,
       syncIntervalMs: config.logSyncIntervalMs,
       repair: options.repair === true,
-      logger,
+      logger: named(logger, 'tapeq: log: '),
       sealedInWorker: snapshots.length > 0,
     }).then(track);
-    const loaded = await loadState({ log: opening, dir: snapshotsDir, logger });
+    const loaded = await loadState({ log: opening, dir: snapshotsDir, logger: named(logger, 'tapeq: ') });
     const log = await opening;
     logger(
       `tapeq: log opened and state loaded in ${loaded.ms} ms (snapshot: ${loaded.fromSnapshot ?? 'none'}, ` +
@@ -143,13 +143,20 @@ async function serveLocked(config: Config, options: ServeOptions, logger: (line:
   }, logger);
 }
 
+/** The log's and the snapshot loader's lines (`cut torn tail of …`, `snapshot … is unusable`) are
+ *  written for any caller, which names them; the server's own lines start with `tapeq: `, and so
+ *  do theirs here. A line that already names tapeq (the group commit's) is left as it is. */
+function named(logger: (line: string) => void, prefix: string): (line: string) => void {
+  return (line) => logger(line.startsWith('tapeq: ') ? line : `${prefix}${line}`);
+}
+
 /** `serve --until`: a read-only server on the state as of `point`; nothing on disk changes. */
 async function servePointInTime(config: Config, point: Point, logger: (line: string) => void): Promise<Running> {
   const { logDir, snapshotsDir } = dataPaths(config.dataDir);
   return withStartupProbe(config, async (track) => {
-    const log = track(await Log.open({ dir: logDir, readOnly: true, logger }));
+    const log = track(await Log.open({ dir: logDir, readOnly: true, logger: named(logger, 'tapeq: log: ') }));
     const until = await untilOffset(log, point);
-    const loaded = await loadState({ log, dir: snapshotsDir, logger, until, readOnly: true });
+    const loaded = await loadState({ log, dir: snapshotsDir, logger: named(logger, 'tapeq: '), until, readOnly: true });
     checkTimeReachable(point, until, log.firstOffset, loaded.state);
     const pastEnd = point.kind === 'offset' && point.offset > until ? ` (past the log's end: the state at its end, offset ${until})` : '';
     logger(

@@ -2,7 +2,7 @@
 // lock that keeps a second server off a log another one is writing.
 
 import { spawn } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
 import { startBroker } from '../fixtures/broker.js';
@@ -109,4 +109,20 @@ t.test('a-misspelt-variable-is-named-on-stderr-with-the-one-meant', async (t) =>
   t.equal(r.code, 1);
   t.match(r.stderr, 'tapeq: WARNING AUTH_TOKEN is not a tapeq variable and is ignored: did you mean AUTH_TOKENS?');
   t.match(r.stderr, 'LOG_SYNC must be');
+});
+
+t.test('what-the-log-says-at-start-is-named-as-every-server-line-is', async (t) => {
+  const { dir, remove } = await tempDataDir();
+  t.teardown(remove);
+  const first = await startTapeq(dir);
+  t.ok(await pushOk(first.url));
+  t.equal(await first.kill('SIGTERM'), 0, 'the first server stops cleanly');
+  // A torn tail for the next start to cut and report.
+  const segment = (await readdir(join(dir, 'log'))).find((name) => name.endsWith('.log')) as string;
+  await writeFile(join(dir, 'log', segment), Buffer.from([40, 0, 0, 0, 1, 2, 3, 4, 9, 9]), { flag: 'a' });
+  const second = await startTapeq(dir);
+  t.teardown(() => second.kill());
+  t.match(second.stderr(), `tapeq: log: cut torn tail of ${segment}`);
+  const lines = second.stderr().split('\n').filter((line) => line !== '');
+  t.same(lines.filter((line) => !line.startsWith('tapeq: ')), [], 'every line names tapeq');
 });
