@@ -51,8 +51,11 @@ t.test('a-snapshot-killed-while-writing-leaves-no-tmp-file-once-the-next-one-is-
   // Killed while its .tmp file is being written, and so is the retry: the snapshot fails (as an
   // out-of-memory kill in a big state would, again and again).
   const tmp = await untilQuick(() => readdirSync(snapshots).find((n) => n.endsWith('.tmp')));
-  for (const pid of await snapshotProcesses(process.pid)) process.kill(pid, 'SIGKILL');
-  const retry = await until(async () => (await snapshotProcesses(process.pid))[0]);
+  const killed = await snapshotProcesses(process.pid);
+  for (const pid of killed) process.kill(pid, 'SIGKILL');
+  // The retry's process, not the killed one while it is still listed: killing that one again
+  // would leave the retry to finish the snapshot.
+  const retry = await until(async () => (await snapshotProcesses(process.pid)).find((pid) => !killed.includes(pid)), 1);
   process.kill(retry, 'SIGKILL');
   await t.rejects(running, /before finishing/);
   t.ok(tmp !== undefined && (await readdir(snapshots)).includes(tmp), `the killed write left ${tmp}`);

@@ -91,11 +91,11 @@ export function alive(pid: number): boolean {
 }
 
 /** Polls `probe` every 50 ms until it yields a value (at most 10 s). */
-export async function until<T>(probe: () => Promise<T | undefined>): Promise<T> {
-  for (let i = 0; i < 200; i++) {
+export async function until<T>(probe: () => Promise<T | undefined>, pauseMs = 50): Promise<T> {
+  for (const started = performance.now(); performance.now() - started < 10_000; ) {
     const value = await probe();
     if (value !== undefined) return value;
-    await sleep(50);
+    await sleep(pauseMs);
   }
   throw new Error('condition not reached within 10 s');
 }
