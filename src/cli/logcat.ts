@@ -21,7 +21,7 @@ import { isoTimeMs } from '../history/point.js';
 import { dataDirOf } from '../history/state-at.js';
 import { followDirectory } from '../log/follower.js';
 import { recordToJson } from '../record/codec.js';
-import { jobIdsOf, queueOf, RECORD_TYPES, releasesDependents, type LogRecord, type RecordType } from '../record/types.js';
+import { jobIdsOf, queueOf, RECORD_TYPES, releasesDependent, type LogRecord, type RecordType } from '../record/types.js';
 
 /** Epoch ms from "1700000000000" or an ISO time; throws a usage error naming the flag. */
 function parseTime(flag: string, value: string): number {
@@ -123,7 +123,7 @@ function touches(r: LogRecord, job: string, deps: Set<string>): boolean {
     return true;
   }
   if (jobIdsOf(body).includes(job)) return true;
-  return deps.size > 0 && releasesDependents(body) && jobIdsOf(body).some((id) => deps.has(id));
+  return deps.size > 0 && jobIdsOf(body).some((id) => deps.has(id) && releasesDependent(body, id));
 }
 
 export async function logcatCommand(argv: string[]): Promise<number> {

@@ -47,7 +47,7 @@ be used, a damaged log, a port in use) or its shutdown fails; 2 on a usage error
   --kind <type>      record type; repeatable or comma separated (e.g. pushed,completed)
   --queue <name>     records of that queue
   --job <id>         records touching that job, and the completions and removals of the jobs it
-                     waited for (as GET /jobs/:id/history)
+                     waited for that released it (as GET /jobs/:id/history)
   --follow           keep printing records a running broker appends (Ctrl-C to stop); records
                      retention retires before they are printed are named on stderr and skipped,
                      and the command, when it stops, ends with 1

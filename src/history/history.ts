@@ -20,7 +20,7 @@ import { jobIndexCacheBytesMax } from '../constants.js';
 import { readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { SegmentInfo } from '../log/log.js';
-import { jobIdsOf, releasesDependents, type LogRecord } from '../record/types.js';
+import { jobIdsOf, releasesDependent, type LogRecord } from '../record/types.js';
 import {
   ActiveJobIndex,
   decodeJobIndex,
@@ -118,8 +118,9 @@ export class JobHistory {
 
   /**
    * Every record that touched `jobId`, oldest first (empty when none did): the records that name
-   * it, and the completions and removals of the jobs it waited for (a push's pendingDeps). The
-   * fold moves a dependent out of waiting-children when its last dependency completes or goes,
+   * it, and the completions and removals of the jobs it waited for (a push's pendingDeps) that
+   * released it (releasesDependent: not a failed job's removal, nor an expiry). The fold moves a
+   * dependent out of waiting-children when its last dependency completes or goes,
    * with no record naming the dependent, so without these its history would not say when or why
    * it became runnable. A custom id pushed again after its removal is a new job with its own
    * dependencies: each push's are listed from that push up to the next one (as logcat --job).
@@ -139,7 +140,7 @@ export class JobHistory {
     for (const [dep, windows] of waits) {
       for await (const record of this.mentions(dep)) {
         const waited = windows.some((w) => record.offset > w.from && record.offset < w.to);
-        if (waited && releasesDependents(record.body)) released.push(record);
+        if (waited && releasesDependent(record.body, dep)) released.push(record);
       }
     }
     const byOffset = new Map<number, LogRecord>();

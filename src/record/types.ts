@@ -216,11 +216,13 @@ export function jobIdsOf(body: RecordBody): string[] {
   }
 }
 
-/** Whether the record may end its jobs' part as dependencies: a completion or a removal lets the
- *  jobs that waited on them run (a missing dependency counts as satisfied), unless the removed
- *  job had failed (state/apply.ts). */
-export function releasesDependents(body: RecordBody): boolean {
-  return body.type === 'completed' || body.type === 'removed';
+/** Whether the record ends `jobId`'s part as a dependency, by the fold's rule (state/apply.ts): a
+ *  completion, or a removal (a missing dependency counts as satisfied) unless the job had failed
+ *  or the removal is its expiry, lets the jobs that waited on it run. */
+export function releasesDependent(body: RecordBody, jobId: string): boolean {
+  if (body.type === 'completed') return body.jobId === jobId;
+  if (body.type !== 'removed' || body.reason === RemoveReason.EXPIRED) return false;
+  return body.jobs.some((job) => job.jobId === jobId && job.prev !== JobState.FAILED);
 }
 
 /** The queue a record belongs to. */

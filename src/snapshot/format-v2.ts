@@ -372,7 +372,7 @@ function jobOfRow(state: State, row: StoredJobRow, queue: QueueState, name: stri
     row.pendingDeps.length === 0 ? NO_IDS : row.pendingDeps,
     options,
   );
-  job.run = row.run;
+  if (row.run !== null) job.adoptRun(row.run);
   return job;
 }
 

@@ -400,14 +400,29 @@ export class Job {
    *  snapshot written by an older version kept more) keeps the same lines. */
   addLog(message: string): void {
     const run = this.ensureRun();
-    const logs = run.logs ?? (run.logs = []);
-    logs.push(message);
+    (run.logs ?? (run.logs = [])).push(message);
     run.logsLength += message.length;
-    let drop = 0;
-    while (logs.length - drop > jobLogsMax || (run.logsLength > jobLogsLengthMax && logs.length - drop > 1)) {
-      run.logsLength -= (logs[drop] as string).length;
-      drop++;
-    }
-    if (drop > 0) logs.splice(0, drop);
+    trimLogs(run);
   }
+  /** Takes a run read from a snapshot file, which stores no logsLength: counts its lines and keeps
+   *  them within the bounds as addLog does (a snapshot written by an older version kept more). */
+  adoptRun(run: JobRun): void {
+    run.logsLength = 0;
+    for (const line of run.logs ?? []) run.logsLength += line.length;
+    trimLogs(run);
+    this.run = run;
+  }
+}
+
+/** Drops the oldest log lines while more than jobLogsMax lines or jobLogsLengthMax characters
+ *  are kept (the newest line always stays). */
+function trimLogs(run: JobRun): void {
+  const logs = run.logs;
+  if (logs === null) return;
+  let drop = 0;
+  while (logs.length - drop > jobLogsMax || (run.logsLength > jobLogsLengthMax && logs.length - drop > 1)) {
+    run.logsLength -= (logs[drop] as string).length;
+    drop++;
+  }
+  if (drop > 0) logs.splice(0, drop);
 }

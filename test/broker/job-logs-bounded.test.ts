@@ -1,5 +1,9 @@
 import t from 'tap';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { jobLogsLengthMax, jobLogsMax, logMessageLengthMax } from '../../src/constants.js';
+import { loadNewestState, writeStateSnapshot } from '../../src/snapshot/store.js';
 import { exportState, importState } from '../../src/state/index.js';
 import { idOf, startBroker } from '../fixtures/broker.js';
 
@@ -41,4 +45,24 @@ t.test('an-image-holding-more-log-text-than-the-bound-loads-as-a-replay-would-ke
   const loaded = importState(image).jobs.get(id)?.logs ?? [];
   t.equal(loaded.length, Math.floor(jobLogsLengthMax / logMessageLengthMax));
   t.same(loaded, job.logs.slice(jobLogsMax - loaded.length), 'the newest lines within the bound');
+});
+
+t.test('a-job-loaded-from-a-snapshot-file-keeps-its-log-text-within-the-bound-as-it-logs-on', async (t) => {
+  const f = await startBroker({ start: false });
+  t.teardown(() => f.cleanup());
+  const id = await idOf(f.broker.push('q', { data: 1 }, ctx));
+  const line = (i: number): string => `${i}:`.padEnd(logMessageLengthMax, 'w');
+  for (let i = 0; i < 10; i++) t.same(await f.broker.addLog(id, line(i), ctx), { ok: true });
+  const dir = await mkdtemp(join(tmpdir(), 'tapeq-logs-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  await writeStateSnapshot(dir, f.broker.state);
+  const loaded = await loadNewestState(dir, () => undefined);
+  const job = loaded?.state.jobs.get(id);
+  if (job === undefined) throw new Error('job missing from the snapshot');
+  t.same(job.logs, f.broker.state.jobs.get(id)?.logs, 'the lines come back');
+  const lines = 100;
+  for (let i = 10; i < lines; i++) job.addLog(line(i));
+  const kept = job.logs ?? [];
+  t.equal(kept.length, Math.floor(jobLogsLengthMax / logMessageLengthMax), 'the character bound still holds');
+  t.match(kept[kept.length - 1], new RegExp(`^${lines - 1}:`));
 });

@@ -71,7 +71,7 @@ t.test('logcat-job-shows-the-completions-and-removals-that-released-it-as-histor
     push(1, 'child', ['dep-1', 'dep-2']),
     completed(2, 'dep-1'),
     completed(3, 'other'),
-    at(4, { type: 'removed', queue: 'q', jobs: [{ jobId: 'dep-2', prev: 1 }, { jobId: 'x', prev: 1 }], reason: 1 }),
+    at(4, { type: 'removed', queue: 'q', jobs: [{ jobId: 'dep-2', prev: 1 }, { jobId: 'x', prev: 1 }], reason: 0 }), // cancelled: releases
     completed(5, 'child'),
   ]).durable;
   await log.close();
