@@ -404,6 +404,7 @@ export class Job {
     run.logsLength += message.length;
     trimLogs(run);
   }
+
   /** Takes a run read from a snapshot file, which stores no logsLength: counts its lines and keeps
    *  them within the bounds as addLog does (a snapshot written by an older version kept more). */
   adoptRun(run: JobRun): void {
