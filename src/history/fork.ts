@@ -52,7 +52,7 @@ export interface SegmentPlan {
 }
 
 /** Which segments (and how much of each) hold exactly the records [firstOffset, until). */
-export function planSegments(segments: readonly SegmentInfo[], until: number): SegmentPlan[] {
+function planSegments(segments: readonly SegmentInfo[], until: number): SegmentPlan[] {
   const plan: SegmentPlan[] = [];
   for (const s of segments) {
     if (s.baseOffset >= until) break;

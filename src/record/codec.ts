@@ -22,8 +22,6 @@ import {
   REMOVE_REASON_NAMES,
   type JobState,
   type LogRecord,
-  type RecordBody,
-  type RecordType,
   type RemoveReason,
 } from './types.js';
 

@@ -1,5 +1,4 @@
 import t from 'tap';
-import type { Broker } from '../../src/broker/broker.js';
 import { idOf, manualClock, pullToken, startBroker } from '../fixtures/broker.js';
 
 const ctx = { actor: null };

@@ -250,7 +250,7 @@ t.test('a-last-write-that-reached-the-disk-in-part-is-cut-as-a-torn-tail-though-
     const sector = await zeroSectorFrom(path, (positions[at] as number) + 1);
     const damaged = await readFile(path);
     // The first frame the zeros reach, and a whole frame after them that is still valid.
-    const first = positions.findIndex((p, i) => (positions[i + 1] ?? damaged.length) > sector);
+    const first = positions.findIndex((_, i) => (positions[i + 1] ?? damaged.length) > sector);
     t.ok(positions.some((p) => p >= sector + 512), 'valid frames follow the zeros');
 
     const readOnly = await openLog({ dir, readOnly: true });
