@@ -3,20 +3,26 @@
 // obliterating a queue or removing a worker makes room again. A queue with no job that is not
 // paused is forgotten, so the table holds only queues GET /queues lists.
 
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { queuesMax, workersMax } from '../../src/constants.js';
 import { startBroker } from '../fixtures/broker.js';
 import { startServer } from '../fixtures/server.js';
 
-const worker = (queue: string): unknown => ({ queue, endpoint: { url: 'http://127.0.0.1:9/hook', method: 'POST' } });
-
-t.test('a-new-queue-past-queuesMax-is-refused-and-appends-nothing', async (t) => {
-  const fx = await startBroker({ queuesMax: 2 });
+/** A server over a broker with these limits, both closed at the test's end. */
+async function serving(t: Test, limits: { queuesMax?: number; workersMax?: number }) {
+  const fx = await startBroker(limits);
   const s = await startServer({ broker: fx.broker });
   t.teardown(async () => {
     await s.close();
     await fx.cleanup();
   });
+  return { fx, s };
+}
+
+const worker = (queue: string): unknown => ({ queue, endpoint: { url: 'http://127.0.0.1:9/hook', method: 'POST' } });
+
+t.test('a-new-queue-past-queuesMax-is-refused-and-appends-nothing', async (t) => {
+  const { fx, s } = await serving(t, { queuesMax: 2 });
   t.equal((await s.request('POST', '/queues/a/jobs', { body: { data: 1 } })).status, 200);
   t.equal((await s.request('POST', '/queues/b/pause')).status, 200);
   const error = 'Too many queues: at most 2 (obliterate the ones no longer used)';
@@ -41,12 +47,7 @@ t.test('a-new-queue-past-queuesMax-is-refused-and-appends-nothing', async (t) =>
 });
 
 t.test('a-queue-without-jobs-that-is-not-paused-is-forgotten-and-frees-its-place', async (t) => {
-  const fx = await startBroker({ queuesMax: 2 });
-  const s = await startServer({ broker: fx.broker });
-  t.teardown(async () => {
-    await s.close();
-    await fx.cleanup();
-  });
+  const { fx, s } = await serving(t, { queuesMax: 2 });
   const { json: pushed } = await s.request('POST', '/queues/a/jobs', { body: { data: 1 } });
   t.equal((await s.request('POST', '/queues/b/pause')).status, 200);
   t.equal((await s.request('POST', '/queues/c/jobs', { body: { data: 1 } })).status, 409, 'the table is full');
@@ -65,12 +66,7 @@ t.test('a-queue-without-jobs-that-is-not-paused-is-forgotten-and-frees-its-place
 });
 
 t.test('a-new-worker-past-workersMax-is-refused-and-appends-nothing', async (t) => {
-  const fx = await startBroker({ workersMax: 1 });
-  const s = await startServer({ broker: fx.broker });
-  t.teardown(async () => {
-    await s.close();
-    await fx.cleanup();
-  });
+  const { fx, s } = await serving(t, { workersMax: 1 });
   t.equal((await s.request('POST', '/workers', { body: worker('a') })).status, 200);
   const before = fx.log.nextOffset;
   const res = await s.request('POST', '/workers', { body: worker('b') });
