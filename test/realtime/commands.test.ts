@@ -67,6 +67,38 @@ t.test('pushes-waiting-on-one-sync-are-answered-in-command-order-and-refusals-at
   for (const [k, i] of valid.entries()) t.match(fixture.broker.getJob(replies[k]?.id as string), { data: { i } }, `push ${i} got its own id`);
 });
 
+t.test('replies-of-one-sync-arrive-in-order-and-intact-whether-framed-in-one-write-or-through-ws', async (t) => {
+  let release!: () => void;
+  const held = new Promise<void>((resolve) => (release = resolve));
+  const fixture = await startBroker({
+    sync: 'always',
+    fsHooks: {
+      datasync: async (_file, real) => {
+        await held;
+        await real();
+      },
+    },
+  });
+  const h = await startRealtime({}, fixture);
+  t.teardown(() => h.close());
+  const ws = await WsClient.connect(h.ws('/ws/queues/none'));
+  t.teardown(() => ws.close());
+  // ASCII replies are framed by the session in one write; a non-ASCII one and one of 64 KiB or
+  // more go through ws between them (frames.ts). Lengths around 125/126 and 65,535 bytes test
+  // the one- and two-byte length forms.
+  const reqIds = ['a', 'é', 'x'.repeat(90), 'x'.repeat(91), '日本', 'y'.repeat(65_490), 'z'.repeat(65_600), 'b', { n: 'ü' }, 'c'];
+  for (const [i, reqId] of reqIds.entries()) ws.send({ cmd: 'PUSH', queue: 'frames', data: { i }, reqId });
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  release();
+  const replies = await Promise.all(reqIds.map((reqId) => ws.inbox.find((m) => JSON.stringify(m.reqId) === JSON.stringify(reqId), 5_000, 'a reply')));
+  t.strictSame(
+    ws.inbox.all.map((m) => m.reqId),
+    reqIds,
+    'one reply per push, in command order',
+  );
+  for (const [i, reply] of replies.entries()) t.match(fixture.broker.getJob(reply.id as string), { data: { i } }, `reply ${i} names its own job`);
+});
+
 t.test('a-failed-sync-answers-every-push-waiting-on-it-with-the-storage-error', async (t) => {
   let failing = false;
   const fixture = await startBroker({

@@ -28,6 +28,7 @@ import type { Actor } from '../../record/types.js';
 import { authenticate, bearerToken, tokenActorName, tokenMatches } from '../auth.js';
 import { clientAddress } from '../context.js';
 import { connections } from '../connections.js';
+import { asciiTextFrame } from './frames.js';
 import { failure, isBrokerCommand, runCommand, startPush, toReply, unknownField, type Reply } from './commands.js';
 import type { RealtimeDeps } from './deps.js';
 import { parseResumeOffset, parseStreamParams, type StreamParams } from './params.js';
@@ -328,12 +329,27 @@ class WsSession {
   #answerPushes(group: PushGroup, failed: Failure | null): void {
     if (this.#pushes === group) this.#pushes = null;
     this.#inflight -= group.ids.length;
-    for (let i = 0; i < group.ids.length; i++) {
-      // The success reply is JSON.stringify({ ok: true, id }) without its closing brace, built
-      // directly: the hot path's one reply per push.
-      if (failed === null) this.#sendOpen(`{"ok":true,"id":${JSON.stringify(group.ids[i])}`, group.reqIds[i]);
-      else this.#send(failure(failed.error), group.reqIds[i]);
+    if (this.socket.readyState !== this.socket.OPEN) return;
+    // The success reply is JSON.stringify({ ok: true, id }) without its closing brace, built
+    // directly: the hot path's one reply per push.
+    const open = failed === null ? null : JSON.stringify(failure(failed.error)).slice(0, -1);
+    const replies = group.ids.map((id, i) => withReqId(open ?? `{"ok":true,"id":${JSON.stringify(id)}`, group.reqIds[i]));
+    this.#corkUntilNextTick();
+    // Framed here and written at once (frames.ts); a reply that cannot be goes through `ws`, in order.
+    const raw = this.request.raw.socket;
+    let frames = '';
+    for (const reply of replies) {
+      const frame = asciiTextFrame(reply);
+      if (frame !== null) {
+        frames += frame;
+        continue;
+      }
+      if (frames !== '') raw.write(frames, 'latin1');
+      frames = '';
+      this.socket.send(reply);
     }
+    if (frames !== '') raw.write(frames, 'latin1');
+    if (this.socket.bufferedAmount > this.deps.limits.backlogBytesMax) this.#stallCommands();
   }
 
   #internalError(error: unknown, cmd: unknown, commands: number, reqIds: unknown[]): void {
@@ -368,13 +384,11 @@ class WsSession {
     this.#sendOpen(JSON.stringify(reply).slice(0, -1), reqId);
   }
 
-  /** Sends a reply given as `open`, a JSON object's text without its closing brace. reqId
-   *  (parsed from the command's JSON, so it stringifies) goes in before that brace: cheaper than
-   *  copying the reply into a new object to stringify. */
+  /** Sends a reply given as `open`, a JSON object's text without its closing brace (withReqId). */
   #sendOpen(open: string, reqId: unknown): void {
     if (this.socket.readyState !== this.socket.OPEN) return;
     this.#corkUntilNextTick();
-    this.socket.send(reqId === undefined ? `${open}}` : `${open},"reqId":${JSON.stringify(reqId)}}`);
+    this.socket.send(withReqId(open, reqId));
     if (this.socket.bufferedAmount > this.deps.limits.backlogBytesMax) this.#stallCommands();
   }
 
@@ -418,6 +432,13 @@ class WsSession {
       this.request.log.error({ err: error, owner: this.#ctx.owner }, 'releasing a closed websocket\'s jobs failed');
     });
   }
+}
+
+/** A reply's JSON text from `open`, the reply object's text without its closing brace: reqId
+ *  (parsed from the command's JSON, so it stringifies) goes in before that brace, which is
+ *  cheaper than copying the reply into a new object to stringify. */
+function withReqId(open: string, reqId: unknown): string {
+  return reqId === undefined ? `${open}}` : `${open},"reqId":${JSON.stringify(reqId)}}`;
 }
 
 /** A frame's text; the default binaryType hands over one Buffer, the others are handled too. */
