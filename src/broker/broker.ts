@@ -359,8 +359,8 @@ export class Broker implements BrokerApi {
     return pushed.durable.then((failure) => failure ?? { ok: true, id });
   }
 
-  pushNow(queue: string, input: unknown, ctx: Ctx): { id: string; durable: Pending } | Failure {
-    const checked = checkPush(input);
+  pushNow(queue: string, input: unknown, ctx: Ctx, envelope?: ReadonlySet<string>): { id: string; durable: Pending } | Failure {
+    const checked = checkPush(input, envelope ?? null);
     if (!checked.ok) return fail('BAD_REQUEST', checked.error);
     // One job, the hot path: no arrays and no Promise.all around a single pending append.
     const refused = this.pushRefusal(queue);

@@ -121,7 +121,7 @@ export interface BrokerApi {
    *  which settles with null once the job's record is durable, or with the failure. Every push
    *  of one group commit gets the same `durable`, so a caller answering many pushes (the
    *  WebSocket session) waits on it once. */
-  pushNow(queue: string, input: unknown, ctx: Ctx): { id: string; durable: Promise<Failure | null> } | Failure;
+  pushNow(queue: string, input: unknown, ctx: Ctx, envelope?: ReadonlySet<string>): { id: string; durable: Promise<Failure | null> } | Failure;
   /** All-or-nothing validation; items may be seed-004 shaped or BullMQ {name, data, opts}. */
   pushBulk(queue: string, inputs: unknown[], ctx: Ctx): Promise<Outcome<{ ids: string[] }>>;
   pull(

@@ -110,6 +110,8 @@ function nullableDuration(field: string, v: unknown): number | null {
   return int(field, v, 1, durationMsMax);
 }
 
+const dataLengthSurelyUnderMax = Math.floor(jobDataBytesMax / 3);
+
 /** Data as JSON text, bounded. */
 function dataText(v: unknown): string {
   if (v === undefined) fail('data is required');
@@ -120,7 +122,8 @@ function dataText(v: unknown): string {
     fail('data must be JSON');
   }
   if (json === undefined) fail('data must be JSON');
-  if (Buffer.byteLength(json, 'utf8') > jobDataBytesMax) fail(`data must be at most ${jobDataBytesMax} bytes as JSON`);
+  // A UTF-16 code unit is at most 3 bytes of UTF-8: most data needs no count of its bytes.
+  if (json.length > dataLengthSurelyUnderMax && Buffer.byteLength(json, 'utf8') > jobDataBytesMax) fail(`data must be at most ${jobDataBytesMax} bytes as JSON`);
   return json;
 }
 
@@ -268,10 +271,10 @@ function finish(out: PushInput): PushInput {
 // The shapes walk their input with for-in (own keys only, in Object.keys order) rather than
 // Object.keys, which would allocate an array of the keys for every job pushed.
 
-function seedShape(input: Record<string, unknown>): PushInput {
+function seedShape(input: Record<string, unknown>, envelope: ReadonlySet<string> | null): PushInput {
   const out = defaults();
   for (const key in input) {
-    if (!Object.hasOwn(input, key)) continue;
+    if (!Object.hasOwn(input, key) || envelope?.has(key) === true) continue;
     const v = input[key];
     if (v === undefined) continue;
     if (key === 'data') out.data = dataText(v);
@@ -290,10 +293,10 @@ const seedOptionNames: ReadonlySet<string> = new Set([
   'groupId', 'lifo', 'removeOnComplete', 'removeOnFail', 'durable', 'dependsOn', 'repeat',
 ]);
 
-function bullShape(input: Record<string, unknown>): PushInput {
+function bullShape(input: Record<string, unknown>, envelope: ReadonlySet<string> | null): PushInput {
   const out = defaults();
   for (const key in input) {
-    if (!Object.hasOwn(input, key)) continue;
+    if (!Object.hasOwn(input, key) || envelope?.has(key) === true) continue;
     const v = input[key];
     if (v === undefined) continue;
     if (key === 'data') out.data = dataText(v);
@@ -317,10 +320,12 @@ function bullShape(input: Record<string, unknown>): PushInput {
   return finish(out);
 }
 
-export function checkPush(input: unknown): Checked<PushInput> {
+/** `envelope`: fields of a message that carries the job beside them (a WebSocket PUSH's `cmd`,
+ *  `queue`, `reqId`), passed over rather than refused, so the job needs no copy without them. */
+export function checkPush(input: unknown, envelope: ReadonlySet<string> | null = null): Checked<PushInput> {
   return checked(() => {
     if (!isObject(input)) fail('job must be a JSON object');
-    return 'opts' in input ? bullShape(input) : seedShape(input);
+    return 'opts' in input ? bullShape(input, envelope) : seedShape(input, envelope);
   });
 }
 

@@ -49,6 +49,32 @@ t.test('every-seed-option-is-a-seed-field-and-misplaced-beside-opts', async (t) 
   }
 });
 
+t.test('envelope-fields-are-passed-over-only-when-named-and-only-at-the-top', async (t) => {
+  const envelope = new Set(['cmd', 'queue', 'reqId']);
+  const bare = checkPush({ data: { a: 1 }, priority: 3 });
+  const seed = checkPush({ cmd: 'PUSH', queue: 'q', data: { a: 1 }, priority: 3, reqId: 7 }, envelope);
+  t.ok(seed.ok && bare.ok);
+  t.strictSame(seed, bare, 'a message with its envelope is the same job as the job alone');
+  const bull = checkPush({ cmd: 'PUSH', queue: 'q', name: 'n', data: 1, opts: { attempts: 2 }, reqId: 'r' }, envelope);
+  t.match(bull, { ok: true, value: { name: 'n', maxAttempts: 2 } }, 'in the BullMQ shape too');
+  t.strictSame(checkPush({ cmd: 'PUSH', data: 1 }), { ok: false, error: 'Unknown field: cmd' }, 'without an envelope they are unknown fields');
+  t.strictSame(checkPush({ data: 1, opts: { queue: 'q' } }, envelope), { ok: false, error: 'Unknown option: queue' }, 'inside opts they are not envelope');
+  t.strictSame(checkPush({ queue: 'q', reqId: 1 }, envelope), { ok: false, error: 'data is required' });
+});
+
+t.test('data-is-bounded-by-its-utf8-bytes-not-its-characters', async (t) => {
+  const max = 512 * 1024;
+  // Two bytes of JSON for the quotes; 'é' is 2 bytes of UTF-8, '😀' 4 (two UTF-16 units).
+  t.ok(checkPush({ data: 'x'.repeat(max - 2) }).ok, 'exactly the limit');
+  t.strictSame(checkPush({ data: 'x'.repeat(max - 1) }), { ok: false, error: `data must be at most ${max} bytes as JSON` });
+  t.ok(checkPush({ data: 'é'.repeat((max - 2) / 2) }).ok, 'the limit in two-byte characters');
+  t.notOk(checkPush({ data: `${'é'.repeat((max - 2) / 2)}x` }).ok, 'one byte over in two-byte characters');
+  t.notOk(checkPush({ data: '😀'.repeat(max / 4) }).ok, 'four-byte characters over the limit at a quarter of its length in bytes');
+  const euros = Math.floor((max - 2) / 3);
+  t.ok(checkPush({ data: '€'.repeat(euros) }).ok, 'three-byte characters up to the limit');
+  t.notOk(checkPush({ data: '€'.repeat(euros + 1) }).ok, 'one three-byte character more is over it');
+});
+
 t.test('bulk-validation-is-all-or-nothing', async (t) => {
   const r = checkPushBulk([{ data: 1 }, { data: 2, bad: true }]);
   t.same(r, { ok: false, error: 'jobs[1]: Unknown field: bad' });

@@ -30,10 +30,8 @@ export type StartedPush = { id: string; durable: Promise<Failure | null> };
 export function startPush(broker: BrokerApi, msg: Fields, ctx: Ctx): StartedPush | Reply {
   const missing = needString(msg, 'queue');
   if (missing !== null) return missing;
-  // jobInput's `input[key] = …` with the key "__proto__" would set the copy's prototype rather
-  // than a field, and the job would be checked against whatever that object holds.
-  if (Object.hasOwn(msg, '__proto__')) return failure('Unknown field: __proto__');
-  const pushed = broker.pushNow(msg.queue as string, jobInput(msg), ctx);
+  // The job is the message itself, its envelope fields passed over.
+  const pushed = broker.pushNow(msg.queue as string, msg, ctx, envelopeFields);
   return 'error' in pushed ? failure(pushed.error) : pushed;
 }
 
@@ -126,12 +124,6 @@ export function failure(error: string): Reply {
 /** The reply for what a command settled with: a broker failure loses its internal `code`. */
 export function toReply(result: Result): Reply {
   return result.ok ? result : failure(result.error as string);
-}
-
-function jobInput(msg: Fields): Fields {
-  const input: Fields = {};
-  for (const key in msg) if (Object.hasOwn(msg, key) && !envelopeFields.has(key)) input[key] = msg[key];
-  return input;
 }
 
 function pick(msg: Fields, keys: string[]): Fields {

@@ -271,7 +271,7 @@ class WsSession {
     }
     // Case-insensitive in ASCII only: toUpperCase alone maps "ſ" (the long s) to "S", so "PUſH"
     // would run as PUSH. A name with anything else in it matches no command.
-    const name = /^[A-Za-z]+$/.test(fields.cmd) ? fields.cmd.toUpperCase() : fields.cmd;
+    const name = fields.cmd === 'PUSH' ? 'PUSH' : /^[A-Za-z]+$/.test(fields.cmd) ? fields.cmd.toUpperCase() : fields.cmd;
     if (name === 'AUTH') {
       // A malformed Auth is refused as any command is, not counted as a wrong token.
       const unknown = unknownField(name, fields);
