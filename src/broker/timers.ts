@@ -113,7 +113,11 @@ function noteJob(heap: DueHeap, job: Job): void {
 export function noteRecord(heap: DueHeap, state: State, record: LogRecord): void {
   const body = record.body;
   let id: string;
-  if (body.type === 'pushed') id = body.job.id;
+  if (body.type === 'pushed') {
+    // A waiting job without a ttl (the common push) has no moment to wait for.
+    if (body.state === JobState.WAITING && body.job.ttl === null) return;
+    id = body.job.id;
+  }
   else if (body.type === 'pulled') id = body.jobId;
   else if (body.type === 'failed' && body.outcome === FailOutcome.RETRY) id = body.jobId;
   else if (body.type === 'progressed' && body.lockMs > 0) return noteLock(heap, state, body.jobId);

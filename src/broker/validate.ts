@@ -323,10 +323,14 @@ function bullShape(input: Record<string, unknown>, envelope: ReadonlySet<string>
 /** `envelope`: fields of a message that carries the job beside them (a WebSocket PUSH's `cmd`,
  *  `queue`, `reqId`), passed over rather than refused, so the job needs no copy without them. */
 export function checkPush(input: unknown, envelope: ReadonlySet<string> | null = null): Checked<PushInput> {
-  return checked(() => {
+  // checked() by hand: the hot path's one closure less per push.
+  try {
     if (!isObject(input)) fail('job must be a JSON object');
-    return 'opts' in input ? bullShape(input, envelope) : seedShape(input, envelope);
-  });
+    return { ok: true, value: 'opts' in input ? bullShape(input, envelope) : seedShape(input, envelope) };
+  } catch (error) {
+    if (error instanceof Invalid) return { ok: false, error: error.message };
+    throw error;
+  }
 }
 
 export function checkPushBulk(inputs: unknown): Checked<PushInput[]> {

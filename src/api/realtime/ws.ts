@@ -333,12 +333,13 @@ class WsSession {
     // The success reply is JSON.stringify({ ok: true, id }) without its closing brace, built
     // directly: the hot path's one reply per push.
     const open = failed === null ? null : JSON.stringify(failure(failed.error)).slice(0, -1);
-    const replies = group.ids.map((id, i) => withReqId(open ?? `{"ok":true,"id":${JSON.stringify(id)}`, group.reqIds[i]));
     this.#corkUntilNextTick();
     // Framed here and written at once (frames.ts); a reply that cannot be goes through `ws`, in order.
     const raw = this.request.raw.socket;
+    const { ids, reqIds } = group;
     let frames = '';
-    for (const reply of replies) {
+    for (let i = 0; i < ids.length; i++) {
+      const reply = withReqId(open ?? `{"ok":true,"id":${JSON.stringify(ids[i])}`, reqIds[i]);
       const frame = asciiTextFrame(reply);
       if (frame !== null) {
         frames += frame;
