@@ -3,17 +3,37 @@
 
 import { once } from 'node:events';
 import { connect } from 'node:net';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { shutdownGraceMs, workerShutdownGraceMs } from '../../src/constants.js';
 import { connections } from '../../src/api/connections.js';
 import { WsClient } from './clients.js';
-import { startBroker } from '../fixtures/broker.js';
+import { startBroker, type BrokerFixture } from '../fixtures/broker.js';
 import { push, startRealtime } from './harness.js';
 
 /** A reply without its reqId (WsClient.command already matched it). */
 function bare(reply: Record<string, unknown>): Record<string, unknown> {
   const { reqId, ...rest } = reply;
   return typeof reqId === 'string' ? rest : reply;
+}
+
+/** A WebSocket client of a broker whose syncs wait until `release` is called. */
+async function behindAHeldSync(t: Test): Promise<{ fixture: BrokerFixture; ws: WsClient; release: () => void }> {
+  let release!: () => void;
+  const held = new Promise<void>((resolve) => (release = resolve));
+  const fixture = await startBroker({
+    sync: 'always',
+    fsHooks: {
+      datasync: async (_file, real) => {
+        await held;
+        await real();
+      },
+    },
+  });
+  const h = await startRealtime({}, fixture);
+  t.teardown(() => h.close());
+  const ws = await WsClient.connect(h.ws('/ws/queues/none'));
+  t.teardown(() => ws.close());
+  return { fixture, ws, release };
 }
 
 t.test('hundred-pipelined-pushes-each-reply-carries-its-reqId', async (t) => {
@@ -33,21 +53,7 @@ t.test('hundred-pipelined-pushes-each-reply-carries-its-reqId', async (t) => {
 });
 
 t.test('pushes-waiting-on-one-sync-are-answered-in-command-order-and-refusals-at-once', async (t) => {
-  let release!: () => void;
-  const held = new Promise<void>((resolve) => (release = resolve));
-  const fixture = await startBroker({
-    sync: 'always',
-    fsHooks: {
-      datasync: async (_file, real) => {
-        await held;
-        await real();
-      },
-    },
-  });
-  const h = await startRealtime({}, fixture);
-  t.teardown(() => h.close());
-  const ws = await WsClient.connect(h.ws('/ws/queues/none'));
-  t.teardown(() => ws.close());
+  const { fixture, ws, release } = await behindAHeldSync(t);
   const refused = [5, 15, 25, 35];
   const valid = Array.from({ length: 40 }, (_, i) => i).filter((i) => !refused.includes(i));
   for (let i = 0; i < 40; i++) {
@@ -68,21 +74,7 @@ t.test('pushes-waiting-on-one-sync-are-answered-in-command-order-and-refusals-at
 });
 
 t.test('replies-of-one-sync-arrive-in-order-and-intact-whether-framed-in-one-write-or-through-ws', async (t) => {
-  let release!: () => void;
-  const held = new Promise<void>((resolve) => (release = resolve));
-  const fixture = await startBroker({
-    sync: 'always',
-    fsHooks: {
-      datasync: async (_file, real) => {
-        await held;
-        await real();
-      },
-    },
-  });
-  const h = await startRealtime({}, fixture);
-  t.teardown(() => h.close());
-  const ws = await WsClient.connect(h.ws('/ws/queues/none'));
-  t.teardown(() => ws.close());
+  const { fixture, ws, release } = await behindAHeldSync(t);
   // ASCII replies are framed by the session in one write; a non-ASCII one and one of 64 KiB or
   // more go through ws between them (frames.ts). Lengths around 125/126 and 65,535 bytes test
   // the one- and two-byte length forms.
