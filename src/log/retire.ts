@@ -43,6 +43,17 @@ export async function retireFiles(dir: string, names: readonly string[], archive
   }
 }
 
+/** Throws when `archiveDir` is the log directory `dir` under another name (a symlink, a bind
+ *  mount): every move would be a rename onto itself, the segment leaving the log's list while its
+ *  files stay and free nothing. */
+export async function checkArchiveDir(dir: string, archiveDir: string): Promise<void> {
+  const [log, archive] = await Promise.all([stat(dir), stat(archiveDir)]);
+  if (log.dev === archive.dev && log.ino === archive.ino) {
+    const why = `archive directory ${archiveDir} is the log directory itself (${dir}); no segment is moved: set ARCHIVE_DIR elsewhere`;
+    throw new LogError('LOG_WRITE', why, { file: archiveDir });
+  }
+}
+
 /** Throws, before anything moves, when `archiveDir` holds a `segmentFile` that is not this
  *  log's: another log's segment of the same name, or a file that is no segment. */
 async function checkArchiveSlot(dir: string, segmentFile: string, archiveDir: string): Promise<void> {

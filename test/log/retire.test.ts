@@ -3,7 +3,7 @@
 // is a copy, not a failed rename.
 
 import t from 'tap';
-import { copyFile, mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { drafts, hashTree, openLog, range, readAll, segmentFiles, tempDir } from './helpers.js';
@@ -154,5 +154,22 @@ t.test('archiving-again-over-this-logs-own-copy-of-a-segment-completes', async (
 
   t.strictSame(await log.dropSegmentsBefore(first.nextOffset, Number.MAX_SAFE_INTEGER, archive), [first.file]);
   t.equal(log.firstOffset, first.nextOffset);
+  await log.close();
+});
+
+t.test('an-archive-dir-that-is-the-log-dir-by-another-name-is-refused', async (t) => {
+  // ARCHIVE_DIR spelt through a symlink (config.ts compares the names only): each move would be
+  // a rename onto itself, the segment dropped from the list while its file stays and frees nothing.
+  const dir = await tempDir(t);
+  const links = await tempDir(t, 'links');
+  const alias = join(links, 'log-alias');
+  await symlink(dir, alias);
+  const { log } = await openLog({ dir, segmentBytes: 8192 });
+  await log.append(drafts(0, 400)).durable;
+  const before = log.segments();
+  const first = before[0] as { file: string; nextOffset: number };
+
+  await t.rejects(log.dropSegmentsBefore(first.nextOffset, Number.MAX_SAFE_INTEGER, alias), { message: /is the log directory itself/ });
+  t.strictSame(log.segments(), before, 'the list is unchanged');
   await log.close();
 });
