@@ -243,15 +243,24 @@ function warmValidators(app: FastifyInstance, logger: (line: string) => void): (
   };
 }
 
-/** Retention runs after snapshots exist; it is cheap (a directory listing) when nothing is due. */
+/** Retention runs after snapshots exist; it is cheap (a directory listing) when nothing is due.
+ *  One run at a time: a run may outlast the period (verifying a large new snapshot, archiving by
+ *  copy to another filesystem), and runs must not overlap (retention.ts, Log.dropSegmentsBefore);
+ *  a tick that finds one running is skipped. */
 function scheduleCompaction(log: Log, snapshotsDir: string, config: Config, logger: (line: string) => void): () => void {
   const everyMs = Math.min(config.snapshotIntervalMs, 60_000);
+  let running = false;
   const timer = setInterval(() => {
+    if (running) return;
+    running = true;
     compact({ log, snapshotsDir, retentionMs: config.historyRetentionMs, archiveDir: config.archiveDir, now: Date.now() })
       .then((removed) => {
         if (removed.length > 0) logger(`tapeq: retention removed ${removed.length} segment(s): ${removed.join(', ')}`);
       })
-      .catch((error: unknown) => logger(`tapeq: retention failed: ${String(error)}`));
+      .catch((error: unknown) => logger(`tapeq: retention failed: ${String(error)}`))
+      .finally(() => {
+        running = false;
+      });
   }, everyMs);
   timer.unref();
   return () => clearInterval(timer);

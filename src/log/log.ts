@@ -23,7 +23,7 @@ import { GroupCommit, type Appended, type FsHooks, type SyncPolicy } from './gro
 import { offsetAtTimeIn, readBatches } from './reader.js';
 import { loadSegments, type OpenReport } from './recovery.js';
 import type { SealedScanResult } from './sealed-scan.js';
-import { filesOfSegment, retireFiles } from './retire.js';
+import { checkArchiveDir, filesOfSegment, retireFiles } from './retire.js';
 import { RecordRing } from './ring.js';
 import { segmentFilePattern } from './segment-header.js';
 import { syncDir, type Segment } from './segment.js';
@@ -250,6 +250,7 @@ export class Log {
       while (this.segmentList.length > 1) {
         const s = this.segmentList[0] as Segment;
         if (s.nextOffset > offset || (s.maxTimestamp ?? Number.NEGATIVE_INFINITY) >= olderThanTs) break;
+        if (names === null && archiveDir !== undefined) await checkArchiveDir(this.dir, archiveDir);
         names ??= await readdir(this.dir);
         await retireFiles(this.dir, filesOfSegment(names, s.file), archiveDir);
         if (this.segmentList[0] !== s) throw new Error('dropSegmentsBefore: overlapping calls');

@@ -205,14 +205,21 @@ async function prune(dir: string, kept: number, written: string): Promise<void> 
   if (cut < entries.length) await fsyncDir(dir);
 }
 
-/** Removes never-renamed `.tmp` leftovers of interrupted writes; resolves with their paths. */
-async function removeLeftovers(dir: string): Promise<string[]> {
+/** Removes never-renamed `.tmp` leftovers of interrupted writes; resolves with their paths. One
+ *  that cannot be removed (a directory no longer writable) goes to `failed`: a leftover is never
+ *  loaded, so it must not stop a load (or the write after it, which fails by itself if it must). */
+async function removeLeftovers(dir: string, failed: (file: string, error: unknown) => void = () => undefined): Promise<string[]> {
   const names = await readdir(dir).catch(() => [] as string[]);
   const removed: string[] = [];
   for (const name of names) {
     if (!name.endsWith(tmpSuffix) || !namePattern.test(name.slice(0, -tmpSuffix.length))) continue;
-    await rm(join(dir, name), { force: true });
-    removed.push(join(dir, name));
+    const file = join(dir, name);
+    try {
+      await rm(file, { force: true });
+      removed.push(file);
+    } catch (error) {
+      failed(file, error);
+    }
   }
   return removed;
 }
@@ -270,7 +277,9 @@ async function loadNewest<T>(
   read: (entry: SnapshotEntry) => Promise<T>,
 ): Promise<{ value: T; file: string } | null> {
   if (options.readOnly !== true) {
-    for (const file of await removeLeftovers(dir)) logger(`tapeq: removed unfinished snapshot ${file} (never completed, never used)`);
+    const failed = (file: string, error: unknown) =>
+      logger(`tapeq: could not remove unfinished snapshot ${file} (never completed, never used): ${messageOf(error)}`);
+    for (const file of await removeLeftovers(dir, failed)) logger(`tapeq: removed unfinished snapshot ${file} (never completed, never used)`);
   }
   const maxOffset = options.maxOffset ?? Number.POSITIVE_INFINITY;
   for (const entry of await listSnapshots(dir)) {

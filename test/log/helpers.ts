@@ -54,7 +54,7 @@ export { hashTree } from '../fixtures/hash-tree.js';
 /** Replaces one function of node:fs/promises for the rest of the test, for the modules that
  *  imported it by name too (syncBuiltinESMExports): how a test puts a live writer's move (a roll,
  *  a trim) between a reader's steps. `real` is the original. */
-export function patchFsPromises<K extends 'stat' | 'open' | 'readdir'>(
+export function patchFsPromises<K extends 'stat' | 'open' | 'readdir' | 'rm'>(
   t: TestContext,
   name: K,
   make: (real: (typeof fsp)[K]) => (typeof fsp)[K],

@@ -3,7 +3,7 @@
 // is a copy, not a failed rename.
 
 import t from 'tap';
-import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { drafts, hashTree, openLog, range, readAll, segmentFiles, tempDir } from './helpers.js';
@@ -110,5 +110,66 @@ t.test('files-named-after-the-segment-go-with-it-and-unfinished-writes-are-not-a
   t.strictSame((await readdir(archive)).sort(), [first.file, `${base}.index`, `${base}.jobindex`, `${base}.timeindex`].sort());
   t.strictSame((await readdir(dir)).filter((n) => n.startsWith(base)), [], 'nothing of it left in the log dir');
   t.ok((await readdir(dir)).includes(keep), 'the next segment keeps its files');
+  await log.close();
+});
+
+t.test('archiving-never-replaces-another-logs-segment-of-the-same-name', async (t) => {
+  // Two brokers (or a wiped DATA_DIR, or a `tapeq recover` fork) archiving into one ARCHIVE_DIR:
+  // every log's first segment is 00000000000000000000.log.
+  const archive = join(await tempDir(t, 'archive'), 'archive');
+  const dirA = await tempDir(t, 'a');
+  const dirB = await tempDir(t, 'b');
+  const { log: a } = await openLog({ dir: dirA, segmentBytes: 8192 });
+  const { log: b } = await openLog({ dir: dirB, segmentBytes: 8192 });
+  await a.append(drafts(0, 400)).durable;
+  await b.append(drafts(0, 400)).durable;
+  const firstA = a.segments()[0] as { file: string; nextOffset: number };
+  const beforeB = b.segments();
+  const firstB = beforeB[0] as { file: string; nextOffset: number };
+  t.equal(firstA.file, firstB.file, 'the same segment name in both logs');
+  t.not(a.logId, b.logId, 'two logs');
+
+  t.strictSame(await a.dropSegmentsBefore(firstA.nextOffset, Number.MAX_SAFE_INTEGER, archive), [firstA.file]);
+  const archivedA = await hashTree(archive);
+
+  await t.rejects(b.dropSegmentsBefore(firstB.nextOffset, Number.MAX_SAFE_INTEGER, archive), {
+    message: new RegExp(`${firstB.file}.*another log.*${a.logId}`),
+  });
+  t.strictSame(await hashTree(archive), archivedA, "the first log's archived segment is untouched, byte for byte");
+  t.strictSame(b.segments(), beforeB, 'the refused segment stays listed');
+  t.strictSame(await readAll(b, 0), range(0, 400), 'and readable');
+  await a.close();
+  await b.close();
+});
+
+t.test('archiving-again-over-this-logs-own-copy-of-a-segment-completes', async (t) => {
+  // A pass cut short after the copy reached the archive but before the original was unlinked.
+  const archive = join(await tempDir(t, 'archive'), 'archive');
+  const dir = await tempDir(t);
+  const { log } = await openLog({ dir, segmentBytes: 8192 });
+  await log.append(drafts(0, 400)).durable;
+  const first = log.segments()[0] as { file: string; nextOffset: number };
+  await mkdir(archive, { recursive: true });
+  await copyFile(join(dir, first.file), join(archive, first.file));
+
+  t.strictSame(await log.dropSegmentsBefore(first.nextOffset, Number.MAX_SAFE_INTEGER, archive), [first.file]);
+  t.equal(log.firstOffset, first.nextOffset);
+  await log.close();
+});
+
+t.test('an-archive-dir-that-is-the-log-dir-by-another-name-is-refused', async (t) => {
+  // ARCHIVE_DIR spelt through a symlink (config.ts compares the names only): each move would be
+  // a rename onto itself, the segment dropped from the list while its file stays and frees nothing.
+  const dir = await tempDir(t);
+  const links = await tempDir(t, 'links');
+  const alias = join(links, 'log-alias');
+  await symlink(dir, alias);
+  const { log } = await openLog({ dir, segmentBytes: 8192 });
+  await log.append(drafts(0, 400)).durable;
+  const before = log.segments();
+  const first = before[0] as { file: string; nextOffset: number };
+
+  await t.rejects(log.dropSegmentsBefore(first.nextOffset, Number.MAX_SAFE_INTEGER, alias), { message: /is the log directory itself/ });
+  t.strictSame(log.segments(), before, 'the list is unchanged');
   await log.close();
 });

@@ -21,6 +21,7 @@ import {
 import { apply, createState, exportState, type State } from '../../src/state/index.js';
 import { emptyImage, fullImage, makeFutureSchema } from './images.js';
 import { plainSpec, smallPushDraft } from '../fixtures/records.js';
+import { patchFsPromises } from '../log/helpers.js';
 
 async function tempDir(t: Test): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'tapeq-snap-'));
@@ -100,6 +101,25 @@ t.test('snapshot-write-is-atomic-tmp-never-loaded', async (t) => {
   t.equal(lines.length, 2);
   t.match(lines[0], /removed unfinished snapshot .*\.tmp/);
   t.notOk((await readdir(dir)).some((n) => n.endsWith('.tmp')), 'writeSnapshot leaves no tmp behind');
+});
+
+t.test('a-leftover-tmp-the-load-cannot-remove-is-reported-and-the-load-goes-on', async (t) => {
+  // A snapshot process killed mid-write left its .tmp, and the snapshots directory is not
+  // writable now (ownership or permissions changed, a read-only mount): derived data that must
+  // not keep the server from starting on the snapshot beside it.
+  const dir = await tempDir(t);
+  const newest = await writeSnapshot(dir, fullImage(10));
+  const leftover = join(dir, `${snapshotFileName(20)}.tmp`);
+  await writeFile(leftover, 'unfinished');
+  patchFsPromises(t, 'rm', (real) => async (path, options) => {
+    if (String(path).endsWith('.tmp')) throw Object.assign(new Error(`EACCES: permission denied, unlink '${String(path)}'`), { code: 'EACCES' });
+    return real(path, options);
+  });
+  const { lines, logger } = collect();
+  const loaded = await loadNewestState(dir, logger);
+  t.equal(loaded?.file, newest, 'the snapshot beside it loads');
+  t.equal(lines.length, 1);
+  t.match(lines[0], new RegExp(`could not remove unfinished snapshot ${leftover}.*EACCES`));
 });
 
 async function corruptCase(t: Test, damage: (file: string) => Promise<void>, why: RegExp): Promise<void> {

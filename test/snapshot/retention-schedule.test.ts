@@ -1,0 +1,62 @@
+// How the server (src/main.ts) runs retention: on a timer, one run at a time. A run can take
+// longer than the timer's period (verifying a large new snapshot, archiving segments to another
+// filesystem by copy), and Log.dropSegmentsBefore must not overlap itself.
+
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import t from 'tap';
+import { loadConfig } from '../../src/config.js';
+import { serve } from '../../src/main.js';
+
+const actor = { name: 'tester', address: '127.0.0.1' };
+
+async function snapshotCount(dir: string): Promise<number> {
+  const names = await readdir(join(dir, 'snapshots')).catch(() => [] as string[]);
+  return names.filter((n) => n.endsWith('.snap')).length;
+}
+
+t.test('retention-runs-never-overlap-when-one-outlasts-the-timer', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'tapeq-retention-schedule-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const config = loadConfig({
+    DATA_DIR: dir,
+    HTTP_PORT: '0',
+    HOST: '127.0.0.1',
+    SEGMENT_BYTES: '4096',
+    SNAPSHOT_INTERVAL_MS: '5',
+    HISTORY_RETENTION_MS: '0',
+  });
+  const running = await serve(config, { logger: () => undefined });
+  t.teardown(() => running.close());
+
+  let inFlight = 0;
+  let inFlightMax = 0;
+  let calls = 0;
+  const drop = running.log.dropSegmentsBefore.bind(running.log);
+  running.log.dropSegmentsBefore = async (offset, olderThanTs, archiveDir) => {
+    calls++;
+    inFlight++;
+    inFlightMax = Math.max(inFlightMax, inFlight);
+    try {
+      await sleep(100); // a slow run: a copy into an archive on another filesystem
+      return await drop(offset, olderThanTs, archiveDir);
+    } finally {
+      inFlight--;
+    }
+  };
+
+  // Two snapshots (retention needs two valid ones before it removes anything) over a few segments.
+  for (let round = 1; round <= 2; round++) {
+    for (let i = 0; i < 50; i++) await running.broker.push('q', { data: { round, i, pad: 'x'.repeat(100) } }, { actor });
+    const deadline = Date.now() + 20_000;
+    while ((await snapshotCount(dir)) < round && Date.now() < deadline) await sleep(20);
+  }
+  t.ok((await snapshotCount(dir)) >= 2, 'two snapshots written');
+  const deadline = Date.now() + 10_000;
+  while ((calls < 3 || running.log.firstOffset === 0) && Date.now() < deadline) await sleep(20);
+  t.ok(calls >= 3, `retention ran (${calls} runs reached the log)`);
+  t.equal(inFlightMax, 1, 'at most one retention run at a time');
+  t.ok(running.log.firstOffset > 0, `segments below the older snapshot were removed (log starts at ${running.log.firstOffset})`);
+});
