@@ -5,12 +5,16 @@
 //      directory, so every snapshot we might fall back to can still be extended by the log, and
 //      at least two snapshots are valid: the newest may prove bad at the next start (bit rot,
 //      a lost write), and the one it falls back to must still have its tail; and
-//   2. its last record is older than `now - retentionMs`, so history, `/jobs/:id/history` and
-//      point-in-time recovery keep at least retentionMs of records; and
+//   2. its last record is older than `now - retentionMs`, so history, `/jobs/:id/history`,
+//      `logcat` and `export` keep at least retentionMs of records; and
 //   3. it is not the active segment and only a prefix is removed, so offsets stay gap-free
 //      (both enforced again by Log.dropSegmentsBefore).
 // Consequently nothing at or after the second-newest valid snapshot is ever touched, and with
 // fewer than two valid snapshots nothing is removed at all (a full replay needs every record).
+// Point-in-time recovery needs a snapshot at or before its point once the log's beginning is
+// gone, so after a removal it reaches back to the oldest kept snapshot, not to the oldest record
+// (README, "Command line"); keeping snapshots spread over the retention window would lift that,
+// at the disk cost of one snapshot per step.
 //
 //   segments   [seg 0][seg 1][seg 2][seg 3 ......][active]
 //   snapshots                 ^oldest kept   ^newest
