@@ -32,9 +32,8 @@ export async function verifyCommand(argv: string[]): Promise<number> {
     for await (const batch of log.readBatches(log.firstOffset)) records += batch.length;
     const segments = log.segments();
     const bytes = segments.reduce((n, s) => n + s.bytes, 0);
-    console.log(
-      `verify: ok ${segments.length} segments, ${records} records (offsets ${log.firstOffset}..${log.nextOffset - 1}), ${bytes} bytes, log ${log.logId}`,
-    );
+    const range = records === 0 ? `no record; the next is offset ${log.nextOffset}` : `offsets ${log.firstOffset}..${log.nextOffset - 1}`;
+    console.log(`verify: ok ${segments.length} segments, ${records} records (${range}), ${bytes} bytes, log ${log.logId}`);
     await log.close();
     return 0;
   } catch (err) {

@@ -86,3 +86,13 @@ t.test('verify-of-a-log-whose-first-start-crashed-before-its-header-says-it-is-e
   t.notMatch(r.stdout, /bad segment header|corrupt|torn/);
   t.strictSame(await hashTree(dir), before, 'nothing written');
 });
+
+t.test('verify-of-a-log-without-records-says-so-not-offsets-0..-1', async (t) => {
+  // A server started and stopped before its first push leaves a segment with a header only.
+  const dir = await tempDir(t);
+  await writeLog(dir, 0);
+  const r = await runCli(['verify', '--dir', dir]);
+  t.equal(r.code, 0, r.stdout);
+  t.match(r.stdout, /^verify: ok 1 segments, 0 records \(no record; the next is offset 0\), \d+ bytes, log /);
+  t.notMatch(r.stdout, /\.\.-1/, 'no reversed range');
+});
