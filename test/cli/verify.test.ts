@@ -1,7 +1,8 @@
 import t from 'tap';
-import { readFile, truncate, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { segmentHeaderBytes } from '../../src/log/segment-header.js';
+import { compactedDataDir } from '../history/workload.js';
 import { hashTree, segmentFiles, tempDir, writeLog } from '../log/helpers.js';
 import { runCli } from './run-cli.js';
 
@@ -95,4 +96,34 @@ t.test('verify-of-a-log-without-records-says-so-not-offsets-0..-1', async (t) =>
   t.equal(r.code, 0, r.stdout);
   t.match(r.stdout, /^verify: ok 1 segments, 0 records \(no record; the next is offset 0\), \d+ bytes, log /);
   t.notMatch(r.stdout, /\.\.-1/, 'no reversed range');
+});
+
+t.test('verify-checks-the-snapshots-a-log-retention-cut-needs-and-fails-naming-a-bad-one', async (t) => {
+  // A log whose first segments retention removed starts only from a snapshot: with its snapshots
+  // damaged or gone, `serve` refuses to start, and verify said `ok`.
+  const dir = await tempDir(t);
+  const src = await compactedDataDir(dir);
+  const snapshots = join(dir, 'snapshots');
+  const sound = await runCli(['verify', '--dir', dir]);
+  t.equal(sound.code, 0, sound.stdout);
+  t.match(sound.stdout, /^verify: ok .*, 2 snapshots\n$/, 'the summary says what was checked');
+
+  const bytes = await readFile(src.newer);
+  bytes[bytes.length >> 1] = (bytes[bytes.length >> 1] as number) ^ 0x01;
+  await writeFile(src.newer, bytes);
+  const before = await hashTree(dir);
+  const damaged = await runCli(['verify', '--dir', dir]);
+  t.equal(damaged.code, 1, damaged.stdout);
+  t.match(damaged.stdout, `verify: FAILED ${src.newer}: `);
+  t.match(damaged.stdout, /checksum mismatch\n$/);
+  t.strictSame(await hashTree(dir), before, 'read-only: nothing changed');
+
+  for (const name of await readdir(snapshots)) await rm(join(snapshots, name));
+  const none = await runCli(['verify', '--dir', dir]);
+  t.equal(none.code, 1, none.stdout);
+  t.equal(
+    none.stdout,
+    `verify: FAILED ${snapshots}: the log starts at offset ${src.firstOffset} (records [0, ${src.firstOffset}) are gone from it) ` +
+      `and no snapshot at offset ${src.firstOffset} to ${src.records} holds the state to replay it from; serve cannot start\n`,
+  );
 });
