@@ -7,6 +7,7 @@
 // (which the next `serve` would cut) counts as bad.
 // Strictly read-only: opens files O_RDONLY and never truncates or rebuilds anything.
 
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { dataDirOf, sourcePathsOf } from '../history/state-at.js';
 import { errnoOf, messageOf } from '../log/errors.js';
@@ -30,7 +31,7 @@ export async function verifyCommand(argv: string[]): Promise<number> {
       const cut = log.openReport.tailCut;
       if (cut !== null) {
         console.log(
-          `verify: FAILED ${cut.segment} byte ${cut.position}: torn tail of ${cut.bytes} bytes ` +
+          `verify: FAILED ${join(log.dir, cut.segment)} byte ${cut.position}: torn tail of ${cut.bytes} bytes ` +
             `(record offset ${log.nextOffset}; the next start would cut it)`,
         );
         return 1;

@@ -127,3 +127,15 @@ t.test('verify-checks-the-snapshots-a-log-retention-cut-needs-and-fails-naming-a
       `and no snapshot at offset ${src.firstOffset} to ${src.records} holds the state to replay it from; serve cannot start\n`,
   );
 });
+
+t.test('verify-of-a-torn-tail-names-the-segment-by-its-path-as-for-other-damage', async (t) => {
+  // Every other failure names the segment's path; a torn tail named its bare file name, which a
+  // user checking several data directories could not place.
+  const dir = await tempDir(t);
+  await writeLog(join(dir, 'log'), 10);
+  const file = join(dir, 'log', (await segmentFiles(join(dir, 'log')))[0] as string);
+  await truncate(file, (await readFile(file)).length - 5);
+  const r = await runCli(['verify', '--dir', dir]);
+  t.equal(r.code, 1);
+  t.match(r.stdout, new RegExp(`^verify: FAILED ${file} byte \\d+: torn tail of \\d+ bytes \\(record offset 9;`));
+});
