@@ -47,6 +47,7 @@ function parseExportArgs(argv: string[]): ExportArgs {
   });
   if (values.avro === undefined) throw new PointError('--avro <file> is required');
   if (values.avro === '') throw new PointError('--avro: empty; name the file to write');
+  if (values.queue === '') throw new PointError('--queue: empty; name the queue');
   let since: number | null = null;
   if (values.since !== undefined) {
     since = isoTimeMs(values.since);
