@@ -12,7 +12,7 @@ import { parseArgs } from 'node:util';
 import { dataDirOf, sourcePathsOf } from '../history/state-at.js';
 import { errnoOf, messageOf } from '../log/errors.js';
 import { LogError, openReadOnly, type Log } from '../log/log.js';
-import { listSnapshots, verifySnapshotFile } from '../snapshot/store.js';
+import { listSnapshots, verifySnapshotFile, type SnapshotEntry } from '../snapshot/store.js';
 import { SnapshotCorruptError } from '../snapshot/format.js';
 
 export async function verifyCommand(argv: string[]): Promise<number> {
@@ -26,6 +26,9 @@ export async function verifyCommand(argv: string[]): Promise<number> {
   }
   try {
     const { logDir, snapshotsDir } = await sourcePathsOf(dir);
+    // Listed before the log is opened: a running server's snapshots cover durable records only,
+    // so every one listed lies within the log this open reads.
+    const snapshotEntries = await listSnapshots(snapshotsDir);
     const log = await openReadOnly(logDir);
     try {
       const cut = log.openReport.tailCut;
@@ -38,7 +41,7 @@ export async function verifyCommand(argv: string[]): Promise<number> {
       }
       let records = 0;
       for await (const batch of log.readBatches(log.firstOffset)) records += batch.length;
-      const snapshots = await verifySnapshots(snapshotsDir, log);
+      const snapshots = await verifySnapshots(snapshotEntries, snapshotsDir, log);
       if (typeof snapshots === 'string') {
         console.log(`verify: FAILED ${snapshots}`);
         return 1;
@@ -61,18 +64,22 @@ export async function verifyCommand(argv: string[]): Promise<number> {
   }
 }
 
-/** Verifies every snapshot file: the count, or `<file>: <problem>` for the first bad one, or a
+/** Verifies the snapshot files: the count, or `<file>: <problem>` for the first bad one, or a
  *  log that cannot be replayed from offset 0 and has no snapshot to start from. A snapshot a
- *  running server prunes while this runs is passed over. */
-async function verifySnapshots(snapshotsDir: string, log: Log): Promise<number | string> {
+ *  running server pruned since the listing is passed over; it prunes one only once newer valid
+ *  ones are written, so one at or after the log's start still shows that the log can start. */
+async function verifySnapshots(entries: SnapshotEntry[], snapshotsDir: string, log: Log): Promise<number | string> {
   let count = 0;
   let startable = log.firstOffset === 0;
-  for (const entry of await listSnapshots(snapshotsDir)) {
+  for (const entry of entries) {
     let offset: number;
     try {
       ({ offset } = await verifySnapshotFile(entry.file));
     } catch (err) {
-      if (errnoOf(err) === 'ENOENT') continue;
+      if (errnoOf(err) === 'ENOENT') {
+        startable ||= entry.offset >= log.firstOffset;
+        continue;
+      }
       if (err instanceof SnapshotCorruptError) return `${entry.file}: ${messageOf(err)}`;
       throw err;
     }
