@@ -1,7 +1,8 @@
 // `tapeq verify [--dir <path>]`: checks every segment header, every frame's length and checksum,
 // that every record decodes, and that offsets run without a gap within and across segments; then
-// every snapshot's checksums, and that a log retention cut (its first offset above 0) has a
-// snapshot to replay from, without which `serve` cannot rebuild its state.
+// every snapshot's checksums, that none covers records past the log's end (which the log then
+// lost), and that a log retention cut (its first offset above 0) has a snapshot to replay from,
+// without which `serve` cannot rebuild its state.
 // Prints a summary and exits 0, or exits 1 naming the first bad record: file, byte position,
 // record offset and what is wrong (a bad snapshot: its file and what is wrong). A torn tail
 // (which the next `serve` would cut) counts as bad.
@@ -84,6 +85,11 @@ async function verifySnapshots(entries: SnapshotEntry[], snapshotsDir: string, l
       throw err;
     }
     if (offset !== entry.offset) return `${entry.file}: file name says offset ${entry.offset} but the header says ${offset}`;
+    if (offset > log.nextOffset) {
+      // Listed before the open, so not a running server's newer snapshot: records are missing.
+      const lost = `[${log.nextOffset}, ${offset})`;
+      return `${entry.file}: the snapshot covers offsets up to ${offset} but the log ends at ${log.nextOffset}: the log lost records ${lost}`;
+    }
     count++;
     if (entry.offset >= log.firstOffset && entry.offset <= log.nextOffset) startable = true;
   }

@@ -2,6 +2,8 @@ import t from 'tap';
 import { readdir, readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { segmentHeaderBytes } from '../../src/log/segment-header.js';
+import { stateAt } from '../../src/history/state-at.js';
+import { writeStateSnapshot } from '../../src/snapshot/store.js';
 import { compactedDataDir } from '../history/workload.js';
 import { hashTree, segmentFiles, tempDir, writeLog } from '../log/helpers.js';
 import { runCli } from './run-cli.js';
@@ -138,4 +140,23 @@ t.test('verify-of-a-torn-tail-names-the-segment-by-its-path-as-for-other-damage'
   const r = await runCli(['verify', '--dir', dir]);
   t.equal(r.code, 1);
   t.match(r.stdout, new RegExp(`^verify: FAILED ${file} byte \\d+: torn tail of \\d+ bytes \\(record offset 9;`));
+});
+
+t.test('verify-of-a-log-that-lost-records-a-snapshot-covers-fails-naming-the-missing-offsets', async (t) => {
+  // A snapshot covers durable records only: one past the log's end proves that the log lost
+  // records it once held (a machine crash under LOG_SYNC=interval, a disk that dropped writes).
+  const dir = await tempDir(t);
+  await writeLog(join(dir, 'log'), 500, { segmentBytes: 8192 });
+  const { log, loaded } = await stateAt(dir, undefined, () => undefined);
+  await log.close();
+  const snapshot = await writeStateSnapshot(join(dir, 'snapshots'), loaded.state);
+  const files = await segmentFiles(join(dir, 'log'));
+  const last = files.at(-1) as string;
+  const end = Number(last.slice(0, 20));
+  await rm(join(dir, 'log', last));
+  const before = await hashTree(dir);
+  const r = await runCli(['verify', '--dir', dir]);
+  t.equal(r.code, 1, r.stdout);
+  t.equal(r.stdout, `verify: FAILED ${snapshot}: the snapshot covers offsets up to 500 but the log ends at ${end}: the log lost records [${end}, 500)\n`);
+  t.strictSame(await hashTree(dir), before, 'read-only: the snapshot is not moved aside');
 });
