@@ -26,7 +26,7 @@ export async function verifyCommand(argv: string[]): Promise<number> {
     return 2;
   }
   try {
-    const { logDir, snapshotsDir } = await sourcePathsOf(dir);
+    const { dataDir, logDir, snapshotsDir } = await sourcePathsOf(dir);
     // Listed before the log is opened: a running server's snapshots cover durable records only,
     // so every one listed lies within the log this open reads.
     const snapshotEntries = await listSnapshots(snapshotsDir);
@@ -42,7 +42,9 @@ export async function verifyCommand(argv: string[]): Promise<number> {
       }
       let records = 0;
       for await (const batch of log.readBatches(log.firstOffset)) records += batch.length;
-      const snapshots = await verifySnapshots(snapshotEntries, snapshotsDir, log);
+      // A directory of segments read alone (an archive, a copy) is no data directory to start.
+      const mustStart = dataDir !== logDir;
+      const snapshots = await verifySnapshots(snapshotEntries, snapshotsDir, log, mustStart);
       if (typeof snapshots === 'string') {
         console.log(`verify: FAILED ${snapshots}`);
         return 1;
@@ -65,13 +67,13 @@ export async function verifyCommand(argv: string[]): Promise<number> {
   }
 }
 
-/** Verifies the snapshot files: the count, or `<file>: <problem>` for the first bad one, or a
- *  log that cannot be replayed from offset 0 and has no snapshot to start from. A snapshot a
- *  running server pruned since the listing is passed over; it prunes one only once newer valid
- *  ones are written, so one at or after the log's start still shows that the log can start. */
-async function verifySnapshots(entries: SnapshotEntry[], snapshotsDir: string, log: Log): Promise<number | string> {
+/** Verifies the snapshot files: the count, or `<file>: <problem>` for the first bad one, or (if
+ *  `mustStart`) a log that cannot be replayed from offset 0 and has no snapshot to start from.
+ *  A snapshot a running server pruned since the listing is passed over; it prunes one only once
+ *  newer valid ones are written, so one at or after the log's start still shows it can start. */
+async function verifySnapshots(entries: SnapshotEntry[], snapshotsDir: string, log: Log, mustStart: boolean): Promise<number | string> {
   let count = 0;
-  let startable = log.firstOffset === 0;
+  let startable = log.firstOffset === 0 || !mustStart;
   for (const entry of entries) {
     let offset: number;
     try {

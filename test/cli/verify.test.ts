@@ -1,5 +1,5 @@
 import t from 'tap';
-import { readdir, readFile, rm, truncate, writeFile } from 'node:fs/promises';
+import { cp, readdir, readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { segmentHeaderBytes } from '../../src/log/segment-header.js';
 import { stateAt } from '../../src/history/state-at.js';
@@ -128,6 +128,10 @@ t.test('verify-checks-the-snapshots-a-log-retention-cut-needs-and-fails-naming-a
     `verify: FAILED ${snapshots}: the log starts at offset ${src.firstOffset} (records [0, ${src.firstOffset}) are gone from it) ` +
       `and no snapshot at offset ${src.firstOffset} to ${src.records} holds the state to replay it from; serve cannot start\n`,
   );
+  const alone = join(dir, 'segments-copy');
+  await cp(join(dir, 'log'), alone, { recursive: true });
+  const copy = await runCli(['verify', '--dir', alone]);
+  t.equal(copy.code, 0, `a directory of segments read alone is no data directory to start: ${copy.stdout}`);
 });
 
 t.test('verify-of-a-torn-tail-names-the-segment-by-its-path-as-for-other-damage', async (t) => {
