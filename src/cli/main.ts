@@ -121,6 +121,13 @@ function usage(): string {
   ].join('\n');
 }
 
+/** `tapeq replay | grep -q …`: a reader that leaves early closes the pipe and the rest of the
+ *  output has nowhere to go. That is no failure of a tool, which ends with its own exit code, not
+ *  with an unhandled EPIPE and its stack trace (logcat also stops reading the log then). */
+function ignoreClosedStdout(error: NodeJS.ErrnoException): void {
+  if (error.code !== 'EPIPE') throw error;
+}
+
 async function main(argv: string[]): Promise<number> {
   const [first, ...rest] = argv;
   if (first === '--help' || first === '-h' || first === 'help') {
@@ -138,6 +145,7 @@ async function main(argv: string[]): Promise<number> {
     console.log(command.usage);
     return 0;
   }
+  if (name !== 'serve') process.stdout.on('error', ignoreClosedStdout);
   return (await command.load())(args);
 }
 
