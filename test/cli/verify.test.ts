@@ -5,7 +5,7 @@ import { segmentHeaderBytes } from '../../src/log/segment-header.js';
 import { stateAt } from '../../src/history/state-at.js';
 import { writeStateSnapshot } from '../../src/snapshot/store.js';
 import { compactedDataDir } from '../history/workload.js';
-import { hashTree, segmentFiles, tempDir, writeLog } from '../log/helpers.js';
+import { hashTree, openLog, segmentFiles, tempDir, writeLog } from '../log/helpers.js';
 import { runCli } from './run-cli.js';
 
 t.test('verify-clean-log-prints-summary-exits-0-and-leaves-dir-byte-identical', async (t) => {
@@ -163,4 +163,23 @@ t.test('verify-of-a-log-that-lost-records-a-snapshot-covers-fails-naming-the-mis
   t.equal(r.code, 1, r.stdout);
   t.equal(r.stdout, `verify: FAILED ${snapshot}: the snapshot covers offsets up to 500 but the log ends at ${end}: the log lost records [${end}, 500)\n`);
   t.strictSame(await hashTree(dir), before, 'read-only: the snapshot is not moved aside');
+});
+
+t.test('verify-of-an-empty-segment-a-roll-left-is-no-torn-tail-as-for-serve', async (t) => {
+  // A roll that stopped right after creating the next segment leaves an empty file; the next
+  // start writes its header and cuts nothing (recovery.ts). verify called it "a torn tail of 0
+  // bytes" that "the next start would cut", and exited 1 for a log that lost nothing.
+  const dir = await tempDir(t);
+  await writeLog(dir, 300, { segmentBytes: 8192 });
+  const { log } = await openLog({ dir, readOnly: true });
+  const end = log.nextOffset;
+  await log.close();
+  const files = await segmentFiles(dir);
+  await writeFile(join(dir, `${String(end).padStart(20, '0')}.log`), Buffer.alloc(0));
+  const before = await hashTree(dir);
+  const r = await runCli(['verify', '--dir', dir]);
+  t.equal(r.code, 0, r.stdout);
+  t.match(r.stdout, `verify: ok ${files.length + 1} segments, 300 records (offsets 0..299)`);
+  t.notMatch(r.stdout, /torn tail/);
+  t.strictSame(await hashTree(dir), before, 'read-only: the header is not written');
 });
