@@ -47,6 +47,7 @@ function parseExportArgs(argv: string[]): ExportArgs {
   });
   if (values.avro === undefined) throw new PointError('--avro <file> is required');
   if (values.avro === '') throw new PointError('--avro: empty; name the file to write');
+  if (values.queue === '') throw new PointError('--queue: empty; name the queue');
   let since: number | null = null;
   if (values.since !== undefined) {
     since = isoTimeMs(values.since);
@@ -93,6 +94,13 @@ export async function exportCommand(argv: string[]): Promise<number> {
     try {
       const from = args.since === null ? log.firstOffset : Math.max(log.firstOffset, await sinceOffset(log, args.since));
       const to = args.until === null ? log.durableOffset : await untilOffset(log, args.until);
+      // Retention removed the records below firstOffset: a range that starts there may lack some,
+      // and one that ends there has none left to write (as logcat and replay refuse it).
+      const gone = log.firstOffset > 0 && from === log.firstOffset ? `records [0, ${log.firstOffset}) are gone from the log` : null;
+      if (gone !== null && args.until?.kind === 'offset' && args.until.offset <= log.firstOffset) {
+        console.error(`tapeq export: --until ${args.until.offset} ends before the log's first record (offset ${log.firstOffset}): ${gone} (retention)`);
+        return 1;
+      }
       // Times were compared while parsing; an offset --until is compared once --since is an offset.
       if (args.since !== null && args.until?.kind === 'offset' && from > to) {
         console.error(`tapeq export: --since is after --until: the first record stamped at or after --since is offset ${from}, --until ends before ${to}`);
@@ -119,7 +127,7 @@ export async function exportCommand(argv: string[]): Promise<number> {
       await fh.sync().finally(() => fh.close());
       await rename(tmp, args.file);
       const range = from < to ? `offsets ${from}..${to - 1}` : 'no record in the range';
-      console.error(`tapeq export: ${count} records (${range}) written to ${args.file}`);
+      console.error(`tapeq export: ${count} records (${range}${gone === null ? '' : `; ${gone}`}) written to ${args.file}`);
     } finally {
       await log.close();
     }

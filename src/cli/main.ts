@@ -56,11 +56,13 @@ Read-only. Exit 0; 1 on a log error or records lost to retention; 2 on a usage e
     load: async () => (await import('./logcat.js')).logcatCommand,
   },
   verify: {
-    summary: 'check every frame and checksum; exit 1 naming the first bad record',
+    summary: 'check every frame, snapshot and checksum; exit 1 naming the first bad record',
     usage: `usage: tapeq verify [--dir <path>]
 
 Checks every segment header, frame length and checksum, that every record decodes and that
-offsets run without a gap. Prints a summary; on damage names the file, byte, offset and problem.
+offsets run without a gap; then every snapshot's checksums, that none covers records past the
+log's end (records the log lost), and that a log whose beginning retention removed has a snapshot
+to start from. Prints a summary; on damage names the file, byte, offset and problem.
 Read-only. Exit 0 when the log is sound; 1 on damage (a torn tail counts); 2 on a usage error.`,
     load: async () => (await import('./verify.js')).verifyCommand,
   },
@@ -119,6 +121,13 @@ function usage(): string {
   ].join('\n');
 }
 
+/** `tapeq replay | grep -q …`: a reader that leaves early closes the pipe and the rest of the
+ *  output has nowhere to go. That is no failure of a tool, which ends with its own exit code, not
+ *  with an unhandled EPIPE and its stack trace (logcat also stops reading the log then). */
+function ignoreClosedStdout(error: NodeJS.ErrnoException): void {
+  if (error.code !== 'EPIPE') throw error;
+}
+
 async function main(argv: string[]): Promise<number> {
   const [first, ...rest] = argv;
   if (first === '--help' || first === '-h' || first === 'help') {
@@ -136,6 +145,7 @@ async function main(argv: string[]): Promise<number> {
     console.log(command.usage);
     return 0;
   }
+  if (name !== 'serve') process.stdout.on('error', ignoreClosedStdout);
   return (await command.load())(args);
 }
 

@@ -41,6 +41,8 @@ function parseReplayArgs(argv: string[]): ReplayArgs {
       digest: { type: 'boolean', default: false },
     },
   });
+  if (values.job === '') throw new PointError('--job: empty; name the job');
+  if (values.queue === '') throw new PointError('--queue: empty; name the queue');
   if (values.digest === true && (values.job !== undefined || values.queue !== undefined)) {
     throw new PointError('--digest covers the whole state: it excludes --job and --queue');
   }

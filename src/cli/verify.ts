@@ -1,12 +1,20 @@
 // `tapeq verify [--dir <path>]`: checks every segment header, every frame's length and checksum,
-// that every record decodes, and that offsets run without a gap within and across segments.
+// that every record decodes, and that offsets run without a gap within and across segments; then
+// every snapshot's checksums, that none covers records past the log's end (which the log then
+// lost), and that a log retention cut (its first offset above 0) has a snapshot to replay from,
+// without which `serve` cannot rebuild its state.
 // Prints a summary and exits 0, or exits 1 naming the first bad record: file, byte position,
-// record offset and what is wrong. A torn tail (which the next `serve` would cut) counts as bad.
+// record offset and what is wrong (a bad snapshot: its file and what is wrong). A torn tail
+// (which the next `serve` would cut) counts as bad.
 // Strictly read-only: opens files O_RDONLY and never truncates or rebuilds anything.
 
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { dataDirOf } from '../history/state-at.js';
-import { findLogDir, LogError, openReadOnly } from '../log/log.js';
+import { dataDirOf, sourcePathsOf } from '../history/state-at.js';
+import { errnoOf, messageOf } from '../log/errors.js';
+import { LogError, openReadOnly, type Log } from '../log/log.js';
+import { listSnapshots, verifySnapshotFile, type SnapshotEntry } from '../snapshot/store.js';
+import { SnapshotCorruptError } from '../snapshot/format.js';
 
 export async function verifyCommand(argv: string[]): Promise<number> {
   let dir: string;
@@ -18,25 +26,39 @@ export async function verifyCommand(argv: string[]): Promise<number> {
     return 2;
   }
   try {
-    const log = await openReadOnly(await findLogDir(dir));
-    const cut = log.openReport.tailCut;
-    if (cut !== null) {
-      console.log(
-        `verify: FAILED ${cut.segment} byte ${cut.position}: torn tail of ${cut.bytes} bytes ` +
-          `(record offset ${log.nextOffset}; the next start would cut it)`,
-      );
+    const { dataDir, logDir, snapshotsDir } = await sourcePathsOf(dir);
+    // Listed before the log is opened: a running server's snapshots cover durable records only,
+    // so every one listed lies within the log this open reads.
+    const snapshotEntries = await listSnapshots(snapshotsDir);
+    const log = await openReadOnly(logDir);
+    try {
+      const cut = log.openReport.tailCut;
+      // An empty last segment (a roll that stopped before its header) loses nothing: the next
+      // start writes the header and cuts nothing (recovery.ts), so it is no torn tail.
+      if (cut !== null && cut.bytes > 0) {
+        console.log(
+          `verify: FAILED ${join(log.dir, cut.segment)} byte ${cut.position}: torn tail of ${cut.bytes} bytes ` +
+            `(record offset ${log.nextOffset}; the next start would cut it)`,
+        );
+        return 1;
+      }
+      let records = 0;
+      for await (const batch of log.readBatches(log.firstOffset)) records += batch.length;
+      // A directory of segments read alone (an archive, a copy) is no data directory to start.
+      const mustStart = dataDir !== logDir;
+      const snapshots = await verifySnapshots(snapshotEntries, snapshotsDir, log, mustStart);
+      if (typeof snapshots === 'string') {
+        console.log(`verify: FAILED ${snapshots}`);
+        return 1;
+      }
+      const segments = log.segments();
+      const bytes = segments.reduce((n, s) => n + s.bytes, 0);
+      const range = records === 0 ? `no record; the next is offset ${log.nextOffset}` : `offsets ${log.firstOffset}..${log.nextOffset - 1}`;
+      console.log(`verify: ok ${segments.length} segments, ${records} records (${range}), ${bytes} bytes, log ${log.logId}, ${snapshots} snapshots`);
+      return 0;
+    } finally {
       await log.close();
-      return 1;
     }
-    let records = 0;
-    for await (const batch of log.readBatches(log.firstOffset)) records += batch.length;
-    const segments = log.segments();
-    const bytes = segments.reduce((n, s) => n + s.bytes, 0);
-    console.log(
-      `verify: ok ${segments.length} segments, ${records} records (offsets ${log.firstOffset}..${log.nextOffset - 1}), ${bytes} bytes, log ${log.logId}`,
-    );
-    await log.close();
-    return 0;
   } catch (err) {
     if (!(err instanceof LogError)) throw err;
     // Only what is known: a missing directory has a file but no byte or offset.
@@ -45,4 +67,40 @@ export async function verifyCommand(argv: string[]): Promise<number> {
     console.log(`verify: FAILED ${where}${err.message}`);
     return 1;
   }
+}
+
+/** Verifies the snapshot files: the count, or `<file>: <problem>` for the first bad one, or (if
+ *  `mustStart`) a log that cannot be replayed from offset 0 and has no snapshot to start from.
+ *  A snapshot a running server pruned since the listing is passed over; it prunes one only once
+ *  newer valid ones are written, so one at or after the log's start still shows it can start. */
+async function verifySnapshots(entries: SnapshotEntry[], snapshotsDir: string, log: Log, mustStart: boolean): Promise<number | string> {
+  let count = 0;
+  let startable = log.firstOffset === 0 || !mustStart;
+  for (const entry of entries) {
+    let offset: number;
+    try {
+      ({ offset } = await verifySnapshotFile(entry.file));
+    } catch (err) {
+      if (errnoOf(err) === 'ENOENT') {
+        startable ||= entry.offset >= log.firstOffset;
+        continue;
+      }
+      if (err instanceof SnapshotCorruptError) return `${entry.file}: ${messageOf(err)}`;
+      throw err;
+    }
+    if (offset !== entry.offset) return `${entry.file}: file name says offset ${entry.offset} but the header says ${offset}`;
+    if (offset > log.nextOffset) {
+      // Listed before the open, so not a running server's newer snapshot: records are missing.
+      const lost = `[${log.nextOffset}, ${offset})`;
+      return `${entry.file}: the snapshot covers offsets up to ${offset} but the log ends at ${log.nextOffset}: the log lost records ${lost}`;
+    }
+    count++;
+    if (entry.offset >= log.firstOffset && entry.offset <= log.nextOffset) startable = true;
+  }
+  if (startable) return count;
+  const first = log.firstOffset;
+  return (
+    `${snapshotsDir}: the log starts at offset ${first} (records [0, ${first}) are gone from it) and no snapshot at ` +
+    `offset ${first} to ${log.nextOffset} holds the state to replay it from; serve cannot start`
+  );
 }

@@ -111,8 +111,13 @@ async function copySegment(sourceDir: string, targetDir: string, plan: SegmentPl
   }
 }
 
-/** `<out>` must not exist or be an empty directory. */
+/** `<out>` must not exist or be an empty directory, and not be the working directory: the new
+ *  directory is renamed into place, and the old one (`.` cannot even be removed) would leave the
+ *  shell that ran the command in a deleted directory. */
 export async function checkTarget(out: string): Promise<void> {
+  if (resolve(out) === process.cwd()) {
+    throw new ForkError(`--out ${out} is the working directory: recovery renames the new data directory into place; run it from elsewhere or name a new directory`);
+  }
   const info = await stat(out).catch((err: NodeJS.ErrnoException) => {
     if (err.code === 'ENOENT') return null;
     throw err;

@@ -12,7 +12,7 @@ import { recordToJson } from '../../src/record/codec.js';
 import { jobIdsOf, queueOf, type LogRecord } from '../../src/record/types.js';
 import { createAvroContainerDecoder } from '../../src/snapshot/codec.js';
 import { runTapeq } from '../fixtures/process.js';
-import { runWorkload } from '../history/workload.js';
+import { compactedDataDir, runWorkload } from '../history/workload.js';
 
 const root = await mkdtemp(join(tmpdir(), 'tapeq-export-'));
 t.teardown(() => rm(root, { recursive: true, force: true }));
@@ -142,4 +142,24 @@ t.test('export-of-an-empty-range-says-so-and-writes-a-file-without-rows', async 
   t.equal(r.code, 0, r.stderr);
   t.equal(r.stderr, `tapeq export: 0 records (no record in the range) written to ${file}\n`, 'not "offsets N..N-1"');
   t.same((await readAvro(file)).rows, []);
+});
+
+t.test('export-of-records-retention-removed-says-they-are-gone-instead-of-no-record-in-the-range', async (t) => {
+  // A log whose first segments retention removed: records [0, firstOffset) existed but are gone.
+  // `--until 5` summed up as "0 records (no record in the range)", exit 0, and a full export named
+  // only the offsets it wrote: an audit trail short of its beginning, without a word.
+  const src = await compactedDataDir(join(root, 'compacted'));
+  const gone = `records [0, ${src.firstOffset}) are gone from the log`;
+  for (const until of [String(src.firstOffset - 5), String(src.firstOffset)]) {
+    const file = join(root, `gone-${until}.avro`);
+    const r = await runTapeq(['export', '--dir', src.dir, '--avro', file, '--until', until, '--since', '2000-01-01']);
+    t.equal(r.code, 1, `--until ${until}: every record asked for is gone`);
+    t.equal(r.stderr, `tapeq export: --until ${until} ends before the log's first record (offset ${src.firstOffset}): ${gone} (retention)\n`);
+    await t.rejects(readFile(file), { code: 'ENOENT' }, 'no file written');
+  }
+  const file = join(root, 'compacted.avro');
+  const all = await runTapeq(['export', '--dir', src.dir, '--avro', file]);
+  t.equal(all.code, 0, all.stderr);
+  t.equal(all.stderr, `tapeq export: ${src.records - src.firstOffset} records (offsets ${src.firstOffset}..${src.records - 1}; ${gone}) written to ${file}\n`);
+  t.equal((await readAvro(file)).rows.length, src.records - src.firstOffset);
 });

@@ -173,3 +173,15 @@ t.test('a-point-before-a-compacted-logs-first-record-is-refused-naming-the-recor
     t.notMatch(r.stderr, /snapshot at offset/, 'and asks for no snapshot, which could not help');
   }
 });
+
+t.test('recover-into-the-working-directory-is-refused-in-one-line-not-a-stack-trace', async (t) => {
+  // `cd new-data && tapeq recover … --out .`: the directory is empty, as the README asks, but
+  // the finished copy is renamed into place, and `.` cannot be removed: EINVAL and a stack trace.
+  const cwd = await tempDir(t, 'tapeq-pitr-cwd-');
+  for (const out of ['.', './', cwd]) {
+    const r = await runTapeq(['recover', '--dir', w.dir, '--until', '5', '--out', out], {}, cwd);
+    t.equal(r.code, 1, `--out ${out}`);
+    t.match(r.stderr, /^tapeq recover: --out .* is the working directory: recovery renames the new data directory into place; run it from elsewhere or name a new directory\n$/);
+    t.same(await readdir(cwd), [], 'nothing written');
+  }
+});

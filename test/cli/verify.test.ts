@@ -1,8 +1,11 @@
 import t from 'tap';
-import { readFile, truncate, writeFile } from 'node:fs/promises';
+import { cp, readdir, readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { segmentHeaderBytes } from '../../src/log/segment-header.js';
-import { hashTree, segmentFiles, tempDir, writeLog } from '../log/helpers.js';
+import { stateAt } from '../../src/history/state-at.js';
+import { writeStateSnapshot } from '../../src/snapshot/store.js';
+import { compactedDataDir } from '../history/workload.js';
+import { hashTree, openLog, segmentFiles, tempDir, writeLog } from '../log/helpers.js';
 import { runCli } from './run-cli.js';
 
 t.test('verify-clean-log-prints-summary-exits-0-and-leaves-dir-byte-identical', async (t) => {
@@ -85,4 +88,98 @@ t.test('verify-of-a-log-whose-first-start-crashed-before-its-header-says-it-is-e
   t.match(r.stdout, /^verify: FAILED the log in .* is empty: its only segment 00000000000000000000\.log is 0 bytes/);
   t.notMatch(r.stdout, /bad segment header|corrupt|torn/);
   t.strictSame(await hashTree(dir), before, 'nothing written');
+});
+
+t.test('verify-of-a-log-without-records-says-so-not-offsets-0..-1', async (t) => {
+  // A server started and stopped before its first push leaves a segment with a header only.
+  const dir = await tempDir(t);
+  await writeLog(dir, 0);
+  const r = await runCli(['verify', '--dir', dir]);
+  t.equal(r.code, 0, r.stdout);
+  t.match(r.stdout, /^verify: ok 1 segments, 0 records \(no record; the next is offset 0\), \d+ bytes, log /);
+  t.notMatch(r.stdout, /\.\.-1/, 'no reversed range');
+});
+
+t.test('verify-checks-the-snapshots-a-log-retention-cut-needs-and-fails-naming-a-bad-one', async (t) => {
+  // A log whose first segments retention removed starts only from a snapshot: with its snapshots
+  // damaged or gone, `serve` refuses to start, and verify said `ok`.
+  const dir = await tempDir(t);
+  const src = await compactedDataDir(dir);
+  const snapshots = join(dir, 'snapshots');
+  const sound = await runCli(['verify', '--dir', dir]);
+  t.equal(sound.code, 0, sound.stdout);
+  t.match(sound.stdout, /^verify: ok .*, 2 snapshots\n$/, 'the summary says what was checked');
+
+  const bytes = await readFile(src.newer);
+  bytes[bytes.length >> 1] = (bytes[bytes.length >> 1] as number) ^ 0x01;
+  await writeFile(src.newer, bytes);
+  const before = await hashTree(dir);
+  const damaged = await runCli(['verify', '--dir', dir]);
+  t.equal(damaged.code, 1, damaged.stdout);
+  t.match(damaged.stdout, `verify: FAILED ${src.newer}: `);
+  t.match(damaged.stdout, /checksum mismatch\n$/);
+  t.strictSame(await hashTree(dir), before, 'read-only: nothing changed');
+
+  for (const name of await readdir(snapshots)) await rm(join(snapshots, name));
+  const none = await runCli(['verify', '--dir', dir]);
+  t.equal(none.code, 1, none.stdout);
+  t.equal(
+    none.stdout,
+    `verify: FAILED ${snapshots}: the log starts at offset ${src.firstOffset} (records [0, ${src.firstOffset}) are gone from it) ` +
+      `and no snapshot at offset ${src.firstOffset} to ${src.records} holds the state to replay it from; serve cannot start\n`,
+  );
+  const alone = join(dir, 'segments-copy');
+  await cp(join(dir, 'log'), alone, { recursive: true });
+  const copy = await runCli(['verify', '--dir', alone]);
+  t.equal(copy.code, 0, `a directory of segments read alone is no data directory to start: ${copy.stdout}`);
+});
+
+t.test('verify-of-a-torn-tail-names-the-segment-by-its-path-as-for-other-damage', async (t) => {
+  // Every other failure names the segment's path; a torn tail named its bare file name, which a
+  // user checking several data directories could not place.
+  const dir = await tempDir(t);
+  await writeLog(join(dir, 'log'), 10);
+  const file = join(dir, 'log', (await segmentFiles(join(dir, 'log')))[0] as string);
+  await truncate(file, (await readFile(file)).length - 5);
+  const r = await runCli(['verify', '--dir', dir]);
+  t.equal(r.code, 1);
+  t.match(r.stdout, new RegExp(`^verify: FAILED ${file} byte \\d+: torn tail of \\d+ bytes \\(record offset 9;`));
+});
+
+t.test('verify-of-a-log-that-lost-records-a-snapshot-covers-fails-naming-the-missing-offsets', async (t) => {
+  // A snapshot covers durable records only: one past the log's end proves that the log lost
+  // records it once held (a machine crash under LOG_SYNC=interval, a disk that dropped writes).
+  const dir = await tempDir(t);
+  await writeLog(join(dir, 'log'), 500, { segmentBytes: 8192 });
+  const { log, loaded } = await stateAt(dir, undefined, () => undefined);
+  await log.close();
+  const snapshot = await writeStateSnapshot(join(dir, 'snapshots'), loaded.state);
+  const files = await segmentFiles(join(dir, 'log'));
+  const last = files.at(-1) as string;
+  const end = Number(last.slice(0, 20));
+  await rm(join(dir, 'log', last));
+  const before = await hashTree(dir);
+  const r = await runCli(['verify', '--dir', dir]);
+  t.equal(r.code, 1, r.stdout);
+  t.equal(r.stdout, `verify: FAILED ${snapshot}: the snapshot covers offsets up to 500 but the log ends at ${end}: the log lost records [${end}, 500)\n`);
+  t.strictSame(await hashTree(dir), before, 'read-only: the snapshot is not moved aside');
+});
+
+t.test('verify-of-an-empty-segment-a-roll-left-is-no-torn-tail-as-for-serve', async (t) => {
+  // A roll that stopped right after creating the next segment leaves an empty file; the next
+  // start writes its header and cuts nothing (recovery.ts). verify called it "a torn tail of 0
+  // bytes" that "the next start would cut", and exited 1 for a log that lost nothing.
+  const dir = await tempDir(t);
+  await writeLog(dir, 300, { segmentBytes: 8192 });
+  const { log } = await openLog({ dir, readOnly: true });
+  const end = log.nextOffset;
+  await log.close();
+  const files = await segmentFiles(dir);
+  await writeFile(join(dir, `${String(end).padStart(20, '0')}.log`), Buffer.alloc(0));
+  const before = await hashTree(dir);
+  const r = await runCli(['verify', '--dir', dir]);
+  t.equal(r.code, 0, r.stdout);
+  t.match(r.stdout, `verify: ok ${files.length + 1} segments, 300 records (offsets 0..299)`);
+  t.notMatch(r.stdout, /torn tail/);
+  t.strictSame(await hashTree(dir), before, 'read-only: the header is not written');
 });
