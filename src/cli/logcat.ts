@@ -90,6 +90,9 @@ function parseLogcatArgs(argv: string[]): { dir: string; follow: boolean; filter
   for (const k of kinds ?? []) {
     if (!(RECORD_TYPES as readonly string[]).includes(k)) throw new UsageError(`--kind: unknown record type ${k} (one of ${RECORD_TYPES.join(', ')})`);
   }
+  // Nor an empty `--queue`/`--job` print nothing as if no record matched.
+  if (values.queue === '') throw new UsageError('--queue: empty; name the queue');
+  if (values.job === '') throw new UsageError('--job: empty; name the job');
   const filter: Filter = {
     from: values.from === undefined ? 0 : parseOffset('--from', values.from),
     to: values.to === undefined ? Number.POSITIVE_INFINITY : parseOffset('--to', values.to),

@@ -66,7 +66,7 @@ t.test('an-empty-flag-value-is-a-usage-error-naming-the-flag-and-writes-nothing'
   t.same(await readdir(cwd), [], 'nothing was written in the working directory');
 });
 
-t.test('an-empty-queue-or-job-is-a-usage-error-for-export-and-replay-not-a-filter-matching-nothing', async (t) => {
+t.test('an-empty-queue-or-job-is-a-usage-error-for-export-replay-and-logcat-not-a-filter-matching-nothing', async (t) => {
   // `--queue "$QUEUE"` with the variable unset: export wrote a file of 0 records (exit 0), replay
   // summed up a queue named "" that no job can be in, and `--job ""` said the job did not exist.
   const cwd = await mkdtemp(join(tmpdir(), 'tapeq-empty-filter-'));
@@ -75,6 +75,8 @@ t.test('an-empty-queue-or-job-is-a-usage-error-for-export-and-replay-not-a-filte
     [['export', '--avro', 'x.avro', '--queue', ''], '--queue: empty'],
     [['replay', '--queue', ''], '--queue: empty'],
     [['replay', '--job', ''], '--job: empty'],
+    [['logcat', '--queue', ''], '--queue: empty'],
+    [['logcat', '--job', ''], '--job: empty'],
   ];
   for (const [args, message] of cases) {
     const r = await runTapeq(args, { DATA_DIR: join(cwd, 'data') }, cwd);
