@@ -35,12 +35,16 @@ export interface Target {
   /** Errors in the runs the target is judged on (this row's and, for a competitor, tapeq's). */
   errors: number;
   pass: boolean;
+  /** 'value': judged on the row's value (a rate), not on its ratio; merged rounds judge it on
+   *  the median value. */
+  on?: 'value';
 }
 
 /** A target passes when `value` reaches `min` in runs without errors: a rate that counts
- *  successes only says nothing good about a run where requests also failed. */
-export function target(text: string, min: number, value: number, errors: number): Target {
-  return { text, min, errors, pass: errors === 0 && value >= min };
+ *  successes only says nothing good about a run where requests also failed. `on: 'value'` for a
+ *  target on the row's own value rather than its ratio. */
+export function target(text: string, min: number, value: number, errors: number, on: 'ratio' | 'value' = 'ratio'): Target {
+  return { text, min, errors, pass: errors === 0 && value >= min, ...(on === 'value' ? { on } : {}) };
 }
 
 export interface Ratio {
@@ -125,9 +129,16 @@ function mergeRow(all: Row[], rounds: number, spreads: string[]): Row {
     merged.ratio = ratioOf(value, template);
     const last = withRatios[withRatios.length - 1]?.target;
     const errors = withRatios.reduce((sum, r) => sum + (r.target?.errors ?? 0), 0);
-    if (last !== undefined) merged.target = target(last.text, last.min, value, errors);
+    if (last !== undefined && last.on !== 'value') merged.target = target(last.text, last.min, value, errors);
     const of = withRatios.length < rounds ? ` (${withRatios.length} of ${rounds} rounds)` : '';
     spreads.push(`${label}: ${ratios.map((v) => v.toFixed(2)).join(', ')}${of}`);
+  }
+  // A target on the row's own value (a rate) is judged on the median value, ratio or not.
+  const onValue = all.filter((r) => r.target?.on === 'value');
+  const valueTarget = onValue[onValue.length - 1]?.target;
+  if (valueTarget !== undefined) {
+    const errors = onValue.reduce((sum, r) => sum + (r.target?.errors ?? 0), 0);
+    merged.target = target(valueTarget.text, valueTarget.min, merged.value, errors, 'value');
   }
   return merged;
 }

@@ -5,7 +5,7 @@
 // that failed once) costs only that row's round; unusable ratios are left out, not ranked.
 
 import t from 'tap';
-import { formatReport, mergeRounds, versus, withRatio, type Row, type ScenarioReport } from '../../tools/bench-report.js';
+import { formatReport, mergeRounds, target, versus, withRatio, type Row, type ScenarioReport } from '../../tools/bench-report.js';
 
 function round(bare: number, tapeq: number, p50: number): ScenarioReport {
   const ref: Row = { subject: 'bare fastify', measure: 'push', value: bare, unit: 'req/s', p50Ms: p50, errors: 0 };
@@ -110,4 +110,24 @@ t.test('rows-whose-measure-carries-a-measured-number-merge-by-key', async (t) =>
   t.equal(merged.rows.length, 1);
   t.equal(merged.rows[0]?.value, 95);
   t.match(merged.rows[0]?.measure ?? '', /^SSE, 200 pushes\/s offered \(per round: SSE, 180 pushes\/s achieved/);
+});
+
+t.test('a-target-on-the-value-is-judged-on-the-median-value-not-the-ratio', async (t) => {
+  // The WebSocket push row carries a ratio to bare fastify (no target) and a target on its own
+  // rate (≥ 100,000 jobs/s); merged, the target must still be judged on the rate.
+  const ws = (bare: number, tapeq: number): ScenarioReport => {
+    const ref: Row = { subject: 'bare fastify', measure: 'ws push', value: bare, unit: 'jobs/s', errors: 0 };
+    const row: Row = { subject: 'tapeq', measure: 'ws push, always', value: tapeq, unit: 'jobs/s', errors: 0 };
+    return { rows: [ref, { ...withRatio(row, ref), target: target('≥ 100,000 jobs/s', 100_000, tapeq, 0, 'value') }], notes: [] };
+  };
+  const merged = mergeRounds([ws(300_000, 120_000), ws(300_000, 110_000), ws(300_000, 130_000)]).rows[1];
+  t.equal(merged?.value, 120_000);
+  t.equal(merged?.ratio?.value, 0.4);
+  t.same(merged?.target, { text: '≥ 100,000 jobs/s', min: 100_000, errors: 0, pass: true, on: 'value' }, '120,000 jobs/s reaches 100,000');
+  const slow = mergeRounds([ws(300_000, 90_000), ws(300_000, 80_000), ws(300_000, 130_000)]).rows[1];
+  t.equal(slow?.target?.pass, false, 'a median of 90,000 jobs/s does not');
+  // A round whose reference failed has no ratio; the row's own target is still there.
+  const noRef = mergeRounds([ws(0, 120_000), ws(0, 110_000)]).rows[1];
+  t.equal(noRef?.ratio, undefined);
+  t.equal(noRef?.target?.pass, true, 'the value target survives the merge without a ratio');
 });
