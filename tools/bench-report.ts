@@ -68,7 +68,13 @@ export interface ScenarioReport {
  *  judged on both runs: a reference with errors counted successes only, so its rate is too low
  *  and the ratio too high. */
 export function withRatio(row: Row, reference: Row | undefined, targetMin?: number): Row {
-  if (reference === undefined || !(reference.value > 0) || !(row.value >= 0)) return row;
+  if (reference === undefined) return row;
+  if (!(reference.value > 0) || !(row.value >= 0)) {
+    // No ratio to show (a reference whose every request failed), but the target still fails.
+    if (targetMin === undefined) return row;
+    const errors = (row.errors ?? 0) + (reference.errors ?? 0);
+    return { ...row, target: target(`≥ ${targetMin}× ${reference.subject}; no usable ratio (${reference.subject} ${reference.value} ${reference.unit})`, targetMin, Number.NaN, errors) };
+  }
   const value = row.value / reference.value;
   const out: Row = { ...row, ratio: ratioOf(value, `{x}× ${reference.subject}`) };
   if (targetMin !== undefined) {
@@ -80,7 +86,13 @@ export function withRatio(row: Row, reference: Row | undefined, targetMin?: numb
 
 /** A competitor's row with tapeq's ratio to it (tapeq ÷ competitor) and, given `targetMin`, the target. */
 export function versus(competitor: Row, tapeq: Row | undefined, targetMin?: number): Row {
-  if (tapeq === undefined || !(competitor.value > 0)) return competitor;
+  if (tapeq === undefined) return competitor;
+  if (!(competitor.value > 0)) {
+    // No ratio to show (every request of this run failed), but the target still fails.
+    if (targetMin === undefined) return competitor;
+    const errors = (competitor.errors ?? 0) + (tapeq.errors ?? 0);
+    return { ...competitor, target: target(`tapeq ≥ ${targetMin}× this; no usable ratio (this run: ${competitor.value} ${competitor.unit})`, targetMin, Number.NaN, errors) };
+  }
   const value = tapeq.value / competitor.value;
   const out: Row = { ...competitor, ratio: ratioOf(value, 'tapeq = {x}× this') };
   if (targetMin !== undefined) {
@@ -127,11 +139,16 @@ function mergeRow(all: Row[], rounds: number, spreads: string[]): Row {
     const ratios = withRatios.map((r) => (r.ratio as Ratio).value);
     const value = median(ratios);
     merged.ratio = ratioOf(value, template);
-    const last = withRatios[withRatios.length - 1]?.target;
-    const errors = withRatios.reduce((sum, r) => sum + (r.target?.errors ?? 0), 0);
-    if (last !== undefined && last.on !== 'value') merged.target = target(last.text, last.min, value, errors);
     const of = withRatios.length < rounds ? ` (${withRatios.length} of ${rounds} rounds)` : '';
     spreads.push(`${label}: ${ratios.map((v) => v.toFixed(2)).join(', ')}${of}`);
+  }
+  // A target on the ratio is judged on the median ratio (none: it fails), with the errors of
+  // every round that had it, a round without a usable ratio included.
+  const onRatio = all.filter((r) => r.target !== undefined && r.target.on !== 'value');
+  const ratioTarget = (withRatios.filter((r) => r.target !== undefined).pop() ?? onRatio[onRatio.length - 1])?.target;
+  if (ratioTarget !== undefined) {
+    const errors = onRatio.reduce((sum, r) => sum + (r.target?.errors ?? 0), 0);
+    merged.target = target(ratioTarget.text, ratioTarget.min, merged.ratio?.value ?? Number.NaN, errors);
   }
   // A target on the row's own value (a rate) is judged on the median value, ratio or not.
   const onValue = all.filter((r) => r.target?.on === 'value');

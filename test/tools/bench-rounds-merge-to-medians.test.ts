@@ -131,3 +131,26 @@ t.test('a-target-on-the-value-is-judged-on-the-median-value-not-the-ratio', asyn
   t.equal(noRef?.ratio, undefined);
   t.equal(noRef?.target?.pass, true, 'the value target survives the merge without a ratio');
 });
+
+t.test('a-target-fails-when-its-reference-run-failed-entirely', async (t) => {
+  // A reference whose every request failed has no rate to divide by: its ratio cannot be shown,
+  // but the target it was to be judged on fails rather than vanishing.
+  const failedRef: Row = { subject: 'bare fastify', measure: 'push', value: 0, unit: 'jobs/s', errors: 50 };
+  const goodRef: Row = { subject: 'bare fastify', measure: 'push', value: 1_000, unit: 'jobs/s', errors: 0 };
+  const tapeq: Row = { subject: 'tapeq', measure: 'push, always', value: 900, unit: 'jobs/s', errors: 0 };
+  const one = withRatio(tapeq, failedRef, 0.75);
+  t.equal(one.ratio, undefined);
+  t.equal(one.target?.pass, false, 'withRatio: the target fails');
+  t.equal(one.target?.errors, 50);
+  const bq = versus({ subject: 'bunqueue (memory)', measure: 'push', value: 0, unit: 'jobs/s', errors: 10 }, tapeq, 1);
+  t.equal(bq.target?.pass, false, 'versus: the target fails');
+  t.equal(bq.target?.errors, 10);
+  // Over rounds: the round whose reference failed counts its errors in the merged target.
+  const rounds: ScenarioReport[] = [failedRef, goodRef, goodRef].map((ref) => ({ rows: [ref, withRatio(tapeq, ref, 0.75)], notes: [] }));
+  const merged = mergeRounds(rounds).rows[1];
+  t.equal(merged?.ratio?.value, 0.9, 'the median of the two usable ratios');
+  t.equal(merged?.target?.errors, 50);
+  t.equal(merged?.target?.pass, false, 'one round\'s reference had errors');
+  const allFailed = mergeRounds([failedRef, failedRef].map((ref) => ({ rows: [ref, withRatio(tapeq, ref, 0.75)], notes: [] }))).rows[1];
+  t.equal(allFailed?.target?.pass, false, 'no usable ratio in any round: the target still fails');
+});
