@@ -14,7 +14,8 @@ export interface Row {
   unit: string;
   p50Ms?: number;
   p99Ms?: number;
-  /** Peak RSS of the server's process tree (the sum of each process's VmHWM, an upper bound), MB. */
+  /** Peak RSS of the server's process tree (the sum of each process's VmHWM, an upper bound), MiB
+   *  (2^20 bytes; the name says Mb for the JSON's sake). */
   peakRssMb?: number;
   /** Server process tree's CPU seconds / wall seconds during the measured run (2.0 = both cores). */
   serverCores?: number;
@@ -208,7 +209,7 @@ function ms(n: number | undefined): string {
 
 export function formatReport(report: ScenarioReport): string {
   const lines = [
-    '| subject | measure | value | unit | p50 ms | p99 ms | peak RSS MB (process tree) | server cores (process tree) | loadgen cores | errors | ratio | target |',
+    '| subject | measure | value | unit | p50 ms | p99 ms | peak RSS MiB (process tree) | server cores (process tree) | loadgen cores | errors | ratio | target |',
     '|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---|',
     ...report.rows.map((r) => {
       const ratio = r.ratio?.text ?? '';

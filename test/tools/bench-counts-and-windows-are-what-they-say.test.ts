@@ -8,7 +8,7 @@ import t from 'tap';
 import { cannonErrorCount } from '../../tools/bench-loadgen.js';
 import { benchMemory } from '../../tools/bench-recovery.js';
 import { runLoad, startRef, startTapeq, tempDir } from '../../tools/bench-proc.js';
-import { renderSvg, withRatio, type Row } from '../../tools/bench-report.js';
+import { formatReport, renderSvg, withRatio, type Row } from '../../tools/bench-report.js';
 import { tinyRun } from './bench-fixture.js';
 
 t.setTimeout(120_000);
@@ -71,7 +71,16 @@ t.test('memory-rss-rows-count-the-snapshot-process-too', async (t) => {
   // tapeq serve forks its snapshot process at start (idle: tens of MB); the server's memory is both.
   const report = await benchMemory(run, 1);
   for (const row of report.rows.slice(0, 4)) {
-    const alone = Number(/server process alone: ([\d.]+) MB/.exec(row.measure)?.[1] ?? Number.NaN);
-    t.ok(row.value > alone + 10, `${row.measure}: ${row.value} MB for the tree, ${alone} MB for the server alone`);
+    const alone = Number(/server process alone: ([\d.]+) MiB/.exec(row.measure)?.[1] ?? Number.NaN);
+    t.ok(row.value > alone + 10, `${row.measure}: ${row.value} MiB for the tree, ${alone} MiB for the server alone`);
+    t.equal(row.unit, 'MiB', 'RSS is read in KiB from /proc and divided by 1,024: MiB, not MB');
   }
+});
+
+t.test('rss-is-labelled-in-mib-the-unit-it-is-computed-in', async (t) => {
+  // peakRssMb is VmHWM (KiB) ÷ 1,024: 2^20-byte units, 4.9% more than a decimal MB each.
+  const row: Row = { subject: 'tapeq', measure: 'push', value: 1, unit: 'jobs/s', peakRssMb: 619 };
+  const table = formatReport({ rows: [row], notes: [] });
+  t.match(table, /\| peak RSS MiB \(process tree\) \|/);
+  t.notMatch(table, /RSS MB/);
 });
