@@ -249,7 +249,10 @@ function valueLabel(r: Row): string {
   let label = `${num(r.value, r.value < 100 ? 1 : 0)} ${r.unit}`;
   if (r.ratio !== undefined) label += ` (${r.ratio.text})`;
   if ((r.errors ?? 0) > 0) label += `, ${r.errors} errors`;
-  if (r.target !== undefined) label += `, ${r.target.pass ? 'PASS' : 'FAIL'} (${r.target.text})`;
+  if (r.target !== undefined) {
+    const errors = r.target.errors > 0 ? `; ${r.target.errors} errors` : '';
+    label += `, ${r.target.pass ? 'PASS' : 'FAIL'} (${r.target.text}${errors})`;
+  }
   return label;
 }
 

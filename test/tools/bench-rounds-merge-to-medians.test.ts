@@ -5,7 +5,7 @@
 // that failed once) costs only that row's round; unusable ratios are left out, not ranked.
 
 import t from 'tap';
-import { formatReport, mergeRounds, target, versus, withRatio, type Row, type ScenarioReport } from '../../tools/bench-report.js';
+import { formatReport, mergeRounds, renderSvg, target, versus, withRatio, type Row, type ScenarioReport } from '../../tools/bench-report.js';
 
 function round(bare: number, tapeq: number, p50: number): ScenarioReport {
   const ref: Row = { subject: 'bare fastify', measure: 'push', value: bare, unit: 'req/s', p50Ms: p50, errors: 0 };
@@ -153,4 +153,18 @@ t.test('a-target-fails-when-its-reference-run-failed-entirely', async (t) => {
   t.equal(merged?.target?.pass, false, 'one round\'s reference had errors');
   const allFailed = mergeRounds([failedRef, failedRef].map((ref) => ({ rows: [ref, withRatio(tapeq, ref, 0.75)], notes: [] }))).rows[1];
   t.equal(allFailed?.target?.pass, false, 'no usable ratio in any round: the target still fails');
+});
+
+t.test('the-chart-says-why-a-merged-target-failed-as-the-table-does', async (t) => {
+  // Round 1's reference had errors, round 2's did not: the merged tapeq row has no errors of its
+  // own and a ratio above the target, which fails on the reference's errors. The table says so;
+  // the chart must too, not a bare FAIL beside a ratio that meets it.
+  const tapeq: Row = { subject: 'tapeq', measure: 'push, always', value: 900, unit: 'jobs/s', errors: 0 };
+  const rounds = [5, 0].map((errors): ScenarioReport => {
+    const ref: Row = { subject: 'bare fastify', measure: 'push', value: 1_000, unit: 'jobs/s', errors };
+    return { rows: [ref, withRatio(tapeq, ref, 0.75)], notes: [] };
+  });
+  const merged = mergeRounds(rounds);
+  t.match(formatReport(merged), /FAIL \(≥ 0\.75× bare fastify; 5 errors\)/);
+  t.match(renderSvg([{ scenario: 'http-push', rows: merged.rows }], 'title'), /FAIL \(≥ 0\.75× bare fastify; 5 errors\)/);
 });
