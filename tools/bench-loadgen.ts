@@ -390,14 +390,15 @@ async function prefill(clients: WsClient[], spec: LoadSpec): Promise<void> {
   if (first === undefined) return;
   const batch = Array.from({ length: spec.bulkSize }, () => `{"data":${dataJson}}`).join(',');
   const inFlight: Promise<Reply>[] = [];
+  const check = (reply: Reply | undefined): void => {
+    if (reply && !reply.ok) throw new Error(`PUSHB failed: ${reply.error ?? '?'}`);
+  };
   for (let pushed = 0; pushed < spec.amount; pushed += spec.bulkSize) {
     inFlight.push(first.call(`{"cmd":"PUSHB","queue":"${spec.queue}","jobs":[${batch}]`));
-    if (inFlight.length >= 16) {
-      const reply = await inFlight.shift();
-      if (reply && !reply.ok) throw new Error(`PUSHB failed: ${reply.error ?? '?'}`);
-    }
+    if (inFlight.length >= 16) check(await inFlight.shift());
   }
-  await Promise.all(inFlight);
+  // The last batches too: the row says how many jobs were prefilled.
+  for (const reply of await Promise.all(inFlight)) check(reply);
 }
 
 // ---- SSE fan-out ----------------------------------------------------------------------------

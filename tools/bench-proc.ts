@@ -71,12 +71,12 @@ export interface ServerProcess {
   /** Milliseconds from spawn until the ready path answered 200. */
   readyMs: number;
   stderr(): string;
-  /** Peak resident set size of the process tree so far, MB: the sum of each process's VmHWM, an
+  /** Peak resident set size of the process tree so far, MiB: the sum of each process's VmHWM, an
    *  upper bound of the tree's peak (the processes need not have peaked at the same time). */
   peakRssMb(): number;
-  /** Current resident set size (VmRSS) of the server process alone, MB. */
+  /** Current resident set size (VmRSS) of the server process alone, MiB. */
   rssMb(): number;
-  /** Current resident set size of the process tree (the sum of each process's VmRSS), MB. */
+  /** Current resident set size of the process tree (the sum of each process's VmRSS), MiB. */
   treeRssMb(): number;
   /** CPU seconds (user + system) used so far by the process tree. */
   cpuSeconds(): number;
@@ -233,6 +233,7 @@ function sum(values: number[]): number {
   return known.length === 0 ? Number.NaN : known.reduce((a, b) => a + b, 0);
 }
 
+/** `field` of /proc/<pid>/status (in KiB there) in MiB. */
 function procStatusMb(pid: number, field: 'VmHWM' | 'VmRSS'): number {
   try {
     const status = readFileSync(`/proc/${pid}/status`, 'utf8');

@@ -110,7 +110,7 @@ function heapGrowthText(): string {
   const percent = loadConfig(noSnapshots).heapGrowingPercent;
   return percent === 0
     ? 'HEAP_GROWING_PERCENT=0 here, so V8 picks how far the old generation grows past the live heap (up to 4×)'
-    : `at most HEAP_GROWING_PERCENT (${percent}% here) past the live heap, or ${heapHeadroomBytes / 2 ** 20} MB when that is more (at most ${heapGrowingPercentCeiling}%)`;
+    : `at most HEAP_GROWING_PERCENT (${percent}% here) past the live heap, or ${heapHeadroomBytes / 2 ** 20} MiB when that is more (at most ${heapGrowingPercentCeiling}%)`;
 }
 
 interface GcReply {
@@ -126,7 +126,7 @@ async function gc(server: ServerProcess): Promise<GcReply> {
  *  reducer compacted the heap 15–60 s after a fill in our runs. */
 const idleSeconds = 60;
 
-/** RSS of the server's process tree and of the server process alone, MB. */
+/** RSS of the server's process tree and of the server process alone, MiB. */
 interface Rss {
   tree: number;
   alone: number;
@@ -136,9 +136,9 @@ function rssOf(server: ServerProcess): Rss {
   return { tree: server.treeRssMb(), alone: server.rssMb() };
 }
 
-/** " (process tree; the server process alone: N MB)": what each RSS row's value is made of. */
+/** " (process tree; the server process alone: N MiB)": what each RSS row's value is made of. */
 function aloneText(rss: Rss): string {
-  return `process tree; the server process alone: ${rss.alone.toFixed(1)} MB`;
+  return `process tree; the server process alone: ${rss.alone.toFixed(1)} MiB`;
 }
 
 /** RSS after `seconds` of no requests, and the tree's lowest RSS meanwhile (sampled each second). */
@@ -178,24 +178,24 @@ export async function benchMemory(run: BenchRun, idle = idleSeconds): Promise<Sc
     const bytesPerJob = ((rssFull.tree - rssEmpty.tree) * 1_048_576) / fill.ops;
     const heapPerJob = full.after && empty.after ? ((full.after.heapUsed - empty.after.heapUsed) * 1_048_576) / fill.ops : Number.NaN;
     const rows: Row[] = [
-      { subject: 'tapeq', measure: `RSS after POST /gc, empty server (${aloneText(rssEmpty)})`, value: rssEmpty.tree, unit: 'MB' },
+      { subject: 'tapeq', measure: `RSS after POST /gc, empty server (${aloneText(rssEmpty)})`, value: rssEmpty.tree, unit: 'MiB' },
       {
         subject: 'tapeq',
         measure: `RSS right after pushing ${fill.ops.toLocaleString('en-US')} jobs, before POST /gc (${aloneText(rssFilled)})`,
         value: rssFilled.tree,
-        unit: 'MB',
+        unit: 'MiB',
       },
       {
         subject: 'tapeq',
-        measure: `RSS after ${idle} s idle, before POST /gc (${aloneText(idled.end)}; the tree's lowest meanwhile: ${idled.lowest.toFixed(0)} MB, at ${idled.lowestAtS} s)`,
+        measure: `RSS after ${idle} s idle, before POST /gc (${aloneText(idled.end)}; the tree's lowest meanwhile: ${idled.lowest.toFixed(0)} MiB, at ${idled.lowestAtS} s)`,
         value: idled.end.tree,
-        unit: 'MB',
+        unit: 'MiB',
       },
       {
         subject: 'tapeq',
         measure: `RSS after POST /gc, ${fill.ops.toLocaleString('en-US')} waiting jobs (~100-byte payloads) (${aloneText(rssFull)})`,
         value: rssFull.tree,
-        unit: 'MB',
+        unit: 'MiB',
         peakRssMb: server.peakRssMb(),
       },
       { subject: 'tapeq', measure: 'RSS growth per waiting job (process tree, from POST /gc to POST /gc)', value: bytesPerJob, unit: 'bytes/job' },

@@ -14,7 +14,8 @@ export interface Row {
   unit: string;
   p50Ms?: number;
   p99Ms?: number;
-  /** Peak RSS of the server's process tree (the sum of each process's VmHWM, an upper bound), MB. */
+  /** Peak RSS of the server's process tree (the sum of each process's VmHWM, an upper bound), MiB
+   *  (2^20 bytes; the name says Mb for the JSON's sake). */
   peakRssMb?: number;
   /** Server process tree's CPU seconds / wall seconds during the measured run (2.0 = both cores). */
   serverCores?: number;
@@ -35,12 +36,16 @@ export interface Target {
   /** Errors in the runs the target is judged on (this row's and, for a competitor, tapeq's). */
   errors: number;
   pass: boolean;
+  /** 'value': judged on the row's value (a rate), not on its ratio; merged rounds judge it on
+   *  the median value. */
+  on?: 'value';
 }
 
 /** A target passes when `value` reaches `min` in runs without errors: a rate that counts
- *  successes only says nothing good about a run where requests also failed. */
-export function target(text: string, min: number, value: number, errors: number): Target {
-  return { text, min, errors, pass: errors === 0 && value >= min };
+ *  successes only says nothing good about a run where requests also failed. `on: 'value'` for a
+ *  target on the row's own value rather than its ratio. */
+export function target(text: string, min: number, value: number, errors: number, on: 'ratio' | 'value' = 'ratio'): Target {
+  return { text, min, errors, pass: errors === 0 && value >= min, ...(on === 'value' ? { on } : {}) };
 }
 
 export interface Ratio {
@@ -64,7 +69,13 @@ export interface ScenarioReport {
  *  judged on both runs: a reference with errors counted successes only, so its rate is too low
  *  and the ratio too high. */
 export function withRatio(row: Row, reference: Row | undefined, targetMin?: number): Row {
-  if (reference === undefined || !(reference.value > 0) || !(row.value >= 0)) return row;
+  if (reference === undefined) return row;
+  if (!(reference.value > 0) || !(row.value >= 0)) {
+    // No ratio to show (a reference whose every request failed), but the target still fails.
+    if (targetMin === undefined) return row;
+    const errors = (row.errors ?? 0) + (reference.errors ?? 0);
+    return { ...row, target: target(`≥ ${targetMin}× ${reference.subject}; no usable ratio (${reference.subject} ${reference.value} ${reference.unit})`, targetMin, Number.NaN, errors) };
+  }
   const value = row.value / reference.value;
   const out: Row = { ...row, ratio: ratioOf(value, `{x}× ${reference.subject}`) };
   if (targetMin !== undefined) {
@@ -76,7 +87,13 @@ export function withRatio(row: Row, reference: Row | undefined, targetMin?: numb
 
 /** A competitor's row with tapeq's ratio to it (tapeq ÷ competitor) and, given `targetMin`, the target. */
 export function versus(competitor: Row, tapeq: Row | undefined, targetMin?: number): Row {
-  if (tapeq === undefined || !(competitor.value > 0)) return competitor;
+  if (tapeq === undefined) return competitor;
+  if (!(competitor.value > 0)) {
+    // No ratio to show (every request of this run failed), but the target still fails.
+    if (targetMin === undefined) return competitor;
+    const errors = (competitor.errors ?? 0) + (tapeq.errors ?? 0);
+    return { ...competitor, target: target(`tapeq ≥ ${targetMin}× this; no usable ratio (this run: ${competitor.value} ${competitor.unit})`, targetMin, Number.NaN, errors) };
+  }
   const value = tapeq.value / competitor.value;
   const out: Row = { ...competitor, ratio: ratioOf(value, 'tapeq = {x}× this') };
   if (targetMin !== undefined) {
@@ -123,11 +140,23 @@ function mergeRow(all: Row[], rounds: number, spreads: string[]): Row {
     const ratios = withRatios.map((r) => (r.ratio as Ratio).value);
     const value = median(ratios);
     merged.ratio = ratioOf(value, template);
-    const last = withRatios[withRatios.length - 1]?.target;
-    const errors = withRatios.reduce((sum, r) => sum + (r.target?.errors ?? 0), 0);
-    if (last !== undefined) merged.target = target(last.text, last.min, value, errors);
     const of = withRatios.length < rounds ? ` (${withRatios.length} of ${rounds} rounds)` : '';
     spreads.push(`${label}: ${ratios.map((v) => v.toFixed(2)).join(', ')}${of}`);
+  }
+  // A target on the ratio is judged on the median ratio (none: it fails), with the errors of
+  // every round that had it, a round without a usable ratio included.
+  const onRatio = all.filter((r) => r.target !== undefined && r.target.on !== 'value');
+  const ratioTarget = (withRatios.filter((r) => r.target !== undefined).pop() ?? onRatio[onRatio.length - 1])?.target;
+  if (ratioTarget !== undefined) {
+    const errors = onRatio.reduce((sum, r) => sum + (r.target?.errors ?? 0), 0);
+    merged.target = target(ratioTarget.text, ratioTarget.min, merged.ratio?.value ?? Number.NaN, errors);
+  }
+  // A target on the row's own value (a rate) is judged on the median value, ratio or not.
+  const onValue = all.filter((r) => r.target?.on === 'value');
+  const valueTarget = onValue[onValue.length - 1]?.target;
+  if (valueTarget !== undefined) {
+    const errors = onValue.reduce((sum, r) => sum + (r.target?.errors ?? 0), 0);
+    merged.target = target(valueTarget.text, valueTarget.min, merged.value, errors, 'value');
   }
   return merged;
 }
@@ -180,7 +209,7 @@ function ms(n: number | undefined): string {
 
 export function formatReport(report: ScenarioReport): string {
   const lines = [
-    '| subject | measure | value | unit | p50 ms | p99 ms | peak RSS MB (process tree) | server cores (process tree) | loadgen cores | errors | ratio | target |',
+    '| subject | measure | value | unit | p50 ms | p99 ms | peak RSS MiB (process tree) | server cores (process tree) | loadgen cores | errors | ratio | target |',
     '|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---|',
     ...report.rows.map((r) => {
       const ratio = r.ratio?.text ?? '';
@@ -220,7 +249,10 @@ function valueLabel(r: Row): string {
   let label = `${num(r.value, r.value < 100 ? 1 : 0)} ${r.unit}`;
   if (r.ratio !== undefined) label += ` (${r.ratio.text})`;
   if ((r.errors ?? 0) > 0) label += `, ${r.errors} errors`;
-  if (r.target !== undefined) label += `, ${r.target.pass ? 'PASS' : 'FAIL'} (${r.target.text})`;
+  if (r.target !== undefined) {
+    const errors = r.target.errors > 0 ? `; ${r.target.errors} errors` : '';
+    label += `, ${r.target.pass ? 'PASS' : 'FAIL'} (${r.target.text}${errors})`;
+  }
   return label;
 }
 

@@ -35,7 +35,7 @@ export async function benchWs(run: BenchRun, scale: WsScale = wsScaleDefault): P
   );
   const pushRow: Row = {
     ...withRatio(push, bare),
-    target: target(`≥ ${wsPushTargetJobsPerSec.toLocaleString('en-US')} jobs/s`, wsPushTargetJobsPerSec, push.value, push.errors ?? 0),
+    target: target(`≥ ${wsPushTargetJobsPerSec.toLocaleString('en-US')} jobs/s`, wsPushTargetJobsPerSec, push.value, push.errors ?? 0, 'value'),
   };
   const cycle = await run.measure(
     tapeqTarget({ LOG_SYNC: 'always' }),

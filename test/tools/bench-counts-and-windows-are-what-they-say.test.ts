@@ -5,10 +5,12 @@
 // memory is its process tree's.
 
 import t from 'tap';
-import { cannonErrorCount } from '../../tools/bench-loadgen.js';
+import { createServer } from 'node:http';
+import { WebSocketServer } from 'ws';
+import { cannonErrorCount, runSpec } from '../../tools/bench-loadgen.js';
 import { benchMemory } from '../../tools/bench-recovery.js';
 import { runLoad, startRef, startTapeq, tempDir } from '../../tools/bench-proc.js';
-import { renderSvg, withRatio, type Row } from '../../tools/bench-report.js';
+import { formatReport, renderSvg, withRatio, type Row } from '../../tools/bench-report.js';
 import { tinyRun } from './bench-fixture.js';
 
 t.setTimeout(120_000);
@@ -71,7 +73,42 @@ t.test('memory-rss-rows-count-the-snapshot-process-too', async (t) => {
   // tapeq serve forks its snapshot process at start (idle: tens of MB); the server's memory is both.
   const report = await benchMemory(run, 1);
   for (const row of report.rows.slice(0, 4)) {
-    const alone = Number(/server process alone: ([\d.]+) MB/.exec(row.measure)?.[1] ?? Number.NaN);
-    t.ok(row.value > alone + 10, `${row.measure}: ${row.value} MB for the tree, ${alone} MB for the server alone`);
+    const alone = Number(/server process alone: ([\d.]+) MiB/.exec(row.measure)?.[1] ?? Number.NaN);
+    t.ok(row.value > alone + 10, `${row.measure}: ${row.value} MiB for the tree, ${alone} MiB for the server alone`);
+    t.equal(row.unit, 'MiB', 'RSS is read in KiB from /proc and divided by 1,024: MiB, not MB');
+  }
+});
+
+t.test('rss-is-labelled-in-mib-the-unit-it-is-computed-in', async (t) => {
+  // peakRssMb is VmHWM (KiB) ÷ 1,024: 2^20-byte units, 4.9% more than a decimal MB each.
+  const row: Row = { subject: 'tapeq', measure: 'push', value: 1, unit: 'jobs/s', peakRssMb: 619 };
+  const table = formatReport({ rows: [row], notes: [] });
+  t.match(table, /\| peak RSS MiB \(process tree\) \|/);
+  t.notMatch(table, /RSS MB/);
+});
+
+t.test('a-ws-prefill-that-was-refused-fails-the-run', async (t) => {
+  // The PULL → ACK row says how many jobs were prefilled; a PUSHB answered ok:false means fewer
+  // were, and the run must fail rather than measure a shorter queue under that label. A stand-in
+  // server refuses every PUSHB and answers every PULL with no job.
+  const http = createServer();
+  const wss = new WebSocketServer({ server: http });
+  wss.on('connection', (socket) => {
+    socket.on('message', (raw) => {
+      const command = JSON.parse(String(raw)) as { cmd: string; reqId: string };
+      const reply = command.cmd === 'PUSHB' ? { ok: false, error: 'refused', reqId: command.reqId } : { ok: true, job: null, reqId: command.reqId };
+      socket.send(JSON.stringify(reply));
+    });
+  });
+  await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+  const address = http.address();
+  const url = `http://127.0.0.1:${typeof address === 'object' && address !== null ? address.port : 0}`;
+  try {
+    const spec = { ...run.spec('ws-cycle', { connections: 1, pipeline: 2, amount: 2_000, bulkSize: 1_000, warmupSeconds: 0 }), url };
+    await t.rejects(runSpec(spec), /PUSHB failed: refused/);
+  } finally {
+    for (const client of wss.clients) client.terminate();
+    wss.close();
+    await new Promise<void>((resolve) => http.close(() => resolve()));
   }
 });

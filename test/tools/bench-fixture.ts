@@ -25,7 +25,7 @@ function checkRow(t: Test, row: Row): void {
   t.ok(Number.isFinite(row.value) && row.value > 0, `${name}: value ${row.value} ${row.unit}`);
   t.ok(row.unit.length > 0, `${name}: unit`);
   if (row.p50Ms !== undefined) t.ok(row.p50Ms >= 0 && (row.p99Ms ?? 0) >= row.p50Ms, `${name}: p50 ≤ p99`);
-  if (row.peakRssMb !== undefined) t.ok(row.peakRssMb > 10, `${name}: peak RSS ${row.peakRssMb} MB`);
+  if (row.peakRssMb !== undefined) t.ok(row.peakRssMb > 10, `${name}: peak RSS ${row.peakRssMb} MiB`);
   if (row.loadgenCores !== undefined) t.ok(row.loadgenCores >= 0, `${name}: load generator CPU reported`);
   if (row.ratio !== undefined) t.ok(Number.isFinite(row.ratio.value) && row.ratio.value > 0, `${name}: ratio`);
 }

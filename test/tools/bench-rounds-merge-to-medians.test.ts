@@ -5,7 +5,7 @@
 // that failed once) costs only that row's round; unusable ratios are left out, not ranked.
 
 import t from 'tap';
-import { formatReport, mergeRounds, versus, withRatio, type Row, type ScenarioReport } from '../../tools/bench-report.js';
+import { formatReport, mergeRounds, renderSvg, target, versus, withRatio, type Row, type ScenarioReport } from '../../tools/bench-report.js';
 
 function round(bare: number, tapeq: number, p50: number): ScenarioReport {
   const ref: Row = { subject: 'bare fastify', measure: 'push', value: bare, unit: 'req/s', p50Ms: p50, errors: 0 };
@@ -110,4 +110,61 @@ t.test('rows-whose-measure-carries-a-measured-number-merge-by-key', async (t) =>
   t.equal(merged.rows.length, 1);
   t.equal(merged.rows[0]?.value, 95);
   t.match(merged.rows[0]?.measure ?? '', /^SSE, 200 pushes\/s offered \(per round: SSE, 180 pushes\/s achieved/);
+});
+
+t.test('a-target-on-the-value-is-judged-on-the-median-value-not-the-ratio', async (t) => {
+  // The WebSocket push row carries a ratio to bare fastify (no target) and a target on its own
+  // rate (≥ 100,000 jobs/s); merged, the target must still be judged on the rate.
+  const ws = (bare: number, tapeq: number): ScenarioReport => {
+    const ref: Row = { subject: 'bare fastify', measure: 'ws push', value: bare, unit: 'jobs/s', errors: 0 };
+    const row: Row = { subject: 'tapeq', measure: 'ws push, always', value: tapeq, unit: 'jobs/s', errors: 0 };
+    return { rows: [ref, { ...withRatio(row, ref), target: target('≥ 100,000 jobs/s', 100_000, tapeq, 0, 'value') }], notes: [] };
+  };
+  const merged = mergeRounds([ws(300_000, 120_000), ws(300_000, 110_000), ws(300_000, 130_000)]).rows[1];
+  t.equal(merged?.value, 120_000);
+  t.equal(merged?.ratio?.value, 0.4);
+  t.same(merged?.target, { text: '≥ 100,000 jobs/s', min: 100_000, errors: 0, pass: true, on: 'value' }, '120,000 jobs/s reaches 100,000');
+  const slow = mergeRounds([ws(300_000, 90_000), ws(300_000, 80_000), ws(300_000, 130_000)]).rows[1];
+  t.equal(slow?.target?.pass, false, 'a median of 90,000 jobs/s does not');
+  // A round whose reference failed has no ratio; the row's own target is still there.
+  const noRef = mergeRounds([ws(0, 120_000), ws(0, 110_000)]).rows[1];
+  t.equal(noRef?.ratio, undefined);
+  t.equal(noRef?.target?.pass, true, 'the value target survives the merge without a ratio');
+});
+
+t.test('a-target-fails-when-its-reference-run-failed-entirely', async (t) => {
+  // A reference whose every request failed has no rate to divide by: its ratio cannot be shown,
+  // but the target it was to be judged on fails rather than vanishing.
+  const failedRef: Row = { subject: 'bare fastify', measure: 'push', value: 0, unit: 'jobs/s', errors: 50 };
+  const goodRef: Row = { subject: 'bare fastify', measure: 'push', value: 1_000, unit: 'jobs/s', errors: 0 };
+  const tapeq: Row = { subject: 'tapeq', measure: 'push, always', value: 900, unit: 'jobs/s', errors: 0 };
+  const one = withRatio(tapeq, failedRef, 0.75);
+  t.equal(one.ratio, undefined);
+  t.equal(one.target?.pass, false, 'withRatio: the target fails');
+  t.equal(one.target?.errors, 50);
+  const bq = versus({ subject: 'bunqueue (memory)', measure: 'push', value: 0, unit: 'jobs/s', errors: 10 }, tapeq, 1);
+  t.equal(bq.target?.pass, false, 'versus: the target fails');
+  t.equal(bq.target?.errors, 10);
+  // Over rounds: the round whose reference failed counts its errors in the merged target.
+  const rounds: ScenarioReport[] = [failedRef, goodRef, goodRef].map((ref) => ({ rows: [ref, withRatio(tapeq, ref, 0.75)], notes: [] }));
+  const merged = mergeRounds(rounds).rows[1];
+  t.equal(merged?.ratio?.value, 0.9, 'the median of the two usable ratios');
+  t.equal(merged?.target?.errors, 50);
+  t.equal(merged?.target?.pass, false, 'one round\'s reference had errors');
+  const allFailed = mergeRounds([failedRef, failedRef].map((ref) => ({ rows: [ref, withRatio(tapeq, ref, 0.75)], notes: [] }))).rows[1];
+  t.equal(allFailed?.target?.pass, false, 'no usable ratio in any round: the target still fails');
+});
+
+t.test('the-chart-says-why-a-merged-target-failed-as-the-table-does', async (t) => {
+  // Round 1's reference had errors, round 2's did not: the merged tapeq row has no errors of its
+  // own and a ratio above the target, which fails on the reference's errors. The table says so;
+  // the chart must too, not a bare FAIL beside a ratio that meets it.
+  const tapeq: Row = { subject: 'tapeq', measure: 'push, always', value: 900, unit: 'jobs/s', errors: 0 };
+  const rounds = [5, 0].map((errors): ScenarioReport => {
+    const ref: Row = { subject: 'bare fastify', measure: 'push', value: 1_000, unit: 'jobs/s', errors };
+    return { rows: [ref, withRatio(tapeq, ref, 0.75)], notes: [] };
+  });
+  const merged = mergeRounds(rounds);
+  t.match(formatReport(merged), /FAIL \(≥ 0\.75× bare fastify; 5 errors\)/);
+  t.match(renderSvg([{ scenario: 'http-push', rows: merged.rows }], 'title'), /FAIL \(≥ 0\.75× bare fastify; 5 errors\)/);
 });

@@ -53,10 +53,10 @@ t.test('memory-after-gc-with-waiting-jobs', longOnly, async (t) => {
   const report = await benchMemory(run);
   t.equal(report.rows.length, 7);
   t.match(report.rows[1]?.measure ?? '', /right after pushing 500 jobs, before POST \/gc/);
-  t.match(report.rows[2]?.measure ?? '', /after 60 s idle, before POST \/gc \(process tree; the server process alone: [\d.]+ MB; the tree's lowest meanwhile: \d+ MB, at \d+ s\)/);
-  t.ok((report.rows[2]?.value ?? 0) > 10, 'idle RSS in MB');
+  t.match(report.rows[2]?.measure ?? '', /after 60 s idle, before POST \/gc \(process tree; the server process alone: [\d.]+ MiB; the tree's lowest meanwhile: \d+ MiB, at \d+ s\)/);
+  t.ok((report.rows[2]?.value ?? 0) > 10, 'idle RSS in MiB');
   t.match(report.rows[3]?.measure ?? '', /after POST \/gc, 500 waiting jobs/);
-  t.ok((report.rows[3]?.value ?? 0) > 10, 'RSS in MB');
+  t.ok((report.rows[3]?.value ?? 0) > 10, 'RSS in MiB');
   t.equal(report.rows[6]?.errors, 0, 'every bulk push answered 2xx');
   t.match(report.rows[6]?.measure ?? '', /^fill rate: bulk push, 500 jobs\/request, 1 connection$/, 'the fill row says what it ran');
 });
