@@ -30,9 +30,9 @@
 // A read-only open for a point in the log (`until`: recover, replay and export with --until)
 // verifies, exactly as above, every segment up to the one that reaches the point (an offset: the
 // segment holding the record before it; a time: the first segment holding a record stamped after
-// it, where the time resolves) and the offset continuity to the next one, and stops there: the
-// segments after it are not read, so damage in them does not stop the tool (OpenReport.notRead
-// names them). The log then ends, for this reader, where the last segment read ends.
+// it, where the time resolves), and stops there: the segments after it are not read, so damage in
+// them, or a gap before them, does not stop the tool (OpenReport.notRead names them). The log
+// then ends, for this reader, where the last segment read ends.
 
 import { constants as fsConstants } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
@@ -156,6 +156,11 @@ async function loadListed(opts: LoadOptions, bases: number[], mayRelist: boolean
   let logId: string | null = null;
   let reached = false;
   for (let i = 0; i < segments.length; i++) {
+    if (reached) {
+      report.notRead = segments.slice(i).map((s) => s.file);
+      segments.length = i;
+      break;
+    }
     const segment = segments[i] as Segment;
     const isLast = i === segments.length - 1;
     const prev = segments[i - 1];
@@ -165,10 +170,6 @@ async function loadListed(opts: LoadOptions, bases: number[], mayRelist: boolean
       if (mayRelist) return { relist: verifiedBefore(opts, segments, i, logId) };
       const what = `segment starts at offset ${segment.baseOffset}, expected ${expected}`;
       bad = { index: i, code: 'LOG_GAP', problem: { kind: 'offset-mismatch', position: 0, expectedOffset: expected, what } };
-    } else if (reached) {
-      report.notRead = segments.slice(i).map((s) => s.file);
-      segments.length = i;
-      break;
     } else {
       const verified: SealedScanResult | null = isLast
         ? null

@@ -445,3 +445,22 @@ t.test('read-only-open-until-a-point-refuses-damage-at-the-end-of-the-segment-re
     'the last segment read is sealed: damage in its last frame is corruption, not a tail to leave out',
   );
 });
+
+t.test('read-only-open-until-a-point-is-not-stopped-by-a-gap-after-it-but-by-one-before-it', async (t) => {
+  const dir = await tempDir(t);
+  await writeLog(dir, 400, { segmentBytes: 8192 });
+  const files = await segmentFiles(dir);
+  t.ok(files.length >= 4);
+  const [base1, base2, base3] = [1, 2, 3].map((i) => Number((files[i] as string).slice(0, 20))) as [number, number, number];
+  await rm(join(dir, files[2] as string));
+  await t.rejects(openLog({ dir, readOnly: true }), { code: 'LOG_GAP' }, 'without until the gap is refused');
+  const { log } = await openLog({ dir, readOnly: true, until: { kind: 'offset', offset: base1 + 1 } });
+  t.equal(log.durableOffset, base2);
+  t.strictSame(log.openReport.notRead, files.slice(3), 'the segment after the gap is not read');
+  await log.close();
+  await t.rejects(
+    openLog({ dir, readOnly: true, until: { kind: 'offset', offset: base3 + 1 } }),
+    { code: 'LOG_GAP', file: join(dir, files[3] as string) },
+    'a point past the gap needs the records it lost',
+  );
+});
