@@ -115,7 +115,7 @@ interface Bad {
 
 export async function loadSegments(opts: LoadOptions): Promise<Loaded> {
   const { dir } = opts;
-  if (opts.until !== undefined && !opts.readOnly) throw new Error('loadSegments: until is for read-only opens');
+  if (opts.until !== undefined && !opts.readOnly) throw new Error('assertion: loadSegments: until is for read-only opens');
   if (opts.readOnly) {
     if (!(await exists(dir))) throw new LogError('LOG_NOT_FOUND', `no log directory at ${dir}`, { file: dir });
   } else {
