@@ -17,8 +17,8 @@ import { finished } from 'node:stream/promises';
 import { parseArgs } from 'node:util';
 import { isInside } from '../history/fork.js';
 import { isoTimeMs, parsePoint, PointError, sinceOffset, untilOffset, type Point } from '../history/point.js';
-import { dataDirOf, sourcePathsOf } from '../history/state-at.js';
-import { LogError, openReadOnly } from '../log/log.js';
+import { dataDirOf, openAtPoint, sourcePathsOf } from '../history/state-at.js';
+import { LogError } from '../log/log.js';
 import { recordToJson } from '../record/codec.js';
 import { jobIdsOf, queueOf, type LogRecord } from '../record/types.js';
 import { createAvroContainerEncoder } from '../snapshot/codec.js';
@@ -89,7 +89,8 @@ export async function exportCommand(argv: string[]): Promise<number> {
       console.error(`tapeq export: --avro ${args.file} is inside the data directory (${source.dataDir}); export never writes into it`);
       return 2;
     }
-    const log = await openReadOnly(source.logDir, (line) => console.error(`tapeq export: ${line}`));
+    // With --until, segments wholly after it are not read: damage there does not stop the export.
+    const log = await openAtPoint(source.logDir, args.until ?? undefined, (line) => console.error(`tapeq export: ${line}`));
     let count = 0;
     try {
       const from = args.since === null ? log.firstOffset : Math.max(log.firstOffset, await sinceOffset(log, args.since));

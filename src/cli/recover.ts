@@ -9,9 +9,14 @@
 // after the cut: count, offset range, time range, counts per record type), and the segments and
 // snapshots the real run would write (all but the new log id, which is drawn then). Output is
 // JSON on stdout. Exit 0; 1 when recovery is impossible; 2 on usage errors.
+//
+// The state and the fork need only the segments up to the point; damage in a later one does not
+// stop recovery (the state just before bit rot is what it is for). The later segments are then
+// verified for the report alone (leftOut counts their records): `laterSegments` says whether
+// they are sound, or names the damage found, and leftOut then counts only the records before it.
 
 import { parseArgs } from 'node:util';
-import { LogError, type Log } from '../log/log.js';
+import { LogError, openReadOnly, type Log } from '../log/log.js';
 import { ForkError, checkOutsideSource, checkTarget, forkSnapshotPaths, planFork, writeFork } from '../history/fork.js';
 import { parsePoint, PointError, describePoint, type Point } from '../history/point.js';
 import { dataDirOf, sourcePathsOf, stateAt } from '../history/state-at.js';
@@ -64,6 +69,40 @@ async function leftOut(log: Log, until: number): Promise<Record<string, unknown>
   };
 }
 
+interface LaterSegments {
+  /** The whole log when it verified, for leftOut; null when a later segment is damaged. */
+  whole: Log | null;
+  report: {
+    /** Segments after the one that reaches the point: the fork needs none of them. */
+    segments: number;
+    /** The first offset they hold (null when there are none). */
+    fromOffset: number | null;
+    /** Read and sound: leftOut counts their records. */
+    verified: boolean;
+    /** What stopped their verification (leftOut then stops at fromOffset). */
+    damaged: { file: string | null; byte: number | null; offset: number | null; error: string } | null;
+  };
+}
+
+/** Verifies the segments after the point, which `log` (opened up to the point) did not read. */
+async function laterSegments(log: Log, until: number, logger: (line: string) => void): Promise<LaterSegments> {
+  const segments = log.openReport.notRead.length;
+  if (segments === 0) return { whole: log, report: { segments, fromOffset: null, verified: true, damaged: null } };
+  const fromOffset = log.durableOffset;
+  try {
+    const whole = await openReadOnly(log.dir, logger, { knownSealed: log.sealedScanResults() });
+    return { whole, report: { segments, fromOffset, verified: true, damaged: null } };
+  } catch (err) {
+    if (!(err instanceof LogError)) throw err;
+    logger(
+      `${err.message}; offset ${until} does not need that segment: recovery goes on from records [${log.firstOffset}, ${until}), ` +
+        `all verified, and leftOut counts records only up to offset ${fromOffset}`,
+    );
+    const damaged = { file: err.file ?? null, byte: err.position ?? null, offset: err.offset ?? null, error: err.message };
+    return { whole: null, report: { segments, fromOffset, verified: false, damaged } };
+  }
+}
+
 export async function recoverCommand(argv: string[]): Promise<number> {
   let args: RecoverArgs;
   try {
@@ -76,10 +115,13 @@ export async function recoverCommand(argv: string[]): Promise<number> {
     await checkTarget(args.out);
     const source = await sourcePathsOf(args.dir);
     await checkOutsideSource(args.out, source.dataDir);
-    const { log, until, loaded } = await stateAt(args.dir, args.until, (line) => console.error(`tapeq recover: ${line}`));
+    const logger = (line: string) => console.error(`tapeq recover: ${line}`);
+    const { log, until, loaded } = await stateAt(args.dir, args.until, logger);
+    let later: LaterSegments | null = null;
     try {
+      later = await laterSegments(log, until, logger);
       const kept = { records: until - log.firstOffset, offsets: { first: log.firstOffset, next: until }, lastTime: until > log.firstOffset ? new Date(loaded.state.timestamp).toISOString() : null };
-      const report = { point: describePoint(args.until), until, kept, leftOut: await leftOut(log, until) };
+      const report = { point: describePoint(args.until), until, kept, leftOut: await leftOut(later.whole ?? log, until), laterSegments: later.report };
       if (args.dryRun) {
         const plan = await planFork(log, until, source.snapshotsDir);
         const { snapshot, fallbackSnapshot } = forkSnapshotPaths(args.out, until, plan);
@@ -91,6 +133,8 @@ export async function recoverCommand(argv: string[]): Promise<number> {
       console.log(JSON.stringify({ out: args.out, ...report, logId, segments, snapshot, fallbackSnapshot }, null, 2));
       return 0;
     } finally {
+      const whole = later?.whole ?? log;
+      if (whole !== log) await whole.close();
       await log.close();
     }
   } catch (err) {

@@ -4,10 +4,11 @@
 // cleanup). The caller closes the returned log.
 
 import { basename, dirname, join, resolve } from 'node:path';
-import { findLogDir, openReadOnly, type Log } from '../log/log.js';
+import { findLogDir, LogError, openReadOnly, type Log } from '../log/log.js';
+import { segmentFilePattern } from '../log/segment-header.js';
 import { loadState, RecoveryError, type LoadedState } from '../snapshot/recover-state.js';
 import type { State } from '../state/index.js';
-import { PointError, untilOffset, type Point } from './point.js';
+import { describePoint, PointError, untilOffset, type Point } from './point.js';
 
 /** A tool's data directory: `--dir`, else DATA_DIR, else ./data; an empty DATA_DIR is unset, as
  *  `serve` reads it (config.ts), so that a tool looks where the server writes. An empty `--dir`
@@ -47,10 +48,11 @@ export interface StateAt {
   loaded: LoadedState;
 }
 
-/** The state as of `point` (the log's durable end when absent). */
+/** The state as of `point` (the log's durable end when absent). With a point, the log is read
+ *  only up to the segment that reaches it (log.openReport.notRead names the segments after). */
 export async function stateAt(dir: string, point: Point | undefined, logger: (line: string) => void): Promise<StateAt> {
   const { logDir, snapshotsDir } = await sourcePathsOf(dir);
-  const log = await openReadOnly(logDir, logger);
+  const log = await openAtPoint(logDir, point, logger);
   try {
     const until = point === undefined ? log.durableOffset : await untilOffset(log, point);
     const loaded = await loadState({ log, dir: snapshotsDir, logger, until, readOnly: true });
@@ -59,6 +61,27 @@ export async function stateAt(dir: string, point: Point | undefined, logger: (li
   } catch (err) {
     await log.close();
     throw err;
+  }
+}
+
+/** Opens the log read-only for a tool with `--until`: with a point, the segments wholly after it
+ *  are not read, so damage there does not stop the tool; damage in a segment the point needs
+ *  still does, and the refusal says why the point needs it (a time resolves only where a record
+ *  stamped after it is found) and which offset point stops before it. Without a point, the whole
+ *  log is verified. */
+export async function openAtPoint(logDir: string, point: Point | undefined, logger: (line: string) => void): Promise<Log> {
+  if (point === undefined) return openReadOnly(logDir, logger);
+  try {
+    return await openReadOnly(logDir, logger, { until: point });
+  } catch (err) {
+    if (!(err instanceof LogError) || err.file === undefined || (err.code !== 'LOG_CORRUPT' && err.code !== 'LOG_GAP')) throw err;
+    const base = Number(segmentFilePattern.exec(basename(err.file))?.[1] ?? Number.NaN);
+    const why =
+      point.kind === 'offset'
+        ? `--until ${point.offset} needs ${basename(err.file)}: it holds records before that offset`
+        : `--until ${describePoint(point)} needs ${basename(err.file)}: no record before it is stamped after that time, so the time may resolve in it or later`;
+    const instead = Number.isSafeInteger(base) && base > 0 ? `; --until ${base} (an offset) stops before it` : '';
+    throw new LogError(err.code, `${err.message}; ${why}${instead}`, { file: err.file, position: err.position, offset: err.offset, cause: err });
   }
 }
 

@@ -21,7 +21,7 @@ import { initChecksum } from './checksum.js';
 import { LogError } from './errors.js';
 import { GroupCommit, type Appended, type FsHooks, type SyncPolicy } from './group-commit.js';
 import { offsetAtTimeIn, readBatches } from './reader.js';
-import { loadSegments, type OpenReport } from './recovery.js';
+import { loadSegments, type OpenReport, type ReadBound } from './recovery.js';
 import type { SealedScanResult } from './sealed-scan.js';
 import { checkArchiveDir, filesOfSegment, retireFiles } from './retire.js';
 import { RecordRing } from './ring.js';
@@ -32,7 +32,7 @@ import { tailLog, type TailIterator, type TailSource } from './tail.js';
 export { LogError } from './errors.js';
 export type { LogErrorCode } from './errors.js';
 export type { Appended, FsHooks, SyncPolicy } from './group-commit.js';
-export type { OpenReport, Quarantine, TailCut } from './recovery.js';
+export type { OpenReport, Quarantine, ReadBound, TailCut } from './recovery.js';
 export type { TailIterator } from './tail.js';
 
 export interface LogOptions {
@@ -55,6 +55,9 @@ export interface LogOptions {
   sealedInWorker?: boolean;
   /** What an earlier open of this log found (sealedScanResults()): those segments are not read. */
   knownSealed?: ReadonlyMap<number, SealedScanResult>;
+  /** Read-only: read the segments up to the one that reaches this point, and no later one
+   *  (recovery.ts); the log ends where that segment ends, openReport.notRead names the rest. */
+  until?: ReadBound;
 }
 
 export interface SegmentInfo {
@@ -101,6 +104,7 @@ export class Log {
       logger,
       sealedInWorker: opts.sealedInWorker === true,
       ...(opts.knownSealed === undefined ? {} : { knownSealed: opts.knownSealed }),
+      ...(opts.until === undefined ? {} : { until: opts.until }),
     });
     let log: Log | null = null;
     const commit = readOnly
@@ -300,9 +304,15 @@ export class Log {
   }
 }
 
-/** Opens a log for tools: scans and verifies, never writes, truncates or rebuilds anything. */
-export function openReadOnly(dir: string, logger: (line: string) => void = () => {}): Promise<Log> {
-  return Log.open({ dir, readOnly: true, logger });
+/** Opens a log for tools: scans and verifies, never writes, truncates or rebuilds anything.
+ *  With `until`, only the segments a point needs are read (LogOptions.until); with `knownSealed`,
+ *  sealed segments an earlier open verified are not read again. */
+export function openReadOnly(
+  dir: string,
+  logger: (line: string) => void = () => {},
+  opts: Pick<LogOptions, 'until' | 'knownSealed'> = {},
+): Promise<Log> {
+  return Log.open({ ...opts, dir, readOnly: true, logger });
 }
 
 /** Tools accept the data directory or the log directory itself: `<dir>` when it holds segment

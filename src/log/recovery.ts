@@ -26,6 +26,13 @@
 // (sealed-scan.ts) and clean results adopted; with knownSealed, what an earlier open of the same
 // log found for a sealed segment is adopted while the file keeps its size (sealed segments are
 // never written again). Anything else is checked here as without them.
+//
+// A read-only open for a point in the log (`until`: recover, replay and export with --until)
+// verifies, exactly as above, every segment up to the one that reaches the point (an offset: the
+// segment holding the record before it; a time: the first segment holding a record stamped after
+// it, where the time resolves), and stops there: the segments after it are not read, so damage in
+// them, or a gap before them, does not stop the tool (OpenReport.notRead names them). The log
+// then ends, for this reader, where the last segment read ends.
 
 import { constants as fsConstants } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
@@ -74,7 +81,12 @@ export interface OpenReport {
   /** Sealed segments taken from an earlier open's results (LoadOptions.knownSealed), or from an
    *  earlier listing of this open (a read-only open that listed again), not read again. */
   knownSealed: number;
+  /** Segments after LoadOptions.until, neither read nor checked (files, in offset order). */
+  notRead: string[];
 }
+
+/** How far a read-only open reads: up to an offset (exclusive) or a time (a point, point.ts). */
+export type ReadBound = { kind: 'offset'; offset: number } | { kind: 'time'; ms: number };
 
 export interface LoadOptions {
   dir: string;
@@ -85,6 +97,8 @@ export interface LoadOptions {
   sealedInWorker?: boolean;
   /** Sealed segments an earlier open of this log verified (Log.sealedScanResults()), by base. */
   knownSealed?: ReadonlyMap<number, SealedScanResult>;
+  /** Read-only only: read no segment after the one that reaches this point (see the top). */
+  until?: ReadBound;
 }
 
 export interface Loaded {
@@ -101,6 +115,7 @@ interface Bad {
 
 export async function loadSegments(opts: LoadOptions): Promise<Loaded> {
   const { dir } = opts;
+  if (opts.until !== undefined && !opts.readOnly) throw new Error('assertion: loadSegments: until is for read-only opens');
   if (opts.readOnly) {
     if (!(await exists(dir))) throw new LogError('LOG_NOT_FOUND', `no log directory at ${dir}`, { file: dir });
   } else {
@@ -139,7 +154,13 @@ async function loadListed(opts: LoadOptions, bases: number[], mayRelist: boolean
   const sealedScans =
     opts.sealedInWorker === true && bases.length > 1 ? scanSealedInWorker({ dir, bases: bases.slice(0, -1) }, opts.logger) : null;
   let logId: string | null = null;
+  let reached = false;
   for (let i = 0; i < segments.length; i++) {
+    if (reached) {
+      report.notRead = segments.slice(i).map((s) => s.file);
+      segments.length = i;
+      break;
+    }
     const segment = segments[i] as Segment;
     const isLast = i === segments.length - 1;
     const prev = segments[i - 1];
@@ -168,6 +189,7 @@ async function loadListed(opts: LoadOptions, bases: number[], mayRelist: boolean
       segments.length = bad.problem.position <= segmentHeaderBytes ? i : i + 1;
       break;
     }
+    reached = opts.until !== undefined && reaches(segment, opts.until);
   }
   if (segments.length === 0) {
     const fresh = await startFreshAfterRepair(dir, bases[0] as number, opts.logger);
@@ -181,6 +203,13 @@ async function loadListed(opts: LoadOptions, bases: number[], mayRelist: boolean
   report.segments = segments.length;
   report.records = last.nextOffset - (segments[0] as Segment).baseOffset;
   return { logId, segments, report };
+}
+
+/** Whether `segment` (scanned) reaches the point: no later segment is needed to read the records
+ *  before it, or to resolve it (offsetAtTime stops at the first segment stamped past the time). */
+function reaches(segment: Segment, until: ReadBound): boolean {
+  if (until.kind === 'offset') return segment.nextOffset >= until.offset;
+  return segment.maxTimestamp !== null && segment.maxTimestamp > until.ms;
 }
 
 /** The caller's knownSealed plus segments[0, end), verified clean by this listing. */
@@ -200,7 +229,7 @@ async function shorterThanHeader(segment: Segment): Promise<boolean> {
 }
 
 export function emptyReport(): OpenReport {
-  return { segments: 0, records: 0, tailCut: null, quarantined: null, indexesRebuilt: [], verifiedInWorker: 0, knownSealed: 0 };
+  return { segments: 0, records: 0, tailCut: null, quarantined: null, indexesRebuilt: [], verifiedInWorker: 0, knownSealed: 0, notRead: [] };
 }
 
 function corruptionError(segment: Segment, bad: Bad): LogError {

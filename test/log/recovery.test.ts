@@ -406,3 +406,61 @@ t.test('repair-that-moves-every-segment-aside-starts-a-fresh-log', async (t) => 
   t.strictSame(await readAll(again.log), range(0, 2));
   await again.log.close();
 });
+
+t.test('read-only-open-until-a-point-reads-no-segment-after-it-so-later-damage-does-not-stop-it', async (t) => {
+  const dir = await tempDir(t);
+  await writeLog(dir, 400, { segmentBytes: 8192 });
+  const files = await segmentFiles(dir);
+  t.ok(files.length >= 4);
+  const [base1, base2] = [Number((files[1] as string).slice(0, 20)), Number((files[2] as string).slice(0, 20))];
+  const victim = files[2] as string;
+  const position = await flipBitInRecord(join(dir, victim), 5);
+  await t.rejects(openLog({ dir, readOnly: true }), { code: 'LOG_CORRUPT', file: join(dir, victim) }, 'without until the whole log is verified');
+  for (const until of [base1 + 1, base2]) {
+    const { log } = await openLog({ dir, readOnly: true, until: { kind: 'offset', offset: until } });
+    t.equal(log.durableOffset, base2, `until ${until}: the log ends where the segment reaching it ends`);
+    t.strictSame(log.openReport.notRead, files.slice(2), 'the segments after it are named, not read');
+    t.strictSame(await readAll(log), range(0, base2));
+    await log.close();
+  }
+  await t.rejects(
+    openLog({ dir, readOnly: true, until: { kind: 'offset', offset: base2 + 1 } }),
+    { code: 'LOG_CORRUPT', file: join(dir, victim), position, offset: base2 + 5 },
+    'a point that needs the damaged segment is refused, naming file, byte and offset',
+  );
+  await t.rejects(openLog({ dir, until: { kind: 'offset', offset: base1 } }), /until is for read-only opens/, 'a writable open verifies everything');
+});
+
+t.test('read-only-open-until-a-point-refuses-damage-at-the-end-of-the-segment-reaching-it-not-a-torn-tail', async (t) => {
+  const dir = await tempDir(t);
+  await writeLog(dir, 400, { segmentBytes: 8192 });
+  const files = await segmentFiles(dir);
+  const victim = files[1] as string;
+  const base1 = Number(victim.slice(0, 20));
+  const last = (await framePositions(join(dir, victim))).length - 1;
+  const position = await flipBitInRecord(join(dir, victim), last);
+  await t.rejects(
+    openLog({ dir, readOnly: true, until: { kind: 'offset', offset: base1 + 1 } }),
+    { code: 'LOG_CORRUPT', file: join(dir, victim), position, offset: base1 + last },
+    'the last segment read is sealed: damage in its last frame is corruption, not a tail to leave out',
+  );
+});
+
+t.test('read-only-open-until-a-point-is-not-stopped-by-a-gap-after-it-but-by-one-before-it', async (t) => {
+  const dir = await tempDir(t);
+  await writeLog(dir, 400, { segmentBytes: 8192 });
+  const files = await segmentFiles(dir);
+  t.ok(files.length >= 4);
+  const [base1, base2, base3] = [1, 2, 3].map((i) => Number((files[i] as string).slice(0, 20))) as [number, number, number];
+  await rm(join(dir, files[2] as string));
+  await t.rejects(openLog({ dir, readOnly: true }), { code: 'LOG_GAP' }, 'without until the gap is refused');
+  const { log } = await openLog({ dir, readOnly: true, until: { kind: 'offset', offset: base1 + 1 } });
+  t.equal(log.durableOffset, base2);
+  t.strictSame(log.openReport.notRead, files.slice(3), 'the segment after the gap is not read');
+  await log.close();
+  await t.rejects(
+    openLog({ dir, readOnly: true, until: { kind: 'offset', offset: base3 + 1 } }),
+    { code: 'LOG_GAP', file: join(dir, files[3] as string) },
+    'a point past the gap needs the records it lost',
+  );
+});
