@@ -45,7 +45,7 @@ export const ENV_VARIABLES: ReadonlyArray<{ name: string; default: string; descr
   { name: 'HTTP_PORT', default: String(C.httpPortDefault), description: 'HTTP, WebSocket and SSE port (0–65535; 0 picks a free one)' },
   { name: 'HOST', default: C.hostDefault, description: 'Listen address' },
   { name: 'DATA_DIR', default: './data', description: 'Log segments, indexes and snapshots' },
-  { name: 'AUTH_TOKENS', default: '(none)', description: 'Comma-separated bearer tokens; unset = no auth' },
+  { name: 'AUTH_TOKENS', default: '(none)', description: 'Comma-separated bearer tokens (visible ASCII, no spaces); unset = no auth' },
   { name: 'CORS_ALLOW_ORIGIN', default: '*', description: 'Access-Control-Allow-Origin value' },
   { name: 'RATE_LIMIT_WINDOW_MS', default: String(C.rateLimitWindowMsDefault), description: 'Sliding window (ms, at least 1)' },
   { name: 'RATE_LIMIT_MAX_REQUESTS', default: 'Infinity', description: 'Max requests per window per IP (at least 1; `Infinity` = no limit)' },
@@ -153,6 +153,13 @@ export function loadConfig(env: Env = process.env, openFilesLimit: number | null
   if (env.AUTH_TOKENS !== undefined && env.AUTH_TOKENS !== '' && tokens.length === 0) {
     problems.push(`AUTH_TOKENS has no token (got "${env.AUTH_TOKENS}"); unset it to run without auth`);
   }
+  // A Bearer header carries one run of visible ASCII (auth.ts bearerToken): any other token could
+  // never be presented. Named by position, since the token is a secret.
+  tokens.forEach((token, i) => {
+    if (!/^[\x21-\x7e]+$/.test(token)) {
+      problems.push(`AUTH_TOKENS token ${i + 1} of ${tokens.length} must be visible ASCII without spaces (an Authorization: Bearer header could not carry it)`);
+    }
+  });
   const prefix = env.METRICS_PREFIX === undefined || env.METRICS_PREFIX === '' ? 'bunqueue' : env.METRICS_PREFIX;
   if (!/^[a-zA-Z_:][a-zA-Z0-9_:]*$/.test(prefix)) {
     problems.push(`METRICS_PREFIX must match [a-zA-Z_:][a-zA-Z0-9_:]* (got "${prefix}")`);

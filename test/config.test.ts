@@ -138,3 +138,14 @@ t.test('an-archive-dir-that-is-the-log-directory-is-refused', async (t) => {
   t.throws(() => loadConfig({ ARCHIVE_DIR: 'data/log' }), { message: /ARCHIVE_DIR/ }, 'relative, against the default DATA_DIR');
   t.equal(loadConfig({ DATA_DIR: '/srv/tapeq', ARCHIVE_DIR: '/srv/tapeq/archive' }).archiveDir, '/srv/tapeq/archive');
 });
+
+t.test('an-auth-token-no-bearer-header-can-carry-is-refused-without-printing-it', async (t) => {
+  // `Authorization: Bearer <token>` carries one run of visible ASCII: a token with a space, a tab
+  // or a non-ASCII letter was taken and could never be presented, every request answered 401.
+  for (const bad of ['secret one', 'a,tab\there', 'toké']) {
+    const error = t.throws(() => loadConfig({ AUTH_TOKENS: bad })) as unknown as ConfigError;
+    t.match(error.message, /AUTH_TOKENS token \d of \d must be visible ASCII without spaces/, JSON.stringify(bad));
+    t.notMatch(error.message, /secret|here|toké/, 'the token itself is not printed');
+  }
+  t.same(loadConfig({ AUTH_TOKENS: 'A-z0._~+/9=,x' }).authTokens, ['A-z0._~+/9=', 'x']);
+});
