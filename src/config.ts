@@ -126,6 +126,14 @@ export function loadConfig(env: Env = process.env, openFilesLimit: number | null
     }
     return value;
   };
+  // A path or address with a blank at either end (an env file's trailing space) is almost never
+  // meant: DATA_DIR="/srv/tapeq " started an empty server in a new directory beside the real one.
+  const text = (name: string, fallback: string): string => {
+    const raw = env[name];
+    if (raw === undefined || raw === '') return fallback;
+    if (raw.trim() !== raw) problems.push(`${name} must not start or end with whitespace (got ${JSON.stringify(raw)})`);
+    return raw;
+  };
   const bool = (name: string, fallback: boolean): boolean => {
     const raw = env[name];
     if (raw === undefined || raw === '') return fallback;
@@ -173,8 +181,8 @@ export function loadConfig(env: Env = process.env, openFilesLimit: number | null
 
   const config: Config = {
     httpPort: int('HTTP_PORT', C.httpPortDefault, 0, 65535),
-    host: env.HOST && env.HOST.length > 0 ? env.HOST : C.hostDefault,
-    dataDir: env.DATA_DIR && env.DATA_DIR.length > 0 ? env.DATA_DIR : './data',
+    host: text('HOST', C.hostDefault),
+    dataDir: text('DATA_DIR', './data'),
     authTokens: tokens,
     corsAllowOrigin,
     rateLimitWindowMs: int('RATE_LIMIT_WINDOW_MS', C.rateLimitWindowMsDefault, 1),
@@ -189,7 +197,7 @@ export function loadConfig(env: Env = process.env, openFilesLimit: number | null
     snapshotEveryRecords: int('SNAPSHOT_EVERY_RECORDS', C.snapshotEveryRecordsDefault, 1),
     snapshotIntervalMs: int('SNAPSHOT_INTERVAL_MS', C.snapshotIntervalMsDefault, 1),
     historyRetentionMs: int('HISTORY_RETENTION_MS', C.historyRetentionMsDefault, 0),
-    archiveDir: env.ARCHIVE_DIR && env.ARCHIVE_DIR.length > 0 ? env.ARCHIVE_DIR : null,
+    archiveDir: text('ARCHIVE_DIR', '') || null,
     lockMs: int('LOCK_MS', C.lockMsDefault, 1, C.lockMsMax),
     heapGrowingPercent: int('HEAP_GROWING_PERCENT', C.heapGrowingPercentDefault, 0, C.heapGrowingPercentMax),
     maxConnections: int('MAX_CONNECTIONS', maxConnectionsDefault(openFilesLimit), 1),

@@ -149,3 +149,16 @@ t.test('an-auth-token-no-bearer-header-can-carry-is-refused-without-printing-it'
   }
   t.same(loadConfig({ AUTH_TOKENS: 'A-z0._~+/9=,x' }).authTokens, ['A-z0._~+/9=', 'x']);
 });
+
+t.test('a-data-dir-archive-dir-or-host-with-surrounding-whitespace-is-refused', async (t) => {
+  // DATA_DIR="/srv/tapeq " (a trailing blank from an env file) started an empty server in a new
+  // directory "/srv/tapeq " beside the real one, and " " made one named by a blank in the cwd.
+  for (const name of ['DATA_DIR', 'ARCHIVE_DIR', 'HOST']) {
+    for (const bad of ['/srv/tapeq ', ' 127.0.0.1', ' ', '\t']) {
+      t.throws(() => loadConfig({ [name]: bad }), { message: new RegExp(`${name} must not start or end with whitespace \\(got ${JSON.stringify(JSON.stringify(bad)).slice(1, -1).replace(/\./g, '\\.')}\\)`) }, `${name}=${JSON.stringify(bad)}`);
+    }
+  }
+  const problems = (t.throws(() => loadConfig({ DATA_DIR: ' d', HOST: 'h ' })) as unknown as ConfigError).problems;
+  t.equal(problems.length, 2, 'both reported together');
+  t.equal(loadConfig({ DATA_DIR: '/srv/my data' }).dataDir, '/srv/my data', 'a blank inside a path is a path');
+});
