@@ -50,7 +50,7 @@ export const ENV_VARIABLES: ReadonlyArray<{ name: string; default: string; descr
   { name: 'RATE_LIMIT_WINDOW_MS', default: String(C.rateLimitWindowMsDefault), description: 'Sliding window (ms, at least 1)' },
   { name: 'RATE_LIMIT_MAX_REQUESTS', default: 'Infinity', description: 'Max requests per window per IP (at least 1; `Infinity` = no limit)' },
   { name: 'RATE_LIMIT_CLEANUP_MS', default: String(C.rateLimitCleanupMsDefault), description: 'Cleanup interval for expired entries (ms, 1–2147483647)' },
-  { name: 'METRICS_AUTH', default: 'false', description: 'requireAuthForMetrics: /prometheus needs a token' },
+  { name: 'METRICS_AUTH', default: 'false', description: 'requireAuthForMetrics: /prometheus needs a token (needs AUTH_TOKENS)' },
   { name: 'METRICS_PREFIX', default: 'bunqueue', description: 'Prefix of Prometheus metric names' },
   { name: 'MAX_BODY_BYTES', default: String(C.bodyBytesMaxDefault), description: 'Largest request body in bytes, 1024–4194304 (413 above); job `data` is at most 524288 bytes as JSON whatever this says' },
   { name: 'SEGMENT_BYTES', default: String(C.segmentBytesDefault), description: 'Size at which a log segment is sealed (bytes, 4096–1073741824)' },
@@ -206,6 +206,10 @@ export function loadConfig(env: Env = process.env, openFilesLimit: number | null
   // and retention would never free a byte while reporting segments removed.
   if (config.archiveDir !== null && resolve(config.archiveDir) === resolve(config.dataDir, 'log')) {
     problems.push(`ARCHIVE_DIR must not be the log directory itself (got "${config.archiveDir}", DATA_DIR "${config.dataDir}")`);
+  }
+  // Nothing can ask /prometheus for a token when there are none: it would stay open to anyone.
+  if (config.metricsAuth && config.authTokens.length === 0) {
+    problems.push('METRICS_AUTH=true needs AUTH_TOKENS (without tokens /prometheus would be open to anyone)');
   }
   if (problems.length > 0) throw new ConfigError(problems);
   return config;

@@ -162,3 +162,10 @@ t.test('a-data-dir-archive-dir-or-host-with-surrounding-whitespace-is-refused', 
   t.equal(problems.length, 2, 'both reported together');
   t.equal(loadConfig({ DATA_DIR: '/srv/my data' }).dataDir, '/srv/my data', 'a blank inside a path is a path');
 });
+
+t.test('metrics-auth-without-auth-tokens-is-refused-not-left-open', async (t) => {
+  // With no token to ask for, METRICS_AUTH=true left /prometheus open to anyone without a word.
+  t.throws(() => loadConfig({ METRICS_AUTH: 'true' }), { message: /METRICS_AUTH=true needs AUTH_TOKENS/ });
+  t.equal(loadConfig({ METRICS_AUTH: 'true', AUTH_TOKENS: 'a' }).metricsAuth, true);
+  t.equal(loadConfig({ METRICS_AUTH: 'false' }).metricsAuth, false);
+});
