@@ -45,12 +45,12 @@ export const ENV_VARIABLES: ReadonlyArray<{ name: string; default: string; descr
   { name: 'HTTP_PORT', default: String(C.httpPortDefault), description: 'HTTP, WebSocket and SSE port (0–65535; 0 picks a free one)' },
   { name: 'HOST', default: C.hostDefault, description: 'Listen address' },
   { name: 'DATA_DIR', default: './data', description: 'Log segments, indexes and snapshots' },
-  { name: 'AUTH_TOKENS', default: '(none)', description: 'Comma-separated bearer tokens; unset = no auth' },
+  { name: 'AUTH_TOKENS', default: '(none)', description: 'Comma-separated bearer tokens (visible ASCII, no spaces); unset = no auth' },
   { name: 'CORS_ALLOW_ORIGIN', default: '*', description: 'Access-Control-Allow-Origin value' },
   { name: 'RATE_LIMIT_WINDOW_MS', default: String(C.rateLimitWindowMsDefault), description: 'Sliding window (ms, at least 1)' },
   { name: 'RATE_LIMIT_MAX_REQUESTS', default: 'Infinity', description: 'Max requests per window per IP (at least 1; `Infinity` = no limit)' },
   { name: 'RATE_LIMIT_CLEANUP_MS', default: String(C.rateLimitCleanupMsDefault), description: 'Cleanup interval for expired entries (ms, 1–2147483647)' },
-  { name: 'METRICS_AUTH', default: 'false', description: 'requireAuthForMetrics: /prometheus needs a token' },
+  { name: 'METRICS_AUTH', default: 'false', description: 'requireAuthForMetrics: /prometheus needs a token (needs AUTH_TOKENS)' },
   { name: 'METRICS_PREFIX', default: 'bunqueue', description: 'Prefix of Prometheus metric names' },
   { name: 'MAX_BODY_BYTES', default: String(C.bodyBytesMaxDefault), description: 'Largest request body in bytes, 1024–4194304 (413 above); job `data` is at most 524288 bytes as JSON whatever this says' },
   { name: 'SEGMENT_BYTES', default: String(C.segmentBytesDefault), description: 'Size at which a log segment is sealed (bytes, 4096–1073741824)' },
@@ -126,6 +126,14 @@ export function loadConfig(env: Env = process.env, openFilesLimit: number | null
     }
     return value;
   };
+  // A path or address with a blank at either end (an env file's trailing space) is almost never
+  // meant: DATA_DIR="/srv/tapeq " started an empty server in a new directory beside the real one.
+  const text = (name: string, fallback: string): string => {
+    const raw = env[name];
+    if (raw === undefined || raw === '') return fallback;
+    if (raw.trim() !== raw) problems.push(`${name} must not start or end with whitespace (got ${JSON.stringify(raw)})`);
+    return raw;
+  };
   const bool = (name: string, fallback: boolean): boolean => {
     const raw = env[name];
     if (raw === undefined || raw === '') return fallback;
@@ -153,6 +161,13 @@ export function loadConfig(env: Env = process.env, openFilesLimit: number | null
   if (env.AUTH_TOKENS !== undefined && env.AUTH_TOKENS !== '' && tokens.length === 0) {
     problems.push(`AUTH_TOKENS has no token (got "${env.AUTH_TOKENS}"); unset it to run without auth`);
   }
+  // A Bearer header carries one run of visible ASCII (auth.ts bearerToken): any other token could
+  // never be presented. Named by position, since the token is a secret.
+  tokens.forEach((token, i) => {
+    if (!/^[\x21-\x7e]+$/.test(token)) {
+      problems.push(`AUTH_TOKENS token ${i + 1} of ${tokens.length} must be visible ASCII without spaces (an Authorization: Bearer header could not carry it)`);
+    }
+  });
   const prefix = env.METRICS_PREFIX === undefined || env.METRICS_PREFIX === '' ? 'bunqueue' : env.METRICS_PREFIX;
   if (!/^[a-zA-Z_:][a-zA-Z0-9_:]*$/.test(prefix)) {
     problems.push(`METRICS_PREFIX must match [a-zA-Z_:][a-zA-Z0-9_:]* (got "${prefix}")`);
@@ -166,8 +181,8 @@ export function loadConfig(env: Env = process.env, openFilesLimit: number | null
 
   const config: Config = {
     httpPort: int('HTTP_PORT', C.httpPortDefault, 0, 65535),
-    host: env.HOST && env.HOST.length > 0 ? env.HOST : C.hostDefault,
-    dataDir: env.DATA_DIR && env.DATA_DIR.length > 0 ? env.DATA_DIR : './data',
+    host: text('HOST', C.hostDefault),
+    dataDir: text('DATA_DIR', './data'),
     authTokens: tokens,
     corsAllowOrigin,
     rateLimitWindowMs: int('RATE_LIMIT_WINDOW_MS', C.rateLimitWindowMsDefault, 1),
@@ -182,7 +197,7 @@ export function loadConfig(env: Env = process.env, openFilesLimit: number | null
     snapshotEveryRecords: int('SNAPSHOT_EVERY_RECORDS', C.snapshotEveryRecordsDefault, 1),
     snapshotIntervalMs: int('SNAPSHOT_INTERVAL_MS', C.snapshotIntervalMsDefault, 1),
     historyRetentionMs: int('HISTORY_RETENTION_MS', C.historyRetentionMsDefault, 0),
-    archiveDir: env.ARCHIVE_DIR && env.ARCHIVE_DIR.length > 0 ? env.ARCHIVE_DIR : null,
+    archiveDir: text('ARCHIVE_DIR', '') || null,
     lockMs: int('LOCK_MS', C.lockMsDefault, 1, C.lockMsMax),
     heapGrowingPercent: int('HEAP_GROWING_PERCENT', C.heapGrowingPercentDefault, 0, C.heapGrowingPercentMax),
     maxConnections: int('MAX_CONNECTIONS', maxConnectionsDefault(openFilesLimit), 1),
@@ -191,6 +206,10 @@ export function loadConfig(env: Env = process.env, openFilesLimit: number | null
   // and retention would never free a byte while reporting segments removed.
   if (config.archiveDir !== null && resolve(config.archiveDir) === resolve(config.dataDir, 'log')) {
     problems.push(`ARCHIVE_DIR must not be the log directory itself (got "${config.archiveDir}", DATA_DIR "${config.dataDir}")`);
+  }
+  // Nothing can ask /prometheus for a token when there are none: it would stay open to anyone.
+  if (config.metricsAuth && config.authTokens.length === 0) {
+    problems.push('METRICS_AUTH=true needs AUTH_TOKENS (without tokens /prometheus would be open to anyone)');
   }
   if (problems.length > 0) throw new ConfigError(problems);
   return config;

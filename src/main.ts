@@ -278,26 +278,22 @@ function warnIfExposed(config: Config, logger: (line: string) => void): void {
 
 /** Runs `serve` until SIGTERM/SIGINT; a second signal exits at once. The process is the server's
  *  own, so its V8 heap growth is governed from here (HEAP_GROWING_PERCENT, heap-growth.ts),
- *  before the state is loaded. */
+ *  before the state is loaded. The handlers are in place before startup: a signal while the lock
+ *  is taken or the log replayed stops the server cleanly once it has started (without them it
+ *  killed the process there, leaving LOCK and its temp file behind, and a pid 1 ignored it). */
 export async function serveUntilSignalled(config: Config, options: ServeOptions = {}): Promise<void> {
   governHeapGrowth(config.heapGrowingPercent);
-  const running = await serve(config, options);
   const logger = options.logger ?? ((line: string) => console.error(line));
-  logger(`tapeq: listening on http://${config.host}:${running.port} (data in ${config.dataDir})`);
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) {
-      logger(`tapeq: ${signal} again, exiting now`);
-      process.exit(1);
-    }
-    stopping = true;
+  let running: Running | null = null;
+  let stopping: string | null = null;
+  const drain = (server: Running, signal: string): void => {
     logger(`tapeq: ${signal} received, draining`);
     const force = setTimeout(() => {
       logger(`tapeq: shutdown took longer than ${shutdownGraceMs} ms, exiting`);
       process.exit(1);
     }, shutdownGraceMs);
     force.unref();
-    running.close().then(
+    server.close().then(
       () => {
         logger('tapeq: stopped cleanly');
         process.exit(0);
@@ -308,6 +304,18 @@ export async function serveUntilSignalled(config: Config, options: ServeOptions 
       },
     );
   };
+  const stop = (signal: string) => {
+    if (stopping !== null) {
+      logger(`tapeq: ${signal} again, exiting now`);
+      process.exit(1);
+    }
+    stopping = signal;
+    if (running !== null) drain(running, signal);
+    else logger(`tapeq: ${signal} received while starting: stopping once started (again to exit now)`);
+  };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  running = await serve(config, options);
+  logger(`tapeq: listening on http://${config.host}:${running.port} (data in ${config.dataDir})`);
+  if (stopping !== null) drain(running, stopping);
 }

@@ -138,3 +138,34 @@ t.test('an-archive-dir-that-is-the-log-directory-is-refused', async (t) => {
   t.throws(() => loadConfig({ ARCHIVE_DIR: 'data/log' }), { message: /ARCHIVE_DIR/ }, 'relative, against the default DATA_DIR');
   t.equal(loadConfig({ DATA_DIR: '/srv/tapeq', ARCHIVE_DIR: '/srv/tapeq/archive' }).archiveDir, '/srv/tapeq/archive');
 });
+
+t.test('an-auth-token-no-bearer-header-can-carry-is-refused-without-printing-it', async (t) => {
+  // `Authorization: Bearer <token>` carries one run of visible ASCII: a token with a space, a tab
+  // or a non-ASCII letter was taken and could never be presented, every request answered 401.
+  for (const bad of ['secret one', 'a,tab\there', 'toké']) {
+    const error = t.throws(() => loadConfig({ AUTH_TOKENS: bad })) as unknown as ConfigError;
+    t.match(error.message, /AUTH_TOKENS token \d of \d must be visible ASCII without spaces/, JSON.stringify(bad));
+    t.notMatch(error.message, /secret|here|toké/, 'the token itself is not printed');
+  }
+  t.same(loadConfig({ AUTH_TOKENS: 'A-z0._~+/9=,x' }).authTokens, ['A-z0._~+/9=', 'x']);
+});
+
+t.test('a-data-dir-archive-dir-or-host-with-surrounding-whitespace-is-refused', async (t) => {
+  // DATA_DIR="/srv/tapeq " (a trailing blank from an env file) started an empty server in a new
+  // directory "/srv/tapeq " beside the real one, and " " made one named by a blank in the cwd.
+  for (const name of ['DATA_DIR', 'ARCHIVE_DIR', 'HOST']) {
+    for (const bad of ['/srv/tapeq ', ' 127.0.0.1', ' ', '\t']) {
+      t.throws(() => loadConfig({ [name]: bad }), { message: new RegExp(`${name} must not start or end with whitespace \\(got ${JSON.stringify(JSON.stringify(bad)).slice(1, -1).replace(/\./g, '\\.')}\\)`) }, `${name}=${JSON.stringify(bad)}`);
+    }
+  }
+  const problems = (t.throws(() => loadConfig({ DATA_DIR: ' d', HOST: 'h ' })) as unknown as ConfigError).problems;
+  t.equal(problems.length, 2, 'both reported together');
+  t.equal(loadConfig({ DATA_DIR: '/srv/my data' }).dataDir, '/srv/my data', 'a blank inside a path is a path');
+});
+
+t.test('metrics-auth-without-auth-tokens-is-refused-not-left-open', async (t) => {
+  // With no token to ask for, METRICS_AUTH=true left /prometheus open to anyone without a word.
+  t.throws(() => loadConfig({ METRICS_AUTH: 'true' }), { message: /METRICS_AUTH=true needs AUTH_TOKENS/ });
+  t.equal(loadConfig({ METRICS_AUTH: 'true', AUTH_TOKENS: 'a' }).metricsAuth, true);
+  t.equal(loadConfig({ METRICS_AUTH: 'false' }).metricsAuth, false);
+});

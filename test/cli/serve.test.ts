@@ -126,3 +126,32 @@ t.test('what-the-log-says-at-start-is-named-as-every-server-line-is', async (t) 
   const lines = second.stderr().split('\n').filter((line) => line !== '');
   t.same(lines.filter((line) => !line.startsWith('tapeq: ')), [], 'every line names tapeq');
 });
+
+t.test('sigterm-while-starting-stops-cleanly-once-started-leaving-nothing-behind', async (t) => {
+  const { dir, remove } = await tempDataDir();
+  t.teardown(remove);
+  // A fresh lock of a server on another host holds the start for dataDirLockStaleMs: the signal
+  // lands mid-startup, with LOCK's temp file written. Without a handler yet, SIGTERM killed the
+  // process there and left LOCK.tmp-* in the data directory for good.
+  await writeFile(join(dir, 'LOCK'), `${JSON.stringify({ pid: 1, startTicks: null, pidNs: null, host: 'another-host.invalid', token: 't' })}\n`);
+  const child = spawn(process.execPath, [cliPath, 'serve'], {
+    env: { ...process.env, HOST: '127.0.0.1', HTTP_PORT: String(await freePort()), DATA_DIR: dir },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  const killer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+  await new Promise<void>((resolve) => {
+    child.stderr.setEncoding('utf8').on('data', (c: string) => {
+      stderr += c;
+      if (stderr.includes('waiting up to')) resolve();
+    });
+  });
+  child.kill('SIGTERM');
+  const { code, signal } = await exited;
+  clearTimeout(killer);
+  t.same({ code, signal }, { code: 0, signal: null }, 'exits 0, not killed by the signal');
+  t.match(stderr, 'tapeq: SIGTERM received while starting');
+  t.match(stderr, 'tapeq: stopped cleanly');
+  t.same(await readdir(dir).then((names) => names.filter((n) => n.startsWith('LOCK'))), [], 'no LOCK nor LOCK.tmp-* left');
+});
