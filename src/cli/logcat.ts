@@ -14,6 +14,11 @@
 // rebuild); a torn tail is reported on stderr and not printed. Records that retention retired
 // under a lagging --follow before they were printed are named on stderr, and the command then
 // ends with 1. Exit 0, 1 on a log error or such a loss, 2 on usage.
+//
+// Beside a running broker (--follow or not) a record is printed once it is whole in the file, not
+// once fdatasync covered it: a machine crash can cut it as a torn tail after it was printed. No
+// reader can tell a synced record from one still only in the page cache (a later record proves
+// nothing under group commit), so this is documented (README, --help), not worked around.
 
 import { parseArgs } from 'node:util';
 import { findLogDir, LogError, openReadOnly } from '../log/log.js';
