@@ -12,7 +12,7 @@
 
 import { avroExportBlockBytes } from '../constants.js';
 import { once } from 'node:events';
-import { open, rename, rm } from 'node:fs/promises';
+import { open, rename, rm, stat } from 'node:fs/promises';
 import { finished } from 'node:stream/promises';
 import { parseArgs } from 'node:util';
 import { isInside } from '../history/fork.js';
@@ -89,6 +89,12 @@ export async function exportCommand(argv: string[]): Promise<number> {
       console.error(`tapeq export: --avro ${args.file} is inside the data directory (${source.dataDir}); export never writes into it`);
       return 2;
     }
+    // The rename would replace a FIFO, socket or device node named by --avro with a plain file.
+    const kind = await nonRegularKind(args.file);
+    if (kind !== null) {
+      console.error(`tapeq export: --avro ${args.file} exists and is not a regular file (${kind}); export writes only a new or regular file`);
+      return 2;
+    }
     // With --until, segments wholly after it are not read: damage there does not stop the export.
     const log = await openAtPoint(source.logDir, args.until ?? undefined, (line) => console.error(`tapeq export: ${line}`));
     let count = 0;
@@ -145,4 +151,18 @@ export async function exportCommand(argv: string[]): Promise<number> {
     }
     throw err;
   }
+}
+
+/** What a path that exists as something other than a regular file is (following links), or null. */
+async function nonRegularKind(path: string): Promise<string | null> {
+  const st = await stat(path).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return null;
+    throw err;
+  });
+  if (st === null || st.isFile()) return null;
+  if (st.isDirectory()) return 'a directory';
+  if (st.isFIFO()) return 'a FIFO';
+  if (st.isSocket()) return 'a socket';
+  if (st.isCharacterDevice() || st.isBlockDevice()) return 'a device';
+  return 'an unknown file type';
 }

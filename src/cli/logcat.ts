@@ -14,6 +14,11 @@
 // rebuild); a torn tail is reported on stderr and not printed. Records that retention retired
 // under a lagging --follow before they were printed are named on stderr, and the command then
 // ends with 1. Exit 0, 1 on a log error or such a loss, 2 on usage.
+//
+// Beside a running broker (--follow or not) a record is printed once it is whole in the file, not
+// once fdatasync covered it: a machine crash can cut it as a torn tail after it was printed. No
+// reader can tell a synced record from one still only in the page cache (a later record proves
+// nothing under group commit), so this is documented (README, --help), not worked around.
 
 import { parseArgs } from 'node:util';
 import { findLogDir, LogError, openReadOnly } from '../log/log.js';
@@ -68,7 +73,7 @@ interface Filter {
   jobDeps: Set<string>;
 }
 
-function parseLogcatArgs(argv: string[]): { dir: string; follow: boolean; filter: Filter } {
+function parseLogcatArgs(argv: string[]): { dir: string; follow: boolean; fromGiven: boolean; filter: Filter } {
   const { values } = parseArgs({
     args: argv,
     strict: true,
@@ -105,7 +110,7 @@ function parseLogcatArgs(argv: string[]): { dir: string; follow: boolean; filter
   };
   if (filter.from > filter.to) throw new UsageError(`--from ${filter.from} is after --to ${filter.to}`);
   if (filter.since > filter.until) throw new UsageError('--since is after --until');
-  return { dir: dataDirOf(values.dir), follow: values.follow === true, filter };
+  return { dir: dataDirOf(values.dir), follow: values.follow === true, fromGiven: values.from !== undefined, filter };
 }
 
 /** Records are read in offset order (for --job from the log's start), so a job's push is seen
@@ -161,6 +166,10 @@ export async function logcatCommand(argv: string[]): Promise<number> {
       filter.job !== null
         ? log.firstOffset
         : Math.max(filter.from, log.firstOffset, Number.isFinite(filter.since) ? await log.offsetAtTime(filter.since) : 0);
+    // An explicit --from below the log's start must not pass for "no records there".
+    if (parsed.fromGiven && filter.from < log.firstOffset && filter.to > log.firstOffset) {
+      console.error(`tapeq logcat: --from ${filter.from}: records [${filter.from}, ${log.firstOffset}) are gone from the log (retention); printing from ${log.firstOffset}`);
+    }
     const end = Math.min(filter.to, log.durableOffset);
     for await (const batch of log.readBatches(Math.min(start, end), end)) {
       if (stop.signal.aborted) break;

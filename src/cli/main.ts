@@ -52,6 +52,10 @@ be used, a damaged log, a port in use) or its shutdown fails; 2 on a usage error
                      retention retires before they are printed are named on stderr and skipped,
                      and the command, when it stops, ends with 1
 
+Beside a running broker, records are printed once written, before the broker's fdatasync: a
+machine crash (not a process crash) can still cut the last ones, and the restarted broker then
+writes other records at their offsets (see README, "Command line").
+
 Read-only. Exit 0; 1 on a log error or records lost to retention; 2 on a usage error.`,
     load: async () => (await import('./logcat.js')).logcatCommand,
   },

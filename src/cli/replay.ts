@@ -8,7 +8,7 @@
 //   --digest                      print only the state digest (sha256 hex, as the determinism tests use)
 //
 // Without --job/--digest prints a JSON summary: the offset, the last record's time, and per queue
-// the counts by state. Strictly read-only. Exit 0; 1 when the job did not exist at that point or
+// the counts by state. Strictly read-only. Exit 0; 1 when the job or queue did not exist at that point or
 // the state cannot be rebuilt; 2 on usage errors.
 
 import { parseArgs } from 'node:util';
@@ -90,6 +90,11 @@ export async function replayCommand(argv: string[]): Promise<number> {
       }
       console.log(JSON.stringify({ ...at, job: jobView(job) }, null, 2));
       return 0;
+    }
+    // As an unknown --job: zero counts would read as a queue that existed and was empty.
+    if (args.queue !== null && !state.queues.has(args.queue) && !state.workers.has(args.queue)) {
+      console.error(`tapeq replay: queue ${args.queue} did not exist at offset ${until}`);
+      return 1;
     }
     const source = { fromSnapshot: loaded.fromSnapshot, replayed: loaded.replayed };
     console.log(JSON.stringify({ ...at, ...source, ...summaryOf(state, args.queue) }, null, 2));

@@ -527,9 +527,15 @@ export async function createSegment(
 }
 
 export async function listSegmentBases(dir: string): Promise<number[]> {
-  const names = await readdir(dir);
-  return names
-    .map((name) => segmentFilePattern.exec(name)?.[1])
+  const entries = await readdir(dir, { withFileTypes: true });
+  // Read as a segment, a directory so named fails with a bare EISDIR deep in a read.
+  const notFile = entries.find((e) => e.isDirectory() && segmentFilePattern.test(e.name));
+  if (notFile !== undefined) {
+    const file = join(dir, notFile.name);
+    throw new LogError('LOG_CORRUPT', `${file} is a directory, not a segment file`, { file });
+  }
+  return entries
+    .map((e) => segmentFilePattern.exec(e.name)?.[1])
     .filter((digits): digits is string => digits !== undefined)
     .map(Number)
     .sort((a, b) => a - b);

@@ -3,7 +3,8 @@
 // of the log, field for field; filters select exactly the matching records.
 
 import { createReadStream } from 'node:fs';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { lstat, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -131,6 +132,16 @@ t.test('export-refuses-a-file-inside-the-data-directory-and-leaves-it-byte-ident
   }
   t.same(await readFile(join(w.dir, 'log', segment)), before, 'the segment is untouched');
   await t.rejects(readFile(join(w.dir, 'export.avro')), { code: 'ENOENT' }, 'nothing written into the data dir');
+});
+
+t.test('export-refuses-a-fifo-as-target-and-leaves-it-in-place', async (t) => {
+  const fifo = join(root, 'out.fifo');
+  execFileSync('mkfifo', [fifo]);
+  const r = await runTapeq(['export', '--dir', w.dir, '--avro', fifo]);
+  t.equal(r.code, 2, r.stderr);
+  t.match(r.stderr, /--avro .*out\.fifo exists and is not a regular file \(a FIFO\)/);
+  t.ok((await lstat(fifo)).isFIFO(), 'the FIFO was not replaced');
+  t.same((await readdir(root)).filter((f) => f.includes('.tmp-')), [], 'no temporary file left');
 });
 
 t.test('export-of-an-empty-range-says-so-and-writes-a-file-without-rows', async (t) => {

@@ -8,6 +8,7 @@ import { Log } from '../../src/log/log.js';
 import { plainSpec, sampleRecord, t0 } from '../fixtures/records.js';
 import type { RecordBody, RecordDraft } from '../../src/record/types.js';
 import { drafts, hashTree, tempDir, writeLog } from '../log/helpers.js';
+import { compactedDataDir } from '../history/workload.js';
 import { runCli, spawnCli } from './run-cli.js';
 
 function lines(stdout: string): Array<Record<string, unknown>> {
@@ -175,4 +176,14 @@ t.test('logcat-refuses-offsets-and-epoch-times-no-number-holds-exactly', async (
     t.match(r.stderr, `tapeq logcat: ${flag}: `);
     t.equal(r.stdout, '');
   }
+});
+
+t.test('logcat-from-an-offset-retention-removed-says-the-records-before-the-first-are-gone', async (t) => {
+  const src = await compactedDataDir(join(await tempDir(t), 'compacted'));
+  const r = await runCli(['logcat', '--dir', src.dir, '--from', '0', '--to', String(src.firstOffset + 2)]);
+  t.equal(r.code, 0, r.stderr);
+  t.same(lines(r.stdout).map((l) => l.offset), [src.firstOffset, src.firstOffset + 1]);
+  t.equal(r.stderr, `tapeq logcat: --from 0: records [0, ${src.firstOffset}) are gone from the log (retention); printing from ${src.firstOffset}\n`);
+  const all = await runCli(['logcat', '--dir', src.dir, '--to', String(src.firstOffset + 1)]);
+  t.equal(all.stderr, '', 'without --from the log is printed from its first record without a word');
 });

@@ -45,6 +45,16 @@ t.test('replay-prints-summary-job-and-digest-as-of-a-point', async (t) => {
   t.equal((await runTapeq(['replay', '--dir', w.dir, '--until', 'not a time'])).code, 2);
 });
 
+t.test('replay-queue-that-never-existed-is-unknown-exit-1', async (t) => {
+  const unknown = await runTapeq(['replay', '--dir', w.dir, '--until', String(cp.offset), '--queue', 'no-such-queue']);
+  t.equal(unknown.code, 1, 'as an unknown --job');
+  t.equal(unknown.stdout, '', 'no zero counts as if the queue existed');
+  t.match(unknown.stderr, /queue no-such-queue did not exist at offset/);
+  const known = await runTapeq(['replay', '--dir', w.dir, '--until', String(cp.offset), '--queue', 'q0']);
+  t.equal(known.code, 0, known.stderr);
+  t.same(Object.keys(JSON.parse(known.stdout).queues), ['q0']);
+});
+
 t.test('serve-until-refuses-writes-with-409', async (t) => {
   const p = await startTapeq(w.dir, {}, { args: ['--until', String(cp.offset)] });
   t.teardown(() => p.kill());

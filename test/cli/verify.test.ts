@@ -1,5 +1,5 @@
 import t from 'tap';
-import { cp, readdir, readFile, rm, truncate, writeFile } from 'node:fs/promises';
+import { cp, mkdir, readdir, readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { segmentHeaderBytes } from '../../src/log/segment-header.js';
 import { stateAt } from '../../src/history/state-at.js';
@@ -182,4 +182,19 @@ t.test('verify-of-an-empty-segment-a-roll-left-is-no-torn-tail-as-for-serve', as
   t.match(r.stdout, `verify: ok ${files.length + 1} segments, 300 records (offsets 0..299)`);
   t.notMatch(r.stdout, /torn tail/);
   t.strictSame(await hashTree(dir), before, 'read-only: the header is not written');
+});
+
+t.test('a-directory-named-like-a-segment-file-is-a-one-line-error-for-the-tools-not-a-stack-trace', async (t) => {
+  const dir = await tempDir(t);
+  await writeLog(dir, 3);
+  const name = '00000000000000000003.log'; // where the next segment would start
+  await mkdir(join(dir, name));
+  for (const tool of ['verify', 'logcat']) {
+    const r = await runCli([tool, '--dir', dir]);
+    t.equal(r.code, 1, `${tool}: ${r.stdout}${r.stderr}`);
+    const out = `${r.stdout}${r.stderr}`; // verify reports on stdout, logcat on stderr
+    t.equal(out.trim().split('\n').length, 1, `${tool}: one line`);
+    t.match(out, `${join(dir, name)} is a directory, not a segment file`);
+    t.notMatch(out, /EISDIR|    at /);
+  }
 });

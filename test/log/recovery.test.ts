@@ -1,5 +1,5 @@
 import t, { type Test } from 'tap';
-import { cp, mkdir, readFile, readdir, rename, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import { cp, mkdir, readFile, readdir, rename, rm, stat, symlink, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { decodeSegmentHeader, segmentHeaderBytes } from '../../src/log/segment-header.js';
 import type { Log } from '../../src/log/log.js';
@@ -203,7 +203,12 @@ for (const sealedInWorker of [false, true]) {
     const files = await segmentFiles(dir);
     const path = join(dir, files[2] as string);
     await rm(path);
+    // A directory so named is refused by the listing; one reached through a link is read and fails.
     await mkdir(path);
+    await t.rejects(openLog({ dir, sealedInWorker }), { code: 'LOG_CORRUPT', file: path, message: /is a directory, not a segment file/ });
+    await rm(path, { recursive: true });
+    await mkdir(join(dir, 'elsewhere'));
+    await symlink(join(dir, 'elsewhere'), path);
     await t.rejects(openLog({ dir, sealedInWorker }), { code: 'EISDIR' });
   });
 
