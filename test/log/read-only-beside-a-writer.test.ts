@@ -5,17 +5,23 @@
 // stopped log with the same damage is still reported.
 
 import t, { type Test } from 'tap';
+import type { Dirent } from 'node:fs';
 import { rename, rm, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { encodeSegmentHeader, segmentFileName } from '../../src/log/segment-header.js';
 import { drafts, openLog, patchFsPromises, range, readAll, segmentFiles, tempDir, writeLog, type TestContext } from './helpers.js';
 
-/** Every `readdir` of `dir` returns `listing(call, names)` (call counts from 1). */
+/** Every `readdir` of `dir` returns `listing(call, names)` (call counts from 1), as names or, for
+ *  a listing `withFileTypes`, as entries (a name the listing adds is a plain file's). */
 function onListing(t: TestContext, dir: string, listing: (call: number, names: string[]) => Promise<string[]>): { calls: number } {
   const seen = { calls: 0 };
-  patchFsPromises(t, 'readdir', (real) => (async (path: string, opts?: object) => {
-    const names = (await real(path, opts as undefined)) as unknown as string[];
-    return path === dir ? listing(++seen.calls, names) : names;
+  patchFsPromises(t, 'readdir', (real) => (async (path: string, opts?: { withFileTypes?: boolean }) => {
+    const listed = (await real(path, opts as undefined)) as unknown as Array<string | Dirent>;
+    if (path !== dir) return listed;
+    if (opts?.withFileTypes !== true) return listing(++seen.calls, listed as string[]);
+    const entries = new Map((listed as Dirent[]).map((e) => [e.name, e]));
+    const names = await listing(++seen.calls, [...entries.keys()]);
+    return names.map((name) => entries.get(name) ?? { name, isDirectory: () => false, isFile: () => true });
   }) as typeof real);
   return seen;
 }
