@@ -2,7 +2,9 @@
 // `/ws/queues/:queue`), both streaming events straight off the log tail (subscription.ts).
 //
 // buildServer() registers it after its auth, CORS and rate-limit hooks. It registers
-// @fastify/websocket itself (frames bounded by wsFrameBytesMax) unless the parent already did. On
+// @fastify/websocket itself (frames bounded by wsFrameBytesMax) unless the parent already did, in
+// which case it must not compress: a session writes its push replies as ready-made frames beside
+// `ws`'s own sends (frames.ts), which compressed sends, made later, would fall behind. On
 // close it ends every SSE stream (and drops cut-off clients still reading their final message),
 // which fastify would otherwise wait for, and closes every WebSocket session with a final
 // message and 1001 "going away" (@fastify/websocket's own pre-close would close them without a
@@ -38,6 +40,8 @@ export function realtimePlugin(options: RealtimeOptions): (app: FastifyInstance)
           done();
         },
       });
+    } else if (app.websocketServer.options.perMessageDeflate !== false) {
+      throw new Error('realtime: the parent registered @fastify/websocket with perMessageDeflate; the WebSocket API needs it off');
     }
     /** How to stop each open SSE response: end its stream, or drop a cut-off client in its grace. */
     const streams = new Set<() => void>();
