@@ -330,8 +330,7 @@ class WsSession {
     if (this.#pushes === group) this.#pushes = null;
     this.#inflight -= group.ids.length;
     if (this.socket.readyState !== this.socket.OPEN) return;
-    // The success reply is JSON.stringify({ ok: true, id }) without its closing brace, built
-    // directly: the hot path's one reply per push.
+    // A failed sync answers every push of the group with the same error.
     const open = failed === null ? null : JSON.stringify(failure(failed.error)).slice(0, -1);
     this.#corkUntilNextTick();
     // Framed here and written at once (frames.ts); a reply that cannot be goes through `ws`, in order.
@@ -339,6 +338,8 @@ class WsSession {
     const { ids, reqIds } = group;
     let frames = '';
     for (let i = 0; i < ids.length; i++) {
+      // The success reply is JSON.stringify({ ok: true, id }) without its closing brace, built
+      // directly: the hot path's one reply per push.
       const reply = withReqId(open ?? `{"ok":true,"id":${JSON.stringify(ids[i])}`, reqIds[i]);
       const frame = asciiTextFrame(reply);
       if (frame !== null) {
