@@ -1,8 +1,9 @@
-// `tapeq serve` as an operator starts it: what it refuses at startup, and the data directory
-// lock that keeps a second server off a log another one is writing.
+// `tapeq serve` as an operator starts it: what it refuses at startup (leaving no data directory it
+// made), and the data directory lock that keeps a second server off a log another one is writing.
 
-import { spawn } from 'node:child_process';
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import t from 'tap';
 import { startBroker } from '../fixtures/broker.js';
@@ -154,4 +155,40 @@ t.test('sigterm-while-starting-stops-cleanly-once-started-leaving-nothing-behind
   t.match(stderr, 'tapeq: SIGTERM received while starting');
   t.match(stderr, 'tapeq: stopped cleanly');
   t.same(await readdir(dir).then((names) => names.filter((n) => n.startsWith('LOCK'))), [], 'no LOCK nor LOCK.tmp-* left');
+});
+
+t.test('a-start-refused-for-its-port-leaves-no-new-data-dir-behind', async (t) => {
+  const { dir, remove } = await tempDataDir();
+  t.teardown(remove);
+  const taken = createServer();
+  await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => new Promise<void>((resolve) => taken.close(() => resolve())));
+  const address = taken.address();
+  const port = typeof address === 'object' && address !== null ? address.port : 0;
+  const r = await serveFor({ DATA_DIR: join(dir, 'new', 'data'), HTTP_PORT: String(port) }, 10_000);
+  t.equal(r.code, 1);
+  t.match(r.stderr, `tapeq: cannot listen on 127.0.0.1:${port}: address already in use (EADDRINUSE)`);
+  t.same(await readdir(dir), [], 'the port is held before DATA_DIR (nor its parent) is made');
+});
+
+t.test('a-start-that-fails-on-a-full-disk-removes-the-data-dir-it-made-and-no-other', async (t) => {
+  const { dir, remove } = await tempDataDir();
+  t.teardown(remove);
+  // A full file system needs a mount, so root; elsewhere there is no full disk to point at.
+  if (spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', dir]).status !== 0) {
+    t.pass('skipped: mounting a tmpfs needs root');
+    return;
+  }
+  t.teardown(() => spawnSync('umount', [dir]));
+  // Directories take no blocks on a tmpfs: DATA_DIR is made, then the lock's first write fails.
+  await writeFile(join(dir, 'filler'), Buffer.alloc(64 * 1024));
+  await mkdir(join(dir, 'existing'));
+  for (const dataDir of [join(dir, 'new', 'data'), join(dir, 'existing')]) {
+    const r = await serveFor({ DATA_DIR: dataDir }, 10_000);
+    t.equal(r.code, 1, dataDir);
+    t.match(r.stderr, `tapeq: data directory ${dataDir}: its lock ${join(dataDir, 'LOCK')} cannot be written (ENOSPC)`);
+    t.notMatch(r.stderr, /\n\s+at /, 'one line, no stack trace');
+  }
+  t.same((await readdir(dir)).sort(), ['existing', 'filler'], 'the new data dir and its parent are gone');
+  t.same(await readdir(join(dir, 'existing')), [], 'the one that existed stays, and no LOCK temp file is left in it');
 });
