@@ -2,7 +2,7 @@
 // while the newest snapshot is decoded) → replay the tail →
 // start the broker and the push-worker dispatcher → serve. A startup probe holds the port from
 // the first moment, before anything is made on disk, and answers /ready with 503 until the real
-// server takes over.
+// server takes over that same port (the probe's, so that HTTP_PORT=0 names one port throughout).
 // A start that fails undoes what it made: the log is closed, the lock released, and a DATA_DIR
 // this start created is removed again while it is still empty (data-dir-create.ts). Shutdown (SIGTERM/SIGINT): /ready goes 503 and pulls get
 // no job, push workers finish their calls, then the server stops taking requests and lets
@@ -197,25 +197,27 @@ interface Assembled {
 }
 
 /** Holds the port with the startup probe while `assemble` opens the log and replays it, then
- *  swaps the probe for the real server. On failure the probe is closed and the steps `assemble`
- *  registered are undone, the latest first. */
+ *  swaps the probe for the real server, on the port the probe got: with HTTP_PORT=0 the system
+ *  picks one for the probe, and a client that found it must find the server there too. On failure
+ *  the probe is closed and the steps `assemble` registered are undone, the latest first. */
 async function withStartupProbe(
   config: Config,
   assemble: (onFailure: (undo: () => Promise<void>) => void) => Promise<Assembled>,
   logger: (line: string) => void,
 ): Promise<Running> {
   const probe = await listenStartupProbe(config, logger);
+  logger(`tapeq: starting on http://${config.host}:${probe.port}: /ready answers 503 until the log is replayed`);
   const undos: Array<() => Promise<void>> = [];
   try {
     const built = await assemble((undo) => undos.push(undo));
     await probe.close();
     limitConnections(built.app.server, config.maxConnections, logger);
-    await built.app.listen({ port: config.httpPort, host: config.host });
+    await built.app.listen({ port: probe.port, host: config.host });
     const stop = built.start();
     const stopWarming = warmValidators(built.app, logger);
     const address = built.app.server.address();
-    const port = typeof address === 'object' && address !== null ? address.port : config.httpPort;
-    warnIfExposed(config, logger);
+    const port = typeof address === 'object' && address !== null ? address.port : probe.port;
+    warnIfExposed(config, port, logger);
     const close = async (): Promise<void> => {
       stopWarming();
       await stop();
@@ -272,11 +274,11 @@ function scheduleCompaction(log: Log, snapshotsDir: string, config: Config, logg
   return () => clearInterval(timer);
 }
 
-function warnIfExposed(config: Config, logger: (line: string) => void): void {
+function warnIfExposed(config: Config, port: number, logger: (line: string) => void): void {
   const loopback = config.host === '127.0.0.1' || config.host === '::1' || config.host === 'localhost';
   if (!loopback && config.authTokens.length === 0) {
     logger(
-      `tapeq: WARNING listening on ${config.host}:${config.httpPort} without AUTH_TOKENS: ` +
+      `tapeq: WARNING listening on ${config.host}:${port} without AUTH_TOKENS: ` +
         'anyone who can reach this address can read and change every queue',
     );
   }
