@@ -4,10 +4,10 @@
 // the first moment, before anything is made on disk, and answers /ready with 503 until the real
 // server takes over that same port (the probe's, so that HTTP_PORT=0 names one port throughout).
 // A start that fails undoes what it made: the log is closed, the lock released, and a DATA_DIR
-// this start created is removed again while it is still empty (data-dir-create.ts). Shutdown (SIGTERM/SIGINT): /ready goes 503 and pulls get
-// no job, push workers finish their calls, then the server stops taking requests and lets
-// in-flight ones finish, the broker stops its timers, the log syncs and closes; a second signal
-// exits at once.
+// this start created is removed again while it is still empty (data-dir-create.ts).
+// Shutdown (SIGTERM/SIGINT): /ready goes 503 and pulls get no job, push workers finish their
+// calls, then the server stops taking requests and lets in-flight ones finish, the broker stops
+// its timers, the log syncs and closes; a second signal exits at once.
 // The writing server holds DATA_DIR's lock (data-dir-lock.ts) from before it opens the log until
 // the log is closed, so that a second one on the same directory refuses to start.
 // `serve --until <point>` is the point-in-time variant: the log opened read-only, the state as of
@@ -21,12 +21,12 @@ import { buildServer } from './api/server.js';
 import { realtimePlugin } from './api/realtime/index.js';
 import { Broker } from './broker/broker.js';
 import { createDataDir } from './data-dir-create.js';
-import { lockDataDir } from './data-dir-lock.js';
+import { lockDataDir, type DataDirLock } from './data-dir-lock.js';
 import { governHeapGrowth } from './heap-growth.js';
 import type { Config } from './config.js';
 import { checkConstants, shutdownGraceMs } from './constants.js';
 import { Log } from './log/log.js';
-import { loadState } from './snapshot/recover-state.js';
+import { loadState, type LoadedState } from './snapshot/recover-state.js';
 import { JobHistory } from './history/history.js';
 import { describePoint, untilOffset, type Point } from './history/point.js';
 import { checkTimeReachable } from './history/state-at.js';
@@ -64,40 +64,18 @@ export async function serve(config: Config, options: ServeOptions = {}): Promise
   return withStartupProbe(config, (onFailure) => serveWriting(config, options, logger, onFailure), logger);
 }
 
-/** The writing server. The data directory is made (and locked) only once the startup probe holds
- *  the port: a start refused for its port or host leaves no new directory behind. */
+/** Registers how to undo a startup step, should a later one fail. */
+type OnFailure = (undo: () => Promise<void>) => void;
+
+/** The writing server, on the state its data directory holds. */
 async function serveWriting(
   config: Config,
   options: ServeOptions,
   logger: (line: string) => void,
-  onFailure: (undo: () => Promise<void>) => void,
+  onFailure: OnFailure,
 ): Promise<Assembled> {
-  const { logDir, snapshotsDir } = dataPaths(config.dataDir);
-  const dataDir = await createDataDir(config.dataDir);
-  onFailure(() => dataDir.removeIfEmpty());
-  const lock = await lockDataDir(config.dataDir, logger);
-  onFailure(() => lock.release());
-  // With a snapshot to decode, the sealed segments are verified in a worker meanwhile; without
-  // one the replay must wait for them anyway, and the main thread verifies them sooner (1M
-  // records: about 180 ms against 340 ms through the worker).
-  const snapshots = await listSnapshots(snapshotsDir);
-  const opening = Log.open({
-    dir: logDir,
-    segmentBytes: config.segmentBytes,
-    sync: config.logSync,
-    syncIntervalMs: config.logSyncIntervalMs,
-    repair: options.repair === true,
-    logger: named(logger, 'tapeq: log: '),
-    sealedInWorker: snapshots.length > 0,
-  });
-  // Closed once it has opened, also when the load failed while it was still opening.
-  onFailure(() => opening.then((log) => log.close(), () => undefined));
-  const loaded = await loadState({ log: opening, dir: snapshotsDir, logger: named(logger, 'tapeq: ') });
-  const log = await opening;
-  logger(
-    `tapeq: log opened and state loaded in ${loaded.ms} ms (snapshot: ${loaded.fromSnapshot ?? 'none'}, ` +
-      `replayed ${loaded.replayed} records, next offset ${log.nextOffset})`,
-  );
+  const { snapshotsDir } = dataPaths(config.dataDir);
+  const { lock, log, loaded } = await openDataDir(config, options, logger, onFailure);
   const broker = new Broker({ log, state: loaded.state, lockMsDefault: config.lockMs, logger });
   const snapshotter = new Snapshotter({
     dir: snapshotsDir,
@@ -144,6 +122,44 @@ async function serveWriting(
       };
     },
   };
+}
+
+/** Makes DATA_DIR if it is missing, locks it, opens its log and loads the state. It runs once the
+ *  startup probe holds the port: a start refused for its port or host makes nothing on disk. Each
+ *  step registers its undo for a start that fails later. */
+async function openDataDir(
+  config: Config,
+  options: ServeOptions,
+  logger: (line: string) => void,
+  onFailure: OnFailure,
+): Promise<{ lock: DataDirLock; log: Log; loaded: LoadedState }> {
+  const { logDir, snapshotsDir } = dataPaths(config.dataDir);
+  const dataDir = await createDataDir(config.dataDir);
+  onFailure(() => dataDir.removeIfEmpty());
+  const lock = await lockDataDir(config.dataDir, logger);
+  onFailure(() => lock.release());
+  // With a snapshot to decode, the sealed segments are verified in a worker meanwhile; without
+  // one the replay must wait for them anyway, and the main thread verifies them sooner (1M
+  // records: about 180 ms against 340 ms through the worker).
+  const snapshots = await listSnapshots(snapshotsDir);
+  const opening = Log.open({
+    dir: logDir,
+    segmentBytes: config.segmentBytes,
+    sync: config.logSync,
+    syncIntervalMs: config.logSyncIntervalMs,
+    repair: options.repair === true,
+    logger: named(logger, 'tapeq: log: '),
+    sealedInWorker: snapshots.length > 0,
+  });
+  // Closed once it has opened, also when the load failed while it was still opening.
+  onFailure(() => opening.then((log) => log.close(), () => undefined));
+  const loaded = await loadState({ log: opening, dir: snapshotsDir, logger: named(logger, 'tapeq: ') });
+  const log = await opening;
+  logger(
+    `tapeq: log opened and state loaded in ${loaded.ms} ms (snapshot: ${loaded.fromSnapshot ?? 'none'}, ` +
+      `replayed ${loaded.replayed} records, next offset ${log.nextOffset})`,
+  );
+  return { lock, log, loaded };
 }
 
 /** The log's and the snapshot loader's lines (`cut torn tail of …`, `snapshot … is unusable`) are
@@ -202,7 +218,7 @@ interface Assembled {
  *  the probe is closed and the steps `assemble` registered are undone, the latest first. */
 async function withStartupProbe(
   config: Config,
-  assemble: (onFailure: (undo: () => Promise<void>) => void) => Promise<Assembled>,
+  assemble: (onFailure: OnFailure) => Promise<Assembled>,
   logger: (line: string) => void,
 ): Promise<Running> {
   const probe = await listenStartupProbe(config, logger);
