@@ -164,9 +164,12 @@ export async function lockDataDir(dataDir: string, logger: (line: string) => voi
   const path = join(await realpath(dataDir), 'LOCK');
   const me: Holder = { pid: process.pid, startTicks: startTicksOf(process.pid), pidNs: pidNamespace(), host: hostname(), token: randomUUID() };
   const tmp = `${path}.tmp-${me.token}`;
-  await writeFile(tmp, `${JSON.stringify(me)}\n`, { flag: 'wx' });
   let unreadableSeen = false;
   try {
+    // Inside the try: a write that fails (a full disk) must not leave the temp file behind.
+    await writeFile(tmp, `${JSON.stringify(me)}\n`, { flag: 'wx' }).catch((error: NodeJS.ErrnoException) => {
+      throw new DataDirLockError(`data directory ${dataDir}: its lock ${path} cannot be written (${error.code ?? error.message})`, { cause: error });
+    });
     for (;;) {
       try {
         await place(tmp, path, me);

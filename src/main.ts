@@ -1,10 +1,13 @@
 // Composition root, and nothing else: open the log (its sealed segments verified in a worker
 // while the newest snapshot is decoded) → replay the tail →
-// start the broker and the push-worker dispatcher → serve. While replaying, a startup probe holds
-// the port and answers /ready with 503. Shutdown (SIGTERM/SIGINT): /ready goes 503 and pulls get
-// no job, push workers finish their calls, then the server stops taking requests and lets
-// in-flight ones finish, the broker stops its timers, the log syncs and closes; a second signal
-// exits at once.
+// start the broker and the push-worker dispatcher → serve. A startup probe holds the port from
+// the first moment, before anything is made on disk, and answers /ready with 503 until the real
+// server takes over that same port (the probe's, so that HTTP_PORT=0 names one port throughout).
+// A start that fails undoes what it made: the log is closed, the lock released, and a DATA_DIR
+// this start created is removed again while it is still empty (data-dir-create.ts).
+// Shutdown (SIGTERM/SIGINT): /ready goes 503 and pulls get no job, push workers finish their
+// calls, then the server stops taking requests and lets in-flight ones finish, the broker stops
+// its timers, the log syncs and closes; a second signal exits at once.
 // The writing server holds DATA_DIR's lock (data-dir-lock.ts) from before it opens the log until
 // the log is closed, so that a second one on the same directory refuses to start.
 // `serve --until <point>` is the point-in-time variant: the log opened read-only, the state as of
@@ -17,12 +20,13 @@ import { limitConnections } from './api/connection-limit.js';
 import { buildServer } from './api/server.js';
 import { realtimePlugin } from './api/realtime/index.js';
 import { Broker } from './broker/broker.js';
-import { lockDataDir } from './data-dir-lock.js';
+import { createDataDir } from './data-dir-create.js';
+import { lockDataDir, type DataDirLock } from './data-dir-lock.js';
 import { governHeapGrowth } from './heap-growth.js';
 import type { Config } from './config.js';
 import { checkConstants, shutdownGraceMs } from './constants.js';
 import { Log } from './log/log.js';
-import { loadState } from './snapshot/recover-state.js';
+import { loadState, type LoadedState } from './snapshot/recover-state.js';
 import { JobHistory } from './history/history.js';
 import { describePoint, untilOffset, type Point } from './history/point.js';
 import { checkTimeReachable } from './history/state-at.js';
@@ -57,75 +61,50 @@ export async function serve(config: Config, options: ServeOptions = {}): Promise
   checkConstants();
   const logger = options.logger ?? ((line: string) => console.error(line));
   if (options.until !== undefined) return servePointInTime(config, options.until, logger);
-
-  const lock = await lockDataDir(config.dataDir, logger);
-  const running = await serveLocked(config, options, logger).catch(async (error: unknown) => {
-    await lock.release();
-    throw error;
-  });
-  return {
-    ...running,
-    close: async () => {
-      try {
-        await running.close();
-      } finally {
-        await lock.release();
-      }
-    },
-  };
+  return withStartupProbe(config, (onFailure) => serveWriting(config, options, logger, onFailure), logger);
 }
 
-/** The writing server, once it holds the data directory's lock. */
-async function serveLocked(config: Config, options: ServeOptions, logger: (line: string) => void): Promise<Running> {
-  const { logDir, snapshotsDir } = dataPaths(config.dataDir);
-  return withStartupProbe(config, async (track) => {
-    // With a snapshot to decode, the sealed segments are verified in a worker meanwhile; without
-    // one the replay must wait for them anyway, and the main thread verifies them sooner (1M
-    // records: about 180 ms against 340 ms through the worker).
-    const snapshots = await listSnapshots(snapshotsDir);
-    const opening = Log.open({
-      dir: logDir,
-      segmentBytes: config.segmentBytes,
-      sync: config.logSync,
-      syncIntervalMs: config.logSyncIntervalMs,
-      repair: options.repair === true,
-      logger: named(logger, 'tapeq: log: '),
-      sealedInWorker: snapshots.length > 0,
-    }).then(track);
-    const loaded = await loadState({ log: opening, dir: snapshotsDir, logger: named(logger, 'tapeq: ') });
-    const log = await opening;
-    logger(
-      `tapeq: log opened and state loaded in ${loaded.ms} ms (snapshot: ${loaded.fromSnapshot ?? 'none'}, ` +
-        `replayed ${loaded.replayed} records, next offset ${log.nextOffset})`,
-    );
-    const broker = new Broker({ log, state: loaded.state, lockMsDefault: config.lockMs, logger });
-    const snapshotter = new Snapshotter({
-      dir: snapshotsDir,
-      log,
-      everyRecords: config.snapshotEveryRecords,
-      intervalMs: config.snapshotIntervalMs,
-      logger,
-    });
-    const history = new JobHistory({ log, writeFiles: true, logger });
-    const dispatcher = new WorkerDispatcher({ broker, logger });
-    const app = await buildServer({
-      broker,
-      config,
-      history,
-      realtime: realtimePlugin({ broker, log, config }),
-      snapshotPid: () => snapshotter.processPid,
-    });
-    return {
-      app,
-      broker,
-      log,
-      start() {
-        broker.start();
-        dispatcher.start();
-        snapshotter.start();
-        history.start();
-        const stopCompaction = scheduleCompaction(log, snapshotsDir, config, logger);
-        return async () => {
+/** Registers how to undo a startup step, should a later one fail. */
+type OnFailure = (undo: () => Promise<void>) => void;
+
+/** The writing server, on the state its data directory holds. */
+async function serveWriting(
+  config: Config,
+  options: ServeOptions,
+  logger: (line: string) => void,
+  onFailure: OnFailure,
+): Promise<Assembled> {
+  const { snapshotsDir } = dataPaths(config.dataDir);
+  const { lock, log, loaded } = await openDataDir(config, options, logger, onFailure);
+  const broker = new Broker({ log, state: loaded.state, lockMsDefault: config.lockMs, logger });
+  const snapshotter = new Snapshotter({
+    dir: snapshotsDir,
+    log,
+    everyRecords: config.snapshotEveryRecords,
+    intervalMs: config.snapshotIntervalMs,
+    logger,
+  });
+  const history = new JobHistory({ log, writeFiles: true, logger });
+  const dispatcher = new WorkerDispatcher({ broker, logger });
+  const app = await buildServer({
+    broker,
+    config,
+    history,
+    realtime: realtimePlugin({ broker, log, config }),
+    snapshotPid: () => snapshotter.processPid,
+  });
+  return {
+    app,
+    broker,
+    log,
+    start() {
+      broker.start();
+      dispatcher.start();
+      snapshotter.start();
+      history.start();
+      const stopCompaction = scheduleCompaction(log, snapshotsDir, config, logger);
+      return async () => {
+        try {
           stopCompaction();
           // First: a snapshot process must not be forked again while the rest drains.
           await snapshotter.close();
@@ -137,10 +116,50 @@ async function serveLocked(config: Config, options: ServeOptions, logger: (line:
           await broker.close();
           await history.close();
           await log.close();
-        };
-      },
-    };
-  }, logger);
+        } finally {
+          await lock.release();
+        }
+      };
+    },
+  };
+}
+
+/** Makes DATA_DIR if it is missing, locks it, opens its log and loads the state. It runs once the
+ *  startup probe holds the port: a start refused for its port or host makes nothing on disk. Each
+ *  step registers its undo for a start that fails later. */
+async function openDataDir(
+  config: Config,
+  options: ServeOptions,
+  logger: (line: string) => void,
+  onFailure: OnFailure,
+): Promise<{ lock: DataDirLock; log: Log; loaded: LoadedState }> {
+  const { logDir, snapshotsDir } = dataPaths(config.dataDir);
+  const dataDir = await createDataDir(config.dataDir);
+  onFailure(() => dataDir.removeIfEmpty());
+  const lock = await lockDataDir(config.dataDir, logger);
+  onFailure(() => lock.release());
+  // With a snapshot to decode, the sealed segments are verified in a worker meanwhile; without
+  // one the replay must wait for them anyway, and the main thread verifies them sooner (1M
+  // records: about 180 ms against 340 ms through the worker).
+  const snapshots = await listSnapshots(snapshotsDir);
+  const opening = Log.open({
+    dir: logDir,
+    segmentBytes: config.segmentBytes,
+    sync: config.logSync,
+    syncIntervalMs: config.logSyncIntervalMs,
+    repair: options.repair === true,
+    logger: named(logger, 'tapeq: log: '),
+    sealedInWorker: snapshots.length > 0,
+  });
+  // Closed once it has opened, also when the load failed while it was still opening.
+  onFailure(() => opening.then((log) => log.close(), () => undefined));
+  const loaded = await loadState({ log: opening, dir: snapshotsDir, logger: named(logger, 'tapeq: ') });
+  const log = await opening;
+  logger(
+    `tapeq: log opened and state loaded in ${loaded.ms} ms (snapshot: ${loaded.fromSnapshot ?? 'none'}, ` +
+      `replayed ${loaded.replayed} records, next offset ${log.nextOffset})`,
+  );
+  return { lock, log, loaded };
 }
 
 /** The log's and the snapshot loader's lines (`cut torn tail of …`, `snapshot … is unusable`) are
@@ -153,8 +172,9 @@ function named(logger: (line: string) => void, prefix: string): (line: string) =
 /** `serve --until`: a read-only server on the state as of `point`; nothing on disk changes. */
 async function servePointInTime(config: Config, point: Point, logger: (line: string) => void): Promise<Running> {
   const { logDir, snapshotsDir } = dataPaths(config.dataDir);
-  return withStartupProbe(config, async (track) => {
-    const log = track(await Log.open({ dir: logDir, readOnly: true, logger: named(logger, 'tapeq: log: ') }));
+  return withStartupProbe(config, async (onFailure) => {
+    const log = await Log.open({ dir: logDir, readOnly: true, logger: named(logger, 'tapeq: log: ') });
+    onFailure(() => log.close());
     const until = await untilOffset(log, point);
     const loaded = await loadState({ log, dir: snapshotsDir, logger: named(logger, 'tapeq: '), until, readOnly: true });
     checkTimeReachable(point, until, log.firstOffset, loaded.state);
@@ -193,24 +213,27 @@ interface Assembled {
 }
 
 /** Holds the port with the startup probe while `assemble` opens the log and replays it, then
- *  swaps the probe for the real server. On failure the probe and any opened log are closed. */
+ *  swaps the probe for the real server, on the port the probe got: with HTTP_PORT=0 the system
+ *  picks one for the probe, and a client that found it must find the server there too. On failure
+ *  the probe is closed and the steps `assemble` registered are undone, the latest first. */
 async function withStartupProbe(
   config: Config,
-  assemble: (track: (log: Log) => Log) => Promise<Assembled>,
+  assemble: (onFailure: OnFailure) => Promise<Assembled>,
   logger: (line: string) => void,
 ): Promise<Running> {
   const probe = await listenStartupProbe(config, logger);
-  let opened: Log | null = null;
+  logger(`tapeq: starting on http://${config.host}:${probe.port}: /ready answers 503 until the log is replayed`);
+  const undos: Array<() => Promise<void>> = [];
   try {
-    const built = await assemble((log) => (opened = log));
+    const built = await assemble((undo) => undos.push(undo));
     await probe.close();
     limitConnections(built.app.server, config.maxConnections, logger);
-    await built.app.listen({ port: config.httpPort, host: config.host });
+    await built.app.listen({ port: probe.port, host: config.host });
     const stop = built.start();
     const stopWarming = warmValidators(built.app, logger);
     const address = built.app.server.address();
-    const port = typeof address === 'object' && address !== null ? address.port : config.httpPort;
-    warnIfExposed(config, logger);
+    const port = typeof address === 'object' && address !== null ? address.port : probe.port;
+    warnIfExposed(config, port, logger);
     const close = async (): Promise<void> => {
       stopWarming();
       await stop();
@@ -218,7 +241,8 @@ async function withStartupProbe(
     return { app: built.app, broker: built.broker, log: built.log, port, close };
   } catch (error) {
     await probe.close();
-    await (opened as Log | null)?.close().catch(() => undefined);
+    // The error that stopped the start is the one reported; an undo that fails too changes nothing in it.
+    for (const undo of undos.reverse()) await undo().catch(() => undefined);
     throw error;
   }
 }
@@ -266,11 +290,11 @@ function scheduleCompaction(log: Log, snapshotsDir: string, config: Config, logg
   return () => clearInterval(timer);
 }
 
-function warnIfExposed(config: Config, logger: (line: string) => void): void {
+function warnIfExposed(config: Config, port: number, logger: (line: string) => void): void {
   const loopback = config.host === '127.0.0.1' || config.host === '::1' || config.host === 'localhost';
   if (!loopback && config.authTokens.length === 0) {
     logger(
-      `tapeq: WARNING listening on ${config.host}:${config.httpPort} without AUTH_TOKENS: ` +
+      `tapeq: WARNING listening on ${config.host}:${port} without AUTH_TOKENS: ` +
         'anyone who can reach this address can read and change every queue',
     );
   }

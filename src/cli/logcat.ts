@@ -15,6 +15,14 @@
 // under a lagging --follow before they were printed are named on stderr, and the command then
 // ends with 1. Exit 0, 1 on a log error or such a loss, 2 on usage.
 //
+// A reader of stdout that leaves (`logcat --follow | head -n 1`) is noticed at the next write,
+// which fails with EPIPE and ends the command with 0; on an idle log that write only comes with
+// the next record. Nothing earlier is honest: Node exposes no poll(2) of stdout (GNU `tail -f`
+// ends at once through POLLERR on the pipe), process.stdout emits no 'close' or 'error' while
+// nothing is written, a zero-length write to a pipe without readers succeeds on Linux (pipe_write
+// returns before it looks for readers), and libuv refuses to read-watch a write-only pipe
+// (ENOTCONN). So this is documented (--help, README), not worked around.
+//
 // Beside a running broker (--follow or not) a record is printed once it is whole in the file, not
 // once fdatasync covered it: a machine crash can cut it as a torn tail after it was printed. No
 // reader can tell a synced record from one still only in the page cache (a later record proves

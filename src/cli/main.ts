@@ -50,7 +50,10 @@ be used, a damaged log, a port in use) or its shutdown fails; 2 on a usage error
                      waited for that released it (as GET /jobs/:id/history)
   --follow           keep printing records a running broker appends (Ctrl-C to stop); records
                      retention retires before they are printed are named on stderr and skipped,
-                     and the command, when it stops, ends with 1
+                     and the command, when it stops, ends with 1. In a pipeline whose reader
+                     leaves (\`logcat --follow | head -n 1\`), it ends at its next write, so on
+                     an idle log only once a record is appended: Node cannot watch an idle pipe
+                     for its reader. Ctrl-C ends the pipeline at once; --to or --until bound it.
 
 Beside a running broker, records are printed once written, before the broker's fdatasync: a
 machine crash (not a process crash) can still cut the last ones, and the restarted broker then

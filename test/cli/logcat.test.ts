@@ -1,4 +1,5 @@
 import t from 'tap';
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import { stat } from 'node:fs/promises';
@@ -9,7 +10,7 @@ import { plainSpec, sampleRecord, t0 } from '../fixtures/records.js';
 import type { RecordBody, RecordDraft } from '../../src/record/types.js';
 import { drafts, hashTree, tempDir, writeLog } from '../log/helpers.js';
 import { compactedDataDir } from '../history/workload.js';
-import { runCli, spawnCli } from './run-cli.js';
+import { cliEntry, runCli, spawnCli } from './run-cli.js';
 
 function lines(stdout: string): Array<Record<string, unknown>> {
   return stdout
@@ -164,6 +165,33 @@ t.test('logcat-whose-reader-goes-away-exits-0-quietly', async (t) => {
   const [code] = (await once(child, 'exit')) as [number | null];
   t.equal(code, 0);
   t.notMatch(stderr, /EPIPE|Unhandled/, 'no error and no stack trace');
+});
+
+t.test('logcat-follow-in-a-pipe-whose-reader-left-ends-at-its-next-record-with-0', async (t) => {
+  // The documented limit (README, --help): a real shell pipe, `| head -n 1` on an idle log. head
+  // prints the record on disk and leaves; logcat learns it only from the EPIPE of its next write.
+  const dir = await tempDir(t);
+  await writeLog(dir, 1);
+  const script = '{ "$0" "$1" logcat --dir "$2" --follow; echo "logcat exit $?" >&2; } | head -n 1';
+  const child = spawn('/bin/sh', ['-c', script, process.execPath, cliEntry, dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+  t.teardown(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+  const closed = once(child, 'close') as Promise<[number | null]>;
+  const [first] = (await once(createInterface({ input: child.stdout }), 'line')) as [string];
+  t.equal((JSON.parse(first) as { offset: number }).offset, 0, 'head printed the record on disk');
+  // Polls enough for logcat to have found the log idle and for head to have exited.
+  await new Promise((resolve) => setTimeout(resolve, 5 * followPollMs));
+  t.equal(child.exitCode, null, 'on an idle log the pipeline still waits for logcat');
+  const log = await Log.open({ dir, logger: () => {} });
+  t.teardown(() => log.close());
+  await log.append(drafts(1, 1)).durable;
+  const [code] = await closed;
+  t.equal(code, 0, 'head exited 0');
+  t.match(stderr, /^logcat exit 0$/m, 'the next record ends logcat with 0');
+  t.notMatch(stderr, /EPIPE|Unhandled|\n\s+at /, 'no error and no stack trace');
 });
 
 t.test('logcat-refuses-offsets-and-epoch-times-no-number-holds-exactly', async (t) => {

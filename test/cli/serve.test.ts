@@ -1,8 +1,10 @@
-// `tapeq serve` as an operator starts it: what it refuses at startup, and the data directory
-// lock that keeps a second server off a log another one is writing.
+// `tapeq serve` as an operator starts it: what it refuses at startup (leaving no data directory it
+// made), the data directory lock that keeps a second server off a log another one is writing, and
+// the one port it listens on from the first moment.
 
-import { spawn } from 'node:child_process';
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import t from 'tap';
 import { startBroker } from '../fixtures/broker.js';
@@ -154,4 +156,88 @@ t.test('sigterm-while-starting-stops-cleanly-once-started-leaving-nothing-behind
   t.match(stderr, 'tapeq: SIGTERM received while starting');
   t.match(stderr, 'tapeq: stopped cleanly');
   t.same(await readdir(dir).then((names) => names.filter((n) => n.startsWith('LOCK'))), [], 'no LOCK nor LOCK.tmp-* left');
+});
+
+t.test('a-start-refused-for-its-port-leaves-no-new-data-dir-behind', async (t) => {
+  const { dir, remove } = await tempDataDir();
+  t.teardown(remove);
+  const taken = createServer();
+  await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => new Promise<void>((resolve) => taken.close(() => resolve())));
+  const address = taken.address();
+  const port = typeof address === 'object' && address !== null ? address.port : 0;
+  const r = await serveFor({ DATA_DIR: join(dir, 'new', 'data'), HTTP_PORT: String(port) }, 10_000);
+  t.equal(r.code, 1);
+  t.match(r.stderr, `tapeq: cannot listen on 127.0.0.1:${port}: address already in use (EADDRINUSE)`);
+  t.same(await readdir(dir), [], 'the port is held before DATA_DIR (nor its parent) is made');
+});
+
+t.test('a-start-that-fails-on-a-full-disk-removes-the-data-dir-it-made-and-no-other', async (t) => {
+  const { dir, remove } = await tempDataDir();
+  t.teardown(remove);
+  // A full file system needs a mount, so root; elsewhere there is no full disk to point at.
+  if (spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', dir]).status !== 0) {
+    t.pass('skipped: mounting a tmpfs needs root');
+    return;
+  }
+  t.teardown(() => spawnSync('umount', [dir]));
+  // Directories take no blocks on a tmpfs: DATA_DIR is made, then the lock's first write fails.
+  await writeFile(join(dir, 'filler'), Buffer.alloc(64 * 1024));
+  await mkdir(join(dir, 'existing'));
+  for (const dataDir of [join(dir, 'new', 'data'), join(dir, 'existing')]) {
+    const r = await serveFor({ DATA_DIR: dataDir }, 10_000);
+    t.equal(r.code, 1, dataDir);
+    t.match(r.stderr, `tapeq: data directory ${dataDir}: its lock ${join(dataDir, 'LOCK')} cannot be written (ENOSPC)`);
+    t.notMatch(r.stderr, /\n\s+at /, 'one line, no stack trace');
+  }
+  t.same((await readdir(dir)).sort(), ['existing', 'filler'], 'the new data dir and its parent are gone');
+  t.same(await readdir(join(dir, 'existing')), [], 'the one that existed stays, and no LOCK temp file is left in it');
+});
+
+t.test('with-port-0-the-server-takes-over-the-port-its-startup-probe-was-given', async (t) => {
+  const { dir, remove } = await tempDataDir();
+  t.teardown(remove);
+  // A fresh lock of a server on another host holds the start, with the probe listening, until
+  // the test removes it.
+  await writeFile(join(dir, 'LOCK'), `${JSON.stringify({ pid: 1, startTicks: null, pidNs: null, host: 'another-host.invalid', token: 't' })}\n`);
+  const child = spawn(process.execPath, [cliPath, 'serve'], {
+    env: { ...process.env, HOST: '127.0.0.1', HTTP_PORT: '0', DATA_DIR: dir },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  const waiters: Array<() => void> = [];
+  const exited = new Promise<number | null>((resolve) =>
+    child.once('exit', (code) => {
+      resolve(code);
+      for (const wake of waiters.splice(0)) wake();
+    }),
+  );
+  const killer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+  // A failed assertion must not leave the server running.
+  t.teardown(() => {
+    clearTimeout(killer);
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (c: string) => {
+    stderr += c;
+    for (const wake of waiters.splice(0)) wake();
+  });
+  const line = async (pattern: RegExp): Promise<RegExpMatchArray> => {
+    for (;;) {
+      const found = stderr.match(pattern);
+      if (found !== null) return found;
+      if (child.exitCode !== null || child.signalCode !== null) throw new Error(`no line ${pattern} before tapeq exited (${child.exitCode ?? child.signalCode}):\n${stderr}`);
+      await new Promise<void>((resolve) => waiters.push(resolve));
+    }
+  };
+  const probePort = Number((await line(/tapeq: starting on http:\/\/127\.0\.0\.1:(\d+):/))[1]);
+  await line(/waiting up to/);
+  t.not(probePort, 0, 'the probe says the port it was given');
+  t.equal((await fetch(`http://127.0.0.1:${probePort}/ready`)).status, 503, 'the probe answers on it while starting');
+  await rm(join(dir, 'LOCK'));
+  const serverPort = Number((await line(/tapeq: listening on http:\/\/127\.0\.0\.1:(\d+) /))[1]);
+  t.equal(serverPort, probePort, 'the server listens where the probe was');
+  t.equal((await fetch(`http://127.0.0.1:${probePort}/ready`)).status, 200, 'and a client of the probe finds it ready there');
+  child.kill('SIGTERM');
+  t.equal(await exited, 0);
 });
