@@ -35,7 +35,7 @@ import {
   type RecordDraft,
 } from '../record/types.js';
 import type { Appended } from '../log/log.js';
-import { apply, type Job, type State } from '../state/index.js';
+import { apply, queueExists, queueTotal, type Job, type State } from '../state/index.js';
 import {
   draft,
   expiredDrafts,
@@ -401,9 +401,9 @@ export class Broker implements BrokerApi {
   }
 
   /** Refuses a request that would add a queue once queuesMax of them exist (names are free-form;
-   *  a queue is held, with its containers, while it holds a job or is paused). */
+   *  a queue exists, idle ones included, until it is obliterated). */
   private queueRoom(queue: string): Failure | null {
-    if (this.state.queues.size < this.queuesMax || this.state.queues.has(queue)) return null;
+    if (queueTotal(this.state) < this.queuesMax || queueExists(this.state, queue)) return null;
     return fail('CONFLICT', `Too many queues: at most ${this.queuesMax} (obliterate the ones no longer used)`);
   }
 
@@ -746,7 +746,7 @@ export class Broker implements BrokerApi {
     }
     const drafts = removedDrafts(d, queue, queueOps.allJobs(q), RemoveReason.OBLITERATED);
     if (this.state.workers.has(queue)) drafts.push(draft(d, { type: 'workerRemoved', queue }));
-    if (q !== undefined || drafts.length > 0) drafts.push(draft(d, { type: 'queueObliterated', queue }));
+    if (queueExists(this.state, queue) || drafts.length > 0) drafts.push(draft(d, { type: 'queueObliterated', queue }));
     return this.done([this.append(drafts)], {});
   }
 

@@ -2,7 +2,7 @@
 // Synchronous and allocation-conscious: listings stop after the page they serve.
 
 import { JobState } from '../record/types.js';
-import { jobCount, waitIterate, type Job, type QueueState, type State } from '../state/index.js';
+import { waitIterate, type Job, type QueueState, type State } from '../state/index.js';
 import type { Counts, ListStatus, StatsView, WorkerConfig } from './types.js';
 import { jobView } from './view.js';
 import type { JobView } from './types.js';
@@ -26,10 +26,12 @@ export function countsOf(queue: QueueState | undefined): Counts {
   };
 }
 
-/** Names of queues that have jobs, are paused, or have a push worker. */
+/** Names of the queues that exist (used and not obliterated: with jobs, paused or idle) or have
+ *  a push worker. */
 export function queueNames(state: State): string[] {
   const names = new Set<string>(state.workers.keys());
-  for (const q of state.queues.values()) if (q.paused || jobCount(q) > 0) names.add(q.name);
+  for (const name of state.queues.keys()) names.add(name);
+  for (const name of state.idleQueues) names.add(name);
   return [...names].sort();
 }
 

@@ -23,7 +23,7 @@ import {
 } from '../record/types.js';
 import { ColdJobs } from './cold-jobs.js';
 import { waitInsert, waitRemove } from './waitlist.js';
-import { addColdJob, dropJob, forgetIfEmpty, moveJob, newJob, NO_IDS, queueFor, sharedOptions, sortBySeq, type Job, type SecondStats, type State } from './state.js';
+import { addColdJob, dropJob, dropQueue, forgetIfEmpty, moveJob, newJob, NO_IDS, queueFor, sharedOptions, sortBySeq, type Job, type SecondStats, type State } from './state.js';
 
 /** BullMQ's failure text for a job that stalled more often than allowed. */
 export const stalledFailureText = 'job stalled more than allowable limit';
@@ -114,15 +114,18 @@ export function apply(state: State, record: LogRecord): void {
       queueFor(state, body.queue).paused = true;
       break;
     case 'queueResumed': {
-      const queue = queueFor(state, body.queue);
-      queue.paused = false;
-      forgetIfEmpty(state, queue);
+      // Only a paused queue is resumed (it has containers); an unknown name stays unknown.
+      const queue = state.queues.get(body.queue);
+      if (queue !== undefined) {
+        queue.paused = false;
+        forgetIfEmpty(state, queue);
+      }
       break;
     }
     case 'queueDrained':
       break;
     case 'queueObliterated':
-      state.queues.delete(body.queue);
+      dropQueue(state, body.queue);
       break;
     case 'workerRegistered':
       state.workers.set(body.queue, body.config);
