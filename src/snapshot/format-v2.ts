@@ -143,7 +143,7 @@ export async function writeStateFile(handle: FileHandle, state: State): Promise<
     jobCount: state.jobs.size,
     queues: queues.map(headOf),
     workers: [...state.workers.entries()].sort((a, b) => compareText(a[0], b[0])).map(([queue, config]) => ({ queue, config })),
-    stats: { ...state.stats, seconds: state.stats.seconds.map((b) => ({ ...b })) },
+    stats: { ...state.stats },
   });
   let position = snapshotHeaderBytes;
   const headLength = Buffer.alloc(4);

@@ -175,7 +175,7 @@ export function restoreState(offset: number, timestamp: number, workers: readonl
   state.offset = offset;
   state.timestamp = timestamp;
   for (const w of workers) state.workers.set(w.queue, w.config);
-  state.stats = { ...stats, seconds: stats.seconds.map((b) => ({ ...b })) };
+  state.stats = copyStats(stats);
   return state;
 }
 
@@ -270,6 +270,5 @@ function copyStats(st: StatsImage): StatsImage {
     totalFailed: st.totalFailed,
     totalStalled: st.totalStalled,
     totalRemoved: st.totalRemoved,
-    seconds: st.seconds.map((b) => ({ ...b })),
   };
 }

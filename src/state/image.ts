@@ -47,8 +47,6 @@ export interface StatsImage {
   totalFailed: number;
   totalStalled: number;
   totalRemoved: number;
-  /** Per-second counts keyed by record timestamp second (floor(ts/1000)), newest last, bounded. */
-  seconds: Array<{ second: number; pushed: number; pulled: number; completed: number; failed: number }>;
 }
 
 export interface StateImage {

@@ -44,14 +44,6 @@ export interface QueueState {
   lastOptions: JobOptions | null;
 }
 
-export interface SecondStats {
-  second: number;
-  pushed: number;
-  pulled: number;
-  completed: number;
-  failed: number;
-}
-
 export interface StatsState {
   totalPushed: number;
   totalPulled: number;
@@ -60,7 +52,6 @@ export interface StatsState {
   totalFailed: number;
   totalStalled: number;
   totalRemoved: number;
-  seconds: SecondStats[];
 }
 
 export interface State {
@@ -108,7 +99,6 @@ export function createState(): State {
       totalFailed: 0,
       totalStalled: 0,
       totalRemoved: 0,
-      seconds: [],
     },
   };
 }

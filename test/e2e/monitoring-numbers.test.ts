@@ -6,6 +6,7 @@ import { once } from 'node:events';
 import { readdir, readFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { startTapeq, tempDataDir } from '../fixtures/process.js';
 import { SseClient, WsClient } from '../realtime/clients.js';
@@ -402,4 +403,47 @@ t.test('an-emptied-queue-keeps-zero-gauges-until-obliterated-live-after-replay-a
   t.notOk((await observed()).queues.includes('drained'), 'obliterating an idle queue ends its series');
   await push('drained', { data: 1 });
   t.ok((await observed()).queues.includes('drained'), 'a push brings it back');
+});
+
+t.test('push-and-pull-rates-count-traffic-while-the-wall-clock-is-behind-the-log', async (t) => {
+  const data = await tempDataDir();
+  t.teardown(data.remove);
+  const call = async (url: string, method: string, path: string, body?: unknown): Promise<any> => {
+    const res = await fetch(url + path, {
+      method,
+      ...(body === undefined ? {} : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }),
+    });
+    t.equal(res.status, 200, `${method} ${path}`);
+    return res.json();
+  };
+  // The log is written on a machine whose clock runs an hour ahead, then served with the right
+  // time: the broker's time (record timestamps never go backwards) stands still for an hour.
+  const ahead = fileURLToPath(new URL('../fixtures/clock-ahead.js', import.meta.url));
+  let tapeq = await startTapeq(data.dir, {}, { nodeArgs: ['--import', ahead] });
+  t.teardown(() => tapeq.kill('SIGKILL'));
+  const first = await call(tapeq.url, 'POST', '/queues/q/jobs', { data: 'ahead' });
+  t.equal(await tapeq.kill('SIGTERM'), 0);
+  tapeq = await startTapeq(data.dir);
+  const job = (await call(tapeq.url, 'GET', `/jobs/${first.id}`)).job as { createdAt: number };
+  t.ok(job.createdAt > Date.now() + 3_000_000, 'the log is an hour ahead of this clock');
+
+  // Traffic until a reading counts it (a reading each round; the rates are those of the last
+  // complete second, so they show once one second has passed with pushes and pulls in it).
+  let stats: { pushPerSec: number; pullPerSec: number; totalPushed: number } | null = null;
+  let pushed = 1;
+  const ok = async (method: string, path: string, body?: unknown): Promise<any> => {
+    const res = await fetch(tapeq.url + path, { method, ...(body === undefined ? {} : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }) });
+    if (res.status !== 200) throw new Error(`${method} ${path}: ${res.status}`);
+    return res.json();
+  };
+  for (const deadline = Date.now() + 15_000; Date.now() < deadline; ) {
+    await ok('POST', '/queues/q/jobs', { data: pushed++ });
+    await ok('GET', '/queues/q/jobs');
+    stats = (await ok('GET', '/stats')).stats;
+    if (stats !== null && stats.pushPerSec > 0 && stats.pullPerSec > 0) break;
+  }
+  t.ok(stats !== null && stats.pushPerSec > 0 && stats.pullPerSec > 0, `pushes and pulls are counted: ${JSON.stringify(stats)}`);
+  t.ok(stats !== null && stats.pushPerSec <= pushed && stats.pullPerSec <= pushed, 'never more than were made');
+  const last = (await call(tapeq.url, 'GET', '/queues/q/jobs/list?statuses=active&length=1')).jobs as Array<{ createdAt: number }>;
+  t.ok((last[0]?.createdAt ?? 0) > Date.now() + 3_000_000, "this run's records still carry the log's time, an hour ahead");
 });
