@@ -222,8 +222,6 @@ export const descriptorsReservedMin = 64;
 export const maxConnectionsFallback = 768;
 
 // ── Broker and projection ──────────────────────────────────────────────────────────────────
-/** Per-second statistics buckets kept in the projection (and its image). */
-export const statsSecondsKept = 120;
 export const uniqueKeyLengthMax = 256;
 export const groupIdLengthMax = 256;
 export const maxAttemptsMax = 1_000_000;

@@ -85,8 +85,8 @@ function formatNumber(n: number): string {
   return Number.isInteger(n) ? String(n) : n.toFixed(3);
 }
 
-export function renderPrometheus(prefix: string, broker: BrokerApi, latency: LatencyMetrics, nowMs: number): string {
-  const stats = broker.stats(nowMs);
+export function renderPrometheus(prefix: string, broker: BrokerApi, latency: LatencyMetrics): string {
+  const stats = broker.stats();
   const lines: string[] = [];
   const counter = (name: string, help: string, value: number): void => {
     lines.push(`# HELP ${prefix}_${name} ${help}`, `# TYPE ${prefix}_${name} counter`, `${prefix}_${name} ${value}`);

@@ -6,10 +6,11 @@
 // durability. A failed append or sync is a storage fault: the command answers STORAGE_FAULT or
 // NO_SPACE, the broker turns not-ready for good, and nothing after it is acknowledged.
 //
-// Effects after each apply, in order: timer index, onRecords listeners, long-poll wake-ups
-// (deferred to a microtask so a wake never re-enters a running command). Timers: one setTimeout
-// for the earliest due moment, at most timerSleepMsMax ahead (see timers.ts); `runDueTimers()`
-// is the same work, callable synchronously by simulations with an injected clock.
+// Effects after each apply, in order: timer index, push/pull rates (throughput.ts), onRecords
+// listeners, long-poll wake-ups (deferred to a microtask so a wake never re-enters a running
+// command). Timers: one setTimeout for the earliest due moment, at most timerSleepMsMax ahead (see
+// timers.ts); `runDueTimers()` is the same work, callable synchronously by simulations with an
+// injected clock.
 //
 // Async methods may overlap freely; every mutation happens inside a synchronous section.
 
@@ -35,7 +36,7 @@ import {
   type RecordDraft,
 } from '../record/types.js';
 import type { Appended } from '../log/log.js';
-import { apply, type Job, type State } from '../state/index.js';
+import { apply, queueExists, queueTotal, type Job, type State } from '../state/index.js';
 import {
   draft,
   expiredDrafts,
@@ -51,6 +52,7 @@ import {
 } from './commands.js';
 import { IdGenerator } from './ids.js';
 import { countsOf, listJobs, parseWorker, queueNames, statsOf } from './queries.js';
+import { Throughput } from './throughput.js';
 import { compactDueHeap, DueHeap, noteRecord, noteState, takeDue, ttlDueAt, type DueWork } from './timers.js';
 import type {
   BrokerApi,
@@ -82,6 +84,8 @@ export interface BrokerOptions {
   /** The state replayed up to the log's end; the broker owns it from now on. */
   state: State;
   clock?: () => number;
+  /** Milliseconds on a clock that never steps (default performance.now): pushPerSec/pullPerSec. */
+  monotonicClock?: () => number;
   lockMsDefault?: number;
   readOnly?: boolean;
   logger?: (line: string) => void;
@@ -113,6 +117,7 @@ export class Broker implements BrokerApi {
   private readonly ids: IdGenerator;
   private readonly heap = new DueHeap();
   private readonly waiters = new Waiters();
+  private readonly throughput: Throughput;
   private readonly listeners: RecordsListener[] = [];
   private readonly wakeQueues = new Set<string>();
   private readonly workerCache = new Map<string, WorkerConfig>();
@@ -136,6 +141,7 @@ export class Broker implements BrokerApi {
     this.readOnly = opts.readOnly === true;
     this.logger = opts.logger ?? (() => undefined);
     this.ids = new IdGenerator(() => this.now());
+    this.throughput = new Throughput(opts.monotonicClock ?? (() => performance.now()));
     noteState(this.heap, this.state);
   }
 
@@ -225,10 +231,12 @@ export class Broker implements BrokerApi {
     // A completion or removal that settles a dependency can make jobs of any queue waiting (the
     // fold drops the dependency's entry from `dependents` as it does): long polls elsewhere wake.
     const dependentsBefore = this.state.dependents.size;
+    const { totalPushed, totalPulled } = this.state.stats;
     for (const record of records) {
       apply(this.state, record);
       noteRecord(this.heap, this.state, record);
     }
+    this.throughput.add(this.state.stats.totalPushed - totalPushed, this.state.stats.totalPulled - totalPulled);
     compactDueHeap(this.heap, this.state);
     this.afterApply(records, this.state.dependents.size < dependentsBefore);
     // Appends of one group-commit batch share its durable promise, so they share one Pending.
@@ -401,9 +409,9 @@ export class Broker implements BrokerApi {
   }
 
   /** Refuses a request that would add a queue once queuesMax of them exist (names are free-form;
-   *  a queue is held, with its containers, while it holds a job or is paused). */
+   *  a queue exists, idle ones included, until it is obliterated). */
   private queueRoom(queue: string): Failure | null {
-    if (this.state.queues.size < this.queuesMax || this.state.queues.has(queue)) return null;
+    if (queueTotal(this.state) < this.queuesMax || queueExists(this.state, queue)) return null;
     return fail('CONFLICT', `Too many queues: at most ${this.queuesMax} (obliterate the ones no longer used)`);
   }
 
@@ -746,7 +754,7 @@ export class Broker implements BrokerApi {
     }
     const drafts = removedDrafts(d, queue, queueOps.allJobs(q), RemoveReason.OBLITERATED);
     if (this.state.workers.has(queue)) drafts.push(draft(d, { type: 'workerRemoved', queue }));
-    if (q !== undefined || drafts.length > 0) drafts.push(draft(d, { type: 'queueObliterated', queue }));
+    if (queueExists(this.state, queue) || drafts.length > 0) drafts.push(draft(d, { type: 'queueObliterated', queue }));
     return this.done([this.append(drafts)], {});
   }
 
@@ -825,8 +833,8 @@ export class Broker implements BrokerApi {
     await this.append(drafts);
   }
 
-  stats(nowMs: number): StatsView {
-    return statsOf(this.state, nowMs);
+  stats(): StatsView {
+    return statsOf(this.state, this.throughput.lastSecond());
   }
 
   payloadBytes(): { liveBytes: number; heldBytes: number } {

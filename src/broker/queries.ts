@@ -2,7 +2,8 @@
 // Synchronous and allocation-conscious: listings stop after the page they serve.
 
 import { JobState } from '../record/types.js';
-import { jobCount, waitIterate, type Job, type QueueState, type State } from '../state/index.js';
+import { waitIterate, type Job, type QueueState, type State } from '../state/index.js';
+import type { SecondCounts } from './throughput.js';
 import type { Counts, ListStatus, StatsView, WorkerConfig } from './types.js';
 import { jobView } from './view.js';
 import type { JobView } from './types.js';
@@ -26,10 +27,12 @@ export function countsOf(queue: QueueState | undefined): Counts {
   };
 }
 
-/** Names of queues that have jobs, are paused, or have a push worker. */
+/** Names of the queues that exist (used and not obliterated: with jobs, paused or idle) or have
+ *  a push worker. */
 export function queueNames(state: State): string[] {
   const names = new Set<string>(state.workers.keys());
-  for (const q of state.queues.values()) if (q.paused || jobCount(q) > 0) names.add(q.name);
+  for (const name of state.queues.keys()) names.add(name);
+  for (const name of state.idleQueues) names.add(name);
   return [...names].sort();
 }
 
@@ -173,11 +176,9 @@ export function parseWorker(text: string): WorkerConfig {
   return JSON.parse(text) as WorkerConfig;
 }
 
-/** pushPerSec/pullPerSec are the counts of the last complete second before `nowMs`. */
-export function statsOf(state: State, nowMs: number): StatsView {
+/** The statistics of `state`, with pushPerSec/pullPerSec from `lastSecond` (broker/throughput.ts). */
+export function statsOf(state: State, lastSecond: SecondCounts): StatsView {
   const st = state.stats;
-  const lastSecond = Math.floor(nowMs / 1000) - 1;
-  const bucket = st.seconds.find((b) => b.second === lastSecond);
   const view: StatsView = {
     queued: 0,
     processing: 0,
@@ -185,8 +186,8 @@ export function statsOf(state: State, nowMs: number): StatsView {
     dlq: 0,
     completed: 0,
     waitingChildren: 0,
-    pushPerSec: bucket?.pushed ?? 0,
-    pullPerSec: bucket?.pulled ?? 0,
+    pushPerSec: lastSecond.pushed,
+    pullPerSec: lastSecond.pulled,
     totalPushed: st.totalPushed,
     totalPulled: st.totalPulled,
     totalCompleted: st.totalCompleted,

@@ -166,7 +166,7 @@ export interface BrokerApi {
   /** Release every job held by `owner` (a closed WebSocket), one `released` record each. */
   releaseOwner(owner: string, reason: string): Promise<void>;
 
-  stats(nowMs: number): StatsView;
+  stats(): StatsView;
   /** The jobs' data off the JS heap: bytes of its entries (each payload after a 2-byte length)
    *  and of the chunks holding them. */
   payloadBytes(): { liveBytes: number; heldBytes: number };

@@ -19,7 +19,7 @@ import { LogError } from '../log/log.js';
 import { parsePoint, PointError, type Point } from '../history/point.js';
 import { dataDirOf, stateAt } from '../history/state-at.js';
 import { RecoveryError } from '../snapshot/recover-state.js';
-import type { State } from '../state/index.js';
+import { queueExists, type State } from '../state/index.js';
 
 interface ReplayArgs {
   dir: string;
@@ -92,7 +92,7 @@ export async function replayCommand(argv: string[]): Promise<number> {
       return 0;
     }
     // As an unknown --job: zero counts would read as a queue that existed and was empty.
-    if (args.queue !== null && !state.queues.has(args.queue) && !state.workers.has(args.queue)) {
+    if (args.queue !== null && !queueExists(state, args.queue) && !state.workers.has(args.queue)) {
       console.error(`tapeq replay: queue ${args.queue} did not exist at offset ${until}`);
       return 1;
     }

@@ -168,6 +168,18 @@ export function createImageCodec(versions: ReadonlyMap<number, SchemaVersion>, c
   };
 }
 
+/** Every schema has `stats.seconds`, per-second counts by record time that the state no longer
+ *  keeps (pushPerSec/pullPerSec are measured live: broker/throughput.ts): written empty so that
+ *  the schema, and the files older builds read, stay as they were; dropped on read. */
+function statsOut(stats: StatsImage): StatsImage & { seconds: never[] } {
+  return { ...stats, seconds: [] };
+}
+
+function statsIn(stats: StatsImage & { seconds?: unknown }): StatsImage {
+  const { seconds: _dropped, ...kept } = stats;
+  return kept;
+}
+
 interface RepeatHolder {
   repeat: { key?: string } | null;
 }
@@ -199,11 +211,12 @@ export const schemaVersionCurrent = codec.schemaVersion;
 export const imageSchemaVersionsRead = codec.schemaVersionsRead;
 
 export function encodeImage(image: StateImage): Buffer {
-  return codec.encodeImage(image);
+  return codec.encodeImage({ ...image, stats: statsOut(image.stats) });
 }
 
 export function decodeImage(payload: Buffer, schemaVersion: number = schemaVersionCurrent): StateImage {
-  return codec.decodeImage(payload, schemaVersion);
+  const image = codec.decodeImage(payload, schemaVersion);
+  return { ...image, stats: statsIn(image.stats) };
 }
 
 /** File format 2 (format-v2.ts): the section after the header. */
@@ -297,11 +310,12 @@ function decodeWith(type: avro.Type, bytes: Buffer, what: string): unknown {
 }
 
 export function encodeHead(head: SnapshotHead): Buffer {
-  return encodeWith(headType, head, 'snapshot head');
+  return encodeWith(headType, { ...head, stats: statsOut(head.stats) }, 'snapshot head');
 }
 
 export function decodeHead(bytes: Buffer): SnapshotHead {
-  return decodeWith(headType, bytes, 'snapshot head') as SnapshotHead;
+  const head = decodeWith(headType, bytes, 'snapshot head') as SnapshotHead;
+  return { ...head, stats: statsIn(head.stats) };
 }
 
 /** One block of job rows; rows decode into plain objects whose options/run are usable as is. */

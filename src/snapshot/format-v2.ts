@@ -45,9 +45,11 @@ import {
   Job,
   jobCount,
   NO_IDS,
+  queueNamesSorted,
   restoreJob,
   restoreQueue,
   restoreState,
+  settleRestoredQueues,
   waitEntries,
   type JobOptions,
   type QueueState,
@@ -74,11 +76,18 @@ function compareText(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-/** Queues in the canonical order of exportState (by name, empty unpaused ones left out). */
-function queuesOf(state: State): QueueState[] {
-  return [...state.queues.values()]
-    .filter((q) => q.paused || jobCount(q) > 0)
-    .sort((a, b) => compareText(a.name, b.name));
+/** Queues in the canonical order of exportState (by name): a queue with containers, or the name
+ *  of an idle one (written as a queue of no jobs, read back as idle). */
+function queuesOf(state: State): Array<QueueState | string> {
+  return queueNamesSorted(state).map((name) => {
+    const q = state.queues.get(name);
+    return q === undefined || (!q.paused && jobCount(q) === 0) ? name : q;
+  });
+}
+
+function headOf(q: QueueState | string): QueueHead {
+  if (typeof q === 'string') return { name: q, paused: false, waitingCount: 0, completedCount: 0, failedCount: 0 };
+  return { name: q.name, paused: q.paused, waitingCount: q.waiting.size, completedCount: q.completed.size, failedCount: q.failed.size };
 }
 
 /** What a row is written from: a job, or a cold row's fields (coldRowOf). */
@@ -107,9 +116,10 @@ function coldRowOf(state: State, c: number, queueIndex: number): JobRow {
 }
 
 /** Jobs in file order with their queue index. */
-function* rowsInOrder(state: State, queues: readonly QueueState[]): Generator<JobRow> {
-  const indexOf = new Map(queues.map((q, i) => [q.name, i]));
+function* rowsInOrder(state: State, queues: ReadonlyArray<QueueState | string>): Generator<JobRow> {
+  const indexOf = new Map(queues.map((q, i) => [typeof q === 'string' ? q : q.name, i]));
   for (const [i, q] of queues.entries()) {
+    if (typeof q === 'string') continue;
     for (const e of waitEntries(q.waiting)) yield typeof e === 'number' ? coldRowOf(state, e, i) : rowOf(e, i);
     for (const job of q.completed) yield rowOf(job, i);
     for (const job of q.failed) yield rowOf(job, i);
@@ -131,15 +141,9 @@ export async function writeStateFile(handle: FileHandle, state: State): Promise<
     offset: state.offset,
     timestamp: state.timestamp,
     jobCount: state.jobs.size,
-    queues: queues.map((q) => ({
-      name: q.name,
-      paused: q.paused,
-      waitingCount: q.waiting.size,
-      completedCount: q.completed.size,
-      failedCount: q.failed.size,
-    })),
+    queues: queues.map(headOf),
     workers: [...state.workers.entries()].sort((a, b) => compareText(a[0], b[0])).map(([queue, config]) => ({ queue, config })),
-    stats: { ...state.stats, seconds: state.stats.seconds.map((b) => ({ ...b })) },
+    stats: { ...state.stats },
   });
   let position = snapshotHeaderBytes;
   const headLength = Buffer.alloc(4);
@@ -431,5 +435,6 @@ export async function readStateFile(readAt: ReadAt, fileBytes: number, header: S
   if (duplicate !== null) throw new SnapshotCorruptError(`restoreJob: duplicate job ${duplicate}`);
   if (!placement.complete) throw new SnapshotCorruptError(`file ends before the queues' ordered jobs do`);
   if (count !== head.jobCount) throw new SnapshotCorruptError(`file holds ${count} jobs, its head announces ${head.jobCount}`);
+  settleRestoredQueues(state);
   return state;
 }

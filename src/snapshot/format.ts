@@ -22,8 +22,8 @@
 // against the header). Any failure makes the whole file unusable; nothing is repaired.
 //
 // Worked example: an empty state at offset 0 encodes to a 13-byte payload (one varint byte each
-// for version, offset, timestamp, the three empty arrays, the six zero totals and the empty
-// `seconds` array), so snapshot-00000000000000000000.snap is 61 bytes.
+// for version, offset, timestamp, the three empty arrays, the six zero totals and the `seconds`
+// array, always empty now: codec.ts), so snapshot-00000000000000000000.snap is 61 bytes.
 //
 // Pure functions over buffers; `initChecksum()` must have resolved first.
 

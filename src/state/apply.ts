@@ -11,7 +11,7 @@
 // still kept. Those dependents wait until they are removed, or until a job pushed again under the
 // same id completes.
 
-import { jobNameDefault, statsSecondsKept } from '../constants.js';
+import { jobNameDefault } from '../constants.js';
 import {
   assertNever,
   FailOutcome,
@@ -23,7 +23,7 @@ import {
 } from '../record/types.js';
 import { ColdJobs } from './cold-jobs.js';
 import { waitInsert, waitRemove } from './waitlist.js';
-import { addColdJob, dropJob, forgetIfEmpty, moveJob, newJob, NO_IDS, queueFor, sharedOptions, sortBySeq, type Job, type SecondStats, type State } from './state.js';
+import { addColdJob, dropJob, dropQueue, forgetIfEmpty, moveJob, newJob, NO_IDS, queueFor, sharedOptions, sortBySeq, type Job, type State } from './state.js';
 
 /** BullMQ's failure text for a job that stalled more often than allowed. */
 export const stalledFailureText = 'job stalled more than allowable limit';
@@ -114,15 +114,18 @@ export function apply(state: State, record: LogRecord): void {
       queueFor(state, body.queue).paused = true;
       break;
     case 'queueResumed': {
-      const queue = queueFor(state, body.queue);
-      queue.paused = false;
-      forgetIfEmpty(state, queue);
+      // Only a paused queue is resumed (it has containers); an unknown name stays unknown.
+      const queue = state.queues.get(body.queue);
+      if (queue !== undefined) {
+        queue.paused = false;
+        forgetIfEmpty(state, queue);
+      }
       break;
     }
     case 'queueDrained':
       break;
     case 'queueObliterated':
-      state.queues.delete(body.queue);
+      dropQueue(state, body.queue);
       break;
     case 'workerRegistered':
       state.workers.set(body.queue, body.config);
@@ -147,7 +150,6 @@ function applyPushed(state: State, body: BodyOf<'pushed'>, ts: number, offset: n
     if (body.state === JobState.WAITING_CHILDREN) linkDependent(state, job);
   }
   state.stats.totalPushed++;
-  bumpSecond(state, ts).pushed++;
 }
 
 /** A pushed waiting job as a cold row (state/cold-jobs.ts) when it may be one. False: nothing
@@ -179,7 +181,6 @@ function applyPulled(state: State, body: BodyOf<'pulled'>, ts: number): void {
   job.lockOwner = body.owner;
   job.lockExpiresAt = ts + body.lockMs;
   state.stats.totalPulled++;
-  bumpSecond(state, ts).pulled++;
 }
 
 function applyCompleted(state: State, body: BodyOf<'completed'>, ts: number): void {
@@ -190,7 +191,6 @@ function applyCompleted(state: State, body: BodyOf<'completed'>, ts: number): vo
   job.finishedAt = ts;
   moveJob(state, job, JobState.COMPLETED, false);
   state.stats.totalCompleted++;
-  bumpSecond(state, ts).completed++;
   settleDependency(state, job.id, ts);
 }
 
@@ -208,7 +208,6 @@ function applyFailed(state: State, body: BodyOf<'failed'>, ts: number): void {
   job.finishedAt = ts;
   moveJob(state, job, JobState.FAILED, false);
   state.stats.totalFailed++;
-  bumpSecond(state, ts).failed++;
 }
 
 function applyStalled(state: State, body: BodyOf<'stalled'>, ts: number): void {
@@ -226,7 +225,6 @@ function applyStalled(state: State, body: BodyOf<'stalled'>, ts: number): void {
   job.finishedAt = ts;
   moveJob(state, job, JobState.FAILED, false);
   state.stats.totalFailed++;
-  bumpSecond(state, ts).failed++;
 }
 
 function applyRetried(state: State, body: BodyOf<'retried'>, ts: number): void {
@@ -277,16 +275,4 @@ function settleDependency(state: State, depId: string, ts: number): void {
       moveJob(state, job, job.runAt > ts ? JobState.DELAYED : JobState.WAITING, false);
     }
   }
-}
-
-/** The statistics bucket for a record's second (a timestamp older than the newest counts there). */
-function bumpSecond(state: State, ts: number): SecondStats {
-  const second = Math.floor(ts / 1000);
-  const seconds = state.stats.seconds;
-  const last = seconds[seconds.length - 1];
-  if (last !== undefined && last.second >= second) return last;
-  const bucket: SecondStats = { second, pushed: 0, pulled: 0, completed: 0, failed: 0 };
-  seconds.push(bucket);
-  if (seconds.length > statsSecondsKept) seconds.splice(0, seconds.length - statsSecondsKept);
-  return bucket;
 }

@@ -1,5 +1,5 @@
 // State <-> StateImage. exportState is canonical (jobs sorted by id, queues and workers by name,
-// empty unpaused queues omitted, orders explicit); importState rebuilds every index so that the
+// idle queues as empty entries, orders explicit); importState rebuilds every index so that the
 // result behaves exactly like the exported state for all later records. Internal details that do
 // not affect behaviour (WaitList stamps, front/back split of a bucket, Set orders that are always
 // sorted by seq before use) are not part of the image.
@@ -17,6 +17,7 @@ import {
 import {
   claimKeys,
   createState,
+  forgetIfEmpty,
   isLive,
   Job,
   jobCount,
@@ -83,10 +84,13 @@ export function exportJob(job: Job): JobImage {
 export function exportState(state: State): StateImage {
   const jobs = [...state.jobs.values()].sort((a, b) => compareText(a.id, b.id)).map(exportJob);
   const queues: QueueImage[] = [];
-  const names = [...state.queues.keys()].sort(compareText);
-  for (const name of names) {
+  for (const name of queueNamesSorted(state)) {
     const q = state.queues.get(name);
-    if (q === undefined || (!q.paused && jobCount(q) === 0)) continue;
+    // An idle queue is its name with nothing in it (as a queue emptied but kept would be).
+    if (q === undefined || (!q.paused && jobCount(q) === 0)) {
+      queues.push({ name, paused: false, waiting: [], completed: [], failed: [] });
+      continue;
+    }
     queues.push({
       name,
       paused: q.paused,
@@ -158,6 +162,7 @@ export function importState(image: StateImage): State {
     for (const id of q.failed) queue.failed.add(lookup(state, id, JobState.FAILED));
   }
   for (const job of state.jobs.values()) placeRest(state, job);
+  settleRestoredQueues(state);
   for (const w of image.workers) state.workers.set(w.queue, w.config);
   const st = image.stats;
   state.stats = copyStats(st);
@@ -170,8 +175,19 @@ export function restoreState(offset: number, timestamp: number, workers: readonl
   state.offset = offset;
   state.timestamp = timestamp;
   for (const w of workers) state.workers.set(w.queue, w.config);
-  state.stats = { ...stats, seconds: stats.seconds.map((b) => ({ ...b })) };
+  state.stats = copyStats(stats);
   return state;
+}
+
+/** Every existing queue's name (with jobs, paused or idle), sorted: the image's queue order. */
+export function queueNamesSorted(state: State): string[] {
+  return [...state.queues.keys(), ...state.idleQueues].sort(compareText);
+}
+
+/** Ends a restore: the restored queues without a job that are not paused become idle, as the fold
+ *  leaves them. */
+export function settleRestoredQueues(state: State): void {
+  for (const queue of [...state.queues.values()]) forgetIfEmpty(state, queue);
 }
 
 /** The queue `name` of a state being restored. */
@@ -254,6 +270,5 @@ function copyStats(st: StatsImage): StatsImage {
     totalFailed: st.totalFailed,
     totalStalled: st.totalStalled,
     totalRemoved: st.totalRemoved,
-    seconds: st.seconds.map((b) => ({ ...b })),
   };
 }

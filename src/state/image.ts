@@ -7,6 +7,8 @@
 // - QueueImage.waiting lists job ids in the order pulls would take them.
 // - QueueImage.completed and .failed list ids oldest first (retention and clean work from the front).
 // - jobs are sorted by id.
+// - queues are every queue that exists, sorted by name; an idle one (no job, not paused: only its
+//   name is kept) is an entry with no ids.
 
 import type { JobSpec, JobState } from '../record/types.js';
 import type { JobRun } from './job.js';
@@ -45,8 +47,6 @@ export interface StatsImage {
   totalFailed: number;
   totalStalled: number;
   totalRemoved: number;
-  /** Per-second counts keyed by record timestamp second (floor(ts/1000)), newest last, bounded. */
-  seconds: Array<{ second: number; pushed: number; pulled: number; completed: number; failed: number }>;
 }
 
 export interface StateImage {

@@ -3,7 +3,7 @@
 export { apply, stalledFailureText } from './apply.js';
 export { stateDigest } from './digest.js';
 export { seedJobTables } from './job-table.js';
-export { exportJob, exportState, importState, restoreJob, restoreQueue, restoreState } from './image-io.js';
+export { exportJob, exportState, importState, queueNamesSorted, restoreJob, restoreQueue, restoreState, settleRestoredQueues } from './image-io.js';
 export {
   addColdJob,
   createState,
@@ -11,7 +11,9 @@ export {
   Job,
   jobCount,
   NO_IDS,
+  queueExists,
   queueFor,
+  queueTotal,
   scheduleHolder,
   scheduleIndex,
   sortBySeq,

@@ -6,8 +6,11 @@
 // - `uniqueKeys` maps "queue\nkey" to the live (not completed/failed) holder with the lowest seq;
 //   keys with several live holders (only possible through retry) are listed in `uniqueShared`;
 // - `dependents` maps a dependency id to the WAITING_CHILDREN jobs still waiting on it;
-// - a queue is in `queues` while it holds a job or is paused: an empty running queue is forgotten
-//   (forgetIfEmpty), as the image always left it out, so free-form names cannot pile up;
+// - a queue exists from its first job or pause until it is obliterated. It is in `queues`, with
+//   its containers, while it holds a job or is paused; otherwise only its name is kept, in
+//   `idleQueues` (forgetIfEmpty), so that it goes on being listed with zero counts (a Prometheus
+//   series that vanished would read as stale, not 0) for a name's cost instead of ~1.3 KB of
+//   containers. A name is in at most one of the two; both together are bounded by queuesMax;
 // - `schedules` maps "queue\nkey" of a repeat schedule (Repeat.key) to its live instances,
 //   oldest seq first: a schedule is live while it has one (usually the pending next run, and
 //   the instance running now).
@@ -41,14 +44,6 @@ export interface QueueState {
   lastOptions: JobOptions | null;
 }
 
-export interface SecondStats {
-  second: number;
-  pushed: number;
-  pulled: number;
-  completed: number;
-  failed: number;
-}
-
 export interface StatsState {
   totalPushed: number;
   totalPulled: number;
@@ -57,7 +52,6 @@ export interface StatsState {
   totalFailed: number;
   totalStalled: number;
   totalRemoved: number;
-  seconds: SecondStats[];
 }
 
 export interface State {
@@ -71,6 +65,8 @@ export interface State {
   /** Waiting jobs restored or replayed at start and not yet touched, as rows (cold-jobs.ts). */
   cold: ColdJobs;
   queues: Map<string, QueueState>;
+  /** Queues that exist but hold no job and are not paused: names only (see the invariants). */
+  idleQueues: Set<string>;
   uniqueKeys: Map<string, Job>;
   uniqueShared: Map<string, Job[]>;
   dependents: Map<string, Set<Job>>;
@@ -90,6 +86,7 @@ export function createState(): State {
     payloads,
     cold,
     queues: new Map(),
+    idleQueues: new Set(),
     uniqueKeys: new Map(),
     uniqueShared: new Map(),
     dependents: new Map(),
@@ -102,7 +99,6 @@ export function createState(): State {
       totalFailed: 0,
       totalStalled: 0,
       totalRemoved: 0,
-      seconds: [],
     },
   };
 }
@@ -121,14 +117,33 @@ export function queueFor(state: State, name: string): QueueState {
     failed: new Set(),
     lastOptions: null,
   };
+  state.idleQueues.delete(name);
   state.queues.set(name, queue);
   return queue;
 }
 
-/** Forgets a queue that holds no job and is not paused: nothing of it is observable (the image
- *  leaves such a queue out), and each one kept cost ~1.3 KB for good. */
+/** Keeps only the name of a queue that holds no job and is not paused: its containers cost
+ *  ~1.3 KB each, and an idle queue is observable only by its name (zero counts). */
 export function forgetIfEmpty(state: State, queue: QueueState): void {
-  if (!queue.paused && jobCount(queue) === 0) state.queues.delete(queue.name);
+  if (queue.paused || jobCount(queue) > 0) return;
+  state.queues.delete(queue.name);
+  state.idleQueues.add(queue.name);
+}
+
+/** Whether queue `name` exists (used and not obliterated), holding jobs or idle. */
+export function queueExists(state: State, name: string): boolean {
+  return state.queues.has(name) || state.idleQueues.has(name);
+}
+
+/** How many queues exist, idle ones included. */
+export function queueTotal(state: State): number {
+  return state.queues.size + state.idleQueues.size;
+}
+
+/** Forgets queue `name`, containers and name: it no longer exists (obliterated). */
+export function dropQueue(state: State, name: string): void {
+  state.queues.delete(name);
+  state.idleQueues.delete(name);
 }
 
 export function jobCount(queue: QueueState): number {

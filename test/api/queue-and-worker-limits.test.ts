@@ -1,7 +1,7 @@
 // The queue table and the push workers are bounded (queuesMax, workersMax): a request that would
 // add one more is refused with 409 and appends nothing; the ones already there keep working, and
 // obliterating a queue or removing a worker makes room again. A queue with no job that is not
-// paused is forgotten, so the table holds only queues GET /queues lists.
+// paused keeps only its name (idle) and still counts, as GET /queues lists it, until obliterated.
 
 import t, { type Test } from 'tap';
 import { queuesMax, workersMax } from '../../src/constants.js';
@@ -46,23 +46,38 @@ t.test('a-new-queue-past-queuesMax-is-refused-and-appends-nothing', async (t) =>
   t.equal((await s.request('POST', '/queues/c/jobs', { body: { data: 1 } })).status, 200, 'obliterating one makes room');
 });
 
-t.test('a-queue-without-jobs-that-is-not-paused-is-forgotten-and-frees-its-place', async (t) => {
-  const { fx, s } = await serving(t, { queuesMax: 2 });
+t.test('an-emptied-queue-keeps-only-its-name-counts-against-queuesMax-and-obliterate-frees-it', async (t) => {
+  const fx = await startBroker({ queuesMax: 2 });
+  const s = await startServer({ broker: fx.broker });
+  t.teardown(async () => {
+    await s.close();
+    await fx.cleanup();
+  });
   const { json: pushed } = await s.request('POST', '/queues/a/jobs', { body: { data: 1 } });
   t.equal((await s.request('POST', '/queues/b/pause')).status, 200);
-  t.equal((await s.request('POST', '/queues/c/jobs', { body: { data: 1 } })).status, 409, 'the table is full');
   t.equal((await s.request('DELETE', `/jobs/${pushed.id}`)).status, 200);
-  t.notOk(fx.broker.state.queues.has('a'), 'its last job removed, queue a is forgotten');
+  t.notOk(fx.broker.state.queues.has('a'), 'its last job removed, queue a gives up its containers');
   t.equal((await s.request('POST', '/queues/b/resume')).status, 200);
-  t.notOk(fx.broker.state.queues.has('b'), 'resumed and empty, queue b is forgotten');
-  t.same((await s.request('GET', '/queues')).json.queues ?? [], [], 'GET /queues never listed them');
-  t.equal((await s.request('POST', '/queues/c/jobs', { body: { data: 1 } })).status, 200);
-  t.equal((await s.request('POST', '/queues/d/jobs', { body: { data: 1 } })).status, 200);
-  const counts = (await s.request('GET', '/queues/a/counts')).json.counts as Record<string, number>;
-  t.ok(Object.keys(counts).length > 0 && Object.values(counts).every((n) => n === 0), 'a forgotten queue counts as empty');
+  t.notOk(fx.broker.state.queues.has('b'), 'resumed and empty, so does queue b');
+  t.same([...fx.broker.state.idleQueues].sort(), ['a', 'b'], 'both are kept by name');
+  const listed = (await s.request('GET', '/queues')).json.queues as Array<{ name: string; counts: Record<string, number> }>;
+  t.same(listed.map((q) => q.name), ['a', 'b'], 'GET /queues lists them');
+  t.ok(listed.every((q) => Object.values(q.counts).every((n) => n === 0)), 'with zero counts');
+  const before = fx.log.nextOffset;
+  t.equal((await s.request('POST', '/queues/c/jobs', { body: { data: 1 } })).status, 409, 'idle queues count against queuesMax');
+  t.equal(fx.log.nextOffset, before, 'nothing appended');
+  t.equal((await s.request('POST', '/queues/a/jobs', { body: { data: 2 } })).status, 200, 'an idle queue takes pushes');
+  t.ok(fx.broker.state.queues.has('a') && !fx.broker.state.idleQueues.has('a'), 'and has its containers again');
+  t.equal((await s.request('POST', '/queues/b/obliterate')).status, 200);
+  t.notOk(fx.broker.state.idleQueues.has('b'), 'obliterating an idle queue forgets its name');
+  t.equal((await s.request('POST', '/queues/c/jobs', { body: { data: 1 } })).status, 200, 'and frees its place');
+  t.equal((await s.request('POST', '/queues/never/resume')).status, 200);
+  t.equal((await s.request('POST', '/queues/never/drain')).status, 200);
+  t.notOk(fx.broker.state.idleQueues.has('never'), 'a resume or drain of an unknown name adds no queue');
   const restarted = await fx.restart();
   t.teardown(() => restarted.cleanup());
-  t.same([...restarted.broker.state.queues.keys()].sort(), ['c', 'd'], 'a replay keeps the same queues');
+  t.same([...restarted.broker.state.queues.keys()].sort(), ['a', 'c'], 'a replay keeps the same queues');
+  t.same([...restarted.broker.state.idleQueues], [], 'and the same idle ones');
 });
 
 t.test('a-new-worker-past-workersMax-is-refused-and-appends-nothing', async (t) => {

@@ -164,7 +164,7 @@ t.test('live-replay-and-snapshot-digests-agree', async (t) => {
     if (loaded === null) throw new Error('snapshot not loaded');
     t.equal(digestOf(await replayLog(f.log, cut.at, loaded.state)), live, `snapshot file at offset ${cut.at} + tail == live`);
   }
-  const counts = { jobs: b.state.jobs.size, records: f.log.nextOffset, ...b.stats(clock.now()) };
+  const counts = { jobs: b.state.jobs.size, records: f.log.nextOffset, ...b.stats() };
   t.ok(counts.totalPulled > 100 && counts.totalCompleted > 50 && counts.totalStalled > 0, `workload exercised: ${JSON.stringify(counts)}`);
   t.ok(schedulesSeen > 1, `repeat schedules exercised: up to ${schedulesSeen} live at once`);
 });

@@ -79,21 +79,38 @@ t.test('workers-register-replace-remove', async (t) => {
   t.same(await b.removeWorker('mail', ctx), { ok: false, code: 'NOT_FOUND', error: 'Worker not found' });
 });
 
-t.test('stats-count-the-last-complete-second', async (t) => {
+t.test('stats-count-the-last-complete-second-of-the-monotonic-clock', async (t) => {
   let now = 1_700_000_000_000;
-  const f = await startBroker({ clock: () => now, start: false });
+  let monotonic = 5_000;
+  const f = await startBroker({ clock: () => now, monotonicClock: () => monotonic, start: false });
   t.teardown(() => f.cleanup());
   const b = f.broker;
   await b.push('q', { data: 1 }, ctx);
   await b.push('q', { data: 2 }, ctx);
   await b.pull('q', { timeoutMs: 0 }, ctx);
-  now += 1000;
-  const s = b.stats(now);
+  t.match(b.stats(), { pushPerSec: 0, pullPerSec: 0 }, 'the second is not complete yet');
+  monotonic += 1000;
+  const s = b.stats();
   t.equal(s.pushPerSec, 2);
   t.equal(s.pullPerSec, 1);
   t.equal(s.totalPushed, 2);
   t.equal(s.queued, 1);
   t.equal(s.processing, 1);
+  monotonic += 1000;
+  t.match(b.stats(), { pushPerSec: 0, pullPerSec: 0 }, 'a second without traffic');
+
+  // The wall clock steps back an hour: records keep the log's time (it never goes backwards),
+  // and the rates go on counting what happens.
+  now -= 3_600_000;
+  for (let i = 0; i < 3; i++) await b.push('q', { data: i }, ctx);
+  await b.pull('q', { timeoutMs: 0 }, ctx);
+  monotonic += 1000;
+  t.match(b.stats(), { pushPerSec: 3, pullPerSec: 1 }, 'while the wall clock is behind the log');
+  monotonic += 2500;
+  t.match(b.stats(), { pushPerSec: 0, pullPerSec: 0 }, 'a gap of seconds reads 0');
+  const restarted = await f.restart();
+  t.teardown(() => restarted.cleanup());
+  t.match(restarted.broker.stats(), { pushPerSec: 0, pullPerSec: 0, totalPushed: 5, totalPulled: 2 }, 'a replay is not traffic');
 });
 
 t.test('a-paused-queue-counts-and-lists-its-waiting-jobs-once-as-paused', async (t) => {

@@ -6,6 +6,7 @@ import { once } from 'node:events';
 import { readdir, readFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { startTapeq, tempDataDir } from '../fixtures/process.js';
 import { SseClient, WsClient } from '../realtime/clients.js';
@@ -282,16 +283,17 @@ t.test('monitoring-numbers-are-the-workload-live-after-replay-and-from-a-snapsho
     collections: { jobIndex: 11, completedJobs: 1, processingTotal: 1, queuedTotal: 5, temporalIndexTotal: 3 },
     metrics: totals,
     prometheusTotals: { pushed: 18, pulled: 7, completed: 2, failed: 1 },
+    // drained has no job left but exists (until obliterated, as gone was): its gauges read 0.
     prometheusQueues: {
-      waiting: { held: 0, mail: 2 },
-      active: { held: 0, mail: 1 },
-      delayed: { held: 0, mail: 3 },
-      dlq: { held: 0, mail: 1 },
-      paused: { held: 3, mail: 0 },
-      waiting_children: { held: 0, mail: 0 },
+      waiting: { drained: 0, held: 0, mail: 2 },
+      active: { drained: 0, held: 0, mail: 1 },
+      delayed: { drained: 0, held: 0, mail: 3 },
+      dlq: { drained: 0, held: 0, mail: 1 },
+      paused: { drained: 0, held: 3, mail: 0 },
+      waiting_children: { drained: 0, held: 0, mail: 0 },
     },
     prometheusCounts: latency,
-    queues: ['held', 'mail'],
+    queues: ['drained', 'held', 'mail'],
     perQueue: {
       mail: { counts: mail, listCounts: mail, listed: 8, dlq: 1 },
       held: { counts: held, listCounts: held, listed: 3, dlq: 0 },
@@ -317,4 +319,131 @@ t.test('monitoring-numbers-are-the-workload-live-after-replay-and-from-a-snapsho
   tapeq = await startTapeq(data.dir, env);
   t.match(tapeq.stderr(), /snapshot: \S+snapshot-\d+\.snap, replayed 0 records/);
   t.same(await settled(), restartedAfterRecords, 'from the snapshot');
+});
+
+t.test('an-emptied-queue-keeps-zero-gauges-until-obliterated-live-after-replay-and-from-a-snapshot', async (t) => {
+  const data = await tempDataDir();
+  t.teardown(data.remove);
+  let tapeq = await startTapeq(data.dir);
+  t.teardown(() => tapeq.kill('SIGKILL'));
+  const call = async (method: string, path: string, body?: unknown): Promise<any> => {
+    const res = await fetch(tapeq.url + path, {
+      method,
+      ...(body === undefined ? {} : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }),
+    });
+    t.equal(res.status, 200, `${method} ${path}`);
+    return res.json();
+  };
+  const push = async (queue: string, body: object): Promise<string> => (await call('POST', `/queues/${queue}/jobs`, body)).id;
+  const pull = async (queue: string): Promise<{ id: string }> => (await call('GET', `/queues/${queue}/jobs`)).job;
+
+  // Every way a queue loses its last job, and one that never had any but was paused.
+  await push('acked', { data: 1, removeOnComplete: true });
+  await call('POST', `/jobs/${(await pull('acked')).id}/ack`, {});
+  await push('dead', { data: 1, maxAttempts: 1, removeOnFail: true });
+  await call('POST', `/jobs/${(await pull('dead')).id}/fail`, { error: 'no' });
+  await push('purged', { data: 1, maxAttempts: 1 });
+  await call('POST', `/jobs/${(await pull('purged')).id}/fail`, { error: 'no' });
+  await call('POST', '/queues/purged/dlq/purge');
+  await push('cancelled', { data: 1 }).then((id) => call('DELETE', `/jobs/${id}`));
+  await push('drained', { data: 1, delay: 600_000 });
+  t.equal((await call('POST', '/queues/drained/drain')).removed, 1);
+  await push('cleaned', { data: 1 });
+  await call('POST', `/jobs/${(await pull('cleaned')).id}/ack`, {});
+  t.equal((await call('POST', '/queues/cleaned/clean', { grace: 0, state: 'completed' })).removed.length, 1);
+  await call('POST', '/queues/resumed/pause');
+  await call('POST', '/queues/resumed/resume');
+  // Gone: obliterated once empty, and obliterated with its jobs.
+  await push('gone-empty', { data: 1 }).then((id) => call('DELETE', `/jobs/${id}`));
+  await call('POST', '/queues/gone-empty/obliterate');
+  await push('gone-full', { data: 1 });
+  await call('POST', '/queues/gone-full/obliterate');
+  // Never used: a drain, a resume and a count of a name leave no queue behind.
+  await call('POST', '/queues/never/drain');
+  await call('POST', '/queues/never/resume');
+  await call('GET', '/queues/never/counts');
+
+  const idle = ['acked', 'cancelled', 'cleaned', 'dead', 'drained', 'purged', 'resumed'];
+  const zeros = Object.fromEntries(idle.map((q) => [q, 0]));
+  const observed = async (): Promise<{ queues: string[]; counts: unknown[]; gauges: Record<string, unknown> }> => {
+    const listed = (await call('GET', '/queues')).queues as Array<{ name: string; counts: Record<string, number> }>;
+    const text = await (await fetch(`${tapeq.url}/prometheus`)).text();
+    t.same(expositionProblems(text), [], 'valid exposition text');
+    return {
+      queues: listed.map((q) => q.name),
+      counts: [...new Set(listed.map((q) => JSON.stringify(q.counts)))],
+      gauges: Object.fromEntries(
+        ['waiting', 'active', 'delayed', 'dlq', 'paused', 'waiting_children'].map((n) => [n, Object.fromEntries(gauge(text, `bunqueue_queue_jobs_${n}`))]),
+      ),
+    };
+  };
+  const none = { waiting: 0, active: 0, delayed: 0, completed: 0, failed: 0, 'waiting-children': 0, paused: 0 };
+  const truth = {
+    queues: idle,
+    counts: [JSON.stringify(none)],
+    gauges: Object.fromEntries(['waiting', 'active', 'delayed', 'dlq', 'paused', 'waiting_children'].map((n) => [n, zeros])),
+  };
+  t.same(await observed(), truth, 'live: every emptied queue is listed with zero gauges, obliterated ones are not');
+
+  t.equal(await tapeq.kill('SIGTERM'), 0);
+  tapeq = await startTapeq(data.dir, { SNAPSHOT_EVERY_RECORDS: '1' });
+  t.match(tapeq.stderr(), /snapshot: none, replayed \d+ records/);
+  t.same(await observed(), truth, 'after a full replay');
+  const deadline = Date.now() + 10_000;
+  while (!(await readdir(join(data.dir, 'snapshots')).catch(() => [])).some((f) => f.endsWith('.snap'))) {
+    if (Date.now() > deadline) throw new Error('no snapshot written');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  t.equal(await tapeq.kill('SIGTERM'), 0);
+  tapeq = await startTapeq(data.dir);
+  t.match(tapeq.stderr(), /snapshot: \S+snapshot-\d+\.snap, replayed 0 records/);
+  t.same(await observed(), truth, 'from the snapshot');
+
+  await call('POST', '/queues/drained/obliterate');
+  t.notOk((await observed()).queues.includes('drained'), 'obliterating an idle queue ends its series');
+  await push('drained', { data: 1 });
+  t.ok((await observed()).queues.includes('drained'), 'a push brings it back');
+});
+
+t.test('push-and-pull-rates-count-traffic-while-the-wall-clock-is-behind-the-log', async (t) => {
+  const data = await tempDataDir();
+  t.teardown(data.remove);
+  const call = async (url: string, method: string, path: string, body?: unknown): Promise<any> => {
+    const res = await fetch(url + path, {
+      method,
+      ...(body === undefined ? {} : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }),
+    });
+    t.equal(res.status, 200, `${method} ${path}`);
+    return res.json();
+  };
+  // The log is written on a machine whose clock runs an hour ahead, then served with the right
+  // time: the broker's time (record timestamps never go backwards) stands still for an hour.
+  const ahead = fileURLToPath(new URL('../fixtures/clock-ahead.js', import.meta.url));
+  let tapeq = await startTapeq(data.dir, {}, { nodeArgs: ['--import', ahead] });
+  t.teardown(() => tapeq.kill('SIGKILL'));
+  const first = await call(tapeq.url, 'POST', '/queues/q/jobs', { data: 'ahead' });
+  t.equal(await tapeq.kill('SIGTERM'), 0);
+  tapeq = await startTapeq(data.dir);
+  const job = (await call(tapeq.url, 'GET', `/jobs/${first.id}`)).job as { createdAt: number };
+  t.ok(job.createdAt > Date.now() + 3_000_000, 'the log is an hour ahead of this clock');
+
+  // Traffic until a reading counts it (a reading each round; the rates are those of the last
+  // complete second, so they show once one second has passed with pushes and pulls in it).
+  let stats: { pushPerSec: number; pullPerSec: number; totalPushed: number } | null = null;
+  let pushed = 1;
+  const ok = async (method: string, path: string, body?: unknown): Promise<any> => {
+    const res = await fetch(tapeq.url + path, { method, ...(body === undefined ? {} : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }) });
+    if (res.status !== 200) throw new Error(`${method} ${path}: ${res.status}`);
+    return res.json();
+  };
+  for (const deadline = Date.now() + 15_000; Date.now() < deadline; ) {
+    await ok('POST', '/queues/q/jobs', { data: pushed++ });
+    await ok('GET', '/queues/q/jobs');
+    stats = (await ok('GET', '/stats')).stats;
+    if (stats !== null && stats.pushPerSec > 0 && stats.pullPerSec > 0) break;
+  }
+  t.ok(stats !== null && stats.pushPerSec > 0 && stats.pullPerSec > 0, `pushes and pulls are counted: ${JSON.stringify(stats)}`);
+  t.ok(stats !== null && stats.pushPerSec <= pushed && stats.pullPerSec <= pushed, 'never more than were made');
+  const last = (await call(tapeq.url, 'GET', '/queues/q/jobs/list?statuses=active&length=1')).jobs as Array<{ createdAt: number }>;
+  t.ok((last[0]?.createdAt ?? 0) > Date.now() + 3_000_000, "this run's records still carry the log's time, an hour ahead");
 });

@@ -68,7 +68,10 @@ t.test('old-schema-version-stays-readable', async (t) => {
     ]),
     1,
   );
+  // These codecs take the schema's own shape, per-second counts included (encodeImage and
+  // decodeImage write them empty and drop them).
   const image = fullImage();
+  image.stats = { ...image.stats, seconds: [] } as typeof image.stats;
   for (const job of image.jobs) job.logs = [];
   const oldPayload = oldWriter.encodeImage(image);
   t.strictSame(reader.decodeImage(oldPayload, 0), image, 'v0 payload read through the v0→v1 upgrade');
@@ -208,13 +211,16 @@ t.test('a cut or bit-flipped job block decodes, or fails, exactly as it does wit
 });
 
 t.test('schema-1-images-and-schema-2-job-blocks-load-with-keyless-repeats', async (t) => {
-  // What builds before Repeat.key wrote: the same values without the key.
+  // What builds before Repeat.key wrote: the same values without the key, and the per-second
+  // counts the state no longer keeps.
   const image = fullImage();
   const withoutKeys = JSON.parse(JSON.stringify(image)) as typeof image;
   for (const job of withoutKeys.jobs) if (job.repeat !== null) delete (job.repeat as { key?: string }).key;
+  const seconds = [{ second: 1_700_000_000, pushed: 3, pulled: 1, completed: 1, failed: 2 ** 33 }];
   const v1Writer = createImageCodec(new Map([[1, { schema: schemaV1, upgrade: null }]]), 1);
-  const upgraded = decodeImage(v1Writer.encodeImage({ ...withoutKeys, version: 1 }), 1);
+  const upgraded = decodeImage(v1Writer.encodeImage({ ...withoutKeys, version: 1, stats: { ...withoutKeys.stats, seconds } as never }), 1);
   t.equal(upgraded.version, 2, 'the image takes the current layout version');
+  t.same(upgraded.stats, image.stats, 'the per-second counts are dropped on read');
   t.same(
     upgraded.jobs.map((j) => j.repeat?.key),
     image.jobs.map((j) => (j.repeat === null ? undefined : '')),

@@ -95,10 +95,6 @@ export function fullImage(offset = 2 ** 33 + 7): StateImage {
       totalFailed: 0,
       totalStalled: 3,
       totalRemoved: 4,
-      seconds: [
-        { second: 1_700_000_000, pushed: 3, pulled: 1, completed: 1, failed: 0 },
-        { second: 1_700_000_001, pushed: 0, pulled: 0, completed: 0, failed: 2 ** 33 },
-      ],
     },
   };
 }
@@ -111,7 +107,7 @@ export function emptyImage(offset = 0, timestamp = 0): StateImage {
     jobs: [],
     queues: [],
     workers: [],
-    stats: { totalPushed: 0, totalPulled: 0, totalCompleted: 0, totalFailed: 0, totalStalled: 0, totalRemoved: 0, seconds: [] },
+    stats: { totalPushed: 0, totalPulled: 0, totalCompleted: 0, totalFailed: 0, totalStalled: 0, totalRemoved: 0 },
   };
 }
 

@@ -128,7 +128,7 @@ export function debugRoutes(app: FastifyInstance, { broker, config }: RouteDeps)
         memory: memorySummary(),
         heap: getHeapStatistics(),
         payloads: broker.payloadBytes(),
-        collections: collections(broker.stats(Date.now())),
+        collections: collections(broker.stats()),
       };
       if (!request.query.snapshot) {
         return { ...base, topObjectTypes: null, note: 'pass ?snapshot=true to take a heap snapshot (pauses the process)' };

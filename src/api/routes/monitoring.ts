@@ -57,7 +57,7 @@ export function monitoringRoutes(app: FastifyInstance, { broker, config, latency
       },
     },
     async () => {
-      const s = broker.stats(Date.now());
+      const s = broker.stats();
       const { heapUsed, heapTotal, rss } = memoryMb();
       return {
         ok: true,
@@ -105,7 +105,7 @@ export function monitoringRoutes(app: FastifyInstance, { broker, config, latency
       },
     },
     async () => {
-      const s = broker.stats(Date.now());
+      const s = broker.stats();
       return {
         ok: true,
         stats: {
@@ -132,7 +132,7 @@ export function monitoringRoutes(app: FastifyInstance, { broker, config, latency
     '/metrics',
     { schema: { summary: 'Throughput counters (JSON)', tags, response: { 200: okWith({ metrics: numbers('totalPushed', 'totalPulled', 'totalCompleted', 'totalFailed') }) } } },
     async () => {
-      const { totalPushed, totalPulled, totalCompleted, totalFailed } = broker.stats(Date.now());
+      const { totalPushed, totalPulled, totalCompleted, totalFailed } = broker.stats();
       return { ok: true, metrics: { totalPushed, totalPulled, totalCompleted, totalFailed } };
     },
   );
@@ -143,7 +143,7 @@ export function monitoringRoutes(app: FastifyInstance, { broker, config, latency
     async (_request, reply) =>
       reply
         .type('text/plain; version=0.0.4; charset=utf-8')
-        .send(renderPrometheus(config.metricsPrefix, broker, latency, Date.now())),
+        .send(renderPrometheus(config.metricsPrefix, broker, latency)),
   );
 }
 
