@@ -42,7 +42,7 @@ export class ConfigError extends Error {
 
 /** Each env variable with its default (as text) and meaning; the README table mirrors this. */
 export const ENV_VARIABLES: ReadonlyArray<{ name: string; default: string; description: string }> = [
-  { name: 'HTTP_PORT', default: String(C.httpPortDefault), description: 'HTTP, WebSocket and SSE port (0–65535; 0 picks a free one)' },
+  { name: 'HTTP_PORT', default: String(C.httpPortDefault), description: 'HTTP, WebSocket and SSE port (0–65535; 0 picks a free one, the same for the startup probe and the server, named on stderr from the start)' },
   { name: 'HOST', default: C.hostDefault, description: 'Listen address' },
   { name: 'DATA_DIR', default: './data', description: 'Log segments, indexes and snapshots' },
   { name: 'AUTH_TOKENS', default: '(none)', description: 'Comma-separated bearer tokens (visible ASCII, no spaces); unset = no auth' },
