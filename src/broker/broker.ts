@@ -51,7 +51,7 @@ import {
   type Decide,
 } from './commands.js';
 import { IdGenerator } from './ids.js';
-import { countsOf, listJobs, parseWorker, queueNames, statsOf } from './queries.js';
+import { countsOf, listJobs, oldestPage, parseWorker, queueNames, statsOf } from './queries.js';
 import { Throughput } from './throughput.js';
 import { compactDueHeap, DueHeap, noteRecord, noteState, takeDue, ttlDueAt, type DueWork } from './timers.js';
 import type {
@@ -770,8 +770,8 @@ export class Broker implements BrokerApi {
   dlq(queue: string, start: number, length: number): { jobs: JobView[]; count: number } {
     const q = this.state.queues.get(queue);
     if (q === undefined) return { jobs: [], count: 0 };
-    const from = Math.max(0, Math.floor(start));
-    const page = [...q.failed].slice(from, from + Math.max(0, Math.floor(length)));
+    // One pass up to the page, no copy of the whole DLQ.
+    const page = oldestPage(q.failed, Math.floor(start), Math.floor(length));
     return { jobs: page.map(jobView), count: q.failed.size };
   }
 
