@@ -102,6 +102,17 @@ export type RecordsListener = (records: LogRecord[]) => void;
 
 type Pending = Promise<Failure | null>;
 
+/** How a queue-wide action drafts its steps (Broker.stepped). */
+interface StepPlan {
+  /** Whether a job found when the request came is still for a later step to take. */
+  still: (job: Job) => boolean;
+  drafts: (d: Decide, jobs: Job[]) => RecordDraft[];
+  /** The last step's drafts, given the jobs of the steps before (default: `drafts`). */
+  last?: (d: Decide, jobs: Job[], done: Job[]) => RecordDraft[];
+  /** A queue whose pulls get no job until the last step. */
+  holdPullsOf?: string;
+}
+
 const noJob = { ok: true as const, job: null, token: null };
 
 function fail(code: Failure['code'], error: string): Failure {
@@ -124,6 +135,9 @@ export class Broker implements BrokerApi {
   private readonly listeners: RecordsListener[] = [];
   private readonly wakeQueues = new Set<string>();
   private readonly workerCache = new Map<string, WorkerConfig>();
+  /** Queues whose pulls get no job while a drain or obliterate runs over them in steps, with how
+   *  many such actions run on each. */
+  private readonly pullsHeld = new Map<string, number>();
   private fault: Failure | null = null;
   private draining = false;
   private closed = false;
@@ -489,7 +503,8 @@ export class Broker implements BrokerApi {
     }
   }
 
-  /** Takes the head job now, or null when none is available (empty or paused queue). Expired
+  /** Takes the head job now, or null when none is available (empty or paused queue, or one a
+   *  drain or obliterate is going through in steps: stepped). Expired
    *  jobs found at the head are removed on the way: a pull never hands out an expired job. */
   private pullNow(
     queue: string,
@@ -498,7 +513,7 @@ export class Broker implements BrokerApi {
     ctx: Ctx,
   ): Promise<Outcome<{ job: JobView | null; token: string | null }>> | null {
     const q = this.state.queues.get(queue);
-    if (q === undefined || q.paused) return null;
+    if (q === undefined || q.paused || this.pullsHeld.has(queue)) return null;
     const now = this.now();
     const expired: Job[] = [];
     let pick: Job | null = null;
@@ -728,46 +743,69 @@ export class Broker implements BrokerApi {
    * Appends the records of a queue-wide action over `jobs` (decided when the request came) in
    * steps of at most actionStepJobsMax jobs, one step per event-loop turn, so that other clients
    * are served between the steps of a drain of a million jobs. An action of one step runs at once,
-   * as before. A later step drafts only the jobs `still` holds for then (a job pulled, acked or
+   * as before. A later step drafts only the jobs `still` holds for then (a job acked, retried or
    * removed meanwhile is left as it is: a step's records are decided against the state they are
-   * applied to). `last` drafts the final step (default: `drafts` of its jobs). A storage fault
+   * applied to). `last` drafts the final step (default: `drafts` of its jobs). With
+   * `holdPullsOf`, pulls of that queue get no job between the steps (a long poll waits): a drain
+   * does not feed workers the jobs it is removing, nor an obliterate hand out a job it would then
+   * remove while active, which it only does when forced. The hold ends in the turn of the last
+   * append, so the long polls it kept waiting are woken by that append's records. A storage fault
    * or a close between steps ends the action with that failure; the steps taken stay in the log.
    */
-  private async stepped(
-    jobs: Job[],
-    ctx: Ctx,
-    still: (job: Job) => boolean,
-    drafts: (d: Decide, jobs: Job[]) => RecordDraft[],
-    last: (d: Decide, jobs: Job[], done: Job[]) => RecordDraft[] = drafts,
-  ): Promise<{ failure: Failure | null; done: Job[] }> {
+  private async stepped(jobs: Job[], ctx: Ctx, plan: StepPlan): Promise<{ failure: Failure | null; done: Job[] }> {
+    const { still, drafts, last = drafts } = plan;
+    const held = plan.holdPullsOf !== undefined && jobs.length > actionStepJobsMax ? plan.holdPullsOf : null;
+    let holding = false;
+    const release = (): void => {
+      if (!holding || held === null) return;
+      holding = false;
+      const count = (this.pullsHeld.get(held) ?? 1) - 1;
+      if (count > 0) this.pullsHeld.set(held, count);
+      else this.pullsHeld.delete(held);
+    };
+    if (held !== null) {
+      this.pullsHeld.set(held, (this.pullsHeld.get(held) ?? 0) + 1);
+      holding = true;
+    }
     const done: Job[] = [];
     const pending: Pending[] = [];
-    for (let i = 0; ; i += actionStepJobsMax) {
-      if (i > 0) {
-        await new Promise((resolve) => setImmediate(resolve));
-        const gated = this.gate();
-        if (gated !== null) return { failure: (await this.settle(pending)) ?? gated, done };
+    try {
+      for (let i = 0; ; i += actionStepJobsMax) {
+        if (i > 0) {
+          await new Promise((resolve) => setImmediate(resolve));
+          const gated = this.gate();
+          if (gated !== null) {
+            release();
+            return { failure: (await this.settle(pending)) ?? gated, done };
+          }
+        }
+        const step = i === 0 ? jobs.slice(0, actionStepJobsMax) : jobs.slice(i, i + actionStepJobsMax).filter(still);
+        const final = i + actionStepJobsMax >= jobs.length;
+        const d = this.decide(ctx);
+        if (final) release();
+        pending.push(this.append(final ? last(d, step, done) : drafts(d, step)));
+        for (const job of step) done.push(job);
+        if (final) return { failure: await this.settle(pending), done };
       }
-      const step = i === 0 ? jobs.slice(0, actionStepJobsMax) : jobs.slice(i, i + actionStepJobsMax).filter(still);
-      const final = i + actionStepJobsMax >= jobs.length;
-      const d = this.decide(ctx);
-      pending.push(this.append(final ? last(d, step, done) : drafts(d, step)));
-      for (const job of step) done.push(job);
-      if (final) return { failure: await this.settle(pending), done };
+    } finally {
+      release();
     }
   }
 
   async drain(queue: string, ctx: Ctx): Promise<Outcome<{ removed: number }>> {
     const gated = this.queueGate(queue);
     if (gated !== null) return gated;
-    // A dependent the drain sets free (queueOps.drainable) waits for children until its step.
+    // A dependent the drain sets free (queueOps.drainable) waits for children until its step. No
+    // job is pulled meanwhile (holdPullsOf), but one may be promoted, retried or removed.
     const still = (job: Job): boolean => job.state === JobState.WAITING || job.state === JobState.DELAYED || job.state === JobState.WAITING_CHILDREN;
     const remove = (d: Decide, jobs: Job[]): RecordDraft[] => removedDrafts(d, queue, jobs, RemoveReason.DRAINED);
-    const { failure, done } = await this.stepped(queueOps.drainable(this.state.queues.get(queue)), ctx, still, remove, (d, jobs, before) => {
+    const last = (d: Decide, jobs: Job[], before: Job[]): RecordDraft[] => {
       const drafts = remove(d, jobs);
       drafts.push(draft(d, { type: 'queueDrained', queue, removed: before.length + jobs.length }));
       return drafts;
-    });
+    };
+    const jobs = queueOps.drainable(this.state.queues.get(queue));
+    const { failure, done } = await this.stepped(jobs, ctx, { still, drafts: remove, last, holdPullsOf: queue });
     return failure ?? { ok: true, removed: done.length };
   }
 
@@ -787,7 +825,7 @@ export class Broker implements BrokerApi {
         ? job.state === JobState.WAITING_CHILDREN
         : job.state === expected && (job.state !== JobState.ACTIVE || (job.lockExpiresAt ?? Infinity) <= this.now());
     const remove = (d: Decide, step: Job[]): RecordDraft[] => removedDrafts(d, queue, step, RemoveReason.CLEANED);
-    const { failure, done } = await this.stepped(queueOps.dependentsFirst(freed, picked.value), ctx, still, remove);
+    const { failure, done } = await this.stepped(queueOps.dependentsFirst(freed, picked.value), ctx, { still, drafts: remove });
     if (failure !== null) return failure;
     // The picked jobs oldest first, then the ones they set free, as the answer has always listed.
     const removed = new Set(done);
@@ -807,15 +845,17 @@ export class Broker implements BrokerApi {
     }
     const still = (job: Job): boolean => job.state !== JobState.UNSPECIFIED;
     const remove = (d: Decide, jobs: Job[]): RecordDraft[] => removedDrafts(d, queue, jobs, RemoveReason.OBLITERATED);
-    // The last step removes every job the queue holds then (those of the step, and any pushed or
-    // pulled since the request came) with the queue itself, in one append: no job outlives it.
-    const { failure } = await this.stepped(queueOps.allJobs(q), ctx, still, remove, (d) => {
+    // The last step removes every job the queue holds then (those of the step, and any pushed
+    // since the request came) with the queue itself, in one append: no job outlives it. Pulls of
+    // the queue are held meanwhile, so that no job becomes active only to be removed unforced.
+    const last = (d: Decide): RecordDraft[] => {
       const now = this.state.queues.get(queue);
       const drafts = remove(d, queueOps.allJobs(now));
       if (this.state.workers.has(queue)) drafts.push(draft(d, { type: 'workerRemoved', queue }));
       if (queueExists(this.state, queue) || drafts.length > 0) drafts.push(draft(d, { type: 'queueObliterated', queue }));
       return drafts;
-    });
+    };
+    const { failure } = await this.stepped(queueOps.allJobs(q), ctx, { still, drafts: remove, last, holdPullsOf: queue });
     return failure ?? { ok: true };
   }
 
@@ -825,7 +865,8 @@ export class Broker implements BrokerApi {
     const picked = queueOps.promotable(this.state.queues.get(queue), body);
     if (!picked.ok) return fail('BAD_REQUEST', picked.error);
     const still = (job: Job): boolean => job.state === JobState.DELAYED;
-    const { failure, done } = await this.stepped(picked.value, ctx, still, (d, jobs) => promotedDrafts(d, queue, jobs, true));
+    const promote = (d: Decide, jobs: Job[]): RecordDraft[] => promotedDrafts(d, queue, jobs, true);
+    const { failure, done } = await this.stepped(picked.value, ctx, { still, drafts: promote });
     return failure ?? { ok: true, promoted: done.length };
   }
 
@@ -849,7 +890,7 @@ export class Broker implements BrokerApi {
     }
     const still = (job: Job): boolean => job.state === JobState.FAILED;
     const retry = (d: Decide, step: Job[]): RecordDraft[] => step.map((job) => draft(d, { type: 'retried', queue, jobId: job.id, prev: job.state }));
-    const { failure, done } = await this.stepped(jobs, ctx, still, retry);
+    const { failure, done } = await this.stepped(jobs, ctx, { still, drafts: retry });
     return failure ?? { ok: true, retried: done.length };
   }
 
@@ -859,7 +900,8 @@ export class Broker implements BrokerApi {
     const q = this.state.queues.get(queue);
     const jobs = q === undefined ? [] : [...q.failed];
     const still = (job: Job): boolean => job.state === JobState.FAILED;
-    const { failure, done } = await this.stepped(jobs, ctx, still, (d, step) => removedDrafts(d, queue, step, RemoveReason.DLQ_PURGED));
+    const purge = (d: Decide, step: Job[]): RecordDraft[] => removedDrafts(d, queue, step, RemoveReason.DLQ_PURGED);
+    const { failure, done } = await this.stepped(jobs, ctx, { still, drafts: purge });
     return failure ?? { ok: true, purged: done.length };
   }
 
