@@ -750,7 +750,8 @@ export class Broker implements BrokerApi {
    * does not feed workers the jobs it is removing, nor an obliterate hand out a job it would then
    * remove while active, which it only does when forced. The hold ends in the turn of the last
    * append, so the long polls it kept waiting are woken by that append's records. A storage fault
-   * or a close between steps ends the action with that failure; the steps taken stay in the log.
+   * or a close between steps ends the action with that failure, its message saying how many of
+   * the jobs the steps taken had reached; those steps stay done, in the log as far as it synced.
    */
   private async stepped(jobs: Job[], ctx: Ctx, plan: StepPlan): Promise<{ failure: Failure | null; done: Job[] }> {
     const { still, drafts, last = drafts } = plan;
@@ -773,10 +774,9 @@ export class Broker implements BrokerApi {
       for (let i = 0; ; i += actionStepJobsMax) {
         if (i > 0) {
           await new Promise((resolve) => setImmediate(resolve));
-          const gated = this.gate();
-          if (gated !== null) {
+          if (this.gate() !== null) {
             release();
-            return { failure: (await this.settle(pending)) ?? gated, done };
+            return await this.stopped(pending, jobs, done);
           }
         }
         const step = i === 0 ? jobs.slice(0, actionStepJobsMax) : jobs.slice(i, i + actionStepJobsMax).filter(still);
@@ -784,12 +784,27 @@ export class Broker implements BrokerApi {
         const d = this.decide(ctx);
         if (final) release();
         pending.push(this.append(final ? last(d, step, done) : drafts(d, step)));
+        // An append that failed at once (the log failed or closed) applied nothing of the step.
+        if (this.gate() !== null) {
+          release();
+          return await this.stopped(pending, jobs, done);
+        }
         for (const job of step) done.push(job);
         if (final) return { failure: await this.settle(pending), done };
       }
     } finally {
       release();
     }
+  }
+
+  /** A stepped action ended early by a failure. The answer of one that had more than one step to
+   *  take says how far it went, which the client cannot tell otherwise (the steps taken stay
+   *  done); one of a single step answers as any command does. */
+  private async stopped(pending: Pending[], jobs: Job[], done: Job[]): Promise<{ failure: Failure; done: Job[] }> {
+    const failure = (await this.settle(pending)) ?? this.gate();
+    if (failure === null) throw new Error('stopped: the action has no failure');
+    if (jobs.length <= actionStepJobsMax) return { failure, done };
+    return { failure: fail(failure.code, `${failure.error}; stopped after ${done.length} of ${jobs.length} jobs`), done };
   }
 
   async drain(queue: string, ctx: Ctx): Promise<Outcome<{ removed: number }>> {

@@ -159,9 +159,22 @@ t.test('a-close-between-steps-ends-the-action-with-the-steps-taken-in-the-log', 
   const b = f.broker;
   await pushMany(b, 'q', many);
   const answer = await meanwhile(() => void b.close(), () => b.drain('q', ctx));
-  t.same(answer, { ok: false, code: 'UNAVAILABLE', error: 'Broker is closed' });
+  t.same(answer, { ok: false, code: 'UNAVAILABLE', error: `Broker is closed; stopped after ${actionStepJobsMax} of ${many} jobs` }, 'the answer says how far the action went');
   t.equal(b.counts('q').waiting, many - actionStepJobsMax, 'the first step was taken, no later one');
   t.equal(digestOf(await replayLog(f.log)), digestOf(b.state), 'the log holds exactly the steps taken');
+});
+
+t.test('a-log-failing-between-steps-ends-the-action-saying-how-far-it-went', async (t) => {
+  const f = await startBroker({ clock: manualClock().now });
+  t.teardown(() => f.cleanup());
+  const b = f.broker;
+  const failed = await pushMany(b, 'r', many, { maxAttempts: 1 });
+  await finishMany(b, 'r', failed, 'fail');
+  // The next step's append throws at once, as it does once a sync has failed (LOG_FAILED); a
+  // closed log is the way to get there without waiting for a sync.
+  const answer = await meanwhile(() => void f.log.close(), () => b.dlqRetry('r', undefined, ctx));
+  t.same(answer, { ok: false, code: 'STORAGE_FAULT', error: `Storage failure: log is closed; stopped after ${actionStepJobsMax} of ${many} jobs` }, 'the answer counts only the steps applied');
+  t.equal(b.counts('r').failed, many - actionStepJobsMax, 'the step whose append failed applied nothing');
 });
 
 t.test('a-dependent-an-action-sets-free-goes-in-its-first-step-never-left-waiting-between-steps', async (t) => {
