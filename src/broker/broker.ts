@@ -4,7 +4,9 @@
 // of the event loop, so concurrent commands always decide against a state that already includes
 // every earlier append (two pulls can never take the same job). Only then does it await
 // durability. A failed append or sync is a storage fault: the command answers STORAGE_FAULT or
-// NO_SPACE, the broker turns not-ready for good, and nothing after it is acknowledged.
+// NO_SPACE, the broker turns not-ready for good, and nothing after it is acknowledged. A
+// queue-wide action over more than actionStepJobsMax jobs is the one exception: it runs as several
+// such steps, one per turn (stepped), each deciding against the state it is applied to.
 //
 // Effects after each apply, in order: timer index, push/pull rates (throughput.ts), onRecords
 // listeners, long-poll wake-ups (deferred to a microtask so a wake never re-enters a running
@@ -15,6 +17,7 @@
 // Async methods may overlap freely; every mutation happens inside a synchronous section.
 
 import {
+  actionStepJobsMax,
   errorTextLengthMax,
   jobDataBytesMax,
   lockMsDefault,
@@ -51,7 +54,7 @@ import {
   type Decide,
 } from './commands.js';
 import { IdGenerator } from './ids.js';
-import { countsOf, listJobs, parseWorker, queueNames, statsOf } from './queries.js';
+import { countsOf, listJobs, oldestPage, parseWorker, queueNames, statsOf } from './queries.js';
 import { Throughput } from './throughput.js';
 import { compactDueHeap, DueHeap, noteRecord, noteState, takeDue, ttlDueAt, type DueWork } from './timers.js';
 import type {
@@ -99,6 +102,17 @@ export type RecordsListener = (records: LogRecord[]) => void;
 
 type Pending = Promise<Failure | null>;
 
+/** How a queue-wide action drafts its steps (Broker.stepped). */
+interface StepPlan {
+  /** Whether a job found when the request came is still for a later step to take. */
+  still: (job: Job) => boolean;
+  drafts: (d: Decide, jobs: Job[]) => RecordDraft[];
+  /** The last step's drafts, given the jobs of the steps before (default: `drafts`). */
+  last?: (d: Decide, jobs: Job[], done: Job[]) => RecordDraft[];
+  /** A queue whose pulls get no job until the last step. */
+  holdPullsOf?: string;
+}
+
 const noJob = { ok: true as const, job: null, token: null };
 
 function fail(code: Failure['code'], error: string): Failure {
@@ -121,6 +135,9 @@ export class Broker implements BrokerApi {
   private readonly listeners: RecordsListener[] = [];
   private readonly wakeQueues = new Set<string>();
   private readonly workerCache = new Map<string, WorkerConfig>();
+  /** Queues whose pulls get no job while a drain or obliterate runs over them in steps, with how
+   *  many such actions run on each. */
+  private readonly pullsHeld = new Map<string, number>();
   private fault: Failure | null = null;
   private draining = false;
   private closed = false;
@@ -486,7 +503,8 @@ export class Broker implements BrokerApi {
     }
   }
 
-  /** Takes the head job now, or null when none is available (empty or paused queue). Expired
+  /** Takes the head job now, or null when none is available (empty or paused queue, or one a
+   *  drain or obliterate is going through in steps: stepped). Expired
    *  jobs found at the head are removed on the way: a pull never hands out an expired job. */
   private pullNow(
     queue: string,
@@ -495,7 +513,7 @@ export class Broker implements BrokerApi {
     ctx: Ctx,
   ): Promise<Outcome<{ job: JobView | null; token: string | null }>> | null {
     const q = this.state.queues.get(queue);
-    if (q === undefined || q.paused) return null;
+    if (q === undefined || q.paused || this.pullsHeld.has(queue)) return null;
     const now = this.now();
     const expired: Job[] = [];
     let pick: Job | null = null;
@@ -721,82 +739,185 @@ export class Broker implements BrokerApi {
     return this.done([this.append([draft(this.decide(ctx), { type: 'queueResumed', queue })])], {});
   }
 
-  drain(queue: string, ctx: Ctx): Promise<Outcome<{ removed: number }>> {
+  /**
+   * Appends the records of a queue-wide action over `jobs` (decided when the request came) in
+   * steps of at most actionStepJobsMax jobs, one step per event-loop turn, so that other clients
+   * are served between the steps of a drain of a million jobs. An action of one step runs at once,
+   * as before. A later step drafts only the jobs `still` holds for then (a job acked, retried or
+   * removed meanwhile is left as it is: a step's records are decided against the state they are
+   * applied to). `last` drafts the final step (default: `drafts` of its jobs). With
+   * `holdPullsOf`, pulls of that queue get no job between the steps (a long poll waits): a drain
+   * does not feed workers the jobs it is removing, nor an obliterate hand out a job it would then
+   * remove while active, which it only does when forced. The hold ends in the turn of the last
+   * append, so the long polls it kept waiting are woken by that append's records. A storage fault
+   * or a close between steps ends the action with that failure, its message saying how many of
+   * the jobs the steps taken had reached; those steps stay done, in the log as far as it synced.
+   */
+  private async stepped(jobs: Job[], ctx: Ctx, plan: StepPlan): Promise<{ failure: Failure | null; done: Job[] }> {
+    const { still, drafts, last = drafts } = plan;
+    const held = plan.holdPullsOf !== undefined && jobs.length > actionStepJobsMax ? plan.holdPullsOf : null;
+    let holding = false;
+    const release = (): void => {
+      if (!holding || held === null) return;
+      holding = false;
+      const count = (this.pullsHeld.get(held) ?? 1) - 1;
+      if (count > 0) this.pullsHeld.set(held, count);
+      else this.pullsHeld.delete(held);
+    };
+    if (held !== null) {
+      this.pullsHeld.set(held, (this.pullsHeld.get(held) ?? 0) + 1);
+      holding = true;
+    }
+    const done: Job[] = [];
+    const pending: Pending[] = [];
+    try {
+      for (let i = 0; ; i += actionStepJobsMax) {
+        if (i > 0) {
+          await new Promise((resolve) => setImmediate(resolve));
+          if (this.gate() !== null) {
+            release();
+            return await this.stopped(pending, jobs, done);
+          }
+        }
+        const step = i === 0 ? jobs.slice(0, actionStepJobsMax) : jobs.slice(i, i + actionStepJobsMax).filter(still);
+        const final = i + actionStepJobsMax >= jobs.length;
+        const d = this.decide(ctx);
+        if (final) release();
+        pending.push(this.append(final ? last(d, step, done) : drafts(d, step)));
+        // An append that failed at once (the log failed or closed) applied nothing of the step.
+        if (this.gate() !== null) {
+          release();
+          return await this.stopped(pending, jobs, done);
+        }
+        for (const job of step) done.push(job);
+        if (final) return { failure: await this.settle(pending), done };
+      }
+    } finally {
+      release();
+    }
+  }
+
+  /** A stepped action ended early by a failure. The answer of one that had more than one step to
+   *  take says how far it went, which the client cannot tell otherwise (the steps taken stay
+   *  done); one of a single step answers as any command does. */
+  private async stopped(pending: Pending[], jobs: Job[], done: Job[]): Promise<{ failure: Failure; done: Job[] }> {
+    const failure = (await this.settle(pending)) ?? this.gate();
+    if (failure === null) throw new Error('stopped: the action has no failure');
+    if (jobs.length <= actionStepJobsMax) return { failure, done };
+    return { failure: fail(failure.code, `${failure.error}; stopped after ${done.length} of ${jobs.length} jobs`), done };
+  }
+
+  async drain(queue: string, ctx: Ctx): Promise<Outcome<{ removed: number }>> {
     const gated = this.queueGate(queue);
-    if (gated !== null) return Promise.resolve(gated);
-    const d = this.decide(ctx);
+    if (gated !== null) return gated;
+    // A dependent the drain sets free (queueOps.drainable) waits for children until its step. No
+    // job is pulled meanwhile (holdPullsOf), but one may be promoted, retried or removed.
+    const still = (job: Job): boolean => job.state === JobState.WAITING || job.state === JobState.DELAYED || job.state === JobState.WAITING_CHILDREN;
+    const remove = (d: Decide, jobs: Job[]): RecordDraft[] => removedDrafts(d, queue, jobs, RemoveReason.DRAINED);
+    const last = (d: Decide, jobs: Job[], before: Job[]): RecordDraft[] => {
+      const drafts = remove(d, jobs);
+      drafts.push(draft(d, { type: 'queueDrained', queue, removed: before.length + jobs.length }));
+      return drafts;
+    };
     const jobs = queueOps.drainable(this.state.queues.get(queue));
-    const drafts = removedDrafts(d, queue, jobs, RemoveReason.DRAINED);
-    drafts.push(draft(d, { type: 'queueDrained', queue, removed: jobs.length }));
-    return this.done([this.append(drafts)], { removed: jobs.length });
+    const { failure, done } = await this.stepped(jobs, ctx, { still, drafts: remove, last, holdPullsOf: queue });
+    return failure ?? { ok: true, removed: done.length };
   }
 
-  clean(queue: string, body: unknown, ctx: Ctx): Promise<Outcome<{ removed: string[] }>> {
+  async clean(queue: string, body: unknown, ctx: Ctx): Promise<Outcome<{ removed: string[] }>> {
     const gated = this.queueGate(queue);
-    if (gated !== null) return Promise.resolve(gated);
-    const d = this.decide(ctx);
-    const picked = queueOps.cleanable(this.state.queues.get(queue), body, d.now);
-    if (!picked.ok) return Promise.resolve(fail('BAD_REQUEST', picked.error));
-    const jobs = queueOps.withFreedDependents(this.state.queues.get(queue), picked.value);
-    const removed = jobs.map((j) => j.id);
-    return this.done([this.append(removedDrafts(d, queue, jobs, RemoveReason.CLEANED))], { removed });
+    if (gated !== null) return gated;
+    const q = this.state.queues.get(queue);
+    const picked = queueOps.cleanable(q, body, this.now());
+    if (!picked.ok) return fail('BAD_REQUEST', picked.error);
+    const freed = queueOps.freedDependents(q, picked.value);
+    const expected = picked.value[0]?.state;
+    const freeing = new Set(freed);
+    // A later step leaves a job that moved on, an active one whose lock was taken again, and a
+    // dependent set free meanwhile by its dependency's own end.
+    const still = (job: Job): boolean =>
+      freeing.has(job)
+        ? job.state === JobState.WAITING_CHILDREN
+        : job.state === expected && (job.state !== JobState.ACTIVE || (job.lockExpiresAt ?? Infinity) <= this.now());
+    const remove = (d: Decide, step: Job[]): RecordDraft[] => removedDrafts(d, queue, step, RemoveReason.CLEANED);
+    const { failure, done } = await this.stepped(queueOps.dependentsFirst(freed, picked.value), ctx, { still, drafts: remove });
+    if (failure !== null) return failure;
+    // The picked jobs oldest first, then the ones they set free, as the answer has always listed.
+    const removed = new Set(done);
+    const ids: string[] = [];
+    for (const list of [picked.value, freed]) for (const job of list) if (removed.has(job)) ids.push(job.id);
+    return { ok: true, removed: ids };
   }
 
-  obliterate(queue: string, ctx: Ctx, force = false): Promise<Outcome> {
+  async obliterate(queue: string, ctx: Ctx, force = false): Promise<Outcome> {
     const gated = this.queueGate(queue);
-    if (gated !== null) return Promise.resolve(gated);
-    const d = this.decide(ctx);
+    if (gated !== null) return gated;
     const q = this.state.queues.get(queue);
     // As BullMQ's obliterate: jobs being worked on are not thrown away unless asked to.
     const active = q?.active.size ?? 0;
     if (active > 0 && !force) {
-      return Promise.resolve(fail('CONFLICT', `Queue has ${active} active job${active === 1 ? '' : 's'}: obliterate with {"force": true} to remove them too`));
+      return fail('CONFLICT', `Queue has ${active} active job${active === 1 ? '' : 's'}: obliterate with {"force": true} to remove them too`);
     }
-    const drafts = removedDrafts(d, queue, queueOps.allJobs(q), RemoveReason.OBLITERATED);
-    if (this.state.workers.has(queue)) drafts.push(draft(d, { type: 'workerRemoved', queue }));
-    if (queueExists(this.state, queue) || drafts.length > 0) drafts.push(draft(d, { type: 'queueObliterated', queue }));
-    return this.done([this.append(drafts)], {});
+    const still = (job: Job): boolean => job.state !== JobState.UNSPECIFIED;
+    const remove = (d: Decide, jobs: Job[]): RecordDraft[] => removedDrafts(d, queue, jobs, RemoveReason.OBLITERATED);
+    // The last step removes every job the queue holds then (those of the step, and any pushed
+    // since the request came) with the queue itself, in one append: no job outlives it. Pulls of
+    // the queue are held meanwhile, so that no job becomes active only to be removed unforced.
+    const last = (d: Decide): RecordDraft[] => {
+      const now = this.state.queues.get(queue);
+      const drafts = remove(d, queueOps.allJobs(now));
+      if (this.state.workers.has(queue)) drafts.push(draft(d, { type: 'workerRemoved', queue }));
+      if (queueExists(this.state, queue) || drafts.length > 0) drafts.push(draft(d, { type: 'queueObliterated', queue }));
+      return drafts;
+    };
+    const { failure } = await this.stepped(queueOps.allJobs(q), ctx, { still, drafts: remove, last, holdPullsOf: queue });
+    return failure ?? { ok: true };
   }
 
-  promoteJobs(queue: string, body: unknown, ctx: Ctx): Promise<Outcome<{ promoted: number }>> {
+  async promoteJobs(queue: string, body: unknown, ctx: Ctx): Promise<Outcome<{ promoted: number }>> {
     const gated = this.queueGate(queue);
-    if (gated !== null) return Promise.resolve(gated);
+    if (gated !== null) return gated;
     const picked = queueOps.promotable(this.state.queues.get(queue), body);
-    if (!picked.ok) return Promise.resolve(fail('BAD_REQUEST', picked.error));
-    const drafts = promotedDrafts(this.decide(ctx), queue, picked.value, true);
-    return this.done([this.append(drafts)], { promoted: picked.value.length });
+    if (!picked.ok) return fail('BAD_REQUEST', picked.error);
+    const still = (job: Job): boolean => job.state === JobState.DELAYED;
+    const promote = (d: Decide, jobs: Job[]): RecordDraft[] => promotedDrafts(d, queue, jobs, true);
+    const { failure, done } = await this.stepped(picked.value, ctx, { still, drafts: promote });
+    return failure ?? { ok: true, promoted: done.length };
   }
 
   dlq(queue: string, start: number, length: number): { jobs: JobView[]; count: number } {
     const q = this.state.queues.get(queue);
     if (q === undefined) return { jobs: [], count: 0 };
-    const from = Math.max(0, Math.floor(start));
-    const page = [...q.failed].slice(from, from + Math.max(0, Math.floor(length)));
+    // One pass up to the page, no copy of the whole DLQ.
+    const page = oldestPage(q.failed, Math.floor(start), Math.floor(length));
     return { jobs: page.map(jobView), count: q.failed.size };
   }
 
-  dlqRetry(queue: string, id: string | undefined, ctx: Ctx): Promise<Outcome<{ retried: number }>> {
+  async dlqRetry(queue: string, id: string | undefined, ctx: Ctx): Promise<Outcome<{ retried: number }>> {
     const gated = this.queueGate(queue);
-    if (gated !== null) return Promise.resolve(gated);
+    if (gated !== null) return gated;
     const q = this.state.queues.get(queue);
     let jobs: Job[] = q === undefined ? [] : [...q.failed];
     if (id !== undefined) {
       const job = this.state.jobs.get(id);
-      if (job === undefined || q === undefined || !q.failed.has(job)) return Promise.resolve(fail('NOT_FOUND', 'Job not found'));
+      if (job === undefined || q === undefined || !q.failed.has(job)) return fail('NOT_FOUND', 'Job not found');
       jobs = [job];
     }
-    const d = this.decide(ctx);
-    const drafts = jobs.map((job) => draft(d, { type: 'retried', queue, jobId: job.id, prev: job.state }));
-    return this.done([this.append(drafts)], { retried: jobs.length });
+    const still = (job: Job): boolean => job.state === JobState.FAILED;
+    const retry = (d: Decide, step: Job[]): RecordDraft[] => step.map((job) => draft(d, { type: 'retried', queue, jobId: job.id, prev: job.state }));
+    const { failure, done } = await this.stepped(jobs, ctx, { still, drafts: retry });
+    return failure ?? { ok: true, retried: done.length };
   }
 
-  dlqPurge(queue: string, ctx: Ctx): Promise<Outcome<{ purged: number }>> {
+  async dlqPurge(queue: string, ctx: Ctx): Promise<Outcome<{ purged: number }>> {
     const gated = this.queueGate(queue);
-    if (gated !== null) return Promise.resolve(gated);
+    if (gated !== null) return gated;
     const q = this.state.queues.get(queue);
     const jobs = q === undefined ? [] : [...q.failed];
-    const drafts = removedDrafts(this.decide(ctx), queue, jobs, RemoveReason.DLQ_PURGED);
-    return this.done([this.append(drafts)], { purged: jobs.length });
+    const still = (job: Job): boolean => job.state === JobState.FAILED;
+    const purge = (d: Decide, step: Job[]): RecordDraft[] => removedDrafts(d, queue, step, RemoveReason.DLQ_PURGED);
+    const { failure, done } = await this.stepped(jobs, ctx, { still, drafts: purge });
+    return failure ?? { ok: true, purged: done.length };
   }
 
   // ── Push workers ──────────────────────────────────────────────────────────────────────────

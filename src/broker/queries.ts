@@ -2,7 +2,7 @@
 // Synchronous and allocation-conscious: listings stop after the page they serve.
 
 import { JobState } from '../record/types.js';
-import { waitIterate, type Job, type QueueState, type State } from '../state/index.js';
+import { waitPage, type Job, type QueueState, type State } from '../state/index.js';
 import type { SecondCounts } from './throughput.js';
 import type { Counts, ListStatus, StatsView, WorkerConfig } from './types.js';
 import { jobView } from './view.js';
@@ -34,11 +34,6 @@ export function queueNames(state: State): string[] {
   for (const name of state.queues.keys()) names.add(name);
   for (const name of state.idleQueues) names.add(name);
   return [...names].sort();
-}
-
-function* newestFirst(set: Set<Job>): Generator<Job> {
-  const all = [...set];
-  for (let i = all.length - 1; i >= 0; i--) yield all[i] as Job;
 }
 
 function dueOrder(a: Job, b: Job): number {
@@ -98,30 +93,41 @@ function siftDown(heap: Job[], job: Job, order: (a: Job, b: Job) => number): voi
   }
 }
 
-/** The jobs of `status` in list order; the waiting ones from the `passed`-th on. `want` (the
- *  jobs skipped plus the page) bounds what the sorted statuses select. */
-function jobsIn(queue: QueueState, status: ListStatus, passed: number, want: number): Iterable<Job> {
-  switch (status) {
-    case 'waiting':
-      return queue.paused ? [] : waitIterate(queue.waiting, passed);
-    case 'paused':
-      return queue.paused ? waitIterate(queue.waiting, passed) : [];
-    case 'active':
-      return firstInOrder(queue.active, want, seqOrder);
-    case 'completed':
-      return newestFirst(queue.completed);
-    case 'failed':
-      return newestFirst(queue.failed);
-    case 'delayed':
-      return firstInOrder(queue.delayed, want, dueOrder);
-    case 'waiting-children':
-      return firstInOrder(queue.children, want, seqOrder);
-    default:
-      throw new Error(`jobsIn: status ${String(status)}`);
+/** Jobs [skip, skip + count) of `set` newest first (the set holds them oldest first): one pass
+ *  over the older ones, no copy of the set. */
+function newestPage(set: ReadonlySet<Job>, skip: number, count: number): Job[] {
+  const to = set.size - Math.max(0, skip);
+  const from = Math.max(0, to - Math.max(0, count));
+  const out: Job[] = [];
+  if (from >= to) return out;
+  let i = 0;
+  for (const job of set) {
+    if (i >= to) break;
+    if (i++ >= from) out.push(job);
   }
+  return out.reverse();
 }
 
-/** How many jobs jobsIn lists for a status other than the listed waiting jobs. */
+/** Jobs [skip, skip + count) of `set` oldest first (the DLQ's order): one pass up to the page. */
+export function oldestPage(set: ReadonlySet<Job>, skip: number, count: number): Job[] {
+  const from = Math.max(0, skip);
+  const to = Math.min(set.size, from + Math.max(0, count));
+  const out: Job[] = [];
+  if (from >= to) return out;
+  let i = 0;
+  for (const job of set) {
+    if (i >= to) break;
+    if (i++ >= from) out.push(job);
+  }
+  return out;
+}
+
+/** Jobs [skip, skip + count) of a sorted status: the first skip + count by the bounded heap. */
+function sortedPage(set: ReadonlySet<Job>, order: (a: Job, b: Job) => number, skip: number, count: number): Job[] {
+  return firstInOrder(set, skip + count, order).slice(skip);
+}
+
+/** How many jobs of `status` the list holds (the same numbers as countsOf). */
 function sizeIn(queue: QueueState, status: ListStatus): number {
   switch (status) {
     case 'waiting':
@@ -143,31 +149,46 @@ function sizeIn(queue: QueueState, status: ListStatus): number {
   }
 }
 
-/** Statuses in the order given; inside each, pull order / newest finished first / due order. */
+/** Jobs [skip, skip + count) of `status` (which holds more than `skip`) in list order: pull order
+ *  / newest finished first / due order / push order. */
+function pageIn(queue: QueueState, status: ListStatus, skip: number, count: number): Job[] {
+  switch (status) {
+    case 'waiting':
+    case 'paused':
+      return waitPage(queue.waiting, skip, count);
+    case 'active':
+      return sortedPage(queue.active, seqOrder, skip, count);
+    case 'completed':
+      return newestPage(queue.completed, skip, count);
+    case 'failed':
+      return newestPage(queue.failed, skip, count);
+    case 'delayed':
+      return sortedPage(queue.delayed, dueOrder, skip, count);
+    case 'waiting-children':
+      return sortedPage(queue.children, seqOrder, skip, count);
+    default:
+      throw new Error(`pageIn: status ${String(status)}`);
+  }
+}
+
+/** Statuses in the order given; inside each, pull order / newest finished first / due order.
+ *  A status wholly before `start` is passed over by its size. Inside the one the page starts in,
+ *  the waiting list jumps over what it can (waitPage) and makes only the page's cold rows into
+ *  jobs, finished jobs are one pass with no copy, and the sorted statuses keep a heap of `start +
+ *  length` at most: never a sort or a copy of a whole status for a shallow page. */
 export function listJobs(queue: QueueState | undefined, statuses: ListStatus[], start: number, length: number): JobView[] {
   const out: JobView[] = [];
   if (queue === undefined || length <= 0) return out;
   let skip = Math.max(start, 0);
   for (const status of new Set(statuses)) {
-    // The waiting list passes over the jobs before the page itself, without making its cold rows
-    // into jobs: a deep page of a restored queue would otherwise make (and keep) every one of them.
-    const listed = (status === 'waiting' && !queue.paused) || (status === 'paused' && queue.paused);
-    const passed = listed ? Math.min(skip, queue.waiting.size) : 0;
-    skip -= passed;
-    // A status the page starts beyond is passed over by its size, not sorted to be skipped.
-    const size = listed ? 0 : sizeIn(queue, status);
-    if (!listed && skip >= size) {
+    const size = sizeIn(queue, status);
+    if (skip >= size) {
       skip -= size;
       continue;
     }
-    for (const job of jobsIn(queue, status, passed, skip + length - out.length)) {
-      if (skip > 0) {
-        skip--;
-        continue;
-      }
-      out.push(jobView(job));
-      if (out.length >= length) return out;
-    }
+    for (const job of pageIn(queue, status, skip, length - out.length)) out.push(jobView(job));
+    skip = 0;
+    if (out.length >= length) return out;
   }
   return out;
 }

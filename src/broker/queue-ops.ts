@@ -1,9 +1,11 @@
 // Job selection for the queue-wide actions (drain, clean, obliterate, promote-jobs, release):
-// which jobs an action touches, in a deterministic order (seq, or due order). Reads the state only.
+// which jobs an action touches, in a deterministic order (seq, due order, or for the actions that
+// run in steps an order the steps need, each step's records then listing its jobs by seq). Reads
+// the state only.
 
 import { timingSafeEqual } from 'node:crypto';
 import { JobState } from '../record/types.js';
-import { sortBySeq, waitIterate, waitOldest, type Job, type QueueState, type State } from '../state/index.js';
+import { sortBySeq, waitIterate, waitOldest, waitPage, type Job, type QueueState, type State } from '../state/index.js';
 import { byDueOrder, firstDue } from './queries.js';
 import { checkClean, checkPromoteJobs, type Checked } from './validate.js';
 
@@ -11,45 +13,55 @@ export function waitingJobs(queue: QueueState): Iterable<Job> {
   return waitIterate(queue.waiting);
 }
 
-/** What a drain removes: the waiting and delayed jobs, and the jobs they would set free
- *  (withFreedDependents). */
+/** What a drain removes: the waiting and delayed jobs and the jobs they would set free, in the
+ *  order of dependentsFirst; no sort of them all (each step's records list its jobs by seq:
+ *  removedDrafts). */
 export function drainable(queue: QueueState | undefined): Job[] {
   if (queue === undefined) return [];
-  return sortBySeq(withFreedDependents(queue, [...waitIterate(queue.waiting), ...queue.delayed]));
+  const jobs = waitPage(queue.waiting, 0, queue.waiting.size);
+  for (const job of queue.delayed) jobs.push(job);
+  return dependentsFirst(freedDependents(queue, jobs), jobs);
 }
 
-/** `jobs` (of `queue`, to be removed) and, transitively, the queue's jobs waiting for children
- *  whose every pending dependency is among them. Removing a dependency that has not failed sets
- *  its dependents free, so those would be waiting once a drain or a clean is done, running
- *  without the work they wait for; BullMQ's drain and clean remove such a parent of the same
- *  queue with its child too. A dependent in another queue is set free, as by any removal. */
-export function withFreedDependents(queue: QueueState | undefined, jobs: Job[]): Job[] {
-  if (queue === undefined || queue.children.size === 0) return jobs;
+/** The queue's jobs waiting for children whose every pending dependency is, transitively, among
+ *  `jobs` (of `queue`, to be removed), each found after the ones it waits for. Removing a
+ *  dependency that has not failed sets its dependents free, so those would be waiting once a
+ *  drain or a clean is done, running without the work they wait for; BullMQ's drain and clean
+ *  remove such a parent of the same queue with its child too. A dependent in another queue is set
+ *  free, as by any removal. */
+export function freedDependents(queue: QueueState | undefined, jobs: Job[]): Job[] {
+  const freed: Job[] = [];
+  if (queue === undefined || queue.children.size === 0) return freed;
   const settling = new Set<string>();
   for (const job of jobs) if (job.state !== JobState.FAILED) settling.add(job.id);
-  const out = [...jobs];
   for (let grew = true; grew; ) {
     grew = false;
     for (const job of queue.children) {
       if (settling.has(job.id) || job.pendingDeps.length === 0 || !job.pendingDeps.every((dep) => settling.has(dep))) continue;
       settling.add(job.id);
-      out.push(job);
+      freed.push(job);
       grew = true;
     }
   }
+  return freed;
+}
+
+/** `freed` (as freedDependents found them) before `jobs`, each dependent before the jobs it waits
+ *  for: an action removes them in steps (broker.ts, stepped), and a dependency removed a step
+ *  before its dependent would set that one free, to be pulled, between the two. */
+export function dependentsFirst(freed: readonly Job[], jobs: readonly Job[]): Job[] {
+  const out: Job[] = [];
+  for (let i = freed.length - 1; i >= 0; i--) out.push(freed[i] as Job);
+  for (const job of jobs) out.push(job);
   return out;
 }
 
+/** Every job of the queue, in no particular order (each step's records list its jobs by seq). */
 export function allJobs(queue: QueueState | undefined): Job[] {
   if (queue === undefined) return [];
-  return sortBySeq([
-    ...waitIterate(queue.waiting),
-    ...queue.delayed,
-    ...queue.active,
-    ...queue.children,
-    ...queue.completed,
-    ...queue.failed,
-  ]);
+  const out = waitPage(queue.waiting, 0, queue.waiting.size);
+  for (const set of [queue.delayed, queue.active, queue.children, queue.completed, queue.failed]) for (const job of set) out.push(job);
+  return out;
 }
 
 /** The jobs `clean` removes, oldest first (push order; finish order for completed and failed), at

@@ -18,7 +18,8 @@
 // An entry of the back queue may be a number instead of a job: a row of the state's ColdJobs (a
 // waiting job restored from a snapshot and not touched since, cold-jobs.ts), whose stamp the row
 // keeps. waitIterate makes such rows into jobs as it reaches them; waitEntries leaves them be, and
-// waitOldest reads the rows it passes over from their columns, making only those it returns.
+// waitOldest and waitPage read the rows they pass over from their columns, making only those they
+// return.
 //
 // Removal from the middle (cancel, expiry, priority change) is lazy: every insertion stamps the job
 // (`job.waitStamp`) and stores the stamp beside the entry; an entry whose stamp no longer matches
@@ -236,15 +237,51 @@ export function headEntry(list: WaitList, bucket: Bucket): { job: Job | null } |
   return { job: stampNow(list, e) === backStamp(back, back.head) ? jobOf(list, e) : null };
 }
 
-/** Live jobs in pull order (cold rows made into jobs as they come), after the first `skip`, which
- *  are passed over without being made into jobs (a deep page of a restored queue would otherwise
- *  make every row before it). Do not modify the list while iterating. */
-export function* waitIterate(list: WaitList, skip = 0): Generator<Job, void, void> {
-  let left = skip;
-  for (const e of waitEntries(list)) {
-    if (left > 0) left--;
-    else yield jobOf(list, e);
+/** Live jobs in pull order, cold rows made into jobs as they come. Do not modify the list while
+ *  iterating. */
+export function* waitIterate(list: WaitList): Generator<Job, void, void> {
+  for (const e of waitEntries(list)) yield jobOf(list, e);
+}
+
+/** At most `count` live jobs in pull order from the `skip`-th on (a page of the job list), in
+ *  plain loops. A bucket, and a bucket's back queue, holding no dead entry is passed over by its
+ *  live count at once: a deep page costs what the dead entries before it cost, not its depth (a
+ *  generator over 400,000 entries took some 16 ms warm, 240 ms on a loaded server). Only the rows
+ *  returned are made into jobs. */
+export function waitPage(list: WaitList, skip: number, count: number): Job[] {
+  const out: Job[] = [];
+  if (count <= 0) return out;
+  let left = Math.max(0, skip);
+  for (const priority of list.priorities) {
+    const bucket = list.buckets.get(priority);
+    if (bucket === undefined) continue;
+    if (left >= bucket.size) {
+      left -= bucket.size;
+      continue;
+    }
+    let liveFront = 0;
+    for (let i = bucket.front.length - 1; i >= 0; i--) {
+      const job = bucket.front[i] as Job;
+      if (job.waitStamp !== bucket.frontStamps[i]) continue;
+      liveFront++;
+      if (left > 0) left--;
+      else if (out.push(job) >= count) return out;
+    }
+    const back = bucket.back;
+    let i = back.head;
+    // No dead entry in the back queue (its live entries are the bucket's others): jump.
+    if (left > 0 && back.end - back.head === bucket.size - liveFront) {
+      i += left;
+      left = 0;
+    }
+    for (; i < back.end; i++) {
+      const e = backEntry(back, i);
+      if (stampNow(list, e) !== backStamp(back, i)) continue;
+      if (left > 0) left--;
+      else if (out.push(jobOf(list, e)) >= count) return out;
+    }
   }
+  return out;
 }
 
 /** Live entries in pull order, the rows still cold as their numbers (made ones as their jobs):

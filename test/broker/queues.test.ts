@@ -274,3 +274,29 @@ t.test('delayed-jobs-page-in-due-order-with-ties-in-push-order-and-promote-jobs-
   t.same(await b.promoteJobs('q', { count: 8 }, ctx), { ok: true, promoted: 8 });
   t.same(b.listJobs('q', ['waiting'], 0, 100).jobs.map((j) => j.id), due.slice(0, 8), 'the first 8 due, in due order');
 });
+
+t.test('clean-of-delayed-jobs-takes-the-first-pushed-that-pass-the-grace', async (t) => {
+  // Pins cleanable's order for delayed jobs, whatever selects them: as sorting every delayed job by
+  // push order and taking the first `limit` that are old enough.
+  const clock = manualClock();
+  const f = await startBroker({ clock: clock.now });
+  t.teardown(() => f.cleanup());
+  const b = f.broker;
+  const ids: string[] = [];
+  const first = await b.push('q', { data: 'first', backoff: 100_000 }, ctx);
+  for (let i = 0; i < 40; i++) {
+    const r = await b.push('q', { data: i, delay: 60_000 + ((i * 17) % 11) * 1_000 }, ctx);
+    ids.push(r.ok ? r.id : '');
+    clock.advance(10);
+  }
+  // The first job fails its first attempt: back among the delayed ones last, though pushed first.
+  await b.pull('q', { timeoutMs: 0 }, ctx);
+  await b.fail(first.ok ? first.id : '', { error: 'x' }, ctx);
+  for (const i of [0, 5, 6, 21]) await b.cancel(ids[i] as string, ctx);
+  const left = [first.ok ? first.id : '', ...ids.filter((_, i) => ![0, 5, 6, 21].includes(i))];
+  t.same(await b.clean('q', { grace: 0, state: 'delayed', limit: 7 }, ctx), { ok: true, removed: left.slice(0, 7) });
+  // Pushed at 0, 10, ..., 390 ms; now 400: a grace of 250 ms takes those pushed at 150 ms or before.
+  const old = left.slice(7).filter((id) => ids.indexOf(id) <= 15);
+  t.same(await b.clean('q', { grace: 250, state: 'delayed', limit: 100 }, ctx), { ok: true, removed: old });
+  t.same(await b.clean('q', { grace: 0, state: 'delayed', limit: 0 }, ctx), { ok: true, removed: left.slice(7).filter((id) => !old.includes(id)) }, 'limit 0: every one, oldest first');
+});
