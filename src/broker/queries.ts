@@ -97,21 +97,17 @@ function siftDown(heap: Job[], job: Job, order: (a: Job, b: Job) => number): voi
  *  over the older ones, no copy of the set. */
 function newestPage(set: ReadonlySet<Job>, skip: number, count: number): Job[] {
   const to = set.size - Math.max(0, skip);
-  const from = Math.max(0, to - Math.max(0, count));
-  const out: Job[] = [];
-  if (from >= to) return out;
-  let i = 0;
-  for (const job of set) {
-    if (i >= to) break;
-    if (i++ >= from) out.push(job);
-  }
-  return out.reverse();
+  return slice(set, Math.max(0, to - Math.max(0, count)), to).reverse();
 }
 
 /** Jobs [skip, skip + count) of `set` oldest first (the DLQ's order): one pass up to the page. */
 export function oldestPage(set: ReadonlySet<Job>, skip: number, count: number): Job[] {
   const from = Math.max(0, skip);
-  const to = Math.min(set.size, from + Math.max(0, count));
+  return slice(set, from, Math.min(set.size, from + Math.max(0, count)));
+}
+
+/** Jobs [from, to) of `set` in its order, iterating no further than `to`. */
+function slice(set: ReadonlySet<Job>, from: number, to: number): Job[] {
   const out: Job[] = [];
   if (from >= to) return out;
   let i = 0;

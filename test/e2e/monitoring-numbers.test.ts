@@ -7,7 +7,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { startTapeq, tempDataDir } from '../fixtures/process.js';
 import { SseClient, WsClient } from '../realtime/clients.js';
 
@@ -206,6 +206,18 @@ function expositionProblems(text: string): string[] {
   return problems;
 }
 
+/** An HTTP call to the server at `url()` (it changes across restarts) that must answer 200. */
+function caller(t: Test, url: () => string) {
+  return async (method: string, path: string, body?: unknown): Promise<any> => {
+    const res = await fetch(url() + path, {
+      method,
+      ...(body === undefined ? {} : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }),
+    });
+    t.equal(res.status, 200, `${method} ${path}`);
+    return res.json();
+  };
+}
+
 t.test('monitoring-numbers-are-the-workload-live-after-replay-and-from-a-snapshot', async (t) => {
   const data = await tempDataDir();
   t.teardown(data.remove);
@@ -213,14 +225,7 @@ t.test('monitoring-numbers-are-the-workload-live-after-replay-and-from-a-snapsho
   const env = { LOCK_MS: '600000' };
   let tapeq = await startTapeq(data.dir, env);
   t.teardown(() => tapeq.kill('SIGKILL'));
-  const call = async (method: string, path: string, body?: unknown): Promise<any> => {
-    const res = await fetch(tapeq.url + path, {
-      method,
-      ...(body === undefined ? {} : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }),
-    });
-    t.equal(res.status, 200, `${method} ${path}`);
-    return res.json();
-  };
+  const call = caller(t, () => tapeq.url);
   const push = async (queue: string, body: object): Promise<string> => (await call('POST', `/queues/${queue}/jobs`, body)).id;
   const pull = async (queue: string): Promise<{ id: string; data: string }> => (await call('GET', `/queues/${queue}/jobs`)).job;
 
@@ -326,14 +331,7 @@ t.test('an-emptied-queue-keeps-zero-gauges-until-obliterated-live-after-replay-a
   t.teardown(data.remove);
   let tapeq = await startTapeq(data.dir);
   t.teardown(() => tapeq.kill('SIGKILL'));
-  const call = async (method: string, path: string, body?: unknown): Promise<any> => {
-    const res = await fetch(tapeq.url + path, {
-      method,
-      ...(body === undefined ? {} : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }),
-    });
-    t.equal(res.status, 200, `${method} ${path}`);
-    return res.json();
-  };
+  const call = caller(t, () => tapeq.url);
   const push = async (queue: string, body: object): Promise<string> => (await call('POST', `/queues/${queue}/jobs`, body)).id;
   const pull = async (queue: string): Promise<{ id: string }> => (await call('GET', `/queues/${queue}/jobs`)).job;
 
