@@ -13,8 +13,10 @@
 // would look usable, and loading it would replace the records written since with the lost ones. A snapshot
 // below firstOffset cannot be extended (retention removed the records after it), and neither can
 // anything older: with no usable snapshot, a log that does not start at 0 is an error naming the
-// missing range, never a silently partial state. The fold checks every record's offset, so a gap
-// in the log is an error too. Single use per call; nothing here writes the log.
+// missing range, never a silently partial state. A snapshot must also be of this log: the log's
+// record before its offset must be the one it folded last, at the same time (ofAnotherLog); one
+// copied in from another server's log is refused, and the server's load moves it aside. The fold
+// checks every record's offset, so a gap in the log is an error too. Single use per call; nothing here writes the log.
 
 import { randomInt } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
@@ -93,6 +95,41 @@ async function reportUnbacked(dir: string, log: LogView, end: number, opts: { un
   }
 }
 
+/**
+ * Why `state`, decoded from a snapshot, cannot have been taken of this log, or null. A snapshot
+ * names only an offset, and another data directory's log has the same offsets (a snapshot copied
+ * in from a backup of another server, a log restored without its snapshots): the record before
+ * the snapshot's offset must be the one the snapshot folded last, at its time. A snapshot at
+ * offset 0, or at the log's first offset (retention removed the record before it), is taken on
+ * trust: there is no record to compare.
+ */
+async function ofAnotherLog(log: LogView, state: State): Promise<string | null> {
+  const last = state.offset - 1;
+  if (last < log.firstOffset) return null;
+  for await (const batch of log.readBatches(last, last + 1)) {
+    const record = batch[0];
+    // A record missing here is the fold's to report (a gap), not this check's.
+    if (record === undefined || record.offset !== last || record.timestamp === state.timestamp) return null;
+    return `the last record it folded, offset ${last}, is of ${iso(state.timestamp)}; this log's record ${last} is of ${iso(record.timestamp)}`;
+  }
+  return null;
+}
+
+function iso(ms: number): string {
+  return Number.isFinite(ms) && Math.abs(ms) <= 8.64e15 ? new Date(ms).toISOString() : String(ms);
+}
+
+/** Reports a snapshot of another log; the server's own load (not read-only) moves it into
+ *  <snapshots>/other-log-<ms>/, so that no later start decodes it again. */
+async function setAsideOtherLogs(dir: string, entry: SnapshotEntry, why: string, readOnly: boolean, logger: Logger): Promise<void> {
+  if (readOnly) {
+    logger(`snapshot ${entry.file} was not taken of this log (${why}); trying older`);
+    return;
+  }
+  const aside = await moveSnapshotsAside(dir, [entry], 'other-log');
+  logger(`snapshot ${entry.file} was not taken of this log (${why}); moved to ${aside}, trying older`);
+}
+
 async function fold(state: State, log: LogView, from: number, end: number): Promise<number> {
   if (from === end) return 0;
   // The waiting jobs the replay pushes stay rows until first used, as a snapshot's do.
@@ -159,7 +196,16 @@ export async function loadState(options: LoadStateOptions): Promise<LoadedState>
           'are gone from the log, so the state there cannot be rebuilt; restore the removed segments (archive directory or backup)',
       );
     }
-    const found = preloaded ?? (await loadNewestState(dir, logger, { maxOffset: end, minOffset: log.firstOffset, ...readOnly, refused }));
+    let found = preloaded ?? (await loadNewestState(dir, logger, { maxOffset: end, minOffset: log.firstOffset, ...readOnly, refused }));
+    let why = found === null ? null : await ofAnotherLog(log, found.state);
+    while (found !== null && why !== null) {
+      const entry = { file: found.file, offset: found.state.offset };
+      found = null; // dropped before the next decode: never two states held
+      refused.add(entry.file);
+      await setAsideOtherLogs(dir, entry, why, options.readOnly === true, logger);
+      found = await loadNewestState(dir, logger, { maxOffset: end, minOffset: log.firstOffset, ...readOnly, refused });
+      why = found === null ? null : await ofAnotherLog(log, found.state);
+    }
     if (found === null && log.firstOffset > 0) {
       throw new RecoveryError(
         `no usable snapshot covers offset ${log.firstOffset}, where the log now starts: records [0, ${log.firstOffset}) ` +

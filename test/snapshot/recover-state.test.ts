@@ -118,6 +118,64 @@ t.test('snapshot-beyond-the-log-end-is-reported-and-an-older-one-used', async (t
   t.equal(digestOf(later.state), digestOf(f.broker.state), 'the records written since are all there');
 });
 
+t.test('a-snapshot-of-another-log-at-offsets-this-log-has-is-refused-and-an-older-one-used', async (t) => {
+  // Two servers' logs with the same offsets: the same workload an hour apart.
+  const clock = manualClock();
+  const f = await startBroker({ start: false, clock: clock.now });
+  t.teardown(() => f.cleanup());
+  const otherClock = manualClock(1_700_000_000_000 + 3_600_000);
+  const other = await startBroker({ start: false, clock: otherClock.now });
+  t.teardown(() => other.cleanup());
+  const snapshots = await mkdtemp(join(tmpdir(), 'tapeq-snaps-'));
+  t.teardown(() => rm(snapshots, { recursive: true, force: true }));
+  await runWorkload(f.broker, 60, prng(seed + 2), clock.advance);
+  const own = await loadState({ log: f.log, dir: snapshots, logger: () => {} });
+  const older = await writeStateSnapshot(snapshots, own.state);
+  await runWorkload(f.broker, 60, prng(seed + 3), clock.advance);
+  await runWorkload(other.broker, 200, prng(seed + 4), otherClock.advance);
+  // The other log's state at an offset this log also has, copied in as if from its backup.
+  const theirs = await loadState({ log: other.log, dir: await mkdtemp(join(tmpdir(), 'tapeq-snaps-')), logger: () => {}, until: f.log.durableOffset - 5 });
+  t.ok(theirs.offset > own.offset && theirs.offset <= f.log.durableOffset, 'newer than this log\'s own snapshot, at an offset this log has');
+  const foreign = await writeStateSnapshot(snapshots, theirs.state);
+  const { lines, logger } = collect();
+  for (const log of [f.log, Promise.resolve(f.log)]) {
+    lines.length = 0;
+    const loaded = await loadState({ log, dir: snapshots, logger, readOnly: true });
+    t.equal(loaded.fromSnapshot, older, 'the older snapshot of this log, plus the tail');
+    t.equal(digestOf(loaded.state), digestOf(f.broker.state), 'the state is this log\'s');
+    t.equal(lines.length, 1, lines.join('\n'));
+    t.match(lines[0], `snapshot ${foreign} was not taken of this log (the last record it folded, offset ${theirs.offset - 1}, is of 2023-11-14T`);
+    t.match(lines[0], /; this log's record \d+ is of 2023-11-14T.*\); trying older$/);
+  }
+  t.ok((await readdir(snapshots)).includes(foreign.split('/').at(-1) as string), 'a read-only load leaves it where it is');
+  lines.length = 0;
+  const served = await loadState({ log: f.log, dir: snapshots, logger });
+  t.equal(served.fromSnapshot, older);
+  t.match(lines[0], /was not taken of this log .*; moved to .*other-log-\d+, trying older$/);
+  const names = await readdir(snapshots);
+  t.notOk(names.includes(foreign.split('/').at(-1) as string), 'moved out of the snapshots the loader lists');
+  const aside = names.find((n) => n.startsWith('other-log-'));
+  t.ok(aside !== undefined && (await readdir(join(snapshots, aside))).length === 1, 'kept, not deleted');
+});
+
+t.test('a-snapshot-of-this-log-passes-the-check-at-every-offset-it-can-be-taken', async (t) => {
+  const clock = manualClock();
+  const f = await startBroker({ start: false, clock: clock.now, segmentBytes: 16 * 1024 });
+  t.teardown(() => f.cleanup());
+  await runWorkload(f.broker, 150, prng(seed + 5), clock.advance);
+  for (const until of [1, 2, Math.floor(f.log.durableOffset / 2), f.log.durableOffset]) {
+    const snapshots = await mkdtemp(join(tmpdir(), 'tapeq-snaps-'));
+    t.teardown(() => rm(snapshots, { recursive: true, force: true }));
+    const at = await loadState({ log: f.log, dir: snapshots, logger: () => {}, until });
+    const file = await writeStateSnapshot(snapshots, at.state);
+    const { lines, logger } = collect();
+    const loaded = await loadState({ log: f.log, dir: snapshots, logger });
+    t.equal(loaded.fromSnapshot, file, `the snapshot at ${until} is used`);
+    t.same(lines, []);
+    t.equal(digestOf(loaded.state), digestOf(f.broker.state));
+  }
+});
+
 t.test('a-log-that-fails-to-open-fails-the-load-with-its-own-error', async (t) => {
   const snapshots = await mkdtemp(join(tmpdir(), 'tapeq-snaps-'));
   t.teardown(() => rm(snapshots, { recursive: true, force: true }));
