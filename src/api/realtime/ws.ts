@@ -17,6 +17,7 @@
 // jobs are released (`broker.releaseOwner`, one `released` record each); when the server closes,
 // that happens before its close resolves (goAway), not when the client's close frame comes back.
 
+import { isUtf8 } from 'node:buffer';
 import { randomUUID } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import { wsAuthFailuresMax, wsShutdownCloseGraceMs } from '../../constants.js';
@@ -103,7 +104,7 @@ class WsSession {
   /** The poll waiting for the replies' backlog to drain while commands are not read. */
   #commandStall: NodeJS.Timeout | null = null;
   /** Commands received while the backlog was over its limit, run in order once it drains. */
-  readonly #held: RawData[] = [];
+  readonly #held: Array<{ data: RawData; isBinary: boolean }> = [];
   #subscription: Subscription | null = null;
   /** Offset of the last event sent; what the client should resume from. */
   #lastOffset: number | null;
@@ -126,7 +127,7 @@ class WsSession {
     connections.ws += 1;
     // Every in-flight long-poll PULL listens on this signal: up to wsInflightMax of them.
     setMaxListeners(this.deps.limits.wsInflightMax + 1, this.#abort.signal);
-    this.socket.on('message', (data) => this.#onMessage(data));
+    this.socket.on('message', (data, isBinary) => this.#onMessage(data, isBinary));
     this.socket.once('close', () => this.#onClose());
     this.sessions.add(this.#goAway);
     this.#armHeartbeat();
@@ -231,7 +232,8 @@ class WsSession {
         return;
       }
       while (this.#held.length > 0 && this.#commandStall === null && this.socket.bufferedAmount <= backlogBytesMax) {
-        this.#run(this.#held.shift() as RawData);
+        const { data, isBinary } = this.#held.shift() as { data: RawData; isBinary: boolean };
+        this.#run(data, isBinary);
       }
       // A reply that passed the limit again started a new stall, which goes on from here.
       if (this.#commandStall !== null) return;
@@ -242,20 +244,25 @@ class WsSession {
     this.#commandStall = setTimeout(poll, drainPollMs);
   }
 
-  #onMessage(data: RawData): void {
+  #onMessage(data: RawData, isBinary: boolean): void {
     if (this.socket.readyState !== this.socket.OPEN) return;
     if (this.#commandStall !== null || this.socket.bufferedAmount > this.deps.limits.backlogBytesMax) {
-      this.#held.push(data);
+      this.#held.push({ data, isBinary });
       this.#stallCommands();
       return;
     }
-    this.#run(data);
+    this.#run(data, isBinary);
   }
 
-  #run(data: RawData): void {
+  #run(data: RawData, isBinary: boolean): void {
+    const text = textOf(data, isBinary);
+    if (text === null) {
+      this.#send(failure('Invalid JSON: the message is not UTF-8 text'), undefined);
+      return;
+    }
     let msg: unknown;
     try {
-      msg = JSON.parse(textOf(data));
+      msg = JSON.parse(text);
     } catch {
       this.#send(failure('Invalid JSON'), undefined);
       return;
@@ -266,8 +273,10 @@ class WsSession {
     }
     const fields = msg as Record<string, unknown>;
     const reqId = fields.reqId;
-    if (typeof fields.cmd !== 'string') {
-      return this.#send(failure(fields.cmd === undefined || fields.cmd === null ? 'Missing field: cmd' : 'cmd must be a string'), reqId);
+    // An empty cmd is missing, as an empty queue or id is (commands.ts, needString), not a command
+    // named "" ("Unknown command: " names nothing).
+    if (typeof fields.cmd !== 'string' || fields.cmd === '') {
+      return this.#send(failure(fields.cmd === undefined || fields.cmd === null || fields.cmd === '' ? 'Missing field: cmd' : 'cmd must be a string'), reqId);
     }
     // Case-insensitive in ASCII only: toUpperCase alone maps "ſ" (the long s) to "S", so "PUſH"
     // would run as PUSH. A name with anything else in it matches no command.
@@ -443,10 +452,14 @@ function withReqId(open: string, reqId: unknown): string {
   return reqId === undefined ? `${open}}` : `${open},"reqId":${JSON.stringify(reqId)}}`;
 }
 
-/** A frame's text; the default binaryType hands over one Buffer, the others are handled too. */
-function textOf(data: RawData): string {
-  if (Buffer.isBuffer(data)) return data.toString('utf8');
-  return Buffer.concat(Array.isArray(data) ? data : [Buffer.from(data)]).toString('utf8');
+/** A frame's text; the default binaryType hands over one Buffer, the others are handled too.
+ *  `ws` has checked a text frame's UTF-8 (closing with 1007 when it is not); a binary frame's
+ *  bytes are unchecked, and decoding them as they are would turn each bad sequence into U+FFFD, so
+ *  a command would run on data it was not sent: null for those. */
+function textOf(data: RawData, isBinary: boolean): string | null {
+  const bytes = Buffer.isBuffer(data) ? data : Buffer.concat(Array.isArray(data) ? data : [Buffer.from(data)]);
+  if (isBinary && !isUtf8(bytes)) return null;
+  return bytes.toString('utf8');
 }
 
 /** The actor stored in the records a socket appends: named as buildServer names token holders. */
