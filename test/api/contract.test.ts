@@ -208,6 +208,20 @@ t.test('routing-errors-404-and-405-with-allow', async (t) => {
   t.equal((await s.request('GET', '/jobs/x/ack')).status, 405);
 });
 
+t.test('a-route-of-the-requests-own-method-that-finds-nothing-is-404-not-405', async (t) => {
+  // The docs' static-file route (GET and HEAD /docs/static/*) hands a missing file to the
+  // not-found handler, which found the route's pattern and answered 405 "Method not allowed" with
+  // `Allow: HEAD, GET, OPTIONS`, naming the method the request had used.
+  const { s } = await realServer(t);
+  const missing = await s.request('GET', '/docs/static/no-such-file.js');
+  t.same([missing.status, missing.json], [404, { ok: false, error: 'Not found' }]);
+  t.equal(missing.headers.get('allow'), null, 'no Allow header on a 404');
+  t.equal(missing.headers.get('content-type'), 'application/json');
+  t.equal((await fetch(`${s.url}/docs/static/no-such-file.js`, { method: 'HEAD' })).status, 404, 'HEAD too');
+  const wrong = await s.request('POST', '/docs/static/no-such-file.js');
+  t.same([wrong.status, wrong.headers.get('allow')], [405, 'HEAD, GET, OPTIONS'], 'another method is still 405');
+});
+
 t.test('a-paused-queues-waiting-jobs-are-listed-by-default-and-counted-once', async (t) => {
   const { s } = await realServer(t);
   await s.request('POST', '/queues/pz/jobs', { body: [{ data: 1 }, { data: 2 }] });
