@@ -5,7 +5,10 @@
 //   that take none use `noBody` (a body with fields is refused, never ignored);
 // - malformed JSON, and `__proto__` / `constructor.prototype` keys, are 400 "Invalid JSON body";
 // - more than config.bodyBytesMax bytes is 413, checked against Content-Length before reading and
-//   while streaming, so an oversized body is never buffered whole.
+//   while streaming, so an oversized body is never buffered whole;
+// - the body of a request no route takes (the not-found handler's 404 / 405) and of an OPTIONS
+//   (the CORS preflight's 204) is read within that bound but not parsed: no route would use it,
+//   and a malformed one must not turn those answers into 400 "Invalid JSON body".
 
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Config } from '../config.js';
@@ -15,6 +18,10 @@ export function registerBodyParser(app: FastifyInstance, config: Config): void {
   const parseJson = app.getDefaultJsonParser('error', 'error');
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'string', bodyLimit: config.bodyBytesMax }, (request, body, done) => {
+    if (request.is404 || request.method === 'OPTIONS') {
+      done(null, undefined);
+      return;
+    }
     const text = typeof body === 'string' ? body : body.toString('utf8');
     if (text.trim() === '') {
       done(null, undefined);

@@ -222,6 +222,25 @@ t.test('a-route-of-the-requests-own-method-that-finds-nothing-is-404-not-405', a
   t.same([wrong.status, wrong.headers.get('allow')], [405, 'HEAD, GET, OPTIONS'], 'another method is still 405');
 });
 
+t.test('a-request-no-route-takes-is-404-or-405-whatever-its-body', async (t) => {
+  // The body was parsed before the not-found handler ran, so an unknown path or a wrong method
+  // with a malformed body answered 400 "Invalid JSON body" instead of SPEC section 4's 404 / 405.
+  const { s, fx } = await realServer(t);
+  const before = fx.log.nextOffset;
+  for (const raw of ['{bad', '{"__proto__":{"x":1}}']) {
+    const unknown = await s.request('POST', '/no/such/path', { raw });
+    t.same([unknown.status, unknown.json], [404, { ok: false, error: 'Not found' }], `unknown path, body ${raw}`);
+    t.equal(unknown.headers.get('content-type'), 'application/json');
+    const wrongMethod = await s.request('PATCH', '/queues/q/jobs', { raw });
+    t.same([wrongMethod.status, wrongMethod.json], [405, { ok: false, error: 'Method not allowed' }], `wrong method, body ${raw}`);
+    t.equal(wrongMethod.headers.get('allow'), 'POST, GET, OPTIONS');
+    t.equal((await s.request('POST', '/health', { raw })).status, 405, `POST on a probe, body ${raw}`);
+  }
+  t.equal(fx.log.nextOffset, before, 'nothing appended');
+  const known = await s.request('POST', '/queues/q/jobs', { raw: '{bad' });
+  t.same([known.status, known.json], [400, { ok: false, error: 'Invalid JSON body' }], 'a route that exists still refuses it');
+});
+
 t.test('a-paused-queues-waiting-jobs-are-listed-by-default-and-counted-once', async (t) => {
   const { s } = await realServer(t);
   await s.request('POST', '/queues/pz/jobs', { body: [{ data: 1 }, { data: 2 }] });
