@@ -1,5 +1,7 @@
-// Request body parsing. Every body is parsed as JSON whatever its Content-Type (bunqueue and
-// BullMQ Proxy clients often send JSON with curl's default form type), with these rules:
+// Request body parsing. Every body is parsed as JSON whatever media type its Content-Type names
+// (bunqueue and BullMQ Proxy clients often send JSON with curl's default form type); a
+// Content-Type that is not a media type at all (`json`, an empty value) fastify refuses before
+// any parser runs, with 415 (http-errors.ts names the header). The rules:
 // - any JSON value is a valid body: progress takes `100`, logs take `"text"` (SPEC section 4);
 // - an empty body is "no body"; routes whose body is optional use `emptyBodyAsObject`, routes
 //   that take none use `noBody` (a body with fields is refused, never ignored);

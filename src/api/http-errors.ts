@@ -75,6 +75,11 @@ function replyError(error: FastifyError, request: FastifyRequest, reply: Fastify
   if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
     return reply.code(API_ERRORS.bodyTooLarge.status).send(envelope(API_ERRORS.bodyTooLarge.error));
   }
+  // Fastify refuses a Content-Type header it cannot read as type/subtype before any body parser
+  // runs; its own text, "Unsupported Media Type", did not say which header was wrong or how.
+  if (error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
+    return reply.code(API_ERRORS.contentTypeInvalid.status).send(envelope(API_ERRORS.contentTypeInvalid.error));
+  }
   const status = error.statusCode ?? 500;
   if (status >= 400 && status < 500) return reply.code(status).send(envelope(error.message));
   request.log.error({ err: error }, 'request failed');

@@ -241,6 +241,25 @@ t.test('a-request-no-route-takes-is-404-or-405-whatever-its-body', async (t) => 
   t.same([known.status, known.json], [400, { ok: false, error: 'Invalid JSON body' }], 'a route that exists still refuses it');
 });
 
+t.test('a-content-type-that-is-not-a-media-type-is-415-naming-the-header', async (t) => {
+  // Fastify refuses these before any body parser runs; its text was "Unsupported Media Type",
+  // which named neither the header nor what to send, while any real media type is read as JSON.
+  const { s, fx } = await realServer(t);
+  const before = fx.log.nextOffset;
+  const error = 'Content-Type must be a media type (type/subtype), such as application/json';
+  for (const type of ['json', 'application/json garbage', '']) {
+    const res = await s.request('POST', '/queues/q/jobs', { raw: '{"data":1}', headers: { 'content-type': type } });
+    t.same([res.status, res.json], [415, { ok: false, error }], `Content-Type: ${JSON.stringify(type)}`);
+    t.equal(res.headers.get('content-type'), 'application/json');
+    t.equal(res.headers.get('access-control-allow-origin'), '*');
+  }
+  t.equal(fx.log.nextOffset, before, 'nothing appended');
+  for (const type of ['text/plain', 'application/x-www-form-urlencoded', 'application/json; charset=utf-8']) {
+    const res = await s.request('POST', '/queues/q/jobs', { raw: '{"data":1}', headers: { 'content-type': type } });
+    t.equal(res.status, 200, `${type} is read as JSON`);
+  }
+});
+
 t.test('a-paused-queues-waiting-jobs-are-listed-by-default-and-counted-once', async (t) => {
   const { s } = await realServer(t);
   await s.request('POST', '/queues/pz/jobs', { body: [{ data: 1 }, { data: 2 }] });
