@@ -1,11 +1,16 @@
-// Request body parsing. Every body is parsed as JSON whatever its Content-Type (bunqueue and
-// BullMQ Proxy clients often send JSON with curl's default form type), with these rules:
+// Request body parsing. Every body is parsed as JSON whatever media type its Content-Type names
+// (bunqueue and BullMQ Proxy clients often send JSON with curl's default form type); a
+// Content-Type that is not a media type at all (`json`, an empty value) fastify refuses before
+// any parser runs, with 415 (http-errors.ts names the header). The rules:
 // - any JSON value is a valid body: progress takes `100`, logs take `"text"` (SPEC section 4);
 // - an empty body is "no body"; routes whose body is optional use `emptyBodyAsObject`, routes
 //   that take none use `noBody` (a body with fields is refused, never ignored);
 // - malformed JSON, and `__proto__` / `constructor.prototype` keys, are 400 "Invalid JSON body";
 // - more than config.bodyBytesMax bytes is 413, checked against Content-Length before reading and
-//   while streaming, so an oversized body is never buffered whole.
+//   while streaming, so an oversized body is never buffered whole;
+// - the body of a request no route takes (the not-found handler's 404 / 405) and of an OPTIONS
+//   (the CORS preflight's 204) is read within that bound but not parsed: no route would use it,
+//   and a malformed one must not turn those answers into 400 "Invalid JSON body".
 
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Config } from '../config.js';
@@ -15,6 +20,10 @@ export function registerBodyParser(app: FastifyInstance, config: Config): void {
   const parseJson = app.getDefaultJsonParser('error', 'error');
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'string', bodyLimit: config.bodyBytesMax }, (request, body, done) => {
+    if (request.is404 || request.method === 'OPTIONS') {
+      done(null, undefined);
+      return;
+    }
     const text = typeof body === 'string' ? body : body.toString('utf8');
     if (text.trim() === '') {
       done(null, undefined);

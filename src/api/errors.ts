@@ -28,6 +28,7 @@ export const API_ERRORS = {
   methodNotAllowed: { status: 405, error: 'Method not allowed' },
   invalidJson: { status: 400, error: 'Invalid JSON body' },
   bodyTooLarge: { status: 413, error: 'Request body is too large' },
+  contentTypeInvalid: { status: 415, error: 'Content-Type must be a media type (type/subtype), such as application/json' },
   unauthorized: { status: 401, error: 'Unauthorized' },
   rateLimited: { status: 429, error: 'Rate limit exceeded' },
   jobNotFound: { status: 404, error: 'Job not found' },

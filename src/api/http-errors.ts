@@ -1,7 +1,9 @@
 // Turns every failure the framework can produce into the seed-004 envelope, and answers requests
 // no route takes: unknown path → 404 "Not found"; known path with another method → 405
 // "Method not allowed" with an Allow header. Fastify itself answers 404 for a wrong method, so
-// the route table is kept here (from onRoute) to tell the two apart. (The JSON Content-Type is
+// the route table is kept here (from onRoute) to tell the two apart. A route of the request's
+// own method that finds nothing (the docs' static files call reply.callNotFound()) is a 404: a
+// 405 there named the very method that was used in its Allow header. (The JSON Content-Type is
 // normalised to `application/json` in cors.ts's onSend hook.) Requests Node's HTTP parser refuses
 // before any route sees them (a malformed request line or header, conflicting lengths, headers
 // over the limit) get the envelope too, from `clientErrorResponder`.
@@ -58,7 +60,7 @@ export function registerHttpErrors(app: FastifyInstance): void {
   app.setNotFoundHandler(async (request, reply) => {
     const path = request.url.split('?')[0] ?? '/';
     const allowed = [...new Set(routes.filter((r) => r.pattern.test(path)).map((r) => r.method))];
-    if (allowed.length === 0) return reply.code(404).send(envelope(API_ERRORS.notFound.error));
+    if (allowed.length === 0 || allowed.includes(request.method)) return reply.code(404).send(envelope(API_ERRORS.notFound.error));
     allowed.push('OPTIONS');
     const { status, error } = API_ERRORS.methodNotAllowed;
     return reply.code(status).header('allow', allowed.join(', ')).send(envelope(error));
@@ -72,6 +74,11 @@ function replyError(error: FastifyError, request: FastifyRequest, reply: Fastify
   if (error instanceof ApiError) return reply.code(error.statusCode).send(envelope(error.message));
   if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
     return reply.code(API_ERRORS.bodyTooLarge.status).send(envelope(API_ERRORS.bodyTooLarge.error));
+  }
+  // Fastify refuses a Content-Type header it cannot read as type/subtype before any body parser
+  // runs; its own text, "Unsupported Media Type", did not say which header was wrong or how.
+  if (error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
+    return reply.code(API_ERRORS.contentTypeInvalid.status).send(envelope(API_ERRORS.contentTypeInvalid.error));
   }
   const status = error.statusCode ?? 500;
   if (status >= 400 && status < 500) return reply.code(status).send(envelope(error.message));

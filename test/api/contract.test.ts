@@ -208,6 +208,58 @@ t.test('routing-errors-404-and-405-with-allow', async (t) => {
   t.equal((await s.request('GET', '/jobs/x/ack')).status, 405);
 });
 
+t.test('a-route-of-the-requests-own-method-that-finds-nothing-is-404-not-405', async (t) => {
+  // The docs' static-file route (GET and HEAD /docs/static/*) hands a missing file to the
+  // not-found handler, which found the route's pattern and answered 405 "Method not allowed" with
+  // `Allow: HEAD, GET, OPTIONS`, naming the method the request had used.
+  const { s } = await realServer(t);
+  const missing = await s.request('GET', '/docs/static/no-such-file.js');
+  t.same([missing.status, missing.json], [404, { ok: false, error: 'Not found' }]);
+  t.equal(missing.headers.get('allow'), null, 'no Allow header on a 404');
+  t.equal(missing.headers.get('content-type'), 'application/json');
+  t.equal((await fetch(`${s.url}/docs/static/no-such-file.js`, { method: 'HEAD' })).status, 404, 'HEAD too');
+  const wrong = await s.request('POST', '/docs/static/no-such-file.js');
+  t.same([wrong.status, wrong.headers.get('allow')], [405, 'HEAD, GET, OPTIONS'], 'another method is still 405');
+});
+
+t.test('a-request-no-route-takes-is-404-or-405-whatever-its-body', async (t) => {
+  // The body was parsed before the not-found handler ran, so an unknown path or a wrong method
+  // with a malformed body answered 400 "Invalid JSON body" instead of SPEC section 4's 404 / 405.
+  const { s, fx } = await realServer(t);
+  const before = fx.log.nextOffset;
+  for (const raw of ['{bad', '{"__proto__":{"x":1}}']) {
+    const unknown = await s.request('POST', '/no/such/path', { raw });
+    t.same([unknown.status, unknown.json], [404, { ok: false, error: 'Not found' }], `unknown path, body ${raw}`);
+    t.equal(unknown.headers.get('content-type'), 'application/json');
+    const wrongMethod = await s.request('PATCH', '/queues/q/jobs', { raw });
+    t.same([wrongMethod.status, wrongMethod.json], [405, { ok: false, error: 'Method not allowed' }], `wrong method, body ${raw}`);
+    t.equal(wrongMethod.headers.get('allow'), 'POST, GET, OPTIONS');
+    t.equal((await s.request('POST', '/health', { raw })).status, 405, `POST on a probe, body ${raw}`);
+  }
+  t.equal(fx.log.nextOffset, before, 'nothing appended');
+  const known = await s.request('POST', '/queues/q/jobs', { raw: '{bad' });
+  t.same([known.status, known.json], [400, { ok: false, error: 'Invalid JSON body' }], 'a route that exists still refuses it');
+});
+
+t.test('a-content-type-that-is-not-a-media-type-is-415-naming-the-header', async (t) => {
+  // Fastify refuses these before any body parser runs; its text was "Unsupported Media Type",
+  // which named neither the header nor what to send, while any real media type is read as JSON.
+  const { s, fx } = await realServer(t);
+  const before = fx.log.nextOffset;
+  const error = 'Content-Type must be a media type (type/subtype), such as application/json';
+  for (const type of ['json', 'application/json garbage', '']) {
+    const res = await s.request('POST', '/queues/q/jobs', { raw: '{"data":1}', headers: { 'content-type': type } });
+    t.same([res.status, res.json], [415, { ok: false, error }], `Content-Type: ${JSON.stringify(type)}`);
+    t.equal(res.headers.get('content-type'), 'application/json');
+    t.equal(res.headers.get('access-control-allow-origin'), '*');
+  }
+  t.equal(fx.log.nextOffset, before, 'nothing appended');
+  for (const type of ['text/plain', 'application/x-www-form-urlencoded', 'application/json; charset=utf-8']) {
+    const res = await s.request('POST', '/queues/q/jobs', { raw: '{"data":1}', headers: { 'content-type': type } });
+    t.equal(res.status, 200, `${type} is read as JSON`);
+  }
+});
+
 t.test('a-paused-queues-waiting-jobs-are-listed-by-default-and-counted-once', async (t) => {
   const { s } = await realServer(t);
   await s.request('POST', '/queues/pz/jobs', { body: [{ data: 1 }, { data: 2 }] });

@@ -33,3 +33,17 @@ t.test('allow-origin-on-success-error-and-404-uses-config', async (t) => {
   ];
   for (const res of responses) t.equal(res.headers.get('access-control-allow-origin'), 'https://app.example', String(res.status));
 });
+
+t.test('preflight-is-204-whatever-body-it-carries', async (t) => {
+  // OPTIONS bodies were parsed as JSON like any other, so an OPTIONS with a malformed one
+  // answered 400 "Invalid JSON body" instead of the preflight's 204 (seed 004: OPTIONS on any path).
+  const s = await startServer({ config: { authTokens: ['secret'] } });
+  t.teardown(() => s.close());
+  for (const raw of ['{bad', '{"__proto__":{"x":1}}', '[1, 2]']) {
+    const res = await s.request('OPTIONS', '/queues/emails/jobs', { raw });
+    t.equal(res.status, 204, raw);
+    t.equal(res.text, '');
+    t.equal(res.headers.get('access-control-allow-methods'), 'GET, POST, PUT, DELETE, OPTIONS');
+  }
+  t.same(s.broker.calls, [], 'nothing reached the broker');
+});
