@@ -8,7 +8,8 @@
 // (`{"error":"Service Unavailable","statusCode":503,…}`, no CORS header), which breaks SPEC
 // section 4's envelope. So buildServer turns that answer off (`return503OnClosing: false`) and
 // `answerUnavailableWhileClosing` hands the server's requests to this responder as soon as
-// closing begins. Requests already dispatched run to the end. A WebSocket upgrade is not a
+// closing begins. Requests already dispatched run to the end, and their keep-alive connections are
+// closed once they are answered and idle. A WebSocket upgrade is not a
 // 'request' event but an 'upgrade' one: it gets the same answer (the WebSocket server is closed
 // by then; routed on, an upgrade sent behind a request still running on its connection found the
 // socket taken, was never answered, and held the connection, and so the shutdown, open).
@@ -52,11 +53,21 @@ const drainingError = 'Service unavailable: shutting down';
  *  hook: hooks run in order, and a request that arrives before it runs is served as usual. */
 export function answerUnavailableWhileClosing(app: FastifyInstance, corsAllowOrigin: string): void {
   const responder = unavailableResponder(corsAllowOrigin, drainingError);
+  let closing = false;
   app.addHook('preClose', (done) => {
+    closing = true;
     app.server.removeAllListeners('request');
     app.server.on('request', responder);
     app.server.removeAllListeners('upgrade');
     app.server.on('upgrade', (req: IncomingMessage, socket: Duplex) => answerUpgrade(responder, req, socket as Socket));
+    done();
+  });
+  // fastify closes the connections idle when closing begins; one whose request was under way then
+  // (a drain going through its steps, any write waiting for its sync) turned idle once answered
+  // and held the close open until the client left or the keep-alive timeout (72 s) ended it, past
+  // the shutdown grace. A request already sent behind it is not idle, and gets the answer above.
+  app.addHook('onResponse', (_request, _reply, done) => {
+    if (closing) setImmediate(() => app.server.closeIdleConnections());
     done();
   });
 }

@@ -8,6 +8,8 @@
 //   workerRemoved      stop the runner: running calls finish, nothing new starts
 //   pushed (waiting)   +1          promoted  +jobIds     released / retried  +1
 //   stalled (requeued) +1          failed (RETRY, due now)  +1               queueResumed  ∞
+//   queueDrained  ∞ (a drain in steps held the queue's pulls: jobs pushed meanwhile, which its
+//                   pulls got none of, are pullable now)
 //   completed, removed (any queue) may release dependents anywhere: runners whose queue has
 //                      waiting jobs get +1 (checked through `counts`, after the batch)
 //
@@ -149,6 +151,7 @@ export class WorkerDispatcher {
           if (body.outcome === FailOutcome.RETRY && body.runAt <= record.timestamp) this.#wake(body.queue, 1);
           break;
         case 'queueResumed':
+        case 'queueDrained':
           this.#wake(body.queue, Number.POSITIVE_INFINITY);
           break;
         case 'completed':

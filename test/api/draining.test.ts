@@ -6,6 +6,7 @@ import { connect } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import t from 'tap';
 import { realtimePlugin } from '../../src/api/realtime/index.js';
+import { actionStepJobsMax } from '../../src/constants.js';
 import { startBroker } from '../fixtures/broker.js';
 import type { BrokerApi } from '../../src/broker/types.js';
 import { loadConfig } from '../../src/config.js';
@@ -97,4 +98,35 @@ t.test('a-websocket-upgrade-during-shutdown-gets-503-in-the-envelope-with-cors',
   t.match(ws?.head, /\r\naccess-control-allow-origin: https:\/\/app\.example\r\n/i);
   t.match(ws?.head, /\r\ncontent-type: application\/json\r\n/i);
   t.same(JSON.parse(ws?.body ?? ''), { ok: false, error: 'Service unavailable: shutting down' });
+});
+
+t.test('a-keep-alive-connection-whose-request-ran-when-closing-began-is-closed-after-its-answer', async (t) => {
+  // A drain in steps is the longest request a client makes: the server begins closing between its
+  // steps, answers it in full, and then must not wait for the client to close its idle
+  // keep-alive connection (for the server's keep-alive timeout, 72 s, past the 10 s grace).
+  const fx = await startBroker();
+  t.teardown(() => fx.cleanup());
+  const b = fx.broker;
+  const many = actionStepJobsMax * 2 + 500;
+  for (let i = 0; i < many; i += 1_000) {
+    const r = await b.pushBulk('q', Array.from({ length: Math.min(1_000, many - i) }, (_, j) => ({ data: i + j })), { actor: null });
+    if (!r.ok) throw new Error(r.error);
+  }
+  const s = await startServer({ broker: b });
+  const drain = b.drain.bind(b);
+  let closed: Promise<void> | null = null;
+  b.drain = (queue, ctx) => {
+    const out = drain(queue, ctx);
+    closed = s.close();
+    return out;
+  };
+  const socket = connect(Number(new URL(s.url).port), '127.0.0.1');
+  const received = readUntilClosed(socket);
+  await new Promise((resolve) => socket.once('connect', resolve));
+  socket.write('POST /queues/q/drain HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n');
+  const text = await received;
+  t.match(text, /^HTTP\/1\.1 200 /, 'the drain under way when closing began is answered');
+  t.same(JSON.parse(text.split('\r\n\r\n')[1] ?? ''), { ok: true, removed: many }, 'in full');
+  t.ok(closed !== null, 'the server began closing while the drain ran');
+  await closed;
 });
