@@ -209,6 +209,9 @@ export const workerHeadersBytesMax = 8 * KiB;
 export const httpPortDefault = 6790;
 export const hostDefault = '0.0.0.0';
 export const shutdownGraceMs = 10_000;
+/** While closing, connections that have turned idle (their request answered) are closed this
+ *  often: fastify closes only those idle when closing begins (unavailable.ts). */
+export const closingIdleSweepMs = 20;
 /** The writing server touches DATA_DIR/LOCK this often, and a LOCK of another host that nobody
  *  touched for dataDirLockStaleMs is stale (data-dir-lock.ts). */
 export const dataDirLockRefreshMs = 2_000;

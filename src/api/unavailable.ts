@@ -18,6 +18,7 @@ import { type IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
+import { closingIdleSweepMs } from '../constants.js';
 import { PREFLIGHT_HEADERS } from './cors.js';
 
 export type RequestListener = (req: IncomingMessage, res: ServerResponse) => void;
@@ -53,21 +54,20 @@ const drainingError = 'Service unavailable: shutting down';
  *  hook: hooks run in order, and a request that arrives before it runs is served as usual. */
 export function answerUnavailableWhileClosing(app: FastifyInstance, corsAllowOrigin: string): void {
   const responder = unavailableResponder(corsAllowOrigin, drainingError);
-  let closing = false;
   app.addHook('preClose', (done) => {
-    closing = true;
+    // fastify closes the connections idle when closing begins; one whose request was under way
+    // then (a drain going through its steps, any write waiting for its sync) turns idle once
+    // answered, and would hold the close open until the client left or the keep-alive timeout
+    // (72 s) ended it, past the shutdown grace. So idle ones are closed every closingIdleSweepMs
+    // until the server has closed (a timer while closing rather than a hook on every response). A
+    // request already sent behind it is not idle, and gets the answer below.
+    const sweep = setInterval(() => app.server.closeIdleConnections(), closingIdleSweepMs);
+    sweep.unref();
+    app.server.once('close', () => clearInterval(sweep));
     app.server.removeAllListeners('request');
     app.server.on('request', responder);
     app.server.removeAllListeners('upgrade');
     app.server.on('upgrade', (req: IncomingMessage, socket: Duplex) => answerUpgrade(responder, req, socket as Socket));
-    done();
-  });
-  // fastify closes the connections idle when closing begins; one whose request was under way then
-  // (a drain going through its steps, any write waiting for its sync) turned idle once answered
-  // and held the close open until the client left or the keep-alive timeout (72 s) ended it, past
-  // the shutdown grace. A request already sent behind it is not idle, and gets the answer above.
-  app.addHook('onResponse', (_request, _reply, done) => {
-    if (closing) setImmediate(() => app.server.closeIdleConnections());
     done();
   });
 }
