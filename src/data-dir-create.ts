@@ -18,13 +18,16 @@ export interface DataDir {
 }
 
 export async function createDataDir(dataDir: string): Promise<DataDir> {
+  // Made as the server names what is inside it (join, lexically: `a/../b` is b), so that the walk
+  // up below meets the directory mkdir reports: given `a/../b/data`, mkdir would make `a` first.
+  const path = resolve(dataDir);
   // The first directory the recursive mkdir created (DATA_DIR itself or a missing parent), or
   // undefined when DATA_DIR existed.
-  const first = await mkdir(dataDir, { recursive: true });
+  const first = await mkdir(path, { recursive: true });
   if (first === undefined) return { removeIfEmpty: async () => undefined };
   const top = resolve(first);
   const made: string[] = [];
-  for (let dir = resolve(dataDir); ; dir = dirname(dir)) {
+  for (let dir = path; ; dir = dirname(dir)) {
     made.push(dir);
     if (dir === top || dirname(dir) === dir) break;
   }

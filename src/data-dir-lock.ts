@@ -26,7 +26,7 @@ import { link, mkdir, readFile, realpath, rm, stat, utimes, writeFile } from 'no
 import { setTimeout as sleep } from 'node:timers/promises';
 import { dataDirLockRefreshMs, dataDirLockStaleMs } from './constants.js';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 
 interface Holder {
   pid: number;
@@ -158,10 +158,14 @@ async function place(tmp: string, path: string, me: Holder): Promise<void> {
 /** Takes DATA_DIR/LOCK (creating the directory), or throws DataDirLockError naming the server
  *  that holds it. */
 export async function lockDataDir(dataDir: string, logger: (line: string) => void, timing: LockTiming = timingDefault): Promise<DataDirLock> {
-  await mkdir(dataDir, { recursive: true });
+  // Resolved as the server names the log and snapshots in it (join, lexically): given
+  // `link/../data`, the kernel would look beside the symlink's target, another directory than the
+  // `data/log` this lock must guard.
+  const dir = resolve(dataDir);
+  await mkdir(dir, { recursive: true });
   // The real path: heldHere must know this process's lock by any name of its directory (relative,
   // through a symlink).
-  const path = join(await realpath(dataDir), 'LOCK');
+  const path = join(await realpath(dir), 'LOCK');
   const me: Holder = { pid: process.pid, startTicks: startTicksOf(process.pid), pidNs: pidNamespace(), host: hostname(), token: randomUUID() };
   const tmp = `${path}.tmp-${me.token}`;
   let unreadableSeen = false;

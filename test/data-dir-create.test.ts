@@ -57,3 +57,14 @@ t.test('only-the-parents-this-call-made-are-removed', async (t) => {
   t.same(await readdir(root), ['existing'], 'the parent that existed stays, empty as it was');
   t.same(await readdir(join(root, 'existing')), []);
 });
+
+t.test('a-data-dir-named-through-dot-dot-is-made-where-the-server-looks-and-removed-alone', async (t) => {
+  // mkdir -p of `gone/../new/data` makes `gone` first and reports it, which is no parent of the
+  // data dir: the start failed on an assertion, leaving all three directories behind.
+  const root = await tempDir(t);
+  const made = await createDataDir(`${root}/gone/../new/data`);
+  t.same((await readdir(root)).sort(), ['new'], 'only the directories the server uses (join is lexical) are made');
+  t.same(await readdir(join(root, 'new')), ['data']);
+  await made.removeIfEmpty();
+  t.same(await readdir(root), [], 'and they are removed while empty');
+});

@@ -149,3 +149,17 @@ t.test('a-lock-of-another-pid-namespace-on-this-host-is-judged-by-its-touches-no
   t.ok(performance.now() - started < fast.staleMs, 'without watching it');
   await lock.release();
 });
+
+t.test('a-data-dir-named-through-a-symlink-and-dot-dot-is-locked-where-its-log-is', async (t) => {
+  // The server's log is join(DATA_DIR, 'log'): lexically, `link/../data/log` is `data/log`. The
+  // lock was taken on the kernel's reading of the name, beside the symlink's target, so a second
+  // server on `data` found no lock and wrote the same log.
+  const root = await tempDir(t);
+  await mkdir(join(root, 'elsewhere', 'target'), { recursive: true });
+  await symlink(join(root, 'elsewhere', 'target'), join(root, 'link'));
+  const lock = await lockDataDir(`${root}/link/../data`, quiet);
+  t.teardown(() => lock.release());
+  t.same(await readdir(join(root, 'data')), ['LOCK'], 'LOCK is in the directory that holds the log');
+  t.same(await readdir(join(root, 'elsewhere')), ['target'], 'and nothing is made beside the target');
+  await t.rejects(lockDataDir(join(root, 'data'), quiet), DataDirLockError, 'a second server on the same log is refused');
+});
