@@ -6,24 +6,12 @@
 import t from 'tap';
 import { actionStepJobsMax } from '../../src/constants.js';
 import { digestOf } from '../../src/broker/digest.js';
-import type { Broker } from '../../src/broker/broker.js';
 import type { LogRecord } from '../../src/record/types.js';
 import { exportState, importState } from '../../src/state/index.js';
 import type { StateImage } from '../../src/state/image.js';
 import { manualClock, replayLog, startBroker } from '../fixtures/broker.js';
+import { ctx, many, pushMany } from './steps-fixture.js';
 
-const ctx = { actor: null };
-const many = actionStepJobsMax * 2 + 500;
-
-async function pushMany(b: Broker, queue: string, n: number, input: object = {}): Promise<string[]> {
-  const ids: string[] = [];
-  for (let i = 0; i < n; i += 1_000) {
-    const r = await b.pushBulk(queue, Array.from({ length: Math.min(1_000, n - i) }, (_, j) => ({ data: i + j, ...input })), ctx);
-    if (!r.ok) throw new Error(r.error);
-    ids.push(...r.ids);
-  }
-  return ids;
-}
 
 /** Runs `between` after the first action's first step, before its second. */
 function afterFirstStep(between: () => void): void {

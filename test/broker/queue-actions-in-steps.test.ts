@@ -12,19 +12,8 @@ import { digestOf } from '../../src/broker/digest.js';
 import type { Broker } from '../../src/broker/broker.js';
 import type { JobView, Outcome } from '../../src/broker/types.js';
 import { manualClock, replayLog, startBroker } from '../fixtures/broker.js';
+import { ctx, many, pushMany } from './steps-fixture.js';
 
-const ctx = { actor: null };
-const many = actionStepJobsMax * 2 + 500;
-
-async function pushMany(b: Broker, queue: string, n: number, input: object = {}): Promise<string[]> {
-  const ids: string[] = [];
-  for (let i = 0; i < n; i += 1_000) {
-    const r = await b.pushBulk(queue, Array.from({ length: Math.min(1_000, n - i) }, (_, j) => ({ data: i + j, ...input })), ctx);
-    if (!r.ok) throw new Error(r.error);
-    ids.push(...r.ids);
-  }
-  return ids;
-}
 
 async function finishMany(b: Broker, queue: string, ids: string[], how: 'ack' | 'fail'): Promise<void> {
   for (let i = 0; i < ids.length; i += 1_000) {
