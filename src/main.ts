@@ -14,7 +14,6 @@
 // that point, a read-only broker (writes answer 409 READ_ONLY), and no timers, snapshots,
 // retention, push workers or real-time streams (they would show records past the point).
 
-import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { limitConnections } from './api/connection-limit.js';
 import { buildServer } from './api/server.js';
@@ -29,7 +28,7 @@ import { Log } from './log/log.js';
 import { loadState, type LoadedState } from './snapshot/recover-state.js';
 import { JobHistory } from './history/history.js';
 import { describePoint, untilOffset, type Point } from './history/point.js';
-import { checkTimeReachable } from './history/state-at.js';
+import { checkTimeReachable, dataPathsOf } from './history/state-at.js';
 import { compact } from './snapshot/retention.js';
 import { listSnapshots } from './snapshot/store.js';
 import { Snapshotter } from './snapshot/snapshotter.js';
@@ -53,10 +52,6 @@ export interface Running {
   close(): Promise<void>;
 }
 
-export function dataPaths(dataDir: string): { logDir: string; snapshotsDir: string } {
-  return { logDir: join(dataDir, 'log'), snapshotsDir: join(dataDir, 'snapshots') };
-}
-
 export async function serve(config: Config, options: ServeOptions = {}): Promise<Running> {
   checkConstants();
   const logger = options.logger ?? ((line: string) => console.error(line));
@@ -74,7 +69,7 @@ async function serveWriting(
   logger: (line: string) => void,
   onFailure: OnFailure,
 ): Promise<Assembled> {
-  const { snapshotsDir } = dataPaths(config.dataDir);
+  const { snapshotsDir } = dataPathsOf(config.dataDir);
   const { lock, log, loaded } = await openDataDir(config, options, logger, onFailure);
   const broker = new Broker({ log, state: loaded.state, lockMsDefault: config.lockMs, logger });
   const snapshotter = new Snapshotter({
@@ -133,7 +128,7 @@ async function openDataDir(
   logger: (line: string) => void,
   onFailure: OnFailure,
 ): Promise<{ lock: DataDirLock; log: Log; loaded: LoadedState }> {
-  const { logDir, snapshotsDir } = dataPaths(config.dataDir);
+  const { logDir, snapshotsDir } = dataPathsOf(config.dataDir);
   const dataDir = await createDataDir(config.dataDir);
   onFailure(() => dataDir.removeIfEmpty());
   const lock = await lockDataDir(config.dataDir, logger);
@@ -171,7 +166,7 @@ function named(logger: (line: string) => void, prefix: string): (line: string) =
 
 /** `serve --until`: a read-only server on the state as of `point`; nothing on disk changes. */
 async function servePointInTime(config: Config, point: Point, logger: (line: string) => void): Promise<Running> {
-  const { logDir, snapshotsDir } = dataPaths(config.dataDir);
+  const { logDir, snapshotsDir } = dataPathsOf(config.dataDir);
   return withStartupProbe(config, async (onFailure) => {
     const log = await Log.open({ dir: logDir, readOnly: true, logger: named(logger, 'tapeq: log: ') });
     onFailure(() => log.close());

@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { loadConfig } from '../src/config.js';
 import { heapGrowingPercentCeiling, heapHeadroomBytes } from '../src/constants.js';
 import { Log } from '../src/log/log.js';
-import { dataPaths } from '../src/main.js';
+import { dataPathsOf } from '../src/history/state-at.js';
 import { loadState } from '../src/snapshot/recover-state.js';
 import { writeStateSnapshot } from '../src/snapshot/store.js';
 import type { BenchRun } from './bench-measure.js';
@@ -57,7 +57,7 @@ export async function benchRecovery(run: BenchRun): Promise<ScenarioReport> {
   const jobs = run.opts.jobs;
   const data = await tempDir('tapeq-bench-recovery-');
   try {
-    const { logDir, snapshotsDir } = dataPaths(data.dir);
+    const { logDir, snapshotsDir } = dataPathsOf(data.dir);
     run.opts.log(`bench: writing ${jobs.toLocaleString('en-US')} pushed jobs into a log`);
     const log = await Log.open({ dir: logDir, sync: 'interval', syncIntervalMs: 5, logger: () => {} });
     try {
