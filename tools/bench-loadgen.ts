@@ -5,12 +5,12 @@
 // whole core is a large part of the machine, and the reader must see that.
 //
 // HTTP is driven by autocannon (raw sockets, keep-alive, its own parser): Node's fetch tops out at
-// a few thousand requests/s per process. WebSocket and SSE use `ws` and node:http directly.
+// a few thousand requests/s per process. WebSocket uses a client of its own (bench-ws-client.ts),
+// SSE node:http directly.
 
 import autocannon from 'autocannon';
 import { request as httpRequest, Agent, type IncomingMessage } from 'node:http';
-import type { Socket } from 'node:net';
-import WebSocket from 'ws';
+import { WsLoadClient, type ReplyHandler } from './bench-ws-client.js';
 
 export type Workload = 'push' | 'bulk' | 'cycle' | 'fill' | 'ws-push' | 'ws-cycle' | 'sse';
 
@@ -257,116 +257,84 @@ function cycleErrors(r: autocannon.Result, emptyPulls: number, orphanAcks: numbe
 
 // ---- WebSocket ------------------------------------------------------------------------------
 
-/** The TCP socket under a `ws` WebSocket (a documented-internal field of `ws`). */
-function rawSocket(socket: WebSocket): Socket {
-  return (socket as unknown as { _socket: Socket })._socket;
-}
-
-type Reply = { ok: boolean; reqId?: string; job?: { id: string } | null; token?: string | null; error?: string };
-
-/** One socket; commands carry a numeric reqId and resolve on the reply that echoes it. The
- *  commands sent in one tick (the lanes answered by one batch of replies) leave in one write:
- *  the TCP socket is corked until the next tick, as tapeq does with its replies, so the load
- *  generator spends its core on commands rather than on one syscall per frame. */
-class WsClient {
-  private next = 0;
-  private corked = false;
-  private readonly pending = new Map<string, (reply: Reply) => void>();
-  private constructor(private readonly socket: WebSocket) {
-    socket.on('message', (raw) => {
-      const reply = JSON.parse(raw.toString()) as Reply;
-      if (reply.reqId === undefined) return;
-      const resolve = this.pending.get(reply.reqId);
-      this.pending.delete(reply.reqId);
-      resolve?.(reply);
-    });
-  }
-  static async open(url: string): Promise<WsClient> {
-    const socket = new WebSocket(url, { perMessageDeflate: false });
-    await new Promise<void>((resolve, reject) => {
-      socket.once('open', () => resolve());
-      socket.once('error', reject);
-    });
-    return new WsClient(socket);
-  }
-  /** `head` is a JSON object text without its closing brace. */
-  call(head: string): Promise<Reply> {
-    const reqId = String(this.next++);
-    return new Promise((resolve) => {
-      this.pending.set(reqId, resolve);
-      this.corkUntilNextTick();
-      this.socket.send(`${head},"reqId":"${reqId}"}`);
-    });
-  }
-  private corkUntilNextTick(): void {
-    if (this.corked) return;
-    this.corked = true;
-    const raw = rawSocket(this.socket);
-    raw.cork();
-    process.nextTick(() => {
-      this.corked = false;
-      raw.uncork();
-    });
-  }
-  close(): void {
-    this.socket.terminate();
-  }
-}
+type Reply = { ok: boolean; job?: { id: string } | null; token?: string | null; error?: string };
 
 /** Each connection runs `pipeline` lanes; a lane sends its next command when the last is answered. */
-async function lanes(clients: WsClient[], pipeline: number, untilMs: number, step: (c: WsClient) => Promise<boolean>): Promise<void> {
-  const lane = async (client: WsClient): Promise<void> => {
+async function lanes(clients: WsLoadClient[], pipeline: number, untilMs: number, step: (c: WsLoadClient) => Promise<boolean>): Promise<void> {
+  const lane = async (client: WsLoadClient): Promise<void> => {
     while (performance.now() < untilMs) if (!(await step(client))) return;
   };
   await Promise.all(clients.flatMap((c) => Array.from({ length: pipeline }, () => lane(c))));
 }
 
+/** Pipelined PUSH: each connection keeps `pipeline` commands in flight until `untilMs`, sending
+ *  the next from the reply handler of the last (no promise per command), then waits for every
+ *  answer. `judge` gets each reply. */
+function pushWindows(clients: WsLoadClient[], head: string, pipeline: number, untilMs: number, judge: ReplyHandler): Promise<void> {
+  return new Promise((resolve) => {
+    let open = clients.length;
+    for (const client of clients) {
+      let done = false;
+      const onReply: ReplyHandler = (text, sentAt) => {
+        judge(text, sentAt);
+        if (performance.now() < untilMs && client.send(head, onReply)) return;
+        if (done || client.inFlight > 0) return;
+        done = true;
+        if (--open === 0) resolve();
+      };
+      for (let i = 0; i < pipeline; i++) client.send(head, onReply);
+    }
+  });
+}
+
 async function wsRun(spec: LoadSpec): Promise<LoadResult> {
   // Producers connect to a queue filter nobody pushes to, so the socket carries replies only.
   const wsUrl = `${spec.url.replace(/^http/, 'ws')}/ws/queues/${spec.queue}-idle`;
-  const clients = await Promise.all(Array.from({ length: spec.connections }, () => WsClient.open(wsUrl)));
+  const clients = await Promise.all(Array.from({ length: spec.connections }, () => WsLoadClient.open(wsUrl)));
   try {
     let ops = 0;
     let errors = 0;
+    let firstError = '';
     let samples = new Samples();
-    const pushHead = `{"cmd":"PUSH","queue":"${spec.queue}","data":${dataJson}`;
-    const pushStep = async (c: WsClient): Promise<boolean> => {
-      const t0 = performance.now();
-      const reply = await c.call(pushHead);
-      // A rejected push is an error, not a job: only acknowledged pushes count and are timed.
-      if (!reply.ok) {
-        errors += 1;
-        return true;
-      }
-      ops += 1;
-      samples.add(performance.now() - t0);
-      return true;
+    const failed = (what: string): void => {
+      errors += 1;
+      if (firstError === '') firstError = what.slice(0, 200);
     };
-    const cycleStep = async (c: WsClient): Promise<boolean> => {
+    const pushHead = `{"cmd":"PUSH","queue":"${spec.queue}","data":${dataJson}`;
+    // A push is acknowledged by {"ok":true,"id":"…",…}; anything else is an error, not a job:
+    // only acknowledged pushes count and are timed.
+    const judgePush: ReplyHandler = (text, sentAt) => {
+      if (!text.startsWith('{"ok":true,"id":"')) return failed(text);
+      ops += 1;
+      samples.add(performance.now() - sentAt);
+    };
+    const cycleStep = async (c: WsLoadClient): Promise<boolean> => {
       const t0 = performance.now();
-      const pulled = await c.call(`{"cmd":"PULL","queue":"${spec.queue}","timeout":0`);
-      if (!pulled.ok) errors += 1;
+      const pulled = await c.call<Reply>(`{"cmd":"PULL","queue":"${spec.queue}","timeout":0`);
+      if (!pulled.ok) failed(pulled.error ?? 'PULL failed');
       const job = pulled.job;
       if (!job) return false;
-      const acked = await c.call(`{"cmd":"ACK","id":"${job.id}","token":"${pulled.token ?? ''}"`);
+      const acked = await c.call<Reply>(`{"cmd":"ACK","id":"${job.id}","token":"${pulled.token ?? ''}"`);
       if (!acked.ok) {
-        errors += 1;
+        failed(acked.error ?? 'ACK failed');
         return true;
       }
       ops += 1;
       samples.add(performance.now() - t0);
       return true;
     };
-    const step = spec.workload === 'ws-push' ? pushStep : cycleStep;
+    const run = (untilMs: number): Promise<void> =>
+      spec.workload === 'ws-push' ? pushWindows(clients, pushHead, spec.pipeline, untilMs, judgePush) : lanes(clients, spec.pipeline, untilMs, cycleStep);
     if (spec.workload === 'ws-cycle') await prefill(clients, spec);
-    if (spec.warmupSeconds > 0) await lanes(clients, spec.pipeline, performance.now() + spec.warmupSeconds * 1_000, step);
+    if (spec.warmupSeconds > 0) await run(performance.now() + spec.warmupSeconds * 1_000);
     ops = 0;
     errors = 0;
+    firstError = '';
     samples = new Samples();
     markMeasured();
     const cpu = cpuMeter();
     const t0 = performance.now();
-    await lanes(clients, spec.pipeline, t0 + spec.seconds * 1_000, step);
+    await run(t0 + spec.seconds * 1_000);
     const seconds = (performance.now() - t0) / 1_000;
     const what = spec.workload === 'ws-push' ? 'PUSH' : 'PULL → ACK';
     return {
@@ -376,7 +344,7 @@ async function wsRun(spec: LoadSpec): Promise<LoadResult> {
       opsPerSec: ops / seconds,
       ...samples.percentiles(),
       errors,
-      errorDetail: errors > 0 ? `${errors} replies with ok:false` : '',
+      errorDetail: errors > 0 ? `${errors} replies not ok, the first: ${firstError}` : '',
       ...cpu(),
       note: `${spec.connections} sockets × ${spec.pipeline} ${what} in flight; latency per ${spec.workload === 'ws-push' ? 'command' : 'cycle'}`,
     };
@@ -385,7 +353,7 @@ async function wsRun(spec: LoadSpec): Promise<LoadResult> {
   }
 }
 
-async function prefill(clients: WsClient[], spec: LoadSpec): Promise<void> {
+async function prefill(clients: WsLoadClient[], spec: LoadSpec): Promise<void> {
   const first = clients[0];
   if (first === undefined) return;
   const batch = Array.from({ length: spec.bulkSize }, () => `{"data":${dataJson}}`).join(',');
