@@ -45,6 +45,7 @@ import {
 } from '../constants.js';
 import { BackoffType, type JobSpec, type KeepPolicy, type Repeat } from '../record/types.js';
 import { isWellFormed } from '../record/text.js';
+import { JsonText } from './json-text.js';
 import { cronPatternError } from './schedule.js';
 
 /** A validated push: the job's spec fields a client sets, plus how to place and store it. */
@@ -117,7 +118,7 @@ function dataText(v: unknown): string {
   if (v === undefined) fail('data is required');
   let json: string | undefined;
   try {
-    json = JSON.stringify(v);
+    json = v instanceof JsonText ? v.text : JSON.stringify(v);
   } catch {
     fail('data must be JSON');
   }

@@ -30,6 +30,7 @@ import { authenticate, bearerToken, tokenActorName, tokenMatches } from '../auth
 import { clientAddress } from '../context.js';
 import { connections } from '../connections.js';
 import { asciiTextFrame } from './frames.js';
+import { parseCommand, parsedData } from './command-text.js';
 import { failure, isBrokerCommand, runCommand, startPush, toReply, unknownField, type Reply } from './commands.js';
 import type { RealtimeDeps } from './deps.js';
 import { parseResumeOffset, parseStreamParams, type StreamParams } from './params.js';
@@ -260,12 +261,15 @@ class WsSession {
       this.#send(failure('Invalid JSON: the message is not UTF-8 text'), undefined);
       return;
     }
-    let msg: unknown;
-    try {
-      msg = JSON.parse(text);
-    } catch {
-      this.#send(failure('Invalid JSON'), undefined);
-      return;
+    // A plain PUSH is read without JSON.parse, its data kept as the text the log stores (command-text.ts).
+    let msg: unknown = parseCommand(text);
+    if (msg === null) {
+      try {
+        msg = JSON.parse(text);
+      } catch {
+        this.#send(failure('Invalid JSON'), undefined);
+        return;
+      }
     }
     if (typeof msg !== 'object' || msg === null || Array.isArray(msg)) {
       this.#send(failure('Invalid command: expected a JSON object'), undefined);
@@ -296,6 +300,7 @@ class WsSession {
     if (this.#inflight >= this.deps.limits.wsInflightMax) return this.#send(failure('Too many in-flight commands'), reqId);
 
     if (name === 'PUSH') return this.#push(fields, reqId);
+    parsedData(fields);
     this.#inflight += 1;
     const cmd = fields.cmd;
     runCommand(this.deps.broker, name, fields, this.#ctx, this.#abort.signal).then(

@@ -1,0 +1,86 @@
+// A WebSocket command read without JSON.parse when it is the common flat kind: one object whose
+// values are strings without escapes, numbers, true, false or null, and a `data` in the form the
+// log stores it (broker/json-text.ts), which is kept as its text. That is every plain PUSH, whose
+// data would otherwise be parsed into objects only to be turned back into the same text.
+//
+// parseCommand returns what JSON.parse would (the same keys in the same order, the last of a
+// repeated key winning), with `data` as a JsonText, or null for anything else: nested values
+// besides `data`, escapes in a key or a string, a `__proto__` key, any text that is not JSON.
+// The caller then runs JSON.parse, which answers those as it always did. Whitespace between
+// tokens is allowed as JSON allows it.
+
+import { JsonText, canonicalEnd, numberEnd } from '../../broker/json-text.js';
+
+const quote = 0x22;
+
+export function parseCommand(text: string): Record<string, unknown> | null {
+  let i = spaceEnd(text, 0);
+  if (text.charCodeAt(i) !== 0x7b) return null; // {
+  const fields: Record<string, unknown> = {};
+  i = spaceEnd(text, i + 1);
+  if (text.charCodeAt(i) === 0x7d) return spaceEnd(text, i + 1) === text.length ? fields : null; // {}
+  for (;;) {
+    if (text.charCodeAt(i) !== quote) return null;
+    const keyEnd = plainStringEnd(text, i);
+    if (keyEnd < 0) return null;
+    const key = text.slice(i + 1, keyEnd - 1);
+    if (key === '__proto__') return null; // an own property for JSON.parse, the prototype for `=`
+    i = spaceEnd(text, keyEnd);
+    if (text.charCodeAt(i) !== 0x3a) return null; // :
+    i = spaceEnd(text, i + 1);
+    const end = key === 'data' ? canonicalEnd(text, i) : scalarEnd(text, i);
+    if (end < 0) return null;
+    fields[key] = key === 'data' ? new JsonText(text.slice(i, end)) : scalar(text, i, end);
+    i = spaceEnd(text, end);
+    const c = text.charCodeAt(i);
+    if (c === 0x7d) return spaceEnd(text, i + 1) === text.length ? fields : null; // }
+    if (c !== 0x2c) return null; // ,
+    i = spaceEnd(text, i + 1);
+  }
+}
+
+/** `fields.data` as JSON.parse gives it, for the commands that read it as a value (all but PUSH). */
+export function parsedData(fields: Record<string, unknown>): void {
+  const data = fields['data'];
+  if (data instanceof JsonText) fields['data'] = JSON.parse(data.text);
+}
+
+function spaceEnd(text: string, at: number): number {
+  let i = at;
+  for (let c = text.charCodeAt(i); c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09; c = text.charCodeAt(++i));
+  return i;
+}
+
+/** The end of a string with no escape and no control character, or -1. */
+function plainStringEnd(text: string, at: number): number {
+  for (let i = at + 1; ; i++) {
+    const c = text.charCodeAt(i);
+    if (c === quote) return i + 1;
+    if (c === 0x5c || c < 0x20 || Number.isNaN(c)) return -1;
+  }
+}
+
+/** The end of a plain string, a number, true, false or null at `at`, or -1. */
+function scalarEnd(text: string, at: number): number {
+  const c = text.charCodeAt(at);
+  if (c === quote) return plainStringEnd(text, at);
+  if (c === 0x74) return text.startsWith('true', at) ? at + 4 : -1;
+  if (c === 0x66) return text.startsWith('false', at) ? at + 5 : -1;
+  if (c === 0x6e) return text.startsWith('null', at) ? at + 4 : -1;
+  return numberEnd(text, at, false);
+}
+
+function scalar(text: string, at: number, end: number): unknown {
+  switch (text.charCodeAt(at)) {
+    case quote:
+      return text.slice(at + 1, end - 1);
+    case 0x74:
+      return true;
+    case 0x66:
+      return false;
+    case 0x6e:
+      return null;
+    default:
+      return Number(text.slice(at, end));
+  }
+}

@@ -1,0 +1,174 @@
+// JSON text that is already in the form the log stores: a job's data is kept as
+// JSON.stringify(value), and a command whose `data` arrives in exactly that form can pass the
+// text through instead of paying JSON.parse for a tree of objects that JSON.stringify turns back
+// into the same characters (about a sixth of a WebSocket PUSH's CPU).
+//
+// `canonicalEnd` says where a value ends if its text is what JSON.stringify would write for it,
+// and -1 otherwise (or when it is not JSON at all), so that the caller falls back to JSON.parse.
+// "What JSON.stringify would write" means, with no exception:
+//   - no whitespace between tokens;
+//   - strings: any character from U+0020 up except `"` and `\`, surrogates only in pairs, and
+//     the escapes \" \\ \b \f \n \r \t; no other escape (\/ and \uXXXX are refused; stringify
+//     writes \u only for the other control characters and lone surrogates, left to JSON.parse);
+//   - numbers: the text String(Number(text)) gives back (no 1.0, 1e2, -0, or digits past what a
+//     double keeps); plain integers of up to 15 digits are that by construction;
+//   - objects: no key that starts with a digit (JSON.stringify writes array-index keys first, in
+//     numeric order, whatever order they came in), no key twice (the last would win), at most
+//     `keysMax` keys (the duplicate check compares pairs);
+//   - at most `depthMax` levels of nesting.
+// Anything refused here is still accepted by the caller's JSON.parse path when it is JSON: this
+// only picks out the texts that need no work.
+
+const depthMax = 64;
+const keysMax = 32;
+
+const quote = 0x22;
+const backslash = 0x5c;
+const comma = 0x2c;
+const colon = 0x3a;
+const minus = 0x2d;
+const zero = 0x30;
+const nine = 0x39;
+
+/** A job's data as the JSON text the log stores, checked to be JSON.stringify's own form. */
+export class JsonText {
+  constructor(readonly text: string) {}
+}
+
+/** The index after the canonical JSON value that starts at `at`, or -1 (see the module comment). */
+export function canonicalEnd(text: string, at: number): number {
+  return value(text, at, 0, []);
+}
+
+/** `keys` holds the start and end of each key of the objects being scanned, innermost last. */
+function value(text: string, at: number, depth: number, keys: number[]): number {
+  const c = text.charCodeAt(at);
+  if (c === quote) return stringEnd(text, at);
+  if (c === 0x7b) return depth < depthMax ? objectEnd(text, at, depth + 1, keys) : -1; // {
+  if (c === 0x5b) return depth < depthMax ? arrayEnd(text, at, depth + 1, keys) : -1; // [
+  if (c === minus || (c >= zero && c <= nine)) return numberEnd(text, at, true);
+  if (c === 0x74) return text.startsWith('true', at) ? at + 4 : -1;
+  if (c === 0x66) return text.startsWith('false', at) ? at + 5 : -1;
+  if (c === 0x6e) return text.startsWith('null', at) ? at + 4 : -1;
+  return -1;
+}
+
+/** The index after the canonical string that starts (at its quote) at `at`, or -1. */
+export function stringEnd(text: string, at: number): number {
+  const length = text.length;
+  for (let i = at + 1; i < length; ) {
+    const c = text.charCodeAt(i);
+    if (c === quote) return i + 1;
+    if (c === backslash) {
+      const e = text.charCodeAt(i + 1);
+      // \" \\ \b \f \n \r \t
+      if (e === quote || e === backslash || e === 0x62 || e === 0x66 || e === 0x6e || e === 0x72 || e === 0x74) {
+        i += 2;
+        continue;
+      }
+      return -1;
+    }
+    if (c < 0x20) return -1; // a control character
+    if (c >= 0xd800 && c <= 0xdfff) {
+      const low = text.charCodeAt(i + 1);
+      if (c > 0xdbff || !(low >= 0xdc00 && low <= 0xdfff)) return -1;
+      i += 2;
+      continue;
+    }
+    i += 1;
+  }
+  return -1; // the text ended inside the string
+}
+
+/** The index after the JSON number at `at`, or -1. With `canonical`, -1 also for a number whose
+ *  text is not what String(Number(text)) gives. */
+export function numberEnd(text: string, at: number, canonical: boolean): number {
+  let i = at;
+  if (text.charCodeAt(i) === minus) i += 1;
+  const first = text.charCodeAt(i);
+  if (first === zero) i += 1;
+  else if (first > zero && first <= nine) i = digitsEnd(text, i);
+  else return -1;
+  let plain = true;
+  if (text.charCodeAt(i) === 0x2e) {
+    // .digits
+    const end = digitsEnd(text, i + 1);
+    if (end === i + 1) return -1;
+    i = end;
+    plain = false;
+  }
+  const e = text.charCodeAt(i);
+  if (e === 0x65 || e === 0x45) {
+    // e or E, a sign, digits
+    i += 1;
+    const sign = text.charCodeAt(i);
+    if (sign === 0x2b || sign === minus) i += 1;
+    const end = digitsEnd(text, i);
+    if (end === i) return -1;
+    i = end;
+    plain = false;
+  }
+  if (!canonical) return i;
+  // A plain integer of up to 15 digits is exact in a double and prints as it came, but for -0.
+  if (plain && i - at <= 15 && !(text.charCodeAt(at) === minus && text.charCodeAt(at + 1) === zero)) return i;
+  const token = text.slice(at, i);
+  return String(Number(token)) === token ? i : -1;
+}
+
+function digitsEnd(text: string, at: number): number {
+  let i = at;
+  for (let c = text.charCodeAt(i); c >= zero && c <= nine; c = text.charCodeAt(++i));
+  return i;
+}
+
+/** `keys` is left as it came on success; on -1 it may hold more, and the scan is over. */
+function objectEnd(text: string, at: number, depth: number, keys: number[]): number {
+  let i = at + 1;
+  if (text.charCodeAt(i) === 0x7d) return i + 1; // {}
+  const base = keys.length;
+  for (;;) {
+    if (text.charCodeAt(i) !== quote) return -1;
+    const first = text.charCodeAt(i + 1);
+    if (first >= zero && first <= nine) return -1;
+    const keyEnd = stringEnd(text, i);
+    if (keyEnd < 0 || keys.length - base >= 2 * keysMax || seenKey(text, keys, base, i, keyEnd)) return -1;
+    keys.push(i, keyEnd);
+    if (text.charCodeAt(keyEnd) !== colon) return -1;
+    i = value(text, keyEnd + 1, depth, keys);
+    if (i < 0) return -1;
+    const c = text.charCodeAt(i);
+    if (c === 0x7d) {
+      keys.length = base;
+      return i + 1; // }
+    }
+    if (c !== comma) return -1;
+    i += 1;
+  }
+}
+
+/** Whether the key text [start, end) equals one of the object's keys so far. Canonical strings
+ *  are equal exactly when their texts are: each string has one canonical text. */
+function seenKey(text: string, keys: number[], base: number, start: number, end: number): boolean {
+  const length = end - start;
+  for (let k = base; k < keys.length; k += 2) {
+    const other = keys[k]!;
+    if (keys[k + 1]! - other !== length) continue;
+    let j = 1; // both start with a quote
+    while (j < length && text.charCodeAt(start + j) === text.charCodeAt(other + j)) j += 1;
+    if (j === length) return true;
+  }
+  return false;
+}
+
+function arrayEnd(text: string, at: number, depth: number, keys: number[]): number {
+  let i = at + 1;
+  if (text.charCodeAt(i) === 0x5d) return i + 1; // []
+  for (;;) {
+    i = value(text, i, depth, keys);
+    if (i < 0) return -1;
+    const c = text.charCodeAt(i);
+    if (c === 0x5d) return i + 1; // ]
+    if (c !== comma) return -1;
+    i += 1;
+  }
+}
