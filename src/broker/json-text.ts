@@ -35,17 +35,30 @@ export class JsonText {
   constructor(readonly text: string) {}
 }
 
-/** The index after the canonical JSON value that starts at `at`, or -1 (see the module comment). */
-export function canonicalEnd(text: string, at: number): number {
-  return value(text, at, 0, []);
+/** A backslash, a control character or a surrogate: a text without any has strings that end at
+ *  their next quote, found by indexOf instead of a look at each character. */
+const specialCharacter = /[\\\x00-\x1f\ud800-\udfff]/;
+
+/** Whether `text` has no backslash, control character or surrogate (see `plain` below). */
+export function isPlainText(text: string): boolean {
+  return !specialCharacter.test(text);
 }
 
-/** `keys` holds the start and end of each key of the objects being scanned, innermost last. */
-function value(text: string, at: number, depth: number, keys: number[]): number {
+/** The index after the canonical JSON value that starts at `at`, or -1 (see the module comment).
+ *  `plain`: what isPlainText(text) says, when the caller knows it already. */
+export function canonicalEnd(text: string, at: number, plain = isPlainText(text)): number {
+  return value(text, at, 0, 0, plain);
+}
+
+/** The start and end of each key of the objects being scanned, outermost first: an object's keys
+ *  from index `top` on, an object inside it from past them. One scan runs at a time (no await). */
+const keySpans = new Int32Array(2 * keysMax * depthMax);
+
+function value(text: string, at: number, depth: number, top: number, plain: boolean): number {
   const c = text.charCodeAt(at);
-  if (c === quote) return stringEnd(text, at);
-  if (c === 0x7b) return depth < depthMax ? objectEnd(text, at, depth + 1, keys) : -1; // {
-  if (c === 0x5b) return depth < depthMax ? arrayEnd(text, at, depth + 1, keys) : -1; // [
+  if (c === quote) return stringEnd(text, at, plain);
+  if (c === 0x7b) return depth < depthMax ? objectEnd(text, at, depth + 1, top, plain) : -1; // {
+  if (c === 0x5b) return depth < depthMax ? arrayEnd(text, at, depth + 1, top, plain) : -1; // [
   if (c === minus || (c >= zero && c <= nine)) return numberEnd(text, at, true);
   if (c === 0x74) return text.startsWith('true', at) ? at + 4 : -1;
   if (c === 0x66) return text.startsWith('false', at) ? at + 5 : -1;
@@ -54,7 +67,11 @@ function value(text: string, at: number, depth: number, keys: number[]): number 
 }
 
 /** The index after the canonical string that starts (at its quote) at `at`, or -1. */
-export function stringEnd(text: string, at: number): number {
+export function stringEnd(text: string, at: number, plain: boolean): number {
+  if (plain) {
+    const end = text.indexOf('"', at + 1);
+    return end < 0 ? -1 : end + 1;
+  }
   const length = text.length;
   for (let i = at + 1; i < length; ) {
     const c = text.charCodeAt(i);
@@ -121,38 +138,36 @@ function digitsEnd(text: string, at: number): number {
   return i;
 }
 
-/** `keys` is left as it came on success; on -1 it may hold more, and the scan is over. */
-function objectEnd(text: string, at: number, depth: number, keys: number[]): number {
+function objectEnd(text: string, at: number, depth: number, top: number, plain: boolean): number {
   let i = at + 1;
   if (text.charCodeAt(i) === 0x7d) return i + 1; // {}
-  const base = keys.length;
+  let next = top; // where this object's next key span goes
   for (;;) {
     if (text.charCodeAt(i) !== quote) return -1;
     const first = text.charCodeAt(i + 1);
     if (first >= zero && first <= nine) return -1;
-    const keyEnd = stringEnd(text, i);
-    if (keyEnd < 0 || keys.length - base >= 2 * keysMax || seenKey(text, keys, base, i, keyEnd)) return -1;
-    keys.push(i, keyEnd);
+    const keyEnd = stringEnd(text, i, plain);
+    if (keyEnd < 0 || next - top >= 2 * keysMax || seenKey(text, top, next, i, keyEnd)) return -1;
+    keySpans[next] = i;
+    keySpans[next + 1] = keyEnd;
+    next += 2;
     if (text.charCodeAt(keyEnd) !== colon) return -1;
-    i = value(text, keyEnd + 1, depth, keys);
+    i = value(text, keyEnd + 1, depth, next, plain);
     if (i < 0) return -1;
     const c = text.charCodeAt(i);
-    if (c === 0x7d) {
-      keys.length = base;
-      return i + 1; // }
-    }
+    if (c === 0x7d) return i + 1; // }
     if (c !== comma) return -1;
     i += 1;
   }
 }
 
-/** Whether the key text [start, end) equals one of the object's keys so far. Canonical strings
- *  are equal exactly when their texts are: each string has one canonical text. */
-function seenKey(text: string, keys: number[], base: number, start: number, end: number): boolean {
+/** Whether the key text [start, end) equals one of the object's keys so far (keySpans[top, next)).
+ *  Canonical strings are equal exactly when their texts are: each string has one canonical text. */
+function seenKey(text: string, top: number, next: number, start: number, end: number): boolean {
   const length = end - start;
-  for (let k = base; k < keys.length; k += 2) {
-    const other = keys[k]!;
-    if (keys[k + 1]! - other !== length) continue;
+  for (let k = top; k < next; k += 2) {
+    const other = keySpans[k]!;
+    if (keySpans[k + 1]! - other !== length) continue;
     let j = 1; // both start with a quote
     while (j < length && text.charCodeAt(start + j) === text.charCodeAt(other + j)) j += 1;
     if (j === length) return true;
@@ -160,11 +175,11 @@ function seenKey(text: string, keys: number[], base: number, start: number, end:
   return false;
 }
 
-function arrayEnd(text: string, at: number, depth: number, keys: number[]): number {
+function arrayEnd(text: string, at: number, depth: number, top: number, plain: boolean): number {
   let i = at + 1;
   if (text.charCodeAt(i) === 0x5d) return i + 1; // []
   for (;;) {
-    i = value(text, i, depth, keys);
+    i = value(text, i, depth, top, plain);
     if (i < 0) return -1;
     const c = text.charCodeAt(i);
     if (c === 0x5d) return i + 1; // ]

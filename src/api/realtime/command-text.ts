@@ -9,11 +9,12 @@
 // The caller then runs JSON.parse, which answers those as it always did. Whitespace between
 // tokens is allowed as JSON allows it.
 
-import { JsonText, canonicalEnd, numberEnd } from '../../broker/json-text.js';
+import { JsonText, canonicalEnd, isPlainText, numberEnd } from '../../broker/json-text.js';
 
 const quote = 0x22;
 
 export function parseCommand(text: string): Record<string, unknown> | null {
+  const plain = isPlainText(text);
   let i = spaceEnd(text, 0);
   if (text.charCodeAt(i) !== 0x7b) return null; // {
   const fields: Record<string, unknown> = {};
@@ -21,16 +22,16 @@ export function parseCommand(text: string): Record<string, unknown> | null {
   if (text.charCodeAt(i) === 0x7d) return spaceEnd(text, i + 1) === text.length ? fields : null; // {}
   for (;;) {
     if (text.charCodeAt(i) !== quote) return null;
-    const keyEnd = plainStringEnd(text, i);
+    const keyEnd = plainStringEnd(text, i, plain);
     if (keyEnd < 0) return null;
-    const key = text.slice(i + 1, keyEnd - 1);
+    const key = knownKey(text, i, keyEnd) ?? text.slice(i + 1, keyEnd - 1);
     if (key === '__proto__') return null; // an own property for JSON.parse, the prototype for `=`
     i = spaceEnd(text, keyEnd);
     if (text.charCodeAt(i) !== 0x3a) return null; // :
     i = spaceEnd(text, i + 1);
-    const end = key === 'data' ? canonicalEnd(text, i) : scalarEnd(text, i);
+    const end = key === 'data' ? canonicalEnd(text, i, plain) : scalarEnd(text, i, plain);
     if (end < 0) return null;
-    fields[key] = key === 'data' ? new JsonText(text.slice(i, end)) : scalar(text, i, end);
+    store(fields, key, key === 'data' ? new JsonText(text.slice(i, end)) : scalar(text, i, end));
     i = spaceEnd(text, end);
     const c = text.charCodeAt(i);
     if (c === 0x7d) return spaceEnd(text, i + 1) === text.length ? fields : null; // }
@@ -45,14 +46,50 @@ export function parsedData(fields: Record<string, unknown>): void {
   if (data instanceof JsonText) fields['data'] = JSON.parse(data.text);
 }
 
+/** fields[key] = value, with a store of its own for each envelope key: in the usual order each
+ *  is a store V8 has seen on the same object shape before, where a store by a varying key is not. */
+function store(fields: Record<string, unknown>, key: string, value: unknown): void {
+  switch (key) {
+    case 'cmd':
+      fields.cmd = value;
+      return;
+    case 'queue':
+      fields.queue = value;
+      return;
+    case 'data':
+      fields.data = value;
+      return;
+    case 'reqId':
+      fields.reqId = value;
+      return;
+    default:
+      fields[key] = value;
+  }
+}
+
+/** The keys of a plain PUSH, as constants: a key sliced from the text would be a new string to
+ *  look up in V8's string table before it could name a property. */
+const envelopeKeys = ['cmd', 'queue', 'data', 'reqId'];
+
+/** The envelope key whose text (quotes included) is [start, end), or undefined. */
+function knownKey(text: string, start: number, end: number): string | undefined {
+  for (const key of envelopeKeys) if (key.length === end - start - 2 && text.startsWith(key, start + 1)) return key;
+  return undefined;
+}
+
 function spaceEnd(text: string, at: number): number {
   let i = at;
   for (let c = text.charCodeAt(i); c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09; c = text.charCodeAt(++i));
   return i;
 }
 
-/** The end of a string with no escape and no control character, or -1. */
-function plainStringEnd(text: string, at: number): number {
+/** The end of a string with no escape and no control character, or -1. In a `plain` text
+ *  (isPlainText) every string is such a string. */
+function plainStringEnd(text: string, at: number, plain: boolean): number {
+  if (plain) {
+    const end = text.indexOf('"', at + 1);
+    return end < 0 ? -1 : end + 1;
+  }
   for (let i = at + 1; ; i++) {
     const c = text.charCodeAt(i);
     if (c === quote) return i + 1;
@@ -61,9 +98,9 @@ function plainStringEnd(text: string, at: number): number {
 }
 
 /** The end of a plain string, a number, true, false or null at `at`, or -1. */
-function scalarEnd(text: string, at: number): number {
+function scalarEnd(text: string, at: number, plain: boolean): number {
   const c = text.charCodeAt(at);
-  if (c === quote) return plainStringEnd(text, at);
+  if (c === quote) return plainStringEnd(text, at, plain);
   if (c === 0x74) return text.startsWith('true', at) ? at + 4 : -1;
   if (c === 0x66) return text.startsWith('false', at) ? at + 5 : -1;
   if (c === 0x6e) return text.startsWith('null', at) ? at + 4 : -1;
