@@ -10,11 +10,15 @@
 //   while streaming, so an oversized body is never buffered whole;
 // - the body of a request no route takes (the not-found handler's 404 / 405) and of an OPTIONS
 //   (the CORS preflight's 204) is read within that bound but not parsed: no route would use it,
-//   and a malformed one must not turn those answers into 400 "Invalid JSON body".
+//   and a malformed one must not turn those answers into 400 "Invalid JSON body";
+// - a route with `config.plainJsonBody` (the one-job push) first tries plain-json.ts, which keeps
+//   the data's text for the log instead of parsing it into objects; a body it does not take, and
+//   any body with `__proto__` or `constructor` in it, goes through the JSON parser as above.
 
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Config } from '../config.js';
 import { ApiError } from './errors.js';
+import { parsePlainObject } from './plain-json.js';
 
 export function registerBodyParser(app: FastifyInstance, config: Config): void {
   const parseJson = app.getDefaultJsonParser('error', 'error');
@@ -28,6 +32,13 @@ export function registerBodyParser(app: FastifyInstance, config: Config): void {
     if (text.trim() === '') {
       done(null, undefined);
       return;
+    }
+    if (request.routeOptions.config?.plainJsonBody === true && !text.includes('__proto__') && !text.includes('constructor')) {
+      const plain = parsePlainObject(text);
+      if (plain !== null) {
+        done(null, plain);
+        return;
+      }
     }
     parseJson(request, text, (error, value) => {
       if (error) done(ApiError.of('invalidJson'), undefined);

@@ -22,6 +22,8 @@ declare module 'fastify' {
     auth?: 'exempt' | 'metrics' | 'job-token';
     /** Health probes are not rate limited. */
     rateLimitExempt?: boolean;
+    /** The body may be read by plain-json.ts (body.ts): a push whose data goes to the log as text. */
+    plainJsonBody?: boolean;
   }
 }
 

@@ -29,8 +29,8 @@ import type { Actor } from '../../record/types.js';
 import { authenticate, bearerToken, tokenActorName, tokenMatches } from '../auth.js';
 import { clientAddress } from '../context.js';
 import { connections } from '../connections.js';
+import { parsedData, parsePlainObject } from '../plain-json.js';
 import { asciiTextFrame } from './frames.js';
-import { parseCommand, parsedData } from './command-text.js';
 import { failure, isBrokerCommand, runCommand, startPush, toReply, unknownField, type Reply } from './commands.js';
 import type { RealtimeDeps } from './deps.js';
 import { parseResumeOffset, parseStreamParams, type StreamParams } from './params.js';
@@ -261,8 +261,8 @@ class WsSession {
       this.#send(failure('Invalid JSON: the message is not UTF-8 text'), undefined);
       return;
     }
-    // A plain PUSH is read without JSON.parse, its data kept as the text the log stores (command-text.ts).
-    let msg: unknown = parseCommand(text);
+    // A plain PUSH is read without JSON.parse, its data kept as the text the log stores (plain-json.ts).
+    let msg: unknown = parsePlainObject(text);
     if (msg === null) {
       try {
         msg = JSON.parse(text);

@@ -30,6 +30,7 @@ export function jobRoutes(app: FastifyInstance, { broker, latency }: RouteDeps):
   app.post<{ Params: QueueParams; Body: unknown }>(
     '/queues/:queue/jobs',
     {
+      config: { plainJsonBody: true },
       schema: {
         summary: 'Push a job (object) or jobs (array, all-or-nothing)',
         tags: ['jobs'],

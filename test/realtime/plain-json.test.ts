@@ -1,4 +1,5 @@
-// parseCommand (api/realtime/command-text.ts) reads a plain WebSocket command without JSON.parse.
+// parsePlainObject (api/plain-json.ts) reads a plain WebSocket command or HTTP push body without
+// JSON.parse.
 // Whatever it returns must be what JSON.parse returns (the same keys, in the same order, the same
 // values, `data` kept as the text the log stores); anything else it must leave to JSON.parse.
 // Over a real socket, a PUSH stores the same data text whichever way its command was read, the
@@ -6,7 +7,7 @@
 
 import t from 'tap';
 import { JsonText } from '../../src/broker/json-text.js';
-import { parseCommand } from '../../src/api/realtime/command-text.js';
+import { parsePlainObject } from '../../src/api/plain-json.js';
 import { mulberry32 } from '../fixtures/random.js';
 import { WsClient } from './clients.js';
 import { startRealtime } from './harness.js';
@@ -43,7 +44,7 @@ t.test('what-it-returns-is-what-json-parse-returns', async (t) => {
   let tried = 0;
   for (let i = 0; i < 20_000; i++) {
     const text = randomCommand();
-    const fields = parseCommand(text);
+    const fields = parsePlainObject(text);
     if (fields === null) continue;
     tried += 1;
     let expected: unknown;
@@ -70,7 +71,7 @@ t.test('what-it-returns-is-what-json-parse-returns', async (t) => {
 
 t.test('the-plain-push-is-read-and-the-rest-left-to-json-parse', async (t) => {
   const plain = '{"cmd":"PUSH","queue":"emails","data":{"to":"a@b.c","n":1},"reqId":"7"}';
-  const fields = parseCommand(plain);
+  const fields = parsePlainObject(plain);
   t.ok(fields !== null && fields['data'] instanceof JsonText, 'a plain PUSH');
   t.strictSame(fields && unwrapped(fields), JSON.parse(plain));
   for (const text of [
@@ -82,7 +83,7 @@ t.test('the-plain-push-is-read-and-the-rest-left-to-json-parse', async (t) => {
     '["PUSH"]',
     '',
   ]) {
-    t.equal(parseCommand(text), null, text);
+    t.equal(parsePlainObject(text), null, text);
   }
 });
 
@@ -105,6 +106,12 @@ t.test('a-push-stores-the-same-data-text-however-its-command-was-read', async (t
     t.match(reply, { ok: true }, data);
     ids.push(reply.id as string);
   }
+  // One job per request (the route that reads its body with plain-json.ts) and a bulk (which does not).
+  for (const data of datas) {
+    const one = await h.server.request('POST', '/queues/text/jobs', { raw: `{"data":${data}}` });
+    t.equal(one.status, 200, data);
+    ids.push((one.json as { id: string }).id);
+  }
   const http = await h.server.request('POST', '/queues/text/jobs/bulk', { raw: `{"jobs":[${datas.map((d) => `{"data":${d}}`).join(',')}]}` });
   t.equal(http.status, 200);
   ids.push(...(http.json as { ids: string[] }).ids);
@@ -116,6 +123,33 @@ t.test('a-push-stores-the-same-data-text-however-its-command-was-read', async (t
   for (const [i, data] of datas.entries()) {
     const expected = JSON.stringify(JSON.parse(data));
     t.equal(stored.get(ids[i]!), expected, `over WebSocket: ${data}`);
-    t.equal(stored.get(ids[i + datas.length]!), expected, `over HTTP: ${data}`);
+    t.equal(stored.get(ids[i + datas.length]!), expected, `over HTTP, one job: ${data}`);
+    t.equal(stored.get(ids[i + 2 * datas.length]!), expected, `over HTTP, in a bulk: ${data}`);
   }
+});
+
+t.test('an-http-push-body-is-refused-or-taken-as-the-json-parser-did', async (t) => {
+  // The JSON parser refuses `__proto__` anywhere and `constructor.prototype`; a body with either
+  // word never takes the plain path, so those answers are what they were.
+  const h = await startRealtime();
+  t.teardown(() => h.close());
+  const before = h.fixture.log.nextOffset;
+  for (const body of ['{"data":{"__proto__":{"x":1}}}', '{"data":{"constructor":{"prototype":{"x":1}}}}', '{"data":{"a":1},"__proto__":{}}']) {
+    const res = await h.server.request('POST', '/queues/p/jobs', { raw: body });
+    t.strictSame([res.status, res.json], [400, { ok: false, error: 'Invalid JSON body' }], body);
+  }
+  t.equal(h.fixture.log.nextOffset, before, 'nothing appended');
+  for (const [body, error] of [
+    ['{"data":{"a":1},"priorty":1}', 'Unknown field: priorty'],
+    ['{"data":{"a":1},"priority":"high"}', 'priority must be a number'],
+    ['{"priority":1}', 'data is required'],
+    ['{"data":{"a":1}', 'Invalid JSON body'],
+  ] as const) {
+    const res = await h.server.request('POST', '/queues/p/jobs', { raw: body });
+    t.strictSame([res.status, res.json], [400, { ok: false, error }], body);
+  }
+  t.equal(h.fixture.log.nextOffset, before, 'nothing appended');
+  const res = await h.server.request('POST', '/queues/p/jobs', { raw: '{"data":{"constructor":1}}' });
+  t.equal(res.status, 200, 'a key named constructor alone is data like any other');
+  t.match(h.fixture.broker.getJob((res.json as { id: string }).id), { data: { constructor: 1 } });
 });

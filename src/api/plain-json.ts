@@ -1,19 +1,20 @@
-// A WebSocket command read without JSON.parse when it is the common flat kind: one object whose
-// values are strings without escapes, numbers, true, false or null, and a `data` in the form the
-// log stores it (broker/json-text.ts), which is kept as its text. That is every plain PUSH, whose
-// data would otherwise be parsed into objects only to be turned back into the same text.
+// A JSON object read without JSON.parse when it is the common flat kind: its values are strings
+// without escapes, numbers, true, false or null, and a `data` in the form the log stores it
+// (broker/json-text.ts), which is kept as its text. That is every plain push (a WebSocket PUSH,
+// an HTTP push body), whose data would otherwise be parsed into objects only to be turned back
+// into the same text for the log.
 //
-// parseCommand returns what JSON.parse would (the same keys in the same order, the last of a
+// parsePlainObject returns what JSON.parse would (the same keys in the same order, the last of a
 // repeated key winning), with `data` as a JsonText, or null for anything else: nested values
 // besides `data`, escapes in a key or a string, a `__proto__` key, any text that is not JSON.
-// The caller then runs JSON.parse, which answers those as it always did. Whitespace between
+// The caller then parses as it always did, which answers those as before. Whitespace between
 // tokens is allowed as JSON allows it.
 
-import { JsonText, canonicalEnd, isPlainText, numberEnd } from '../../broker/json-text.js';
+import { JsonText, canonicalEnd, isPlainText, numberEnd } from '../broker/json-text.js';
 
 const quote = 0x22;
 
-export function parseCommand(text: string): Record<string, unknown> | null {
+export function parsePlainObject(text: string): Record<string, unknown> | null {
   const plain = isPlainText(text);
   let i = spaceEnd(text, 0);
   if (text.charCodeAt(i) !== 0x7b) return null; // {
@@ -67,7 +68,7 @@ function store(fields: Record<string, unknown>, key: string, value: unknown): vo
   }
 }
 
-/** The keys of a plain PUSH, as constants: a key sliced from the text would be a new string to
+/** The keys of a plain push (the WebSocket envelope and `data`), as constants: a key sliced from the text would be a new string to
  *  look up in V8's string table before it could name a property. */
 const envelopeKeys = ['cmd', 'queue', 'data', 'reqId'];
 
