@@ -10,7 +10,7 @@
 // The caller then parses as it always did, which answers those as before. Whitespace between
 // tokens is allowed as JSON allows it.
 
-import { JsonText, canonicalEnd, isPlainText, numberEnd } from '../broker/json-text.js';
+import { JsonText, canonicalEnd, isPlainText, literalEnd, numberEnd } from '../broker/json-text.js';
 
 const quote = 0x22;
 
@@ -102,10 +102,8 @@ function plainStringEnd(text: string, at: number, plain: boolean): number {
 function scalarEnd(text: string, at: number, plain: boolean): number {
   const c = text.charCodeAt(at);
   if (c === quote) return plainStringEnd(text, at, plain);
-  if (c === 0x74) return text.startsWith('true', at) ? at + 4 : -1;
-  if (c === 0x66) return text.startsWith('false', at) ? at + 5 : -1;
-  if (c === 0x6e) return text.startsWith('null', at) ? at + 4 : -1;
-  return numberEnd(text, at, false);
+  const literal = literalEnd(text, at);
+  return literal >= 0 ? literal : numberEnd(text, at, false);
 }
 
 function scalar(text: string, at: number, end: number): unknown {

@@ -60,6 +60,12 @@ function value(text: string, at: number, depth: number, top: number, plain: bool
   if (c === 0x7b) return depth < depthMax ? objectEnd(text, at, depth + 1, top, plain) : -1; // {
   if (c === 0x5b) return depth < depthMax ? arrayEnd(text, at, depth + 1, top, plain) : -1; // [
   if (c === minus || (c >= zero && c <= nine)) return numberEnd(text, at, true);
+  return literalEnd(text, at);
+}
+
+/** The index after the true, false or null at `at`, or -1. */
+export function literalEnd(text: string, at: number): number {
+  const c = text.charCodeAt(at);
   if (c === 0x74) return text.startsWith('true', at) ? at + 4 : -1;
   if (c === 0x66) return text.startsWith('false', at) ? at + 5 : -1;
   if (c === 0x6e) return text.startsWith('null', at) ? at + 4 : -1;
@@ -67,7 +73,7 @@ function value(text: string, at: number, depth: number, top: number, plain: bool
 }
 
 /** The index after the canonical string that starts (at its quote) at `at`, or -1. */
-export function stringEnd(text: string, at: number, plain: boolean): number {
+function stringEnd(text: string, at: number, plain: boolean): number {
   if (plain) {
     const end = text.indexOf('"', at + 1);
     return end < 0 ? -1 : end + 1;
