@@ -84,13 +84,14 @@ async function mtimeOf(path: string): Promise<number | null> {
   return stat(path).then((s) => s.mtimeMs, () => null);
 }
 
-/** A holder on another host is alive while it keeps touching LOCK: watched for up to staleMs. */
-async function foreignHolderAlive(path: string, timing: LockTiming, logger: (line: string) => void, holder: Holder): Promise<boolean> {
+/** A holder on another host is alive while it keeps touching LOCK: watched for up to staleMs, or
+ *  until `signal` aborts the wait (it rejects then). */
+async function foreignHolderAlive(path: string, timing: LockTiming, logger: (line: string) => void, holder: Holder, signal?: AbortSignal): Promise<boolean> {
   const first = await mtimeOf(path);
   if (first === null) return false;
   logger(`tapeq: the lock of process ${holder.pid} on ${holder.host} (${path}): waiting up to ${timing.staleMs} ms to see whether it is still held`);
   for (const deadline = performance.now() + timing.staleMs; performance.now() < deadline; ) {
-    await sleep(Math.min(timing.refreshMs / 2, timing.staleMs));
+    await sleep(Math.min(timing.refreshMs / 2, timing.staleMs), undefined, { signal });
     const now = await mtimeOf(path);
     if (now === null) return false;
     if (now !== first) return true;
@@ -98,15 +99,15 @@ async function foreignHolderAlive(path: string, timing: LockTiming, logger: (lin
   return false;
 }
 
-async function isRunning(holder: Holder, path: string, timing: LockTiming, logger: (line: string) => void): Promise<boolean> {
-  if (holder.host !== hostname()) return foreignHolderAlive(path, timing, logger, holder);
+async function isRunning(holder: Holder, path: string, timing: LockTiming, logger: (line: string) => void, signal?: AbortSignal): Promise<boolean> {
+  if (holder.host !== hostname()) return foreignHolderAlive(path, timing, logger, holder, signal);
   const ns = pidNamespace();
   if (holder.pidNs !== null && ns !== null && holder.pidNs !== ns) {
     // Another pid namespace on this host: its pid means nothing here. A LOCK nobody touched for
     // the stale window is stale at once (one host, one clock); a fresh one is watched as a
     // foreign one is.
     const mtime = await mtimeOf(path);
-    return mtime !== null && Date.now() - mtime < timing.staleMs && foreignHolderAlive(path, timing, logger, holder);
+    return mtime !== null && Date.now() - mtime < timing.staleMs && foreignHolderAlive(path, timing, logger, holder, signal);
   }
   if (holder.pid === process.pid) return heldHere.has(path);
   try {
@@ -157,7 +158,14 @@ async function place(tmp: string, path: string, me: Holder): Promise<void> {
 
 /** Takes DATA_DIR/LOCK (creating the directory), or throws DataDirLockError naming the server
  *  that holds it. */
-export async function lockDataDir(dataDir: string, logger: (line: string) => void, timing: LockTiming = timingDefault): Promise<DataDirLock> {
+/** `signal`: aborting it ends a wait on a foreign holder at once; the call then rejects with the
+ *  signal's reason, having taken nothing and left nothing behind. */
+export async function lockDataDir(
+  dataDir: string,
+  logger: (line: string) => void,
+  timing: LockTiming = timingDefault,
+  signal?: AbortSignal,
+): Promise<DataDirLock> {
   // Resolved as the server names the log and snapshots in it (join, lexically): given
   // `link/../data`, the kernel would look beside the symlink's target, another directory than the
   // `data/log` this lock must guard.
@@ -196,7 +204,7 @@ export async function lockDataDir(dataDir: string, logger: (line: string) => voi
         await sleep(lockRereadMs);
         continue;
       }
-      if (holder !== null && (await isRunning(holder, path, timing, logger))) {
+      if (holder !== null && (await isRunning(holder, path, timing, logger, signal))) {
         throw new DataDirLockError(
           `data directory ${dataDir} is in use by process ${holder.pid} on ${holder.host} (${path}); ` +
             'two servers writing one log would overwrite each other\'s records. Stop it, or remove the file if that process is not a tapeq server',

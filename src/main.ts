@@ -41,6 +41,10 @@ export interface ServeOptions {
   /** Serve the state as of this point, read-only (`serve --until`). */
   until?: Point;
   logger?: (line: string) => void;
+  /** Aborting it stops a start where it is: a wait on a foreign lock ends at once, a start past
+   *  it stops once its state is loaded, and what the start made is undone as for any failed start
+   *  (serve() rejects with the signal's reason). */
+  signal?: AbortSignal;
 }
 
 export interface Running {
@@ -131,7 +135,7 @@ async function openDataDir(
   const { logDir, snapshotsDir } = dataPathsOf(config.dataDir);
   const dataDir = await createDataDir(config.dataDir);
   onFailure(() => dataDir.removeIfEmpty());
-  const lock = await lockDataDir(config.dataDir, logger);
+  const lock = await lockDataDir(config.dataDir, logger, undefined, options.signal);
   onFailure(() => lock.release());
   // With a snapshot to decode, the sealed segments are verified in a worker meanwhile; without
   // one the replay must wait for them anyway, and the main thread verifies them sooner (1M
@@ -150,6 +154,7 @@ async function openDataDir(
   onFailure(() => opening.then((log) => log.close(), () => undefined));
   const loaded = await loadState({ log: opening, dir: snapshotsDir, logger: named(logger, 'tapeq: ') });
   const log = await opening;
+  options.signal?.throwIfAborted();
   logger(
     `tapeq: log opened and state loaded in ${loaded.ms} ms (snapshot: ${loaded.fromSnapshot ?? 'none'}, ` +
       `replayed ${loaded.replayed} records, next offset ${log.nextOffset})`,
@@ -298,13 +303,16 @@ function warnIfExposed(config: Config, port: number, logger: (line: string) => v
 /** Runs `serve` until SIGTERM/SIGINT; a second signal exits at once. The process is the server's
  *  own, so its V8 heap growth is governed from here (HEAP_GROWING_PERCENT, heap-growth.ts),
  *  before the state is loaded. The handlers are in place before startup: a signal while the lock
- *  is taken or the log replayed stops the server cleanly once it has started (without them it
- *  killed the process there, leaving LOCK and its temp file behind, and a pid 1 ignored it). */
+ *  is taken or the log replayed stops the start (ServeOptions.signal), undoing what it made, and
+ *  exits 0 (without them it killed the process there, leaving LOCK and its temp file behind, and
+ *  a pid 1 ignored it; until 2026-12-07 the start went on, a wait on a foreign lock included, and
+ *  the server drained once it had started). */
 export async function serveUntilSignalled(config: Config, options: ServeOptions = {}): Promise<void> {
   governHeapGrowth(config.heapGrowingPercent);
   const logger = options.logger ?? ((line: string) => console.error(line));
   let running: Running | null = null;
   let stopping: string | null = null;
+  const starting = new AbortController();
   const drain = (server: Running, signal: string): void => {
     logger(`tapeq: ${signal} received, draining`);
     const force = setTimeout(() => {
@@ -329,12 +337,19 @@ export async function serveUntilSignalled(config: Config, options: ServeOptions 
       process.exit(1);
     }
     stopping = signal;
-    if (running !== null) drain(running, signal);
-    else logger(`tapeq: ${signal} received while starting: stopping once started (again to exit now)`);
+    if (running !== null) return drain(running, signal);
+    logger(`tapeq: ${signal} received while starting: stopping the start (again to exit now)`);
+    starting.abort(new Error(`${signal} received while starting`));
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
-  running = await serve(config, options);
+  try {
+    running = await serve(config, { ...options, signal: starting.signal });
+  } catch (error) {
+    if (!starting.signal.aborted) throw error;
+    logger('tapeq: stopped before it started (what the start made is undone)');
+    process.exit(0);
+  }
   logger(`tapeq: listening on http://${config.host}:${running.port} (data in ${config.dataDir})`);
   if (stopping !== null) drain(running, stopping);
 }

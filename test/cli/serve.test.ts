@@ -129,13 +129,15 @@ t.test('what-the-log-says-at-start-is-named-as-every-server-line-is', async (t) 
   t.same(lines.filter((line) => !line.startsWith('tapeq: ')), [], 'every line names tapeq');
 });
 
-t.test('sigterm-while-starting-stops-cleanly-once-started-leaving-nothing-behind', async (t) => {
+t.test('sigterm-while-waiting-on-a-foreign-lock-stops-the-start-at-once-leaving-nothing-behind', async (t) => {
   const { dir, remove } = await tempDataDir();
   t.teardown(remove);
-  // A fresh lock of a server on another host holds the start for dataDirLockStaleMs: the signal
-  // lands mid-startup, with LOCK's temp file written. Without a handler yet, SIGTERM killed the
-  // process there and left LOCK.tmp-* in the data directory for good.
-  await writeFile(join(dir, 'LOCK'), `${JSON.stringify({ pid: 1, startTicks: null, pidNs: null, host: 'another-host.invalid', token: 't' })}\n`);
+  // A fresh lock of a server on another host holds the start for dataDirLockStaleMs (10 s): the
+  // signal lands mid-startup, with LOCK's temp file written. Without a handler, SIGTERM killed the
+  // process there and left LOCK.tmp-* in the data directory for good; with one that only waited
+  // for the start, the server sat out the 10 s, took the lock over and started, only to drain.
+  const foreign = `${JSON.stringify({ pid: 1, startTicks: null, pidNs: null, host: 'another-host.invalid', token: 't' })}\n`;
+  await writeFile(join(dir, 'LOCK'), foreign);
   const child = spawn(process.execPath, [cliPath, 'serve'], {
     env: { ...process.env, HOST: '127.0.0.1', HTTP_PORT: String(await freePort()), DATA_DIR: dir },
     stdio: ['ignore', 'ignore', 'pipe'],
@@ -149,13 +151,52 @@ t.test('sigterm-while-starting-stops-cleanly-once-started-leaving-nothing-behind
       if (stderr.includes('waiting up to')) resolve();
     });
   });
+  const signalled = performance.now();
+  child.kill('SIGTERM');
+  const { code, signal } = await exited;
+  const waitedMs = performance.now() - signalled;
+  clearTimeout(killer);
+  t.same({ code, signal }, { code: 0, signal: null }, 'exits 0, not killed by the signal');
+  t.ok(waitedMs < 8_000, `gone ${Math.round(waitedMs)} ms after the signal, before the 10 s wait would have ended`);
+  t.match(stderr, 'tapeq: SIGTERM received while starting: stopping the start');
+  t.match(stderr, 'tapeq: stopped before it started');
+  t.notMatch(stderr, 'taking over the lock', 'the foreign lock was not judged');
+  t.same(await readdir(dir).then((names) => names.filter((n) => n.startsWith('LOCK'))), ['LOCK'], 'no LOCK.tmp-* left');
+  t.equal(await readFile(join(dir, 'LOCK'), 'utf8'), foreign, "the other host's LOCK is left as it was");
+});
+
+t.test('sigterm-before-the-state-is-loaded-stops-the-start-without-listening', async (t) => {
+  const { dir, remove } = await tempDataDir();
+  t.teardown(remove);
+  const first = await startTapeq(dir);
+  t.ok(await pushOk(first.url));
+  t.equal(await first.kill('SIGTERM'), 0);
+  const child = spawn(process.execPath, [cliPath, 'serve'], {
+    env: { ...process.env, HOST: '127.0.0.1', HTTP_PORT: String(await freePort()), DATA_DIR: dir },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  const killer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+  // The signal as soon as the start names its port, before the log is open: the start goes on
+  // to its next check, once the state is loaded, and stops there.
+  await new Promise<void>((resolve) => {
+    child.stderr.setEncoding('utf8').on('data', (c: string) => {
+      stderr += c;
+      if (stderr.includes('tapeq: starting on')) resolve();
+    });
+  });
   child.kill('SIGTERM');
   const { code, signal } = await exited;
   clearTimeout(killer);
-  t.same({ code, signal }, { code: 0, signal: null }, 'exits 0, not killed by the signal');
+  t.same({ code, signal }, { code: 0, signal: null }, 'exits 0');
   t.match(stderr, 'tapeq: SIGTERM received while starting');
-  t.match(stderr, 'tapeq: stopped cleanly');
-  t.same(await readdir(dir).then((names) => names.filter((n) => n.startsWith('LOCK'))), [], 'no LOCK nor LOCK.tmp-* left');
+  t.match(stderr, 'tapeq: stopped before it started');
+  t.notMatch(stderr, 'tapeq: listening on', 'a start signalled before its state was loaded never listens');
+  t.same(await readdir(dir).then((names) => names.filter((n) => n.startsWith('LOCK'))), [], 'the lock is released');
+  const again = await startTapeq(dir);
+  t.teardown(() => again.kill());
+  t.ok(await pushOk(again.url), 'the data directory starts again');
 });
 
 t.test('a-start-refused-for-its-port-leaves-no-new-data-dir-behind', async (t) => {
