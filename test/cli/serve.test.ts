@@ -129,15 +129,9 @@ t.test('what-the-log-says-at-start-is-named-as-every-server-line-is', async (t) 
   t.same(lines.filter((line) => !line.startsWith('tapeq: ')), [], 'every line names tapeq');
 });
 
-t.test('sigterm-while-waiting-on-a-foreign-lock-stops-the-start-at-once-leaving-nothing-behind', async (t) => {
-  const { dir, remove } = await tempDataDir();
-  t.teardown(remove);
-  // A fresh lock of a server on another host holds the start for dataDirLockStaleMs (10 s): the
-  // signal lands mid-startup, with LOCK's temp file written. Without a handler, SIGTERM killed the
-  // process there and left LOCK.tmp-* in the data directory for good; with one that only waited
-  // for the start, the server sat out the 10 s, took the lock over and started, only to drain.
-  const foreign = `${JSON.stringify({ pid: 1, startTicks: null, pidNs: null, host: 'another-host.invalid', token: 't' })}\n`;
-  await writeFile(join(dir, 'LOCK'), foreign);
+/** Starts `tapeq serve` on `dir`, sends SIGTERM once its stderr shows `cue`, and waits for it to
+ *  exit (SIGKILL after 30 s): its exit, all of its stderr, and the ms from the signal to the exit. */
+async function sigtermOnCue(dir: string, cue: string): Promise<{ code: number | null; signal: string | null; stderr: string; exitMs: number }> {
   const child = spawn(process.execPath, [cliPath, 'serve'], {
     env: { ...process.env, HOST: '127.0.0.1', HTTP_PORT: String(await freePort()), DATA_DIR: dir },
     stdio: ['ignore', 'ignore', 'pipe'],
@@ -148,16 +142,28 @@ t.test('sigterm-while-waiting-on-a-foreign-lock-stops-the-start-at-once-leaving-
   await new Promise<void>((resolve) => {
     child.stderr.setEncoding('utf8').on('data', (c: string) => {
       stderr += c;
-      if (stderr.includes('waiting up to')) resolve();
+      if (stderr.includes(cue)) resolve();
     });
   });
   const signalled = performance.now();
   child.kill('SIGTERM');
   const { code, signal } = await exited;
-  const waitedMs = performance.now() - signalled;
   clearTimeout(killer);
+  return { code, signal, stderr, exitMs: performance.now() - signalled };
+}
+
+t.test('sigterm-while-waiting-on-a-foreign-lock-stops-the-start-at-once-leaving-nothing-behind', async (t) => {
+  const { dir, remove } = await tempDataDir();
+  t.teardown(remove);
+  // A fresh lock of a server on another host holds the start for dataDirLockStaleMs (10 s): the
+  // signal lands mid-startup, with LOCK's temp file written. Without a handler, SIGTERM killed the
+  // process there and left LOCK.tmp-* in the data directory for good; with one that only waited
+  // for the start, the server sat out the 10 s, took the lock over and started, only to drain.
+  const foreign = `${JSON.stringify({ pid: 1, startTicks: null, pidNs: null, host: 'another-host.invalid', token: 't' })}\n`;
+  await writeFile(join(dir, 'LOCK'), foreign);
+  const { code, signal, stderr, exitMs } = await sigtermOnCue(dir, 'waiting up to');
   t.same({ code, signal }, { code: 0, signal: null }, 'exits 0, not killed by the signal');
-  t.ok(waitedMs < 8_000, `gone ${Math.round(waitedMs)} ms after the signal, before the 10 s wait would have ended`);
+  t.ok(exitMs < 8_000, `gone ${Math.round(exitMs)} ms after the signal, before the 10 s wait would have ended`);
   t.match(stderr, 'tapeq: SIGTERM received while starting: stopping the start');
   t.match(stderr, 'tapeq: stopped before it started');
   t.notMatch(stderr, 'taking over the lock', 'the foreign lock was not judged');
@@ -171,24 +177,9 @@ t.test('sigterm-before-the-state-is-loaded-stops-the-start-without-listening', a
   const first = await startTapeq(dir);
   t.ok(await pushOk(first.url));
   t.equal(await first.kill('SIGTERM'), 0);
-  const child = spawn(process.execPath, [cliPath, 'serve'], {
-    env: { ...process.env, HOST: '127.0.0.1', HTTP_PORT: String(await freePort()), DATA_DIR: dir },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let stderr = '';
-  const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
-  const killer = setTimeout(() => child.kill('SIGKILL'), 30_000);
   // The signal as soon as the start names its port, before the log is open: the start goes on
   // to its next check, once the state is loaded, and stops there.
-  await new Promise<void>((resolve) => {
-    child.stderr.setEncoding('utf8').on('data', (c: string) => {
-      stderr += c;
-      if (stderr.includes('tapeq: starting on')) resolve();
-    });
-  });
-  child.kill('SIGTERM');
-  const { code, signal } = await exited;
-  clearTimeout(killer);
+  const { code, signal, stderr } = await sigtermOnCue(dir, 'tapeq: starting on');
   t.same({ code, signal }, { code: 0, signal: null }, 'exits 0');
   t.match(stderr, 'tapeq: SIGTERM received while starting');
   t.match(stderr, 'tapeq: stopped before it started');
