@@ -30,7 +30,7 @@ import { authenticate, bearerToken, tokenActorName, tokenMatches } from '../auth
 import { clientAddress } from '../context.js';
 import { connections } from '../connections.js';
 import { parsedData, parsePlainObject } from '../plain-json.js';
-import { asciiTextFrame } from './frames.js';
+import { asciiTextFrame, pushReplyFrames } from './frames.js';
 import { failure, isBrokerCommand, runCommand, startPush, toReply, unknownField, type Reply } from './commands.js';
 import type { RealtimeDeps } from './deps.js';
 import { parseResumeOffset, parseStreamParams, type StreamParams } from './params.js';
@@ -350,6 +350,12 @@ class WsSession {
     // Framed here and written at once (frames.ts); a reply that cannot be goes through `ws`, in order.
     const raw = this.request.raw.socket;
     const { ids, reqIds } = group;
+    const plain = open === null ? pushReplyFrames(ids, reqIds) : null;
+    if (plain !== null) {
+      raw.write(plain);
+      if (this.socket.bufferedAmount > this.deps.limits.backlogBytesMax) this.#stallCommands();
+      return;
+    }
     let frames = '';
     for (let i = 0; i < ids.length; i++) {
       // The success reply is JSON.stringify({ ok: true, id }) without its closing brace, built
