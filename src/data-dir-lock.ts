@@ -157,9 +157,8 @@ async function place(tmp: string, path: string, me: Holder): Promise<void> {
 }
 
 /** Takes DATA_DIR/LOCK (creating the directory), or throws DataDirLockError naming the server
- *  that holds it. */
-/** `signal`: aborting it ends a wait on a foreign holder at once; the call then rejects with the
- *  signal's reason, having taken nothing and left nothing behind. */
+ *  that holds it. Aborting `signal` ends a wait on a foreign holder at once: the call then rejects
+ *  with the signal's reason, having taken nothing and left nothing behind. */
 export async function lockDataDir(
   dataDir: string,
   logger: (line: string) => void,
