@@ -10,12 +10,11 @@
 // The caller then parses as it always did, which answers those as before. Whitespace between
 // tokens is allowed as JSON allows it.
 
-import { JsonText, canonicalEnd, isPlainText, literalEnd, numberEnd } from '../broker/json-text.js';
+import { JsonText, canonicalEnd, literalEnd, numberEnd } from '../broker/json-text.js';
 
 const quote = 0x22;
 
 export function parsePlainObject(text: string): Record<string, unknown> | null {
-  const plain = isPlainText(text);
   let i = spaceEnd(text, 0);
   if (text.charCodeAt(i) !== 0x7b) return null; // {
   const fields: Record<string, unknown> = {};
@@ -23,14 +22,16 @@ export function parsePlainObject(text: string): Record<string, unknown> | null {
   if (text.charCodeAt(i) === 0x7d) return spaceEnd(text, i + 1) === text.length ? fields : null; // {}
   for (;;) {
     if (text.charCodeAt(i) !== quote) return null;
-    const keyEnd = plainStringEnd(text, i, plain);
+    const keyEnd = plainStringEnd(text, i);
     if (keyEnd < 0) return null;
     const key = knownKey(text, i, keyEnd) ?? text.slice(i + 1, keyEnd - 1);
     if (key === '__proto__') return null; // an own property for JSON.parse, the prototype for `=`
     i = spaceEnd(text, keyEnd);
     if (text.charCodeAt(i) !== 0x3a) return null; // :
     i = spaceEnd(text, i + 1);
-    const end = key === 'data' ? canonicalEnd(text, i, plain) : scalarEnd(text, i, plain);
+    // The envelope is scanned a character at a time (it is short); the data, often most of the
+    // text, by canonicalEnd, which finds its strings' ends with indexOf when it can.
+    const end = key === 'data' ? canonicalEnd(text, i) : scalarEnd(text, i);
     if (end < 0) return null;
     store(fields, key, key === 'data' ? new JsonText(text.slice(i, end)) : scalar(text, i, end));
     i = spaceEnd(text, end);
@@ -84,13 +85,8 @@ function spaceEnd(text: string, at: number): number {
   return i;
 }
 
-/** The end of a string with no escape and no control character, or -1. In a `plain` text
- *  (isPlainText) every string is such a string. */
-function plainStringEnd(text: string, at: number, plain: boolean): number {
-  if (plain) {
-    const end = text.indexOf('"', at + 1);
-    return end < 0 ? -1 : end + 1;
-  }
+/** The end of a string with no escape and no control character, or -1. */
+function plainStringEnd(text: string, at: number): number {
   for (let i = at + 1; ; i++) {
     const c = text.charCodeAt(i);
     if (c === quote) return i + 1;
@@ -99,9 +95,9 @@ function plainStringEnd(text: string, at: number, plain: boolean): number {
 }
 
 /** The end of a plain string, a number, true, false or null at `at`, or -1. */
-function scalarEnd(text: string, at: number, plain: boolean): number {
+function scalarEnd(text: string, at: number): number {
   const c = text.charCodeAt(at);
-  if (c === quote) return plainStringEnd(text, at, plain);
+  if (c === quote) return plainStringEnd(text, at);
   const literal = literalEnd(text, at);
   return literal >= 0 ? literal : numberEnd(text, at, false);
 }

@@ -35,19 +35,19 @@ export class JsonText {
   constructor(readonly text: string) {}
 }
 
-/** A backslash, a control character or a surrogate: a text without any has strings that end at
- *  their next quote, found by indexOf instead of a look at each character. */
-const specialCharacter = /[\\\x00-\x1f\ud800-\udfff]/;
+/** A backslash, a control character or a surrogate: a text without any from `at` on has strings
+ *  there that end at their next quote, found by indexOf instead of a look at each character. */
+const specialCharacter = /[\\\x00-\x1f\ud800-\udfff]/g;
 
-/** Whether `text` has no backslash, control character or surrogate (see `plain` below). */
-export function isPlainText(text: string): boolean {
+/** Whether `text` has no backslash, control character or surrogate from index `at` on. */
+function isPlainFrom(text: string, at: number): boolean {
+  specialCharacter.lastIndex = at;
   return !specialCharacter.test(text);
 }
 
-/** The index after the canonical JSON value that starts at `at`, or -1 (see the module comment).
- *  `plain`: what isPlainText(text) says, when the caller knows it already. */
-export function canonicalEnd(text: string, at: number, plain = isPlainText(text)): number {
-  return value(text, at, 0, 0, plain);
+/** The index after the canonical JSON value that starts at `at`, or -1 (see the module comment). */
+export function canonicalEnd(text: string, at: number): number {
+  return value(text, at, 0, 0, isPlainFrom(text, at));
 }
 
 /** The start and end of each key of the objects being scanned, outermost first: an object's keys
