@@ -44,8 +44,7 @@ export function pushReplyFrames(ids: readonly string[], reqIds: readonly unknown
     else return null;
     if (!plainString.test(id)) return null;
     reqIdTexts[i] = reqIdText;
-    // head, id, then either `","reqId":` + reqId + `}` or `"}`
-    const length = pushReplyHead.length + id.length + (reqIdText === undefined ? 2 : reqIdKey.length + reqIdText.length + 1);
+    const length = replyLength(id, reqIdText);
     if (length > twoByteLengthMax) return null;
     bytes += (length < twoByteLengthMin ? 2 : 4) + length;
   }
@@ -54,7 +53,7 @@ export function pushReplyFrames(ids: readonly string[], reqIds: readonly unknown
   for (let i = 0; i < ids.length; i++) {
     const id = ids[i] as string;
     const reqIdText = reqIdTexts[i];
-    const length = pushReplyHead.length + id.length + (reqIdText === undefined ? 2 : reqIdKey.length + reqIdText.length + 1);
+    const length = replyLength(id, reqIdText);
     out[at++] = 0x81;
     if (length < twoByteLengthMin) {
       out[at++] = length;
@@ -74,4 +73,9 @@ export function pushReplyFrames(ids: readonly string[], reqIds: readonly unknown
     out[at++] = 0x7d; // }
   }
   return out;
+}
+
+/** A success reply's length: the head, the id, then either `","reqId":` + reqId + `}` or `"}`. */
+function replyLength(id: string, reqIdText: string | undefined): number {
+  return pushReplyHead.length + id.length + (reqIdText === undefined ? 2 : reqIdKey.length + reqIdText.length + 1);
 }
