@@ -15,6 +15,7 @@
 
 import { maxHeaderSize } from 'node:http';
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
+import { replyJson } from '../broker/json-text.js';
 import type { BrokerApi } from '../broker/types.js';
 import type { Config } from '../config.js';
 import { registerAuth } from './auth.js';
@@ -100,7 +101,8 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   app.setValidatorCompiler(validators.compiler);
   app.decorate('compileValidators', validators.compile);
   // Responses are written as the handlers built them; response schemas are documentation only.
-  app.setSerializerCompiler(() => (data) => JSON.stringify(data));
+  // A pulled job comes as its JSON text and is written as it is (json-text.ts, replyJson).
+  app.setSerializerCompiler(() => replyJson);
 
   answerUnavailableWhileClosing(app, config.corsAllowOrigin);
   closeUpgradesAnsweredOverHttp(app);

@@ -54,6 +54,7 @@ import {
   type Decide,
 } from './commands.js';
 import { IdGenerator } from './ids.js';
+import { JsonText } from './json-text.js';
 import { countsOf, listJobs, oldestPage, parseWorker, queueNames, statsOf } from './queries.js';
 import { Throughput } from './throughput.js';
 import { compactDueHeap, DueHeap, noteRecord, noteState, takeDue, ttlDueAt, type DueWork } from './timers.js';
@@ -65,12 +66,13 @@ import type {
   JobView,
   ListStatus,
   Outcome,
+  PullOutcome,
   StatsView,
   WorkerConfig,
 } from './types.js';
 import { checkLogMessage, checkPriority, checkProgress, checkPull, checkPush, checkPushBulk, queueNameError, wellFormedError, type PushInput } from './validate.js';
 import { isWellFormed, truncateText } from '../record/text.js';
-import { jobView } from './view.js';
+import { jobJson, jobView } from './view.js';
 import { Waiters, type Waiter } from './waiters.js';
 import * as queueOps from './queue-ops.js';
 
@@ -443,6 +445,12 @@ export class Broker implements BrokerApi {
     opts: { timeoutMs: number; lockMs?: number; signal?: AbortSignal },
     ctx: Ctx,
   ): Promise<Outcome<{ job: JobView | null; token: string | null }>> {
+    return this.pullJson(queue, opts, ctx).then((outcome) =>
+      outcome.ok ? { ok: true, job: outcome.job === null ? null : (JSON.parse(outcome.job.text) as JobView), token: outcome.token } : outcome,
+    );
+  }
+
+  pullJson(queue: string, opts: { timeoutMs: number; lockMs?: number; signal?: AbortSignal }, ctx: Ctx): Promise<PullOutcome> {
     const bad = queueNameError(queue);
     if (bad !== null) return Promise.resolve(fail('BAD_REQUEST', bad));
     const checked = checkPull(opts);
@@ -466,7 +474,7 @@ export class Broker implements BrokerApi {
     ctx: Ctx,
     timeoutMs: number,
     signal: AbortSignal | undefined,
-  ): Promise<Outcome<{ job: JobView | null; token: string | null }>> {
+  ): Promise<PullOutcome> {
     return new Promise((resolve) => {
       const onAbort = (): void => {
         if (this.waiters.remove(waiter)) waiter.done(null);
@@ -511,7 +519,7 @@ export class Broker implements BrokerApi {
     lockMs: number | null,
     owner: string,
     ctx: Ctx,
-  ): Promise<Outcome<{ job: JobView | null; token: string | null }>> | null {
+  ): Promise<PullOutcome> | null {
     const q = this.state.queues.get(queue);
     if (q === undefined || q.paused || this.pullsHeld.has(queue)) return null;
     const now = this.now();
@@ -535,7 +543,7 @@ export class Broker implements BrokerApi {
     const next = pick.startedAt === null ? nextRepeatDraft(d, pick) : null;
     if (next !== null) drafts.push(next);
     const pending = this.append(drafts);
-    const job = jobView(pick);
+    const job = new JsonText(jobJson(pick));
     return this.done([pending], { job, token });
   }
 

@@ -30,9 +30,49 @@ const minus = 0x2d;
 const zero = 0x30;
 const nine = 0x39;
 
-/** A job's data as the JSON text the log stores, checked to be JSON.stringify's own form. */
+/** A JSON value as text in JSON.stringify's own form: a job's data as the log stores it (checked
+ *  by canonicalEnd), or a whole job as the API serves it (view.ts, jobJson). `replyJson` writes
+ *  it as it is; JSON.stringify, through toJSON, writes the same text the slow way. */
 export class JsonText {
   constructor(readonly text: string) {}
+
+  toJSON(): unknown {
+    return JSON.parse(this.text) as unknown;
+  }
+}
+
+/** `JSON.stringify(reply)` for an API reply, a JsonText among the reply's own values written as
+ *  its text instead of parsed and serialised again (a pulled job: view.ts, jobJson). */
+export function replyJson(reply: object): string {
+  let spliced = false;
+  for (const key in reply) {
+    if ((reply as Record<string, unknown>)[key] instanceof JsonText) {
+      spliced = true;
+      break;
+    }
+  }
+  if (!spliced) return JSON.stringify(reply);
+  let out = '';
+  for (const key in reply) {
+    if (!Object.hasOwn(reply, key)) continue;
+    const value = (reply as Record<string, unknown>)[key];
+    const text = value instanceof JsonText ? value.text : JSON.stringify(value);
+    if (text === undefined) continue; // left out, as JSON.stringify leaves out undefined and functions
+    out += (out === '' ? '{' : ',') + keyJson(key) + text;
+  }
+  return out === '' ? '{}' : `${out}}`;
+}
+
+const keyTexts = new Map<string, string>();
+
+/** `"key":` for a key of a reply: a few dozen names, each made once. */
+function keyJson(key: string): string {
+  let text = keyTexts.get(key);
+  if (text === undefined) {
+    text = `${JSON.stringify(key)}:`;
+    if (keyTexts.size < 256) keyTexts.set(key, text);
+  }
+  return text;
 }
 
 /** A backslash, a control character or a surrogate: a text without any from `at` on has strings

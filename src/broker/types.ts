@@ -6,6 +6,7 @@
 // Storage faults are values too (code STORAGE_FAULT) and flip the broker to not-ready.
 
 import type { Actor } from '../record/types.js';
+import type { JsonText } from './json-text.js';
 
 export type ErrorCode =
   | 'BAD_REQUEST' //          400: validation failure; message names the field
@@ -24,6 +25,9 @@ export type Failure = { ok: false; code: ErrorCode; error: string };
 export type Outcome<T extends object = object> = ({ ok: true } & T) | Failure;
 
 /** Who is calling. `owner` identifies the lock holder for pulls (a WebSocket client id, a worker). */
+/** A pull's outcome as the transports send it: the job as its JSON text (view.ts, jobJson). */
+export type PullOutcome = Outcome<{ job: JsonText | null; token: string | null }>;
+
 export interface Ctx {
   actor: Actor | null;
   owner?: string;
@@ -129,6 +133,8 @@ export interface BrokerApi {
     opts: { timeoutMs: number; lockMs?: number; signal?: AbortSignal },
     ctx: Ctx,
   ): Promise<Outcome<{ job: JobView | null; token: string | null }>>;
+  /** pull, the job as its JSON text (what the HTTP and WebSocket replies send). */
+  pullJson(queue: string, opts: { timeoutMs: number; lockMs?: number; signal?: AbortSignal }, ctx: Ctx): Promise<PullOutcome>;
   ack(id: string, body: { result?: unknown; token?: string }, ctx: Ctx): Promise<Outcome>;
   fail(id: string, body: { error?: string; token?: string }, ctx: Ctx): Promise<Outcome>;
   cancel(id: string, ctx: Ctx): Promise<Outcome>;

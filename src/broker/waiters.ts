@@ -3,10 +3,7 @@
 // on its AbortSignal, or when the broker closes. No polling loop: one setTimeout per waiter.
 // Single-threaded; the methods never overlap.
 
-import type { JobView, Outcome } from './types.js';
-import type { Ctx } from './types.js';
-
-export type PullOutcome = Outcome<{ job: JobView | null; token: string | null }>;
+import type { Ctx, PullOutcome } from './types.js';
 
 export interface Waiter {
   queue: string;

@@ -44,7 +44,7 @@ const handlers: Record<string, Handler> = {
     needString(msg, 'queue') ??
     optionalNumber(msg, 'timeout') ??
     optionalNumber(msg, 'lockMs') ??
-    broker.pull(
+    broker.pullJson(
       msg.queue as string,
       { timeoutMs: (msg.timeout as number | undefined) ?? 0, lockMs: msg.lockMs as number | undefined, signal },
       ctx,

@@ -24,6 +24,7 @@ import { wsAuthFailuresMax, wsShutdownCloseGraceMs } from '../../constants.js';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { RawData, WebSocket } from 'ws';
 import type { BrokerEvent } from '../../broker/events.js';
+import { replyJson } from '../../broker/json-text.js';
 import type { Ctx, Failure } from '../../broker/types.js';
 import type { Actor } from '../../record/types.js';
 import { authenticate, bearerToken, tokenActorName, tokenMatches } from '../auth.js';
@@ -403,7 +404,7 @@ class WsSession {
   }
 
   #send(reply: Reply, reqId: unknown): void {
-    this.#sendOpen(JSON.stringify(reply).slice(0, -1), reqId);
+    this.#sendOpen(replyJson(reply).slice(0, -1), reqId);
   }
 
   /** Sends a reply given as `open`, a JSON object's text without its closing brace (withReqId). */

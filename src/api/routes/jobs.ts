@@ -9,7 +9,7 @@
 // so neither a gone client nor shutdown waits out the timeout.
 
 import type { FastifyInstance, FastifyReply } from 'fastify';
-import type { ListStatus, Outcome } from '../../broker/types.js';
+import type { ListStatus, Outcome, PullOutcome } from '../../broker/types.js';
 import { onConnectionClose } from '../connection-close.js';
 import { clientAddress, ctxOf } from '../context.js';
 import { sendApiError, sendOutcome } from '../errors.js';
@@ -143,15 +143,13 @@ function registerPull(app: FastifyInstance, { broker, latency }: Pick<RouteDeps,
       const ctx = ctxOf(request, `http:${clientAddress(request)}`);
       const timeoutMs = request.query.timeout;
       const pull = (signal?: AbortSignal): Promise<PullOutcome> =>
-        timed(latency.pull, () => broker.pull(request.params.queue, signal ? { timeoutMs, signal } : { timeoutMs }, ctx));
+        timed(latency.pull, () => broker.pullJson(request.params.queue, signal ? { timeoutMs, signal } : { timeoutMs }, ctx));
       // A pull without a timeout answers at once: nothing to abort, no listeners to add.
       const outcome = timeoutMs === 0 ? await pull() : await abortable(reply, waiting, pull);
       return sendOutcome(reply, outcome, (o) => ({ job: o.job, token: o.token }));
     },
   );
 }
-
-type PullOutcome = Awaited<ReturnType<RouteDeps['broker']['pull']>>;
 
 /** Runs a long poll that is aborted when the client goes away or the server closes. */
 async function abortable(reply: FastifyReply, waiting: Set<AbortController>, run: (signal: AbortSignal) => Promise<PullOutcome>): Promise<PullOutcome> {
