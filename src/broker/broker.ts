@@ -75,6 +75,7 @@ import { isWellFormed, truncateText } from '../record/text.js';
 import { jobJson, jobView } from './view.js';
 import { Waiters, type Waiter } from './waiters.js';
 import * as queueOps from './queue-ops.js';
+import type { JobSource } from './queue-ops.js';
 
 /** The part of the Log (src/log/log.ts) the broker uses. */
 export interface BrokerLog {
@@ -109,8 +110,11 @@ interface StepPlan {
   /** Whether a job found when the request came is still for a later step to take. */
   still: (job: Job) => boolean;
   drafts: (d: Decide, jobs: Job[]) => RecordDraft[];
-  /** The last step's drafts, given the jobs of the steps before (default: `drafts`). */
-  last?: (d: Decide, jobs: Job[], done: Job[]) => RecordDraft[];
+  /** The last step's drafts, given how many jobs the steps before took (default: `drafts`). */
+  last?: (d: Decide, jobs: Job[], before: number) => RecordDraft[];
+  /** Told each step's jobs once appended (the action keeps none itself: a drain of a million
+   *  jobs would hold every one until its end). */
+  took?: (jobs: Job[]) => void;
   /** A queue whose pulls get no job until the last step. */
   holdPullsOf?: string;
 }
@@ -761,9 +765,10 @@ export class Broker implements BrokerApi {
    * or a close between steps ends the action with that failure, its message saying how many of
    * the jobs the steps taken had reached; those steps stay done, in the log as far as it synced.
    */
-  private async stepped(jobs: Job[], ctx: Ctx, plan: StepPlan): Promise<{ failure: Failure | null; done: Job[] }> {
-    const { still, drafts, last = drafts } = plan;
-    const held = plan.holdPullsOf !== undefined && jobs.length > actionStepJobsMax ? plan.holdPullsOf : null;
+  private async stepped(jobs: JobSource | Job[], ctx: Ctx, plan: StepPlan): Promise<{ failure: Failure | null; done: number }> {
+    const source = Array.isArray(jobs) ? queueOps.listSource(jobs) : jobs;
+    const { still, drafts, last = drafts, took } = plan;
+    const held = plan.holdPullsOf !== undefined && source.count > actionStepJobsMax ? plan.holdPullsOf : null;
     let holding = false;
     const release = (): void => {
       if (!holding || held === null) return;
@@ -776,28 +781,30 @@ export class Broker implements BrokerApi {
       this.pullsHeld.set(held, (this.pullsHeld.get(held) ?? 0) + 1);
       holding = true;
     }
-    const done: Job[] = [];
+    let done = 0;
     const pending: Pending[] = [];
     try {
-      for (let i = 0; ; i += actionStepJobsMax) {
-        if (i > 0) {
+      for (let first = true; ; first = false) {
+        if (!first) {
           await new Promise((resolve) => setImmediate(resolve));
           if (this.gate() !== null) {
             release();
-            return await this.stopped(pending, jobs, done);
+            return await this.stopped(pending, source.count, done);
           }
         }
-        const step = i === 0 ? jobs.slice(0, actionStepJobsMax) : jobs.slice(i, i + actionStepJobsMax).filter(still);
-        const final = i + actionStepJobsMax >= jobs.length;
+        const taken = source.take(actionStepJobsMax);
+        const step = first ? taken : taken.filter(still);
+        const final = source.exhausted;
         const d = this.decide(ctx);
         if (final) release();
         pending.push(this.append(final ? last(d, step, done) : drafts(d, step)));
         // An append that failed at once (the log failed or closed) applied nothing of the step.
         if (this.gate() !== null) {
           release();
-          return await this.stopped(pending, jobs, done);
+          return await this.stopped(pending, source.count, done);
         }
-        for (const job of step) done.push(job);
+        done += step.length;
+        took?.(step);
         if (final) return { failure: await this.settle(pending), done };
       }
     } finally {
@@ -808,11 +815,11 @@ export class Broker implements BrokerApi {
   /** A stepped action ended early by a failure. The answer of one that had more than one step to
    *  take says how far it went, which the client cannot tell otherwise (the steps taken stay
    *  done); one of a single step answers as any command does. */
-  private async stopped(pending: Pending[], jobs: Job[], done: Job[]): Promise<{ failure: Failure; done: Job[] }> {
+  private async stopped(pending: Pending[], count: number, done: number): Promise<{ failure: Failure; done: number }> {
     const failure = (await this.settle(pending)) ?? this.gate();
     if (failure === null) throw new Error('stopped: the action has no failure');
-    if (jobs.length <= actionStepJobsMax) return { failure, done };
-    return { failure: fail(failure.code, `${failure.error}; stopped after ${done.length} of ${jobs.length} jobs`), done };
+    if (count <= actionStepJobsMax) return { failure, done };
+    return { failure: fail(failure.code, `${failure.error}; stopped after ${done} of ${count} jobs`), done };
   }
 
   async drain(queue: string, ctx: Ctx): Promise<Outcome<{ removed: number }>> {
@@ -822,14 +829,14 @@ export class Broker implements BrokerApi {
     // job is pulled meanwhile (holdPullsOf), but one may be promoted, retried or removed.
     const still = (job: Job): boolean => job.state === JobState.WAITING || job.state === JobState.DELAYED || job.state === JobState.WAITING_CHILDREN;
     const remove = (d: Decide, jobs: Job[]): RecordDraft[] => removedDrafts(d, queue, jobs, RemoveReason.DRAINED);
-    const last = (d: Decide, jobs: Job[], before: Job[]): RecordDraft[] => {
+    const last = (d: Decide, jobs: Job[], before: number): RecordDraft[] => {
       const drafts = remove(d, jobs);
-      drafts.push(draft(d, { type: 'queueDrained', queue, removed: before.length + jobs.length }));
+      drafts.push(draft(d, { type: 'queueDrained', queue, removed: before + jobs.length }));
       return drafts;
     };
     const jobs = queueOps.drainable(this.state.queues.get(queue));
     const { failure, done } = await this.stepped(jobs, ctx, { still, drafts: remove, last, holdPullsOf: queue });
-    return failure ?? { ok: true, removed: done.length };
+    return failure ?? { ok: true, removed: done };
   }
 
   async clean(queue: string, body: unknown, ctx: Ctx): Promise<Outcome<{ removed: string[] }>> {
@@ -848,10 +855,13 @@ export class Broker implements BrokerApi {
         ? job.state === JobState.WAITING_CHILDREN
         : job.state === expected && (job.state !== JobState.ACTIVE || (job.lockExpiresAt ?? Infinity) <= this.now());
     const remove = (d: Decide, step: Job[]): RecordDraft[] => removedDrafts(d, queue, step, RemoveReason.CLEANED);
-    const { failure, done } = await this.stepped(queueOps.dependentsFirst(freed, picked.value), ctx, { still, drafts: remove });
+    const removed = new Set<Job>();
+    const took = (step: Job[]): void => {
+      for (const job of step) removed.add(job);
+    };
+    const { failure } = await this.stepped(queueOps.dependentsFirst(freed, picked.value), ctx, { still, drafts: remove, took });
     if (failure !== null) return failure;
     // The picked jobs oldest first, then the ones they set free, as the answer has always listed.
-    const removed = new Set(done);
     const ids: string[] = [];
     for (const list of [picked.value, freed]) for (const job of list) if (removed.has(job)) ids.push(job.id);
     return { ok: true, removed: ids };
@@ -878,7 +888,7 @@ export class Broker implements BrokerApi {
       if (queueExists(this.state, queue) || drafts.length > 0) drafts.push(draft(d, { type: 'queueObliterated', queue }));
       return drafts;
     };
-    const { failure } = await this.stepped(queueOps.allJobs(q), ctx, { still, drafts: remove, last, holdPullsOf: queue });
+    const { failure } = await this.stepped(queueOps.allJobsSource(q), ctx, { still, drafts: remove, last, holdPullsOf: queue });
     return failure ?? { ok: true };
   }
 
@@ -890,7 +900,7 @@ export class Broker implements BrokerApi {
     const still = (job: Job): boolean => job.state === JobState.DELAYED;
     const promote = (d: Decide, jobs: Job[]): RecordDraft[] => promotedDrafts(d, queue, jobs, true);
     const { failure, done } = await this.stepped(picked.value, ctx, { still, drafts: promote });
-    return failure ?? { ok: true, promoted: done.length };
+    return failure ?? { ok: true, promoted: done };
   }
 
   dlq(queue: string, start: number, length: number): { jobs: JobView[]; count: number } {
@@ -914,7 +924,7 @@ export class Broker implements BrokerApi {
     const still = (job: Job): boolean => job.state === JobState.FAILED;
     const retry = (d: Decide, step: Job[]): RecordDraft[] => step.map((job) => draft(d, { type: 'retried', queue, jobId: job.id, prev: job.state }));
     const { failure, done } = await this.stepped(jobs, ctx, { still, drafts: retry });
-    return failure ?? { ok: true, retried: done.length };
+    return failure ?? { ok: true, retried: done };
   }
 
   async dlqPurge(queue: string, ctx: Ctx): Promise<Outcome<{ purged: number }>> {
@@ -925,7 +935,7 @@ export class Broker implements BrokerApi {
     const still = (job: Job): boolean => job.state === JobState.FAILED;
     const purge = (d: Decide, step: Job[]): RecordDraft[] => removedDrafts(d, queue, step, RemoveReason.DLQ_PURGED);
     const { failure, done } = await this.stepped(jobs, ctx, { still, drafts: purge });
-    return failure ?? { ok: true, purged: done.length };
+    return failure ?? { ok: true, purged: done };
   }
 
   // ── Push workers ──────────────────────────────────────────────────────────────────────────

@@ -23,4 +23,4 @@ export {
   type QueueState,
   type State,
 } from './state.js';
-export { waitEntries, waitIterate, waitOldest, waitPage } from './waitlist.js';
+export { waitEntries, waitEntryJob, waitIterate, waitOldest, waitPage } from './waitlist.js';

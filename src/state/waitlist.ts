@@ -302,6 +302,15 @@ export function* waitEntries(list: WaitList): Generator<Job | number, void, void
   }
 }
 
+/** The job of an entry waitEntries gave earlier (the list may have changed since), made now if
+ *  it is still a row; undefined when its row was dropped meanwhile. A Job is returned as it is,
+ *  whatever happened to it since: the caller judges its state. */
+export function waitEntryJob(list: WaitList, e: Job | number): Job | undefined {
+  if (typeof e !== 'number') return e;
+  const cold = list.cold as ColdJobs;
+  return cold.made(e) ?? (cold.isCold(e) ? cold.job(e) : undefined);
+}
+
 /** Up to `count` live waiting jobs that `takes(createdAt, priority)` accepts, the first pushed
  *  (lowest seq) first. Cold rows are read from their columns and only the ones returned are made
  *  into jobs, so a small `count` over a restored queue of a million jobs makes a handful. A
