@@ -31,7 +31,11 @@ export function listSource(jobs: readonly Job[]): JobSource {
   let at = 0;
   return {
     count: jobs.length,
-    take: (max) => jobs.slice(at, (at = Math.min(jobs.length, at + max))),
+    take(max) {
+      const from = at;
+      at = Math.min(jobs.length, at + max);
+      return jobs.slice(from, at);
+    },
     get exhausted() {
       return at >= jobs.length;
     },
