@@ -20,8 +20,8 @@ export function waitingJobs(queue: QueueState): Iterable<Job> {
 export interface JobSource {
   /** How many jobs the action was decided over. */
   readonly count: number;
-  /** The next at most `max` of them, in order; fewer (or none) at the end. A row dropped since
-   *  the request came is passed over; a Job is given as it is (its state is the caller's to judge). */
+  /** The next `max` of them in order (fewer at the end), each as it is now (its state is the
+   *  caller's to judge); one whose row was dropped since the request came is left out. */
   take(max: number): Job[];
   /** Whether take has given every job. */
   readonly exhausted: boolean;
@@ -50,16 +50,13 @@ function waitingThen(queue: QueueState, then: readonly Job[]): JobSource {
   return {
     count,
     take(max) {
+      // Exactly `max` of the jobs decided over, as a slice of them all would take, whatever became
+      // of them: the steps fall where they would over jobs that were never rows.
       const out: Job[] = [];
-      for (; out.length < max && at < entries.length; at++) {
-        const job = waitEntryJob(queue.waiting, entries[at] as Job | number);
+      const end = Math.min(count, at + max);
+      for (; at < end; at++) {
+        const job = at < entries.length ? waitEntryJob(queue.waiting, entries[at] as Job | number) : then[at - entries.length];
         if (job !== undefined) out.push(job);
-      }
-      if (at >= entries.length) {
-        const from = at - entries.length;
-        const to = Math.min(then.length, from + max - out.length);
-        for (let i = from; i < to; i++) out.push(then[i] as Job);
-        at = entries.length + to;
       }
       return out;
     },
