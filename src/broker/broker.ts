@@ -834,7 +834,7 @@ export class Broker implements BrokerApi {
       drafts.push(draft(d, { type: 'queueDrained', queue, removed: before + jobs.length }));
       return drafts;
     };
-    const jobs = queueOps.drainable(this.state.queues.get(queue));
+    const jobs = queueOps.drainable(this.state.queues.get(queue), (id) => this.state.jobs.get(id));
     const { failure, done } = await this.stepped(jobs, ctx, { still, drafts: remove, last, holdPullsOf: queue });
     return failure ?? { ok: true, removed: done };
   }

@@ -42,20 +42,24 @@ export function listSource(jobs: readonly Job[]): JobSource {
   };
 }
 
-/** The queue's waiting jobs in pull order (rows left rows until taken), then `then`. */
-function waitingThen(queue: QueueState, then: readonly Job[]): JobSource {
+/** `before`, the queue's waiting jobs in pull order (rows left rows until taken), then `after`. */
+function waitingAmong(queue: QueueState, before: readonly Job[], after: readonly Job[]): JobSource {
   const entries: (Job | number)[] = [...waitEntries(queue.waiting)];
-  const count = entries.length + then.length;
+  const count = before.length + entries.length + after.length;
   let at = 0;
+  const jobAt = (i: number): Job | undefined => {
+    if (i < before.length) return before[i];
+    const e = i - before.length;
+    return e < entries.length ? waitEntryJob(queue.waiting, entries[e] as Job | number) : after[e - entries.length];
+  };
   return {
     count,
     take(max) {
       // Exactly `max` of the jobs decided over, as a slice of them all would take, whatever became
       // of them: the steps fall where they would over jobs that were never rows.
       const out: Job[] = [];
-      const end = Math.min(count, at + max);
-      for (; at < end; at++) {
-        const job = at < entries.length ? waitEntryJob(queue.waiting, entries[at] as Job | number) : then[at - entries.length];
+      for (const end = Math.min(count, at + max); at < end; at++) {
+        const job = jobAt(at);
         if (job !== undefined) out.push(job);
       }
       return out;
@@ -68,14 +72,17 @@ function waitingThen(queue: QueueState, then: readonly Job[]): JobSource {
 
 /** What a drain removes: the waiting and delayed jobs and the jobs they would set free, in the
  *  order of dependentsFirst; no sort of them all (each step's records list its jobs by seq:
- *  removedDrafts). Without jobs waiting for children in the queue, nothing is set free and the
- *  waiting jobs stay rows until their step; with some, every job is made first, to find them. */
-export function drainable(queue: QueueState | undefined): JobSource {
+ *  removedDrafts). The waiting jobs stay rows until their step: the jobs set free are found by
+ *  looking up (with `lookup`, the state's job index) the dependencies of the queue's jobs
+ *  waiting for children, not by listing every job the drain removes. */
+export function drainable(queue: QueueState | undefined, lookup: (id: string) => Job | undefined): JobSource {
   if (queue === undefined) return listSource([]);
-  if (queue.children.size === 0) return waitingThen(queue, [...queue.delayed]);
-  const jobs = waitPage(queue.waiting, 0, queue.waiting.size);
-  for (const job of queue.delayed) jobs.push(job);
-  return listSource(dependentsFirst(freedDependents(queue, jobs), jobs));
+  const drained = (id: string): boolean => {
+    const job = lookup(id);
+    return job !== undefined && job.queue === queue.name && (job.state === JobState.WAITING || job.state === JobState.DELAYED);
+  };
+  const freed = freedBy(queue, drained);
+  return waitingAmong(queue, freed.reverse(), [...queue.delayed]);
 }
 
 /** The queue's jobs waiting for children whose every pending dependency is, transitively, among
@@ -85,15 +92,23 @@ export function drainable(queue: QueueState | undefined): JobSource {
  *  remove such a parent of the same queue with its child too. A dependent in another queue is set
  *  free, as by any removal. */
 export function freedDependents(queue: QueueState | undefined, jobs: Job[]): Job[] {
-  const freed: Job[] = [];
-  if (queue === undefined || queue.children.size === 0) return freed;
+  if (queue === undefined || queue.children.size === 0) return [];
   const settling = new Set<string>();
   for (const job of jobs) if (job.state !== JobState.FAILED) settling.add(job.id);
+  return freedBy(queue, (id) => settling.has(id));
+}
+
+/** freedDependents, the jobs to be removed told by `settles` (their ids, failed ones excluded). */
+function freedBy(queue: QueueState, settles: (id: string) => boolean): Job[] {
+  const freed: Job[] = [];
+  if (queue.children.size === 0) return freed;
+  const freeing = new Set<string>();
+  const settled = (id: string): boolean => freeing.has(id) || settles(id);
   for (let grew = true; grew; ) {
     grew = false;
     for (const job of queue.children) {
-      if (settling.has(job.id) || job.pendingDeps.length === 0 || !job.pendingDeps.every((dep) => settling.has(dep))) continue;
-      settling.add(job.id);
+      if (freeing.has(job.id) || settles(job.id) || job.pendingDeps.length === 0 || !job.pendingDeps.every(settled)) continue;
+      freeing.add(job.id);
       freed.push(job);
       grew = true;
     }
@@ -121,7 +136,7 @@ export function allJobs(queue: QueueState | undefined): Job[] {
 
 /** allJobs as a JobSource: the waiting jobs stay rows until their step. */
 export function allJobsSource(queue: QueueState | undefined): JobSource {
-  return queue === undefined ? listSource([]) : waitingThen(queue, [...otherJobs(queue)]);
+  return queue === undefined ? listSource([]) : waitingAmong(queue, [], [...otherJobs(queue)]);
 }
 
 function* otherJobs(queue: QueueState): Generator<Job, void, void> {

@@ -1,6 +1,7 @@
 // A drain or an obliterate of a restored queue, whose waiting jobs are cold rows
 // (src/state/cold-jobs.ts), makes them into jobs a step at a time: the first step has made at most
-// a step's worth (it made every one before, doubling the server's memory for a big queue), and a
+// a step's worth (it made every one before, doubling the server's memory for a big queue), also
+// when the drain removes a job waiting for children with the child it waits for; and a
 // row removed between two steps is passed over, not counted or removed twice; and with work between
 // its steps, or an obliterate of the same queue at once, it decides what the same actions over
 // jobs decide (the steps fall in the same places, whatever became of their rows).
@@ -13,15 +14,17 @@ import { Broker } from '../../src/broker/broker.js';
 import { actionStepJobsMax } from '../../src/constants.js';
 import { Log } from '../../src/log/log.js';
 import { loadState } from '../../src/snapshot/recover-state.js';
+import { JobState } from '../../src/record/types.js';
 import { exportState, waitIterate, type State } from '../../src/state/index.js';
 import { manualClock, startBroker } from '../fixtures/broker.js';
 
 const ctx = { actor: null };
 const jobs = 2 * actionStepJobsMax + 1_000;
 
-/** A data directory holding `jobs` waiting jobs in each of `queues` (and one delayed job each),
- *  and their ids, pushed at the clock's start. */
-async function filled(t: Test, queues: string[]): Promise<{ dir: string; ids: Map<string, string[]> }> {
+/** A data directory holding `jobs` waiting jobs in each of `queues` (and one delayed job each;
+ *  with `parents`, also a job `parent-<queue>` waiting for the last of them), and their ids,
+ *  pushed at the clock's start. */
+async function filled(t: Test, queues: string[], parents = false): Promise<{ dir: string; ids: Map<string, string[]> }> {
   const f = await startBroker({ sync: 'always', clock: manualClock().now });
   t.teardown(() => f.cleanup());
   const ids = new Map<string, string[]>();
@@ -33,6 +36,7 @@ async function filled(t: Test, queues: string[]): Promise<{ dir: string; ids: Ma
       mine.push(...out.ids);
     }
     await f.broker.push(queue, { data: 'later', delay: 60_000 }, ctx);
+    if (parents) await f.broker.push(queue, { data: 'parent', jobId: `parent-${queue}`, dependsOn: [mine.at(-1) as string] }, ctx);
     ids.set(queue, mine);
   }
   await f.broker.close();
@@ -140,4 +144,16 @@ t.test('a-drain-and-an-obliterate-of-one-restored-queue-at-once-decide-as-over-j
   t.same(JSON.parse(overRows[1] as string), { ok: true });
   t.notOk(rows.state.queues.has('q'));
   t.equal(rows.state.cold.rows, 0);
+});
+
+t.test('a-drain-that-removes-a-parent-with-its-child-still-makes-the-rows-a-step-at-a-time', async (t) => {
+  const { dir } = await filled(t, ['q'], true);
+  const broker = await restoredCopy(t, dir);
+  t.equal(broker.state.jobs.get('parent-q')?.state, JobState.WAITING_CHILDREN, 'the parent waits for its child, a row');
+  const rowsBefore = broker.state.cold.rows;
+  const draining = broker.drain('q', ctx);
+  t.ok(broker.state.cold.rows >= rowsBefore - actionStepJobsMax - 1, `after the first step ${broker.state.cold.rows} of ${rowsBefore} rows are still rows`);
+  t.equal(broker.state.jobs.get('parent-q'), undefined, 'the parent went in the first step, before its child');
+  t.same(await draining, { ok: true, removed: jobs + 2 }, 'every waiting job, the delayed one and the parent');
+  t.equal(broker.state.cold.rows, 0);
 });
