@@ -15,13 +15,11 @@ import { actionStepJobsMax } from '../../src/constants.js';
 import { Log } from '../../src/log/log.js';
 import { loadState } from '../../src/snapshot/recover-state.js';
 import { JobState } from '../../src/record/types.js';
-import { exportState, waitIterate, type State } from '../../src/state/index.js';
-import { manualClock, startBroker } from '../fixtures/broker.js';
+import { waitIterate } from '../../src/state/index.js';
+import { comparableState, manualClock, startBroker } from '../fixtures/broker.js';
+import { ctx, many, pushMany } from './steps-fixture.js';
 
-const ctx = { actor: null };
-const jobs = 2 * actionStepJobsMax + 1_000;
-
-/** A data directory holding `jobs` waiting jobs in each of `queues` (and one delayed job each;
+/** A data directory holding `many` waiting jobs in each of `queues` (and one delayed job each;
  *  with `parents`, also a job `parent-<queue>` waiting for the last of them), and their ids,
  *  pushed at the clock's start. */
 async function filled(t: Test, queues: string[], parents = false): Promise<{ dir: string; ids: Map<string, string[]> }> {
@@ -29,12 +27,7 @@ async function filled(t: Test, queues: string[], parents = false): Promise<{ dir
   t.teardown(() => f.cleanup());
   const ids = new Map<string, string[]>();
   for (const queue of queues) {
-    const mine: string[] = [];
-    for (let i = 0; i < jobs; i += 1_000) {
-      const out = await f.broker.pushBulk(queue, Array.from({ length: Math.min(1_000, jobs - i) }, (_, k) => ({ data: { n: i + k } })), ctx);
-      if (!out.ok) throw new Error(out.error);
-      mine.push(...out.ids);
-    }
+    const mine = await pushMany(f.broker, queue, many);
     await f.broker.push(queue, { data: 'later', delay: 60_000 }, ctx);
     if (parents) await f.broker.push(queue, { data: 'parent', jobId: `parent-${queue}`, dependsOn: [mine.at(-1) as string] }, ctx);
     ids.set(queue, mine);
@@ -62,27 +55,20 @@ async function restoredCopy(t: Test, dir: string): Promise<Broker> {
 async function restored(t: Test, queues: string[]): Promise<{ broker: Broker; ids: Map<string, string[]> }> {
   const { dir, ids } = await filled(t, queues);
   const broker = await restoredCopy(t, dir);
-  t.equal(broker.state.cold.rows, jobs * queues.length, 'every waiting job is a cold row after the replay');
+  t.equal(broker.state.cold.rows, many * queues.length, 'every waiting job is a cold row after the replay');
   return { broker, ids };
-}
-
-/** The state's image, lock tokens blanked (they are random). */
-function comparable(state: State): string {
-  const image = exportState(state);
-  for (const job of image.jobs) job.lockToken = job.lockToken === null ? null : 'token';
-  return JSON.stringify(image);
 }
 
 t.test('a-drain-of-a-restored-queue-makes-its-jobs-a-step-at-a-time-and-passes-over-rows-removed-meanwhile', async (t) => {
   const { broker, ids } = await restored(t, ['q']);
   const draining = broker.drain('q', ctx);
-  t.ok(broker.state.cold.rows >= jobs - actionStepJobsMax, `after the first step ${broker.state.cold.rows} rows are still rows`);
+  t.ok(broker.state.cold.rows >= many - actionStepJobsMax, `after the first step ${broker.state.cold.rows} rows are still rows`);
   const last = ids.get('q')?.at(-1) as string;
   const cancelled = await broker.cancel(last, ctx);
   t.ok(cancelled.ok, 'a job still a row is cancelled between two steps');
   const out = await draining;
   // Every waiting job but the cancelled one, and the delayed one.
-  t.same(out, { ok: true, removed: jobs }, 'the cancelled job is not counted');
+  t.same(out, { ok: true, removed: many }, 'the cancelled job is not counted');
   t.equal(broker.counts('q').waiting, 0);
   t.equal(broker.counts('q').delayed, 0);
   t.equal(broker.state.cold.rows, 0, 'no row left');
@@ -92,11 +78,11 @@ t.test('a-drain-of-a-restored-queue-makes-its-jobs-a-step-at-a-time-and-passes-o
 t.test('an-obliterate-of-a-restored-queue-makes-its-jobs-a-step-at-a-time', async (t) => {
   const { broker } = await restored(t, ['q', 'other']);
   const obliterating = broker.obliterate('q', ctx);
-  t.ok(broker.state.cold.rows >= 2 * jobs - actionStepJobsMax, `after the first step ${broker.state.cold.rows} rows are still rows`);
+  t.ok(broker.state.cold.rows >= 2 * many - actionStepJobsMax, `after the first step ${broker.state.cold.rows} rows are still rows`);
   t.same(await obliterating, { ok: true });
   t.notOk(broker.state.queues.has('q'), 'the queue is gone');
-  t.equal(broker.state.cold.rows, jobs, "the other queue's rows are still rows");
-  t.equal(broker.counts('other').waiting, jobs);
+  t.equal(broker.state.cold.rows, many, "the other queue's rows are still rows");
+  t.equal(broker.counts('other').waiting, many);
 });
 
 t.test('a-drain-over-rows-with-work-between-its-steps-decides-as-the-same-drain-over-jobs', async (t) => {
@@ -106,23 +92,23 @@ t.test('a-drain-over-rows-with-work-between-its-steps-decides-as-the-same-drain-
   const made = await restoredCopy(t, dir);
   let waiting = 0;
   for (const queue of made.state.queues.values()) for (const job of waitIterate(queue.waiting)) waiting += job.id === '' ? 0 : 1;
-  t.equal(waiting, jobs);
+  t.equal(waiting, many);
   t.equal(made.state.cold.rows, 0, 'every row of the second broker made into a job before the drain');
   const run = async (broker: Broker): Promise<string[]> => {
     const draining = broker.drain('q', ctx);
     // Between the first and the second step (each call below applies its record at once):
     const seen = JSON.stringify(broker.getJob(mine[actionStepJobsMax + 7] as string)); // a row of a later step made into a job now
-    const cancel = broker.cancel(mine[jobs - 1] as string, ctx); // one of the last step removed first
+    const cancel = broker.cancel(mine[many - 1] as string, ctx); // one of the last step removed first
     const push = broker.push('q', { data: 'between', jobId: 'between' }, ctx); // pushed during the drain
     const pull = broker.pull('q', { timeoutMs: 0 }, ctx); // pulls of a draining queue get no job
     const answers = (await Promise.all([draining, cancel, push, pull])).map((answer) => JSON.stringify(answer));
-    return [seen, ...answers, comparable(broker.state)];
+    return [seen, ...answers, comparableState(broker.state)];
   };
   const overRows = await run(rows);
   const overJobs = await run(made);
   t.same(overRows.slice(0, -1), overJobs.slice(0, -1), 'the same answers');
   t.ok(overRows.at(-1) === overJobs.at(-1), 'the same state after');
-  t.same(JSON.parse(overRows[1] as string), { ok: true, removed: jobs }, 'the waiting jobs but the cancelled one, and the delayed one');
+  t.same(JSON.parse(overRows[1] as string), { ok: true, removed: many }, 'the waiting jobs but the cancelled one, and the delayed one');
   t.same(JSON.parse(overRows[4] as string), { ok: true, job: null, token: null });
   t.equal(rows.counts('q').waiting, 1, 'the job pushed during the drain waits');
   t.equal(rows.state.cold.rows, 0);
@@ -136,7 +122,7 @@ t.test('a-drain-and-an-obliterate-of-one-restored-queue-at-once-decide-as-over-j
   t.equal(made.state.cold.rows, 0, 'every row of the second broker made into a job first');
   const run = async (broker: Broker): Promise<string[]> => {
     const answers = await Promise.all([broker.drain('q', ctx), broker.obliterate('q', ctx, true)]);
-    return [...answers.map((answer) => JSON.stringify(answer)), comparable(broker.state)];
+    return [...answers.map((answer) => JSON.stringify(answer)), comparableState(broker.state)];
   };
   const overRows = await run(rows);
   const overJobs = await run(made);
@@ -154,6 +140,6 @@ t.test('a-drain-that-removes-a-parent-with-its-child-still-makes-the-rows-a-step
   const draining = broker.drain('q', ctx);
   t.ok(broker.state.cold.rows >= rowsBefore - actionStepJobsMax - 1, `after the first step ${broker.state.cold.rows} of ${rowsBefore} rows are still rows`);
   t.equal(broker.state.jobs.get('parent-q'), undefined, 'the parent went in the first step, before its child');
-  t.same(await draining, { ok: true, removed: jobs + 2 }, 'every waiting job, the delayed one and the parent');
+  t.same(await draining, { ok: true, removed: many + 2 }, 'every waiting job, the delayed one and the parent');
   t.equal(broker.state.cold.rows, 0);
 });

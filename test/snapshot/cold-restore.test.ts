@@ -11,8 +11,8 @@ import { Broker } from '../../src/broker/broker.js';
 import { Log } from '../../src/log/log.js';
 import { loadState } from '../../src/snapshot/recover-state.js';
 import { writeStateSnapshot } from '../../src/snapshot/store.js';
-import { exportState, waitEntries, type State } from '../../src/state/index.js';
-import { manualClock, replayLog, startBroker } from '../fixtures/broker.js';
+import { waitEntries, type State } from '../../src/state/index.js';
+import { comparableState, manualClock, replayLog, startBroker } from '../fixtures/broker.js';
 import { prng } from './workload.js';
 
 const seed = Number(process.env.TAPEQ_SEED ?? Date.now() % 1_000_000);
@@ -20,13 +20,6 @@ t.comment(`seed ${seed} (TAPEQ_SEED=${seed} replays it)`);
 
 const ctx = { actor: { name: 'test', address: '127.0.0.1' } };
 const queues = ['alpha', 'beta', 'gamma'];
-
-/** The state's image with what differs between two brokers by chance alone (lock tokens) blanked. */
-function comparable(state: State): string {
-  const image = exportState(state);
-  for (const job of image.jobs) job.lockToken = job.lockToken === null ? null : 'token';
-  return JSON.stringify(image);
-}
 
 /** Every queue's waiting ids in pull order, read without making a cold row into a job. */
 function waitingOrder(state: State): string {
@@ -85,7 +78,7 @@ t.test('a-broker-on-a-snapshot-with-cold-rows-decides-and-ends-as-one-on-the-rep
   const waiting = queues.reduce((n, q) => n + f.broker.counts(q).waiting, 0);
   t.ok(rows > waiting / 2, `most waiting jobs are cold rows (${rows} of ${waiting})`);
   t.ok(rows < waiting, 'jobs that need more than a row are jobs');
-  t.equal(comparable(loaded.state), comparable(await replayLog(f.log)), 'restored = replayed');
+  t.equal(comparableState(loaded.state), comparableState(await replayLog(f.log)), 'restored = replayed');
   t.equal(loaded.state.cold.rows, 0, 'comparing made every job');
 
   // Again, now untouched, under a broker; and a third broker on a full replay of another copy of
@@ -162,6 +155,6 @@ t.test('a-broker-on-a-snapshot-with-cold-rows-decides-and-ends-as-one-on-the-rep
   t.ok(pulls > 300, `the operations pulled (${pulls} pulls)`);
   t.ok(again.state.cold.rows < rows, 'operations made some rows into jobs');
   t.ok(replayed.state.cold.rows < replayedRows, 'and on the replayed state');
-  t.equal(comparable(again.state), comparable(f.broker.state), 'the restored broker ends in the same state');
-  t.equal(comparable(replayed.state), comparable(f.broker.state), 'so does the replayed one');
+  t.equal(comparableState(again.state), comparableState(f.broker.state), 'the restored broker ends in the same state');
+  t.equal(comparableState(replayed.state), comparableState(f.broker.state), 'so does the replayed one');
 });
