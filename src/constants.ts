@@ -109,6 +109,11 @@ export const heapGrowingPercentCeiling = 100;
 export const snapshotEveryRecordsDefault = 1_000_000;
 export const snapshotIntervalMsDefault = 10 * 60 * 1_000;
 export const snapshotsKept = 2;
+/** Snapshots kept spread over the retention window for point-in-time recovery (keep.ts): with the
+ *  7-day default, one per 42 hours, so the log kept is at most the window plus about 42 hours and
+ *  at most 4 + 2 + 2 snapshot files stay. */
+export const snapshotRecoveryPointsDefault = 4;
+export const snapshotRecoveryPointsMax = 1_000;
 /** Valid snapshots retention needs before it removes a segment (src/snapshot/retention.ts): the
  *  newest, and one to fall back to should the newest prove bad at the next start. */
 export const retentionSnapshotsValidMin = 2;

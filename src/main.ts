@@ -81,6 +81,7 @@ async function serveWriting(
     log,
     everyRecords: config.snapshotEveryRecords,
     intervalMs: config.snapshotIntervalMs,
+    spread: { windowMs: config.historyRetentionMs, points: config.snapshotRecoveryPoints },
     logger,
   });
   const history = new JobHistory({ log, writeFiles: true, logger });

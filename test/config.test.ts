@@ -37,6 +37,15 @@ t.test('heap-growing-percent-defaults-to-30-and-takes-0-to-300', async (t) => {
   }
 });
 
+t.test('snapshot-recovery-points-default-to-4-and-take-0-to-1000', async (t) => {
+  t.equal(loadConfig({}).snapshotRecoveryPoints, 4);
+  t.equal(loadConfig({ SNAPSHOT_RECOVERY_POINTS: '0' }).snapshotRecoveryPoints, 0, '0 keeps only the two newest');
+  t.equal(loadConfig({ SNAPSHOT_RECOVERY_POINTS: '1000' }).snapshotRecoveryPoints, 1000);
+  for (const bad of ['-1', '1001', '2.5', 'many']) {
+    t.throws(() => loadConfig({ SNAPSHOT_RECOVERY_POINTS: bad }), { message: new RegExp(`SNAPSHOT_RECOVERY_POINTS must be an integer from 0 to 1000 \\(got "${bad}"\\)`) });
+  }
+});
+
 t.test('auth-tokens-are-split-and-trimmed', async (t) => {
   t.same(loadConfig({ AUTH_TOKENS: ' a, b ,,c ' }).authTokens, ['a', 'b', 'c']);
 });

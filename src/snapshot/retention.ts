@@ -12,9 +12,10 @@
 // Consequently nothing at or after the second-newest valid snapshot is ever touched, and with
 // fewer than two valid snapshots nothing is removed at all (a full replay needs every record).
 // Point-in-time recovery needs a snapshot at or before its point once the log's beginning is
-// gone, so after a removal it reaches back to the oldest kept snapshot, not to the oldest record
-// (README, "Command line"); keeping snapshots spread over the retention window would lift that,
-// at the disk cost of one snapshot per step.
+// gone, so after a removal it reaches back to the oldest kept snapshot, not to the oldest record.
+// Pruning (keep.ts) therefore keeps, with SNAPSHOT_RECOVERY_POINTS > 0, a snapshot stamped before
+// now - retentionMs and snapshots spread over the window: the oldest kept snapshot, below which
+// this removes segments, is that anchor, and every point retention keeps can be rebuilt.
 //
 //   segments   [seg 0][seg 1][seg 2][seg 3 ......][active]
 //   snapshots                 ^oldest kept   ^newest
@@ -28,10 +29,9 @@
 // loop for one piece's checksum at most.
 // Runs must not overlap each other (the composition root runs them one at a time on a timer).
 
-import { stat } from 'node:fs/promises';
 import { retentionSnapshotsValidMin } from '../constants.js';
 import { initChecksum } from '../log/checksum.js';
-import { listSnapshots, verifySnapshotFile, type SnapshotEntry } from './store.js';
+import { forgetVerdictsExcept, listSnapshots, verifiedHeader } from './store.js';
 
 /** What retention needs from the log (the real Log satisfies it). */
 export interface RetentionLogView {
@@ -50,39 +50,17 @@ export interface CompactOptions {
   now: number;
 }
 
-const verdicts = new Map<string, { key: string; valid: boolean }>();
-
-async function isValid(entry: SnapshotEntry): Promise<boolean> {
-  try {
-    const info = await stat(entry.file);
-    const key = `${info.size}:${info.mtimeMs}`;
-    const cached = verdicts.get(entry.file);
-    if (cached?.key === key) return cached.valid;
-    let valid = false;
-    try {
-      valid = (await verifySnapshotFile(entry.file)).offset === entry.offset;
-    } catch {
-      valid = false;
-    }
-    verdicts.set(entry.file, { key, valid });
-    return valid;
-  } catch {
-    return false;
-  }
-}
-
 /** Offset of the oldest valid snapshot the log can extend, or null when fewer than
  *  retentionSnapshotsValidMin are valid (the log may be the only fallback left). */
 export async function oldestKeptSnapshotOffset(snapshotsDir: string, log: RetentionLogView): Promise<number | null> {
   await initChecksum();
   const entries = await listSnapshots(snapshotsDir);
-  const listed = new Set(entries.map((e) => e.file));
-  for (const file of verdicts.keys()) if (!listed.has(file)) verdicts.delete(file);
+  forgetVerdictsExcept(entries);
   let oldest: number | null = null;
   let valid = 0;
   for (const entry of entries) {
     if (entry.offset > log.durableOffset || entry.offset < log.firstOffset) continue;
-    if (!(await isValid(entry))) continue;
+    if ((await verifiedHeader(entry)) === null) continue;
     oldest = entry.offset;
     valid++;
   }

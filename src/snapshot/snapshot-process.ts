@@ -22,6 +22,7 @@ import { snapshotProcessNice } from '../constants.js';
 import { Log } from '../log/log.js';
 import type { SealedScanResult } from '../log/sealed-scan.js';
 import { loadState } from './recover-state.js';
+import type { SpreadPolicy } from './keep.js';
 import { writeStateSnapshot } from './store.js';
 
 export interface SnapshotJob {
@@ -30,6 +31,7 @@ export interface SnapshotJob {
   /** The snapshot covers records [0, upTo): the log's durableOffset when the job was posted. */
   upTo: number;
   kept: number;
+  spread: SpreadPolicy | null;
 }
 
 export interface SnapshotResult {
@@ -64,7 +66,7 @@ async function run(job: SnapshotJob, post: (message: ProcessMessage) => void): P
     }
     const loaded = await loadState({ log, dir: job.snapshotsDir, logger, until: job.upTo, readOnly: true });
     const fresh = loaded.fromSnapshot === null || loaded.replayed > 0;
-    const file = fresh ? await writeStateSnapshot(job.snapshotsDir, loaded.state, { kept: job.kept }) : null;
+    const file = fresh ? await writeStateSnapshot(job.snapshotsDir, loaded.state, { kept: job.kept, spread: job.spread }) : null;
     const ms = Math.round(performance.now() - started);
     return { file, fromSnapshot: loaded.fromSnapshot, replayed: loaded.replayed, sealedScanned, sealedKnown, ms };
   } finally {

@@ -23,6 +23,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { snapshotRetryMsMax, snapshotsKept } from '../constants.js';
+import type { SpreadPolicy } from './keep.js';
 import type { ProcessMessage, SnapshotJob, SnapshotResult } from './snapshot-process.js';
 import { listSnapshots, type Logger } from './store.js';
 
@@ -41,6 +42,8 @@ export interface SnapshotterOptions {
   logger: Logger;
   /** Valid snapshots kept (default constants.snapshotsKept). */
   kept?: number;
+  /** Older snapshots kept for point-in-time recovery (keep.ts); default none. */
+  spread?: SpreadPolicy | null;
 }
 
 /** How often both triggers are polled (the owner may also call maybeSnapshot() after appends). */
@@ -174,6 +177,7 @@ export class Snapshotter {
       logDir: this.options.log.dir,
       upTo: this.options.log.durableOffset,
       kept: this.options.kept ?? snapshotsKept,
+      spread: this.options.spread ?? null,
     };
     this.lastRunMs = performance.now();
     const run = this.runJob(job).then(

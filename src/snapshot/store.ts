@@ -2,7 +2,8 @@
 //
 // Write protocol (a crash at any step leaves either the old set or the old set plus the new file):
 //   1. write <name>.tmp, fsync it    2. rename to <name>    3. fsync the directory
-//   4. only then delete snapshots older than the newest `kept` valid ones.
+//   4. only then delete snapshots older than the newest `kept` valid ones, except those a spread
+//      policy keeps for point-in-time recovery (keep.ts).
 // A `.tmp` file was never renamed, so it is never a snapshot: the loader ignores it and removes it
 // (unless told to leave the directory untouched, as read-only tools are), and so does the next
 // write (the directory's one writer: any other `.tmp` is a dead write's).
@@ -12,12 +13,13 @@
 // tried. Concurrency: one writer per directory (the Snapshotter guarantees it); readers may run
 // beside the writer because a snapshot appears only by rename.
 
-import { open, readdir, rename, rm, mkdir, type FileHandle } from 'node:fs/promises';
+import { open, readdir, rename, rm, mkdir, stat, type FileHandle } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { createChecksum32, initChecksum } from '../log/checksum.js';
 import { errnoOf, messageOf } from '../log/errors.js';
 import { snapshotBlockBytesMax, snapshotsKept } from '../constants.js';
 import type { StateImage } from '../state/image.js';
+import { snapshotsToKeep, type KeepCandidate, type SpreadPolicy } from './keep.js';
 import { exportState, importState, type State } from '../state/index.js';
 import {
   checkSchemaReadable,
@@ -83,6 +85,10 @@ async function fsyncDir(dir: string): Promise<void> {
 export interface WriteOptions {
   /** Valid snapshots to keep, the new one included (default constants.snapshotsKept). */
   kept?: number;
+  /** Older snapshots also kept for point-in-time recovery (keep.ts); default none. */
+  spread?: SpreadPolicy | null;
+  /** The wall clock the spread policy's window ends at (default Date.now()). */
+  now?: number;
 }
 
 /** Writes `image` (file format 1) atomically and durably, then prunes; resolves with the path. */
@@ -128,7 +134,7 @@ async function writeAtomically(
     throw error;
   }
   await fsyncDir(dir);
-  await prune(dir, options.kept ?? snapshotsKept, file);
+  await prune(dir, options, file);
   return file;
 }
 
@@ -178,31 +184,72 @@ async function withSnapshotFile<T>(
   }
 }
 
-async function isValid(entry: SnapshotEntry): Promise<boolean> {
+/** The header of a snapshot that verifies in full under its name's offset, else null. */
+async function validHeader(entry: SnapshotEntry): Promise<SnapshotHeader | null> {
   try {
-    return (await verifySnapshotFile(entry.file)).offset === entry.offset;
+    const header = await verifySnapshotFile(entry.file);
+    return header.offset === entry.offset ? header : null;
   } catch {
-    return false;
+    return null;
   }
 }
 
-/** Deletes every snapshot older than the oldest of the newest `kept` valid ones. `written` was
- *  just written from memory and synced, so it counts as valid without being read back. */
-async function prune(dir: string, kept: number, written: string): Promise<void> {
-  if (kept < 1) throw new Error(`snapshotsKept must be ≥ 1, got ${kept}`);
-  const entries = await listSnapshots(dir);
-  let valid = 0;
-  let cut = entries.length;
-  for (let i = 0; i < entries.length && valid < kept; i++) {
-    const entry = entries[i] as SnapshotEntry;
-    if (entry.file === written || (await isValid(entry))) {
-      valid++;
-      cut = i + 1;
-    }
+const verdicts = new Map<string, { key: string; header: SnapshotHeader | null }>();
+
+/** validHeader, remembered per (path, size, mtime): periodic callers (retention, pruning of the
+ *  older snapshots) do not re-read unchanged files. */
+export async function verifiedHeader(entry: SnapshotEntry): Promise<SnapshotHeader | null> {
+  let key: string;
+  try {
+    const info = await stat(entry.file);
+    key = `${info.size}:${info.mtimeMs}`;
+  } catch {
+    return null;
   }
-  if (valid < kept) return;
-  for (const entry of entries.slice(cut)) await rm(entry.file, { force: true });
-  if (cut < entries.length) await fsyncDir(dir);
+  const cached = verdicts.get(entry.file);
+  if (cached?.key === key) return cached.header;
+  const header = await validHeader(entry);
+  verdicts.set(entry.file, { key, header });
+  return header;
+}
+
+/** Drops the remembered verdicts of files no longer listed. */
+export function forgetVerdictsExcept(entries: readonly SnapshotEntry[]): void {
+  const listed = new Set(entries.map((e) => e.file));
+  for (const file of verdicts.keys()) if (!listed.has(file)) verdicts.delete(file);
+}
+
+/** The header of a snapshot file, checked against the file's size; the payload is not read. */
+async function readSnapshotHeader(file: string): Promise<SnapshotHeader> {
+  return withSnapshotFile(file, (_handle, header) => Promise.resolve(header));
+}
+
+/** Deletes every snapshot older than the oldest of the newest `kept` valid ones, except those the
+ *  spread policy keeps. `written` was just written from memory and synced, so it counts as valid
+ *  without being read back. Nothing is deleted while fewer than `kept` are valid. */
+async function prune(dir: string, options: WriteOptions, written: string): Promise<void> {
+  const kept = options.kept ?? snapshotsKept;
+  if (kept < 1) throw new Error(`snapshotsKept must be ≥ 1, got ${kept}`);
+  const spread = options.spread ?? null;
+  const entries = await listSnapshots(dir);
+  forgetVerdictsExcept(entries);
+  const valid: KeepCandidate[] = [];
+  let cut = entries.length;
+  for (let i = 0; i < entries.length && (valid.length < kept || spread !== null); i++) {
+    const entry = entries[i] as SnapshotEntry;
+    // The newest `kept` are read in full each time (they are what a start falls back on); older
+    // ones, which only a spread policy keeps, once per file version (verifiedHeader).
+    const header =
+      entry.file === written ? await readSnapshotHeader(written) : valid.length < kept ? await validHeader(entry) : await verifiedHeader(entry);
+    if (header === null) continue;
+    valid.push({ file: entry.file, timestamp: header.timestamp });
+    if (valid.length === kept) cut = i + 1;
+  }
+  if (valid.length < kept) return;
+  const keep = snapshotsToKeep(valid, kept, spread, options.now ?? Date.now());
+  const doomed = entries.slice(cut).filter((entry) => !keep.has(entry.file));
+  for (const entry of doomed) await rm(entry.file, { force: true });
+  if (doomed.length > 0) await fsyncDir(dir);
 }
 
 /** Removes never-renamed `.tmp` leftovers of interrupted writes; resolves with their paths. One

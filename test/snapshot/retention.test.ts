@@ -148,3 +148,57 @@ for (const mode of ['deleted', 'archived'] as const) {
     if (archive !== undefined) t.strictSame(await jobIndexFiles(archive), sealed, 'archived beside their segments');
   });
 }
+
+/** A week of work in 6-hour rounds over a 2-day retention window: after each round a snapshot is
+ *  written (pruned with `points` spread over the window) and retention runs, as the server does.
+ *  Returns the live digest at the end of each round and how far back the log still starts. */
+async function weekOfRounds(t: Test, points: number): Promise<{ f: BrokerFixture; snapshots: string; rounds: Array<{ offset: number; ts: number; digest: string }>; windowMs: number }> {
+  const clock = manualClock();
+  const f = await startBroker({ start: false, clock: clock.now, segmentBytes: 4 * 1024, sync: 'always' });
+  t.teardown(() => f.cleanup());
+  const snapshots = await mkdtemp(join(tmpdir(), 'tapeq-snaps-'));
+  t.teardown(() => rm(snapshots, { recursive: true, force: true }));
+  const windowMs = 2 * day;
+  const spread = { windowMs, points };
+  const random = prng(11);
+  const rounds: Array<{ offset: number; ts: number; digest: string }> = [];
+  for (let round = 0; round < 28; round++) {
+    await runWorkload(f.broker, 30, random, clock.advance);
+    rounds.push({ offset: f.log.durableOffset, ts: clock.now(), digest: digestOf(f.broker.state) });
+    const { state } = await loadState({ log: f.log, dir: snapshots, logger: quiet, until: f.log.durableOffset });
+    await writeSnapshot(snapshots, exportState(state), { kept: 2, spread, now: clock.now() });
+    await compact({ log: f.log, snapshotsDir: snapshots, retentionMs: windowMs, now: clock.now() });
+    clock.advance(6 * 60 * 60 * 1_000);
+  }
+  return { f, snapshots, rounds, windowMs };
+}
+
+t.test('point-in-time-recovery-reaches-every-point-of-the-retention-window-after-retention-ran', async (t) => {
+  const { f, snapshots, rounds, windowMs } = await weekOfRounds(t, 4);
+  const now = (rounds.at(-1) as { ts: number }).ts;
+  t.ok(f.log.firstOffset > 0, `retention removed the log's beginning (it starts at offset ${f.log.firstOffset})`);
+  const inWindow = rounds.filter((r) => r.ts >= now - windowMs);
+  t.ok(inWindow.length >= 8, `${inWindow.length} points in the window`);
+  for (const r of inWindow) {
+    const loaded = await loadState({ log: f.log, dir: snapshots, logger: quiet, until: r.offset, readOnly: true });
+    t.equal(digestOf(loaded.state), r.digest, `the state at offset ${r.offset} (${Math.round((now - r.ts) / 3_600_000)} h back) is rebuilt`);
+  }
+  const files = await readdir(snapshots);
+  t.ok(files.length <= 2 + 4 + 2, `${files.length} snapshot files kept`);
+  // Retention still removes: the log starts no earlier than the window, a step (12 h) and a round back.
+  const before = rounds.filter((r) => r.ts < now - windowMs - 12 * 3_600_000 - 6 * 3_600_000);
+  t.ok(before.length > 0 && f.log.firstOffset >= (before.at(-1) as { offset: number }).offset, 'the log kept is not much longer than the window');
+});
+
+t.test('without-spread-snapshots-recovery-reaches-back-only-to-the-older-of-the-two-newest', async (t) => {
+  // The same week with SNAPSHOT_RECOVERY_POINTS=0: what the spread policy is for.
+  const { f, snapshots, rounds, windowMs } = await weekOfRounds(t, 0);
+  const now = (rounds.at(-1) as { ts: number }).ts;
+  const start = rounds.find((r) => r.ts >= now - windowMs) as { offset: number };
+  await t.rejects(
+    loadState({ log: f.log, dir: snapshots, logger: quiet, until: start.offset, readOnly: true }),
+    { code: 'RECOVERY_IMPOSSIBLE' },
+    'the window\'s first point cannot be rebuilt',
+  );
+  t.equal((await readdir(snapshots)).length, 2);
+});

@@ -66,6 +66,25 @@ t.test('prune-keeps-the-newest-valid-snapshots-only-after-the-new-one-is-durable
   t.strictSame((await listSnapshots(dir)).map((e) => e.offset), [6, 5]);
 });
 
+t.test('prune-with-a-spread-keeps-the-newest-valid-snapshot-before-the-window-as-anchor', async (t) => {
+  const dir = await tempDir(t);
+  const hour = 3_600_000;
+  const spread = { windowMs: 8 * hour, points: 2 };
+  // One snapshot an hour, offsets = hours; window 8 h, steps of 4 h.
+  for (let h = 1; h <= 20; h++) await writeSnapshot(dir, emptyImage(h, h * hour), { kept: 2, spread, now: h * hour });
+  // At 20 h: the newest two, 20 and 19; the window starts at 12 h, and 12 is the newest at or
+  // before it (the anchor) and the oldest of the step [12, 16) (13 to 15 went as they came); the
+  // step [16, 20) keeps 16.
+  t.strictSame((await listSnapshots(dir)).map((e) => e.offset), [20, 19, 16, 12]);
+  await writeSnapshot(dir, emptyImage(21, 21 * hour), { kept: 2, spread, now: 21 * hour });
+  t.strictSame((await listSnapshots(dir)).map((e) => e.offset), [21, 20, 16, 12], 'from 13 h on, 12 is still the anchor; 20 starts the step [20, 24)');
+  await writeFile(join(dir, snapshotFileName(12)), 'bit rot');
+  await writeSnapshot(dir, emptyImage(22, 22 * hour), { kept: 2, spread, now: 22 * hour });
+  t.strictSame((await listSnapshots(dir)).map((e) => e.offset), [22, 21, 20, 16], 'an unreadable anchor is no anchor: removed, 16 is the oldest left');
+  await writeSnapshot(dir, emptyImage(23, 23 * hour), { kept: 2, spread: null, now: 23 * hour });
+  t.strictSame((await listSnapshots(dir)).map((e) => e.offset), [23, 22], 'no spread: only the newest two');
+});
+
 t.test('a-snapshot-this-build-cannot-read-never-counts-as-kept-by-pruning', async (t) => {
   for (const [format, write] of [
     ['format-1', (dir: string, offset: number) => writeSnapshot(dir, emptyImage(offset), { kept: 2 })],
