@@ -2,15 +2,15 @@
 // (`tapeq replay | grep -q …`, `| true`): the output has nowhere to go, which is no failure of
 // the command; it must not end in an unhandled EPIPE and its stack trace.
 
-import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import t from 'tap';
-import { cliPath } from '../fixtures/process.js';
+import { spawn } from 'node:child_process';
+import { cliPath, plainNode } from '../fixtures/process.js';
 import { tempDir, writeLog } from '../log/helpers.js';
 
 function runWithClosedStdout(args: string[]): Promise<{ code: number | null; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cliPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(...plainNode([cliPath, ...args]), { stdio: ['ignore', 'pipe', 'pipe'] });
     child.stdout.destroy();
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));

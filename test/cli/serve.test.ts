@@ -8,12 +8,12 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import t from 'tap';
 import { startBroker } from '../fixtures/broker.js';
-import { cliPath, freePort, startTapeq, tempDataDir } from '../fixtures/process.js';
+import { cliPath, freePort, plainNode, startTapeq, tempDataDir } from '../fixtures/process.js';
 
 /** Runs `tapeq serve` until it exits or `ms` pass (then SIGKILL: code null), so a server that
  *  should have refused to start cannot hang the test. */
 async function serveFor(env: Record<string, string>, ms: number): Promise<{ code: number | null; stderr: string }> {
-  const child = spawn(process.execPath, [cliPath, 'serve'], {
+  const child = spawn(...plainNode([cliPath, 'serve']), {
     env: { ...process.env, HOST: '127.0.0.1', HTTP_PORT: String(await freePort()), ...env },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
@@ -132,7 +132,7 @@ t.test('what-the-log-says-at-start-is-named-as-every-server-line-is', async (t) 
 /** Starts `tapeq serve` on `dir`, sends SIGTERM once its stderr shows `cue`, and waits for it to
  *  exit (SIGKILL after 30 s): its exit, all of its stderr, and the ms from the signal to the exit. */
 async function sigtermOnCue(dir: string, cue: string): Promise<{ code: number | null; signal: string | null; stderr: string; exitMs: number }> {
-  const child = spawn(process.execPath, [cliPath, 'serve'], {
+  const child = spawn(...plainNode([cliPath, 'serve']), {
     env: { ...process.env, HOST: '127.0.0.1', HTTP_PORT: String(await freePort()), DATA_DIR: dir },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
@@ -232,7 +232,7 @@ t.test('with-port-0-the-server-takes-over-the-port-its-startup-probe-was-given',
   // A fresh lock of a server on another host holds the start, with the probe listening, until
   // the test removes it.
   await writeFile(join(dir, 'LOCK'), `${JSON.stringify({ pid: 1, startTicks: null, pidNs: null, host: 'another-host.invalid', token: 't' })}\n`);
-  const child = spawn(process.execPath, [cliPath, 'serve'], {
+  const child = spawn(...plainNode([cliPath, 'serve']), {
     env: { ...process.env, HOST: '127.0.0.1', HTTP_PORT: '0', DATA_DIR: dir },
     stdio: ['ignore', 'ignore', 'pipe'],
   });

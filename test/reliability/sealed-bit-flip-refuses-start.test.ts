@@ -10,11 +10,11 @@
 //
 // Fast: 3 flips. TAPEQ_LONG=1: 25 flips.
 
-import { spawn } from 'node:child_process';
 import { cp, readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
-import { cliPath, freePort, runTapeq } from '../fixtures/process.js';
+import { spawn } from 'node:child_process';
+import { cliPath, freePort, runTapeq, plainNode } from '../fixtures/process.js';
 import { LONG, hashTree, seededRng, tempDir } from '../fixtures/reliability/common.js';
 import { writeWorkload } from '../fixtures/reliability/workload.js';
 
@@ -35,7 +35,7 @@ function frameStarts(bytes: Buffer): number[] {
 /** Runs `tapeq serve` to its exit (bounded): exit code, stderr, and whether /ready ever said 200. */
 async function serveUntilExit(dataDir: string, timeoutMs = 30_000): Promise<{ code: number | null; stderr: string; becameReady: boolean }> {
   const port = await freePort();
-  const child = spawn(process.execPath, [cliPath, 'serve'], {
+  const child = spawn(...plainNode([cliPath, 'serve']), {
     env: { ...process.env, HOST: '127.0.0.1', HTTP_PORT: String(port), DATA_DIR: dataDir },
     stdio: ['ignore', 'ignore', 'pipe'],
   });

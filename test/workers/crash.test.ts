@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { Log } from '../../src/log/log.js';
+import { plainNode } from '../fixtures/process.js';
 import { sleep, startEndpoint, text, until } from './endpoint.js';
 
 const childScript = fileURLToPath(new URL('./fixtures/stack-child.js', import.meta.url));
@@ -16,7 +17,7 @@ process.on('exit', () => {
 });
 
 async function startChild(dir: string): Promise<{ child: ChildProcess; api: string }> {
-  const child = spawn(process.execPath, [childScript, dir], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(...plainNode([childScript, dir]), { stdio: ['ignore', 'pipe', 'inherit'] });
   children.add(child);
   child.on('exit', () => children.delete(child));
   const api = await new Promise<string>((resolve, reject) => {
