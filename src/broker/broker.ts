@@ -760,10 +760,11 @@ export class Broker implements BrokerApi {
    * applied to). `last` drafts the final step (default: `drafts` of its jobs). With
    * `holdPullsOf`, pulls of that queue get no job between the steps (a long poll waits): a drain
    * or a clean of waiting jobs does not feed workers the jobs it is removing, nor an obliterate
-   * hand out a job it would then remove while active, which it only does when forced. The hold ends in the turn of the last
-   * append, so the long polls it kept waiting are woken by that append's records. A storage fault
-   * or a close between steps ends the action with that failure, its message saying how many of
-   * the jobs the steps taken had reached; those steps stay done, in the log as far as it synced.
+   * hand out a job it would then remove while active, which it only does when forced. The hold
+   * ends in the turn of the last append, so the long polls it kept waiting are woken by that
+   * append's records. A storage fault or a close between steps ends the action with that
+   * failure, its message saying how many of the jobs the steps taken had reached; those steps
+   * stay done, in the log as far as it synced.
    */
   private async stepped(jobs: JobSource | Job[], ctx: Ctx, plan: StepPlan): Promise<{ failure: Failure | null; done: number }> {
     const source = Array.isArray(jobs) ? queueOps.listSource(jobs) : jobs;
