@@ -759,12 +759,12 @@ export class Broker implements BrokerApi {
    * removed meanwhile is left as it is: a step's records are decided against the state they are
    * applied to). `last` drafts the final step (default: `drafts` of its jobs). With
    * `holdPullsOf`, pulls of that queue get no job between the steps (a long poll waits): a drain
-   * or a clean of waiting jobs does not feed workers the jobs it is removing, nor an obliterate
-   * hand out a job it would then remove while active, which it only does when forced. The hold
-   * ends in the turn of the last append, so the long polls it kept waiting are woken by that
-   * append's records. A storage fault or a close between steps ends the action with that
-   * failure, its message saying how many of the jobs the steps taken had reached; those steps
-   * stay done, in the log as far as it synced.
+   * does not feed workers the jobs it is removing, nor an obliterate hand out a job it would then
+   * remove while active, which it only does when forced. The hold ends in the turn of the last
+   * append, so the long polls it kept waiting are woken by that append's records (the final step
+   * of each appends one: `queueDrained`, `queueObliterated`). A storage fault or a
+   * close between steps ends the action with that failure, its message saying how many of the
+   * jobs the steps taken had reached; those steps stay done, in the log as far as it synced.
    */
   private async stepped(jobs: JobSource | Job[], ctx: Ctx, plan: StepPlan): Promise<{ failure: Failure | null; done: number }> {
     const source = Array.isArray(jobs) ? queueOps.listSource(jobs) : jobs;
@@ -860,9 +860,7 @@ export class Broker implements BrokerApi {
     const took = (step: Job[]): void => {
       for (const job of step) removed.add(job);
     };
-    // A clean of waiting jobs, as a drain, hands none of them to a worker between its steps.
-    const hold = expected === JobState.WAITING ? { holdPullsOf: queue } : {};
-    const { failure } = await this.stepped(queueOps.dependentsFirst(freed, picked.value), ctx, { still, drafts: remove, took, ...hold });
+    const { failure } = await this.stepped(queueOps.dependentsFirst(freed, picked.value), ctx, { still, drafts: remove, took });
     if (failure !== null) return failure;
     // The picked jobs oldest first, then the ones they set free, as the answer has always listed.
     const ids: string[] = [];
