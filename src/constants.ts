@@ -113,7 +113,9 @@ export const snapshotsKept = 2;
  *  7-day default, one per 42 hours, so the log kept is at most the window plus about 42 hours and
  *  at most 4 + 2 + 2 snapshot files stay. */
 export const snapshotRecoveryPointsDefault = 4;
-export const snapshotRecoveryPointsMax = 1_000;
+/** Each kept snapshot is read in full once per snapshot-process start (its first prune) and on
+ *  the server's main thread by retention's first run: 100 bounds that work. */
+export const snapshotRecoveryPointsMax = 100;
 /** Valid snapshots retention needs before it removes a segment (src/snapshot/retention.ts): the
  *  newest, and one to fall back to should the newest prove bad at the next start. */
 export const retentionSnapshotsValidMin = 2;

@@ -37,12 +37,12 @@ t.test('heap-growing-percent-defaults-to-30-and-takes-0-to-300', async (t) => {
   }
 });
 
-t.test('snapshot-recovery-points-default-to-4-and-take-0-to-1000', async (t) => {
+t.test('snapshot-recovery-points-default-to-4-and-take-0-to-100', async (t) => {
   t.equal(loadConfig({}).snapshotRecoveryPoints, 4);
   t.equal(loadConfig({ SNAPSHOT_RECOVERY_POINTS: '0' }).snapshotRecoveryPoints, 0, '0 keeps only the two newest');
-  t.equal(loadConfig({ SNAPSHOT_RECOVERY_POINTS: '1000' }).snapshotRecoveryPoints, 1000);
-  for (const bad of ['-1', '1001', '2.5', 'many']) {
-    t.throws(() => loadConfig({ SNAPSHOT_RECOVERY_POINTS: bad }), { message: new RegExp(`SNAPSHOT_RECOVERY_POINTS must be an integer from 0 to 1000 \\(got "${bad}"\\)`) });
+  t.equal(loadConfig({ SNAPSHOT_RECOVERY_POINTS: '100' }).snapshotRecoveryPoints, 100);
+  for (const bad of ['-1', '101', '2.5', 'many']) {
+    t.throws(() => loadConfig({ SNAPSHOT_RECOVERY_POINTS: bad }), { message: new RegExp(`SNAPSHOT_RECOVERY_POINTS must be an integer from 0 to 100 \\(got "${bad}"\\)`) });
   }
 });
 

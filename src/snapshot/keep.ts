@@ -11,7 +11,10 @@
 //     the window: as time moves on, one of them becomes the next anchor, no more than about a step
 //     older than the window's start, so the log retention keeps is the window plus about a step.
 // So at most newest + points + 2 snapshots stay (the window meets at most points + 1 steps).
-// The stamp of a snapshot is its header's: the timestamp of the last record it covers.
+// The stamp of a snapshot is its header's: the timestamp of the last record it covers. The clock
+// is the snapshot process's: one that jumps forward by the window or more while a prune runs
+// makes the newest snapshots the anchor and drops the older ones, and recovery then reaches back
+// only to them until a window has passed again.
 //
 //   time  ──────────────────────────────────────────────────────────────────────▶ now
 //   steps   |   step k    |  step k+1   |  step k+2   |  step k+3   |  step k+4   |
@@ -41,8 +44,9 @@ export function snapshotsToKeep(valid: readonly KeepCandidate[], newest: number,
   if (spread.windowMs === 0) return keep;
   const step = Math.ceil(spread.windowMs / spread.points);
   const oldestOfStep = new Map<number, string>();
-  // Newest first, so the last one set in a step is its oldest.
-  for (const c of valid) if (c.timestamp > windowStart) oldestOfStep.set(Math.floor(c.timestamp / step), c.file);
+  // Newest first, so the last one set in a step is its oldest. A stamp after now (the clock went
+  // back since) marks no step: otherwise each such snapshot could keep one more file.
+  for (const c of valid) if (c.timestamp > windowStart && c.timestamp <= now) oldestOfStep.set(Math.floor(c.timestamp / step), c.file);
   for (const file of oldestOfStep.values()) keep.add(file);
   return keep;
 }

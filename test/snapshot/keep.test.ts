@@ -77,4 +77,8 @@ t.test('the-anchor-is-the-newest-at-or-before-the-window-and-each-step-keeps-its
   // [16,20) oldest 17.
   t.same([...keep].sort(), ['h11', 'h12.5', 'h17', 'h18', 'h19']);
   t.same([...snapshotsToKeep(valid, 2, { windowMs: 0, points: 4 }, 20 * hour)].sort(), ['h18', 'h19'], 'an empty window: the newest is its own anchor');
+  // The clock went back 6 h after it had stamped 19, 18, 17 and 15, after now (14 h): the window
+  // starts at 6 h, anchor 3; steps [4, 8) 7, [8, 12) 8, [12, 16) 12.5 (not 15 or 17).
+  const back = snapshotsToKeep(valid, 2, { windowMs: 8 * hour, points: 2 }, 14 * hour);
+  t.same([...back].sort(), ['h12.5', 'h18', 'h19', 'h3', 'h7', 'h8'], 'stamps after now mark no step: of them only the newest two stay');
 });

@@ -4,6 +4,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import t from 'tap';
+import { plainNode } from '../fixtures/process.js';
 
 t.setTimeout(60_000);
 
@@ -34,7 +35,7 @@ function alive(pid: number): boolean {
 
 for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
   t.test(`${signal.toLowerCase()}-kills-the-tree-and-removes-temp-dirs`, async (t) => {
-    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(...plainNode(['--input-type=module', '-e', script]), { stdio: ['ignore', 'pipe', 'inherit'] });
     const exited = new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
     let out = '';
     child.stdout.setEncoding('utf8');
