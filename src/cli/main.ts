@@ -69,7 +69,9 @@ Read-only. Exit 0; 1 on a log error or records lost to retention; 2 on a usage e
 Checks every segment header, frame length and checksum, that every record decodes and that
 offsets run without a gap; then every snapshot's checksums, that none covers records past the
 log's end (records the log lost), and that a log whose beginning retention removed has a snapshot
-to start from. Prints a summary; on damage names the file, byte, offset and problem.
+to start from. Prints a summary, ending with how far back \`recover --until\` reaches (offset 0
+while the log starts there, else the oldest sound snapshot the log extends, with the time of its
+last record); on damage names the file, byte, offset and problem.
 Read-only. Exit 0 when the log is sound; 1 on damage (a torn tail counts); 2 on a usage error.`,
     load: async () => (await import('./verify.js')).verifyCommand,
   },

@@ -14,7 +14,7 @@ import { dataDirOf, sourcePathsOf } from '../history/state-at.js';
 import { errnoOf, messageOf } from '../log/errors.js';
 import { LogError, openReadOnly, type Log } from '../log/log.js';
 import { listSnapshots, verifySnapshotFile, type SnapshotEntry } from '../snapshot/store.js';
-import { SnapshotCorruptError } from '../snapshot/format.js';
+import { SnapshotCorruptError, type SnapshotHeader } from '../snapshot/format.js';
 
 export async function verifyCommand(argv: string[]): Promise<number> {
   let dir: string;
@@ -54,7 +54,10 @@ export async function verifyCommand(argv: string[]): Promise<number> {
       const segments = log.segments();
       const bytes = segments.reduce((n, s) => n + s.bytes, 0);
       const range = records === 0 ? `no record; the next is offset ${log.nextOffset}` : `offsets ${log.firstOffset}..${log.nextOffset - 1}`;
-      console.log(`verify: ok ${segments.length} segments, ${records} records (${range}), ${bytes} bytes, log ${log.logId}, ${snapshots} snapshots`);
+      console.log(
+        `verify: ok ${segments.length} segments, ${records} records (${range}), ${bytes} bytes, log ${log.logId}, ` +
+          `${snapshots.count} snapshots${mustStart ? `; ${reachOf(log, snapshots.oldest)}` : ''}`,
+      );
       return 0;
     } finally {
       await log.close();
@@ -69,17 +72,33 @@ export async function verifyCommand(argv: string[]): Promise<number> {
   }
 }
 
-/** Verifies the snapshot files: the count, or `<file>: <problem>` for the first bad one, or (if
- *  `mustStart`) a log that cannot be replayed from offset 0 and has no snapshot to start from.
- *  A snapshot a running server pruned since the listing is passed over; it prunes one only once
- *  newer valid ones are written, so one at or after the log's start still shows it can start. */
-async function verifySnapshots(entries: SnapshotEntry[], snapshotsDir: string, log: Log, mustStart: boolean): Promise<number | string> {
+/** How far back `recover --until` can go: to offset 0 while the log starts there, else to the
+ *  oldest sound snapshot it can extend (the time of the last record that snapshot covers). */
+function reachOf(log: Log, oldest: SnapshotHeader | null): string {
+  if (log.firstOffset === 0) return 'recover --until reaches back to offset 0';
+  if (oldest === null) return 'recover --until: no snapshot left to start from';
+  return `recover --until reaches back to offset ${oldest.offset} (${new Date(oldest.timestamp).toISOString()})`;
+}
+
+/** Verifies the snapshot files: the count and the oldest the log can extend, or `<file>:
+ *  <problem>` for the first bad one, or (if `mustStart`) a log that cannot be replayed from offset
+ *  0 and has no snapshot to start from. A snapshot a running server pruned since the listing is
+ *  passed over; it prunes one only once newer valid ones are written, so one at or after the
+ *  log's start still shows it can start. */
+async function verifySnapshots(
+  entries: SnapshotEntry[],
+  snapshotsDir: string,
+  log: Log,
+  mustStart: boolean,
+): Promise<{ count: number; oldest: SnapshotHeader | null } | string> {
   let count = 0;
+  // The oldest sound snapshot the log can extend: where point-in-time recovery reaches back to.
+  let oldest: SnapshotHeader | null = null;
   let startable = log.firstOffset === 0 || !mustStart;
   for (const entry of entries) {
-    let offset: number;
+    let header: SnapshotHeader;
     try {
-      ({ offset } = await verifySnapshotFile(entry.file));
+      header = await verifySnapshotFile(entry.file);
     } catch (err) {
       if (errnoOf(err) === 'ENOENT') {
         startable ||= entry.offset >= log.firstOffset;
@@ -88,6 +107,7 @@ async function verifySnapshots(entries: SnapshotEntry[], snapshotsDir: string, l
       if (err instanceof SnapshotCorruptError) return `${entry.file}: ${messageOf(err)}`;
       throw err;
     }
+    const offset = header.offset;
     if (offset !== entry.offset) return `${entry.file}: file name says offset ${entry.offset} but the header says ${offset}`;
     if (offset > log.nextOffset) {
       // Listed before the open, so not a running server's newer snapshot: records are missing.
@@ -95,9 +115,12 @@ async function verifySnapshots(entries: SnapshotEntry[], snapshotsDir: string, l
       return `${entry.file}: the snapshot covers offsets up to ${offset} but the log ends at ${log.nextOffset}: the log lost records ${lost}`;
     }
     count++;
-    if (entry.offset >= log.firstOffset && entry.offset <= log.nextOffset) startable = true;
+    if (entry.offset >= log.firstOffset && entry.offset <= log.nextOffset) {
+      startable = true;
+      oldest = header; // listed newest first
+    }
   }
-  if (startable) return count;
+  if (startable) return { count, oldest };
   const first = log.firstOffset;
   return (
     `${snapshotsDir}: the log starts at offset ${first} (records [0, ${first}) are gone from it) and no snapshot at ` +

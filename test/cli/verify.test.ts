@@ -3,7 +3,7 @@ import { cp, mkdir, readdir, readFile, rm, truncate, writeFile } from 'node:fs/p
 import { join } from 'node:path';
 import { segmentHeaderBytes } from '../../src/log/segment-header.js';
 import { stateAt } from '../../src/history/state-at.js';
-import { writeStateSnapshot } from '../../src/snapshot/store.js';
+import { listSnapshots, verifySnapshotFile, writeStateSnapshot } from '../../src/snapshot/store.js';
 import { compactedDataDir } from '../history/workload.js';
 import { hashTree, openLog, segmentFiles, tempDir, writeLog } from '../log/helpers.js';
 import { runCli } from './run-cli.js';
@@ -25,6 +25,7 @@ t.test('verify-uses-DATA_DIR-and-its-log-subdirectory-when-no-dir-flag', async (
   const r = await runCli(['verify'], { DATA_DIR: dir });
   t.equal(r.code, 0);
   t.match(r.stdout, '3 records');
+  t.ok(r.stdout.endsWith(', 0 snapshots; recover --until reaches back to offset 0\n'), 'a whole log: recovery reaches its start');
 });
 
 t.test('an-empty-DATA_DIR-is-unset-for-the-tools-as-for-serve', async (t) => {
@@ -108,7 +109,11 @@ t.test('verify-checks-the-snapshots-a-log-retention-cut-needs-and-fails-naming-a
   const snapshots = join(dir, 'snapshots');
   const sound = await runCli(['verify', '--dir', dir]);
   t.equal(sound.code, 0, sound.stdout);
-  t.match(sound.stdout, /^verify: ok .*, 2 snapshots\n$/, 'the summary says what was checked');
+  t.match(sound.stdout, /^verify: ok .*, 2 snapshots; recover --until reaches back to offset \d+ \(/, 'the summary says what was checked');
+  // The older snapshot lies below the log's first offset: the newer one is where recovery starts.
+  const reach = (await listSnapshots(snapshots)).filter((e) => e.offset >= src.firstOffset).map((e) => e.offset).at(-1);
+  const stamp = new Date((await verifySnapshotFile(src.newer)).timestamp).toISOString();
+  t.ok(sound.stdout.endsWith(`; recover --until reaches back to offset ${reach} (${stamp})\n`), 'and how far back point-in-time recovery reaches');
 
   const bytes = await readFile(src.newer);
   bytes[bytes.length >> 1] = (bytes[bytes.length >> 1] as number) ^ 0x01;
