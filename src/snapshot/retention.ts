@@ -55,7 +55,7 @@ export interface CompactOptions {
 export async function oldestKeptSnapshotOffset(snapshotsDir: string, log: RetentionLogView): Promise<number | null> {
   await initChecksum();
   const entries = await listSnapshots(snapshotsDir);
-  forgetVerdictsExcept(entries);
+  forgetVerdictsExcept(snapshotsDir, entries);
   let oldest: number | null = null;
   let valid = 0;
   for (const entry of entries) {

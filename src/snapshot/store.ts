@@ -14,7 +14,7 @@
 // beside the writer because a snapshot appears only by rename.
 
 import { open, readdir, rename, rm, mkdir, stat, type FileHandle } from 'node:fs/promises';
-import { basename, join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { createChecksum32, initChecksum } from '../log/checksum.js';
 import { errnoOf, messageOf } from '../log/errors.js';
 import { snapshotBlockBytesMax, snapshotsKept } from '../constants.js';
@@ -213,10 +213,12 @@ export async function verifiedHeader(entry: SnapshotEntry): Promise<SnapshotHead
   return header;
 }
 
-/** Drops the remembered verdicts of files no longer listed. */
-export function forgetVerdictsExcept(entries: readonly SnapshotEntry[]): void {
+/** Drops the remembered verdicts of the files of `dir` no longer listed in `entries` (its
+ *  listing); those of other directories stay. */
+export function forgetVerdictsExcept(dir: string, entries: readonly SnapshotEntry[]): void {
   const listed = new Set(entries.map((e) => e.file));
-  for (const file of verdicts.keys()) if (!listed.has(file)) verdicts.delete(file);
+  const home = resolve(dir);
+  for (const file of verdicts.keys()) if (dirname(resolve(file)) === home && !listed.has(file)) verdicts.delete(file);
 }
 
 /** The header of a snapshot file, checked against the file's size; the payload is not read. */
@@ -232,7 +234,7 @@ async function prune(dir: string, options: WriteOptions, written: string): Promi
   if (kept < 1) throw new Error(`snapshotsKept must be ≥ 1, got ${kept}`);
   const spread = options.spread ?? null;
   const entries = await listSnapshots(dir);
-  forgetVerdictsExcept(entries);
+  forgetVerdictsExcept(dir, entries);
   const valid: KeepCandidate[] = [];
   let cut = entries.length;
   for (let i = 0; i < entries.length && (valid.length < kept || spread !== null); i++) {
