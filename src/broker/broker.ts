@@ -144,6 +144,7 @@ export class Broker implements BrokerApi {
   /** Queues whose pulls get no job while a drain or obliterate runs over them in steps, with how
    *  many such actions run on each. */
   private readonly pullsHeld = new Map<string, number>();
+  private readonly resumedListeners: Array<(queue: string) => void> = [];
   private fault: Failure | null = null;
   private draining = false;
   private closed = false;
@@ -203,6 +204,16 @@ export class Broker implements BrokerApi {
     return () => {
       const i = this.listeners.indexOf(listener);
       if (i >= 0) this.listeners.splice(i, 1);
+    };
+  }
+
+  /** `listener(queue)` when the last hold on the queue's pulls ends (stepped): jobs may be
+   *  pullable there that no record announced (pushed while held), or that a last step left. */
+  onPullsResumed(listener: (queue: string) => void): () => void {
+    this.resumedListeners.push(listener);
+    return () => {
+      const i = this.resumedListeners.indexOf(listener);
+      if (i >= 0) this.resumedListeners.splice(i, 1);
     };
   }
 
@@ -759,10 +770,10 @@ export class Broker implements BrokerApi {
    * removed meanwhile is left as it is: a step's records are decided against the state they are
    * applied to). `last` drafts the final step (default: `drafts` of its jobs). With
    * `holdPullsOf`, pulls of that queue get no job between the steps (a long poll waits): a drain
-   * does not feed workers the jobs it is removing, nor an obliterate hand out a job it would then
-   * remove while active, which it only does when forced. The hold ends in the turn of the last
-   * append, so the long polls it kept waiting are woken by that append's records (the final step
-   * of each appends one: `queueDrained`, `queueObliterated`). A storage fault or a
+   * or a clean of every waiting job does not feed workers the jobs it is removing, nor an
+   * obliterate hand out a job it would then remove while active, which it only does when forced.
+   * The hold ends in the turn of the last append, which wakes the long polls and push workers it
+   * kept waiting (pullsResumed), whether or not that step appended anything. A storage fault or a
    * close between steps ends the action with that failure, its message saying how many of the
    * jobs the steps taken had reached; those steps stay done, in the log as far as it synced.
    */
@@ -776,7 +787,7 @@ export class Broker implements BrokerApi {
       holding = false;
       const count = (this.pullsHeld.get(held) ?? 1) - 1;
       if (count > 0) this.pullsHeld.set(held, count);
-      else this.pullsHeld.delete(held);
+      else this.pullsResumed(held);
     };
     if (held !== null) {
       this.pullsHeld.set(held, (this.pullsHeld.get(held) ?? 0) + 1);
@@ -810,6 +821,23 @@ export class Broker implements BrokerApi {
       }
     } finally {
       release();
+    }
+  }
+
+  /** Ends the hold on `queue`'s pulls: its long polls are woken (after the final step's append,
+   *  in this turn) and so are the push workers, whether or not that step appended anything. */
+  private pullsResumed(queue: string): void {
+    this.pullsHeld.delete(queue);
+    if (this.waiters.has(queue)) {
+      if (this.wakeQueues.size === 0) queueMicrotask(() => this.wake());
+      this.wakeQueues.add(queue);
+    }
+    for (const listener of this.resumedListeners) {
+      try {
+        listener(queue);
+      } catch (error) {
+        this.logger(`tapeq: onPullsResumed listener failed: ${String(error)}`);
+      }
     }
   }
 
@@ -860,7 +888,10 @@ export class Broker implements BrokerApi {
     const took = (step: Job[]): void => {
       for (const job of step) removed.add(job);
     };
-    const { failure } = await this.stepped(queueOps.dependentsFirst(freed, picked.value), ctx, { still, drafts: remove, took });
+    // A clean that takes every waiting job, as a drain, hands none of them to a worker between
+    // its steps; one that takes some (a limit, a grace, prioritized only) leaves the others pullable.
+    const all = expected === JobState.WAITING && picked.value.length === (q?.waiting.size ?? 0);
+    const { failure } = await this.stepped(queueOps.dependentsFirst(freed, picked.value), ctx, { still, drafts: remove, took, ...(all ? { holdPullsOf: queue } : {}) });
     if (failure !== null) return failure;
     // The picked jobs oldest first, then the ones they set free, as the answer has always listed.
     const ids: string[] = [];

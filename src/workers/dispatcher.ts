@@ -9,7 +9,8 @@
 //   pushed (waiting)   +1          promoted  +jobIds     released / retried  +1
 //   stalled (requeued) +1          failed (RETRY, due now)  +1               queueResumed  ∞
 //   queueDrained  ∞ (a drain in steps held the queue's pulls: jobs pushed meanwhile, which its
-//                   pulls got none of, are pullable now)
+//                   pulls got none of, are pullable now); the end of any such hold (a clean
+//                   of every waiting job too) comes as onPullsResumed, also ∞
 //   completed, removed (any queue) may release dependents anywhere: runners whose queue has
 //                      waiting jobs get +1 (checked through `counts`, after the batch)
 //
@@ -48,6 +49,8 @@ import { WorkerRunner } from './worker-runner.js';
 /** What the dispatcher needs from the broker: its API plus the applied-records feed. */
 export interface DispatcherBroker extends BrokerApi {
   onRecords(listener: (records: LogRecord[]) => void): unknown;
+  /** The end of a hold on a queue's pulls (a drain or clean in steps), which no record marks. */
+  onPullsResumed?(listener: (queue: string) => void): unknown;
 }
 
 export interface DispatcherOptions {
@@ -91,7 +94,13 @@ export class WorkerDispatcher {
     if (this.#started) throw new Error('WorkerDispatcher.start called twice');
     this.#started = true;
     const off = this.#broker.onRecords((records) => this.#onRecords(records));
-    if (typeof off === 'function') this.#unsubscribe = off as () => void;
+    const offResumed = this.#broker.onPullsResumed?.((queue) => {
+      if (!this.#closed) this.#wake(queue, Infinity);
+    });
+    this.#unsubscribe = () => {
+      if (typeof off === 'function') (off as () => void)();
+      if (typeof offResumed === 'function') (offResumed as () => void)();
+    };
     for (const config of this.#broker.workers()) this.#register(config);
   }
 

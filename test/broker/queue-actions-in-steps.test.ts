@@ -2,7 +2,7 @@
 // (broker.ts: stepped), so that other clients are served meanwhile. These tests pin what the steps
 // must keep: the answer counts what was done, a job that moved on between steps (pulled, retried
 // on its own, removed) is left as it is and not counted, a job pushed meanwhile is not drained,
-// a drain or obliterate hands out no job of its queue between its steps, obliterate leaves no
+// a drain, a clean of every waiting job or an obliterate hands out no job of its queue between its steps, obliterate leaves no
 // job of the queue behind, a dependent set free goes before its dependency, and the log replays
 // to the live state.
 
@@ -68,6 +68,41 @@ t.test('a-drain-in-steps-removes-what-waited-when-asked-and-hands-none-of-it-out
   const polledJob = await polled;
   t.equal(polledJob.ok && polledJob.job?.id, pushed, 'a long poll kept waiting gets the job pushed during the drain once it ends');
   t.same(b.counts('q'), { waiting: 0, active: 1, delayed: 0, completed: 0, failed: 0, 'waiting-children': 0, paused: 0 });
+  t.equal(digestOf(await replayLog(f.log)), digestOf(b.state), 'the log replays to the live state');
+});
+
+t.test('a-clean-of-every-waiting-job-holds-pulls-and-one-of-some-does-not', async (t) => {
+  const f = await startBroker({ clock: manualClock().now });
+  t.teardown(() => f.cleanup());
+  const b = f.broker;
+  const waiting = await pushMany(b, 'q', many);
+  let pulled: unknown = 'unseen';
+  let pushed = '';
+  let polled: Promise<Outcome<{ job: JobView | null }>> = Promise.resolve({ ok: true, job: null });
+  const all = await meanwhile(
+    () => {
+      void b.pull('q', { timeoutMs: 0 }, ctx).then((r) => (pulled = r.ok ? r.job : r.code));
+      polled = b.pull('q', { timeoutMs: 60_000 }, ctx);
+      const r = b.pushNow('q', { data: 'late' }, ctx);
+      pushed = 'id' in r ? r.id : '';
+      // The last step's jobs go meanwhile: it appends nothing, and the long poll is woken anyway.
+      for (const id of waiting.slice(actionStepJobsMax)) void b.cancel(id, ctx);
+    },
+    () => b.clean('q', { grace: 0, state: 'waiting' }, ctx),
+  );
+  t.equal(pulled, null, 'a pull between the steps gets no job');
+  t.same(all, { ok: true, removed: waiting.slice(0, actionStepJobsMax) }, 'the first step took its jobs; the rest went meanwhile');
+  const polledJob = await polled;
+  t.equal(polledJob.ok && polledJob.job?.id, pushed, 'the long poll it kept waiting gets the job pushed meanwhile once it ends');
+
+  const some = await pushMany(b, 'r', many + 10);
+  let got: unknown = 'unseen';
+  const limited = await meanwhile(
+    () => void b.pull('r', { timeoutMs: 0 }, ctx).then((r) => (got = r.ok ? r.job?.id : r.code)),
+    () => b.clean('r', { grace: 0, state: 'waiting', limit: many }, ctx),
+  );
+  t.ok(typeof got === 'string', 'a clean of some waiting jobs holds no pull');
+  t.ok(limited.ok && limited.removed.length === many - (some.slice(0, many).includes(got as string) ? 1 : 0), 'and a job pulled meanwhile is not in its answer');
   t.equal(digestOf(await replayLog(f.log)), digestOf(b.state), 'the log replays to the live state');
 });
 
@@ -179,14 +214,14 @@ t.test('a-dependent-an-action-sets-free-goes-in-its-first-step-never-left-waitin
   const cleaned = await meanwhile(
     () => {
       between = b.jobState(after as string);
-      void b.pull('c', { timeoutMs: 0 }, ctx).then((r) => (pulled = r.ok ? r.job?.id : r.code));
+      void b.pull('c', { timeoutMs: 0 }, ctx).then((r) => (pulled = r.ok ? (r.job?.id ?? null) : r.code));
     },
     () => b.clean('c', { grace: 0, state: 'waiting', limit: many }, ctx),
   );
   t.equal(between, null, 'the dependent was removed in the first step, with its dependency');
-  t.not(pulled, after, 'it was never handed out');
+  t.equal(pulled, null, 'it was never handed out, nor any job the clean removes (it takes every waiting job)');
   if (!cleaned.ok) throw new Error(cleaned.error);
-  t.equal(cleaned.removed.length, many, 'every waiting job but the one pulled meanwhile, and the dependent');
+  t.equal(cleaned.removed.length, many + 1, 'every waiting job, and the dependent');
   t.equal(cleaned.removed[cleaned.removed.length - 1], after, 'the answer lists it after the jobs picked, as always');
 
   const head = (await pushMany(b, 'd', many))[0] as string;
