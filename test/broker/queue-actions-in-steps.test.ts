@@ -6,7 +6,7 @@
 // job of the queue behind, a dependent set free goes before its dependency, and the log replays
 // to the live state.
 
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { actionStepJobsMax } from '../../src/constants.js';
 import { digestOf } from '../../src/broker/digest.js';
 import type { Broker } from '../../src/broker/broker.js';
@@ -41,32 +41,46 @@ function meanwhile<T>(between: () => void, action: () => Promise<T>): Promise<T>
   });
 }
 
+/** Between the steps of an action that holds the pulls of `queue`: a pull, a long poll and a push.
+ *  Without the hold the pull would get a later step's job, handed to a worker by the action meant
+ *  to remove it. `check` then asserts the hold: no job for the pull, and the push's job for the
+ *  long poll once the action has ended. */
+function pullsMeanwhile(b: Broker, queue: string): { run: () => void; check: (t: Test) => Promise<void> } {
+  let pulled: unknown = 'unseen';
+  let pushed = '';
+  let polled: Promise<Outcome<{ job: JobView | null }>> = Promise.resolve({ ok: true, job: null });
+  return {
+    run() {
+      void b.pull(queue, { timeoutMs: 0 }, ctx).then((r) => (pulled = r.ok ? r.job : r.code));
+      polled = b.pull(queue, { timeoutMs: 60_000 }, ctx);
+      const r = b.pushNow(queue, { data: 'late' }, ctx);
+      pushed = 'id' in r ? r.id : '';
+    },
+    async check(t) {
+      t.equal(pulled, null, 'a pull between the steps gets no job');
+      const polledJob = await polled;
+      t.equal(polledJob.ok && polledJob.job?.id, pushed, 'a long poll kept waiting gets the job pushed meanwhile once the action ends');
+    },
+  };
+}
+
 t.test('a-drain-in-steps-removes-what-waited-when-asked-and-hands-none-of-it-out', async (t) => {
   const f = await startBroker({ clock: manualClock().now });
   t.teardown(() => f.cleanup());
   const b = f.broker;
   const waiting = await pushMany(b, 'q', many);
   const delayed = await pushMany(b, 'q', 700, { delay: 60_000 });
-  let pulled: unknown = 'unseen';
-  let pushed = '';
-  let polled: Promise<Outcome<{ job: JobView | null }>> = Promise.resolve({ ok: true, job: null });
+  const pulls = pullsMeanwhile(b, 'q');
   const answer = await meanwhile(
     () => {
-      // The first step took the head's actionStepJobsMax jobs: without the hold this pull would
-      // get a later step's job, handed to a worker by the drain meant to remove it.
-      void b.pull('q', { timeoutMs: 0 }, ctx).then((r) => (pulled = r.ok ? r.job : r.code));
-      polled = b.pull('q', { timeoutMs: 60_000 }, ctx);
-      const r = b.pushNow('q', { data: 'late' }, ctx);
-      pushed = 'id' in r ? r.id : '';
+      pulls.run();
       void b.cancel(waiting[waiting.length - 1] as string, ctx);
       void b.promote(delayed[0] as string, ctx);
     },
     () => b.drain('q', ctx),
   );
-  t.equal(pulled, null, 'a pull between the steps gets no job');
   t.same(answer, { ok: true, removed: many + 700 - 1 }, 'the answer counts the jobs removed: not the one cancelled meanwhile, the one promoted meanwhile yes');
-  const polledJob = await polled;
-  t.equal(polledJob.ok && polledJob.job?.id, pushed, 'a long poll kept waiting gets the job pushed during the drain once it ends');
+  await pulls.check(t);
   t.same(b.counts('q'), { waiting: 0, active: 1, delayed: 0, completed: 0, failed: 0, 'waiting-children': 0, paused: 0 });
   t.equal(digestOf(await replayLog(f.log)), digestOf(b.state), 'the log replays to the live state');
 });
@@ -76,24 +90,17 @@ t.test('a-clean-of-every-waiting-job-holds-pulls-and-one-of-some-does-not', asyn
   t.teardown(() => f.cleanup());
   const b = f.broker;
   const waiting = await pushMany(b, 'q', many);
-  let pulled: unknown = 'unseen';
-  let pushed = '';
-  let polled: Promise<Outcome<{ job: JobView | null }>> = Promise.resolve({ ok: true, job: null });
+  const pulls = pullsMeanwhile(b, 'q');
   const all = await meanwhile(
     () => {
-      void b.pull('q', { timeoutMs: 0 }, ctx).then((r) => (pulled = r.ok ? r.job : r.code));
-      polled = b.pull('q', { timeoutMs: 60_000 }, ctx);
-      const r = b.pushNow('q', { data: 'late' }, ctx);
-      pushed = 'id' in r ? r.id : '';
+      pulls.run();
       // The last step's jobs go meanwhile: it appends nothing, and the long poll is woken anyway.
       for (const id of waiting.slice(actionStepJobsMax)) void b.cancel(id, ctx);
     },
     () => b.clean('q', { grace: 0, state: 'waiting' }, ctx),
   );
-  t.equal(pulled, null, 'a pull between the steps gets no job');
   t.same(all, { ok: true, removed: waiting.slice(0, actionStepJobsMax) }, 'the first step took its jobs; the rest went meanwhile');
-  const polledJob = await polled;
-  t.equal(polledJob.ok && polledJob.job?.id, pushed, 'the long poll it kept waiting gets the job pushed meanwhile once it ends');
+  await pulls.check(t);
 
   const some = await pushMany(b, 'r', many + 10);
   let got: unknown = 'unseen';
