@@ -141,9 +141,10 @@ export class Broker implements BrokerApi {
   private readonly listeners: RecordsListener[] = [];
   private readonly wakeQueues = new Set<string>();
   private readonly workerCache = new Map<string, WorkerConfig>();
-  /** Queues whose pulls get no job while a drain or obliterate runs over them in steps, with how
-   *  many such actions run on each. */
+  /** Queues whose pulls get no job while a drain, a clean of every waiting job or an obliterate
+   *  runs over them in steps, with how many such actions run on each. */
   private readonly pullsHeld = new Map<string, number>();
+  /** Told when a queue's last hold ends (onPullsResumed). */
   private readonly resumedListeners: Array<(queue: string) => void> = [];
   private fault: Failure | null = null;
   private draining = false;
