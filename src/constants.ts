@@ -116,6 +116,16 @@ export const snapshotRecoveryPointsDefault = 4;
 /** Each kept snapshot is read in full once per snapshot-process start (its first prune) and on
  *  the server's main thread by retention's first run: 100 bounds that work. */
 export const snapshotRecoveryPointsMax = 100;
+/** How often the server re-reads its sealed segments and snapshots to find damage at rest (the
+ *  scrub, src/snapshot/scrub.ts): once a day by default; 0 turns it off. */
+export const scrubIntervalMsDefault = 24 * 60 * 60 * 1_000;
+/** setInterval's longest period (a longer one fires at once). */
+export const scrubIntervalMsMax = 2_147_483_647;
+/** Share of the time the scrub's worker reads and checks: after each file it pauses three times
+ *  as long as that file took, so that it never takes more than a quarter of a core or of the disk. */
+export const scrubDutyCycle = 0.25;
+/** Faults a scrub run lists (it counts them all). */
+export const scrubFaultsListedMax = 20;
 /** Valid snapshots retention needs before it removes a segment (src/snapshot/retention.ts): the
  *  newest, and one to fall back to should the newest prove bad at the next start. */
 export const retentionSnapshotsValidMin = 2;

@@ -1,6 +1,6 @@
 // Composition root, and nothing else: open the log (its sealed segments verified in a worker
-// while the newest snapshot is decoded) → replay the tail →
-// start the broker and the push-worker dispatcher → serve. A startup probe holds the port from
+// while the newest snapshot is decoded) → replay the tail → start the broker, the push-worker
+// dispatcher, snapshots, retention and the scrub → serve. A startup probe holds the port from
 // the first moment, before anything is made on disk, and answers /ready with 503 until the real
 // server takes over that same port (the probe's, so that HTTP_PORT=0 names one port throughout).
 // A start that fails undoes what it made: the log is closed, the lock released, and a DATA_DIR
@@ -30,6 +30,7 @@ import { JobHistory } from './history/history.js';
 import { describePoint, untilOffset, type Point } from './history/point.js';
 import { checkTimeReachable, dataPathsOf } from './history/state-at.js';
 import { compact } from './snapshot/retention.js';
+import { Scrubber } from './snapshot/scrub.js';
 import { listSnapshots } from './snapshot/store.js';
 import { Snapshotter } from './snapshot/snapshotter.js';
 import { listenStartupProbe } from './startup-probe.js';
@@ -86,12 +87,16 @@ async function serveWriting(
   });
   const history = new JobHistory({ log, writeFiles: true, logger });
   const dispatcher = new WorkerDispatcher({ broker, logger });
+  const scrubber = new Scrubber({ log, snapshotsDir, intervalMs: config.scrubIntervalMs, logger });
   const app = await buildServer({
     broker,
     config,
     history,
     realtime: realtimePlugin({ broker, log, config }),
-    snapshotPid: () => snapshotter.processPid,
+    monitoring: {
+      snapshotPid: () => snapshotter.processPid,
+      ...(config.scrubIntervalMs > 0 ? { scrub: () => scrubber.status() } : {}),
+    },
   });
   return {
     app,
@@ -102,10 +107,12 @@ async function serveWriting(
       dispatcher.start();
       snapshotter.start();
       history.start();
+      scrubber.start();
       const stopCompaction = scheduleCompaction(log, snapshotsDir, config, logger);
       return async () => {
         try {
           stopCompaction();
+          await scrubber.close();
           // First: a snapshot process must not be forked again while the rest drains.
           await snapshotter.close();
           // /ready answers 503 and pulls get no job from here; the listener stays open (so

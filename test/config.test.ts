@@ -46,6 +46,15 @@ t.test('snapshot-recovery-points-default-to-4-and-take-0-to-100', async (t) => {
   }
 });
 
+t.test('scrub-interval-defaults-to-a-day-and-0-turns-it-off', async (t) => {
+  t.equal(loadConfig({}).scrubIntervalMs, 86_400_000);
+  t.equal(loadConfig({ SCRUB_INTERVAL_MS: '0' }).scrubIntervalMs, 0, '0: no scrub');
+  t.equal(loadConfig({ SCRUB_INTERVAL_MS: '2147483647' }).scrubIntervalMs, 2_147_483_647, "setInterval's longest period");
+  for (const bad of ['-1', '2147483648', '1.5', 'daily']) {
+    t.throws(() => loadConfig({ SCRUB_INTERVAL_MS: bad }), { message: new RegExp(`SCRUB_INTERVAL_MS must be an integer from 0 to 2147483647 \\(got "${bad}"\\)`) });
+  }
+});
+
 t.test('auth-tokens-are-split-and-trimmed', async (t) => {
   t.same(loadConfig({ AUTH_TOKENS: ' a, b ,,c ' }).authTokens, ['a', 'b', 'c']);
 });

@@ -10,6 +10,7 @@
 // `waiting`, so without that gauge they showed nowhere, while /health counts them as waiting.
 
 import type { BrokerApi } from '../broker/types.js';
+import type { ScrubStatus } from '../snapshot/scrub.js';
 
 export const histogramBucketsMs = [0.1, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 1000] as const;
 
@@ -85,7 +86,7 @@ function formatNumber(n: number): string {
   return Number.isInteger(n) ? String(n) : n.toFixed(3);
 }
 
-export function renderPrometheus(prefix: string, broker: BrokerApi, latency: LatencyMetrics): string {
+export function renderPrometheus(prefix: string, broker: BrokerApi, latency: LatencyMetrics, scrub: ScrubStatus | null = null): string {
   const stats = broker.stats();
   const lines: string[] = [];
   const counter = (name: string, help: string, value: number): void => {
@@ -114,5 +115,24 @@ export function renderPrometheus(prefix: string, broker: BrokerApi, latency: Lat
   lines.push(...latency.push.render(`${prefix}_push_duration_ms`, 'Push operation latency in ms'));
   lines.push(...latency.pull.render(`${prefix}_pull_duration_ms`, 'Pull operation latency in ms (includes long-poll wait)'));
   lines.push(...latency.ack.render(`${prefix}_ack_duration_ms`, 'Ack operation latency in ms'));
+  if (scrub !== null) lines.push(...scrubLines(prefix, scrub));
   return `${lines.join('\n')}\n`;
+}
+
+/** The scrub's metrics (src/snapshot/scrub.ts); the last run's only once there is one. */
+function scrubLines(prefix: string, scrub: ScrubStatus): string[] {
+  const metric = (name: string, type: string, help: string, value: number): string[] => [
+    `# HELP ${prefix}_${name} ${help}`,
+    `# TYPE ${prefix}_${name} ${type}`,
+    `${prefix}_${name} ${formatNumber(value)}`,
+  ];
+  const lines = metric('scrub_runs_total', 'counter', 'Completed scrubs of the sealed log segments and snapshots', scrub.runs);
+  const last = scrub.last;
+  if (last === null || scrub.lastFinishedAt === null) return lines;
+  return [
+    ...lines,
+    ...metric('scrub_faults', 'gauge', 'Damaged files the last completed scrub found (0: every file it read is sound)', last.faultCount),
+    ...metric('scrub_bytes', 'gauge', 'Bytes the last completed scrub read and checked', last.bytes),
+    ...metric('scrub_last_completed_timestamp_seconds', 'gauge', 'When the last scrub completed (Unix time)', scrub.lastFinishedAt / 1000),
+  ];
 }

@@ -31,7 +31,7 @@ import { historyRoutes, type HistorySource } from './routes/history.js';
 import { jobActionRoutes } from './routes/job-actions.js';
 import { jobUpdateRoutes } from './routes/job-updates.js';
 import { jobRoutes } from './routes/jobs.js';
-import { monitoringRoutes } from './routes/monitoring.js';
+import { monitoringRoutes, type MonitoringSources } from './routes/monitoring.js';
 import { queueRoutes } from './routes/queues.js';
 import type { RouteDeps } from './routes/types.js';
 import { workerRoutes } from './routes/workers.js';
@@ -52,8 +52,8 @@ export interface ServerDeps {
   broker: BrokerApi;
   config: Config;
   logger?: boolean;
-  /** The snapshot process's pid while it runs, for GET /health's `memory.snapshotRss`. */
-  snapshotPid?: () => number | null;
+  /** The snapshot process's pid and the scrub's status, for GET /health and /prometheus. */
+  monitoring?: MonitoringSources;
   /** The real-time plugin (SSE /events, WebSocket /ws), registered in its own scope. */
   realtime?: (app: FastifyInstance) => Promise<void>;
   /** Job history (GET /jobs/:id/history); absent = the route is not served. */
@@ -119,7 +119,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   jobUpdateRoutes(app, routeDeps);
   queueRoutes(app, routeDeps);
   workerRoutes(app, routeDeps);
-  monitoringRoutes(app, routeDeps, deps.snapshotPid);
+  monitoringRoutes(app, routeDeps, deps.monitoring);
   debugRoutes(app, routeDeps);
   if (deps.history) historyRoutes(app, deps.history, (id) => broker.getJob(id) !== null);
   if (deps.realtime) {

@@ -14,6 +14,7 @@ import { connections } from '../connections.js';
 import { collections, memoryMb, processRssMb } from '../memory.js';
 import { renderPrometheus } from '../prometheus.js';
 import { okWith } from '../schemas.js';
+import type { ScrubStatus } from '../../snapshot/scrub.js';
 import { version } from '../version.js';
 import type { RouteDeps } from './types.js';
 
@@ -24,6 +25,25 @@ const numbers = (...names: string[]) => ({
 });
 const memorySchema = numbers('heapUsed', 'heapTotal', 'rss', 'external', 'arrayBuffers');
 const collectionsSchema = numbers('jobIndex', 'completedJobs', 'processingTotal', 'queuedTotal', 'temporalIndexTotal');
+const scrubSchema = {
+  type: 'object',
+  description:
+    'The scrub of sealed log segments and snapshots (SCRUB_INTERVAL_MS; absent when it is 0). The counts are of the last completed run; ' +
+    'faults lists what it found damaged (file and problem), and stays until a run finds the files sound',
+  properties: {
+    intervalMs: { type: 'integer' },
+    runs: { type: 'integer', description: 'Completed runs since the server started' },
+    running: { type: 'boolean' },
+    lastFinishedAt: { type: ['string', 'null'], description: 'ISO time of the last completed run; null before the first' },
+    lastMs: { type: ['integer', 'null'] },
+    segments: { type: 'integer' },
+    snapshots: { type: 'integer' },
+    bytes: { type: 'integer' },
+    faultCount: { type: 'integer' },
+    faults: { type: 'array', items: { type: 'object', properties: { file: { type: 'string' }, problem: { type: 'string' } } } },
+    lastError: { type: ['string', 'null'], description: 'Why the last run could not complete; null when it did' },
+  },
+};
 const probe = { auth: 'exempt', rateLimitExempt: true } as const;
 /** Route options of a probe: no auth, no rate limit, and HEAD answered as GET without its body. */
 const probeRoute = { config: probe, exposeHeadRoute: true } as const;
@@ -32,7 +52,15 @@ function uptimeSeconds(): number {
   return Math.floor(process.uptime());
 }
 
-export function monitoringRoutes(app: FastifyInstance, { broker, config, latency }: RouteDeps, snapshotPid?: () => number | null): void {
+/** What the monitoring routes show besides the broker's numbers (main.ts provides them). */
+export interface MonitoringSources {
+  /** The snapshot process's pid while it runs, for GET /health's `memory.snapshotRss`. */
+  snapshotPid?: () => number | null;
+  /** The scrub's status; absent when SCRUB_INTERVAL_MS is 0 (and for a read-only server). */
+  scrub?: () => ScrubStatus;
+}
+
+export function monitoringRoutes(app: FastifyInstance, { broker, config, latency }: RouteDeps, sources: MonitoringSources = {}): void {
   const tags = ['monitoring'];
   app.get(
     '/health',
@@ -52,6 +80,7 @@ export function monitoringRoutes(app: FastifyInstance, { broker, config, latency
               ...numbers('heapUsed', 'heapTotal', 'rss', 'snapshotRss'),
               description: "The server process's memory in MB; snapshotRss (absent when there is none) is the snapshot process's resident set, which lives beside the server between snapshots too",
             },
+                     scrub: scrubSchema,
           }),
         },
       },
@@ -68,7 +97,8 @@ export function monitoringRoutes(app: FastifyInstance, { broker, config, latency
         version,
         queues: { waiting: s.queued, active: s.processing, delayed: s.delayed, completed: s.completed, dlq: s.dlq },
         connections: { tcp: 0, ws: connections.ws, sse: connections.sse },
-        memory: { heapUsed, heapTotal, rss, ...snapshotMemory(snapshotPid?.() ?? null) },
+        memory: { heapUsed, heapTotal, rss, ...snapshotMemory(sources.snapshotPid?.() ?? null) },
+        ...(sources.scrub === undefined ? {} : { scrub: scrubView(sources.scrub()) }),
       };
     },
   );
@@ -143,7 +173,7 @@ export function monitoringRoutes(app: FastifyInstance, { broker, config, latency
     async (_request, reply) =>
       reply
         .type('text/plain; version=0.0.4; charset=utf-8')
-        .send(renderPrometheus(config.metricsPrefix, broker, latency)),
+        .send(renderPrometheus(config.metricsPrefix, broker, latency, sources.scrub?.() ?? null)),
   );
 }
 
@@ -151,4 +181,22 @@ export function monitoringRoutes(app: FastifyInstance, { broker, config, latency
 function snapshotMemory(pid: number | null): { snapshotRss?: number } {
   const rss = pid === null ? null : processRssMb(pid);
   return rss === null ? {} : { snapshotRss: rss };
+}
+
+/** GET /health's `scrub`: the status with the last run's numbers inline. */
+function scrubView(status: ScrubStatus): Record<string, unknown> {
+  const last = status.last;
+  return {
+    intervalMs: status.intervalMs,
+    runs: status.runs,
+    running: status.running,
+    lastFinishedAt: status.lastFinishedAt === null ? null : new Date(status.lastFinishedAt).toISOString(),
+    lastMs: last?.ms ?? null,
+    segments: last?.segments ?? 0,
+    snapshots: last?.snapshots ?? 0,
+    bytes: last?.bytes ?? 0,
+    faultCount: last?.faultCount ?? 0,
+    faults: last?.faults ?? [],
+    lastError: status.lastError,
+  };
 }

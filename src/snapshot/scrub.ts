@@ -1,0 +1,163 @@
+// The scrub: every SCRUB_INTERVAL_MS the writing server re-reads its sealed log segments and its
+// snapshot files in a worker thread, with the checks a start makes (scrub-worker.ts), so that
+// damage at rest (bit rot, a bad sector, a stray write) is found while the records it hit are
+// still in memory and in other copies (an archive, a backup), not the day a restart or a
+// `recover --until` needs them. The live state is unaffected, since it lives in memory: a fault
+// does not stop the server; it is reported in the server's log (one line per fault, each naming
+// the file, byte position and record offset), in `GET /health` (`scrub`) and in `/prometheus`
+// (`<prefix>_scrub_faults`), until a run finds the files sound again.
+//
+// Not scrubbed: the active segment (its records are in the page cache and its write is under
+// way; the next start checks it, and it becomes sealed, so scrubbed, once it rolls). One run at
+// a time: a tick that finds a run under way is skipped. The worker works a quarter of the time at
+// most (scrubDutyCycle), so a run over G GiB takes about four times what reading G GiB takes.
+
+import { Worker } from 'node:worker_threads';
+import type { Log } from '../log/log.js';
+import { forgetVerdict } from './store.js';
+
+export interface ScrubJob {
+  logDir: string;
+  snapshotsDir: string;
+  logId: string;
+  /** Base offsets of the sealed segments when the run starts, ascending. */
+  bases: number[];
+}
+
+export interface ScrubResult {
+  /** Sealed segments and snapshot files read in full. */
+  segments: number;
+  snapshots: number;
+  bytes: number;
+  /** Files listed when the run started and removed (by retention, by pruning) before it read them. */
+  gone: number;
+  faultCount: number;
+  /** The first scrubFaultsListedMax faults. */
+  faults: ScrubFault[];
+  ms: number;
+}
+
+export interface ScrubFault {
+  file: string;
+  /** What is wrong, and where in the file: for a segment the byte position and record offset. */
+  problem: string;
+}
+
+/** What GET /health and /prometheus show. */
+export interface ScrubStatus {
+  intervalMs: number;
+  /** Completed runs since the server started. */
+  runs: number;
+  running: boolean;
+  /** Epoch ms of the last completed run's end; null before the first. */
+  lastFinishedAt: number | null;
+  /** The last completed run; null before the first. */
+  last: ScrubResult | null;
+  /** Why the last run could not complete (the worker failed); null when it did. */
+  lastError: string | null;
+}
+
+const workerUrl = new URL('./scrub-worker.js', import.meta.url);
+
+/** One scrub run in a worker thread (which does not keep the process alive); rejects if the
+ *  worker fails or `signal` ends it. */
+export function scrubInWorker(job: ScrubJob, signal?: AbortSignal): Promise<ScrubResult> {
+  return new Promise((resolve, reject) => {
+    const worker = new Worker(workerUrl, { workerData: job });
+    worker.unref();
+    const abort = (): void => void worker.terminate();
+    signal?.addEventListener('abort', abort, { once: true });
+    let result: ScrubResult | null = null;
+    worker.on('message', (message: ScrubResult) => {
+      result = message;
+    });
+    worker.on('error', reject);
+    worker.on('exit', (code) => {
+      signal?.removeEventListener('abort', abort);
+      if (result !== null) resolve(result);
+      else reject(new Error(signal?.aborted ? 'stopped by the server\'s close' : `the scrub worker exited with code ${code} before its result`));
+    });
+  });
+}
+
+export class Scrubber {
+  private readonly state: ScrubStatus;
+  private timer: NodeJS.Timeout | null = null;
+  /** The run under way, if any. */
+  private current: Promise<void> | null = null;
+  /** Aborted by close(): ends a run under way. */
+  private readonly stop = new AbortController();
+
+  constructor(
+    private readonly o: { log: Log; snapshotsDir: string; intervalMs: number; logger: (line: string) => void },
+  ) {
+    this.state = { intervalMs: o.intervalMs, runs: 0, running: false, lastFinishedAt: null, last: null, lastError: null };
+  }
+
+  status(): ScrubStatus {
+    return { ...this.state, last: this.state.last === null ? null : { ...this.state.last, faults: this.state.last.faults.map((f) => ({ ...f })) } };
+  }
+
+  /** The first run one interval after the start: the start itself has just checked every file. */
+  start(): void {
+    if (this.o.intervalMs <= 0 || this.timer !== null) return;
+    this.timer = setInterval(() => void this.run(), this.o.intervalMs);
+    this.timer.unref();
+  }
+
+  /** One run now, unless one is under way or the scrubber is not started; resolves when it ends. */
+  async run(): Promise<void> {
+    if (this.current !== null || this.timer === null) return;
+    this.current = this.runOnce().finally(() => {
+      this.current = null;
+      this.state.running = false;
+    });
+    this.state.running = true;
+    await this.current;
+  }
+
+  private async runOnce(): Promise<void> {
+    const job: ScrubJob = {
+      logDir: this.o.log.dir,
+      snapshotsDir: this.o.snapshotsDir,
+      logId: this.o.log.logId,
+      bases: this.o.log.segments().slice(0, -1).map((s) => s.baseOffset),
+    };
+    try {
+      const result = await scrubInWorker(job, this.stop.signal);
+      this.state.runs++;
+      this.state.last = result;
+      this.state.lastFinishedAt = Date.now();
+      this.state.lastError = null;
+      this.report(result);
+    } catch (error) {
+      this.state.lastError = error instanceof Error ? error.message : String(error);
+      if (!this.stop.signal.aborted) this.o.logger(`tapeq: scrub: the run did not complete: ${this.state.lastError}`);
+    }
+  }
+
+  private report(r: ScrubResult): void {
+    const what = `${r.segments} sealed segment(s) and ${r.snapshots} snapshot(s), ${r.bytes} bytes, in ${r.ms} ms`;
+    if (r.faultCount === 0) {
+      this.o.logger(`tapeq: scrub: ok: ${what}`);
+      return;
+    }
+    for (const { file, problem } of r.faults) {
+      this.o.logger(`tapeq: scrub: FAULT ${file}: ${problem}`);
+      // Retention's cached verdict on a snapshot (store.ts) must not outlive a fault found in it.
+      forgetVerdict(file);
+    }
+    const unlisted = r.faultCount - r.faults.length;
+    this.o.logger(
+      `tapeq: scrub: ${r.faultCount} fault(s)${unlisted > 0 ? ` (${unlisted} not listed)` : ''} in ${what}; ` +
+        'the live state is unaffected; restore the file from a copy (README "Durability": damage at rest)',
+    );
+  }
+
+  async close(): Promise<void> {
+    if (this.timer !== null) clearInterval(this.timer);
+    this.timer = null;
+    this.stop.abort();
+    await this.current;
+  }
+}
