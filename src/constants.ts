@@ -122,7 +122,8 @@ export const scrubIntervalMsDefault = 24 * 60 * 60 * 1_000;
 /** setInterval's longest period (a longer one fires at once). */
 export const scrubIntervalMsMax = 2_147_483_647;
 /** Share of the time the scrub's worker reads and checks: after each file it pauses three times
- *  as long as that file took, so that it never takes more than a quarter of a core or of the disk. */
+ *  as long as that file took, so that over a run it takes about a quarter of a core and of the
+ *  disk (a file itself, a 64 MiB segment, is read at full speed). */
 export const scrubDutyCycle = 0.25;
 /** Faults a scrub run lists (it counts them all). */
 export const scrubFaultsListedMax = 20;

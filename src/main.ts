@@ -25,7 +25,7 @@ import { governHeapGrowth } from './heap-growth.js';
 import type { Config } from './config.js';
 import { checkConstants, shutdownGraceMs } from './constants.js';
 import { Log } from './log/log.js';
-import { loadState, type LoadedState } from './snapshot/recover-state.js';
+import { loadState, rebuildRefusal, type LoadedState } from './snapshot/recover-state.js';
 import { JobHistory } from './history/history.js';
 import { describePoint, untilOffset, type Point } from './history/point.js';
 import { checkTimeReachable, dataPathsOf } from './history/state-at.js';
@@ -155,6 +155,7 @@ async function openDataDir(
     sync: config.logSync,
     syncIntervalMs: config.logSyncIntervalMs,
     repair: options.repair === true,
+    repairCheck: (cutAt, firstOffset) => rebuildRefusal(snapshotsDir, cutAt, firstOffset),
     logger: named(logger, 'tapeq: log: '),
     sealedInWorker: snapshots.length > 0,
   });

@@ -126,7 +126,10 @@ function scrubLines(prefix: string, scrub: ScrubStatus): string[] {
     `# TYPE ${prefix}_${name} ${type}`,
     `${prefix}_${name} ${formatNumber(value)}`,
   ];
-  const lines = metric('scrub_runs_total', 'counter', 'Completed scrubs of the sealed log segments and snapshots', scrub.runs);
+  const lines = [
+    ...metric('scrub_runs_total', 'counter', 'Completed scrubs of the sealed log segments and snapshots', scrub.runs),
+    ...metric('scrub_failed_runs_total', 'counter', 'Scrubs that could not complete (their findings are not counted)', scrub.failedRuns),
+  ];
   const last = scrub.last;
   if (last === null || scrub.lastFinishedAt === null) return lines;
   return [

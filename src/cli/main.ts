@@ -24,7 +24,9 @@ const COMMANDS: Record<string, CommandEntry> = {
 
   --repair          start despite a corrupt sealed segment: the log is cut at the first bad record,
                     the rest of that segment and every later segment move to log/quarantine-<ms>/
-                    (named on stderr), and the records after the cut are no longer served
+                    (named on stderr), and the records after the cut are no longer served; it
+                    refuses, moving nothing, when no snapshot could rebuild the state before the
+                    cut (retention removed the log's beginning): restore the file from a copy
   --until <point>   a READ-ONLY server on the state as of that point: offset N = after records
                     [0, N); a time = after the last record stamped at or before it. Writes answer 409;
                     no SSE or WebSocket streams (404), no timers, push workers or retention.

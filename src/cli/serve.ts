@@ -1,6 +1,7 @@
 // `tapeq serve [--repair] [--until <offset|ISO time>]`: start the broker on DATA_DIR with the
 // configuration from the environment. `--repair` starts despite a corrupt sealed segment: the log
-// is cut at the first bad record and the rest moves to a quarantine directory. `--until` starts a
+// is cut at the first bad record and the rest moves to a quarantine directory (unless the state
+// before the cut could not be rebuilt: then it refuses and moves nothing). `--until` starts a
 // READ-ONLY server on the state as of that point (see src/history/point.ts for how a time
 // resolves): the log is opened read-only, nothing runs in the background, every write answers 409.
 

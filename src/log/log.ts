@@ -58,6 +58,8 @@ export interface LogOptions {
   /** Read-only: read the segments up to the one that reaches this point, and no later one
    *  (recovery.ts); the log ends where that segment ends, openReport.notRead names the rest. */
   until?: ReadBound;
+  /** With repair: whether the state can be rebuilt once the log is cut (recovery.ts). */
+  repairCheck?: (cutAt: number, firstOffset: number) => Promise<string | null>;
 }
 
 export interface SegmentInfo {
@@ -105,6 +107,7 @@ export class Log {
       sealedInWorker: opts.sealedInWorker === true,
       ...(opts.knownSealed === undefined ? {} : { knownSealed: opts.knownSealed }),
       ...(opts.until === undefined ? {} : { until: opts.until }),
+      ...(opts.repairCheck === undefined ? {} : { repairCheck: opts.repairCheck }),
     });
     let log: Log | null = null;
     const commit = readOnly

@@ -15,7 +15,8 @@
 //                                                          fresh log (read-only: an empty log)
 //   with repair: true, the last two are quarantined instead: the bytes from the bad point and
 //   every later segment move to <dir>/quarantine-<ms>/ and the log opens at the last good offset
-//   (a fresh log when nothing is left).
+//   (a fresh log when nothing is left); unless the caller's repairCheck says the state could not
+//   be rebuilt from what would be left, and then nothing moves (LOG_CORRUPT, with its reason).
 //
 // readOnly never changes anything on disk: a torn tail is only reported (the log ends before
 // it) and indexes are not rewritten. A read-only open may run beside a broker: a last segment
@@ -99,6 +100,10 @@ export interface LoadOptions {
   knownSealed?: ReadonlyMap<number, SealedScanResult>;
   /** Read-only only: read no segment after the one that reaches this point (see the top). */
   until?: ReadBound;
+  /** With repair: asked before anything moves whether the state can be rebuilt once the log is
+   *  cut at `cutAt` (the first record set aside) and starts at `firstOffset`; a reason not to
+   *  repair, or null. Without it the cut goes ahead (the caller has no state to rebuild). */
+  repairCheck?: (cutAt: number, firstOffset: number) => Promise<string | null>;
 }
 
 export interface Loaded {
@@ -185,6 +190,11 @@ async function loadListed(opts: LoadOptions, bases: number[], mayRelist: boolean
     }
     if (bad !== null) {
       if (!opts.repair || opts.readOnly) throw corruptionError(segment, bad);
+      const refused = (await opts.repairCheck?.(bad.problem.expectedOffset, (segments[0] as Segment).baseOffset)) ?? null;
+      if (refused !== null) {
+        const { message } = corruptionError(segment, bad);
+        throw new LogError(bad.code, `${message}; --repair refused, nothing was moved: ${refused}`, { file: segment.path, offset: bad.problem.expectedOffset });
+      }
       report.quarantined = await quarantine(dir, segments, bad, opts.logger);
       segments.length = bad.problem.position <= segmentHeaderBytes ? i : i + 1;
       break;

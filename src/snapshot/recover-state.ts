@@ -23,7 +23,7 @@ import { performance } from 'node:perf_hooks';
 import type { LogRecord } from '../record/types.js';
 import { apply, createState, seedJobTables, type State } from '../state/index.js';
 import { installChunkSupply } from './chunk-supply.js';
-import { listSnapshots, loadNewestState, moveSnapshotsAside, type Logger, type SnapshotEntry } from './store.js';
+import { listSnapshots, loadNewestState, moveSnapshotsAside, verifiedHeader, type Logger, type SnapshotEntry } from './store.js';
 
 /** What loading needs from the log (the real Log satisfies it). */
 export interface LogView {
@@ -153,6 +153,24 @@ async function fold(state: State, log: LogView, from: number, end: number): Prom
     state.cold.takesPushes = false;
   }
   return end - from;
+}
+
+/**
+ * Why the state could not be rebuilt from a log cut at `cutAt` that starts at `firstOffset`, or
+ * null when it can: the log starts at 0, or a sound snapshot lies in [firstOffset, cutAt]. Asked
+ * by `serve --repair` before it sets anything aside (recovery.ts, repairCheck), so that a repair
+ * that could not start leaves the directory as it found it.
+ */
+export async function rebuildRefusal(snapshotsDir: string, cutAt: number, firstOffset: number): Promise<string | null> {
+  if (firstOffset === 0) return null;
+  for (const entry of await listSnapshots(snapshotsDir)) {
+    if (entry.offset < firstOffset || entry.offset > cutAt) continue;
+    if ((await verifiedHeader(entry)) !== null) return null;
+  }
+  return (
+    `the log would start at offset ${firstOffset} (retention removed the records before it) and no sound snapshot at offset ` +
+    `${firstOffset} to ${cutAt} holds the state to replay it from; restore the damaged file from a copy instead`
+  );
 }
 
 export async function loadState(options: LoadStateOptions): Promise<LoadedState> {

@@ -1,9 +1,13 @@
 // Worker-thread entry of a scrub run (scrub.ts): reads every sealed segment the job names and
 // every snapshot file in the snapshots directory, with the checks a start and `tapeq verify`
 // make (a segment's header, its log id, every frame's length and checksum, offsets without a
-// gap; a snapshot's header and checksums), and posts one ScrubResult. Strictly read-only. A
-// file that retention or pruning removed meanwhile is passed over, not a fault. After each file
-// it pauses so that it works at most scrubDutyCycle of the time.
+// gap; a snapshot's header and checksums), and posts one ScrubResult. Strictly read-only.
+// A fault is damage: what those checks find, and a read the device itself fails (EIO). A file
+// that retention or pruning removed meanwhile is passed over. Any other error (descriptors or
+// memory short for a moment, a permission changed) says nothing about the files, so it ends the
+// run instead (the worker throws: scrub.ts reports the run as not completed), rather than have
+// the operator restore sound files. After each file the worker pauses so that it works about
+// scrubDutyCycle of the time.
 
 import { stat } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -13,6 +17,7 @@ import { initChecksum } from '../log/checksum.js';
 import { errnoOf, LogError, messageOf } from '../log/errors.js';
 import { checkSegment, emptyReport } from '../log/recovery.js';
 import { Segment } from '../log/segment.js';
+import { SnapshotCorruptError } from './format.js';
 import type { ScrubJob, ScrubResult } from './scrub.js';
 import { listSnapshots, verifySnapshotFile } from './store.js';
 
@@ -24,25 +29,33 @@ async function run(job: ScrubJob): Promise<ScrubResult> {
     result.faultCount++;
     if (result.faults.length < scrubFaultsListedMax) result.faults.push({ file, problem });
   };
+  /** Counts a file that is gone, records a failed read as a fault, and throws anything else. */
+  const unread = (file: string, err: unknown): void => {
+    const code = errnoOf(err);
+    if (code === 'ENOENT' || (err instanceof LogError && err.code === 'LOG_NOT_FOUND')) result.gone++;
+    else if (code === 'EIO') fault(file, `the device failed the read: ${messageOf(err)}`);
+    else throw new Error(`could not read ${file}: ${messageOf(err)}`, { cause: err });
+  };
   const opts = { dir: job.logDir, readOnly: true, repair: false, logger: () => {} };
   for (const base of job.bases) {
     await paced(async () => {
       const segment = new Segment(job.logDir, base);
       try {
         const bytes = (await stat(segment.path)).size;
-        const checked = await checkSegment(segment, job.logId, false, opts, emptyReport());
-        const { problem } = checked;
+        const { problem, code } = await checkSegment(segment, job.logId, false, opts, emptyReport());
         if (problem !== null) {
-          const what = checked.code === 'LOG_GAP' ? 'offset gap' : 'corrupt record';
-          fault(segment.path, `${what} at byte ${problem.position} (record offset ${problem.expectedOffset}): ${problem.what}`);
-        } else if (checked.logId !== job.logId) {
-          fault(segment.path, `written by log ${checked.logId ?? '(none)'}, not by this log ${job.logId}`);
+          // A segment's frames start after its header: a problem at byte 0 is the header's
+          // (unreadable, another base offset, another log's).
+          const where =
+            problem.position === 0
+              ? 'segment header'
+              : `${code === 'LOG_GAP' ? 'offset gap' : 'corrupt record'} at byte ${problem.position} (record offset ${problem.expectedOffset})`;
+          fault(segment.path, `${where}: ${problem.what}`);
         }
         result.segments++;
         result.bytes += bytes;
       } catch (err) {
-        if (errnoOf(err) === 'ENOENT' || (err instanceof LogError && err.code === 'LOG_NOT_FOUND')) result.gone++;
-        else fault(segment.path, messageOf(err));
+        unread(segment.path, err);
       }
     });
   }
@@ -55,8 +68,8 @@ async function run(job: ScrubJob): Promise<ScrubResult> {
         result.snapshots++;
         result.bytes += bytes;
       } catch (err) {
-        if (errnoOf(err) === 'ENOENT') result.gone++;
-        else fault(entry.file, messageOf(err));
+        if (err instanceof SnapshotCorruptError) fault(entry.file, messageOf(err));
+        else unread(entry.file, err);
       }
     });
   }

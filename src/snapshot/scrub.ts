@@ -5,16 +5,19 @@
 // `recover --until` needs them. The live state is unaffected, since it lives in memory: a fault
 // does not stop the server; it is reported in the server's log (one line per fault, each naming
 // the file, byte position and record offset), in `GET /health` (`scrub`) and in `/prometheus`
-// (`<prefix>_scrub_faults`), until a run finds the files sound again.
+// (`<prefix>_scrub_faults`), until a run finds the files sound again (or they are gone).
+// The files are read through the page cache (Node has neither O_DIRECT reads into aligned
+// buffers nor fadvise): a file whose pages are still cached is checked as cached, so the disk
+// under it is read only once the kernel has let those pages go.
 //
 // Not scrubbed: the active segment (its records are in the page cache and its write is under
 // way; the next start checks it, and it becomes sealed, so scrubbed, once it rolls). One run at
-// a time: a tick that finds a run under way is skipped. The worker works a quarter of the time at
-// most (scrubDutyCycle), so a run over G GiB takes about four times what reading G GiB takes.
+// a time: a tick that finds a run under way is skipped. The worker works about a quarter of the
+// time (scrubDutyCycle), so a run over G GiB takes about four times what reading G GiB takes.
 
 import { Worker } from 'node:worker_threads';
 import type { Log } from '../log/log.js';
-import { forgetVerdict } from './store.js';
+import { forgetVerdict, forgetVerdictsExcept } from './store.js';
 
 export interface ScrubJob {
   logDir: string;
@@ -48,6 +51,9 @@ export interface ScrubStatus {
   intervalMs: number;
   /** Completed runs since the server started. */
   runs: number;
+  /** Runs that could not complete (the worker failed, or a file could not be read for a reason
+   *  that says nothing about it, such as descriptors short for a moment). */
+  failedRuns: number;
   running: boolean;
   /** Epoch ms of the last completed run's end; null before the first. */
   lastFinishedAt: number | null;
@@ -91,7 +97,7 @@ export class Scrubber {
   constructor(
     private readonly o: { log: Log; snapshotsDir: string; intervalMs: number; logger: (line: string) => void },
   ) {
-    this.state = { intervalMs: o.intervalMs, runs: 0, running: false, lastFinishedAt: null, last: null, lastError: null };
+    this.state = { intervalMs: o.intervalMs, runs: 0, failedRuns: 0, running: false, lastFinishedAt: null, last: null, lastError: null };
   }
 
   status(): ScrubStatus {
@@ -131,8 +137,10 @@ export class Scrubber {
       this.state.lastError = null;
       this.report(result);
     } catch (error) {
+      if (this.stop.signal.aborted) return;
+      this.state.failedRuns++;
       this.state.lastError = error instanceof Error ? error.message : String(error);
-      if (!this.stop.signal.aborted) this.o.logger(`tapeq: scrub: the run did not complete: ${this.state.lastError}`);
+      this.o.logger(`tapeq: scrub: the run did not complete (the last completed run's findings stand): ${this.state.lastError}`);
     }
   }
 
@@ -142,12 +150,14 @@ export class Scrubber {
       this.o.logger(`tapeq: scrub: ok: ${what}`);
       return;
     }
+    // Retention's cached verdicts on snapshots (store.ts) must not outlive a fault found in one:
+    // the listed files', or every one's when some faults are not listed.
     for (const { file, problem } of r.faults) {
       this.o.logger(`tapeq: scrub: FAULT ${file}: ${problem}`);
-      // Retention's cached verdict on a snapshot (store.ts) must not outlive a fault found in it.
       forgetVerdict(file);
     }
     const unlisted = r.faultCount - r.faults.length;
+    if (unlisted > 0) forgetVerdictsExcept(this.o.snapshotsDir, []);
     this.o.logger(
       `tapeq: scrub: ${r.faultCount} fault(s)${unlisted > 0 ? ` (${unlisted} not listed)` : ''} in ${what}; ` +
         'the live state is unaffected; restore the file from a copy (README "Durability": damage at rest)',

@@ -213,13 +213,13 @@ export async function verifiedHeader(entry: SnapshotEntry): Promise<SnapshotHead
   return header;
 }
 
-/** Drops the remembered verdicts of the files of `dir` no longer listed in `entries` (its
- *  listing); those of other directories stay. */
 /** Forgets the verdict on one file (a scrub found it damaged: scrub.ts). */
 export function forgetVerdict(file: string): void {
   verdicts.delete(file);
 }
 
+/** Drops the remembered verdicts of the files of `dir` no longer listed in `entries` (its
+ *  listing); those of other directories stay. */
 export function forgetVerdictsExcept(dir: string, entries: readonly SnapshotEntry[]): void {
   const listed = new Set(entries.map((e) => e.file));
   const home = resolve(dir);

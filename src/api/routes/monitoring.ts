@@ -33,6 +33,7 @@ const scrubSchema = {
   properties: {
     intervalMs: { type: 'integer' },
     runs: { type: 'integer', description: 'Completed runs since the server started' },
+    failedRuns: { type: 'integer', description: 'Runs that could not complete (lastError says why)' },
     running: { type: 'boolean' },
     lastFinishedAt: { type: ['string', 'null'], description: 'ISO time of the last completed run; null before the first' },
     lastMs: { type: ['integer', 'null'] },
@@ -80,7 +81,7 @@ export function monitoringRoutes(app: FastifyInstance, { broker, config, latency
               ...numbers('heapUsed', 'heapTotal', 'rss', 'snapshotRss'),
               description: "The server process's memory in MB; snapshotRss (absent when there is none) is the snapshot process's resident set, which lives beside the server between snapshots too",
             },
-                     scrub: scrubSchema,
+            scrub: scrubSchema,
           }),
         },
       },
@@ -189,6 +190,7 @@ function scrubView(status: ScrubStatus): Record<string, unknown> {
   return {
     intervalMs: status.intervalMs,
     runs: status.runs,
+    failedRuns: status.failedRuns,
     running: status.running,
     lastFinishedAt: status.lastFinishedAt === null ? null : new Date(status.lastFinishedAt).toISOString(),
     lastMs: last?.ms ?? null,
