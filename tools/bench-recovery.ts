@@ -2,7 +2,8 @@
 //
 //   recovery  a data dir holding N pushed jobs (written straight through the Log, ~100-byte
 //             payloads), then time from spawn to GET /ready = 200: first by full replay (no
-//             snapshot), then from a snapshot of the same log (written by the snapshot store in the format the server's snapshotter writes).
+//             snapshot), then from a snapshot of the same log (written by the snapshot store in the format the server's snapshotter writes);
+//             then one scrub of that data dir (src/snapshot/scrub.ts), timed.
 //   memory    a fresh server started with --expose-gc (as the README's runs by hand; POST /gc
 //             works without it), N jobs pushed over HTTP in bulk requests of up to 1,000; the
 //             RSS of its process tree (VmRSS of the server and of its snapshot process) right
@@ -15,10 +16,11 @@ import { mkdir } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import { loadConfig } from '../src/config.js';
-import { heapGrowingPercentCeiling, heapHeadroomBytes } from '../src/constants.js';
+import { heapGrowingPercentCeiling, heapHeadroomBytes, scrubDutyCycle } from '../src/constants.js';
 import { Log } from '../src/log/log.js';
 import { dataPathsOf } from '../src/history/state-at.js';
 import { loadState } from '../src/snapshot/recover-state.js';
+import { scrubInWorker } from '../src/snapshot/scrub.js';
 import { writeStateSnapshot } from '../src/snapshot/store.js';
 import type { BenchRun } from './bench-measure.js';
 import { runLoad, startTapeq, tempDir, type ServerProcess } from './bench-proc.js';
@@ -80,17 +82,47 @@ export async function benchRecovery(run: BenchRun): Promise<ScenarioReport> {
     }
     const snapshot = await timeToReady(run, data.dir, `from a snapshot of ${jobs.toLocaleString('en-US')} jobs`);
     const speedup = replay.row.value / snapshot.row.value;
+    const scrub = await scrubRow(run, data.dir, jobs);
     const memory = await run.freshMemory();
     return {
-      rows: [baseline.row, replay.row, { ...snapshot.row, ratio: ratioOf(speedup, 'replay time ÷ this = {x}') }, memory],
+      rows: [baseline.row, replay.row, { ...snapshot.row, ratio: ratioOf(speedup, 'replay time ÷ this = {x}') }, scrub, memory],
       notes: [
         'Time to ready includes starting Node and loading the code (the empty-data-dir row); the server\'s own state load time is in the measure column.',
         faultNote(memory.value, [replay, snapshot]),
+        `The scrub row is one run of the server's scrub (SCRUB_INTERVAL_MS) over that data dir, in a worker thread as the server runs it: ` +
+          `it pauses after each file three times as long as the file took, so it reads at about ${scrubDutyCycle * 100}% of the rate in its measure. ` +
+          'The files were just written and read, so their pages are in the page cache, as on a server that wrote them lately; a cold read is bounded by the disk.',
       ],
     };
   } finally {
     await data.remove();
   }
+}
+
+/** One scrub of `dataDir`'s sealed segments and snapshots (src/snapshot/scrub.ts), timed. */
+async function scrubRow(run: BenchRun, dataDir: string, jobs: number): Promise<Row> {
+  run.opts.log('bench: tapeq — one scrub of that data dir');
+  const { logDir, snapshotsDir } = dataPathsOf(dataDir);
+  const log = await Log.open({ dir: logDir, readOnly: true, logger: () => {} });
+  const job = { logDir, snapshotsDir, logId: log.logId, bases: log.segments().slice(0, -1).map((s) => s.baseOffset) };
+  await log.close();
+  const started = performance.now();
+  const cpu = process.cpuUsage();
+  const result = await scrubInWorker(job, undefined, true);
+  const ms = performance.now() - started;
+  const used = process.cpuUsage(cpu); // every thread of this process: the scrub's worker too
+  const cpuMs = (used.user + used.system) / 1_000;
+  const mib = result.bytes / 2 ** 20;
+  const working = ms * scrubDutyCycle;
+  if (result.faultCount > 0) throw new Error(`bench: the scrub found ${result.faultCount} fault(s) in a log it just wrote: ${JSON.stringify(result.faults[0])}`);
+  return {
+    subject: 'tapeq',
+    measure:
+      `scrub: ${result.segments} sealed segments and ${result.snapshots} snapshot of ${jobs.toLocaleString('en-US')} jobs, ${mib.toFixed(0)} MiB ` +
+      `(${(mib / (working / 1_000)).toFixed(0)} MiB/s while working, ${(cpuMs / 1_000).toFixed(2)} CPU s)`,
+    value: ms,
+    unit: 'ms',
+  };
 }
 
 /** What the starts' minor page faults cost at the raw memory row's price per fault. */

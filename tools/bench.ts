@@ -66,7 +66,7 @@ const SCENARIOS: Record<string, Scenario> = {
   'http-cycle': report(benchHttpCycle, 'push → pull → ack over HTTP, 20 consumers, vs an in-memory fastify queue'),
   ws: report(benchWs, 'WebSocket pipelined PUSH and PULL → ACK; SSE fan-out to 500 subscribers'),
   workers: report((run) => benchWorkersReport(run), 'push worker throughput (concurrency 50) vs direct calls'),
-  recovery: report(benchRecovery, 'time to /ready with --jobs N jobs (default 1,000,000): full replay vs snapshot', false),
+  recovery: report(benchRecovery, 'time to /ready with --jobs N jobs (default 1,000,000): full replay vs snapshot, and one scrub', false),
   memory: report(benchMemory, 'RSS with --jobs N waiting jobs (default 1,000,000): after the fill, after 60 s idle, after POST /gc', false),
   log: {
     summary: 'append (always, interval) and read+decode records/s beside the raw fs ceiling (in-process)',

@@ -65,12 +65,12 @@ export interface ScrubStatus {
 
 const workerUrl = new URL('./scrub-worker.js', import.meta.url);
 
-/** One scrub run in a worker thread (which does not keep the process alive); rejects if the
- *  worker fails or `signal` ends it. */
-export function scrubInWorker(job: ScrubJob, signal?: AbortSignal): Promise<ScrubResult> {
+/** One scrub run in a worker thread; rejects if the worker fails or `signal` ends it. The
+ *  server's worker does not keep the process alive (`keepAlive` false); a benchmark's does. */
+export function scrubInWorker(job: ScrubJob, signal?: AbortSignal, keepAlive = false): Promise<ScrubResult> {
   return new Promise((resolve, reject) => {
     const worker = new Worker(workerUrl, { workerData: job });
-    worker.unref();
+    if (!keepAlive) worker.unref();
     const abort = (): void => void worker.terminate();
     signal?.addEventListener('abort', abort, { once: true });
     let result: ScrubResult | null = null;
