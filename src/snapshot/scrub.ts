@@ -59,7 +59,7 @@ export interface ScrubStatus {
   lastFinishedAt: number | null;
   /** The last completed run; null before the first. */
   last: ScrubResult | null;
-  /** Why the last run could not complete (the worker failed); null when it did. */
+  /** Why the last run could not complete (see failedRuns); null when it did. */
   lastError: string | null;
 }
 
