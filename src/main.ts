@@ -111,7 +111,7 @@ async function serveWriting(
       const stopCompaction = scheduleCompaction(log, snapshotsDir, config, logger);
       return async () => {
         try {
-          stopCompaction();
+          await stopCompaction();
           await scrubber.close();
           // First: a snapshot process must not be forked again while the rest drains.
           await snapshotter.close();
@@ -279,24 +279,28 @@ function warmValidators(app: FastifyInstance, logger: (line: string) => void): (
 /** Retention runs after snapshots exist; it is cheap (a directory listing) when nothing is due.
  *  One run at a time: a run may outlast the period (verifying a large new snapshot, archiving by
  *  copy to another filesystem), and runs must not overlap (retention.ts, Log.dropSegmentsBefore);
- *  a tick that finds one running is skipped. */
-function scheduleCompaction(log: Log, snapshotsDir: string, config: Config, logger: (line: string) => void): () => void {
+ *  a tick that finds one running is skipped. Stopping waits for a run under way. */
+function scheduleCompaction(log: Log, snapshotsDir: string, config: Config, logger: (line: string) => void): () => Promise<void> {
   const everyMs = Math.min(config.snapshotIntervalMs, 60_000);
-  let running = false;
+  let running: Promise<void> | null = null;
   const timer = setInterval(() => {
-    if (running) return;
-    running = true;
-    compact({ log, snapshotsDir, retentionMs: config.historyRetentionMs, archiveDir: config.archiveDir, now: Date.now() })
+    if (running !== null) return;
+    running = compact({ log, snapshotsDir, retentionMs: config.historyRetentionMs, archiveDir: config.archiveDir, now: Date.now() })
       .then((removed) => {
         if (removed.length > 0) logger(`tapeq: retention removed ${removed.length} segment(s): ${removed.join(', ')}`);
       })
       .catch((error: unknown) => logger(`tapeq: retention failed: ${String(error)}`))
       .finally(() => {
-        running = false;
+        running = null;
       });
   }, everyMs);
   timer.unref();
-  return () => clearInterval(timer);
+  // The close waits for a run under way: it must not remove segments from a log being closed,
+  // nor from a directory the server has let go.
+  return async () => {
+    clearInterval(timer);
+    await running;
+  };
 }
 
 function warnIfExposed(config: Config, port: number, logger: (line: string) => void): void {
