@@ -90,7 +90,7 @@ export function renderPrometheus(prefix: string, broker: BrokerApi, latency: Lat
   const stats = broker.stats();
   const lines: string[] = [];
   const counter = (name: string, help: string, value: number): void => {
-    lines.push(`# HELP ${prefix}_${name} ${help}`, `# TYPE ${prefix}_${name} counter`, `${prefix}_${name} ${value}`);
+    lines.push(...metric(prefix, name, 'counter', help, value));
   };
   counter('jobs_pushed_total', 'Total jobs pushed', stats.totalPushed);
   counter('jobs_pulled_total', 'Total jobs pulled', stats.totalPulled);
@@ -121,21 +121,21 @@ export function renderPrometheus(prefix: string, broker: BrokerApi, latency: Lat
 
 /** The scrub's metrics (src/snapshot/scrub.ts); the last run's only once there is one. */
 function scrubLines(prefix: string, scrub: ScrubStatus): string[] {
-  const metric = (name: string, type: string, help: string, value: number): string[] => [
-    `# HELP ${prefix}_${name} ${help}`,
-    `# TYPE ${prefix}_${name} ${type}`,
-    `${prefix}_${name} ${formatNumber(value)}`,
-  ];
   const lines = [
-    ...metric('scrub_runs_total', 'counter', 'Completed scrubs of the sealed log segments and snapshots', scrub.runs),
-    ...metric('scrub_failed_runs_total', 'counter', 'Scrubs that could not complete (their findings are not counted)', scrub.failedRuns),
+    ...metric(prefix, 'scrub_runs_total', 'counter', 'Completed scrubs of the sealed log segments and snapshots', scrub.runs),
+    ...metric(prefix, 'scrub_failed_runs_total', 'counter', 'Scrubs that could not complete (their findings are not counted)', scrub.failedRuns),
   ];
   const last = scrub.last;
   if (last === null || scrub.lastFinishedAt === null) return lines;
   return [
     ...lines,
-    ...metric('scrub_faults', 'gauge', 'Damaged files the last completed scrub found (0: every file it read is sound)', last.faultCount),
-    ...metric('scrub_bytes', 'gauge', 'Bytes the last completed scrub read and checked', last.bytes),
-    ...metric('scrub_last_completed_timestamp_seconds', 'gauge', 'When the last scrub completed (Unix time)', scrub.lastFinishedAt / 1000),
+    ...metric(prefix, 'scrub_faults', 'gauge', 'Damaged files the last completed scrub found (0: every file it read is sound)', last.faultCount),
+    ...metric(prefix, 'scrub_bytes', 'gauge', 'Bytes the last completed scrub read and checked', last.bytes),
+    ...metric(prefix, 'scrub_last_completed_timestamp_seconds', 'gauge', 'When the last scrub completed (Unix time)', scrub.lastFinishedAt / 1000),
   ];
+}
+
+/** One unlabelled metric: its HELP, TYPE and sample lines. */
+function metric(prefix: string, name: string, type: 'counter' | 'gauge', help: string, value: number): string[] {
+  return [`# HELP ${prefix}_${name} ${help}`, `# TYPE ${prefix}_${name} ${type}`, `${prefix}_${name} ${formatNumber(value)}`];
 }

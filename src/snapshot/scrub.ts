@@ -87,7 +87,8 @@ export function scrubInWorker(job: ScrubJob, signal?: AbortSignal, keepAlive = f
 }
 
 export class Scrubber {
-  private readonly state: ScrubStatus;
+  /** The status but `running`, which is whether `current` is set. */
+  private readonly state: Omit<ScrubStatus, 'running'>;
   private timer: NodeJS.Timeout | null = null;
   /** The run under way, if any. */
   private current: Promise<void> | null = null;
@@ -97,11 +98,11 @@ export class Scrubber {
   constructor(
     private readonly o: { log: Log; snapshotsDir: string; intervalMs: number; logger: (line: string) => void },
   ) {
-    this.state = { intervalMs: o.intervalMs, runs: 0, failedRuns: 0, running: false, lastFinishedAt: null, last: null, lastError: null };
+    this.state = { intervalMs: o.intervalMs, runs: 0, failedRuns: 0, lastFinishedAt: null, last: null, lastError: null };
   }
 
   status(): ScrubStatus {
-    return { ...this.state, last: this.state.last === null ? null : { ...this.state.last, faults: this.state.last.faults.map((f) => ({ ...f })) } };
+    return { ...this.state, running: this.current !== null, last: this.state.last === null ? null : { ...this.state.last, faults: this.state.last.faults.map((f) => ({ ...f })) } };
   }
 
   /** The first run one interval after the start: the start itself has just checked every file. */
@@ -116,9 +117,7 @@ export class Scrubber {
     if (this.current !== null || this.timer === null) return;
     this.current = this.runOnce().finally(() => {
       this.current = null;
-      this.state.running = false;
     });
-    this.state.running = true;
     await this.current;
   }
 
