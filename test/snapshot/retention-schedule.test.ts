@@ -60,3 +60,74 @@ t.test('retention-runs-never-overlap-when-one-outlasts-the-timer', async (t) => 
   t.equal(inFlightMax, 1, 'at most one retention run at a time');
   t.ok(running.log.firstOffset > 0, `segments below the older snapshot were removed (log starts at ${running.log.firstOffset})`);
 });
+
+t.test('the-close-waits-for-a-retention-run-under-way-before-closing-the-log', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'tapeq-retention-close-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const config = loadConfig({
+    DATA_DIR: dir,
+    HTTP_PORT: '0',
+    HOST: '127.0.0.1',
+    SEGMENT_BYTES: '4096',
+    SNAPSHOT_INTERVAL_MS: '5',
+    HISTORY_RETENTION_MS: '0',
+  });
+  const running = await serve(config, { logger: () => undefined });
+
+  // Once two snapshots exist (retention removes nothing before), the next run to reach the log is
+  // held at its start until the close has begun.
+  let armed = false;
+  let entered!: () => void;
+  const runEntered = new Promise<void>((resolve) => (entered = resolve));
+  let release!: () => void;
+  const held = new Promise<void>((resolve) => (release = resolve));
+  let runEndedOpen: boolean | null = null;
+  let dropError: unknown = 'not run';
+  const drop = running.log.dropSegmentsBefore.bind(running.log);
+  let calls = 0;
+  running.log.dropSegmentsBefore = async (offset, olderThanTs, archiveDir) => {
+    if (!armed) return drop(offset, olderThanTs, archiveDir);
+    if (++calls > 1) return [];
+    entered();
+    await held;
+    try {
+      const removed = await drop(offset, olderThanTs, archiveDir);
+      dropError = null;
+      return removed;
+    } catch (error) {
+      dropError = error;
+      throw error;
+    } finally {
+      runEndedOpen = !logClosed;
+    }
+  };
+  let logClosed = false;
+  const closeLog = running.log.close.bind(running.log);
+  running.log.close = async () => {
+    logClosed = true;
+    return closeLog();
+  };
+
+  for (let round = 1; round <= 2; round++) {
+    for (let i = 0; i < 50; i++) await running.broker.push('q', { data: { round, i, pad: 'x'.repeat(100) } }, { actor });
+    const deadline = Date.now() + 20_000;
+    while ((await snapshotCount(dir)) < round && Date.now() < deadline) await sleep(20);
+  }
+  armed = true;
+  const deadline = Date.now() + 15_000;
+  let reached = false;
+  void runEntered.then(() => (reached = true));
+  while (!reached && Date.now() < deadline) await sleep(20);
+  t.ok(reached, 'a retention run reached the log after the second snapshot');
+
+  let closed = false;
+  const closing = running.close().then(() => (closed = true));
+  await sleep(300);
+  t.notOk(closed, 'the close is still waiting while the run is held');
+  t.notOk(logClosed, 'the log is not closed under the run');
+  release();
+  await closing;
+  t.equal(runEndedOpen, true, 'the run finished on an open log, before the close went on');
+  t.equal(dropError, null, 'the held run reached the log and finished without an error');
+  t.equal(calls, 1, 'no retention run started after the close began');
+});
