@@ -105,7 +105,8 @@ t.test('a-LOCK-that-cannot-be-read-is-an-error-not-a-busy-loop', async (t) => {
       () => 'locked',
       (error: Error) => `${error.name}: ${error.message}`,
     ),
-    new Promise((resolve) => setTimeout(resolve, 2_000, 'still trying after 2 s')),
+    // Unreferenced: it must not hold the test's process open for 2 s once the answer came.
+    new Promise((resolve) => setTimeout(resolve, 2_000, 'still trying after 2 s').unref()),
   ]);
   t.match(outcome, /^DataDirLockError: .*LOCK cannot be read \(EISDIR\)/);
 });

@@ -31,12 +31,21 @@ async function upgrade(url: string, path: string): Promise<string> {
   return received;
 }
 
+/** `closing`, or a rejection after `ms`; the timer is cleared so it never holds the process. */
+async function closesWithin(closing: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([closing, new Promise((_, reject) => (timer = setTimeout(() => reject(new Error('close hung')), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 t.test('an-upgrade-answered-over-http-has-its-connection-closed', async (t) => {
   const s = await realtimeServer(t);
   t.match(await upgrade(s.url, '/no-such-path'), /^HTTP\/1\.1 404 [^]*"Not found"/, 'unknown path: 404, then closed');
   t.match(await upgrade(s.url, '/health'), /^HTTP\/1\.1 200 [^]*"status":"healthy"/, 'an HTTP route: its answer, then closed');
-  const closing = s.close();
-  await t.resolves(Promise.race([closing, new Promise((_, reject) => setTimeout(() => reject(new Error('close hung')), 5_000))]), 'the server closes');
+  await t.resolves(closesWithin(s.close(), 5_000), 'the server closes');
 });
 
 t.test('a-rate-limited-websocket-upgrade-is-answered-429-and-its-connection-closed', async (t) => {
@@ -44,6 +53,5 @@ t.test('a-rate-limited-websocket-upgrade-is-answered-429-and-its-connection-clos
   t.match(await upgrade(s.url, '/health'), /^HTTP\/1\.1 200 /, 'probes are not counted');
   t.equal((await s.request('GET', '/stats')).status, 200, 'the one request the window allows');
   t.match(await upgrade(s.url, '/ws'), /^HTTP\/1\.1 429 [^]*"Rate limit exceeded"/);
-  const closing = s.close();
-  await t.resolves(Promise.race([closing, new Promise((_, reject) => setTimeout(() => reject(new Error('close hung')), 5_000))]), 'the server closes');
+  await t.resolves(closesWithin(s.close(), 5_000), 'the server closes');
 });
