@@ -422,9 +422,10 @@ export class Broker implements BrokerApi {
     const refused = this.pushRefusal(queue);
     if (refused !== null) return Promise.resolve(refused);
     const decide = this.decide(ctx);
-    for (const input of inputs) {
-      const item = pushRefusal(decide, queue, input);
-      if (item !== null) return Promise.resolve(fail(item.code, item.error));
+    for (let i = 0; i < inputs.length; i++) {
+      const item = pushRefusal(decide, queue, inputs[i] as PushInput);
+      // Named as validation names a bulk push's items (the HTTP route renames `jobs[i]`).
+      if (item !== null) return Promise.resolve(fail(item.code, `jobs[${i}]: ${item.error}`));
     }
     const ids: string[] = [];
     const pending: Pending[] = [];
