@@ -234,6 +234,7 @@ function applyRetried(state: State, body: BodyOf<'retried'>, ts: number): void {
   job.stalledCount = 0;
   job.finishedAt = null;
   job.result = null;
+  job.error = null;
   job.progress = 0;
   job.progressMessage = null;
   job.runAt = ts;
