@@ -3,7 +3,8 @@
 // every route outside seed 004's exempt list (SPEC 8): the API's shape is not published to
 // strangers. Each operation's security follows its route's `config.auth` (auth.ts): exempt routes
 // need none, /prometheus one only with METRICS_AUTH, every other route a bearer token and a 401;
-// every route the rate limiter counts (all but the probes) documents its 429.
+// every route the rate limiter counts (all but the probes) documents its 429, and every route but
+// the liveness probes the 503 it answers while the log is replayed or the server drains.
 // `registerOpenApi` must run before the routes are added (swagger collects them as they are).
 
 import swagger from '@fastify/swagger';
@@ -16,9 +17,10 @@ import { version } from './version.js';
 /** What the documentation reads of a route's `config` (auth.ts, rate-limit.ts). */
 type RouteConfig = { auth?: unknown; rateLimitExempt?: unknown };
 
-/** The route's schema as documented: its security as auth.ts enforces it, and the 429 of the
- *  rate limiter (rate-limit.ts) on every route it counts. */
-function documented(schema: FastifySchema | undefined, config: RouteConfig | undefined, metricsAuth: boolean): FastifySchema {
+/** The route's schema as documented: its security as auth.ts enforces it, the 429 of the rate
+ *  limiter (rate-limit.ts) on every route it counts, and the 503 of a server that is starting or
+ *  draining on every route but the liveness probes. */
+function documented(url: string, schema: FastifySchema | undefined, config: RouteConfig | undefined, metricsAuth: boolean): FastifySchema {
   const doc = { ...schema } as FastifySchema & { response?: Record<string, unknown> };
   const auth = config?.auth;
   const open = auth === 'exempt' || (auth === 'metrics' && !metricsAuth);
@@ -32,12 +34,19 @@ function documented(schema: FastifySchema | undefined, config: RouteConfig | und
     doc.response = { ...(doc.response ?? { 200: { description: 'OK' } }), 401: errorResponse };
   }
   if (config?.rateLimitExempt !== true) doc.response = { ...(doc.response ?? { 200: { description: 'OK' } }), 429: errorResponse };
+  if (!livenessPaths.has(url) && !(doc.response !== undefined && '503' in doc.response)) {
+    doc.response = { ...(doc.response ?? { 200: { description: 'OK' } }), 503: errorResponse };
+  }
   return doc;
 }
 
+/** The only paths answered while the server replays its log or drains for shutdown; every other
+ *  route answers 503 then (unavailable.ts). */
+const livenessPaths = new Set(['/healthz', '/live']);
+
 export async function registerOpenApi(app: FastifyInstance, config: Pick<Config, 'metricsAuth'>): Promise<void> {
   await app.register(swagger, {
-    transform: ({ schema, url, route }) => ({ url, schema: documented(schema, route.config as RouteConfig | undefined, config.metricsAuth) }),
+    transform: ({ schema, url, route }) => ({ url, schema: documented(url, schema, route.config as RouteConfig | undefined, config.metricsAuth) }),
     openapi: {
       openapi: '3.0.3',
       info: {

@@ -130,3 +130,21 @@ t.test('a-keep-alive-connection-whose-request-ran-when-closing-began-is-closed-a
   t.ok(closed !== null, 'the server began closing while the drain ran');
   await closed;
 });
+
+t.test('the-openapi-document-lists-the-503-of-a-draining-server-on-every-route-but-liveness', async (t) => {
+  const fx = await startBroker();
+  t.teardown(() => fx.cleanup());
+  const s = await startServer({ broker: fx.broker });
+  const doc = (await s.request('GET', '/openapi.json')).json as { paths: Record<string, Record<string, { responses: Record<string, unknown> }>> };
+  const liveness = new Set(['/healthz', '/live']);
+  const wrong: string[] = [];
+  for (const [path, operations] of Object.entries(doc.paths)) {
+    for (const [method, op] of Object.entries(operations)) {
+      if ('503' in op.responses === liveness.has(path)) wrong.push(`${method} ${path}`);
+    }
+  }
+  t.same(wrong, [], '503 documented exactly where it can be answered');
+  // As documented: /health answers 503 while the server drains.
+  const { answers } = await requestsDuringShutdown(s, ['/health']);
+  t.match(answers[0]?.head, /^HTTP\/1\.1 503 /);
+});
