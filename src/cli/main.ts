@@ -61,7 +61,11 @@ Beside a running broker, records are printed once written, before the broker's f
 machine crash (not a process crash) can still cut the last ones, and the restarted broker then
 writes other records at their offsets (see README, "Command line").
 
-Read-only. Exit 0; 1 on a log error or records lost to retention; 2 on a usage error.`,
+A damaged log (a corrupt record, an offset gap) is read only as far as the range needs: the
+records before the damage are printed, and if the range reaches it, it is named on stderr (exit 1).
+
+Read-only. Exit 0; 1 on a log error, damage the range reaches or records lost to retention; 2 on
+a usage error.`,
     load: async () => (await import('./logcat.js')).logcatCommand,
   },
   verify: {
