@@ -101,6 +101,9 @@ export async function exportCommand(argv: string[]): Promise<number> {
     try {
       const from = args.since === null ? log.firstOffset : Math.max(log.firstOffset, await sinceOffset(log, args.since));
       const to = args.until === null ? log.durableOffset : await untilOffset(log, args.until);
+      if (args.until?.kind === 'offset' && args.until.offset > to) {
+        console.error(`tapeq export: --until ${args.until.offset} is past the log's end: records to its end, offset ${to}`);
+      }
       // Retention removed the records below firstOffset: a range that starts there may lack some,
       // and one that ends there has none left to write (as logcat and replay refuse it).
       const gone = log.firstOffset > 0 && from === log.firstOffset ? `records [0, ${log.firstOffset}) are gone from the log` : null;

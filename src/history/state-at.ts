@@ -56,6 +56,8 @@ export async function stateAt(dir: string, point: Point | undefined, logger: (li
     const until = point === undefined ? log.durableOffset : await untilOffset(log, point);
     const loaded = await loadState({ log, dir: snapshotsDir, logger, until, readOnly: true });
     checkTimeReachable(point, until, log.firstOffset, loaded.state);
+    // As `serve --until` says it: the state is not the one at the offset asked for.
+    if (point?.kind === 'offset' && point.offset > until) logger(`--until ${point.offset} is past the log's end: the state at its end, offset ${until}`);
     return { log, until, loaded };
   } catch (err) {
     await log.close();
