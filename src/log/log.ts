@@ -324,8 +324,13 @@ export function openReadOnly(
 }
 
 /** Tools accept the data directory or the log directory itself: `<dir>` when it holds segment
- *  files, else `<dir>/log` (where the broker keeps its log). */
+ *  files, else `<dir>/log` (where the broker keeps its log). A `<dir>` that is there but cannot
+ *  be listed (a file, no permission) is named as given, not as the `<dir>/log` looked for next. */
 export async function findLogDir(dir: string): Promise<string> {
-  const names = await readdir(dir).catch(() => [] as string[]);
+  const names = await readdir(dir).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return [] as string[];
+    const why = err.code === 'ENOTDIR' ? 'is not a directory' : `cannot be read (${err.code ?? err.message})`;
+    throw new LogError('LOG_NOT_FOUND', `${dir} ${why}: --dir (or DATA_DIR) names the data directory or its log directory`, { file: dir, cause: err });
+  });
   return names.some((n) => segmentFilePattern.test(n)) ? dir : join(dir, 'log');
 }
