@@ -96,7 +96,7 @@ export async function exportCommand(argv: string[]): Promise<number> {
       console.error(`tapeq export: --avro ${args.file} exists and is not a regular file (${kind}); export writes only a new or regular file`);
       return 2;
     }
-    // With --until, segments wholly after it are not read: damage there does not stop the export.
+    // With --until, the log is read only as far as the point needs: damage after it does not stop the export.
     const log = await openAtPoint(source.logDir, args.until ?? undefined, (line) => console.error(`tapeq export: ${line}`));
     const rows: Rows = { count: 0, first: null, last: null };
     try {
