@@ -8,7 +8,8 @@
 //
 // The file is written as `<file>.tmp-<pid>`, flushed, then renamed: a reader never sees half a
 // file. The data directory is only read (an --avro file inside it is refused). Prints a one-line
-// summary on stderr. Exit 0; 1 on log errors; 2 on usage errors.
+// summary on stderr: the rows written and their first and last offsets (with --queue, also the
+// range scanned for them). Exit 0; 1 on log errors; 2 on usage errors.
 
 import { avroExportBlockBytes } from '../constants.js';
 import { once } from 'node:events';
@@ -95,12 +96,15 @@ export async function exportCommand(argv: string[]): Promise<number> {
       console.error(`tapeq export: --avro ${args.file} exists and is not a regular file (${kind}); export writes only a new or regular file`);
       return 2;
     }
-    // With --until, segments wholly after it are not read: damage there does not stop the export.
+    // With --until, the log is read only as far as the point needs: damage after it does not stop the export.
     const log = await openAtPoint(source.logDir, args.until ?? undefined, (line) => console.error(`tapeq export: ${line}`));
-    let count = 0;
+    const rows: Rows = { count: 0, first: null, last: null };
     try {
       const from = args.since === null ? log.firstOffset : Math.max(log.firstOffset, await sinceOffset(log, args.since));
       const to = args.until === null ? log.durableOffset : await untilOffset(log, args.until);
+      if (args.until?.kind === 'offset' && args.until.offset > to) {
+        console.error(`tapeq export: --until ${args.until.offset} is past the log's end: records to its end, offset ${to}`);
+      }
       // Retention removed the records below firstOffset: a range that starts there may lack some,
       // and one that ends there has none left to write (as logcat and replay refuse it).
       const gone = log.firstOffset > 0 && from === log.firstOffset ? `records [0, ${log.firstOffset}) are gone from the log` : null;
@@ -123,7 +127,9 @@ export async function exportCommand(argv: string[]): Promise<number> {
         for await (const batch of log.readBatches(from, to)) {
           for (const r of batch) {
             if (args.queue !== null && queueOf(r.body) !== args.queue) continue;
-            count++;
+            rows.count++;
+            rows.first ??= r.offset;
+            rows.last = r.offset;
             if (!encoder.write(exportRow(r))) await once(encoder, 'drain');
           }
         }
@@ -133,8 +139,8 @@ export async function exportCommand(argv: string[]): Promise<number> {
       const fh = await open(tmp, 'r+');
       await fh.sync().finally(() => fh.close());
       await rename(tmp, args.file);
-      const range = from < to ? `offsets ${from}..${to - 1}` : 'no record in the range';
-      console.error(`tapeq export: ${count} records (${range}${gone === null ? '' : `; ${gone}`}) written to ${args.file}`);
+      const notes = [...rangesOf(rows, from, to, args.queue), ...(gone === null ? [] : [gone])];
+      console.error(`tapeq export: ${rows.count} records${args.queue === null ? '' : ` of queue ${args.queue}`} (${notes.join('; ')}) written to ${args.file}`);
     } finally {
       await log.close();
     }
@@ -151,6 +157,21 @@ export async function exportCommand(argv: string[]): Promise<number> {
     }
     throw err;
   }
+}
+
+/** The rows written: how many, and the offsets of the first and the last. */
+interface Rows {
+  count: number;
+  first: number | null;
+  last: number | null;
+}
+
+/** The summary's offsets: those of the rows written; with --queue, which picks rows out of the
+ *  range, also the range read, labelled as such. */
+function rangesOf(rows: Rows, from: number, to: number, queue: string | null): string[] {
+  if (from >= to) return ['no record in the range'];
+  const written = rows.first === null ? [] : [`offsets ${rows.first}..${rows.last}`];
+  return queue === null ? written : [...written, `scanned offsets ${from}..${to - 1}`];
 }
 
 /** What a path that exists as something other than a regular file is (following links), or null. */

@@ -15,6 +15,12 @@
 // under a lagging --follow before they were printed are named on stderr, and the command then
 // ends with 1. Exit 0, 1 on a log error or such a loss, 2 on usage.
 //
+// logcat is the audit tool, so damage (a corrupt record, an offset gap) does not hide the sound
+// records before it: they are printed, then the damage is named on stderr (file, byte, record
+// offset) and the command ends with 1. The log is read only as far as --to or --until need (as
+// the tools with --until read it, recovery.ts), so a range that ends before the damage is
+// printed whole, with 0.
+//
 // A reader of stdout that leaves (`logcat --follow | head -n 1`) is noticed at the next write,
 // which fails with EPIPE and ends the command with 0; on an idle log that write only comes with
 // the next record. Nothing earlier is honest: Node exposes no poll(2) of stdout (GNU `tail -f`
@@ -29,7 +35,7 @@
 // nothing under group commit), so this is documented (README, --help), not worked around.
 
 import { parseArgs } from 'node:util';
-import { findLogDir, LogError, openReadOnly } from '../log/log.js';
+import { findLogDir, LogError, openReadOnly, type Log, type ReadBound } from '../log/log.js';
 import { isoTimeMs } from '../history/point.js';
 import { dataDirOf } from '../history/state-at.js';
 import { followDirectory } from '../log/follower.js';
@@ -167,32 +173,17 @@ export async function logcatCommand(argv: string[]): Promise<number> {
   process.stdout.on('error', onStdoutError);
   try {
     const dir = await findLogDir(parsed.dir);
-    const log = await openReadOnly(dir, (line) => console.error(`tapeq logcat: ${line}`));
-    // --job reads from the log's start whatever the range, so that it sees the job's push (which
-    // names the dependencies whose completions it then prints); the range still filters output.
-    const start =
-      filter.job !== null
-        ? log.firstOffset
-        : Math.max(filter.from, log.firstOffset, Number.isFinite(filter.since) ? await log.offsetAtTime(filter.since) : 0);
-    // An explicit --from below the log's start must not pass for "no records there".
-    if (parsed.fromGiven && filter.from < log.firstOffset && filter.to > log.firstOffset) {
-      console.error(`tapeq logcat: --from ${filter.from}: records [${filter.from}, ${log.firstOffset}) are gone from the log (retention); printing from ${log.firstOffset}`);
-    }
-    const end = Math.min(filter.to, log.durableOffset);
-    for await (const batch of log.readBatches(Math.min(start, end), end)) {
-      if (stop.signal.aborted) break;
-      for (const r of batch) if (matches(r, filter)) await writeLine(JSON.stringify(recordToJson(r)), stop.signal);
-    }
+    const log = await openReadOnly(dir, (line) => console.error(`tapeq logcat: ${line}`), { endAtDamage: true, ...readBoundOf(filter) });
+    const rangeEnded = await printRecords(log, filter, parsed.fromGiven, stop.signal);
     const last = log.segments().at(-1);
-    // Timestamps never go back in the log (the broker stamps max(clock, last)): once a record is
-    // past --until, so is everything after it. (The newest stamp: the last segment may be empty.)
-    const newest = log
-      .segments()
-      .map((s) => s.lastTimestamp)
-      .reduce<number | null>((max, ts) => (ts !== null && (max === null || ts > max) ? ts : max), null);
-    const pastUntil = newest !== null && newest > filter.until;
+    const damage = log.openReport.damage;
     await log.close();
-    if (!follow || stop.signal.aborted || last === undefined || end >= filter.to || pastUntil) return 0;
+    // Everything before the damage was printed; the range goes on past it, where nothing is read.
+    if (damage !== null && !rangeEnded && !stop.signal.aborted) {
+      console.error(`tapeq logcat: ${damage.message}; records from offset ${damage.offset} on are not printed`);
+      return 1;
+    }
+    if (!follow || stop.signal.aborted || last === undefined || rangeEnded) return 0;
     const lost = await followAndPrint(dir, { baseOffset: last.baseOffset, position: last.bytes, nextOffset: last.nextOffset }, filter, stop.signal);
     return lost ? 1 : 0;
   } catch (err) {
@@ -206,6 +197,41 @@ export async function logcatCommand(argv: string[]): Promise<number> {
     process.off('SIGTERM', onSignal);
     // The EPIPE listener stays: writes already queued may still fail after the command returns.
   }
+}
+
+/** How far the log must be read for the filter: to --to, else to the first segment stamped past
+ *  --until, else to its end. Damage beyond that is never read. */
+function readBoundOf(filter: Filter): { until?: ReadBound } {
+  if (Number.isFinite(filter.to)) return { until: { kind: 'offset', offset: filter.to } };
+  if (Number.isFinite(filter.until)) return { until: { kind: 'time', ms: filter.until } };
+  return {};
+}
+
+/** Prints the matching records the opened log holds; true when the filter's range ends within
+ *  them (at --to, or at a record stamped past --until), so that nothing after them is wanted. */
+async function printRecords(log: Log, filter: Filter, fromGiven: boolean, stop: AbortSignal): Promise<boolean> {
+  // --job reads from the log's start whatever the range, so that it sees the job's push (which
+  // names the dependencies whose completions it then prints); the range still filters output.
+  const start =
+    filter.job !== null
+      ? log.firstOffset
+      : Math.max(filter.from, log.firstOffset, Number.isFinite(filter.since) ? await log.offsetAtTime(filter.since) : 0);
+  // An explicit --from below the log's start must not pass for "no records there".
+  if (fromGiven && filter.from < log.firstOffset && filter.to > log.firstOffset) {
+    console.error(`tapeq logcat: --from ${filter.from}: records [${filter.from}, ${log.firstOffset}) are gone from the log (retention); printing from ${log.firstOffset}`);
+  }
+  const end = Math.min(filter.to, log.durableOffset);
+  for await (const batch of log.readBatches(Math.min(start, end), end)) {
+    if (stop.aborted) break;
+    for (const r of batch) if (matches(r, filter)) await writeLine(JSON.stringify(recordToJson(r)), stop);
+  }
+  // Timestamps never go back in the log (the broker stamps max(clock, last)): once a record is
+  // past --until, so is everything after it. (The newest stamp: the last segment may be empty.)
+  const newest = log
+    .segments()
+    .map((s) => s.lastTimestamp)
+    .reduce<number | null>((max, ts) => (ts !== null && (max === null || ts > max) ? ts : max), null);
+  return end >= filter.to || (newest !== null && newest > filter.until);
 }
 
 /** Prints what the broker appends until the signal, --to or --until; true if retention retired records

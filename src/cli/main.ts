@@ -61,7 +61,11 @@ Beside a running broker, records are printed once written, before the broker's f
 machine crash (not a process crash) can still cut the last ones, and the restarted broker then
 writes other records at their offsets (see README, "Command line").
 
-Read-only. Exit 0; 1 on a log error or records lost to retention; 2 on a usage error.`,
+A damaged log (a corrupt record, an offset gap) is read only as far as the range needs: the
+records before the damage are printed, and if the range reaches it, it is named on stderr (exit 1).
+
+Read-only. Exit 0; 1 on a log error, damage the range reaches or records lost to retention; 2 on
+a usage error.`,
     load: async () => (await import('./logcat.js')).logcatCommand,
   },
   verify: {
@@ -98,7 +102,7 @@ Writes a NEW data directory whose state is exactly the state at the point, which
 starts from; <new dir> must not exist or be empty, and the source is only read. --dry-run writes
 nothing and prints what the real run would: what is kept and what left out, the segments, the
 snapshot at the cut and the fallback snapshot a compacted log's fork gets (all but the new log
-id). Only the segments the point needs must be sound: damage after it is named in the report
+id). Only the records the point needs must be sound: damage after it is named in the report
 (laterSegments), not a refusal. Exit 0; 1 when recovery is impossible; 2 on a usage error.`,
     load: async () => (await import('./recover.js')).recoverCommand,
   },

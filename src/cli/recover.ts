@@ -10,10 +10,11 @@
 // snapshots the real run would write (all but the new log id, which is drawn then). Output is
 // JSON on stdout. Exit 0; 1 when recovery is impossible; 2 on usage errors.
 //
-// The state and the fork need only the segments up to the point; damage in a later one does not
-// stop recovery (the state just before bit rot is what it is for). The later segments are then
-// verified for the report alone (leftOut counts their records): `laterSegments` says whether
-// they are sound, or names the damage found, and leftOut then counts only the records before it.
+// The state and the fork need only the records up to the point; damage after it, in the point's
+// segment or a later one, does not stop recovery (the state just before bit rot is what it is
+// for). The later segments are then verified for the report alone (leftOut counts their records):
+// `laterSegments` says whether they are sound, or names the damage found, and leftOut then counts
+// only the records before it.
 
 import { parseArgs } from 'node:util';
 import { LogError, openReadOnly, type Log } from '../log/log.js';
@@ -70,12 +71,13 @@ async function leftOut(log: Log, until: number): Promise<Record<string, unknown>
 }
 
 interface LaterSegments {
-  /** The whole log when it verified, for leftOut; null when a later segment is damaged. */
+  /** The whole log when it verified, for leftOut; null when damage was found after the point. */
   whole: Log | null;
   report: {
     /** Segments after the one that reaches the point: the fork needs none of them. */
     segments: number;
-    /** The first offset they hold (null when there are none). */
+    /** Where the records the open for the point did not verify begin: the first offset of those
+     *  segments, or the damaged record that ended it (null when there are none). */
     fromOffset: number | null;
     /** Read and sound: leftOut counts their records. */
     verified: boolean;
@@ -84,23 +86,28 @@ interface LaterSegments {
   };
 }
 
-/** Verifies the segments after the point, which `log` (opened up to the point) did not read. */
+/** Verifies what `log` (opened up to the point, and no further than damage after it) did not:
+ *  the segments after the point's, unless the open already found damage. */
 async function laterSegments(log: Log, until: number, logger: (line: string) => void): Promise<LaterSegments> {
   const segments = log.openReport.notRead.length;
-  if (segments === 0) return { whole: log, report: { segments, fromOffset: null, verified: true, damaged: null } };
   const fromOffset = log.durableOffset;
-  try {
-    const whole = await openReadOnly(log.dir, logger, { knownSealed: log.sealedScanResults() });
-    return { whole, report: { segments, fromOffset, verified: true, damaged: null } };
-  } catch (err) {
-    if (!(err instanceof LogError)) throw err;
-    logger(
-      `${err.message}; offset ${until} does not need that segment: recovery goes on from records [${log.firstOffset}, ${until}), ` +
-        `all verified, and leftOut counts records only up to offset ${fromOffset}`,
-    );
-    const damaged = { file: err.file ?? null, byte: err.position ?? null, offset: err.offset ?? null, error: err.message };
-    return { whole: null, report: { segments, fromOffset, verified: false, damaged } };
+  let damage = log.openReport.damage;
+  if (damage === null) {
+    if (segments === 0) return { whole: log, report: { segments, fromOffset: null, verified: true, damaged: null } };
+    try {
+      const whole = await openReadOnly(log.dir, logger, { knownSealed: log.sealedScanResults() });
+      return { whole, report: { segments, fromOffset, verified: true, damaged: null } };
+    } catch (err) {
+      if (!(err instanceof LogError)) throw err;
+      damage = err;
+    }
   }
+  logger(
+    `${damage.message}; the state at offset ${until} does not need it: recovery goes on from records [${log.firstOffset}, ${until}), ` +
+      `all verified, and leftOut counts records only up to offset ${fromOffset}`,
+  );
+  const damaged = { file: damage.file ?? null, byte: damage.position ?? null, offset: damage.offset ?? null, error: damage.message };
+  return { whole: null, report: { segments, fromOffset, verified: false, damaged } };
 }
 
 export async function recoverCommand(argv: string[]): Promise<number> {

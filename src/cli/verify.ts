@@ -37,7 +37,7 @@ export async function verifyCommand(argv: string[]): Promise<number> {
       // start writes the header and cuts nothing (recovery.ts), so it is no torn tail.
       if (cut !== null && cut.bytes > 0) {
         console.log(
-          `verify: FAILED ${join(log.dir, cut.segment)} byte ${cut.position}: torn tail of ${cut.bytes} bytes ` +
+          `tapeq verify: FAILED ${join(log.dir, cut.segment)} byte ${cut.position}: torn tail of ${cut.bytes} bytes ` +
             `(record offset ${log.nextOffset}; the next start would cut it)`,
         );
         return 1;
@@ -48,14 +48,14 @@ export async function verifyCommand(argv: string[]): Promise<number> {
       const mustStart = dataDir !== logDir;
       const snapshots = await verifySnapshots(snapshotEntries, snapshotsDir, log, mustStart);
       if (typeof snapshots === 'string') {
-        console.log(`verify: FAILED ${snapshots}`);
+        console.log(`tapeq verify: FAILED ${snapshots}`);
         return 1;
       }
       const segments = log.segments();
       const bytes = segments.reduce((n, s) => n + s.bytes, 0);
       const range = records === 0 ? `no record; the next is offset ${log.nextOffset}` : `offsets ${log.firstOffset}..${log.nextOffset - 1}`;
       console.log(
-        `verify: ok ${segments.length} segments, ${records} records (${range}), ${bytes} bytes, log ${log.logId}, ` +
+        `tapeq verify: ok ${segments.length} segments, ${records} records (${range}), ${bytes} bytes, log ${log.logId}, ` +
           `${snapshots.count} snapshots${mustStart ? `; ${reachOf(log, snapshots.oldest)}` : ''}`,
       );
       return 0;
@@ -64,10 +64,8 @@ export async function verifyCommand(argv: string[]): Promise<number> {
     }
   } catch (err) {
     if (!(err instanceof LogError)) throw err;
-    // Only what is known: a missing directory has a file but no byte or offset.
-    const at = [err.position === undefined ? '' : ` byte ${err.position}`, err.offset === undefined ? '' : ` record offset ${err.offset}`].join('');
-    const where = err.file === undefined ? '' : `${err.file}${at}: `;
-    console.log(`verify: FAILED ${where}${err.message}`);
+    // A LogError's message names its file, byte and record offset where it has them.
+    console.log(`tapeq verify: FAILED ${err.message}`);
     return 1;
   }
 }

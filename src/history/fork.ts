@@ -51,13 +51,15 @@ export interface SegmentPlan {
   kind: 'whole' | 'cut' | 'header-only';
 }
 
-/** Which segments (and how much of each) hold exactly the records [firstOffset, until). */
-function planSegments(segments: readonly SegmentInfo[], until: number): SegmentPlan[] {
+/** Which segments (and how much of each) hold exactly the records [firstOffset, until). The
+ *  segment whose damage ended the log (`damagedFile`) is cut before it, even at its last record. */
+function planSegments(segments: readonly SegmentInfo[], until: number, damagedFile: string | null): SegmentPlan[] {
   const plan: SegmentPlan[] = [];
   for (const s of segments) {
     if (s.baseOffset >= until) break;
     const nextOffset = Math.min(s.nextOffset, until);
-    plan.push({ file: s.file, baseOffset: s.baseOffset, nextOffset, kind: nextOffset === s.nextOffset ? 'whole' : 'cut' });
+    const whole = nextOffset === s.nextOffset && s.file !== damagedFile;
+    plan.push({ file: s.file, baseOffset: s.baseOffset, nextOffset, kind: whole ? 'whole' : 'cut' });
   }
   const first = segments[0];
   if (plan.length === 0 && first !== undefined && first.baseOffset === until) {
@@ -190,7 +192,8 @@ export async function planFork(log: Log, until: number, sourceSnapshotsDir: stri
   if (until < log.firstOffset) {
     throw new ForkError(`offset ${until} is before the first retained record (${log.firstOffset}): the log cannot be cut there`);
   }
-  const segments = planSegments(log.segments(), until);
+  const damaged = log.openReport.damage?.file;
+  const segments = planSegments(log.segments(), until, damaged === undefined ? null : basename(damaged));
   const firstOffset = segments[0]?.baseOffset ?? until;
   return { segments, fallbackSource: await fallbackSnapshotOf(sourceSnapshotsDir, firstOffset, until) };
 }

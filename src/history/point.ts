@@ -7,7 +7,8 @@
 //                                   are left out. A time before the first record gives its offset.
 //
 // Only digits are an offset; anything else must be an ISO 8601 date or date-time (isoTimeMs), so
-// epoch milliseconds are written as an ISO time. Points past the log's end resolve to the end.
+// epoch milliseconds are written as an ISO time. Points past the log's end resolve to the end
+// (for an offset, the tools and `serve --until` say so on stderr).
 
 /** What the resolver needs from the Log. */
 export interface PointLog {

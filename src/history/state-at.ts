@@ -5,7 +5,6 @@
 
 import { basename, dirname, join, resolve } from 'node:path';
 import { findLogDir, LogError, openReadOnly, type Log } from '../log/log.js';
-import { segmentFilePattern } from '../log/segment-header.js';
 import { loadState, RecoveryError, type LoadedState } from '../snapshot/recover-state.js';
 import type { State } from '../state/index.js';
 import { describePoint, PointError, untilOffset, type Point } from './point.js';
@@ -57,6 +56,8 @@ export async function stateAt(dir: string, point: Point | undefined, logger: (li
     const until = point === undefined ? log.durableOffset : await untilOffset(log, point);
     const loaded = await loadState({ log, dir: snapshotsDir, logger, until, readOnly: true });
     checkTimeReachable(point, until, log.firstOffset, loaded.state);
+    // As `serve --until` says it: the state is not the one at the offset asked for.
+    if (point?.kind === 'offset' && point.offset > until) logger(`--until ${point.offset} is past the log's end: the state at its end, offset ${until}`);
     return { log, until, loaded };
   } catch (err) {
     await log.close();
@@ -64,25 +65,44 @@ export async function stateAt(dir: string, point: Point | undefined, logger: (li
   }
 }
 
-/** Opens the log read-only for a tool with `--until`: with a point, the segments wholly after it
- *  are not read, so damage there does not stop the tool; damage in a segment the point needs
- *  still does, and the refusal says why the point needs it (a time resolves only where a record
- *  stamped after it is found) and which offset point stops before it. Without a point, the whole
- *  log is verified. */
+/** Opens the log read-only for a tool with `--until`: with a point, the log is read only as far
+ *  as the point needs, and no further than the first damage, so damage after the point does not
+ *  stop the tool; damage the point needs still does, and the refusal says why the point needs it
+ *  (a time resolves only where a record stamped after it is found) and which offset point stops
+ *  before it. Without a point, the whole log is verified. */
 export async function openAtPoint(logDir: string, point: Point | undefined, logger: (line: string) => void): Promise<Log> {
   if (point === undefined) return openReadOnly(logDir, logger);
+  let log: Log;
   try {
-    return await openReadOnly(logDir, logger, { until: point });
+    log = await openReadOnly(logDir, logger, { until: point, endAtDamage: true });
   } catch (err) {
-    if (!(err instanceof LogError) || err.file === undefined || (err.code !== 'LOG_CORRUPT' && err.code !== 'LOG_GAP')) throw err;
-    const base = Number(segmentFilePattern.exec(basename(err.file))?.[1] ?? Number.NaN);
-    const why =
-      point.kind === 'offset'
-        ? `--until ${point.offset} needs ${basename(err.file)}: it holds records before that offset`
-        : `--until ${describePoint(point)} needs ${basename(err.file)}: no record before it is stamped after that time, so the time may resolve in it or later`;
-    const instead = Number.isSafeInteger(base) && base > 0 ? `; --until ${base} (an offset) stops before it` : '';
-    throw new LogError(err.code, `${err.message}; ${why}${instead}`, { file: err.file, position: err.position, offset: err.offset, cause: err });
+    // Damage with nothing sound before it (the first segment's header) fails the open itself.
+    if (err instanceof LogError && err.file !== undefined && (err.code === 'LOG_CORRUPT' || err.code === 'LOG_GAP')) throw pointNeeds(err, point);
+    throw err;
   }
+  const damage = log.openReport.damage;
+  if (damage === null || (await reachedBefore(log, point))) return log;
+  await log.close();
+  throw pointNeeds(damage, point);
+}
+
+/** Whether the records before the damage that ended `log` reach the point: an offset at or before
+ *  the damaged record; a time once a record before it is stamped after that time. */
+async function reachedBefore(log: Log, point: Point): Promise<boolean> {
+  if (point.kind === 'offset') return point.offset <= log.durableOffset;
+  return (await log.offsetAtTime(point.ms + 1)) < log.durableOffset;
+}
+
+/** The damage, refused for a point that needs it: why it does, and the offset that stops before it. */
+function pointNeeds(damage: LogError, point: Point): LogError {
+  const file = basename(damage.file ?? '');
+  const record = damage.offset === undefined ? file : `record ${damage.offset} of ${file}`;
+  const why =
+    point.kind === 'offset'
+      ? `--until ${point.offset} needs ${record}, which lies before that offset`
+      : `--until ${describePoint(point)} needs ${record}: no record before it is stamped after that time, so the time may resolve at it or later`;
+  const instead = (damage.offset ?? 0) > 0 ? `; --until ${damage.offset} (an offset) stops before it` : '';
+  return new LogError(damage.code, `${damage.message}; ${why}${instead}`, { file: damage.file, position: damage.position, offset: damage.offset, cause: damage });
 }
 
 /** A time before a compacted log's first record: no retained record is stamped at or before it,

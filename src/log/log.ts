@@ -58,6 +58,9 @@ export interface LogOptions {
   /** Read-only: read the segments up to the one that reaches this point, and no later one
    *  (recovery.ts); the log ends where that segment ends, openReport.notRead names the rest. */
   until?: ReadBound;
+  /** Read-only: the first damage ends the log instead of failing the open; openReport.damage
+   *  names it (recovery.ts). */
+  endAtDamage?: boolean;
   /** With repair: whether the state can be rebuilt once the log is cut (recovery.ts). */
   repairCheck?: (cutAt: number, firstOffset: number) => Promise<string | null>;
 }
@@ -107,6 +110,7 @@ export class Log {
       sealedInWorker: opts.sealedInWorker === true,
       ...(opts.knownSealed === undefined ? {} : { knownSealed: opts.knownSealed }),
       ...(opts.until === undefined ? {} : { until: opts.until }),
+      ...(opts.endAtDamage === undefined ? {} : { endAtDamage: opts.endAtDamage }),
       ...(opts.repairCheck === undefined ? {} : { repairCheck: opts.repairCheck }),
     });
     let log: Log | null = null;
@@ -308,19 +312,25 @@ export class Log {
 }
 
 /** Opens a log for tools: scans and verifies, never writes, truncates or rebuilds anything.
- *  With `until`, only the segments a point needs are read (LogOptions.until); with `knownSealed`,
- *  sealed segments an earlier open verified are not read again. */
+ *  With `until`, only the segments a point needs are read (LogOptions.until); with `endAtDamage`,
+ *  the log ends before the first damage (LogOptions.endAtDamage); with `knownSealed`, sealed
+ *  segments an earlier open verified are not read again. */
 export function openReadOnly(
   dir: string,
   logger: (line: string) => void = () => {},
-  opts: Pick<LogOptions, 'until' | 'knownSealed'> = {},
+  opts: Pick<LogOptions, 'until' | 'endAtDamage' | 'knownSealed'> = {},
 ): Promise<Log> {
   return Log.open({ ...opts, dir, readOnly: true, logger });
 }
 
 /** Tools accept the data directory or the log directory itself: `<dir>` when it holds segment
- *  files, else `<dir>/log` (where the broker keeps its log). */
+ *  files, else `<dir>/log` (where the broker keeps its log). A `<dir>` that is there but cannot
+ *  be listed (a file, no permission) is named as given, not as the `<dir>/log` looked for next. */
 export async function findLogDir(dir: string): Promise<string> {
-  const names = await readdir(dir).catch(() => [] as string[]);
+  const names = await readdir(dir).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return [] as string[];
+    const why = err.code === 'ENOTDIR' ? 'is not a directory' : `cannot be read (${err.code ?? err.message})`;
+    throw new LogError('LOG_NOT_FOUND', `${dir} ${why}: --dir (or DATA_DIR) names the data directory or its log directory`, { file: dir, cause: err });
+  });
   return names.some((n) => segmentFilePattern.test(n)) ? dir : join(dir, 'log');
 }

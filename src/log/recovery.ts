@@ -34,6 +34,11 @@
 // it, where the time resolves), and stops there: the segments after it are not read, so damage in
 // them, or a gap before them, does not stop the tool (OpenReport.notRead names them). The log
 // then ends, for this reader, where the last segment read ends.
+//
+// A read-only open with endAtDamage (logcat, and the tools with --until) does not fail at the
+// first damage (a corrupt record, a gap): the log ends, for this reader, just before it, with the
+// sound records before it, and OpenReport.damage names it. The caller decides whether its range
+// needed anything past it. Damage in the first segment's header leaves no log to read: it fails.
 
 import { constants as fsConstants } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
@@ -82,8 +87,11 @@ export interface OpenReport {
   /** Sealed segments taken from an earlier open's results (LoadOptions.knownSealed), or from an
    *  earlier listing of this open (a read-only open that listed again), not read again. */
   knownSealed: number;
-  /** Segments after LoadOptions.until, neither read nor checked (files, in offset order). */
+  /** Segments after LoadOptions.until or after the damage, neither read nor checked (files, in
+   *  offset order). */
   notRead: string[];
+  /** The damage that ended an open with LoadOptions.endAtDamage (the log ends before it). */
+  damage: LogError | null;
 }
 
 /** How far a read-only open reads: up to an offset (exclusive) or a time (a point, point.ts). */
@@ -100,6 +108,8 @@ export interface LoadOptions {
   knownSealed?: ReadonlyMap<number, SealedScanResult>;
   /** Read-only only: read no segment after the one that reaches this point (see the top). */
   until?: ReadBound;
+  /** Read-only only: the first damage ends the log instead of failing the open (see the top). */
+  endAtDamage?: boolean;
   /** With repair: asked before anything moves whether the state can be rebuilt once the log is
    *  cut at `cutAt` (the first record set aside) and starts at `firstOffset`; a reason not to
    *  repair, or null. Without it the cut goes ahead (the caller has no state to rebuild). */
@@ -121,6 +131,7 @@ interface Bad {
 export async function loadSegments(opts: LoadOptions): Promise<Loaded> {
   const { dir } = opts;
   if (opts.until !== undefined && !opts.readOnly) throw new Error('assertion: loadSegments: until is for read-only opens');
+  if (opts.endAtDamage === true && !opts.readOnly) throw new Error('assertion: loadSegments: endAtDamage is for read-only opens');
   if (opts.readOnly) {
     if (!(await exists(dir))) throw new LogError('LOG_NOT_FOUND', `no log directory at ${dir}`, { file: dir });
   } else {
@@ -188,6 +199,10 @@ async function loadListed(opts: LoadOptions, bases: number[], mayRelist: boolean
         if (result.problem !== null) bad = { index: i, code: result.code, problem: result.problem };
       }
     }
+    if (bad !== null && opts.endAtDamage === true && logId !== null) {
+      endBefore(segments, i, expected, corruptionError(segment, bad), report);
+      break;
+    }
     if (bad !== null) {
       if (!opts.repair || opts.readOnly) throw corruptionError(segment, bad);
       const refused = (await opts.repairCheck?.(bad.problem.expectedOffset, (segments[0] as Segment).baseOffset)) ?? null;
@@ -215,6 +230,16 @@ async function loadListed(opts: LoadOptions, bases: number[], mayRelist: boolean
   return { logId, segments, report };
 }
 
+/** Ends the log just before the damage in segments[index] (endAtDamage): a segment that continues
+ *  the one before was scanned up to the damage and keeps the records before it; one that does not
+ *  (a gap) was not scanned and holds none. What is left out is notRead. */
+function endBefore(segments: Segment[], index: number, expected: number, damage: LogError, report: OpenReport): void {
+  const kept = (segments[index] as Segment).baseOffset === expected ? index + 1 : index;
+  report.damage = damage;
+  report.notRead = segments.slice(kept).map((s) => s.file);
+  segments.length = kept;
+}
+
 /** Whether `segment` (scanned) reaches the point: no later segment is needed to read the records
  *  before it, or to resolve it (offsetAtTime stops at the first segment stamped past the time). */
 function reaches(segment: Segment, until: ReadBound): boolean {
@@ -239,7 +264,7 @@ async function shorterThanHeader(segment: Segment): Promise<boolean> {
 }
 
 export function emptyReport(): OpenReport {
-  return { segments: 0, records: 0, tailCut: null, quarantined: null, indexesRebuilt: [], verifiedInWorker: 0, knownSealed: 0, notRead: [] };
+  return { segments: 0, records: 0, tailCut: null, quarantined: null, indexesRebuilt: [], verifiedInWorker: 0, knownSealed: 0, notRead: [], damage: null };
 }
 
 function corruptionError(segment: Segment, bad: Bad): LogError {

@@ -99,6 +99,25 @@ t.test('export-filters-by-queue-and-range', async (t) => {
   t.equal((await runTapeq(['export', '--dir', w.dir])).code, 2, '--avro required');
 });
 
+t.test('export-summary-names-the-offsets-of-the-rows-written-and-the-range-scanned-apart', async (t) => {
+  // With --queue the summary gave the range read ("offsets 13..57") for rows at 17..23.
+  const records = await logRecords();
+  const first = w.checkpoints[0];
+  if (first === undefined) throw new Error('no checkpoint');
+  const since = new Date(first.timestamp + 1).toISOString();
+  const from = records.find((x) => x.timestamp > first.timestamp)?.offset;
+  const rows = records.filter((x) => queueOf(x.body) === 'q2' && x.timestamp > first.timestamp);
+  const [firstRow, lastRow] = [rows[0], rows.at(-1)];
+  if (from === undefined || firstRow === undefined || lastRow === undefined || firstRow.offset === from) throw new Error('the range must start with another queue');
+  const file = join(root, 'summary.avro');
+  const r = await runTapeq(['export', '--dir', w.dir, '--avro', file, '--queue', 'q2', '--since', since]);
+  t.equal(r.code, 0, r.stderr);
+  t.equal(r.stderr, `tapeq export: ${rows.length} records of queue q2 (offsets ${firstRow.offset}..${lastRow.offset}; scanned offsets ${from}..${w.records - 1}) written to ${file}\n`);
+  t.same((await readAvro(file)).rows.map((x) => x.offset), rows.map((x) => x.offset), 'the rows the summary names');
+  const none = await runTapeq(['export', '--dir', w.dir, '--avro', file, '--queue', 'nope', '--until', '10']);
+  t.equal(none.stderr, `tapeq export: 0 records of queue nope (scanned offsets 0..9) written to ${file}\n`, 'no rows: no offsets of rows');
+});
+
 t.test('export-into-a-missing-directory-fails-with-a-clear-message', async (t) => {
   const file = join(root, 'no-such-dir', 'x.avro');
   const r = await runTapeq(['export', '--dir', w.dir, '--avro', file]);

@@ -2,13 +2,14 @@ import t from 'tap';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
-import { stat } from 'node:fs/promises';
+import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { followPollMs, settlePolls } from '../../src/log/follower.js';
 import { Log } from '../../src/log/log.js';
 import { plainSpec, sampleRecord, t0 } from '../fixtures/records.js';
 import type { RecordBody, RecordDraft } from '../../src/record/types.js';
-import { drafts, hashTree, tempDir, writeLog } from '../log/helpers.js';
+import { drafts, hashTree, segmentFiles, tempDir, writeLog } from '../log/helpers.js';
+import { segmentHeaderBytes } from '../../src/log/segment-header.js';
 import { compactedDataDir } from '../history/workload.js';
 import { cliEntry, runCli, spawnCli } from './run-cli.js';
 
@@ -214,4 +215,51 @@ t.test('logcat-from-an-offset-retention-removed-says-the-records-before-the-firs
   t.equal(r.stderr, `tapeq logcat: --from 0: records [0, ${src.firstOffset}) are gone from the log (retention); printing from ${src.firstOffset}\n`);
   const all = await runCli(['logcat', '--dir', src.dir, '--to', String(src.firstOffset + 1)]);
   t.equal(all.stderr, '', 'without --from the log is printed from its first record without a word');
+});
+
+/** 300 records (stamped t0 + offset) in 4 KiB segments, a bit flipped in the 8th record of the
+ *  third, sealed segment: the damaged record's offset and the line logcat names it with. */
+async function damagedLog(t: Parameters<typeof tempDir>[0]): Promise<{ dir: string; bad: number; line: string }> {
+  const dir = await tempDir(t);
+  await writeLog(dir, 300, { segmentBytes: 4096 });
+  const files = await segmentFiles(dir);
+  const victim = join(dir, files[2] as string);
+  const buf = await readFile(victim);
+  let position = segmentHeaderBytes;
+  for (let i = 0; i < 7; i++) position += 8 + buf.readUInt32LE(position);
+  buf[position + 20] = (buf[position + 20] as number) ^ 0x01;
+  await writeFile(victim, buf);
+  const bad = Number(files[2]?.slice(0, 20)) + 7;
+  const line = `tapeq logcat: corrupt record in ${victim} at byte ${position} (record offset ${bad}): checksum mismatch; records from offset ${bad} on are not printed\n`;
+  return { dir, bad, line };
+}
+
+t.test('logcat-prints-every-sound-record-before-damage-then-names-it-and-exits-1', async (t) => {
+  const { dir, bad, line } = await damagedLog(t);
+  const before = await hashTree(dir);
+  for (const args of [[], ['--to', String(bad + 1)], ['--from', '5'], ['--until', String(t0 + bad - 1)]]) {
+    const r = await runCli(['logcat', '--dir', dir, ...args]);
+    t.equal(r.code, 1, `logcat ${args.join(' ')}: the range reaches the damage`);
+    const from = args[0] === '--from' ? 5 : 0;
+    t.strictSame(lines(r.stdout).map((l) => l['offset']), Array.from({ length: bad - from }, (_, i) => from + i), 'every record before it, in order');
+    t.equal(r.stderr, line, 'then one line naming file, byte and record offset');
+  }
+  const past = await runCli(['logcat', '--dir', dir, '--from', String(bad + 10)]);
+  t.equal(past.code, 1, 'a range wholly after the damage cannot be read');
+  t.equal(past.stdout, '');
+  t.equal(past.stderr, line);
+  t.strictSame(await hashTree(dir), before, 'read-only');
+});
+
+t.test('logcat-range-that-ends-before-damage-is-printed-whole-with-0', async (t) => {
+  const { dir, bad } = await damagedLog(t);
+  // A time ends before the damage once a record before it is stamped later (the damaged record's
+  // stamp is unknown): here record bad - 1.
+  for (const args of [['--to', '30'], ['--to', String(bad)], ['--until', String(t0 + bad - 2)], ['--from', '10', '--to', '20', '--kind', 'pushed']]) {
+    const r = await runCli(['logcat', '--dir', dir, ...args]);
+    t.equal(r.code, 0, `logcat ${args.join(' ')}: ${r.stderr}`);
+    t.equal(r.stderr, '', 'nothing to report');
+    const [from, to] = args[0] === '--from' ? [10, 20] : [0, args[0] === '--to' ? Number(args[1]) : bad - 1];
+    t.strictSame(lines(r.stdout).map((l) => l['offset']), Array.from({ length: to - from }, (_, i) => from + i));
+  }
 });

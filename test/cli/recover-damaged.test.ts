@@ -1,12 +1,14 @@
 // Point-in-time recovery over a log with a damaged sealed segment: recover, replay and export with
-// --until read only the segments the point needs, so damage after the point does not stop them
-// (the state just before bit rot is what recovery is for), and damage the point needs still does,
-// naming the file, byte and offset. Without --until the whole log is verified, as before.
+// --until read only the records the point needs, so damage after the point (in a later segment or
+// later in the point's own) does not stop them (the state just before bit rot is what recovery is
+// for), and damage the point needs still does, naming the file, byte and offset. Without --until
+// the whole log is verified, as before.
 
-import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { cp, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
 import type { Test } from 'tap';
+import { openReadOnly } from '../../src/log/log.js';
 import { segmentHeaderBytes } from '../../src/log/segment-header.js';
 import { runTapeq, startTapeq } from '../fixtures/process.js';
 import { hashTree, runWorkload, tempDir, type Workload } from '../history/workload.js';
@@ -29,6 +31,16 @@ async function damage(path: string): Promise<void> {
   const at = segmentHeaderBytes + 8 + 3;
   buf[at] = (buf[at] as number) ^ 0x10;
   await writeFile(path, buf);
+}
+
+/** Flips a bit in the payload of the segment's record `index` (counted from 0): its checksum fails. */
+async function damageRecord(path: string, index: number): Promise<number> {
+  const buf = await readFile(path);
+  let position = segmentHeaderBytes;
+  for (let i = 0; i < index; i++) position += 8 + buf.readUInt32LE(position);
+  buf[position + 8 + 3] = (buf[position + 8 + 3] as number) ^ 0x10;
+  await writeFile(path, buf);
+  return position;
 }
 
 async function digestOf(dir: string, until?: string): Promise<{ code: number | null; digest: string; stderr: string }> {
@@ -70,7 +82,7 @@ t.test('recover-until-a-point-before-a-damaged-segment-forks-a-log-serve-starts-
   const needed = await digestOf(w.dir, late);
   t.equal(needed.code, 1, `replay --until ${late} needs the damaged segment`);
   t.match(needed.stderr, `corrupt record in ${join(w.dir, 'log', victim.file)} at byte ${segmentHeaderBytes}`);
-  t.match(needed.stderr, `--until ${late} needs ${victim.file}: no record before it is stamped after that time`);
+  t.match(needed.stderr, `--until ${late} needs record ${victim.base} of ${victim.file}: no record before it is stamped after that time`);
   t.match(needed.stderr, `--until ${victim.base} (an offset) stops before it`, 'and names the offset point that does not');
   t.equal((await digestOf(w.dir, String(victim.base))).code, 0, `replay --until ${victim.base} runs`);
 
@@ -135,5 +147,54 @@ t.test('recover-until-a-point-whose-segment-is-damaged-is-refused-naming-file-by
     t.equal(r.code, 1, args.join(' '));
     t.match(r.stderr, expected, `${args[0]} names the file, byte and offset`);
   }
+  t.same(await hashTree(w.dir), before, 'the source data directory is byte-identical');
+});
+
+t.test('replay-export-and-recover-until-the-damaged-record-run-on-the-sound-records-of-its-segment', async (t) => {
+  // The point lies in the damaged segment, before the bad record: the records it needs are all
+  // sound, so the tools run as logcat --to does, where they once refused the whole segment.
+  const root = await tempDir(t, 'tapeq-pitr-in-segment-');
+  const w = await runWorkload(join(root, 'data'));
+  const clean = join(root, 'clean');
+  await cp(w.dir, clean, { recursive: true });
+  const victim = (await segmentsOf(join(w.dir, 'log')))[1];
+  if (victim === undefined) throw new Error('the workload needs a second sealed segment');
+  const position = await damageRecord(join(w.dir, 'log', victim.file), 5);
+  const bad = victim.base + 5;
+  const before = await hashTree(w.dir);
+
+  const log = await openReadOnly(join(clean, 'log'));
+  const stamp = (await log.readOne(bad - 1))?.timestamp;
+  await log.close();
+  if (stamp === undefined) throw new Error('no record before the damage');
+  // Record bad - 1 is stamped after this time: it resolves before the damage.
+  for (const until of [String(bad), String(bad - 2), new Date(stamp - 1).toISOString()]) {
+    const r = await digestOf(w.dir, until);
+    t.equal(r.code, 0, `replay --until ${until}: ${r.stderr}`);
+    t.equal(r.digest, (await digestOf(clean, until)).digest, `replay --until ${until} = the undamaged log's state there`);
+  }
+  const past = await digestOf(w.dir, String(bad + 1));
+  t.equal(past.code, 1, 'a point past the bad record is refused');
+  t.match(past.stderr, `corrupt record in ${join(w.dir, 'log', victim.file)} at byte ${position} (record offset ${bad})`);
+  t.match(past.stderr, `--until ${bad + 1} needs record ${bad} of ${victim.file}, which lies before that offset; --until ${bad} (an offset) stops before it`);
+
+  const outRoot = await tempDir(t, 'tapeq-pitr-in-segment-out-');
+  const exported = await runTapeq(['export', '--dir', w.dir, '--until', String(bad), '--avro', join(outRoot, 'x.avro')]);
+  t.equal(exported.code, 0, exported.stderr);
+  t.match(exported.stderr, `${bad} records (offsets 0..${bad - 1})`);
+
+  const out = join(outRoot, 'fork');
+  const r = await runTapeq(['recover', '--dir', w.dir, '--until', String(bad), '--out', out]);
+  t.equal(r.code, 0, r.stderr);
+  const report = JSON.parse(r.stdout);
+  t.has(report.laterSegments.damaged, { file: join(w.dir, 'log', victim.file), byte: position, offset: bad }, 'the report names the bad record');
+  t.equal(report.laterSegments.fromOffset, bad);
+  t.equal(report.leftOut.records, 0, 'nothing sound lies between the point and the damage');
+  t.same(report.segments.at(-1), { file: victim.file, baseOffset: victim.base, nextOffset: bad, kind: 'cut' }, 'the damaged segment is cut before the bad record');
+  const recovered = await digestOf(out);
+  t.equal(recovered.code, 0, recovered.stderr);
+  t.equal(recovered.digest, (await digestOf(clean, String(bad))).digest, 'the fork holds the state just before the damage');
+  t.equal((await runTapeq(['verify', '--dir', out])).code, 0, 'and none of the damage');
+
   t.same(await hashTree(w.dir), before, 'the source data directory is byte-identical');
 });

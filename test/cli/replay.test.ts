@@ -83,6 +83,26 @@ t.test('serve-until-past-the-end-says-it-serves-the-state-at-the-end', async (t)
   t.match(p.stderr(), /READ-ONLY server on the state at offset 99999999 \(past the log's end: the state at its end, offset \d+\): records \[0, \d+\)/);
 });
 
+t.test('replay-recover-and-export-until-past-the-end-say-so-as-serve-does', async (t) => {
+  // replay printed the state at the end, recover reported "until" as the end, export wrote every
+  // record, each without a word that the offset asked for was not there.
+  const end = w.records;
+  const note = (tool: string) => `tapeq ${tool}: --until 99999999 is past the log's end: `;
+  const replay = await runTapeq(['replay', '--dir', w.dir, '--until', '99999999', '--digest']);
+  t.equal(replay.code, 0, replay.stderr);
+  t.equal(replay.stderr, `${note('replay')}the state at its end, offset ${end}\n`);
+  t.equal(replay.stdout, (await runTapeq(['replay', '--dir', w.dir, '--digest'])).stdout, 'the state at the end');
+  const recover = await runTapeq(['recover', '--dir', w.dir, '--until', '99999999', '--out', join(root, 'past-end'), '--dry-run']);
+  t.equal(recover.code, 0, recover.stderr);
+  t.equal(recover.stderr, `${note('recover')}the state at its end, offset ${end}\n`);
+  t.equal(JSON.parse(recover.stdout).until, end);
+  const exported = await runTapeq(['export', '--dir', w.dir, '--until', '99999999', '--avro', join(root, 'past-end.avro')]);
+  t.equal(exported.code, 0, exported.stderr);
+  t.match(exported.stderr, new RegExp(`^${note('export')}records to its end, offset ${end}\n`));
+  const atEnd = await runTapeq(['replay', '--dir', w.dir, '--until', String(end), '--digest']);
+  t.equal(atEnd.stderr, '', 'the end itself is no point past it');
+});
+
 t.test('read-only-commands-leave-data-dir-byte-identical', async (t) => {
   const hashes = await hashTree(w.dir);
   t.ok(Object.keys(hashes).some((f) => f.endsWith('.jobindex')), 'the server wrote job indexes (they must stay as they are)');

@@ -5,10 +5,12 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import t from 'tap';
+import { segmentHeaderBytes } from '../../src/log/segment-header.js';
 import { startBroker } from '../fixtures/broker.js';
-import { cliPath, freePort, plainNode, startTapeq, tempDataDir } from '../fixtures/process.js';
+import { cliPath, freePort, plainNode, runTapeq, startTapeq, tempDataDir } from '../fixtures/process.js';
+import { segmentFiles, writeLog } from '../log/helpers.js';
 
 /** Runs `tapeq serve` until it exits or `ms` pass (then SIGKILL: code null), so a server that
  *  should have refused to start cannot hang the test. */
@@ -111,6 +113,36 @@ t.test('a-misspelt-variable-is-named-on-stderr-with-the-one-meant', async (t) =>
   t.equal(r.code, 1);
   t.match(r.stderr, 'tapeq: WARNING AUTH_TOKEN is not a tapeq variable and is ignored: did you mean AUTH_TOKENS?');
   t.match(r.stderr, 'LOG_SYNC must be');
+});
+
+t.test('a-start-refused-for-a-damaged-record-says-what-can-be-done-after-the-refusal', async (t) => {
+  // It printed the refusal and exited 1, with no word of --repair or recover.
+  const { dir, remove } = await tempDataDir();
+  t.teardown(remove);
+  await writeLog(join(dir, 'log'), 300, { segmentBytes: 4096 });
+  const file = (await segmentFiles(join(dir, 'log')))[2] as string;
+  const victim = join(dir, 'log', file);
+  const buf = await readFile(victim);
+  let position = segmentHeaderBytes;
+  for (let i = 0; i < 7; i++) position += 8 + buf.readUInt32LE(position);
+  buf[position + 20] = (buf[position + 20] as number) ^ 0x01;
+  await writeFile(victim, buf);
+  const bad = Number(file.slice(0, 20)) + 7;
+  const r = await serveFor({ DATA_DIR: dir }, 10_000);
+  t.equal(r.code, 1);
+  const lines = r.stderr.trim().split('\n');
+  const refusal = lines.findIndex((l) => l.startsWith('tapeq: corrupt record'));
+  t.equal(lines[refusal], `tapeq: corrupt record in ${victim} at byte ${position} (record offset ${bad}): checksum mismatch`, 'the refusal as before');
+  t.equal(lines.length, refusal + 2, 'and one line more, the last');
+  const next = lines[refusal + 1] ?? '';
+  t.match(next, `tapeq: to go on: restore ${file} from a backup if one holds it; else copy the data directory first`);
+  t.match(next, `\`tapeq serve --repair\` (cuts the log before offset ${bad}: the rest of that segment and every later one move to log/quarantine-<ms>/`);
+  t.match(next, `\`tapeq recover --until ${bad} --out <new dir>\``);
+  const out = join(dir, '..', `${basename(dir)}-recovered`);
+  t.teardown(() => rm(out, { recursive: true, force: true }));
+  const recovered = await runTapeq(['recover', '--until', String(bad), '--out', out], { DATA_DIR: dir });
+  t.equal(recovered.code, 0, `the recover it offers runs: ${recovered.stderr}`);
+  t.equal(JSON.parse(recovered.stdout).until, bad);
 });
 
 t.test('what-the-log-says-at-start-is-named-as-every-server-line-is', async (t) => {

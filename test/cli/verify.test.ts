@@ -6,6 +6,7 @@ import { stateAt } from '../../src/history/state-at.js';
 import { listSnapshots, verifySnapshotFile, writeStateSnapshot } from '../../src/snapshot/store.js';
 import { compactedDataDir } from '../history/workload.js';
 import { hashTree, openLog, segmentFiles, tempDir, writeLog } from '../log/helpers.js';
+import { runTapeq } from '../fixtures/process.js';
 import { runCli } from './run-cli.js';
 
 t.test('verify-clean-log-prints-summary-exits-0-and-leaves-dir-byte-identical', async (t) => {
@@ -15,7 +16,7 @@ t.test('verify-clean-log-prints-summary-exits-0-and-leaves-dir-byte-identical', 
   const files = await segmentFiles(dir);
   const r = await runCli(['verify', '--dir', dir]);
   t.equal(r.code, 0, r.stderr);
-  t.match(r.stdout, `verify: ok ${files.length} segments, 500 records (offsets 0..499)`);
+  t.match(r.stdout, `tapeq verify: ok ${files.length} segments, 500 records (offsets 0..499)`);
   t.strictSame(await hashTree(dir), before);
 });
 
@@ -40,7 +41,7 @@ t.test('an-empty-DATA_DIR-is-unset-for-the-tools-as-for-serve', async (t) => {
   t.equal(logcat.stdout.trim().split('\n').length, 3);
 });
 
-t.test('verify-bit-flip-exits-1-naming-file-byte-and-record-offset', async (t) => {
+t.test('verify-bit-flip-exits-1-naming-file-byte-and-record-offset-once', async (t) => {
   const dir = await tempDir(t);
   await writeLog(dir, 500, { segmentBytes: 8192 });
   const files = await segmentFiles(dir);
@@ -54,8 +55,7 @@ t.test('verify-bit-flip-exits-1-naming-file-byte-and-record-offset', async (t) =
   const before = await hashTree(dir);
   const r = await runCli(['verify', '--dir', dir]);
   t.equal(r.code, 1);
-  t.match(r.stdout, `verify: FAILED ${victim} byte ${position} record offset ${base + 7}`);
-  t.match(r.stdout, 'checksum mismatch');
+  t.equal(r.stdout, `tapeq verify: FAILED corrupt record in ${victim} at byte ${position} (record offset ${base + 7}): checksum mismatch\n`, 'the place, said once');
   t.strictSame(await hashTree(dir), before, 'read-only: nothing changed');
 });
 
@@ -86,7 +86,7 @@ t.test('verify-of-a-log-whose-first-start-crashed-before-its-header-says-it-is-e
   const before = await hashTree(dir);
   const r = await runCli(['verify', '--dir', dir]);
   t.equal(r.code, 1);
-  t.match(r.stdout, /^verify: FAILED the log in .* is empty: its only segment 00000000000000000000\.log is 0 bytes/);
+  t.match(r.stdout, /^tapeq verify: FAILED the log in .* is empty: its only segment 00000000000000000000\.log is 0 bytes/);
   t.notMatch(r.stdout, /bad segment header|corrupt|torn/);
   t.strictSame(await hashTree(dir), before, 'nothing written');
 });
@@ -97,7 +97,7 @@ t.test('verify-of-a-log-without-records-says-so-not-offsets-0..-1', async (t) =>
   await writeLog(dir, 0);
   const r = await runCli(['verify', '--dir', dir]);
   t.equal(r.code, 0, r.stdout);
-  t.match(r.stdout, /^verify: ok 1 segments, 0 records \(no record; the next is offset 0\), \d+ bytes, log /);
+  t.match(r.stdout, /^tapeq verify: ok 1 segments, 0 records \(no record; the next is offset 0\), \d+ bytes, log /);
   t.notMatch(r.stdout, /\.\.-1/, 'no reversed range');
 });
 
@@ -109,7 +109,7 @@ t.test('verify-checks-the-snapshots-a-log-retention-cut-needs-and-fails-naming-a
   const snapshots = join(dir, 'snapshots');
   const sound = await runCli(['verify', '--dir', dir]);
   t.equal(sound.code, 0, sound.stdout);
-  t.match(sound.stdout, /^verify: ok .*, 2 snapshots; recover --until reaches back to offset \d+ \(/, 'the summary says what was checked');
+  t.match(sound.stdout, /^tapeq verify: ok .*, 2 snapshots; recover --until reaches back to offset \d+ \(/, 'the summary says what was checked');
   // The older snapshot lies below the log's first offset: the newer one is where recovery starts.
   const reach = (await listSnapshots(snapshots)).filter((e) => e.offset >= src.firstOffset).map((e) => e.offset).at(-1);
   const stamp = new Date((await verifySnapshotFile(src.newer)).timestamp).toISOString();
@@ -121,7 +121,7 @@ t.test('verify-checks-the-snapshots-a-log-retention-cut-needs-and-fails-naming-a
   const before = await hashTree(dir);
   const damaged = await runCli(['verify', '--dir', dir]);
   t.equal(damaged.code, 1, damaged.stdout);
-  t.match(damaged.stdout, `verify: FAILED ${src.newer}: `);
+  t.match(damaged.stdout, `tapeq verify: FAILED ${src.newer}: `);
   t.match(damaged.stdout, /checksum mismatch\n$/);
   t.strictSame(await hashTree(dir), before, 'read-only: nothing changed');
 
@@ -130,7 +130,7 @@ t.test('verify-checks-the-snapshots-a-log-retention-cut-needs-and-fails-naming-a
   t.equal(none.code, 1, none.stdout);
   t.equal(
     none.stdout,
-    `verify: FAILED ${snapshots}: the log starts at offset ${src.firstOffset} (records [0, ${src.firstOffset}) are gone from it) ` +
+    `tapeq verify: FAILED ${snapshots}: the log starts at offset ${src.firstOffset} (records [0, ${src.firstOffset}) are gone from it) ` +
       `and no snapshot at offset ${src.firstOffset} to ${src.records} holds the state to replay it from; serve cannot start\n`,
   );
   const alone = join(dir, 'segments-copy');
@@ -148,7 +148,7 @@ t.test('verify-of-a-torn-tail-names-the-segment-by-its-path-as-for-other-damage'
   await truncate(file, (await readFile(file)).length - 5);
   const r = await runCli(['verify', '--dir', dir]);
   t.equal(r.code, 1);
-  t.match(r.stdout, new RegExp(`^verify: FAILED ${file} byte \\d+: torn tail of \\d+ bytes \\(record offset 9;`));
+  t.match(r.stdout, new RegExp(`^tapeq verify: FAILED ${file} byte \\d+: torn tail of \\d+ bytes \\(record offset 9;`));
 });
 
 t.test('verify-of-a-log-that-lost-records-a-snapshot-covers-fails-naming-the-missing-offsets', async (t) => {
@@ -166,7 +166,7 @@ t.test('verify-of-a-log-that-lost-records-a-snapshot-covers-fails-naming-the-mis
   const before = await hashTree(dir);
   const r = await runCli(['verify', '--dir', dir]);
   t.equal(r.code, 1, r.stdout);
-  t.equal(r.stdout, `verify: FAILED ${snapshot}: the snapshot covers offsets up to 500 but the log ends at ${end}: the log lost records [${end}, 500)\n`);
+  t.equal(r.stdout, `tapeq verify: FAILED ${snapshot}: the snapshot covers offsets up to 500 but the log ends at ${end}: the log lost records [${end}, 500)\n`);
   t.strictSame(await hashTree(dir), before, 'read-only: the snapshot is not moved aside');
 });
 
@@ -184,7 +184,7 @@ t.test('verify-of-an-empty-segment-a-roll-left-is-no-torn-tail-as-for-serve', as
   const before = await hashTree(dir);
   const r = await runCli(['verify', '--dir', dir]);
   t.equal(r.code, 0, r.stdout);
-  t.match(r.stdout, `verify: ok ${files.length + 1} segments, 300 records (offsets 0..299)`);
+  t.match(r.stdout, `tapeq verify: ok ${files.length + 1} segments, 300 records (offsets 0..299)`);
   t.notMatch(r.stdout, /torn tail/);
   t.strictSame(await hashTree(dir), before, 'read-only: the header is not written');
 });
@@ -202,4 +202,21 @@ t.test('a-directory-named-like-a-segment-file-is-a-one-line-error-for-the-tools-
     t.match(out, `${join(dir, name)} is a directory, not a segment file`);
     t.notMatch(out, /EISDIR|    at /);
   }
+});
+
+t.test('a-dir-that-is-a-file-is-named-as-given-with-why-by-every-tool', async (t) => {
+  // verify said `tapeq: cannot use <dir>/snapshots: not a directory`, a path the user never gave.
+  const dir = await tempDir(t);
+  const file = join(dir, 'not-a-dir');
+  await writeFile(file, 'x');
+  const why = `${file} is not a directory: --dir (or DATA_DIR) names the data directory or its log directory`;
+  const verify = await runTapeq(['verify', '--dir', file]);
+  t.equal(verify.code, 1);
+  t.equal(`${verify.stdout}${verify.stderr}`, `tapeq verify: FAILED ${why}\n`);
+  for (const [tool, ...args] of [['logcat'], ['replay'], ['export', '--avro', join(dir, 'x.avro')], ['recover', '--until', '1', '--out', join(dir, 'out')]] as const) {
+    const r = await runTapeq([tool, ...args, '--dir', file]);
+    t.equal(r.code, 1, tool);
+    t.equal(r.stderr, `tapeq ${tool}: ${why}\n`, `${tool} says it the same way`);
+  }
+  t.same(await readdir(dir), ['not-a-dir'], 'nothing was written');
 });

@@ -469,3 +469,36 @@ t.test('read-only-open-until-a-point-is-not-stopped-by-a-gap-after-it-but-by-one
     'a point past the gap needs the records it lost',
   );
 });
+
+t.test('read-only-open-with-end-at-damage-ends-before-a-bit-flip-or-a-gap-and-names-it', async (t) => {
+  const dir = await tempDir(t);
+  await writeLog(dir, 400, { segmentBytes: 8192 });
+  const files = await segmentFiles(dir);
+  t.ok(files.length >= 4);
+  const [base1, base2] = [1, 2].map((i) => Number((files[i] as string).slice(0, 20))) as [number, number];
+  const position = await flipBitInRecord(join(dir, files[1] as string), 5);
+  const flipped = await openLog({ dir, readOnly: true, endAtDamage: true });
+  t.equal(flipped.log.durableOffset, base1 + 5, 'the log ends just before the bad record');
+  t.strictSame(await readAll(flipped.log), range(0, base1 + 5), 'with every sound record before it, its segment\'s included');
+  t.match(flipped.log.openReport.damage, { code: 'LOG_CORRUPT', file: join(dir, files[1] as string), position, offset: base1 + 5 });
+  t.strictSame(flipped.log.openReport.notRead, files.slice(2), 'the segments after it are not read');
+  await flipped.log.close();
+
+  const gapped = await tempDir(t);
+  await writeLog(gapped, 400, { segmentBytes: 8192 });
+  await rm(join(gapped, files[2] as string));
+  const { log } = await openLog({ dir: gapped, readOnly: true, endAtDamage: true });
+  t.equal(log.durableOffset, base2, 'a gap: the log ends where the segment before it ends');
+  t.match(log.openReport.damage, { code: 'LOG_GAP', file: join(gapped, files[3] as string), offset: base2 });
+  t.strictSame(log.openReport.notRead, files.slice(3), 'the segment after the gap is not read');
+  await log.close();
+
+  const headless = await tempDir(t);
+  await writeLog(headless, 400, { segmentBytes: 8192 });
+  const first = join(headless, files[0] as string);
+  const bytes = await readFile(first);
+  bytes[2] = (bytes[2] as number) ^ 0x01;
+  await writeFile(first, bytes);
+  await t.rejects(openLog({ dir: headless, readOnly: true, endAtDamage: true }), { code: 'LOG_CORRUPT', file: first }, 'a first segment without a sound header leaves no log to read');
+  await t.rejects(openLog({ dir, endAtDamage: true }), /endAtDamage is for read-only opens/, 'a writable open never ends early');
+});
