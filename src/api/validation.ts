@@ -7,6 +7,7 @@
 
 import { Ajv, type ErrorObject, type Options, type ValidateFunction } from 'ajv';
 import type { FastifySchemaCompiler, FastifySchemaValidationError, FastifyServerOptions } from 'fastify';
+import { unknownFieldError } from '../broker/validate.js';
 import { queueNamePattern } from '../constants.js';
 import { LIST_STATUSES, statusesPattern } from './schemas.js';
 import { workerMethodPattern, workerUrlPattern } from './worker-validation.js';
@@ -115,8 +116,6 @@ function describe(error: ErrorObject): string {
   switch (error.keyword) {
     case 'required':
       return 'is required';
-    case 'additionalProperties':
-      return 'is not an allowed field';
     case 'type': {
       const types = Array.isArray(p.type) ? p.type : String(p.type).split(',');
       return `must be ${types.map((t) => ARTICLE_TYPES[t] ?? t).join(' or ')}`;
@@ -184,7 +183,8 @@ function deepest(errors: FastifySchemaValidationError[]): FastifySchemaValidatio
 
 function message(error: ErrorObject, dataVar: string): string {
   const p = error.params as Record<string, unknown>;
-  const leaf = error.keyword === 'required' ? p.missingProperty : error.keyword === 'additionalProperties' ? p.additionalProperty : undefined;
+  if (error.keyword === 'additionalProperties') return unknownFieldError(fieldPath(error.instancePath, p.additionalProperty, dataVar));
+  const leaf = error.keyword === 'required' ? p.missingProperty : undefined;
   return `${fieldPath(error.instancePath, leaf, dataVar)} ${describe(error)}`;
 }
 

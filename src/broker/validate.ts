@@ -4,11 +4,11 @@
 //
 // Two push shapes are accepted:
 // - seed 004: {data, priority, delay, maxAttempts, backoff, ttl, timeout, uniqueKey, jobId, tags,
-//   groupId, lifo, removeOnComplete, removeOnFail, durable, dependsOn, repeat, name};
-//   unknown keys → "Unknown field: <key>".
+//   groupId, lifo, removeOnComplete, removeOnFail, durable, dependsOn, repeat, name}.
 // - BullMQ: {name, data, opts} (recognized by the `opts` key); opts keys attempts, backoff, delay,
 //   priority, lifo, jobId, removeOnComplete, removeOnFail, repeat, timeout, ttl, tags, groupId,
-//   dependsOn, uniqueKey, durable; unknown keys → "Unknown option: <key>".
+//   dependsOn, uniqueKey, durable.
+// An unknown key, at any depth, is refused as `<path> is not an allowed field` (unknownFieldError).
 // BullMQ backoff: a bare number is a fixed delay (BullMQ normalizes it to {type: 'fixed', delay});
 // the seed's flat `backoff` number is exponential.
 // BullMQ priority: 1 is highest and 0 (or absent) means "no priority", which BullMQ runs before any
@@ -70,6 +70,13 @@ function checked<T>(fn: () => T): Checked<T> {
     if (error instanceof Invalid) return { ok: false, error: error.message };
     throw error;
   }
+}
+
+/** The one text for a field that is not taken where it was sent: every body, query, BullMQ `opts`
+ *  and WebSocket command refuses it so, `path` written as the client would (`opts.foo`,
+ *  `body[2].opts.foo`). */
+export function unknownFieldError(path: string): string {
+  return `${path} is not an allowed field`;
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {
@@ -142,7 +149,7 @@ function keepPolicy(field: string, v: unknown): KeepPolicy | null {
   for (const [key, value] of Object.entries(v)) {
     if (key === 'count') count = int(`${field}.count`, value, 0, 2 ** 32 - 1);
     else if (key === 'age') ageMs = int(`${field}.age`, value, 0, Math.floor(durationMsMax / 1000)) * 1000;
-    else fail(`Unknown field: ${field}.${key}`);
+    else fail(unknownFieldError(`${field}.${key}`));
   }
   return { remove: false, count, ageMs };
 }
@@ -158,7 +165,7 @@ function backoffOf(field: string, v: unknown): { backoff: number; backoffType: B
       else if (value === 'exponential') backoffType = BackoffType.EXPONENTIAL;
       else fail(`${field}.type must be "fixed" or "exponential"`);
     } else if (key === 'delay') backoff = int(`${field}.delay`, value, 0, durationMsMax);
-    else fail(`Unknown field: ${field}.${key}`);
+    else fail(unknownFieldError(`${field}.${key}`));
   }
   return { backoff, backoffType };
 }
@@ -178,7 +185,7 @@ function repeatOf(field: string, v: unknown): Repeat | null {
     else if (key === 'limit') repeat.limit = int(`${field}.limit`, value, 1, repeatLimitMax);
     else if (key === 'immediately') repeat.immediately = bool(`${field}.immediately`, value);
     else if (key === 'tz') repeat.tz = text(`${field}.tz`, value, 64);
-    else fail(`Unknown field: ${field}.${key}`);
+    else fail(unknownFieldError(`${field}.${key}`));
   }
   if ((repeat.every === null) === (repeat.pattern === '')) fail(`${field} needs exactly one of every or pattern`);
   if (repeat.pattern !== '') {
@@ -282,7 +289,7 @@ function seedShape(input: Record<string, unknown>, envelope: ReadonlySet<string>
     else if (key === 'name') out.name = text(key, v, jobNameLengthMax);
     else if (key === 'priority') out.priority = int(key, v, priorityMin, priorityMax);
     else if (key === 'maxAttempts') out.maxAttempts = int(key, v, 1, maxAttemptsMax);
-    else if (!commonOption(out, key, v)) fail(`Unknown field: ${key}`);
+    else if (!commonOption(out, key, v)) fail(unknownFieldError(key));
   }
   if (input['data'] === undefined) fail('data is required');
   return finish(out);
@@ -302,7 +309,7 @@ function bullShape(input: Record<string, unknown>, envelope: ReadonlySet<string>
     if (v === undefined) continue;
     if (key === 'data') out.data = dataText(v);
     else if (key === 'name') out.name = text(key, v, jobNameLengthMax);
-    else if (key !== 'opts') fail(seedOptionNames.has(key) ? `${key} cannot be used beside opts: a job with opts takes its options in opts` : `Unknown field: ${key}`);
+    else if (key !== 'opts') fail(seedOptionNames.has(key) ? `${key} cannot be used beside opts: a job with opts takes its options in opts` : unknownFieldError(key));
   }
   if (input['data'] === undefined) fail('data is required');
   const opts = input['opts'];
@@ -315,7 +322,7 @@ function bullShape(input: Record<string, unknown>, envelope: ReadonlySet<string>
     if (key === 'attempts') out.maxAttempts = int(key, v, 1, maxAttemptsMax);
     else if (key === 'priority') out.priority = -int(key, v, 0, bullPriorityMax);
     else if (key === 'backoff' && typeof v === 'number') Object.assign(out, fixedBackoff(key, v));
-    else if (!commonOption(out, key, v)) fail(`Unknown option: ${key}`);
+    else if (!commonOption(out, key, v)) fail(unknownFieldError(`opts.${key}`));
   }
   if (out.priority === 0) out.priority = 0; // -0 → 0: the record stores a sint32
   return finish(out);
@@ -407,7 +414,7 @@ export function checkClean(body: unknown): Checked<{ graceMs: number; state: Cle
         if (!isCleanState(v)) fail(`state must be one of: ${cleanStates.join(', ')}`);
         state = v;
       } else if (key === 'limit') limit = v === null ? null : int(key, v, 0, 2 ** 31 - 1) || null; // 0 = no limit, as in BullMQ
-      else fail(`Unknown field: ${key}`);
+      else fail(unknownFieldError(key));
     }
     if (graceMs === null) fail('grace is required');
     return { graceMs, state, limit };
@@ -421,7 +428,7 @@ export function checkPromoteJobs(body: unknown): Checked<{ count: number | null 
     let count: number | null = null;
     for (const [key, v] of Object.entries(body)) {
       if (key === 'count') count = v === null ? null : int(key, v, 1, 2 ** 31 - 1);
-      else fail(`Unknown field: ${key}`);
+      else fail(unknownFieldError(key));
     }
     return { count };
   });

@@ -10,17 +10,17 @@ const err = (input: unknown): string => {
 t.test('validation-errors-name-the-field', async (t) => {
   t.equal(err({}), 'data is required');
   t.equal(err({ data: 1, priority: 1.5 }), 'priority must be an integer');
-  t.equal(err({ data: 1, foo: 1 }), 'Unknown field: foo');
+  t.equal(err({ data: 1, foo: 1 }), 'foo is not an allowed field');
   t.equal(err({ data: 1, delay: -1 }), 'delay must be a non-negative integer');
   t.equal(err({ data: 1, maxAttempts: 0 }), 'maxAttempts must be at least 1');
   t.equal(err({ data: 1, tags: ['a', 2] }), 'tags[1] must be a string');
   t.equal(err({ data: 1, lifo: 'yes' }), 'lifo must be a boolean');
   t.equal(err({ data: 1, repeat: { every: 10, pattern: '* * * * *' } }), 'repeat needs exactly one of every or pattern');
-  t.equal(err({ data: 1, repeat: { every: 10, foo: 1 } }), 'Unknown field: repeat.foo');
+  t.equal(err({ data: 1, repeat: { every: 10, foo: 1 } }), 'repeat.foo is not an allowed field');
   t.equal(err({ data: 1, jobId: 'a', dependsOn: ['a'] }), 'dependsOn must not contain the job itself');
-  t.equal(err({ name: 'n', data: 1, opts: { foo: 1 } }), 'Unknown option: foo');
+  t.equal(err({ name: 'n', data: 1, opts: { foo: 1 } }), 'opts.foo is not an allowed field');
   t.equal(err({ name: 'n', data: 1, opts: { attempts: 'x' } }), 'attempts must be an integer');
-  t.equal(err({ name: 'n', data: 1, opts: {}, extra: 1 }), 'Unknown field: extra');
+  t.equal(err({ name: 'n', data: 1, opts: {}, extra: 1 }), 'extra is not an allowed field');
   t.equal(err({ data: 1, maxAttempts: 2, opts: {} }), 'maxAttempts cannot be used beside opts: a job with opts takes its options in opts');
   t.equal(err([1]), 'job must be a JSON object');
 });
@@ -57,8 +57,8 @@ t.test('envelope-fields-are-passed-over-only-when-named-and-only-at-the-top', as
   t.strictSame(seed, bare, 'a message with its envelope is the same job as the job alone');
   const bull = checkPush({ cmd: 'PUSH', queue: 'q', name: 'n', data: 1, opts: { attempts: 2 }, reqId: 'r' }, envelope);
   t.match(bull, { ok: true, value: { name: 'n', maxAttempts: 2 } }, 'in the BullMQ shape too');
-  t.strictSame(checkPush({ cmd: 'PUSH', data: 1 }), { ok: false, error: 'Unknown field: cmd' }, 'without an envelope they are unknown fields');
-  t.strictSame(checkPush({ data: 1, opts: { queue: 'q' } }, envelope), { ok: false, error: 'Unknown option: queue' }, 'inside opts they are not envelope');
+  t.strictSame(checkPush({ cmd: 'PUSH', data: 1 }), { ok: false, error: 'cmd is not an allowed field' }, 'without an envelope they are unknown fields');
+  t.strictSame(checkPush({ data: 1, opts: { queue: 'q' } }, envelope), { ok: false, error: 'opts.queue is not an allowed field' }, 'inside opts they are not envelope');
   t.strictSame(checkPush({ queue: 'q', reqId: 1 }, envelope), { ok: false, error: 'data is required' });
 });
 
@@ -77,7 +77,7 @@ t.test('data-is-bounded-by-its-utf8-bytes-not-its-characters', async (t) => {
 
 t.test('bulk-validation-is-all-or-nothing', async (t) => {
   const r = checkPushBulk([{ data: 1 }, { data: 2, bad: true }]);
-  t.same(r, { ok: false, error: 'jobs[1]: Unknown field: bad' });
+  t.same(r, { ok: false, error: 'jobs[1]: bad is not an allowed field' });
 });
 
 t.test('cron-patterns-are-parsed-not-searched-and-a-year-field-is-refused', async (t) => {

@@ -10,6 +10,7 @@
 // independent broker call.
 
 import type { BrokerApi, Ctx, Failure, Outcome } from '../../broker/types.js';
+import { unknownFieldError } from '../../broker/validate.js';
 import { errorTextLengthMax } from '../../constants.js';
 import { textTooLong } from '../validation.js';
 
@@ -92,7 +93,7 @@ export function unknownField(name: string, msg: Fields): Reply | null {
   const allowed = Object.hasOwn(handlerFields, name) ? handlerFields[name] : undefined;
   if (allowed === undefined) return null;
   for (const key in msg) {
-    if (Object.hasOwn(msg, key) && key !== 'cmd' && key !== 'reqId' && !allowed.has(key)) return failure(`${key} is not an allowed field`);
+    if (Object.hasOwn(msg, key) && key !== 'cmd' && key !== 'reqId' && !allowed.has(key)) return failure(unknownFieldError(key));
   }
   return null;
 }
