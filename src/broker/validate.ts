@@ -8,7 +8,8 @@
 // - BullMQ: {name, data, opts} (recognized by the `opts` key); opts keys attempts, backoff, delay,
 //   priority, lifo, jobId, removeOnComplete, removeOnFail, repeat, timeout, ttl, tags, groupId,
 //   dependsOn, uniqueKey, durable.
-// An unknown key, at any depth, is refused as `<path> is not an allowed field` (unknownFieldError).
+// Every error names its field by its whole path as the client wrote it (`opts.backoff.type`,
+// `jobs[3].opts.delay`); an unknown key, at any depth, is `<path> is not an allowed field`.
 // BullMQ backoff: a bare number is a fixed delay (BullMQ normalizes it to {type: 'fixed', delay});
 // the seed's flat `backoff` number is exponential.
 // BullMQ priority: 1 is highest and 0 (or absent) means "no priority", which BullMQ runs before any
@@ -61,6 +62,15 @@ class Invalid extends Error {}
 
 function fail(message: string): never {
   throw new Invalid(message);
+}
+
+/** Every message starts with the path of its field from the value being checked (`delay must be
+ *  …`), so one found inside a nested value is rethrown with the nested value's path in front
+ *  (`opts.delay must be …`, `jobs[3].opts.delay must be …`). Names are joined only on the way out:
+ *  a valid job builds none. */
+function within(path: string, error: unknown): never {
+  if (error instanceof Invalid) throw new Invalid(`${path}.${error.message}`);
+  throw error;
 }
 
 function checked<T>(fn: () => T): Checked<T> {
@@ -315,17 +325,29 @@ function bullShape(input: Record<string, unknown>, envelope: ReadonlySet<string>
   const opts = input['opts'];
   if (opts === null || opts === undefined) return out;
   if (!isObject(opts)) fail('opts must be an object');
-  for (const key in opts) {
-    if (!Object.hasOwn(opts, key)) continue;
-    const v = opts[key];
-    if (v === undefined) continue;
-    if (key === 'attempts') out.maxAttempts = int(key, v, 1, maxAttemptsMax);
-    else if (key === 'priority') out.priority = -int(key, v, 0, bullPriorityMax);
-    else if (key === 'backoff' && typeof v === 'number') Object.assign(out, fixedBackoff(key, v));
-    else if (!commonOption(out, key, v)) fail(unknownFieldError(`opts.${key}`));
+  try {
+    for (const key in opts) {
+      if (!Object.hasOwn(opts, key)) continue;
+      const v = opts[key];
+      if (v === undefined) continue;
+      if (key === 'attempts') out.maxAttempts = int(key, v, 1, maxAttemptsMax);
+      else if (key === 'priority') out.priority = -int(key, v, 0, bullPriorityMax);
+      else if (key === 'backoff' && typeof v === 'number') Object.assign(out, fixedBackoff(key, v));
+      else if (!commonOption(out, key, v)) fail(unknownFieldError(key));
+    }
+    if (out.priority === 0) out.priority = 0; // -0 → 0: the record stores a sint32
+    return finish(out);
+  } catch (error) {
+    within('opts', error);
   }
-  if (out.priority === 0) out.priority = 0; // -0 → 0: the record stores a sint32
-  return finish(out);
+}
+
+/** A refusal of job `input` found in the state after validation (commands.ts pushRefusal, whose
+ *  texts start with the option they are about) with that option's whole path: `opts.` in front in
+ *  the BullMQ shape, and `jobs[3].` for the item of a bulk push (`item` 3; null for a job alone). */
+export function refusalAt(error: string, input: unknown, item: number | null): string {
+  const options = isObject(input) && 'opts' in input ? `opts.${error}` : error;
+  return item === null ? options : `jobs[${item}].${options}`;
 }
 
 /** `envelope`: fields of a message that carries the job beside them (a WebSocket PUSH's `cmd`,
@@ -333,7 +355,7 @@ function bullShape(input: Record<string, unknown>, envelope: ReadonlySet<string>
 export function checkPush(input: unknown, envelope: ReadonlySet<string> | null = null): Checked<PushInput> {
   // checked() by hand: the hot path's one closure less per push.
   try {
-    if (!isObject(input)) fail('job must be a JSON object');
+    if (!isObject(input)) fail('job must be an object');
     return { ok: true, value: 'opts' in input ? bullShape(input, envelope) : seedShape(input, envelope) };
   } catch (error) {
     if (error instanceof Invalid) return { ok: false, error: error.message };
@@ -341,15 +363,20 @@ export function checkPush(input: unknown, envelope: ReadonlySet<string> | null =
   }
 }
 
+/** An item's errors name it by its path (`jobs[3].opts.delay must be …`); the route of an array
+ *  body calls the items `body[3]` (routes/jobs.ts), as its schema's errors do. */
 export function checkPushBulk(inputs: unknown): Checked<PushInput[]> {
   return checked(() => {
     if (!Array.isArray(inputs)) fail('jobs must be an array');
     if (inputs.length === 0) fail('jobs must not be empty');
     if (inputs.length > bulkJobsMax) fail(`jobs must have at most ${bulkJobsMax} items`);
-    return inputs.map((item, i) => {
-      const one = checkPush(item);
-      if (!one.ok) fail(`jobs[${i}]: ${one.error}`);
-      return one.value;
+    return inputs.map((item: unknown, i) => {
+      if (!isObject(item)) fail(`jobs[${i}] must be an object`);
+      try {
+        return 'opts' in item ? bullShape(item, null) : seedShape(item, null);
+      } catch (error) {
+        within(`jobs[${i}]`, error);
+      }
     });
   });
 }

@@ -130,7 +130,10 @@ t.test('custom-jobid-of-another-queues-job-is-refused-and-appends-nothing', asyn
   const offset = f.log.nextOffset;
   const refused = { ok: false, code: 'CONFLICT', error: 'jobId "shared" already names a job of queue "a"' };
   t.same(await b.push('b', { data: 'b', jobId: 'shared' }, ctx), refused);
-  t.same(await b.pushBulk('b', [{ data: 1 }, { data: 'b', jobId: 'shared' }], ctx), refused, 'a bulk push is all-or-nothing');
+  const item = { ...refused, error: 'jobs[1].jobId "shared" already names a job of queue "a"' };
+  t.same(await b.pushBulk('b', [{ data: 1 }, { data: 'b', jobId: 'shared' }], ctx), item, 'a bulk push is all-or-nothing, naming the item');
+  const bull = { ...refused, error: 'opts.jobId "shared" already names a job of queue "a"' };
+  t.same(await b.push('b', { name: 'n', data: 'b', opts: { jobId: 'shared' } }, ctx), bull, 'in BullMQ opts');
   t.equal(f.log.nextOffset, offset);
   t.equal(b.counts('b').waiting, 0);
   t.same(b.getJob('shared')?.data, 'a');
@@ -255,7 +258,7 @@ t.test('bulk-push-with-a-repeat-that-never-runs-appends-nothing', async (t) => {
   const b = f.broker;
   const offset = f.log.nextOffset;
   const never = { data: 2, repeat: { pattern: '0 0 30 2 *' } }; // February 30th
-  t.same(await b.pushBulk('q', [{ data: 1 }, never], ctx), { ok: false, code: 'BAD_REQUEST', error: 'repeat.pattern has no future run' });
+  t.same(await b.pushBulk('q', [{ data: 1 }, never], ctx), { ok: false, code: 'BAD_REQUEST', error: 'jobs[1].repeat.pattern has no future run' });
   t.equal(f.log.nextOffset, offset);
 });
 

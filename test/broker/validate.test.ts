@@ -19,10 +19,13 @@ t.test('validation-errors-name-the-field', async (t) => {
   t.equal(err({ data: 1, repeat: { every: 10, foo: 1 } }), 'repeat.foo is not an allowed field');
   t.equal(err({ data: 1, jobId: 'a', dependsOn: ['a'] }), 'dependsOn must not contain the job itself');
   t.equal(err({ name: 'n', data: 1, opts: { foo: 1 } }), 'opts.foo is not an allowed field');
-  t.equal(err({ name: 'n', data: 1, opts: { attempts: 'x' } }), 'attempts must be an integer');
+  t.equal(err({ name: 'n', data: 1, opts: { attempts: 'x' } }), 'opts.attempts must be an integer');
+  t.equal(err({ name: 'n', data: 1, opts: { backoff: { type: 'linear' } } }), 'opts.backoff.type must be "fixed" or "exponential"');
+  t.equal(err({ name: 'n', data: 1, opts: { removeOnFail: { count: 1, age: 1, ages: 2 } } }), 'opts.removeOnFail.ages is not an allowed field');
+  t.equal(err({ name: 'n', data: 1, opts: { jobId: 'a', dependsOn: ['a'] } }), 'opts.dependsOn must not contain the job itself');
   t.equal(err({ name: 'n', data: 1, opts: {}, extra: 1 }), 'extra is not an allowed field');
   t.equal(err({ data: 1, maxAttempts: 2, opts: {} }), 'maxAttempts cannot be used beside opts: a job with opts takes its options in opts');
-  t.equal(err([1]), 'job must be a JSON object');
+  t.equal(err([1]), 'job must be an object');
 });
 
 t.test('both-shapes-normalize-to-the-same-options', async (t) => {
@@ -75,9 +78,18 @@ t.test('data-is-bounded-by-its-utf8-bytes-not-its-characters', async (t) => {
   t.notOk(checkPush({ data: '€'.repeat(euros + 1) }).ok, 'one three-byte character more is over it');
 });
 
-t.test('bulk-validation-is-all-or-nothing', async (t) => {
+t.test('bulk-validation-is-all-or-nothing-and-names-each-item-field-by-its-path', async (t) => {
   const r = checkPushBulk([{ data: 1 }, { data: 2, bad: true }]);
-  t.same(r, { ok: false, error: 'jobs[1]: bad is not an allowed field' });
+  t.same(r, { ok: false, error: 'jobs[1].bad is not an allowed field' });
+  const bulkErr = (inputs: unknown[]): string => {
+    const out = checkPushBulk(inputs);
+    return out.ok ? 'ok' : out.error;
+  };
+  t.equal(bulkErr([{ data: 1 }, 5]), 'jobs[1] must be an object');
+  t.equal(bulkErr([{ data: 1, delay: -1 }]), 'jobs[0].delay must be a non-negative integer');
+  t.equal(bulkErr([{ name: 'n', data: 1, opts: { backoff: { type: 'linear' } } }]), 'jobs[0].opts.backoff.type must be "fixed" or "exponential"');
+  t.equal(bulkErr([{ name: 'n', data: 1, opts: { foo: 1 } }]), 'jobs[0].opts.foo is not an allowed field');
+  t.equal(bulkErr([{ data: 1 }, { name: 'n', opts: {} }]), 'jobs[1].data is required');
 });
 
 t.test('cron-patterns-are-parsed-not-searched-and-a-year-field-is-refused', async (t) => {
