@@ -184,8 +184,27 @@ function deepest(errors: FastifySchemaValidationError[]): FastifySchemaValidatio
 function message(error: ErrorObject, dataVar: string): string {
   const p = error.params as Record<string, unknown>;
   if (error.keyword === 'additionalProperties') return unknownFieldError(fieldPath(error.instancePath, p.additionalProperty, dataVar));
+  if (error.keyword === 'required') {
+    const unknown = unknownBeside(error);
+    if (unknown !== undefined) return unknownFieldError(fieldPath(error.instancePath, unknown, dataVar));
+  }
   const leaf = error.keyword === 'required' ? p.missingProperty : undefined;
   return `${fieldPath(error.instancePath, leaf, dataVar)} ${describe(error)}`;
+}
+
+/**
+ * The first field of the object a `required` error is about that its schema does not take, if
+ * any. Ajv checks `required` before `additionalProperties`, so `{"progres": 70}` was answered
+ * `progress is required` and the typo that caused it went unnamed (while `{"progress": 70,
+ * "foo": 1}` named foo): an unknown field is reported first. `verbose` gives the error its data
+ * and schema.
+ */
+function unknownBeside(error: ErrorObject): string | undefined {
+  const schema = error.parentSchema as { additionalProperties?: unknown; properties?: object } | undefined;
+  const data: unknown = error.data;
+  if (schema?.additionalProperties !== false || typeof data !== 'object' || data === null || Array.isArray(data)) return undefined;
+  const known = schema.properties ?? {};
+  return Object.keys(data).find((key) => !Object.hasOwn(known, key));
 }
 
 /** ["boolean", "number", "object"] → "a boolean, a number or an object". */

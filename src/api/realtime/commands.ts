@@ -10,7 +10,7 @@
 // independent broker call.
 
 import type { BrokerApi, Ctx, Failure, Outcome } from '../../broker/types.js';
-import { unknownFieldError } from '../../broker/validate.js';
+import { checkPush, unknownFieldError } from '../../broker/validate.js';
 import { errorTextLengthMax } from '../../constants.js';
 import { textTooLong } from '../validation.js';
 
@@ -27,10 +27,14 @@ export type StartedPush = { id: string; durable: Promise<Failure | null> };
 
 /** PUSH is not one of the handlers: the session answers pushes a group commit at a time, so it
  *  starts each one here and waits on `durable` once per group (BrokerApi.pushNow). A refused
- *  push comes back as its reply. */
+ *  push comes back as its reply. Without a queue, what is wrong with the job is said first: a
+ *  `queu` is then named as the field it is, not reported as a missing queue. */
 export function startPush(broker: BrokerApi, msg: Fields, ctx: Ctx): StartedPush | Reply {
   const missing = needString(msg, 'queue');
-  if (missing !== null) return missing;
+  if (missing !== null) {
+    const job = checkPush(msg, envelopeFields);
+    return job.ok ? missing : failure(job.error);
+  }
   // The job is the message itself, its envelope fields passed over.
   const pushed = broker.pushNow(msg.queue as string, msg, ctx, envelopeFields);
   return 'error' in pushed ? failure(pushed.error) : pushed;
