@@ -5,13 +5,12 @@
 
 import { dotSegments, jobIdLengthMax, listLengthMax, queueNameLengthMax, queueNamePattern } from '../constants.js';
 
+/** Its length is in the pattern, so a bad name gets one text however it is bad (queueNameRule). */
 export const queueName = {
   type: 'string',
-  minLength: 1,
-  maxLength: queueNameLengthMax,
   pattern: queueNamePattern.source,
   not: { enum: dotSegments },
-  description: 'Queue name: letters, digits, ".", "_", "-", ":" (not "." or "..")',
+  description: `Queue name: 1-${queueNameLengthMax} letters, digits, ".", "_", "-", ":" (not "." or "..")`,
 } as const;
 
 export const LIST_STATUSES = ['waiting', 'paused', 'active', 'completed', 'failed', 'delayed', 'waiting-children'] as const;

@@ -7,7 +7,7 @@
 
 import { Ajv, type ErrorObject, type Options, type ValidateFunction } from 'ajv';
 import type { FastifySchemaCompiler, FastifySchemaValidationError, FastifyServerOptions } from 'fastify';
-import { unknownFieldError } from '../broker/validate.js';
+import { queueNameRule, unknownFieldError } from '../broker/validate.js';
 import { queueNamePattern } from '../constants.js';
 import { LIST_STATUSES, statusesPattern } from './schemas.js';
 import { workerMethodPattern, workerUrlPattern } from './worker-validation.js';
@@ -86,7 +86,7 @@ export function lazyValidators(): LazyValidators {
 
 /** Plain words for the patterns our schemas use (Ajv would quote the regex). */
 const PATTERN_WORDS: ReadonlyMap<string, string> = new Map([
-  [queueNamePattern.source, 'must contain only letters, digits, ".", "_", "-" and ":"'],
+  [queueNamePattern.source, queueNameRule],
   [workerMethodPattern, 'must be POST, PUT or PATCH'],
   [workerUrlPattern, 'must be a valid http or https URL'],
   [statusesPattern, `must be a comma-separated list of: ${LIST_STATUSES.join(', ')}`],

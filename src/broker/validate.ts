@@ -381,10 +381,13 @@ export function checkPushBulk(inputs: unknown): Checked<PushInput[]> {
   });
 }
 
+/** What a queue name must be (queueNamePattern), after the field's name: the one text of a bad
+ *  name wherever one is refused (HTTP paths and bodies, WebSocket commands, SSE and WebSocket
+ *  paths). */
+export const queueNameRule = `must be 1-${queueNameLengthMax} characters of letters, digits, ".", "_", "-" or ":"`;
+
 export function queueNameError(name: string): string | null {
-  if (name.length === 0 || name.length > queueNameLengthMax || !queueNamePattern.test(name)) {
-    return `queue name must be 1-${queueNameLengthMax} characters of letters, digits, '.', '_', '-' or ':'`;
-  }
+  if (!queueNamePattern.test(name)) return `queue ${queueNameRule}`;
   if (dotSegments.includes(name)) return dotSegmentError('queue');
   return null;
 }

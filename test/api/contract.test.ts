@@ -283,7 +283,7 @@ t.test('urls-the-router-refuses-get-the-envelope-the-cors-header-and-a-named-fie
   const cases: Array<[string, string, string]> = [
     ['GET', '/jobs/%E0%A4%A', "'/jobs/%E0%A4%A' is not a valid url component"],
     ['GET', `/jobs/${'x'.repeat(600)}`, 'id must be at most 128 characters'],
-    ['POST', `/queues/${'q'.repeat(600)}/jobs`, 'queue must be at most 128 characters'],
+    ['POST', `/queues/${'q'.repeat(600)}/jobs`, 'queue must be 1-128 characters of letters, digits, ".", "_", "-" or ":"'],
   ];
   for (const [method, path, error] of cases) {
     const before = fx.log.nextOffset;
