@@ -42,6 +42,8 @@ t.test('each-bad-request-is-rejected-with-a-named-error-and-appends-nothing', as
     { name: 'bulk-bullmq-opts-field-named-by-path', method: 'POST', path: '/queues/q/jobs/bulk', body: { jobs: [{ data: 1 }, { name: 'n', data: 1, opts: { attempts: 0 } }] }, status: 400, error: 'jobs[1].opts.attempts must be at least 1' },
     { name: 'push-array-item-with-no-future-run-named-by-path', method: 'POST', path: '/queues/q/jobs', body: [{ data: 1 }, { name: 'n', data: 1, opts: { repeat: { pattern: '0 0 31 2 *' } } }], status: 400, error: 'body[1].opts.repeat.pattern has no future run' },
     { name: 'push-seed-field-beside-opts', method: 'POST', path: '/queues/q/jobs', body: { data: 1, maxAttempts: 2, opts: { attempts: 3 } }, status: 400, error: 'maxAttempts cannot be used beside opts: a job with opts takes its options in opts' },
+    { name: 'push-one-job-with-jobs-names-the-bulk-push', method: 'POST', path: '/queues/q/jobs', body: { jobs: [{ data: 1 }] }, status: 400, error: 'jobs is not an allowed field in a one-job push: push many as an array body, or as {"jobs": [...]} to POST /queues/q/jobs/bulk' },
+    { name: 'push-array-item-with-jobs', method: 'POST', path: '/queues/q/jobs', body: [{ jobs: [{ data: 1 }] }], status: 400, error: 'body[0].jobs is not an allowed field' },
     { name: 'bulk-without-jobs', method: 'POST', path: '/queues/q/jobs/bulk', body: {}, status: 400, error: 'jobs is required' },
     // A typo of a required field is named, not reported as the field it misspells being missing.
     { name: 'bulk-with-jobs-misspelt', method: 'POST', path: '/queues/q/jobs/bulk', body: { job: [] }, status: 400, error: 'job is not an allowed field' },

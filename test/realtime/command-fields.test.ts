@@ -63,6 +63,10 @@ t.test('a-field-a-command-does-not-take-is-refused-naming-it-as-over-http', asyn
   );
   t.equal(h.fixture.log.nextOffset, before, 'nothing appended over HTTP either');
 
+  const meantAsBulk = await ws.command({ cmd: 'PUSH', queue: 'f', jobs: [{ data: 3 }] });
+  t.equal(meantAsBulk.error, 'jobs is not an allowed field in PUSH: push many with PUSHB {queue, jobs}', 'a PUSH with jobs names PUSHB');
+  t.equal(h.fixture.log.nextOffset, before, 'nothing appended for it');
+
   // The fields each command does take still work, `cmd` and `reqId` on every one.
   t.match(await ws.command({ cmd: 'PROGRESS', id, progress: 50, message: 'half' }), { ok: true });
   t.match(await ws.command({ cmd: 'GETJOB', id }), { ok: true, job: { id, progress: 50 } });

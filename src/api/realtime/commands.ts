@@ -37,7 +37,9 @@ export function startPush(broker: BrokerApi, msg: Fields, ctx: Ctx): StartedPush
   }
   // The job is the message itself, its envelope fields passed over.
   const pushed = broker.pushNow(msg.queue as string, msg, ctx, envelopeFields);
-  return 'error' in pushed ? failure(pushed.error) : pushed;
+  if (!('error' in pushed)) return pushed;
+  // A PUSH with `jobs` was meant as a PUSHB: say so.
+  return failure(pushed.error === unknownFieldError('jobs') ? `${pushed.error} in PUSH: push many with PUSHB {queue, jobs}` : pushed.error);
 }
 
 const handlers: Record<string, Handler> = {
