@@ -9,7 +9,7 @@ import { Ajv, type ErrorObject, type Options, type ValidateFunction } from 'ajv'
 import type { FastifySchemaCompiler, FastifySchemaValidationError, FastifyServerOptions } from 'fastify';
 import { queueNameRule, unknownFieldError } from '../broker/validate.js';
 import { queueNamePattern } from '../constants.js';
-import { LIST_STATUSES, statusesPattern } from './schemas.js';
+import { LIST_STATUS_NAMES, statusesPattern } from './schemas.js';
 import { workerMethodPattern, workerUrlPattern } from './worker-validation.js';
 
 const shared: Options = {
@@ -89,7 +89,7 @@ const PATTERN_WORDS: ReadonlyMap<string, string> = new Map([
   [queueNamePattern.source, queueNameRule],
   [workerMethodPattern, 'must be POST, PUT or PATCH'],
   [workerUrlPattern, 'must be a valid http or https URL'],
-  [statusesPattern, `must be a comma-separated list of: ${LIST_STATUSES.join(', ')}`],
+  [statusesPattern, `must be a comma-separated list of: ${LIST_STATUS_NAMES.join(', ')}`],
 ]);
 
 const ARTICLE_TYPES: Readonly<Record<string, string>> = {

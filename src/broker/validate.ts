@@ -423,12 +423,28 @@ export function checkPriority(v: unknown): Checked<number> {
   return checked(() => int('priority', v, priorityMin, priorityMax));
 }
 
-/** What `clean` takes: tapeq's states, then the names BullMQ's `clean(grace, limit, type)` uses
- *  for the same jobs (queue-ops.ts `cleanable` says which jobs each one means). */
-export const cleanStates = ['completed', 'failed', 'waiting', 'delayed', 'wait', 'paused', 'prioritized', 'active'] as const;
-export type CleanState = (typeof cleanStates)[number];
+/** BullMQ's names for tapeq's states, taken wherever a request names states (clean's `state`, the
+ *  job list's `statuses`): BullMQ's `wait` is tapeq's `waiting`, which also holds the jobs BullMQ
+ *  keeps apart as prioritized (`prioritized`, the waiting jobs with a priority, is a state of its
+ *  own in both). */
+export const stateAliases = { wait: 'waiting' } as const;
+export type StateAlias = keyof typeof stateAliases;
+export const stateAliasNames = Object.keys(stateAliases) as StateAlias[];
 
-function isCleanState(v: unknown): v is CleanState {
+/** `name`, or the tapeq state it is BullMQ's name for. */
+export function unaliasState<T extends string>(name: T | StateAlias): T | (typeof stateAliases)[StateAlias] {
+  return Object.hasOwn(stateAliases, name) ? stateAliases[name as StateAlias] : (name as T);
+}
+
+/** The states `clean` removes jobs of: tapeq's, and the ones BullMQ's `clean(grace, limit, type)`
+ *  names besides its aliases (queue-ops.ts `cleanable` says which jobs each one means). */
+const tapeqCleanStates = ['completed', 'failed', 'waiting', 'delayed'] as const;
+const bullCleanStates = ['paused', 'prioritized', 'active'] as const;
+export type CleanState = (typeof tapeqCleanStates)[number] | (typeof bullCleanStates)[number];
+/** What clean's `state` takes: tapeq's names, then BullMQ's (its aliases first). */
+export const cleanStates: readonly (CleanState | StateAlias)[] = [...tapeqCleanStates, ...stateAliasNames, ...bullCleanStates];
+
+function isCleanStateName(v: unknown): v is CleanState | StateAlias {
   return (cleanStates as readonly unknown[]).includes(v);
 }
 
@@ -441,8 +457,8 @@ export function checkClean(body: unknown): Checked<{ graceMs: number; state: Cle
     for (const [key, v] of Object.entries(body)) {
       if (key === 'grace') graceMs = int(key, v, 0, durationMsMax);
       else if (key === 'state') {
-        if (!isCleanState(v)) fail(`state must be one of: ${cleanStates.join(', ')}`);
-        state = v;
+        if (!isCleanStateName(v)) fail(`state must be one of: ${cleanStates.join(', ')}`);
+        state = unaliasState(v);
       } else if (key === 'limit') limit = v === null ? null : int(key, v, 0, 2 ** 31 - 1) || null; // 0 = no limit, as in BullMQ
       else fail(unknownFieldError(key));
     }

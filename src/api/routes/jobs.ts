@@ -10,7 +10,7 @@
 
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { Failure, ListStatus, Outcome, PullOutcome } from '../../broker/types.js';
-import { unknownFieldError } from '../../broker/validate.js';
+import { unaliasState, unknownFieldError } from '../../broker/validate.js';
 import { onConnectionClose } from '../connection-close.js';
 import { clientAddress, ctxOf } from '../context.js';
 import { sendApiError, sendOutcome } from '../errors.js';
@@ -105,7 +105,7 @@ export function jobRoutes(app: FastifyInstance, { broker, latency }: RouteDeps):
     },
     async (request) => {
       const { statuses, start, length } = request.query;
-      const wanted = [...new Set(statuses.split(','))] as ListStatus[];
+      const wanted = [...new Set(statuses.split(',').map((name) => unaliasState(name as ListStatus)))];
       const { counts, jobs } = broker.listJobs(request.params.queue, wanted, start, length);
       return { ok: true, counts, jobs, start, length };
     },
