@@ -45,8 +45,9 @@ export const bodyBytesMaxDefault = 1 * MiB;
 /** Largest `data` payload of one job, as JSON text. */
 export const jobDataBytesMax = 512 * KiB;
 export const queueNameLengthMax = 128;
-/** Queue names: letters, digits and . _ - : only; never used as a file path. */
-export const queueNamePattern = /^[A-Za-z0-9._:-]+$/;
+/** Queue names: 1 to queueNameLengthMax letters, digits and . _ - : only; never used as a file
+ *  path. The length is in the pattern so that one rule, said in one text, covers both. */
+export const queueNamePattern = new RegExp(`^[A-Za-z0-9._:-]{1,${queueNameLengthMax}}$`);
 /** Neither a queue name nor a job id: a URL client (fetch, a browser, curl) removes these path
  *  segments as dot segments (RFC 3986 section 5.2.4), so no API URL could name the queue or job. */
 export const dotSegments: readonly string[] = ['.', '..'];

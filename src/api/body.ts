@@ -17,6 +17,7 @@
 
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Config } from '../config.js';
+import { unknownFieldError } from '../broker/validate.js';
 import { ApiError } from './errors.js';
 import { parsePlainObject } from './plain-json.js';
 
@@ -63,5 +64,5 @@ export async function noBody(request: FastifyRequest): Promise<void> {
   if (body === undefined || body === null) return;
   if (typeof body !== 'object' || Array.isArray(body)) throw ApiError.badRequest('body must be an object');
   const field = Object.keys(body)[0];
-  if (field !== undefined) throw ApiError.badRequest(`${field} is not an allowed field`);
+  if (field !== undefined) throw ApiError.badRequest(unknownFieldError(field));
 }

@@ -3,20 +3,22 @@
 // responses are serialized with JSON.stringify (see server.ts), and a test checks real responses
 // against these schemas so the documentation cannot drift from the code.
 
+import { stateAliasNames } from '../broker/validate.js';
 import { dotSegments, jobIdLengthMax, listLengthMax, queueNameLengthMax, queueNamePattern } from '../constants.js';
 
+/** Its length is in the pattern, so a bad name gets one text however it is bad (queueNameRule). */
 export const queueName = {
   type: 'string',
-  minLength: 1,
-  maxLength: queueNameLengthMax,
   pattern: queueNamePattern.source,
   not: { enum: dotSegments },
-  description: 'Queue name: letters, digits, ".", "_", "-", ":" (not "." or "..")',
+  description: `Queue name: 1-${queueNameLengthMax} letters, digits, ".", "_", "-", ":" (not "." or "..")`,
 } as const;
 
-export const LIST_STATUSES = ['waiting', 'paused', 'active', 'completed', 'failed', 'delayed', 'waiting-children'] as const;
-const statusAlternatives = LIST_STATUSES.join('|');
-/** `statuses` of GET /queues/:q/jobs/list: a comma-separated list of LIST_STATUSES. */
+export const LIST_STATUSES = ['waiting', 'paused', 'active', 'completed', 'failed', 'delayed', 'waiting-children', 'prioritized'] as const;
+/** What `statuses` takes: LIST_STATUSES, then BullMQ's names for them, as clean's `state` does. */
+export const LIST_STATUS_NAMES: readonly string[] = [...LIST_STATUSES, ...stateAliasNames];
+const statusAlternatives = LIST_STATUS_NAMES.join('|');
+/** `statuses` of GET /queues/:q/jobs/list: a comma-separated list of LIST_STATUS_NAMES. */
 export const statusesPattern = `^(${statusAlternatives})(,(${statusAlternatives}))*$`;
 
 export const jobId = { type: 'string', minLength: 1, maxLength: jobIdLengthMax } as const;

@@ -7,8 +7,9 @@
 
 import { Ajv, type ErrorObject, type Options, type ValidateFunction } from 'ajv';
 import type { FastifySchemaCompiler, FastifySchemaValidationError, FastifyServerOptions } from 'fastify';
+import { queueNameRule, unknownFieldError } from '../broker/validate.js';
 import { queueNamePattern } from '../constants.js';
-import { LIST_STATUSES, statusesPattern } from './schemas.js';
+import { LIST_STATUS_NAMES, statusesPattern } from './schemas.js';
 import { workerMethodPattern, workerUrlPattern } from './worker-validation.js';
 
 const shared: Options = {
@@ -85,10 +86,10 @@ export function lazyValidators(): LazyValidators {
 
 /** Plain words for the patterns our schemas use (Ajv would quote the regex). */
 const PATTERN_WORDS: ReadonlyMap<string, string> = new Map([
-  [queueNamePattern.source, 'must contain only letters, digits, ".", "_", "-" and ":"'],
+  [queueNamePattern.source, queueNameRule],
   [workerMethodPattern, 'must be POST, PUT or PATCH'],
   [workerUrlPattern, 'must be a valid http or https URL'],
-  [statusesPattern, `must be a comma-separated list of: ${LIST_STATUSES.join(', ')}`],
+  [statusesPattern, `must be a comma-separated list of: ${LIST_STATUS_NAMES.join(', ')}`],
 ]);
 
 const ARTICLE_TYPES: Readonly<Record<string, string>> = {
@@ -115,8 +116,6 @@ function describe(error: ErrorObject): string {
   switch (error.keyword) {
     case 'required':
       return 'is required';
-    case 'additionalProperties':
-      return 'is not an allowed field';
     case 'type': {
       const types = Array.isArray(p.type) ? p.type : String(p.type).split(',');
       return `must be ${types.map((t) => ARTICLE_TYPES[t] ?? t).join(' or ')}`;
@@ -184,8 +183,28 @@ function deepest(errors: FastifySchemaValidationError[]): FastifySchemaValidatio
 
 function message(error: ErrorObject, dataVar: string): string {
   const p = error.params as Record<string, unknown>;
-  const leaf = error.keyword === 'required' ? p.missingProperty : error.keyword === 'additionalProperties' ? p.additionalProperty : undefined;
+  if (error.keyword === 'additionalProperties') return unknownFieldError(fieldPath(error.instancePath, p.additionalProperty, dataVar));
+  if (error.keyword === 'required') {
+    const unknown = unknownBeside(error);
+    if (unknown !== undefined) return unknownFieldError(fieldPath(error.instancePath, unknown, dataVar));
+  }
+  const leaf = error.keyword === 'required' ? p.missingProperty : undefined;
   return `${fieldPath(error.instancePath, leaf, dataVar)} ${describe(error)}`;
+}
+
+/**
+ * The first field of the object a `required` error is about that its schema does not take, if
+ * any. Ajv checks `required` before `additionalProperties`, so `{"progres": 70}` was answered
+ * `progress is required` and the typo that caused it went unnamed (while `{"progress": 70,
+ * "foo": 1}` named foo): an unknown field is reported first. `verbose` gives the error its data
+ * and schema.
+ */
+function unknownBeside(error: ErrorObject): string | undefined {
+  const schema = error.parentSchema as { additionalProperties?: unknown; properties?: object } | undefined;
+  const data: unknown = error.data;
+  if (schema?.additionalProperties !== false || typeof data !== 'object' || data === null || Array.isArray(data)) return undefined;
+  const known = schema.properties ?? {};
+  return Object.keys(data).find((key) => !Object.hasOwn(known, key));
 }
 
 /** ["boolean", "number", "object"] → "a boolean, a number or an object". */

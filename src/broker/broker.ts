@@ -70,7 +70,7 @@ import type {
   StatsView,
   WorkerConfig,
 } from './types.js';
-import { checkLogMessage, checkPriority, checkProgress, checkPull, checkPush, checkPushBulk, queueNameError, wellFormedError, type PushInput } from './validate.js';
+import { checkLogMessage, checkPriority, checkProgress, checkPull, checkPush, checkPushBulk, queueNameError, refusalAt, wellFormedError, type PushInput } from './validate.js';
 import { isWellFormed, truncateText } from '../record/text.js';
 import { jobJson, jobView } from './view.js';
 import { Waiters, type Waiter } from './waiters.js';
@@ -408,29 +408,29 @@ export class Broker implements BrokerApi {
     // One job, the hot path: no arrays and no Promise.all around a single pending append.
     const refused = this.pushRefusal(queue);
     if (refused !== null) return refused;
-    const pushed = this.pushOne(queue, checked.value, ctx);
+    const pushed = this.pushOne(queue, checked.value, ctx, input, null);
     return 'error' in pushed ? pushed : { id: pushed.id, durable: pushed.pending };
   }
 
   pushBulk(queue: string, inputs: unknown[], ctx: Ctx): Promise<Outcome<{ ids: string[] }>> {
     const checked = checkPushBulk(inputs);
     if (!checked.ok) return Promise.resolve(fail('BAD_REQUEST', checked.error));
-    return this.pushMany(queue, checked.value, ctx);
+    return this.pushMany(queue, checked.value, inputs, ctx);
   }
 
-  private pushMany(queue: string, inputs: PushInput[], ctx: Ctx): Promise<Outcome<{ ids: string[] }>> {
+  /** `raw`: the items as they came (pushOne). */
+  private pushMany(queue: string, inputs: PushInput[], raw: unknown[], ctx: Ctx): Promise<Outcome<{ ids: string[] }>> {
     const refused = this.pushRefusal(queue);
     if (refused !== null) return Promise.resolve(refused);
     const decide = this.decide(ctx);
-    for (let i = 0; i < inputs.length; i++) {
-      const item = pushRefusal(decide, queue, inputs[i] as PushInput);
-      // Named as validation names a bulk push's items (the HTTP route renames `jobs[i]`).
-      if (item !== null) return Promise.resolve(fail(item.code, `jobs[${i}]: ${item.error}`));
+    for (const [i, input] of inputs.entries()) {
+      const item = pushRefusal(decide, queue, input);
+      if (item !== null) return Promise.resolve(fail(item.code, refusalAt(item.error, raw[i], i)));
     }
     const ids: string[] = [];
     const pending: Pending[] = [];
-    for (const input of inputs) {
-      const pushed = this.pushOne(queue, input, ctx);
+    for (const [i, input] of inputs.entries()) {
+      const pushed = this.pushOne(queue, input, ctx, raw[i], i);
       if ('error' in pushed) return Promise.resolve(pushed);
       ids.push(pushed.id);
       pending.push(pushed.pending);
@@ -451,9 +451,11 @@ export class Broker implements BrokerApi {
     return fail('CONFLICT', `Too many queues: at most ${this.queuesMax} (obliterate the ones no longer used)`);
   }
 
-  private pushOne(queue: string, input: PushInput, ctx: Ctx): { id: string; pending: Pending } | Failure {
+  /** `raw`: the job as it came, and `item` its index in a bulk push (null alone): a refusal names
+   *  its field by the whole path, as validation's errors do (refusalAt). */
+  private pushOne(queue: string, input: PushInput, ctx: Ctx, raw: unknown, item: number | null): { id: string; pending: Pending } | Failure {
     const plan = planPush(this.decide(ctx), queue, input);
-    if (plan.kind === 'refused') return fail(plan.code, plan.error);
+    if (plan.kind === 'refused') return fail(plan.code, refusalAt(plan.error, raw, item));
     return { id: plan.id, pending: this.append(plan.drafts, input.durable) };
   }
 

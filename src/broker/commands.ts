@@ -43,10 +43,12 @@ export interface PushRefusal {
   error: string;
 }
 
-/** Why the state refuses this push, or null. A bulk push checks every item with it before it
- *  appends any, so that it stays all-or-nothing. Job ids are global (`GET /jobs/:id` takes no
- *  queue), so a custom id that already names a job of another queue cannot make a second job;
- *  answering with the other queue's job would drop this push's data without a word. */
+/** Why the state refuses this push, or null, its text starting with the option it is about (the
+ *  broker puts that option's path in front: validate.ts refusalAt). A bulk push checks every item
+ *  with it before it appends any, so that it stays all-or-nothing. Job ids are global (`GET
+ *  /jobs/:id` takes no queue), so a custom id that already names a job of another queue cannot
+ *  make a second job; answering with the other queue's job would drop this push's data without a
+ *  word. */
 export function pushRefusal(d: Decide, queue: string, input: PushInput): PushRefusal | null {
   if (input.jobId !== null) {
     // A live schedule of this queue answers for its key (planPush), wherever the id is now.

@@ -2,7 +2,7 @@
 // Synchronous and allocation-conscious: listings stop after the page they serve.
 
 import { JobState } from '../record/types.js';
-import { waitPage, type Job, type QueueState, type State } from '../state/index.js';
+import { waitPage, waitPrioritizedSize, type Job, type QueueState, type State } from '../state/index.js';
 import type { SecondCounts } from './throughput.js';
 import type { Counts, ListStatus, StatsView, WorkerConfig } from './types.js';
 import { jobView } from './view.js';
@@ -140,8 +140,10 @@ function sizeIn(queue: QueueState, status: ListStatus): number {
       return queue.delayed.size;
     case 'waiting-children':
       return queue.children.size;
+    case 'prioritized':
+      return waitPrioritizedSize(queue.waiting);
     default:
-      throw new Error(`sizeIn: status ${String(status)}`);
+      throw new Error(`sizeIn: status ${String(status satisfies never)}`);
   }
 }
 
@@ -162,9 +164,20 @@ function pageIn(queue: QueueState, status: ListStatus, skip: number, count: numb
       return sortedPage(queue.delayed, dueOrder, skip, count);
     case 'waiting-children':
       return sortedPage(queue.children, seqOrder, skip, count);
+    case 'prioritized':
+      return waitPage(queue.waiting, skip, count, true);
     default:
-      throw new Error(`pageIn: status ${String(status)}`);
+      throw new Error(`pageIn: status ${String(status satisfies never)}`);
   }
+}
+
+/** Each status asked for, once; `prioritized` not when the status that holds every waiting job
+ *  (`waiting`, or `paused` while the queue is) is asked for too: it holds those jobs already, and
+ *  a job is listed once. */
+function listed(queue: QueueState, statuses: ListStatus[]): Set<ListStatus> {
+  const set = new Set(statuses);
+  if (set.has('prioritized') && set.has(queue.paused ? 'paused' : 'waiting')) set.delete('prioritized');
+  return set;
 }
 
 /** Statuses in the order given; inside each, pull order / newest finished first / due order.
@@ -176,7 +189,7 @@ export function listJobs(queue: QueueState | undefined, statuses: ListStatus[], 
   const out: JobView[] = [];
   if (queue === undefined || length <= 0) return out;
   let skip = Math.max(start, 0);
-  for (const status of new Set(statuses)) {
+  for (const status of listed(queue, statuses)) {
     const size = sizeIn(queue, status);
     if (skip >= size) {
       skip -= size;

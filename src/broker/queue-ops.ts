@@ -5,7 +5,7 @@
 
 import { timingSafeEqual } from 'node:crypto';
 import { JobState } from '../record/types.js';
-import { sortBySeq, waitEntries, waitEntryJob, waitIterate, waitOldest, waitPage, type Job, type QueueState, type State } from '../state/index.js';
+import { isPrioritized, sortBySeq, waitEntries, waitEntryJob, waitIterate, waitOldest, waitPage, type Job, type QueueState, type State } from '../state/index.js';
 import { byDueOrder, firstDue } from './queries.js';
 import { checkClean, checkPromoteJobs, type Checked } from './validate.js';
 
@@ -163,12 +163,11 @@ export function cleanable(queue: QueueState | undefined, body: unknown, nowMs: n
   const created = (createdAt: number): boolean => createdAt <= cutoff;
   switch (state) {
     case 'waiting':
-    case 'wait':
       return { ok: true, value: waitOldest(queue.waiting, max, created) };
     case 'paused':
       return { ok: true, value: queue.paused ? waitOldest(queue.waiting, max, created) : [] };
     case 'prioritized':
-      return { ok: true, value: waitOldest(queue.waiting, max, (createdAt, priority) => priority !== 0 && createdAt <= cutoff) };
+      return { ok: true, value: waitOldest(queue.waiting, max, (createdAt, priority) => isPrioritized(priority) && createdAt <= cutoff) };
     case 'delayed':
       return { ok: true, value: firstOf(sortBySeq(queue.delayed), max, (job) => job.createdAt <= cutoff) };
     case 'active':

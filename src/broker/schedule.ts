@@ -25,19 +25,42 @@ function cronOf(pattern: string, tz: string): Cron {
  * which leaves croner's own bound on a search (400 years) as the most one costs; whether the
  * pattern has a run at all is the push's single search (commands.ts, `no future run`), which
  * stops a bulk push at its first such job.
+ *
+ * The reason is tapeq's own, not croner's text, which counts "five, six, or seven" fields (a
+ * year this broker refuses), numbers its own seven entries, and names the wrong bound of a field
+ * (`Invalid value for day: 31` for a 32).
  */
 export function cronPatternError(pattern: string, tz: string): { field: 'pattern' | 'tz'; error: string } | null {
   if (tz !== '' && !isTimeZone(tz)) return { field: 'tz', error: `must be an IANA time zone name (got ${JSON.stringify(tz)})` };
-  const year = pattern.trim().split(/\s+/)[6];
-  if (year !== undefined && year !== '*') {
-    return { field: 'pattern', error: 'must not have a year field (5 or 6 fields: [seconds] minutes hours day-of-month month day-of-week)' };
-  }
+  const trimmed = pattern.trim();
+  const parts = trimmed === '' ? [] : trimmed.split(/\s+/);
+  const year = parts[6];
+  if (year !== undefined && year !== '*') return { field: 'pattern', error: `${cronShape}: its year field must be * or absent (got ${JSON.stringify(year)})` };
   try {
     cronOf(pattern, tz);
     return null;
-  } catch (error) {
-    return { field: 'pattern', error: `is invalid: ${error instanceof Error ? error.message : String(error)}` };
+  } catch {
+    const why = cronFieldError(parts);
+    return { field: 'pattern', error: why === null ? cronShape : `${cronShape}: ${why}` };
   }
+}
+
+const cronShape = 'must be a cron pattern of 5 or 6 fields ([seconds] minutes hours day-of-month month day-of-week)';
+const cronFieldNames = ['minutes', 'hours', 'day-of-month', 'month', 'day-of-week'];
+
+/** Which part of a pattern croner refused: the count of its fields, or the first field that is
+ *  refused alone (every other field `*`); null if none is (croner refused the whole only). */
+function cronFieldError(parts: string[]): string | null {
+  if (parts.length < 5 || parts.length > 7) return `it has ${parts.length}`;
+  const names = parts.length === 5 ? cronFieldNames : ['seconds', ...cronFieldNames];
+  for (const [i, name] of names.entries()) {
+    try {
+      cronOf(parts.map((part, j) => (j === i ? part : '*')).join(' '), '');
+    } catch {
+      return `its ${name} field ${JSON.stringify(parts[i])} is not valid`;
+    }
+  }
+  return null;
 }
 
 /** Croner converts times with Intl, so a zone Intl does not know fails every search. */

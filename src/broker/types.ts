@@ -81,7 +81,8 @@ export type Counts = {
 };
 
 /** `paused`: the waiting jobs of a paused queue (which `waiting` then does not list). */
-export type ListStatus = 'waiting' | 'paused' | 'active' | 'completed' | 'failed' | 'delayed' | 'waiting-children';
+/** A status of the job list; `prioritized` is the waiting jobs with a priority (as clean's). */
+export type ListStatus = 'waiting' | 'paused' | 'active' | 'completed' | 'failed' | 'delayed' | 'waiting-children' | 'prioritized';
 
 /** Push worker registration (SPEC section 6), already validated. */
 export interface WorkerConfig {

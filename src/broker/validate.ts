@@ -4,11 +4,12 @@
 //
 // Two push shapes are accepted:
 // - seed 004: {data, priority, delay, maxAttempts, backoff, ttl, timeout, uniqueKey, jobId, tags,
-//   groupId, lifo, removeOnComplete, removeOnFail, durable, dependsOn, repeat, name};
-//   unknown keys → "Unknown field: <key>".
+//   groupId, lifo, removeOnComplete, removeOnFail, durable, dependsOn, repeat, name}.
 // - BullMQ: {name, data, opts} (recognized by the `opts` key); opts keys attempts, backoff, delay,
 //   priority, lifo, jobId, removeOnComplete, removeOnFail, repeat, timeout, ttl, tags, groupId,
-//   dependsOn, uniqueKey, durable; unknown keys → "Unknown option: <key>".
+//   dependsOn, uniqueKey, durable.
+// Every error names its field by its whole path as the client wrote it (`opts.backoff.type`,
+// `jobs[3].opts.delay`); an unknown key, at any depth, is `<path> is not an allowed field`.
 // BullMQ backoff: a bare number is a fixed delay (BullMQ normalizes it to {type: 'fixed', delay});
 // the seed's flat `backoff` number is exponential.
 // BullMQ priority: 1 is highest and 0 (or absent) means "no priority", which BullMQ runs before any
@@ -63,6 +64,15 @@ function fail(message: string): never {
   throw new Invalid(message);
 }
 
+/** Every message starts with the path of its field from the value being checked (`delay must be
+ *  …`), so one found inside a nested value is rethrown with the nested value's path in front
+ *  (`opts.delay must be …`, `jobs[3].opts.delay must be …`). Names are joined only on the way out:
+ *  a valid job builds none. */
+function within(path: string, error: unknown): never {
+  if (error instanceof Invalid) throw new Invalid(`${path}.${error.message}`);
+  throw error;
+}
+
 function checked<T>(fn: () => T): Checked<T> {
   try {
     return { ok: true, value: fn() };
@@ -70,6 +80,13 @@ function checked<T>(fn: () => T): Checked<T> {
     if (error instanceof Invalid) return { ok: false, error: error.message };
     throw error;
   }
+}
+
+/** The one text for a field that is not taken where it was sent: every body, query, BullMQ `opts`
+ *  and WebSocket command refuses it so, `path` written as the client would (`opts.foo`,
+ *  `body[2].opts.foo`). */
+export function unknownFieldError(path: string): string {
+  return `${path} is not an allowed field`;
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {
@@ -142,7 +159,7 @@ function keepPolicy(field: string, v: unknown): KeepPolicy | null {
   for (const [key, value] of Object.entries(v)) {
     if (key === 'count') count = int(`${field}.count`, value, 0, 2 ** 32 - 1);
     else if (key === 'age') ageMs = int(`${field}.age`, value, 0, Math.floor(durationMsMax / 1000)) * 1000;
-    else fail(`Unknown field: ${field}.${key}`);
+    else fail(unknownFieldError(`${field}.${key}`));
   }
   return { remove: false, count, ageMs };
 }
@@ -158,7 +175,7 @@ function backoffOf(field: string, v: unknown): { backoff: number; backoffType: B
       else if (value === 'exponential') backoffType = BackoffType.EXPONENTIAL;
       else fail(`${field}.type must be "fixed" or "exponential"`);
     } else if (key === 'delay') backoff = int(`${field}.delay`, value, 0, durationMsMax);
-    else fail(`Unknown field: ${field}.${key}`);
+    else fail(unknownFieldError(`${field}.${key}`));
   }
   return { backoff, backoffType };
 }
@@ -178,7 +195,7 @@ function repeatOf(field: string, v: unknown): Repeat | null {
     else if (key === 'limit') repeat.limit = int(`${field}.limit`, value, 1, repeatLimitMax);
     else if (key === 'immediately') repeat.immediately = bool(`${field}.immediately`, value);
     else if (key === 'tz') repeat.tz = text(`${field}.tz`, value, 64);
-    else fail(`Unknown field: ${field}.${key}`);
+    else fail(unknownFieldError(`${field}.${key}`));
   }
   if ((repeat.every === null) === (repeat.pattern === '')) fail(`${field} needs exactly one of every or pattern`);
   if (repeat.pattern !== '') {
@@ -282,7 +299,7 @@ function seedShape(input: Record<string, unknown>, envelope: ReadonlySet<string>
     else if (key === 'name') out.name = text(key, v, jobNameLengthMax);
     else if (key === 'priority') out.priority = int(key, v, priorityMin, priorityMax);
     else if (key === 'maxAttempts') out.maxAttempts = int(key, v, 1, maxAttemptsMax);
-    else if (!commonOption(out, key, v)) fail(`Unknown field: ${key}`);
+    else if (!commonOption(out, key, v)) fail(unknownFieldError(key));
   }
   if (input['data'] === undefined) fail('data is required');
   return finish(out);
@@ -302,23 +319,35 @@ function bullShape(input: Record<string, unknown>, envelope: ReadonlySet<string>
     if (v === undefined) continue;
     if (key === 'data') out.data = dataText(v);
     else if (key === 'name') out.name = text(key, v, jobNameLengthMax);
-    else if (key !== 'opts') fail(seedOptionNames.has(key) ? `${key} cannot be used beside opts: a job with opts takes its options in opts` : `Unknown field: ${key}`);
+    else if (key !== 'opts') fail(seedOptionNames.has(key) ? `${key} cannot be used beside opts: a job with opts takes its options in opts` : unknownFieldError(key));
   }
   if (input['data'] === undefined) fail('data is required');
   const opts = input['opts'];
   if (opts === null || opts === undefined) return out;
   if (!isObject(opts)) fail('opts must be an object');
-  for (const key in opts) {
-    if (!Object.hasOwn(opts, key)) continue;
-    const v = opts[key];
-    if (v === undefined) continue;
-    if (key === 'attempts') out.maxAttempts = int(key, v, 1, maxAttemptsMax);
-    else if (key === 'priority') out.priority = -int(key, v, 0, bullPriorityMax);
-    else if (key === 'backoff' && typeof v === 'number') Object.assign(out, fixedBackoff(key, v));
-    else if (!commonOption(out, key, v)) fail(`Unknown option: ${key}`);
+  try {
+    for (const key in opts) {
+      if (!Object.hasOwn(opts, key)) continue;
+      const v = opts[key];
+      if (v === undefined) continue;
+      if (key === 'attempts') out.maxAttempts = int(key, v, 1, maxAttemptsMax);
+      else if (key === 'priority') out.priority = -int(key, v, 0, bullPriorityMax);
+      else if (key === 'backoff' && typeof v === 'number') Object.assign(out, fixedBackoff(key, v));
+      else if (!commonOption(out, key, v)) fail(unknownFieldError(key));
+    }
+    if (out.priority === 0) out.priority = 0; // -0 → 0: the record stores a sint32
+    return finish(out);
+  } catch (error) {
+    within('opts', error);
   }
-  if (out.priority === 0) out.priority = 0; // -0 → 0: the record stores a sint32
-  return finish(out);
+}
+
+/** A refusal of job `input` found in the state after validation (commands.ts pushRefusal, whose
+ *  texts start with the option they are about) with that option's whole path: `opts.` in front in
+ *  the BullMQ shape, and `jobs[3].` for the item of a bulk push (`item` 3; null for a job alone). */
+export function refusalAt(error: string, input: unknown, item: number | null): string {
+  const options = isObject(input) && 'opts' in input ? `opts.${error}` : error;
+  return item === null ? options : `jobs[${item}].${options}`;
 }
 
 /** `envelope`: fields of a message that carries the job beside them (a WebSocket PUSH's `cmd`,
@@ -326,7 +355,7 @@ function bullShape(input: Record<string, unknown>, envelope: ReadonlySet<string>
 export function checkPush(input: unknown, envelope: ReadonlySet<string> | null = null): Checked<PushInput> {
   // checked() by hand: the hot path's one closure less per push.
   try {
-    if (!isObject(input)) fail('job must be a JSON object');
+    if (!isObject(input)) fail('job must be an object');
     return { ok: true, value: 'opts' in input ? bullShape(input, envelope) : seedShape(input, envelope) };
   } catch (error) {
     if (error instanceof Invalid) return { ok: false, error: error.message };
@@ -334,23 +363,31 @@ export function checkPush(input: unknown, envelope: ReadonlySet<string> | null =
   }
 }
 
+/** An item's errors name it by its path (`jobs[3].opts.delay must be …`); the route of an array
+ *  body calls the items `body[3]` (routes/jobs.ts), as its schema's errors do. */
 export function checkPushBulk(inputs: unknown): Checked<PushInput[]> {
   return checked(() => {
     if (!Array.isArray(inputs)) fail('jobs must be an array');
     if (inputs.length === 0) fail('jobs must not be empty');
     if (inputs.length > bulkJobsMax) fail(`jobs must have at most ${bulkJobsMax} items`);
-    return inputs.map((item, i) => {
-      const one = checkPush(item);
-      if (!one.ok) fail(`jobs[${i}]: ${one.error}`);
-      return one.value;
+    return inputs.map((item: unknown, i) => {
+      if (!isObject(item)) fail(`jobs[${i}] must be an object`);
+      try {
+        return 'opts' in item ? bullShape(item, null) : seedShape(item, null);
+      } catch (error) {
+        within(`jobs[${i}]`, error);
+      }
     });
   });
 }
 
+/** What a queue name must be (queueNamePattern), after the field's name: the one text of a bad
+ *  name wherever one is refused (HTTP paths and bodies, WebSocket commands, SSE and WebSocket
+ *  paths). */
+export const queueNameRule = `must be 1-${queueNameLengthMax} characters of letters, digits, ".", "_", "-" or ":"`;
+
 export function queueNameError(name: string): string | null {
-  if (name.length === 0 || name.length > queueNameLengthMax || !queueNamePattern.test(name)) {
-    return `queue name must be 1-${queueNameLengthMax} characters of letters, digits, '.', '_', '-' or ':'`;
-  }
+  if (!queueNamePattern.test(name)) return `queue ${queueNameRule}`;
   if (dotSegments.includes(name)) return dotSegmentError('queue');
   return null;
 }
@@ -386,12 +423,28 @@ export function checkPriority(v: unknown): Checked<number> {
   return checked(() => int('priority', v, priorityMin, priorityMax));
 }
 
-/** What `clean` takes: tapeq's states, then the names BullMQ's `clean(grace, limit, type)` uses
- *  for the same jobs (queue-ops.ts `cleanable` says which jobs each one means). */
-export const cleanStates = ['completed', 'failed', 'waiting', 'delayed', 'wait', 'paused', 'prioritized', 'active'] as const;
-export type CleanState = (typeof cleanStates)[number];
+/** BullMQ's names for tapeq's states, taken wherever a request names states (clean's `state`, the
+ *  job list's `statuses`): BullMQ's `wait` is tapeq's `waiting`, which also holds the jobs BullMQ
+ *  keeps apart as prioritized (`prioritized`, the waiting jobs with a priority, is a state of its
+ *  own in both). */
+export const stateAliases = { wait: 'waiting' } as const;
+export type StateAlias = keyof typeof stateAliases;
+export const stateAliasNames = Object.keys(stateAliases) as StateAlias[];
 
-function isCleanState(v: unknown): v is CleanState {
+/** `name`, or the tapeq state it is BullMQ's name for. */
+export function unaliasState<T extends string>(name: T | StateAlias): T | (typeof stateAliases)[StateAlias] {
+  return Object.hasOwn(stateAliases, name) ? stateAliases[name as StateAlias] : (name as T);
+}
+
+/** The states `clean` removes jobs of: tapeq's, and the ones BullMQ's `clean(grace, limit, type)`
+ *  names besides its aliases (queue-ops.ts `cleanable` says which jobs each one means). */
+const tapeqCleanStates = ['completed', 'failed', 'waiting', 'delayed'] as const;
+const bullCleanStates = ['paused', 'prioritized', 'active'] as const;
+export type CleanState = (typeof tapeqCleanStates)[number] | (typeof bullCleanStates)[number];
+/** What clean's `state` takes: tapeq's names, then BullMQ's (its aliases first). */
+export const cleanStates: readonly (CleanState | StateAlias)[] = [...tapeqCleanStates, ...stateAliasNames, ...bullCleanStates];
+
+function isCleanStateName(v: unknown): v is CleanState | StateAlias {
   return (cleanStates as readonly unknown[]).includes(v);
 }
 
@@ -404,10 +457,10 @@ export function checkClean(body: unknown): Checked<{ graceMs: number; state: Cle
     for (const [key, v] of Object.entries(body)) {
       if (key === 'grace') graceMs = int(key, v, 0, durationMsMax);
       else if (key === 'state') {
-        if (!isCleanState(v)) fail(`state must be one of: ${cleanStates.join(', ')}`);
-        state = v;
+        if (!isCleanStateName(v)) fail(`state must be one of: ${cleanStates.join(', ')}`);
+        state = unaliasState(v);
       } else if (key === 'limit') limit = v === null ? null : int(key, v, 0, 2 ** 31 - 1) || null; // 0 = no limit, as in BullMQ
-      else fail(`Unknown field: ${key}`);
+      else fail(unknownFieldError(key));
     }
     if (graceMs === null) fail('grace is required');
     return { graceMs, state, limit };
@@ -421,7 +474,7 @@ export function checkPromoteJobs(body: unknown): Checked<{ count: number | null 
     let count: number | null = null;
     for (const [key, v] of Object.entries(body)) {
       if (key === 'count') count = v === null ? null : int(key, v, 1, 2 ** 31 - 1);
-      else fail(`Unknown field: ${key}`);
+      else fail(unknownFieldError(key));
     }
     return { count };
   });

@@ -23,4 +23,4 @@ export {
   type QueueState,
   type State,
 } from './state.js';
-export { waitEntries, waitEntryJob, waitIterate, waitOldest, waitPage } from './waitlist.js';
+export { isPrioritized, waitEntries, waitEntryJob, waitIterate, waitOldest, waitPage, waitPrioritizedSize } from './waitlist.js';

@@ -1,5 +1,6 @@
 // POST /queues/:q/clean over a real broker on a real log, served on 127.0.0.1: which jobs each
-// state name takes, and what a clean touches on a queue restored from a snapshot.
+// state name takes, and what a clean touches on a queue restored from a snapshot. The job list's
+// `statuses` takes the same BullMQ names for the same jobs.
 
 import t from 'tap';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -134,4 +135,38 @@ t.test('clean-active-takes-a-job-whose-lock-ran-out-and-its-token-answers-as-for
   t.equal(broker.counts('q').active, 1, 'the job whose lock is held is still active');
   const acked = await s.request('POST', `/jobs/${held.id}/ack`, { body: { token: held.token } });
   t.same([acked.status, acked.json], [200, { ok: true }]);
+});
+
+t.test('the-job-list-takes-the-bullmq-state-names-clean-takes-for-the-same-jobs', async (t) => {
+  // `GET …/jobs/list?statuses=wait` was a 400 while `clean {"state": "wait"}` was taken.
+  const served = await serve(await tempDir(t));
+  t.teardown(() => served.close());
+  const { s } = served;
+  const push = async (body: unknown): Promise<string> => (await s.request('POST', '/queues/q/jobs', { body })).json.id as string;
+  const list = async (statuses: string): Promise<unknown> => {
+    const res = await s.request('GET', `/queues/q/jobs/list?statuses=${statuses}&length=100`);
+    return res.status === 200 ? (res.json.jobs as Array<{ id: string }>).map((j) => j.id) : [res.status, res.json];
+  };
+  const plainA = await push({ data: 'a' });
+  const bullOne = await push({ name: 'n', data: 'b', opts: { priority: 1 } });
+  const seedFive = await push({ data: 'c', priority: 5 });
+  const plainB = await push({ data: 'd' });
+  const done = await push({ data: 'e', delay: 60_000 });
+  const pullOrder = [seedFive, plainA, plainB, bullOne];
+
+  t.same(await list('wait'), await list('waiting'), 'wait is waiting');
+  t.same(await list('wait'), pullOrder, 'every waiting job, in pull order');
+  t.same(await list('prioritized'), [seedFive, bullOne], 'prioritized: the waiting jobs with a priority, either shape, in pull order');
+  t.same(await list('prioritized,delayed'), [seedFive, bullOne, done]);
+  t.same(await list('prioritized,wait'), pullOrder, 'beside the waiting jobs, a prioritized job is listed once');
+  t.same(await list('wait,waiting'), pullOrder, 'an alias and its state are one status');
+  await s.request('POST', '/queues/q/pause');
+  t.same(await list('wait'), [], 'wait is waiting: none while the queue is paused');
+  t.same(await list('paused,prioritized'), pullOrder, 'listed once beside paused too');
+  t.same(await list('prioritized'), [seedFive, bullOne], 'prioritized whether or not the queue is paused, as clean takes them');
+  t.same(await list('wait,prioritized'), [seedFive, bullOne]);
+  t.same(await list('finished'), [
+    400,
+    { ok: false, error: 'statuses must be a comma-separated list of: waiting, paused, active, completed, failed, delayed, waiting-children, prioritized, wait' },
+  ]);
 });

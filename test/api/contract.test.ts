@@ -283,7 +283,7 @@ t.test('urls-the-router-refuses-get-the-envelope-the-cors-header-and-a-named-fie
   const cases: Array<[string, string, string]> = [
     ['GET', '/jobs/%E0%A4%A', "'/jobs/%E0%A4%A' is not a valid url component"],
     ['GET', `/jobs/${'x'.repeat(600)}`, 'id must be at most 128 characters'],
-    ['POST', `/queues/${'q'.repeat(600)}/jobs`, 'queue must be at most 128 characters'],
+    ['POST', `/queues/${'q'.repeat(600)}/jobs`, 'queue must be 1-128 characters of letters, digits, ".", "_", "-" or ":"'],
   ];
   for (const [method, path, error] of cases) {
     const before = fx.log.nextOffset;
@@ -355,7 +355,7 @@ t.test('dot-segment-queue-names-and-job-ids-are-refused', async (t) => {
     const res = await s.request('POST', '/queues/q/jobs', { body: { data: 1, jobId } });
     t.same([res.status, res.json.error], [400, 'jobId must not be "." or ".."'], `jobId ${jobId}`);
     const bull = await s.request('POST', '/queues/q/jobs', { body: { name: 'n', data: 1, opts: { jobId } } });
-    t.same([bull.status, bull.json.error], [400, 'jobId must not be "." or ".."'], `opts.jobId ${jobId}`);
+    t.same([bull.status, bull.json.error], [400, 'opts.jobId must not be "." or ".."'], `opts.jobId ${jobId}`);
   }
   t.equal(fx.log.nextOffset, before, 'nothing appended');
   t.equal((await raw('/queues/.../jobs')).status, 200, 'three dots are a name like any other');

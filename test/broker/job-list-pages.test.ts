@@ -2,7 +2,8 @@
 // the list and DLQ reads no longer sort or copy every job of a status (queries.ts: waitPage,
 // firstInOrder, newestPage, oldestPage), and this pins that they answer as the full sort did —
 // across priorities, LIFO fronts, dead entries left by removals, equal due times, and pages that
-// start inside, at the edge of, or past a status.
+// start inside, at the edge of, or past a status. `prioritized` (BullMQ's status, the waiting
+// jobs with a priority) is paged the same way, and listed once beside the status holding them.
 
 import t from 'tap';
 import { sortBySeq, waitIterate, type Job, type QueueState } from '../../src/state/index.js';
@@ -10,7 +11,7 @@ import type { ListStatus } from '../../src/broker/types.js';
 import { manualClock, startBroker } from '../fixtures/broker.js';
 
 const ctx = { actor: null };
-const statuses: ListStatus[] = ['waiting', 'paused', 'active', 'delayed', 'completed', 'failed', 'waiting-children'];
+const statuses: ListStatus[] = ['waiting', 'paused', 'active', 'delayed', 'completed', 'failed', 'waiting-children', 'prioritized'];
 
 /** The whole list of `status` as the queries used to build it: every job, sorted, then sliced. */
 function fullList(q: QueueState, status: ListStatus): Job[] {
@@ -29,6 +30,8 @@ function fullList(q: QueueState, status: ListStatus): Job[] {
       return [...q.delayed].sort((a, b) => a.runAt - b.runAt || a.seq - b.seq);
     case 'waiting-children':
       return sortBySeq(q.children);
+    case 'prioritized':
+      return [...waitIterate(q.waiting)].filter((j) => j.priority !== 0);
     default:
       throw new Error(String(status));
   }
@@ -71,10 +74,21 @@ t.test('every-page-of-the-job-list-is-a-slice-of-the-fully-sorted-list', async (
 
   const q = b.state.queues.get('q') as QueueState;
   const check = (label: string): void => {
-    const counts = b.counts('q');
-    for (const set of [...statuses.map((s) => [s]), ['waiting', 'active', 'completed', 'failed', 'delayed'], ['delayed', 'paused', 'failed', 'waiting-children', 'waiting']] as ListStatus[][]) {
-      const all = set.flatMap((s) => fullList(q, s).map((j) => j.id));
-      t.equal(all.length, set.reduce((n, s) => n + counts[s], 0), `${label} ${set.join(',')}: the lists hold what the counts say`);
+    const counts = { ...b.counts('q'), prioritized: [...waitIterate(q.waiting)].filter((j) => j.priority !== 0).length };
+    const holder = q.paused ? 'paused' : 'waiting';
+    const sets = [
+      ...statuses.map((s) => [s]),
+      ['waiting', 'active', 'completed', 'failed', 'delayed'],
+      ['delayed', 'paused', 'failed', 'waiting-children', 'waiting'],
+      ['completed', 'prioritized', 'delayed'],
+      ['prioritized', 'completed', 'waiting', 'paused'],
+    ] as ListStatus[][];
+    for (const set of sets) {
+      // Prioritized jobs are listed once: under the status holding every waiting job when it is asked for too.
+      const walked = set.includes(holder) ? set.filter((s) => s !== 'prioritized') : set;
+      const all = walked.flatMap((s) => fullList(q, s).map((j) => j.id));
+      t.equal(all.length, new Set(all).size, `${label} ${set.join(',')}: no job twice`);
+      t.equal(all.length, walked.reduce((n, s) => n + counts[s], 0), `${label} ${set.join(',')}: the lists hold what the counts say`);
       for (const start of [0, 1, 2, 5, 13, 20, 24, 25, 26, 40, 47, 52, 60, 70, all.length - 3, all.length - 1, all.length, all.length + 5]) {
         for (const length of [1, 3, 10, 100]) {
           const got = b.listJobs('q', set, start, length).jobs.map((j) => j.id);
@@ -91,6 +105,8 @@ t.test('every-page-of-the-job-list-is-a-slice-of-the-fully-sorted-list', async (
     }
   };
   t.ok(q.waiting.size > 40 && q.delayed.size === 25 && q.active.size === 3 && q.children.size === 4);
+  const prioritized = [...waitIterate(q.waiting)].filter((j) => j.priority !== 0).length;
+  t.ok(prioritized > 20 && prioritized < q.waiting.size, 'some waiting jobs have a priority, some not');
   check('running');
   await b.pause('q', ctx);
   check('paused');

@@ -23,7 +23,7 @@ t.test('every-push-text-field-with-a-lone-surrogate-is-refused-naming-the-field'
       [{ data: 1, groupId: bad }, 'groupId'],
       [{ data: 1, tags: ['ok', bad] }, 'tags[1]'],
       [{ data: 1, dependsOn: [bad] }, 'dependsOn[0]'],
-      [{ name: 'n', data: 1, opts: { jobId: bad } }, 'jobId'],
+      [{ name: 'n', data: 1, opts: { jobId: bad } }, 'opts.jobId'],
     ];
     for (const [input, field] of cases) {
       const r = checkPush(input);

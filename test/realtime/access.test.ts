@@ -115,7 +115,7 @@ t.test('bad-queue-name-or-offset-is-400-before-any-stream', async (t) => {
   await push(h, 'q', { data: 2 });
   // An offset past the log's end would stream "after" it and skip what comes before it.
   const cases: Array<[string, Record<string, string>, string]> = [
-    ['/events/queues/bad%20name', {}, 'Invalid queue name'],
+    ['/events/queues/bad%20name', {}, 'queue must be 1-128 characters of letters, digits, ".", "_", "-" or ":"'],
     ['/events?from=-2', {}, 'from must be a log offset (a non-negative integer, or -1 for the whole log)'],
     ['/events?from=1&from=0', {}, 'from must be a log offset (a non-negative integer, or -1 for the whole log)'],
     ['/events', { 'last-event-id': 'abc' }, 'Last-Event-ID must be a log offset (a non-negative integer, or -1 for the whole log)'],
@@ -147,9 +147,36 @@ t.test('a-dot-segment-queue-filter-is-refused-as-no-queue-can-have-that-name', a
         });
         request.on('error', reject);
       });
-      t.equal(status, 400, `${path}: Invalid queue name`);
+      t.equal(status, 400, `${path}: queue must not be "." or ".."`);
     }
   }
+});
+
+t.test('a-bad-queue-name-gets-one-text-naming-the-field-and-the-rule-on-every-path', async (t) => {
+  // It was `queue must contain only …` over HTTP, `queue name must be 1-128 characters of …` in a
+  // WebSocket command and `Invalid queue name` (no reason) in an SSE or WebSocket path.
+  const h = await startRealtime();
+  t.teardown(() => h.close());
+  const rule = 'queue must be 1-128 characters of letters, digits, ".", "_", "-" or ":"';
+  const ws = await WsClient.connect(h.ws('/ws'));
+  t.teardown(() => ws.close());
+  const before = h.fixture.log.nextOffset;
+  for (const [name, encoded] of [['bad q', 'bad%20q'], ['q'.repeat(129), 'q'.repeat(129)], ['é', '%C3%A9']] as const) {
+    const http = await h.server.request('POST', `/queues/${encoded}/jobs`, { body: { data: 1 } });
+    t.strictSame([http.status, http.json], [400, { ok: false, error: rule }], `POST /queues/${encoded.slice(0, 12)}/jobs`);
+    t.strictSame((await h.server.request('GET', `/queues/${encoded}/counts`)).json, { ok: false, error: rule }, 'another route');
+    const worker = await h.server.request('POST', '/workers', { body: { queue: name, endpoint: { url: 'http://127.0.0.1:1/', method: 'POST' } } });
+    t.strictSame(worker.json, { ok: false, error: rule }, 'a push worker');
+    const sse = await SseClient.connect(h.http(`/events/queues/${encoded}`));
+    t.strictSame([sse.status, JSON.parse(await sse.body())], [400, { ok: false, error: rule }], 'an SSE path');
+    const refused = (await WsClient.connect(h.ws(`/ws/queues/${encoded}`)).catch((e: unknown) => e)) as UpgradeRefused;
+    t.strictSame([refused.status, JSON.parse(refused.body)], [400, { ok: false, error: rule }], 'a WebSocket path');
+    for (const cmd of ['PUSH', 'PUSHB', 'PULL']) {
+      const reply = await ws.command({ cmd, queue: name, ...(cmd === 'PUSH' ? { data: 1 } : cmd === 'PUSHB' ? { jobs: [{ data: 1 }] } : {}) });
+      t.strictSame([reply.ok, reply.error], [false, rule], `WebSocket ${cmd}`);
+    }
+  }
+  t.equal(h.fixture.log.nextOffset, before, 'nothing appended');
 });
 
 t.test('openapi-documents-sse-resume-parameters-and-each-routes-real-security', async (t) => {

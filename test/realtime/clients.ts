@@ -152,12 +152,18 @@ export class WsClient {
     this.closed = new Promise((resolve) => socket.on('close', (code, reason) => resolve({ code, reason: String(reason) })));
   }
 
-  /** Opens a socket; rejects with the HTTP status when the upgrade is refused. */
+  /** Opens a socket; rejects with the HTTP status and body when the upgrade is refused. */
   static connect(url: string, headers: Record<string, string> = {}): Promise<WsClient> {
     return new Promise((resolve, reject) => {
       const socket = new WebSocket(url, { headers, handshakeTimeout: 5_000 });
       socket.once('open', () => resolve(new WsClient(socket)));
-      socket.once('unexpected-response', (_req, res) => reject(new UpgradeRefused(res.statusCode ?? 0)));
+      socket.once('unexpected-response', (_req, res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => (body += chunk));
+        res.once('end', () => reject(new UpgradeRefused(res.statusCode ?? 0, body)));
+        res.once('close', () => reject(new UpgradeRefused(res.statusCode ?? 0, body)));
+      });
       socket.once('error', reject);
     });
   }
@@ -188,7 +194,11 @@ export class WsClient {
 }
 
 export class UpgradeRefused extends Error {
-  constructor(readonly status: number) {
+  /** `body`: the refusal's response body (the error envelope). */
+  constructor(
+    readonly status: number,
+    readonly body = '',
+  ) {
     super(`upgrade refused with ${status}`);
   }
 }

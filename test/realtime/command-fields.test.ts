@@ -1,7 +1,8 @@
 // A WebSocket command's fields are checked as its HTTP twin's body and query are: a field the
 // command does not take is refused, naming it, and nothing is appended. Before, only PUSH (whose
 // job fields the broker checks) did; the others ignored it, so `ACK {reslt}` completed the job
-// without its result and `FAIL {errror}` failed it as "Job failed", where HTTP answers 400.
+// without its result and `FAIL {errror}` failed it as "Job failed", where HTTP answers 400. A
+// misspelt required field (`PUSH {queu}`, `progres`) is named too, not reported as missing.
 
 import t from 'tap';
 import { WsClient } from './clients.js';
@@ -27,6 +28,11 @@ t.test('a-field-a-command-does-not-take-is-refused-naming-it-as-over-http', asyn
     [{ cmd: 'GETJOB', id, queue: 'f' }, 'queue'],
     [{ cmd: 'PUSHB', queue: 'f', jobs: [{ data: 3 }], durable: true }, 'durable'],
     [{ cmd: 'ack', id, token: pulled.token, reslt: 1 }, 'reslt'],
+    // A misspelt required field is named, not reported as missing.
+    [{ cmd: 'PUSH', queu: 'f', data: 3 }, 'queu'],
+    [{ cmd: 'PUSHB', queu: 'f', jobs: [{ data: 3 }] }, 'queu'],
+    [{ cmd: 'PROGRESS', id, progres: 5 }, 'progres'],
+    [{ cmd: 'PUSH', queue: 'f', data: 3, prio: 1 }, 'prio'],
   ];
   for (const [command, field] of cases) {
     const reply = await ws.command(command);
@@ -42,6 +48,8 @@ t.test('a-field-a-command-does-not-take-is-refused-naming-it-as-over-http', asyn
     await h.server.request('POST', `/jobs/${id}/ack`, { body: { reslt: { sent: true } } }),
     await h.server.request('POST', `/jobs/${id}/fail`, { body: { errror: 'SMTP down' } }),
     await h.server.request('GET', '/queues/f/jobs?timout=5000'),
+    await h.server.request('POST', `/jobs/${id}/progress`, { body: { progres: 5 } }),
+    await h.server.request('POST', '/queues/f/jobs', { body: { data: 3, prio: 1 } }),
   ];
   t.strictSame(
     http.map((r) => [r.status, r.json]),
@@ -49,8 +57,15 @@ t.test('a-field-a-command-does-not-take-is-refused-naming-it-as-over-http', asyn
       [400, { ok: false, error: 'reslt is not an allowed field' }],
       [400, { ok: false, error: 'errror is not an allowed field' }],
       [400, { ok: false, error: 'timout is not an allowed field' }],
+      [400, { ok: false, error: 'progres is not an allowed field' }],
+      [400, { ok: false, error: 'prio is not an allowed field' }],
     ],
   );
+  t.equal(h.fixture.log.nextOffset, before, 'nothing appended over HTTP either');
+
+  const meantAsBulk = await ws.command({ cmd: 'PUSH', queue: 'f', jobs: [{ data: 3 }] });
+  t.equal(meantAsBulk.error, 'jobs is not an allowed field in PUSH: push many with PUSHB {queue, jobs}', 'a PUSH with jobs names PUSHB');
+  t.equal(h.fixture.log.nextOffset, before, 'nothing appended for it');
 
   // The fields each command does take still work, `cmd` and `reqId` on every one.
   t.match(await ws.command({ cmd: 'PROGRESS', id, progress: 50, message: 'half' }), { ok: true });

@@ -10,6 +10,7 @@
 // independent broker call.
 
 import type { BrokerApi, Ctx, Failure, Outcome } from '../../broker/types.js';
+import { checkPush, unknownFieldError } from '../../broker/validate.js';
 import { errorTextLengthMax } from '../../constants.js';
 import { textTooLong } from '../validation.js';
 
@@ -26,13 +27,19 @@ export type StartedPush = { id: string; durable: Promise<Failure | null> };
 
 /** PUSH is not one of the handlers: the session answers pushes a group commit at a time, so it
  *  starts each one here and waits on `durable` once per group (BrokerApi.pushNow). A refused
- *  push comes back as its reply. */
+ *  push comes back as its reply. Without a queue, what is wrong with the job is said first: a
+ *  `queu` is then named as the field it is, not reported as a missing queue. */
 export function startPush(broker: BrokerApi, msg: Fields, ctx: Ctx): StartedPush | Reply {
   const missing = needString(msg, 'queue');
-  if (missing !== null) return missing;
+  if (missing !== null) {
+    const job = checkPush(msg, envelopeFields);
+    return job.ok ? missing : failure(job.error);
+  }
   // The job is the message itself, its envelope fields passed over.
   const pushed = broker.pushNow(msg.queue as string, msg, ctx, envelopeFields);
-  return 'error' in pushed ? failure(pushed.error) : pushed;
+  if (!('error' in pushed)) return pushed;
+  // A PUSH with `jobs` was meant as a PUSHB: say so.
+  return failure(pushed.error === unknownFieldError('jobs') ? `${pushed.error} in PUSH: push many with PUSHB {queue, jobs}` : pushed.error);
 }
 
 const handlers: Record<string, Handler> = {
@@ -92,7 +99,7 @@ export function unknownField(name: string, msg: Fields): Reply | null {
   const allowed = Object.hasOwn(handlerFields, name) ? handlerFields[name] : undefined;
   if (allowed === undefined) return null;
   for (const key in msg) {
-    if (Object.hasOwn(msg, key) && key !== 'cmd' && key !== 'reqId' && !allowed.has(key)) return failure(`${key} is not an allowed field`);
+    if (Object.hasOwn(msg, key) && key !== 'cmd' && key !== 'reqId' && !allowed.has(key)) return failure(unknownFieldError(key));
   }
   return null;
 }

@@ -32,10 +32,9 @@ export function parseStreamParams(
 export function parseQueueParam(params: unknown): Parsed<string | null> {
   const queue = (params as { queue?: unknown } | undefined)?.queue;
   if (queue === undefined) return { ok: true, value: null };
-  if (typeof queue !== 'string' || queueNameError(queue) !== null) {
-    return { ok: false, error: 'Invalid queue name' };
-  }
-  return { ok: true, value: queue };
+  if (typeof queue !== 'string') return { ok: false, error: 'queue must be a string' };
+  const bad = queueNameError(queue);
+  return bad === null ? { ok: true, value: queue } : { ok: false, error: bad };
 }
 
 /**

@@ -3,7 +3,7 @@
 // because the WebSocket PUSH command needs exactly the same rules.
 
 import { bulkJobsMax, errorTextLengthMax, logMessageLengthMax, progressMessageLengthMax, pullTimeoutMsMax } from '../../constants.js';
-import { counts, errorResponses, jobView, okWith, pageQuery, statusesPattern } from '../schemas.js';
+import { counts, errorResponses, jobView, LIST_STATUS_NAMES, okWith, pageQuery, statusesPattern } from '../schemas.js';
 
 const nullable = (type: string) => ({ type: [type, 'null'] });
 const keep = { anyOf: [{ type: 'boolean' }, { type: 'number' }, { type: 'object' }], description: 'a boolean, a count or {count, age}' };
@@ -64,7 +64,12 @@ export const listQuery = {
   type: 'object',
   additionalProperties: false,
   properties: {
-    statuses: { type: 'string', pattern: statusesPattern, default: 'waiting,paused,active,completed,failed,delayed' },
+    statuses: {
+      type: 'string',
+      pattern: statusesPattern,
+      default: 'waiting,paused,active,completed,failed,delayed',
+      description: `Comma-separated: ${LIST_STATUS_NAMES.join(', ')} (BullMQ's names as clean takes them: wait = waiting, prioritized = the waiting jobs with a priority)`,
+    },
     ...pageQuery(10),
   },
 } as const;

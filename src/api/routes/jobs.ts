@@ -9,7 +9,8 @@
 // so neither a gone client nor shutdown waits out the timeout.
 
 import type { FastifyInstance, FastifyReply } from 'fastify';
-import type { ListStatus, Outcome, PullOutcome } from '../../broker/types.js';
+import type { Failure, ListStatus, Outcome, PullOutcome } from '../../broker/types.js';
+import { unaliasState, unknownFieldError } from '../../broker/validate.js';
 import { onConnectionClose } from '../connection-close.js';
 import { clientAddress, ctxOf } from '../context.js';
 import { sendApiError, sendOutcome } from '../errors.js';
@@ -24,6 +25,12 @@ type QueueParams = { queue: string };
  *  array body they are `body[i]`, as the schema's own errors call them. */
 function itemsNamedBody<T extends object>(outcome: Outcome<T>): Outcome<T> {
   return outcome.ok || !outcome.error.startsWith('jobs[') ? outcome : { ...outcome, error: `body${outcome.error.slice('jobs'.length)}` };
+}
+
+/** A one-job push with a `jobs` field was meant as a bulk push: the refusal says where one goes. */
+function bulkHint(failure: Failure, queue: string): Failure {
+  if (failure.error !== unknownFieldError('jobs')) return failure;
+  return { ...failure, error: `${failure.error} in a one-job push: push many as an array body, or as {"jobs": [...]} to POST /queues/${queue}/jobs/bulk` };
 }
 
 export function jobRoutes(app: FastifyInstance, { broker, latency }: RouteDeps): void {
@@ -55,7 +62,7 @@ export function jobRoutes(app: FastifyInstance, { broker, latency }: RouteDeps):
       const pushed = broker.pushNow(queue, body, ctx);
       if ('error' in pushed) {
         latency.push.observe(performance.now() - started);
-        return Promise.resolve(sendOutcome(reply, pushed));
+        return Promise.resolve(sendOutcome(reply, bulkHint(pushed, queue)));
       }
       const id = pushed.id;
       return pushed.durable.then((failed) => {
@@ -98,7 +105,7 @@ export function jobRoutes(app: FastifyInstance, { broker, latency }: RouteDeps):
     },
     async (request) => {
       const { statuses, start, length } = request.query;
-      const wanted = [...new Set(statuses.split(','))] as ListStatus[];
+      const wanted = [...new Set(statuses.split(',').map((name) => unaliasState(name as ListStatus)))];
       const { counts, jobs } = broker.listJobs(request.params.queue, wanted, start, length);
       return { ok: true, counts, jobs, start, length };
     },
