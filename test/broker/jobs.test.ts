@@ -32,6 +32,7 @@ t.test('exponential-backoff-then-dlq', async (t) => {
   t.same(b.dlq('q', 0, 10).jobs.map((j) => j.id), [id]);
   t.same(await b.dlqRetry('q', id, ctx), { ok: true, retried: 1 });
   t.equal(b.getJob(id)?.attempts, 0);
+  t.equal(b.getJob(id)?.failedReason, null, 'a retry clears the last failure, as BullMQ does');
   t.equal(b.jobState(id), 'waiting');
 });
 
