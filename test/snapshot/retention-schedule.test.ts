@@ -6,7 +6,7 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { loadConfig } from '../../src/config.js';
 import { serve } from '../../src/main.js';
 
@@ -17,7 +17,9 @@ async function snapshotCount(dir: string): Promise<number> {
   return names.filter((n) => n.endsWith('.snap')).length;
 }
 
-t.test('retention-runs-never-overlap-when-one-outlasts-the-timer', async (t) => {
+/** A server whose retention removes every segment the snapshots allow, at once: small segments,
+ *  a snapshot as soon as there are new records, no retention window. The caller closes it. */
+async function serveRetaining(t: Test): Promise<{ dir: string; running: Awaited<ReturnType<typeof serve>> }> {
   const dir = await mkdtemp(join(tmpdir(), 'tapeq-retention-schedule-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const config = loadConfig({
@@ -28,7 +30,20 @@ t.test('retention-runs-never-overlap-when-one-outlasts-the-timer', async (t) => 
     SNAPSHOT_INTERVAL_MS: '5',
     HISTORY_RETENTION_MS: '0',
   });
-  const running = await serve(config, { logger: () => undefined });
+  return { dir, running: await serve(config, { logger: () => undefined }) };
+}
+
+/** Two snapshots (retention needs two valid ones before it removes anything) over a few segments. */
+async function pushUntilTwoSnapshots(running: Awaited<ReturnType<typeof serve>>, dir: string): Promise<void> {
+  for (let round = 1; round <= 2; round++) {
+    for (let i = 0; i < 50; i++) await running.broker.push('q', { data: { round, i, pad: 'x'.repeat(100) } }, { actor });
+    const deadline = Date.now() + 20_000;
+    while ((await snapshotCount(dir)) < round && Date.now() < deadline) await sleep(20);
+  }
+}
+
+t.test('retention-runs-never-overlap-when-one-outlasts-the-timer', async (t) => {
+  const { dir, running } = await serveRetaining(t);
   t.teardown(() => running.close());
 
   let inFlight = 0;
@@ -47,12 +62,7 @@ t.test('retention-runs-never-overlap-when-one-outlasts-the-timer', async (t) => 
     }
   };
 
-  // Two snapshots (retention needs two valid ones before it removes anything) over a few segments.
-  for (let round = 1; round <= 2; round++) {
-    for (let i = 0; i < 50; i++) await running.broker.push('q', { data: { round, i, pad: 'x'.repeat(100) } }, { actor });
-    const deadline = Date.now() + 20_000;
-    while ((await snapshotCount(dir)) < round && Date.now() < deadline) await sleep(20);
-  }
+  await pushUntilTwoSnapshots(running, dir);
   t.ok((await snapshotCount(dir)) >= 2, 'two snapshots written');
   const deadline = Date.now() + 10_000;
   while ((calls < 3 || running.log.firstOffset === 0) && Date.now() < deadline) await sleep(20);
@@ -62,17 +72,7 @@ t.test('retention-runs-never-overlap-when-one-outlasts-the-timer', async (t) => 
 });
 
 t.test('the-close-waits-for-a-retention-run-under-way-before-closing-the-log', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'tapeq-retention-close-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const config = loadConfig({
-    DATA_DIR: dir,
-    HTTP_PORT: '0',
-    HOST: '127.0.0.1',
-    SEGMENT_BYTES: '4096',
-    SNAPSHOT_INTERVAL_MS: '5',
-    HISTORY_RETENTION_MS: '0',
-  });
-  const running = await serve(config, { logger: () => undefined });
+  const { dir, running } = await serveRetaining(t);
 
   // Once two snapshots exist (retention removes nothing before), the next run to reach the log is
   // held at its start until the close has begun.
@@ -108,11 +108,7 @@ t.test('the-close-waits-for-a-retention-run-under-way-before-closing-the-log', a
     return closeLog();
   };
 
-  for (let round = 1; round <= 2; round++) {
-    for (let i = 0; i < 50; i++) await running.broker.push('q', { data: { round, i, pad: 'x'.repeat(100) } }, { actor });
-    const deadline = Date.now() + 20_000;
-    while ((await snapshotCount(dir)) < round && Date.now() < deadline) await sleep(20);
-  }
+  await pushUntilTwoSnapshots(running, dir);
   armed = true;
   const deadline = Date.now() + 15_000;
   let reached = false;
