@@ -156,12 +156,12 @@ t.test('job-lifecycle-commands-and-their-error-replies', async (t) => {
 
   t.strictSame(bare(await ws.command({ cmd: 'GETJOB', id: 'missing' })), { ok: false, error: 'Job not found' });
   t.strictSame(bare(await ws.command({ cmd: 'NOPE' })), { ok: false, error: 'Unknown command: NOPE' });
-  t.strictSame(bare(await ws.command({ cmd: 'PUSH', data: 1 })), { ok: false, error: 'Missing field: queue' });
-  t.strictSame(bare(await ws.command({ cmd: 'PROGRESS', id })), { ok: false, error: 'Missing field: progress (a number)' });
+  t.strictSame(bare(await ws.command({ cmd: 'PUSH', data: 1 })), { ok: false, error: 'queue is required' });
+  t.strictSame(bare(await ws.command({ cmd: 'PROGRESS', id })), { ok: false, error: 'progress is required (a number)' });
   t.strictSame(bare(await ws.command({ cmd: 'PROGRESS', id, progress: 'a' })), { ok: false, error: 'progress must be a number' });
   t.strictSame(bare(await ws.command({ cmd: 'PUSHB', queue: 'q', jobs: 'x' })), { ok: false, error: 'jobs must be an array' });
-  t.strictSame(bare(await ws.command({ cmd: 'PUSHB', queue: 'q' })), { ok: false, error: 'Missing field: jobs (an array)' });
-  t.strictSame(bare(await ws.command({ reqId: 'x' })), { ok: false, error: 'Missing field: cmd' });
+  t.strictSame(bare(await ws.command({ cmd: 'PUSHB', queue: 'q' })), { ok: false, error: 'jobs is required (an array)' });
+  t.strictSame(bare(await ws.command({ reqId: 'x' })), { ok: false, error: 'cmd is required' });
   t.strictSame(bare(await ws.command({ cmd: 5 })), { ok: false, error: 'cmd must be a string' });
   t.strictSame(bare(await ws.command({ cmd: 'PUSH', queue: 7, data: 1 })), { ok: false, error: 'queue must be a string' });
   const badOption = await ws.command({ cmd: 'PUSH', queue: 'life', data: 1, bogus: true });

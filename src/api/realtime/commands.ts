@@ -141,14 +141,14 @@ function pick(msg: Fields, keys: string[]): Fields {
 
 function needString(msg: Fields, name: string): Reply | null {
   const v = msg[name];
-  if (v === undefined || v === null || v === '') return failure(`Missing field: ${name}`);
+  if (v === undefined || v === null || v === '') return failure(`${name} is required`);
   return typeof v === 'string' ? null : failure(`${name} must be a string`);
 }
 
 /** A required field of another type: missing, or there but not `what`; each said as it is. */
 function needOf(msg: Fields, name: string, what: string, is: (v: unknown) => boolean): Reply | null {
   const v = msg[name];
-  if (v === undefined || v === null) return failure(`Missing field: ${name} (${what})`);
+  if (v === undefined || v === null) return failure(`${name} is required (${what})`);
   return is(v) ? null : failure(`${name} must be ${what}`);
 }
 

@@ -281,7 +281,7 @@ class WsSession {
     // An empty cmd is missing, as an empty queue or id is (commands.ts, needString), not a command
     // named "" ("Unknown command: " names nothing).
     if (typeof fields.cmd !== 'string' || fields.cmd === '') {
-      return this.#send(failure(fields.cmd === undefined || fields.cmd === null || fields.cmd === '' ? 'Missing field: cmd' : 'cmd must be a string'), reqId);
+      return this.#send(failure(fields.cmd === undefined || fields.cmd === null || fields.cmd === '' ? 'cmd is required' : 'cmd must be a string'), reqId);
     }
     // Case-insensitive in ASCII only: toUpperCase alone maps "ſ" (the long s) to "S", so "PUſH"
     // would run as PUSH. A name with anything else in it matches no command.
