@@ -75,7 +75,10 @@ async function run(job: SnapshotJob, post: (message: ProcessMessage) => void): P
 }
 
 if (process.send !== undefined) {
-  const post = (message: ProcessMessage) => process.send?.(message);
+  // A send that fails means the server is gone (killed before this process saw the channel
+  // close): exit as the 'disconnect' handler does, not with an unhandled EPIPE 'error' event and
+  // its stack in the dead server's log.
+  const post = (message: ProcessMessage) => process.send?.(message, undefined, undefined, (error) => error && process.exit(0));
   lowerPriority();
   process.on('disconnect', () => process.exit(0));
   // A terminal's Ctrl-C or a SIGTERM to the whole group is for the server, which stops this process
