@@ -15,7 +15,12 @@
 // gone, so after a removal it reaches back to the oldest kept snapshot, not to the oldest record.
 // Pruning (keep.ts) therefore keeps, with SNAPSHOT_RECOVERY_POINTS > 0, a snapshot stamped before
 // now - retentionMs and snapshots spread over the window: the oldest kept snapshot, below which
-// this removes segments, is that anchor, and every point retention keeps can be rebuilt.
+// this removes segments, is that anchor, and every point from it on can be rebuilt. The log can
+// start a little before it and still not rebuild those first records' points: a segment leaves
+// whole, so the one the anchor falls in keeps records below it, and a prune that drops the
+// previous anchor leaves its segments until the next retention run. Those records are history
+// (logcat, export, /jobs/:id/history) but no recovery point; `tapeq verify` names the offset
+// recovery reaches back to.
 //
 //   segments   [seg 0][seg 1][seg 2][seg 3 ......][active]
 //   snapshots                 ^oldest kept   ^newest
