@@ -143,7 +143,10 @@ export async function loadSegments(opts: LoadOptions): Promise<Loaded> {
   // hold a segment between its O_EXCL create and its header write: a last segment shorter than a
   // header. A writer moves past both within a roll, so the directory is listed again (segments
   // already verified are not read again) until a listing holds together; only a problem that
-  // outlasts liveTailRescans listings is reported, exactly as for a stopped log.
+  // outlasts liveTailRescans listings is reported, exactly as for a stopped log. So is a listed
+  // segment gone before it was read: the broker's retention removed the log's oldest segments
+  // meanwhile, and the next listing starts after them (a snapshot process or a tool used to fail,
+  // and had to be run again).
   let knownSealed = opts.knownSealed;
   for (let relists = 0; ; relists++) {
     const listed = await loadListed({ ...opts, knownSealed }, await listSegmentBases(dir), opts.readOnly && relists < liveTailRescans);
@@ -187,16 +190,22 @@ async function loadListed(opts: LoadOptions, bases: number[], mayRelist: boolean
       const what = `segment starts at offset ${segment.baseOffset}, expected ${expected}`;
       bad = { index: i, code: 'LOG_GAP', problem: { kind: 'offset-mismatch', position: 0, expectedOffset: expected, what } };
     } else {
-      const verified: SealedScanResult | null = isLast
-        ? null
-        : await verifiedElsewhere(segment, logId, opts.knownSealed, sealedScans, report);
-      if (verified !== null) {
-        segment.adoptScan(verified.scan);
-        logId = verified.logId;
-      } else {
-        const result = await checkSegment(segment, logId, isLast, opts, report);
-        logId = result.logId ?? logId;
-        if (result.problem !== null) bad = { index: i, code: result.code, problem: result.problem };
+      try {
+        const verified: SealedScanResult | null = isLast
+          ? null
+          : await verifiedElsewhere(segment, logId, opts.knownSealed, sealedScans, report);
+        if (verified !== null) {
+          segment.adoptScan(verified.scan);
+          logId = verified.logId;
+        } else {
+          const result = await checkSegment(segment, logId, isLast, opts, report);
+          logId = result.logId ?? logId;
+          if (result.problem !== null) bad = { index: i, code: result.code, problem: result.problem };
+        }
+      } catch (error) {
+        // Gone since the listing: the broker's retention removed the log's oldest segments.
+        if (mayRelist && error instanceof LogError && error.code === 'LOG_NOT_FOUND') return { relist: verifiedBefore(opts, segments, i, logId) };
+        throw error;
       }
     }
     if (bad !== null && opts.endAtDamage === true && logId !== null) {
