@@ -44,6 +44,7 @@ import {
   workerKeepAliveMs,
   workerShutdownGraceMs,
 } from '../constants.js';
+import type { StartLimiter } from './limiter.js';
 import { WorkerRunner } from './worker-runner.js';
 
 /** What the dispatcher needs from the broker: its API plus the applied-records feed. */
@@ -70,6 +71,8 @@ export class WorkerDispatcher {
   readonly #runners = new Map<string, WorkerRunner>();
   /** Removed runners until their calls ended and their held jobs were released. */
   readonly #stopping = new Map<WorkerRunner, Promise<void>>();
+  /** The start-rate limiter of each queue's last removed worker, for its next one. */
+  readonly #removedLimiters = new Map<string, StartLimiter>();
   #unsubscribe: (() => void) | null = null;
   #started = false;
   #closed = false;
@@ -193,11 +196,18 @@ export class WorkerDispatcher {
     if (existing !== undefined) {
       existing.reconfigure(config);
     } else {
+      const queue = config.queue;
+      const limiterBefore = this.#removedLimiters.get(queue) ?? null;
+      this.#removedLimiters.delete(queue);
       const runner = new WorkerRunner(config, {
         broker: this.#broker,
         client: this.#client,
         logger: this.#logger,
         now: this.#now,
+        // Looked up when asked, not held: a runner keeps no reference to the ones it followed.
+        callsBefore: () => this.#callsStopping(queue),
+        limiterBefore,
+        onCallEnded: () => this.#runners.get(queue)?.nudge(),
       });
       this.#runners.set(config.queue, runner);
       runner.wake(Number.POSITIVE_INFINITY);
@@ -205,10 +215,21 @@ export class WorkerDispatcher {
     this.#prunePools();
   }
 
+  /** Calls the removed runners of `queue` still run (their pulls on the way are released, not
+   *  called: they hold no slot of the endpoint). */
+  #callsStopping(queue: string): number {
+    let calls = 0;
+    for (const runner of this.#stopping.keys()) if (runner.queue === queue) calls += runner.inFlight;
+    return calls;
+  }
+
   #remove(queue: string, reason = 'worker removed'): void {
     const runner = this.#runners.get(queue);
     if (runner === undefined) return;
     this.#runners.delete(queue);
+    // Its start history waits for the queue's next worker (a DELETE then a POST): one limiter per
+    // queue that had a worker, the queues being bounded (queuesMax).
+    if (runner.startLimiter !== null) this.#removedLimiters.set(queue, runner.startLimiter);
     const stopped = runner.stop().then(() => this.#releaseHeld(runner, reason));
     this.#stopping.set(runner, stopped);
     void stopped.finally(() => {

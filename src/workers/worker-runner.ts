@@ -8,7 +8,9 @@
 // Invariants:
 // - inFlight + pulling <= concurrency: a pull holds a slot, so the endpoint never sees more than
 //   `concurrency` calls of this worker at once (a replaced worker's lower concurrency applies to
-//   new pulls; calls already running finish).
+//   new pulls; calls already running finish). The calls of a removed worker of the same queue
+//   still running (a DELETE then a POST) hold slots of the new one too (callsBefore), and its
+//   limiter's start history carries over (limiterBefore), as a replace keeps both.
 // - A call never outlives its job's lock: it is made with the registration its pull was made
 //   under, whose timeout the lock was granted for. A pull on its way when the worker is replaced
 //   is called as the old registration says, like the calls already running; a call with the new,
@@ -61,6 +63,14 @@ export interface RunnerDeps {
   client: EndpointClient;
   logger: (line: string) => void;
   now: () => number;
+  /** Calls of this queue's removed workers still running (a DELETE then a POST): they count
+   *  against this one's concurrency until they end. */
+  callsBefore?: () => number;
+  /** The start history of this queue's removed worker still running, taken over when this one has
+   *  a limiter too, so that a DELETE then a POST cannot reset the window as a re-POST cannot. */
+  limiterBefore?: StartLimiter | null;
+  /** Told when a call ends (its slot frees), for a successor waiting on callsBefore. */
+  onCallEnded?: () => void;
 }
 
 export class WorkerRunner {
@@ -96,7 +106,7 @@ export class WorkerRunner {
     // listener-leak warning.
     setMaxListeners(workerConcurrencyMax + 1, this.#abandon.signal);
     this.#config = config;
-    this.#limiter = config.opts.limiter === null ? null : new StartLimiter(config.opts.limiter);
+    this.#limiter = limiterOf(config, deps.limiterBefore ?? null);
   }
 
   get config(): WorkerConfig {
@@ -105,6 +115,15 @@ export class WorkerRunner {
 
   get inFlight(): number {
     return this.#inFlight;
+  }
+
+  get startLimiter(): StartLimiter | null {
+    return this.#limiter;
+  }
+
+  /** A slot elsewhere (a removed worker's call) may have freed: pump with the credit held. */
+  nudge(): void {
+    if (!this.#stopped) this.#schedulePump();
   }
 
   /** A replaced registration: new pulls use it; pulls on their way and running calls keep theirs. */
@@ -170,7 +189,8 @@ export class WorkerRunner {
       this.#armTimer(this.#pausedUntilMs - now, now);
       return;
     }
-    while (this.#credit > 0 && this.#inFlight + this.#pulling < this.#config.opts.concurrency) {
+    const callsBefore = this.#deps.callsBefore?.() ?? 0;
+    while (this.#credit > 0 && this.#inFlight + this.#pulling + callsBefore < this.#config.opts.concurrency) {
       const limiter = this.#limiter;
       if (limiter !== null) {
         const waitMs = limiter.tryReserve(now);
@@ -232,6 +252,7 @@ export class WorkerRunner {
       this.#inFlight -= 1;
       this.#schedulePump();
       this.#settle();
+      this.#deps.onCallEnded?.();
     });
   }
 
@@ -307,6 +328,16 @@ export class WorkerRunner {
     if (!this.#stopped || this.#inFlight > 0 || this.#pulling > 0) return;
     for (const resolve of this.#idleWaiters.splice(0)) resolve();
   }
+}
+
+/** The registration's limiter: none without one; else the removed predecessor's start history
+ *  when there is one, under the new settings. */
+function limiterOf(config: WorkerConfig, before: StartLimiter | null): StartLimiter | null {
+  const settings = config.opts.limiter;
+  if (settings === null) return null;
+  if (before === null) return new StartLimiter(settings);
+  before.reconfigure(settings);
+  return before;
 }
 
 /** The job's own `timeout`, when shorter, ends the call too: the broker fails the attempt then, so

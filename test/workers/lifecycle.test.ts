@@ -63,6 +63,53 @@ t.test('deleting-a-worker-lets-running-calls-finish-and-starts-none', async (t) 
   t.strictSame((await s.request('GET', '/workers')).json.workers, []);
 });
 
+t.test('delete-then-post-counts-the-removed-workers-running-calls-against-the-new-concurrency', async (t) => {
+  let release = () => {};
+  let held = new Promise<void>((resolve) => (release = resolve));
+  let running = 0;
+  let most = 0;
+  const { s, ep } = await startStackWithEndpoint(t, async (_c, res) => {
+    running++;
+    most = Math.max(most, running);
+    await held;
+    running--;
+    text(res, 200, 'done');
+  }, {}, () => release());
+  const worker = { queue: 'q', endpoint: { url: ep.url, method: 'POST' }, opts: { concurrency: 2 } };
+  await s.registerWorker(worker);
+  const ids: string[] = [];
+  for (let i = 0; i < 6; i++) ids.push(await s.push('q', { data: i }));
+  await until('two calls running', () => ep.calls.length === 2);
+  t.equal((await s.request('DELETE', '/workers/q')).status, 200);
+  await s.registerWorker(worker);
+  await sleep(200);
+  t.equal(ep.calls.length, 2, 'the new worker starts no call while the removed one holds both slots');
+  // Free the slots: the new worker takes them, two at a time, until every job is done.
+  const done = (): number => ids.filter((id) => s.broker.jobState(id) === 'completed').length;
+  while (done() < ids.length) {
+    const releaseNow = release;
+    held = new Promise<void>((resolve) => (release = resolve));
+    releaseNow();
+    const before = ep.calls.length;
+    await until('the next calls', () => done() === ids.length || ep.calls.length > before);
+  }
+  release();
+  t.equal(most, 2, 'never more than two calls at once across the delete and the post');
+  t.equal(ep.calls.length, 6, 'each job called once');
+});
+
+t.test('delete-then-post-keeps-the-limiters-start-history', async (t) => {
+  const { s, ep } = await startStackWithEndpoint(t, (_c, res) => text(res, 200, 'done'));
+  const worker = { queue: 'q', endpoint: { url: ep.url, method: 'POST' }, opts: { limiter: { max: 2, duration: 60_000 } } };
+  await s.registerWorker(worker);
+  for (let i = 0; i < 4; i++) await s.push('q', { data: i });
+  await until('two calls', () => ep.calls.length === 2);
+  t.equal((await s.request('DELETE', '/workers/q')).status, 200);
+  await s.registerWorker(worker);
+  await sleep(300);
+  t.equal(ep.calls.length, 2, 'no start past the limit of the window the removed worker began');
+});
+
 t.test('worker-removeOnComplete-count-applies-unless-the-job-has-its-own', async (t) => {
   const { s, ep } = await startStackWithEndpoint(t, (_c, res) => text(res, 200, 'ok'));
   await s.registerWorker({ queue: 'q', endpoint: { url: ep.url, method: 'POST' }, opts: { removeOnComplete: { count: 3 } } });
