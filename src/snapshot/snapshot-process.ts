@@ -101,7 +101,11 @@ if (process.send !== undefined) {
 function lowerPriority(): void {
   let threads: number[] = [0];
   try {
-    threads = readdirSync('/proc/self/task').map(Number);
+    // The main thread (tid = pid) last: once it runs at the nice level, every thread listed does,
+    // which is what an observer (the test) can wait for.
+    threads = readdirSync('/proc/self/task')
+      .map(Number)
+      .sort((a, b) => Number(a === process.pid) - Number(b === process.pid));
   } catch {
     // No /proc: this thread only.
   }

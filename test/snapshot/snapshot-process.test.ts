@@ -70,7 +70,7 @@ t.test('a-snapshot-killed-while-writing-leaves-no-tmp-file-once-the-next-one-is-
 
 t.test('every-thread-of-the-snapshot-process-runs-at-its-nice-level-and-ctrl-c-does-not-stop-it', async (t) => {
   const { snapshots, snapshotter, pid } = await startedSnapshotter(t, 2_000);
-  // Its threads are reniced once its code runs: wait until the main one is.
+  // Its threads are reniced once its code runs, the main one last: wait until it is.
   const niceOf = async (tid: string) => {
     return Number(procStatFields(await readFile(`/proc/${pid}/task/${tid}/stat`, 'utf8'))[16]);
   };
