@@ -109,6 +109,14 @@ t.test('a-job-as-json-text-is-json-stringify-of-its-view-in-every-state-and-with
     }
     if (i % 50 === 49) compareAll();
   }
+  // Every state at least once whatever the seed: a job that fails for good (some seeds fail none).
+  const last = await broker.push('alpha', { data: 'last', maxAttempts: 1 }, ctx);
+  if (last.ok) ids.push(last.id);
+  for (let out = await broker.pullJson('alpha', { timeoutMs: 0 }, ctx); out.ok && out.job !== null; out = await broker.pullJson('alpha', { timeoutMs: 0 }, ctx)) {
+    const view = JSON.parse(out.job.text) as { id: string };
+    if (last.ok && view.id === last.id) await broker.fail(view.id, { error: 'the last one fails', token: out.token as string }, ctx);
+    else held.push({ id: view.id, token: out.token as string });
+  }
   compareAll();
   t.equal(differing, '', 'no job whose text differs');
   t.ok(compared > 1_000, `${compared} comparisons`);
