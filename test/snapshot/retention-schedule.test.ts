@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import t, { type Test } from 'tap';
 import { loadConfig } from '../../src/config.js';
-import { serve } from '../../src/main.js';
+import { serve, type Running } from '../../src/main.js';
 
 const actor = { name: 'tester', address: '127.0.0.1' };
 
@@ -19,7 +19,7 @@ async function snapshotCount(dir: string): Promise<number> {
 
 /** A server whose retention removes every segment the snapshots allow, at once: small segments,
  *  a snapshot as soon as there are new records, no retention window. The caller closes it. */
-async function serveRetaining(t: Test): Promise<{ dir: string; running: Awaited<ReturnType<typeof serve>> }> {
+async function serveRetaining(t: Test): Promise<{ dir: string; running: Running }> {
   const dir = await mkdtemp(join(tmpdir(), 'tapeq-retention-schedule-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const config = loadConfig({
@@ -34,7 +34,7 @@ async function serveRetaining(t: Test): Promise<{ dir: string; running: Awaited<
 }
 
 /** Two snapshots (retention needs two valid ones before it removes anything) over a few segments. */
-async function pushUntilTwoSnapshots(running: Awaited<ReturnType<typeof serve>>, dir: string): Promise<void> {
+async function pushUntilTwoSnapshots(running: Running, dir: string): Promise<void> {
   for (let round = 1; round <= 2; round++) {
     for (let i = 0; i < 50; i++) await running.broker.push('q', { data: { round, i, pad: 'x'.repeat(100) } }, { actor });
     const deadline = Date.now() + 20_000;
