@@ -207,7 +207,12 @@ export class WorkerDispatcher {
         // Looked up when asked, not held: a runner keeps no reference to the ones it followed.
         callsBefore: () => this.#callsStopping(queue),
         limiterBefore,
-        onCallEnded: () => this.#runners.get(queue)?.nudge(),
+        // A removed runner's call freed a slot its successor may be waiting for (a runner's own
+        // calls pump it already).
+        onCallEnded: () => {
+          const current = this.#runners.get(queue);
+          if (current !== runner) current?.nudge();
+        },
       });
       this.#runners.set(config.queue, runner);
       runner.wake(Number.POSITIVE_INFINITY);
