@@ -262,10 +262,9 @@ export const bullPriorityMax = 2_097_152;
  *  otherwise leave everything that fell due waiting for up to the whole sleep (days, for a far
  *  delay); the cost is one heap peek a second while anything is scheduled. */
 export const timerSleepMsMax = 1_000;
-/** Queues the projection holds at once: those holding a job or paused (an empty running queue is
- *  forgotten, state.ts), about 1.2–1.4 KB of heap each (containers and map entry). Names are
- *  free-form, and every queue ever named stayed until obliterated. A push or pause that would add
- *  one more is refused (409). */
+/** Queues the projection holds at once: a queue counts from its first job or pause until it is
+ *  obliterated (state.ts), about 1.2–1.4 KB of heap while it holds a job or is paused, its name
+ *  alone once it holds neither. A push or pause that would add one more is refused (409). */
 export const queuesMax = 100_000;
 /** Push workers registered at once (one per queue): each is ~10 KB of heap with 8 KiB of headers,
  *  runs a worker of its own, and `GET /workers` lists them all in one response. */
