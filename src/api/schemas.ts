@@ -52,6 +52,7 @@ export function pageQuery(lengthDefault: number, lengthMax: number = listLengthM
   } as const;
 }
 
+/** The envelope of every error (SPEC section 4): `{"ok": false, "error": "<text>"}`. */
 export const errorResponse = {
   type: 'object',
   required: ['ok', 'error'],
@@ -135,15 +136,63 @@ export const counts = {
   },
 } as const;
 
-/** Standard error responses every route may give besides its own. */
-export const errorResponses = {
-  400: errorResponse,
-  401: errorResponse,
-  404: errorResponse,
-  409: errorResponse,
-  413: errorResponse,
-  429: errorResponse,
-  500: errorResponse,
-  503: errorResponse,
-  507: errorResponse,
+// ── Error responses, documented by when they are answered ─────────────────────────────────
+//
+// Each route lists exactly the error statuses it can answer, each with a one-line description of
+// when: `errors({404: jobMissing}, idRefused, writeRefused)`. The fragments a status gets from
+// several parts are joined in the order given (the route's own reason first). The result is the
+// envelope's schema with a `description`, which @fastify/swagger makes the OpenAPI response's
+// description. Statuses that follow from a route's config rather than its handler (401 from
+// `config.auth`, 429 from the rate limiter, 503 while starting or draining) and the `default`
+// response are added by openapi.ts's documented(), with the texts below.
+
+/** Why a route answers each error status, one line per status. */
+export type ErrorWhen = Readonly<Record<number, string>>;
+
+type DescribedError = typeof errorResponse & { description: string };
+
+/** The envelope once per status, described by every fragment `parts` give that status. */
+export function errors(...parts: ErrorWhen[]): Record<number, DescribedError> {
+  const reasons = new Map<number, string[]>();
+  for (const part of parts) {
+    for (const [status, reason] of Object.entries(part)) {
+      const list = reasons.get(Number(status)) ?? [];
+      list.push(reason);
+      reasons.set(Number(status), list);
+    }
+  }
+  const out: Record<number, DescribedError> = {};
+  for (const [status, list] of [...reasons].sort(([a], [b]) => a - b)) out[status] = { ...errorResponse, description: list.join('; ') };
+  return out;
+}
+
+export const jobMissing = 'no job with this id ("Job not found")';
+export const fieldRefused = 'a field is missing, invalid or not allowed (the message names it)';
+export const queryRefused = 'a query parameter is invalid or not allowed (the message names it)';
+export const queueRefused: ErrorWhen = { 400: 'queue is not a valid queue name' };
+export const idRefused: ErrorWhen = { 400: `id is empty or longer than ${jobIdLengthMax} characters` };
+
+const bodyTooLarge = 'the body is larger than MAX_BODY_BYTES ("Request body is too large")';
+const contentTypeInvalid = 'the Content-Type header is not a media type (type/subtype)';
+/** A route that reads its body as JSON (body.ts). */
+export const jsonBodyRefused: ErrorWhen = { 400: 'the body is not valid JSON ("Invalid JSON body")', 413: bodyTooLarge, 415: contentTypeInvalid };
+/** A route that takes no body (body.ts noBody): one with a field is refused, not ignored. */
+export const noBodyRefused: ErrorWhen = { 400: 'the body has a field (this route takes none) or is not valid JSON', 413: bodyTooLarge, 415: contentTypeInvalid };
+/** A route that appends to the log: the broker's gate and its storage faults (broker.ts). A
+ *  storage fault is a documented 500 here, not only an unexpected one: see openapi.ts. */
+export const writeRefused: ErrorWhen = {
+  409: 'the server is read-only (serve --until)',
+  500: 'the log could not be written or synced ("Storage failure: …"): nothing was acknowledged, and writes are refused until a restart',
+  507: 'the disk is full ("No space left on device: …"): nothing was acknowledged, and writes are refused until a restart',
+};
+
+/** The texts of documented()'s automatic responses (openapi.ts). */
+export const automaticErrors = {
+  unauthorized: 'no valid bearer token (one of AUTH_TOKENS); only when AUTH_TOKENS is set',
+  unauthorizedJobToken: "neither a valid bearer token nor the job's lock token while the job is active with it; only when AUTH_TOKENS is set",
+  rateLimited: 'this client sent RATE_LIMIT_MAX_REQUESTS requests in the last RATE_LIMIT_WINDOW_MS ("Rate limit exceeded"; Retry-After says when to retry)',
+  unavailable: 'the server is starting (replaying its log) or draining for shutdown (Retry-After: 1)',
+  unexpected:
+    'an unexpected failure (500 "Internal server error"), or what the HTTP layer answers before any route is chosen: ' +
+    '400 for a malformed request or URL, 408 for a request too slow to arrive, 431 for headers too large',
 } as const;

@@ -19,7 +19,7 @@
 import { randomUUID } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import type { FastifyInstance, FastifyReply, FastifyRequest, FastifySchema } from 'fastify';
-import { errorResponse } from '../schemas.js';
+import { errors } from '../schemas.js';
 import type { BrokerEvent } from '../../broker/events.js';
 import { onConnectionClose } from '../connection-close.js';
 import { connections } from '../connections.js';
@@ -32,15 +32,15 @@ export const sseSlowConsumerError = 'Slow consumer: backlog limit exceeded; reco
 
 export function registerSse(app: FastifyInstance, deps: RealtimeDeps, streams: Set<() => void>): void {
   const handler = (request: FastifyRequest, reply: FastifyReply): void => openStream(request, reply, deps, streams);
-  app.get('/events', { schema: sseSchema('Server-Sent Events of every queue') }, handler);
-  app.get('/events/queues/:queue', { schema: { ...sseSchema('Server-Sent Events of one queue'), params: queueParamDoc } }, handler);
+  app.get('/events', { schema: sseSchema('Server-Sent Events of every queue', false) }, handler);
+  app.get('/events/queues/:queue', { schema: { ...sseSchema('Server-Sent Events of one queue', true), params: queueParamDoc } }, handler);
 }
 
 /** For the OpenAPI document only: no value can fail these (no types), so the parameters are
  *  checked by parseStreamParams alone, with its messages. */
 const queueParamDoc = { type: 'object', properties: { queue: { description: 'Queue name' } } } as const;
 
-function sseSchema(summary: string): FastifySchema {
+function sseSchema(summary: string, queue: boolean): FastifySchema {
   const resume = 'Resume after this log offset (-1: the whole log): every event after it is sent first, then the live tail';
   return {
     summary,
@@ -52,7 +52,9 @@ function sseSchema(summary: string): FastifySchema {
         description:
           'text/event-stream: first `id: <offset the stream starts after>` + `data: {"connected":true,"clientId"}`, then one `id: <offset>` + `data: <event JSON>` message per event',
       },
-      400: errorResponse,
+      ...errors({
+        400: `${queue ? 'queue is not a valid queue name, or ' : ''}from or Last-Event-ID is not a log offset (-1 or more) before the end of the log`,
+      }),
     },
   };
 }

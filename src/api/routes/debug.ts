@@ -30,6 +30,7 @@ import { authenticate } from '../auth.js';
 import { sendApiError } from '../errors.js';
 import { topObjectTypes } from '../heap-snapshot.js';
 import { collections, memoryMb } from '../memory.js';
+import { errors, jsonBodyRefused, queryRefused } from '../schemas.js';
 import type { RouteDeps } from './types.js';
 
 export const topObjectTypesLimit = 20;
@@ -103,7 +104,7 @@ export function debugRoutes(app: FastifyInstance, { broker, config }: RouteDeps)
   // One compaction at a time: requests that arrive while one settles share its result instead of
   // each moving the whole heap again (the route needs no token, as seed 004 says).
   let running: Promise<GcReport> | null = null;
-  app.post('/gc', { config: exempt, schema: { summary: 'Force a compacting garbage collection', tags } }, async () => {
+  app.post('/gc', { config: exempt, schema: { summary: 'Force a compacting garbage collection', tags, response: errors(jsonBodyRefused) } }, async () => {
     running ??= collect(v8Gc()).finally(() => {
       running = null;
     });
@@ -119,6 +120,7 @@ export function debugRoutes(app: FastifyInstance, { broker, config }: RouteDeps)
         summary: 'Heap statistics; ?snapshot=true adds object counts by type from a heap snapshot (needs a token when AUTH_TOKENS is set)',
         tags,
         querystring: heapStatsQuery,
+        response: errors({ 400: queryRefused, 401: '?snapshot=true without a valid bearer token, when AUTH_TOKENS is set' }),
       },
     },
     async (request, reply) => {

@@ -18,7 +18,7 @@ import { historyJsonLengthMax } from '../../constants.js';
 import { recordToJson } from '../../record/codec.js';
 import type { LogRecord } from '../../record/types.js';
 import { sendApiError } from '../errors.js';
-import { errorResponses, idParams } from '../schemas.js';
+import { errors, idParams, idRefused, queryRefused } from '../schemas.js';
 
 /** Where history comes from (src/history/history.ts's JobHistory). */
 export interface HistorySource {
@@ -48,7 +48,16 @@ export function historyRoutes(app: FastifyInstance, history: HistorySource, jobE
         tags: ['jobs'],
         params: idParams,
         querystring: historyQuery,
-        response: { 200: { description: '{ok, history} or NDJSON lines' }, ...errorResponses },
+        response: {
+          200: { description: '{ok, history} or NDJSON lines' },
+          ...errors(
+            {
+              400: `${queryRefused}, or the history is over ${historyJsonLengthMax} characters as JSON (ask for ?format=ndjson)`,
+              404: 'no job with this id exists and no retained record mentions it ("Job not found")',
+            },
+            idRefused,
+          ),
+        },
       },
     },
     async (request, reply) => {

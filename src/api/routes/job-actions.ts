@@ -10,23 +10,34 @@
 //   GET    /jobs/:id/result     → {ok, result}
 
 import type { FastifyInstance } from 'fastify';
-import { errorTextLengthMax } from '../../constants.js';
+import { errorTextLengthMax, jobDataBytesMax } from '../../constants.js';
 import { emptyBodyAsObject, noBody } from '../body.js';
 import { ctxOf } from '../context.js';
 import { sendApiError, sendError, sendOutcome } from '../errors.js';
 import { timed } from '../prometheus.js';
-import { errorResponses, idParams, okResponse, okWith } from '../schemas.js';
+import { type ErrorWhen, errors, fieldRefused, idParams, idRefused, jobMissing, jsonBodyRefused, noBodyRefused, okResponse, okWith, writeRefused } from '../schemas.js';
 import { textTooLong } from '../validation.js';
 import { ackBody, failBody, jobResponses, priorityBody } from './job-schemas.js';
 import type { RouteDeps } from './types.js';
 
 type IdParams = { id: string };
-const okResponses = { 200: okResponse, ...errorResponses };
+/** A read of one job. */
+const readErrors = errors({ 404: jobMissing }, idRefused);
+/** An action on one job that takes no body: cancel, promote, retry. */
+const actionErrors = (conflict: ErrorWhen = {}) => errors({ 404: jobMissing, ...conflict }, idRefused, noBodyRefused, writeRefused);
+/** ack and fail: seed 004 answers 400 "Job not found or not active", never 404. */
+const settleErrors = (field: string) =>
+  errors(
+    { 400: `the job does not exist or is not active ("Job not found or not active"), or ${field}`, 409: 'token is not the lock token the job holds ("Lock token mismatch")' },
+    idRefused,
+    jsonBodyRefused,
+    writeRefused,
+  );
 
 export function jobActionRoutes(app: FastifyInstance, { broker, latency }: RouteDeps): void {
   app.get<{ Params: IdParams }>(
     '/jobs/:id',
-    { schema: { summary: 'Get a job', tags: ['jobs'], params: idParams, response: { 200: jobResponses.job, ...errorResponses } } },
+    { schema: { summary: 'Get a job', tags: ['jobs'], params: idParams, response: { 200: jobResponses.job, ...readErrors } } },
     async (request, reply) => {
       const job = broker.getJob(request.params.id);
       return job ? { ok: true, job } : sendApiError(reply, 'jobNotFound');
@@ -35,13 +46,13 @@ export function jobActionRoutes(app: FastifyInstance, { broker, latency }: Route
 
   app.delete<{ Params: IdParams }>(
     '/jobs/:id',
-    { preValidation: noBody, schema: { summary: 'Cancel (remove) a job', tags: ['jobs'], params: idParams, response: okResponses } },
+    { preValidation: noBody, schema: { summary: 'Cancel (remove) a job', tags: ['jobs'], params: idParams, response: { 200: okResponse, ...actionErrors() } } },
     async (request, reply) => sendOutcome(reply, await broker.cancel(request.params.id, ctxOf(request))),
   );
 
   app.post<{ Params: IdParams; Body: { result?: unknown; token?: string } }>(
     '/jobs/:id/ack',
-    { preValidation: emptyBodyAsObject, schema: { summary: 'Complete an active job', tags: ['jobs'], params: idParams, body: ackBody, response: okResponses } },
+    { preValidation: emptyBodyAsObject, schema: { summary: 'Complete an active job', tags: ['jobs'], params: idParams, body: ackBody, response: { 200: okResponse, ...settleErrors(`${fieldRefused}, or result is over ${jobDataBytesMax} bytes as JSON`) } } },
     async (request, reply) => {
       const outcome = await timed(latency.ack, () => broker.ack(request.params.id, request.body, ctxOf(request)));
       return sendOutcome(reply, outcome);
@@ -50,7 +61,7 @@ export function jobActionRoutes(app: FastifyInstance, { broker, latency }: Route
 
   app.post<{ Params: IdParams; Body: { error?: string; token?: string } }>(
     '/jobs/:id/fail',
-    { preValidation: emptyBodyAsObject, schema: { summary: 'Fail an active job (retry or DLQ)', tags: ['jobs'], params: idParams, body: failBody, response: okResponses } },
+    { preValidation: emptyBodyAsObject, schema: { summary: 'Fail an active job (retry or DLQ)', tags: ['jobs'], params: idParams, body: failBody, response: { 200: okResponse, ...settleErrors(`${fieldRefused}, or error is over ${errorTextLengthMax} characters`) } } },
     async (request, reply) => {
       const tooLong = textTooLong('error', request.body.error, errorTextLengthMax);
       if (tooLong !== null) return sendError(reply, 400, tooLong);
@@ -60,26 +71,37 @@ export function jobActionRoutes(app: FastifyInstance, { broker, latency }: Route
 
   app.post<{ Params: IdParams }>(
     '/jobs/:id/promote',
-    { preValidation: noBody, schema: { summary: 'Move a delayed job to waiting', tags: ['jobs'], params: idParams, response: okResponses } },
+    { preValidation: noBody, schema: { summary: 'Move a delayed job to waiting', tags: ['jobs'], params: idParams, response: { 200: okResponse, ...actionErrors({ 409: 'the job is not delayed ("Job is not delayed")' }) } } },
     async (request, reply) => sendOutcome(reply, await broker.promote(request.params.id, ctxOf(request))),
   );
 
   app.post<{ Params: IdParams }>(
     '/jobs/:id/retry',
-    { preValidation: noBody, schema: { summary: 'Retry a failed job (attempts reset)', tags: ['jobs'], params: idParams, response: okResponses } },
+    { preValidation: noBody, schema: { summary: 'Retry a failed job (attempts reset)', tags: ['jobs'], params: idParams, response: { 200: okResponse, ...actionErrors({ 409: 'the job is not failed ("Job is not failed")' }) } } },
     async (request, reply) => sendOutcome(reply, await broker.retry(request.params.id, ctxOf(request))),
   );
 
   app.put<{ Params: IdParams; Body: { priority: number } }>(
     '/jobs/:id/priority',
-    { schema: { summary: 'Change the priority of a job', tags: ['jobs'], params: idParams, body: priorityBody, response: okResponses } },
+    {
+      schema: {
+        summary: 'Change the priority of a job',
+        tags: ['jobs'],
+        params: idParams,
+        body: priorityBody,
+        response: {
+          200: okResponse,
+          ...errors({ 400: fieldRefused, 404: jobMissing, 409: 'the job is not waiting or delayed ("Job is not waiting or delayed")' }, idRefused, jsonBodyRefused, writeRefused),
+        },
+      },
+    },
     async (request, reply) =>
       sendOutcome(reply, await broker.changePriority(request.params.id, request.body.priority, ctxOf(request))),
   );
 
   app.get<{ Params: IdParams }>(
     '/jobs/:id/state',
-    { schema: { summary: 'The state of a job', tags: ['jobs'], params: idParams, response: { 200: okWith({ state: { type: 'string' } }), ...errorResponses } } },
+    { schema: { summary: 'The state of a job', tags: ['jobs'], params: idParams, response: { 200: okWith({ state: { type: 'string' } }), ...readErrors } } },
     async (request, reply) => {
       const state = broker.jobState(request.params.id);
       return state === null ? sendApiError(reply, 'jobNotFound') : { ok: true, state };
@@ -88,7 +110,7 @@ export function jobActionRoutes(app: FastifyInstance, { broker, latency }: Route
 
   app.get<{ Params: IdParams }>(
     '/jobs/:id/result',
-    { schema: { summary: 'The result of a completed job', tags: ['jobs'], params: idParams, response: { 200: okWith({ result: {} }), ...errorResponses } } },
+    { schema: { summary: 'The result of a completed job', tags: ['jobs'], params: idParams, response: { 200: okWith({ result: {} }), ...readErrors } } },
     async (request, reply) => sendOutcome(reply, broker.jobResult(request.params.id), (o) => ({ result: o.result })),
   );
 }

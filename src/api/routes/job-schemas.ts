@@ -3,7 +3,7 @@
 // because the WebSocket PUSH command needs exactly the same rules.
 
 import { bulkJobsMax, errorTextLengthMax, logMessageLengthMax, progressMessageLengthMax, pullTimeoutMsMax } from '../../constants.js';
-import { counts, errorResponses, jobView, LIST_STATUS_NAMES, okWith, pageQuery, statusesPattern } from '../schemas.js';
+import { counts, jobView, LIST_STATUS_NAMES, okWith, pageQuery, statusesPattern } from '../schemas.js';
 
 const nullable = (type: string) => ({ type: [type, 'null'] });
 const keep = { anyOf: [{ type: 'boolean' }, { type: 'number' }, { type: 'object' }], description: 'a boolean, a count or {count, age}' };
@@ -128,5 +128,4 @@ export const jobResponses = {
     start: { type: 'integer' },
     length: { type: 'integer' },
   }),
-  errors: errorResponses,
 } as const;

@@ -11,7 +11,7 @@ import type { BrokerApi } from '../../broker/types.js';
 import { jobLogsMax } from '../../constants.js';
 import { ctxOf } from '../context.js';
 import { type ErrorEnvelope, sendApiError, sendOutcome } from '../errors.js';
-import { errorResponses, idParams, okResponse, okWith, pageQuery, queueIdParams } from '../schemas.js';
+import { errors, fieldRefused, idParams, idRefused, jobMissing, jsonBodyRefused, okResponse, okWith, pageQuery, queryRefused, queueIdParams, queueRefused, writeRefused } from '../schemas.js';
 import { logBody, progressBody } from './job-schemas.js';
 import type { RouteDeps } from './types.js';
 
@@ -30,13 +30,16 @@ function notInQueue(broker: BrokerApi, params: Params, reply: FastifyReply): Err
 
 export function jobUpdateRoutes(app: FastifyInstance, { broker }: RouteDeps): void {
   for (const prefix of ['/jobs/:id', '/queues/:queue/jobs/:id']) {
-    const params = prefix.startsWith('/queues') ? queueIdParams : idParams;
+    const scoped = prefix.startsWith('/queues');
+    const params = scoped ? queueIdParams : idParams;
+    // The params' 400s and the 404, as notInQueue answers it on the queue-scoped paths.
+    const job = scoped ? [{ 404: 'no job with this id in this queue ("Job not found")' }, queueRefused, idRefused] : [{ 404: jobMissing }, idRefused];
 
     app.post<{ Params: Params; Body: ProgressBody }>(
       `${prefix}/progress`,
       {
         config: { auth: 'job-token' },
-        schema: { summary: 'Update job progress', tags: ['jobs'], params, body: progressBody, response: { 200: okResponse, ...errorResponses } },
+        schema: { summary: 'Update job progress', tags: ['jobs'], params, body: progressBody, response: { 200: okResponse, ...errors({ 400: fieldRefused, 409: 'the job is completed or failed ("Job is already finished")' }, ...job, jsonBodyRefused, writeRefused) } },
       },
       async (request, reply) => {
         const missing = notInQueue(broker, request.params, reply);
@@ -50,7 +53,7 @@ export function jobUpdateRoutes(app: FastifyInstance, { broker }: RouteDeps): vo
       `${prefix}/logs`,
       {
         config: { auth: 'job-token' },
-        schema: { summary: 'Add a log line to a job', tags: ['jobs'], params, body: logBody, response: { 200: okResponse, ...errorResponses } },
+        schema: { summary: 'Add a log line to a job', tags: ['jobs'], params, body: logBody, response: { 200: okResponse, ...errors({ 400: fieldRefused }, ...job, jsonBodyRefused, writeRefused) } },
       },
       async (request, reply) => {
         const missing = notInQueue(broker, request.params, reply);
@@ -64,7 +67,7 @@ export function jobUpdateRoutes(app: FastifyInstance, { broker }: RouteDeps): vo
       `${prefix}/logs`,
       {
         config: { auth: 'job-token' },
-        schema: { summary: 'Read the logs of a job', tags: ['jobs'], params, querystring: logsQuery, response: { 200: logsResponse, ...errorResponses } },
+        schema: { summary: 'Read the logs of a job', tags: ['jobs'], params, querystring: logsQuery, response: { 200: logsResponse, ...errors({ 400: queryRefused }, ...job) } },
       },
       async (request, reply) => {
         const missing = notInQueue(broker, request.params, reply);

@@ -11,15 +11,26 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { Failure, ListStatus, Outcome, PullOutcome } from '../../broker/types.js';
 import { unaliasState, unknownFieldError } from '../../broker/validate.js';
+import { pullWaitersMax, queuesMax } from '../../constants.js';
 import { onConnectionClose } from '../connection-close.js';
 import { clientAddress, ctxOf } from '../context.js';
 import { sendApiError, sendOutcome } from '../errors.js';
 import { timed } from '../prometheus.js';
-import { queueIdParams, queueParams } from '../schemas.js';
+import { automaticErrors, errors, fieldRefused, idRefused, jsonBodyRefused, queryRefused, queueIdParams, queueParams, queueRefused, writeRefused } from '../schemas.js';
 import { bulkBody, jobResponses, listQuery, pullQuery, pushBody } from './job-schemas.js';
 import type { RouteDeps } from './types.js';
 
 type QueueParams = { queue: string };
+
+const pushErrors = errors(
+  {
+    400: `${fieldRefused}, in the job or in an item of the array`,
+    409: `jobId already names a job of another queue, or the queue is new and ${queuesMax} queues exist`,
+  },
+  queueRefused,
+  jsonBodyRefused,
+  writeRefused,
+);
 
 /** The broker names a bulk push's items `jobs[i]`, their field in `/jobs/bulk` and `PUSHB`; in an
  *  array body they are `body[i]`, as the schema's own errors call them. */
@@ -43,7 +54,7 @@ export function jobRoutes(app: FastifyInstance, { broker, latency }: RouteDeps):
         tags: ['jobs'],
         params: queueParams,
         body: pushBody,
-        response: { 200: { description: '{ok, id} for an object, {ok, ids} for an array' }, ...jobResponses.errors },
+        response: { 200: { description: '{ok, id} for an object, {ok, ids} for an array' }, ...pushErrors },
       },
     },
     // Not async: the push's own promise, with one continuation, is what fastify waits for.
@@ -80,7 +91,7 @@ export function jobRoutes(app: FastifyInstance, { broker, latency }: RouteDeps):
         tags: ['jobs'],
         params: queueParams,
         body: bulkBody,
-        response: { 200: { description: '{ok, ids}' }, ...jobResponses.errors },
+        response: { 200: { description: '{ok, ids}' }, ...pushErrors },
       },
     },
     async (request, reply) => {
@@ -100,7 +111,7 @@ export function jobRoutes(app: FastifyInstance, { broker, latency }: RouteDeps):
         tags: ['jobs'],
         params: queueParams,
         querystring: listQuery,
-        response: { 200: jobResponses.list, ...jobResponses.errors },
+        response: { 200: jobResponses.list, ...errors({ 400: queryRefused }, queueRefused) },
       },
     },
     async (request) => {
@@ -118,7 +129,7 @@ export function jobRoutes(app: FastifyInstance, { broker, latency }: RouteDeps):
         summary: 'Get a job of this queue',
         tags: ['jobs'],
         params: queueIdParams,
-        response: { 200: jobResponses.job, ...jobResponses.errors },
+        response: { 200: jobResponses.job, ...errors({ 404: 'no job with this id in this queue ("Job not found")' }, queueRefused, idRefused) },
       },
     },
     async (request, reply) => {
@@ -143,7 +154,14 @@ function registerPull(app: FastifyInstance, { broker, latency }: Pick<RouteDeps,
         tags: ['jobs'],
         params: queueParams,
         querystring: pullQuery,
-        response: { 200: jobResponses.pulled, ...jobResponses.errors },
+        response: {
+          200: jobResponses.pulled,
+          ...errors(
+            { 400: queryRefused, 503: `${automaticErrors.unavailable}, or ${pullWaitersMax} long polls already wait ("Too many waiting pulls")` },
+            queueRefused,
+            writeRefused,
+          ),
+        },
       },
     },
     async (request, reply) => {

@@ -13,7 +13,7 @@ import type { FastifyInstance } from 'fastify';
 import { connections } from '../connections.js';
 import { collections, memoryMb, processRssMb } from '../memory.js';
 import { renderPrometheus } from '../prometheus.js';
-import { okWith } from '../schemas.js';
+import { automaticErrors, okWith } from '../schemas.js';
 import type { ScrubStatus } from '../../snapshot/scrub.js';
 import { version } from '../version.js';
 import type { RouteDeps } from './types.js';
@@ -112,7 +112,22 @@ export function monitoringRoutes(app: FastifyInstance, { broker, config, latency
 
   app.get(
     '/ready',
-    { ...probeRoute, schema: { summary: 'Readiness probe', tags, response: { 200: okWith({ ready: { type: 'boolean' } }), 503: { type: 'object' } } } },
+    {
+      ...probeRoute,
+      schema: {
+        summary: 'Readiness probe',
+        tags,
+        response: {
+          200: okWith({ ready: { type: 'boolean' } }),
+          503: {
+            description: `not ready: ${automaticErrors.unavailable}, or after a storage fault, or while acknowledgements are held`,
+            type: 'object',
+            required: ['ok', 'ready'],
+            properties: { ok: { type: 'boolean', enum: [false] }, ready: { type: 'boolean', enum: [false] } },
+          },
+        },
+      },
+    },
     async (_request, reply) => {
       if (broker.ready) return { ok: true, ready: true };
       reply.code(503);

@@ -16,7 +16,8 @@ import { cleanStates } from '../../broker/validate.js';
 import { emptyBodyAsObject, noBody } from '../body.js';
 import { ctxOf } from '../context.js';
 import { sendOutcome } from '../errors.js';
-import { counts, errorResponses, jobId, jobView, okResponse, okWith, pageQuery, queueParams } from '../schemas.js';
+import { queuesMax } from '../../constants.js';
+import { counts, type ErrorWhen, errors, fieldRefused, jobId, jobView, jsonBodyRefused, noBodyRefused, okResponse, okWith, pageQuery, queryRefused, queueParams, queueRefused, writeRefused } from '../schemas.js';
 import type { RouteDeps } from './types.js';
 
 type QueueParams = { queue: string };
@@ -54,6 +55,13 @@ const promoteJobsBody = {
 const dlqRetryBody = { type: 'object', additionalProperties: false, properties: { id: jobId } } as const;
 const dlqQuery = { type: 'object', additionalProperties: false, properties: pageQuery(10) } as const;
 
+/** A read of one queue's numbers (an unknown queue has none: 200, not 404). */
+const readErrors = errors(queueRefused);
+/** A queue action that takes no body (pause, resume, drain, dlq/purge). */
+const actionErrors = errors(queueRefused, noBodyRefused, writeRefused);
+/** A queue action whose body is optional (clean, obliterate, promote-jobs, dlq/retry). */
+const bodyActionErrors = (own: ErrorWhen = {}) => errors({ 400: fieldRefused, ...own }, queueRefused, jsonBodyRefused, writeRefused);
+
 export function queueRoutes(app: FastifyInstance, { broker }: RouteDeps): void {
   const tags = ['queues'];
   app.get(
@@ -77,25 +85,29 @@ export function queueRoutes(app: FastifyInstance, { broker }: RouteDeps): void {
 
   app.get<{ Params: QueueParams }>(
     '/queues/:queue/counts',
-    { schema: { summary: 'Job counts by state', tags, params: queueParams, response: { 200: okWith({ counts }), ...errorResponses } } },
+    { schema: { summary: 'Job counts by state', tags, params: queueParams, response: { 200: okWith({ counts }), ...readErrors } } },
     async (request) => ({ ok: true, counts: broker.counts(request.params.queue) }),
   );
 
-  const simple = { params: queueParams, response: { 200: okResponse, ...errorResponses } };
-  app.post<{ Params: QueueParams }>('/queues/:queue/pause', { preValidation: noBody, schema: { summary: 'Pause a queue', tags, ...simple } }, async (request, reply) =>
-    sendOutcome(reply, await broker.pause(request.params.queue, ctxOf(request))),
+  const simple = { params: queueParams, response: { 200: okResponse, ...actionErrors } };
+  const pauseErrors = errors({ 409: `the queue is new and ${queuesMax} queues exist` }, queueRefused, noBodyRefused, writeRefused);
+  app.post<{ Params: QueueParams }>(
+    '/queues/:queue/pause',
+    { preValidation: noBody, schema: { summary: 'Pause a queue', tags, params: queueParams, response: { 200: okResponse, ...pauseErrors } } },
+    async (request, reply) =>
+      sendOutcome(reply, await broker.pause(request.params.queue, ctxOf(request))),
   );
   app.post<{ Params: QueueParams }>('/queues/:queue/resume', { preValidation: noBody, schema: { summary: 'Resume a queue', tags, ...simple } }, async (request, reply) =>
     sendOutcome(reply, await broker.resume(request.params.queue, ctxOf(request))),
   );
   app.get<{ Params: QueueParams }>(
     '/queues/:queue/paused',
-    { schema: { summary: 'Whether a queue is paused', tags, params: queueParams, response: { 200: okWith({ paused: { type: 'boolean' } }), ...errorResponses } } },
+    { schema: { summary: 'Whether a queue is paused', tags, params: queueParams, response: { 200: okWith({ paused: { type: 'boolean' } }), ...readErrors } } },
     async (request) => ({ ok: true, paused: broker.isPaused(request.params.queue) }),
   );
   app.post<{ Params: QueueParams }>(
     '/queues/:queue/drain',
-    { preValidation: noBody, schema: { summary: 'Remove waiting and delayed jobs', tags, params: queueParams, response: { 200: okWith({ removed: { type: 'integer' } }), ...errorResponses } } },
+    { preValidation: noBody, schema: { summary: 'Remove waiting and delayed jobs', tags, params: queueParams, response: { 200: okWith({ removed: { type: 'integer' } }), ...actionErrors } } },
     async (request, reply) => sendOutcome(reply, await broker.drain(request.params.queue, ctxOf(request)), (o) => ({ removed: o.removed })),
   );
   app.post<{ Params: QueueParams; Body: object }>(
@@ -107,7 +119,7 @@ export function queueRoutes(app: FastifyInstance, { broker }: RouteDeps): void {
         tags,
         params: queueParams,
         body: cleanBody,
-        response: { 200: okWith({ removed: { type: 'array', items: { type: 'string' } } }), ...errorResponses },
+        response: { 200: okWith({ removed: { type: 'array', items: { type: 'string' } } }), ...bodyActionErrors() },
       },
     },
     async (request, reply) =>
@@ -117,7 +129,13 @@ export function queueRoutes(app: FastifyInstance, { broker }: RouteDeps): void {
     '/queues/:queue/obliterate',
     {
       preValidation: emptyBodyAsObject,
-      schema: { summary: 'Remove the queue and all its jobs (409 while jobs are active, unless force)', tags, ...simple, body: obliterateBody },
+      schema: {
+        summary: 'Remove the queue and all its jobs (409 while jobs are active, unless force)',
+        tags,
+        params: queueParams,
+        body: obliterateBody,
+        response: { 200: okResponse, ...bodyActionErrors({ 409: 'the queue has active jobs and force is not true' }) },
+      },
     },
     async (request, reply) => sendOutcome(reply, await broker.obliterate(request.params.queue, ctxOf(request), request.body.force === true)),
   );
@@ -130,7 +148,7 @@ export function queueRoutes(app: FastifyInstance, { broker }: RouteDeps): void {
         tags,
         params: queueParams,
         body: promoteJobsBody,
-        response: { 200: okWith({ promoted: { type: 'integer' } }), ...errorResponses },
+        response: { 200: okWith({ promoted: { type: 'integer' } }), ...bodyActionErrors() },
       },
     },
     async (request, reply) =>
@@ -149,7 +167,7 @@ function dlqRoutes(app: FastifyInstance, broker: RouteDeps['broker']): void {
         tags,
         params: queueParams,
         querystring: dlqQuery,
-        response: { 200: okWith({ jobs: { type: 'array', items: jobView }, count: { type: 'integer' } }), ...errorResponses },
+        response: { 200: okWith({ jobs: { type: 'array', items: jobView }, count: { type: 'integer' } }), ...errors({ 400: queryRefused }, queueRefused) },
       },
     },
     async (request) => {
@@ -166,7 +184,7 @@ function dlqRoutes(app: FastifyInstance, broker: RouteDeps['broker']): void {
         tags,
         params: queueParams,
         body: dlqRetryBody,
-        response: { 200: okWith({ retried: { type: 'integer' } }), ...errorResponses },
+        response: { 200: okWith({ retried: { type: 'integer' } }), ...bodyActionErrors({ 404: "id names no job in this queue's dead-letter queue (\"Job not found\")" }) },
       },
     },
     async (request, reply) =>
@@ -174,7 +192,7 @@ function dlqRoutes(app: FastifyInstance, broker: RouteDeps['broker']): void {
   );
   app.post<{ Params: QueueParams }>(
     '/queues/:queue/dlq/purge',
-    { preValidation: noBody, schema: { summary: 'Remove every job of the DLQ', tags, params: queueParams, response: { 200: okWith({ purged: { type: 'integer' } }), ...errorResponses } } },
+    { preValidation: noBody, schema: { summary: 'Remove every job of the DLQ', tags, params: queueParams, response: { 200: okWith({ purged: { type: 'integer' } }), ...actionErrors } } },
     async (request, reply) => sendOutcome(reply, await broker.dlqPurge(request.params.queue, ctxOf(request)), (o) => ({ purged: o.purged })),
   );
 }

@@ -11,7 +11,8 @@ import type { FastifyInstance } from 'fastify';
 import type { WorkerConfig } from '../../broker/types.js';
 import { ctxOf } from '../context.js';
 import { sendError, sendOutcome } from '../errors.js';
-import { errorResponses, okResponse, okWith, queueParams } from '../schemas.js';
+import { workersMax } from '../../constants.js';
+import { errors, fieldRefused, jsonBodyRefused, okResponse, okWith, queueParams, queueRefused, writeRefused } from '../schemas.js';
 import { toWorkerConfig, type WorkerBody, workerBody } from '../worker-validation.js';
 import type { RouteDeps } from './types.js';
 
@@ -19,7 +20,17 @@ export function workerRoutes(app: FastifyInstance, { broker }: RouteDeps): void 
   const tags = ['workers'];
   app.post<{ Body: WorkerBody }>(
     '/workers',
-    { schema: { summary: 'Register (or replace) the push worker of a queue', tags, body: workerBody, response: { 200: okResponse, ...errorResponses } } },
+    {
+      schema: {
+        summary: 'Register (or replace) the push worker of a queue',
+        tags,
+        body: workerBody,
+        response: {
+          200: okResponse,
+          ...errors({ 400: fieldRefused, 409: `the queue has no worker and ${workersMax} workers exist` }, jsonBodyRefused, writeRefused),
+        },
+      },
+    },
     async (request, reply) => {
       const validation = toWorkerConfig(request.body);
       if (!validation.ok) return sendError(reply, 400, validation.error);
@@ -35,7 +46,14 @@ export function workerRoutes(app: FastifyInstance, { broker }: RouteDeps): void 
 
   app.delete<{ Params: { queue: string } }>(
     '/workers/:queue',
-    { schema: { summary: 'Remove the push worker of a queue', tags, params: queueParams, response: { 200: okResponse, ...errorResponses } } },
+    {
+      schema: {
+        summary: 'Remove the push worker of a queue',
+        tags,
+        params: queueParams,
+        response: { 200: okResponse, ...errors({ 404: 'no worker is registered for this queue ("Worker not found")' }, queueRefused, jsonBodyRefused, writeRefused) },
+      },
+    },
     async (request, reply) => sendOutcome(reply, await broker.removeWorker(request.params.queue, ctxOf(request))),
   );
 }
