@@ -54,7 +54,7 @@ export async function emptyBodyAsObject(request: FastifyRequest): Promise<void> 
 }
 
 /**
- * preValidation for routes that take no body (pause, drain, dlq/purge, promote, cancel, …): no
+ * preValidation for routes that take no body (pause, drain, dlq/purge, promote, cancel, gc, …): no
  * body, `null` and `{}` pass; anything else is refused in the schema errors' words, since an
  * ignored field changes what the request does (`dlq/purge {"id": …}` would purge every job).
  * A hook rather than a body schema: the OpenAPI document keeps these routes without a body.

@@ -15,7 +15,6 @@ export const STATUS_BY_CODE: Readonly<Record<ErrorCode, number>> = {
   LOCK_MISMATCH: 409,
   CONFLICT: 409,
   READ_ONLY: 409,
-  FORBIDDEN: 401,
   TOO_MANY_WAITERS: 503,
   UNAVAILABLE: 503,
   STORAGE_FAULT: 500,

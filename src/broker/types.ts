@@ -15,7 +15,6 @@ export type ErrorCode =
   | 'LOCK_MISMATCH' //        409: "Lock token mismatch"
   | 'CONFLICT' //             409: the job is not in a state that allows the action
   | 'READ_ONLY' //            409: a point-in-time server refuses writes
-  | 'FORBIDDEN' //            401: job-token auth failed for progress/logs
   | 'TOO_MANY_WAITERS' //     503: long-poll waiter limit reached
   | 'UNAVAILABLE' //          503: replaying at startup or draining for shutdown
   | 'STORAGE_FAULT' //        500 (507 for a full disk): the log failed; nothing was acknowledged

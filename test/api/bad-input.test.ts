@@ -79,6 +79,8 @@ t.test('each-bad-request-is-rejected-with-a-named-error-and-appends-nothing', as
     { name: 'drain-with-bullmq-delayed-option', method: 'POST', path: '/queues/q/drain', body: { delayed: false }, status: 400, error: 'delayed is not an allowed field' },
     { name: 'pause-with-a-field', method: 'POST', path: '/queues/q/pause', body: { queue: 'other' }, status: 400, error: 'queue is not an allowed field' },
     { name: 'resume-with-a-field', method: 'POST', path: '/queues/q/resume', body: { all: true }, status: 400, error: 'all is not an allowed field' },
+    { name: 'worker-delete-with-a-field', method: 'DELETE', path: '/workers/q', body: { queue: 'other' }, status: 400, error: 'queue is not an allowed field' },
+    { name: 'gc-with-a-field', method: 'POST', path: '/gc', body: { full: false }, status: 400, error: 'full is not an allowed field' },
     { name: 'dlq-purge-with-a-field', method: 'POST', path: '/queues/q/dlq/purge', body: { id: 'x' }, status: 400, error: 'id is not an allowed field' },
     { name: 'obliterate-with-an-active-job', method: 'POST', path: '/queues/q/obliterate', status: 409, error: 'Queue has 1 active job: obliterate with {"force": true} to remove them too' },
     // 4,096 characters by Ajv's default count (code points), 8,192 UTF-16 units: the broker kept half.

@@ -27,10 +27,11 @@ import { runInNewContext } from 'node:vm';
 import type { FastifyInstance } from 'fastify';
 import { gcSettleMsMax } from '../../constants.js';
 import { authenticate } from '../auth.js';
+import { noBody } from '../body.js';
 import { sendApiError } from '../errors.js';
 import { topObjectTypes } from '../heap-snapshot.js';
 import { collections, memoryMb } from '../memory.js';
-import { errors, jsonBodyRefused, queryRefused } from '../schemas.js';
+import { errors, noBodyRefused, queryRefused } from '../schemas.js';
 import type { RouteDeps } from './types.js';
 
 export const topObjectTypesLimit = 20;
@@ -104,7 +105,7 @@ export function debugRoutes(app: FastifyInstance, { broker, config }: RouteDeps)
   // One compaction at a time: requests that arrive while one settles share its result instead of
   // each moving the whole heap again (the route needs no token, as seed 004 says).
   let running: Promise<GcReport> | null = null;
-  app.post('/gc', { config: exempt, schema: { summary: 'Force a compacting garbage collection', tags, response: errors(jsonBodyRefused) } }, async () => {
+  app.post('/gc', { config: exempt, preValidation: noBody, schema: { summary: 'Force a compacting garbage collection', tags, response: errors(noBodyRefused) } }, async () => {
     running ??= collect(v8Gc()).finally(() => {
       running = null;
     });

@@ -9,10 +9,11 @@
 
 import type { FastifyInstance } from 'fastify';
 import type { WorkerConfig } from '../../broker/types.js';
+import { noBody } from '../body.js';
 import { ctxOf } from '../context.js';
 import { sendError, sendOutcome } from '../errors.js';
 import { workersMax } from '../../constants.js';
-import { errors, fieldRefused, jsonBodyRefused, okResponse, okWith, queueParams, queueRefused, writeRefused } from '../schemas.js';
+import { errors, fieldRefused, jsonBodyRefused, noBodyRefused, okResponse, okWith, queueParams, queueRefused, writeRefused } from '../schemas.js';
 import { toWorkerConfig, type WorkerBody, workerBody } from '../worker-validation.js';
 import type { RouteDeps } from './types.js';
 
@@ -47,11 +48,12 @@ export function workerRoutes(app: FastifyInstance, { broker }: RouteDeps): void 
   app.delete<{ Params: { queue: string } }>(
     '/workers/:queue',
     {
+      preValidation: noBody,
       schema: {
         summary: 'Remove the push worker of a queue',
         tags,
         params: queueParams,
-        response: { 200: okResponse, ...errors({ 404: 'no worker is registered for this queue ("Worker not found")' }, queueRefused, jsonBodyRefused, writeRefused) },
+        response: { 200: okResponse, ...errors({ 404: 'no worker is registered for this queue ("Worker not found")' }, queueRefused, noBodyRefused, writeRefused) },
       },
     },
     async (request, reply) => sendOutcome(reply, await broker.removeWorker(request.params.queue, ctxOf(request))),
