@@ -88,8 +88,8 @@ function located(problem: string): { byte: number; offset: number } {
 }
 
 t.test('a-flipped-byte-in-a-synced-record-of-the-active-segment-is-reported-with-its-byte-and-record-offset-and-cleared-once-put-back', async (t) => {
-  // One 1 MiB segment: nothing rolls, so every record is in the active segment.
-  await withServer({ SCRUB_INTERVAL_MS: '200', SEGMENT_BYTES: String(1024 * 1024) }, async ({ s, url, lines }) => {
+  // One 64 KiB segment: nothing rolls, so every record is in the active segment.
+  await withServer({ SCRUB_INTERVAL_MS: '200', SEGMENT_BYTES: String(64 * 1024) }, async ({ s, url, lines }) => {
     for (let i = 0; i < 40; i++) t.ok((await push(url, i)).ok) || t.bailout('push refused');
     t.equal(s.log.segments().length, 1, 'only the active segment');
     const active = s.log.segments()[0];
@@ -127,7 +127,7 @@ t.test('a-flipped-byte-in-a-synced-record-of-the-active-segment-is-reported-with
 
 t.test('the-preallocated-zeros-and-records-written-after-a-run-took-its-synced-end-are-never-read', async (t) => {
   // No timer: each run is started by hand, with the job the server's scrubber builds.
-  await withServer({ SCRUB_INTERVAL_MS: '0', SEGMENT_BYTES: String(1024 * 1024) }, async ({ s, dir, url }) => {
+  await withServer({ SCRUB_INTERVAL_MS: '0', SEGMENT_BYTES: String(64 * 1024) }, async ({ s, dir, url }) => {
     const snapshotsDir = join(dir, 'snapshots');
     for (let i = 0; i < 20; i++) await push(url, i);
     const job = scrubJobOf(s.log, snapshotsDir);
@@ -165,7 +165,7 @@ t.test('the-preallocated-zeros-and-records-written-after-a-run-took-its-synced-e
 t.test('under-log-sync-interval-records-written-but-not-yet-synced-are-not-read', async (t) => {
   // Five seconds between syncs: a push without `durable` is acknowledged once written, unsynced,
   // and a push with it waits for the next sync.
-  await withServer({ SCRUB_INTERVAL_MS: '0', SEGMENT_BYTES: String(1024 * 1024), LOG_SYNC: 'interval', LOG_SYNC_INTERVAL_MS: '5000' }, async ({ s, dir, url }) => {
+  await withServer({ SCRUB_INTERVAL_MS: '0', SEGMENT_BYTES: String(64 * 1024), LOG_SYNC: 'interval', LOG_SYNC_INTERVAL_MS: '5000' }, async ({ s, dir, url }) => {
     const snapshotsDir = join(dir, 'snapshots');
     for (let i = 0; i < 20; i++) await push(url, i);
     const written = s.log.segments()[0]?.bytes ?? 0;
