@@ -27,7 +27,7 @@ export interface Config {
   historyRetentionMs: number;
   archiveDir: string | null;
   snapshotRecoveryPoints: number;
-  /** Period of the scrub of sealed segments and snapshots (ms); 0 = off. */
+  /** Period of the scrub of log segments and snapshots (ms); 0 = off. */
   scrubIntervalMs: number;
   lockMs: number;
   /** V8's --heap-growing-percent for `tapeq serve`; 0 = V8's own heuristic. */
@@ -63,7 +63,7 @@ export const ENV_VARIABLES: ReadonlyArray<{ name: string; default: string; descr
   { name: 'SNAPSHOT_INTERVAL_MS', default: String(C.snapshotIntervalMsDefault), description: 'Snapshot at least this often when records arrived (ms, at least 1)' },
   { name: 'HISTORY_RETENTION_MS', default: String(C.historyRetentionMsDefault), description: 'Keep segments at least this long (ms, 0 or more)' },
   { name: 'SNAPSHOT_RECOVERY_POINTS', default: String(C.snapshotRecoveryPointsDefault), description: `Snapshots kept spread over HISTORY_RETENTION_MS, plus one older than it, so \`recover --until\` reaches every point the log keeps (0 to ${C.snapshotRecoveryPointsMax}; 0: only the two newest are kept)` },
-  { name: 'SCRUB_INTERVAL_MS', default: String(C.scrubIntervalMsDefault), description: `Re-read every sealed log segment and snapshot this often (ms, 0 to ${C.scrubIntervalMsMax}; 0 = never) to find damage at rest; findings in the server's log, \`GET /health\` and \`/prometheus\`` },
+  { name: 'SCRUB_INTERVAL_MS', default: String(C.scrubIntervalMsDefault), description: `Re-read every log segment (the active one up to its synced end) and snapshot this often (ms, 0 to ${C.scrubIntervalMsMax}; 0 = never) to find damage at rest; findings in the server's log, \`GET /health\` and \`/prometheus\`` },
   { name: 'ARCHIVE_DIR', default: '(none)', description: 'Move expired segments here instead of deleting them' },
   { name: 'LOCK_MS', default: String(C.lockMsDefault), description: 'Lock (ms, 1–86400000) held by a pull before the job counts as stalled; a job with a longer `timeout` is locked for timeout + 2 s' },
   {

@@ -117,7 +117,7 @@ export const snapshotRecoveryPointsDefault = 4;
 /** Each kept snapshot is read in full once per snapshot-process start (its first prune) and on
  *  the server's main thread by retention's first run: 100 bounds that work. */
 export const snapshotRecoveryPointsMax = 100;
-/** How often the server re-reads its sealed segments and snapshots to find damage at rest (the
+/** How often the server re-reads its segments and snapshots to find damage at rest (the
  *  scrub, src/snapshot/scrub.ts): once a day by default; 0 turns it off. */
 export const scrubIntervalMsDefault = 24 * 60 * 60 * 1_000;
 /** setInterval's longest period (a longer one fires at once). */

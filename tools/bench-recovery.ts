@@ -99,12 +99,18 @@ export async function benchRecovery(run: BenchRun): Promise<ScenarioReport> {
   }
 }
 
-/** One scrub of `dataDir`'s sealed segments and snapshots (src/snapshot/scrub.ts), timed. */
+/** One scrub of `dataDir`'s segments and snapshots (src/snapshot/scrub.ts), timed. */
 async function scrubRow(run: BenchRun, dataDir: string, jobs: number): Promise<Row> {
   run.opts.log('bench: tapeq — one scrub of that data dir');
   const { logDir, snapshotsDir } = dataPathsOf(dataDir);
   const log = await Log.open({ dir: logDir, readOnly: true, logger: () => {} });
-  const job = { logDir, snapshotsDir, logId: log.logId, bases: log.segments().slice(0, -1).map((s) => s.baseOffset) };
+  const segments = log.segments();
+  const last = segments[segments.length - 1];
+  if (last === undefined) throw new Error(`bench: no segment in ${logDir}`);
+  // The log is closed, so its last segment holds only synced records: what the server's scrub
+  // reads of its active segment, up to its synced end (scrub.ts).
+  const active = { baseOffset: last.baseOffset, bytes: last.bytes };
+  const job = { logDir, snapshotsDir, logId: log.logId, bases: segments.slice(0, -1).map((s) => s.baseOffset), active };
   await log.close();
   const started = performance.now();
   const cpu = process.cpuUsage();
@@ -118,7 +124,7 @@ async function scrubRow(run: BenchRun, dataDir: string, jobs: number): Promise<R
   return {
     subject: 'tapeq',
     measure:
-      `scrub: ${result.segments} sealed segments and ${result.snapshots} snapshot of ${jobs.toLocaleString('en-US')} jobs, ${mib.toFixed(0)} MiB ` +
+      `scrub: ${result.segments} sealed segments, the active one and ${result.snapshots} snapshot of ${jobs.toLocaleString('en-US')} jobs, ${mib.toFixed(0)} MiB ` +
       `(${(mib / (working / 1_000)).toFixed(0)} MiB/s while working, ${(cpuMs / 1_000).toFixed(2)} CPU s)`,
     value: ms,
     unit: 'ms',

@@ -122,7 +122,7 @@ export function renderPrometheus(prefix: string, broker: BrokerApi, latency: Lat
 /** The scrub's metrics (src/snapshot/scrub.ts); the last run's only once there is one. */
 function scrubLines(prefix: string, scrub: ScrubStatus): string[] {
   const lines = [
-    ...metric(prefix, 'scrub_runs_total', 'counter', 'Completed scrubs of the sealed log segments and snapshots', scrub.runs),
+    ...metric(prefix, 'scrub_runs_total', 'counter', 'Completed scrubs of the log segments and snapshots', scrub.runs),
     ...metric(prefix, 'scrub_failed_runs_total', 'counter', 'Scrubs that could not complete (their findings are not counted)', scrub.failedRuns),
   ];
   const last = scrub.last;

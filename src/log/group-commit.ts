@@ -26,6 +26,13 @@
 // (a roll truncates it to its records) and at close; after a crash the active segment keeps them,
 // and the next open trims them (recovery.ts: a tail of zeros is not a torn tail, no copy is kept).
 //
+// syncedEnd() names the active segment and where its records covered by a completed sync end:
+// bytes that are whole frames and are never written again (writes, zeros and trims all happen at
+// or after that end; a roll seals the segment at or after it). Set when a sync returns, to the
+// end of what was written when it started; after a roll, to the new segment's header (synced by
+// createSegment); at open, to the end the open's scan verified (recovery.ts trims or cuts anything
+// after it, with a sync). The scrub reads the active segment up to it (src/snapshot/scrub.ts).
+//
 // A failed write or sync is final (an fsync is never retried: the kernel may have dropped the
 // dirty pages): every pending and later append rejects with the LogError. Invariants: offsets are
 // assigned synchronously and consecutively; a batch never straddles two segments; the directory
@@ -126,6 +133,9 @@ export class GroupCommit {
   nextOffset: number;
   writtenOffset: number;
   syncedOffset: number;
+  /** syncedEnd(): the segment (base offset) and its bytes covered by a completed sync. */
+  private syncedBase: number;
+  private syncedBytes: number;
   failed: LogError | null = null;
   /** Why acknowledgements are held, while a roll retries opening the next segment; else null. */
   held: string | null = null;
@@ -154,7 +164,15 @@ export class GroupCommit {
     this.nextOffset = active.nextOffset;
     this.writtenOffset = active.nextOffset;
     this.syncedOffset = active.nextOffset;
+    this.syncedBase = active.baseOffset;
+    this.syncedBytes = active.bytes;
     this.allocatedTo = active.bytes;
+  }
+
+  /** The active segment's base offset and the end of its bytes that a completed sync covers
+   *  (see the top of this file): whole frames that nothing writes again. */
+  syncedEnd(): { baseOffset: number; bytes: number } {
+    return { baseOffset: this.syncedBase, bytes: this.syncedBytes };
   }
 
   /** 'interval': the first write after a sync arms one timer; the sync runs when it fires. */
@@ -420,6 +438,7 @@ export class GroupCommit {
   private async syncActive(): Promise<void> {
     const active = this.active;
     const covered = this.writtenOffset;
+    const coveredBytes = active.bytes;
     const fh = active.writer as FileHandle;
     const real = (): Promise<void> => fh.datasync();
     try {
@@ -428,6 +447,8 @@ export class GroupCommit {
       throw ioError('sync', active.file, err);
     }
     this.syncedOffset = covered;
+    this.syncedBase = active.baseOffset;
+    this.syncedBytes = coveredBytes;
     this.release();
     if (this.o.sync === 'always') {
       const records = this.unsynced;
@@ -467,6 +488,8 @@ export class GroupCommit {
     const segment = await this.openNext(sealed.nextOffset);
     this.o.segments.push(segment);
     this.allocatedTo = segment.bytes;
+    this.syncedBase = segment.baseOffset;
+    this.syncedBytes = segment.bytes;
   }
 
   /** Creates the segment starting at baseOffset and opens its write handle, retrying while

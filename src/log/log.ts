@@ -277,6 +277,13 @@ export class Log {
     return removed;
   }
 
+  /** The active segment's base offset and the end of its bytes that a completed sync covers:
+   *  whole frames that nothing writes again (group-commit.ts). Null for a read-only log. Taken
+   *  together with segments() in one synchronous step, the two describe the same segments. */
+  syncedEnd(): { baseOffset: number; bytes: number } | null {
+    return this.commit?.syncedEnd() ?? null;
+  }
+
   /** The verified state of every sealed segment, for a later open of this log (knownSealed). */
   sealedScanResults(): Map<number, SealedScanResult> {
     const out = new Map<number, SealedScanResult>();

@@ -287,14 +287,20 @@ function corruptionError(segment: Segment, bad: Bad): LogError {
 const liveTailRescans = 5;
 const liveTailRescanMs = 20;
 
-/** Header + frame scan of one segment; cuts a torn tail of the last one. */
+/** Header + frame scan of one segment; cuts a torn tail of the last one. With `syncedEnd` (the
+ *  scrub's check of a segment a writer is still appending to: isLast false, read-only), only the
+ *  bytes before it are read, as a sealed segment's are: they are whole synced frames, so any
+ *  problem among them is damage, and so is a file that ends before it; what lies after it (the
+ *  writer's later records and preallocated zeros) is never read. */
 export async function checkSegment(
   segment: Segment,
   logId: string | null,
   isLast: boolean,
   opts: LoadOptions,
   report: OpenReport,
+  syncedEnd?: number,
 ): Promise<{ logId: string | null; problem: ScanProblem | null; code: 'LOG_CORRUPT' | 'LOG_GAP' }> {
+  if (syncedEnd !== undefined && (isLast || !opts.readOnly)) throw new Error('assertion: checkSegment: syncedEnd is for a read-only check of a segment as sealed');
   const fh = await openListed(segment);
   try {
     const fileSize = (await fh.stat()).size;
@@ -322,7 +328,11 @@ export async function checkSegment(
       return { logId, problem: { kind: 'bad-checksum', ...at, what }, code: 'LOG_CORRUPT' };
     }
     const live = opts.readOnly && isLast;
-    let { size, problem } = await scanLive(segment, fh, fileSize, live);
+    let { size, problem } = await scanLive(segment, fh, syncedEnd === undefined ? fileSize : Math.min(fileSize, syncedEnd), live);
+    if (problem === null && syncedEnd !== undefined && fileSize < syncedEnd) {
+      const what = `the file ends at byte ${fileSize}, before the end of its synced records at byte ${syncedEnd}`;
+      problem = { kind: 'partial-header', position: segment.bytes, expectedOffset: segment.nextOffset, what };
+    }
     // A read-only open beside a running broker can catch the last segment mid-write: a frame
     // still zeros when scanned is half written, or written with more after it, when looked at
     // again, which reads as a torn tail or as damage in the middle. Damage stays where it is; a

@@ -1,19 +1,36 @@
-// The scrub: every SCRUB_INTERVAL_MS the writing server re-reads its sealed log segments and its
-// snapshot files in a worker thread, with the checks a start makes (scrub-worker.ts), so that
-// damage at rest (bit rot, a bad sector, a stray write) is found while the records it hit are
+// The scrub: every SCRUB_INTERVAL_MS the writing server re-reads its log segments (the active
+// one up to its synced end, below) and its snapshot files in a worker thread, with the checks a
+// start makes (scrub-worker.ts), so that damage at rest (bit rot, a bad sector, a stray write) is found while the records it hit are
 // still in memory and in other copies (an archive, a backup), not the day a restart or a
 // `recover --until` needs them. The live state is unaffected, since it lives in memory: a fault
 // does not stop the server; it is reported in the server's log (one line per fault, each naming
 // the file, byte position and record offset), in `GET /health` (`scrub`) and in `/prometheus`
 // (`<prefix>_scrub_faults`), until a run finds the files sound again (or they are gone).
-// The files are read through the page cache (Node has neither O_DIRECT reads into aligned
-// buffers nor fadvise): a file whose pages are still cached is checked as cached, so the disk
-// under it is read only once the kernel has let those pages go.
 //
-// Not scrubbed: the active segment (its records are in the page cache and its write is under
-// way; the next start checks it, and it becomes sealed, so scrubbed, once it rolls). One run at
-// a time: a tick that finds a run under way is skipped. The worker works about a quarter of the
-// time (scrubDutyCycle), so a run over G GiB takes about four times what reading G GiB takes.
+// The active segment is checked too, up to the end its group commit had synced when the run
+// started (Log.syncedEnd(), taken on the main thread in the same synchronous step as the list
+// of sealed segments, and handed to the worker in the job): those bytes are whole frames that
+// the writer never touches again, so any problem among them is damage, as in a sealed segment.
+// Nothing after that end is read: neither records written since (their write may be under way)
+// nor the zeros preallocated ahead of them. A roll during the run seals the segment with its
+// records, never shorter than that end, so the bytes read are the same either way; the next run
+// reads it whole, as a sealed segment. A long-lived server's active segment can hold up to
+// SEGMENT_BYTES of acknowledged records for days on a quiet queue: damage there, if it waited
+// for the next start, would make that start refuse the log (recovery.ts) at the worst moment.
+//
+// What a run checks is what a read returns, and reads go through the page cache (Node has no
+// clean O_DIRECT read: it opens with the flag, but offers no way to allocate, or even to find,
+// a buffer aligned as such a read needs; nor does it offer posix_fadvise(DONTNEED) to drop the
+// pages first). A file whose
+// pages are still cached is checked as cached, and the disk under it is read only once the
+// kernel has let those pages go. That holds most of all for the active segment: its recent
+// records were written through the cache and are likely still there, so for them a run checks
+// the cached copy (it finds a stray write into the file, or a bug that wrote wrong bytes), not
+// the disk. A clean run does not prove the disk sound.
+//
+// One run at a time: a tick that finds a run under way is skipped. The worker works about a
+// quarter of the time (scrubDutyCycle), so a run over G GiB takes about four times what reading
+// G GiB takes.
 
 import { Worker } from 'node:worker_threads';
 import type { Log } from '../log/log.js';
@@ -25,12 +42,19 @@ export interface ScrubJob {
   logId: string;
   /** Base offsets of the sealed segments when the run starts, ascending. */
   bases: number[];
+  /** The active segment when the run starts and the end of its synced bytes (Log.syncedEnd()):
+   *  read up to there and no further. Null: not read. */
+  active: { baseOffset: number; bytes: number } | null;
 }
 
 export interface ScrubResult {
   /** Sealed segments and snapshot files read in full. */
   segments: number;
   snapshots: number;
+  /** Bytes of the active segment read: its header and records up to its synced end when the run
+   *  started (0 when it was not read). */
+  activeBytes: number;
+  /** Every byte read and checked, the active segment's included. */
   bytes: number;
   /** Files listed when the run started and removed (by retention, by pruning) before it read them. */
   gone: number;
@@ -86,6 +110,13 @@ export function scrubInWorker(job: ScrubJob, signal?: AbortSignal, keepAlive = f
   });
 }
 
+/** What a run reads, as the log stands now: its sealed segments, and its active segment up to
+ *  its synced end. Taken in one synchronous step, so a roll cannot fall between the two. */
+export function scrubJobOf(log: Log, snapshotsDir: string): ScrubJob {
+  const sealed = log.segments().slice(0, -1);
+  return { logDir: log.dir, snapshotsDir, logId: log.logId, bases: sealed.map((s) => s.baseOffset), active: log.syncedEnd() };
+}
+
 export class Scrubber {
   /** The status but `running`, which is whether `current` is set. */
   private readonly state: Omit<ScrubStatus, 'running'>;
@@ -122,12 +153,7 @@ export class Scrubber {
   }
 
   private async runOnce(): Promise<void> {
-    const job: ScrubJob = {
-      logDir: this.o.log.dir,
-      snapshotsDir: this.o.snapshotsDir,
-      logId: this.o.log.logId,
-      bases: this.o.log.segments().slice(0, -1).map((s) => s.baseOffset),
-    };
+    const job = scrubJobOf(this.o.log, this.o.snapshotsDir);
     try {
       const result = await scrubInWorker(job, this.stop.signal);
       this.state.runs++;
@@ -144,7 +170,8 @@ export class Scrubber {
   }
 
   private report(r: ScrubResult): void {
-    const what = `${r.segments} sealed segment(s) and ${r.snapshots} snapshot(s), ${r.bytes} bytes, in ${r.ms} ms`;
+    const active = r.activeBytes > 0 ? `, the active segment up to byte ${r.activeBytes}` : '';
+    const what = `${r.segments} sealed segment(s)${active} and ${r.snapshots} snapshot(s), ${r.bytes} bytes, in ${r.ms} ms`;
     if (r.faultCount === 0) {
       this.o.logger(`tapeq: scrub: ok: ${what}`);
       return;

@@ -204,7 +204,7 @@ t.test('scrub-interval-0-runs-no-scrub-and-files-removed-before-a-run-reads-them
 
     // A run by hand over this log, with a segment listed that is gone (retention removed it).
     const bases = s.log.segments().slice(0, -1).map((x) => x.baseOffset);
-    const result = await scrubInWorker({ logDir: s.log.dir, snapshotsDir: join(dir, 'snapshots'), logId: s.log.logId, bases: [...bases, 99_999_999] });
+    const result = await scrubInWorker({ logDir: s.log.dir, snapshotsDir: join(dir, 'snapshots'), logId: s.log.logId, bases: [...bases, 99_999_999], active: null });
     t.equal(result.gone, 1, 'the missing segment');
     t.equal(result.faultCount, 0);
     t.equal(result.segments, bases.length);

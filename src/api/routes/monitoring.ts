@@ -28,8 +28,9 @@ const collectionsSchema = numbers('jobIndex', 'completedJobs', 'processingTotal'
 const scrubSchema = {
   type: 'object',
   description:
-    'The scrub of sealed log segments and snapshots (SCRUB_INTERVAL_MS; absent when it is 0). The counts are of the last completed run; ' +
-    'faults lists what it found damaged (file and problem), and stays until a run finds the files sound',
+    'The scrub of the log segments (the active one up to the end synced when a run starts) and snapshots (SCRUB_INTERVAL_MS; absent when it is 0). ' +
+    'The counts are of the last completed run; faults lists what it found damaged (file and problem), and stays until a run finds the files sound. ' +
+    'Files are read through the page cache, so recently written ones (the active segment above all) are mostly checked as cached, not on the disk',
   properties: {
     intervalMs: { type: 'integer' },
     runs: { type: 'integer', description: 'Completed runs since the server started' },
@@ -37,7 +38,8 @@ const scrubSchema = {
     running: { type: 'boolean' },
     lastFinishedAt: { type: ['string', 'null'], description: 'ISO time of the last completed run; null before the first' },
     lastMs: { type: ['integer', 'null'] },
-    segments: { type: 'integer' },
+    segments: { type: 'integer', description: 'Sealed segments read' },
+    activeBytes: { type: 'integer', description: "Bytes of the active segment read: up to its synced end when the run started" },
     snapshots: { type: 'integer' },
     bytes: { type: 'integer' },
     faultCount: { type: 'integer' },
@@ -210,6 +212,7 @@ function scrubView(status: ScrubStatus): Record<string, unknown> {
     lastFinishedAt: status.lastFinishedAt === null ? null : new Date(status.lastFinishedAt).toISOString(),
     lastMs: last?.ms ?? null,
     segments: last?.segments ?? 0,
+    activeBytes: last?.activeBytes ?? 0,
     snapshots: last?.snapshots ?? 0,
     bytes: last?.bytes ?? 0,
     faultCount: last?.faultCount ?? 0,
