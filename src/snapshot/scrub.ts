@@ -2,10 +2,11 @@
 // one up to its synced end, below) and its snapshot files in a worker thread, with the checks a
 // start makes (scrub-worker.ts), so that damage at rest (bit rot, a bad sector, a stray write)
 // is found while the records it hit are still in memory and in other copies (an archive, a
-// backup), not the day a restart or a `recover --until` needs them. The live state is unaffected, since it lives in memory: a fault
-// does not stop the server; it is reported in the server's log (one line per fault, each naming
-// the file, byte position and record offset), in `GET /health` (`scrub`) and in `/prometheus`
-// (`<prefix>_scrub_faults`), until a run finds the files sound again (or they are gone).
+// backup), not the day a restart or a `recover --until` needs them. The live state is
+// unaffected, since it lives in memory: a fault does not stop the server; it is reported in the
+// server's log (one line per fault, each naming the file, byte position and record offset), in
+// `GET /health` (`scrub`) and in `/prometheus` (`<prefix>_scrub_faults`), until a run finds the
+// files sound again (or they are gone).
 //
 // The active segment is checked too, up to the end its group commit had synced when the run
 // started (Log.syncedEnd(), taken on the main thread in the same synchronous step as the list
@@ -22,10 +23,10 @@
 // clean O_DIRECT read: it opens with the flag, but offers no way to allocate, or even to find,
 // a buffer aligned as such a read needs; nor does it offer posix_fadvise(DONTNEED) to drop the
 // pages first). A file whose pages are still cached is checked as cached, and the disk under it
-// is read only once the kernel has let those pages go. That holds most of all for the active segment: its recent
-// records were written through the cache and are likely still there, so for them a run checks
-// the cached copy (it finds a stray write into the file, or a bug that wrote wrong bytes), not
-// the disk. A clean run does not prove the disk sound.
+// is read only once the kernel has let those pages go. That holds most of all for the active
+// segment: its recent records were written through the cache and are likely still there, so for
+// them a run checks the cached copy (it finds a stray write into the file, or a bug that wrote
+// wrong bytes), not the disk. A clean run does not prove the disk sound.
 //
 // One run at a time: a tick that finds a run under way is skipped. The worker works about a
 // quarter of the time (scrubDutyCycle), so a run over G GiB takes about four times what reading
