@@ -58,7 +58,9 @@ async function snapshotStamps(points: number, ms: number, files = 0): Promise<{ 
 t.test('the-server-keeps-a-snapshot-from-before-the-retention-window', async (t) => {
   const spread = await snapshotStamps(2, 5_000, 3);
   t.ok(spread.stamps.some((ts) => ts <= spread.now - windowMs), `a snapshot stamped before the window (ages ${spread.stamps.map((ts) => spread.now - ts).join(', ')} ms)`);
-  t.ok(spread.stamps.length >= 3 && spread.stamps.length <= 2 + 2 + 2, `${spread.stamps.length} snapshot files`);
+  // Two files are enough when the older of the newest two is itself stamped before the window
+  // (it is then the anchor too): a slow machine writes snapshots far enough apart for that.
+  t.ok(spread.stamps.length >= 2 && spread.stamps.length <= 2 + 2 + 2, `${spread.stamps.length} snapshot files`);
 
   const none = await snapshotStamps(0, 3_000, 2);
   t.equal(none.stamps.length, 2, 'SNAPSHOT_RECOVERY_POINTS=0: the two newest only');
