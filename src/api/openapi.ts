@@ -8,6 +8,8 @@
 // token), the 429 of every route the rate limiter counts (all but the probes), and the 503 every
 // route but the liveness probes answers while the log is replayed or the server drains.
 // `registerOpenApi` must run before the routes are added (swagger collects them as they are).
+// Each route names its operationId beside its summary: client generators name their methods
+// after it (`pushJobs`, `ackJob`), so an id, once published, is renamed only as a breaking change.
 //
 // 500: any route can fail unexpectedly, so no operation claims 500 for that; each documents it
 // once as OpenAPI's `default` response ("any status not listed"), which also covers what the HTTP
