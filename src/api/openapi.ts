@@ -79,7 +79,11 @@ export async function registerOpenApi(app: FastifyInstance, config: Pick<Config,
         title: 'tapeq',
         description: 'Event-sourced job-queue broker: HTTP API (seed 004 + BullMQ Proxy additions)',
         version,
+        license: { name: 'MIT', url: 'https://opensource.org/license/mit' },
       },
+      // Relative: the broker serves the document it describes, so requests go wherever it was
+      // fetched from, whatever the host, port or proxy in front.
+      servers: [{ url: '/', description: 'The tapeq server this document was fetched from' }],
       components: {
         // A mutable copy (JSON round trip): swagger's types take no readonly arrays.
         schemas: { Error: JSON.parse(JSON.stringify(errorResponse)) },
