@@ -8,6 +8,8 @@
 // token), the 429 of every route the rate limiter counts (all but the probes), and the 503 every
 // route but the liveness probes answers while the log is replayed or the server drains.
 // `registerOpenApi` must run before the routes are added (swagger collects them as they are).
+// Each route names its operationId beside its summary: client generators name their methods
+// after it (`pushJobs`, `ackJob`), so an id, once published, is renamed only as a breaking change.
 //
 // 500: any route can fail unexpectedly, so no operation claims 500 for that; each documents it
 // once as OpenAPI's `default` response ("any status not listed"), which also covers what the HTTP
@@ -77,7 +79,11 @@ export async function registerOpenApi(app: FastifyInstance, config: Pick<Config,
         title: 'tapeq',
         description: 'Event-sourced job-queue broker: HTTP API (seed 004 + BullMQ Proxy additions)',
         version,
+        license: { name: 'MIT', url: 'https://opensource.org/license/mit' },
       },
+      // Relative: the broker serves the document it describes, so requests go wherever it was
+      // fetched from, whatever the host, port or proxy in front.
+      servers: [{ url: '/', description: 'The tapeq server this document was fetched from' }],
       components: {
         // A mutable copy (JSON round trip): swagger's types take no readonly arrays.
         schemas: { Error: JSON.parse(JSON.stringify(errorResponse)) },

@@ -32,17 +32,18 @@ export const sseSlowConsumerError = 'Slow consumer: backlog limit exceeded; reco
 
 export function registerSse(app: FastifyInstance, deps: RealtimeDeps, streams: Set<() => void>): void {
   const handler = (request: FastifyRequest, reply: FastifyReply): void => openStream(request, reply, deps, streams);
-  app.get('/events', { schema: sseSchema('Server-Sent Events of every queue', false) }, handler);
-  app.get('/events/queues/:queue', { schema: { ...sseSchema('Server-Sent Events of one queue', true), params: queueParamDoc } }, handler);
+  app.get('/events', { schema: sseSchema('streamEvents', 'Server-Sent Events of every queue', false) }, handler);
+  app.get('/events/queues/:queue', { schema: { ...sseSchema('streamQueueEvents', 'Server-Sent Events of one queue', true), params: queueParamDoc } }, handler);
 }
 
 /** For the OpenAPI document only: no value can fail these (no types), so the parameters are
  *  checked by parseStreamParams alone, with its messages. */
 const queueParamDoc = { type: 'object', properties: { queue: { description: 'Queue name' } } } as const;
 
-function sseSchema(summary: string, queue: boolean): FastifySchema {
+function sseSchema(operationId: string, summary: string, queue: boolean): FastifySchema {
   const resume = 'Resume after this log offset (-1: the whole log): every event after it is sent first, then the live tail';
   return {
+    operationId,
     summary,
     tags: ['real-time'],
     querystring: { type: 'object', properties: { from: { description: `${resume} (Last-Event-ID wins when both are given)` } } },

@@ -105,7 +105,7 @@ export function debugRoutes(app: FastifyInstance, { broker, config }: RouteDeps)
   // One compaction at a time: requests that arrive while one settles share its result instead of
   // each moving the whole heap again (the route needs no token, as seed 004 says).
   let running: Promise<GcReport> | null = null;
-  app.post('/gc', { config: exempt, preValidation: noBody, schema: { summary: 'Force a compacting garbage collection', tags, response: errors(noBodyRefused) } }, async () => {
+  app.post('/gc', { config: exempt, preValidation: noBody, schema: { operationId: 'forceGc', summary: 'Force a compacting garbage collection', tags, response: errors(noBodyRefused) } }, async () => {
     running ??= collect(v8Gc()).finally(() => {
       running = null;
     });
@@ -118,6 +118,7 @@ export function debugRoutes(app: FastifyInstance, { broker, config }: RouteDeps)
     {
       config: exempt,
       schema: {
+        operationId: 'getHeapStats',
         summary: 'Heap statistics; ?snapshot=true adds object counts by type from a heap snapshot (needs a token when AUTH_TOKENS is set)',
         tags,
         querystring: heapStatsQuery,

@@ -44,6 +44,7 @@ export function historyRoutes(app: FastifyInstance, history: HistorySource, jobE
     '/jobs/:id/history',
     {
       schema: {
+        operationId: 'getJobHistory',
         summary: 'Every log record that touched the job, oldest first (JSON, or NDJSON with ?format=ndjson)',
         tags: ['jobs'],
         params: idParams,

@@ -37,7 +37,7 @@ const settleErrors = (field: string) =>
 export function jobActionRoutes(app: FastifyInstance, { broker, latency }: RouteDeps): void {
   app.get<{ Params: IdParams }>(
     '/jobs/:id',
-    { schema: { summary: 'Get a job', tags: ['jobs'], params: idParams, response: { 200: jobResponses.job, ...readErrors } } },
+    { schema: { operationId: 'getJob', summary: 'Get a job', tags: ['jobs'], params: idParams, response: { 200: jobResponses.job, ...readErrors } } },
     async (request, reply) => {
       const job = broker.getJob(request.params.id);
       return job ? { ok: true, job } : sendApiError(reply, 'jobNotFound');
@@ -46,13 +46,13 @@ export function jobActionRoutes(app: FastifyInstance, { broker, latency }: Route
 
   app.delete<{ Params: IdParams }>(
     '/jobs/:id',
-    { preValidation: noBody, schema: { summary: 'Cancel (remove) a job', tags: ['jobs'], params: idParams, response: { 200: okResponse, ...actionErrors() } } },
+    { preValidation: noBody, schema: { operationId: 'cancelJob', summary: 'Cancel (remove) a job', tags: ['jobs'], params: idParams, response: { 200: okResponse, ...actionErrors() } } },
     async (request, reply) => sendOutcome(reply, await broker.cancel(request.params.id, ctxOf(request))),
   );
 
   app.post<{ Params: IdParams; Body: { result?: unknown; token?: string } }>(
     '/jobs/:id/ack',
-    { preValidation: emptyBodyAsObject, schema: { summary: 'Complete an active job', tags: ['jobs'], params: idParams, body: ackBody, response: { 200: okResponse, ...settleErrors(`${fieldRefused}, or result is over ${jobDataBytesMax} bytes as JSON`) } } },
+    { preValidation: emptyBodyAsObject, schema: { operationId: 'ackJob', summary: 'Complete an active job', tags: ['jobs'], params: idParams, body: ackBody, response: { 200: okResponse, ...settleErrors(`${fieldRefused}, or result is over ${jobDataBytesMax} bytes as JSON`) } } },
     async (request, reply) => {
       const outcome = await timed(latency.ack, () => broker.ack(request.params.id, request.body, ctxOf(request)));
       return sendOutcome(reply, outcome);
@@ -61,7 +61,7 @@ export function jobActionRoutes(app: FastifyInstance, { broker, latency }: Route
 
   app.post<{ Params: IdParams; Body: { error?: string; token?: string } }>(
     '/jobs/:id/fail',
-    { preValidation: emptyBodyAsObject, schema: { summary: 'Fail an active job (retry or DLQ)', tags: ['jobs'], params: idParams, body: failBody, response: { 200: okResponse, ...settleErrors(`${fieldRefused}, or error is over ${errorTextLengthMax} characters`) } } },
+    { preValidation: emptyBodyAsObject, schema: { operationId: 'failJob', summary: 'Fail an active job (retry or DLQ)', tags: ['jobs'], params: idParams, body: failBody, response: { 200: okResponse, ...settleErrors(`${fieldRefused}, or error is over ${errorTextLengthMax} characters`) } } },
     async (request, reply) => {
       const tooLong = textTooLong('error', request.body.error, errorTextLengthMax);
       if (tooLong !== null) return sendError(reply, 400, tooLong);
@@ -71,13 +71,13 @@ export function jobActionRoutes(app: FastifyInstance, { broker, latency }: Route
 
   app.post<{ Params: IdParams }>(
     '/jobs/:id/promote',
-    { preValidation: noBody, schema: { summary: 'Move a delayed job to waiting', tags: ['jobs'], params: idParams, response: { 200: okResponse, ...actionErrors({ 409: 'the job is not delayed ("Job is not delayed")' }) } } },
+    { preValidation: noBody, schema: { operationId: 'promoteJob', summary: 'Move a delayed job to waiting', tags: ['jobs'], params: idParams, response: { 200: okResponse, ...actionErrors({ 409: 'the job is not delayed ("Job is not delayed")' }) } } },
     async (request, reply) => sendOutcome(reply, await broker.promote(request.params.id, ctxOf(request))),
   );
 
   app.post<{ Params: IdParams }>(
     '/jobs/:id/retry',
-    { preValidation: noBody, schema: { summary: 'Retry a failed job (attempts reset)', tags: ['jobs'], params: idParams, response: { 200: okResponse, ...actionErrors({ 409: 'the job is not failed ("Job is not failed")' }) } } },
+    { preValidation: noBody, schema: { operationId: 'retryJob', summary: 'Retry a failed job (attempts reset)', tags: ['jobs'], params: idParams, response: { 200: okResponse, ...actionErrors({ 409: 'the job is not failed ("Job is not failed")' }) } } },
     async (request, reply) => sendOutcome(reply, await broker.retry(request.params.id, ctxOf(request))),
   );
 
@@ -85,6 +85,7 @@ export function jobActionRoutes(app: FastifyInstance, { broker, latency }: Route
     '/jobs/:id/priority',
     {
       schema: {
+        operationId: 'changePriority',
         summary: 'Change the priority of a job',
         tags: ['jobs'],
         params: idParams,
@@ -101,7 +102,7 @@ export function jobActionRoutes(app: FastifyInstance, { broker, latency }: Route
 
   app.get<{ Params: IdParams }>(
     '/jobs/:id/state',
-    { schema: { summary: 'The state of a job', tags: ['jobs'], params: idParams, response: { 200: okWith({ state: { type: 'string' } }), ...readErrors } } },
+    { schema: { operationId: 'getJobState', summary: 'The state of a job', tags: ['jobs'], params: idParams, response: { 200: okWith({ state: { type: 'string' } }), ...readErrors } } },
     async (request, reply) => {
       const state = broker.jobState(request.params.id);
       return state === null ? sendApiError(reply, 'jobNotFound') : { ok: true, state };
@@ -110,7 +111,7 @@ export function jobActionRoutes(app: FastifyInstance, { broker, latency }: Route
 
   app.get<{ Params: IdParams }>(
     '/jobs/:id/result',
-    { schema: { summary: 'The result of a completed job', tags: ['jobs'], params: idParams, response: { 200: okWith({ result: {} }), ...readErrors } } },
+    { schema: { operationId: 'getJobResult', summary: 'The result of a completed job', tags: ['jobs'], params: idParams, response: { 200: okWith({ result: {} }), ...readErrors } } },
     async (request, reply) => sendOutcome(reply, broker.jobResult(request.params.id), (o) => ({ result: o.result })),
   );
 }

@@ -39,7 +39,7 @@ export function jobUpdateRoutes(app: FastifyInstance, { broker }: RouteDeps): vo
       `${prefix}/progress`,
       {
         config: { auth: 'job-token' },
-        schema: { summary: 'Update job progress', tags: ['jobs'], params, body: progressBody, response: { 200: okResponse, ...errors({ 400: fieldRefused, 409: 'the job is completed or failed ("Job is already finished")' }, ...job, jsonBodyRefused, writeRefused) } },
+        schema: { operationId: scoped ? 'updateQueueJobProgress' : 'updateProgress', summary: 'Update job progress', tags: ['jobs'], params, body: progressBody, response: { 200: okResponse, ...errors({ 400: fieldRefused, 409: 'the job is completed or failed ("Job is already finished")' }, ...job, jsonBodyRefused, writeRefused) } },
       },
       async (request, reply) => {
         const missing = notInQueue(broker, request.params, reply);
@@ -53,7 +53,7 @@ export function jobUpdateRoutes(app: FastifyInstance, { broker }: RouteDeps): vo
       `${prefix}/logs`,
       {
         config: { auth: 'job-token' },
-        schema: { summary: 'Add a log line to a job', tags: ['jobs'], params, body: logBody, response: { 200: okResponse, ...errors({ 400: fieldRefused }, ...job, jsonBodyRefused, writeRefused) } },
+        schema: { operationId: scoped ? 'addQueueJobLog' : 'addJobLog', summary: 'Add a log line to a job', tags: ['jobs'], params, body: logBody, response: { 200: okResponse, ...errors({ 400: fieldRefused }, ...job, jsonBodyRefused, writeRefused) } },
       },
       async (request, reply) => {
         const missing = notInQueue(broker, request.params, reply);
@@ -67,7 +67,7 @@ export function jobUpdateRoutes(app: FastifyInstance, { broker }: RouteDeps): vo
       `${prefix}/logs`,
       {
         config: { auth: 'job-token' },
-        schema: { summary: 'Read the logs of a job', tags: ['jobs'], params, querystring: logsQuery, response: { 200: logsResponse, ...errors({ 400: queryRefused }, ...job) } },
+        schema: { operationId: scoped ? 'getQueueJobLogs' : 'getJobLogs', summary: 'Read the logs of a job', tags: ['jobs'], params, querystring: logsQuery, response: { 200: logsResponse, ...errors({ 400: queryRefused }, ...job) } },
       },
       async (request, reply) => {
         const missing = notInQueue(broker, request.params, reply);

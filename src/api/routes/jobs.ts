@@ -50,6 +50,7 @@ export function jobRoutes(app: FastifyInstance, { broker, latency }: RouteDeps):
     {
       config: { plainJsonBody: true },
       schema: {
+        operationId: 'pushJobs',
         summary: 'Push a job (object) or jobs (array, all-or-nothing)',
         tags: ['jobs'],
         params: queueParams,
@@ -87,6 +88,7 @@ export function jobRoutes(app: FastifyInstance, { broker, latency }: RouteDeps):
     '/queues/:queue/jobs/bulk',
     {
       schema: {
+        operationId: 'pushBulk',
         summary: 'Push many jobs (all-or-nothing validation)',
         tags: ['jobs'],
         params: queueParams,
@@ -107,6 +109,7 @@ export function jobRoutes(app: FastifyInstance, { broker, latency }: RouteDeps):
     '/queues/:queue/jobs/list',
     {
       schema: {
+        operationId: 'listQueueJobs',
         summary: 'List jobs by status',
         tags: ['jobs'],
         params: queueParams,
@@ -126,6 +129,7 @@ export function jobRoutes(app: FastifyInstance, { broker, latency }: RouteDeps):
     '/queues/:queue/jobs/:id',
     {
       schema: {
+        operationId: 'getQueueJob',
         summary: 'Get a job of this queue',
         tags: ['jobs'],
         params: queueIdParams,
@@ -150,6 +154,7 @@ function registerPull(app: FastifyInstance, { broker, latency }: Pick<RouteDeps,
     '/queues/:queue/jobs',
     {
       schema: {
+        operationId: 'pullJob',
         summary: 'Pull the next job (long-poll with ?timeout=ms)',
         tags: ['jobs'],
         params: queueParams,

@@ -70,6 +70,7 @@ export function monitoringRoutes(app: FastifyInstance, { broker, config, latency
     {
       ...probeRoute,
       schema: {
+        operationId: 'getHealth',
         summary: 'Detailed health',
         tags,
         response: {
@@ -106,8 +107,9 @@ export function monitoringRoutes(app: FastifyInstance, { broker, config, latency
     },
   );
 
-  for (const path of ['/healthz', '/live']) {
-    app.get(path, { ...probeRoute, schema: { summary: 'Liveness probe (text OK)', tags, produces: ['text/plain'] } }, async (_request, reply) =>
+  // One probe at two paths: two operations, so two operationIds.
+  for (const [path, operationId] of [['/healthz', 'getHealthz'], ['/live', 'getLiveness']] as const) {
+    app.get(path, { ...probeRoute, schema: { operationId, summary: 'Liveness probe (text OK)', tags, produces: ['text/plain'] } }, async (_request, reply) =>
       reply.type('text/plain').send('OK'),
     );
   }
@@ -117,6 +119,7 @@ export function monitoringRoutes(app: FastifyInstance, { broker, config, latency
     {
       ...probeRoute,
       schema: {
+        operationId: 'getReadiness',
         summary: 'Readiness probe',
         tags,
         response: {
@@ -141,6 +144,7 @@ export function monitoringRoutes(app: FastifyInstance, { broker, config, latency
     '/stats',
     {
       schema: {
+        operationId: 'getStats',
         summary: 'Server statistics',
         tags,
         response: {
@@ -178,7 +182,7 @@ export function monitoringRoutes(app: FastifyInstance, { broker, config, latency
 
   app.get(
     '/metrics',
-    { schema: { summary: 'Throughput counters (JSON)', tags, response: { 200: okWith({ metrics: numbers('totalPushed', 'totalPulled', 'totalCompleted', 'totalFailed') }) } } },
+    { schema: { operationId: 'getMetrics', summary: 'Throughput counters (JSON)', tags, response: { 200: okWith({ metrics: numbers('totalPushed', 'totalPulled', 'totalCompleted', 'totalFailed') }) } } },
     async () => {
       const { totalPushed, totalPulled, totalCompleted, totalFailed } = broker.stats();
       return { ok: true, metrics: { totalPushed, totalPulled, totalCompleted, totalFailed } };
@@ -187,7 +191,7 @@ export function monitoringRoutes(app: FastifyInstance, { broker, config, latency
 
   app.get(
     '/prometheus',
-    { config: { auth: 'metrics' }, schema: { summary: 'Prometheus text format', tags, produces: ['text/plain'] } },
+    { config: { auth: 'metrics' }, schema: { operationId: 'getPrometheusMetrics', summary: 'Prometheus text format', tags, produces: ['text/plain'] } },
     async (_request, reply) =>
       reply
         .type('text/plain; version=0.0.4; charset=utf-8')

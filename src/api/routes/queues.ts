@@ -68,6 +68,7 @@ export function queueRoutes(app: FastifyInstance, { broker }: RouteDeps): void {
     '/queues',
     {
       schema: {
+        operationId: 'listQueues',
         summary: 'Every queue with its counts',
         tags,
         response: {
@@ -85,7 +86,7 @@ export function queueRoutes(app: FastifyInstance, { broker }: RouteDeps): void {
 
   app.get<{ Params: QueueParams }>(
     '/queues/:queue/counts',
-    { schema: { summary: 'Job counts by state', tags, params: queueParams, response: { 200: okWith({ counts }), ...readErrors } } },
+    { schema: { operationId: 'getJobCounts', summary: 'Job counts by state', tags, params: queueParams, response: { 200: okWith({ counts }), ...readErrors } } },
     async (request) => ({ ok: true, counts: broker.counts(request.params.queue) }),
   );
 
@@ -93,21 +94,21 @@ export function queueRoutes(app: FastifyInstance, { broker }: RouteDeps): void {
   const pauseErrors = errors({ 409: `the queue is new and ${queuesMax} queues exist` }, queueRefused, noBodyRefused, writeRefused);
   app.post<{ Params: QueueParams }>(
     '/queues/:queue/pause',
-    { preValidation: noBody, schema: { summary: 'Pause a queue', tags, params: queueParams, response: { 200: okResponse, ...pauseErrors } } },
+    { preValidation: noBody, schema: { operationId: 'pauseQueue', summary: 'Pause a queue', tags, params: queueParams, response: { 200: okResponse, ...pauseErrors } } },
     async (request, reply) =>
       sendOutcome(reply, await broker.pause(request.params.queue, ctxOf(request))),
   );
-  app.post<{ Params: QueueParams }>('/queues/:queue/resume', { preValidation: noBody, schema: { summary: 'Resume a queue', tags, ...simple } }, async (request, reply) =>
+  app.post<{ Params: QueueParams }>('/queues/:queue/resume', { preValidation: noBody, schema: { operationId: 'resumeQueue', summary: 'Resume a queue', tags, ...simple } }, async (request, reply) =>
     sendOutcome(reply, await broker.resume(request.params.queue, ctxOf(request))),
   );
   app.get<{ Params: QueueParams }>(
     '/queues/:queue/paused',
-    { schema: { summary: 'Whether a queue is paused', tags, params: queueParams, response: { 200: okWith({ paused: { type: 'boolean' } }), ...readErrors } } },
+    { schema: { operationId: 'isQueuePaused', summary: 'Whether a queue is paused', tags, params: queueParams, response: { 200: okWith({ paused: { type: 'boolean' } }), ...readErrors } } },
     async (request) => ({ ok: true, paused: broker.isPaused(request.params.queue) }),
   );
   app.post<{ Params: QueueParams }>(
     '/queues/:queue/drain',
-    { preValidation: noBody, schema: { summary: 'Remove waiting and delayed jobs', tags, params: queueParams, response: { 200: okWith({ removed: { type: 'integer' } }), ...actionErrors } } },
+    { preValidation: noBody, schema: { operationId: 'drainQueue', summary: 'Remove waiting and delayed jobs', tags, params: queueParams, response: { 200: okWith({ removed: { type: 'integer' } }), ...actionErrors } } },
     async (request, reply) => sendOutcome(reply, await broker.drain(request.params.queue, ctxOf(request)), (o) => ({ removed: o.removed })),
   );
   app.post<{ Params: QueueParams; Body: object }>(
@@ -115,6 +116,7 @@ export function queueRoutes(app: FastifyInstance, { broker }: RouteDeps): void {
     {
       preValidation: emptyBodyAsObject,
       schema: {
+        operationId: 'cleanQueue',
         summary: 'Remove the jobs of one state older than grace, oldest first',
         tags,
         params: queueParams,
@@ -130,6 +132,7 @@ export function queueRoutes(app: FastifyInstance, { broker }: RouteDeps): void {
     {
       preValidation: emptyBodyAsObject,
       schema: {
+        operationId: 'obliterateQueue',
         summary: 'Remove the queue and all its jobs (409 while jobs are active, unless force)',
         tags,
         params: queueParams,
@@ -144,6 +147,7 @@ export function queueRoutes(app: FastifyInstance, { broker }: RouteDeps): void {
     {
       preValidation: emptyBodyAsObject,
       schema: {
+        operationId: 'promoteJobs',
         summary: 'Move delayed jobs to waiting',
         tags,
         params: queueParams,
@@ -163,6 +167,7 @@ function dlqRoutes(app: FastifyInstance, broker: RouteDeps['broker']): void {
     '/queues/:queue/dlq',
     {
       schema: {
+        operationId: 'listDlqJobs',
         summary: 'Jobs in the dead-letter queue',
         tags,
         params: queueParams,
@@ -180,6 +185,7 @@ function dlqRoutes(app: FastifyInstance, broker: RouteDeps['broker']): void {
     {
       preValidation: emptyBodyAsObject,
       schema: {
+        operationId: 'retryDlq',
         summary: 'Retry one ({id}) or every job of the DLQ',
         tags,
         params: queueParams,
@@ -192,7 +198,7 @@ function dlqRoutes(app: FastifyInstance, broker: RouteDeps['broker']): void {
   );
   app.post<{ Params: QueueParams }>(
     '/queues/:queue/dlq/purge',
-    { preValidation: noBody, schema: { summary: 'Remove every job of the DLQ', tags, params: queueParams, response: { 200: okWith({ purged: { type: 'integer' } }), ...actionErrors } } },
+    { preValidation: noBody, schema: { operationId: 'purgeDlq', summary: 'Remove every job of the DLQ', tags, params: queueParams, response: { 200: okWith({ purged: { type: 'integer' } }), ...actionErrors } } },
     async (request, reply) => sendOutcome(reply, await broker.dlqPurge(request.params.queue, ctxOf(request)), (o) => ({ purged: o.purged })),
   );
 }

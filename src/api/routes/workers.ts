@@ -23,6 +23,7 @@ export function workerRoutes(app: FastifyInstance, { broker }: RouteDeps): void 
     '/workers',
     {
       schema: {
+        operationId: 'registerWorker',
         summary: 'Register (or replace) the push worker of a queue',
         tags,
         body: workerBody,
@@ -41,7 +42,7 @@ export function workerRoutes(app: FastifyInstance, { broker }: RouteDeps): void 
 
   app.get(
     '/workers',
-    { schema: { summary: 'Registered push workers', tags, response: { 200: okWith({ workers: { type: 'array', items: { type: 'object', description: 'a registration with its defaults filled in, header values redacted' } } }) } } },
+    { schema: { operationId: 'listWorkers', summary: 'Registered push workers', tags, response: { 200: okWith({ workers: { type: 'array', items: { type: 'object', description: 'a registration with its defaults filled in, header values redacted' } } }) } } },
     async () => ({ ok: true, workers: broker.workers().map(redactHeaders) }),
   );
 
@@ -50,6 +51,7 @@ export function workerRoutes(app: FastifyInstance, { broker }: RouteDeps): void 
     {
       preValidation: noBody,
       schema: {
+        operationId: 'removeWorker',
         summary: 'Remove the push worker of a queue',
         tags,
         params: queueParams,
