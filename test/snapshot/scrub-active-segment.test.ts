@@ -8,73 +8,19 @@
 // synced end is damage. Real files; real servers on 127.0.0.1, or the scrub's own entry point
 // (scrubInWorker with the job the server builds, scrubJobOf). Every wait is bounded.
 
-import { mkdtemp, open, rm, stat, truncate } from 'node:fs/promises';
+import { mkdtemp, rm, stat, truncate } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { loadConfig } from '../../src/config.js';
 import { Log } from '../../src/log/log.js';
 import { segmentHeaderBytes } from '../../src/log/segment-header.js';
-import { serve, type Running } from '../../src/main.js';
 import { scrubInWorker, scrubJobOf, type ScrubJob } from '../../src/snapshot/scrub.js';
 import { drafts } from '../log/helpers.js';
+import { flip, health, push, scrubUntil, withScrubServer, type Served } from './scrub-helpers.js';
 
-interface Served {
-  s: Running;
-  dir: string;
-  url: string;
-  lines: string[];
-}
-
-async function withServer(env: Record<string, string>, body: (served: Served) => Promise<void>): Promise<void> {
-  const dir = await mkdtemp(join(tmpdir(), 'tapeq-scrub-active-'));
-  const lines: string[] = [];
-  const config = loadConfig({ DATA_DIR: dir, HTTP_PORT: '0', HOST: '127.0.0.1', SNAPSHOT_EVERY_RECORDS: '1000000', ...env });
-  const s = await serve(config, { logger: (line) => lines.push(line) });
-  try {
-    await body({ s, dir, url: `http://127.0.0.1:${s.port}`, lines });
-  } finally {
-    await s.close();
-    await rm(dir, { recursive: true, force: true });
-  }
-}
-
-async function push(url: string, i: number, durable = false): Promise<{ ok: boolean }> {
-  const response = await fetch(`${url}/queues/q/jobs`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ data: { i, pad: 'x'.repeat(60) }, ...(durable ? { durable: true } : {}) }),
-  });
-  return (await response.json()) as { ok: boolean };
-}
-
-async function health(url: string): Promise<any> {
-  return (await fetch(`${url}/health`)).json();
-}
-
-/** Polls GET /health until `done` holds for its `scrub` (up to 15 s). */
-async function scrubUntil(url: string, what: string, done: (scrub: any) => boolean): Promise<any> {
-  const deadline = Date.now() + 15_000;
-  for (;;) {
-    const scrub = (await health(url)).scrub;
-    if (done(scrub)) return scrub;
-    if (Date.now() > deadline) throw new Error(`scrub: ${what} not seen within 15 s; last: ${JSON.stringify(scrub)}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
-
-/** Flips one bit of the byte at `position` (again: puts it back). */
-async function flip(file: string, position: number): Promise<void> {
-  const fh = await open(file, 'r+');
-  try {
-    const b = Buffer.alloc(1);
-    await fh.read(b, 0, 1, position);
-    b[0] = (b[0] as number) ^ 0x40;
-    await fh.write(b, 0, 1, position);
-  } finally {
-    await fh.close();
-  }
-}
+/** A server that snapshots only past a million records. */
+const withServer = (env: Record<string, string>, body: (served: Served) => Promise<void>): Promise<void> =>
+  withScrubServer({ SNAPSHOT_EVERY_RECORDS: '1000000' }, env, body);
 
 function activeOf(job: ScrubJob): { baseOffset: number; bytes: number } {
   if (job.active === null) throw new Error('the job reads no active segment');

@@ -7,58 +7,16 @@
 // reason fails the run without a fault, the server's close ends a run, and SCRUB_INTERVAL_MS=0
 // runs nothing.
 
-import { mkdir, mkdtemp, open, rm, stat, utimes, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
-import { loadConfig } from '../../src/config.js';
-import { serve, type Running } from '../../src/main.js';
 import { scrubInWorker } from '../../src/snapshot/scrub.js';
 import { listSnapshots, verifiedHeader, type SnapshotEntry } from '../../src/snapshot/store.js';
+import { flip, health, push, scrubUntil, withScrubServer, type Served } from './scrub-helpers.js';
 
-interface Served {
-  s: Running;
-  dir: string;
-  url: string;
-  lines: string[];
-}
-
-async function withServer(env: Record<string, string>, body: (served: Served) => Promise<void>): Promise<void> {
-  const dir = await mkdtemp(join(tmpdir(), 'tapeq-scrub-'));
-  const lines: string[] = [];
-  const config = loadConfig({ DATA_DIR: dir, HTTP_PORT: '0', HOST: '127.0.0.1', SEGMENT_BYTES: '4096', SNAPSHOT_EVERY_RECORDS: '40', ...env });
-  const s = await serve(config, { logger: (line) => lines.push(line) });
-  try {
-    await body({ s, dir, url: `http://127.0.0.1:${s.port}`, lines });
-  } finally {
-    await s.close();
-    await rm(dir, { recursive: true, force: true });
-  }
-}
-
-async function push(url: string, i: number): Promise<{ ok: boolean }> {
-  const response = await fetch(`${url}/queues/q/jobs`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ data: { i, pad: 'x'.repeat(60) } }),
-  });
-  return (await response.json()) as { ok: boolean };
-}
-
-async function health(url: string): Promise<any> {
-  return (await fetch(`${url}/health`)).json();
-}
-
-/** Polls GET /health until `done` holds for its `scrub` (up to 15 s). */
-async function scrubUntil(url: string, what: string, done: (scrub: any) => boolean): Promise<any> {
-  const deadline = Date.now() + 15_000;
-  for (;;) {
-    const scrub = (await health(url)).scrub;
-    if (done(scrub)) return scrub;
-    if (Date.now() > deadline) throw new Error(`scrub: ${what} not seen within 15 s; last: ${JSON.stringify(scrub)}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
+/** A server whose log seals into 4 KiB segments and is snapshotted every 40 records. */
+const withServer = (env: Record<string, string>, body: (served: Served) => Promise<void>): Promise<void> =>
+  withScrubServer({ SEGMENT_BYTES: '4096', SNAPSHOT_EVERY_RECORDS: '40' }, env, body);
 
 /** Waits (up to 15 s) for the first snapshot file and returns it. */
 async function snapshotWritten(dir: string): Promise<SnapshotEntry> {
@@ -67,19 +25,6 @@ async function snapshotWritten(dir: string): Promise<SnapshotEntry> {
     if (first !== undefined) return first;
   }
   throw new Error(`no snapshot in ${dir} within 15 s`);
-}
-
-/** Flips one bit of the byte at `position` (again: puts it back). */
-async function flip(file: string, position: number): Promise<void> {
-  const fh = await open(file, 'r+');
-  try {
-    const b = Buffer.alloc(1);
-    await fh.read(b, 0, 1, position);
-    b[0] = (b[0] as number) ^ 0x40;
-    await fh.write(b, 0, 1, position);
-  } finally {
-    await fh.close();
-  }
 }
 
 t.test('a-sound-log-scrubs-clean-then-a-flipped-byte-in-a-sealed-segment-is-reported-with-its-byte-and-record-offset-and-pushes-go-on', async (t) => {
