@@ -17,6 +17,7 @@
 import type { FastifyInstance } from 'fastify';
 import { limitConnections } from './api/connection-limit.js';
 import { buildServer } from './api/server.js';
+import { Histogram } from './api/prometheus.js';
 import { realtimePlugin } from './api/realtime/index.js';
 import { Broker } from './broker/broker.js';
 import { createDataDir } from './data-dir-create.js';
@@ -75,7 +76,8 @@ async function serveWriting(
   onFailure: OnFailure,
 ): Promise<Assembled> {
   const { snapshotsDir } = dataPathsOf(config.dataDir);
-  const { lock, log, loaded } = await openDataDir(config, options, logger, onFailure);
+  const logSync = new Histogram();
+  const { lock, log, loaded } = await openDataDir(config, options, logger, onFailure, (ms) => logSync.observe(ms));
   const broker = new Broker({ log, state: loaded.state, lockMsDefault: config.lockMs, logger });
   const snapshotter = new Snapshotter({
     dir: snapshotsDir,
@@ -94,6 +96,9 @@ async function serveWriting(
     history,
     realtime: realtimePlugin({ broker, log, config }),
     monitoring: {
+      log,
+      logSync,
+      snapshots: () => snapshotter.status(),
       snapshotPid: () => snapshotter.processPid,
       ...(config.scrubIntervalMs > 0 ? { scrub: () => scrubber.status() } : {}),
     },
@@ -139,6 +144,7 @@ async function openDataDir(
   options: ServeOptions,
   logger: (line: string) => void,
   onFailure: OnFailure,
+  observeSyncMs: (ms: number) => void,
 ): Promise<{ lock: DataDirLock; log: Log; loaded: LoadedState }> {
   const { logDir, snapshotsDir } = dataPathsOf(config.dataDir);
   const dataDir = await createDataDir(config.dataDir);
@@ -158,6 +164,7 @@ async function openDataDir(
     repairCheck: (cutAt, firstOffset) => rebuildRefusal(snapshotsDir, cutAt, firstOffset),
     logger: named(logger, 'tapeq: log: '),
     sealedInWorker: snapshots.length > 0,
+    observeSyncMs,
   });
   // Closed once it has opened, also when the load failed while it was still opening.
   onFailure(() => opening.then((log) => log.close(), () => undefined));

@@ -4,6 +4,9 @@
 //   <p>_queue_jobs_{waiting,active,delayed,dlq}{queue} gauges per queue (seed 004), and
 //   <p>_queue_jobs_{paused,waiting_children}{queue}    the queue's other unfinished jobs
 //   <p>_{push,pull,ack}_duration_ms                   histograms measured by the HTTP routes
+//   <p>_log_{start_offset,end_offset,segments,size_bytes}, <p>_log_sync_duration_ms
+//   <p>_snapshot_{last_offset,runs_total,failed_runs_total,last_completed_timestamp_seconds}
+//   <p>_scrub_*                                       (the writing server only: not serve --until)
 // The histograms are per server instance and cover HTTP calls only (WebSocket commands are not
 // timed here). Pull latency includes the long-poll wait.
 // The per-queue gauges are GET /queues/:q/counts: a paused queue's waiting jobs are `paused`, not
@@ -11,6 +14,26 @@
 
 import type { BrokerApi } from '../broker/types.js';
 import type { ScrubStatus } from '../snapshot/scrub.js';
+import type { SnapshotStatus } from '../snapshot/snapshotter.js';
+
+/** The log's extent as /health and /prometheus show it. */
+export interface LogExtent {
+  /** Offset of the oldest record the log still holds (retention removes older ones). */
+  startOffset: number;
+  /** Offset after the last acknowledged record. */
+  endOffset: number;
+  segments: number;
+  /** Bytes of the segment files up to their last record (not the active one's preallocated zeros). */
+  bytes: number;
+}
+
+/** What the writing server adds to the broker's metrics; a `serve --until` server has none. */
+export interface ServerMetrics {
+  log?: LogExtent;
+  logSync?: Histogram;
+  snapshots?: SnapshotStatus;
+  scrub?: ScrubStatus;
+}
 
 export const histogramBucketsMs = [0.1, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 1000] as const;
 
@@ -86,7 +109,7 @@ function formatNumber(n: number): string {
   return Number.isInteger(n) ? String(n) : n.toFixed(3);
 }
 
-export function renderPrometheus(prefix: string, broker: BrokerApi, latency: LatencyMetrics, scrub: ScrubStatus | null = null): string {
+export function renderPrometheus(prefix: string, broker: BrokerApi, latency: LatencyMetrics, server: ServerMetrics = {}): string {
   const stats = broker.stats();
   const lines: string[] = [];
   const counter = (name: string, help: string, value: number): void => {
@@ -115,8 +138,33 @@ export function renderPrometheus(prefix: string, broker: BrokerApi, latency: Lat
   lines.push(...latency.push.render(`${prefix}_push_duration_ms`, 'Push operation latency in ms'));
   lines.push(...latency.pull.render(`${prefix}_pull_duration_ms`, 'Pull operation latency in ms (includes long-poll wait)'));
   lines.push(...latency.ack.render(`${prefix}_ack_duration_ms`, 'Ack operation latency in ms'));
-  if (scrub !== null) lines.push(...scrubLines(prefix, scrub));
+  if (server.log !== undefined) lines.push(...logLines(prefix, server.log));
+  if (server.logSync !== undefined) {
+    lines.push(...server.logSync.render(`${prefix}_log_sync_duration_ms`, 'Group-commit fdatasync latency in ms, from the call to the event loop seeing it done'));
+  }
+  if (server.snapshots !== undefined) lines.push(...snapshotLines(prefix, server.snapshots));
+  if (server.scrub !== undefined) lines.push(...scrubLines(prefix, server.scrub));
   return `${lines.join('\n')}\n`;
+}
+
+function logLines(prefix: string, log: LogExtent): string[] {
+  return [
+    ...metric(prefix, 'log_start_offset', 'gauge', 'Offset of the oldest record the log holds (retention removes older ones)', log.startOffset),
+    ...metric(prefix, 'log_end_offset', 'gauge', 'Offset after the last acknowledged record', log.endOffset),
+    ...metric(prefix, 'log_segments', 'gauge', 'Segment files of the log, the active one included', log.segments),
+    ...metric(prefix, 'log_size_bytes', 'gauge', "Bytes of the log's segments up to their last record", log.bytes),
+  ];
+}
+
+/** The snapshots' metrics (src/snapshot/snapshotter.ts); the last one's time once there is one. */
+function snapshotLines(prefix: string, s: SnapshotStatus): string[] {
+  const lines = [
+    ...metric(prefix, 'snapshot_last_offset', 'gauge', 'Offset covered by the newest snapshot: the records below it (0: none)', s.coveredOffset),
+    ...metric(prefix, 'snapshot_runs_total', 'counter', 'Snapshots written since the server started', s.runs),
+    ...metric(prefix, 'snapshot_failed_runs_total', 'counter', 'Snapshots that failed since the server started', s.failedRuns),
+  ];
+  if (s.lastFinishedAt === null) return lines;
+  return [...lines, ...metric(prefix, 'snapshot_last_completed_timestamp_seconds', 'gauge', 'When the last snapshot was written (Unix time)', s.lastFinishedAt / 1000)];
 }
 
 /** The scrub's metrics (src/snapshot/scrub.ts); the last run's only once there is one. */

@@ -103,6 +103,9 @@ export interface GroupCommitOptions {
   onDurable: (records: LogRecord[], frameBytes: number[], durableOffset: number) => void;
   /** Called once when the log enters the failed state. */
   onFailed: (err: LogError) => void;
+  /** Called after each successful fdatasync of records with the ms from its call to its
+   *  continuation (the wait the acknowledgements it covers saw, the event loop's included). */
+  observeSyncMs?: (ms: number) => void;
 }
 
 /** What append() hands back: the records as they will be in the log, and when they are durable. */
@@ -441,11 +444,13 @@ export class GroupCommit {
     const coveredBytes = active.bytes;
     const fh = active.writer as FileHandle;
     const real = (): Promise<void> => fh.datasync();
+    const startedMs = performance.now();
     try {
       await (this.o.hooks.datasync ? this.o.hooks.datasync(active.file, real) : real());
     } catch (err) {
       throw ioError('sync', active.file, err);
     }
+    this.o.observeSyncMs?.(performance.now() - startedMs);
     this.syncedOffset = covered;
     this.syncedBase = active.baseOffset;
     this.syncedBytes = coveredBytes;

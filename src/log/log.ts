@@ -63,6 +63,8 @@ export interface LogOptions {
   endAtDamage?: boolean;
   /** With repair: whether the state can be rebuilt once the log is cut (recovery.ts). */
   repairCheck?: (cutAt: number, firstOffset: number) => Promise<string | null>;
+  /** Sees the latency of each fdatasync of records (group-commit.ts). */
+  observeSyncMs?: (ms: number) => void;
 }
 
 export interface SegmentInfo {
@@ -128,6 +130,7 @@ export class Log {
           logger,
           onDurable: (records, frameBytes, durableOffset) => log?.committed(records, frameBytes, durableOffset),
           onFailed: () => log?.wakeTails(),
+          observeSyncMs: opts.observeSyncMs,
         });
     await commit?.openActive();
     log = new Log(opts.dir, loaded.logId, loaded.report, loaded.segments, commit, {

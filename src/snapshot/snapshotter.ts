@@ -46,6 +46,18 @@ export interface SnapshotterOptions {
   spread?: SpreadPolicy | null;
 }
 
+/** What the server's snapshots have done since it started (GET /health, /prometheus). */
+export interface SnapshotStatus {
+  /** Offset covered by the newest snapshot known: its records are below it (0: none). */
+  coveredOffset: number;
+  /** Snapshots written by this server, and attempts that failed (a close's are not counted). */
+  runs: number;
+  failedRuns: number;
+  /** Wall-clock ms when the last one was written, and how long it took; null before the first. */
+  lastFinishedAt: number | null;
+  lastMs: number | null;
+}
+
 /** How often both triggers are polled (the owner may also call maybeSnapshot() after appends). */
 const pollMsMax = 1_000;
 
@@ -82,6 +94,9 @@ export class Snapshotter {
   /** Consecutive failed snapshots, and when the automatic triggers may try again. */
   private failures = 0;
   private retryAfterMs = 0;
+  private runs = 0;
+  private failedRuns = 0;
+  private last: { finishedAt: number; ms: number } | null = null;
 
   constructor(options: SnapshotterOptions) {
     if (!(options.everyRecords >= 1) || !(options.intervalMs >= 1)) {
@@ -118,6 +133,11 @@ export class Snapshotter {
   get processPid(): number | null {
     const child = this.child;
     return child !== null && child.connected && child.pid !== undefined ? child.pid : null;
+  }
+
+  status(): SnapshotStatus {
+    const { coveredOffset, runs, failedRuns, last } = this;
+    return { coveredOffset, runs, failedRuns, lastFinishedAt: last?.finishedAt ?? null, lastMs: last?.ms ?? null };
   }
 
   /** Cheap: compares two numbers; starts a snapshot when everyRecords records are not covered. */
@@ -184,6 +204,8 @@ export class Snapshotter {
       (result) => {
         this.coveredOffset = Math.max(this.coveredOffset, job.upTo);
         if (result.file !== null) {
+          this.runs += 1;
+          this.last = { finishedAt: Date.now(), ms: result.ms };
           this.options.logger(
             `tapeq: snapshot ${result.file} written in ${result.ms} ms ` +
               `(from ${result.fromSnapshot ?? 'empty state'} + ${result.replayed} records; ` +
@@ -197,7 +219,12 @@ export class Snapshotter {
     const clear = () => {
       if (this.running === run) this.running = null;
     };
-    run.then(clear, clear);
+    const failed = () => {
+      clear();
+      // close() stopped it: it did not fail.
+      if (!this.closed) this.failedRuns += 1;
+    };
+    run.then(clear, failed);
     return run;
   }
 

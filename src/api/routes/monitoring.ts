@@ -12,9 +12,10 @@
 import type { FastifyInstance } from 'fastify';
 import { connections } from '../connections.js';
 import { collections, memoryMb, processRssMb } from '../memory.js';
-import { renderPrometheus } from '../prometheus.js';
+import { type Histogram, renderPrometheus, type ServerMetrics } from '../prometheus.js';
 import { automaticErrors, okWith } from '../schemas.js';
 import type { ScrubStatus } from '../../snapshot/scrub.js';
+import type { SnapshotStatus } from '../../snapshot/snapshotter.js';
 import { version } from '../version.js';
 import type { RouteDeps } from './types.js';
 
@@ -25,6 +26,29 @@ const numbers = (...names: string[]) => ({
 });
 const memorySchema = numbers('heapUsed', 'heapTotal', 'rss', 'external', 'arrayBuffers');
 const collectionsSchema = numbers('jobIndex', 'completedJobs', 'processingTotal', 'queuedTotal', 'temporalIndexTotal');
+const logSchema = {
+  type: 'object',
+  description: 'The log this server writes (absent for serve --until)',
+  properties: {
+    startOffset: { type: 'integer', description: 'Offset of the oldest record the log holds (retention removes older ones)' },
+    endOffset: { type: 'integer', description: 'Offset after the last acknowledged record' },
+    segments: { type: 'integer', description: 'Segment files, the active one included' },
+    bytes: { type: 'integer', description: "Bytes of the segments up to their last record (not the active one's preallocated zeros)" },
+  },
+} as const;
+
+const snapshotsSchema = {
+  type: 'object',
+  description: 'The snapshots this server wrote since it started (absent for serve --until)',
+  properties: {
+    coveredOffset: { type: 'integer', description: 'Offset covered by the newest snapshot: the records below it (0: none)' },
+    runs: { type: 'integer', description: 'Snapshots written since the server started' },
+    failedRuns: { type: 'integer', description: 'Snapshots that failed since the server started' },
+    lastFinishedAt: { type: ['string', 'null'], description: 'ISO time the last one was written; null before the first' },
+    lastMs: { type: ['integer', 'null'], description: 'How long the last one took (ms)' },
+  },
+} as const;
+
 const scrubSchema = {
   type: 'object',
   description:
@@ -61,6 +85,25 @@ export interface MonitoringSources {
   snapshotPid?: () => number | null;
   /** The scrub's status; absent when SCRUB_INTERVAL_MS is 0 (and for a read-only server). */
   scrub?: () => ScrubStatus;
+  /** The log the server writes (the real Log), and the latency of its syncs. */
+  log?: { readonly firstOffset: number; readonly durableOffset: number; segments(): ReadonlyArray<{ bytes: number }> };
+  logSync?: Histogram;
+  /** What the snapshots have done since the start. */
+  snapshots?: () => SnapshotStatus;
+}
+
+/** The writing server's own metrics, read now. */
+function serverMetrics(sources: MonitoringSources): ServerMetrics {
+  const out: ServerMetrics = {};
+  const log = sources.log;
+  if (log !== undefined) {
+    const segments = log.segments();
+    out.log = { startOffset: log.firstOffset, endOffset: log.durableOffset, segments: segments.length, bytes: segments.reduce((sum, s) => sum + s.bytes, 0) };
+  }
+  if (sources.logSync !== undefined) out.logSync = sources.logSync;
+  if (sources.snapshots !== undefined) out.snapshots = sources.snapshots();
+  if (sources.scrub !== undefined) out.scrub = sources.scrub();
+  return out;
 }
 
 export function monitoringRoutes(app: FastifyInstance, { broker, config, latency }: RouteDeps, sources: MonitoringSources = {}): void {
@@ -84,6 +127,8 @@ export function monitoringRoutes(app: FastifyInstance, { broker, config, latency
               ...numbers('heapUsed', 'heapTotal', 'rss', 'snapshotRss'),
               description: "The server process's memory in MB; snapshotRss (absent when there is none) is the snapshot process's resident set, which lives beside the server between snapshots too",
             },
+            log: logSchema,
+            snapshots: snapshotsSchema,
             scrub: scrubSchema,
           }),
         },
@@ -91,6 +136,7 @@ export function monitoringRoutes(app: FastifyInstance, { broker, config, latency
     },
     async () => {
       const s = broker.stats();
+      const server = serverMetrics(sources);
       const { heapUsed, heapTotal, rss } = memoryMb();
       return {
         ok: true,
@@ -102,7 +148,9 @@ export function monitoringRoutes(app: FastifyInstance, { broker, config, latency
         queues: { waiting: s.queued, active: s.processing, delayed: s.delayed, completed: s.completed, dlq: s.dlq },
         connections: { tcp: 0, ws: connections.ws, sse: connections.sse },
         memory: { heapUsed, heapTotal, rss, ...snapshotMemory(sources.snapshotPid?.() ?? null) },
-        ...(sources.scrub === undefined ? {} : { scrub: scrubView(sources.scrub()) }),
+        ...(server.log === undefined ? {} : { log: server.log }),
+        ...(server.snapshots === undefined ? {} : { snapshots: snapshotView(server.snapshots) }),
+        ...(server.scrub === undefined ? {} : { scrub: scrubView(server.scrub) }),
       };
     },
   );
@@ -195,7 +243,7 @@ export function monitoringRoutes(app: FastifyInstance, { broker, config, latency
     async (_request, reply) =>
       reply
         .type('text/plain; version=0.0.4; charset=utf-8')
-        .send(renderPrometheus(config.metricsPrefix, broker, latency, sources.scrub?.() ?? null)),
+        .send(renderPrometheus(config.metricsPrefix, broker, latency, serverMetrics(sources))),
   );
 }
 
@@ -203,6 +251,11 @@ export function monitoringRoutes(app: FastifyInstance, { broker, config, latency
 function snapshotMemory(pid: number | null): { snapshotRss?: number } {
   const rss = pid === null ? null : processRssMb(pid);
   return rss === null ? {} : { snapshotRss: rss };
+}
+
+/** GET /health's `snapshots`: the status with its time as ISO text. */
+function snapshotView(s: SnapshotStatus): Record<string, unknown> {
+  return { ...s, lastFinishedAt: s.lastFinishedAt === null ? null : new Date(s.lastFinishedAt).toISOString() };
 }
 
 /** GET /health's `scrub`: the status with the last run's numbers inline. */
