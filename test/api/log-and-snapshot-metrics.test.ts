@@ -4,7 +4,7 @@
 // least one more sync), and the snapshot metrics name the newest snapshot file written. A
 // `serve --until` server, which writes nothing, shows none of them.
 
-import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -97,5 +97,34 @@ t.test('log-and-snapshot-metrics-match-the-files-the-server-wrote', async (t) =>
     t.notMatch(metrics, /_log_|_snapshot_/);
   } finally {
     await pit.close();
+  }
+});
+
+t.test('a-snapshot-that-fails-is-counted-in-failed-runs', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'tapeq-snapshot-fails-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const config = loadConfig({ DATA_DIR: dir, HTTP_PORT: '0', HOST: '127.0.0.1', SNAPSHOT_EVERY_RECORDS: '10' });
+  const lines: string[] = [];
+  const s = await serve(config, { logger: (line) => lines.push(line) });
+  const url = `http://127.0.0.1:${s.port}`;
+  try {
+    // A file where the snapshots directory was: no snapshot can be written into it.
+    const snapshots = join(dir, 'snapshots');
+    await rm(snapshots, { recursive: true, force: true });
+    await writeFile(snapshots, 'not a directory');
+    for (let i = 0; i < 12; i++) await push(url, i);
+    for (const deadline = Date.now() + 15_000; !lines.some((line) => line.startsWith('tapeq: snapshot failed')); await new Promise((resolve) => setTimeout(resolve, 50))) {
+      if (Date.now() > deadline) throw new Error(`no failed snapshot within 15 s: ${lines.join('\n')}`);
+    }
+    const health = (await (await fetch(`${url}/health`)).json()) as any;
+    t.ok(health.snapshots.failedRuns >= 1, `${health.snapshots.failedRuns} failed`);
+    t.equal(health.snapshots.runs, 0);
+    t.equal(health.snapshots.lastFinishedAt, null);
+    const metrics = samples(await (await fetch(`${url}/prometheus`)).text());
+    // A retry (1 s after the failure, then 2 s, …) may fail between the two reads.
+    t.ok((metrics.get('bunqueue_snapshot_failed_runs_total') ?? 0) >= health.snapshots.failedRuns, 'the counter as /health has it');
+    t.equal(metrics.get('bunqueue_snapshot_last_completed_timestamp_seconds'), undefined, 'no last time before a first snapshot');
+  } finally {
+    await s.close();
   }
 });
