@@ -99,6 +99,7 @@ async function serveWriting(
       log,
       logSync,
       snapshots: () => snapshotter.status(),
+      workers: () => dispatcher.status(),
       snapshotPid: () => snapshotter.processPid,
       ...(config.scrubIntervalMs > 0 ? { scrub: () => scrubber.status() } : {}),
     },

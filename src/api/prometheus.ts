@@ -6,6 +6,7 @@
 //   <p>_{push,pull,ack}_duration_ms                   histograms measured by the HTTP routes
 //   <p>_log_{start_offset,end_offset,segments,size_bytes}, <p>_log_sync_duration_ms
 //   <p>_snapshot_{last_offset,runs_total,failed_runs_total,last_completed_timestamp_seconds}
+//   <p>_worker_calls_total{queue,outcome}, <p>_worker_calls_in_flight{queue}   push workers
 //   <p>_scrub_*                                       (the writing server only: not serve --until)
 // The histograms are per server instance and cover HTTP calls only (WebSocket commands are not
 // timed here). Pull latency includes the long-poll wait.
@@ -27,8 +28,17 @@ export interface LogExtent {
   bytes: number;
 }
 
+/** A registered push worker's calls (the dispatcher's WorkerCallStatus). */
+export interface WorkerCalls {
+  queue: string;
+  inFlight: number;
+  /** Calls ended, by outcome: success, failure, unanswered (src/workers/worker-runner.ts). */
+  calls: Readonly<Record<string, number>>;
+}
+
 /** What the writing server adds to the broker's metrics; a `serve --until` server has none. */
 export interface ServerMetrics {
+  workers?: readonly WorkerCalls[];
   log?: LogExtent;
   logSync?: Histogram;
   snapshots?: SnapshotStatus;
@@ -138,6 +148,7 @@ export function renderPrometheus(prefix: string, broker: BrokerApi, latency: Lat
   lines.push(...latency.push.render(`${prefix}_push_duration_ms`, 'Push operation latency in ms'));
   lines.push(...latency.pull.render(`${prefix}_pull_duration_ms`, 'Pull operation latency in ms (includes long-poll wait)'));
   lines.push(...latency.ack.render(`${prefix}_ack_duration_ms`, 'Ack operation latency in ms'));
+  if (server.workers !== undefined) lines.push(...workerLines(prefix, server.workers));
   if (server.log !== undefined) lines.push(...logLines(prefix, server.log));
   if (server.logSync !== undefined) {
     lines.push(...server.logSync.render(`${prefix}_log_sync_duration_ms`, 'Group-commit fdatasync latency in ms, from the call to the event loop seeing it done'));
@@ -145,6 +156,21 @@ export function renderPrometheus(prefix: string, broker: BrokerApi, latency: Lat
   if (server.snapshots !== undefined) lines.push(...snapshotLines(prefix, server.snapshots));
   if (server.scrub !== undefined) lines.push(...scrubLines(prefix, server.scrub));
   return `${lines.join('\n')}\n`;
+}
+
+function workerLines(prefix: string, workers: readonly WorkerCalls[]): string[] {
+  const calls = `${prefix}_worker_calls_total`;
+  const inFlight = `${prefix}_worker_calls_in_flight`;
+  const lines = [
+    `# HELP ${calls} Push-worker calls ended, by what the endpoint made of them (success: a 2xx the job completed with; failure: any other answer; unanswered: timeout or connection error)`,
+    `# TYPE ${calls} counter`,
+  ];
+  for (const w of workers) {
+    for (const [outcome, n] of Object.entries(w.calls)) lines.push(`${calls}{queue="${escapeLabel(w.queue)}",outcome="${outcome}"} ${n}`);
+  }
+  lines.push(`# HELP ${inFlight} Push-worker calls running`, `# TYPE ${inFlight} gauge`);
+  for (const w of workers) lines.push(`${inFlight}{queue="${escapeLabel(w.queue)}"} ${w.inFlight}`);
+  return lines;
 }
 
 function logLines(prefix: string, log: LogExtent): string[] {

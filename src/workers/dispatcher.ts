@@ -45,7 +45,16 @@ import {
   workerShutdownGraceMs,
 } from '../constants.js';
 import type { StartLimiter } from './limiter.js';
-import { WorkerRunner } from './worker-runner.js';
+import { type CallOutcomeName, WorkerRunner } from './worker-runner.js';
+
+/** A registered worker's calls since the server started (GET /prometheus). */
+export interface WorkerCallStatus {
+  queue: string;
+  /** Calls running now, a removed predecessor's included (they hold the endpoint's slots). */
+  inFlight: number;
+  /** Calls ended, by what the endpoint made of them (worker-runner.ts CallOutcomeName). */
+  calls: Record<CallOutcomeName, number>;
+}
 
 /** What the dispatcher needs from the broker: its API plus the applied-records feed. */
 export interface DispatcherBroker extends BrokerApi {
@@ -73,6 +82,8 @@ export class WorkerDispatcher {
   readonly #stopping = new Map<WorkerRunner, Promise<void>>();
   /** The start-rate limiter of each queue's last removed worker, for its next one. */
   readonly #removedLimiters = new Map<string, StartLimiter>();
+  /** Each registered worker's call outcomes; counted from its registration, kept by a re-POST. */
+  readonly #calls = new Map<string, Record<CallOutcomeName, number>>();
   #unsubscribe: (() => void) | null = null;
   #started = false;
   #closed = false;
@@ -125,11 +136,14 @@ export class WorkerDispatcher {
     await this.#client.close();
   }
 
-  /** Calls running per worker queue (for stats and tests). */
-  inFlight(): Record<string, number> {
-    const out: Record<string, number> = {};
-    for (const [queue, runner] of this.#runners) out[queue] = runner.inFlight;
-    return out;
+  /** Every registered worker's calls, by queue name. */
+  status(): WorkerCallStatus[] {
+    const out: WorkerCallStatus[] = [];
+    for (const [queue, runner] of this.#runners) {
+      const calls = this.#calls.get(queue) ?? { success: 0, failure: 0, unanswered: 0 };
+      out.push({ queue, inFlight: runner.inFlight + this.#callsStopping(queue), calls: { ...calls } });
+    }
+    return out.sort((a, b) => (a.queue < b.queue ? -1 : a.queue > b.queue ? 1 : 0));
   }
 
   #onRecords(records: LogRecord[]): void {
@@ -213,7 +227,13 @@ export class WorkerDispatcher {
           const current = this.#runners.get(queue);
           if (current !== runner) current?.nudge();
         },
+        // A removed worker's late calls count for its successor, if one is registered by then.
+        onCallJudged: (outcome) => {
+          const calls = this.#calls.get(queue);
+          if (calls !== undefined) calls[outcome] += 1;
+        },
       });
+      this.#calls.set(queue, { success: 0, failure: 0, unanswered: 0 });
       this.#runners.set(config.queue, runner);
       runner.wake(Number.POSITIVE_INFINITY);
     }
@@ -232,6 +252,7 @@ export class WorkerDispatcher {
     const runner = this.#runners.get(queue);
     if (runner === undefined) return;
     this.#runners.delete(queue);
+    this.#calls.delete(queue);
     // Its start history waits for the queue's next worker (a DELETE then a POST): one limiter per
     // queue that had a worker, the queues being bounded (queuesMax).
     if (runner.startLimiter !== null) this.#removedLimiters.set(queue, runner.startLimiter);

@@ -71,7 +71,15 @@ export interface RunnerDeps {
   limiterBefore?: StartLimiter | null;
   /** Told when a call ends (its slot frees), for a successor waiting on callsBefore. */
   onCallEnded?: () => void;
+  /** Told what the endpoint made of each call it was sent (not of a call abandoned at shutdown or
+   *  ended by its job's own timeout, whose attempts the broker settles). */
+  onCallJudged?: (outcome: CallOutcomeName) => void;
 }
+
+/** What an endpoint made of a call: answered with a result the broker took (2xx), answered
+ *  otherwise (the attempt fails), or not answered (timeout, connection error: the attempt fails
+ *  and the worker pauses). */
+export type CallOutcomeName = 'success' | 'failure' | 'unanswered';
 
 export class WorkerRunner {
   readonly queue: string;
@@ -276,6 +284,7 @@ export class WorkerRunner {
     const verdict = judge(outcome, method, url, workerErrorBodyChars);
     if (verdict.kind === 'fail' && !verdict.answered) this.#pause(this.#deps.now(), startedAtMs);
     else this.#unansweredRounds = 0;
+    this.#deps.onCallJudged?.(verdict.kind === 'ack' ? 'success' : verdict.answered ? 'failure' : 'unanswered');
     try {
       let out =
         verdict.kind === 'ack'

@@ -12,7 +12,7 @@
 import type { FastifyInstance } from 'fastify';
 import { connections } from '../connections.js';
 import { collections, memoryMb, processRssMb } from '../memory.js';
-import { type Histogram, renderPrometheus, type ServerMetrics } from '../prometheus.js';
+import { type Histogram, renderPrometheus, type ServerMetrics, type WorkerCalls } from '../prometheus.js';
 import { automaticErrors, okWith } from '../schemas.js';
 import type { ScrubStatus } from '../../snapshot/scrub.js';
 import type { SnapshotStatus } from '../../snapshot/snapshotter.js';
@@ -90,6 +90,8 @@ export interface MonitoringSources {
   logSync?: Histogram;
   /** What the snapshots have done since the start. */
   snapshots?: () => SnapshotStatus;
+  /** The registered push workers' calls. */
+  workers?: () => readonly WorkerCalls[];
 }
 
 /** The writing server's own metrics, read now. */
@@ -102,6 +104,7 @@ function serverMetrics(sources: MonitoringSources): ServerMetrics {
   }
   if (sources.logSync !== undefined) out.logSync = sources.logSync;
   if (sources.snapshots !== undefined) out.snapshots = sources.snapshots();
+  if (sources.workers !== undefined) out.workers = sources.workers();
   if (sources.scrub !== undefined) out.scrub = sources.scrub();
   return out;
 }
