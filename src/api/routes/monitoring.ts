@@ -12,7 +12,7 @@
 import type { FastifyInstance } from 'fastify';
 import { connections } from '../connections.js';
 import { collections, memoryMb, processRssMb } from '../memory.js';
-import { type Histogram, renderPrometheus, type ServerMetrics, type WorkerCalls } from '../prometheus.js';
+import { type Histogram, type LogExtent, renderPrometheus, type ServerMetrics, type WorkerCalls } from '../prometheus.js';
 import { automaticErrors, okWith } from '../schemas.js';
 import type { ScrubStatus } from '../../snapshot/scrub.js';
 import type { SnapshotStatus } from '../../snapshot/snapshotter.js';
@@ -97,16 +97,17 @@ export interface MonitoringSources {
 /** The writing server's own metrics, read now. */
 function serverMetrics(sources: MonitoringSources): ServerMetrics {
   const out: ServerMetrics = {};
-  const log = sources.log;
-  if (log !== undefined) {
-    const segments = log.segments();
-    out.log = { startOffset: log.firstOffset, endOffset: log.durableOffset, segments: segments.length, bytes: segments.reduce((sum, s) => sum + s.bytes, 0) };
-  }
+  if (sources.log !== undefined) out.log = logExtent(sources.log);
   if (sources.logSync !== undefined) out.logSync = sources.logSync;
   if (sources.snapshots !== undefined) out.snapshots = sources.snapshots();
   if (sources.workers !== undefined) out.workers = sources.workers();
   if (sources.scrub !== undefined) out.scrub = sources.scrub();
   return out;
+}
+
+function logExtent(log: NonNullable<MonitoringSources['log']>): LogExtent {
+  const segments = log.segments();
+  return { startOffset: log.firstOffset, endOffset: log.durableOffset, segments: segments.length, bytes: segments.reduce((sum, s) => sum + s.bytes, 0) };
 }
 
 export function monitoringRoutes(app: FastifyInstance, { broker, config, latency }: RouteDeps, sources: MonitoringSources = {}): void {
@@ -139,7 +140,6 @@ export function monitoringRoutes(app: FastifyInstance, { broker, config, latency
     },
     async () => {
       const s = broker.stats();
-      const server = serverMetrics(sources);
       const { heapUsed, heapTotal, rss } = memoryMb();
       return {
         ok: true,
@@ -151,9 +151,9 @@ export function monitoringRoutes(app: FastifyInstance, { broker, config, latency
         queues: { waiting: s.queued, active: s.processing, delayed: s.delayed, completed: s.completed, dlq: s.dlq },
         connections: { tcp: 0, ws: connections.ws, sse: connections.sse },
         memory: { heapUsed, heapTotal, rss, ...snapshotMemory(sources.snapshotPid?.() ?? null) },
-        ...(server.log === undefined ? {} : { log: server.log }),
-        ...(server.snapshots === undefined ? {} : { snapshots: snapshotView(server.snapshots) }),
-        ...(server.scrub === undefined ? {} : { scrub: scrubView(server.scrub) }),
+        ...(sources.log === undefined ? {} : { log: logExtent(sources.log) }),
+        ...(sources.snapshots === undefined ? {} : { snapshots: snapshotView(sources.snapshots()) }),
+        ...(sources.scrub === undefined ? {} : { scrub: scrubView(sources.scrub()) }),
       };
     },
   );
