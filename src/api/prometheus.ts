@@ -16,6 +16,7 @@
 import type { BrokerApi } from '../broker/types.js';
 import type { ScrubStatus } from '../snapshot/scrub.js';
 import type { SnapshotStatus } from '../snapshot/snapshotter.js';
+import type { WorkerCallStatus } from '../workers/dispatcher.js';
 
 /** The log's extent as /health and /prometheus show it. */
 export interface LogExtent {
@@ -28,17 +29,9 @@ export interface LogExtent {
   bytes: number;
 }
 
-/** A registered push worker's calls (the dispatcher's WorkerCallStatus). */
-export interface WorkerCalls {
-  queue: string;
-  inFlight: number;
-  /** Calls ended, by outcome: success, failure, unanswered (src/workers/worker-runner.ts). */
-  calls: Readonly<Record<string, number>>;
-}
-
 /** What the writing server adds to the broker's metrics; a `serve --until` server has none. */
 export interface ServerMetrics {
-  workers?: readonly WorkerCalls[];
+  workers?: readonly WorkerCallStatus[];
   log?: LogExtent;
   logSync?: Histogram;
   snapshots?: SnapshotStatus;
@@ -158,7 +151,7 @@ export function renderPrometheus(prefix: string, broker: BrokerApi, latency: Lat
   return `${lines.join('\n')}\n`;
 }
 
-function workerLines(prefix: string, workers: readonly WorkerCalls[]): string[] {
+function workerLines(prefix: string, workers: readonly WorkerCallStatus[]): string[] {
   const calls = `${prefix}_worker_calls_total`;
   const inFlight = `${prefix}_worker_calls_in_flight`;
   const lines = [

@@ -12,10 +12,11 @@
 import type { FastifyInstance } from 'fastify';
 import { connections } from '../connections.js';
 import { collections, memoryMb, processRssMb } from '../memory.js';
-import { type Histogram, type LogExtent, renderPrometheus, type ServerMetrics, type WorkerCalls } from '../prometheus.js';
+import { type Histogram, type LogExtent, renderPrometheus, type ServerMetrics } from '../prometheus.js';
 import { automaticErrors, okWith } from '../schemas.js';
 import type { ScrubStatus } from '../../snapshot/scrub.js';
 import type { SnapshotStatus } from '../../snapshot/snapshotter.js';
+import type { WorkerCallStatus } from '../../workers/dispatcher.js';
 import { version } from '../version.js';
 import type { RouteDeps } from './types.js';
 
@@ -91,7 +92,7 @@ export interface MonitoringSources {
   /** What the snapshots have done since the start. */
   snapshots?: () => SnapshotStatus;
   /** The registered push workers' calls. */
-  workers?: () => readonly WorkerCalls[];
+  workers?: () => readonly WorkerCallStatus[];
 }
 
 /** The writing server's own metrics, read now. */
